@@ -1,0 +1,48 @@
+"""The ``dealscore`` command: one Typer app, one sub-module per area.
+
+Every command turns a :class:`~dealscore.errors.DealscoreError` into a one-line
+message and a non-zero exit, so users never see a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from dealscore.errors import DealscoreError
+
+app = typer.Typer(
+    name="dealscore",
+    help="Score open B2B deals: real stage, win probability, reasons and next-best actions.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """Score open B2B deals: real stage, win probability, reasons and next-best actions."""
+
+# Sub-modules register their commands on ``app`` when imported.
+from dealscore.cli import data as _data  # noqa: E402,F401
+from dealscore.cli import simulate as _simulate  # noqa: E402,F401
+from dealscore.cli import importers as _importers  # noqa: E402,F401
+from dealscore.cli import features as _features  # noqa: E402,F401
+from dealscore.cli import train as _train  # noqa: E402,F401
+from dealscore.cli import score as _score  # noqa: E402,F401
+from dealscore.cli import serve as _serve  # noqa: E402,F401
+from dealscore.cli import demo as _demo  # noqa: E402,F401
+
+
+def main() -> None:
+    """Console entry point: run the app, mapping product errors to clean exits."""
+    try:
+        app()
+    except DealscoreError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)

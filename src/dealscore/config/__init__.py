@@ -1,0 +1,1 @@
+"""Shipped YAML defaults: stage taxonomy, playbook, example import mappings."""

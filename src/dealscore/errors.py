@@ -1,0 +1,93 @@
+"""One error root for the whole product.
+
+Every error a user can cause derives from :class:`DealscoreError` and carries the
+HTTP status the service should answer with, so the service needs exactly one
+exception handler and the CLI exactly one ``except`` clause: neither ever shows
+a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+class DealscoreError(Exception):
+    """Root of all errors dealscore raises on purpose.
+
+    ``http_status`` tells the service which 4xx/5xx to answer; ``detail`` holds
+    machine-readable context (table, column, offending ids) for API clients.
+    """
+
+    http_status: int = 400
+
+    def __init__(self, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(DealscoreError):
+    """A configuration file (taxonomy, playbook, mapping, settings) is invalid."""
+
+    http_status = 500
+
+
+class DataValidationError(DealscoreError):
+    """A deal history breaks the data contract (DESIGN §3).
+
+    The message always names the table, the column, up to five offending ids and
+    how to fix it, because the person reading it is usually a sales-ops analyst
+    looking at a CRM export, not the author of the code.
+    """
+
+    http_status = 422
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        column: str | None = None,
+        ids: Sequence[Any] = (),
+        fix: str | None = None,
+        problems: Iterable[DealscoreError] = (),
+    ) -> None:
+        self.table = table
+        self.column = column
+        self.ids = [str(i) for i in list(ids)[:5]]
+        self.fix = fix
+        self.problems = list(problems)
+        text = message
+        if ids and "ids" not in message:
+            text += f" (e.g. {', '.join(self.ids)})"
+        if fix:
+            text += f". Fix: {fix}"
+        super().__init__(text, table=table, column=column, ids=self.ids, fix=fix)
+
+
+class InsufficientDataError(DealscoreError):
+    """The history is too thin to learn from; the message says how much more is needed."""
+
+    http_status = 422
+
+
+class ModelNotReadyError(DealscoreError):
+    """No model bundle is loaded (registry down and no local copy)."""
+
+    http_status = 503
+
+
+class StoreUnavailableError(DealscoreError):
+    """The score store cannot be reached; clients should retry later."""
+
+    http_status = 503
+
+
+class NotFoundError(DealscoreError):
+    """A requested deal, model version or resource does not exist."""
+
+    http_status = 404

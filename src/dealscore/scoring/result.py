@@ -1,0 +1,75 @@
+"""The typed result of scoring one deal: what the API returns and the store keeps.
+
+It lives in the library (not the service) because batch scoring, the at-risk
+ranking, the CLI and the HTTP API all hand out the same object.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Grade = Literal["A", "B", "C", "D"]
+Mismatch = Literal["ahead_of_evidence", "behind_evidence", "consistent", "unknown"]
+
+
+class Reason(BaseModel):
+    """One business-level reason moving the score, in a rep's words."""
+
+    group: str = Field(description="business meaning the underlying features were grouped under")
+    text: str = Field(description="e.g. 'No reply from the customer in 21 days'")
+    points: float = Field(description="contribution in probability points (+6.0 means +6 pts)")
+    features: list[str] = Field(default_factory=list, description="feature columns behind the reason")
+
+
+class DealWarning(BaseModel):
+    """A risk pattern found in the deal, with its evidence and the threshold used."""
+
+    code: str = Field(description="stable id, e.g. 'gone_quiet', 'single_threaded'")
+    title: str
+    evidence: str = Field(description="the facts that triggered it")
+    threshold: str | None = Field(default=None, description="the limit and where it was learned from")
+    severity: Literal["low", "medium", "high"] = "medium"
+
+
+class NextAction(BaseModel):
+    """A concrete next touchpoint, ranked by the model's estimated change in win probability."""
+
+    code: str
+    text: str = Field(description="e.g. 'Book a discovery meeting with the decision maker'")
+    stage: str = Field(description="the stage of the playbook this action belongs to")
+    expected_change: float = Field(
+        description="model's estimate of the change in p_win (probability points) if done now; not a causal guarantee"
+    )
+    reason: str
+
+
+class ScoreResult(BaseModel):
+    """Everything dealscore says about one deal at one time."""
+
+    deal_id: str
+    as_of: datetime
+    account_id: str | None = None
+    owner_id: str | None = None
+    team: str | None = None
+    amount: float | None = None
+    p_win: float = Field(ge=0.0, le=1.0, description="calibrated probability of winning")
+    grade: Grade
+    declared_stage: str | None = None
+    inferred_stage: str
+    inferred_stage_probability: float = Field(ge=0.0, le=1.0)
+    stage_probabilities: dict[str, float] = Field(default_factory=dict)
+    stage_mismatch: Mismatch
+    mismatch_explanation: str
+    stage_typical_p_win: float | None = Field(
+        default=None, description="historical win rate of deals in the same declared stage"
+    )
+    reasons_up: list[Reason] = Field(default_factory=list)
+    reasons_down: list[Reason] = Field(default_factory=list)
+    base_points: float | None = Field(default=None, description="the model's average score before reasons (pts)")
+    warnings: list[DealWarning] = Field(default_factory=list)
+    actions: list[NextAction] = Field(default_factory=list)
+    value_at_risk: float | None = None
+    model_version: str
