@@ -1,0 +1,42 @@
+"""Next-best-action playbook: the execution actions of each stage, from YAML.
+
+Kept beside the taxonomy (not inside scoring) because the trained bundle stores
+the playbook it was evaluated with, and the models layer must not import scoring.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dealscore.errors import ConfigError
+from dealscore.taxonomy import StageTaxonomy
+
+DEFAULT_PLAYBOOK_PATH = files("dealscore.config") / "playbook.yaml"
+
+
+def load_playbook(path: str | Path | None = None, taxonomy: StageTaxonomy | None = None) -> dict[str, Any]:
+    """Load and check a playbook: every stage key must be a configured stage, every action a touchpoint."""
+    text = DEFAULT_PLAYBOOK_PATH.read_text(encoding="utf-8") if path is None else Path(path).read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"playbook is not valid YAML: {exc}") from exc
+    stages = raw.get("stages") or {}
+    if taxonomy is not None:
+        unknown = sorted(set(stages) - set(taxonomy.names))
+        if unknown:
+            raise ConfigError(
+                f"playbook names stages {unknown} that are not in the taxonomy {taxonomy.names}; "
+                "rename them or add the stages to the taxonomy YAML"
+            )
+    for stage, actions in [*stages.items(), ("any_stage", raw.get("any_stage") or [])]:
+        for a in actions:
+            if not {"code", "text", "touchpoint"} <= set(a) or "type" not in a["touchpoint"]:
+                raise ConfigError(
+                    f"playbook action under {stage!r} needs code, text and touchpoint.type; got {a}"
+                )
+    return {"stages": stages, "any_stage": raw.get("any_stage") or []}
