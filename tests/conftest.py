@@ -1,0 +1,7 @@
+"""Suite-wide fixtures: small, deterministic histories shared by several areas."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
