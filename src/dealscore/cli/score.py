@@ -1,5 +1,206 @@
-"""CLI commands for this area (registered on the shared Typer app)."""
+"""``dealscore score`` (every open deal to a file) and ``dealscore at-risk`` (the Monday list).
+
+Both load the model bundle (``--model DIR`` or the registry's champion), load and
+validate the history folder with the bundle's taxonomy, and call
+:class:`dealscore.scoring.Scorer`; nothing here computes a score itself.
+"""
 
 from __future__ import annotations
 
-from dealscore.cli import app  # noqa: F401
+import json
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from dealscore.cli import app, console, err_console
+from dealscore.errors import DataValidationError, DealscoreError, ModelNotReadyError
+from dealscore.scoring.result import ScoreResult
+
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option("--model", help="Model bundle folder (default: the registry's champion, see `dealscore train`)."),
+]
+AsOfOpt = Annotated[
+    str | None, typer.Option("--as-of", help="Score as of this time (ISO 8601; default: the history's data cut).")
+]
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def load_bundle(model: Path | None) -> Any:
+    """The bundle at ``model``, else the champion from the registry (with its local fallback copy)."""
+    from dealscore.models.bundle import ModelBundle
+
+    if model is not None:
+        return ModelBundle.load(model)
+    try:
+        from dealscore.tracking import load_champion
+
+        return load_champion()
+    except DealscoreError:
+        raise
+    except Exception as exc:  # the registry raises many kinds of errors; the user needs one message
+        raise ModelNotReadyError(
+            f"no model to score with ({exc}); train one with `dealscore train DIR` or pass --model BUNDLE_DIR"
+        ) from exc
+
+
+def _load(folder: Path, model: Path | None, as_of: str | None) -> tuple[Any, Any, pd.Timestamp | None]:
+    from dealscore.data.validate import load_and_validate
+    from dealscore.scoring import Scorer
+
+    bundle = load_bundle(model)
+    history, _ = load_and_validate(str(folder), bundle.taxonomy)
+    t = None
+    if as_of is not None:
+        try:
+            t = pd.Timestamp(as_of)
+        except (ValueError, TypeError) as exc:
+            raise DataValidationError(f"--as-of {as_of!r} is not a date or time",
+                                      fix="use ISO 8601, e.g. 2024-06-30 or 2024-06-30T18:00:00") from exc
+        if t.tzinfo is not None:
+            t = t.tz_convert("UTC").tz_localize(None)
+    return Scorer(bundle), history, t
+
+
+@app.command()
+def score(
+    folder: Annotated[Path, typer.Argument(help="History folder (CSV or Parquet tables).")],
+    out: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv.")],
+    model: ModelOpt = None,
+    as_of: AsOfOpt = None,
+    explain: Annotated[
+        bool, typer.Option("--explain/--no-explain", help="Add reasons and the top next-best action (slower).")
+    ] = False,
+) -> None:
+    """Score every deal open at the data cut (or --as-of) and write one row per deal."""
+    suffix = out.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise DataValidationError(f"--out {out}: unknown file type {suffix or '(none)'}",
+                                  fix="name the output file *.parquet or *.csv")
+    scorer, history, t = _load(folder, model, as_of)
+    started = time.perf_counter()
+    frame = scorer.score_frame(history, t, explain=explain, progress=True)
+    took = time.perf_counter() - started
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)
+    grades = frame["grade"].value_counts().reindex(["A", "B", "C", "D"], fill_value=0) if len(frame) else None
+    rate = len(frame) / took if took > 0 else float("inf")
+    console.print(f"scored [bold]{len(frame):,}[/] open deals with model {scorer.version} "
+                  f"in {took:.2f}s ({rate:,.0f} deals/s) → {out}")
+    if grades is not None:
+        console.print("grades: " + ", ".join(f"{g} {n:,}" for g, n in grades.items()))
+
+
+def _previous_scores(path: Path | None) -> dict[str, float] | None:
+    """deal_id → p_win from an earlier ``dealscore score`` output."""
+    if path is None:
+        return None
+    if not path.is_file():
+        raise DataValidationError(f"--previous {path} does not exist", fix="pass an earlier `dealscore score` output")
+    prev = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path, dtype={"deal_id": str})
+    missing = [c for c in ("deal_id", "p_win") if c not in prev.columns]
+    if missing:
+        raise DataValidationError(f"--previous {path}: missing column(s) {missing}", column=missing[0],
+                                  fix="pass a file written by `dealscore score`")
+    return dict(zip(prev["deal_id"].astype(str), prev["p_win"].astype(float), strict=True))
+
+
+def ranked_at_risk(
+    scorer: Any, history: Any, as_of: pd.Timestamp | None = None, *, owner: str | None = None,
+    team: str | None = None, top: int | None = 20, previous: dict[str, float] | None = None,
+) -> list[ScoreResult]:
+    """Rank all open deals cheaply, then explain only the ones shown (also used by ``make demo``)."""
+    from dealscore.scoring import at_risk
+
+    quick = at_risk(scorer.score_many(history, as_of), owner=owner, team=team, top=top, previous=previous)
+    if not quick:
+        return []
+    full = {r.deal_id: r for r in scorer.score_many(history, as_of, deal_ids=[r.deal_id for r in quick],
+                                                    explain=True)}
+    return [full[r.deal_id].model_copy(update={"value_at_risk": r.value_at_risk, "previous_p_win": r.previous_p_win})
+            for r in quick]
+
+
+def _top_reason(r: ScoreResult) -> str:
+    return r.reasons_down[0].display if r.reasons_down else "-"
+
+
+def _top_action(r: ScoreResult) -> str:
+    if not r.actions:
+        return "-"
+    a = r.actions[0]
+    return f"{a.text} ({'+' if a.expected_change >= 0 else '−'}{abs(a.expected_change):.1f} pts)"
+
+
+def render_at_risk(results: list[ScoreResult], title: str = "Deals at risk") -> Table:
+    """The at-risk list as a rich table: value at risk, score vs stage norm, top warning, reason, action."""
+    t = Table(title=title, show_header=True, header_style="bold", show_lines=True)
+    for col, kw in [("#", {"justify": "right"}), ("deal", {}), ("owner", {}), ("stage", {}),
+                    ("p_win", {"justify": "right"}), ("amount", {"justify": "right"}),
+                    ("at risk", {"justify": "right"}), ("top warning", {"overflow": "fold"}),
+                    ("top reason", {"overflow": "fold"}), ("top action", {"overflow": "fold"})]:
+        t.add_column(col, **kw)
+    for i, r in enumerate(results, 1):
+        stage = r.declared_stage or "-"
+        if r.inferred_stage != r.declared_stage:
+            stage += f" → {r.inferred_stage}"
+        typical = f" / {r.stage_typical_p_win:.0%}" if r.stage_typical_p_win is not None else ""
+        warn = f"{r.warnings[0].title}: {r.warnings[0].evidence}" if r.warnings else "-"
+        t.add_row(str(i), r.deal_id, r.owner_id or "-", stage, f"{r.p_win:.0%}{typical} ({r.grade})",
+                  "-" if r.amount is None else f"{r.amount:,.0f}", f"{r.value_at_risk or 0:,.0f}", warn,
+                  _top_reason(r), _top_action(r))
+    return t
+
+
+def at_risk_frame(results: list[ScoreResult]) -> pd.DataFrame:
+    """Flat form of the at-risk list for CSV."""
+    return pd.DataFrame([{
+        "rank": i, "deal_id": r.deal_id, "owner_id": r.owner_id, "team": r.team, "amount": r.amount,
+        "p_win": r.p_win, "stage_typical_p_win": r.stage_typical_p_win, "previous_p_win": r.previous_p_win,
+        "value_at_risk": r.value_at_risk, "grade": r.grade, "declared_stage": r.declared_stage,
+        "inferred_stage": r.inferred_stage, "stage_mismatch": r.stage_mismatch,
+        "warnings": "; ".join(w.code for w in r.warnings), "top_reason": _top_reason(r),
+        "top_action": r.actions[0].text if r.actions else None,
+        "top_action_change": r.actions[0].expected_change if r.actions else None,
+    } for i, r in enumerate(results, 1)])
+
+
+@app.command("at-risk")
+def at_risk_cmd(
+    folder: Annotated[Path, typer.Argument(help="History folder (CSV or Parquet tables).")],
+    owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's deals.")] = None,
+    team: Annotated[str | None, typer.Option("--team", help="Only this team's deals.")] = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="How many deals to list.")] = 20,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="table, csv or json.")] = OutputFormat.table,
+    previous: Annotated[
+        Path | None, typer.Option("--previous", help="An earlier `dealscore score` output: score drops raise risk.")
+    ] = None,
+    model: ModelOpt = None,
+    as_of: AsOfOpt = None,
+) -> None:
+    """List open deals by value at risk, each with its top warning, reason and next-best action."""
+    scorer, history, t = _load(folder, model, as_of)
+    ranked = ranked_at_risk(scorer, history, t, owner=owner, team=team, top=top, previous=_previous_scores(previous))
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in ranked], indent=2))
+    elif fmt is OutputFormat.csv:
+        typer.echo(at_risk_frame(ranked).to_csv(index=False), nl=False)
+    else:
+        if not ranked:
+            err_console.print("no open deal scores below its stage's usual win rate")
+            return
+        who = f" of {owner}" if owner else f" of team {team}" if team else ""
+        console.print(render_at_risk(ranked, title=f"Top {len(ranked)} deals at risk{who} (model {scorer.version})"))

@@ -117,92 +117,169 @@ class DealHistory:
 
 
 def _known_time(frame: pd.DataFrame, event_col: str) -> pd.Series:
-    """When a fact became known: ``recorded_at`` where given, else the event time."""
+    """When a fact became known: the later of ``recorded_at`` and the event time.
+
+    Usually ``recorded_at`` is the later one (a call logged days after it happened).
+    CRMs also record events *ahead* of time (a meeting scheduled for next week);
+    such an event is not a fact before it has occurred, so the later time wins.
+    """
     if "recorded_at" in frame:
-        return frame["recorded_at"].fillna(frame[event_col])
+        rec = frame["recorded_at"]
+        event = frame[event_col]
+        return rec.where(rec.notna() & (rec > event), event)
     return frame[event_col]
 
 
 # --------------------------------------------------------------------------- loading
 
+# A timestamp that carries its own zone: a time part followed by Z or a +hh:mm offset.
+_ZONE_SUFFIX = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+# Dates outside this window are placeholders (9999-12-31, 0001-01-01) or typos, never CRM facts.
+_EARLIEST = pd.Timestamp("1900-01-01")
+_LATEST = pd.Timestamp("2200-01-01")
+
 
 def _read_table(folder: Path, table: Table) -> pd.DataFrame | None:
-    """Read ``<table>.parquet`` or ``<table>.csv`` from a folder, with clear errors."""
+    """Read ``<table>.parquet`` or ``<table>.csv`` from a folder, with clear errors.
+
+    CSV cells are read as text (only empty cells are missing, so a region "NA" stays
+    "NA") and typed later by :func:`coerce_table`, which can then name the rows it
+    cannot type. A UTF-8 byte-order mark and blanks around header names are dropped
+    because spreadsheet exports add them.
+    """
     pq, csv = folder / f"{table.name}.parquet", folder / f"{table.name}.csv"
     if pq.is_file():
         try:
-            return pd.read_parquet(pq)
+            frame = pd.read_parquet(pq)
         except Exception as exc:  # pyarrow raises many types for a bad file
             raise DataValidationError(
                 f"table {table.name}: cannot read {pq}: {exc}", table=table.name,
                 fix="re-export the file as Parquet or CSV",
             ) from exc
-    if csv.is_file():
-        str_cols = {c.name: str for c in table.columns if c.kind == "str"}
+    elif csv.is_file():
         try:
-            return pd.read_csv(csv, dtype=str_cols, keep_default_na=True, na_values=[""])
+            frame = pd.read_csv(csv, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
         except pd.errors.EmptyDataError as exc:
             raise DataValidationError(
                 f"table {table.name}: file {csv} is empty (not even a header row)",
                 table=table.name,
                 fix=f"export it with a header row naming the columns {table.required_columns}",
             ) from exc
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
             raise DataValidationError(
                 f"table {table.name}: {csv} is not a readable CSV file: {exc}", table=table.name,
                 fix="save it as UTF-8 CSV with a comma separator and a header row",
             ) from exc
-    if table.required:
+    elif table.required:
         raise DataValidationError(
             f"table {table.name}: no file {csv.name} or {pq.name} in {folder}",
             table=table.name,
             fix=f"add {csv.name} with at least the columns {table.required_columns}",
         )
-    return None
+    else:
+        return None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
 
 
 def _row_ids(frame: pd.DataFrame, table: Table, mask: pd.Series) -> list[str]:
-    """Human ids for offending rows: the id column where there is one, else 'row N (deal X)'."""
+    """Human ids for offending rows: the id column where there is one, else 'row N (deal X)'.
+
+    Row numbers are file line numbers (header = line 1) for a frame read from CSV.
+    """
     rows = frame.index[mask.to_numpy()][:5]
-    if table.id_column and table.id_column in frame:
-        return [str(frame.at[r, table.id_column]) for r in rows]
-    if "deal_id" in frame:
-        return [f"row {r + 2} (deal {frame.at[r, 'deal_id']})" for r in rows]
-    return [f"row {r + 2}" for r in rows]
+    out: list[str] = []
+    for r in rows:
+        if table.id_column and table.id_column in frame and not pd.isna(frame.at[r, table.id_column]):
+            out.append(str(frame.at[r, table.id_column]))
+        elif "deal_id" in frame and not pd.isna(frame.at[r, "deal_id"]):
+            out.append(f"row {r + 2} (deal {frame.at[r, 'deal_id']})")
+        else:
+            out.append(f"row {r + 2}")
+    return out
+
+
+def _time_error(frame: pd.DataFrame, table: Table, col: str, mask: pd.Series, what: str, fix: str,
+                values: pd.Series | None = None) -> DataValidationError:
+    ids = _row_ids(frame, table, mask)
+    examples = "" if values is None else f" such as {', '.join(repr(str(v)) for v in values[mask].head(3))}"
+    return DataValidationError(
+        f"table {table.name}, column {col}: {int(mask.sum())} value(s) {what}{examples} (ids: {', '.join(ids)})",
+        table=table.name, column=col, ids=ids, fix=fix,
+    )
+
+
+def _parse_mixed_zones(
+    frame: pd.DataFrame, table: Table, col: str, as_str: pd.Series, present: pd.Series
+) -> pd.Series:
+    """Slow path for a column whose values do not share one zone.
+
+    Different offsets (a summer and a winter time) are fine: all go to UTC. Values
+    without any zone among values with one cannot be placed in time: refused by id.
+    """
+    zoned = as_str.str.contains(_ZONE_SUFFIX, regex=True, na=False).astype(bool)
+    naive = present & ~zoned
+    if bool(naive.any()):
+        raise _time_error(
+            frame, table, col, naive,
+            f"have no time zone while {int(zoned.sum())} other(s) in the column do", values=as_str,
+            fix="export every timestamp either with an explicit offset (e.g. +00:00) or all without one",
+        )
+    try:
+        return pd.to_datetime(as_str, errors="coerce", format="ISO8601", utc=True)
+    except (ValueError, TypeError, OverflowError) as exc:  # pragma: no cover - pandas edge cases
+        raise DataValidationError(
+            f"table {table.name}, column {col}: timestamps cannot be parsed ({exc})",
+            table=table.name, column=col,
+            fix="use ISO 8601 timestamps such as 2024-03-31T14:05:00, all with or all without an offset",
+        ) from exc
 
 
 def _parse_times(frame: pd.DataFrame, table: Table, col: str, kind: str) -> tuple[pd.Series, bool | None]:
-    """Parse a timestamp/date column to naive UTC; report unparseable rows by id."""
+    """Parse a timestamp/date column to naive UTC ``datetime64[ns]``; report bad rows by id.
+
+    Returns the parsed column and whether its values carried a zone (``None`` when
+    the column is empty), so the caller can check zones across the whole history.
+    Values with an offset are converted to UTC; a column mixing values with and
+    without a zone is refused, because the naive ones cannot be placed in time.
+    """
     raw = frame[col]
+    aware: bool | None = None
     if pd.api.types.is_datetime64_any_dtype(raw):
         parsed = raw
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+            aware = True
+        elif parsed.notna().any():
+            aware = False
     else:
         as_str = raw.astype("string").str.strip()
         as_str = as_str.mask(as_str == "")
+        present = as_str.notna()
         try:
-            parsed = pd.to_datetime(as_str, errors="coerce", format="ISO8601", utc=False)
-        except (ValueError, TypeError) as exc:
-            # pandas refuses a column mixing zone-aware and naive values
-            raise DataValidationError(
-                f"table {table.name}, column {col}: timestamps mix values with and without a time zone ({exc})",
-                table=table.name, column=col,
-                fix="export every timestamp either with an explicit offset (e.g. +00:00) or all without one",
-            ) from exc
-        bad = as_str.notna() & parsed.isna()
+            # fast path: one vectorised parse; it refuses a column mixing zones
+            parsed = pd.to_datetime(as_str, errors="coerce", format="ISO8601")
+        except (ValueError, TypeError):
+            parsed = _parse_mixed_zones(frame, table, col, as_str, present)
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+            aware = True
+        elif bool(parsed.notna().any()):
+            aware = False
+        bad = present & parsed.isna()
         if bad.any():
-            examples = ", ".join(repr(v) for v in as_str[bad].head(3))
-            raise DataValidationError(
-                f"table {table.name}, column {col}: {int(bad.sum())} value(s) are not dates ({examples}) "
-                f"in rows {_row_ids(frame, table, bad)}",
-                table=table.name, column=col, ids=_row_ids(frame, table, bad),
-                fix="use ISO 8601 dates such as 2024-03-31 or 2024-03-31T14:05:00",
+            raise _time_error(
+                frame, table, col, bad, "are not dates", values=as_str,
+                fix="use ISO 8601 dates such as 2024-03-31 or 2024-03-31T14:05:00 "
+                "(or import with a mapping file that names your date format)",
             )
-    aware: bool | None = None
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-        aware = True
-    elif parsed.notna().any():
-        aware = False
+    out_of_range = parsed.notna() & ((parsed < _EARLIEST) | (parsed >= _LATEST))
+    if out_of_range.any():
+        raise _time_error(
+            frame, table, col, out_of_range, f"lie outside {_EARLIEST.year}-{_LATEST.year - 1}",
+            values=parsed.astype(str),
+            fix="replace placeholder dates (such as 9999-12-31) by an empty cell and correct typos",
+        )
     parsed = parsed.astype("datetime64[ns]")
     if kind == "date":
         parsed = parsed.dt.normalize()
@@ -214,6 +291,7 @@ def coerce_table(frame: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[
 
     Returns the typed frame and, per timestamp column, whether it carried a zone
     (so the caller can check zones are consistent across the whole history).
+    Date-only columns are left out of that check: a calendar date has no zone.
     """
     missing = [c for c in table.required_columns if c not in frame.columns]
     if missing:
@@ -230,23 +308,29 @@ def coerce_table(frame: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[
             continue
         if col.kind == "str":
             s = out[col.name]
-            out[col.name] = s.where(s.isna(), s.astype(str).str.strip()).replace("", None)
-            out[col.name] = out[col.name].astype(object).where(out[col.name].notna(), None)
+            text = s.astype("string").str.strip()
+            text = text.mask(text == "")
+            out[col.name] = text.astype(object).where(text.notna(), None)
         elif col.kind in ("int", "float"):
-            num = pd.to_numeric(out[col.name], errors="coerce")
-            bad = out[col.name].notna() & num.isna()
+            src = out[col.name]
+            if src.dtype == object or pd.api.types.is_string_dtype(src):
+                text = src.astype("string").str.strip()
+                src = text.mask(text == "")
+            num = pd.to_numeric(src, errors="coerce")
+            bad = src.notna() & num.isna()
             if bad.any():
                 ids = _row_ids(out, table, bad)
+                examples = ", ".join(repr(str(v)) for v in src[bad].head(3))
                 raise DataValidationError(
                     f"table {table.name}, column {col.name}: {int(bad.sum())} value(s) are not numbers "
-                    f"in rows {ids}",
+                    f"such as {examples} (ids: {', '.join(ids)})",
                     table=table.name, column=col.name, ids=ids,
                     fix="use plain numbers without currency symbols or thousands separators",
                 )
             out[col.name] = num.astype("float64")
         else:
             out[col.name], aware = _parse_times(out, table, col.name, col.kind)
-            if aware is not None:
+            if aware is not None and col.kind == "timestamp":
                 zones[col.name] = aware
     for col in table.columns:
         if not col.required and col.name not in out:
@@ -257,11 +341,35 @@ def coerce_table(frame: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[
     return out, zones
 
 
+def _parse_cut_at(value: object) -> pd.Timestamp | None:
+    """The data cut as a naive UTC timestamp (``history.yaml`` may give it with an offset)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        t = pd.Timestamp(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
+        raise DataValidationError(
+            f"cut_at {value!r} is not a timestamp", table="history.yaml", column="cut_at",
+            fix="write cut_at as an ISO 8601 timestamp such as 2024-03-31T00:00:00",
+        ) from exc
+    if pd.isna(t):
+        return None
+    if t.tzinfo is not None:
+        t = t.tz_convert("UTC").tz_localize(None)
+    return t.as_unit("ns")
+
+
 def from_frames(
     frames: Mapping[str, pd.DataFrame | None], *, cut_at: str | pd.Timestamp | None = None,
     meta: dict[str, Any] | None = None,
 ) -> DealHistory:
     """Type a set of DataFrames named by contract table (no business rules yet)."""
+    unknown = sorted(set(frames) - set(TABLES))
+    if unknown:
+        raise DataValidationError(
+            f"unknown table name(s) {unknown}", table=unknown[0],
+            fix=f"name the tables {list(TABLES)}",
+        )
     typed: dict[str, pd.DataFrame | None] = {}
     zones: dict[str, bool] = {}
     for name, table in TABLES.items():
@@ -290,7 +398,7 @@ def from_frames(
         stage_history=typed["stage_history"],  # type: ignore[arg-type]
         activities=typed["activities"],  # type: ignore[arg-type]
         stage_truth=typed["stage_truth"],
-        cut_at=None if cut_at is None else pd.Timestamp(cut_at),
+        cut_at=_parse_cut_at(cut_at),
         meta=dict(meta or {}),
     )
 
@@ -310,7 +418,19 @@ def load_history(folder: str | Path) -> DealHistory:
     meta: dict[str, Any] = {}
     meta_path = path / META_FILE
     if meta_path.is_file():
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
+        try:
+            loaded = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise DataValidationError(
+                f"{meta_path} is not valid YAML: {exc}", table=META_FILE,
+                fix="fix the file (it holds e.g. 'cut_at: 2024-03-31T00:00:00') or delete it",
+            ) from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise DataValidationError(
+                f"{meta_path} must hold a mapping such as 'cut_at: 2024-03-31T00:00:00'", table=META_FILE,
+                fix="fix the file or delete it",
+            )
+        meta = loaded or {}
     return from_frames(frames, cut_at=meta.get("cut_at"), meta=meta)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 Grade = Literal["A", "B", "C", "D"]
 Mismatch = Literal["ahead_of_evidence", "behind_evidence", "consistent", "unknown"]
@@ -22,6 +22,13 @@ class Reason(BaseModel):
     text: str = Field(description="e.g. 'No reply from the customer in 21 days'")
     points: float = Field(description="contribution in probability points (+6.0 means +6 pts)")
     features: list[str] = Field(default_factory=list, description="feature columns behind the reason")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def display(self) -> str:
+        """The reason as a rep reads it: 'No reply from the customer in 21 days (−9 pts)'."""
+        shown = f"{abs(self.points):.0f}" if abs(self.points) >= 0.95 else f"{abs(self.points):.1f}"
+        return f"{self.text} ({'+' if self.points >= 0 else '−'}{shown} pts)"
 
 
 class DealWarning(BaseModel):
@@ -69,7 +76,14 @@ class ScoreResult(BaseModel):
     reasons_up: list[Reason] = Field(default_factory=list)
     reasons_down: list[Reason] = Field(default_factory=list)
     base_points: float | None = Field(default=None, description="the model's average score before reasons (pts)")
+    other_points: float | None = Field(
+        default=None,
+        description="points of the factors not shown as reasons; base + reasons + other = 100 × p_win",
+    )
     warnings: list[DealWarning] = Field(default_factory=list)
     actions: list[NextAction] = Field(default_factory=list)
     value_at_risk: float | None = None
+    previous_p_win: float | None = Field(
+        default=None, description="the deal's previous score, when supplied (a drop raises value at risk)"
+    )
     model_version: str

@@ -1,0 +1,79 @@
+"""FastAPI dependencies, all in one place, as ``Annotated`` aliases the routers import.
+
+``ScoreKey`` / ``ReadKey`` / ``AdminKey`` authenticate the caller and check the
+scope in one step, so a router cannot forget either; object-level checks (may
+this key see this deal?) use the returned :class:`~dealscore_service.auth.Principal`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from dealscore_service.auth import KeyRing, Principal, Scope
+from dealscore_service.errors import PermissionDeniedError
+from dealscore_service.metrics import Metrics
+from dealscore_service.model_loader import ModelLoader
+from dealscore_service.settings import Settings
+from dealscore_service.store import ScoreStore
+
+
+@dataclass
+class Services:
+    """What the app holds for its lifetime (built by ``create_app``, opened by the lifespan)."""
+
+    settings: Settings
+    store: ScoreStore
+    models: ModelLoader
+    keys: KeyRing
+    metrics: Metrics
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="an API key (dealscore api-key create)"
+)
+_bearer = HTTPBearer(auto_error=False, description="the same API key as a bearer token")
+
+
+def get_principal(
+    request: Request,
+    services: ServicesDep,
+    api_key: Annotated[str | None, Security(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Principal:
+    """Authenticate the caller (401 without a known key); remember its name for the access log."""
+    raw = api_key or (bearer.credentials if bearer else None)
+    principal = services.keys.authenticate(raw)
+    request.state.key_name = principal.name
+    return principal
+
+
+def require(*scopes: Scope) -> Callable[..., Principal]:
+    """A dependency accepting keys holding any of ``scopes`` (``admin`` holds all)."""
+
+    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if not any(principal.has(s) for s in scopes):
+            wanted = " or ".join(s.value for s in scopes)
+            raise PermissionDeniedError(
+                f"the API key {principal.name!r} lacks the {wanted} scope for this endpoint",
+                fix=f"use a key with the {wanted} scope",
+            )
+        return principal
+
+    return check
+
+
+ScoreKey = Annotated[Principal, Depends(require(Scope.score))]
+ReadKey = Annotated[Principal, Depends(require(Scope.read))]
+AdminKey = Annotated[Principal, Depends(require(Scope.admin))]
+AnyKey = Annotated[Principal, Depends(require(Scope.read, Scope.score))]

@@ -1,0 +1,169 @@
+"""The service's error handling: one handler for every product error, one error shape.
+
+Every error a client can cause is a :class:`~dealscore.errors.DealscoreError`
+subclass carrying its HTTP status, so the service maps them all with a single
+handler instead of scattering ``HTTPException`` calls through the routers. The
+body always has the same shape (``{"error": {type, message, fix, fields, ...}}``)
+so a CRM integration parses one thing, whatever went wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dealscore.errors import DataValidationError, DealscoreError, ModelNotReadyError, StoreUnavailableError
+
+log = structlog.get_logger("dealscore_service.errors")
+
+
+class AuthenticationError(DealscoreError):
+    """No API key, or one the service does not know."""
+
+    http_status = 401
+
+
+class PermissionDeniedError(DealscoreError):
+    """The key is valid but lacks the scope, or the deal is outside its owners/teams."""
+
+    http_status = 403
+
+
+class InvalidPayloadError(DataValidationError):
+    """A deal payload breaks the data contract; ``fields`` points at the offending JSON values.
+
+    Raised by the payload conversion, which knows how the contract's tables map
+    back onto the request body, so the client sees ``activities[3].type`` rather
+    than a CSV row number.
+    """
+
+    def __init__(self, message: str, *, fields: Sequence[dict[str, Any]] = (), **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.fields = list(fields)
+
+
+def field_path(loc: Sequence[str | int]) -> str:
+    """``["body", "activities", 3, "type"]`` → ``activities[3].type`` (what a client developer reads)."""
+    out = ""
+    for part in loc:
+        if part == "body" and not out:
+            continue
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def error_payload(
+    kind: str, message: str, *, fix: str | None = None, fields: Sequence[dict[str, Any]] = (),
+    detail: dict[str, Any] | None = None, request_id: str | None = None,
+) -> dict[str, Any]:
+    """The one error body shape (documented as ``ErrorResponse`` in the OpenAPI schema)."""
+    body: dict[str, Any] = {"type": kind, "message": message}
+    if fix:
+        body["fix"] = fix
+    if fields:
+        body["fields"] = list(fields)
+    if detail:
+        body["detail"] = detail
+    if request_id:
+        body["request_id"] = request_id
+    return {"error": body}
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def _retry_after(request: Request, exc: DealscoreError) -> dict[str, str]:
+    if isinstance(exc, StoreUnavailableError | ModelNotReadyError):
+        settings = getattr(request.app.state, "settings", None)
+        seconds = getattr(settings, "store_retry_after_seconds", 5)
+        return {"Retry-After": str(seconds)}
+    return {}
+
+
+async def dealscore_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Map any :class:`DealscoreError` to its ``http_status`` and the common body."""
+    assert isinstance(exc, DealscoreError)
+    status = int(getattr(exc, "http_status", 400))
+    fix = getattr(exc, "fix", None) or exc.detail.get("fix")
+    fields = list(getattr(exc, "fields", []))
+    detail = {k: v for k, v in exc.detail.items() if v not in (None, [], {}, "") and k != "fix"}
+    problems = getattr(exc, "problems", [])
+    if problems:
+        detail["problems"] = [str(p) for p in problems]
+    if status >= 500:
+        log.warning("service_error", error=type(exc).__name__, message=exc.message, status=status)
+    return JSONResponse(
+        error_payload(type(exc).__name__, exc.message, fix=fix, fields=fields, detail=detail,
+                      request_id=_request_id(request)),
+        status_code=status,
+        headers=_retry_after(request, exc),
+    )
+
+
+_FIXES = {
+    "too_long": "send fewer items (see the maximum in the message); split large batches into several requests",
+    "missing": "add the field",
+    "json_invalid": "send a valid JSON document with Content-Type: application/json",
+    "extra_forbidden": "remove the field; see the request schema at /docs",
+}
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """422 with every offending field's path, what is wrong and how to fix it."""
+    assert isinstance(exc, RequestValidationError)
+    fields = []
+    for err in exc.errors():
+        loc = [p if isinstance(p, int | str) else str(p) for p in err.get("loc", ())]
+        item: dict[str, Any] = {"loc": loc, "path": field_path(loc), "message": str(err.get("msg", "invalid"))}
+        kind = str(err.get("type", ""))
+        if kind:
+            item["type"] = kind
+        if kind == "json_invalid":
+            ctx = err.get("ctx") or {}
+            item["message"] = f"JSON decode error: {ctx.get('error', 'invalid JSON')} at character {loc[-1]}"
+        if kind in _FIXES:
+            item["fix"] = _FIXES[kind]
+        fields.append(item)
+    summary = "; ".join(f"{f['path']}: {f['message']}" for f in fields[:5])
+    more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
+    return JSONResponse(
+        error_payload(
+            "RequestValidationError", f"the request is invalid: {summary}{more}",
+            fix="correct the fields listed in 'fields'; the request schema is at /docs", fields=fields,
+            request_id=_request_id(request),
+        ),
+        status_code=422,
+    )
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette/FastAPI HTTP errors (404 unknown route, 405, 413 ...) in the common shape."""
+    assert isinstance(exc, StarletteHTTPException)
+    kind = "PayloadTooLargeError" if exc.status_code == 413 else "HTTPError"
+    fix = None
+    if exc.status_code == 413:
+        fix = "send at most 1 MiB per request; split large batches into several requests"
+    elif exc.status_code == 404:
+        fix = "check the URL; the API is documented at /docs"
+    return JSONResponse(
+        error_payload(kind, str(exc.detail), fix=fix, request_id=_request_id(request)),
+        status_code=exc.status_code,
+        headers=dict(exc.headers or {}),
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers on an app (called once by ``create_app``)."""
+    app.add_exception_handler(DealscoreError, dealscore_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)

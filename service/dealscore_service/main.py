@@ -1,0 +1,118 @@
+"""``create_app()``: the FastAPI app, its lifespan and wiring (FastAPI full-stack template style).
+
+The lifespan migrates the score store and loads the model, but never refuses
+to start: with the store or the model missing the process stays up, says why
+on ``/readyz`` and keeps trying, so an orchestrator restart loop is never the
+recovery mechanism.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from dealscore import __version__
+from dealscore.errors import StoreUnavailableError
+from dealscore_service.auth import KeyRing
+from dealscore_service.deps import Services
+from dealscore_service.errors import install_error_handlers
+from dealscore_service.limits import BodySizeLimitMiddleware
+from dealscore_service.logging import configure_logging
+from dealscore_service.metrics import Metrics
+from dealscore_service.middleware import RequestContextMiddleware
+from dealscore_service.model_loader import ModelLoader
+from dealscore_service.routers import deals, health, model, score
+from dealscore_service.settings import Settings
+from dealscore_service.store import ScoreStore
+
+log = structlog.get_logger("dealscore_service")
+
+DESCRIPTION = """
+Scores open B2B deals: the stage a deal is really in, its probability of being won, the
+reasons in a salesperson's words, warnings and the next-best actions.
+
+Authenticate with an API key in the `X-API-Key` header (or `Authorization: Bearer <key>`).
+Scopes: `score` (CRM integrations), `read` (managers), `admin`.
+Every error has the shape `{"error": {"type", "message", "fix", "fields": [{"loc", "path", "message"}]}}`.
+"""
+
+
+def load_keyring(settings: Settings) -> KeyRing:
+    """Keys from the file and/or the environment (both may be set)."""
+    rings = []
+    if settings.api_keys_file is not None:
+        rings.append(KeyRing.from_file(settings.api_keys_file))
+    if settings.api_keys is not None and settings.api_keys.get_secret_value().strip():
+        rings.append(KeyRing.from_json(settings.api_keys.get_secret_value()))
+    return KeyRing.merged(*rings)
+
+
+async def _retry_model(services: Services) -> None:
+    """Keep trying to load a model while none is loaded (registry back, model promoted)."""
+    delay = services.settings.model_retry_seconds
+    while services.models.current is None:
+        await asyncio.sleep(delay)
+        if services.models.current is not None:
+            break
+        loaded = await run_in_threadpool(services.models.load)
+        if loaded is not None:
+            services.metrics.set_model(loaded.version, loaded.source)
+
+
+def build_services(settings: Settings) -> Services:
+    """Everything the app holds, not yet opened (no I/O besides reading the keys file)."""
+    return Services(
+        settings=settings,
+        store=ScoreStore(settings.resolved_database_url, migrate_on_start=settings.migrate_on_start),
+        models=ModelLoader(settings),
+        keys=load_keyring(settings),
+        metrics=Metrics(),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the store and the model are opened by its lifespan."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    services = build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            try:
+                await run_in_threadpool(services.store.migrate)
+            except StoreUnavailableError as exc:
+                log.error("store_unavailable_at_start", reason=exc.message, store=services.store.safe_url)
+        loaded = await run_in_threadpool(services.models.load)
+        services.metrics.set_model(loaded.version if loaded else None, loaded.source if loaded else None)
+        if not services.keys:
+            log.warning("no_api_keys", hint="every request will get 401; create keys with `dealscore api-key create`")
+        retry = None
+        if loaded is None and settings.model_retry_seconds > 0:
+            retry = asyncio.create_task(_retry_model(services))
+        log.info("service_started", model=loaded.version if loaded else None, store=services.store.safe_url,
+                 keys=len(services.keys))
+        try:
+            yield
+        finally:
+            if retry is not None:
+                retry.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await retry
+            services.store.dispose()
+
+    app = FastAPI(title="dealscore", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.services = services
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in (score.router, deals.router, model.router, health.router):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=services.metrics)
+    return app

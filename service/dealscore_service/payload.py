@@ -1,0 +1,247 @@
+"""Request payloads → a validated :class:`~dealscore.data.history.DealHistory`.
+
+The HTTP API does not validate deals its own way: it lays the payload out as
+the contract's tables and hands them to the same ``from_frames`` +
+``validate_history`` every other entry point uses. What this module adds is
+transport-level: the as-of time (facts must be known by then), the payload's
+content hash for idempotency, and mapping the library's errors (table, column,
+row ids) back onto JSON paths such as ``deals[2].activities[7].type``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dealscore.data.history import DealHistory, from_frames
+from dealscore.data.schema import TABLES
+from dealscore.data.validate import validate_history
+from dealscore.errors import DataValidationError
+from dealscore.taxonomy import StageTaxonomy
+from dealscore_service.errors import InvalidPayloadError, field_path
+from dealscore_service.schemas import DealPayload
+
+Loc = list[str | int]
+
+# A CRM's clock may run a little ahead of ours: facts this far past "now" are accepted.
+CLOCK_SKEW = timedelta(minutes=5)
+
+_ROW_ID = re.compile(r"^row (\d+)(?: \(deal .*\))?$")
+
+
+@dataclass(frozen=True)
+class ConvertedDeals:
+    """The validated history of the request's deals and what the service needs besides."""
+
+    history: DealHistory
+    as_of: datetime
+    hashes: list[str]
+    open: list[bool]
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def payload_hash(deal: DealPayload, as_of: datetime | None, today: datetime) -> str:
+    """Content hash of one deal's payload and the time it is scored for.
+
+    An explicit ``as_of`` is part of the content. Without one the deal is scored
+    "now", and re-sending it the same (UTC) day is a replay of the same request,
+    while the next day's nightly run is a new score: time passing changes the
+    score even when the deal does not (a deal going quiet).
+    """
+    when = as_of.isoformat() if as_of is not None else f"day:{today.date().isoformat()}"
+    body = deal.model_dump(mode="json")
+    text = json.dumps({"deal": body, "as_of": when}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _field_error(loc: Loc, message: str, fix: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"loc": loc, "path": field_path(loc), "message": message}
+    if fix:
+        out["fix"] = fix
+    return out
+
+
+def _time_checks(deal: DealPayload, prefix: Loc, as_of: datetime) -> list[dict[str, Any]]:
+    """Facts must be known at ``as_of``; a record cannot be entered before its event happened."""
+    problems: list[dict[str, Any]] = []
+    later_fix = "send only facts known at as_of, or omit as_of to score the deal now"
+
+    def after(loc: Loc, t: datetime | None) -> None:
+        if t is not None and t > as_of:
+            problems.append(_field_error(loc, f"{t.isoformat()} is after as_of {as_of.isoformat()}", later_fix))
+
+    after([*prefix, "created_at"], deal.created_at)
+    after([*prefix, "closed_at"], deal.closed_at)
+    for i, sc in enumerate(deal.stage_history):
+        after([*prefix, "stage_history", i, "changed_at"], sc.changed_at)
+        after([*prefix, "stage_history", i, "recorded_at"], sc.recorded_at)
+        if sc.recorded_at is not None and sc.recorded_at < sc.changed_at:
+            problems.append(_field_error(
+                [*prefix, "stage_history", i, "recorded_at"],
+                f"recorded_at {sc.recorded_at.isoformat()} is before changed_at {sc.changed_at.isoformat()}",
+                "recorded_at is when the change was entered: on or after changed_at, or leave it empty"))
+    for i, act in enumerate(deal.activities):
+        after([*prefix, "activities", i, "occurred_at"], act.occurred_at)
+        after([*prefix, "activities", i, "recorded_at"], act.recorded_at)
+        if act.recorded_at is not None and act.recorded_at < act.occurred_at:
+            problems.append(_field_error(
+                [*prefix, "activities", i, "recorded_at"],
+                f"recorded_at {act.recorded_at.isoformat()} is before occurred_at {act.occurred_at.isoformat()}",
+                "recorded_at is when the touchpoint was logged: on or after occurred_at, or leave it empty"))
+    if deal.account.account_id is not None and deal.account.account_id != deal.account_id:
+        problems.append(_field_error(
+            [*prefix, "account", "account_id"],
+            f"account.account_id {deal.account.account_id!r} differs from the deal's account_id {deal.account_id!r}",
+            "send the deal's own account, or leave account.account_id empty"))
+    return problems
+
+
+class _Frames:
+    """The contract tables being built, with the JSON location of every row."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[dict[str, Any]]] = {"accounts": [], "deals": [], "stage_history": [],
+                                                      "activities": []}
+        self.locs: dict[str, list[Loc]] = {k: [] for k in self.rows}
+        self.account_seen: dict[str, tuple[dict[str, Any], Loc]] = {}
+
+    def add(self, deal: DealPayload, prefix: Loc) -> list[dict[str, Any]]:
+        problems: list[dict[str, Any]] = []
+        account = deal.account.model_dump()
+        account["account_id"] = deal.account_id
+        seen = self.account_seen.get(deal.account_id)
+        if seen is None:
+            self.account_seen[deal.account_id] = (account, [*prefix, "account"])
+            self.rows["accounts"].append(account)
+            self.locs["accounts"].append([*prefix, "account"])
+        elif seen[0] != account:
+            problems.append(_field_error(
+                [*prefix, "account"],
+                f"account {deal.account_id!r} differs from the one sent at {field_path(seen[1])}",
+                "send the same profile for deals of the same account"))
+        fields = deal.model_dump(exclude={"account", "stage_history", "activities", "as_of"})
+        self.rows["deals"].append(fields)
+        self.locs["deals"].append(prefix)
+        for i, sc in enumerate(deal.stage_history):
+            self.rows["stage_history"].append({"deal_id": deal.deal_id, **sc.model_dump()})
+            self.locs["stage_history"].append([*prefix, "stage_history", i])
+        for i, act in enumerate(deal.activities):
+            self.rows["activities"].append({"deal_id": deal.deal_id, **act.model_dump()})
+            self.locs["activities"].append([*prefix, "activities", i])
+        return problems
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """The tables with each column already in its contract type.
+
+        Typing here (rather than handing ``from_frames`` strings to parse) is only
+        about speed: the library's coercion has a fast path for typed columns,
+        which matters when one HTTP request scores one deal.
+        """
+        out = {}
+        for name, rows in self.rows.items():
+            data: dict[str, Any] = {}
+            for col in TABLES[name].columns:
+                values = [r.get(col.name) for r in rows]
+                if col.kind in ("timestamp", "date"):
+                    data[col.name] = np.array(
+                        [np.datetime64("NaT") if v is None else np.datetime64(v, "ns") for v in values],
+                        dtype="datetime64[ns]",
+                    )
+                elif col.kind in ("int", "float"):
+                    data[col.name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
+                else:
+                    data[col.name] = np.array(values, dtype=object)
+            out[name] = pd.DataFrame(data)
+        return out
+
+    def locate(self, table: str | None, column: str | None, ids: Sequence[str]) -> list[Loc]:
+        """JSON locations of the rows a library error names (by id or by 'row N')."""
+        if table not in self.locs:
+            return []
+        id_column = {"accounts": "account_id", "deals": "deal_id", "activities": "activity_id"}.get(table)
+        out: list[Loc] = []
+        for raw in ids:
+            m = _ROW_ID.match(raw)
+            if m:
+                idx = int(m.group(1)) - 2  # the library numbers rows as CSV lines (header = line 1)
+                if 0 <= idx < len(self.locs[table]):
+                    out.append(self.locs[table][idx])
+                continue
+            if id_column:
+                for row, loc in zip(self.rows[table], self.locs[table], strict=True):
+                    if row.get(id_column) == raw:
+                        out.append(loc)
+                        break
+        suffix: Loc = [column] if column else []
+        return [[*loc, *suffix] for loc in out]
+
+
+def _as_invalid(exc: DataValidationError, frames: _Frames) -> InvalidPayloadError:
+    """Re-raise a library validation error with JSON paths for each problem."""
+    fields: list[dict[str, Any]] = []
+    for p in exc.problems or [exc]:
+        if not isinstance(p, DataValidationError):
+            continue
+        message = p.message.split(". Fix:")[0]
+        locs = frames.locate(p.table, p.column, p.ids)
+        if not locs:
+            locs = [["body", p.table or "deal", *([p.column] if p.column else [])]]
+        fields.extend(_field_error(loc, message, p.fix) for loc in locs)
+    return InvalidPayloadError(
+        exc.message, fields=fields, table=exc.table, column=exc.column, ids=exc.ids, fix=exc.fix,
+    )
+
+
+def to_history(
+    deals: Sequence[DealPayload], *, as_of: datetime | None, taxonomy: StageTaxonomy | None,
+    batch: bool, now: datetime | None = None,
+) -> ConvertedDeals:
+    """Validate the request's deals through the library and return their clean history.
+
+    ``batch`` decides the JSON paths (``deals[i]....`` vs the body itself). Without
+    ``as_of`` the deals are scored now, allowing a few minutes of client clock skew.
+    """
+    now = now or now_utc()
+    effective = as_of
+    if effective is None:
+        latest = max((_latest_fact(d) for d in deals), default=now)
+        effective = max(now, latest) if latest <= now + CLOCK_SKEW else now
+    frames = _Frames()
+    problems: list[dict[str, Any]] = []
+    for i, deal in enumerate(deals):
+        prefix: Loc = ["body", "deals", i] if batch else ["body"]
+        problems.extend(_time_checks(deal, prefix, effective))
+        problems.extend(frames.add(deal, prefix))
+    if problems:
+        summary = "; ".join(f"{p['path']}: {p['message']}" for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise InvalidPayloadError(
+            f"the deal payload is invalid: {summary}{more}",
+            fields=problems, fix=problems[0].get("fix"),
+        )
+    try:
+        history = from_frames(frames.frames(), cut_at=pd.Timestamp(effective))
+        clean, _report = validate_history(history, taxonomy, on_out_of_life="fail")
+    except DataValidationError as exc:
+        raise _as_invalid(exc, frames) from exc
+    hashes = [payload_hash(d, as_of, now) for d in deals]
+    is_open = [d.closed_at is None for d in deals]
+    return ConvertedDeals(history=clean, as_of=effective, hashes=hashes, open=is_open)
+
+
+def _latest_fact(deal: DealPayload) -> datetime:
+    times = [deal.created_at, deal.closed_at]
+    times += [t for sc in deal.stage_history for t in (sc.changed_at, sc.recorded_at)]
+    times += [t for a in deal.activities for t in (a.occurred_at, a.recorded_at)]
+    return max(t for t in times if t is not None)

@@ -1,0 +1,120 @@
+"""``POST /v1/score`` and ``POST /v1/score/batch``: score deals, store every score.
+
+The flow is the same for one deal and a thousand: authorize each deal against
+the key's owners/teams, validate the payload through the library into a
+``DealHistory``, return stored results for payloads already scored by this
+model version (idempotency), score the rest with the loaded ``Scorer``, and
+persist them in one transaction before answering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
+
+from fastapi import APIRouter, Response
+
+from dealscore.errors import StoreUnavailableError
+from dealscore.scoring.result import ScoreResult
+from dealscore.taxonomy import StageTaxonomy, default_taxonomy
+from dealscore_service.auth import Principal
+from dealscore_service.deps import ScoreKey, Services, ServicesDep
+from dealscore_service.errors import PermissionDeniedError
+from dealscore_service.model_loader import LoadedModel
+from dealscore_service.payload import ConvertedDeals, to_history
+from dealscore_service.schemas import BatchScoreRequest, BatchScoreResponse, DealPayload, ScoreRequest, error_responses
+from dealscore_service.store import ScoreToSave
+
+router = APIRouter(prefix="/v1", tags=["score"])
+
+
+@lru_cache(maxsize=1)
+def _default_taxonomy() -> StageTaxonomy:
+    return default_taxonomy()
+
+
+def _authorize(principal: Principal, deals: Sequence[DealPayload], batch: bool) -> None:
+    """A team- or owner-limited key may only score its own deals."""
+    for i, d in enumerate(deals):
+        if not principal.can_see(d.owner_id, d.team):
+            where = f"deals[{i}] " if batch else ""
+            raise PermissionDeniedError(
+                f"the API key {principal.name!r} may not score {where}deal {d.deal_id!r} "
+                f"(owner {d.owner_id!r}, team {d.team!r}): it is limited to other owners or teams",
+                fix="use a key allowed for this owner or team",
+            )
+
+
+def _score_fresh(model: LoadedModel, converted: ConvertedDeals, deal_ids: list[str]) -> dict[str, ScoreResult]:
+    """Score the deals not scored before, one full result (reasons, warnings, actions) each."""
+    out: dict[str, ScoreResult] = {}
+    history = converted.history
+    for deal_id in deal_ids:
+        sub = history if len(history.deals) == 1 else history.for_deals([deal_id])
+        out[deal_id] = model.scorer.score(sub, deal_id=deal_id, as_of=converted.as_of)
+    return out
+
+
+def score_deals(
+    services: Services, principal: Principal, deals: Sequence[DealPayload], as_of: datetime | None, *, batch: bool,
+) -> tuple[list[ScoreResult], int, str]:
+    """Score and persist; returns results in request order, how many were replays, and the model version."""
+    _authorize(principal, deals, batch)
+    current = services.models.current
+    taxonomy = current.taxonomy if current is not None else _default_taxonomy()
+    converted = to_history(deals, as_of=as_of, taxonomy=taxonomy, batch=batch)
+    model = services.models.require()
+    keys = [(d.deal_id, h) for d, h in zip(deals, converted.hashes, strict=True)]
+    stored = services.store.find(keys, model.version)
+    todo = [d.deal_id for d, k in zip(deals, keys, strict=True) if k not in stored]
+    fresh = _score_fresh(model, converted, todo)
+    to_save = []
+    for d, h, is_open in zip(deals, converted.hashes, converted.open, strict=True):
+        if d.deal_id in fresh:
+            result = fresh[d.deal_id]
+            # the payload is the authority on who owns the deal (access control reads these)
+            result = result.model_copy(update={"owner_id": d.owner_id, "team": d.team,
+                                               "account_id": result.account_id or d.account_id})
+            fresh[d.deal_id] = result
+            to_save.append(ScoreToSave(result=result, payload_hash=h, is_open=is_open))
+    try:
+        services.store.save(to_save)
+    except StoreUnavailableError:
+        services.metrics.store_errors.inc()
+        raise
+    results = [stored[k].score_result() if k in stored else fresh[d.deal_id] for d, k in zip(deals, keys, strict=True)]
+    replayed = len(deals) - len(todo)
+    if todo:
+        services.metrics.scores.labels(model_version=model.version, kind="fresh").inc(len(todo))
+    if replayed:
+        services.metrics.scores.labels(model_version=model.version, kind="replayed").inc(replayed)
+    return results, replayed, model.version
+
+
+@router.post(
+    "/score", response_model=ScoreResult, summary="Score one deal",
+    responses=error_responses(401, 403, 413, 422, 503),
+)
+def score(body: ScoreRequest, principal: ScoreKey, services: ServicesDep, response: Response) -> ScoreResult:
+    """Score one deal (its account, stage history and touchpoints) and store the score.
+
+    Re-sending the same payload (same content, same ``as_of`` or the same day
+    when ``as_of`` is omitted) under the same model returns the stored score with
+    the header ``Idempotent-Replay: true`` and adds no row.
+    """
+    results, replayed, _version = score_deals(services, principal, [body], body.as_of, batch=False)
+    if replayed:
+        response.headers["Idempotent-Replay"] = "true"
+    return results[0]
+
+
+@router.post(
+    "/score/batch", response_model=BatchScoreResponse, summary="Score up to 1,000 deals",
+    responses=error_responses(401, 403, 413, 422, 503),
+)
+def score_batch(body: BatchScoreRequest, principal: ScoreKey, services: ServicesDep) -> BatchScoreResponse:
+    """Score a batch of deals as of the same time; all of them are stored, or none (one transaction)."""
+    results, replayed, version = score_deals(services, principal, body.deals, body.as_of, batch=True)
+    return BatchScoreResponse(results=results, model_version=version, scored=len(results) - replayed,
+                              replayed=replayed)

@@ -1,0 +1,266 @@
+"""Request and response bodies of the HTTP API (they are the OpenAPI schema).
+
+A request carries one deal in the data contract's shape (DESIGN §3): the deal's
+own fields, its account, its stage history and its touchpoints. The schema
+checks types, sizes and obviously impossible values so that the client gets a
+field path for each; the contract's business rules (known stages, time order,
+outcomes) are then checked by the library's one validation path
+(:mod:`dealscore_service.payload`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from dealscore.scoring.result import DealWarning, NextAction, ScoreResult
+from dealscore_service.limits import MAX_BATCH_DEALS, MAX_STAGE_CHANGES_PER_DEAL, MAX_TOUCHPOINTS_PER_DEAL
+
+EARLIEST = datetime(1900, 1, 1)
+LATEST = datetime(2200, 1, 1)
+
+
+def _utc_naive(value: datetime) -> datetime:
+    """Times with an offset are converted to UTC; times without one are taken as UTC already."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year}")
+    return value
+
+
+def _sane_date(value: date) -> date:
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year}")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc_naive)]
+Day = Annotated[date, AfterValidator(_sane_date)]
+Text = Annotated[str, Field(max_length=1000), AfterValidator(_no_nul)]
+Ident = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
+Money = Annotated[float, Field(ge=0, le=1e15)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class AccountPayload(_Strict):
+    """The customer profile (contract table ``accounts``)."""
+
+    account_id: Ident | None = Field(default=None, description="defaults to the deal's account_id; must match it")
+    industry: Text
+    employees: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    annual_revenue: Money | None = None
+    region: Text | None = None
+    created_at: Timestamp | None = None
+
+
+class StageChangePayload(_Strict):
+    """One change of the CRM stage (contract table ``stage_history``)."""
+
+    stage: Name = Field(description="a configured stage name or alias, e.g. 'discovery'")
+    changed_at: Timestamp
+    recorded_at: Timestamp | None = Field(default=None, description="when the change was entered, if later")
+    amount: Money | None = Field(default=None, description="amount as recorded at this change")
+    expected_close_date: Day | None = Field(default=None, description="close date as recorded at this change")
+
+
+class ActivityPayload(_Strict):
+    """One touchpoint (contract table ``activities``)."""
+
+    activity_id: Ident | None = None
+    occurred_at: Timestamp
+    type: Name = Field(description="email, call, meeting, demo, proposal, contract, note, or a configured type")
+    direction: Name | None = Field(default=None, description="inbound | outbound")
+    contact_id: Ident | None = None
+    contact_role: Name | None = Field(
+        default=None, description="decision_maker | champion | influencer | user | other"
+    )
+    recorded_at: Timestamp | None = Field(default=None, description="when the touchpoint was logged, if later")
+
+
+class DealPayload(_Strict):
+    """One deal with everything needed to score it, in the data contract's shape."""
+
+    deal_id: Ident
+    account_id: Ident
+    owner_id: Ident
+    team: Ident | None = Field(default=None, description="the owner's team (access control, filters)")
+    created_at: Timestamp
+    amount: Money | None = None
+    product: Text | None = None
+    source: Text | None = None
+    expected_close_date: Day | None = None
+    closed_at: Timestamp | None = Field(default=None, description="close time; empty while open")
+    outcome: Literal["won", "lost"] | None = Field(default=None, description="won | lost; empty while open")
+    account: AccountPayload
+    stage_history: list[StageChangePayload] = Field(default_factory=list, max_length=MAX_STAGE_CHANGES_PER_DEAL)
+    activities: list[ActivityPayload] = Field(
+        default_factory=list, max_length=MAX_TOUCHPOINTS_PER_DEAL,
+        description=f"touchpoints, at most {MAX_TOUCHPOINTS_PER_DEAL} per deal",
+    )
+
+
+class ScoreRequest(DealPayload):
+    """``POST /v1/score``: one deal, scored as of ``as_of`` (default: now)."""
+
+    as_of: Timestamp | None = Field(
+        default=None,
+        description="score the deal as it stood at this time; default now. Every fact sent must be known by then.",
+    )
+
+
+class BatchScoreRequest(_Strict):
+    """``POST /v1/score/batch``: up to 1,000 deals, all scored as of the same time."""
+
+    deals: list[DealPayload] = Field(min_length=1, max_length=MAX_BATCH_DEALS)
+    as_of: Timestamp | None = Field(default=None, description="default now")
+
+
+class BatchScoreResponse(BaseModel):
+    """The batch's results in request order."""
+
+    results: list[ScoreResult]
+    model_version: str
+    scored: int = Field(description="deals scored by this request")
+    replayed: int = Field(description="deals whose identical payload was already scored (stored result returned)")
+
+
+Trend = Literal["improving", "steady", "declining", "unknown"]
+
+
+class ScorePoint(BaseModel):
+    """One past score of a deal (a point of its trend)."""
+
+    as_of: datetime
+    scored_at: datetime
+    p_win: float
+    grade: str
+    declared_stage: str | None
+    inferred_stage: str
+    value_at_risk: float | None
+    model_version: str
+    warnings: list[str]
+
+
+class DealScoresResponse(BaseModel):
+    """``GET /v1/deals/{deal_id}/scores``: the deal's score history and where it is heading."""
+
+    deal_id: str
+    trend: Trend
+    trend_change: float | None = Field(
+        description="change in win probability (points) between the first and last of the recent scores"
+    )
+    scores: list[ScorePoint] = Field(description="oldest first")
+    latest: ScoreResult
+
+
+class AtRiskItem(BaseModel):
+    """One open deal in the at-risk list (its latest score)."""
+
+    deal_id: str
+    account_id: str | None
+    owner_id: str | None
+    team: str | None
+    amount: float | None
+    p_win: float
+    grade: str
+    declared_stage: str | None
+    inferred_stage: str
+    stage_mismatch: str
+    value_at_risk: float | None
+    top_warning: DealWarning | None
+    top_action: NextAction | None
+    as_of: datetime
+    scored_at: datetime
+    model_version: str
+    recent_p_win: list[float] = Field(description="the last few win probabilities, oldest first (trend line)")
+
+
+class AtRiskResponse(BaseModel):
+    """``GET /v1/deals/at-risk``: one page of the ranking and totals over every matching deal."""
+
+    items: list[AtRiskItem]
+    total: int
+    limit: int
+    offset: int
+    pipeline_value: float = Field(description="sum of amounts of all matching deals")
+    value_at_risk: float = Field(description="sum of value at risk of all matching deals")
+
+
+class ModelInfo(BaseModel):
+    """``GET /v1/model``: the model in use and where it came from."""
+
+    loaded: bool
+    name: str
+    version: str | None = None
+    source: Literal["registry", "local_copy", "path"] | None = Field(
+        default=None, description="registry; local_copy (registry unreachable); path (DEALSCORE_MODEL_PATH)"
+    )
+    loaded_at: datetime | None = None
+    training_window: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    message: str | None = Field(default=None, description="why the model is missing or came from the local copy")
+
+
+class ReloadResponse(BaseModel):
+    """``POST /v1/model/reload``: what was loaded and whether it changed."""
+
+    previous_version: str | None
+    changed: bool
+    model: ModelInfo
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    model: bool
+    store: bool
+    problems: list[str] = Field(default_factory=list)
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    path: str
+    message: str
+    type: str | None = None
+    fix: str | None = None
+
+
+class ErrorBody(BaseModel):
+    type: str = Field(description="error class, e.g. RequestValidationError, StoreUnavailableError")
+    message: str
+    fix: str | None = None
+    fields: list[FieldError] = Field(default_factory=list)
+    detail: dict[str, Any] = Field(default_factory=dict)
+    request_id: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error the API returns has this shape."""
+
+    error: ErrorBody
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the error statuses a route can return."""
+    text = {
+        401: "missing or unknown API key", 403: "the key lacks the scope or may not see this deal",
+        404: "not found", 413: "request body over 1 MiB", 422: "invalid request (field paths in error.fields)",
+        503: "model not loaded or score store unavailable (see Retry-After)",
+    }
+    return {c: {"model": ErrorResponse, "description": text.get(c, "error")} for c in codes}

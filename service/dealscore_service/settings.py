@@ -1,0 +1,68 @@
+"""The service's one configuration object, read from ``DEALSCORE_*`` environment variables.
+
+Everything an operator may want to change without touching code lives here, with
+embedded defaults that run on one laptop: a SQLite score store under the data
+folder, the MLflow registry the library's tracking module points at, and the
+limits the issue fixes for every deployment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dealscore_service import limits
+
+
+class Settings(BaseSettings):
+    """Service settings; every field is ``DEALSCORE_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DEALSCORE_", extra="ignore", protected_namespaces=())
+
+    data_dir: Path = Field(
+        default=Path(".dealscore"),
+        description="folder for the default SQLite score store and the local copy of the model",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the score store, e.g. postgresql+psycopg://user@host/db; "
+        "default sqlite:///<data_dir>/scores.db",
+    )
+    migrate_on_start: bool = Field(default=True, description="apply Alembic migrations when the service starts")
+    store_retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After sent with a 503 store error")
+
+    model_name: str = Field(default="dealscore", description="registered model name in the MLflow registry")
+    model_path: Path | None = Field(
+        default=None,
+        description="load the bundle from this local folder instead of the registry (tests, containers)",
+    )
+    model_cache_dir: Path | None = Field(
+        default=None, description="where the last registry bundle is kept; default <data_dir>/model"
+    )
+    use_registry: bool = Field(default=True, description="try the MLflow registry when no model_path is set")
+    model_retry_seconds: float = Field(
+        default=30.0, ge=0, description="while no model is loaded, retry loading this often (0 = never)"
+    )
+
+    api_keys_file: Path | None = Field(default=None, description="YAML or JSON file of hashed API keys")
+    api_keys: SecretStr | None = Field(
+        default=None, description="the same key list as JSON, for containers (hashes only, never raw keys)"
+    )
+
+    max_body_bytes: int = Field(default=limits.MAX_BODY_BYTES, ge=1024)
+    log_level: str = Field(default="INFO")
+    log_json: bool = Field(default=True, description="JSON log lines (set false for readable console logs)")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The store URL, defaulting to a SQLite file in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'scores.db').resolve()}"
+
+    @property
+    def resolved_model_cache_dir(self) -> Path:
+        """Where the local copy of the champion bundle lives."""
+        return self.model_cache_dir or self.data_dir / "model"

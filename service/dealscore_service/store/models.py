@@ -1,0 +1,67 @@
+"""The score store's tables.
+
+One row per score: the deal's owner, team, amount and stages as scored, the
+headline numbers the at-risk list filters and sorts on, and the full
+``ScoreResult`` as JSON so nothing the API returned is ever lost. The unique key
+(deal, payload hash, model version) is what makes re-sending a payload
+idempotent, enforced by the database rather than by hope.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, MetaData, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention, so migrations name constraints the same everywhere."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ScoreRecord(Base):
+    """One stored score of one deal."""
+
+    __tablename__ = "scores"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    deal_id: Mapped[str] = mapped_column(String(), nullable=False)
+    payload_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    model_version: Mapped[str] = mapped_column(String(), nullable=False)
+    as_of: Mapped[datetime] = mapped_column(DateTime(), nullable=False)
+    scored_at: Mapped[datetime] = mapped_column(DateTime(), nullable=False)
+    account_id: Mapped[str | None] = mapped_column(String())
+    owner_id: Mapped[str | None] = mapped_column(String())
+    team: Mapped[str | None] = mapped_column(String())
+    amount: Mapped[float | None] = mapped_column(Float())
+    declared_stage: Mapped[str | None] = mapped_column(String())
+    inferred_stage: Mapped[str] = mapped_column(String(), nullable=False)
+    stage_mismatch: Mapped[str] = mapped_column(String(), nullable=False)
+    p_win: Mapped[float] = mapped_column(Float(), nullable=False)
+    grade: Mapped[str] = mapped_column(String(2), nullable=False)
+    value_at_risk: Mapped[float | None] = mapped_column(Float())
+    is_open: Mapped[bool] = mapped_column(Boolean(), nullable=False)
+    warnings: Mapped[list[str]] = mapped_column(JsonType, nullable=False)
+    result: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("deal_id", "payload_hash", "model_version", name="uq_scores_deal_payload_model"),
+        Index("ix_scores_deal_id_as_of", "deal_id", "as_of"),
+        Index("ix_scores_owner_id", "owner_id"),
+        Index("ix_scores_team", "team"),
+    )

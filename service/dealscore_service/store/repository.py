@@ -1,0 +1,348 @@
+"""The score store: save scores idempotently, read histories and the at-risk ranking.
+
+Every database error a client could trip over (server down, file locked,
+connection dropped mid-write) becomes :class:`StoreUnavailableError` (503 with
+``Retry-After``); every write is one transaction, so a failure leaves nothing
+half-written. Idempotency is the unique key (deal, payload hash, model
+version): a re-sent payload finds its stored score and adds no row, and two
+workers racing on the same payload resolve through the constraint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine, create_engine, event, func, insert, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import Session, sessionmaker
+
+from dealscore.errors import StoreUnavailableError
+from dealscore.scoring.result import ScoreResult
+from dealscore_service.auth import Principal
+from dealscore_service.store.migrate import migrate
+from dealscore_service.store.models import ScoreRecord
+
+log = structlog.get_logger("dealscore_service.store")
+
+def utc_naive(t: datetime) -> datetime:
+    """Store every time as naive UTC, the convention of the whole product."""
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC).replace(tzinfo=None)
+    return t
+
+
+@dataclass(frozen=True)
+class ScoreToSave:
+    """A fresh score and the identity of the payload it came from."""
+
+    result: ScoreResult
+    payload_hash: str
+    is_open: bool
+
+
+@dataclass(frozen=True)
+class StoredScore:
+    """A score as the store holds it."""
+
+    id: int
+    deal_id: str
+    payload_hash: str
+    model_version: str
+    as_of: datetime
+    scored_at: datetime
+    owner_id: str | None
+    team: str | None
+    amount: float | None
+    declared_stage: str | None
+    inferred_stage: str
+    p_win: float
+    grade: str
+    value_at_risk: float | None
+    is_open: bool
+    warnings: list[str]
+    result: dict[str, Any]
+
+    @classmethod
+    def from_record(cls, r: ScoreRecord) -> StoredScore:
+        return cls(
+            id=r.id, deal_id=r.deal_id, payload_hash=r.payload_hash, model_version=r.model_version, as_of=r.as_of,
+            scored_at=r.scored_at, owner_id=r.owner_id, team=r.team, amount=r.amount,
+            declared_stage=r.declared_stage, inferred_stage=r.inferred_stage, p_win=r.p_win, grade=r.grade,
+            value_at_risk=r.value_at_risk, is_open=r.is_open, warnings=list(r.warnings or []),
+            result=dict(r.result),
+        )
+
+    def score_result(self) -> ScoreResult:
+        """The full result as the API returned it."""
+        return ScoreResult.model_validate(self.result)
+
+
+@dataclass(frozen=True)
+class DealFilter:
+    """Which deals' latest scores to read (the at-risk list's filters)."""
+
+    owner: str | None = None
+    team: str | None = None
+    declared_stage: str | None = None
+    min_amount: float | None = None
+
+
+def _engine(url: str) -> Engine:
+    """An engine with settings that make failures fast and recoverable."""
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False}
+        engine = create_engine(parsed, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets readers and one writer work at once (several uvicorn workers);
+            # NORMAL sync is durable across application crashes at a fraction of FULL's cost.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        if "connect_timeout" not in parsed.query:
+            kwargs["connect_args"] = {"connect_timeout": 5}
+        kwargs.update(pool_size=5, max_overflow=10, pool_timeout=5)
+    return create_engine(parsed, **kwargs)
+
+
+class ScoreStore:
+    """Repository over the ``scores`` table."""
+
+    def __init__(self, url: str, *, migrate_on_start: bool = True) -> None:
+        self.url = url
+        self.engine = _engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._auto_migrate = migrate_on_start
+        self._migrated = False
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without its password (for logs and /v1/model)."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ health
+
+    @contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        """Turn database outages into 503s; let integrity errors through for idempotency handling."""
+        try:
+            yield
+        except IntegrityError:
+            raise
+        except (DBAPIError, PoolTimeoutError, OSError) as exc:
+            log.warning("store_unavailable", operation=what, error=type(exc).__name__,
+                        reason=str(getattr(exc, "orig", exc)).splitlines()[0][:200], store=self.safe_url)
+            raise StoreUnavailableError(
+                f"the score store is unavailable ({what} failed); nothing was written, retry later",
+                fix="retry after the number of seconds in the Retry-After header",
+            ) from exc
+
+    def migrate(self) -> None:
+        """Bring the schema to the latest revision (idempotent)."""
+        with self._guard("migrate"):
+            migrate(self.engine)
+        self._migrated = True
+
+    def _ready(self) -> None:
+        """Migrate lazily when the store was down at start and has come back."""
+        if not self._migrated and self._auto_migrate:
+            self.migrate()
+
+    def ping(self) -> None:
+        """Raise :class:`StoreUnavailableError` unless the store answers and is migrated."""
+        self._ready()
+        with self._guard("ping"), self.engine.connect() as conn:
+            conn.execute(text("SELECT 1 FROM scores WHERE 1 = 0"))
+
+    @contextmanager
+    def _session(self, what: str) -> Iterator[Session]:
+        self._ready()
+        with self._guard(what), self._sessions() as session:
+            yield session
+
+    # ------------------------------------------------------------------ writes
+
+    def find(self, keys: Sequence[tuple[str, str]], model_version: str) -> dict[tuple[str, str], StoredScore]:
+        """Stored scores for (deal_id, payload_hash) pairs under one model version."""
+        if not keys:
+            return {}
+        wanted = set(keys)
+        hashes = sorted({h for _, h in wanted})
+        out: dict[tuple[str, str], StoredScore] = {}
+        with self._session("read") as s:
+            for i in range(0, len(hashes), 500):
+                rows = s.scalars(
+                    select(ScoreRecord).where(
+                        ScoreRecord.model_version == model_version, ScoreRecord.payload_hash.in_(hashes[i:i + 500])
+                    )
+                )
+                for r in rows:
+                    if (r.deal_id, r.payload_hash) in wanted:
+                        out[(r.deal_id, r.payload_hash)] = StoredScore.from_record(r)
+        return out
+
+    def save(self, items: Sequence[ScoreToSave], *, now: datetime | None = None) -> list[StoredScore]:
+        """Persist scores in one transaction; already-stored ones are returned, not duplicated.
+
+        Returns one :class:`StoredScore` per item, in order. A race with another
+        worker writing the same payload shows up as a unique-key violation; the
+        transaction is rolled back and retried once, when the other row is found.
+        """
+        if not items:
+            return []
+        scored_at = utc_naive(now or datetime.now(UTC))
+        for attempt in (1, 2):
+            try:
+                return self._save_once(items, scored_at)
+            except IntegrityError as exc:
+                log.info("store_save_conflict", attempt=attempt, error=str(exc.orig).splitlines()[0][:200])
+        raise StoreUnavailableError(
+            "the score store refused the write twice; nothing was written, retry later",
+            fix="retry after the number of seconds in the Retry-After header",
+        )
+
+    def _save_once(self, items: Sequence[ScoreToSave], scored_at: datetime) -> list[StoredScore]:
+        versions = {it.result.model_version for it in items}
+        with self._session("save") as s, s.begin():
+            existing: dict[tuple[str, str, str], StoredScore] = {}
+            for version in versions:
+                keys = [(it.result.deal_id, it.payload_hash) for it in items if it.result.model_version == version]
+                hashes = sorted({h for _, h in keys})
+                for r in s.scalars(select(ScoreRecord).where(
+                        ScoreRecord.model_version == version, ScoreRecord.payload_hash.in_(hashes))):
+                    existing[(r.deal_id, r.payload_hash, r.model_version)] = StoredScore.from_record(r)
+            new_rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+            for it in items:
+                key = (it.result.deal_id, it.payload_hash, it.result.model_version)
+                if key not in existing and key not in new_rows:
+                    new_rows[key] = _row(it, scored_at)
+            if new_rows:
+                s.execute(insert(ScoreRecord), list(new_rows.values()))
+                s.flush()
+                hashes = sorted({k[1] for k in new_rows})
+                for r in s.scalars(select(ScoreRecord).where(ScoreRecord.payload_hash.in_(hashes))):
+                    key = (r.deal_id, r.payload_hash, r.model_version)
+                    if key in new_rows:
+                        existing[key] = StoredScore.from_record(r)
+            return [existing[(it.result.deal_id, it.payload_hash, it.result.model_version)] for it in items]
+
+    # ------------------------------------------------------------------ reads
+
+    def deal_scores(self, deal_id: str, *, limit: int = 100) -> list[StoredScore]:
+        """The deal's last ``limit`` scores, oldest first (by as-of time, then when scored)."""
+        with self._session("read") as s:
+            rows = s.scalars(
+                select(ScoreRecord).where(ScoreRecord.deal_id == deal_id)
+                .order_by(ScoreRecord.as_of.desc(), ScoreRecord.scored_at.desc(), ScoreRecord.id.desc())
+                .limit(limit)
+            ).all()
+            return [StoredScore.from_record(r) for r in reversed(rows)]
+
+    def recent_p_wins(self, deal_ids: Sequence[str], *, n: int = 8) -> dict[str, list[float]]:
+        """The last ``n`` win probabilities of some deals, oldest first (the list's trend lines)."""
+        if not deal_ids:
+            return {}
+        ranked = select(
+            ScoreRecord.deal_id, ScoreRecord.p_win,
+            func.row_number().over(
+                partition_by=ScoreRecord.deal_id,
+                order_by=(ScoreRecord.as_of.desc(), ScoreRecord.scored_at.desc(), ScoreRecord.id.desc()),
+            ).label("rn"),
+        ).where(ScoreRecord.deal_id.in_(list(deal_ids))).subquery()
+        out: dict[str, list[float]] = {d: [] for d in deal_ids}
+        with self._session("read") as s:
+            rows = s.execute(
+                select(ranked.c.deal_id, ranked.c.p_win).where(ranked.c.rn <= n)
+                .order_by(ranked.c.deal_id, ranked.c.rn.desc())
+            )
+            for deal_id, p in rows:
+                out[deal_id].append(float(p))
+        return out
+
+    def latest_open_scores(self, filters: DealFilter, principal: Principal | None = None) -> list[StoredScore]:
+        """The latest score of every open deal matching the filters and visible to the key.
+
+        "Latest" is by as-of time, then by when it was scored. Visibility is judged
+        on the latest score's owner and team, i.e. who owns the deal now.
+        """
+        ranked = select(
+            ScoreRecord.id,
+            func.row_number().over(
+                partition_by=ScoreRecord.deal_id,
+                order_by=(ScoreRecord.as_of.desc(), ScoreRecord.scored_at.desc(), ScoreRecord.id.desc()),
+            ).label("rn"),
+        ).subquery()
+        latest = select(ScoreRecord).join(ranked, ranked.c.id == ScoreRecord.id).where(
+            ranked.c.rn == 1, ScoreRecord.is_open.is_(True)
+        )
+        if filters.owner is not None:
+            latest = latest.where(ScoreRecord.owner_id == filters.owner)
+        if filters.team is not None:
+            latest = latest.where(ScoreRecord.team == filters.team)
+        if filters.declared_stage is not None:
+            latest = latest.where(ScoreRecord.declared_stage == filters.declared_stage)
+        if filters.min_amount is not None:
+            latest = latest.where(ScoreRecord.amount >= filters.min_amount)
+        if principal is not None and principal.limited:
+            latest = latest.where(
+                ScoreRecord.owner_id.in_(sorted(principal.owners)) | ScoreRecord.team.in_(sorted(principal.teams))
+            )
+        with self._session("read") as s:
+            rows = s.scalars(latest.order_by(ScoreRecord.deal_id)).all()
+            return [StoredScore.from_record(r) for r in rows]
+
+    def previous_p_wins(self, deal_ids: Sequence[str], as_of: datetime) -> dict[str, float]:
+        """Each deal's latest stored win probability as of ``as_of`` or earlier (what a new score is compared to)."""
+        if not deal_ids:
+            return {}
+        ranked = select(
+            ScoreRecord.deal_id, ScoreRecord.p_win,
+            func.row_number().over(
+                partition_by=ScoreRecord.deal_id,
+                order_by=(ScoreRecord.as_of.desc(), ScoreRecord.scored_at.desc(), ScoreRecord.id.desc()),
+            ).label("rn"),
+        ).where(ScoreRecord.deal_id.in_(list(deal_ids)), ScoreRecord.as_of <= utc_naive(as_of)).subquery()
+        with self._session("read") as s:
+            rows = s.execute(select(ranked.c.deal_id, ranked.c.p_win).where(ranked.c.rn == 1))
+            return {d: float(p) for d, p in rows}
+
+    def count(self) -> int:
+        """Number of stored scores (tests and the demo use it)."""
+        with self._session("read") as s:
+            return int(s.scalar(select(func.count()).select_from(ScoreRecord)) or 0)
+
+
+def _row(item: ScoreToSave, scored_at: datetime) -> dict[str, Any]:
+    r = item.result
+    return {
+        "deal_id": r.deal_id, "payload_hash": item.payload_hash, "model_version": r.model_version,
+        "as_of": utc_naive(r.as_of), "scored_at": scored_at, "account_id": r.account_id, "owner_id": r.owner_id,
+        "team": r.team, "amount": r.amount, "declared_stage": r.declared_stage, "inferred_stage": r.inferred_stage,
+        "stage_mismatch": r.stage_mismatch, "p_win": float(r.p_win), "grade": r.grade,
+        "value_at_risk": r.value_at_risk, "is_open": item.is_open, "warnings": [w.code for w in r.warnings],
+        "result": r.model_dump(mode="json"),
+    }
+
+
+__all__ = ["DealFilter", "ScoreStore", "ScoreToSave", "StoredScore"]

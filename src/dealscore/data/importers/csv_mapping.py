@@ -1,0 +1,696 @@
+"""Import any CRM's CSV export, driven by a YAML mapping file.
+
+A mapping says, per contract table, which export file(s) feed it and how each
+contract column is made from the file's columns: a rename, a value map (stage,
+outcome and activity-type spellings), date formats, a flag that must be true, a
+lookup in another file. The shipped example for a Salesforce export is
+``dealscore/config/mappings/salesforce.yaml``; docs/importers.md describes every key.
+
+The mapping is checked before any data is read (unknown keys, unknown contract
+columns, required columns not mapped), and the export against the mapping
+(columns the mapping names but the file lacks, values no map covers, dates no
+format reads): each problem is one :class:`MappingError` or
+:class:`~dealscore.errors.DataValidationError` that names the file, the column,
+the offending ids and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from dealscore.data.importers.common import ImportReport, ImportResult, finish, read_source_csv
+from dealscore.data.schema import DIRECTIONS, OUTCOMES, TABLES
+from dealscore.errors import ConfigError, DataValidationError
+from dealscore.taxonomy import StageTaxonomy, default_taxonomy
+
+SHIPPED_MAPPINGS = files("dealscore.config") / "mappings"
+_ZONE_SUFFIX = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+
+_MAPPING_KEYS = {"name", "description", "tables", "date_formats", "timezone", "csv", "true_values", "numbers",
+                 "cut_at"}
+_SOURCE_KEYS = {"file", "columns", "where", "drop_unknown_deals", "create_missing", "close_from_stage_history"}
+_COLUMN_KEYS = {"column", "fallback", "constant", "values", "other", "missing", "format", "only_if", "end_of_day",
+                "lookup"}
+_LOOKUP_KEYS = {"file", "match", "column"}
+# contract columns whose values must come out of a closed vocabulary
+_ENUMERATED = {("stage_history", "stage"), ("stage_truth", "stage"), ("activities", "type"),
+               ("activities", "direction"), ("activities", "contact_role"), ("deals", "outcome")}
+_UNMAPPED = object()
+
+
+class MappingError(ConfigError):
+    """The mapping file is wrong, or does not fit the export it is applied to."""
+
+    http_status = 400
+
+    def __init__(self, message: str, *, path: str, where: str, fix: str) -> None:
+        self.where = where
+        super().__init__(f"mapping {path}, {where}: {message}. Fix: {fix}", path=path, where=where, fix=fix)
+
+
+def _norm(value: object) -> str:
+    """How source values are compared with a value map's keys: stripped, case-insensitive."""
+    return str(value).strip().casefold()
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Take a column from another file by matching key columns (e.g. a contact's role on a deal)."""
+
+    file: str
+    match: dict[str, str]  # lookup file's column -> this source file's column
+    column: str
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """How one contract column is made from the source file."""
+
+    target: str
+    column: str | None = None
+    fallback: tuple[str, ...] = ()
+    constant: Any = None
+    has_constant: bool = False
+    values: dict[str, Any] | None = None
+    other: Any = None
+    has_other: bool = False
+    missing: Any = None
+    formats: tuple[str, ...] | None = None
+    only_if: str | None = None
+    end_of_day: bool = False
+    lookup: Lookup | None = None
+
+    @property
+    def source_columns(self) -> list[str]:
+        """Columns this spec reads from its own source file."""
+        cols = [c for c in (self.column, *self.fallback, self.only_if) if c]
+        if self.lookup:
+            cols += list(self.lookup.match.values())
+        return cols
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One export file feeding one contract table."""
+
+    table: str
+    file: str
+    columns: dict[str, ColumnSpec]
+    where: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    drop_unknown_deals: bool = False
+    create_missing: bool = False
+    close_from_stage_history: bool = False
+
+
+@dataclass(frozen=True)
+class CsvMapping:
+    """A parsed, checked mapping file."""
+
+    path: str
+    name: str
+    sources: dict[str, list[SourceSpec]]
+    date_formats: tuple[str, ...] = ("ISO8601",)
+    timezone: str = "UTC"
+    encoding: str = "utf-8-sig"
+    delimiter: str = ","
+    true_values: frozenset[str] = frozenset({"true", "1", "yes", "y", "t"})
+    thousands: str | None = None
+    decimal: str = "."
+    cut_at: str | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Any, path: str = "<mapping>") -> CsvMapping:
+        """Check the YAML structure key by key, so a typo is named where it is."""
+        return _MappingParser(path).mapping(raw)
+
+    @classmethod
+    def load(cls, path_or_name: str | Path) -> CsvMapping:
+        """Load a mapping file, or a shipped mapping by name (``salesforce``)."""
+        p = Path(path_or_name)
+        if not p.is_file():
+            shipped = SHIPPED_MAPPINGS / f"{path_or_name}.yaml"
+            if "/" not in str(path_or_name) and shipped.is_file():
+                return cls.from_dict(_yaml(shipped.read_text(encoding="utf-8"), str(path_or_name)), str(path_or_name))
+            names = sorted(f.name.removesuffix(".yaml") for f in SHIPPED_MAPPINGS.iterdir() if f.name.endswith(".yaml"))
+            raise MappingError(
+                "file does not exist", path=str(p), where="file",
+                fix=f"pass the path of your mapping YAML, or the name of a shipped one: {names}",
+            )
+        return cls.from_dict(_yaml(p.read_text(encoding="utf-8"), str(p)), str(p))
+
+
+def _yaml(text: str, path: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise MappingError(f"not valid YAML ({exc})", path=path, where="file",
+                           fix="fix the YAML syntax (indentation, quotes, colons)") from exc
+
+
+def _suggest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _MappingParser:
+    """Turns the YAML structure into a :class:`CsvMapping`, naming the key of each problem."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, where: str, message: str, fix: str) -> MappingError:
+        return MappingError(message, path=self.path, where=where, fix=fix)
+
+    def keys(self, where: str, raw: Any, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise self.fail(where, f"expected a mapping of keys, got {type(raw).__name__}",
+                            f"write {where} as 'key: value' lines; allowed keys: {sorted(allowed)}")
+        unknown = [str(k) for k in raw if str(k) not in allowed]
+        if unknown:
+            raise self.fail(where, f"unknown key {unknown[0]!r}{_suggest(unknown[0], sorted(allowed))}",
+                            f"use only {sorted(allowed)}")
+        return {str(k): v for k, v in raw.items()}
+
+    def mapping(self, raw: Any) -> CsvMapping:
+        top = self.keys("top level", raw, _MAPPING_KEYS)
+        if "tables" not in top:
+            raise self.fail("top level", "no 'tables' key",
+                            "add 'tables:' with accounts, deals, stage_history and (optionally) activities")
+        tables = self.keys("tables", top["tables"], set(TABLES))
+        for required in ("accounts", "deals"):
+            if required not in tables:
+                raise self.fail("tables", f"table {required} is not mapped",
+                                f"add 'tables.{required}' naming the export file and its columns")
+        sources = {name: [self.source(name, i, s) for i, s in enumerate(self.as_list(name, spec))]
+                   for name, spec in tables.items()}
+        csv = self.keys("csv", top.get("csv") or {}, {"encoding", "delimiter"})
+        numbers = self.keys("numbers", top.get("numbers") or {}, {"thousands", "decimal"})
+        tz = str(top.get("timezone") or "UTC")
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise self.fail("timezone", f"unknown time zone {tz!r}",
+                            "use an IANA name such as UTC, Europe/Berlin or America/New_York") from exc
+        formats = top.get("date_formats", ["ISO8601"])
+        if isinstance(formats, str):
+            formats = [formats]
+        if not isinstance(formats, list) or not formats:
+            raise self.fail("date_formats", "expected a list of formats",
+                            "write e.g. date_formats: [ISO8601, '%m/%d/%Y %I:%M %p', '%m/%d/%Y']")
+        true_values = top.get("true_values", ["true", "1", "yes", "y", "t"])
+        return CsvMapping(
+            path=self.path,
+            name=str(top.get("name") or Path(self.path).stem),
+            sources=sources,
+            date_formats=tuple(str(f) for f in formats),
+            timezone=tz,
+            encoding=str(csv.get("encoding", "utf-8-sig")),
+            delimiter=str(csv.get("delimiter", ",")),
+            true_values=frozenset(_norm(v) for v in true_values),
+            thousands=None if numbers.get("thousands") is None else str(numbers["thousands"]),
+            decimal=str(numbers.get("decimal", ".")),
+            cut_at=None if top.get("cut_at") is None else str(top["cut_at"]),
+        )
+
+    def as_list(self, table: str, spec: Any) -> list[Any]:
+        if isinstance(spec, list):
+            if not spec:
+                raise self.fail(f"tables.{table}", "empty list of files", "name at least one file or drop the table")
+            return spec
+        return [spec]
+
+    def source(self, table: str, i: int, raw: Any) -> SourceSpec:
+        where = f"tables.{table}" + (f"[{i}]" if i else "")
+        s = self.keys(where, raw, _SOURCE_KEYS)
+        if not s.get("file"):
+            raise self.fail(where, "no 'file'", "name the export file, e.g. file: Opportunity.csv")
+        contract = TABLES[table]
+        cols = self.keys(f"{where}.columns", s.get("columns") or {}, set(contract.column_names))
+        missing = [c for c in contract.required_columns if c not in cols]
+        if missing:
+            raise self.fail(f"{where}.columns", f"required contract column(s) {missing} are not mapped",
+                            f"map every required column of {table}: {contract.required_columns}")
+        columns = {target: self.column(f"{where}.columns.{target}", target, spec) for target, spec in cols.items()}
+        where_raw = self.keys(f"{where}.where", s.get("where") or {}, set(s.get("where") or {}))
+        where_values = {str(k): tuple(_norm(x) for x in (v if isinstance(v, list) else [v]))
+                        for k, v in where_raw.items()}
+        flags = {k: bool(s.get(k, False)) for k in ("drop_unknown_deals", "create_missing", "close_from_stage_history")}
+        if flags["drop_unknown_deals"] and "deal_id" not in contract.column_names:
+            raise self.fail(where, "drop_unknown_deals applies to tables with a deal_id", "remove it here")
+        if flags["create_missing"] and table != "accounts":
+            raise self.fail(where, "create_missing applies to accounts only", "move it to tables.accounts")
+        if flags["close_from_stage_history"] and table != "deals":
+            raise self.fail(where, "close_from_stage_history applies to deals only", "move it to tables.deals")
+        return SourceSpec(table=table, file=str(s["file"]), columns=columns, where=where_values, **flags)
+
+    def column(self, where: str, target: str, raw: Any) -> ColumnSpec:
+        if isinstance(raw, str):
+            return ColumnSpec(target=target, column=raw)
+        c = self.keys(where, raw, _COLUMN_KEYS)
+        sources = [k for k in ("column", "constant", "lookup") if k in c]
+        if len(sources) != 1:
+            raise self.fail(where, f"needs exactly one of column, constant or lookup (found {sources or 'none'})",
+                            "write e.g. {column: StageName} or {constant: unknown}")
+        values = c.get("values")
+        if values is not None and not isinstance(values, dict):
+            raise self.fail(f"{where}.values", "expected a map of source value: contract value",
+                            "write e.g. values: {'Closed Won': won}")
+        fmt = c.get("format")
+        lookup = None
+        if "lookup" in c:
+            lk = self.keys(f"{where}.lookup", c["lookup"], _LOOKUP_KEYS)
+            if not lk.get("file") or not lk.get("column") or not isinstance(lk.get("match"), dict) or not lk["match"]:
+                raise self.fail(f"{where}.lookup", "needs file, match and column",
+                                "write e.g. lookup: {file: OpportunityContactRole.csv, "
+                                "match: {OpportunityId: WhatId, ContactId: WhoId}, column: Role}")
+            lookup = Lookup(file=str(lk["file"]), match={str(k): str(v) for k, v in lk["match"].items()},
+                            column=str(lk["column"]))
+        fallback = c.get("fallback") or []
+        return ColumnSpec(
+            target=target,
+            column=None if c.get("column") is None else str(c["column"]),
+            fallback=tuple(str(f) for f in (fallback if isinstance(fallback, list) else [fallback])),
+            constant=c.get("constant"),
+            has_constant="constant" in c,
+            values=None if values is None else {_norm(k): v for k, v in values.items()},
+            other=c.get("other"),
+            has_other="other" in c,
+            missing=c.get("missing"),
+            formats=None if fmt is None else tuple(str(f) for f in (fmt if isinstance(fmt, list) else [fmt])),
+            only_if=None if c.get("only_if") is None else str(c["only_if"]),
+            end_of_day=bool(c.get("end_of_day", False)),
+            lookup=lookup,
+        )
+
+
+def load_mapping(path_or_name: str | Path) -> CsvMapping:
+    """Load and check a mapping YAML (or a shipped mapping by name, e.g. ``salesforce``)."""
+    return CsvMapping.load(path_or_name)
+
+
+# --------------------------------------------------------------------------- applying a mapping
+
+
+@dataclass
+class _Context:
+    """One import run: where files are, the report, the taxonomy, cached lookup files."""
+
+    src: Path
+    mapping: CsvMapping
+    report: ImportReport
+    taxonomy: StageTaxonomy
+    cut_at: pd.Timestamp | None
+    cache: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def read(self, name: str) -> pd.DataFrame:
+        if name not in self.cache:
+            self.cache[name] = read_source_csv(self.src / name, label=name, encoding=self.mapping.encoding,
+                                               delimiter=self.mapping.delimiter)
+            self.report.rows_read[name] = len(self.cache[name])
+        return self.cache[name]
+
+
+def _ids(frame: pd.DataFrame, mask: pd.Series, spec: SourceSpec) -> list[str]:
+    """Up to five distinct offending rows: the table's id where it is mapped, else file line (and deal)."""
+    id_target = TABLES[spec.table].id_column
+    id_col = spec.columns[id_target].column if id_target in spec.columns else None
+    deal_col = spec.columns["deal_id"].column if "deal_id" in spec.columns else None
+    out: list[str] = []
+    for i in frame.index[mask.to_numpy()][:500]:
+        if id_col and id_col in frame and not pd.isna(frame.at[i, id_col]):
+            label = str(frame.at[i, id_col])
+        elif deal_col and deal_col in frame and not pd.isna(frame.at[i, deal_col]):
+            label = f"line {int(i) + 2} (deal {frame.at[i, deal_col]})"
+        else:
+            label = f"line {int(i) + 2}"
+        if label not in out:
+            out.append(label)
+        if len(out) == 5:
+            break
+    return out
+
+
+def _check_columns(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: str) -> None:
+    """Every source column the mapping names must be in the file."""
+    have = list(frame.columns)
+    needed = [(f"columns.{t}", c) for t, cs in spec.columns.items() for c in cs.source_columns]
+    needed += [("where", c) for c in spec.where]
+    for key, col in needed:
+        if col not in have:
+            raise MappingError(
+                f"column {col!r} is not in {spec.file}{_suggest(col, have)}; the file has {have}",
+                path=ctx.mapping.path, where=f"{where}.{key}",
+                fix=f"correct the column name in the mapping or export {spec.file} with that column",
+            )
+
+
+def _per_value(s: pd.Series, fn: Callable[[str], Any]) -> pd.Series:
+    """Apply ``fn`` once per distinct value (missing stays missing)."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    mapped = np.empty(len(uniques) + 1, dtype=object)
+    mapped[:-1] = [fn(str(u)) for u in uniques]
+    mapped[-1] = None
+    return pd.Series(mapped[codes], index=s.index, dtype=object)
+
+
+def _lookup(ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame, where: str) -> pd.Series:
+    """Left-join one column of another file on the match keys (the first row wins on repeated keys)."""
+    lk = cs.lookup
+    assert lk is not None
+    table = ctx.read(lk.file)
+    have = list(table.columns)
+    for col in [*lk.match, lk.column]:
+        if col not in have:
+            raise MappingError(
+                f"column {col!r} is not in {lk.file}{_suggest(col, have)}; the file has {have}",
+                path=ctx.mapping.path, where=f"{where}.columns.{cs.target}.lookup",
+                fix=f"correct the column name in the mapping or export {lk.file} with that column",
+            )
+    keys = list(lk.match)
+    repeated = table.duplicated(keys)
+    if repeated.any():
+        ctx.report.notes.append(
+            f"{lk.file}: {int(repeated.sum())} row(s) repeat a key {keys}; the first one was used for {cs.target}"
+        )
+    right = table.loc[~repeated, [*keys, lk.column]].rename(columns={lk.column: "__value__"})
+    right.columns = [*(f"__k{i}__" for i in range(len(keys))), "__value__"]
+    left = pd.DataFrame({f"__k{i}__": frame[src].to_numpy() for i, src in enumerate(lk.match.values())},
+                        index=frame.index)
+    joined = left.merge(right, how="left", on=[f"__k{i}__" for i in range(len(keys))])
+    return pd.Series(joined["__value__"].to_numpy(), index=frame.index)
+
+
+def _raw_values(ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame, where: str) -> pd.Series:
+    """The source text for one contract column, before value maps and types."""
+    if cs.has_constant:
+        value = None if cs.constant is None else str(cs.constant)
+        return pd.Series(value, index=frame.index, dtype=object)
+    if cs.lookup is not None:
+        s = _lookup(ctx, spec, cs, frame, where)
+    else:
+        assert cs.column is not None
+        s = frame[cs.column]
+        for fb in cs.fallback:
+            s = s.where(s.notna(), frame[fb])
+    return s.astype(object).where(s.notna(), None)
+
+
+def _truthy(ctx: _Context, s: pd.Series) -> pd.Series:
+    return _per_value(s, lambda v: _norm(v) in ctx.mapping.true_values).fillna(False).astype(bool)
+
+
+def _apply_values(
+    ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame, s: pd.Series, where: str
+) -> pd.Series:
+    """Translate spellings with the value map; an unmapped spelling is an error unless ``other`` is set."""
+    if cs.values is None:
+        return s
+    table = cs.values
+
+    def one(v: str) -> Any:
+        key = _norm(v)
+        if key in table:
+            return table[key]
+        return cs.other if cs.has_other else _UNMAPPED
+
+    out = _per_value(s, one)
+    unmapped = out.map(lambda v: v is _UNMAPPED).astype(bool)
+    if unmapped.any():
+        seen = sorted({str(v) for v in s[unmapped]})[:5]
+        ids = _ids(frame, unmapped, spec)
+        raise DataValidationError(
+            f"{spec.file}, column {cs.column or cs.target} → {spec.table}.{cs.target}: {int(unmapped.sum())} row(s) "
+            f"hold value(s) {seen} that the mapping's values do not cover (ids: {', '.join(ids)})",
+            table=spec.table, column=cs.target, ids=ids,
+            fix=f"add them under {where}.columns.{cs.target}.values in {ctx.mapping.path}, "
+            "or set 'other:' for every value not listed",
+        )
+    return out.astype(object).where(out.notna(), None)
+
+
+def _parse_dates(
+    ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame, s: pd.Series, where: str
+) -> pd.Series:
+    """Read dates with the column's (else the mapping's) formats, tried in order; result naive UTC.
+
+    Values carrying an offset are converted to UTC; values without one are in the
+    mapping's ``timezone``. With ``end_of_day``, a date without a time means "by the
+    end of that day" (never later than the data cut), the safe reading for a close date.
+    """
+    text = s.astype("string").str.strip()
+    text = text.mask(text == "")
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+    todo = text.notna()
+    for fmt in cs.formats or ctx.mapping.date_formats:
+        if not todo.any():
+            break
+        sub = text[todo]
+        if fmt.upper() == "ISO8601":
+            zoned = sub.str.contains(_ZONE_SUFFIX, regex=True, na=False).astype(bool)
+            parts = [
+                _to_utc(pd.to_datetime(sub[zoned], format="ISO8601", errors="coerce", utc=True), ctx),
+                _to_utc(pd.to_datetime(sub[~zoned], format="ISO8601", errors="coerce"), ctx),
+            ]
+            parsed = pd.concat(parts).reindex(sub.index)
+        else:
+            try:
+                parsed = _to_utc(pd.to_datetime(sub, format=fmt, errors="coerce"), ctx)
+            except ValueError as exc:
+                raise MappingError(f"date format {fmt!r} is not usable ({exc})", path=ctx.mapping.path,
+                                   where=f"{where}.columns.{cs.target}.format",
+                                   fix="use strftime codes such as '%m/%d/%Y %I:%M %p', or ISO8601") from exc
+        ok = parsed.notna()
+        out[ok[ok].index] = parsed[ok]
+        todo = todo & out.isna()
+    if todo.any():
+        ids = _ids(frame, todo, spec)
+        examples = ", ".join(repr(str(v)) for v in text[todo].head(3))
+        raise DataValidationError(
+            f"{spec.file}, column {cs.column or cs.target} → {spec.table}.{cs.target}: {int(todo.sum())} value(s) "
+            f"such as {examples} match none of the date formats {list(cs.formats or ctx.mapping.date_formats)} "
+            f"(ids: {', '.join(ids)})",
+            table=spec.table, column=cs.target, ids=ids,
+            fix=f"add the export's format to date_formats (or {where}.columns.{cs.target}.format) "
+            f"in {ctx.mapping.path}, e.g. '%d.%m.%Y'",
+        )
+    if cs.end_of_day:
+        date_only = text.notna() & ~text.str.contains(":", regex=False, na=False).astype(bool)
+        late = out[date_only] + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
+        if ctx.cut_at is not None:
+            late = late.where(late <= ctx.cut_at, ctx.cut_at)
+        out[date_only[date_only].index] = late
+    return out
+
+
+def _to_utc(parsed: pd.Series, ctx: _Context) -> pd.Series:
+    """Zone-aware → UTC; naive → localised in the mapping's time zone first. Always naive UTC ns."""
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        return parsed.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
+    parsed = parsed.astype("datetime64[ns]")
+    if ctx.mapping.timezone != "UTC" and len(parsed):
+        parsed = parsed.dt.tz_localize(
+            ctx.mapping.timezone, ambiguous=np.zeros(len(parsed), dtype=bool), nonexistent="shift_forward"
+        ).dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed
+
+
+def _numbers(ctx: _Context, s: pd.Series) -> pd.Series:
+    """Drop thousands separators and normalise the decimal mark, when the mapping names them."""
+    if ctx.mapping.thousands is None and ctx.mapping.decimal == ".":
+        return s
+    text = s.astype("string")
+    if ctx.mapping.thousands:
+        text = text.str.replace(ctx.mapping.thousands, "", regex=False)
+    if ctx.mapping.decimal != ".":
+        text = text.str.replace(ctx.mapping.decimal, ".", regex=False)
+    return text.astype(object).where(text.notna(), None)
+
+
+def _convert_source(ctx: _Context, spec: SourceSpec, index: int) -> pd.DataFrame:
+    """One export file → the contract columns it feeds (typed dates, mapped values)."""
+    where = f"tables.{spec.table}" + (f"[{index}]" if index else "")
+    frame = ctx.read(spec.file)
+    _check_columns(ctx, spec, frame, where)
+    for col, allowed in spec.where.items():
+        keep = frame[col].map(lambda v, a=allowed: v is not None and not pd.isna(v) and _norm(v) in a)
+        keep = keep.fillna(False).astype(bool)
+        ctx.report.drop(f"{spec.file}: {col} not in {list(allowed)}", int((~keep).sum()))
+        frame = frame[keep]
+    kinds = {c.name: c.kind for c in TABLES[spec.table].columns}
+    out = pd.DataFrame(index=frame.index)
+    for target, cs in spec.columns.items():
+        s = _raw_values(ctx, spec, cs, frame, where)
+        if cs.only_if is not None:
+            s = s.where(_truthy(ctx, frame[cs.only_if]), None)
+        present = s.notna()
+        s = _apply_values(ctx, spec, cs, frame, s, where)
+        if cs.missing is not None:
+            empty = s.isna() & (~present if cs.only_if is None else ~present & _truthy(ctx, frame[cs.only_if]))
+            ctx.report.fill(f"{spec.table}.{target}: empty in {spec.file}, written as {cs.missing!r}",
+                            int(empty.sum()))
+            s = s.where(~empty, str(cs.missing))
+        if kinds[target] in ("timestamp", "date"):
+            out[target] = _parse_dates(ctx, spec, cs, frame, s, where)
+        elif kinds[target] in ("int", "float"):
+            out[target] = _numbers(ctx, s)
+        else:
+            out[target] = s
+    out.attrs["spec"] = spec
+    out.attrs["frame"] = frame
+    return out
+
+
+def _closed_vocabulary(ctx: _Context, table: str, target: str) -> dict[str, str | None]:
+    """Accepted spellings (lower-case) → canonical value for an enumerated contract column."""
+    tax = ctx.taxonomy
+    if target == "stage":
+        vocab: dict[str, str | None] = dict(tax.stage_lookup())
+        vocab |= {a: "won" for a in tax.closed_won_aliases} | {a: "lost" for a in tax.closed_lost_aliases}
+        return vocab | {o: o for o in OUTCOMES}
+    if target == "type":
+        return {t: t for t in tax.activity_types} | dict(tax.activity_aliases)
+    if target == "direction":
+        return {d: d for d in DIRECTIONS}
+    if target == "contact_role":
+        return {r: r for r in tax.contact_roles}
+    return {o: o for o in OUTCOMES} | {a: "won" for a in tax.closed_won_aliases} | {
+        a: "lost" for a in tax.closed_lost_aliases}
+
+
+def _canonical(ctx: _Context, parts: list[pd.DataFrame], table: str) -> None:
+    """Check enumerated columns against the taxonomy (naming source rows) and write canonical names."""
+    for part in parts:
+        spec: SourceSpec = part.attrs["spec"]
+        frame: pd.DataFrame = part.attrs["frame"]
+        for target in list(part.columns):
+            if (table, target) not in _ENUMERATED:
+                continue
+            vocab = _closed_vocabulary(ctx, table, target)
+            canon = _per_value(part[target], lambda v, voc=vocab: voc.get(_norm(v), _UNMAPPED))
+            bad = canon.map(lambda v: v is _UNMAPPED).astype(bool)
+            if bad.any():
+                seen = sorted({str(v) for v in part.loc[bad, target]})[:5]
+                ids = _ids(frame, bad, spec)
+                cs = spec.columns[target]
+                raise DataValidationError(
+                    f"{spec.file}, column {cs.column or target} → {table}.{target}: {int(bad.sum())} row(s) hold "
+                    f"{seen}, which is not a configured {target} (ids: {', '.join(ids)})",
+                    table=table, column=target, ids=ids,
+                    fix=f"map them under tables.{table}.columns.{target}.values in {ctx.mapping.path} "
+                    f"onto one of {sorted(set(v for v in vocab.values() if v))}, or add aliases to the taxonomy",
+                )
+            part[target] = canon.astype(object).where(canon.notna(), None)
+
+
+def _close_from_stage_history(ctx: _Context, deals: pd.DataFrame, sh: pd.DataFrame, enabled: bool) -> pd.DataFrame:
+    """Take closing rows (stage won/lost) out of stage_history; optionally date each close by its row.
+
+    A CRM's stage history often ends with a "Closed Won" row: that is an outcome,
+    not a stage. Its time is when the CRM recorded the close, which is more exact
+    than a close *date*, so with ``close_from_stage_history`` it becomes
+    ``closed_at`` (and gives the outcome when the deals file has none).
+    """
+    closing = sh["stage"].isin(OUTCOMES)
+    ctx.report.drop("stage_history: rows that close the deal (won/lost), used as the deal's outcome instead",
+                    int(closing.sum()))
+    if enabled and closing.any():
+        ordered = sh.sort_values(["deal_id", "changed_at"], kind="stable")
+        last = ordered.groupby("deal_id", sort=False).tail(1)
+        last = last[last["stage"].isin(OUTCOMES)].set_index("deal_id")
+        row_outcome = deals["deal_id"].map(last["stage"])
+        row_time = deals["deal_id"].map(last["changed_at"])
+        if "outcome" not in deals:
+            deals["outcome"] = None
+        if "closed_at" not in deals:
+            deals["closed_at"] = pd.Series(pd.NaT, index=deals.index, dtype="datetime64[ns]")
+        fill_outcome = deals["outcome"].isna() & row_outcome.notna()
+        ctx.report.fill("deals.outcome: empty, taken from the deal's closing stage-history row",
+                        int(fill_outcome.sum()))
+        deals.loc[fill_outcome, "outcome"] = row_outcome[fill_outcome]
+        use_time = row_time.notna() & (deals["outcome"] == row_outcome)
+        ctx.report.fill("deals.closed_at: the time of the deal's closing stage-history row",
+                        int(use_time.sum()))
+        deals.loc[use_time, "closed_at"] = row_time[use_time]
+    return sh[~closing]
+
+
+def import_csv(
+    src: str | Path, mapping: str | Path | CsvMapping | Mapping[str, Any], *,
+    cut_at: str | pd.Timestamp | None = None, taxonomy: StageTaxonomy | None = None,
+) -> ImportResult:
+    """Convert the export folder ``src`` into a contract history with a mapping (validated, not written).
+
+    ``mapping`` is a YAML path, a shipped mapping's name, a parsed :class:`CsvMapping`
+    or the YAML structure as a dict. ``cut_at`` (the export time) overrides the
+    mapping's; without either, the history's latest timestamp is its data cut.
+    """
+    if isinstance(mapping, CsvMapping):
+        m = mapping
+    elif isinstance(mapping, Mapping):
+        m = CsvMapping.from_dict(dict(mapping))
+    else:
+        m = load_mapping(mapping)
+    folder = Path(src)
+    if not folder.is_dir():
+        raise DataValidationError(
+            f"export folder {folder} does not exist or is not a folder",
+            fix="pass the folder that holds the files the mapping names: "
+            + ", ".join(sorted({s.file for specs in m.sources.values() for s in specs})),
+        )
+    cut_raw = cut_at if cut_at is not None else m.cut_at
+    cut = None if cut_raw is None else pd.Timestamp(cut_raw)
+    if cut is not None and cut.tzinfo is not None:
+        cut = cut.tz_convert("UTC").tz_localize(None)
+    report = ImportReport(importer=f"csv ({m.name})", source=str(folder))
+    ctx = _Context(src=folder, mapping=m, report=report, taxonomy=taxonomy or default_taxonomy(), cut_at=cut)
+
+    tables: dict[str, pd.DataFrame] = {}
+    for name in TABLES:
+        specs = m.sources.get(name)
+        if not specs:
+            continue
+        parts = [_convert_source(ctx, spec, i) for i, spec in enumerate(specs)]
+        _canonical(ctx, parts, name)
+        tables[name] = pd.concat([p.copy() for p in parts], ignore_index=True) if len(parts) > 1 else parts[0]
+        tables[name].attrs.clear()
+
+    if "stage_history" not in tables:
+        report.notes.append("no stage_history mapped: the history has no stage changes")
+        tables["stage_history"] = pd.DataFrame({c: pd.Series(dtype=object) for c in ("deal_id", "stage",
+                                                                                       "changed_at")})
+    if "activities" not in tables:
+        report.notes.append("no activities mapped: the history has no touchpoints")
+        tables["activities"] = pd.DataFrame({c: pd.Series(dtype=object) for c in ("deal_id", "occurred_at",
+                                                                                    "type")})
+    deals_spec = m.sources["deals"][0]
+    tables["stage_history"] = _close_from_stage_history(
+        ctx, tables["deals"], tables["stage_history"], any(s.close_from_stage_history for s in m.sources["deals"])
+    )
+    known = set(tables["deals"]["deal_id"].dropna())
+    for name in ("stage_history", "activities", "stage_truth"):
+        specs = m.sources.get(name) or []
+        if name in tables and any(s.drop_unknown_deals for s in specs):
+            frame = tables[name]
+            unknown = ~frame["deal_id"].isin(known)
+            report.drop(f"{name}: rows whose deal_id is not a deal in {deals_spec.file}", int(unknown.sum()))
+            tables[name] = frame[~unknown]
+    if any(s.create_missing for s in m.sources["accounts"]):
+        accounts = tables["accounts"]
+        missing = sorted(set(tables["deals"]["account_id"].dropna()) - set(accounts["account_id"].dropna()))
+        report.fill("accounts: account ids used by deals but absent from the accounts export, added with "
+                    "industry 'unknown'", len(missing))
+        if missing:
+            tables["accounts"] = pd.concat(
+                [accounts, pd.DataFrame({"account_id": missing, "industry": "unknown"})], ignore_index=True
+            )
+    return finish(tables, report, cut_at=cut, taxonomy=ctx.taxonomy, meta={"source": m.name})

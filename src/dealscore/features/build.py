@@ -1,0 +1,263 @@
+"""`build_features`: the one function that turns a history and snapshots into the feature frame.
+
+Training (a million snapshots), batch scoring and the API (one deal at now)
+all call it. Its steps, each readable alone:
+
+1. check the snapshots (known deals, ``as_of`` not before the deal existed);
+2. read the history's tables into arrays (:mod:`~dealscore.features.inputs`);
+3. sort stage rows and touchpoints once per history and derive row-level facts
+   (:mod:`~dealscore.features.stage`, :mod:`~dealscore.features.touchpoints`);
+4. take a :class:`~dealscore.features.context.FeatureContext` (given, e.g. from
+   the model bundle, or fitted on this history);
+5. for each chunk of snapshots, answer every feature by binary search;
+6. assemble one typed frame in the spec's column order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dealscore.data.history import DealHistory
+from dealscore.errors import ConfigError, DataValidationError
+from dealscore.features.context import FeatureContext
+from dealscore.features.inputs import (
+    DealRows,
+    Vocab,
+    as_ns,
+    deal_codes,
+    deal_index,
+    encode,
+    read_activity_rows,
+    read_deals,
+    read_stage_rows,
+)
+from dealscore.features.profile import CATEGORY_SOURCES, profile_features
+from dealscore.features.spec import FeatureSpec, default_columns
+from dealscore.features.stage import StageTimeline, prepare_stage, stage_features
+from dealscore.features.timeline import NAT
+from dealscore.features.touchpoints import TouchLayout, TouchTimelines, prepare_touches, touch_features
+from dealscore.taxonomy import StageTaxonomy
+
+CHUNK = 250_000
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a spec needs at build time, derived once per spec (the one-deal path reuses it)."""
+
+    key: tuple[Any, ...]
+    stages: Vocab
+    types: Vocab
+    roles: Vocab
+    layout: TouchLayout
+    evidence: list[tuple[str, list[str]]]
+    names: list[str]
+    numeric: list[str]
+    numeric_pos: dict[str, int]
+    categorical: list[str]
+    dtypes: dict[str, pd.CategoricalDtype | None]
+    vocabs: dict[str, Vocab]
+
+
+def _plan(spec: FeatureSpec) -> _Plan:
+    key = (tuple(spec.feature_names), tuple((k, tuple(v)) for k, v in spec.categories.items()),
+           tuple(spec.stages), tuple(spec.activity_types), tuple(spec.contact_roles))
+    cached = spec._compiled
+    if cached is not None and cached.key == key:
+        return cached
+    known = {c.name: c for c in default_columns(spec.stages, spec.activity_types, spec.evidence)}
+    unknown = [n for n in spec.feature_names if n not in known]
+    if unknown:
+        raise ConfigError(f"feature spec names features this pipeline cannot build: {unknown}")
+    roles = list(spec.contact_roles)
+    layout = TouchLayout(
+        activity_types=tuple(spec.activity_types),
+        decision_maker=roles.index("decision_maker") if "decision_maker" in roles else -2,
+        champion=roles.index("champion") if "champion" in roles else -2,
+    )
+    categorical = spec.categorical_names
+    numeric = [n for n in spec.feature_names if n not in categorical]
+    dtypes: dict[str, pd.CategoricalDtype | None] = {}
+    vocabs: dict[str, Vocab] = {}
+    for name in categorical:
+        vocab = spec.categories.get(name) or []
+        dtypes[name] = spec.dtype(name) if vocab else None
+        vocabs[name] = Vocab.of(vocab)
+    plan = _Plan(
+        key=key, stages=Vocab.of(spec.stages), types=Vocab.of(spec.activity_types), roles=Vocab.of(roles),
+        layout=layout, evidence=[(s, list(spec.evidence.get(s, []))) for s in spec.stages],
+        names=spec.feature_names, numeric=numeric, numeric_pos={n: i for i, n in enumerate(numeric)},
+        categorical=categorical, dtypes=dtypes, vocabs=vocabs,
+    )
+    spec._compiled = plan
+    return plan
+
+
+def _resolve_spec(spec: FeatureSpec | None, taxonomy: StageTaxonomy | None) -> FeatureSpec:
+    if spec is None:
+        return FeatureSpec.default(taxonomy)
+    if taxonomy is not None and list(taxonomy.names) != list(spec.stages):
+        raise ConfigError(
+            f"the feature spec was built for stages {spec.stages} but the taxonomy has {taxonomy.names}; "
+            "use the spec and taxonomy of the same model bundle"
+        )
+    return spec
+
+
+def check_snapshots(snapshots: pd.DataFrame, index: pd.Index, deals: DealRows) -> tuple[np.ndarray, np.ndarray]:
+    """Deal rows and as_of times of the snapshots, refusing unknown deals and times before a deal existed."""
+    missing = [c for c in ("deal_id", "as_of") if c not in snapshots.columns]
+    if missing:
+        raise DataValidationError(
+            f"snapshots: missing column(s) {missing}", table="snapshots", column=missing[0],
+            fix="pass a DataFrame with columns deal_id and as_of (see make_snapshots / scoring_snapshots)",
+        )
+    q_deal = deal_codes(index, snapshots["deal_id"].to_numpy(dtype=object), table="snapshots")
+    q_time = as_ns(snapshots["as_of"], table="snapshots", column="as_of")
+    if (q_time == NAT).any():
+        ids = [str(i) for i in snapshots["deal_id"].to_numpy()[q_time == NAT][:5]]
+        raise DataValidationError("snapshots, column as_of: snapshots without a time", table="snapshots",
+                                  column="as_of", ids=ids, fix="give every snapshot an as_of timestamp")
+    early = q_time < deals.created[q_deal]
+    if early.any():
+        i = np.flatnonzero(early)[:5]
+        ids = [str(d) for d in deals.ids[q_deal[i]]]
+        when = ", ".join(
+            f"{d} as of {pd.Timestamp(t)} but created {pd.Timestamp(c)}"
+            for d, t, c in zip(ids, q_time[i], deals.created[q_deal[i]], strict=True)
+        )
+        raise DataValidationError(
+            f"snapshots, column as_of: {int(early.sum())} snapshot(s) are dated before their deal existed ({when})",
+            table="snapshots", column="as_of", ids=ids,
+            fix="score a deal at or after its created_at (as_of defaults to the data cut)",
+        )
+    return q_deal, q_time
+
+
+@dataclass(frozen=True)
+class PreparedHistory:
+    """A history read and sorted for feature building (reusable for several snapshot sets)."""
+
+    index: pd.Index
+    deals: DealRows
+    stage: StageTimeline
+    touches: TouchTimelines
+    data_cut: int
+
+
+def prepare_history(history: DealHistory, spec: FeatureSpec) -> PreparedHistory:
+    """Steps 2-3: read the tables into arrays and sort them once."""
+    plan = _plan(spec)
+    index = deal_index(history.deals)
+    deals = read_deals(history, index)
+    stage = prepare_stage(read_stage_rows(history, index, plan.stages), len(deals))
+    touches = prepare_touches(read_activity_rows(history, index, plan.types, plan.roles), len(deals), plan.layout)
+    cut = pd.Timestamp(history.data_cut)
+    if cut.tzinfo is not None:
+        cut = cut.tz_convert("UTC").tz_localize(None)
+    return PreparedHistory(index=index, deals=deals, stage=stage, touches=touches, data_cut=cut.value)
+
+
+def build_features(history: DealHistory, snapshots: pd.DataFrame, *, spec: FeatureSpec | None = None,
+                   taxonomy: StageTaxonomy | None = None, context: FeatureContext | None = None,
+                   progress: bool = False, chunk_size: int = CHUNK) -> pd.DataFrame:
+    """One row per snapshot (same order): ``deal_id``, ``as_of`` and ``spec.feature_names``.
+
+    Only facts visible at each snapshot's ``as_of`` are used. ``context`` gives the
+    cross-deal aggregates (owner/account win rates, stage norms); without it they are
+    learned from ``history`` itself, which is right for training and batch scoring.
+    The API, holding one deal, passes the context stored in the model bundle.
+    Categoricals are pandas ``category`` with the spec's vocabulary; missing is NaN.
+    """
+    spec = _resolve_spec(spec, taxonomy)
+    plan = _plan(spec)
+    bar = _progress(progress, len(snapshots))
+    try:
+        prepared = prepare_history(history, spec)
+        q_deal, q_time = check_snapshots(snapshots, prepared.index, prepared.deals)
+        if context is None:
+            context = FeatureContext().fit_prepared(prepared.deals, prepared.stage, spec.stages)
+        elif getattr(context, "stages_", spec.stages) != spec.stages:
+            raise ConfigError(
+                f"the feature context was fitted for stages {context.stages_} but the spec has {spec.stages}; "
+                "use the spec and context of the same model bundle"
+            )
+        n = len(q_deal)
+        block = np.empty((n, len(plan.numeric)), dtype=np.float64)
+        stage_codes = np.empty(n, dtype=np.int64)
+        for start in range(0, n, chunk_size):
+            stop = min(n, start + chunk_size)
+            values = _chunk_features(prepared, context, plan, q_deal[start:stop], q_time[start:stop])
+            stage_codes[start:stop] = values.pop("_stage_code")
+            for name, pos in plan.numeric_pos.items():
+                block[start:stop, pos] = values[name]
+            if bar is not None:
+                bar.update(stop - start)
+        return _assemble(plan, prepared.deals, q_deal, q_time, block, stage_codes, snapshots.index)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _chunk_features(prepared: PreparedHistory, context: FeatureContext, plan: _Plan, q_deal: np.ndarray,
+                    q_time: np.ndarray) -> dict[str, np.ndarray]:
+    """Step 5: every feature of a chunk of snapshots."""
+    values = stage_features(prepared.stage, prepared.deals, q_deal, q_time, prepared.data_cut)
+    values.update(touch_features(prepared.touches, q_deal, q_time, plan.evidence))
+    values.update(profile_features(prepared.deals, q_deal, q_time, values["amount"], context))
+    norms = context.stage_norms(values["_stage_code"], q_time)
+    values["stage_median_days_won"] = norms
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values["stage_time_ratio"] = values["days_in_stage"] / np.maximum(norms, 1.0)
+    return values
+
+
+def _assemble(plan: _Plan, deals: DealRows, q_deal: np.ndarray, q_time: np.ndarray, block: np.ndarray,
+              stage_codes: np.ndarray, index: pd.Index) -> pd.DataFrame:
+    """Step 6: the typed frame, columns in spec order."""
+    columns: dict[str, Any] = {
+        "deal_id": deals.ids[q_deal],
+        "as_of": q_time.view("datetime64[ns]"),
+    }
+    for name in plan.names:
+        if name in plan.numeric_pos:
+            columns[name] = block[:, plan.numeric_pos[name]]
+        elif name == "declared_stage":
+            columns[name] = pd.Categorical.from_codes(stage_codes, dtype=plan.dtypes[name] or _stage_dtype(plan))
+        else:
+            columns[name] = _categorical(plan, name, getattr(deals, name), q_deal)
+    frame = pd.DataFrame(columns)
+    frame.index = index
+    return frame
+
+
+def _stage_dtype(plan: _Plan) -> pd.CategoricalDtype:
+    return pd.CategoricalDtype(pd.Index(list(plan.stages.names), dtype=object))
+
+
+def _categorical(plan: _Plan, name: str, per_deal: np.ndarray, q_deal: np.ndarray) -> pd.Categorical:
+    """Encode an open-vocabulary column: fixed vocabulary when fitted, else the sorted observed values."""
+    dtype = plan.dtypes[name]
+    if dtype is None:
+        observed = per_deal[np.unique(q_deal)] if len(q_deal) else per_deal[:0]
+        vocab = Vocab.of(sorted({str(v) for v in observed if v is not None and v == v}))
+        dtype = pd.CategoricalDtype(pd.Index(list(vocab.names), dtype=object))
+    else:
+        vocab = plan.vocabs[name]
+    codes = encode(per_deal, vocab.index, vocab.lookup)
+    return pd.Categorical.from_codes(codes[q_deal], dtype=dtype)
+
+
+def _progress(enabled: bool, total: int) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="snapshot", unit_scale=True, desc="features", leave=True)
+
+
+__all__ = ["CATEGORY_SOURCES", "PreparedHistory", "build_features", "check_snapshots", "prepare_history"]

@@ -1,0 +1,40 @@
+"""Customer-profile features: who the customer is, what the deal is worth, whose deal it is.
+
+Account fields (industry, head count, revenue, region) and the deal's product
+and source are taken as they stand in the history: they describe the customer
+and rarely change, and the contract has no history for them. The amount is
+point in time (see :mod:`dealscore.features.stage`); owner and account track
+records come from :class:`~dealscore.features.context.FeatureContext`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dealscore.features.context import FeatureContext
+from dealscore.features.inputs import DealRows
+from dealscore.features.stage import DAY
+from dealscore.features.timeline import NAT
+
+CATEGORY_SOURCES = ("industry", "region", "product", "source")
+
+
+def profile_features(deals: DealRows, q_deal: np.ndarray, q_time: np.ndarray, amount: np.ndarray,
+                     context: FeatureContext) -> dict[str, np.ndarray]:
+    """Numeric profile and track-record features of each snapshot."""
+    revenue = deals.revenue[q_deal]
+    acc_created = deals.account_created[q_deal]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = {
+            "employees": deals.employees[q_deal],
+            "annual_revenue": revenue,
+            "account_age_days": np.where(acc_created != NAT, (q_time - acc_created) / DAY, np.nan),
+            "amount_to_revenue": np.where(revenue > 0, amount / revenue, np.nan),
+        }
+    out.update(context.cross_deal_features(deals.ids[q_deal], deals.owner[q_deal], deals.account[q_deal], q_time))
+    return out
+
+
+def category_values(deals: DealRows, name: str) -> np.ndarray:
+    """Raw per-deal values of an open-vocabulary categorical feature."""
+    return getattr(deals, name)

@@ -1,0 +1,92 @@
+"""Snapshots ``(deal_id, as_of)``: the moments at which a deal is described and scored.
+
+Training snapshots follow a schedule that never looks ahead: every
+``every_days`` from the deal's creation, plus the moment each stage change
+became visible in the CRM, strictly before the close (or up to the data cut for
+deals still open). Whether a deal closes later cannot move or remove a snapshot
+before it, so the schedule itself carries no information about the outcome
+(unlike "k days before close", which does).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dealscore.data.history import DealHistory
+from dealscore.errors import DataValidationError
+from dealscore.features.inputs import as_ns, deal_codes, deal_index
+from dealscore.features.timeline import NAT
+
+_DAY = 86_400 * 10**9
+
+
+def _frame(ids: np.ndarray, times: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({
+        "deal_id": pd.Series(ids, dtype=object),
+        "as_of": pd.Series(times.view("datetime64[ns]")),
+    })
+
+
+def make_snapshots(history: DealHistory, *, every_days: float = 7, at_stage_changes: bool = True) -> pd.DataFrame:
+    """Training snapshots for every deal across its open life, sorted by deal and time.
+
+    Each deal gets one at creation and every ``every_days`` after it, plus one when each
+    stage change became visible (``recorded_at`` when later than ``changed_at``); all
+    strictly before ``closed_at``, or at or before the data cut for open deals.
+    """
+    if every_days <= 0:
+        raise DataValidationError(f"every_days must be positive, got {every_days}",
+                                  fix="pass the snapshot interval in days, e.g. every_days=7")
+    index = deal_index(history.deals)
+    d = history.deals
+    created = as_ns(d["created_at"], table="deals", column="created_at")
+    closed = as_ns(d["closed_at"], table="deals", column="closed_at") if "closed_at" in d else np.full(len(d), NAT)
+    cut = pd.Timestamp(history.data_cut).value
+    is_closed = closed != NAT
+    step = int(round(every_days * _DAY))
+    # count of k >= 0 with created + k*step < closed (closed) or <= cut (open)
+    span = np.where(is_closed, closed - created - 1, cut - created)
+    n = np.where(span >= 0, span // step + 1, 0)
+    deal_pos = np.repeat(np.arange(len(d)), n)
+    k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    times = created[deal_pos] + k * step
+    if at_stage_changes and len(history.stage_history):
+        sh = history.stage_history
+        pos = deal_codes(index, sh["deal_id"].to_numpy(dtype=object), table="stage_history")
+        seen = as_ns(sh["changed_at"], table="stage_history", column="changed_at")
+        if "recorded_at" in sh:
+            seen = np.maximum(seen, as_ns(sh["recorded_at"], table="stage_history", column="recorded_at"))
+        end_ok = np.where(is_closed[pos], seen < closed[pos], seen <= cut)
+        keep = end_ok & (seen >= created[pos])
+        deal_pos = np.concatenate([deal_pos, pos[keep]])
+        times = np.concatenate([times, seen[keep]])
+    order = np.lexsort((times, deal_pos))
+    deal_pos, times = deal_pos[order], times[order]
+    dup = np.zeros(len(times), dtype=bool)
+    dup[1:] = (deal_pos[1:] == deal_pos[:-1]) & (times[1:] == times[:-1])
+    deal_pos, times = deal_pos[~dup], times[~dup]
+    return _frame(index.to_numpy()[deal_pos], times)
+
+
+def scoring_snapshots(history: DealHistory, as_of: pd.Timestamp | str | None = None) -> pd.DataFrame:
+    """One snapshot per deal open at ``as_of`` (default: the data cut), in the history's deal order.
+
+    Open means created at or before ``as_of`` and not closed at or before it.
+    """
+    t = _naive_utc(history.data_cut if as_of is None else as_of)
+    d = history.deals
+    index = deal_index(d)
+    created = as_ns(d["created_at"], table="deals", column="created_at")
+    closed = as_ns(d["closed_at"], table="deals", column="closed_at") if "closed_at" in d else np.full(len(d), NAT)
+    open_ = (created <= t.value) & ((closed == NAT) | (closed > t.value))
+    ids = index.to_numpy()[open_]
+    return _frame(ids, np.full(len(ids), t.value, dtype=np.int64))
+
+
+def _naive_utc(value: pd.Timestamp | str) -> pd.Timestamp:
+    """A time as naive UTC (the convention of every validated history)."""
+    t = pd.Timestamp(value)
+    if t.tzinfo is not None:
+        t = t.tz_convert("UTC").tz_localize(None)
+    return t.as_unit("ns")

@@ -1,0 +1,242 @@
+"""Touchpoint features: how much, how recent, who answered, and which key touchpoints happened.
+
+A touchpoint counts for a snapshot once it has both happened and been logged
+(``seen`` = the later of ``occurred_at`` and ``recorded_at``), so a meeting
+logged two weeks late is invisible until it is logged, and a meeting scheduled
+for next week does not count before it took place. Recent windows are measured
+on when the touch *happened*: a touch that happened 20 days ago and was logged
+yesterday is in the 30-day window but not in the 7-day one.
+
+Each feature is reduced to intervals ``[start, end)`` of snapshot times during
+which one touchpoint contributes (see :mod:`dealscore.features.timeline`): a
+touch is in the w-day window from ``seen`` until ``occurred + w``; an outbound
+touch is unanswered from ``seen`` until an inbound touch that happened at or
+after it is seen; an inbound touch is a reply from when it and an earlier
+outbound touch are both seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dealscore.features.inputs import ActivityRows
+from dealscore.features.spec import KEY_TYPES
+from dealscore.features.stage import DAY
+from dealscore.features.timeline import (
+    NAT,
+    NEVER,
+    Timeline,
+    prefix_sums,
+    segmented_cumextreme,
+    sort_order,
+    take,
+)
+
+TREND_WINDOW = 30
+ALL_WINDOWS = (7, 30, 60, 90)  # 60 only serves the trend (previous 30 days = 60-day minus 30-day count)
+
+
+@dataclass(frozen=True)
+class TouchLayout:
+    """Column positions in the per-touch indicator matrix: [all, types..., inbound, outbound, extras...]."""
+
+    activity_types: tuple[str, ...]
+    decision_maker: int
+    champion: int
+
+    @property
+    def n_types(self) -> int:
+        return len(self.activity_types)
+
+    @property
+    def inbound(self) -> int:
+        return 1 + self.n_types
+
+    @property
+    def outbound(self) -> int:
+        return 2 + self.n_types
+
+    @property
+    def windowed(self) -> int:
+        """Columns counted per recent window: all, each type, inbound, outbound."""
+        return 3 + self.n_types
+
+    @property
+    def dm_col(self) -> int:
+        return self.windowed
+
+    @property
+    def champion_col(self) -> int:
+        return self.windowed + 1
+
+    @property
+    def contact_col(self) -> int:
+        return self.windowed + 2
+
+    @property
+    def pricing_col(self) -> int:
+        return self.windowed + 3
+
+    @property
+    def width(self) -> int:
+        return self.windowed + 4
+
+    def type_col(self, name: str) -> int | None:
+        return 1 + self.activity_types.index(name) if name in self.activity_types else None
+
+
+@dataclass(frozen=True)
+class TouchTimelines:
+    """All touchpoint intervals of a history, sorted and summed once for any number of snapshots."""
+
+    layout: TouchLayout
+    seen: Timeline
+    seen_sums: np.ndarray
+    last: dict[str, np.ndarray]
+    windows: dict[int, tuple[Timeline, np.ndarray]]
+    unanswered_end: Timeline
+    reply_start: Timeline
+
+
+def prepare_touches(rows: ActivityRows, n_deals: int, layout: TouchLayout) -> TouchTimelines:
+    """Sort the touchpoints and derive the interval ends/starts of every touch-level fact."""
+    order = sort_order(rows.deal, rows.seen, rows.occurred)
+    deal, typ, direction = rows.deal[order], rows.type[order], rows.direction[order]
+    role, contact, occ, seen = rows.role[order], rows.contact[order], rows.occurred[order], rows.seen[order]
+    n = len(deal)
+    ind = np.zeros((n, layout.width), dtype=np.int32)
+    ind[:, 0] = 1
+    if n:
+        ind[np.arange(n), 1 + typ] = 1
+    ind[:, layout.inbound] = direction == 0
+    ind[:, layout.outbound] = direction == 1
+    ind[:, layout.dm_col] = role == layout.decision_maker
+    ind[:, layout.champion_col] = role == layout.champion
+    ind[:, layout.contact_col] = _first_contact(deal, contact)
+    pricing = [c for c in (layout.type_col("proposal"), layout.type_col("contract")) if c is not None]
+    if pricing:
+        ind[:, layout.pricing_col] = ind[:, pricing].max(axis=1)
+    last = {"any": segmented_cumextreme(deal, occ, np.ones(n, dtype=bool)),
+            "inbound": segmented_cumextreme(deal, occ, direction == 0)}
+    for t in KEY_TYPES:
+        col = layout.type_col(t)
+        if col is not None:
+            last[t] = segmented_cumextreme(deal, occ, typ == col - 1)
+    windows = {}
+    for w in ALL_WINDOWS:
+        end = np.maximum(occ + w * DAY, seen)
+        o = sort_order(deal, end)
+        windows[w] = (Timeline(deal[o], end[o], n_deals), prefix_sums(ind[o, : layout.windowed], np.int32))
+    return TouchTimelines(
+        layout=layout, seen=Timeline(deal, seen, n_deals), seen_sums=prefix_sums(ind, np.int32), last=last,
+        windows=windows, unanswered_end=_unanswered_end(deal, direction, occ, seen, n_deals),
+        reply_start=_reply_start(deal, direction, occ, seen, n_deals),
+    )
+
+
+def _first_contact(deal: np.ndarray, contact: np.ndarray) -> np.ndarray:
+    """1 on the first visible touch of each (deal, contact): where the contact becomes 'engaged'."""
+    out = np.zeros(len(deal), dtype=bool)
+    known = np.flatnonzero(contact >= 0)
+    if len(known):
+        key = deal[known] * (int(contact.max()) + 1) + contact[known]
+        _, first = np.unique(key, return_index=True)
+        out[known[first]] = True
+    return out
+
+
+def _unanswered_end(deal: np.ndarray, direction: np.ndarray, occ: np.ndarray, seen: np.ndarray,
+                    n_deals: int) -> Timeline:
+    """Per outbound touch: when it stops counting as unanswered (an inbound touch at or after it is seen)."""
+    inb = np.flatnonzero(direction == 0)
+    out = np.flatnonzero(direction == 1)
+    o = sort_order(deal[inb], occ[inb])
+    d_in, occ_in, seen_in = deal[inb][o], occ[inb][o], seen[inb][o]
+    answered_by = segmented_cumextreme(d_in, seen_in, np.ones(len(d_in), bool), reverse=True, minimum=True)
+    inbound = Timeline(d_in, occ_in, n_deals)
+    d_out = deal[out]
+    _, first_at_or_after = inbound.prefix(d_out, occ[out], strict=True)
+    within = first_at_or_after < inbound.start[d_out + 1]
+    end = np.maximum(take(answered_by, first_at_or_after, within, NEVER), seen[out])
+    o2 = sort_order(d_out, end)
+    return Timeline(d_out[o2], end[o2], n_deals)
+
+
+def _reply_start(deal: np.ndarray, direction: np.ndarray, occ: np.ndarray, seen: np.ndarray,
+                 n_deals: int) -> Timeline:
+    """Per inbound touch: from when it counts as a reply (it and an earlier outbound touch are seen)."""
+    inb = np.flatnonzero(direction == 0)
+    out = np.flatnonzero(direction == 1)
+    o = sort_order(deal[out], occ[out])
+    d_out, occ_out, seen_out = deal[out][o], occ[out][o], seen[out][o]
+    first_seen = segmented_cumextreme(d_out, seen_out, np.ones(len(d_out), bool), minimum=True)
+    outbound = Timeline(d_out, occ_out, n_deals)
+    d_in = deal[inb]
+    lo, hi = outbound.prefix(d_in, occ[inb], strict=True)
+    start = np.maximum(take(first_seen, hi - 1, hi > lo, NEVER), seen[inb])
+    o2 = sort_order(d_in, start)
+    return Timeline(d_in[o2], start[o2], n_deals)
+
+
+def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray,
+                   evidence: list[tuple[str, list[str]]]) -> dict[str, np.ndarray]:
+    """Touchpoint features of each snapshot from the touches seen by its ``as_of``."""
+    lay = tt.layout
+    lo, hi = tt.seen.prefix(q_deal, q_time)
+    vis = (tt.seen_sums[hi] - tt.seen_sums[lo]).astype(np.float64)
+    has = hi > lo
+    out: dict[str, np.ndarray] = {"n_touches_total": vis[:, 0]}
+    window_counts = {}
+    for w, (tl, sums) in tt.windows.items():
+        wl, wh = tl.prefix(q_deal, q_time)
+        window_counts[w] = vis[:, : lay.windowed] - (sums[wh] - sums[wl])
+    for w in (7, 30, 90):
+        out[f"n_touches_{w}d"] = window_counts[w][:, 0]
+    for i, t in enumerate(lay.activity_types):
+        for w in (7, 30, 90):
+            out[f"n_{t}_{w}d"] = window_counts[w][:, 1 + i]
+        out[f"n_{t}_total"] = vis[:, 1 + i]
+    n30, prev30 = window_counts[30][:, 0], window_counts[60][:, 0] - window_counts[30][:, 0]
+    out["touch_trend"] = np.log2((n30 + 1.0) / (prev30 + 1.0))
+    n_in, n_out = vis[:, lay.inbound], vis[:, lay.outbound]
+    out["n_inbound_30d"] = window_counts[30][:, lay.inbound]
+    out["n_outbound_30d"] = window_counts[30][:, lay.outbound]
+    out["n_inbound_total"] = n_in
+    out["n_outbound_total"] = n_out
+    directed = n_in + n_out
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["inbound_share"] = np.where(directed > 0, n_in / directed, np.nan)
+        replies = tt.reply_start.count(q_deal, q_time).astype(np.float64)
+        out["n_replies"] = replies
+        out["reply_rate"] = np.where(n_out > 0, replies / n_out, np.nan)
+    out["n_outbound_unanswered"] = n_out - tt.unanswered_end.count(q_deal, q_time)
+    out["n_contacts"] = vis[:, lay.contact_col]
+    out["decision_maker_engaged"] = (vis[:, lay.dm_col] > 0).astype(np.float64)
+    out["champion_engaged"] = (vis[:, lay.champion_col] > 0).astype(np.float64)
+    cur = hi - 1
+    for name, key in (("days_since_last_touch", "any"), ("days_since_last_inbound", "inbound"),
+                      *((f"days_since_last_{t}", t) for t in KEY_TYPES)):
+        last = take(tt.last[key], cur, has, NAT) if key in tt.last else np.full(len(q_time), NAT)
+        out[name] = np.where(last != NAT, (q_time - last) / DAY, np.nan)
+    for t in KEY_TYPES:
+        col = lay.type_col(t)
+        out[f"has_{t}"] = (vis[:, col] > 0).astype(np.float64) if col is not None else np.zeros(len(q_time))
+    out["pricing_discussed"] = (vis[:, lay.pricing_col] > 0).astype(np.float64)
+    facts = {
+        "outbound_touch": n_out > 0, "inbound_reply": n_in > 0, "first_meeting": out["has_meeting"] > 0,
+        "meeting": out["has_meeting"] > 0, "decision_maker": out["decision_maker_engaged"] > 0,
+        "champion": out["champion_engaged"] > 0,
+    }
+    reached = np.zeros(len(q_time))
+    for order, (stage, tokens) in enumerate(evidence, start=1):
+        if not tokens:
+            out[f"evidence_{stage}"] = np.full(len(q_time), np.nan)
+            continue
+        share = np.mean([facts[tok] if tok in facts else vis[:, lay.type_col(tok) or 0] > 0 for tok in tokens],
+                        axis=0)
+        out[f"evidence_{stage}"] = share
+        reached = np.where(share >= 1.0, float(order), reached)
+    out["evidence_stage_order"] = reached
+    return out

@@ -1,0 +1,171 @@
+"""Next-best actions: playbook touchpoints, ranked by re-scoring the deal with each one added.
+
+An action's value is the model's answer to "what if this touchpoint happened
+now?": the deal's history gets the action's activity at the scoring time, goes
+through the very same feature code as any other history, and the change in the
+calibrated ``p_win`` is the action's expected change. That is the model's
+estimate from correlations in past deals, not a causal guarantee (docs/scoring.md).
+
+Candidates are scored in *rounds*: round r adds every deal's r-th candidate
+touchpoint to the history at once and rebuilds the features of the whole block
+in one call. A deal's features never read other deals' touchpoints (aggregates
+over other deals count deals and outcomes, not activities), so each deal's
+round-r features are exactly those of its own what-if history, the one
+:func:`apply_action` returns; tests check the estimate equals re-scoring that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dealscore.data.history import DealHistory, _known_time
+from dealscore.errors import ConfigError, NotFoundError
+
+
+@dataclass(frozen=True)
+class Action:
+    """One playbook action: a concrete touchpoint a rep can make happen."""
+
+    code: str
+    text: str
+    stage: str
+    type: str
+    direction: str | None = None
+    contact_role: str | None = None
+    new_contact: bool = False
+
+    @classmethod
+    def from_playbook(cls, raw: Mapping[str, Any], stage: str) -> Action:
+        tp = raw.get("touchpoint") or {}
+        if "type" not in tp:
+            raise ConfigError(f"playbook action {raw.get('code')!r} under {stage!r} has no touchpoint.type")
+        return cls(
+            code=str(raw["code"]), text=str(raw["text"]), stage=stage, type=str(tp["type"]),
+            direction=tp.get("direction"), contact_role=tp.get("contact_role"),
+            new_contact=bool(tp.get("new_contact", False)),
+        )
+
+
+def candidate_actions(playbook: Mapping[str, Any], stage: str) -> list[Action]:
+    """Actions valid for ``stage``: that stage's playbook entries plus the ``any_stage`` ones."""
+    stages = playbook.get("stages") or {}
+    out = [Action.from_playbook(a, stage) for a in stages.get(stage) or []]
+    out += [Action.from_playbook(a, "any_stage") for a in playbook.get("any_stage") or []]
+    seen: set[str] = set()
+    return [a for a in out if not (a.code in seen or seen.add(a.code))]  # type: ignore[func-returns-value]
+
+
+def _contact_for(acts: pd.DataFrame, deal_id: str, action: Action, at: pd.Timestamp) -> str:
+    """Reuse the deal's known contact in the action's role, else name a new one.
+
+    "Call the champion" means the champion already met; "meet the decision maker"
+    when none was met means a new contact. ``new_contact`` forces a new one.
+    """
+    role = action.contact_role or "other"
+    if not action.new_contact and len(acts) and "contact_role" in acts:
+        mine = acts[(acts["contact_role"] == role) & acts["contact_id"].notna()]
+        if len(mine):
+            known = mine[_known_time(mine, "occurred_at") <= at]
+            if len(known):
+                return str(known.sort_values("occurred_at")["contact_id"].iloc[-1])
+    return f"{deal_id}:{action.code}:{role}"
+
+
+def touchpoint_rows(history: DealHistory, items: Sequence[tuple[str, Action, pd.Timestamp]]) -> pd.DataFrame:
+    """Activity rows for ``(deal_id, action, at)`` items: the touchpoint happening (and logged) at ``at``."""
+    acts = history.activities
+    ids = {d for d, _, _ in items}
+    mine = acts[acts["deal_id"].isin(ids)] if len(ids) < len(history.deals) else acts
+    by_deal = dict(tuple(mine.groupby("deal_id", sort=False))) if len(mine) else {}
+    rows = []
+    for deal_id, action, at in items:
+        t = pd.Timestamp(at)
+        own = by_deal.get(deal_id, acts.iloc[:0])
+        rows.append({
+            "activity_id": f"{deal_id}:action:{action.code}:{t.isoformat()}", "deal_id": deal_id,
+            "occurred_at": t, "type": action.type, "direction": action.direction,
+            "contact_id": _contact_for(own, deal_id, action, t), "contact_role": action.contact_role,
+            "recorded_at": t,
+        })
+    out = pd.DataFrame(rows, columns=["activity_id", "deal_id", "occurred_at", "type", "direction", "contact_id",
+                                      "contact_role", "recorded_at"])
+    for col in acts.columns:
+        if col not in out:
+            out[col] = None
+    out = out[list(acts.columns)] if len(acts.columns) else out
+    for col in ("occurred_at", "recorded_at"):
+        if col in out:
+            out[col] = pd.to_datetime(out[col]).astype("datetime64[ns]")
+    return out
+
+
+def add_touchpoints(history: DealHistory, items: Sequence[tuple[str, Action, pd.Timestamp]]) -> DealHistory:
+    """The history with each item's touchpoint added to its deal (a what-if, nothing is written)."""
+    if not items:
+        return history
+    rows = touchpoint_rows(history, items)
+    acts = pd.concat([history.activities, rows], ignore_index=True) if len(history.activities) else rows
+    latest = max(pd.Timestamp(t) for _, _, t in items)
+    cut = history.cut_at if history.cut_at is None or history.cut_at >= latest else latest
+    return history.replace(activities=acts, cut_at=cut)
+
+
+def apply_action(history: DealHistory, deal_id: str, action: Action, at: pd.Timestamp | str | None = None
+                 ) -> DealHistory:
+    """The history with the action's touchpoint added to one deal at ``at`` (default: the data cut).
+
+    This is the what-if the action ranking evaluates; re-scoring its result at
+    ``at`` gives the action's expected change.
+    """
+    if not (history.deals["deal_id"] == deal_id).any():
+        raise NotFoundError(f"deal {deal_id!r} is not in the history; pass one of its deal_id values")
+    t = history.data_cut if at is None else pd.Timestamp(at)
+    return add_touchpoints(history, [(deal_id, action, t)])
+
+
+def _gained(before: float, after: float) -> bool:
+    return not (before >= 1) and after >= 1
+
+
+def describe_change(before: Mapping[str, float], after: Mapping[str, float]) -> list[str]:
+    """What the added touchpoint changes in the deal's features, in a rep's words."""
+    facts: list[str] = []
+    if _gained(before.get("decision_maker_engaged", np.nan), after.get("decision_maker_engaged", np.nan)):
+        facts.append("engages a decision maker for the first time")
+    if _gained(before.get("champion_engaged", np.nan), after.get("champion_engaged", np.nan)):
+        facts.append("engages a champion")
+    c0, c1 = before.get("n_contacts", np.nan), after.get("n_contacts", np.nan)
+    if c1 > c0 or (np.isnan(c0) and c1 >= 1):
+        facts.append(f"brings the deal to {int(c1)} contact{'s' if c1 != 1 else ''}")
+    for col, text in (("has_meeting", "first meeting"), ("has_demo", "first demo"),
+                      ("has_proposal", "puts a proposal on the table"), ("has_contract", "sends the contract")):
+        if _gained(before.get(col, np.nan), after.get(col, np.nan)):
+            facts.append(text)
+    if _gained(before.get("pricing_discussed", np.nan), after.get("pricing_discussed", np.nan)) and not any(
+        "proposal" in f or "contract" in f for f in facts
+    ):
+        facts.append("gets pricing discussed")
+    r0, r1 = before.get("days_since_last_inbound", np.nan), after.get("days_since_last_inbound", np.nan)
+    u0 = before.get("n_outbound_unanswered", np.nan)
+    if np.isnan(r0) and not np.isnan(r1):
+        facts.append("gets the customer's first reply")
+    elif r0 >= 3 and r1 < r0:
+        facts.append(f"ends {round(r0)} days without a customer reply")
+    elif u0 >= 1 and after.get("n_outbound_unanswered", np.nan) < u0:
+        facts.append(f"answers {round(u0)} unanswered outreach touch{'es' if u0 != 1 else ''}")
+    t0 = before.get("days_since_last_touch", np.nan)
+    if t0 >= 7 and not any("reply" in f for f in facts):
+        facts.append(f"ends {round(t0)} days without a touchpoint")
+    return facts
+
+
+def action_reason(change_points: float, facts: Sequence[str]) -> str:
+    """One sentence: the model's estimate and what drives it."""
+    sign = "+" if change_points >= 0 else "−"
+    what = f": it {', '.join(facts[:-1]) + ' and ' + facts[-1] if len(facts) > 1 else facts[0]}" if facts else ""
+    return f"Model estimate {sign}{abs(change_points):.1f} pts if done now{what}"

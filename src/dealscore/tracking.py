@@ -1,0 +1,436 @@
+"""MLflow tracking and model registry: the ONLY module that imports mlflow.
+
+- Store: ``MLFLOW_TRACKING_URI`` when set, else an embedded SQLite file
+  ``<cwd>/.demo/mlflow.db`` with artifacts in ``<cwd>/.demo/mlartifacts``. Browse
+  it with ``mlflow ui --backend-store-uri sqlite:///$PWD/.demo/mlflow.db``.
+- A training run logs its config as params, the data window and sizes, every
+  numeric figure of the report as metrics, the plots, the report and holdout
+  predictions, and the bundle as ONE pyfunc model with a signature and an input
+  example. The pyfunc takes *feature rows* (the columns of the bundle's
+  FeatureSpec, as ``dealscore.features.build_features`` makes them; categoricals
+  as strings) and returns p_win, the inferred stage, its probability and one
+  ``p_stage_<name>`` column per stage. Contract-shaped deal histories go through
+  ``dealscore.scoring`` / the service instead, which add reasons and actions.
+- Versions are registered under one name (``dealscore``); the ``champion``
+  alias marks the version that serves, ``challenger`` one that failed the gate.
+- :func:`load_champion` keeps a local copy of the champion's bundle and falls
+  back to it when the registry is unreachable, so the service can still start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from dealscore.errors import ModelNotReadyError, NotFoundError
+from dealscore.models.bundle import MANIFEST, ModelBundle, to_jsonable
+
+DEFAULT_NAME = "dealscore"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+BUNDLE_ARTIFACT = "bundle"
+CACHE_META = "cache.json"
+
+
+def project_dir() -> Path:
+    """Where the embedded stores live: the current working directory."""
+    return Path.cwd()
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` when set, else the embedded SQLite store under ``.demo/``."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    demo = project_dir() / ".demo"
+    demo.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(demo / 'mlflow.db').resolve()}"
+
+
+def artifact_location(uri: str) -> str | None:
+    """Artifact root for new experiments: beside a SQLite file, else the server's default."""
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        return (db.parent / "mlartifacts").resolve().as_uri()
+    return None
+
+
+def _client() -> MlflowClient:
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_experiment(name: str) -> str:
+    """Id of the experiment ``name``, creating it (with our artifact root) if needed."""
+    client = _client()
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return str(exp.experiment_id)
+    return str(client.create_experiment(name, artifact_location=artifact_location(tracking_uri())))
+
+
+@dataclass
+class TrackedRun:
+    """A logged training run and where its bundle model lives."""
+
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    tracking_uri: str
+
+    @property
+    def url(self) -> str:
+        """Link to the run in the MLflow UI (for an embedded store: after ``mlflow ui``)."""
+        base = self.tracking_uri if self.tracking_uri.startswith("http") else "http://127.0.0.1:5000"
+        return f"{base.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+
+    @property
+    def ui_command(self) -> str | None:
+        """The command that opens the UI on an embedded store (None for a server)."""
+        if self.tracking_uri.startswith("http"):
+            return None
+        return f"mlflow ui --backend-store-uri {self.tracking_uri}"
+
+
+# --------------------------------------------------------------------------- pyfunc
+
+
+def _coerce_features(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
+    """Give JSON-ish feature rows the dtypes the boosters were trained on."""
+    out = frame.copy()
+    cats: dict[str, list[str]] = dict(getattr(bundle.spec, "categories", {}) or {})
+    for col in bundle.feature_names:
+        if col not in out:
+            continue
+        if col in cats:
+            values = out[col].astype(object).where(out[col].notna(), None)
+            out[col] = pd.Categorical(values, categories=cats[col])
+        else:
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    return out
+
+
+def example_rows(bundle: ModelBundle, features: pd.DataFrame, n: int = 5) -> pd.DataFrame:
+    """Feature rows as a client would send them (categoricals as strings): the input example."""
+    rows = features.loc[:, bundle.feature_names].head(n).copy()
+    for col in rows.columns:
+        if isinstance(rows[col].dtype, pd.CategoricalDtype):
+            rows[col] = rows[col].astype(object).where(rows[col].notna(), None).astype(object)
+        else:
+            rows[col] = pd.to_numeric(rows[col], errors="coerce").astype(float)
+    return rows.reset_index(drop=True)
+
+
+class DealscorePyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc wrapper around a :class:`ModelBundle` (input: feature rows)."""
+
+    def load_context(self, context: Any) -> None:
+        self.bundle = ModelBundle.load(context.artifacts[BUNDLE_ARTIFACT])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        return self.bundle.predict_frame(_coerce_features(self.bundle, frame)).reset_index(drop=True)
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    pkgs = ["lightgbm", "scikit-learn", "pandas", "numpy", "pyyaml", "joblib", "pydantic", "mlflow"]
+    return [f"{p}=={version(p)}" for p in pkgs]
+
+
+# --------------------------------------------------------------------------- logging a run
+
+
+def _numeric_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """Every finite number in the report (except matrices and timings) as an MLflow metric."""
+    out: dict[str, float] = {}
+
+    def walk(obj: Any, key: str) -> None:
+        if isinstance(obj, dict):
+            if "matrix" in obj or key.endswith("split") or key.endswith("timings_seconds"):
+                return
+            for k, v in obj.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(obj, bool):
+            return
+        elif isinstance(obj, int | float) and np.isfinite(obj):
+            safe = "".join(ch if ch.isalnum() or ch in "_-. /" else "_" for ch in key)
+            out[safe] = float(obj)
+
+    walk(report, "")
+    return out
+
+
+def log_training_run(
+    result: Any, *, experiment: str | None = None, params: dict[str, Any] | None = None,
+    test_features: pd.DataFrame | None = None,
+) -> TrackedRun:
+    """Log one :class:`~dealscore.training.pipeline.TrainingResult` as an MLflow run with the bundle model."""
+    from dealscore.training.config import flatten
+
+    name = experiment or result.config.experiment
+    exp_id = ensure_experiment(name)
+    uri = tracking_uri()
+    with mlflow.start_run(experiment_id=exp_id) as run, tempfile.TemporaryDirectory() as tmp:
+        all_params = {**flatten(result.config.to_dict()), **(params or {})}
+        split = result.report["data"]["split"]
+        all_params.update({f"data.{k}": v for k, v in flatten(split).items()})
+        all_params.update({"data.deals": result.report["data"]["deals"],
+                           "data.n_features": result.report["data"]["n_features"]})
+        mlflow.log_params({k: str(v)[:5000] for k, v in all_params.items()})
+        mlflow.log_metrics(_numeric_metrics(result.report))
+        mlflow.log_dict(to_jsonable(result.report), "report.json")
+        for fname, fig in result.figures.items():
+            mlflow.log_figure(fig, f"plots/{fname}")
+        hold = Path(tmp) / "holdout.parquet"
+        result.holdout.to_parquet(hold, index=False)
+        mlflow.log_artifact(str(hold), "evaluation")
+        bundle_dir = result.bundle.save(Path(tmp) / BUNDLE_ARTIFACT)
+        feats = test_features if test_features is not None else getattr(result, "test_features", None)
+        example = example_rows(result.bundle, feats) if feats is not None else None
+        signature = None
+        if example is not None:
+            out = DealscorePyfunc()
+            out.bundle = result.bundle
+            signature = mlflow.models.infer_signature(example, out.predict(None, example))
+        pkg_dir = Path(__file__).resolve().parent
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = mlflow.pyfunc.log_model(
+                name=BUNDLE_ARTIFACT, python_model=DealscorePyfunc(), artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
+                signature=signature, input_example=example, pip_requirements=_requirements(),
+                code_paths=[str(pkg_dir)],
+            )
+        return TrackedRun(run_id=run.info.run_id, experiment_id=exp_id, model_uri=info.model_uri, tracking_uri=uri)
+
+
+def log_gate(run: TrackedRun, decision: dict[str, Any], version: str, name: str = DEFAULT_NAME) -> None:
+    """Record the gate decision on the run and on the model version."""
+    client = _client()
+    client.log_dict(run.run_id, to_jsonable(decision), "gate.json")
+    client.set_tag(run.run_id, "dealscore.gate", decision["alias"])
+    client.set_tag(run.run_id, "dealscore.version", version)
+    client.set_model_version_tag(name, version, "gate_reasons", "; ".join(decision["reasons"])[:5000])
+
+
+def register_bundle(bundle: ModelBundle | None, run: TrackedRun, name: str = DEFAULT_NAME) -> str:
+    """Register the run's bundle model under ``name``; returns the new version number."""
+    _client()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mv = mlflow.register_model(run.model_uri, name)
+    if bundle is not None:
+        bundle.version = f"{name}/{mv.version}"
+    _client().set_model_version_tag(name, mv.version, "run_id", run.run_id)
+    return str(mv.version)
+
+
+# --------------------------------------------------------------------------- aliases
+
+
+def get_alias_version(alias: str, name: str = DEFAULT_NAME) -> str | None:
+    """Version holding ``alias``, or None (also when the model is not registered yet)."""
+    client = _client()
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def get_champion_version(name: str = DEFAULT_NAME) -> str | None:
+    """The version currently serving (``champion`` alias), or None."""
+    return get_alias_version(CHAMPION, name)
+
+
+def _check_version(client: MlflowClient, name: str, version: str) -> Any:
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException as exc:
+        raise NotFoundError(
+            f"model {name!r} has no version {version}; list them with `dealscore models`", name=name,
+            version=str(version),
+        ) from exc
+
+
+def set_challenger(version: str, name: str = DEFAULT_NAME) -> None:
+    """Mark a version that did not pass the gate."""
+    client = _client()
+    _check_version(client, name, version)
+    client.set_registered_model_alias(name, CHALLENGER, str(version))
+
+
+def promote(version: str, name: str = DEFAULT_NAME) -> str | None:
+    """Give ``version`` the champion alias; returns the version it replaced (None if none).
+
+    A challenger that is promoted loses the challenger alias.
+    """
+    client = _client()
+    _check_version(client, name, version)
+    previous = get_champion_version(name)
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    if get_alias_version(CHALLENGER, name) == str(version):
+        client.delete_registered_model_alias(name, CHALLENGER)
+    return previous
+
+
+def version_info(version: str, name: str = DEFAULT_NAME) -> dict[str, Any]:
+    """Aliases, run, gate reasons and holdout metrics of one version."""
+    client = _client()
+    mv = _check_version(client, name, version)
+    metrics: dict[str, float] = {}
+    if mv.run_id:
+        with contextlib.suppress(MlflowException):
+            metrics = client.get_run(mv.run_id).data.metrics
+    return {
+        "version": str(mv.version),
+        "aliases": list(mv.aliases or []),
+        "run_id": mv.run_id,
+        "created": pd.Timestamp(mv.creation_timestamp, unit="ms").isoformat(timespec="seconds"),
+        "gate_reasons": (mv.tags or {}).get("gate_reasons", ""),
+        "roc_auc": metrics.get("win.model.roc_auc"),
+        "log_loss": metrics.get("win.model.log_loss"),
+        "ece": metrics.get("win.model.ece"),
+        "stage_accuracy": metrics.get("stage.model.accuracy"),
+    }
+
+
+def list_versions(name: str = DEFAULT_NAME) -> list[dict[str, Any]]:
+    """All registered versions, newest first."""
+    client = _client()
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return []
+    nums = sorted((int(v.version) for v in versions), reverse=True)
+    return [version_info(str(v), name) for v in nums]
+
+
+# --------------------------------------------------------------------------- loading bundles
+
+
+def _find_bundle_dir(root: Path) -> Path:
+    for manifest in sorted(root.rglob(MANIFEST)):
+        return manifest.parent
+    raise ModelNotReadyError(f"downloaded model at {root} holds no dealscore bundle ({MANIFEST})")
+
+
+def load_bundle(version: str, name: str = DEFAULT_NAME) -> ModelBundle:
+    """Download and load one registered version's bundle."""
+    _check_version(_client(), name, version)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp)
+        bundle = ModelBundle.load(_find_bundle_dir(Path(path)))
+    bundle.version = f"{name}/{version}"
+    return bundle
+
+
+def read_run_report(run_id: str) -> dict[str, Any]:
+    """The report.json a training run logged."""
+    _client()
+    return dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/report.json"))
+
+
+def download_run_artifact(run_id: str, path: str, dst: str | Path) -> Path:
+    """Download one artifact of a run (e.g. ``evaluation/holdout.parquet``)."""
+    _client()
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst)))
+
+
+def run_version(run_id: str) -> str:
+    """The registered version a training run produced (from the run's ``dealscore.version`` tag)."""
+    client = _client()
+    version = client.get_run(run_id).data.tags.get("dealscore.version")
+    if version is None:
+        raise NotFoundError(f"run {run_id} registered no model version (was it logged by `dealscore train`?)")
+    return str(version)
+
+
+def latest_run_id(experiment: str = DEFAULT_NAME) -> str | None:
+    """Most recent run of an experiment, or None."""
+    client = _client()
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+@contextlib.contextmanager
+def _quick_failure() -> Iterator[None]:
+    """Fail fast instead of retrying for minutes when a tracking server is down."""
+    keys = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    old = {k: os.environ.get(k) for k in keys}
+    for k, v in keys.items():
+        os.environ.setdefault(k, v)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+
+
+def default_cache_dir() -> Path:
+    """Where :func:`load_champion` keeps its local copy by default."""
+    return project_dir() / ".demo" / "model_cache"
+
+
+def load_champion(name: str = DEFAULT_NAME, local_cache_dir: str | Path | None = None) -> ModelBundle:
+    """The champion bundle from the registry, refreshing a local copy; the copy if the registry fails.
+
+    Raises :class:`ModelNotReadyError` when neither the registry nor a local
+    copy can provide a bundle.
+    """
+    cache = Path(local_cache_dir) if local_cache_dir is not None else default_cache_dir()
+    target = cache / name
+    try:
+        with _quick_failure():
+            version = get_champion_version(name)
+            if version is None:
+                raise ModelNotReadyError(f"model {name!r} has no champion version; train one with `dealscore train`")
+            meta_path = target / CACHE_META
+            if meta_path.is_file() and json.loads(meta_path.read_text()).get("version") == version:
+                bundle = ModelBundle.load(target / BUNDLE_ARTIFACT)
+                bundle.version = f"{name}/{version}"
+                return bundle
+            bundle = load_bundle(version, name)
+        cache.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=cache, prefix=".tmp-"))
+        bundle.save(staging / BUNDLE_ARTIFACT)
+        (staging / CACHE_META).write_text(json.dumps({"name": name, "version": version,
+                                                      "tracking_uri": tracking_uri()}))
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+        return bundle
+    except Exception as exc:  # registry down, store corrupt, network: fall back to the copy
+        if (target / BUNDLE_ARTIFACT / MANIFEST).is_file():
+            meta = json.loads((target / CACHE_META).read_text()) if (target / CACHE_META).is_file() else {}
+            bundle = ModelBundle.load(target / BUNDLE_ARTIFACT)
+            bundle.version = f"{name}/{meta.get('version', 'cached')}"
+            warnings.warn(f"model registry unavailable ({exc}); using the local copy of {bundle.version}",
+                          stacklevel=2)
+            return bundle
+        if isinstance(exc, ModelNotReadyError):
+            raise
+        raise ModelNotReadyError(
+            f"cannot load the champion of {name!r} from {tracking_uri()} ({type(exc).__name__}: {exc}) and there "
+            f"is no local copy in {target}; start the registry or train a model"
+        ) from exc

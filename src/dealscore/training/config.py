@@ -1,0 +1,146 @@
+"""Training configuration: defaults in code, overridable from a YAML file.
+
+The shipped ``training/configs/default.yaml`` repeats these defaults so a data
+scientist sees every knob in one place. Unknown keys are an error (a typo must
+not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dealscore.errors import ConfigError
+
+
+@dataclass
+class SnapshotConfig:
+    """When training snapshots are taken across each deal's open life."""
+
+    every_days: int = 7
+    at_stage_changes: bool = True
+
+
+@dataclass
+class SplitConfig:
+    """Time split by deal creation (see :mod:`dealscore.training.split`)."""
+
+    fractions: list[float] = field(default_factory=lambda: [0.6, 0.1, 0.1, 0.2])
+    horizon_quantile: float = 0.95
+    max_train_deals: int | None = None
+
+
+@dataclass
+class ThinConfig:
+    """Minimum closed deals per outcome (vendors ask for 40 to 200 won and lost deals)."""
+
+    min_won: int = 40
+    min_lost: int = 40
+
+
+@dataclass
+class WinConfig:
+    """LightGBM win model settings; ``params`` override the defaults in :mod:`dealscore.models.win`."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    num_boost_round: int = 2000
+    early_stopping_rounds: int = 100
+    calibration: str = "auto"
+
+
+@dataclass
+class StageConfig:
+    """LightGBM stage model settings."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    num_boost_round: int = 1000
+    early_stopping_rounds: int = 50
+    use_declared_stage: bool = True
+
+
+@dataclass
+class BaselineConfig:
+    """Baseline settings (kept simple on purpose: they are reference points)."""
+
+    logistic_c: float = 1.0
+    naive_bayes_bins: int = 5
+
+
+@dataclass
+class GateConfig:
+    """How much worse than the champion a new version may be and still be promoted."""
+
+    log_loss_tolerance: float = 0.005
+    auc_tolerance: float = 0.005
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on besides the data."""
+
+    experiment: str = "dealscore"
+    model_name: str = "dealscore"
+    seed: int = 0
+    num_threads: int = 0
+    snapshots: SnapshotConfig = field(default_factory=SnapshotConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    thin: ThinConfig = field(default_factory=ThinConfig)
+    win: WinConfig = field(default_factory=WinConfig)
+    stage: StageConfig = field(default_factory=StageConfig)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (for MLflow params and the report)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> TrainConfig:
+        """Build from a nested dict, refusing unknown keys."""
+        return _build(cls, raw or {}, "config")
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> TrainConfig:
+        """Load a YAML config; ``None`` gives the defaults."""
+        if path is None:
+            return cls()
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"training config {p} does not exist; start from training/configs/default.yaml")
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"training config {p} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"training config {p} must be a mapping of settings")
+        return cls.from_dict(raw)
+
+
+def _build(kind: type, raw: dict[str, Any], where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping; got {raw!r}")
+    known = {f.name: f for f in fields(kind)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    values: dict[str, Any] = {}
+    defaults = kind()
+    for name, value in raw.items():
+        current = getattr(defaults, name)
+        values[name] = _build(type(current), value, f"{where}.{name}") if is_dataclass(current) else value
+    return kind(**values)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (for MLflow params and metrics)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

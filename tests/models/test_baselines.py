@@ -1,0 +1,44 @@
+"""Baselines: stage table, naive Bayes and logistic regression fitted on the training slice only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dealscore.models.baselines import LogisticBaseline, NaiveBayesBaseline, StageTableBaseline
+from dealscore.training.metrics import safe_auc
+
+
+def test_stage_table_is_the_smoothed_win_rate_per_declared_stage(synthetic):
+    X, y, _ = synthetic["train"]
+    table = StageTableBaseline(prior_strength=0.0).fit(X, y)
+    expected = pd.Series(y).groupby(X["declared_stage"].astype(object).to_numpy()).mean()
+    for stage, rate in expected.items():
+        assert abs(table.table_[stage] - rate) < 1e-12
+    unseen = X.head(2).copy()
+    unseen["declared_stage"] = pd.Categorical([None, None], categories=X["declared_stage"].cat.categories)
+    np.testing.assert_allclose(table.predict_proba(unseen), table.overall_rate_)
+
+
+def test_naive_bayes_bins_numerics_and_tolerates_missing_and_unseen(synthetic):
+    X, y, _ = synthetic["train"]
+    nb = NaiveBayesBaseline(["declared_stage", "industry", "amount"]).fit(X, y)
+    assert "amount" in nb.edges_ and "industry" in nb.vocab_
+    test = synthetic["test"][0].copy()
+    test.loc[test.index[:5], "amount"] = np.nan
+    test.loc[test.index[5:10], "industry"] = "health"  # in the vocabulary, never seen in training
+    p = nb.predict_proba(test)
+    assert np.all(np.isfinite(p)) and np.all((p > 0) & (p < 1))
+    assert safe_auc(synthetic["test"][1], p) > 0.55
+
+
+def test_logistic_uses_all_features_and_ranks_well(synthetic):
+    X, y, _ = synthetic["train"]
+    lr = LogisticBaseline().fit(X, y)
+    assert set(lr.categorical_) == {"declared_stage", "industry"}
+    Xt, yt, _ = synthetic["test"]
+    p = lr.predict_proba(Xt)
+    assert safe_auc(yt, p) > 0.65
+    inf = Xt.copy()
+    inf.loc[inf.index[0], "amount"] = np.inf
+    assert np.isfinite(lr.predict_proba(inf)).all()

@@ -1,0 +1,86 @@
+"""Playbook candidates and the what-if touchpoints they add to a deal's history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from dealscore.errors import ConfigError, NotFoundError
+from dealscore.playbook import load_playbook
+from dealscore.scoring.actions import (
+    Action,
+    action_reason,
+    add_touchpoints,
+    apply_action,
+    candidate_actions,
+    describe_change,
+)
+
+
+def test_candidates_are_the_stage_actions_plus_any_stage(taxonomy: Any) -> None:
+    pb = load_playbook(taxonomy=taxonomy)
+    got = candidate_actions(pb, "discovery")
+    codes = [a.code for a in got]
+    assert codes[:3] == ["meet_decision_maker", "multithread", "call_champion"]
+    assert "re_engage_champion" in codes
+    assert {a.stage for a in got} == {"discovery", "any_stage"}
+    assert candidate_actions(pb, "not_a_stage") == [a for a in got if a.stage == "any_stage"]
+    for s in taxonomy.names:
+        assert candidate_actions(pb, s), f"no playbook action for {s}"
+
+
+def test_action_without_touchpoint_type_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"touchpoint\.type"):
+        candidate_actions({"stages": {"discovery": [{"code": "x", "text": "y", "touchpoint": {}}]}}, "discovery")
+
+
+def test_apply_action_reuses_the_known_contact_in_that_role(tiny_history: Any) -> None:
+    call = Action("re_engage_champion", "call", "any_stage", "call", "inbound", "champion")
+    h = apply_action(tiny_history, "D1", call)
+    added = h.activities.iloc[-1]
+    assert len(h.activities) == len(tiny_history.activities) + 1
+    assert added["deal_id"] == "D1" and added["contact_id"] == "c2" and added["type"] == "call"
+    assert added["occurred_at"] == tiny_history.data_cut == added["recorded_at"]
+    # a role never met (decision maker) means a new contact
+    meet = Action("meet_decision_maker", "meet", "discovery", "meeting", "inbound", "decision_maker")
+    added = apply_action(tiny_history, "D1", meet, "2024-02-15").activities.iloc[-1]
+    assert added["contact_id"] not in set(tiny_history.activities["contact_id"])
+    assert added["occurred_at"] == pd.Timestamp("2024-02-15")
+    forced = Action("multithread", "m", "discovery", "meeting", "inbound", "champion", new_contact=True)
+    assert apply_action(tiny_history, "D1", forced).activities.iloc[-1]["contact_id"] != "c2"
+
+
+def test_apply_action_to_unknown_deal(tiny_history: Any) -> None:
+    with pytest.raises(NotFoundError, match="'nope'"):
+        apply_action(tiny_history, "nope", Action("x", "x", "any_stage", "call"))
+
+
+def test_add_touchpoints_adds_one_row_per_item(tiny_history: Any) -> None:
+    a = Action("re_engage_champion", "call", "any_stage", "call", "inbound", "champion")
+    b = Action("follow_up_outreach", "call", "prospecting", "call", "outbound", "other")
+    t = pd.Timestamp("2024-03-01")
+    h = add_touchpoints(tiny_history, [("D1", a, t), ("D2", b, t)])
+    assert len(h.activities) == len(tiny_history.activities) + 2
+    assert h.activities["activity_id"].is_unique
+    new = h.activities.iloc[-2:]
+    assert list(new["deal_id"]) == ["D1", "D2"] and list(new["type"]) == ["call", "call"]
+    assert h.activities["occurred_at"].dtype == tiny_history.activities["occurred_at"].dtype
+    # the same rows apply_action adds one at a time
+    one = apply_action(tiny_history, "D1", a, t).activities.iloc[-1]
+    for col in ("occurred_at", "type", "direction", "contact_id", "contact_role", "recorded_at"):
+        assert one[col] == new.iloc[0][col]
+    assert add_touchpoints(tiny_history, []) is tiny_history
+
+
+def test_describe_change_words_the_feature_deltas() -> None:
+    before = {"decision_maker_engaged": 0.0, "n_contacts": 1.0, "days_since_last_inbound": 21.0,
+              "n_outbound_unanswered": 3.0, "days_since_last_touch": 10.0, "has_meeting": 1.0}
+    after = {"decision_maker_engaged": 1.0, "n_contacts": 2.0, "days_since_last_inbound": 0.0,
+             "n_outbound_unanswered": 0.0, "days_since_last_touch": 0.0, "has_meeting": 1.0}
+    facts = describe_change(before, after)
+    assert facts == ["engages a decision maker for the first time", "brings the deal to 2 contacts",
+                     "ends 21 days without a customer reply"]
+    assert action_reason(6.04, facts).startswith("Model estimate +6.0 pts if done now: it engages")
+    assert action_reason(-0.5, []) == "Model estimate −0.5 pts if done now"

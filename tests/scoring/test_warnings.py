@@ -1,0 +1,105 @@
+"""Each warning: a hand-built deal that triggers it and one that does not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dealscore.scoring.columns import Columns
+from dealscore.scoring.norms import DEFAULT_GAP_DAYS, StageNorms
+from dealscore.scoring.warnings import WARNING_CODES, detect_warnings
+
+
+def _codes(frame: Any, stats: Any, taxonomy: Any, **kw: Any) -> list[set[str]]:
+    ws = detect_warnings(Columns(frame), StageNorms.from_stage_stats(stats), taxonomy, **kw)
+    return [{w.code for w in row} for row in ws]
+
+
+def test_healthy_deal_has_no_warning(make_frame: Any, stage_stats: Any, taxonomy: Any) -> None:
+    assert _codes(make_frame({}), stage_stats, taxonomy) == [set()]
+
+
+# (code, row that triggers it, row that is similar but does not)
+CASES = [
+    ("gone_quiet", {"days_since_last_touch": 25.0}, {"days_since_last_touch": 8.0}),
+    ("gone_quiet", {"days_since_last_touch": float("nan"), "deal_age_days": 20.0},
+     {"days_since_last_touch": float("nan"), "deal_age_days": 5.0}),
+    ("ghosting", {"n_outbound_unanswered": 4.0, "days_since_last_inbound": 20.0}, {"n_outbound_unanswered": 2.0}),
+    ("ghosting", {"declared_stage": "prospecting", "n_outbound_unanswered": 5.0},
+     {"declared_stage": "prospecting", "n_outbound_unanswered": 4.0}),
+    ("single_threaded", {"n_contacts": 1.0}, {"n_contacts": 2.0}),
+    ("single_threaded", {"n_contacts": 1.0, "declared_stage": "solution"},
+     {"n_contacts": 1.0, "declared_stage": "qualification"}),
+    ("no_decision_maker", {"decision_maker_engaged": 0.0},
+     {"decision_maker_engaged": 0.0, "declared_stage": "qualification"}),
+    ("close_date_passed", {"days_to_expected_close": -12.0}, {"days_to_expected_close": 3.0}),
+    ("close_date_pushed", {"close_date_pushes": 2.0}, {"close_date_pushes": 1.0}),
+    ("stalled_in_stage", {"days_in_stage": 45.0}, {"days_in_stage": 29.0}),
+    ("pricing_not_discussed", {"declared_stage": "proposal", "pricing_discussed": 0.0, "has_demo": 1.0},
+     {"declared_stage": "proposal", "pricing_discussed": 1.0, "has_proposal": 1.0, "has_demo": 1.0}),
+]
+
+
+@pytest.mark.parametrize(("code", "hit", "miss"), CASES)
+def test_warning_triggers_and_not(code: str, hit: dict[str, Any], miss: dict[str, Any], make_frame: Any,
+                                  stage_stats: Any, taxonomy: Any) -> None:
+    got = _codes(make_frame(hit, miss), stage_stats, taxonomy)
+    assert code in got[0]
+    assert code not in got[1]
+
+
+def test_stage_ahead_of_evidence_comes_from_the_mismatch_verdict(make_frame: Any, stage_stats: Any,
+                                                                 taxonomy: Any) -> None:
+    frame = make_frame({}, {})
+    got = _codes(frame, stage_stats, taxonomy, mismatch_verdict=["ahead_of_evidence", "consistent"],
+                 mismatch_text=["recorded as discovery, but no meeting has happened", "ok"])
+    assert "stage_ahead_of_evidence" in got[0] and "stage_ahead_of_evidence" not in got[1]
+
+
+def test_thresholds_are_learned_per_stage(make_frame: Any, stage_stats: Any, taxonomy: Any) -> None:
+    # 8 quiet days: beyond negotiation's learned gap (6) but within discovery's (9)
+    frame = make_frame({"declared_stage": "negotiation", "days_since_last_touch": 8.0, "has_proposal": 1.0,
+                        "pricing_discussed": 1.0, "has_contract": 1.0},
+                       {"days_since_last_touch": 8.0})
+    ws = detect_warnings(Columns(frame), StageNorms.from_stage_stats(stage_stats), taxonomy)
+    quiet = [w for w in ws[0] if w.code == "gone_quiet"]
+    assert quiet and "6 days" in quiet[0].threshold and "learned from the training history" in quiet[0].threshold
+    assert not [w for w in ws[1] if w.code == "gone_quiet"]
+
+
+def test_default_threshold_when_stage_has_no_stats(make_frame: Any, taxonomy: Any) -> None:
+    frame = make_frame({"days_since_last_touch": DEFAULT_GAP_DAYS + 1})
+    ws = detect_warnings(Columns(frame), StageNorms.from_stage_stats({}), taxonomy)
+    quiet = [w for w in ws[0] if w.code == "gone_quiet"]
+    assert quiet and quiet[0].threshold.startswith(f"more than {int(DEFAULT_GAP_DAYS)} days")
+    assert "default" in quiet[0].threshold
+
+
+def test_evidence_names_the_facts(make_frame: Any, stage_stats: Any, taxonomy: Any) -> None:
+    frame = make_frame({"days_in_stage": 70.0, "n_outbound_unanswered": 4.0, "days_since_last_inbound": 19.0,
+                        "days_to_expected_close": -40.0, "close_date_pushes": 3.0})
+    ws = {w.code: w for w in detect_warnings(Columns(frame), StageNorms.from_stage_stats(stage_stats), taxonomy)[0]}
+    assert ws["stalled_in_stage"].evidence == "70 days in discovery; won deals needed a median of 14 days"
+    assert ws["stalled_in_stage"].severity == "high"  # more than twice the learned 30 days
+    assert ws["ghosting"].evidence == "4 outbound touches since the last customer reply; the customer last " \
+        "replied 19 days ago"
+    assert "passed 40 days ago" in ws["close_date_passed"].evidence and ws["close_date_passed"].severity == "high"
+    assert ws["close_date_pushed"].evidence == "the expected close date was pushed 3 times"
+
+
+def test_warnings_are_sorted_by_severity(make_frame: Any, stage_stats: Any, taxonomy: Any) -> None:
+    frame = make_frame({"days_in_stage": 90.0, "close_date_pushes": 2.0, "n_contacts": 1.0})
+    ws = detect_warnings(Columns(frame), StageNorms.from_stage_stats(stage_stats), taxonomy)[0]
+    sev = [w.severity for w in ws]
+    assert sev == sorted(sev, key={"high": 0, "medium": 1, "low": 2}.__getitem__)
+    assert {w.code for w in ws} <= set(WARNING_CODES)
+
+
+def test_missing_columns_do_not_crash(taxonomy: Any, stage_stats: Any) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"declared_stage": ["proposal"]})
+    got = _codes(frame, stage_stats, taxonomy)
+    # nothing known: the presence rules (decision maker, contacts, pricing) still speak, numeric ones stay silent
+    assert got[0] == {"no_decision_maker", "single_threaded", "pricing_not_discussed"}

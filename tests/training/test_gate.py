@@ -1,0 +1,31 @@
+"""Promotion gate decisions on the same holdout."""
+
+from __future__ import annotations
+
+from dealscore.training.config import GateConfig
+from dealscore.training.gate import decide
+
+CFG = GateConfig(log_loss_tolerance=0.005, auc_tolerance=0.005)
+
+
+def test_first_model_becomes_champion():
+    d = decide({"roc_auc": 0.6, "log_loss": 0.6}, None, CFG)
+    assert d.promote and d.alias == "champion" and "no champion" in d.reasons[0]
+
+
+def test_within_tolerance_is_promoted():
+    d = decide({"roc_auc": 0.798, "log_loss": 0.503}, {"roc_auc": 0.80, "log_loss": 0.50}, CFG, "3")
+    assert d.promote
+
+
+def test_worse_log_loss_or_auc_stays_challenger_and_says_why():
+    d = decide({"roc_auc": 0.80, "log_loss": 0.52}, {"roc_auc": 0.80, "log_loss": 0.50}, CFG, "3")
+    assert not d.promote and d.alias == "challenger"
+    assert any("log loss 0.5200 is worse than champion v3" in r for r in d.reasons)
+    d = decide({"roc_auc": 0.70, "log_loss": 0.49}, {"roc_auc": 0.80, "log_loss": 0.50}, CFG, "3")
+    assert not d.promote and any("ROC AUC 0.7000 is below" in r for r in d.reasons)
+
+
+def test_missing_metric_keeps_the_champion():
+    d = decide({"roc_auc": None, "log_loss": 0.5}, {"roc_auc": 0.8, "log_loss": 0.5}, CFG, "1")
+    assert not d.promote

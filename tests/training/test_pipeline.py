@@ -1,0 +1,83 @@
+"""train_models end to end on a small simulated history: honest split, report shape, bundle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dealscore.data.validate import validate_history
+from dealscore.errors import InsufficientDataError
+from dealscore.models.bundle import ModelBundle
+from dealscore.training.pipeline import train_models
+from dealscore.training.split import SLICES
+
+REPORT_KEYS = {"win": {"model", "baselines", "oracle"}, "stage": {"model", "declared"}}
+
+
+def test_report_has_the_agreed_shape(trained):
+    r = trained.report
+    assert set(r) == {"win", "stage", "data"}
+    assert set(r["win"]) == REPORT_KEYS["win"] and set(r["stage"]) == REPORT_KEYS["stage"]
+    assert set(r["win"]["baselines"]) == {"stage_table", "naive_bayes", "logistic"}
+    for sec in (r["win"]["model"], *r["win"]["baselines"].values(), r["win"]["oracle"]):
+        for key in ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_lift", "by_declared_stage",
+                    "by_age_band"):
+            assert key in sec
+    assert r["win"]["oracle"]["available"] is True
+    assert {"accuracy", "macro_f1", "confusion_matrix"} <= set(r["stage"]["model"]) & set(r["stage"]["declared"])
+
+
+def test_model_learns_signal_and_the_oracle_is_the_ceiling(trained):
+    win = trained.report["win"]
+    assert win["model"]["roc_auc"] > 0.65
+    assert win["model"]["roc_auc"] > win["baselines"]["stage_table"]["roc_auc"]
+    assert win["oracle"]["roc_auc"] >= win["model"]["roc_auc"] - 0.02
+    assert 0 < win["oracle"]["model_auc_share_of_oracle"] <= 1.05
+    assert trained.report["stage"]["model"]["accuracy"] > trained.report["stage"]["declared"]["accuracy"]
+
+
+def test_test_slice_is_later_and_disjoint(trained):
+    a = trained.split.assignment
+    test_ids = set(trained.holdout["deal_id"])
+    assert test_ids == set(a[a == "test"].index) & test_ids
+    assert not test_ids & set(a[a.isin(["train", "validation", "calibration"])].index)
+    w = trained.bundle.training_window
+    assert pd.Timestamp(w["train_to"]) <= pd.Timestamp(w["test_from"])
+    counts = trained.report["data"]["split"]["deals"]
+    assert counts.get("excluded_recent", 0) > 0  # the open-deal bias guard is active
+    assert all(trained.report["data"]["snapshots"][s] > 0 for s in SLICES)
+
+
+def test_holdout_and_features_line_up(trained):
+    h = trained.holdout
+    assert len(h) == len(trained.test_features) == trained.report["win"]["model"]["n"]
+    assert (h["deal_id"].to_numpy() == trained.test_features["deal_id"].to_numpy()).all()
+    np.testing.assert_allclose(trained.bundle.win_model.predict_proba(trained.test_features), h["p_model"])
+    assert set(np.unique(h["won"])) == {0.0, 1.0}
+
+
+def test_bundle_round_trips(trained, tmp_path):
+    trained.bundle.save(tmp_path / "b")
+    loaded = ModelBundle.load(tmp_path / "b")
+    X = trained.test_features.head(40)
+    pd.testing.assert_frame_equal(loaded.predict_frame(X), trained.bundle.predict_frame(X))
+    assert loaded.spec.to_dict() == trained.bundle.spec.to_dict()
+    stats = loaded.stage_stats
+    assert set(stats) >= {"stages", "overall"} and stats["overall"]["p90_gap_days"] > 0
+    assert any(v["win_rate"] is not None for v in stats["stages"].values())
+
+
+def test_too_thin_history_stops_with_counts(small_sim, fast_config):
+    history, _ = validate_history(small_sim.history)
+    closed = history.deals[history.deals["outcome"].notna()]
+    keep = pd.concat([closed[closed["outcome"] == "won"].head(12), closed[closed["outcome"] == "lost"].head(30)])
+    with pytest.raises(InsufficientDataError, match=r"at least 40 won and 40 lost"):
+        train_models(history.for_deals(keep["deal_id"]), fast_config)
+
+
+def test_one_class_history_is_a_clear_error(small_sim, fast_config):
+    history, _ = validate_history(small_sim.history)
+    lost = history.deals[history.deals["outcome"] == "lost"]["deal_id"]
+    with pytest.raises(InsufficientDataError, match="every closed deal in the history is lost"):
+        train_models(history.for_deals(lost), fast_config)
