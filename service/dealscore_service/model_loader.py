@@ -16,6 +16,7 @@ requests already running keep the object they started with.
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,7 +58,7 @@ def _load_bundle_folder(path: Path) -> Any:
 
 
 def _has_bundle(path: Path) -> bool:
-    return path.is_dir() and any(path.iterdir())
+    return (path / "bundle.json").is_file()
 
 
 def _short(exc: BaseException) -> str:
@@ -77,20 +78,22 @@ class ModelLoader:
     # ------------------------------------------------------------------ sources
 
     def _from_registry(self) -> tuple[Any, Source, str | None]:
-        """Champion from the registry (``load_champion`` keeps and falls back to the local copy)."""
+        """Champion from the registry; ``load_champion`` keeps the local copy and falls back to it.
+
+        The fallback announces itself with a warning, which is how the service
+        learns (and reports on ``/v1/model``) that it serves the local copy.
+        """
         from dealscore import tracking
 
         cache = self.settings.resolved_model_cache_dir
-        bundle = tracking.load_champion(name=self.settings.model_name, local_cache_dir=cache)
-        source: Source = "registry"
-        message = None
-        origin = getattr(bundle, "loaded_from", None) or (getattr(bundle, "history_stats", None) or {}).get(
-            "loaded_from"
-        )
-        if origin == "local_copy":
-            source = "local_copy"
-            message = f"the registry was unreachable; serving the local copy in {cache}"
-        return bundle, source, message
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            bundle = tracking.load_champion(name=self.settings.model_name, local_cache_dir=cache)
+        fallback = [str(w.message) for w in caught if "local copy" in str(w.message)]
+        if fallback:
+            log.warning("serving_local_copy", reason=fallback[0][:300])
+            return bundle, "local_copy", fallback[0][:500]
+        return bundle, "registry", None
 
     def _load(self) -> LoadedModel:
         """Build a new :class:`LoadedModel` from the configured sources (no swap)."""
@@ -114,16 +117,20 @@ class ModelLoader:
                     errors.append(f"registry: {_short(exc)}")
                     log.warning("registry_unavailable", error=type(exc).__name__, reason=_short(exc))
             if bundle is None:
-                cache = s.resolved_model_cache_dir
-                if _has_bundle(cache):
+                # load_champion falls back to its copy itself; reading it here too covers a registry client
+                # that cannot even be imported, and DEALSCORE_USE_REGISTRY=false with a copy from earlier.
+                copy = s.resolved_model_cache_dir / s.model_name / "bundle"
+                if _has_bundle(copy):
                     try:
-                        bundle, source = _load_bundle_folder(cache), "local_copy"
-                        message = f"the registry was unreachable ({errors[0] if errors else 'disabled'}); " \
-                                  f"serving the local copy in {cache}"
+                        bundle, source = _load_bundle_folder(copy), "local_copy"
+                        why = errors[0] if errors else "the registry is disabled (DEALSCORE_USE_REGISTRY=false)"
+                        message = f"{why}; serving the local copy in {copy}"
                     except Exception as exc:  # a corrupt copy must not stop the service
-                        errors.append(f"local copy {cache}: {_short(exc)}")
+                        errors.append(f"local copy {copy}: {_short(exc)}")
                 else:
-                    errors.append(f"no local copy in {cache}")
+                    errors.append(f"no local copy in {copy}")
+                    if not s.use_registry:
+                        errors.append("the registry is disabled (DEALSCORE_USE_REGISTRY=false)")
         if bundle is None or source is None:
             raise ModelNotReadyError(
                 "no model is loaded: " + "; ".join(errors),

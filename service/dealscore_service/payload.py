@@ -44,7 +44,6 @@ class ConvertedDeals:
     history: DealHistory
     as_of: datetime
     hashes: list[str]
-    open: list[bool]
 
 
 def now_utc() -> datetime:
@@ -60,7 +59,7 @@ def payload_hash(deal: DealPayload, as_of: datetime | None, today: datetime) -> 
     score even when the deal does not (a deal going quiet).
     """
     when = as_of.isoformat() if as_of is not None else f"day:{today.date().isoformat()}"
-    body = deal.model_dump(mode="json")
+    body = deal.model_dump(mode="json", exclude={"as_of"})
     text = json.dumps({"deal": body, "as_of": when}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -72,8 +71,8 @@ def _field_error(loc: Loc, message: str, fix: str | None = None) -> dict[str, An
     return out
 
 
-def _time_checks(deal: DealPayload, prefix: Loc, as_of: datetime) -> list[dict[str, Any]]:
-    """Facts must be known at ``as_of``; a record cannot be entered before its event happened."""
+def _checks(deal: DealPayload, prefix: Loc, as_of: datetime) -> list[dict[str, Any]]:
+    """Nothing may be dated after ``as_of``; only open deals are scored; the account must be the deal's."""
     problems: list[dict[str, Any]] = []
     later_fix = "send only facts known at as_of, or omit as_of to score the deal now"
 
@@ -83,22 +82,18 @@ def _time_checks(deal: DealPayload, prefix: Loc, as_of: datetime) -> list[dict[s
 
     after([*prefix, "created_at"], deal.created_at)
     after([*prefix, "closed_at"], deal.closed_at)
+    if deal.closed_at is not None and deal.closed_at <= as_of:
+        problems.append(_field_error(
+            [*prefix, "closed_at"],
+            f"deal {deal.deal_id!r} closed ({deal.outcome or 'no outcome'}) at {deal.closed_at.isoformat()}; "
+            "only open deals are scored",
+            "send deals while they are open (closed_at and outcome empty), or pass an as_of before the close"))
     for i, sc in enumerate(deal.stage_history):
         after([*prefix, "stage_history", i, "changed_at"], sc.changed_at)
         after([*prefix, "stage_history", i, "recorded_at"], sc.recorded_at)
-        if sc.recorded_at is not None and sc.recorded_at < sc.changed_at:
-            problems.append(_field_error(
-                [*prefix, "stage_history", i, "recorded_at"],
-                f"recorded_at {sc.recorded_at.isoformat()} is before changed_at {sc.changed_at.isoformat()}",
-                "recorded_at is when the change was entered: on or after changed_at, or leave it empty"))
     for i, act in enumerate(deal.activities):
         after([*prefix, "activities", i, "occurred_at"], act.occurred_at)
         after([*prefix, "activities", i, "recorded_at"], act.recorded_at)
-        if act.recorded_at is not None and act.recorded_at < act.occurred_at:
-            problems.append(_field_error(
-                [*prefix, "activities", i, "recorded_at"],
-                f"recorded_at {act.recorded_at.isoformat()} is before occurred_at {act.occurred_at.isoformat()}",
-                "recorded_at is when the touchpoint was logged: on or after occurred_at, or leave it empty"))
     if deal.account.account_id is not None and deal.account.account_id != deal.account_id:
         problems.append(_field_error(
             [*prefix, "account", "account_id"],
@@ -198,8 +193,9 @@ def _as_invalid(exc: DataValidationError, frames: _Frames) -> InvalidPayloadErro
         if not locs:
             locs = [["body", p.table or "deal", *([p.column] if p.column else [])]]
         fields.extend(_field_error(loc, message, p.fix) for loc in locs)
+    message = exc.message.removesuffix(f". Fix: {exc.fix}") if exc.fix else exc.message
     return InvalidPayloadError(
-        exc.message, fields=fields, table=exc.table, column=exc.column, ids=exc.ids, fix=exc.fix,
+        message, fields=fields, table=exc.table, column=exc.column, ids=exc.ids, fix=exc.fix,
     )
 
 
@@ -221,7 +217,7 @@ def to_history(
     problems: list[dict[str, Any]] = []
     for i, deal in enumerate(deals):
         prefix: Loc = ["body", "deals", i] if batch else ["body"]
-        problems.extend(_time_checks(deal, prefix, effective))
+        problems.extend(_checks(deal, prefix, effective))
         problems.extend(frames.add(deal, prefix))
     if problems:
         summary = "; ".join(f"{p['path']}: {p['message']}" for p in problems[:5])
@@ -236,12 +232,56 @@ def to_history(
     except DataValidationError as exc:
         raise _as_invalid(exc, frames) from exc
     hashes = [payload_hash(d, as_of, now) for d in deals]
-    is_open = [d.closed_at is None for d in deals]
-    return ConvertedDeals(history=clean, as_of=effective, hashes=hashes, open=is_open)
+    return ConvertedDeals(history=clean, as_of=effective, hashes=hashes)
 
 
 def _latest_fact(deal: DealPayload) -> datetime:
-    times = [deal.created_at, deal.closed_at]
-    times += [t for sc in deal.stage_history for t in (sc.changed_at, sc.recorded_at)]
-    times += [t for a in deal.activities for t in (a.occurred_at, a.recorded_at)]
-    return max(t for t in times if t is not None)
+    """The latest time at which something in the payload became known."""
+    times = [deal.created_at]
+    times += [t for sc in deal.stage_history for t in (sc.changed_at, sc.recorded_at) if t is not None]
+    times += [t for a in deal.activities for t in (a.occurred_at, a.recorded_at) if t is not None]
+    return max(times)
+
+
+# --------------------------------------------------------------------------- the other way round
+
+
+def _json_value(value: Any, kind: str) -> Any:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if kind == "timestamp":
+        return pd.Timestamp(value).isoformat()
+    if kind == "date":
+        return pd.Timestamp(value).date().isoformat()
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    return str(value)
+
+
+def _rows(frame: pd.DataFrame, table: str, drop: tuple[str, ...] = ("deal_id",)) -> list[dict[str, Any]]:
+    cols = [c for c in TABLES[table].columns if c.name in frame.columns and c.name not in drop]
+    out = []
+    for rec in frame.to_dict("records"):
+        row = {c.name: _json_value(rec.get(c.name), c.kind) for c in cols}
+        out.append({k: v for k, v in row.items() if v is not None})
+    return out
+
+
+def deal_payloads(history: DealHistory, deal_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Request bodies for deals of a history, in the API's shape (the demo, tests and benchmarks send these)."""
+    deals = history.deals if deal_ids is None else history.deals[history.deals["deal_id"].isin(list(deal_ids))]
+    accounts = history.accounts.set_index("account_id", drop=False)
+    sh = history.stage_history.groupby("deal_id", sort=False)
+    acts = history.activities.groupby("deal_id", sort=False)
+    sh_ids, act_ids = set(sh.groups), set(acts.groups)
+    out = []
+    for deal in _rows(deals, "deals", drop=()):
+        d = deal["deal_id"]
+        account = _rows(accounts.loc[[deal["account_id"]]], "accounts", drop=())[0]
+        deal["account"] = account
+        deal["stage_history"] = _rows(sh.get_group(d), "stage_history") if d in sh_ids else []
+        deal["activities"] = _rows(acts.get_group(d), "activities") if d in act_ids else []
+        out.append(deal)
+    return out

@@ -180,6 +180,8 @@ class AtRiskItem(BaseModel):
     inferred_stage: str
     stage_mismatch: str
     value_at_risk: float | None
+    previous_p_win: float | None = Field(description="the deal's score before this one")
+    stage_typical_p_win: float | None = Field(description="usual win rate of deals in the declared stage")
     top_warning: DealWarning | None
     top_action: NextAction | None
     as_of: datetime
@@ -192,11 +194,12 @@ class AtRiskResponse(BaseModel):
     """``GET /v1/deals/at-risk``: one page of the ranking and totals over every matching deal."""
 
     items: list[AtRiskItem]
-    total: int
+    total: int = Field(description="deals at risk matching the filters (all pages)")
+    open_deals: int = Field(description="open deals matching the filters, at risk or not")
     limit: int
     offset: int
-    pipeline_value: float = Field(description="sum of amounts of all matching deals")
-    value_at_risk: float = Field(description="sum of value at risk of all matching deals")
+    pipeline_value: float = Field(description="sum of the amounts of the open deals matching the filters")
+    value_at_risk: float = Field(description="sum of the value at risk of the deals at risk")
 
 
 class ModelInfo(BaseModel):

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
         description="load the bundle from this local folder instead of the registry (tests, containers)",
     )
     model_cache_dir: Path | None = Field(
-        default=None, description="where the last registry bundle is kept; default <data_dir>/model"
+        default=None, description="where the last registry bundle is kept; default <data_dir>/model_cache"
     )
     use_registry: bool = Field(default=True, description="try the MLflow registry when no model_path is set")
     model_retry_seconds: float = Field(
@@ -65,4 +65,4 @@ class Settings(BaseSettings):
     @property
     def resolved_model_cache_dir(self) -> Path:
         """Where the local copy of the champion bundle lives."""
-        return self.model_cache_dir or self.data_dir / "model"
+        return self.model_cache_dir or self.data_dir / "model_cache"

@@ -44,6 +44,8 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 BUNDLE_ARTIFACT = "bundle"
 CACHE_META = "cache.json"
+#: MLflow error codes that mean "no such model / alias" rather than "registry unavailable".
+_ABSENT = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
 def project_dir() -> Path:
@@ -250,8 +252,10 @@ def get_alias_version(alias: str, name: str = DEFAULT_NAME) -> str | None:
     client = _client()
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in _ABSENT:
+            return None
+        raise  # the registry is unreachable or broken: callers must not mistake that for "no champion"
 
 
 def get_champion_version(name: str = DEFAULT_NAME) -> str | None:
@@ -334,7 +338,7 @@ def _find_bundle_dir(root: Path) -> Path:
 def load_bundle(version: str, name: str = DEFAULT_NAME) -> ModelBundle:
     """Download and load one registered version's bundle."""
     _check_version(_client(), name, version)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
         path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp)
         bundle = ModelBundle.load(_find_bundle_dir(Path(path)))
     bundle.version = f"{name}/{version}"
@@ -373,9 +377,24 @@ def latest_run_id(experiment: str = DEFAULT_NAME) -> str | None:
 
 
 @contextlib.contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """No per-file progress bar while a bundle downloads (it floods logs and test output)."""
+    old = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old
+
+
+@contextlib.contextmanager
 def _quick_failure() -> Iterator[None]:
     """Fail fast instead of retrying for minutes when a tracking server is down."""
-    keys = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    keys = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     old = {k: os.environ.get(k) for k in keys}
     for k, v in keys.items():
         os.environ.setdefault(k, v)
@@ -429,7 +448,7 @@ def load_champion(name: str = DEFAULT_NAME, local_cache_dir: str | Path | None =
                           stacklevel=2)
             return bundle
         if isinstance(exc, ModelNotReadyError):
-            raise
+            raise ModelNotReadyError(f"{exc}; and there is no local copy in {target}") from exc
         raise ModelNotReadyError(
             f"cannot load the champion of {name!r} from {tracking_uri()} ({type(exc).__name__}: {exc}) and there "
             f"is no local copy in {target}; start the registry or train a model"

@@ -7,12 +7,14 @@ deal exists) for anyone else's score history.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 
 from dealscore.errors import NotFoundError
-from dealscore.scoring.result import DealWarning, NextAction
+from dealscore.scoring import at_risk
+from dealscore.scoring.result import ScoreResult
 from dealscore_service.deps import ReadKey, ServicesDep
 from dealscore_service.schemas import (
     AtRiskItem,
@@ -22,8 +24,7 @@ from dealscore_service.schemas import (
     Trend,
     error_responses,
 )
-from dealscore_service.store import AtRiskQuery, StoredScore
-from dealscore_service.store.repository import SortKey
+from dealscore_service.store import DealFilter, StoredScore
 
 router = APIRouter(prefix="/v1/deals", tags=["deals"])
 
@@ -48,53 +49,76 @@ def trend_of(scores: list[StoredScore]) -> tuple[Trend, float | None]:
     return "steady", change
 
 
-def _item(s: StoredScore, recent: list[float]) -> AtRiskItem:
-    warnings = s.result.get("warnings") or []
-    actions = s.result.get("actions") or []
+def _item(r: ScoreResult, stored: StoredScore, recent: list[float]) -> AtRiskItem:
     return AtRiskItem(
-        deal_id=s.deal_id, account_id=s.result.get("account_id"), owner_id=s.owner_id, team=s.team, amount=s.amount,
-        p_win=s.p_win, grade=s.grade, declared_stage=s.declared_stage, inferred_stage=s.inferred_stage,
-        stage_mismatch=str(s.result.get("stage_mismatch", "unknown")), value_at_risk=s.value_at_risk,
-        top_warning=DealWarning.model_validate(warnings[0]) if warnings else None,
-        top_action=NextAction.model_validate(actions[0]) if actions else None,
-        as_of=s.as_of, scored_at=s.scored_at, model_version=s.model_version, recent_p_win=recent,
+        deal_id=r.deal_id, account_id=r.account_id, owner_id=r.owner_id, team=r.team, amount=r.amount,
+        p_win=r.p_win, grade=r.grade, declared_stage=r.declared_stage, inferred_stage=r.inferred_stage,
+        stage_mismatch=r.stage_mismatch, value_at_risk=r.value_at_risk, previous_p_win=r.previous_p_win,
+        stage_typical_p_win=r.stage_typical_p_win,
+        top_warning=r.warnings[0] if r.warnings else None, top_action=r.actions[0] if r.actions else None,
+        as_of=stored.as_of, scored_at=stored.scored_at, model_version=r.model_version, recent_p_win=recent,
     )
+
+
+SortKey = Literal["value_at_risk", "p_win", "amount", "as_of", "deal_id"]
+
+
+def _sort_key(sort: SortKey) -> Callable[[ScoreResult], tuple[Any, ...]]:
+    """Secondary sorts the page offers besides the library's ranking; missing values go last."""
+    def key(r: ScoreResult) -> tuple[Any, ...]:
+        value = getattr(r, sort)
+        return (value is None, value if value is not None else 0, r.deal_id)
+
+    return key
 
 
 @router.get(
     "/at-risk", response_model=AtRiskResponse, summary="Open deals ranked by value at risk",
     responses=error_responses(401, 403, 422, 503),
 )
-def at_risk(
+def at_risk_deals(
     principal: ReadKey,
     services: ServicesDep,
     owner: Annotated[str | None, Query(max_length=200, description="only this owner's deals")] = None,
     team: Annotated[str | None, Query(max_length=200, description="only this team's deals")] = None,
     stage: Annotated[str | None, Query(max_length=100, description="only deals in this declared stage")] = None,
     min_amount: Annotated[float | None, Query(ge=0, le=1e15, description="only deals worth at least this")] = None,
-    sort: Annotated[SortKey, Query(description="column to sort by")] = "value_at_risk",
-    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+    sort: Annotated[SortKey, Query(description="value_at_risk keeps the at-risk ranking; others re-sort it")] = (
+        "value_at_risk"
+    ),
+    order: Annotated[Literal["asc", "desc"], Query(description="for sorts other than the ranking")] = "desc",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> AtRiskResponse:
-    """The latest score of every open deal, most value at risk first (value at risk = amount × (1 − p_win)).
+    """The latest score of every open deal, ranked by :func:`dealscore.scoring.at_risk`.
 
-    Totals (pipeline value, value at risk) cover every matching deal, not just
-    this page. A key limited to owners or teams only sees theirs.
+    A deal is at risk when it scores below the usual win rate of its declared
+    stage; the ranking weighs that gap by the amount, the deal's warnings and its
+    drop since the previous score. Totals cover every matching deal, not just this
+    page. A key limited to owners or teams only sees theirs.
     """
     if stage is not None:
         current = services.models.current
         if current is not None:
             stage = current.taxonomy.canonical_stage(stage) or stage
-    page = services.store.at_risk(
-        AtRiskQuery(owner=owner, team=team, declared_stage=stage, min_amount=min_amount, sort=sort,
-                    descending=order == "desc", limit=limit, offset=offset),
-        principal,
+    latest = services.store.latest_open_scores(
+        DealFilter(owner=owner, team=team, declared_stage=stage, min_amount=min_amount), principal
     )
-    recent = services.store.recent_p_wins([s.deal_id for s in page.items])
+    results = [s.score_result() for s in latest]
+    ranked = at_risk(results)
+    if sort != "value_at_risk":
+        ranked = sorted(ranked, key=_sort_key(sort), reverse=order == "desc")
+        if order == "desc":  # keep missing values last either way
+            ranked = [r for r in ranked if getattr(r, sort) is not None] + [
+                r for r in ranked if getattr(r, sort) is None]
+    page = ranked[offset: offset + limit]
+    stored = {s.deal_id: s for s in latest}
+    recent = services.store.recent_p_wins([r.deal_id for r in page])
     return AtRiskResponse(
-        items=[_item(s, recent.get(s.deal_id, [])) for s in page.items], total=page.total, limit=limit,
-        offset=offset, pipeline_value=page.pipeline_value, value_at_risk=page.value_at_risk,
+        items=[_item(r, stored[r.deal_id], recent.get(r.deal_id, [])) for r in page],
+        total=len(ranked), open_deals=len(results), limit=limit, offset=offset,
+        pipeline_value=float(sum(r.amount or 0.0 for r in results)),
+        value_at_risk=float(sum(r.value_at_risk or 0.0 for r in ranked)),
     )
 
 

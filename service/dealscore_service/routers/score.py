@@ -16,6 +16,7 @@ from functools import lru_cache
 from fastapi import APIRouter, Response
 
 from dealscore.errors import StoreUnavailableError
+from dealscore.scoring import value_at_risk
 from dealscore.scoring.result import ScoreResult
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore_service.auth import Principal
@@ -46,13 +47,29 @@ def _authorize(principal: Principal, deals: Sequence[DealPayload], batch: bool) 
             )
 
 
-def _score_fresh(model: LoadedModel, converted: ConvertedDeals, deal_ids: list[str]) -> dict[str, ScoreResult]:
-    """Score the deals not scored before, one full result (reasons, warnings, actions) each."""
-    out: dict[str, ScoreResult] = {}
+def _score_fresh(
+    model: LoadedModel, converted: ConvertedDeals, deal_ids: list[str], previous: dict[str, float],
+) -> dict[str, ScoreResult]:
+    """Score the deals not scored before: the full result (reasons, warnings, actions) for each.
+
+    One deal goes through ``Scorer.score``; a batch through ``score_many`` (one
+    vectorised pass). The deal's previous stored score is attached so that a drop
+    counts in its value at risk, as the at-risk ranking counts it.
+    """
+    if not deal_ids:
+        return {}
     history = converted.history
-    for deal_id in deal_ids:
-        sub = history if len(history.deals) == 1 else history.for_deals([deal_id])
-        out[deal_id] = model.scorer.score(sub, deal_id=deal_id, as_of=converted.as_of)
+    if len(history.deals) == 1:
+        results = [model.scorer.score(history, as_of=converted.as_of)]
+    else:
+        results = model.scorer.score_many(history, converted.as_of, explain=True, actions=True, deal_ids=deal_ids)
+    out: dict[str, ScoreResult] = {}
+    for r in results:
+        prev = previous.get(r.deal_id)
+        if prev is not None:
+            var = value_at_risk(r.amount, r.p_win, r.stage_typical_p_win, r.warnings, prev)
+            r = r.model_copy(update={"previous_p_win": prev, "value_at_risk": var})
+        out[r.deal_id] = r
     return out
 
 
@@ -68,16 +85,17 @@ def score_deals(
     keys = [(d.deal_id, h) for d, h in zip(deals, converted.hashes, strict=True)]
     stored = services.store.find(keys, model.version)
     todo = [d.deal_id for d, k in zip(deals, keys, strict=True) if k not in stored]
-    fresh = _score_fresh(model, converted, todo)
+    previous = services.store.previous_p_wins(todo, converted.as_of) if todo else {}
+    fresh = _score_fresh(model, converted, todo, previous)
     to_save = []
-    for d, h, is_open in zip(deals, converted.hashes, converted.open, strict=True):
+    for d, h in zip(deals, converted.hashes, strict=True):
         if d.deal_id in fresh:
             result = fresh[d.deal_id]
             # the payload is the authority on who owns the deal (access control reads these)
             result = result.model_copy(update={"owner_id": d.owner_id, "team": d.team,
                                                "account_id": result.account_id or d.account_id})
             fresh[d.deal_id] = result
-            to_save.append(ScoreToSave(result=result, payload_hash=h, is_open=is_open))
+            to_save.append(ScoreToSave(result=result, payload_hash=h, is_open=True))
     try:
         services.store.save(to_save)
     except StoreUnavailableError:

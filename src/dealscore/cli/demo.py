@@ -1,5 +1,163 @@
-"""CLI commands for this area (registered on the shared Typer app)."""
+"""``dealscore demo``: the whole product end to end on the embedded defaults.
+
+It runs the same commands a user would type (and prints each one), so the demo
+doubles as a tour: generate a synthetic CRM, validate it, train and evaluate,
+score the open pipeline, list the deals at risk, then start the scoring service,
+score a few deals through HTTP and print where to look.
+"""
 
 from __future__ import annotations
 
-from dealscore.cli import app  # noqa: F401
+import json
+import os
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.panel import Panel
+from rich.rule import Rule
+
+from dealscore.cli import app, console
+from dealscore.errors import DealscoreError
+
+
+def _run(args: list[str]) -> None:
+    """Run a dealscore command in process, echoing it the way a user would type it."""
+    console.print(Rule(f"[bold]$ dealscore {shlex.join(args)}", align="left", style="cyan"))
+    command = typer.main.get_command(app)
+    try:
+        command.main(args, prog_name="dealscore", standalone_mode=False)
+    except SystemExit as exc:  # a sub-command asked to exit
+        if exc.code not in (0, None):
+            raise DealscoreError(f"demo step `dealscore {shlex.join(args)}` failed (exit {exc.code})") from exc
+
+
+def _free_port(preferred: int) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+
+@app.command()
+def demo(
+    deals: Annotated[int, typer.Option("--deals", help="Size of the synthetic CRM.")] = 8000,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    workdir: Annotated[Path, typer.Option("--workdir", help="Where the demo writes everything.")] = Path(".demo"),
+    port: Annotated[int, typer.Option("--port", help="Port for the scoring service.")] = 8000,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="End by starting the scoring service.")
+    ] = True,
+    keep_serving: Annotated[
+        bool, typer.Option("--keep-serving/--exit", help="Keep the service running until Ctrl-C.")
+    ] = True,
+) -> None:
+    """Run the whole product end to end on a synthetic CRM and print where to look."""
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
+    history = workdir / "history"
+    started = time.perf_counter()
+    _run(["generate", "--deals", str(deals), "--seed", str(seed), "--out", str(history)])
+    _run(["validate", str(history)])
+    _run(["train", str(history), "--report-json", str(workdir / "report.json")])
+    _run(["score", str(history), "--out", str(workdir / "scores.parquet")])
+    _run(["at-risk", str(history), "--top", "10"])
+    elapsed = time.perf_counter() - started
+    console.print(f"\n[green]Pipeline done in {elapsed:.0f} s.[/]")
+    if not serve:
+        _print_where_to_look(workdir, None, None)
+        return
+    _serve_demo(workdir, history, port, keep_serving)
+
+
+def _print_where_to_look(workdir: Path, base_url: str | None, api_key: str | None) -> None:
+    lines = [
+        f"History:        {workdir / 'history'}",
+        f"Eval report:    {workdir / 'report.json'}",
+        f"Scores:         {workdir / 'scores.parquet'}",
+        f"MLflow UI:      .venv/bin/mlflow ui --backend-store-uri sqlite:///{workdir / 'mlflow.db'} --port 5000",
+    ]
+    if base_url:
+        lines += [
+            f"API docs:       {base_url}/docs",
+            f"Manager page:   {base_url}/ui   (log in with the API key below)",
+            f"Metrics:        {base_url}/metrics",
+            f"Demo API key:   {api_key}",
+            f"Try it:         curl -H 'X-API-Key: {api_key}' '{base_url}/v1/deals/at-risk?limit=5'",
+        ]
+    console.print(Panel("\n".join(lines), title="Where to look", border_style="green"))
+
+
+def _serve_demo(workdir: Path, history: Path, port: int, keep_serving: bool) -> None:
+    """Start `dealscore serve` on the demo model, score a few deals over HTTP, print the URLs."""
+    import httpx
+
+    from dealscore.data.payload import deal_payloads
+
+    api_key = "demo-" + secrets.token_urlsafe(12)
+    keys_file = workdir / "api_keys.json"
+    keys_file.write_text(
+        json.dumps([{"name": "demo", "key": api_key, "scopes": ["score", "read", "admin"]}], indent=2),
+        encoding="utf-8",
+    )
+    port = _free_port(port)
+    base_url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ)
+    env.update(
+        {
+            "DEALSCORE_DATA_DIR": str(workdir),
+            "DEALSCORE_DATABASE_URL": f"sqlite:///{workdir / 'scores.db'}",
+            "DEALSCORE_API_KEYS_FILE": str(keys_file),
+        }
+    )
+    cmd = [sys.executable, "-m", "dealscore", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    console.print(Rule(f"[bold]$ dealscore serve --port {port}", align="left", style="cyan"))
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        with httpx.Client(base_url=base_url, timeout=10) as client:
+            while time.monotonic() < deadline:
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if proc.poll() is not None:
+                    raise DealscoreError(f"the service exited with code {proc.returncode}; see its log above")
+                time.sleep(0.5)
+            else:
+                raise DealscoreError("the service did not become ready within 90 s; see its log above")
+            payloads = deal_payloads(str(history), limit=25)
+            for payload in payloads:
+                resp = client.post("/v1/score", json=payload, headers={"X-API-Key": api_key})
+                if resp.status_code != 200:
+                    raise DealscoreError(f"POST /v1/score answered {resp.status_code}: {resp.text[:300]}")
+            sample = resp.json()
+            console.print(
+                f"Scored {len(payloads)} open deals through POST /v1/score; last one: deal {sample['deal_id']} "
+                f"p_win={sample['p_win']:.2f} grade {sample['grade']}, inferred stage {sample['inferred_stage']}"
+            )
+        _print_where_to_look(workdir, base_url, api_key)
+        if keep_serving:
+            console.print("[bold]The service keeps running; press Ctrl-C to stop it.[/]")
+            proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()

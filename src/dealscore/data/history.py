@@ -341,7 +341,7 @@ def coerce_table(frame: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[
     return out, zones
 
 
-def _parse_cut_at(value: object) -> pd.Timestamp | None:
+def parse_cut_at(value: object) -> pd.Timestamp | None:
     """The data cut as a naive UTC timestamp (``history.yaml`` may give it with an offset)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -350,7 +350,7 @@ def _parse_cut_at(value: object) -> pd.Timestamp | None:
     except (ValueError, TypeError) as exc:
         raise DataValidationError(
             f"cut_at {value!r} is not a timestamp", table="history.yaml", column="cut_at",
-            fix="write cut_at as an ISO 8601 timestamp such as 2024-03-31T00:00:00",
+            fix="give cut_at (history.yaml or --cut-at) as an ISO 8601 timestamp such as 2024-03-31T00:00:00",
         ) from exc
     if pd.isna(t):
         return None
@@ -398,7 +398,7 @@ def from_frames(
         stage_history=typed["stage_history"],  # type: ignore[arg-type]
         activities=typed["activities"],  # type: ignore[arg-type]
         stage_truth=typed["stage_truth"],
-        cut_at=_parse_cut_at(cut_at),
+        cut_at=parse_cut_at(cut_at),
         meta=dict(meta or {}),
     )
 
@@ -455,11 +455,30 @@ def _format_frame(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
 
 
 def write_history(history: DealHistory, folder: str | Path, *, fmt: str = "csv") -> Path:
-    """Write a history folder in the contract's format (CSV by default, or Parquet)."""
+    """Write a history folder in the contract's format (CSV by default, or Parquet).
+
+    The folder then holds exactly this history: a contract table file left from an
+    earlier write (a ``deals.parquet`` beside a new ``deals.csv``, or a
+    ``stage_truth.csv`` this history does not have) would be read back in its
+    place, so such files are removed. Other files in the folder are left alone.
+    """
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"fmt must be 'csv' or 'parquet', not {fmt!r}")
     path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise DataValidationError(
+            f"{path} exists and is not a folder", fix="choose another --out folder for the history",
+        )
     path.mkdir(parents=True, exist_ok=True)
-    for name, frame in history.tables().items():
-        table = TABLES[name]
+    present = history.tables()
+    for name, table in TABLES.items():
+        for ext in ("csv", "parquet"):
+            stale = path / f"{name}.{ext}"
+            if stale.is_file() and (name not in present or ext != fmt):
+                stale.unlink()
+        if name not in present:
+            continue
+        frame = present[name]
         if fmt == "parquet":
             frame[[c for c in table.column_names if c in frame]].to_parquet(path / f"{name}.parquet", index=False)
         else:
@@ -467,6 +486,9 @@ def write_history(history: DealHistory, folder: str | Path, *, fmt: str = "csv")
     meta = dict(history.meta)
     if history.cut_at is not None:
         meta["cut_at"] = history.cut_at.strftime("%Y-%m-%dT%H:%M:%S")
+    meta_path = path / META_FILE
     if meta:
-        (path / META_FILE).write_text(yaml.safe_dump(meta, sort_keys=True), encoding="utf-8")
+        meta_path.write_text(yaml.safe_dump(meta, sort_keys=True), encoding="utf-8")
+    elif meta_path.is_file():
+        meta_path.unlink()
     return path

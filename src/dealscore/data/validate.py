@@ -154,14 +154,24 @@ def _deal_positions(h: DealHistory) -> tuple[pd.Index, dict[str, np.ndarray]]:
 
 def _foreign_keys(h: DealHistory, pos: dict[str, np.ndarray], p: _Problems) -> None:
     accounts = h.accounts["account_id"].dropna().unique()
-    p.add(h.deals, "deals", "account_id", h.deals["account_id"].notna() & ~h.deals["account_id"].isin(accounts),
-          "name an account that is not in accounts", "add those accounts to accounts or correct account_id")
+    unknown = h.deals["account_id"].notna() & ~h.deals["account_id"].isin(accounts)
+    p.add(h.deals, "deals", "account_id", unknown,
+          f"name an account that is not in accounts {_distinct(h.deals['account_id'], unknown)}",
+          "add those accounts to accounts or correct account_id")
     for name, where in pos.items():
         frame = h.table(name)
         assert frame is not None
         unknown = pd.Series(where < 0, index=frame.index) & frame["deal_id"].notna()
         p.add(frame, name, "deal_id", unknown,
-              "name a deal that is not in deals", "add those deals to deals or remove the rows")
+              f"name a deal that is not in deals {_distinct(frame['deal_id'], unknown)}",
+              "add those deals to deals or remove the rows")
+
+
+def _distinct(values: pd.Series, mask: pd.Series) -> list[str]:
+    """Up to five distinct offending values, for messages where the row id is not the culprit."""
+    if not bool(mask.any()):
+        return []
+    return [str(v) for v in pd.unique(values[mask.to_numpy()].head(500))[:5]]
 
 
 def _per_value(s: pd.Series, fn: Callable[[str], object]) -> pd.Series:

@@ -59,6 +59,8 @@ class _Plan:
     numeric: list[str]
     numeric_pos: dict[str, int]
     categorical: list[str]
+    numeric_index: pd.Index
+    categoricals_first: bool
     dtypes: dict[str, pd.CategoricalDtype | None]
     vocabs: dict[str, Vocab]
 
@@ -91,7 +93,8 @@ def _plan(spec: FeatureSpec) -> _Plan:
         key=key, stages=Vocab.of(spec.stages), types=Vocab.of(spec.activity_types), roles=Vocab.of(roles),
         layout=layout, evidence=[(s, list(spec.evidence.get(s, []))) for s in spec.stages],
         names=spec.feature_names, numeric=numeric, numeric_pos={n: i for i, n in enumerate(numeric)},
-        categorical=categorical, dtypes=dtypes, vocabs=vocabs,
+        categorical=categorical, numeric_index=pd.Index(numeric, dtype=object),
+        categoricals_first=spec.feature_names == categorical + numeric, dtypes=dtypes, vocabs=vocabs,
     )
     spec._compiled = plan
     return plan
@@ -154,12 +157,23 @@ def prepare_history(history: DealHistory, spec: FeatureSpec) -> PreparedHistory:
     plan = _plan(spec)
     index = deal_index(history.deals)
     deals = read_deals(history, index)
-    stage = prepare_stage(read_stage_rows(history, index, plan.stages), len(deals))
-    touches = prepare_touches(read_activity_rows(history, index, plan.types, plan.roles), len(deals), plan.layout)
-    cut = pd.Timestamp(history.data_cut)
-    if cut.tzinfo is not None:
-        cut = cut.tz_convert("UTC").tz_localize(None)
-    return PreparedHistory(index=index, deals=deals, stage=stage, touches=touches, data_cut=cut.value)
+    stage_rows = read_stage_rows(history, index, plan.stages)
+    activity_rows = read_activity_rows(history, index, plan.types, plan.roles)
+    return PreparedHistory(
+        index=index, deals=deals, stage=prepare_stage(stage_rows, len(deals)),
+        touches=prepare_touches(activity_rows, len(deals), plan.layout),
+        data_cut=_data_cut(history, deals, stage_rows.seen, activity_rows.seen),
+    )
+
+
+def _data_cut(history: DealHistory, deals: DealRows, *seen: np.ndarray) -> int:
+    """``history.data_cut`` from arrays already read: cut_at, else the latest time in the history."""
+    if history.cut_at is not None:
+        cut = pd.Timestamp(history.cut_at)
+        return (cut.tz_convert("UTC").tz_localize(None) if cut.tzinfo is not None else cut).as_unit("ns").value
+    latest = [int(a.max()) for a in (deals.created, deals.closed, *seen) if len(a)]
+    latest = [t for t in latest if t != NAT]
+    return max(latest) if latest else pd.Timestamp("1970-01-01").value
 
 
 def build_features(history: DealHistory, snapshots: pd.DataFrame, *, spec: FeatureSpec | None = None,
@@ -187,7 +201,7 @@ def build_features(history: DealHistory, snapshots: pd.DataFrame, *, spec: Featu
                 "use the spec and context of the same model bundle"
             )
         n = len(q_deal)
-        block = np.empty((n, len(plan.numeric)), dtype=np.float64)
+        block = np.empty((len(plan.numeric), n), dtype=np.float64).T  # column-major: one contiguous column each
         stage_codes = np.empty(n, dtype=np.int64)
         for start in range(0, n, chunk_size):
             stop = min(n, start + chunk_size)
@@ -218,19 +232,27 @@ def _chunk_features(prepared: PreparedHistory, context: FeatureContext, plan: _P
 
 def _assemble(plan: _Plan, deals: DealRows, q_deal: np.ndarray, q_time: np.ndarray, block: np.ndarray,
               stage_codes: np.ndarray, index: pd.Index) -> pd.DataFrame:
-    """Step 6: the typed frame, columns in spec order."""
-    columns: dict[str, Any] = {
-        "deal_id": deals.ids[q_deal],
+    """Step 6: the typed frame, columns in spec order.
+
+    The default spec lists its categoricals first, so the numeric block becomes one
+    float64 block without copying and the frame is two blocks glued together (the
+    one-deal path spends most of its time in pandas constructors otherwise).
+    """
+    meta: dict[str, Any] = {
+        "deal_id": pd.Series(deals.ids[q_deal], dtype=object, copy=False),
         "as_of": q_time.view("datetime64[ns]"),
     }
-    for name in plan.names:
-        if name in plan.numeric_pos:
-            columns[name] = block[:, plan.numeric_pos[name]]
-        elif name == "declared_stage":
-            columns[name] = pd.Categorical.from_codes(stage_codes, dtype=plan.dtypes[name] or _stage_dtype(plan))
+    for name in plan.categorical:
+        if name == "declared_stage":
+            meta[name] = pd.Categorical.from_codes(stage_codes, dtype=plan.dtypes[name] or _stage_dtype(plan),
+                                                   validate=False)
         else:
-            columns[name] = _categorical(plan, name, getattr(deals, name), q_deal)
-    frame = pd.DataFrame(columns)
+            meta[name] = _categorical(plan, name, getattr(deals, name), q_deal)
+    left = pd.DataFrame(meta)
+    right = pd.DataFrame(block, columns=plan.numeric_index, copy=False)
+    frame = pd.concat([left, right], axis=1)
+    if not plan.categoricals_first:
+        frame = frame[["deal_id", "as_of", *plan.names]]
     frame.index = index
     return frame
 
@@ -249,7 +271,7 @@ def _categorical(plan: _Plan, name: str, per_deal: np.ndarray, q_deal: np.ndarra
     else:
         vocab = plan.vocabs[name]
     codes = encode(per_deal, vocab.index, vocab.lookup)
-    return pd.Categorical.from_codes(codes[q_deal], dtype=dtype)
+    return pd.Categorical.from_codes(codes[q_deal], dtype=dtype, validate=False)
 
 
 def _progress(enabled: bool, total: int) -> Any:

@@ -34,7 +34,8 @@ def feature_catalog_markdown(spec: FeatureSpec | None = None) -> str:
     """The catalog as Markdown tables, one per group."""
     columns = spec.columns if spec is not None else FEATURE_CATALOG
     lines: list[str] = []
-    groups = list(dict.fromkeys(c.group for c in columns))
+    seen = list(dict.fromkeys(c.group for c in columns))
+    groups = [g for g in GROUPS if g in seen] + [g for g in seen if g not in GROUPS]
     for group in groups:
         rows = [c for c in columns if c.group == group]
         lines += [f"### {group}: {GROUPS.get(group, group)}", "", "| feature | meaning | unit | kind |",

@@ -27,7 +27,7 @@ from dealscore.data.history import DealHistory
 from dealscore.features.inputs import DealRows, Vocab, deal_index, encode, read_deals, read_stage_rows
 from dealscore.features.spec import FeatureSpec
 from dealscore.features.stage import DAY, StageTimeline, prepare_stage, won_stage_durations
-from dealscore.features.timeline import NAT, NEVER, Timeline, prefix_sums, sort_order, take
+from dealscore.features.timeline import NAT, NEVER, Timeline, prefix_sums, take
 from dealscore.taxonomy import StageTaxonomy
 
 WEEK = 7 * DAY
@@ -51,10 +51,9 @@ class _Counts:
     def of(cls, key: np.ndarray, n_keys: int, created: np.ndarray, closed: np.ndarray, won: np.ndarray) -> _Counts:
         is_closed = closed != NAT
         k, c, w = key[is_closed], closed[is_closed], won[is_closed]
-        o = sort_order(k, c)
-        o2 = sort_order(key, created)
-        return cls(closed=Timeline(k[o], c[o], n_keys), wins=prefix_sums((w[o] == 1.0).astype(np.float64)),
-                   created=Timeline(key[o2], created[o2], n_keys))
+        closed_tl = Timeline(k, c, n_keys)
+        return cls(closed=closed_tl, wins=prefix_sums((w[closed_tl.order] == 1.0).astype(np.float64)),
+                   created=Timeline(key, created, n_keys))
 
 
 class FeatureContext:

@@ -21,40 +21,44 @@ from dealscore.features.timeline import NAT
 
 VALIDATE_FIX = "load it with dealscore.data.validate.load_and_validate (or run `dealscore validate DIR`) first"
 SMALL = 512  # below this many values a dict lookup beats building a hash table
+_NS = np.dtype("datetime64[ns]")
 
 
 def as_ns(values: Any, *, table: str, column: str) -> np.ndarray:
     """A timestamp column as int64 nanoseconds (NaT -> ``NAT``), whatever its datetime unit or zone."""
     if values is None:
         return np.zeros(0, dtype=np.int64)
-    s = values if isinstance(values, pd.Series | pd.Index) else pd.Series(values)
-    dtype = s.dtype
-    if isinstance(dtype, pd.DatetimeTZDtype):
-        s = s.tz_convert("UTC").tz_localize(None) if isinstance(s, pd.Index) else s.dt.tz_convert("UTC").dt.tz_localize(
-            None
-        )
-    elif dtype.kind != "M":
-        if len(s) and s.isna().all():
-            return np.full(len(s), NAT, dtype=np.int64)
+    raw = values.values if isinstance(values, pd.Series | pd.Index) else values
+    if isinstance(raw, np.ndarray) and raw.dtype.kind == "M":  # the common case, and the cheap one
+        return (raw if raw.dtype == _NS else raw.astype(_NS)).view(np.int64)
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif s.dtype.kind != "M":
         if len(s) == 0:
             return np.zeros(0, dtype=np.int64)
+        if s.isna().all():
+            return np.full(len(s), NAT, dtype=np.int64)
         raise DataValidationError(
-            f"table {table}, column {column}: holds {dtype} values, not parsed timestamps",
+            f"table {table}, column {column}: holds {s.dtype} values, not parsed timestamps",
             table=table, column=column, fix=VALIDATE_FIX,
         )
-    return s.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    return s.to_numpy(dtype=_NS).view(np.int64)
 
 
 def column(frame: pd.DataFrame, name: str, kind: str = "str") -> np.ndarray:
-    """A column as numpy, or all-missing when an optional column is absent."""
-    if name in frame.columns:
-        s = frame[name]
-        if kind == "float":
-            return pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        return s.to_numpy(dtype=object)
+    """A column as numpy (object for strings, float64 for numbers), all-missing when an optional one is absent."""
+    if name not in frame.columns:
+        return np.full(len(frame), np.nan) if kind == "float" else np.full(len(frame), None, dtype=object)
+    s = frame[name]
+    raw = s.values
     if kind == "float":
-        return np.full(len(frame), np.nan)
-    return np.full(len(frame), None, dtype=object)
+        if isinstance(raw, np.ndarray) and raw.dtype == np.float64:
+            return raw
+        return pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    if isinstance(raw, np.ndarray) and raw.dtype == object:
+        return raw
+    return s.to_numpy(dtype=object)
 
 
 def encode(values: np.ndarray, vocabulary: pd.Index, lookup: dict[Any, int]) -> np.ndarray:
@@ -151,7 +155,7 @@ def deal_index(deals: pd.DataFrame) -> pd.Index:
     if "deal_id" not in deals.columns:
         raise DataValidationError("table deals: missing required column deal_id", table="deals", column="deal_id",
                                   fix=VALIDATE_FIX)
-    index = pd.Index(deals["deal_id"].to_numpy(dtype=object), dtype=object)
+    index = pd.Index(column(deals, "deal_id"), dtype=object)
     if not index.is_unique:
         dup = index[index.duplicated()].unique()[:5].tolist()
         raise DataValidationError(
@@ -192,7 +196,7 @@ def read_deals(history: DealHistory, index: pd.Index) -> DealRows:
     account = column(d, "account_id")
     acc = history.accounts
     if len(acc) and n:
-        acc_ids = acc["account_id"].to_numpy(dtype=object)
+        acc_ids = column(acc, "account_id")
         if len(acc_ids) == 1 and n < SMALL:
             pos = np.where(account == acc_ids[0], 0, -1)
         else:
@@ -231,8 +235,8 @@ def read_deals(history: DealHistory, index: pd.Index) -> DealRows:
 def read_stage_rows(history: DealHistory, index: pd.Index, stages: Vocab) -> StageRows:
     """Stage changes with their stage as an order code; ``seen`` = max(changed_at, recorded_at)."""
     sh = history.stage_history
-    deal = deal_codes(index, sh["deal_id"].to_numpy(dtype=object), table="stage_history")
-    names = sh["stage"].to_numpy(dtype=object)
+    deal = deal_codes(index, column(sh, "deal_id"), table="stage_history")
+    names = column(sh, "stage")
     stage = encode(names, stages.index, stages.lookup)
     check_known(stage, names, sh, table="stage_history", column="stage", allowed=list(stages.names))
     if (stage < 0).any():
@@ -251,8 +255,8 @@ def read_stage_rows(history: DealHistory, index: pd.Index, stages: Vocab) -> Sta
 def read_activity_rows(history: DealHistory, index: pd.Index, types: Vocab, roles: Vocab) -> ActivityRows:
     """Touchpoints as codes; ``seen`` = max(occurred_at, recorded_at): a touch counts once it happened and was logged."""
     a = history.activities
-    deal = deal_codes(index, a["deal_id"].to_numpy(dtype=object), table="activities")
-    type_names = a["type"].to_numpy(dtype=object)
+    deal = deal_codes(index, column(a, "deal_id"), table="activities")
+    type_names = column(a, "type")
     type_code = encode(type_names, types.index, types.lookup)
     check_known(type_code, type_names, a, table="activities", column="type", allowed=list(types.names))
     if (type_code < 0).any():

@@ -20,7 +20,7 @@ import pandas as pd
 
 from dealscore.data.history import DealHistory
 from dealscore.features.inputs import as_ns, deal_codes, deal_index
-from dealscore.features.timeline import NAT, Timeline, sort_order, take
+from dealscore.features.timeline import NAT, Timeline, take
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 
 DEFAULT_LAG_DAYS = 14.0
@@ -61,7 +61,6 @@ def _latest_stage(index: pd.Index, rows: pd.DataFrame, table: str, time_col: str
     deal = deal_codes(index, rows["deal_id"].to_numpy(dtype=object), table=table)
     time = as_ns(rows[time_col], table=table, column=time_col)
     stage = np.fromiter((lookup.get(s, -1) for s in rows["stage"].to_numpy(dtype=object)), np.int64, len(rows))
-    o = sort_order(deal, time)
-    tl = Timeline(deal[o], time[o], n_deals)
-    lo, hi = tl.prefix(q, q_time)
-    return take(stage[o], hi - 1, hi > lo, -1)
+    by_time = Timeline(deal, time, n_deals)
+    lo, hi = by_time.prefix(q, q_time)
+    return take(stage[by_time.order], hi - 1, hi > lo, -1)

@@ -146,7 +146,8 @@ def default_columns(stages: list[str], activity_types: list[str], evidence: dict
            "win rate of the owner's deals closed before as_of, shrunk towards the overall rate", "share"),
         _f("owner_open_deals", "owner", "other deals the owner has open at as_of (workload)", "count", "count"),
     ]
-    return cols
+    # categoricals first: the frame is then one categorical part and one float block (cheap to build)
+    return [c for c in cols if c.kind == "category"] + [c for c in cols if c.kind != "category"]
 
 
 @dataclass

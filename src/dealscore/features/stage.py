@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dealscore.features.inputs import DealRows, StageRows
-from dealscore.features.timeline import NAT, Timeline, prefix_sums, segmented_cummax_index, sort_order
+from dealscore.features.timeline import NAT, Timeline, prefix_sums, segmented_cummax_index
 
 DAY = 86_400 * 10**9
 
@@ -45,12 +45,14 @@ class StageTimeline:
 
 
 def prepare_stage(rows: StageRows, n_deals: int) -> StageTimeline:
-    """Sort the stage rows and derive every per-row fact once."""
-    order = sort_order(rows.deal, rows.seen, rows.changed)
-    deal = rows.deal[order]
+    """Sort the stage rows by (deal, seen, changed) and derive every per-row fact once."""
+    by_changed = np.argsort(rows.changed, kind="stable")  # ties in seen keep changed_at order
+    timeline = Timeline(rows.deal[by_changed], rows.seen[by_changed], n_deals)
+    order = by_changed[timeline.order]
+    deal = timeline.group
     stage = rows.stage[order]
     changed = rows.changed[order]
-    seen = rows.seen[order]
+    seen = timeline.time
     amount = rows.amount[order]
     ecd = rows.expected_close[order]
     n = len(deal)
@@ -74,11 +76,11 @@ def prepare_stage(rows: StageRows, n_deals: int) -> StageTimeline:
         prev_close[1:] = np.where(same[1:], last_close[:-1], -1)
     push = has_ecd & (prev_close >= 0) & (ecd > ecd[np.maximum(prev_close, 0)])
     counts = prefix_sums(np.column_stack([change, regression, skipped, push]).astype(np.float64))
-    max_order = _segmented_running_max(deal, stage)
     return StageTimeline(
-        timeline=Timeline(deal, seen, n_deals), stage=stage, changed=changed, seen=seen, run_start=run_start,
-        max_order=max_order, counts=counts, last_amount=segmented_cummax_index(deal, ~np.isnan(amount)),
-        last_close=last_close, amount=amount, expected_close=ecd,
+        timeline=timeline, stage=stage, changed=changed, seen=seen, run_start=run_start,
+        max_order=_segmented_running_max(deal, stage), counts=counts,
+        last_amount=segmented_cummax_index(deal, ~np.isnan(amount)), last_close=last_close, amount=amount,
+        expected_close=ecd,
     )
 
 

@@ -5,17 +5,22 @@ deal that were visible at ``as_of``, how many / which last / what sum?". When th
 facts of each deal are sorted by the time they became visible, the answer for a
 snapshot is a *prefix* of that deal's slice, found by one binary search. A
 feature that only holds for part of time (a touch counts in the 7-day window
-from when it was recorded until 7 days after it happened) is an *interval*
+from when it was logged until 7 days after it happened) is an *interval*
 ``[start, end)``, counted as ``#(start <= t) - #(end <= t)``.
 
-The one trick here is how to binary-search "group g, time <= t" in one
-vectorised call without losing nanosecond precision: times are replaced by their
-rank among the sorted event times, so ``group * (n + 1) + rank`` is an exact,
-overflow-free int64 key. That keeps a million snapshots and one deal scored now
-on the same code path, with no per-deal Python loop.
+The one trick is how to binary-search "group g, time <= t" for a million
+snapshots in one vectorised call without losing nanosecond precision:
+:class:`TimeCode` turns ``(group, time)`` into one exact, order-preserving int64
+key, ``group * span + slot``. The slot is the time counted in the coarsest unit
+that divides every event time (whole seconds for CRM data); only when that
+cannot fit in 63 bits does it fall back to the time's rank among the event
+times. That keeps a million snapshots and one deal scored now on the same code
+path, with no per-deal Python loop.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,44 +30,126 @@ NEVER = np.iinfo(np.int64).max
 NAT = np.iinfo(np.int64).min
 """``NaT`` viewed as int64."""
 
+_LIMIT = 2**62
+_UNITS = (10**9, 10**6, 10**3)
 
-def sort_order(group: np.ndarray, *times: np.ndarray) -> np.ndarray:
-    """Stable order by group, then by each time key in turn (ties keep input order)."""
-    return np.lexsort((*reversed(times), group))
+
+@dataclass(frozen=True)
+class TimeCode:
+    """Exact order-preserving integer slots for event times (slot 0 = before all, last = never)."""
+
+    base: int
+    unit: int
+    span: int
+    distinct: np.ndarray | None = None  # rank mode: the sorted distinct finite event times
+    special: bool = False  # the fitted times held NEVER or NAT
+
+    @classmethod
+    def fit(cls, times: np.ndarray, n_groups: int) -> TimeCode:
+        """Choose the coarsest exact encoding of ``times`` that fits ``n_groups`` groups in 63 bits."""
+        if not len(times):
+            return cls(base=0, unit=1, span=3)
+        lo, hi = int(times.min()), int(times.max())
+        special = lo == NAT or hi == NEVER
+        finite = times
+        if special:
+            finite = times[(times != NEVER) & (times != NAT)]
+            if not len(finite):
+                return cls(base=0, unit=1, span=3, special=True)
+            lo, hi = int(finite.min()), int(finite.max())
+        unit = 1
+        for u in _UNITS:
+            if not (finite % u).any():
+                unit = u
+                break
+        span = (hi - lo) // unit + 3
+        if span * (n_groups + 2) < _LIMIT:
+            return cls(base=lo, unit=unit, span=span, special=special)
+        distinct = np.sort(finite)
+        keep = np.ones(len(distinct), dtype=bool)
+        keep[1:] = distinct[1:] != distinct[:-1]
+        distinct = distinct[keep]
+        return cls(base=0, unit=1, span=len(distinct) + 3, distinct=distinct, special=special)
+
+    def event_slots(self, times: np.ndarray) -> np.ndarray:
+        """Slot of each event time (``NEVER`` -> last slot; ``NAT`` -> 0)."""
+        if not self.special:
+            if self.distinct is None:
+                return (times - self.base) // self.unit + 1
+            return np.searchsorted(self.distinct, times, side="left") + 1
+        never = times == NEVER
+        nat = times == NAT
+        if self.distinct is None:
+            safe = np.where(never | nat, self.base, times)
+            slots = 1 + (safe - self.base) // self.unit
+        else:
+            slots = 1 + np.searchsorted(self.distinct, times, side="left")
+        slots = np.where(never, self.span - 1, slots)
+        return np.where(nat, 0, slots)
+
+    def query_slots(self, times: np.ndarray, *, strict: bool = False) -> np.ndarray:
+        """Largest event slot counted for each query: events with slot <= it have time <= t (< t if strict)."""
+        if self.distinct is None:
+            delta = times - self.base
+            slots = -((-delta) // self.unit) if strict else delta // self.unit + 1
+        else:
+            slots = np.searchsorted(self.distinct, times, side="left" if strict else "right")
+        return np.minimum(np.maximum(slots, 0), self.span - 2)
+
+    def decode(self, slots: np.ndarray) -> np.ndarray:
+        """Event time of each slot >= 1 (callers mask slot 0 themselves)."""
+        if self.distinct is None:
+            return self.base + (slots - 1) * self.unit
+        return self.distinct[np.clip(slots - 1, 0, max(len(self.distinct) - 1, 0))] if len(self.distinct) else slots
 
 
 class Timeline:
     """Events sorted by ``(group, time)`` answering "which events of group g have time <= t".
 
     ``group`` holds ints in ``[0, n_groups)``; ``time`` int64 nanoseconds (``NEVER`` for
-    events that never become true). Both must already be sorted by ``(group, time)``;
-    build the order with :func:`sort_order`, which also lets callers break ties their
-    own way. Queries with group ``-1`` (unknown) get empty prefixes.
+    events that never become true). The sort is stable, so callers decide how ties
+    are ordered by the order they pass rows in. ``order`` maps sorted positions to
+    input rows (use it to line up per-event weights). Queries with group ``-1``
+    (unknown) get empty prefixes.
     """
 
-    __slots__ = ("_keys", "_m", "_sorted_times", "group", "n_groups", "start", "time")
+    __slots__ = ("_code", "_keys", "group", "n_groups", "order", "start", "time")
 
     def __init__(self, group: np.ndarray, time: np.ndarray, n_groups: int) -> None:
-        self.group = group
-        self.time = time
-        self.n_groups = n_groups
-        self._sorted_times = np.sort(time)
-        self._m = len(time) + 1
-        rank = np.searchsorted(self._sorted_times, time, side="right")
-        self._keys = group.astype(np.int64) * self._m + rank
-        counts = np.bincount(group, minlength=n_groups + 1) if len(group) else np.zeros(n_groups + 1, np.int64)
+        self._code = TimeCode.fit(time, n_groups)
+        keys = group * self._code.span + self._code.event_slots(time)
+        if len(keys) > 1 and not (keys[1:] >= keys[:-1]).all():
+            self.order = np.argsort(keys, kind="stable")
+            keys, group, time = keys[self.order], group[self.order], time[self.order]
+        else:
+            self.order = np.arange(len(keys))
+        self._keys, self.group, self.time, self.n_groups = keys, group, time, n_groups
         self.start = np.zeros(n_groups + 2, dtype=np.int64)
-        np.cumsum(counts, out=self.start[1:])
+        if n_groups == 1:
+            self.start[1:] = len(keys)
+        elif len(keys):
+            np.cumsum(np.bincount(group, minlength=n_groups + 1), out=self.start[1:])
 
     def __len__(self) -> int:
         return len(self.time)
 
+    def subset(self, mask: np.ndarray) -> Timeline:
+        """The events where ``mask`` (in sorted order) holds, as a timeline of its own (no re-sorting)."""
+        sub = object.__new__(Timeline)
+        sub._code, sub.n_groups = self._code, self.n_groups
+        sub._keys, sub.group, sub.time, sub.order = self._keys[mask], self.group[mask], self.time[mask], self.order[mask]
+        sub.start = np.zeros(self.n_groups + 2, dtype=np.int64)
+        if self.n_groups == 1:
+            sub.start[1:] = len(sub.group)
+        elif len(sub.group):
+            np.cumsum(np.bincount(sub.group, minlength=self.n_groups + 1), out=sub.start[1:])
+        return sub
+
     def prefix(self, q_group: np.ndarray, q_time: np.ndarray, *, strict: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Slice ``[lo, hi)`` of each query's group holding its events with time <= t (< t if strict)."""
-        g = np.where(q_group < 0, self.n_groups, q_group).astype(np.int64)
-        # An event of rank k = #(times <= x) has x <= t iff k <= #(times <= t), and x < t iff k <= #(times < t).
-        r = np.searchsorted(self._sorted_times, q_time, side="left" if strict else "right")
-        hi = np.searchsorted(self._keys, g * self._m + r, side="right")
+        g = q_group % (self.n_groups + 1)  # -1 (unknown) -> the empty group n_groups
+        q = g * self._code.span + self._code.query_slots(q_time, strict=strict)
+        hi = np.searchsorted(self._keys, q, side="right")
         lo = self.start[g]
         return lo, np.maximum(hi, lo)
 
@@ -71,11 +158,16 @@ class Timeline:
         lo, hi = self.prefix(q_group, q_time, strict=strict)
         return hi - lo
 
+    def group_end(self, q_group: np.ndarray) -> np.ndarray:
+        """End position (exclusive) of each query's group slice."""
+        return self.start[q_group % (self.n_groups + 1) + 1]
+
 
 def prefix_sums(weights: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     """Cumulative sums with a leading zero row, so a slice sum is ``cum[hi] - cum[lo]``."""
-    out = np.zeros((len(weights) + 1, *weights.shape[1:]), dtype=dtype)
-    np.cumsum(weights, axis=0, out=out[1:])
+    w = np.asfortranarray(weights) if weights.ndim == 2 else weights
+    out = np.zeros((len(weights) + 1, *weights.shape[1:]), dtype=dtype, order="F")
+    np.cumsum(w, axis=0, out=out[1:])
     return out
 
 
@@ -93,45 +185,38 @@ def segmented_cummax_index(group: np.ndarray, mask: np.ndarray) -> np.ndarray:
     group-sorted, so a plain running maximum suffices once earlier groups are cut off.
     """
     idx = np.where(mask, np.arange(len(mask)), -1)
-    run = np.maximum.accumulate(idx) if len(idx) else idx
-    if len(run):
-        first_of_group = np.searchsorted(group, group, side="left")
-        run = np.where(run >= first_of_group, run, -1)
-    return run
+    if not len(idx):
+        return idx
+    run = np.maximum.accumulate(idx)
+    first_of_group = np.searchsorted(group, group, side="left")
+    return np.where(run >= first_of_group, run, -1)
 
 
-def segmented_cumextreme(group: np.ndarray, values: np.ndarray, valid: np.ndarray, *, reverse: bool = False,
-                         minimum: bool = False) -> np.ndarray:
-    """Running max (or min) of int64 ``values`` within each group of a group-sorted array.
+def segmented_extreme(group: np.ndarray, values: np.ndarray, valid: np.ndarray, *, minimum: bool = False,
+                      reverse: bool = False) -> np.ndarray:
+    """Running max (or min) of int64 times within each group of a group-sorted array.
 
     ``reverse`` runs from the end of each group (suffix extremes). Positions where no
-    valid value has been seen yet get ``NAT`` for a max and ``NEVER`` for a min. Values
-    are replaced by ranks so the group offset cannot overflow.
+    valid value has been seen yet get ``NAT`` for a max and ``NEVER`` for a min.
     """
     n = len(values)
     empty = NEVER if minimum else NAT
     if n == 0:
         return np.full(0, empty, dtype=np.int64)
-    uniq = np.unique(values[valid])
-    m = len(uniq) + 1
-    rank = np.searchsorted(uniq, values) + 1
+    if group[0] == group[-1]:  # one group (e.g. one deal scored now): a plain running extreme
+        fill = NEVER if minimum else NAT
+        v = np.where(valid, values, fill)
+        ufunc = np.minimum if minimum else np.maximum
+        return ufunc.accumulate(v[::-1])[::-1] if reverse else ufunc.accumulate(v)
+    code = TimeCode.fit(values[valid], int(group.max()) + 1)
+    slots = code.event_slots(values)
     if minimum:
-        rank = m - rank  # larger rank = smaller value
-    rank = np.where(valid, rank, 0)
-    keys = group.astype(np.int64) * (m + 1) + rank
-    if reverse:
-        # a suffix extreme runs backwards: group order is reversed too, so offsets still separate groups
-        keys = (group.max() - group).astype(np.int64) * (m + 1) + rank
-        run = np.maximum.accumulate(keys[::-1])[::-1]
-        base = (group.max() - group).astype(np.int64) * (m + 1)
-    else:
-        run = np.maximum.accumulate(keys)
-        base = group.astype(np.int64) * (m + 1)
-    r = run - base
-    r = np.where(r > 0, r, 0)
+        slots = code.span - slots  # a larger slot now means an earlier time
+    slots = np.where(valid, slots, 0)
+    g = (group.max() - group if reverse else group).astype(np.int64) * code.span
+    keys = g + slots
+    run = np.maximum.accumulate(keys[::-1])[::-1] if reverse else np.maximum.accumulate(keys)
+    found = run - g
     if minimum:
-        r = np.where(r > 0, m - r, 0)
-    out = np.full(n, empty, dtype=np.int64)
-    has = r > 0
-    out[has] = uniq[r[has] - 1]
-    return out
+        found = np.where(found > 0, code.span - found, 0)
+    return np.where(found > 0, code.decode(np.maximum(found, 1)), empty)

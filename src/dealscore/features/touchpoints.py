@@ -24,15 +24,7 @@ import numpy as np
 from dealscore.features.inputs import ActivityRows
 from dealscore.features.spec import KEY_TYPES
 from dealscore.features.stage import DAY
-from dealscore.features.timeline import (
-    NAT,
-    NEVER,
-    Timeline,
-    prefix_sums,
-    segmented_cumextreme,
-    sort_order,
-    take,
-)
+from dealscore.features.timeline import NAT, NEVER, Timeline, prefix_sums, segmented_extreme, take
 
 TREND_WINDOW = 30
 ALL_WINDOWS = (7, 30, 60, 90)  # 60 only serves the trend (previous 30 days = 60-day minus 30-day count)
@@ -94,90 +86,96 @@ class TouchTimelines:
     layout: TouchLayout
     seen: Timeline
     seen_sums: np.ndarray
+    occurred: Timeline
+    window_sums: dict[int, np.ndarray]
+    late_sums: dict[int, np.ndarray | None]
     last: dict[str, np.ndarray]
-    windows: dict[int, tuple[Timeline, np.ndarray]]
     unanswered_end: Timeline
     reply_start: Timeline
 
 
 def prepare_touches(rows: ActivityRows, n_deals: int, layout: TouchLayout) -> TouchTimelines:
-    """Sort the touchpoints and derive the interval ends/starts of every touch-level fact."""
-    order = sort_order(rows.deal, rows.seen, rows.occurred)
-    deal, typ, direction = rows.deal[order], rows.type[order], rows.direction[order]
-    role, contact, occ, seen = rows.role[order], rows.contact[order], rows.occurred[order], rows.seen[order]
-    n = len(deal)
-    ind = np.zeros((n, layout.width), dtype=np.int32)
+    """Sort the touchpoints (by seen and by occurred time) and derive every touch-level fact once.
+
+    Recent windows use the identity, for a touch with logging lag ``seen - occurred``:
+    visible and in the w-day window = visible - (lag <= w and occurred <= t - w)
+    - (lag > w and visible); both terms are prefixes of the two sort orders.
+    """
+    seen_tl = Timeline(rows.deal, rows.seen, n_deals)
+    occ_tl = Timeline(rows.deal, rows.occurred, n_deals)
+    so, oo = seen_tl.order, occ_tl.order
+    n = len(so)
+    ind = np.zeros((n, layout.width), dtype=np.int32)  # per raw row
     ind[:, 0] = 1
     if n:
-        ind[np.arange(n), 1 + typ] = 1
-    ind[:, layout.inbound] = direction == 0
-    ind[:, layout.outbound] = direction == 1
-    ind[:, layout.dm_col] = role == layout.decision_maker
-    ind[:, layout.champion_col] = role == layout.champion
-    ind[:, layout.contact_col] = _first_contact(deal, contact)
+        ind[np.arange(n), 1 + rows.type] = 1
+    ind[:, layout.inbound] = rows.direction == 0
+    ind[:, layout.outbound] = rows.direction == 1
+    ind[:, layout.dm_col] = rows.role == layout.decision_maker
+    ind[:, layout.champion_col] = rows.role == layout.champion
+    ind[so, layout.contact_col] = _first_contact(seen_tl.group, rows.contact[so])
     pricing = [c for c in (layout.type_col("proposal"), layout.type_col("contract")) if c is not None]
     if pricing:
         ind[:, layout.pricing_col] = ind[:, pricing].max(axis=1)
-    last = {"any": segmented_cumextreme(deal, occ, np.ones(n, dtype=bool)),
-            "inbound": segmented_cumextreme(deal, occ, direction == 0)}
+    lag = rows.seen - rows.occurred
+    window_sums: dict[int, np.ndarray] = {}
+    late_sums: dict[int, np.ndarray | None] = {}
+    counted = ind[:, : layout.windowed]
+    for w in ALL_WINDOWS:
+        late = lag > w * DAY
+        window_sums[w] = prefix_sums(np.where(late[oo, None], 0, counted[oo]), np.int32)
+        late_sums[w] = prefix_sums(np.where(late[so, None], counted[so], 0), np.int32) if late.any() else None
+    occ_seen, typ_seen, dir_seen = rows.occurred[so], rows.type[so], rows.direction[so]
+    everything = np.ones(n, dtype=bool)
+    last = {"any": segmented_extreme(seen_tl.group, occ_seen, everything),
+            "inbound": segmented_extreme(seen_tl.group, occ_seen, dir_seen == 0)}
     for t in KEY_TYPES:
         col = layout.type_col(t)
         if col is not None:
-            last[t] = segmented_cumextreme(deal, occ, typ == col - 1)
-    windows = {}
-    for w in ALL_WINDOWS:
-        end = np.maximum(occ + w * DAY, seen)
-        o = sort_order(deal, end)
-        windows[w] = (Timeline(deal[o], end[o], n_deals), prefix_sums(ind[o, : layout.windowed], np.int32))
+            last[t] = segmented_extreme(seen_tl.group, occ_seen, typ_seen == col - 1)
     return TouchTimelines(
-        layout=layout, seen=Timeline(deal, seen, n_deals), seen_sums=prefix_sums(ind, np.int32), last=last,
-        windows=windows, unanswered_end=_unanswered_end(deal, direction, occ, seen, n_deals),
-        reply_start=_reply_start(deal, direction, occ, seen, n_deals),
+        layout=layout, seen=seen_tl, seen_sums=prefix_sums(ind[so], np.int32), occurred=occ_tl,
+        window_sums=window_sums, late_sums=late_sums, last=last,
+        unanswered_end=_unanswered_end(rows, occ_tl, n_deals), reply_start=_reply_start(rows, occ_tl, n_deals),
     )
 
 
 def _first_contact(deal: np.ndarray, contact: np.ndarray) -> np.ndarray:
-    """1 on the first visible touch of each (deal, contact): where the contact becomes 'engaged'."""
+    """True on the first touch (in the given order) of each (deal, contact): when the contact became engaged."""
     out = np.zeros(len(deal), dtype=bool)
     known = np.flatnonzero(contact >= 0)
     if len(known):
         key = deal[known] * (int(contact.max()) + 1) + contact[known]
-        _, first = np.unique(key, return_index=True)
-        out[known[first]] = True
+        o = np.argsort(key, kind="stable")
+        first = np.ones(len(o), dtype=bool)
+        first[1:] = key[o][1:] != key[o][:-1]
+        out[known[o[first]]] = True
     return out
 
 
-def _unanswered_end(deal: np.ndarray, direction: np.ndarray, occ: np.ndarray, seen: np.ndarray,
-                    n_deals: int) -> Timeline:
+def _unanswered_end(rows: ActivityRows, occ_tl: Timeline, n_deals: int) -> Timeline:
     """Per outbound touch: when it stops counting as unanswered (an inbound touch at or after it is seen)."""
-    inb = np.flatnonzero(direction == 0)
-    out = np.flatnonzero(direction == 1)
-    o = sort_order(deal[inb], occ[inb])
-    d_in, occ_in, seen_in = deal[inb][o], occ[inb][o], seen[inb][o]
-    answered_by = segmented_cumextreme(d_in, seen_in, np.ones(len(d_in), bool), reverse=True, minimum=True)
-    inbound = Timeline(d_in, occ_in, n_deals)
-    d_out = deal[out]
-    _, first_at_or_after = inbound.prefix(d_out, occ[out], strict=True)
-    within = first_at_or_after < inbound.start[d_out + 1]
-    end = np.maximum(take(answered_by, first_at_or_after, within, NEVER), seen[out])
-    o2 = sort_order(d_out, end)
-    return Timeline(d_out[o2], end[o2], n_deals)
+    inbound = occ_tl.subset(rows.direction[occ_tl.order] == 0)
+    answered_by = segmented_extreme(inbound.group, rows.seen[inbound.order], np.ones(len(inbound), bool),
+                                    reverse=True, minimum=True)
+    out = np.flatnonzero(rows.direction == 1)
+    d_out = rows.deal[out]
+    _, first_at_or_after = inbound.prefix(d_out, rows.occurred[out], strict=True)
+    within = first_at_or_after < inbound.group_end(d_out)
+    end = np.maximum(take(answered_by, first_at_or_after, within, NEVER), rows.seen[out])
+    return Timeline(d_out, end, n_deals)
 
 
-def _reply_start(deal: np.ndarray, direction: np.ndarray, occ: np.ndarray, seen: np.ndarray,
-                 n_deals: int) -> Timeline:
+def _reply_start(rows: ActivityRows, occ_tl: Timeline, n_deals: int) -> Timeline:
     """Per inbound touch: from when it counts as a reply (it and an earlier outbound touch are seen)."""
-    inb = np.flatnonzero(direction == 0)
-    out = np.flatnonzero(direction == 1)
-    o = sort_order(deal[out], occ[out])
-    d_out, occ_out, seen_out = deal[out][o], occ[out][o], seen[out][o]
-    first_seen = segmented_cumextreme(d_out, seen_out, np.ones(len(d_out), bool), minimum=True)
-    outbound = Timeline(d_out, occ_out, n_deals)
-    d_in = deal[inb]
-    lo, hi = outbound.prefix(d_in, occ[inb], strict=True)
-    start = np.maximum(take(first_seen, hi - 1, hi > lo, NEVER), seen[inb])
-    o2 = sort_order(d_in, start)
-    return Timeline(d_in[o2], start[o2], n_deals)
+    outbound = occ_tl.subset(rows.direction[occ_tl.order] == 1)
+    first_seen = segmented_extreme(outbound.group, rows.seen[outbound.order], np.ones(len(outbound), bool),
+                                   minimum=True)
+    inb = np.flatnonzero(rows.direction == 0)
+    d_in = rows.deal[inb]
+    lo, hi = outbound.prefix(d_in, rows.occurred[inb], strict=True)
+    start = np.maximum(take(first_seen, hi - 1, hi > lo, NEVER), rows.seen[inb])
+    return Timeline(d_in, start, n_deals)
 
 
 def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray,
@@ -189,9 +187,13 @@ def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray,
     has = hi > lo
     out: dict[str, np.ndarray] = {"n_touches_total": vis[:, 0]}
     window_counts = {}
-    for w, (tl, sums) in tt.windows.items():
-        wl, wh = tl.prefix(q_deal, q_time)
-        window_counts[w] = vis[:, : lay.windowed] - (sums[wh] - sums[wl])
+    for w, sums in tt.window_sums.items():
+        ol, oh = tt.occurred.prefix(q_deal, q_time - w * DAY)
+        ended = (sums[oh] - sums[ol]).astype(np.float64)
+        late = tt.late_sums[w]
+        if late is not None:
+            ended += late[hi] - late[lo]
+        window_counts[w] = vis[:, : lay.windowed] - ended
     for w in (7, 30, 90):
         out[f"n_touches_{w}d"] = window_counts[w][:, 0]
     for i, t in enumerate(lay.activity_types):

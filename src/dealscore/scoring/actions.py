@@ -60,47 +60,55 @@ def candidate_actions(playbook: Mapping[str, Any], stage: str) -> list[Action]:
     return [a for a in out if not (a.code in seen or seen.add(a.code))]  # type: ignore[func-returns-value]
 
 
-def _contact_for(acts: pd.DataFrame, deal_id: str, action: Action, at: pd.Timestamp) -> str:
-    """Reuse the deal's known contact in the action's role, else name a new one.
+def _contacts_for(acts: pd.DataFrame, items: Sequence[tuple[str, Action, pd.Timestamp]]) -> list[str]:
+    """The contact each item's touchpoint is with: the deal's known contact in that role, else a new one.
 
-    "Call the champion" means the champion already met; "meet the decision maker"
-    when none was met means a new contact. ``new_contact`` forces a new one.
+    "Call the champion" means the champion already met (the latest one known at
+    the item's time); "meet the decision maker" when none was met means a new
+    contact. ``new_contact`` forces a new one. One vectorised join for all items.
     """
-    role = action.contact_role or "other"
-    if not action.new_contact and len(acts) and "contact_role" in acts:
-        mine = acts[(acts["contact_role"] == role) & acts["contact_id"].notna()]
-        if len(mine):
-            known = mine[_known_time(mine, "occurred_at") <= at]
-            if len(known):
-                return str(known.sort_values("occurred_at")["contact_id"].iloc[-1])
-    return f"{deal_id}:{action.code}:{role}"
+    roles = [a.contact_role or "other" for _, a, _ in items]
+    out = [f"{d}:{a.code}:{r}" for (d, a, _), r in zip(items, roles, strict=True)]
+    reuse = [k for k, (_, a, _) in enumerate(items) if not a.new_contact]
+    if not reuse or not len(acts) or "contact_role" not in acts or "contact_id" not in acts:
+        return out
+    want = pd.DataFrame({
+        "item": np.asarray(reuse, dtype=np.int64),
+        "deal_id": np.array([items[k][0] for k in reuse], dtype=object),
+        "contact_role": np.array([roles[k] for k in reuse], dtype=object),
+        "at": pd.DatetimeIndex([items[k][2] for k in reuse]).as_unit("ns"),
+    })
+    have = acts.loc[acts["deal_id"].isin(want["deal_id"]) & acts["contact_id"].notna(),
+                    ["deal_id", "contact_role", "contact_id", "occurred_at"]]
+    if not len(have):
+        return out
+    have = have.assign(known=_known_time(acts.loc[have.index], "occurred_at").to_numpy(),
+                       order=np.arange(len(have)))
+    m = want.merge(have, on=["deal_id", "contact_role"], how="inner")
+    m = m[m["known"] <= m["at"]].sort_values(["item", "occurred_at", "order"], kind="stable")
+    last = m.groupby("item", sort=False)["contact_id"].last()
+    for k, c in zip(last.index.to_numpy(), last.to_numpy(), strict=True):
+        out[int(k)] = str(c)
+    return out
 
 
 def touchpoint_rows(history: DealHistory, items: Sequence[tuple[str, Action, pd.Timestamp]]) -> pd.DataFrame:
     """Activity rows for ``(deal_id, action, at)`` items: the touchpoint happening (and logged) at ``at``."""
     acts = history.activities
-    ids = {d for d, _, _ in items}
-    mine = acts[acts["deal_id"].isin(ids)] if len(ids) < len(history.deals) else acts
-    by_deal = dict(tuple(mine.groupby("deal_id", sort=False))) if len(mine) else {}
-    rows = []
-    for deal_id, action, at in items:
-        t = pd.Timestamp(at)
-        own = by_deal.get(deal_id, acts.iloc[:0])
-        rows.append({
-            "activity_id": f"{deal_id}:action:{action.code}:{t.isoformat()}", "deal_id": deal_id,
-            "occurred_at": t, "type": action.type, "direction": action.direction,
-            "contact_id": _contact_for(own, deal_id, action, t), "contact_role": action.contact_role,
-            "recorded_at": t,
-        })
-    out = pd.DataFrame(rows, columns=["activity_id", "deal_id", "occurred_at", "type", "direction", "contact_id",
-                                      "contact_role", "recorded_at"])
-    for col in acts.columns:
-        if col not in out:
-            out[col] = None
-    out = out[list(acts.columns)] if len(acts.columns) else out
-    for col in ("occurred_at", "recorded_at"):
-        if col in out:
-            out[col] = pd.to_datetime(out[col]).astype("datetime64[ns]")
+    times = pd.DatetimeIndex([pd.Timestamp(t) for _, _, t in items]).as_unit("ns")
+    data: dict[str, Any] = {
+        "activity_id": np.array([f"{d}:action:{a.code}:{t.isoformat()}" for (d, a, _), t in
+                                 zip(items, times, strict=True)], dtype=object),
+        "deal_id": np.array([d for d, _, _ in items], dtype=object),
+        "occurred_at": times,
+        "type": np.array([a.type for _, a, _ in items], dtype=object),
+        "direction": np.array([a.direction for _, a, _ in items], dtype=object),
+        "contact_id": np.array(_contacts_for(acts, items), dtype=object),
+        "contact_role": np.array([a.contact_role for _, a, _ in items], dtype=object),
+        "recorded_at": times,
+    }
+    cols = list(acts.columns) if len(acts.columns) else list(data)
+    out = pd.DataFrame({c: data[c] if c in data else np.full(len(items), None, dtype=object) for c in cols})
     return out
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.data.history import DealHistory
-from dealscore.errors import DataValidationError, NotFoundError
+from dealscore.errors import ConfigError, DataValidationError, ModelNotReadyError, NotFoundError
 from dealscore.scoring.actions import Action, action_reason, add_touchpoints, candidate_actions, describe_change
 from dealscore.scoring.at_risk import WARNING_WEIGHTS
 from dealscore.scoring.batch import ScoredBlock
@@ -63,6 +63,7 @@ class Scorer:
         min_reason_points: float = MIN_REASON_POINTS,
         n_actions: int = 3,
         min_action_change: float = 0.0,
+        context: str = "auto",
     ) -> None:
         self.bundle = bundle
         self.grade_cutoffs = grade_cutoffs
@@ -71,6 +72,9 @@ class Scorer:
         self.min_reason_points = min_reason_points
         self.n_actions = n_actions
         self.min_action_change = min_action_change
+        self.context = context
+        if context not in ("auto", "history", "bundle"):
+            raise ConfigError(f"Scorer context must be 'auto', 'history' or 'bundle'; got {context!r}")
         self._cutoffs = check_cutoffs(grade_cutoffs) if grade_cutoffs is not None else dict(DEFAULT_GRADE_CUTOFFS)
         self._norms = StageNorms.from_stage_stats(bundle.stage_stats)
         self._feature_names = list(bundle.win_model.feature_names_)
@@ -101,7 +105,8 @@ class Scorer:
         t = history.data_cut if as_of is None else pd.Timestamp(as_of)
         self._check_open(history, deal, t)
         snaps = pd.DataFrame({"deal_id": [deal], "as_of": [t]})
-        block = self._score_block(history, snaps, explain=explain, actions=actions)
+        block = self._score_block(history, snaps, explain=explain, actions=actions,
+                                  context=self.feature_context(history))
         return block.results()[0]
 
     def score_many(
@@ -143,7 +148,8 @@ class Scorer:
             raise DataValidationError(f"snapshots lack column(s) {missing}", table="snapshots", column=missing[0],
                                       fix="pass a frame with deal_id and as_of columns")
         snaps = snapshots[["deal_id", "as_of"]].reset_index(drop=True)
-        block = self._score_block(history, snaps, explain=explain, actions=explain if actions is None else actions)
+        block = self._score_block(history, snaps, explain=explain, actions=explain if actions is None else actions,
+                                  context=self.feature_context(history))
         return block.results()
 
     def score_blocks(
@@ -164,6 +170,7 @@ class Scorer:
                 )
             snaps = snaps[snaps["deal_id"].isin(wanted)]
         do_actions = explain if actions is None else actions
+        context = self.feature_context(history)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -172,7 +179,7 @@ class Scorer:
         try:
             for start in range(0, len(snaps), max(1, chunk_size)):
                 part = snaps.iloc[start : start + chunk_size].reset_index(drop=True)
-                block = self._score_block(history, part, explain=explain, actions=do_actions)
+                block = self._score_block(history, part, explain=explain, actions=do_actions, context=context)
                 if bar is not None:
                     bar.update(len(part))
                 yield block
@@ -214,13 +221,40 @@ class Scorer:
 
     # ------------------------------------------------------------------ the core
 
-    def _build(self, history: DealHistory, snaps: pd.DataFrame) -> pd.DataFrame:
-        f = _features_api()
-        return f.build_features(history, snaps, spec=self.bundle.spec, taxonomy=self._taxonomy)
+    def feature_context(self, history: DealHistory) -> Any:
+        """The cross-deal aggregates (owner/account win rates, stage norms) features are built with.
 
-    def _score_block(self, history: DealHistory, snaps: pd.DataFrame, *, explain: bool, actions: bool
-                     ) -> ScoredBlock:
-        X = self._build(history, snaps)
+        ``context="auto"`` learns them from the history being scored when it holds
+        closed deals (a CRM export: the freshest figures, as in training), and
+        otherwise uses the context stored in the bundle (the API sends one open
+        deal, which teaches nothing about owners or accounts). ``"history"`` and
+        ``"bundle"`` force one or the other. Fitted once per call, then shared by
+        every feature build of that call (base scores and all action what-ifs).
+        """
+        stored = getattr(self.bundle, "context", None)
+        has_closed = "closed_at" in history.deals and bool(history.deals["closed_at"].notna().any())
+        if self.context == "bundle" or (self.context == "auto" and not has_closed and stored is not None):
+            if stored is None:
+                raise ModelNotReadyError(
+                    f"model bundle {self.version} holds no feature context; retrain it or score with "
+                    "Scorer(bundle, context='history')"
+                )
+            return stored
+        ctx_type = type(stored) if stored is not None else _features_api().FeatureContext
+        params = {k: getattr(stored, k) for k in ("owner_shrinkage", "account_shrinkage") if hasattr(stored, k)}
+        return ctx_type(**params).fit(history, spec=self.bundle.spec)
+
+    def _build(self, history: DealHistory, snaps: pd.DataFrame, context: Any) -> pd.DataFrame:
+        f = _features_api()
+        return f.build_features(history, snaps, spec=self.bundle.spec, taxonomy=self._taxonomy, context=context)
+
+    def _score_block(self, history: DealHistory, snaps: pd.DataFrame, *, explain: bool, actions: bool,
+                     context: Any) -> ScoredBlock:
+        # A deal's features read only its own rows and the context, so the block's
+        # deals are all the feature builds need (much less to read than the history).
+        ids = pd.unique(snaps["deal_id"].to_numpy(dtype=object))
+        own = history.for_deals(ids).replace(cut_at=history.data_cut) if len(ids) < len(history.deals) else history
+        X = self._build(own, snaps, context)
         win = self.bundle.win_model
         raw = win.predict_raw(X)
         p = np.asarray(win.calibrate(raw), dtype=float)
@@ -246,7 +280,7 @@ class Scorer:
         if explain:
             self._explain(block, X, cols, p)
         if actions:
-            block.actions = self._actions(history, X, cols, p, mm.inferred_stage)
+            block.actions = self._actions(own, X, cols, p, mm.inferred_stage, context)
         return block
 
     def _explain(self, block: ScoredBlock, X: pd.DataFrame, cols: Columns, p: np.ndarray) -> None:
@@ -264,7 +298,7 @@ class Scorer:
         block.base_points, block.reasons_up, block.reasons_down, block.other_points = base, ups, downs, other
 
     def _actions(self, history: DealHistory, X: pd.DataFrame, cols: Columns, p: np.ndarray,
-                 inferred: Sequence[str]) -> list[list[NextAction]]:
+                 inferred: Sequence[str], context: Any) -> list[list[NextAction]]:
         """Top actions per row: re-score each row's deal with each candidate touchpoint added at its as_of.
 
         Rounds (see :mod:`dealscore.scoring.actions`): round r holds each row's r-th
@@ -289,7 +323,7 @@ class Scorer:
             items = [(deal_ids[i], cands[i][r], as_of[i]) for i in rows]
             what_if = add_touchpoints(history, items)
             snaps = pd.DataFrame({"deal_id": deal_ids[rows], "as_of": as_of[rows]})
-            Xr = self._build(what_if, snaps)
+            Xr = self._build(what_if, snaps, context)
             pr = np.asarray(self.bundle.win_model.predict_proba(Xr), dtype=float)
             after = Columns(Xr)
             after_vals = {c: after.num(c) for c in CHANGE_FEATURES}

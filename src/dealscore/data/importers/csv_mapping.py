@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from dealscore.data.history import parse_cut_at
 from dealscore.data.importers.common import ImportReport, ImportResult, finish, read_source_csv
 from dealscore.data.schema import DIRECTIONS, OUTCOMES, TABLES
 from dealscore.errors import ConfigError, DataValidationError
@@ -354,13 +355,20 @@ def _check_columns(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: 
             )
 
 
-def _per_value(s: pd.Series, fn: Callable[[str], Any]) -> pd.Series:
-    """Apply ``fn`` once per distinct value (missing stays missing)."""
+def _per_value(s: pd.Series, fn: Callable[[str], Any], missing: Any = None) -> pd.Series:
+    """Apply ``fn`` once per distinct value, ``missing`` for missing cells (fast on millions of rows)."""
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
     mapped = np.empty(len(uniques) + 1, dtype=object)
     mapped[:-1] = [fn(str(u)) for u in uniques]
-    mapped[-1] = None
+    mapped[-1] = missing  # code -1 (missing) picks the last slot
     return pd.Series(mapped[codes], index=s.index, dtype=object)
+
+
+def _translate(s: pd.Series, fn: Callable[[str], Any]) -> tuple[pd.Series, pd.Series]:
+    """Like :func:`_per_value` for a translation: the result and a mask of values ``fn`` could not map."""
+    out = _per_value(s, fn)
+    flags = _per_value(s, lambda v: fn(v) is _UNMAPPED, missing=False).astype(bool)
+    return out.where(~flags, None), flags
 
 
 def _lookup(ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame, where: str) -> pd.Series:
@@ -387,7 +395,9 @@ def _lookup(ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame
     left = pd.DataFrame({f"__k{i}__": frame[src].to_numpy() for i, src in enumerate(lk.match.values())},
                         index=frame.index)
     joined = left.merge(right, how="left", on=[f"__k{i}__" for i in range(len(keys))])
-    return pd.Series(joined["__value__"].to_numpy(), index=frame.index)
+    value = pd.Series(joined["__value__"].to_numpy(), index=frame.index)
+    # pandas joins an empty key to an empty key; an empty key matches nothing
+    return value.where(left.notna().all(axis=1), None)
 
 
 def _raw_values(ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame, where: str) -> pd.Series:
@@ -406,7 +416,7 @@ def _raw_values(ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataF
 
 
 def _truthy(ctx: _Context, s: pd.Series) -> pd.Series:
-    return _per_value(s, lambda v: _norm(v) in ctx.mapping.true_values).fillna(False).astype(bool)
+    return _per_value(s, lambda v: _norm(v) in ctx.mapping.true_values, missing=False).astype(bool)
 
 
 def _apply_values(
@@ -423,8 +433,7 @@ def _apply_values(
             return table[key]
         return cs.other if cs.has_other else _UNMAPPED
 
-    out = _per_value(s, one)
-    unmapped = out.map(lambda v: v is _UNMAPPED).astype(bool)
+    out, unmapped = _translate(s, one)
     if unmapped.any():
         seen = sorted({str(v) for v in s[unmapped]})[:5]
         ids = _ids(frame, unmapped, spec)
@@ -516,14 +525,22 @@ def _numbers(ctx: _Context, s: pd.Series) -> pd.Series:
     return text.astype(object).where(text.notna(), None)
 
 
-def _convert_source(ctx: _Context, spec: SourceSpec, index: int) -> pd.DataFrame:
+@dataclass
+class _Part:
+    """One converted export file: its contract columns, its mapping and the source rows (for ids)."""
+
+    frame: pd.DataFrame
+    spec: SourceSpec
+    source: pd.DataFrame
+
+
+def _convert_source(ctx: _Context, spec: SourceSpec, index: int) -> _Part:
     """One export file → the contract columns it feeds (typed dates, mapped values)."""
     where = f"tables.{spec.table}" + (f"[{index}]" if index else "")
     frame = ctx.read(spec.file)
     _check_columns(ctx, spec, frame, where)
     for col, allowed in spec.where.items():
-        keep = frame[col].map(lambda v, a=allowed: v is not None and not pd.isna(v) and _norm(v) in a)
-        keep = keep.fillna(False).astype(bool)
+        keep = _per_value(frame[col], lambda v, a=allowed: _norm(v) in a, missing=False).astype(bool)
         ctx.report.drop(f"{spec.file}: {col} not in {list(allowed)}", int((~keep).sum()))
         frame = frame[keep]
     kinds = {c.name: c.kind for c in TABLES[spec.table].columns}
@@ -545,9 +562,7 @@ def _convert_source(ctx: _Context, spec: SourceSpec, index: int) -> pd.DataFrame
             out[target] = _numbers(ctx, s)
         else:
             out[target] = s
-    out.attrs["spec"] = spec
-    out.attrs["frame"] = frame
-    return out
+    return _Part(frame=out, spec=spec, source=frame)
 
 
 def _closed_vocabulary(ctx: _Context, table: str, target: str) -> dict[str, str | None]:
@@ -567,17 +582,15 @@ def _closed_vocabulary(ctx: _Context, table: str, target: str) -> dict[str, str 
         a: "lost" for a in tax.closed_lost_aliases}
 
 
-def _canonical(ctx: _Context, parts: list[pd.DataFrame], table: str) -> None:
+def _canonical(ctx: _Context, parts: list[_Part], table: str) -> None:
     """Check enumerated columns against the taxonomy (naming source rows) and write canonical names."""
-    for part in parts:
-        spec: SourceSpec = part.attrs["spec"]
-        frame: pd.DataFrame = part.attrs["frame"]
+    for p in parts:
+        part, spec, frame = p.frame, p.spec, p.source
         for target in list(part.columns):
             if (table, target) not in _ENUMERATED:
                 continue
             vocab = _closed_vocabulary(ctx, table, target)
-            canon = _per_value(part[target], lambda v, voc=vocab: voc.get(_norm(v), _UNMAPPED))
-            bad = canon.map(lambda v: v is _UNMAPPED).astype(bool)
+            canon, bad = _translate(part[target], lambda v, voc=vocab: voc.get(_norm(v), _UNMAPPED))
             if bad.any():
                 seen = sorted({str(v) for v in part.loc[bad, target]})[:5]
                 ids = _ids(frame, bad, spec)
@@ -648,9 +661,7 @@ def import_csv(
             + ", ".join(sorted({s.file for specs in m.sources.values() for s in specs})),
         )
     cut_raw = cut_at if cut_at is not None else m.cut_at
-    cut = None if cut_raw is None else pd.Timestamp(cut_raw)
-    if cut is not None and cut.tzinfo is not None:
-        cut = cut.tz_convert("UTC").tz_localize(None)
+    cut = parse_cut_at(cut_raw)
     report = ImportReport(importer=f"csv ({m.name})", source=str(folder))
     ctx = _Context(src=folder, mapping=m, report=report, taxonomy=taxonomy or default_taxonomy(), cut_at=cut)
 
@@ -661,8 +672,7 @@ def import_csv(
             continue
         parts = [_convert_source(ctx, spec, i) for i, spec in enumerate(specs)]
         _canonical(ctx, parts, name)
-        tables[name] = pd.concat([p.copy() for p in parts], ignore_index=True) if len(parts) > 1 else parts[0]
-        tables[name].attrs.clear()
+        tables[name] = pd.concat([p.frame for p in parts], ignore_index=True)
 
     if "stage_history" not in tables:
         report.notes.append("no stage_history mapped: the history has no stage changes")
@@ -693,4 +703,43 @@ def import_csv(
             tables["accounts"] = pd.concat(
                 [accounts, pd.DataFrame({"account_id": missing, "industry": "unknown"})], ignore_index=True
             )
+    if cut is None:
+        cut = _latest_record(tables)
+        report.notes.append(f"cut_at {cut}: the latest time anything was recorded in the export "
+                            "(pass --cut-at with the export time to be exact)")
+    acts = tables["activities"]
+    if len(acts):
+        future = pd.Series(acts["occurred_at"] > cut, index=acts.index).fillna(False).astype(bool)
+        report.drop("activities: dated after the data cut (scheduled, not happened yet)", int(future.sum()))
+        tables["activities"] = acts[~future]
     return finish(tables, report, cut_at=cut, taxonomy=ctx.taxonomy, meta={"source": m.name})
+
+
+def _latest_record(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
+    """The export cannot be older than the last thing recorded in it.
+
+    Activity *dates* are left out where a record time exists, because CRMs hold
+    meetings scheduled for next week: those say nothing about when the export ran.
+    """
+    found: list[pd.Timestamp] = []
+
+    def take(frame: pd.DataFrame | None, col: str, where: pd.Series | None = None) -> None:
+        if frame is None or col not in frame or not len(frame):
+            return
+        s = frame[col] if where is None else frame.loc[where, col]
+        if pd.api.types.is_datetime64_any_dtype(s) and s.notna().any():
+            found.append(s.max())
+
+    for name, col in (("accounts", "created_at"), ("deals", "created_at"), ("deals", "closed_at"),
+                      ("stage_history", "changed_at"), ("stage_history", "recorded_at"),
+                      ("activities", "recorded_at")):
+        take(tables.get(name), col)
+    acts = tables.get("activities")
+    if acts is not None and "occurred_at" in acts:
+        take(acts, "occurred_at", acts["recorded_at"].isna() if "recorded_at" in acts else None)
+    if not found:
+        raise DataValidationError(
+            "the export holds no timestamps, so its data cut is unknown", table="deals", column="created_at",
+            fix="map deals.created_at, or pass --cut-at with the export time",
+        )
+    return max(found)

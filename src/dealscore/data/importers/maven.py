@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dealscore.data.history import parse_cut_at
 from dealscore.data.importers.common import ImportReport, ImportResult, finish, read_source_csv, source_ids
 from dealscore.data.schema import ACTIVITIES
 from dealscore.errors import DataValidationError
@@ -172,7 +173,8 @@ def import_maven(src: str | Path, *, cut_at: str | pd.Timestamp | None = None) -
 
     _check_stages(p)
     engage, close = _dates(p, "engage_date"), _dates(p, "close_date")
-    cut = default_cut_at(p) if cut_at is None else pd.Timestamp(cut_at)
+    given = parse_cut_at(cut_at)
+    cut = default_cut_at(p) if given is None else given
     report.notes.append(f"cut_at {cut.isoformat()}: " + (
         "the end of the last day the export mentions" if cut_at is None else "given on import"))
 

@@ -93,8 +93,9 @@ class SimConfig:
     z_stage_scale: tuple[float, ...] = (0.55, 0.8, 1.0, 1.0, 1.0, 1.0)
 
     # ---- latent process: base transition probabilities out of an active stage at z=0 (advance, stall, quiet, loss)
+    # prospecting has no stall or quiet: with no reply yet, either the lead answers or the rep gives up
     a_base: tuple[tuple[float, ...], ...] = _tuple2([
-        [0.56, 0.06, 0.33, 0.05],
+        [0.58, 0.0, 0.0, 0.42],
         [0.70, 0.08, 0.16, 0.06],
         [0.74, 0.09, 0.12, 0.05],
         [0.76, 0.08, 0.10, 0.06],
@@ -117,8 +118,8 @@ class SimConfig:
 
     # Weibull medians (days, before the deal's speed factor) of the time to each transition
     a_median_days: tuple[tuple[float, ...], ...] = _tuple2([
-        [6, 12, 7, 9],
-        [9, 15, 11, 12],
+        [6, 12, 7, 24],
+        [9, 15, 11, 14],
         [13, 17, 14, 16],
         [12, 17, 14, 17],
         [10, 15, 13, 14],
@@ -149,9 +150,9 @@ class SimConfig:
 
     # ---- rep CRM habits (population distributions)
     rep_skill_sigma: float = 0.6
-    lag_median_days: float = 5.0
+    lag_median_days: float = 7.0
     lag_sigma: float = 0.8
-    optimism_beta: tuple[float, float] = (1.4, 2.6)
+    optimism_beta: tuple[float, float] = (1.6, 2.2)
     skip_beta: tuple[float, float] = (1.0, 9.0)
     regress_beta: tuple[float, float] = (1.2, 4.0)
     start_qualified_beta: tuple[float, float] = (2.0, 3.0)

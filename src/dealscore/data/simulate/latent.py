@@ -77,7 +77,8 @@ def build_law(cfg: SimConfig, z: np.ndarray, competition: np.ndarray, single: np
     speed = np.asarray(speed, dtype=float)
     n = len(z)
     stages = np.arange(N_STAGES)
-    base = np.log(np.asarray(cfg.a_base))  # (6, 4)
+    with np.errstate(divide="ignore"):
+        base = np.log(np.asarray(cfg.a_base))  # (6, 4); a zero probability is a transition that cannot happen
     zs = np.asarray(cfg.z_stage_scale)[None, :, None] * z[:, None, None] * np.asarray(cfg.a_z)[None, None, :]
     comp_on = (stages >= cfg.competition_from_stage).astype(float)
     cs = comp[:, None, None] * comp_on[None, :, None] * np.asarray(cfg.a_competition)[None, None, :]

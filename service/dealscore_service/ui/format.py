@@ -1,0 +1,91 @@
+"""How numbers, dates and codes read on the page (Jinja filters).
+
+Amounts carry no currency in the data contract, so they are shown as plain
+numbers with thousands separators; totals get a compact form (1.24M).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from jinja2 import Environment
+
+MISMATCH_LABELS = {
+    "ahead_of_evidence": "CRM ahead of evidence",
+    "behind_evidence": "CRM behind evidence",
+    "consistent": "consistent",
+    "unknown": "not enough evidence",
+}
+SOURCE_LABELS = {
+    "registry": "MLflow registry (champion)",
+    "local_copy": "local copy (registry unreachable)",
+    "path": "bundle folder (DEALSCORE_MODEL_PATH)",
+}
+
+
+def money(value: float | None) -> str:
+    if value is None or value != value:
+        return "—"
+    return f"{value:,.0f}"
+
+
+def compact(value: float | None) -> str:
+    if value is None or value != value:
+        return "—"
+    v = abs(value)
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if v >= limit:
+            return f"{value / limit:,.2f}".rstrip("0").rstrip(".") + suffix
+    return f"{value:,.0f}"
+
+
+def pct(value: float | None, digits: int = 0) -> str:
+    if value is None or value != value:
+        return "—"
+    return f"{100 * value:.{digits}f}%"
+
+
+def pts(value: float | None) -> str:
+    """Signed probability points: +6 pts, −2.5 pts."""
+    if value is None or value != value:
+        return "—"
+    shown = f"{abs(value):.0f}" if abs(value) >= 0.95 else f"{abs(value):.1f}"
+    return f"{'+' if value >= 0 else '−'}{shown} pts"
+
+
+def day(value: datetime | str | None) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return f"{value:%d %b %Y}"
+
+
+def when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:%d %b %Y %H:%M} UTC"
+
+
+def num(value: Any, digits: int = 3) -> str:
+    if not isinstance(value, int | float) or value != value:
+        return "—"
+    return f"{value:.{digits}f}"
+
+
+def mismatch_label(code: str | None) -> str:
+    return MISMATCH_LABELS.get(code or "unknown", code or "unknown")
+
+
+def source_label(code: str | None) -> str:
+    return SOURCE_LABELS.get(code or "", code or "—")
+
+
+def install(env: Environment) -> None:
+    """Register the filters on a Jinja environment."""
+    env.filters.update(money=money, compact=compact, pct=pct, pts=pts, day=day, when=when, num=num,
+                       mismatch_label=mismatch_label, source_label=source_label)

@@ -1,0 +1,309 @@
+"""The manager page's routes under ``/ui``: login, the at-risk list, a deal, the model.
+
+Server-rendered HTML (Jinja2) over the same store, keys and limits as the API.
+Pages never answer with the API's JSON errors: a missing login redirects to
+the login form, an unknown or hidden deal is a 404 page, a store outage a 503
+page saying when to retry, and each says what to do next.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from importlib.resources import files
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from dealscore import __version__
+from dealscore.errors import StoreUnavailableError
+from dealscore.taxonomy import StageTaxonomy, default_taxonomy
+from dealscore_service.auth import Principal, Scope
+from dealscore_service.deps import Services, get_services
+from dealscore_service.errors import AuthenticationError
+from dealscore_service.routers.model import model_info
+from dealscore_service.ui import charts
+from dealscore_service.ui.data import PER_PAGE, ListQuery, build_deal, build_list
+from dealscore_service.ui.evaluation import EvaluationCache
+from dealscore_service.ui.format import install as install_filters
+from dealscore_service.ui.session import SessionManager, UISession, principal_for_hash
+
+PREFIX = "/ui"
+
+templates = Jinja2Templates(directory=str(files("dealscore_service") / "templates"))
+install_filters(templates.env)
+templates.env.globals.update(charts=charts, version=__version__, per_page_choices=PER_PAGE)
+templates.env.filters["urlquote"] = lambda s: quote(str(s), safe="")
+
+#: The page loads nothing from elsewhere and runs no inline script.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; script-src 'none'; img-src 'self' data:; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+
+class LoginRequired(Exception):
+    """Raised by :func:`page_user` when there is no valid session; answered with a redirect to the login form."""
+
+    def __init__(self, next_url: str, notice: str | None = None) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+        self.notice = notice
+
+
+class PageUser:
+    """The signed-in manager: the key's principal and the session (for the CSRF token)."""
+
+    def __init__(self, principal: Principal, session: UISession) -> None:
+        self.principal = principal
+        self.session = session
+
+    @property
+    def name(self) -> str:
+        return self.principal.name
+
+    @property
+    def scope_note(self) -> str | None:
+        """Which deals a limited key sees, in words."""
+        p = self.principal
+        if not p.limited:
+            return None
+        parts = []
+        if p.teams:
+            parts.append(("team " if len(p.teams) == 1 else "teams ") + ", ".join(sorted(p.teams)))
+        if p.owners:
+            parts.append(("owner " if len(p.owners) == 1 else "owners ") + ", ".join(sorted(p.owners)))
+        return " and ".join(parts)
+
+
+def sessions(request: Request) -> SessionManager:
+    return request.app.state.ui_sessions  # type: ignore[no-any-return]
+
+
+def _path_with_query(request: Request) -> str:
+    path = request.url.path
+    return f"{path}?{request.url.query}" if request.url.query else path
+
+
+def page_user(request: Request) -> PageUser:
+    """The signed-in manager, or :class:`LoginRequired`; checks the key still exists and may read."""
+    manager = sessions(request)
+    session = manager.read(request)
+    if session is None:
+        raise LoginRequired(_path_with_query(request))
+    services = get_services(request)
+    principal = principal_for_hash(services.keys, session.key_hash)
+    if principal is None:
+        raise LoginRequired(_path_with_query(request), "Your key is no longer configured on this service; "
+                                                       "sign in with a current key.")
+    if not principal.has(Scope.read):
+        raise LoginRequired(_path_with_query(request), f"The key {principal.name!r} no longer has the read scope.")
+    request.state.key_name = principal.name  # the access log names the key, never shows it
+    return PageUser(principal, session)
+
+
+User = Annotated[PageUser, Depends(page_user)]
+
+
+def _taxonomy(services: Services) -> StageTaxonomy:
+    current = services.models.current
+    return current.taxonomy if current is not None else default_taxonomy()
+
+
+def render(request: Request, template: str, context: dict[str, Any], status_code: int = 200,
+           headers: dict[str, str] | None = None) -> HTMLResponse:
+    """A page with the security headers and the base context."""
+    root = request.scope.get("root_path", "")
+    base = {"root": root + PREFIX, "static": f"{root}{PREFIX}/static"}
+    response = templates.TemplateResponse(request, template, {**base, **context}, status_code=status_code)
+    response.headers.update(SECURITY_HEADERS)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def store_error(request: Request, exc: StoreUnavailableError, user: PageUser | None) -> HTMLResponse:
+    retry = str(get_services(request).settings.store_retry_after_seconds)
+    return render(request, "error.html", {
+        "user": user, "title": "Score store unavailable", "status": 503,
+        "message": "The score store is not answering, so the page cannot show scores right now.",
+        "fix": f"Reload in {retry} seconds. If it lasts, check that the database in DEALSCORE_DATABASE_URL "
+               "is running; /readyz shows what the service sees.",
+    }, status_code=503, headers={"Retry-After": retry})
+
+
+def safe_next(raw: object) -> str:
+    """Only ever redirect back into the page itself (no open redirect)."""
+    text = str(raw or "")
+    parts = urlsplit(text)
+    if parts.scheme or parts.netloc or not parts.path.startswith(PREFIX) or text.startswith("//") or "\\" in text:
+        return PREFIX
+    return text
+
+
+def same_origin(request: Request) -> bool:
+    """A form post must come from this site (the cookie is SameSite=Lax; this covers older browsers)."""
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+def _insecure_transport(request: Request) -> bool:
+    """Plain HTTP from a non-loopback host: browsers will drop the secure cookie."""
+    if request.url.scheme == "https":
+        return False
+    host = (request.url.hostname or "").strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+# --------------------------------------------------------------------------- login
+
+
+def _login_page(request: Request, *, next_url: str, error: str | None = None, notice: str | None = None,
+                status_code: int = 200) -> HTMLResponse:
+    return render(request, "login.html", {
+        "user": None, "next": next_url, "error": error, "notice": notice,
+        "insecure": _insecure_transport(request), "no_keys": not len(get_services(request).keys),
+    }, status_code=status_code)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = PREFIX) -> Response:
+    if sessions(request).read(request) is not None:
+        try:
+            page_user(request)
+            return RedirectResponse(safe_next(next), status_code=303)
+        except LoginRequired:
+            pass
+    notice = request.query_params.get("notice")
+    notices = {"expired": "Your session ended; sign in again.", "out": "You are signed out.",
+               "revoked": "Your key is no longer valid here; sign in with a current key."}
+    return _login_page(request, next_url=safe_next(next), notice=notices.get(notice or ""))
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request, api_key: Annotated[str, Form(max_length=500)] = "",
+    next: Annotated[str, Form(max_length=2000)] = PREFIX,
+) -> Response:
+    """Check the key once and start a session; the key itself is not kept."""
+    target = safe_next(next)
+    if not same_origin(request):
+        return _login_page(request, next_url=target, error="The sign-in form was posted from another site.",
+                           status_code=403)
+    services = get_services(request)
+    try:
+        principal = services.keys.authenticate(api_key)
+    except AuthenticationError as exc:
+        error = ("Type or paste your API key." if not api_key.strip()
+                 else "This key is not known to the service. Check it, or ask an admin for a key with the read "
+                      "scope (`dealscore api-key create --scope read`).")
+        if not len(services.keys):
+            error = exc.message[:1].upper() + exc.message[1:] + "."
+        return _login_page(request, next_url=target, error=error, status_code=401)
+    if not principal.has(Scope.read):
+        return _login_page(request, next_url=target, status_code=403, error=(
+            f"The key {principal.name!r} can only send deals to be scored; the manager page needs a key with the "
+            "read scope."))
+    request.state.key_name = principal.name
+    response = RedirectResponse(target, status_code=303)
+    sessions(request).start(response, api_key, principal)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+    session = sessions(request).read(request)
+    if session is not None and (not same_origin(request) or not SessionManager.csrf_ok(session, csrf)):
+        return render(request, "error.html", {
+            "user": None, "title": "Sign-out refused", "status": 403,
+            "message": "The sign-out request did not come from this page.",
+            "fix": "Use the Sign out button on the page.",
+        }, status_code=403)
+    response = RedirectResponse(f"{PREFIX}/login?notice=out", status_code=303)
+    SessionManager.clear(response)
+    return response
+
+
+# --------------------------------------------------------------------------- pages
+
+
+@router.get("", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, name="ui_at_risk")
+def at_risk_page(request: Request, user: User) -> Response:
+    """The Monday list: open deals ranked by value at risk, filtered by the key's limits and the form."""
+    services = get_services(request)
+    taxonomy = _taxonomy(services)
+    query = ListQuery.from_params(request.query_params, taxonomy)
+    try:
+        page = build_list(services.store, user.principal, query, taxonomy)
+    except StoreUnavailableError as exc:
+        return store_error(request, exc, user)
+    return render(request, "at_risk.html", {
+        "user": user, "nav": "list", "page": page, "q": page.query, "stages": taxonomy.stages,
+        "model": services.models.current,
+    })
+
+
+@router.get("/deals/{deal_id:path}", response_class=HTMLResponse)
+def deal_page(request: Request, deal_id: str, user: User) -> Response:
+    """One deal: score, stage, reasons, warnings, actions, history and timeline."""
+    services = get_services(request)
+    taxonomy = _taxonomy(services)
+    try:
+        view = build_deal(services.store, user.principal, deal_id, taxonomy) if len(deal_id) <= 200 else None
+    except StoreUnavailableError as exc:
+        return store_error(request, exc, user)
+    if view is None:
+        scope = f" visible to your key ({user.scope_note})" if user.scope_note else ""
+        return render(request, "error.html", {
+            "user": user, "title": "Deal not found", "status": 404,
+            "message": f"There are no scores for deal {deal_id!r}{scope}.",
+            "fix": "Check the deal id, or score the deal first (POST /v1/score). Go back to the list of deals at risk.",
+        }, status_code=404)
+    stage_labels = {s.name: s.label for s in taxonomy.stages}
+    return render(request, "deal.html", {
+        "user": user, "nav": "deal", "d": view, "r": view.latest, "stage_labels": stage_labels,
+        "back": safe_next(request.query_params.get("back") or PREFIX),
+    })
+
+
+@router.get("/model", response_class=HTMLResponse)
+def model_page(request: Request, user: User) -> Response:
+    """The model in use, its training window, and its calibration and lift on held-out deals."""
+    services = get_services(request)
+    info = model_info(services)
+    evaluation, why = (None, None)
+    loaded = services.models.current
+    if loaded is not None:
+        cache: EvaluationCache = request.app.state.ui_evaluations
+        evaluation, why = cache.get(loaded)
+    return render(request, "model.html", {
+        "user": user, "nav": "model", "info": info, "evaluation": evaluation, "why": why,
+        "window": info.training_window or {},
+    })
+
+
+@router.get("/{rest:path}", response_class=HTMLResponse)
+def not_found(request: Request, rest: str) -> Response:
+    """Any other address under /ui: a page, not the API's JSON 404."""
+    return render(request, "error.html", {
+        "user": None, "title": "Page not found", "status": 404,
+        "message": f"There is no page at {request.url.path}.",
+        "fix": "Go to the list of deals at risk.",
+    }, status_code=404)

@@ -1,0 +1,122 @@
+"""Runs the bundle's boosters on one float matrix per feature frame (the latency path).
+
+``WinModel.predict_raw`` and friends take a DataFrame, and LightGBM's pandas
+path re-checks dtypes and re-codes categoricals on every call: milliseconds for
+a one-row frame, against microseconds for the prediction itself. Scoring one
+deal calls three predictions (win score, contributions, stage), so the scorer
+converts the frame once, the way LightGBM does (categoricals as codes of the
+booster's stored categories, unknown → NaN), and calls each booster on the
+matrix with a single thread for small blocks (waking a thread pool costs more
+than predicting a few rows).
+
+The conversion is checked against the models' own DataFrame methods on the
+first block a scorer sees (:meth:`ModelRunner.agrees`); if they ever disagree
+the scorer falls back to the models' methods for good and says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Blocks smaller than this are predicted on one thread.
+SINGLE_THREAD_ROWS = 2_000
+
+
+@dataclass
+class _Booster:
+    """One booster with its feature order and the categories stored for its categorical columns.
+
+    LightGBM pairs ``pandas_categorical`` with the frame's categorical columns in
+    column order, at training and at prediction alike; :meth:`ModelRunner._matrix`
+    does the same pairing.
+    """
+
+    booster: Any
+    iteration: int
+    names: list[str]
+    stored: list[list[Any]]
+
+    @classmethod
+    def of(cls, model: Any) -> _Booster:
+        booster = model.booster_
+        return cls(booster, int(model.best_iteration_), list(model.feature_names_),
+                   [list(c) for c in (getattr(booster, "pandas_categorical", None) or [])])
+
+
+class ModelRunner:
+    """Win and stage predictions on a float matrix built once per feature frame."""
+
+    def __init__(self, win_model: Any, stage_model: Any, threads: int | None = None) -> None:
+        self.win_model = win_model
+        self.stage_model = stage_model
+        self.threads = threads
+        self._win = _Booster.of(win_model)
+        self._stage = _Booster.of(stage_model)
+        self.stage_classes = list(stage_model.classes_)
+
+    def _threads(self, n: int) -> int:
+        if self.threads is not None:
+            return self.threads
+        return 1 if n < SINGLE_THREAD_ROWS else 0
+
+    @staticmethod
+    def _matrix(X: pd.DataFrame, b: _Booster) -> np.ndarray:
+        cats = [c for c in b.names if isinstance(X[c].dtype, pd.CategoricalDtype)]
+        out = np.empty((len(X), len(b.names)), dtype=np.float64)
+        numeric = [c for c in b.names if c not in cats]
+        pos = {c: i for i, c in enumerate(b.names)}
+        if numeric:
+            out[:, [pos[c] for c in numeric]] = X[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+        for k, c in enumerate(cats):
+            col = X[c]
+            want = b.stored[k] if k < len(b.stored) else None
+            if want is not None and list(col.cat.categories) != want:
+                col = col.cat.set_categories(want)
+            codes = col.cat.codes.to_numpy().astype(np.float64)
+            codes[codes < 0] = np.nan
+            out[:, pos[c]] = codes
+        return out
+
+    def matrices(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The win model's and the stage model's input matrices for a feature frame."""
+        mw = self._matrix(X, self._win)
+        if self._stage.names == self._win.names and self._stage.stored == self._win.stored:
+            return mw, mw
+        return mw, self._matrix(X, self._stage)
+
+    def win_raw(self, mw: np.ndarray) -> np.ndarray:
+        """Raw log-odds (what ``WinModel.predict_raw`` returns)."""
+        b = self._win
+        return np.asarray(b.booster.predict(mw, num_iteration=b.iteration, raw_score=True,
+                                            num_threads=self._threads(len(mw))), dtype=float)
+
+    def contributions(self, mw: np.ndarray) -> np.ndarray:
+        """``pred_contrib`` in log-odds, last column the bias (what ``WinModel.contributions`` returns)."""
+        b = self._win
+        return np.asarray(b.booster.predict(mw, num_iteration=b.iteration, pred_contrib=True,
+                                            num_threads=self._threads(len(mw))), dtype=float)
+
+    def stage_proba(self, ms: np.ndarray, order: Sequence[str]) -> np.ndarray:
+        """Stage probabilities with columns in ``order`` (the taxonomy's)."""
+        b = self._stage
+        p = np.asarray(b.booster.predict(ms, num_iteration=b.iteration, num_threads=self._threads(len(ms))),
+                       dtype=float).reshape(len(ms), len(self.stage_classes))
+        if list(order) == self.stage_classes:
+            return p
+        idx = [self.stage_classes.index(s) for s in order]
+        return p[:, idx]
+
+    def agrees(self, X: pd.DataFrame, order: Sequence[str], rows: int = 64) -> bool:
+        """Whether this path reproduces the models' own DataFrame methods on (a sample of) ``X``."""
+        sample = X.iloc[:rows]
+        mw, ms = self.matrices(sample)
+        ref_raw = np.asarray(self.win_model.predict_raw(sample), dtype=float)
+        ref_stage = self.stage_model.predict_proba(sample)
+        ref_stage = np.asarray(ref_stage[list(order)] if isinstance(ref_stage, pd.DataFrame) else ref_stage)
+        return bool(np.allclose(self.win_raw(mw), ref_raw, rtol=1e-9, atol=1e-9)
+                    and np.allclose(self.stage_proba(ms, order), ref_stage, rtol=1e-9, atol=1e-9))

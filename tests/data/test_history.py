@@ -1,0 +1,257 @@
+"""Loading and typing a deal history (dealscore.data.history): files, types, zones, round trips, as_known_at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dealscore.data.history import DealHistory, from_frames, load_history, parse_cut_at, write_history
+from dealscore.errors import DataValidationError
+
+
+def frames() -> dict[str, pd.DataFrame]:
+    """A small valid history as raw text, the way a CSV export arrives."""
+    return {
+        "accounts": pd.DataFrame({
+            "account_id": ["A1", "A2"], "industry": ["software", "retail"], "employees": ["120", "45"],
+            "annual_revenue": ["1500000.5", ""], "region": ["NA", "EMEA"],
+        }),
+        "deals": pd.DataFrame({
+            "deal_id": ["D1", "D2", "D3"], "account_id": ["A1", "A2", "A1"], "owner_id": ["o1", "o2", "o1"],
+            "created_at": ["2024-01-01T09:00:00", "2024-01-05", "2024-02-01T10:30:00"],
+            "amount": ["1000", "2000.5", ""], "expected_close_date": ["2024-03-31", "", "2024-05-31"],
+            "closed_at": ["2024-03-01T12:00:00", "2024-02-20", ""], "outcome": ["won", "lost", ""],
+            "team": ["east", "west", "east"],
+        }),
+        "stage_history": pd.DataFrame({
+            "deal_id": ["D1", "D1", "D2", "D3"],
+            "stage": ["prospecting", "proposal", "prospecting", "qualification"],
+            "changed_at": ["2024-01-01T09:00:00", "2024-02-01", "2024-01-05", "2024-02-01T10:30:00"],
+            "recorded_at": ["", "2024-02-08", "", ""],
+            "amount": ["900", "1000", "2000.5", ""],
+        }),
+        "activities": pd.DataFrame({
+            "activity_id": ["X1", "X2", "X3", "X4"], "deal_id": ["D1", "D1", "D3", "D3"],
+            "occurred_at": ["2024-01-02T10:00:00", "2024-02-15T10:00:00", "2024-02-03", "2024-02-20T09:00:00"],
+            "type": ["email", "meeting", "call", "meeting"], "direction": ["outbound", "inbound", "inbound", ""],
+            # X4 was put in the calendar before it happened; X2 was logged a week late
+            "recorded_at": ["", "2024-02-22T10:00:00", "", "2024-02-10T09:00:00"],
+        }),
+    }
+
+
+def write_csvs(folder: Path, tables: dict[str, pd.DataFrame]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    return folder
+
+
+def test_types_follow_the_contract() -> None:
+    h = from_frames(frames())
+    d = h.deals
+    assert str(d["created_at"].dtype) == "datetime64[ns]"
+    assert str(d["expected_close_date"].dtype) == "datetime64[ns]"
+    assert d["amount"].dtype == "float64"
+    assert d["deal_id"].dtype == object
+    assert d["outcome"].tolist() == ["won", "lost", None]  # None, not NaN or ""
+    assert d["product"].tolist() == [None, None, None]  # optional column added, empty
+    assert h.accounts["annual_revenue"].isna().tolist() == [False, True]
+    assert h.accounts["region"].tolist() == ["NA", "EMEA"]
+
+
+def test_csv_folder_round_trip_is_exact_and_byte_stable(tmp_path: Path) -> None:
+    h = from_frames(frames(), cut_at="2024-06-01")
+    write_history(h, tmp_path / "a")
+    back = load_history(tmp_path / "a")
+    for name, frame in h.tables().items():
+        pd.testing.assert_frame_equal(back.table(name)[frame.columns], frame, check_dtype=True)
+    assert back.cut_at == pd.Timestamp("2024-06-01")
+    write_history(back, tmp_path / "b")
+    for f in ("accounts.csv", "deals.csv", "stage_history.csv", "activities.csv", "history.yaml"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+
+
+def test_parquet_round_trip_and_no_stale_format_left(tmp_path: Path) -> None:
+    h = from_frames(frames())
+    write_history(h, tmp_path, fmt="csv")
+    write_history(h, tmp_path, fmt="parquet")
+    assert not (tmp_path / "deals.csv").exists()  # a stale CSV beside the Parquet would be ambiguous
+    back = load_history(tmp_path)
+    pd.testing.assert_frame_equal(back.deals[h.deals.columns], h.deals)
+    assert back.activities["recorded_at"].dtype == "datetime64[ns]"
+
+
+def test_region_na_and_bom_and_blank_headers_survive(tmp_path: Path) -> None:
+    write_csvs(tmp_path, frames())
+    text = (tmp_path / "accounts.csv").read_text()
+    header, rest = text.split("\n", 1)
+    (tmp_path / "accounts.csv").write_text("\ufeff" + ", ".join(header.split(",")) + "\n" + rest, encoding="utf-8")
+    h = load_history(tmp_path)
+    assert h.accounts["account_id"].tolist() == ["A1", "A2"]
+    assert h.accounts["region"].tolist() == ["NA", "EMEA"]
+
+
+def test_missing_folder_names_what_it_needs(tmp_path: Path) -> None:
+    with pytest.raises(DataValidationError, match="does not exist") as e:
+        load_history(tmp_path / "nope")
+    assert "deals.csv" in str(e.value)
+
+
+def test_missing_file_names_table_and_fix(tmp_path: Path) -> None:
+    tables = frames()
+    del tables["deals"]
+    write_csvs(tmp_path, tables)
+    with pytest.raises(DataValidationError) as e:
+        load_history(tmp_path)
+    assert e.value.table == "deals"
+    assert "deals.csv" in str(e.value) and "Fix:" in str(e.value)
+
+
+def test_empty_file_is_a_clear_error(tmp_path: Path) -> None:
+    write_csvs(tmp_path, frames())
+    (tmp_path / "activities.csv").write_text("")
+    with pytest.raises(DataValidationError, match=r"activities.*empty") as e:
+        load_history(tmp_path)
+    assert e.value.table == "activities"
+
+
+def test_missing_required_column_is_named(tmp_path: Path) -> None:
+    tables = frames()
+    tables["deals"] = tables["deals"].drop(columns=["owner_id"])
+    write_csvs(tmp_path, tables)
+    with pytest.raises(DataValidationError, match=r"missing required column\(s\) \['owner_id'\]") as e:
+        load_history(tmp_path)
+    assert (e.value.table, e.value.column) == ("deals", "owner_id")
+
+
+def test_unparseable_date_names_ids_and_values() -> None:
+    tables = frames()
+    tables["deals"].loc[1, "created_at"] = "5th of January"
+    with pytest.raises(DataValidationError) as e:
+        from_frames(tables)
+    err = e.value
+    assert (err.table, err.column, err.ids) == ("deals", "created_at", ["D2"])
+    assert "'5th of January'" in str(err) and "ISO 8601" in str(err)
+
+
+def test_placeholder_date_outside_range_is_refused_not_a_crash() -> None:
+    tables = frames()
+    tables["deals"].loc[2, "expected_close_date"] = "9999-12-31"
+    with pytest.raises(DataValidationError, match="9999") as e:
+        from_frames(tables)
+    assert (e.value.column, e.value.ids) == ("expected_close_date", ["D3"])
+
+
+def test_not_a_number_names_ids() -> None:
+    tables = frames()
+    tables["deals"].loc[0, "amount"] = "$1,000"
+    with pytest.raises(DataValidationError, match="not numbers") as e:
+        from_frames(tables)
+    assert (e.value.column, e.value.ids) == ("amount", ["D1"])
+
+
+def test_offsets_are_converted_to_naive_utc() -> None:
+    tables = frames()
+    for name, col in (("deals", "created_at"), ("deals", "closed_at"), ("stage_history", "changed_at"),
+                      ("stage_history", "recorded_at"), ("activities", "occurred_at"), ("activities", "recorded_at")):
+        tables[name][col] = tables[name][col].map(lambda v: f"{v[:10]}T12:00:00+02:00" if v else v)
+    # summer and winter offsets in one column are fine: all go to UTC
+    tables["deals"].loc[2, "created_at"] = "2024-02-01T12:00:00+01:00"
+    h = from_frames(tables)
+    assert h.deals["created_at"].tolist()[:3] == [
+        pd.Timestamp("2024-01-01T10:00:00"), pd.Timestamp("2024-01-05T10:00:00"), pd.Timestamp("2024-02-01T11:00:00"),
+    ]
+    assert h.deals["created_at"].dt.tz is None
+    # a date-only column has no zone and is not held against the zoned ones
+    assert h.deals["expected_close_date"].iloc[0] == pd.Timestamp("2024-03-31")
+
+
+def test_zone_mixed_within_a_column_names_the_naive_rows() -> None:
+    tables = frames()
+    tables["activities"]["occurred_at"] = ["2024-01-02T10:00:00Z", "2024-02-15T10:00:00+00:00",
+                                           "2024-02-03T08:00:00", "2024-02-20T09:00:00Z"]
+    with pytest.raises(DataValidationError, match="no time zone") as e:
+        from_frames(tables)
+    assert (e.value.table, e.value.column, e.value.ids) == ("activities", "occurred_at", ["X3"])
+
+
+def test_zone_mixed_across_tables_is_refused() -> None:
+    tables = frames()
+    tables["activities"]["occurred_at"] = tables["activities"]["occurred_at"].map(lambda v: v[:10] + "T00:00:00Z")
+    with pytest.raises(DataValidationError, match="not time-zone consistent") as e:
+        from_frames(tables)
+    assert "activities.occurred_at" in str(e.value) and "deals.created_at" in str(e.value)
+
+
+def test_unknown_table_name_is_not_ignored() -> None:
+    tables = frames()
+    tables["activity"] = tables.pop("activities")
+    with pytest.raises(DataValidationError, match="unknown table"):
+        from_frames(tables)  # type: ignore[arg-type]
+
+
+def test_history_yaml_cut_at_and_its_errors(tmp_path: Path) -> None:
+    write_csvs(tmp_path, frames())
+    (tmp_path / "history.yaml").write_text("cut_at: 2024-06-01T02:00:00+02:00\n")
+    assert load_history(tmp_path).cut_at == pd.Timestamp("2024-06-01T00:00:00")
+    (tmp_path / "history.yaml").write_text("cut_at: [unclosed\n")
+    with pytest.raises(DataValidationError, match="not valid YAML"):
+        load_history(tmp_path)
+    (tmp_path / "history.yaml").write_text("cut_at: next tuesday\n")
+    with pytest.raises(DataValidationError, match="not a timestamp"):
+        load_history(tmp_path)
+    assert parse_cut_at(None) is None and parse_cut_at("") is None
+
+
+def test_data_cut_falls_back_to_latest_fact() -> None:
+    h = from_frames(frames())
+    assert h.cut_at is None
+    assert h.data_cut == pd.Timestamp("2024-03-01T12:00:00")  # D1's close, later than any event or record
+    assert from_frames(frames(), cut_at="2024-07-01").data_cut == pd.Timestamp("2024-07-01")
+
+
+def test_for_deals_keeps_only_their_rows() -> None:
+    h = from_frames(frames()).for_deals(["D3"])
+    assert h.deals["deal_id"].tolist() == ["D3"]
+    assert set(h.stage_history["deal_id"]) == {"D3"} and set(h.activities["deal_id"]) == {"D3"}
+    assert len(h.accounts) == 2
+
+
+def test_as_known_at_rolls_back_what_was_not_known() -> None:
+    h: DealHistory = from_frames(frames())
+    past = h.as_known_at("2024-02-16")
+    assert past.cut_at == pd.Timestamp("2024-02-16")
+    # D2 closed on 02-20: open again; D1 closes 03-01: open again
+    assert past.deals.set_index("deal_id")["outcome"].isna().all()
+    assert past.deals["closed_at"].isna().all()
+    assert past.deals["expected_close_date"].isna().all()  # current values cannot be rolled back
+    # D1's proposal happened 02-01 but was recorded 02-08: known at 02-16
+    assert (past.stage_history["stage"] == "proposal").sum() == 1
+    # X2 happened 02-15 but was logged 02-22: not known yet
+    assert "X2" not in set(past.activities["activity_id"])
+    # X4 was scheduled on 02-10 for 02-20: not a fact before it happens
+    assert "X4" not in set(past.activities["activity_id"])
+    assert "X4" in set(h.as_known_at("2024-02-20T09:00:00").activities["activity_id"])
+    early = h.as_known_at("2024-01-10")
+    assert early.deals["deal_id"].tolist() == ["D1", "D2"]  # D3 not created yet
+    assert set(early.stage_history["deal_id"]) <= {"D1", "D2"}
+
+
+def test_write_refuses_a_file_as_folder(tmp_path: Path) -> None:
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    with pytest.raises(DataValidationError, match="not a folder"):
+        write_history(from_frames(frames()), target)
+
+
+def test_the_contract_doc_lists_every_column() -> None:
+    from dealscore.data.schema import TABLES
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "data-contract.md").read_text(encoding="utf-8")
+    for table in TABLES.values():
+        assert f"### {table.name}" in doc
+        for col in table.columns:
+            assert f"| `{col.name}` | {col.kind} | {'yes' if col.required else 'no'} |" in doc, (table.name, col.name)

@@ -1,0 +1,303 @@
+"""The contract's rules (DESIGN §3), one test per rule: each error names table, column, ids and the fix."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from dealscore.data.history import DealHistory, from_frames
+from dealscore.data.validate import validate_history
+from dealscore.errors import DataValidationError
+from dealscore.taxonomy import StageTaxonomy, default_taxonomy
+
+
+def frames() -> dict[str, pd.DataFrame]:
+    """A valid history: D1 won, D2 lost, D3 open."""
+    return {
+        "accounts": pd.DataFrame({"account_id": ["A1", "A2"], "industry": ["software", "retail"]}),
+        "deals": pd.DataFrame({
+            "deal_id": ["D1", "D2", "D3"], "account_id": ["A1", "A2", "A1"], "owner_id": ["o1", "o2", "o1"],
+            "created_at": ["2024-01-01", "2024-01-05", "2024-02-01"], "amount": [1000.0, 2000.0, None],
+            "closed_at": ["2024-03-01", "2024-02-20", None], "outcome": ["won", "lost", None],
+        }),
+        "stage_history": pd.DataFrame({
+            "deal_id": ["D1", "D1", "D2", "D3"],
+            "stage": ["prospecting", "proposal", "prospecting", "qualification"],
+            "changed_at": ["2024-01-01", "2024-02-01", "2024-01-05", "2024-02-01"],
+        }),
+        "activities": pd.DataFrame({
+            "activity_id": ["X1", "X2", "X3"], "deal_id": ["D1", "D1", "D3"],
+            "occurred_at": ["2024-01-02", "2024-02-15", "2024-02-03"],
+            "type": ["email", "meeting", "call"], "direction": ["outbound", "inbound", None],
+            "contact_role": [None, "decision_maker", None],
+        }),
+    }
+
+
+def history(tables: dict[str, pd.DataFrame] | None = None, **kw: object) -> DealHistory:
+    return from_frames(tables or frames(), **kw)  # type: ignore[arg-type]
+
+
+def fails(tables: dict[str, pd.DataFrame], **kw: object) -> DataValidationError:
+    with pytest.raises(DataValidationError) as e:
+        validate_history(history(tables), **kw)  # type: ignore[arg-type]
+    err = e.value
+    assert "Fix:" in str(err), str(err)
+    return err
+
+
+def test_valid_history_passes_with_a_full_report() -> None:
+    clean, report = validate_history(history(cut_at="2024-06-01"))
+    assert report.rows == {"accounts": 2, "deals": 3, "stage_history": 4, "activities": 3}
+    assert report.dropped == {}
+    assert (report.open_deals, report.won_deals, report.lost_deals) == (1, 1, 1)
+    assert report.stages_seen == {"prospecting": 2, "qualification": 1, "proposal": 1}
+    assert report.activity_types_seen == {"email": 1, "meeting": 1, "call": 1}
+    assert report.first_event == pd.Timestamp("2024-01-01")
+    assert report.cut_at == pd.Timestamp("2024-06-01")
+    assert clean.activities["deal_id"].is_monotonic_increasing
+    assert report.to_dict()["cut_at"] == "2024-06-01T00:00:00"
+
+
+# ---------------------------------------------------------------- unique ids
+
+
+@pytest.mark.parametrize(("table", "column", "row", "dup"), [
+    ("deals", "deal_id", 2, "D1"), ("accounts", "account_id", 1, "A1"), ("activities", "activity_id", 2, "X1"),
+])
+def test_ids_must_be_unique(table: str, column: str, row: int, dup: str) -> None:
+    tables = frames()
+    tables[table].loc[row, column] = dup
+    if table == "deals":  # keep the rest of the history consistent
+        tables["stage_history"] = tables["stage_history"][tables["stage_history"]["deal_id"] != "D3"]
+        tables["activities"] = tables["activities"][tables["activities"]["deal_id"] != "D3"]
+    err = fails(tables)
+    assert (err.table, err.column, err.ids) == (table, column, [dup])
+    assert "unique" in str(err)
+
+
+def test_at_most_five_ids_are_listed() -> None:
+    tables = frames()
+    n = 12
+    tables["activities"] = pd.DataFrame({
+        "activity_id": [f"X{i}" for i in range(n)], "deal_id": [f"Z{i}" for i in range(n)],
+        "occurred_at": ["2024-01-02"] * n, "type": ["email"] * n,
+    })
+    err = fails(tables)
+    assert err.ids == ["X0", "X1", "X2", "X3", "X4"]
+    assert "12 row(s)" in str(err) and "X5" not in str(err)
+
+
+# ---------------------------------------------------------------- foreign keys
+
+
+def test_deal_account_must_exist() -> None:
+    tables = frames()
+    tables["deals"].loc[1, "account_id"] = "A9"
+    err = fails(tables)
+    assert (err.table, err.column, err.ids) == ("deals", "account_id", ["D2"])
+
+
+@pytest.mark.parametrize("table", ["stage_history", "activities"])
+def test_event_deal_must_exist(table: str) -> None:
+    tables = frames()
+    tables[table].loc[0, "deal_id"] = "D404"
+    err = fails(tables)
+    assert (err.table, err.column) == (table, "deal_id")
+    assert "['D404']" in str(err)  # the unknown deal, beside the rows that name it
+    assert err.ids == (["X1"] if table == "activities" else ["row 2 (deal D404)"])
+
+
+def test_stage_truth_deal_must_exist() -> None:
+    tables = frames()
+    tables["stage_truth"] = pd.DataFrame({"deal_id": ["D404"], "as_of": ["2024-01-02"], "stage": ["prospecting"]})
+    err = fails(tables)
+    assert (err.table, err.column) == ("stage_truth", "deal_id")
+
+
+def test_required_values_must_be_filled() -> None:
+    tables = frames()
+    tables["deals"].loc[2, "owner_id"] = "  "
+    err = fails(tables)
+    assert (err.table, err.column, err.ids) == ("deals", "owner_id", ["D3"])
+
+
+def test_header_only_deals_table_is_an_error() -> None:
+    tables = frames()
+    tables["deals"] = tables["deals"].iloc[0:0]
+    tables["stage_history"] = tables["stage_history"].iloc[0:0]
+    tables["activities"] = tables["activities"].iloc[0:0]
+    err = fails(tables)
+    assert (err.table, err.column) == ("deals", "deal_id")
+    assert "no rows" in str(err)
+
+
+# ---------------------------------------------------------------- stage names and vocabularies
+
+
+def test_stage_names_must_be_in_the_taxonomy() -> None:
+    tables = frames()
+    tables["stage_history"].loc[1, "stage"] = "Verbal Commit"
+    err = fails(tables)
+    assert (err.table, err.column, err.ids) == ("stage_history", "stage", ["row 3 (deal D1)"])
+    assert "Verbal Commit" in str(err) and "aliases" in str(err)
+
+
+def test_stage_aliases_and_labels_become_canonical() -> None:
+    tables = frames()
+    tables["stage_history"]["stage"] = ["Lead", "Proposal/Price Quote", " PROSPECTING ", "Engaging"]
+    clean, report = validate_history(history(tables))
+    assert clean.stage_history["stage"].tolist() == ["prospecting", "proposal", "prospecting", "qualification"]
+    assert report.stages_seen == {"prospecting": 2, "qualification": 1, "proposal": 1}
+
+
+def test_a_custom_taxonomy_maps_a_crms_own_names() -> None:
+    raw = default_taxonomy().to_dict()
+    raw["stages"][4]["aliases"].append("Verbal Commit")
+    tax = StageTaxonomy.from_dict(raw)
+    tables = frames()
+    tables["stage_history"].loc[1, "stage"] = "Verbal Commit"
+    clean, _ = validate_history(history(tables), tax)
+    assert clean.stage_history.loc[1, "stage"] == "proposal"
+
+
+def test_an_outcome_used_as_a_stage_says_where_it_belongs() -> None:
+    tables = frames()
+    tables["stage_history"].loc[1, "stage"] = "Closed Won"
+    err = fails(tables)
+    assert (err.table, err.column) == ("stage_history", "stage")
+    assert "deals.outcome" in str(err)
+
+
+def test_stage_truth_names_are_checked_too() -> None:
+    tables = frames()
+    tables["stage_truth"] = pd.DataFrame({"deal_id": ["D1", "D1"], "as_of": ["2024-01-02", "2024-01-09"],
+                                          "stage": ["prospecting", "pitching"]})
+    err = fails(tables)
+    assert (err.table, err.column) == ("stage_truth", "stage")
+
+
+def test_activity_types_roles_and_directions() -> None:
+    tables = frames()
+    tables["activities"]["type"] = ["Email", "Event", "task"]  # aliases from the taxonomy
+    tables["activities"]["direction"] = ["OUTBOUND", "inbound", None]
+    clean, _ = validate_history(history(tables))
+    assert clean.activities["type"].tolist() == ["email", "meeting", "note"]
+    assert clean.activities["direction"].tolist() == ["outbound", "inbound", None]
+
+    bad = frames()
+    bad["activities"].loc[2, "type"] = "carrier pigeon"
+    err = fails(bad)
+    assert (err.table, err.column, err.ids) == ("activities", "type", ["X3"])
+    bad = frames()
+    bad["activities"].loc[0, "direction"] = "sideways"
+    assert fails(bad).column == "direction"
+    bad = frames()
+    bad["activities"].loc[0, "contact_role"] = "ceo"
+    assert fails(bad).column == "contact_role"
+
+
+# ---------------------------------------------------------------- outcome iff closed
+
+
+def test_closed_without_outcome() -> None:
+    tables = frames()
+    tables["deals"].loc[1, "outcome"] = None
+    err = fails(tables)
+    assert (err.table, err.column, err.ids) == ("deals", "outcome", ["D2"])
+
+
+def test_outcome_without_close() -> None:
+    tables = frames()
+    tables["deals"].loc[2, "outcome"] = "won"
+    err = fails(tables)
+    assert (err.table, err.column, err.ids) == ("deals", "closed_at", ["D3"])
+
+
+def test_outcome_spelling() -> None:
+    tables = frames()
+    tables["deals"]["outcome"] = ["Closed Won", "LOST", None]
+    clean, _ = validate_history(history(tables))
+    assert clean.deals["outcome"].tolist() == ["won", "lost", None]
+    tables["deals"].loc[0, "outcome"] = "maybe"
+    err = fails(tables)
+    assert (err.column, err.ids) == ("outcome", ["D1"])
+
+
+def test_closed_before_created_and_negative_amounts() -> None:
+    tables = frames()
+    tables["deals"].loc[0, "closed_at"] = "2023-12-01"
+    tables["deals"].loc[1, "amount"] = -5.0
+    err = fails(tables)
+    # both problems in one message, so a user fixes them in one pass
+    assert len(err.problems) == 2
+    assert "closed before they were created" in str(err) and "negative amount" in str(err)
+    assert {(p.column, tuple(p.ids)) for p in err.problems} == {("closed_at", ("D1",)), ("amount", ("D2",))}
+
+
+# ---------------------------------------------------------------- time: cut and deal life
+
+
+def test_nothing_after_the_data_cut() -> None:
+    with pytest.raises(DataValidationError) as e:
+        validate_history(history(cut_at="2024-02-10"))
+    err = e.value
+    assert {p.table + "." + p.column for p in err.problems} >= {"deals.closed_at", "activities.occurred_at"}
+    assert "data cut" in str(err)
+
+
+def test_activity_after_close_is_dropped_and_counted_by_default() -> None:
+    tables = frames()
+    tables["activities"].loc[1, "occurred_at"] = "2024-03-05"  # D1 closed 03-01
+    tables["stage_history"].loc[2, "changed_at"] = "2024-01-04"  # D2 created 01-05
+    clean, report = validate_history(history(tables))
+    assert report.dropped == {"activities: occurred_at after the deal closed": 1,
+                              "stage_history: changed_at before the deal was created": 1}
+    assert any("X2" in w for w in report.warnings)
+    assert "X2" not in set(clean.activities["activity_id"])
+    assert len(clean.stage_history) == 3
+    # nothing silently dropped: kept + dropped = read
+    assert len(clean.activities) + 1 == report.rows["activities"]
+
+
+def test_events_at_creation_or_close_are_inside_the_life() -> None:
+    tables = frames()
+    tables["activities"].loc[1, "occurred_at"] = "2024-03-01"  # exactly at D1's close
+    _, report = validate_history(history(tables))
+    assert report.dropped == {}
+
+
+def test_activity_after_close_fails_when_asked() -> None:
+    tables = frames()
+    tables["activities"].loc[1, "occurred_at"] = "2024-03-05"
+    err = fails(tables, on_out_of_life="fail")
+    assert (err.table, err.column, err.ids) == ("activities", "occurred_at", ["X2"])
+    assert "after the deal closed" in str(err)
+
+
+def test_every_problem_is_reported_in_one_run() -> None:
+    tables = frames()
+    tables["deals"].loc[2, "deal_id"] = "D1"
+    tables["stage_history"].loc[0, "stage"] = "nonsense"
+    tables["activities"].loc[0, "type"] = "fax"
+    with pytest.raises(DataValidationError) as e:
+        validate_history(history(tables))
+    assert len(e.value.problems) >= 3
+    text = str(e.value)
+    assert "deal_id" in text and "nonsense" in text and "fax" in text
+
+
+def test_validation_does_not_change_its_input() -> None:
+    h = history()
+    before = h.stage_history.copy()
+    tables = frames()
+    tables["stage_history"]["stage"] = ["Lead", "proposal", "prospecting", "qualification"]
+    h2 = history(tables)
+    validate_history(h2)
+    assert h2.stage_history["stage"].iloc[0] == "Lead"
+    pd.testing.assert_frame_equal(h.stage_history, before)
+
+
+def test_unknown_policy_is_refused() -> None:
+    with pytest.raises(ValueError, match="on_out_of_life"):
+        validate_history(history(), on_out_of_life="ignore")  # type: ignore[arg-type]

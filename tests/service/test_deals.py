@@ -1,0 +1,109 @@
+"""GET /v1/deals/at-risk and /v1/deals/{id}/scores: the ranking, filters, pages, trends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from dealscore_service.routers.deals import trend_of
+from dealscore_service.store import DealFilter, ScoreToSave, StoredScore
+from fastapi.testclient import TestClient
+
+from dealscore.scoring import at_risk
+from dealscore.scoring.result import ScoreResult
+
+MakeResult = Callable[..., ScoreResult]
+
+
+@pytest.fixture
+def ranked_client(make_client: Callable[..., TestClient], trained_model, keys: dict[str, str]) -> TestClient:
+    """An app where every open deal of the trained history has been scored through the API."""
+    client = make_client(model_path=trained_model.bundle_dir)
+    body = {"deals": trained_model.payloads(len(trained_model.open_ids)), "as_of": trained_model.as_of}
+    r = client.post("/v1/score/batch", json=body, headers={"X-API-Key": keys["crm"]})
+    assert r.status_code == 200, r.text
+    return client
+
+
+@pytest.mark.slow
+def test_at_risk_ranks_like_the_library(ranked_client: TestClient, keys: dict[str, str]) -> None:
+    store = ranked_client.app.state.services.store
+    latest = [s.score_result() for s in store.latest_open_scores(DealFilter())]
+    expected = at_risk(latest)
+    assert expected, "the small history has deals below their stage's usual win rate"
+    h = {"X-API-Key": keys["manager"]}
+    page = ranked_client.get("/v1/deals/at-risk", params={"limit": 500}, headers=h).json()
+    assert [i["deal_id"] for i in page["items"]] == [r.deal_id for r in expected]
+    assert page["total"] == len(expected) and page["open_deals"] == len(latest)
+    assert page["value_at_risk"] == pytest.approx(sum(r.value_at_risk for r in expected))
+    assert page["pipeline_value"] == pytest.approx(sum(r.amount or 0 for r in latest))
+    top = page["items"][0]
+    assert top["top_warning"] is None or top["top_warning"]["code"]
+    assert top["recent_p_win"] == pytest.approx([top["p_win"]])
+    # pages tile the ranking
+    pages = [ranked_client.get("/v1/deals/at-risk", params={"limit": 3, "offset": o}, headers=h).json()["items"]
+             for o in range(0, len(expected), 3)]
+    assert [i["deal_id"] for p in pages for i in p] == [r.deal_id for r in expected]
+
+
+@pytest.mark.slow
+def test_at_risk_filters(ranked_client: TestClient, keys: dict[str, str]) -> None:
+    h = {"X-API-Key": keys["manager"]}
+    everything = ranked_client.get("/v1/deals/at-risk", params={"limit": 500}, headers=h).json()["items"]
+    some = everything[0]
+    for params, keep in [
+        ({"owner": some["owner_id"]}, lambda i: i["owner_id"] == some["owner_id"]),
+        ({"team": some["team"]}, lambda i: i["team"] == some["team"]),
+        ({"stage": some["declared_stage"].upper()}, lambda i: i["declared_stage"] == some["declared_stage"]),
+        ({"min_amount": some["amount"]}, lambda i: (i["amount"] or 0) >= some["amount"]),
+    ]:
+        got = ranked_client.get("/v1/deals/at-risk", params={**params, "limit": 500}, headers=h).json()["items"]
+        assert [i["deal_id"] for i in got] == [i["deal_id"] for i in everything if keep(i)], params
+    by_amount = ranked_client.get("/v1/deals/at-risk", params={"sort": "amount", "order": "asc", "limit": 500},
+                                  headers=h).json()["items"]
+    amounts = [i["amount"] for i in by_amount if i["amount"] is not None]
+    assert amounts == sorted(amounts)
+
+
+def test_at_risk_with_no_scores_is_an_empty_page(make_client: Callable[..., TestClient], keys: dict[str, str]) -> None:
+    client = make_client()
+    page = client.get("/v1/deals/at-risk", headers={"X-API-Key": keys["manager"]}).json()
+    assert page == {"items": [], "total": 0, "open_deals": 0, "limit": 50, "offset": 0, "pipeline_value": 0.0,
+                    "value_at_risk": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("p_wins", "trend"),
+    [([0.5], "unknown"), ([0.5, 0.6, 0.7], "improving"), ([0.7, 0.6, 0.5], "declining"), ([0.5, 0.51, 0.49], "steady")],
+)
+def test_deal_score_history_and_trend(
+    make_client: Callable[..., TestClient], keys: dict[str, str], make_result: MakeResult,
+    p_wins: list[float], trend: str,
+) -> None:
+    client = make_client()
+    store = client.app.state.services.store
+    store.save([ScoreToSave(make_result("d1", p_win=p, as_of=f"2024-05-0{i + 1}"), f"h{i}", True)
+                for i, p in enumerate(p_wins)])
+    r = client.get("/v1/deals/d1/scores", headers={"X-API-Key": keys["manager"]})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["trend"] == trend
+    assert [s["p_win"] for s in body["scores"]] == p_wins
+    assert body["latest"]["p_win"] == p_wins[-1]
+    assert body["scores"][0]["warnings"] == ["gone_quiet"]
+
+
+def test_unknown_deal_is_404(make_client: Callable[..., TestClient], keys: dict[str, str]) -> None:
+    r = make_client().get("/v1/deals/nope/scores", headers={"X-API-Key": keys["manager"]})
+    assert r.status_code == 404
+    assert r.json()["error"]["type"] == "NotFoundError" and "POST /v1/score" in r.json()["error"]["fix"]
+
+
+def test_trend_uses_the_last_five_scores(make_result: MakeResult) -> None:
+    def stored(p: float) -> StoredScore:
+        r = make_result("d", p_win=p)
+        return StoredScore(0, "d", "h", "v", r.as_of, r.as_of, "r1", "east", 1.0, "proposal", "proposal", p, "C",
+                           0.0, True, [], r.model_dump(mode="json"))
+
+    # an old high score outside the window does not make a recent rise look like a decline
+    assert trend_of([stored(p) for p in (0.9, 0.3, 0.35, 0.4, 0.45, 0.5)]) == ("improving", 20.0)

@@ -1,0 +1,134 @@
+"""One error shape: every DealscoreError by its http_status, validation errors with paths, never a 500 for input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from dealscore_service.errors import (
+    AuthenticationError,
+    InvalidPayloadError,
+    PermissionDeniedError,
+    field_path,
+    install_error_handlers,
+)
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from dealscore.errors import (
+    ConfigError,
+    DataValidationError,
+    DealscoreError,
+    InsufficientDataError,
+    ModelNotReadyError,
+    NotFoundError,
+    StoreUnavailableError,
+)
+
+ERRORS = [
+    (DealscoreError("generic"), 400),
+    (DataValidationError("bad table", table="deals", column="amount", ids=["d1"], fix="fix it"), 422),
+    (InsufficientDataError("too thin"), 422),
+    (NotFoundError("no such deal"), 404),
+    (ModelNotReadyError("no model"), 503),
+    (StoreUnavailableError("store down"), 503),
+    (AuthenticationError("who are you"), 401),
+    (PermissionDeniedError("not yours"), 403),
+    (ConfigError("broken taxonomy"), 500),
+    (InvalidPayloadError("bad deal", fields=[{"loc": ["body", "amount"], "path": "amount", "message": "neg"}]), 422),
+]
+
+
+@pytest.fixture
+def raising_app() -> TestClient:
+    app = FastAPI()
+    app.state.settings = type("S", (), {"store_retry_after_seconds": 7})()
+    install_error_handlers(app)
+
+    @app.get("/raise/{i}")
+    def boom(i: int) -> None:
+        raise ERRORS[i][0]
+
+    return TestClient(app)
+
+
+@pytest.mark.parametrize("i", range(len(ERRORS)))
+def test_each_error_maps_to_its_status_in_one_shape(raising_app: TestClient, i: int) -> None:
+    exc, status = ERRORS[i]
+    r = raising_app.get(f"/raise/{i}")
+    assert r.status_code == status == exc.http_status
+    err = r.json()["error"]
+    assert err["type"] == type(exc).__name__
+    assert err["message"].startswith(exc.message.split(". Fix:")[0])
+    if status == 503:
+        assert r.headers["retry-after"] == "7"
+    else:
+        assert "retry-after" not in r.headers
+    if isinstance(exc, DataValidationError) and exc.fix:
+        assert err["fix"] == "fix it" and err["detail"]["table"] == "deals" and err["detail"]["ids"] == ["d1"]
+    if isinstance(exc, InvalidPayloadError):
+        assert err["fields"][0]["path"] == "amount"
+
+
+def test_field_paths_read_like_json() -> None:
+    assert field_path(["body", "deals", 3, "activities", 0, "type"]) == "deals[3].activities[0].type"
+    assert field_path(["body"]) == "body"
+    assert field_path(["query", "limit"]) == "query.limit"
+
+
+@pytest.mark.parametrize(
+    ("body", "paths"),
+    [
+        ({"deal_id": "d1"}, {"account_id", "owner_id", "created_at", "account"}),
+        ({"deal_id": 5, "account_id": "a", "owner_id": "r", "created_at": "yesterday", "account": {"industry": "x"}},
+         {"deal_id", "created_at"}),
+        ({"deal_id": "d", "account_id": "a", "owner_id": "r", "created_at": "2024-01-01", "amount": -5,
+          "account": {"industry": "x"}, "activities": [{"occurred_at": "2024-01-02", "type": "email", "mood": 1}]},
+         {"amount", "activities[0].mood"}),
+        ({"deal_id": "d", "account_id": "a", "owner_id": "r", "created_at": "9999-01-01T00:00:00",
+          "account": {"industry": "x"}}, {"created_at"}),
+        ({"deal_id": "d\u0000", "account_id": "a", "owner_id": "r", "created_at": "2024-01-01",
+          "account": {"industry": "x"}}, {"deal_id"}),
+        ({"deal_id": "d", "account_id": "a", "owner_id": "r", "created_at": "2024-01-01", "outcome": "maybe",
+          "account": {"industry": "x"}}, {"outcome"}),
+    ],
+)
+def test_wrong_types_and_values_are_422_with_field_paths(
+    make_client: Callable[..., TestClient], keys: dict[str, str], body: dict, paths: set[str],
+) -> None:
+    r = make_client().post("/v1/score", json=body, headers={"X-API-Key": keys["crm"]})
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["type"] == "RequestValidationError"
+    assert {f["path"] for f in err["fields"]} == paths
+    assert all(f["message"] for f in err["fields"])
+
+
+def test_malformed_json_is_422_saying_where(make_client: Callable[..., TestClient], keys: dict[str, str]) -> None:
+    r = make_client().post("/v1/score", content=b'{"deal_id": "d1",,}',
+                           headers={"X-API-Key": keys["crm"], "Content-Type": "application/json"})
+    assert r.status_code == 422
+    field = r.json()["error"]["fields"][0]
+    assert field["type"] == "json_invalid" and "JSON decode error" in field["message"] and field["fix"]
+
+
+def test_unknown_route_and_method_use_the_same_shape(make_client: Callable[..., TestClient]) -> None:
+    client = make_client()
+    r = client.get("/v2/nothing")
+    assert r.status_code == 404 and r.json()["error"]["type"] == "HTTPError"
+    r = client.delete("/v1/score")
+    assert r.status_code == 405 and r.json()["error"]["message"]
+
+
+def test_an_unexpected_bug_is_a_json_500_with_the_request_id(make_client: Callable[..., TestClient]) -> None:
+    client = make_client()
+
+    @client.app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug, not the client's fault")
+
+    r = client.get("/boom", headers={"X-Request-ID": "req-123"})
+    assert r.status_code == 500
+    assert r.json()["error"] == {"type": "InternalError", "message": "internal error; please report request id req-123",
+                                 "request_id": "req-123"}
+    assert r.headers["x-request-id"] == "req-123"

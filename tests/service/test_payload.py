@@ -1,0 +1,173 @@
+"""Payload → DealHistory: the library's own validation, with errors pointing at JSON paths."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+from dealscore_service.errors import InvalidPayloadError
+from dealscore_service.payload import deal_payloads, payload_hash, to_history
+from dealscore_service.schemas import BatchScoreRequest, DealPayload, ScoreRequest
+
+from dealscore.data.validate import validate_history
+
+AS_OF = datetime(2024, 3, 1)
+
+
+def deal(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "deal_id": "d1", "account_id": "a1", "owner_id": "r1", "team": "east", "created_at": "2024-01-01T09:00:00",
+        "amount": 12000, "account": {"industry": "software", "employees": 120},
+        "stage_history": [
+            {"stage": "prospecting", "changed_at": "2024-01-01T09:00:00"},
+            {"stage": "Discovery", "changed_at": "2024-01-20T10:00:00", "recorded_at": "2024-01-22T08:00:00"},
+        ],
+        "activities": [
+            {"activity_id": "x1", "occurred_at": "2024-01-03T10:00:00", "type": "email", "direction": "outbound"},
+            {"activity_id": "x2", "occurred_at": "2024-01-05T10:00:00", "type": "Meeting", "direction": "inbound",
+             "contact_role": "decision_maker"},
+        ],
+    }
+    body.update(changes)
+    return body
+
+
+def convert(*bodies: dict[str, Any], as_of: datetime | None = AS_OF, batch: bool = False, now: datetime | None = None):
+    deals = [DealPayload.model_validate(b) for b in bodies]
+    return to_history(deals, as_of=as_of, taxonomy=None, batch=batch, now=now)
+
+
+def paths(exc: InvalidPayloadError) -> list[str]:
+    return [f["path"] for f in exc.fields]
+
+
+def test_payload_becomes_a_validated_history_with_canonical_names() -> None:
+    c = convert(deal())
+    h = c.history
+    assert c.as_of == AS_OF and h.cut_at == pd.Timestamp(AS_OF)
+    assert list(h.stage_history["stage"]) == ["prospecting", "discovery"]
+    assert list(h.activities["type"]) == ["email", "meeting"]
+    assert h.deals.loc[0, "team"] == "east" and h.accounts.loc[0, "employees"] == 120
+    assert h.stage_history["changed_at"].dtype == "datetime64[ns]"
+
+
+def test_round_trip_through_the_api_shape_matches_the_library(trained_model) -> None:
+    """A deal sent over HTTP becomes exactly the history the library validated from the CSV folder."""
+    history = trained_model.history
+    ids = trained_model.open_ids[:3]
+    bodies = deal_payloads(history, ids)
+    c = convert(*bodies, as_of=history.data_cut.to_pydatetime(), batch=True)
+    expected, _ = validate_history(history.for_deals(ids).replace(
+        accounts=history.accounts[history.accounts["account_id"].isin(history.for_deals(ids).deals["account_id"])],
+        cut_at=history.data_cut))
+    for table in ("accounts", "deals", "stage_history", "activities"):
+        got = getattr(c.history, table)
+        want = getattr(expected, table)
+        key = [c_ for c_ in ("deal_id", "account_id", "changed_at", "occurred_at") if c_ in want][:2]
+        got = _plain(got.sort_values(key, kind="stable").reset_index(drop=True)[list(want.columns)])
+        want = _plain(want.sort_values(key, kind="stable").reset_index(drop=True))
+        pd.testing.assert_frame_equal(got, want, check_dtype=False, obj=table)
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Same values, one missing-value convention (string columns may be str or object dtype)."""
+    return frame.astype(object).where(frame.notna(), None)
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "words"),
+    [
+        (lambda b: b["stage_history"][1].update(stage="won-ish"), "stage_history[1].stage", "not in the taxonomy"),
+        (lambda b: b["activities"][0].update(type="zoom"), "activities[0].type", "activity types"),
+        (lambda b: b["activities"][1].update(direction="sideways"), "activities[1].direction", "direction"),
+        (lambda b: b["activities"][1].update(contact_role="ceo"), "activities[1].contact_role", "contact_role"),
+        (lambda b: b["activities"][0].update(occurred_at="2023-12-01T00:00:00"), "activities[0].occurred_at",
+         "before the deal was created"),
+        (lambda b: b["stage_history"][0].update(changed_at="2023-12-01T00:00:00"), "stage_history[0].changed_at",
+         "before the deal was created"),
+        (lambda b: b["activities"][1].update(occurred_at="2024-04-01T00:00:00"), "activities[1].occurred_at",
+         "after as_of"),
+        (lambda b: b["stage_history"][1].update(recorded_at="2024-03-02T00:00:00"), "stage_history[1].recorded_at",
+         "after as_of"),
+        (lambda b: b.update(closed_at="2024-02-01T00:00:00", outcome="won"), "closed_at", "only open deals"),
+        (lambda b: b["account"].update(account_id="other"), "account.account_id", "differs"),
+        (lambda b: b["activities"][1].update(activity_id="x1"), "activities[0]", "unique"),
+    ],
+)
+def test_contract_violations_name_the_json_path(change: Any, path: str, words: str) -> None:
+    body = deal()
+    change(body)
+    with pytest.raises(InvalidPayloadError) as err:
+        convert(body)
+    assert any(p.startswith(path) for p in paths(err.value)), paths(err.value)
+    assert words in str(err.value) or any(words in f["message"] for f in err.value.fields)
+    assert err.value.http_status == 422
+    assert all(f.get("fix") for f in err.value.fields)
+
+
+def test_batch_paths_point_into_the_right_deal() -> None:
+    bad = deal(deal_id="d2", account_id="a2")
+    for i, act in enumerate(bad["activities"]):
+        act["activity_id"] = f"y{i}"
+    bad["activities"][1]["type"] = "telepathy"
+    with pytest.raises(InvalidPayloadError) as err:
+        convert(deal(), bad, batch=True)
+    assert paths(err.value) == ["deals[1].activities[1].type"]
+
+
+def test_two_deals_of_one_account_must_agree_on_its_profile() -> None:
+    other = deal(deal_id="d2", account={"industry": "retail"})
+    with pytest.raises(InvalidPayloadError) as err:
+        convert(deal(), other, batch=True)
+    assert paths(err.value) == ["deals[1].account"]
+    assert "deals[0].account" in err.value.fields[0]["message"]
+
+
+def test_time_zones_are_normalised_to_utc() -> None:
+    shifted = copy.deepcopy(deal())
+    shifted["created_at"] = "2024-01-01T11:00:00+02:00"
+    a, b = convert(deal()), convert(shifted)
+    assert a.history.deals.loc[0, "created_at"] == b.history.deals.loc[0, "created_at"]
+    assert a.hashes == b.hashes
+
+
+def test_hash_covers_content_and_as_of() -> None:
+    base = DealPayload.model_validate(deal())
+    today = datetime(2024, 3, 1, 10)
+    h = payload_hash(base, AS_OF, today)
+    assert h == payload_hash(DealPayload.model_validate(deal()), AS_OF, today + timedelta(days=3))
+    assert h != payload_hash(base, AS_OF + timedelta(seconds=1), today)
+    assert h != payload_hash(DealPayload.model_validate(deal(amount=12001)), AS_OF, today)
+    # without as_of: the same day replays, the next day is a new score
+    assert payload_hash(base, None, today) == payload_hash(base, None, today + timedelta(hours=5))
+    assert payload_hash(base, None, today) != payload_hash(base, None, today + timedelta(days=1))
+    # one deal alone or inside a batch: same content, same hash
+    single = ScoreRequest.model_validate({**deal(), "as_of": AS_OF.isoformat()})
+    batch = BatchScoreRequest.model_validate({"deals": [deal()], "as_of": AS_OF.isoformat()})
+    assert payload_hash(single, single.as_of, today) == payload_hash(batch.deals[0], batch.as_of, today) == h
+
+
+def test_without_as_of_deals_are_scored_now_allowing_small_clock_skew() -> None:
+    now = datetime(2024, 3, 1, 12, 0)
+    c = convert(deal(), as_of=None, now=now)
+    assert c.as_of == now
+    ahead = deal()
+    ahead["activities"][1]["occurred_at"] = "2024-03-01T12:02:00"  # the CRM's clock is 2 minutes ahead
+    assert convert(ahead, as_of=None, now=now).as_of == datetime(2024, 3, 1, 12, 2)
+    future = deal()
+    future["activities"][1]["occurred_at"] = "2024-03-02T12:00:00"
+    with pytest.raises(InvalidPayloadError) as err:
+        convert(future, as_of=None, now=now)
+    assert paths(err.value) == ["activities[1].occurred_at"]
+
+
+def test_a_touchpoint_dated_after_as_of_is_refused_even_if_recorded_before() -> None:
+    """The contract allows nothing dated after the data cut; a booked meeting is sent once it happened."""
+    body = deal()
+    body["activities"][1].update(occurred_at="2024-03-05T10:00:00", recorded_at="2024-02-20T10:00:00")
+    with pytest.raises(InvalidPayloadError) as err:
+        convert(body)
+    assert paths(err.value) == ["activities[1].occurred_at"]

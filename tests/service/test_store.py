@@ -1,0 +1,126 @@
+"""The score store on SQLite and on PostgreSQL: migrations, idempotent saves, reads, failures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import pytest
+from dealscore_service.auth import Principal, Scope
+from dealscore_service.store import DealFilter, ScoreStore, ScoreToSave
+from dealscore_service.store.migrate import current_revision, downgrade, head_revision, migrate
+from sqlalchemy import inspect, text
+
+from dealscore.errors import StoreUnavailableError
+from dealscore.scoring.result import ScoreResult
+
+MakeResult = Callable[..., ScoreResult]
+
+
+def save(store: ScoreStore, *results, hash_prefix: str = "h") -> list:
+    return store.save([ScoreToSave(result=r, payload_hash=f"{hash_prefix}-{r.deal_id}-{r.as_of:%Y%m%d}", is_open=True)
+                       for r in results])
+
+
+def test_migrations_reach_head_and_are_idempotent(store: ScoreStore) -> None:
+    assert current_revision(store.engine) == head_revision() == "0001"
+    store.migrate()  # a second start must not fail
+    cols = {c["name"] for c in inspect(store.engine).get_columns("scores")}
+    assert {"deal_id", "payload_hash", "model_version", "owner_id", "team", "amount", "declared_stage",
+            "inferred_stage", "warnings", "result", "p_win", "value_at_risk"} <= cols
+
+
+def test_migration_downgrade_and_upgrade_round_trip(store: ScoreStore) -> None:
+    downgrade(store.engine, "base")
+    assert "scores" not in inspect(store.engine).get_table_names()
+    migrate(store.engine)
+    assert "scores" in inspect(store.engine).get_table_names()
+
+
+def test_save_persists_everything_and_reads_back(store: ScoreStore, make_result: MakeResult) -> None:
+    r = make_result("d1", p_win=0.25, amount=5000.0, warnings=("gone_quiet", "single_threaded"))
+    [stored] = save(store, r)
+    assert stored.deal_id == "d1" and stored.owner_id == "r1" and stored.team == "east"
+    assert stored.amount == 5000.0 and stored.declared_stage == "proposal" and stored.inferred_stage == "proposal"
+    assert stored.warnings == ["gone_quiet", "single_threaded"] and stored.model_version == "dealscore/1"
+    assert stored.score_result() == r  # the full result survives the JSON round trip
+    assert store.count() == 1
+
+
+def test_same_payload_and_model_is_not_stored_twice(store: ScoreStore, make_result: MakeResult) -> None:
+    r = make_result("d1")
+    first = save(store, r)
+    again = save(store, r)
+    assert store.count() == 1
+    assert first[0].id == again[0].id
+    # another model version is a new score of the same payload
+    save(store, make_result("d1", version="dealscore/2"))
+    assert store.count() == 2
+    found = store.find([("d1", first[0].payload_hash)], "dealscore/1")
+    assert list(found) == [("d1", first[0].payload_hash)]
+    assert store.find([("d1", first[0].payload_hash)], "dealscore/9") == {}
+
+
+def test_deal_scores_are_oldest_first_and_limited(store: ScoreStore, make_result: MakeResult) -> None:
+    for day, p in ((3, 0.5), (1, 0.7), (2, 0.6)):
+        save(store, make_result("d1", p_win=p, as_of=f"2024-05-0{day}"))
+    save(store, make_result("other"))
+    scores = store.deal_scores("d1")
+    assert [s.as_of.day for s in scores] == [1, 2, 3]
+    assert [s.p_win for s in store.deal_scores("d1", limit=2)] == [0.6, 0.5]
+    assert store.deal_scores("nope") == []
+    assert store.recent_p_wins(["d1", "nope"], n=2) == {"d1": [0.6, 0.5], "nope": []}
+    assert store.previous_p_wins(["d1"], datetime(2024, 5, 2, 12)) == {"d1": 0.6}
+
+
+def test_latest_open_scores_filter_and_respect_visibility(store: ScoreStore, make_result: MakeResult) -> None:
+    save(store, make_result("a", owner="r1", team="east", amount=100.0, as_of="2024-05-01"))
+    save(store, make_result("a", owner="r2", team="west", amount=100.0, as_of="2024-05-02"))  # reassigned
+    save(store, make_result("b", owner="r1", team="east", amount=900.0, stage="negotiation"))
+    save(store, make_result("c", owner="r3", team=None, amount=50.0))
+    latest = store.latest_open_scores(DealFilter())
+    assert [(s.deal_id, s.team) for s in latest] == [("a", "west"), ("b", "east"), ("c", None)]
+    assert [s.deal_id for s in store.latest_open_scores(DealFilter(team="east"))] == ["b"]
+    assert [s.deal_id for s in store.latest_open_scores(DealFilter(owner="r3"))] == ["c"]
+    assert [s.deal_id for s in store.latest_open_scores(DealFilter(min_amount=100))] == ["a", "b"]
+    assert [s.deal_id for s in store.latest_open_scores(DealFilter(declared_stage="negotiation"))] == ["b"]
+    east = Principal("east", frozenset({Scope.read}), teams=frozenset({"east"}))
+    assert [s.deal_id for s in store.latest_open_scores(DealFilter(), east)] == ["b"]
+    r3 = Principal("r3", frozenset({Scope.read}), owners=frozenset({"r3"}))
+    assert [s.deal_id for s in store.latest_open_scores(DealFilter(), r3)] == ["c"]
+
+
+def test_a_failing_batch_leaves_nothing_behind(store: ScoreStore, make_result: MakeResult) -> None:
+    """A write that fails half-way (here: the database rejects the third row) rolls back entirely."""
+    with store.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("""
+                CREATE FUNCTION refuse_boom() RETURNS trigger AS $$
+                BEGIN IF NEW.deal_id = 'boom' THEN RAISE EXCEPTION 'disk full'; END IF; RETURN NEW; END;
+                $$ LANGUAGE plpgsql"""))
+            conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON scores FOR EACH ROW EXECUTE FUNCTION "
+                              "refuse_boom()"))
+        else:
+            conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON scores WHEN NEW.deal_id = 'boom' "
+                              "BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
+    with pytest.raises(StoreUnavailableError) as err:
+        save(store, make_result("d1"), make_result("d2"), make_result("boom"), make_result("d4"))
+    assert "nothing was written" in err.value.message
+    assert store.count() == 0
+    save(store, make_result("d1"))
+    assert store.count() == 1
+
+
+def test_unreachable_store_raises_store_unavailable(make_result: MakeResult) -> None:
+    bad = ScoreStore("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2")
+    with pytest.raises(StoreUnavailableError):
+        bad.ping()
+    with pytest.raises(StoreUnavailableError):
+        bad.save([ScoreToSave(result=make_result("d1"), payload_hash="x", is_open=True)])
+    assert "password" not in bad.safe_url or "***" in bad.safe_url
+
+
+def test_safe_url_hides_the_password() -> None:
+    s = ScoreStore("postgresql+psycopg://user:s3cret@127.0.0.1:1/db")
+    assert "s3cret" not in s.safe_url
+    s.dispose()
