@@ -149,6 +149,18 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """Starlette/FastAPI HTTP errors (404 unknown route, 405, 413 ...) in the common shape."""
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's "error parsing the body" (e.g. not UTF-8): bad input like malformed JSON, so 422 as documented
+        loc: list[str | int] = ["body"]
+        return JSONResponse(
+            error_payload(
+                "RequestValidationError", f"the request body could not be read: {exc.detail}",
+                fix="send a UTF-8 JSON document with Content-Type: application/json",
+                fields=[{"loc": loc, "path": "body", "message": str(exc.detail), "type": "body_unreadable"}],
+                request_id=_request_id(request),
+            ),
+            status_code=422,
+        )
     kind = "PayloadTooLargeError" if exc.status_code == 413 else "HTTPError"
     fix = None
     if exc.status_code == 413:

@@ -43,7 +43,18 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _utc_aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def api_result(result: ScoreResult) -> ScoreResult:
+    """A result as the API returns it: times in UTC *with* the offset (RFC 3339, what the schema promises)."""
+    return result.model_copy(update={"as_of": _utc_aware(result.as_of)})
+
+
 Timestamp = Annotated[datetime, AfterValidator(_utc_naive)]
+#: Times the API returns: UTC, serialised with their offset.
+UtcTime = Annotated[datetime, AfterValidator(_utc_aware)]
 Day = Annotated[date, AfterValidator(_sane_date)]
 Text = Annotated[str, Field(max_length=1000), AfterValidator(_no_nul)]
 Ident = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
@@ -112,8 +123,32 @@ class DealPayload(_Strict):
     )
 
 
+EXAMPLE_DEAL: dict[str, Any] = {
+    "deal_id": "OPP-1042", "account_id": "ACC-77", "owner_id": "rep-ana", "team": "EMEA Mid-Market",
+    "created_at": "2025-03-03T09:12:00Z", "amount": 48000, "product": "Growth", "source": "inbound",
+    "expected_close_date": "2025-06-30",
+    "account": {"industry": "software", "employees": 420, "annual_revenue": 61000000, "region": "EMEA"},
+    "stage_history": [
+        {"stage": "qualification", "changed_at": "2025-03-03T09:12:00Z", "amount": 48000},
+        {"stage": "discovery", "changed_at": "2025-03-20T15:00:00Z"},
+        {"stage": "proposal", "changed_at": "2025-04-22T10:30:00Z"},
+    ],
+    "activities": [
+        {"occurred_at": "2025-03-04T10:00:00Z", "type": "email", "direction": "outbound", "contact_role": "champion"},
+        {"occurred_at": "2025-03-05T08:40:00Z", "type": "email", "direction": "inbound", "contact_role": "champion"},
+        {"occurred_at": "2025-03-19T14:00:00Z", "type": "meeting", "direction": "inbound",
+         "contact_role": "decision_maker"},
+        {"occurred_at": "2025-04-08T13:00:00Z", "type": "demo", "direction": "outbound", "contact_role": "user"},
+        {"occurred_at": "2025-04-22T10:30:00Z", "type": "proposal", "direction": "outbound",
+         "contact_role": "decision_maker"},
+    ],
+}
+
+
 class ScoreRequest(DealPayload):
     """``POST /v1/score``: one deal, scored as of ``as_of`` (default: now)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{**EXAMPLE_DEAL, "as_of": "2025-05-06T00:00:00Z"}]})
 
     as_of: Timestamp | None = Field(
         default=None,
@@ -123,6 +158,10 @@ class ScoreRequest(DealPayload):
 
 class BatchScoreRequest(_Strict):
     """``POST /v1/score/batch``: up to 1,000 deals, all scored as of the same time."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"deals": [EXAMPLE_DEAL], "as_of": "2025-05-06T00:00:00Z"}]}
+    )
 
     deals: list[DealPayload] = Field(min_length=1, max_length=MAX_BATCH_DEALS)
     as_of: Timestamp | None = Field(default=None, description="default now")
@@ -143,8 +182,8 @@ Trend = Literal["improving", "steady", "declining", "unknown"]
 class ScorePoint(BaseModel):
     """One past score of a deal (a point of its trend)."""
 
-    as_of: datetime
-    scored_at: datetime
+    as_of: UtcTime
+    scored_at: UtcTime
     p_win: float
     grade: str
     declared_stage: str | None
@@ -184,8 +223,8 @@ class AtRiskItem(BaseModel):
     stage_typical_p_win: float | None = Field(description="usual win rate of deals in the declared stage")
     top_warning: DealWarning | None
     top_action: NextAction | None
-    as_of: datetime
-    scored_at: datetime
+    as_of: UtcTime
+    scored_at: UtcTime
     model_version: str
     recent_p_win: list[float] = Field(description="the last few win probabilities, oldest first (trend line)")
 
@@ -211,7 +250,7 @@ class ModelInfo(BaseModel):
     source: Literal["registry", "local_copy", "path"] | None = Field(
         default=None, description="registry; local_copy (registry unreachable); path (DEALSCORE_MODEL_PATH)"
     )
-    loaded_at: datetime | None = None
+    loaded_at: UtcTime | None = None
     training_window: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     message: str | None = Field(default=None, description="why the model is missing or came from the local copy")

@@ -446,3 +446,32 @@ def test_lookup_never_matches_on_empty_keys(tmp_path: Path) -> None:
     acts = import_csv(src, mapping).history.activities.set_index("activity_id")
     assert acts.loc["T1", "contact_role"] is None
     assert acts.loc["T2", "contact_role"] == "champion"
+
+
+def test_outcome_and_close_time_from_closing_stage_rows(tmp_path: Path) -> None:
+    """A CRM whose deals file has no outcome: the last stage-history row decides, a reopened deal is open."""
+    src = tmp_path / "crm"
+    src.mkdir()
+    (src / "a.csv").write_text("id,ind\nA1,x\n")
+    (src / "d.csv").write_text("id,acc,own,at\nD1,A1,o,2024-01-01\nD2,A1,o,2024-01-01\nD3,A1,o,2024-01-01\n")
+    (src / "h.csv").write_text(
+        "deal,stage,at\n"
+        "D1,Prospecting,2024-01-01T00:00:00\nD1,Closed Won,2024-02-03T15:30:00\n"
+        "D2,Prospecting,2024-01-01T00:00:00\nD2,Closed Lost,2024-02-01T09:00:00\nD2,Qualification,2024-02-05T09:00:00\n"
+        "D3,Prospecting,2024-01-01T00:00:00\nD3,closed/lost,2024-03-01T10:00:00\n"
+    )
+    mapping = {"tables": {
+        "accounts": {"file": "a.csv", "columns": {"account_id": "id", "industry": "ind"}},
+        "deals": {"file": "d.csv", "close_from_stage_history": True,
+                  "columns": {"deal_id": "id", "account_id": "acc", "owner_id": "own", "created_at": "at"}},
+        "stage_history": {"file": "h.csv", "columns": {"deal_id": "deal", "stage": "stage", "changed_at": "at"}},
+    }}
+    res = import_csv(src, mapping)
+    d = res.history.deals.set_index("deal_id")
+    assert d.loc["D1", "outcome"] == "won" and d.loc["D1", "closed_at"] == pd.Timestamp("2024-02-03T15:30:00")
+    assert d.loc["D2", "outcome"] is None and pd.isna(d.loc["D2", "closed_at"])  # reopened
+    assert d.loc["D3", "outcome"] == "lost"  # the taxonomy's outcome spellings count too
+    assert not res.history.stage_history["stage"].isin(["won", "lost"]).any()
+    assert res.report.dropped[
+        "stage_history: rows that close the deal (won/lost), used as the deal's outcome instead"] == 3
+    assert res.report.filled["deals.outcome: empty, taken from the deal's closing stage-history row"] == 2

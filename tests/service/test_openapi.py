@@ -68,3 +68,14 @@ def test_schema_documents_errors_and_security(running_app: TestClient) -> None:
     assert batch["maxItems"] == 1000
     deal = doc["components"]["schemas"]["DealPayload"]["properties"]["activities"]
     assert deal["maxItems"] == 10000
+
+
+def test_the_documented_examples_score(running_app: TestClient) -> None:
+    doc = running_app.get("/openapi.json").json()
+    example = doc["components"]["schemas"]["ScoreRequest"]["examples"][0]
+    r = running_app.post("/v1/score", json=example, headers={"X-API-Key": ADMIN_KEY})
+    assert r.status_code == 200, r.text
+    assert r.json()["as_of"] == "2025-05-06T00:00:00Z"
+    batch = doc["components"]["schemas"]["BatchScoreRequest"]["examples"][0]
+    r = running_app.post("/v1/score/batch", json=batch, headers={"X-API-Key": ADMIN_KEY})
+    assert r.status_code == 200 and r.json()["replayed"] == 1

@@ -22,6 +22,7 @@ from dealscore_service.schemas import (
     DealScoresResponse,
     ScorePoint,
     Trend,
+    api_result,
     error_responses,
 )
 from dealscore_service.store import DealFilter, StoredScore
@@ -147,4 +148,4 @@ def deal_scores(
         for s in scores
     ]
     return DealScoresResponse(deal_id=deal_id, trend=trend, trend_change=change, scores=points,
-                              latest=scores[-1].score_result())
+                              latest=api_result(scores[-1].score_result()))

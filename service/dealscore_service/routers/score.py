@@ -24,7 +24,14 @@ from dealscore_service.deps import ScoreKey, Services, ServicesDep
 from dealscore_service.errors import PermissionDeniedError
 from dealscore_service.model_loader import LoadedModel
 from dealscore_service.payload import ConvertedDeals, to_history
-from dealscore_service.schemas import BatchScoreRequest, BatchScoreResponse, DealPayload, ScoreRequest, error_responses
+from dealscore_service.schemas import (
+    BatchScoreRequest,
+    BatchScoreResponse,
+    DealPayload,
+    ScoreRequest,
+    api_result,
+    error_responses,
+)
 from dealscore_service.store import ScoreToSave
 
 router = APIRouter(prefix="/v1", tags=["score"])
@@ -101,7 +108,8 @@ def score_deals(
     except StoreUnavailableError:
         services.metrics.store_errors.inc()
         raise
-    results = [stored[k].score_result() if k in stored else fresh[d.deal_id] for d, k in zip(deals, keys, strict=True)]
+    results = [api_result(stored[k].score_result() if k in stored else fresh[d.deal_id])
+               for d, k in zip(deals, keys, strict=True)]
     replayed = len(deals) - len(todo)
     if todo:
         services.metrics.scores.labels(model_version=model.version, kind="fresh").inc(len(todo))

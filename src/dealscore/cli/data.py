@@ -64,3 +64,8 @@ def validate(
     else:
         console.print(render_report(report, title=f"Load report: {folder}"))
         console.print("[green]valid[/]: the history follows the data contract")
+        if report.dropped:
+            console.print(
+                f"[yellow]note[/]: {sum(report.dropped.values()):,} row(s) outside their deal's life are left out "
+                "of everything dealscore computes (counted above); use --fail-out-of-life to treat them as errors"
+            )

@@ -43,6 +43,7 @@ from dealscore.features.touchpoints import TouchLayout, TouchTimelines, prepare_
 from dealscore.taxonomy import StageTaxonomy
 
 CHUNK = 250_000
+SMALL_FRAME = 64  # frames up to this many rows are assembled on the fast path
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class _Plan:
     numeric_pos: dict[str, int]
     categorical: list[str]
     numeric_index: pd.Index
+    frame_columns: pd.Index
     categoricals_first: bool
     dtypes: dict[str, pd.CategoricalDtype | None]
     vocabs: dict[str, Vocab]
@@ -94,6 +96,7 @@ def _plan(spec: FeatureSpec) -> _Plan:
         layout=layout, evidence=[(s, list(spec.evidence.get(s, []))) for s in spec.stages],
         names=spec.feature_names, numeric=numeric, numeric_pos={n: i for i, n in enumerate(numeric)},
         categorical=categorical, numeric_index=pd.Index(numeric, dtype=object),
+        frame_columns=pd.Index(["deal_id", "as_of", *spec.feature_names], dtype=object),
         categoricals_first=spec.feature_names == categorical + numeric, dtypes=dtypes, vocabs=vocabs,
     )
     spec._compiled = plan
@@ -232,27 +235,26 @@ def _chunk_features(prepared: PreparedHistory, context: FeatureContext, plan: _P
 
 def _assemble(plan: _Plan, deals: DealRows, q_deal: np.ndarray, q_time: np.ndarray, block: np.ndarray,
               stage_codes: np.ndarray, index: pd.Index) -> pd.DataFrame:
-    """Step 6: the typed frame, columns in spec order.
-
-    The default spec lists its categoricals first, so the numeric block becomes one
-    float64 block without copying and the frame is two blocks glued together (the
-    one-deal path spends most of its time in pandas constructors otherwise).
-    """
-    meta: dict[str, Any] = {
-        "deal_id": pd.Series(deals.ids[q_deal], dtype=object, copy=False),
-        "as_of": q_time.view("datetime64[ns]"),
-    }
+    """Step 6: the typed frame, columns in spec order."""
+    meta: dict[str, Any] = {"deal_id": deals.ids[q_deal], "as_of": q_time.view("datetime64[ns]")}
     for name in plan.categorical:
         if name == "declared_stage":
             meta[name] = pd.Categorical.from_codes(stage_codes, dtype=plan.dtypes[name] or _stage_dtype(plan),
                                                    validate=False)
         else:
             meta[name] = _categorical(plan, name, getattr(deals, name), q_deal)
-    left = pd.DataFrame(meta)
+    if len(q_deal) <= SMALL_FRAME and plan.categoricals_first and hasattr(pd.DataFrame, "_from_arrays"):
+        # One deal scored now: pandas' constructors cost more than computing the features, so
+        # hand the finished columns over directly (same frame as below; a test checks they agree).
+        arrays = [*meta.values(), *(block[:, i] for i in range(block.shape[1]))]
+        return pd.DataFrame._from_arrays(arrays, columns=plan.frame_columns, index=index, verify_integrity=False)
+    # The default spec lists its categoricals first, so the float block goes in whole (no copy) and
+    # the frame is two parts glued together.
+    left = pd.DataFrame({**meta, "deal_id": pd.Series(meta["deal_id"], dtype=object, copy=False)})
     right = pd.DataFrame(block, columns=plan.numeric_index, copy=False)
     frame = pd.concat([left, right], axis=1)
     if not plan.categoricals_first:
-        frame = frame[["deal_id", "as_of", *plan.names]]
+        frame = frame[plan.frame_columns]
     frame.index = index
     return frame
 

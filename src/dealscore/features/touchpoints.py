@@ -178,6 +178,13 @@ def _reply_start(rows: ActivityRows, occ_tl: Timeline, n_deals: int) -> Timeline
     return Timeline(d_in, start, n_deals)
 
 
+def _type_col(layout: TouchLayout, token: str) -> int:
+    col = layout.type_col(token)
+    if col is None:  # FeatureSpec construction already refuses such tokens
+        raise ValueError(f"key touchpoint {token!r} is neither a known fact nor an activity type")
+    return col
+
+
 def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray,
                    evidence: list[tuple[str, list[str]]]) -> dict[str, np.ndarray]:
     """Touchpoint features of each snapshot from the touches seen by its ``as_of``."""
@@ -236,9 +243,11 @@ def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray,
         if not tokens:
             out[f"evidence_{stage}"] = np.full(len(q_time), np.nan)
             continue
-        share = np.mean([facts[tok] if tok in facts else vis[:, lay.type_col(tok) or 0] > 0 for tok in tokens],
-                        axis=0)
+        happened = np.zeros(len(q_time))
+        for tok in tokens:
+            happened += facts[tok] if tok in facts else vis[:, _type_col(lay, tok)] > 0
+        share = happened / len(tokens)
         out[f"evidence_{stage}"] = share
-        reached = np.where(share >= 1.0, float(order), reached)
+        reached[share >= 1.0] = order
     out["evidence_stage_order"] = reached
     return out

@@ -6,12 +6,15 @@ through the very same feature code as any other history, and the change in the
 calibrated ``p_win`` is the action's expected change. That is the model's
 estimate from correlations in past deals, not a causal guarantee (docs/scoring.md).
 
-Candidates are scored in *rounds*: round r adds every deal's r-th candidate
-touchpoint to the history at once and rebuilds the features of the whole block
-in one call. A deal's features never read other deals' touchpoints (aggregates
-over other deals count deals and outcomes, not activities), so each deal's
-round-r features are exactly those of its own what-if history, the one
-:func:`apply_action` returns; tests check the estimate equals re-scoring that.
+All candidates of all deals of a block are scored with one feature build: each
+(deal, action) pair becomes a *copy* of the deal under a derived id, holding the
+deal's own rows plus the action's touchpoint (:func:`with_copies`). A deal's
+features read only its own rows and the cross-deal aggregates of the feature
+context (which count deals and outcomes, never touchpoints); the scorer carries
+those aggregates over from the deal's own row, because the context does not know
+the copy's name. So a copy's features are exactly those of the what-if history
+:func:`apply_action` returns, and tests check that the estimate equals
+re-scoring that history.
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ import pandas as pd
 
 from dealscore.data.history import DealHistory, _known_time
 from dealscore.errors import ConfigError, NotFoundError
+
+#: Up to this many what-ifs, contacts are found with array masks rather than a join.
+SMALL_ITEMS = 64
+#: Separator between a deal id and a candidate number in what-if copies.
+COPY_SEP = "\x1f"
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,8 @@ def _contacts_for(acts: pd.DataFrame, items: Sequence[tuple[str, Action, pd.Time
     reuse = [k for k, (_, a, _) in enumerate(items) if not a.new_contact]
     if not reuse or not len(acts) or "contact_role" not in acts or "contact_id" not in acts:
         return out
+    if len(reuse) <= SMALL_ITEMS:
+        return _contacts_small(acts, items, roles, reuse, out)
     want = pd.DataFrame({
         "item": np.asarray(reuse, dtype=np.int64),
         "deal_id": np.array([items[k][0] for k in reuse], dtype=object),
@@ -92,14 +102,38 @@ def _contacts_for(acts: pd.DataFrame, items: Sequence[tuple[str, Action, pd.Time
     return out
 
 
-def touchpoint_rows(history: DealHistory, items: Sequence[tuple[str, Action, pd.Timestamp]]) -> pd.DataFrame:
-    """Activity rows for ``(deal_id, action, at)`` items: the touchpoint happening (and logged) at ``at``."""
+def _contacts_small(acts: pd.DataFrame, items: Sequence[tuple[str, Action, pd.Timestamp]], roles: list[str],
+                    reuse: list[int], out: list[str]) -> list[str]:
+    """:func:`_contacts_for` for a few items (one deal scored now): array masks instead of a join."""
+    deal = acts["deal_id"].to_numpy(dtype=object)
+    role = acts["contact_role"].to_numpy(dtype=object)
+    contact = acts["contact_id"].to_numpy(dtype=object)
+    occurred = acts["occurred_at"].to_numpy(dtype="datetime64[ns]")
+    known = _known_time(acts, "occurred_at").to_numpy(dtype="datetime64[ns]")
+    has = pd.notna(contact)
+    for k in reuse:
+        d, _, at = items[k]
+        m = np.flatnonzero((deal == d) & (role == roles[k]) & has & (known <= np.datetime64(pd.Timestamp(at), "ns")))
+        if len(m):
+            # latest by occurrence; ties keep the row order (a stable sort, like the join path)
+            out[k] = str(contact[m[np.argsort(occurred[m], kind="stable")[-1]]])
+    return out
+
+
+def touchpoint_rows(history: DealHistory, items: Sequence[tuple[str, Action, pd.Timestamp]],
+                    deal_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Activity rows for ``(deal_id, action, at)`` items: the touchpoint happening (and logged) at ``at``.
+
+    ``deal_ids`` renames the deal the rows belong to (the what-if copies), while
+    contacts are still looked up in the item's own deal.
+    """
     acts = history.activities
     times = pd.DatetimeIndex([pd.Timestamp(t) for _, _, t in items]).as_unit("ns")
+    owners = [d for d, _, _ in items] if deal_ids is None else list(deal_ids)
     data: dict[str, Any] = {
         "activity_id": np.array([f"{d}:action:{a.code}:{t.isoformat()}" for (d, a, _), t in
                                  zip(items, times, strict=True)], dtype=object),
-        "deal_id": np.array([d for d, _, _ in items], dtype=object),
+        "deal_id": np.array(owners, dtype=object),
         "occurred_at": times,
         "type": np.array([a.type for _, a, _ in items], dtype=object),
         "direction": np.array([a.direction for _, a, _ in items], dtype=object),
@@ -108,8 +142,10 @@ def touchpoint_rows(history: DealHistory, items: Sequence[tuple[str, Action, pd.
         "recorded_at": times,
     }
     cols = list(acts.columns) if len(acts.columns) else list(data)
-    out = pd.DataFrame({c: data[c] if c in data else np.full(len(items), None, dtype=object) for c in cols})
-    return out
+    return pd.DataFrame({
+        c: _typed(np.asarray(data[c]), acts[c].dtype if c in acts else np.asarray(data[c]).dtype) if c in data
+        else _typed(np.full(len(items), None, dtype=object), object) for c in cols
+    }, copy=False)
 
 
 def add_touchpoints(history: DealHistory, items: Sequence[tuple[str, Action, pd.Timestamp]]) -> DealHistory:
@@ -177,3 +213,72 @@ def action_reason(change_points: float, facts: Sequence[str]) -> str:
     sign = "+" if change_points >= 0 else "−"
     what = f": it {', '.join(facts[:-1]) + ' and ' + facts[-1] if len(facts) > 1 else facts[0]}" if facts else ""
     return f"Model estimate {sign}{abs(change_points):.1f} pts if done now{what}"
+
+
+def _rows_of(frame: pd.DataFrame, deal_ids: Sequence[str]) -> list[np.ndarray]:
+    """Row positions of each given deal in a table (sorted search: no per-deal scan)."""
+    ids = frame["deal_id"].to_numpy(dtype=object)
+    if not len(ids):
+        return [np.zeros(0, dtype=np.int64) for _ in deal_ids]
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    lo = np.searchsorted(sorted_ids, np.asarray(deal_ids, dtype=object), side="left")
+    hi = np.searchsorted(sorted_ids, np.asarray(deal_ids, dtype=object), side="right")
+    return [order[a:b] for a, b in zip(lo, hi, strict=True)]
+
+
+def _table_with_copies(frame: pd.DataFrame, positions: list[np.ndarray], new_ids: Sequence[str],
+                       keep_original: bool, extra: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``frame`` (or nothing) + the copied rows under their new deal ids (+ ``extra`` rows), column by column.
+
+    Built from NumPy arrays rather than with ``pd.concat``: on the one-deal path
+    this is a few hundred rows, where pandas' per-call overhead would dominate.
+    """
+    take = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
+    ids = np.repeat(np.asarray(new_ids, dtype=object), [len(q) for q in positions])
+    data: dict[str, Any] = {}
+    for col in frame.columns:
+        values = frame[col].to_numpy()
+        parts = [values] if keep_original else []
+        parts.append(ids if col == "deal_id" else values[take])
+        if extra is not None:
+            parts.append(extra[col].to_numpy().astype(values.dtype, copy=False) if col in extra else
+                         np.full(len(extra), None, dtype=object))
+        data[col] = _typed(np.concatenate(parts) if len(parts) > 1 else parts[0], values.dtype)
+    return pd.DataFrame(data, columns=frame.columns, copy=False)
+
+
+def _typed(values: np.ndarray, dtype: Any) -> pd.Series:
+    """A column keeping the history's dtype: text stays ``object`` (pandas 3 would infer ``str``)."""
+    return pd.Series(values, dtype=dtype, copy=False)
+
+
+def with_copies(
+    history: DealHistory, items: Sequence[tuple[str, Action, pd.Timestamp]], *, keep_original: bool = True
+) -> tuple[DealHistory, list[str]]:
+    """A history holding, per item, a copy of the item's deal with the item's touchpoint added.
+
+    Copy ``k`` of deal ``d`` is named ``d + COPY_SEP + k``. Its own rows (deal,
+    stage changes, touchpoints) equal the deal's, so every feature read from the
+    deal's rows equals what :func:`apply_action` gives the real deal; aggregates
+    over *other* deals are identical too and the scorer carries them over from
+    the deal's own row (a copy is unknown to the feature context under its new
+    name). ``keep_original=False`` leaves the source deals out.
+    """
+    new_ids = [f"{d}{COPY_SEP}{k}" for k, (d, _, _) in enumerate(items)]
+    src = [d for d, _, _ in items]
+    clash = set(new_ids) & set(history.deals["deal_id"])
+    if clash:
+        raise ConfigError(f"deal ids contain the reserved separator {COPY_SEP!r}: {sorted(clash)[:5]}")
+    added = touchpoint_rows(history, items, deal_ids=new_ids)
+    latest = max(pd.Timestamp(t) for _, _, t in items)
+    cut = history.cut_at if history.cut_at is None or history.cut_at >= latest else latest
+    return history.replace(
+        cut_at=cut,
+        deals=_table_with_copies(history.deals, _rows_of(history.deals, src), new_ids, keep_original),
+        stage_history=_table_with_copies(history.stage_history, _rows_of(history.stage_history, src), new_ids,
+                                         keep_original),
+        activities=_table_with_copies(history.activities, _rows_of(history.activities, src), new_ids,
+                                      keep_original, extra=added),
+        stage_truth=None,
+    ), new_ids

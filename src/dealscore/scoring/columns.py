@@ -22,11 +22,12 @@ class Columns:
     gracefully when a feature spec leaves an optional column out.
     """
 
-    def __init__(self, frame: pd.DataFrame) -> None:
+    def __init__(self, frame: pd.DataFrame, arrays: dict[str, np.ndarray] | None = None) -> None:
         self.frame = frame
         self.n = len(frame)
-        self._num: dict[str, np.ndarray] = {}
+        self._num: dict[str, np.ndarray] = dict(arrays or {})
         self._text: dict[str, np.ndarray] = {}
+        self._numeric: dict[str, bool] = {}
 
     def has(self, name: str) -> bool:
         """Whether the frame holds the column."""
@@ -61,6 +62,8 @@ class Columns:
 
     def value(self, name: str, i: int) -> Any:
         """One cell (number as float, text as str/None) for wording."""
-        if name in self.frame.columns and not pd.api.types.is_numeric_dtype(self.frame[name].dtype):
-            return self.text(name)[i]
-        return float(self.num(name)[i])
+        numeric = self._numeric.get(name)
+        if numeric is None:
+            numeric = name not in self.frame.columns or pd.api.types.is_numeric_dtype(self.frame[name].dtype)
+            self._numeric[name] = numeric
+        return float(self.num(name)[i]) if numeric else self.text(name)[i]

@@ -59,6 +59,11 @@ class ModelRunner:
         self._stage = _Booster.of(stage_model)
         self.stage_classes = list(stage_model.classes_)
 
+    @property
+    def stage_names(self) -> list[str]:
+        """The stage model's feature columns, in its order."""
+        return self._stage.names
+
     def _threads(self, n: int) -> int:
         if self.threads is not None:
             return self.threads
@@ -66,7 +71,8 @@ class ModelRunner:
 
     @staticmethod
     def _matrix(X: pd.DataFrame, b: _Booster) -> np.ndarray:
-        cats = [c for c in b.names if isinstance(X[c].dtype, pd.CategoricalDtype)]
+        dtypes = X.dtypes
+        cats = [c for c in b.names if isinstance(dtypes[c], pd.CategoricalDtype)]
         out = np.empty((len(X), len(b.names)), dtype=np.float64)
         numeric = [c for c in b.names if c not in cats]
         pos = {c: i for i, c in enumerate(b.names)}

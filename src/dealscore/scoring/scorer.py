@@ -9,7 +9,9 @@ batch or in a training snapshot gets identical inputs.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,13 +19,14 @@ import pandas as pd
 
 from dealscore.data.history import DealHistory
 from dealscore.errors import ConfigError, DataValidationError, ModelNotReadyError, NotFoundError
-from dealscore.scoring.actions import Action, action_reason, add_touchpoints, candidate_actions, describe_change
+from dealscore.scoring.actions import Action, action_reason, candidate_actions, describe_change, with_copies
 from dealscore.scoring.at_risk import WARNING_WEIGHTS
 from dealscore.scoring.batch import ScoredBlock
 from dealscore.scoring.columns import Columns
 from dealscore.scoring.grading import DEFAULT_GRADE_CUTOFFS, check_cutoffs, grades
 from dealscore.scoring.mismatch import judge
 from dealscore.scoring.norms import StageNorms
+from dealscore.scoring.predict import ModelRunner
 from dealscore.scoring.reasons import MAX_REASONS, MIN_REASON_POINTS, ReasonGrouping, pick_reasons, probability_points
 from dealscore.scoring.result import NextAction, ScoreResult
 from dealscore.scoring.warnings import WarningRules, detect_warnings
@@ -35,6 +38,11 @@ CHANGE_FEATURES = (
 )
 #: Snapshots per block in batch scoring: bounds memory and paces the progress bar.
 DEFAULT_CHUNK = 20_000
+#: Blocks up to this many snapshots build all playbook what-ifs with the deal itself (one feature build).
+SPECULATE_ROWS = 8
+#: Cross-deal aggregates, when the feature context cannot list them itself.
+CROSS_DEAL_FEATURES = ("owner_closed_deals", "owner_win_rate", "owner_open_deals", "account_prior_deals",
+                       "account_closed_deals", "account_win_rate")
 
 
 def _features_api() -> Any:
@@ -62,8 +70,10 @@ class Scorer:
         max_reasons: int = MAX_REASONS,
         min_reason_points: float = MIN_REASON_POINTS,
         n_actions: int = 3,
-        min_action_change: float = 0.0,
+        min_action_change: float = 0.05,
         context: str = "auto",
+        fast_path: bool = True,
+        predict_threads: int | None = None,
     ) -> None:
         self.bundle = bundle
         self.grade_cutoffs = grade_cutoffs
@@ -73,6 +83,8 @@ class Scorer:
         self.n_actions = n_actions
         self.min_action_change = min_action_change
         self.context = context
+        self.fast_path = fast_path
+        self.predict_threads = predict_threads
         if context not in ("auto", "history", "bundle"):
             raise ConfigError(f"Scorer context must be 'auto', 'history' or 'bundle'; got {context!r}")
         self._cutoffs = check_cutoffs(grade_cutoffs) if grade_cutoffs is not None else dict(DEFAULT_GRADE_CUTOFFS)
@@ -84,6 +96,11 @@ class Scorer:
             s: candidate_actions(bundle.playbook or {}, s) for s in self._taxonomy.names
         }
         self._typical = {s: self._norms.win_rate(s) for s in self._taxonomy.names}
+        self._all_actions = [a for s in self._taxonomy.names for a in self._candidates[s] if a.stage == s]
+        self._all_actions += [a for a in self._candidates[self._taxonomy.names[0]] if a.stage == "any_stage"]
+        self._runner = ModelRunner(bundle.win_model, bundle.stage_model, threads=predict_threads)
+        self._fast: bool | None = None if fast_path else False
+        self._cross_cache: dict[int, list[str]] = {}
 
     @property
     def version(self) -> str:
@@ -104,7 +121,7 @@ class Scorer:
         deal = self._pick_deal(history, deal_id)
         t = history.data_cut if as_of is None else pd.Timestamp(as_of)
         self._check_open(history, deal, t)
-        snaps = pd.DataFrame({"deal_id": [deal], "as_of": [t]})
+        snaps = pd.DataFrame({"deal_id": pd.Series([deal], dtype=object), "as_of": [t]})
         block = self._score_block(history, snaps, explain=explain, actions=actions,
                                   context=self.feature_context(history))
         return block.results()[0]
@@ -246,7 +263,68 @@ class Scorer:
 
     def _build(self, history: DealHistory, snaps: pd.DataFrame, context: Any) -> pd.DataFrame:
         f = _features_api()
-        return f.build_features(history, snaps, spec=self.bundle.spec, taxonomy=self._taxonomy, context=context)
+        X = f.build_features(history, snaps, spec=self.bundle.spec, taxonomy=self._taxonomy, context=context)
+        return X.reset_index(drop=True)
+
+    def _cross_columns(self, context: Any) -> list[str]:
+        """Model features that aggregate over other deals (carried from a deal to its what-if copies)."""
+        key = id(context)
+        if key not in self._cross_cache:
+            try:
+                empty = np.zeros(0, dtype=object)
+                names = list(context.cross_deal_features(empty, empty, empty, np.zeros(0, dtype=np.int64)))
+            except Exception:  # a context without that query: fall back on the documented names
+                names = list(CROSS_DEAL_FEATURES)
+            self._cross_cache = {key: [c for c in names if c in self._feature_names]}
+        return self._cross_cache[key]
+
+    def _predict(self, X: pd.DataFrame) -> _Inputs:
+        """Model inputs for a frame: one float matrix per booster (fast path) or the frame itself."""
+        if self._fast is None:
+            self._fast = self._runner.agrees(X, self._taxonomy.names) if len(X) else None
+            if self._fast is False:
+                warnings.warn("dealscore scoring: the fast prediction path disagrees with the models' own "
+                              "methods on this bundle; using the slower DataFrame path", RuntimeWarning,
+                              stacklevel=3)
+        if self._fast:
+            mw, ms = self._runner.matrices(X)
+            return _Inputs(X, mw, ms)
+        return _Inputs(X, None, None)
+
+    def _win_raw(self, inp: _Inputs, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
+        if inp.mw is not None:
+            return self._runner.win_raw(inp.mw[rows])
+        return np.asarray(self.bundle.win_model.predict_raw(inp.frame.iloc[rows]), dtype=float)
+
+    def _stage_proba(self, inp: _Inputs, rows: slice) -> np.ndarray:
+        if inp.ms is not None:
+            return self._runner.stage_proba(inp.ms[rows], self._taxonomy.names)
+        proba = self.bundle.stage_model.predict_proba(inp.frame.iloc[rows])
+        return np.asarray(proba[self._taxonomy.names] if isinstance(proba, pd.DataFrame) else proba, dtype=float)
+
+    def _contributions(self, inp: _Inputs, rows: slice) -> np.ndarray:
+        if inp.mw is not None:
+            return self._runner.contributions(inp.mw[rows])
+        return np.asarray(self.bundle.win_model.contributions(inp.frame.iloc[rows]), dtype=float)
+
+    def _carry_cross(self, inp: _Inputs, copy_rows: np.ndarray, source_rows: np.ndarray,
+                     source: _Inputs, context: Any) -> None:
+        """Give what-if copies their deal's cross-deal aggregates (see :func:`~.actions.with_copies`)."""
+        cross = self._cross_columns(context)
+        if not cross or not len(copy_rows):
+            return
+        if inp.mw is not None and source.mw is not None:
+            idx = [self._feature_names.index(c) for c in cross]
+            inp.mw[np.ix_(copy_rows, idx)] = source.mw[np.ix_(source_rows, idx)]
+            if inp.ms is not inp.mw and inp.ms is not None and source.ms is not None:
+                sidx = [self._runner.stage_names.index(c) for c in cross if c in self._runner.stage_names]
+                inp.ms[np.ix_(copy_rows, sidx)] = source.ms[np.ix_(source_rows, sidx)]
+        else:
+            frame = inp.frame
+            for c in cross:
+                vals = frame[c].to_numpy(copy=True)
+                vals[copy_rows] = source.frame[c].to_numpy()[source_rows]
+                frame[c] = vals
 
     def _score_block(self, history: DealHistory, snaps: pd.DataFrame, *, explain: bool, actions: bool,
                      context: Any) -> ScoredBlock:
@@ -254,39 +332,72 @@ class Scorer:
         # deals are all the feature builds need (much less to read than the history).
         ids = pd.unique(snaps["deal_id"].to_numpy(dtype=object))
         own = history.for_deals(ids).replace(cut_at=history.data_cut) if len(ids) < len(history.deals) else history
-        X = self._build(own, snaps, context)
-        win = self.bundle.win_model
-        raw = win.predict_raw(X)
-        p = np.asarray(win.calibrate(raw), dtype=float)
-        stage_proba = np.asarray(self.bundle.stage_model.predict_proba(X), dtype=float)
-        cols = Columns(X)
+        snaps = snaps.reset_index(drop=True)
+        n = len(snaps)
+        deal_ids = snaps["deal_id"].to_numpy(dtype=object)
+        as_of = pd.DatetimeIndex(pd.to_datetime(snaps["as_of"])).as_unit("ns")
+        # Few deals (one deal scored now): build every playbook what-if together with the deal itself,
+        # one feature build in all. Many deals: build the what-ifs of the inferred stage afterwards.
+        speculate = actions and 0 < n <= SPECULATE_ROWS and bool(self._all_actions)
+        items: list[tuple[str, Action, pd.Timestamp]] = []
+        item_row: list[int] = []
+        if speculate:
+            times = list(as_of)
+            for i in range(n):
+                for a in self._all_actions:
+                    items.append((deal_ids[i], a, times[i]))
+                    item_row.append(i)
+            what_if, copy_ids = with_copies(own, items)
+            all_snaps = pd.DataFrame({
+                "deal_id": pd.Series(np.concatenate([deal_ids, np.asarray(copy_ids, dtype=object)]), dtype=object),
+                "as_of": as_of.append(as_of[np.asarray(item_row)]),
+            })
+            inp = self._predict(self._build(what_if, all_snaps, context))
+            base_rows = slice(0, n)
+        else:
+            inp = self._predict(self._build(own, snaps, context))
+            base_rows = slice(0, n)
+        if speculate:
+            self._carry_cross(inp, np.arange(n, n + len(items)), np.asarray(item_row), inp, context)
+        raw_all = self._win_raw(inp)
+        p_all = np.asarray(self.bundle.win_model.calibrate(raw_all), dtype=float)
+        p = p_all[:n]
+        X = inp.frame.iloc[base_rows]
+        stage_proba = self._stage_proba(inp, base_rows)
+        cols = Columns(X, arrays=inp.arrays(base_rows, self._feature_names))
         mm = judge(cols, stage_proba, self._taxonomy)
-        warnings = detect_warnings(cols, self._norms, self._taxonomy, inferred_stage=mm.inferred_stage,
-                                   mismatch_verdict=mm.verdict, mismatch_text=mm.explanation,
-                                   rules=self.warning_rules)
+        warns = detect_warnings(cols, self._norms, self._taxonomy, inferred_stage=mm.inferred_stage,
+                                mismatch_verdict=mm.verdict, mismatch_text=mm.explanation, rules=self.warning_rules)
         declared = cols.text("declared_stage")
         typical = np.array([self._typical.get(s) if s is not None else None for s in declared], dtype=float)
         amount = cols.num("amount")
-        meta = _deal_meta(history, X["deal_id"].to_numpy(dtype=object))
-        var = _value_at_risk(amount, p, typical, warnings)
+        meta = _deal_meta(history, deal_ids)
         block = ScoredBlock(
-            deal_id=X["deal_id"].to_numpy(dtype=object), as_of=X["as_of"].to_numpy(), account_id=meta["account_id"],
+            deal_id=deal_ids, as_of=as_of.to_numpy(), account_id=meta["account_id"],
             owner_id=meta["owner_id"], team=meta["team"], amount=amount, p_win=p,
             grade=grades(p, self._cutoffs), declared_stage=declared, inferred_stage=mm.inferred_stage,
             inferred_probability=mm.inferred_probability, stage_proba=stage_proba,
             stage_names=list(self._taxonomy.names), verdict=mm.verdict, explanation=mm.explanation,
-            typical=typical, value_at_risk=var, warnings=warnings, model_version=self.version,
+            typical=typical, value_at_risk=_value_at_risk(amount, p, typical, warns), warnings=warns,
+            model_version=self.version,
         )
         if explain:
-            self._explain(block, X, cols, p)
+            self._explain(block, inp, base_rows, cols, p)
         if actions:
-            block.actions = self._actions(own, X, cols, p, mm.inferred_stage, context)
+            if speculate:
+                valid = [j for j, (i, (_, a, _)) in enumerate(zip(item_row, items, strict=True))
+                         if a.stage in (mm.inferred_stage[i], "any_stage")]
+                rows = np.asarray([n + j for j in valid], dtype=np.int64)
+                after = Columns(inp.frame.iloc[rows], arrays=inp.arrays(rows, self._feature_names))
+                block.actions = self._rank_actions(cols, p, after, p_all[rows], [item_row[j] for j in valid],
+                                                   [items[j][1] for j in valid])
+            else:
+                block.actions = self._actions_after(own, inp, cols, p, mm.inferred_stage, deal_ids, as_of, context)
         return block
 
-    def _explain(self, block: ScoredBlock, X: pd.DataFrame, cols: Columns, p: np.ndarray) -> None:
-        win = self.bundle.win_model
-        contrib = win.contributions(X)
-        points, base = probability_points(contrib, p, win.calibrate)
+    def _explain(self, block: ScoredBlock, inp: _Inputs, rows: slice, cols: Columns, p: np.ndarray) -> None:
+        contrib = self._contributions(inp, rows)
+        points, base = probability_points(contrib, p, self.bundle.win_model.calibrate)
         gp = self._grouping.group_points(points)
         ups, downs, other = [], [], np.empty(len(p))
         for i in range(len(p)):
@@ -297,50 +408,65 @@ class Scorer:
             other[i] = o
         block.base_points, block.reasons_up, block.reasons_down, block.other_points = base, ups, downs, other
 
-    def _actions(self, history: DealHistory, X: pd.DataFrame, cols: Columns, p: np.ndarray,
-                 inferred: Sequence[str], context: Any) -> list[list[NextAction]]:
-        """Top actions per row: re-score each row's deal with each candidate touchpoint added at its as_of.
+    def _actions_after(self, own: DealHistory, inp: _Inputs, cols: Columns, p: np.ndarray,
+                       inferred: Sequence[str], deal_ids: np.ndarray, as_of: pd.DatetimeIndex, context: Any
+                       ) -> list[list[NextAction]]:
+        """What-ifs of each row's inferred-stage actions, in one feature build for the whole block."""
+        items: list[tuple[str, Action, pd.Timestamp]] = []
+        item_row: list[int] = []
+        times = list(as_of)
+        for i, s in enumerate(inferred):
+            for a in self._candidates.get(s, []):
+                items.append((deal_ids[i], a, times[i]))
+                item_row.append(i)
+        if not items:
+            return [[] for _ in range(len(p))]
+        what_if, copy_ids = with_copies(own, items, keep_original=False)
+        snaps = pd.DataFrame({"deal_id": pd.Series(copy_ids, dtype=object), "as_of": as_of[np.asarray(item_row)]})
+        cinp = self._predict(self._build(what_if, snaps, context))
+        rows = np.arange(len(items))
+        self._carry_cross(cinp, rows, np.asarray(item_row), inp, context)
+        pc = np.asarray(self.bundle.win_model.calibrate(self._win_raw(cinp)), dtype=float)
+        after = Columns(cinp.frame, arrays=cinp.arrays(rows, self._feature_names))
+        return self._rank_actions(cols, p, after, pc, item_row, [a for _, a, _ in items])
 
-        Rounds (see :mod:`dealscore.scoring.actions`): round r holds each row's r-th
-        candidate; a deal with several snapshots in the block gets one round per
-        snapshot so that a what-if never leaks into another snapshot of the same deal.
-        """
-        deal_ids = X["deal_id"].to_numpy(dtype=object)
-        as_of = pd.DatetimeIndex(X["as_of"])
-        cands = [self._candidates.get(s, []) for s in inferred]
-        seen: dict[str, int] = {}
-        occurrence = np.empty(len(deal_ids), dtype=np.int64)
-        for i, d in enumerate(deal_ids):
-            occurrence[i] = seen.get(d, 0)
-            seen[d] = occurrence[i] + 1
-        rounds: dict[tuple[int, int], list[int]] = {}
-        for i, cs in enumerate(cands):
-            for r in range(len(cs)):
-                rounds.setdefault((int(occurrence[i]), r), []).append(i)
-        before = {c: cols.num(c) for c in CHANGE_FEATURES}
-        scored: list[list[tuple[float, Action, dict[str, float]]]] = [[] for _ in range(len(deal_ids))]
-        for (_, r), rows in sorted(rounds.items()):
-            items = [(deal_ids[i], cands[i][r], as_of[i]) for i in rows]
-            what_if = add_touchpoints(history, items)
-            snaps = pd.DataFrame({"deal_id": deal_ids[rows], "as_of": as_of[rows]})
-            Xr = self._build(what_if, snaps, context)
-            pr = np.asarray(self.bundle.win_model.predict_proba(Xr), dtype=float)
-            after = Columns(Xr)
-            after_vals = {c: after.num(c) for c in CHANGE_FEATURES}
-            for k, i in enumerate(rows):
-                change = 100.0 * (pr[k] - p[i])
-                scored[i].append((change, cands[i][r], {c: after_vals[c][k] for c in CHANGE_FEATURES}))
-        out: list[list[NextAction]] = []
-        for i, options in enumerate(scored):
-            options.sort(key=lambda o: -o[0])
-            chosen = [o for o in options if o[0] >= self.min_action_change][: self.n_actions]
-            row_before = {c: before[c][i] for c in CHANGE_FEATURES}
-            out.append([
-                NextAction(code=a.code, text=a.text, stage=a.stage, expected_change=float(change),
-                           reason=action_reason(float(change), describe_change(row_before, after_vals)))
-                for change, a, after_vals in chosen
-            ])
+    def _rank_actions(self, before: Columns, p: np.ndarray, after: Columns, p_after: np.ndarray,
+                      item_row: Sequence[int], actions: Sequence[Action]) -> list[list[NextAction]]:
+        """Top actions per row by expected change (probability points), each with its reason."""
+        change = 100.0 * (np.asarray(p_after) - p[np.asarray(item_row, dtype=np.int64)]) if len(item_row) else []
+        b = {c: before.num(c) for c in CHANGE_FEATURES}
+        a_ = {c: after.num(c) for c in CHANGE_FEATURES}
+        by_row: dict[int, list[int]] = {}
+        for j, i in enumerate(item_row):
+            by_row.setdefault(i, []).append(j)
+        out: list[list[NextAction]] = [[] for _ in range(len(p))]
+        for i, js in by_row.items():
+            ranked = sorted(js, key=lambda j: -change[j])
+            chosen = [j for j in ranked if change[j] >= self.min_action_change][: self.n_actions]
+            row_before = {c: b[c][i] for c in CHANGE_FEATURES}
+            for j in chosen:
+                facts = describe_change(row_before, {c: a_[c][j] for c in CHANGE_FEATURES})
+                out[i].append(NextAction.model_construct(
+                    code=actions[j].code, text=actions[j].text, stage=actions[j].stage,
+                    expected_change=float(change[j]), reason=action_reason(float(change[j]), facts)))
         return out
+
+
+@dataclass
+class _Inputs:
+    """A feature frame and, on the fast path, its matrices for the win and stage boosters."""
+
+    frame: pd.DataFrame
+    mw: np.ndarray | None
+    ms: np.ndarray | None
+    names_cache: dict[str, int] | None = None
+
+    def arrays(self, rows: slice | np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray] | None:
+        """Feature columns of some rows as arrays straight from the matrix (no pandas on the hot path)."""
+        if self.mw is None:
+            return None
+        block = self.mw[rows]
+        return {name: block[:, j] for j, name in enumerate(names)}
 
 
 # --------------------------------------------------------------------------- helpers

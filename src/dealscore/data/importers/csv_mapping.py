@@ -605,13 +605,17 @@ def _canonical(ctx: _Context, parts: list[_Part], table: str) -> None:
             part[target] = canon.astype(object).where(canon.notna(), None)
 
 
-def _close_from_stage_history(ctx: _Context, deals: pd.DataFrame, sh: pd.DataFrame, enabled: bool) -> pd.DataFrame:
+def _close_from_stage_history(
+    ctx: _Context, deals: pd.DataFrame, sh: pd.DataFrame, enabled: bool, outcome_mapped: bool
+) -> pd.DataFrame:
     """Take closing rows (stage won/lost) out of stage_history; optionally date each close by its row.
 
     A CRM's stage history often ends with a "Closed Won" row: that is an outcome,
     not a stage. Its time is when the CRM recorded the close, which is more exact
     than a close *date*, so with ``close_from_stage_history`` it becomes
-    ``closed_at`` (and gives the outcome when the deals file has none).
+    ``closed_at`` of deals whose outcome agrees. When the mapping gives deals no
+    outcome column, the row's outcome is the deal's outcome; when it does, the
+    deals file (the current state) decides whether a deal is closed.
     """
     closing = sh["stage"].isin(OUTCOMES)
     ctx.report.drop("stage_history: rows that close the deal (won/lost), used as the deal's outcome instead",
@@ -626,7 +630,7 @@ def _close_from_stage_history(ctx: _Context, deals: pd.DataFrame, sh: pd.DataFra
             deals["outcome"] = None
         if "closed_at" not in deals:
             deals["closed_at"] = pd.Series(pd.NaT, index=deals.index, dtype="datetime64[ns]")
-        fill_outcome = deals["outcome"].isna() & row_outcome.notna()
+        fill_outcome = deals["outcome"].isna() & row_outcome.notna() & (not outcome_mapped)
         ctx.report.fill("deals.outcome: empty, taken from the deal's closing stage-history row",
                         int(fill_outcome.sum()))
         deals.loc[fill_outcome, "outcome"] = row_outcome[fill_outcome]
@@ -645,7 +649,8 @@ def import_csv(
 
     ``mapping`` is a YAML path, a shipped mapping's name, a parsed :class:`CsvMapping`
     or the YAML structure as a dict. ``cut_at`` (the export time) overrides the
-    mapping's; without either, the history's latest timestamp is its data cut.
+    mapping's; without either, the latest time anything was recorded in the export
+    is taken as its data cut (see :func:`_latest_record`).
     """
     if isinstance(mapping, CsvMapping):
         m = mapping
@@ -684,7 +689,8 @@ def import_csv(
                                                                                     "type")})
     deals_spec = m.sources["deals"][0]
     tables["stage_history"] = _close_from_stage_history(
-        ctx, tables["deals"], tables["stage_history"], any(s.close_from_stage_history for s in m.sources["deals"])
+        ctx, tables["deals"], tables["stage_history"], any(s.close_from_stage_history for s in m.sources["deals"]),
+        outcome_mapped=any("outcome" in s.columns for s in m.sources["deals"]),
     )
     known = set(tables["deals"]["deal_id"].dropna())
     for name in ("stage_history", "activities", "stage_truth"):

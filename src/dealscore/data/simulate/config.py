@@ -81,7 +81,23 @@ class SimConfig:
     ])
     affinity_seed: int = 20240611  # fixed industry x product affinity (a property of the market, not of the run)
 
-    # ---- the latent quality index z (weights of standardised latent qualities)
+    # ---- latent qualities revealed as the deal advances
+    # champion level (none / weak / strong), revealed at qualification: ordered logit
+    champion_engagement: float = 0.7
+    champion_fit: float = 0.4
+    champion_offset: float = -0.2
+    champion_strong_gap: float = 1.3
+    champion_values: tuple[float, ...] = (0.0, 0.7, 1.4)
+    # decision-maker access and extra stakeholders (0-2), revealed at discovery
+    dm_fit: float = 0.9
+    dm_champion: float = 0.6
+    dm_engagement: float = 0.3
+    dm_offset: float = -0.2
+    extra_base: float = 0.45
+    extra_segment: float = 0.45
+    extra_champion: float = 0.3
+
+    # ---- the latent quality index z: a weighted sum of the qualities known so far
     w_fit: float = 0.55
     w_engagement: float = 0.55
     w_champion: float = 0.45

@@ -35,7 +35,7 @@ from dealscore.data.simulate.config import (
     SimConfig,
 )
 from dealscore.data.simulate.crm import crm_records
-from dealscore.data.simulate.latent import LatentLaw, LatentPaths, build_law, simulate_paths
+from dealscore.data.simulate.latent import LatentLaw, LatentPaths, build_law, is_single, simulate_paths, stage_z
 from dealscore.data.simulate.population import LEAD_ROLES, Population, draw_population
 from dealscore.data.simulate.touchpoints import DIRECTIONS, TYPES, first_entries, generate_touches, join_times
 from dealscore.errors import ConfigError
@@ -80,17 +80,25 @@ def _to_ts(origin: pd.Timestamp, t_days: np.ndarray) -> np.ndarray:
 
 
 def _ids(prefix: str, idx: np.ndarray, width: int) -> np.ndarray:
-    """Zero-padded ids without a Python loop per row."""
-    digits = np.char.zfill(np.asarray(idx, dtype=np.int64).astype(str), width)
-    return np.char.add(prefix, digits).astype(object)
+    """Zero-padded ids (one f-string per id is the fastest way Python has to make them)."""
+    return np.array([f"{prefix}{i:0{width}d}" for i in np.asarray(idx, dtype=np.int64).tolist()], dtype=object)
 
 
-def _obj(values: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+def _frame(columns: dict[str, Any]) -> pd.DataFrame:
+    """A DataFrame whose object arrays stay object columns (the contract's string type, no inference pass)."""
+    return pd.DataFrame({
+        k: pd.Series(v, dtype=object) if isinstance(v, np.ndarray) and v.dtype == object else v
+        for k, v in columns.items()
+    })
+
+
+def _obj(values: np.ndarray, valid: np.ndarray | None = None) -> pd.Series:
+    """A string column as the contract types it: object dtype, None for missing (no inference pass)."""
     out = np.asarray(values, dtype=object)
     if valid is not None:
         out = out.copy()
         out[~valid] = None
-    return out
+    return pd.Series(out, dtype=object)
 
 
 def simulate(n_deals: int, seed: int = 0, *, cut_date: str | pd.Timestamp | None = None,
@@ -113,7 +121,7 @@ def simulate(n_deals: int, seed: int = 0, *, cut_date: str | pd.Timestamp | None
     r_pop, r_path, r_touch, r_crm, r_misc = (np.random.default_rng(s) for s in ss.spawn(5))
 
     pop = draw_population(cfg, n_deals, r_pop, origin.dayofweek)
-    law = build_law(cfg, pop.z, pop.competition, pop.single, pop.speed)
+    law = build_law(cfg, pop.q)
     paths = simulate_paths(law, r_path, pop.start_stage, pop.created)
     T = first_entries(paths, n_deals, N_STAGES)
     J = join_times(pop, T, r_touch)
@@ -121,7 +129,7 @@ def simulate(n_deals: int, seed: int = 0, *, cut_date: str | pd.Timestamp | None
     crm = crm_records(cfg, pop, paths, T, r_crm)
 
     history = _history(cfg, pop, paths, touches, crm, origin, cut, cut_days, r_misc)
-    truth = _truth(pop, law, paths, T, origin, cut_days)
+    truth = _truth(cfg, pop, law, paths, T, origin, cut_days)
     history = history.replace(stage_truth=truth["stage_truth"])
     return SimulatedCRM(history=history, truth=truth, config=cfg, seed=int(seed), origin=origin, law=law,
                         paths=paths)
@@ -132,7 +140,7 @@ def _history(cfg: SimConfig, pop: Population, paths: LatentPaths, touches: Any, 
     n = len(pop.created)
     acc = pop.accounts
     account_ids = _ids("A", acc["account_idx"].to_numpy() + 1, 6)
-    accounts = pd.DataFrame({
+    accounts = _frame({
         "account_id": account_ids,
         "industry": np.asarray(cfg.industries, dtype=object)[acc["industry_idx"].to_numpy()],
         "employees": acc["employees"].to_numpy().astype(float),
@@ -159,7 +167,7 @@ def _history(cfg: SimConfig, pop: Population, paths: LatentPaths, touches: Any, 
     rewrite = closed_known & paths.won & (rng.random(n) < 0.3)
     cur_amount = np.where(rewrite, np.round(cur_amount * rng.uniform(0.9, 1.05, n), -2), cur_amount)
     outcome = np.where(paths.won, "won", "lost").astype(object)
-    deals = pd.DataFrame({
+    deals = _frame({
         "deal_id": deal_ids,
         "account_id": account_ids[pop.account],
         "owner_id": rep_ids[pop.rep],
@@ -174,7 +182,7 @@ def _history(cfg: SimConfig, pop: Population, paths: LatentPaths, touches: Any, 
     })
 
     sh_idx = np.nonzero(keep_sh)[0]
-    stage_history = pd.DataFrame({
+    stage_history = _frame({
         "deal_id": deal_ids[crm.deal[sh_idx]],
         "stage": np.asarray(STAGES, dtype=object)[crm.stage[sh_idx]],
         "changed_at": _to_ts(origin, crm.t[sh_idx]),
@@ -196,9 +204,10 @@ def _history(cfg: SimConfig, pop: Population, paths: LatentPaths, touches: Any, 
     roles[:, SLOT_USER] = "user"
     roles[:, SLOT_PROCUREMENT] = "other"
     safe_slot = np.maximum(slot, 0)
-    contact = np.char.add(np.char.add(account_ids[pop.account[td]].astype(str), "-C"),
-                          (safe_slot + 1).astype(str)).astype(object)
-    activities = pd.DataFrame({
+    # contacts belong to the account: the same decision maker appears in every deal of that account
+    contact_ids = np.array([[f"{a}-C{k + 1}" for k in range(6)] for a in account_ids.tolist()], dtype=object)
+    contact = contact_ids[pop.account[td], safe_slot]
+    activities = _frame({
         "activity_id": _ids("T", np.arange(len(ti)) + 1, 8),
         "deal_id": deal_ids[td],
         "occurred_at": _to_ts(origin, touches.t[ti]),
@@ -220,32 +229,34 @@ def _episode_start(paths: LatentPaths, n: int, kind: int) -> np.ndarray:
     return first
 
 
-def _truth(pop: Population, law: LatentLaw, paths: LatentPaths, T: np.ndarray, origin: pd.Timestamp,
-           cut_days: float) -> dict[str, pd.DataFrame]:
+def _truth(cfg: SimConfig, pop: Population, law: LatentLaw, paths: LatentPaths, T: np.ndarray,
+           origin: pd.Timestamp, cut_days: float) -> dict[str, pd.DataFrame]:
     n = len(pop.created)
     deal_ids = _ids("D", np.arange(n) + 1, 7)
     stalled_at = _episode_start(paths, n, STALLED)
     quiet_at = _episode_start(paths, n, QUIET)
-    single_at = np.where(pop.single, T[:, 2], np.inf)
+    q = pop.q
+    single_at = np.where(is_single(q.champion, q.dm_access, q.extra), T[:, 2], np.inf)
     revived = np.zeros(n, dtype=bool)
     revived[paths.deal[paths.revivals > 0]] = True
-    deal_truth = pd.DataFrame({
+    z = stage_z(cfg, q, q.champion, q.dm_access, q.extra)
+    deal_truth = _frame({
         "deal_id": deal_ids,
         "will_win": paths.won,
         "true_closed_at": _to_ts(origin, paths.closed),
         "open_at_cut": paths.closed > cut_days,
-        "quality": pop.z,
-        "fit": pop.fit,
-        "engagement": pop.engagement,
-        "champion_strength": pop.champion,
-        "has_champion": pop.has_champion,
-        "dm_access": pop.dm_access,
-        "extra_contacts": pop.n_extra,
-        "buying_group_size": 1 + pop.dm_access.astype(int) + pop.has_champion.astype(int) + pop.n_extra,
-        "competition": pop.competition,
-        "rep_skill": pop.skill,
-        "speed": pop.speed,
-        "segment": np.asarray(SEGMENTS, dtype=object)[pop.segment],
+        "quality": z[:, -1],
+        "quality_at_creation": z[:, 0],
+        "fit": q.fit,
+        "engagement": q.engagement,
+        "rep_skill": q.skill,
+        "segment": np.asarray(SEGMENTS, dtype=object)[q.segment],
+        "competition": q.competition,
+        "speed": q.speed,
+        "champion": q.champion,
+        "dm_access": q.dm_access,
+        "extra_contacts": q.extra,
+        "buying_group_size": 1 + (q.champion >= 1).astype(int) + q.dm_access + q.extra,
         "start_stage": np.asarray(STAGES, dtype=object)[pop.start_stage],
         "stalled": np.isfinite(stalled_at),
         "stalled_at": _to_ts(origin, stalled_at),
@@ -255,8 +266,9 @@ def _truth(pop: Population, law: LatentLaw, paths: LatentPaths, T: np.ndarray, o
         "single_threaded_at": _to_ts(origin, single_at),
         "revived": revived,
         "win_prob_at_creation": law.wa[np.arange(n), pop.start_stage, 0],
+        "champion_label": np.asarray(("none", "weak", "strong"), dtype=object)[q.champion],
     })
-    latent_path = pd.DataFrame({
+    latent_path = _frame({
         "deal_id": deal_ids[paths.deal],
         "entered_at": _to_ts(origin, paths.start),
         "state": np.asarray(KIND_NAMES, dtype=object)[paths.kind],
@@ -265,7 +277,7 @@ def _truth(pop: Population, law: LatentLaw, paths: LatentPaths, T: np.ndarray, o
     })
     # audited real stages as an export at the cut would hold them (the first entry of each stage)
     dd, jj = np.nonzero(np.isfinite(T) & (T <= cut_days))
-    stage_truth = pd.DataFrame({
+    stage_truth = _frame({
         "deal_id": deal_ids[dd],
         "as_of": _to_ts(origin, T[dd, jj]),
         "stage": np.asarray(STAGES, dtype=object)[jj],

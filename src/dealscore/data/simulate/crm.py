@@ -148,7 +148,7 @@ def crm_records(cfg: SimConfig, pop: Population, paths: LatentPaths, T: np.ndarr
 
     # amount: the quote at proposal, a discount in negotiation (more under competition)
     quote = np.round(pop.amount0 * rng.uniform(0.85, 1.25, n), -2)
-    discount = rng.uniform(0.0, 0.06, n) + 0.05 * pop.competition
+    discount = rng.uniform(0.0, 0.06, n) + 0.05 * pop.q.competition
     a_deal = np.concatenate([np.arange(n), s_deal[s_stage == 4], s_deal[s_stage == 5]])
     a_t = np.concatenate([pop.created, s_t[s_stage == 4], s_t[s_stage == 5]])
     a_kind = np.concatenate([np.zeros(n, np.int8), np.ones((s_stage == 4).sum(), np.int8),

@@ -47,72 +47,186 @@ def _logit(p: float) -> float:
 
 
 @dataclass(frozen=True)
-class LatentLaw:
-    """Per-deal transition probabilities, Weibull scales/shapes and absorption (win) probabilities.
+class Qualities:
+    """A deal's latent qualities: what the law of its process is built from.
 
-    Arrays are indexed ``[deal, stage, transition]`` (and ``[deal, stage, revivals]``
-    for the win probabilities ``wa``, ``ws``, ``wq``; ``wa[:, 6]`` is 1 = won).
+    ``fit``, ``engagement``, ``skill`` (the owner's), ``segment``, ``competition``
+    and ``speed`` are fixed when the deal is created. The champion level (0 none,
+    1 weak, 2 strong) is revealed when the deal reaches qualification, the buying
+    group (decision-maker access, extra stakeholders 0-2) when it reaches
+    discovery: before that, neither the process nor the oracle depends on them.
+    """
+
+    fit: np.ndarray
+    engagement: np.ndarray
+    skill: np.ndarray
+    segment: np.ndarray
+    competition: np.ndarray
+    speed: np.ndarray
+    champion: np.ndarray
+    dm_access: np.ndarray
+    extra: np.ndarray
+
+
+def base_quality(cfg: SimConfig, q: Qualities) -> np.ndarray:
+    """z before anything is revealed: fit, buyer engagement, the owner's skill."""
+    return cfg.w_fit * q.fit + cfg.w_engagement * q.engagement + cfg.w_skill * q.skill - cfg.z_center
+
+
+def champion_probs(cfg: SimConfig, q: Qualities) -> np.ndarray:
+    """(n, 3) P(champion level none / weak / strong): an ordered logit on engagement and fit."""
+    eta = cfg.champion_engagement * q.engagement + cfg.champion_fit * q.fit + cfg.champion_offset
+    p1 = _sigmoid(eta)
+    p2 = _sigmoid(eta - cfg.champion_strong_gap)
+    return np.stack([1.0 - p1, p1 - p2, p2], axis=1)
+
+
+def dm_prob(cfg: SimConfig, q: Qualities, champion: np.ndarray) -> np.ndarray:
+    """P(the decision maker engages) given the champion level."""
+    return _sigmoid(cfg.dm_fit * q.fit + cfg.dm_champion * (champion >= 1) + cfg.dm_engagement * q.engagement
+                    + cfg.dm_offset)
+
+
+def extra_probs(cfg: SimConfig, q: Qualities, champion: np.ndarray) -> np.ndarray:
+    """(n, 3) P(0, 1, 2+ extra stakeholders): Poisson, capped at 2; larger accounts involve more people."""
+    lam = cfg.extra_base + cfg.extra_segment * q.segment + cfg.extra_champion * (champion >= 1)
+    p0 = np.exp(-lam)
+    p1 = lam * p0
+    return np.stack([p0, p1, 1.0 - p0 - p1], axis=1)
+
+
+def stage_z(cfg: SimConfig, q: Qualities, champion: np.ndarray, dm: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """(n, 6) the quality index each stage's transitions use (more of it is revealed as the deal advances)."""
+    z0 = base_quality(cfg, q)
+    z1 = z0 + cfg.w_champion * np.asarray(cfg.champion_values)[champion]
+    z2 = z1 + cfg.w_dm_access * dm + cfg.w_breadth * extra
+    return np.column_stack([z0, z1] + [z2] * (N_STAGES - 2))
+
+
+def is_single(champion: np.ndarray, dm: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """Single-threaded: no champion, no decision maker, nobody else: one contact carries the deal."""
+    return (champion == 0) & (dm == 0) & (extra == 0)
+
+
+@dataclass(frozen=True)
+class LatentLaw:
+    """Per-deal transition probabilities, Weibull scales/shapes and win probabilities.
+
+    Probability arrays are indexed ``[deal, stage, transition]``; the win
+    probabilities ``wa``, ``ws``, ``wq`` (active, stalled, quiet) ``[deal, stage,
+    revivals]`` hold what is known *in* that stage (qualities not yet revealed are
+    averaged over), and ``wadv[deal, stage, revivals]`` is the value of advancing
+    out of the stage, seen from inside it.
     """
 
     pa: np.ndarray  # (n, 6, 4) active: advance, stall, quiet, loss
     ps: np.ndarray  # (n, 6, 2) stalled: advance, quiet
-    pq: np.ndarray  # (n, 2, 2) quiet by revivals so far: revive, loss
+    pr: np.ndarray  # (n, 6) quiet: P(revive) on the first quiet spell (0 afterwards)
     a_scale: np.ndarray  # (n, 6, 4) Weibull scales (days)
     s_scale: np.ndarray  # (n, 2)
     q_scale: np.ndarray  # (n, 2)
     a_shape: np.ndarray  # (4,)
     s_shape: np.ndarray  # (2,)
     q_shape: np.ndarray  # (2,)
-    wa: np.ndarray  # (n, 7, 2)
+    wa: np.ndarray  # (n, 6, 2)
     ws: np.ndarray  # (n, 6, 2)
     wq: np.ndarray  # (n, 6, 2)
+    wadv: np.ndarray  # (n, 6, 2)
 
 
-def build_law(cfg: SimConfig, z: np.ndarray, competition: np.ndarray, single: np.ndarray,
-              speed: np.ndarray) -> LatentLaw:
-    """The full latent law of each deal from its latent qualities (vectorised over deals)."""
-    z = np.asarray(z, dtype=float)
-    comp = np.asarray(competition, dtype=float)
-    single = np.asarray(single, dtype=float)
-    speed = np.asarray(speed, dtype=float)
-    n = len(z)
-    stages = np.arange(N_STAGES)
+def _probs(cfg: SimConfig, z: np.ndarray, comp: np.ndarray, single: np.ndarray,
+           stages: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Transition probabilities for a (n, k) matrix of qualities of the given stages (default all six)."""
+    stages = np.arange(N_STAGES) if stages is None else np.asarray(stages)
     with np.errstate(divide="ignore"):
-        base = np.log(np.asarray(cfg.a_base))  # (6, 4); a zero probability is a transition that cannot happen
-    zs = np.asarray(cfg.z_stage_scale)[None, :, None] * z[:, None, None] * np.asarray(cfg.a_z)[None, None, :]
+        base = np.log(np.asarray(cfg.a_base))[stages]  # (k, 4); a zero probability is a transition that cannot happen
+    logits = (np.asarray(cfg.z_stage_scale)[stages][None, :] * z)[:, :, None] * np.asarray(cfg.a_z)[None, None, :]
+    logits += base[None]
     comp_on = (stages >= cfg.competition_from_stage).astype(float)
-    cs = comp[:, None, None] * comp_on[None, :, None] * np.asarray(cfg.a_competition)[None, None, :]
+    logits += comp[:, None, None] * comp_on[None, :, None] * np.asarray(cfg.a_competition)[None, None, :]
     single_on = (stages >= 2).astype(float)
-    ss = single[:, None, None] * single_on[None, :, None] * np.asarray(cfg.a_single_threaded)[None, None, :]
-    pa = _softmax(base[None] + zs + cs + ss)
-
+    logits += single[:, None, None] * single_on[None, :, None] * np.asarray(cfg.a_single_threaded)[None, None, :]
+    pa = _softmax(logits)
     resume = _sigmoid(_logit(cfg.s_resume_base) + cfg.s_resume_z * z)
-    ps = np.empty((n, N_STAGES, 2))
-    ps[:, :, 0] = resume[:, None]
-    ps[:, :, 1] = 1.0 - resume[:, None]
-    revive = _sigmoid(_logit(cfg.q_revive_base) + cfg.q_revive_z * z)
-    pq = np.zeros((n, 2, 2))
-    pq[:, 0, 0] = revive
-    pq[:, 0, 1] = 1.0 - revive
-    pq[:, 1, 1] = 1.0
+    ps = np.stack([resume, 1.0 - resume], axis=2)
+    pr = _sigmoid(_logit(cfg.q_revive_base) + cfg.q_revive_z * z)
+    return pa, ps, pr
+
+
+def _stage_values(pa: np.ndarray, ps: np.ndarray, pr: np.ndarray, nxt: np.ndarray,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Win probability of active / stalled / quiet in one stage, given the value of advancing ``nxt`` (n, 2).
+
+    Columns are revivals so far (0, 1); a quiet deal revives at most once.
+    """
+    wa, ws, wq = (np.zeros((len(pa), 2)) for _ in range(3))
+    ws[:, 1] = ps[:, 0] * nxt[:, 1]
+    wa[:, 1] = pa[:, 0] * nxt[:, 1] + pa[:, 1] * ws[:, 1]
+    wq[:, 0] = pr * wa[:, 1]
+    ws[:, 0] = ps[:, 0] * nxt[:, 0] + ps[:, 1] * wq[:, 0]
+    wa[:, 0] = pa[:, 0] * nxt[:, 0] + pa[:, 1] * ws[:, 0] + pa[:, 2] * wq[:, 0]
+    return wa, ws, wq
+
+
+def build_law(cfg: SimConfig, q: Qualities) -> LatentLaw:
+    """The latent law of each deal (vectorised over deals), with its exact win probabilities.
+
+    The process itself uses the realised qualities stage by stage. The win
+    probabilities of stages before a reveal average over what the reveal may
+    bring (3 champion levels x 2 decision-maker outcomes x 3 group sizes), which
+    is what makes them the true conditional probabilities at that time.
+    """
+    n = len(q.fit)
+    comp = np.asarray(q.competition, dtype=float)
+    champ, dm, extra = (np.asarray(v).astype(np.int64) for v in (q.champion, q.dm_access, q.extra))
+    z_real = stage_z(cfg, q, champ, dm, extra)
+    pa, ps, pr = _probs(cfg, z_real, comp, is_single(champ, dm, extra).astype(float))
+
+    wa, ws, wq, wadv = (np.zeros((n, N_STAGES, 2)) for _ in range(4))
+    ones = np.ones((n, 2))
+    pc = champion_probs(cfg, q)
+    late = np.arange(2, N_STAGES)  # stages that know the whole buying group
+    w1 = np.zeros((n, 3, 2))  # value of entering qualification, per champion level
+    for c in range(3):
+        cv = np.full(n, c)
+        pm1 = dm_prob(cfg, q, cv)
+        pe = extra_probs(cfg, q, cv)
+        nxt1 = np.zeros((n, 2))
+        for m in range(2):
+            for e in range(3):
+                mv, ev = np.full(n, m), np.full(n, e)
+                zv = stage_z(cfg, q, cv, mv, ev)[:, late]
+                pav, psv, prv = _probs(cfg, zv, comp, is_single(cv, mv, ev).astype(float), late)
+                real = (champ == c) & (dm == m) & (extra == e)
+                nxt = ones
+                for j in range(N_STAGES - 1, 1, -1):
+                    a_, s_, q_ = _stage_values(pav[:, j - 2], psv[:, j - 2], prv[:, j - 2], nxt)
+                    for arr, val in ((wa, a_), (ws, s_), (wq, q_), (wadv, nxt)):
+                        arr[real, j] = val[real]
+                    nxt = a_
+                weight = (pm1 if m else 1.0 - pm1) * pe[:, e]
+                nxt1 += weight[:, None] * nxt
+        # qualification: the champion level is known, the buying group not yet (stage 1 does not use it)
+        zero = np.zeros(n, dtype=np.int64)
+        z1 = stage_z(cfg, q, cv, zero, zero)[:, 1:2]
+        pa1, ps1, pr1 = _probs(cfg, z1, comp, np.zeros(n), np.array([1]))
+        a_, s_, q_ = _stage_values(pa1[:, 0], ps1[:, 0], pr1[:, 0], nxt1)
+        real = champ == c
+        for arr, val in ((wa, a_), (ws, s_), (wq, q_), (wadv, nxt1)):
+            arr[real, 1] = val[real]
+        w1[:, c] = a_
+    nxt0 = (pc[:, :, None] * w1).sum(axis=1)
+    a_, s_, q_ = _stage_values(pa[:, 0], ps[:, 0], pr[:, 0], nxt0)
+    wa[:, 0], ws[:, 0], wq[:, 0], wadv[:, 0] = a_, s_, q_, nxt0
 
     a_shape = np.asarray(cfg.a_shape, dtype=float)
     s_shape = np.asarray(cfg.s_shape, dtype=float)
     q_shape = np.asarray(cfg.q_shape, dtype=float)
+    speed = np.asarray(q.speed, dtype=float)
     a_scale = np.asarray(cfg.a_median_days)[None] / LN2 ** (1.0 / a_shape)[None, None, :] * speed[:, None, None]
     s_scale = (np.asarray(cfg.s_median_days) / LN2 ** (1.0 / s_shape))[None, :] * speed[:, None]
     q_scale = (np.asarray(cfg.q_median_days) / LN2 ** (1.0 / q_shape))[None, :] * speed[:, None]
-
-    wa = np.zeros((n, N_STAGES + 1, 2))
-    ws = np.zeros((n, N_STAGES, 2))
-    wq = np.zeros((n, N_STAGES, 2))
-    wa[:, N_STAGES, :] = 1.0
-    for rev in (1, 0):
-        for j in range(N_STAGES - 1, -1, -1):
-            wq[:, j, rev] = pq[:, rev, 0] * (wa[:, j, rev + 1] if rev == 0 else 0.0)
-            ws[:, j, rev] = ps[:, j, 0] * wa[:, j + 1, rev] + ps[:, j, 1] * wq[:, j, rev]
-            wa[:, j, rev] = pa[:, j, 0] * wa[:, j + 1, rev] + pa[:, j, 1] * ws[:, j, rev] + pa[:, j, 2] * wq[:, j, rev]
-    return LatentLaw(pa, ps, pq, a_scale, s_scale, q_scale, a_shape, s_shape, q_shape, wa, ws, wq)
+    return LatentLaw(pa, ps, pr, a_scale, s_scale, q_scale, a_shape, s_shape, q_shape, wa, ws, wq, wadv)
 
 
 def _state_arrays(law: LatentLaw, idx: np.ndarray, kind: np.ndarray, stage: np.ndarray, rev: np.ndarray,
@@ -127,14 +241,13 @@ def _state_arrays(law: LatentLaw, idx: np.ndarray, kind: np.ndarray, stage: np.n
     shapes = np.ones((m, 4))
     dest = np.zeros((m, 4))
     j = stage
-    nxt = np.minimum(j + 1, N_STAGES)
     a = kind == ACTIVE
     if a.any():
         ia, ja, ra = idx[a], j[a], rev[a]
         probs[a] = law.pa[ia, ja]
         scales[a] = law.a_scale[ia, ja]
         shapes[a] = law.a_shape[None, :]
-        dest[a, 0] = law.wa[ia, nxt[a], ra]
+        dest[a, 0] = law.wadv[ia, ja, ra]
         dest[a, 1] = law.ws[ia, ja, ra]
         dest[a, 2] = law.wq[ia, ja, ra]
     s = kind == STALLED
@@ -143,15 +256,16 @@ def _state_arrays(law: LatentLaw, idx: np.ndarray, kind: np.ndarray, stage: np.n
         probs[s, :2] = law.ps[is_, js]
         scales[s, :2] = law.s_scale[is_]
         shapes[s, :2] = law.s_shape[None, :]
-        dest[s, 0] = law.wa[is_, nxt[s], rs]
+        dest[s, 0] = law.wadv[is_, js, rs]
         dest[s, 1] = law.wq[is_, js, rs]
     q = kind == QUIET
     if q.any():
         iq, jq, rq = idx[q], j[q], rev[q]
-        probs[q, :2] = law.pq[iq, np.minimum(rq, 1)]
+        revive = np.where(rq == 0, law.pr[iq, jq], 0.0)
+        probs[q, 0], probs[q, 1] = revive, 1.0 - revive
         scales[q, :2] = law.q_scale[iq]
         shapes[q, :2] = law.q_shape[None, :]
-        dest[q, 0] = np.where(rq == 0, law.wa[iq, jq, np.minimum(rq + 1, 1)], 0.0)
+        dest[q, 0] = np.where(rq == 0, law.wa[iq, jq, 1], 0.0)
     return probs, scales, shapes, dest
 
 

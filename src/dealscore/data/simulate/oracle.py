@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dealscore.data.simulate.config import KIND_NAMES, STAGES, SimConfig
+from dealscore.data.simulate.config import KIND_NAMES, SEGMENTS, STAGES, SimConfig
 from dealscore.data.simulate.core import TRUTH_DIR, SimulatedCRM
-from dealscore.data.simulate.latent import LatentLaw, build_law, win_probability
+from dealscore.data.simulate.latent import LatentLaw, Qualities, build_law, win_probability
 from dealscore.errors import DataValidationError
 
 _BIG = 1.0e6
@@ -40,9 +40,15 @@ def _load(path: str | Path) -> tuple[LatentLaw, pd.Index, pd.Timestamp, pd.DataF
     params = json.loads((folder / "params.json").read_text(encoding="utf-8"))
     cfg = SimConfig.from_dict(params["config"])
     origin = pd.Timestamp(params["origin"])
-    dt = pd.read_csv(folder / "deal_truth.csv", dtype={"deal_id": str})
-    law = build_law(cfg, dt["quality"].to_numpy(float), dt["competition"].to_numpy(float),
-                    (dt["buying_group_size"].to_numpy() == 1).astype(float), dt["speed"].to_numpy(float))
+    dt = pd.read_csv(folder / "deal_truth.csv", dtype={"deal_id": str, "segment": str})
+    q = Qualities(
+        fit=dt["fit"].to_numpy(float), engagement=dt["engagement"].to_numpy(float),
+        skill=dt["rep_skill"].to_numpy(float), segment=pd.Index(SEGMENTS).get_indexer(dt["segment"]),
+        competition=dt["competition"].to_numpy(np.int64), speed=dt["speed"].to_numpy(float),
+        champion=dt["champion"].to_numpy(np.int64), dm_access=dt["dm_access"].to_numpy(np.int64),
+        extra=dt["extra_contacts"].to_numpy(np.int64),
+    )
+    law = build_law(cfg, q)
     lp = pd.read_csv(folder / "latent_path.csv", dtype={"deal_id": str, "state": str, "stage": str})
     ids = pd.Index(dt["deal_id"])
     path = pd.DataFrame({

@@ -14,10 +14,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.data.simulate.config import SEGMENTS, SimConfig
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+from dealscore.data.simulate.latent import Qualities, base_quality, champion_probs, dm_prob, extra_probs
 
 
 def _choice(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
@@ -55,17 +52,7 @@ class Population:
     product: np.ndarray
     source: np.ndarray
     amount0: np.ndarray
-    fit: np.ndarray
-    engagement: np.ndarray
-    champion: np.ndarray  # strength in (0, 1)
-    has_champion: np.ndarray
-    dm_access: np.ndarray
-    n_extra: np.ndarray
-    single: np.ndarray
-    competition: np.ndarray
-    skill: np.ndarray
-    z: np.ndarray
-    speed: np.ndarray
+    q: Qualities
     start_stage: np.ndarray
     lead_role: np.ndarray  # index into ROLE of the lead contact
 
@@ -152,21 +139,22 @@ def draw_population(cfg: SimConfig, n_deals: int, rng: np.random.Generator, orig
     profile = affinity[industry[account], product] + seg_match + np.asarray(cfg.source_fit)[source]
     fit = profile + 0.75 * rng.standard_normal(n_deals)
     engagement = 0.3 * fit + np.asarray(cfg.source_engagement)[source] + 0.8 * rng.standard_normal(n_deals)
-    champion = _sigmoid(0.7 * engagement + 0.4 * fit - 0.2 + 0.9 * rng.standard_normal(n_deals))
-    has_champion = champion > 0.5
-    dm_access = rng.random(n_deals) < _sigmoid(0.9 * fit + 0.6 * has_champion + 0.3 * engagement - 0.2)
-    n_extra = np.minimum(rng.poisson(0.45 + 0.45 * segment + 0.3 * has_champion), 2)
-    single = ~dm_access & ~has_champion & (n_extra == 0)
     competition = _choice(rng, np.asarray(cfg.competition_probs)[segment])
     rep_skill = skill[rep]
-    z = (cfg.w_fit * fit + cfg.w_engagement * engagement + cfg.w_champion * has_champion * (0.5 + champion)
-         + cfg.w_dm_access * dm_access + cfg.w_breadth * n_extra + cfg.w_skill * rep_skill - cfg.z_center)
-    speed = np.asarray(cfg.segment_speed)[segment] * np.exp(cfg.speed_z * z) * reps["pace"].to_numpy()[rep]
+    base = Qualities(fit=fit, engagement=engagement, skill=rep_skill, segment=segment, competition=competition,
+                     speed=np.ones(n_deals), champion=np.zeros(n_deals, np.int64),
+                     dm_access=np.zeros(n_deals, np.int64), extra=np.zeros(n_deals, np.int64))
+    # drawn now, but revealed (and used) only once the deal reaches qualification / discovery
+    champion = _choice(rng, champion_probs(cfg, base))
+    dm_access = (rng.random(n_deals) < dm_prob(cfg, base, champion)).astype(np.int64)
+    extra = _choice(rng, extra_probs(cfg, base, champion))
+    speed = (np.asarray(cfg.segment_speed)[segment] * np.exp(cfg.speed_z * base_quality(cfg, base))
+             * reps["pace"].to_numpy()[rep])
+    qualities = Qualities(fit=fit, engagement=engagement, skill=rep_skill, segment=segment, competition=competition,
+                          speed=speed, champion=champion, dm_access=dm_access, extra=extra)
     start_stage = (rng.random(n_deals) < np.asarray(cfg.source_starts_qualified)[source]).astype(np.int64)
     lead_role = rng.choice(len(LEAD_ROLES), size=n_deals, p=[0.45, 0.35, 0.2])
     return Population(
         accounts=accounts, reps=reps, account=account, rep=rep, created=created, segment=segment,
-        product=product, source=source, amount0=amount0, fit=fit, engagement=engagement, champion=champion,
-        has_champion=has_champion, dm_access=dm_access, n_extra=n_extra, single=single, competition=competition,
-        skill=rep_skill, z=z, speed=speed, start_stage=start_stage, lead_role=lead_role,
+        product=product, source=source, amount0=amount0, q=qualities, start_stage=start_stage, lead_role=lead_role,
     )

@@ -74,23 +74,24 @@ def first_entries(paths: LatentPaths, n_deals: int, n_stages: int) -> np.ndarray
 def join_times(pop: Population, T: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """(n_deals, 6) when each member of the buying group starts taking part (inf = never)."""
     n = len(pop.created)
+    q = pop.q
     J = np.full((n, N_SLOTS), np.inf)
     J[:, SLOT_LEAD] = pop.created
-    J[:, SLOT_DM] = np.where(pop.dm_access, T[:, 2] + rng.uniform(0, 3, n), np.inf)
-    late_dm = ~pop.dm_access & (rng.random(n) < 0.4)  # a signer shows up for the contract
+    J[:, SLOT_DM] = np.where(q.dm_access == 1, T[:, 2] + rng.uniform(0, 3, n), np.inf)
+    late_dm = (q.dm_access == 0) & (rng.random(n) < 0.4)  # a signer shows up for the contract
     J[:, SLOT_DM] = np.where(late_dm, T[:, 5] + rng.uniform(0, 4, n), J[:, SLOT_DM])
-    J[:, SLOT_CHAMPION] = np.where(pop.has_champion, T[:, 1] + rng.uniform(0, 10, n), np.inf)
-    J[:, SLOT_INFLUENCER] = np.where(pop.n_extra >= 1, T[:, 2] + rng.uniform(0, 7, n), np.inf)
-    J[:, SLOT_USER] = np.where(pop.n_extra >= 2, T[:, 3] + rng.uniform(0, 5, n), np.inf)
-    J[:, SLOT_PROCUREMENT] = np.where((pop.segment >= 1) & (rng.random(n) < 0.7), T[:, 5] + rng.uniform(0, 5, n),
+    J[:, SLOT_CHAMPION] = np.where(q.champion >= 1, T[:, 1] + rng.uniform(0, 10, n), np.inf)
+    J[:, SLOT_INFLUENCER] = np.where(q.extra >= 1, T[:, 2] + rng.uniform(0, 7, n), np.inf)
+    J[:, SLOT_USER] = np.where(q.extra >= 2, T[:, 3] + rng.uniform(0, 5, n), np.inf)
+    J[:, SLOT_PROCUREMENT] = np.where((q.segment >= 1) & (rng.random(n) < 0.7), T[:, 5] + rng.uniform(0, 5, n),
                                       np.inf)
     return J
 
 
 def _pick_slots(rng: np.random.Generator, deal: np.ndarray, t: np.ndarray, J: np.ndarray, weights: tuple[float, ...],
-                champ_strength: np.ndarray) -> np.ndarray:
+                champ_level: np.ndarray) -> np.ndarray:
     w = np.broadcast_to(np.asarray(weights), (len(deal), N_SLOTS)).copy()
-    w[:, SLOT_CHAMPION] *= 0.5 + champ_strength[deal]
+    w[:, SLOT_CHAMPION] *= 0.5 + 0.5 * champ_level[deal]
     w *= J[deal] <= t[:, None]
     w[:, SLOT_LEAD] += 1e-9  # the lead is always reachable
     cum = np.cumsum(w, axis=1)
@@ -121,13 +122,14 @@ def generate_touches(cfg: SimConfig, pop: Population, paths: LatentPaths, T: np.
     e_start, e_end = paths.start[live], paths.end[live]
     dur = e_end - e_start
     # engaged buyers (and champions) write and meet more; slow, large deals spread their touches thinner
-    em = np.minimum(np.exp(cfg.engagement_rate_slope * pop.engagement) * (1.0 + 0.5 * pop.has_champion * pop.champion),
-                    cfg.engagement_rate_cap)
-    tempo = pop.speed ** -cfg.rate_speed_exponent
-    em = em * tempo
+    # (the champion only counts once revealed, from qualification on)
+    tempo = pop.q.speed ** -cfg.rate_speed_exponent
+    em = np.exp(cfg.engagement_rate_slope * pop.q.engagement) * tempo
     pace = pop.reps["pace"].to_numpy()[pop.rep] * tempo
-    em_e, pace_e = em[e_deal], pace[e_deal]
-    comp_e = pop.competition[e_deal]
+    champ_boost = np.where(e_stage >= 1, 1.0 + 0.25 * pop.q.champion[e_deal], 1.0)
+    em_e = np.minimum(em[e_deal] * champ_boost, cfg.engagement_rate_cap)
+    pace_e = pace[e_deal]
+    comp_e = pop.q.competition[e_deal]
     a, s, q = e_kind == ACTIVE, e_kind == STALLED, e_kind == QUIET
 
     def rate(active_rates: tuple[float, ...] | float, in_stalled: float, in_quiet: float) -> np.ndarray:
@@ -159,7 +161,7 @@ def generate_touches(cfg: SimConfig, pop: Population, paths: LatentPaths, T: np.
         snapped = work_hours(raw, rng, origin_weekday)
         t = np.where((snapped >= e_start[idx]) & (snapped <= e_end[idx]), snapped, np.round(raw * 86400) / 86400)
         deal = e_deal[idx]
-        slot = -1 if weights is None else _pick_slots(rng, deal, t, J, weights, pop.champion)
+        slot = -1 if weights is None else _pick_slots(rng, deal, t, J, weights, pop.q.champion)
         out.add(deal, t, typ, direction, slot)
 
     _outreach_sequence(out, pop, paths, T, rng, origin_weekday)

@@ -1,0 +1,419 @@
+"""The manager page in a real browser, against a real server scoring simulated deals.
+
+Once per session: simulate a small CRM, train a model on it, log, register and
+promote it in a throw-away MLflow registry, start ``uvicorn`` on a free local
+port with that registry, and score the open deals through ``POST /v1/score/batch``
+at three dates (so each deal has a score history). Then Debian's chromium,
+driven by Playwright, signs in, filters, sorts, opens deals and the model page,
+and checks that a team-limited key cannot open another team's deal by URL.
+
+Screenshots of every page land in ``test-artifacts/ui/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from ui_helpers import keys_json
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "ui"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LAPTOP = {"width": 1366, "height": 900}
+TABLET = {"width": 820, "height": 1180}
+N_DEALS = 900
+SEED = 11
+FAST_TRAINING = {
+    "snapshots": {"every_days": 21},
+    "win": {"num_boost_round": 60, "early_stopping_rounds": 10, "params": {"learning_rate": 0.12}},
+    "stage": {"num_boost_round": 30, "early_stopping_rounds": 8, "params": {"learning_rate": 0.2}},
+    "num_threads": 2,
+}
+SCORE_OFFSETS_DAYS = (28, 14, 0)  # each open deal is scored as of the cut minus these
+
+
+@dataclass(frozen=True)
+class LiveService:
+    """The running server and what the tests need to know about its data."""
+
+    base_url: str
+    keys: dict[str, str]  # name → raw key
+    team: str  # the team the limited key sees
+    other_team_deal: str  # an open deal of another team
+    own_team_deals: list[str]
+    scored_deals: int
+    log: Path
+    seconds: dict[str, float]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _train_and_register(tmp: Path) -> tuple[Any, str]:
+    """Simulate, train, and promote the model in a registry in ``tmp``; returns the history and tracking URI."""
+    from dealscore import tracking
+    from dealscore.data.simulate import simulate
+    from dealscore.data.validate import validate_history
+    from dealscore.training.config import TrainConfig
+    from dealscore.training.pipeline import train_models
+
+    sim = simulate(N_DEALS, seed=SEED)
+    history, _ = validate_history(sim.history)
+    trained = train_models(history, TrainConfig.from_dict(FAST_TRAINING), truth=sim)
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        run = tracking.log_training_run(trained)
+        version = tracking.register_bundle(trained.bundle, run)
+        tracking.promote(version)
+    finally:
+        if previous is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
+    return history, uri
+
+
+def _score_through_api(base_url: str, crm_key: str, history: Any) -> int:
+    """Send every deal open at the cut, as it stood at each scoring date, to the batch endpoint."""
+    from dealscore.data.payload import deal_payload
+
+    cut = history.data_cut
+    open_deals = history.deals[history.deals["closed_at"].isna()]
+    sent = 0
+    with httpx.Client(base_url=base_url, timeout=120, headers={"X-API-Key": crm_key}) as client:
+        for days in SCORE_OFFSETS_DAYS:
+            as_of = cut - pd.Timedelta(days=days)
+            ids = open_deals.loc[open_deals["created_at"] <= as_of, "deal_id"].tolist()
+            bodies = []
+            for deal_id in ids:
+                body = deal_payload(history, deal_id, as_of)
+                body.pop("as_of", None)
+                bodies.append(body)
+            for i in range(0, len(bodies), 200):
+                resp = client.post("/v1/score/batch", json={"deals": bodies[i:i + 200],
+                                                            "as_of": as_of.strftime("%Y-%m-%dT%H:%M:%S")})
+                assert resp.status_code == 200, resp.text[:1000]
+                sent += len(bodies[i:i + 200])
+    return sent
+
+
+@pytest.fixture(scope="session")
+def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    tmp = tmp_path_factory.mktemp("ui-live")
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    history, tracking_uri = _train_and_register(tmp)
+    seconds["train_and_register"] = round(time.perf_counter() - started, 1)
+    open_deals = history.deals[history.deals["closed_at"].isna()]
+    team = str(open_deals["team"].value_counts().index[0])
+    raw = {"manager": "ui-live-manager-key-0123456789", "crm": "ui-live-crm-key-0123456789",
+           "team-lead": "ui-live-team-key-0123456789"}
+    keys = {"manager": (raw["manager"], ["read"], {}), "crm": (raw["crm"], ["score"], {}),
+            "team-lead": (raw["team-lead"], ["read"], {"teams": [team]})}
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "DEALSCORE_DATA_DIR": str(tmp / "service"),
+        "DEALSCORE_DATABASE_URL": f"sqlite:///{tmp / 'service' / 'scores.db'}",
+        "DEALSCORE_API_KEYS": keys_json(keys),
+        "DEALSCORE_MODEL_RETRY_SECONDS": "0",
+        "DEALSCORE_LOG_LEVEL": "WARNING",
+    }
+    log = tmp / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "serve_app:app", "--app-dir", str(Path(__file__).parent),
+             "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(tmp),
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server was not ready within 120 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        seconds["server_ready"] = round(time.perf_counter() - started - seconds["train_and_register"], 1)
+        scored = _score_through_api(base_url, raw["crm"], history)
+        seconds["scoring"] = round(time.perf_counter() - started - sum(seconds.values()), 1)
+        others = open_deals[open_deals["team"] != team]["deal_id"].tolist()
+        own = open_deals[open_deals["team"] == team]["deal_id"].tolist()
+        yield LiveService(base_url, raw, team, str(others[0]), [str(d) for d in own], scored, log, seconds)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"{CHROMIUM} is not installed (make system-deps installs Debian's chromium)")
+    with playwright_sync.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Page:
+    """A browser tab on the live service that fails the test on console errors (CSP violations included)."""
+
+    def __init__(self, browser: Any, live: LiveService, viewport: dict[str, int]) -> None:
+        self.live = live
+        self.context = browser.new_context(viewport=viewport, base_url=live.base_url)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def _console(self, message: Any) -> None:
+        # HTTP error statuses (a refused key, a hidden deal) are asserted by the tests themselves
+        if message.type == "error" and not message.text.startswith("Failed to load resource: the server responded"):
+            self.errors.append(message.text)
+
+    def login(self, key_name: str) -> None:
+        self.page.goto("/ui")
+        self.page.get_by_label("API key").fill(self.live.keys[key_name])
+        self.page.get_by_role("button", name="Sign in").click()
+        self.page.wait_for_url(re.compile(r"/ui/?$"))
+
+    def shot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def rows(self) -> Any:
+        return self.page.locator("table.deals tbody tr")
+
+    def close(self) -> None:
+        self.context.close()
+        assert not self.errors, self.errors
+
+
+@pytest.fixture
+def laptop(browser: Any, live_service: LiveService) -> Iterator[Page]:
+    tab = Page(browser, live_service, LAPTOP)
+    yield tab
+    tab.close()
+
+
+def _amounts(tab: Page) -> list[float]:
+    cells = tab.page.locator("table.deals tbody td[data-label='Amount']").all_inner_texts()
+    return [float(c.replace(",", "")) for c in cells if c.strip() not in ("", "—")]
+
+
+def test_sign_in_and_see_the_ranked_list(laptop: Page) -> None:
+    page = laptop.page
+    page.goto("/ui")
+    assert page.url.endswith("/ui/login?next=%2Fui")
+    laptop.shot("login")
+    page.get_by_label("API key").fill("not-a-real-key")
+    page.get_by_role("button", name="Sign in").click()
+    assert "not known to the service" in page.locator("#login-error").inner_text()
+    laptop.shot("login-error")
+    laptop.login("manager")
+    assert page.get_by_role("heading", level=1).inner_text() == "Deals at risk"
+    assert laptop.rows().count() > 0
+    var = [float(t.replace(",", "")) for t in
+           page.locator("table.deals tbody td[data-label='Value at risk']").all_inner_texts()]
+    assert var == sorted(var, reverse=True) and var[0] > 0
+    assert page.locator("[data-testid=pipeline-value]").inner_text() not in ("", "0")
+    assert page.locator("table.deals svg.spark").count() == laptop.rows().count()
+    laptop.shot("at-risk-list-laptop")
+    print(f"live service: {laptop.live.scored_deals} scores; seconds {laptop.live.seconds}")
+
+
+def test_filter_sort_and_page(laptop: Page) -> None:
+    page = laptop.page
+    laptop.login("manager")
+    before = page.locator("[data-testid=pipeline-value]").inner_text()
+    page.get_by_label("Team").select_option(laptop.live.team)
+    page.get_by_label("Include open deals not at risk").check()
+    page.get_by_role("button", name="Apply filters").click()
+    page.wait_for_url(re.compile(r"team="))
+    owners = page.locator("table.deals tbody td[data-label='Owner'] .sub").all_inner_texts()
+    assert owners and set(owners) == {laptop.live.team}
+    assert page.locator("[data-testid=pipeline-value]").inner_text() != before
+    laptop.shot("at-risk-filtered-team")
+    # a minimum amount narrows further; every amount shown respects it
+    amounts = _amounts(laptop)
+    threshold = sorted(amounts)[len(amounts) // 2]
+    page.get_by_label("Minimum amount").fill(f"{threshold:.0f}")
+    page.get_by_role("button", name="Apply filters").click()
+    page.wait_for_url(re.compile(r"min_amount="))
+    assert _amounts(laptop) and min(_amounts(laptop)) >= threshold
+    # sort by amount: the header says so and the column is in order
+    page.goto("/ui?show=all")
+    page.get_by_role("link", name="Amount").click()
+    page.wait_for_url(re.compile(r"sort=amount"))
+    assert page.locator("th[aria-sort]").inner_text().startswith("Amount")
+    assert page.locator("th[aria-sort]").get_attribute("aria-sort") == "descending"
+    shown = _amounts(laptop)
+    assert shown == sorted(shown, reverse=True)
+    page.get_by_role("link", name=re.compile("^Amount")).click()
+    page.wait_for_url(re.compile(r"order=asc"))
+    assert _amounts(laptop) == sorted(_amounts(laptop))
+    # pages of 25: the second page continues the first
+    first_page = page.locator("table.deals tbody th a").all_inner_texts()
+    assert len(first_page) == 25, "the simulated pipeline should have more than 25 open deals"
+    page.get_by_role("link", name="Next →").click()
+    page.wait_for_url(re.compile(r"page=2"))
+    second_page = page.locator("table.deals tbody th a").all_inner_texts()
+    assert second_page and not set(first_page) & set(second_page)
+    assert "Page 2 of" in page.locator("nav.pager").inner_text()
+
+
+def test_open_a_deal_and_see_reasons_actions_and_history(laptop: Page) -> None:
+    page = laptop.page
+    laptop.login("manager")
+    first = page.locator("table.deals tbody th a").first
+    deal_id = first.inner_text()
+    first.click()
+    page.wait_for_url(re.compile(r"/ui/deals/"))
+    assert deal_id in page.get_by_role("heading", level=1).inner_text()
+    reasons = page.locator("[data-testid=reasons] li")
+    assert reasons.count() >= 2
+    assert page.locator("[data-testid=reasons] svg.bar").count() == reasons.count()
+    assert re.search(r"[+−]\d", reasons.first.inner_text())
+    chart = page.locator("[data-testid=history-chart] svg")
+    assert chart.is_visible()
+    assert chart.locator("circle").count() == len(SCORE_OFFSETS_DAYS)  # open at every scoring date
+    assert "Win probability over 3 scores" in (chart.get_attribute("aria-label") or "")
+    assert 1 <= page.locator("ol.actions-list > li").count() <= 3
+    assert page.locator("ol.timeline > li").count() >= 1
+    assert re.match(r"\d+%", page.locator("[data-testid=p-win]").inner_text())
+    laptop.shot("deal-laptop")
+    page.get_by_role("link", name="← Deals at risk").click()
+    page.wait_for_url(re.compile(r"/ui/?(\?.*)?$"))
+
+
+def test_model_page_shows_the_plots_with_a_reading(laptop: Page) -> None:
+    page = laptop.page
+    laptop.login("manager")
+    page.get_by_role("link", name="Model").click()
+    page.wait_for_url(re.compile(r"/ui/model"))
+    assert re.match(r"dealscore \d+", page.locator("#m-title").inner_text())
+    assert "MLflow registry" in page.locator(".facts").first.inner_text()
+    calibration = page.locator("[data-testid=calibration-chart] svg")
+    lift = page.locator("[data-testid=lift-chart] svg")
+    assert calibration.is_visible() and lift.is_visible()
+    assert calibration.locator("circle").count() >= 3
+    assert lift.locator("rect").count() == 10
+    assert "held-out snapshots" in page.locator("[data-testid=calibration-reading]").inner_text()
+    assert "top 10% of scores" in page.locator("[data-testid=lift-reading]").inner_text()
+    assert page.locator("table.metrics tbody tr").count() >= 4  # the model and three baselines
+    laptop.shot("model-laptop")
+
+
+def test_team_limited_key_sees_only_its_team(browser: Any, live_service: LiveService) -> None:
+    tab = Page(browser, live_service, LAPTOP)
+    try:
+        page = tab.page
+        tab.login("team-lead")
+        assert live_service.team in page.locator(".who").inner_text()
+        page.goto("/ui?show=all&per=100")
+        teams = set(page.locator("table.deals tbody td[data-label='Owner'] .sub").all_inner_texts())
+        assert teams == {live_service.team}
+        assert page.get_by_label("Team").locator("option").all_inner_texts() == ["All teams", live_service.team]
+        tab.shot("at-risk-team-limited")
+        response = page.goto(f"/ui/deals/{live_service.other_team_deal}")
+        assert response is not None and response.status == 404
+        assert page.get_by_role("heading", level=1).inner_text() == "Deal not found"
+        assert live_service.other_team_deal in page.locator("main").inner_text()
+        tab.shot("deal-other-team-404")
+        own = page.goto(f"/ui/deals/{live_service.own_team_deals[0]}")
+        assert own is not None and own.status == 200
+    finally:
+        tab.close()
+
+
+def test_tablet_layout_fits_the_screen(browser: Any, live_service: LiveService) -> None:
+    tab = Page(browser, live_service, TABLET)
+    try:
+        page = tab.page
+        tab.login("manager")
+        for name, url in (("at-risk-list-tablet", "/ui"), ("deal-tablet", None), ("model-tablet", "/ui/model")):
+            if url is None:
+                page.goto("/ui")
+                page.locator("table.deals tbody th a").first.click()
+                page.wait_for_url(re.compile(r"/ui/deals/"))
+            else:
+                page.goto(url)
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{name} scrolls sideways by {overflow}px on a tablet"
+            tab.shot(name)
+        page.goto("/ui")
+        assert page.locator("table.deals tbody tr").first.locator(".inline-narrow").first.is_visible()
+    finally:
+        tab.close()
+
+
+def test_keyboard_only(laptop: Page) -> None:
+    page = laptop.page
+    page.goto("/ui/login")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.locator("#api_key").focus()
+    page.keyboard.type(laptop.live.keys["manager"])
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/ui/?$"))
+    # Tab from the top reaches the first deal link, and Enter opens it
+    deal_link = page.locator("table.deals tbody th a").first
+    target = deal_link.inner_text()
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == target:
+            break
+    else:
+        pytest.fail("the first deal link cannot be reached with Tab")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none", "focused links must show a focus ring"
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/ui/deals/"))
+    assert target in page.get_by_role("heading", level=1).inner_text()
+
+
+def test_sign_out(laptop: Page) -> None:
+    page = laptop.page
+    laptop.login("manager")
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/ui/login\?notice=out"))
+    assert "You are signed out" in page.locator("main").inner_text()
+    page.goto("/ui")
+    assert "/ui/login" in page.url
