@@ -65,7 +65,7 @@ def deal_with_touchpoints(history: DealHistory, n_touch: int = 200) -> DealHisto
         span = (own["occurred_at"] - created) / (k + 1)
         extra["occurred_at"] = created + span
         extra["recorded_at"] = extra["occurred_at"]
-        extra["activity_id"] = extra["activity_id"].astype(str) + f"-r{k}"
+        extra["activity_id"] = (extra["activity_id"].astype(object) + f"-r{k}").astype(object)
         reps.append(extra)
         k += 1
     acts200 = pd.concat(reps, ignore_index=True).sort_values("occurred_at", kind="stable").iloc[-n_touch:]

@@ -126,6 +126,10 @@ class KeyRing:
             )
         return principal
 
+    def principal_for_hash(self, key_hash: str) -> Principal | None:
+        """The principal of a stored key hash (the web page's session cookie keeps the hash, never the key)."""
+        return self._by_hash.get(key_hash)
+
     @classmethod
     def from_config(cls, raw: Any, source: str) -> KeyRing:
         """Build from the parsed file/env structure: ``{"keys": [...]}`` or a bare list."""
@@ -136,6 +140,12 @@ class KeyRing:
             raise ConfigError(f"{source}: expected a list of keys under 'keys', got {type(items).__name__}")
         entries = []
         for i, item in enumerate(items):
+            if isinstance(item, dict) and "key" in item:
+                raise ConfigError(
+                    f"{source}: key #{i + 1} ({item.get('name', 'unnamed')!r}) holds a raw key; the service only "
+                    f"accepts hashes, so a leaked config file leaks no key. Replace it with "
+                    f"hash: {hash_key(str(item['key']))} (or create keys with `dealscore api-key create`)"
+                )
             try:
                 entries.append(KeyEntry.model_validate(item))
             except ValidationError as exc:

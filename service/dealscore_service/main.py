@@ -30,6 +30,7 @@ from dealscore_service.model_loader import ModelLoader
 from dealscore_service.routers import deals, health, model, score
 from dealscore_service.settings import Settings
 from dealscore_service.store import ScoreStore
+from dealscore_service.ui import mount_ui
 
 log = structlog.get_logger("dealscore_service")
 
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (score.router, deals.router, model.router, health.router):
         app.include_router(router)
+    mount_ui(app)  # the manager web page at /ui, behind the same keys
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=services.metrics)
     return app

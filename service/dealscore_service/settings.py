@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         default=None, description="the same key list as JSON, for containers (hashes only, never raw keys)"
     )
 
+    ui_session_secret: SecretStr | None = Field(
+        default=None,
+        description="signs the web page's session cookie; default a random secret kept in <data_dir> "
+        "(set it when workers do not share the data folder)",
+    )
+
     max_body_bytes: int = Field(default=limits.MAX_BODY_BYTES, ge=1024)
     log_level: str = Field(default="INFO")
     log_json: bool = Field(default=True, description="JSON log lines (set false for readable console logs)")

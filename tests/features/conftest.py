@@ -30,8 +30,12 @@ DAY = pd.Timedelta(days=1)
 
 
 def random_history(seed: int, n_deals: int = 12, n_owners: int = 3, n_accounts: int = 5,
-                   start: str = "2023-01-02", late_share: float = 0.3) -> DealHistory:
-    """A small validated history whose deals overlap in time (so cross-deal features matter)."""
+                   start: str = "2023-01-02", late_share: float = 0.3, jitter_ns: bool = False) -> DealHistory:
+    """A small validated history whose deals overlap in time (so cross-deal features matter).
+
+    ``jitter_ns`` adds random nanoseconds to every event time, so that sub-second
+    ordering and exact ties at odd resolutions are exercised too.
+    """
     rng = np.random.default_rng(seed)
     t0 = pd.Timestamp(start)
     cut = t0 + pd.Timedelta(days=240)
@@ -57,7 +61,8 @@ def random_history(seed: int, n_deals: int = 12, n_owners: int = 3, n_accounts: 
             outcome = "won" if rng.random() < 0.45 else "lost"
         end = cut if pd.isna(closed) else closed
         deals.append({
-            "deal_id": did, "account_id": f"A{rng.integers(0, n_accounts)}", "owner_id": f"O{rng.integers(0, n_owners)}",
+            "deal_id": did, "account_id": f"A{rng.integers(0, n_accounts)}",
+            "owner_id": f"O{rng.integers(0, n_owners)}",
             "created_at": created, "amount": float(rng.integers(1, 100)) * 1000 if rng.random() < 0.9 else np.nan,
             "product": rng.choice(["basic", "pro", None]), "source": rng.choice(["inbound", "outbound", "partner"]),
             "expected_close_date": (end + pd.Timedelta(days=int(rng.integers(-5, 30)))).normalize()
@@ -104,6 +109,16 @@ def random_history(seed: int, n_deals: int = 12, n_owners: int = 3, n_accounts: 
         for _ in range(int(rng.integers(0, 3))):
             truth.append({"deal_id": did, "as_of": created + (end - created) * float(rng.random()),
                           "stage": STAGES[int(rng.integers(0, 6))]})
+    if jitter_ns:
+        for rows, cols in ((deals, ("created_at", "closed_at")), (stages, ("changed_at", "recorded_at")),
+                           (acts, ("occurred_at", "recorded_at")), (truth, ("as_of",))):
+            for row in rows:
+                for col in cols:
+                    if col in row and not pd.isna(row[col]):
+                        row[col] = row[col] + pd.Timedelta(int(rng.integers(0, 10**9)), unit="ns")
+        for row in deals:  # keep the close after every jittered event of the deal
+            if not pd.isna(row["closed_at"]):
+                row["closed_at"] = row["closed_at"] + pd.Timedelta(seconds=2)
     frames = {
         "accounts": accounts,
         "deals": pd.DataFrame(deals),
@@ -147,3 +162,53 @@ def simulator_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+T0 = pd.Timestamp("2024-01-01")
+
+
+def day(n: float) -> pd.Timestamp:
+    """Day ``n`` of the hand-made histories (2024-01-01 is day 0)."""
+    return T0 + pd.Timedelta(days=n)
+
+
+def hand_history(*, deals: list[dict], stages: list[dict] = (), acts: list[dict] = (), cut: float = 100,
+                 accounts: list[dict] | None = None) -> DealHistory:
+    """A validated history from a few hand-written rows (days as numbers, see :func:`day`)."""
+    def times(rows: list[dict], cols: tuple[str, ...]) -> pd.DataFrame:
+        out = []
+        for r in rows:
+            r = dict(r)
+            for c in cols:
+                if c in r and r[c] is not None:
+                    r[c] = day(r[c])
+            out.append(r)
+        return pd.DataFrame(out)
+
+    deal_rows = []
+    for i, d in enumerate(deals):
+        row = {"account_id": "A1", "owner_id": "O1", "amount": 1000.0, **d}
+        row.setdefault("deal_id", f"D{i}")
+        deal_rows.append(row)
+    frames = {
+        "accounts": pd.DataFrame(accounts or [{"account_id": "A1", "industry": "software", "employees": 50,
+                                               "annual_revenue": 1e6, "region": "emea"}]),
+        "deals": times(deal_rows, ("created_at", "closed_at", "expected_close_date")),
+        "stage_history": times(list(stages), ("changed_at", "recorded_at", "expected_close_date"))
+        if stages else pd.DataFrame(columns=["deal_id", "stage", "changed_at"]),
+        "activities": times(list(acts), ("occurred_at", "recorded_at"))
+        if acts else pd.DataFrame(columns=["deal_id", "occurred_at", "type"]),
+    }
+    history, _ = validate_history(from_frames(frames, cut_at=day(cut)))
+    return history
+
+
+def snapshot(deal_id: str | list[str], as_of: float | list[float]) -> pd.DataFrame:
+    """Snapshots of hand-made histories: one deal at several days, or several deals at one day."""
+    ids = [deal_id] if isinstance(deal_id, str) else deal_id
+    days = [as_of] if not isinstance(as_of, list) else as_of
+    if len(ids) == 1:
+        ids = ids * len(days)
+    if len(days) == 1:
+        days = days * len(ids)
+    return pd.DataFrame({"deal_id": pd.Series(ids, dtype=object), "as_of": [day(x) for x in days]})

@@ -19,12 +19,12 @@ import pandas as pd
 import pytest
 from dealscore_service import Settings, create_app
 from dealscore_service.auth import add_key_to_file
-from dealscore_service.payload import deal_payloads
 from dealscore_service.store import ScoreStore
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from dealscore.data.history import DealHistory
+from dealscore.data.payload import deal_payload
 from dealscore.scoring.result import DealWarning, NextAction, ScoreResult
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -189,20 +189,26 @@ class TrainedModel:
     bundle: Any
     history: DealHistory
     open_ids: list[str]
+    training: Any  # the TrainingResult (registry tests log it to MLflow)
 
     @property
     def as_of(self) -> str:
         return self.history.data_cut.isoformat()
 
     def payload(self, deal_id: str | None = None, **changes: Any) -> dict[str, Any]:
-        """The request body of one open deal (as of the data cut unless changed)."""
-        body = deal_payloads(self.history, [deal_id or self.open_ids[0]])[0]
-        body["as_of"] = self.as_of
+        """The ``POST /v1/score`` body of one open deal, as of the data cut (rendered by the library)."""
+        body = deal_payload(self.history, deal_id or self.open_ids[0])
         body.update(changes)
         return body
 
     def payloads(self, n: int) -> list[dict[str, Any]]:
-        return deal_payloads(self.history, self.open_ids[:n])
+        """Batch entries (no per-deal as_of) of the first ``n`` open deals."""
+        out = []
+        for d in self.open_ids[:n]:
+            body = deal_payload(self.history, d)
+            body.pop("as_of")
+            out.append(body)
+        return out
 
 
 @pytest.fixture(scope="session")
@@ -219,7 +225,7 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
     result.bundle.version = "dealscore/7"
     folder = result.bundle.save(tmp_path_factory.mktemp("bundle") / "bundle")
     open_ids = sorted(history.deals.loc[history.deals["outcome"].isna(), "deal_id"].tolist())
-    return TrainedModel(bundle_dir=folder, bundle=result.bundle, history=history, open_ids=open_ids)
+    return TrainedModel(bundle_dir=folder, bundle=result.bundle, history=history, open_ids=open_ids, training=result)
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ from typing import Any
 import pandas as pd
 import pytest
 from dealscore_service.errors import InvalidPayloadError
-from dealscore_service.payload import deal_payloads, payload_hash, to_history
+from dealscore_service.payload import payload_hash, to_history
 from dealscore_service.schemas import BatchScoreRequest, DealPayload, ScoreRequest
 
+from dealscore.data.payload import deal_payload
 from dealscore.data.validate import validate_history
 
 AS_OF = datetime(2024, 3, 1)
@@ -58,7 +59,7 @@ def test_round_trip_through_the_api_shape_matches_the_library(trained_model) -> 
     """A deal sent over HTTP becomes exactly the history the library validated from the CSV folder."""
     history = trained_model.history
     ids = trained_model.open_ids[:3]
-    bodies = deal_payloads(history, ids)
+    bodies = [{k: v for k, v in deal_payload(history, d).items() if k != "as_of"} for d in ids]
     c = convert(*bodies, as_of=history.data_cut.to_pydatetime(), batch=True)
     expected, _ = validate_history(history.for_deals(ids).replace(
         accounts=history.accounts[history.accounts["account_id"].isin(history.for_deals(ids).deals["account_id"])],

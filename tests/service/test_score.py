@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from dealscore.data.payload import deal_payload
 from dealscore.scoring import Scorer
 from dealscore.scoring.result import ScoreResult
 
@@ -95,10 +96,7 @@ def test_previous_score_is_attached_and_counts_in_value_at_risk(
     cut = trained_model.history.data_cut
     created = pd.Timestamp(body["created_at"])
     early = max(created + pd.Timedelta(days=1), cut - pd.Timedelta(days=14))
-    known_early = trained_model.history.as_known_at(early)
-    from dealscore_service.payload import deal_payloads
-
-    early_body = {**deal_payloads(known_early, [body["deal_id"]])[0], "as_of": early.isoformat()}
+    early_body = deal_payload(trained_model.history, body["deal_id"], as_of=early)
     first = scoring_client.post("/v1/score", json=early_body, headers=h)
     assert first.status_code == 200, first.text
     second = scoring_client.post("/v1/score", json=body, headers=h).json()

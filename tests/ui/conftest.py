@@ -43,7 +43,7 @@ def seeded(store: ScoreStore) -> ScoreStore:
     """Four open deals in two teams plus one closed deal; D1 has a history of three scores.
 
     Value at risk (amount × gap × boost): D1 = 100k × 0.25 × 1.2 × (1 + 2·0.1) = 36,000 — it fell 10 points;
-    D2 = 80k × 0.15 × 1.2 = 14,400; E1 (EMEA) = 60k × 0.20 × 1.2 = 14,400; D3 is above its stage
+    D2 = 80k × 0.15 × 1.2 = 14,400; E1 (EMEA) = 50k × 0.20 × 1.2 = 12,000; D3 is above its stage
     (not at risk); C1 is closed.
     """
     save(store,
@@ -54,7 +54,7 @@ def seeded(store: ScoreStore) -> ScoreStore:
          result("D1", p_win=0.20, as_of=T0, amount=100_000, typical=0.45, inferred="discovery").model_copy(
              update={"previous_p_win": 0.30}),
          result("D2", owner="ben", p_win=0.30, amount=80_000, typical=0.45),
-         result("E1", owner="eva", team="EMEA", p_win=0.25, amount=60_000, typical=0.45),
+         result("E1", owner="eva", team="EMEA", p_win=0.25, amount=50_000, typical=0.45),
          result("D3", owner="ben", p_win=0.70, amount=20_000, typical=0.45, declared="negotiation",
                 inferred="negotiation", warnings=[]),
          )

@@ -312,18 +312,19 @@ def _pct(p: float) -> str:
 
 
 def timeline(scores: list[StoredScore]) -> list[TimelineEvent]:
-    """The deal's story as dealscore saw it, newest first.
+    """The deal's story as dealscore saw it, newest score first (a score's own events in reading order).
 
     Each stored score is a dated look at the deal; what changed from one to the
     next (CRM stage, the stage the evidence points to, a move of the win
     probability, warnings raised or cleared) becomes an event.
     """
-    events: list[TimelineEvent] = []
+    groups: list[list[TimelineEvent]] = []
     prev: StoredScore | None = None
     prev_warnings: dict[str, str] = {}
     for s in scores:
         warnings = {str(w.get("code")): str(w.get("title") or w.get("code")) for w in s.result.get("warnings") or []}
         evidence = {str(w.get("code")): str(w.get("evidence") or "") for w in s.result.get("warnings") or []}
+        events: list[TimelineEvent] = []
         if prev is None:
             events.append(TimelineEvent(
                 s.as_of, "scored", f"First scored: {_pct(s.p_win)} (grade {s.grade})",
@@ -350,9 +351,9 @@ def timeline(scores: list[StoredScore]) -> list[TimelineEvent]:
                 events.append(TimelineEvent(s.as_of, "cleared", f"No longer: {title}"))
         if prev is not None and prev.is_open and not s.is_open:
             events.append(TimelineEvent(s.as_of, "closed", "Deal closed"))
+        groups.append(events)
         prev, prev_warnings = s, warnings
-    events.reverse()
-    return events
+    return [e for group in reversed(groups) for e in group]
 
 
 def build_deal(store: ScoreStore, principal: Principal, deal_id: str, taxonomy: StageTaxonomy) -> DealView | None:

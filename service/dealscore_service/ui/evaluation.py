@@ -222,17 +222,18 @@ class EvaluationCache:
         name, number = match.group("name"), match.group("number")
         started = time.perf_counter()
         try:
-            run_id = tracking.version_info(number, name).get("run_id")
-            if not run_id:
-                raise _Unavailable(f"Model {version} has no training run in the registry; retrain it with "
-                                   "`dealscore train` to get its evaluation plots.")
-            with tempfile.TemporaryDirectory() as tmp:
-                path = tracking.download_run_artifact(run_id, "evaluation/holdout.parquet", tmp)
-                holdout = pd.read_parquet(Path(path))
-            try:
-                report: dict[str, Any] | None = tracking.read_run_report(run_id)
-            except Exception:  # the plots do not need the report; the table falls back to headline metrics
-                report = None
+            with tracking._quick_failure():  # a registry that is down must cost seconds, not minutes of retries
+                run_id = tracking.version_info(number, name).get("run_id")
+                if not run_id:
+                    raise _Unavailable(f"Model {version} has no training run in the registry; retrain it with "
+                                       "`dealscore train` to get its evaluation plots.")
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = tracking.download_run_artifact(run_id, "evaluation/holdout.parquet", tmp)
+                    holdout = pd.read_parquet(Path(path))
+                try:
+                    report: dict[str, Any] | None = tracking.read_run_report(run_id)
+                except Exception:  # the plots do not need the report; the table falls back to headline metrics
+                    report = None
         except _Unavailable:
             raise
         except Exception as exc:

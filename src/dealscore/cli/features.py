@@ -1,5 +1,98 @@
-"""CLI commands for this area (registered on the shared Typer app)."""
+"""``dealscore features``: build the training frame of a history, or list the feature catalog."""
 
 from __future__ import annotations
 
-from dealscore.cli import app  # noqa: F401
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dealscore.cli import app, console, err_console
+from dealscore.errors import DataValidationError
+from dealscore.taxonomy import StageTaxonomy
+
+
+def catalog_table(taxonomy: StageTaxonomy | None = None) -> Table:
+    """The feature catalog as a rich table (name, group, meaning, unit, kind)."""
+    from dealscore.features import FeatureSpec
+
+    spec = FeatureSpec.default(taxonomy)
+    t = Table(title=f"Feature catalog ({len(spec.columns)} features)", show_header=True, header_style="bold")
+    for col in ("feature", "group", "meaning", "unit", "kind"):
+        t.add_column(col, overflow="fold")
+    for c in spec.columns:
+        t.add_row(c.name, c.group, c.meaning, c.unit, c.kind)
+    return t
+
+
+@app.command()
+def features(
+    folder: Annotated[Path | None, typer.Argument(help="History folder (CSV or Parquet tables).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Parquet file to write the training frame to.")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="Print the feature catalog and exit.")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="With --list: print the catalog as Markdown.")] = False,
+    every_days: Annotated[float, typer.Option("--every-days", help="Days between training snapshots.")] = 7.0,
+    stage_changes: Annotated[
+        bool, typer.Option("--stage-changes/--no-stage-changes", help="Also snapshot when a stage change is seen.")
+    ] = True,
+    labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Add the won and real_stage labels.")] = True,
+    lag_days: Annotated[
+        float, typer.Option("--lag-days", help="Update lag the real-stage rule corrects for, when no stage_truth.")
+    ] = 14.0,
+    spec_out: Annotated[
+        Path | None, typer.Option("--spec", help="Also write the feature spec (vocabularies fitted) as JSON.")
+    ] = None,
+    taxonomy: Annotated[
+        Path | None, typer.Option("--taxonomy", help="Stage taxonomy YAML (default: the shipped stages).")
+    ] = None,
+) -> None:
+    """Build point-in-time features (one row per snapshot) for a history, or list the catalog."""
+    tax = StageTaxonomy.load(taxonomy)
+    if list_:
+        if markdown:
+            from dealscore.features.catalog import feature_catalog_markdown
+            from dealscore.features.spec import FeatureSpec
+
+            typer.echo(feature_catalog_markdown(FeatureSpec.default(tax)), nl=False)
+        else:
+            console.print(catalog_table(tax))
+        return
+    if folder is None or out is None:
+        raise DataValidationError(
+            "dealscore features needs a history folder and --out FILE.parquet",
+            fix="run `dealscore features DIR --out features.parquet`, or `dealscore features --list` for the catalog",
+        )
+    from dealscore.data.validate import load_and_validate
+    from dealscore.features import FeatureSpec, build_features, make_labels, make_snapshots
+
+    started = time.perf_counter()
+    history, report = load_and_validate(str(folder), tax)
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    snaps = make_snapshots(history, every_days=every_days, at_stage_changes=stage_changes)
+    spec = FeatureSpec.default(tax)
+    frame = build_features(history, snaps, spec=spec, taxonomy=tax, progress=True)
+    spec = spec.fit_vocabulary(frame)
+    if labels:
+        lab = make_labels(history, snaps, tax, lag_days=lag_days)
+        frame["won"] = lab["won"].to_numpy()
+        frame["real_stage"] = lab["real_stage"].to_numpy()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out, index=False)
+    if spec_out is not None:
+        spec_out.write_text(json.dumps(spec.to_dict(), indent=2), encoding="utf-8")
+    elapsed = time.perf_counter() - started
+    t = Table(title=f"Features: {folder}", show_header=False)
+    t.add_column("what")
+    t.add_column("value")
+    t.add_row("snapshots", f"{len(frame):,} of {snaps['deal_id'].nunique():,} deals")
+    t.add_row("feature columns", f"{len(spec.feature_names)}")
+    if labels:
+        t.add_row("labelled (closed deals)", f"{int(frame['won'].notna().sum()):,}")
+        t.add_row("real stage known", f"{int(frame['real_stage'].notna().sum()):,}")
+    t.add_row("written", f"{out}" + (f" and {spec_out}" if spec_out else ""))
+    t.add_row("time", f"{elapsed:.1f} s")
+    console.print(t)

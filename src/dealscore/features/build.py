@@ -30,7 +30,6 @@ from dealscore.features.inputs import (
     as_ns,
     deal_codes,
     deal_index,
-    encode,
     read_activity_rows,
     read_deals,
     read_stage_rows,
@@ -42,7 +41,7 @@ from dealscore.features.timeline import NAT
 from dealscore.features.touchpoints import TouchLayout, TouchTimelines, prepare_touches, touch_features
 from dealscore.taxonomy import StageTaxonomy
 
-CHUNK = 250_000
+CHUNK = 100_000
 SMALL_FRAME = 64  # frames up to this many rows are assembled on the fast path
 
 
@@ -95,8 +94,8 @@ def _plan(spec: FeatureSpec) -> _Plan:
         key=key, stages=Vocab.of(spec.stages), types=Vocab.of(spec.activity_types), roles=Vocab.of(roles),
         layout=layout, evidence=[(s, list(spec.evidence.get(s, []))) for s in spec.stages],
         names=spec.feature_names, numeric=numeric, numeric_pos={n: i for i, n in enumerate(numeric)},
-        categorical=categorical, numeric_index=pd.Index(numeric, dtype=object),
-        frame_columns=pd.Index(["deal_id", "as_of", *spec.feature_names], dtype=object),
+        categorical=categorical, numeric_index=pd.Index(numeric),
+        frame_columns=pd.Index(["deal_id", "as_of", *spec.feature_names]),
         categoricals_first=spec.feature_names == categorical + numeric, dtypes=dtypes, vocabs=vocabs,
     )
     spec._compiled = plan
@@ -114,7 +113,7 @@ def _resolve_spec(spec: FeatureSpec | None, taxonomy: StageTaxonomy | None) -> F
     return spec
 
 
-def check_snapshots(snapshots: pd.DataFrame, index: pd.Index, deals: DealRows) -> tuple[np.ndarray, np.ndarray]:
+def check_snapshots(snapshots: pd.DataFrame, index: Vocab, deals: DealRows) -> tuple[np.ndarray, np.ndarray]:
     """Deal rows and as_of times of the snapshots, refusing unknown deals and times before a deal existed."""
     missing = [c for c in ("deal_id", "as_of") if c not in snapshots.columns]
     if missing:
@@ -122,7 +121,7 @@ def check_snapshots(snapshots: pd.DataFrame, index: pd.Index, deals: DealRows) -
             f"snapshots: missing column(s) {missing}", table="snapshots", column=missing[0],
             fix="pass a DataFrame with columns deal_id and as_of (see make_snapshots / scoring_snapshots)",
         )
-    q_deal = deal_codes(index, snapshots["deal_id"].to_numpy(dtype=object), table="snapshots")
+    q_deal = deal_codes(index, snapshots["deal_id"], table="snapshots")
     q_time = as_ns(snapshots["as_of"], table="snapshots", column="as_of")
     if (q_time == NAT).any():
         ids = [str(i) for i in snapshots["deal_id"].to_numpy()[q_time == NAT][:5]]
@@ -148,7 +147,7 @@ def check_snapshots(snapshots: pd.DataFrame, index: pd.Index, deals: DealRows) -
 class PreparedHistory:
     """A history read and sorted for feature building (reusable for several snapshot sets)."""
 
-    index: pd.Index
+    index: Vocab
     deals: DealRows
     stage: StageTimeline
     touches: TouchTimelines
@@ -194,8 +193,12 @@ def build_features(history: DealHistory, snapshots: pd.DataFrame, *, spec: Featu
     plan = _plan(spec)
     bar = _progress(progress, len(snapshots))
     try:
+        if bar is not None:
+            bar.set_description("features (reading and sorting the history)")
         prepared = prepare_history(history, spec)
         q_deal, q_time = check_snapshots(snapshots, prepared.index, prepared.deals)
+        if bar is not None:
+            bar.set_description("features")
         if context is None:
             context = FeatureContext().fit_prepared(prepared.deals, prepared.stage, spec.stages)
         elif getattr(context, "stages_", spec.stages) != spec.stages:
@@ -272,7 +275,7 @@ def _categorical(plan: _Plan, name: str, per_deal: np.ndarray, q_deal: np.ndarra
         dtype = pd.CategoricalDtype(pd.Index(list(vocab.names), dtype=object))
     else:
         vocab = plan.vocabs[name]
-    codes = encode(per_deal, vocab.index, vocab.lookup)
+    codes, _ = vocab.codes(per_deal)  # values outside a fitted vocabulary become NaN (documented)
     return pd.Categorical.from_codes(codes[q_deal], dtype=dtype, validate=False)
 
 
@@ -281,7 +284,7 @@ def _progress(enabled: bool, total: int) -> Any:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="snapshot", unit_scale=True, desc="features", leave=True)
+    return tqdm(total=total, unit="snapshot", unit_scale=True, desc="features", leave=True, mininterval=0.5)
 
 
 __all__ = ["CATEGORY_SOURCES", "PreparedHistory", "build_features", "check_snapshots", "prepare_history"]

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.data.history import DealHistory
-from dealscore.features.inputs import DealRows, Vocab, deal_index, encode, read_deals, read_stage_rows
+from dealscore.features.inputs import DealRows, Vocab, deal_index, read_deals, read_stage_rows
 from dealscore.features.spec import FeatureSpec
 from dealscore.features.stage import DAY, StageTimeline, prepare_stage, won_stage_durations
 from dealscore.features.timeline import NAT, NEVER, Timeline, prefix_sums, take
@@ -115,7 +115,7 @@ class FeatureContext:
                             q_time: np.ndarray) -> dict[str, np.ndarray]:
         """Owner and account history features, excluding the snapshot's own deal."""
         self._check_fitted()
-        me = encode(deal_ids, self.deals_.index, self.deals_.lookup)
+        me, _ = self.deals_.codes(deal_ids)
         known = me >= 0
         pos = np.maximum(me, 0)
         created = take(self.created_, pos, known, NEVER)
@@ -132,7 +132,7 @@ class FeatureContext:
             ("owner", self._owner, self.owners_, self.owner_code_, self.owner_shrinkage),
             ("account", self._account, self.accounts_, self.account_code_, self.account_shrinkage),
         ):
-            key = encode(owner if name == "owner" else account, vocab.index, vocab.lookup)
+            key, _ = vocab.codes(owner if name == "owner" else account)
             mine = known & (take(codes, pos, known, -1) == key) & (key >= 0)
             lo, hi = counts.closed.prefix(key, q_time, strict=True)
             n_closed = (hi - lo) - (mine & self_closed)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.data.history import DealHistory
-from dealscore.features.inputs import as_ns, deal_codes, deal_index
+from dealscore.features.inputs import Vocab, as_ns, deal_codes, deal_index
 from dealscore.features.timeline import NAT, Timeline, take
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 
@@ -31,7 +31,7 @@ def make_labels(history: DealHistory, snapshots: pd.DataFrame, taxonomy: StageTa
     """``won`` (1/0, NaN while open at the data cut) and ``real_stage`` (None when unknown) per snapshot."""
     tax = taxonomy or default_taxonomy()
     index = deal_index(history.deals)
-    q = deal_codes(index, snapshots["deal_id"].to_numpy(dtype=object), table="snapshots")
+    q = deal_codes(index, snapshots["deal_id"], table="snapshots")
     t = as_ns(snapshots["as_of"], table="snapshots", column="as_of")
     d = history.deals
     outcome = d["outcome"].to_numpy(dtype=object) if "outcome" in d else np.full(len(d), None, dtype=object)
@@ -53,14 +53,14 @@ def make_labels(history: DealHistory, snapshots: pd.DataFrame, taxonomy: StageTa
     }, index=snapshots.index)
 
 
-def _latest_stage(index: pd.Index, rows: pd.DataFrame, table: str, time_col: str, q: np.ndarray,
+def _latest_stage(index: Vocab, rows: pd.DataFrame, table: str, time_col: str, q: np.ndarray,
                   q_time: np.ndarray, lookup: dict[str, int], n_deals: int) -> np.ndarray:
     """Stage code of each deal's latest row with ``time_col`` <= the query time (-1: none)."""
     if not len(rows):
         return np.full(len(q), -1, dtype=np.int64)
-    deal = deal_codes(index, rows["deal_id"].to_numpy(dtype=object), table=table)
+    deal = deal_codes(index, rows["deal_id"], table=table)
     time = as_ns(rows[time_col], table=table, column=time_col)
-    stage = np.fromiter((lookup.get(s, -1) for s in rows["stage"].to_numpy(dtype=object)), np.int64, len(rows))
+    stage, _ = Vocab(tuple(lookup), lookup).codes(rows["stage"])
     by_time = Timeline(deal, time, n_deals)
     lo, hi = by_time.prefix(q, q_time)
     return take(stage[by_time.order], hi - 1, hi > lo, -1)

@@ -53,7 +53,7 @@ def make_snapshots(history: DealHistory, *, every_days: float = 7, at_stage_chan
     times = created[deal_pos] + k * step
     if at_stage_changes and len(history.stage_history):
         sh = history.stage_history
-        pos = deal_codes(index, sh["deal_id"].to_numpy(dtype=object), table="stage_history")
+        pos = deal_codes(index, sh["deal_id"], table="stage_history")
         seen = as_ns(sh["changed_at"], table="stage_history", column="changed_at")
         if "recorded_at" in sh:
             seen = np.maximum(seen, as_ns(sh["recorded_at"], table="stage_history", column="recorded_at"))
@@ -66,7 +66,7 @@ def make_snapshots(history: DealHistory, *, every_days: float = 7, at_stage_chan
     dup = np.zeros(len(times), dtype=bool)
     dup[1:] = (deal_pos[1:] == deal_pos[:-1]) & (times[1:] == times[:-1])
     deal_pos, times = deal_pos[~dup], times[~dup]
-    return _frame(index.to_numpy()[deal_pos], times)
+    return _frame(np.array(index.names, dtype=object)[deal_pos], times)
 
 
 def scoring_snapshots(history: DealHistory, as_of: pd.Timestamp | str | None = None) -> pd.DataFrame:
@@ -80,7 +80,7 @@ def scoring_snapshots(history: DealHistory, as_of: pd.Timestamp | str | None = N
     created = as_ns(d["created_at"], table="deals", column="created_at")
     closed = as_ns(d["closed_at"], table="deals", column="closed_at") if "closed_at" in d else np.full(len(d), NAT)
     open_ = (created <= t.value) & ((closed == NAT) | (closed > t.value))
-    ids = index.to_numpy()[open_]
+    ids = np.array(index.names, dtype=object)[open_]
     return _frame(ids, np.full(len(ids), t.value, dtype=np.int64))
 
 

@@ -37,7 +37,7 @@ class StageTimeline:
     seen: np.ndarray
     run_start: np.ndarray
     max_order: np.ndarray
-    counts: np.ndarray  # prefix sums of [change, regression, skipped stages, close-date push]
+    counts: np.ndarray  # (4, n+1) prefix sums of [change, regression, skipped stages, close-date push]
     last_amount: np.ndarray
     last_close: np.ndarray
     amount: np.ndarray
@@ -75,7 +75,7 @@ def prepare_stage(rows: StageRows, n_deals: int) -> StageTimeline:
     if n:
         prev_close[1:] = np.where(same[1:], last_close[:-1], -1)
     push = has_ecd & (prev_close >= 0) & (ecd > ecd[np.maximum(prev_close, 0)])
-    counts = prefix_sums(np.column_stack([change, regression, skipped, push]).astype(np.float64))
+    counts = prefix_sums(np.vstack([change, regression, skipped, push]).astype(np.float64))
     return StageTimeline(
         timeline=timeline, stage=stage, changed=changed, seen=seen, run_start=run_start,
         max_order=_segmented_running_max(deal, stage), counts=counts,
@@ -103,7 +103,7 @@ def stage_features(st: StageTimeline, deals: DealRows, q_deal: np.ndarray, q_tim
     stage_code = np.where(has, st.stage[cur] if len(st.stage) else -1, -1)
     days_in_stage = np.where(has, (q_time - (st.run_start[cur] if len(st.stage) else 0)) / DAY, nan)
     since_update = np.where(has, (q_time - (st.seen[cur] if len(st.stage) else 0)) / DAY, nan)
-    counts = st.counts[hi] - st.counts[lo]
+    counts = st.counts[:, hi] - st.counts[:, lo]
     max_order = np.where(has, (st.max_order[cur] if len(st.stage) else 0) + 1.0, nan)
     # amount: latest visible row carrying one, else the deal's amount (assumed known from creation)
     amount = deals.amount[q_deal]
@@ -117,10 +117,10 @@ def stage_features(st: StageTimeline, deals: DealRows, q_deal: np.ndarray, q_tim
         "_stage_code": stage_code,
         "declared_stage_order": np.where(has, stage_code + 1.0, nan),
         "days_in_stage": days_in_stage,
-        "n_stage_changes": counts[:, 0],
-        "n_regressions": counts[:, 1],
-        "n_skipped_stages": counts[:, 2],
-        "close_date_pushes": counts[:, 3],
+        "n_stage_changes": counts[0],
+        "n_regressions": counts[1],
+        "n_skipped_stages": counts[2],
+        "close_date_pushes": counts[3],
         "max_stage_order": max_order,
         "days_since_stage_update": since_update,
         "deal_age_days": (q_time - deals.created[q_deal]) / DAY,
@@ -149,7 +149,7 @@ def won_stage_durations(st: StageTimeline, deals: DealRows) -> tuple[np.ndarray,
     # a row opens a run when it is the deal's first row or a change of stage
     first = np.zeros(len(rows), dtype=bool)
     first[np.cumsum(sizes) - sizes] = True
-    change = st.counts[rows + 1, 0] - st.counts[rows, 0] > 0
+    change = st.counts[0, rows + 1] - st.counts[0, rows] > 0
     opens = first | change
     run_rows = rows[opens]
     run_owner = owner[opens]

@@ -164,10 +164,13 @@ class Timeline:
 
 
 def prefix_sums(weights: np.ndarray, dtype: type = np.float64) -> np.ndarray:
-    """Cumulative sums with a leading zero row, so a slice sum is ``cum[hi] - cum[lo]``."""
-    w = np.asfortranarray(weights) if weights.ndim == 2 else weights
-    out = np.zeros((len(weights) + 1, *weights.shape[1:]), dtype=dtype, order="F")
-    np.cumsum(w, axis=0, out=out[1:])
+    """Cumulative sums along the events with a leading zero, so a slice sum is ``cum[..., hi] - cum[..., lo]``.
+
+    ``weights`` is ``(n,)`` or ``(k, n)``: one row per quantity, events along the last
+    axis, which keeps both the running sum and the per-snapshot gathers contiguous.
+    """
+    out = np.zeros((*weights.shape[:-1], weights.shape[-1] + 1), dtype=dtype)
+    np.cumsum(weights, axis=-1, out=out[..., 1:])
     return out
 
 
@@ -196,26 +199,28 @@ def segmented_extreme(group: np.ndarray, values: np.ndarray, valid: np.ndarray, 
                       reverse: bool = False) -> np.ndarray:
     """Running max (or min) of int64 times within each group of a group-sorted array.
 
-    ``reverse`` runs from the end of each group (suffix extremes). Positions where no
-    valid value has been seen yet get ``NAT`` for a max and ``NEVER`` for a min.
+    ``valid`` may be ``(k, n)``: one row per subset of events (e.g. per activity type),
+    giving ``k`` running extremes in one pass. ``reverse`` runs from the end of each
+    group (suffix extremes). Positions where no valid value has been seen yet get
+    ``NAT`` for a max and ``NEVER`` for a min.
     """
-    n = len(values)
     empty = NEVER if minimum else NAT
-    if n == 0:
-        return np.full(0, empty, dtype=np.int64)
+    if len(values) == 0:
+        return np.full(valid.shape, empty, dtype=np.int64)
     if group[0] == group[-1]:  # one group (e.g. one deal scored now): a plain running extreme
-        fill = NEVER if minimum else NAT
-        v = np.where(valid, values, fill)
+        v = np.where(valid, values, empty)
         ufunc = np.minimum if minimum else np.maximum
-        return ufunc.accumulate(v[::-1])[::-1] if reverse else ufunc.accumulate(v)
-    code = TimeCode.fit(values[valid], int(group.max()) + 1)
+        return ufunc.accumulate(v[..., ::-1], axis=-1)[..., ::-1] if reverse else ufunc.accumulate(v, axis=-1)
+    code = TimeCode.fit(values, int(group.max()) + 1)
     slots = code.event_slots(values)
     if minimum:
         slots = code.span - slots  # a larger slot now means an earlier time
-    slots = np.where(valid, slots, 0)
     g = (group.max() - group if reverse else group).astype(np.int64) * code.span
-    keys = g + slots
-    run = np.maximum.accumulate(keys[::-1])[::-1] if reverse else np.maximum.accumulate(keys)
+    keys = g + np.where(valid, slots, 0)
+    if reverse:
+        run = np.maximum.accumulate(keys[..., ::-1], axis=-1)[..., ::-1]
+    else:
+        run = np.maximum.accumulate(keys, axis=-1)
     found = run - g
     if minimum:
         found = np.where(found > 0, code.span - found, 0)

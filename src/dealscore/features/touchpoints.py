@@ -7,9 +7,9 @@ for next week does not count before it took place. Recent windows are measured
 on when the touch *happened*: a touch that happened 20 days ago and was logged
 yesterday is in the 30-day window but not in the 7-day one.
 
-Each feature is reduced to intervals ``[start, end)`` of snapshot times during
-which one touchpoint contributes (see :mod:`dealscore.features.timeline`): a
-touch is in the w-day window from ``seen`` until ``occurred + w``; an outbound
+Each feature is reduced to prefixes of two sort orders per deal (by ``seen`` and
+by ``occurred``) or to intervals ``[start, end)`` of snapshot times during which
+one touchpoint contributes (see :mod:`dealscore.features.timeline`): an outbound
 touch is unanswered from ``seen`` until an inbound touch that happened at or
 after it is seen; an inbound touch is a reply from when it and an earlier
 outbound touch are both seen.
@@ -26,8 +26,8 @@ from dealscore.features.spec import KEY_TYPES
 from dealscore.features.stage import DAY
 from dealscore.features.timeline import NAT, NEVER, Timeline, prefix_sums, segmented_extreme, take
 
-TREND_WINDOW = 30
 ALL_WINDOWS = (7, 30, 60, 90)  # 60 only serves the trend (previous 30 days = 60-day minus 30-day count)
+LAST_OF = ("any", "inbound", *KEY_TYPES)  # "days since the last ..." features
 
 
 @dataclass(frozen=True)
@@ -78,18 +78,27 @@ class TouchLayout:
     def type_col(self, name: str) -> int | None:
         return 1 + self.activity_types.index(name) if name in self.activity_types else None
 
+    def window_columns(self) -> dict[int, slice]:
+        """Where each window's counts sit in the stacked window matrix (60 days keeps only the total)."""
+        out, at = {}, 0
+        for w in ALL_WINDOWS:
+            width = 1 if w == 60 else self.windowed
+            out[w] = slice(at, at + width)
+            at += width
+        return out
+
 
 @dataclass(frozen=True)
 class TouchTimelines:
-    """All touchpoint intervals of a history, sorted and summed once for any number of snapshots."""
+    """All touchpoint facts of a history, sorted and summed once for any number of snapshots."""
 
     layout: TouchLayout
     seen: Timeline
     seen_sums: np.ndarray
     occurred: Timeline
-    window_sums: dict[int, np.ndarray]
-    late_sums: dict[int, np.ndarray | None]
-    last: dict[str, np.ndarray]
+    window_sums: np.ndarray
+    late_sums: np.ndarray | None
+    last: np.ndarray  # (len(LAST_OF), n) running latest occurred_at, in seen order
     unanswered_end: Timeline
     reply_start: Timeline
 
@@ -97,45 +106,40 @@ class TouchTimelines:
 def prepare_touches(rows: ActivityRows, n_deals: int, layout: TouchLayout) -> TouchTimelines:
     """Sort the touchpoints (by seen and by occurred time) and derive every touch-level fact once.
 
-    Recent windows use the identity, for a touch with logging lag ``seen - occurred``:
-    visible and in the w-day window = visible - (lag <= w and occurred <= t - w)
-    - (lag > w and visible); both terms are prefixes of the two sort orders.
+    Recent windows use, for a touch with logging lag ``seen - occurred``, the identity
+    "visible and in the w-day window" = visible - (lag <= w and occurred <= t - w)
+    - (lag > w and visible): each term is a prefix of one of the two sort orders.
+    Indicator matrices are ``(quantity, touch)`` so every running sum is contiguous.
     """
     seen_tl = Timeline(rows.deal, rows.seen, n_deals)
     occ_tl = Timeline(rows.deal, rows.occurred, n_deals)
     so, oo = seen_tl.order, occ_tl.order
     n = len(so)
-    ind = np.zeros((n, layout.width), dtype=np.int32)  # per raw row
-    ind[:, 0] = 1
-    if n:
-        ind[np.arange(n), 1 + rows.type] = 1
-    ind[:, layout.inbound] = rows.direction == 0
-    ind[:, layout.outbound] = rows.direction == 1
-    ind[:, layout.dm_col] = rows.role == layout.decision_maker
-    ind[:, layout.champion_col] = rows.role == layout.champion
-    ind[so, layout.contact_col] = _first_contact(seen_tl.group, rows.contact[so])
+    ind = np.zeros((layout.width, n), dtype=np.int32)  # one column per raw activity
+    ind[0] = 1
+    ind[1 + rows.type, np.arange(n)] = 1
+    ind[layout.inbound] = rows.direction == 0
+    ind[layout.outbound] = rows.direction == 1
+    ind[layout.dm_col] = rows.role == layout.decision_maker
+    ind[layout.champion_col] = rows.role == layout.champion
+    ind[layout.contact_col, so] = _first_contact(seen_tl.group, rows.contact[so])
     pricing = [c for c in (layout.type_col("proposal"), layout.type_col("contract")) if c is not None]
     if pricing:
-        ind[:, layout.pricing_col] = ind[:, pricing].max(axis=1)
-    lag = rows.seen - rows.occurred
-    window_sums: dict[int, np.ndarray] = {}
-    late_sums: dict[int, np.ndarray | None] = {}
-    counted = ind[:, : layout.windowed]
-    for w in ALL_WINDOWS:
-        late = lag > w * DAY
-        window_sums[w] = prefix_sums(np.where(late[oo, None], 0, counted[oo]), np.int32)
-        late_sums[w] = prefix_sums(np.where(late[so, None], counted[so], 0), np.int32) if late.any() else None
-    occ_seen, typ_seen, dir_seen = rows.occurred[so], rows.type[so], rows.direction[so]
-    everything = np.ones(n, dtype=bool)
-    last = {"any": segmented_extreme(seen_tl.group, occ_seen, everything),
-            "inbound": segmented_extreme(seen_tl.group, occ_seen, dir_seen == 0)}
-    for t in KEY_TYPES:
-        col = layout.type_col(t)
-        if col is not None:
-            last[t] = segmented_extreme(seen_tl.group, occ_seen, typ_seen == col - 1)
+        ind[layout.pricing_col] = ind[pricing].max(axis=0)
+    late = (rows.seen - rows.occurred) > np.array(ALL_WINDOWS)[:, None] * DAY  # (windows, n)
+    widths = [cols.stop - cols.start for cols in layout.window_columns().values()]
+    counted = [ind[:width] for width in widths]
+    late_sums = None
+    if late.any():
+        late_sums = prefix_sums(np.vstack([c * late[i] for i, c in enumerate(counted)])[:, so], np.int32)
+    on_time = np.vstack([c * ~late[i] for i, c in enumerate(counted)])[:, oo]
+    types_seen, dir_seen = rows.type[so], rows.direction[so]
+    which = [np.ones(n, dtype=bool), dir_seen == 0]
+    which += [types_seen == (layout.type_col(t) or 0) - 1 for t in KEY_TYPES]
     return TouchTimelines(
-        layout=layout, seen=seen_tl, seen_sums=prefix_sums(ind[so], np.int32), occurred=occ_tl,
-        window_sums=window_sums, late_sums=late_sums, last=last,
+        layout=layout, seen=seen_tl, seen_sums=prefix_sums(ind[:, so], np.int32), occurred=occ_tl,
+        window_sums=prefix_sums(on_time, np.int32), late_sums=late_sums,
+        last=segmented_extreme(seen_tl.group, rows.occurred[so], np.vstack(which)),
         unanswered_end=_unanswered_end(rows, occ_tl, n_deals), reply_start=_reply_start(rows, occ_tl, n_deals),
     )
 
@@ -189,63 +193,68 @@ def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray,
                    evidence: list[tuple[str, list[str]]]) -> dict[str, np.ndarray]:
     """Touchpoint features of each snapshot from the touches seen by its ``as_of``."""
     lay = tt.layout
+    nq = len(q_time)
     lo, hi = tt.seen.prefix(q_deal, q_time)
-    vis = (tt.seen_sums[hi] - tt.seen_sums[lo]).astype(np.float64)
-    has = hi > lo
-    out: dict[str, np.ndarray] = {"n_touches_total": vis[:, 0]}
-    window_counts = {}
-    for w, sums in tt.window_sums.items():
-        ol, oh = tt.occurred.prefix(q_deal, q_time - w * DAY)
-        ended = (sums[oh] - sums[ol]).astype(np.float64)
-        late = tt.late_sums[w]
+    vis = (tt.seen_sums[:, hi] - tt.seen_sums[:, lo]).astype(np.float64)  # (quantity, snapshot)
+    # all four windows in one search: occurred <= t - w, for each w
+    shifts = np.repeat(np.array(ALL_WINDOWS) * DAY, nq)
+    ol, oh = tt.occurred.prefix(np.tile(q_deal, len(ALL_WINDOWS)), np.tile(q_time, len(ALL_WINDOWS)) - shifts)
+    late = tt.late_sums[:, hi] - tt.late_sums[:, lo] if tt.late_sums is not None else None
+    counts = {}
+    for i, (w, cols) in enumerate(lay.window_columns().items()):
+        part = slice(i * nq, (i + 1) * nq)
+        gone = tt.window_sums[cols, oh[part]] - tt.window_sums[cols, ol[part]]
         if late is not None:
-            ended += late[hi] - late[lo]
-        window_counts[w] = vis[:, : lay.windowed] - ended
+            gone = gone + late[cols]
+        counts[w] = vis[: cols.stop - cols.start] - gone
+    out: dict[str, np.ndarray] = {"n_touches_total": vis[0]}
     for w in (7, 30, 90):
-        out[f"n_touches_{w}d"] = window_counts[w][:, 0]
+        out[f"n_touches_{w}d"] = counts[w][0]
     for i, t in enumerate(lay.activity_types):
         for w in (7, 30, 90):
-            out[f"n_{t}_{w}d"] = window_counts[w][:, 1 + i]
-        out[f"n_{t}_total"] = vis[:, 1 + i]
-    n30, prev30 = window_counts[30][:, 0], window_counts[60][:, 0] - window_counts[30][:, 0]
-    out["touch_trend"] = np.log2((n30 + 1.0) / (prev30 + 1.0))
-    n_in, n_out = vis[:, lay.inbound], vis[:, lay.outbound]
-    out["n_inbound_30d"] = window_counts[30][:, lay.inbound]
-    out["n_outbound_30d"] = window_counts[30][:, lay.outbound]
+            out[f"n_{t}_{w}d"] = counts[w][1 + i]
+        out[f"n_{t}_total"] = vis[1 + i]
+    n30 = counts[30][0]
+    out["touch_trend"] = np.log2((n30 + 1.0) / (counts[60][0] - n30 + 1.0))
+    n_in, n_out = vis[lay.inbound], vis[lay.outbound]
+    out["n_inbound_30d"] = counts[30][lay.inbound]
+    out["n_outbound_30d"] = counts[30][lay.outbound]
     out["n_inbound_total"] = n_in
     out["n_outbound_total"] = n_out
     directed = n_in + n_out
+    replies = tt.reply_start.count(q_deal, q_time).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["inbound_share"] = np.where(directed > 0, n_in / directed, np.nan)
-        replies = tt.reply_start.count(q_deal, q_time).astype(np.float64)
-        out["n_replies"] = replies
         out["reply_rate"] = np.where(n_out > 0, replies / n_out, np.nan)
+    out["n_replies"] = replies
     out["n_outbound_unanswered"] = n_out - tt.unanswered_end.count(q_deal, q_time)
-    out["n_contacts"] = vis[:, lay.contact_col]
-    out["decision_maker_engaged"] = (vis[:, lay.dm_col] > 0).astype(np.float64)
-    out["champion_engaged"] = (vis[:, lay.champion_col] > 0).astype(np.float64)
-    cur = hi - 1
-    for name, key in (("days_since_last_touch", "any"), ("days_since_last_inbound", "inbound"),
-                      *((f"days_since_last_{t}", t) for t in KEY_TYPES)):
-        last = take(tt.last[key], cur, has, NAT) if key in tt.last else np.full(len(q_time), NAT)
-        out[name] = np.where(last != NAT, (q_time - last) / DAY, np.nan)
-    for t in KEY_TYPES:
+    out["n_contacts"] = vis[lay.contact_col]
+    engaged = vis[[lay.dm_col, lay.champion_col, lay.pricing_col]] > 0
+    out["decision_maker_engaged"] = engaged[0].astype(np.float64)
+    out["champion_engaged"] = engaged[1].astype(np.float64)
+    out["pricing_discussed"] = engaged[2].astype(np.float64)
+    has = hi > lo
+    last = tt.last[:, hi - 1] if tt.last.shape[1] else np.full((len(LAST_OF), nq), NAT)
+    last = np.where(has, last, NAT)
+    days_since = np.where(last != NAT, (q_time - last) / DAY, np.nan)
+    out["days_since_last_touch"] = days_since[0]
+    out["days_since_last_inbound"] = days_since[1]
+    for i, t in enumerate(KEY_TYPES):
         col = lay.type_col(t)
-        out[f"has_{t}"] = (vis[:, col] > 0).astype(np.float64) if col is not None else np.zeros(len(q_time))
-    out["pricing_discussed"] = (vis[:, lay.pricing_col] > 0).astype(np.float64)
+        out[f"days_since_last_{t}"] = days_since[2 + i] if col is not None else np.full(nq, np.nan)
+        out[f"has_{t}"] = (vis[col] > 0).astype(np.float64) if col is not None else np.zeros(nq)
     facts = {
         "outbound_touch": n_out > 0, "inbound_reply": n_in > 0, "first_meeting": out["has_meeting"] > 0,
-        "meeting": out["has_meeting"] > 0, "decision_maker": out["decision_maker_engaged"] > 0,
-        "champion": out["champion_engaged"] > 0,
+        "meeting": out["has_meeting"] > 0, "decision_maker": engaged[0], "champion": engaged[1],
     }
-    reached = np.zeros(len(q_time))
+    reached = np.zeros(nq)
     for order, (stage, tokens) in enumerate(evidence, start=1):
         if not tokens:
-            out[f"evidence_{stage}"] = np.full(len(q_time), np.nan)
+            out[f"evidence_{stage}"] = np.full(nq, np.nan)
             continue
-        happened = np.zeros(len(q_time))
+        happened = np.zeros(nq)
         for tok in tokens:
-            happened += facts[tok] if tok in facts else vis[:, _type_col(lay, tok)] > 0
+            happened += facts[tok] if tok in facts else vis[_type_col(lay, tok)] > 0
         share = happened / len(tokens)
         out[f"evidence_{stage}"] = share
         reached[share >= 1.0] = order

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Fallbacks used when the history gave no figure for a stage (documented in docs/scoring.md).
-DEFAULT_GAP_DAYS = 14.0
+DEFAULT_GAP_DAYS = 7.0
 DEFAULT_STALL_DAYS = 45.0
 
 

@@ -58,6 +58,7 @@ class ModelRunner:
         self._win = _Booster.of(win_model)
         self._stage = _Booster.of(stage_model)
         self.stage_classes = list(stage_model.classes_)
+        self._layouts: dict[tuple[Any, ...], tuple[list[str], list[int], list[str], list[int]]] = {}
 
     @property
     def stage_names(self) -> list[str]:
@@ -69,15 +70,25 @@ class ModelRunner:
             return self.threads
         return 1 if n < SINGLE_THREAD_ROWS else 0
 
-    @staticmethod
-    def _matrix(X: pd.DataFrame, b: _Booster) -> np.ndarray:
+    def _layout(self, X: pd.DataFrame, b: _Booster) -> tuple[list[str], list[int], list[str], list[int]]:
+        """Numeric and categorical columns of a frame for one booster (cached per column/dtype signature)."""
+        key = (id(b), tuple(X.columns))
+        got = self._layouts.get(key)
+        if got is not None and all(isinstance(X[c].dtype, pd.CategoricalDtype) for c in got[2]):
+            return got
         dtypes = X.dtypes
         cats = [c for c in b.names if isinstance(dtypes[c], pd.CategoricalDtype)]
-        out = np.empty((len(X), len(b.names)), dtype=np.float64)
         numeric = [c for c in b.names if c not in cats]
         pos = {c: i for i, c in enumerate(b.names)}
+        got = (numeric, [pos[c] for c in numeric], cats, [pos[c] for c in cats])
+        self._layouts[key] = got
+        return got
+
+    def _matrix(self, X: pd.DataFrame, b: _Booster) -> np.ndarray:
+        numeric, num_pos, cats, cat_pos = self._layout(X, b)
+        out = np.empty((len(X), len(b.names)), dtype=np.float64)
         if numeric:
-            out[:, [pos[c] for c in numeric]] = X[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+            out[:, num_pos] = X[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
         for k, c in enumerate(cats):
             col = X[c]
             want = b.stored[k] if k < len(b.stored) else None
@@ -85,7 +96,7 @@ class ModelRunner:
                 col = col.cat.set_categories(want)
             codes = col.cat.codes.to_numpy().astype(np.float64)
             codes[codes < 0] = np.nan
-            out[:, pos[c]] = codes
+            out[:, cat_pos[k]] = codes
         return out
 
     def matrices(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -38,17 +38,19 @@ MAX_REASONS = 5
 
 
 def probability_points(
-    contributions: np.ndarray, p_win: np.ndarray, calibrate: Callable[[np.ndarray], np.ndarray]
+    contributions: np.ndarray, p_win: np.ndarray, calibrate: Callable[[np.ndarray], np.ndarray],
+    base_probability: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature points (n, n_features) and base points (n,), all in probability points.
 
     ``contributions`` is LightGBM's ``pred_contrib`` (last column = bias); ``p_win``
-    must be ``calibrate(raw)`` of the same rows.
+    must be ``calibrate(raw)`` of the same rows; ``base_probability`` is
+    ``calibrate(bias)`` when the caller already has it (saves a calibrator call).
     """
     contrib = np.atleast_2d(np.asarray(contributions, dtype=float))
     phi, bias = contrib[:, :-1], contrib[:, -1]
     margin = phi.sum(axis=1)
-    base = np.asarray(calibrate(bias), dtype=float)
+    base = np.asarray(calibrate(bias) if base_probability is None else base_probability, dtype=float)
     p = np.asarray(p_win, dtype=float)
     small = np.abs(margin) < 1e-9
     slope = np.empty_like(margin)

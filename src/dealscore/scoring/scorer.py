@@ -222,16 +222,19 @@ class Scorer:
 
     @staticmethod
     def _check_open(history: DealHistory, deal_id: str, t: pd.Timestamp) -> None:
-        row = history.deals.loc[history.deals["deal_id"] == deal_id].iloc[0]
-        if row["created_at"] > t:
+        deals = history.deals
+        i = int(np.flatnonzero(deals["deal_id"].to_numpy(dtype=object) == deal_id)[0])
+        created = pd.Timestamp(deals["created_at"].to_numpy()[i])
+        if created > t:
             raise DataValidationError(
-                f"deal {deal_id} was created at {row['created_at']}, after the scoring time {t}",
+                f"deal {deal_id} was created at {created}, after the scoring time {t}",
                 table="deals", column="created_at", ids=[deal_id], fix="score it at or after its creation time",
             )
-        closed = row.get("closed_at")
-        if closed is not None and not pd.isna(closed) and closed <= t:
+        closed = pd.Timestamp(deals["closed_at"].to_numpy()[i]) if "closed_at" in deals else pd.NaT
+        if not pd.isna(closed) and closed <= t:
+            outcome = deals["outcome"].to_numpy(dtype=object)[i] if "outcome" in deals else None
             raise DataValidationError(
-                f"deal {deal_id} closed ({row.get('outcome') or 'outcome unknown'}) at {closed}; only open deals "
+                f"deal {deal_id} closed ({outcome or 'outcome unknown'}) at {closed}; only open deals "
                 "are scored", table="deals", column="closed_at", ids=[deal_id],
                 fix=f"score it at a time before {closed} to see what dealscore said while it was open",
             )
@@ -360,7 +363,11 @@ class Scorer:
         if speculate:
             self._carry_cross(inp, np.arange(n, n + len(items)), np.asarray(item_row), inp, context)
         raw_all = self._win_raw(inp)
-        p_all = np.asarray(self.bundle.win_model.calibrate(raw_all), dtype=float)
+        # one calibrator call for the scores, the what-ifs and (when explaining) the base of the reasons
+        contrib = self._contributions(inp, base_rows) if explain else None
+        to_cal = raw_all if contrib is None else np.concatenate([raw_all, contrib[:, -1]])
+        calibrated = np.asarray(self.bundle.win_model.calibrate(to_cal), dtype=float)
+        p_all, base_p = calibrated[: len(raw_all)], calibrated[len(raw_all):]
         p = p_all[:n]
         X = inp.frame.iloc[base_rows]
         stage_proba = self._stage_proba(inp, base_rows)
@@ -371,7 +378,7 @@ class Scorer:
         declared = cols.text("declared_stage")
         typical = np.array([self._typical.get(s) if s is not None else None for s in declared], dtype=float)
         amount = cols.num("amount")
-        meta = _deal_meta(history, deal_ids)
+        meta = _deal_meta(own, deal_ids)
         block = ScoredBlock(
             deal_id=deal_ids, as_of=as_of.to_numpy(), account_id=meta["account_id"],
             owner_id=meta["owner_id"], team=meta["team"], amount=amount, p_win=p,
@@ -381,8 +388,8 @@ class Scorer:
             typical=typical, value_at_risk=_value_at_risk(amount, p, typical, warns), warnings=warns,
             model_version=self.version,
         )
-        if explain:
-            self._explain(block, inp, base_rows, cols, p)
+        if contrib is not None:
+            self._explain(block, contrib, base_p, cols, p)
         if actions:
             if speculate:
                 valid = [j for j, (i, (_, a, _)) in enumerate(zip(item_row, items, strict=True))
@@ -395,9 +402,9 @@ class Scorer:
                 block.actions = self._actions_after(own, inp, cols, p, mm.inferred_stage, deal_ids, as_of, context)
         return block
 
-    def _explain(self, block: ScoredBlock, inp: _Inputs, rows: slice, cols: Columns, p: np.ndarray) -> None:
-        contrib = self._contributions(inp, rows)
-        points, base = probability_points(contrib, p, self.bundle.win_model.calibrate)
+    def _explain(self, block: ScoredBlock, contrib: np.ndarray, base_p: np.ndarray, cols: Columns, p: np.ndarray
+                 ) -> None:
+        points, base = probability_points(contrib, p, self.bundle.win_model.calibrate, base_p)
         gp = self._grouping.group_points(points)
         ups, downs, other = [], [], np.empty(len(p))
         for i in range(len(p)):
@@ -491,7 +498,14 @@ def _spec_info(spec: Any) -> dict[str, tuple[str, str, str | None]]:
 def _deal_meta(history: DealHistory, deal_ids: np.ndarray) -> dict[str, np.ndarray]:
     """account, owner and team of each deal (current values: they identify, they are not features)."""
     deals = history.deals
-    idx = pd.Index(deals["deal_id"]).get_indexer(deal_ids)
+    known = deals["deal_id"].to_numpy(dtype=object)
+    if len(deal_ids) <= 16:
+        where = {d: i for i, d in enumerate(known)} if len(known) <= 64 else None
+        idx = np.array([where.get(d, -1) if where is not None else
+                        (int(m[0]) if len(m := np.flatnonzero(known == d)) else -1) for d in deal_ids],
+                       dtype=np.int64)
+    else:
+        idx = pd.Index(known).get_indexer(deal_ids)
     out: dict[str, np.ndarray] = {}
     for col in ("account_id", "owner_id", "team"):
         if col in deals:

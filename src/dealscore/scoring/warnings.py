@@ -54,6 +54,9 @@ class WarningRules:
     close_date_overdue_high: int = 30
     #: how many times the learned limit a quiet/stalled deal must exceed to be high severity
     high_ratio: float = 2.0
+    #: a silence counts as unusual beyond this many times the 90th-percentile gap between touchpoints
+    #: of won deals (silence *so far* at a random moment runs longer than a typical completed gap)
+    quiet_factor: float = 2.0
 
 
 def _stage_order_by_role(taxonomy: StageTaxonomy, name: str, touchpoint: str) -> int | None:
@@ -133,30 +136,33 @@ def detect_warnings(
     age = cols.num("deal_age_days")
     quiet = np.where(np.isnan(since_touch), age, since_touch)
     gap = {s: norms.gap_days(s) for s in set(stage)}
-    gap_limit = np.array([gap[s].value for s in stage], dtype=float)
+    gap_limit = r.quiet_factor * np.array([gap[s].value for s in stage], dtype=float)
+    times = "twice" if r.quiet_factor == 2 else f"{r.quiet_factor:g}×"
     for i in np.flatnonzero(quiet > gap_limit):
         nm = gap[stage[i]]
         ev = (f"No touchpoint in {_days(quiet[i])}" if not np.isnan(since_touch[i])
               else f"No touchpoint since the deal was opened {_days(quiet[i])} ago")
         add(i, DealWarning(
             code="gone_quiet", title="Gone quiet", evidence=ev,
-            threshold=f"more than {_days(nm.value)} without a touchpoint "
-            f"({nm.source('90th percentile gap between touchpoints', stage[i])})",
+            threshold=f"more than {_days(gap_limit[i])} without a touchpoint: {times} the "
+            f"{nm.source('90th percentile gap between touchpoints', stage[i])}",
             severity="high" if quiet[i] > r.high_ratio * gap_limit[i] else "medium",
         ))
 
-    # ghosting: outreach without replies
+    # ghosting: outreach without replies, and the customer silent for longer than usual
     unanswered = np.nan_to_num(cols.num("n_outbound_unanswered"), nan=0.0)
     since_reply = cols.num("days_since_last_inbound")
+    silent = np.where(np.isnan(since_reply), age, since_reply)
     need = np.where(order <= 0, r.unanswered_touches_first_stage, r.unanswered_touches)
-    for i in np.flatnonzero(unanswered >= need):
+    for i in np.flatnonzero((unanswered >= need) & ~(silent <= gap_limit)):
         k = int(unanswered[i])
         last = ("the customer has never replied" if np.isnan(since_reply[i])
                 else f"the customer last replied {_days(since_reply[i])} ago")
         add(i, DealWarning(
             code="ghosting", title="Outreach without replies",
             evidence=f"{k} outbound touches since the last customer reply; {last}",
-            threshold=f"{int(need[i])} or more unanswered outbound touches in a row (default)",
+            threshold=f"{int(need[i])} or more unanswered outbound touches in a row (default) and no reply for "
+            f"more than {_days(gap_limit[i])} ({times} the usual gap, learned as for gone quiet)",
             severity="high" if k >= 2 * need[i] else "medium",
         ))
 

@@ -53,12 +53,18 @@ class WinConfig:
 
 @dataclass
 class StageConfig:
-    """LightGBM stage model settings."""
+    """LightGBM stage model settings.
+
+    ``max_train_rows`` caps the training snapshots (a seeded random sample of them):
+    the stage is learned well long before that, and multiclass boosting costs one
+    tree per stage per round.
+    """
 
     params: dict[str, Any] = field(default_factory=dict)
-    num_boost_round: int = 1000
-    early_stopping_rounds: int = 50
+    num_boost_round: int = 500
+    early_stopping_rounds: int = 20
     use_declared_stage: bool = True
+    max_train_rows: int | None = 150_000
 
 
 @dataclass

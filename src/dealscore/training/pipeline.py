@@ -165,6 +165,11 @@ def train_models(
     say("fitting the real-stage model")
     stage_ok = labels["real_stage"].notna().to_numpy()
     st_tr, st_va = masks["train"] & stage_ok, masks["validation"] & stage_ok
+    cap = cfg.stage.max_train_rows
+    if cap is not None and st_tr.sum() > cap:
+        rows = np.flatnonzero(st_tr)
+        st_tr = np.zeros_like(st_tr)
+        st_tr[np.random.default_rng(cfg.seed).choice(rows, size=cap, replace=False)] = True
     stage = StageModel(tax.names, params={**cfg.stage.params, "num_threads": cfg.num_threads},
                        num_boost_round=cfg.stage.num_boost_round,
                        early_stopping_rounds=cfg.stage.early_stopping_rounds, feature_names=names,

@@ -81,6 +81,10 @@ class SimConfig:
     ])
     affinity_seed: int = 20240611  # fixed industry x product affinity (a property of the market, not of the run)
 
+    # ---- latent qualities known at creation: fit = profile fit + noise; engagement leans on fit and source
+    fit_noise: float = 0.75
+    engagement_noise: float = 0.8
+
     # ---- latent qualities revealed as the deal advances
     # champion level (none / weak / strong), revealed at qualification: ordered logit
     champion_engagement: float = 0.7

@@ -137,8 +137,9 @@ def draw_population(cfg: SimConfig, n_deals: int, rng: np.random.Generator, orig
     affinity = cfg.affinity()
     seg_match = np.where(prod_p[np.arange(n_deals), product] >= 0.3, 0.3, -0.15)
     profile = affinity[industry[account], product] + seg_match + np.asarray(cfg.source_fit)[source]
-    fit = profile + 0.75 * rng.standard_normal(n_deals)
-    engagement = 0.3 * fit + np.asarray(cfg.source_engagement)[source] + 0.8 * rng.standard_normal(n_deals)
+    fit = profile + cfg.fit_noise * rng.standard_normal(n_deals)
+    engagement = 0.3 * fit + np.asarray(cfg.source_engagement)[source] + cfg.engagement_noise * rng.standard_normal(
+        n_deals)
     competition = _choice(rng, np.asarray(cfg.competition_probs)[segment])
     rep_skill = skill[rep]
     base = Qualities(fit=fit, engagement=engagement, skill=rep_skill, segment=segment, competition=competition,

@@ -1,0 +1,266 @@
+"""Service load benchmark: a real ``dealscore serve`` beside ``mlflow models serve`` of the same bundle.
+
+Targets (issue 6), all against real uvicorn processes on localhost:
+
+- ``POST /v1/score`` of one deal with 200 touchpoints, full result (reasons,
+  warnings, three actions), stored in the score store: p50 < 10 ms and
+  p99 < 30 ms at 100 requests/s for 60 s, zero errors;
+- in the same run, ``mlflow models serve`` of the same bundle answering the same
+  deal (its precomputed feature row: the pyfunc cannot take a deal history):
+  dealscore's p50 at most 1.5x MLflow's p50;
+- sustained throughput with 2 workers: at least 300 scores/s, zero errors
+  (measured with single-deal requests, and with batches for reference).
+
+Every request carries a different amount, so each one is really scored and
+stored (no idempotent replays). The load is open-loop: requests leave on a fixed
+schedule whatever the server's pace, so a slow server shows up as latency, not
+as a politely lower rate. The last line printed is one JSON object with every figure.
+
+    python bench/bench_service.py [--rate 100] [--duration 60] [--throughput-seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_scoring import deal_with_touchpoints
+from dealscore_service.auth import generate_key, hash_key
+
+from dealscore.data.payload import deal_payload
+from dealscore.data.simulate import simulate
+from dealscore.data.validate import validate_history
+from dealscore.features import build_features, scoring_snapshots
+from dealscore.scoring import Scorer
+from dealscore.training.config import TrainConfig
+from dealscore.training.pipeline import train_models
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited early; see {log}:\n{log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"server not ready after {timeout}s; see {log}")
+
+
+def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def open_loop(url: str, bodies: Any, rate: float, seconds: float, headers: dict[str, str]) -> dict[str, Any]:
+    """Send ``rate`` requests per second for ``seconds`` on a fixed schedule; latency per request."""
+    n = int(rate * seconds)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(headers=headers, timeout=60, limits=limits) as client:
+
+        async def one(i: int) -> None:
+            t = time.perf_counter()
+            try:
+                r = await client.post(url, json=bodies(i))
+                if r.status_code != 200:
+                    errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
+                    return
+            except httpx.HTTPError as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                return
+            latencies.append(time.perf_counter() - t)
+
+        for i in range(20):  # warm-up, untimed
+            await one(-1 - i)
+        latencies.clear()
+        errors.clear()
+        start_t = time.perf_counter()
+        tasks = []
+        for i in range(n):
+            delay = start_t + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start_t
+    lat = np.array(latencies) if latencies else np.array([np.nan])
+    return {
+        "requests": n, "ok": len(latencies), "errors": errors, "achieved_rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(1e3 * float(np.nanmedian(lat)), 2), "p90_ms": round(1e3 * float(np.nanquantile(lat, 0.9)), 2),
+        "p99_ms": round(1e3 * float(np.nanquantile(lat, 0.99)), 2),
+    }
+
+
+async def closed_loop(url: str, bodies: Any, per_request: int, concurrency: int, seconds: float,
+                      headers: dict[str, str]) -> dict[str, Any]:
+    """``concurrency`` clients sending back to back for ``seconds``; scores per second."""
+    done = 0
+    errors: dict[str, int] = {}
+    counter = iter(range(10**9))
+    stop_at = time.perf_counter() + seconds
+    async with httpx.AsyncClient(headers=headers, timeout=120) as client:
+
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < stop_at:
+                try:
+                    r = await client.post(url, json=bodies(next(counter)))
+                    if r.status_code == 200:
+                        done += per_request
+                    else:
+                        errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
+                except httpx.HTTPError as exc:
+                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+
+        t = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - t
+    return {"scores": done, "scores_per_s": round(done / elapsed, 1), "errors": errors}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train-deals", type=int, default=3000)
+    ap.add_argument("--rate", type=float, default=100.0)
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--throughput-seconds", type=float, default=20.0)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=11)
+    args = ap.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="dealscore-bench-service-"))
+
+    # ---- the model, trained here, saved as a bundle and logged to a private MLflow store
+    history, _ = validate_history(simulate(args.train_deals, seed=args.seed).history)
+    result = train_models(history, TrainConfig.from_dict({
+        "num_threads": 1, "win": {"num_boost_round": 400, "early_stopping_rounds": 40},
+        "stage": {"num_boost_round": 200, "early_stopping_rounds": 20}}))
+    bundle = result.bundle
+    bundle.version = "bench/1"
+    bundle.save(work / "bundle")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
+    from dealscore import tracking
+
+    run = tracking.log_training_run(result)
+
+    # ---- the request: one deal with 200 touchpoints, as JSON for each server
+    probe, _ = validate_history(simulate(max(2000, args.train_deals // 2), seed=args.seed + 1).history)
+    one = deal_with_touchpoints(probe, 200)
+    body = deal_payload(one, str(one.deals["deal_id"].iloc[0]))
+    base_amount = float(body.get("amount") or 10000.0)
+    scorer = Scorer(bundle)
+    X = build_features(one, scoring_snapshots(one), spec=bundle.spec, taxonomy=bundle.taxonomy,
+                       context=scorer.feature_context(one))
+    rows = json.loads(tracking.example_rows(bundle, X).to_json(orient="split", index=False))
+    mlflow_body = {"dataframe_split": rows}
+
+    def deal_body(i: int) -> dict[str, Any]:
+        return {**body, "amount": base_amount + i + 1000}
+
+    def batch_body(i: int) -> dict[str, Any]:
+        deals = [{**body, "amount": base_amount + 1e6 + i * args.batch_size + k} for k in range(args.batch_size)]
+        for k, d in enumerate(deals):
+            d.pop("as_of")
+            d["deal_id"] = f"{body['deal_id']}-{k}"
+            d["activities"] = [{**a, "activity_id": f"{a.get('activity_id', j)}-{k}"}
+                               for j, a in enumerate(body["activities"])]
+        return {"deals": deals, "as_of": body["as_of"]}
+
+    key = generate_key()
+    env = {**os.environ, "DEALSCORE_DATA_DIR": str(work / "data"), "DEALSCORE_MODEL_PATH": str(work / "bundle"),
+           "DEALSCORE_USE_REGISTRY": "false", "DEALSCORE_LOG_LEVEL": "WARNING",
+           "DEALSCORE_API_KEYS": json.dumps([{"name": "bench", "hash": hash_key(key), "scopes": ["score"]}])}
+    auth = {"X-API-Key": key}
+    figures: dict[str, Any] = {"touchpoints": len(body["activities"]), "rate_rps": args.rate,
+                               "duration_s": args.duration}
+
+    # ---- latency at a fixed rate: dealscore, then MLflow, same machine, same run
+    port = free_port()
+    log = work / "dealscore.log"
+    proc = start([str(BIN / "dealscore"), "serve", "--port", str(port), "--log-level", "warning"], env, log)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log)
+        url = f"http://127.0.0.1:{port}/v1/score"
+        check = httpx.post(url, json=deal_body(-100), headers=auth, timeout=60)
+        assert check.status_code == 200 and "actions" in check.json(), check.text[:500]
+        figures["dealscore"] = asyncio.run(open_loop(url, deal_body, args.rate, args.duration, auth))
+    finally:
+        stop(proc)
+
+    mport = free_port()
+    mlog = work / "mlflow.log"
+    mproc = start([str(BIN / "mlflow"), "models", "serve", "-m", run.model_uri, "-p", str(mport),
+                   "--env-manager", "local"], env, mlog)
+    try:
+        wait_ready(f"http://127.0.0.1:{mport}/ping", mproc, mlog)
+        murl = f"http://127.0.0.1:{mport}/invocations"
+        check = httpx.post(murl, json=mlflow_body, timeout=60)
+        assert check.status_code == 200, check.text[:500]
+        figures["mlflow"] = asyncio.run(open_loop(murl, lambda i: mlflow_body, args.rate, args.duration, {}))
+    finally:
+        stop(mproc)
+    figures["p50_ratio_vs_mlflow"] = round(figures["dealscore"]["p50_ms"] / figures["mlflow"]["p50_ms"], 2)
+
+    # ---- throughput with two workers
+    port = free_port()
+    log = work / "dealscore2.log"
+    proc = start([str(BIN / "dealscore"), "serve", "--port", str(port), "--workers", "2", "--log-level",
+                  "warning"], env, log)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log)
+        base = f"http://127.0.0.1:{port}"
+        figures["throughput_single"] = asyncio.run(closed_loop(
+            f"{base}/v1/score", lambda i: deal_body(10**6 + i), 1, args.concurrency, args.throughput_seconds, auth))
+        figures["throughput_batch"] = asyncio.run(closed_loop(
+            f"{base}/v1/score/batch", batch_body, args.batch_size, 2, args.throughput_seconds, auth))
+    finally:
+        stop(proc)
+
+    d = figures["dealscore"]
+    figures["targets"] = {"p50_ms": 10, "p99_ms": 30, "ratio_vs_mlflow": 1.5, "scores_per_s_2_workers": 300}
+    figures["meets_targets"] = bool(
+        d["p50_ms"] < 10 and d["p99_ms"] < 30 and not d["errors"] and d["ok"] == d["requests"]
+        and figures["p50_ratio_vs_mlflow"] <= 1.5
+        and figures["throughput_single"]["scores_per_s"] >= 300 and not figures["throughput_single"]["errors"]
+    )
+    for k, v in figures.items():
+        print(f"{k:24s} {v}")
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()

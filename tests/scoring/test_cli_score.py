@@ -1,0 +1,86 @@
+"""`dealscore score` and `dealscore at-risk` on a simulator's output folder, with a saved bundle."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dealscore.cli import app
+from dealscore.data.simulate import write_simulation
+from dealscore.features import scoring_snapshots
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def folders(trained: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cli_score")
+    history = write_simulation(trained.sim, root / "history")
+    bundle = trained.bundle.save(root / "bundle")
+    return {"history": history, "bundle": bundle, "root": root}
+
+
+def _run(*args: str) -> Any:
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+def test_score_writes_parquet_and_csv(folders: dict[str, Path], trained: Any) -> None:
+    out = folders["root"] / "scores.parquet"
+    res = _run("score", folders["history"], "--out", out, "--model", folders["bundle"])
+    assert "open deals" in res.output
+    frame = pd.read_parquet(out)
+    n_open = len(scoring_snapshots(trained.history))
+    assert len(frame) == n_open and frame["deal_id"].is_unique
+    assert frame["p_win"].between(0, 1).all() and set(frame["grade"]) <= {"A", "B", "C", "D"}
+    csv = folders["root"] / "scores.csv"
+    _run("score", folders["history"], "--out", csv, "--model", folders["bundle"], "--explain",
+         "--as-of", str(trained.history.data_cut - pd.Timedelta(days=30)))
+    again = pd.read_csv(csv)
+    assert {"reasons_down", "top_action", "top_action_change"} <= set(again.columns)
+    assert again["as_of"].nunique() == 1
+
+
+def test_at_risk_table_json_and_csv(folders: dict[str, Path]) -> None:
+    res = _run("at-risk", folders["history"], "--model", folders["bundle"], "--top", "5")
+    assert "deals at risk" in res.output
+    js = json.loads(_run("at-risk", folders["history"], "--model", folders["bundle"], "--top", "5",
+                         "--format", "json").output)
+    assert 1 <= len(js) <= 5
+    var = [r["value_at_risk"] for r in js]
+    assert var == sorted(var, reverse=True) and var[0] > 0
+    assert all(r["p_win"] < r["stage_typical_p_win"] for r in js)
+    assert any(r["reasons_down"] for r in js) and any(r["actions"] for r in js)
+    owner = js[0]["owner_id"]
+    out = _run("at-risk", folders["history"], "--model", folders["bundle"], "--owner", owner, "--format", "csv")
+    rows = pd.read_csv(pd.io.common.StringIO(out.output))
+    assert len(rows) >= 1 and set(rows["owner_id"]) == {owner}
+
+
+def test_at_risk_uses_previous_scores(folders: dict[str, Path], trained: Any) -> None:
+    prev = folders["root"] / "prev.csv"
+    _run("score", folders["history"], "--out", prev, "--model", folders["bundle"])
+    frame = pd.read_csv(prev)
+    frame["p_win"] = 0.99  # last week every deal looked great: every drop is large
+    frame.to_csv(prev, index=False)
+    js = json.loads(_run("at-risk", folders["history"], "--model", folders["bundle"], "--previous", prev,
+                         "--format", "json", "--top", "3").output)
+    assert all(r["previous_p_win"] == 0.99 for r in js)
+
+
+def test_bad_output_name_is_a_clean_error(folders: dict[str, Path]) -> None:
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dealscore"), "score", str(folders["history"]), "--out",
+         str(folders["root"] / "scores.xlsx"), "--model", str(folders["bundle"])],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 2
+    assert "*.parquet or *.csv" in proc.stderr and "Traceback" not in proc.stderr

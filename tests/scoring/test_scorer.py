@@ -1,0 +1,178 @@
+"""The Scorer end to end on a simulated history with a really trained bundle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dealscore.errors import DataValidationError, NotFoundError
+from dealscore.features import build_features, scoring_snapshots
+from dealscore.scoring import Scorer, ScoreResult
+from dealscore.scoring.actions import apply_action, candidate_actions
+from dealscore.scoring.grading import grade
+
+
+@pytest.fixture(scope="module")
+def scorer(trained: Any) -> Scorer:
+    return Scorer(trained.bundle)
+
+
+@pytest.fixture(scope="module")
+def explained(trained: Any, scorer: Scorer) -> list[ScoreResult]:
+    return scorer.score_many(trained.history, explain=True)
+
+
+def _action(bundle: Any, stage: str, code: str) -> Any:
+    return next(a for a in candidate_actions(bundle.playbook, stage if stage != "any_stage" else "prospecting")
+                if a.code == code and a.stage == stage)
+
+
+def test_score_one_deal_gives_a_complete_valid_result(trained: Any, scorer: Scorer) -> None:
+    deal = scoring_snapshots(trained.history)["deal_id"].iloc[0]
+    r = scorer.score(trained.history, deal)
+    again = ScoreResult.model_validate(r.model_dump())  # every field passes the declared validation
+    assert again == r
+    assert 0 < r.p_win < 1 and r.grade == grade(r.p_win)
+    assert r.model_version == trained.bundle.version and r.as_of == trained.history.data_cut
+    assert set(r.stage_probabilities) == set(trained.bundle.taxonomy.names)
+    assert sum(r.stage_probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    assert r.inferred_stage == max(r.stage_probabilities, key=r.stage_probabilities.__getitem__)
+    assert r.mismatch_explanation.startswith(f"recorded as {r.declared_stage}")
+    assert len(r.reasons_up) <= 5 and len(r.reasons_down) <= 5 and (r.reasons_up or r.reasons_down)
+    assert len(r.actions) <= 3  # empty when no playbook touchpoint raises the model's estimate
+    assert r.owner_id is not None and r.account_id is not None
+
+
+def test_reasons_add_up_to_the_score(explained: list[ScoreResult]) -> None:
+    for r in explained:
+        total = r.base_points + sum(x.points for x in r.reasons_up + r.reasons_down) + r.other_points
+        assert total == pytest.approx(100 * r.p_win, abs=1e-6)
+        assert all(x.points > 0 for x in r.reasons_up) and all(x.points < 0 for x in r.reasons_down)
+        assert [x.points for x in r.reasons_up] == sorted((x.points for x in r.reasons_up), reverse=True)
+    bases = {round(r.base_points, 9) for r in explained}
+    assert len(bases) == 1  # the base is the model's, not the deal's
+
+
+def test_contributions_sum_to_the_raw_score_and_fast_path_matches(trained: Any) -> None:
+    b = trained.bundle
+    X = build_features(trained.history, scoring_snapshots(trained.history), spec=b.spec, taxonomy=b.taxonomy)
+    contrib = b.win_model.contributions(X)
+    np.testing.assert_allclose(contrib.sum(axis=1), b.win_model.predict_raw(X), atol=1e-9)
+    fast, slow = Scorer(b), Scorer(b, fast_path=False)
+    a = fast.score_many(trained.history, explain=True)
+    c = slow.score_many(trained.history, explain=True)
+    assert fast._fast is True and slow._fast is False
+    for x, y in zip(a, c, strict=True):
+        assert x.p_win == pytest.approx(y.p_win, abs=1e-12)
+        assert [r.text for r in x.reasons_down] == [r.text for r in y.reasons_down]
+        assert [(z.code, round(z.expected_change, 9)) for z in x.actions] == \
+            [(z.code, round(z.expected_change, 9)) for z in y.actions]
+
+
+def test_reason_wording_names_the_deal_facts(explained: list[ScoreResult], trained: Any) -> None:
+    X = build_features(trained.history, scoring_snapshots(trained.history), spec=trained.bundle.spec,
+                       taxonomy=trained.bundle.taxonomy).set_index("deal_id")
+    seen = 0
+    for r in explained:
+        for reason in r.reasons_up + r.reasons_down:
+            if reason.group == "customer_response":
+                days = X.loc[r.deal_id, "days_since_last_inbound"]
+                if not np.isnan(days) and days >= 7:
+                    assert f"No reply from the customer in {round(days)} days" in reason.text
+                    seen += 1
+            if reason.group == "decision_maker":
+                engaged = X.loc[r.deal_id, "decision_maker_engaged"] >= 1
+                assert reason.text.startswith("Decision maker" if engaged else "No decision maker")
+                seen += 1
+    assert seen > 0
+
+
+def test_actions_are_valid_for_the_inferred_stage(explained: list[ScoreResult]) -> None:
+    with_actions = [r for r in explained if r.actions]
+    assert len(with_actions) > 0.5 * len(explained)
+    for r in explained:
+        assert len(r.actions) <= 3
+        assert all(a.stage in (r.inferred_stage, "any_stage") for a in r.actions)
+        changes = [a.expected_change for a in r.actions]
+        assert changes == sorted(changes, reverse=True) and all(c >= 0.05 for c in changes)
+        assert all(a.reason.startswith("Model estimate") for a in r.actions)
+
+
+@pytest.mark.parametrize("path", ["one_deal", "batch"])
+def test_adding_the_suggested_touchpoint_gives_the_predicted_change(trained: Any, scorer: Scorer,
+                                                                    explained: list[ScoreResult], path: str) -> None:
+    """Apply the top action to the real history, re-score: the change is exactly the estimate."""
+    h = trained.history
+    # deals whose owner and account have other deals: the cross-deal aggregates are not trivial
+    deals = h.deals.set_index("deal_id")
+    busy = [r for r in explained if r.actions and (deals["owner_id"] == deals.at[r.deal_id, "owner_id"]).sum() > 3]
+    assert len(busy) >= 5
+    for r in busy[:6]:
+        base = scorer.score(h, r.deal_id) if path == "one_deal" else r
+        if not base.actions:
+            continue
+        top = base.actions[0]
+        after = apply_action(h, r.deal_id, _action(trained.bundle, top.stage, top.code), base.as_of)
+        rescored = scorer.score(after, r.deal_id, base.as_of, explain=False, actions=False)
+        assert 100 * (rescored.p_win - base.p_win) == pytest.approx(top.expected_change, abs=1e-9)
+
+
+def test_one_deal_payload_uses_the_bundle_context(trained: Any) -> None:
+    """The API sends one open deal: owner/account figures come from the bundle, not from nothing."""
+    h = trained.history
+    deal = scoring_snapshots(h)["deal_id"].iloc[3]
+    one = h.for_deals([deal])
+    scorer = Scorer(trained.bundle)
+    assert scorer.feature_context(one) is trained.bundle.context
+    r = scorer.score(one)
+    assert r.deal_id == deal and r.actions
+    # the full history's own context is refitted on it and gives a score in the same ballpark
+    full = scorer.score(h, deal)
+    assert abs(full.p_win - r.p_win) < 0.25
+
+
+def test_single_and_batch_scores_agree(trained: Any, scorer: Scorer, explained: list[ScoreResult]) -> None:
+    for r in explained[:5]:
+        one = scorer.score(trained.history, r.deal_id)
+        assert one.p_win == pytest.approx(r.p_win, abs=1e-12)
+        assert [(a.code, round(a.expected_change, 9)) for a in one.actions] == \
+            [(a.code, round(a.expected_change, 9)) for a in r.actions]
+        assert [w.code for w in one.warnings] == [w.code for w in r.warnings]
+
+
+def test_score_frame_and_restricting_to_deals(trained: Any, scorer: Scorer) -> None:
+    frame = scorer.score_frame(trained.history, explain=True)
+    open_ids = scoring_snapshots(trained.history)["deal_id"]
+    assert list(frame["deal_id"]) == list(open_ids)
+    assert {"p_win", "grade", "inferred_stage", "value_at_risk", "reasons_down", "top_action"} <= set(frame.columns)
+    some = scorer.score_many(trained.history, deal_ids=list(open_ids[:3]))
+    assert [r.deal_id for r in some] == list(open_ids[:3])
+    with pytest.raises(NotFoundError, match="not open"):
+        scorer.score_many(trained.history, deal_ids=["no-such-deal"])
+
+
+def test_scoring_in_the_past_sees_only_the_past(trained: Any, scorer: Scorer) -> None:
+    h = trained.history
+    t = h.data_cut - pd.Timedelta(days=60)
+    past = scorer.score_many(h, t)
+    truncated = scorer.score_many(h.as_known_at(t), t)
+    assert [r.deal_id for r in past] == [r.deal_id for r in truncated]
+    # same facts known: the scores agree (the context is refitted on each history; it only uses deals closed before t)
+    np.testing.assert_allclose([r.p_win for r in past], [r.p_win for r in truncated], atol=1e-9)
+
+
+def test_bad_requests_get_clear_errors(trained: Any, scorer: Scorer) -> None:
+    h = trained.history
+    closed = h.deals.loc[h.deals["outcome"] == "won", "deal_id"].iloc[0]
+    with pytest.raises(DataValidationError, match=r"closed \(won\).*only open deals"):
+        scorer.score(h, closed)
+    with pytest.raises(NotFoundError, match="nope"):
+        scorer.score(h, "nope")
+    with pytest.raises(DataValidationError, match="say which one"):
+        scorer.score(h)
+    young = h.deals.sort_values("created_at")["deal_id"].iloc[-1]
+    with pytest.raises(DataValidationError, match="after the scoring time"):
+        scorer.score(h, young, h.data_cut - pd.Timedelta(days=3650))

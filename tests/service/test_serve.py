@@ -1,0 +1,101 @@
+"""``dealscore serve`` as a real uvicorn process: it serves, and a model reload under load drops nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(trained_model, keys_file, tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen]]:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(trained_model.bundle_dir, bundle)
+    port = _free_port()
+    env = {**os.environ, "DEALSCORE_DATA_DIR": str(tmp_path / "data"), "DEALSCORE_MODEL_PATH": str(bundle),
+           "DEALSCORE_API_KEYS_FILE": str(keys_file[0]), "DEALSCORE_USE_REGISTRY": "false"}
+    log = (tmp_path / "server.log").open("w")
+    exe = Path(sys.executable).parent / "dealscore"
+    proc = subprocess.Popen([str(exe), "serve", "--port", str(port), "--log-level", "warning"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.3)
+    try:
+        assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+        yield base, bundle, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_serve_answers_and_reloads_without_dropping_requests(server, trained_model, keys: dict[str, str]) -> None:
+    base, bundle, _proc = server
+    crm = {"X-API-Key": keys["crm"]}
+    assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{base}/docs").status_code == 200
+
+    # a second bundle version where the service looks for it
+    staged = bundle.parent / "staged"
+    shutil.copytree(bundle, staged)
+    manifest = json.loads((staged / "bundle.json").read_text())
+    manifest["version"] = "dealscore/8"
+    (staged / "bundle.json").write_text(json.dumps(manifest))
+
+    results: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        body = trained_model.payload()
+        with httpx.Client(base_url=base, headers=crm, timeout=30) as c:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                r = c.post("/v1/score", json={**body, "amount": 1000 + i})  # new content each time: really scored
+                results.append((r.status_code, r.json().get("model_version")))
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    time.sleep(1.0)
+    old = bundle.parent / "old"
+    bundle.rename(old)
+    staged.rename(bundle)
+    r = httpx.post(f"{base}/v1/model/reload", headers={"X-API-Key": keys["admin"]}, timeout=60)
+    time.sleep(1.0)
+    stop.set()
+    worker.join(timeout=60)
+    assert r.status_code == 200 and r.json()["previous_version"] == "dealscore/7" and r.json()["changed"]
+    statuses = {s for s, _ in results}
+    versions = [v for _, v in results]
+    assert statuses == {200}, results
+    assert set(versions) == {"dealscore/7", "dealscore/8"}, "requests ran before and after the swap"
+    assert versions == sorted(versions), "once swapped, the new model answers every request"
+    metrics = httpx.get(f"{base}/metrics").text
+    assert 'dealscore_model_info{source="path",version="dealscore/8"} 1.0' in metrics

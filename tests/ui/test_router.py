@@ -1,0 +1,200 @@
+"""The pages over a hand-seeded store: ranking, totals, filters, sorting, paging, limits, empty and error states."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+from dealscore_service.store import ScoreStore
+from fastapi.testclient import TestClient
+from ui_helpers import T0, build_app, login, make_settings, result, save
+
+
+def deal_ids(html: str) -> list[str]:
+    """Deal ids of the list's rows, in order."""
+    return re.findall(r'<tr data-deal="([^"]+)"', html)
+
+
+def test_list_ranks_by_value_at_risk_with_totals(client: TestClient, seeded: ScoreStore) -> None:
+    login(client, "manager")
+    page = client.get("/ui")
+    assert page.status_code == 200
+    # D3 scores above its stage (not at risk), C1 is closed: neither is listed
+    assert deal_ids(page.text) == ["D1", "D2", "E1"]
+    assert '<span class="stat-value" data-testid="pipeline-value">250k</span>' in page.text  # 100k+80k+50k+20k
+    assert '<span class="stat-value" data-testid="value-at-risk">62.4k</span>' in page.text  # 36,000+14,400+12,000
+    assert "4 open deals" in page.text and "3 deals below their stage" in page.text
+    d1 = page.text.split('data-deal="D1"')[1].split("</tr>")[0]
+    assert "36,000" in d1  # 100k × gap 0.25 × warnings 1.2 × drop 1.2
+    assert '<tr data-deal="D1" class="has-mismatch">' in page.text
+    assert "CRM ahead of evidence" in d1 and 'class="stage inferred mismatch ahead_of_evidence">discovery' in d1
+    assert 'class="spark"' in d1 and "last 3 scores: 40% to 20%" in d1
+    assert "Gone quiet" in d1 and "Call the champion to restart the conversation" in d1 and "+8 pts" in d1
+    d2 = page.text.split('data-deal="D2"')[1].split("</tr>")[0]
+    assert '<tr data-deal="D2">' in page.text and "evidence agrees" in d2
+
+
+def test_show_all_includes_deals_not_at_risk(client: TestClient, seeded: ScoreStore) -> None:
+    login(client, "manager")
+    page = client.get("/ui?show=all").text
+    assert deal_ids(page) == ["D1", "D2", "E1", "D3"]
+    d3 = page.split('data-deal="D3"')[1].split("</tr>")[0]
+    assert 'data-label="Value at risk" class="num var">—' in d3
+
+
+def test_filters(client: TestClient, seeded: ScoreStore) -> None:
+    login(client, "manager")
+    assert deal_ids(client.get("/ui?owner=ben").text) == ["D2"]
+    assert deal_ids(client.get("/ui?owner=ben&show=all").text) == ["D2", "D3"]
+    assert deal_ids(client.get("/ui?team=EMEA").text) == ["E1"]
+    assert deal_ids(client.get("/ui?min_amount=70000").text) == ["D1", "D2"]
+    assert deal_ids(client.get("/ui?min_amount=70,000").text) == ["D1", "D2"]
+    assert deal_ids(client.get("/ui?stage=Proposal").text) == ["D1", "D2", "E1"]  # labels and aliases work
+    page = client.get("/ui?team=EMEA").text
+    assert '<span class="stat-value" data-testid="pipeline-value">50k</span>' in page
+    assert '<option value="EMEA" selected>' in page
+    nothing = client.get("/ui?stage=negotiation").text
+    assert "No deal is at risk" in nothing and "Show all open deals" in nothing
+    none = client.get("/ui?owner=nobody").text
+    assert "No deals match these filters" in none
+    bad = client.get("/ui?min_amount=lots&stage=closing")
+    assert bad.status_code == 200
+    assert "Minimum amount &#39;lots&#39; is not a number" in bad.text
+    assert "Unknown stage &#39;closing&#39;" in bad.text
+    assert deal_ids(bad.text) == ["D1", "D2", "E1"]  # the bad filters are dropped, not fatal
+
+
+def test_sorting_and_sort_links(client: TestClient, seeded: ScoreStore) -> None:
+    login(client, "manager")
+    assert deal_ids(client.get("/ui?show=all&sort=amount").text) == ["D1", "D2", "E1", "D3"]
+    assert deal_ids(client.get("/ui?show=all&sort=amount&order=asc").text) == ["D3", "E1", "D2", "D1"]
+    assert deal_ids(client.get("/ui?show=all&sort=p_win&order=asc").text) == ["D1", "E1", "D2", "D3"]
+    assert deal_ids(client.get("/ui?show=all&sort=deal&order=asc").text) == ["D1", "D2", "D3", "E1"]
+    assert deal_ids(client.get("/ui?sort=risk&order=asc").text) == ["E1", "D2", "D1"]
+    assert deal_ids(client.get("/ui?show=all&sort=stage").text)[0] == "D3"  # negotiation is the latest stage
+    page = client.get("/ui?sort=amount").text
+    header = page.split('aria-sort="descending"')[1][:200]
+    assert "sort=amount&amp;order=asc" in header  # a second click reverses
+    assert deal_ids(client.get("/ui?sort=bogus").text) == ["D1", "D2", "E1"]
+
+
+def test_pagination(client: TestClient, store: ScoreStore) -> None:
+    save(store, *[result(f"P{i:02d}", amount=1000.0 * (i + 1), p_win=0.2) for i in range(30)])
+    login(client, "manager")
+    first = client.get("/ui").text
+    assert len(deal_ids(first)) == 25 and deal_ids(first)[0] == "P29"
+    assert "Page 1 of 2" in first and 'rel="next"' in first and "page=2" in first
+    second = client.get("/ui?page=2").text
+    assert deal_ids(second) == ["P04", "P03", "P02", "P01", "P00"]
+    assert "Deals at risk 26–30 of 30" in second
+    assert deal_ids(client.get("/ui?page=99").text) == deal_ids(second)  # past the end: the last page
+    assert len(deal_ids(client.get("/ui?per=50").text)) == 30
+
+
+def test_team_limited_key_sees_only_its_team(client: TestClient, seeded: ScoreStore) -> None:
+    login(client, "emea")
+    page = client.get("/ui?show=all")
+    assert deal_ids(page.text) == ["E1"]
+    assert "team EMEA" in page.text
+    assert '<option value="NA"' not in page.text
+    assert deal_ids(client.get("/ui?team=NA&show=all").text) == []  # asking for another team shows nothing
+    other = client.get("/ui/deals/D1")
+    assert other.status_code == 404
+    assert "Deal not found" in other.text and "visible to your key" in other.text
+    assert "Gone quiet" not in other.text
+    assert client.get("/ui/deals/E1").status_code == 200
+
+
+def test_deal_page(client: TestClient, seeded: ScoreStore) -> None:
+    login(client, "manager")
+    page = client.get("/ui/deals/D1?back=/ui?team=NA")
+    assert page.status_code == 200
+    html = page.text
+    assert "Deal D1" in html and "acct-D1" in html
+    assert '<span data-testid="p-win">20%</span>' in html
+    assert "Deals in proposal usually win" in html and "45%" in html
+    assert "declining" in html and "−20 pts" in html  # 40% → 20% over its three scores
+    assert "36,000" in html  # the same value at risk as in the list
+    assert "CRM ahead of evidence" in html and "no proposal was sent" in html
+    assert html.count('class="bar"') == 3
+    assert "No reply from the customer in 21 days" in html and "−9 pts" in html and "+6 pts" in html
+    assert html.index("No reply from the customer") < html.index("Only one contact") < html.index("Decision maker met")
+    assert "No inbound touch for 21 days (usual gap 9)" in html and "p90 gap of won deals" in html
+    assert html.count("<li><strong>") >= 3 and "Send a mutual close plan" in html
+    chart = html.split('data-testid="history-chart"')[1].split("</figure>")[0]
+    assert chart.count("<circle") == 3 and "stage usually wins 45%" in chart
+    assert "Win probability over 3 scores" in chart
+    assert "Win probability fell from 30% to 20%" in html and "Evidence now points to discovery" in html
+    assert "Warning: Gone quiet" in html and "First scored: 40%" in html
+    assert 'href="/ui?team=NA"' in html  # back to the filtered list
+
+
+def test_unknown_deal_and_unknown_page(client: TestClient, seeded: ScoreStore) -> None:
+    login(client, "manager")
+    missing = client.get("/ui/deals/NOPE")
+    assert missing.status_code == 404 and "There are no scores for deal &#39;NOPE&#39;" in missing.text
+    assert "POST /v1/score" in missing.text
+    other = client.get("/ui/elsewhere")
+    assert other.status_code == 404 and other.headers["content-type"].startswith("text/html")
+    assert client.get("/ui/static/ui.css").status_code == 200
+
+
+def test_html_in_data_is_escaped(client: TestClient, store: ScoreStore) -> None:
+    evil = "<script>alert(1)</script>"
+    save(store, result("X<1>", owner=evil, team="NA", account=evil))
+    login(client, "manager")
+    page = client.get("/ui").text
+    assert evil not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "/ui/deals/X%3C1%3E" in page
+    deal = client.get("/ui/deals/X%3C1%3E")
+    assert deal.status_code == 200 and evil not in deal.text
+
+
+def test_empty_store_says_what_to_do(client: TestClient) -> None:
+    login(client, "manager")
+    page = client.get("/ui").text
+    assert "No scores yet: send deals to <code>POST /v1/score</code>" in page
+    assert "No model is loaded right now" in page
+
+
+def test_limited_key_with_nothing_visible(client: TestClient, store: ScoreStore) -> None:
+    save(store, result("D9", team="NA"))
+    login(client, "emea")
+    page = client.get("/ui").text
+    assert "No open deals of yours have been scored" in page and "team EMEA" in page
+
+
+def test_only_closed_deals(client: TestClient, store: ScoreStore) -> None:
+    save(store, result("C9"), is_open=False)
+    login(client, "manager")
+    assert "Every deal the service has scored is closed" in client.get("/ui").text
+
+
+def test_a_closed_deal_keeps_its_page(client: TestClient, store: ScoreStore) -> None:
+    save(store, result("C2", as_of=T0 - timedelta(days=7)))
+    save(store, result("C2", as_of=T0), is_open=False)
+    login(client, "manager")
+    page = client.get("/ui/deals/C2").text
+    assert '<span class="badge">closed</span>' in page and "Deal closed" in page
+
+
+def test_model_page_without_a_model(client: TestClient) -> None:
+    login(client, "manager")
+    page = client.get("/ui/model")
+    assert page.status_code == 200
+    assert "No model loaded" in page.text and "dealscore train" in page.text
+    assert "DEALSCORE_USE_REGISTRY=false" in page.text  # the service's own reason
+
+
+def test_store_outage_is_a_503_page(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path).model_copy(
+        update={"database_url": "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1"})
+    app = build_app(settings)
+    with TestClient(app, base_url="https://testserver", follow_redirects=False) as c:
+        login(c, "manager")
+        for path in ("/ui", "/ui/deals/D1"):
+            resp = c.get(path)
+            assert resp.status_code == 503, path
+            assert resp.headers["retry-after"] == str(settings.store_retry_after_seconds)
+            assert "Score store unavailable" in resp.text and "DEALSCORE_DATABASE_URL" in resp.text
