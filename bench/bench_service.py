@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--throughput-seconds", type=float, default=20.0)
     ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--batch-size", type=int, default=50)
+    ap.add_argument("--batch-size", type=int, default=20, help="deals per batch request (200 touchpoints each)")
     ap.add_argument("--seed", type=int, default=11)
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="dealscore-bench-service-"))
@@ -200,8 +200,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {"deals": deals, "as_of": body["as_of"]}
 
     key = generate_key()
-    env = {**os.environ, "DEALSCORE_DATA_DIR": str(work / "data"), "DEALSCORE_MODEL_PATH": str(work / "bundle"),
-           "DEALSCORE_USE_REGISTRY": "false", "DEALSCORE_LOG_LEVEL": "WARNING",
+    path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"  # mlflow starts `uvicorn` from PATH
+    env = {**os.environ, "PATH": path, "DEALSCORE_DATA_DIR": str(work / "data"),
+           "DEALSCORE_MODEL_PATH": str(work / "bundle"), "DEALSCORE_USE_REGISTRY": "false",
+           "DEALSCORE_LOG_LEVEL": "WARNING",
            "DEALSCORE_API_KEYS": json.dumps([{"name": "bench", "hash": hash_key(key), "scopes": ["score"]}])}
     auth = {"X-API-Key": key}
     figures: dict[str, Any] = {"touchpoints": len(body["activities"]), "rate_rps": args.rate,
@@ -217,6 +219,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         check = httpx.post(url, json=deal_body(-100), headers=auth, timeout=60)
         assert check.status_code == 200 and "actions" in check.json(), check.text[:500]
         figures["dealscore"] = asyncio.run(open_loop(url, deal_body, args.rate, args.duration, auth))
+        print("dealscore", figures["dealscore"], file=sys.stderr, flush=True)
     finally:
         stop(proc)
 
@@ -230,6 +233,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         check = httpx.post(murl, json=mlflow_body, timeout=60)
         assert check.status_code == 200, check.text[:500]
         figures["mlflow"] = asyncio.run(open_loop(murl, lambda i: mlflow_body, args.rate, args.duration, {}))
+        print("mlflow", figures["mlflow"], file=sys.stderr, flush=True)
     finally:
         stop(mproc)
     figures["p50_ratio_vs_mlflow"] = round(figures["dealscore"]["p50_ms"] / figures["mlflow"]["p50_ms"], 2)

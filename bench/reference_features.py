@@ -10,6 +10,7 @@ obvious is the point: the vectorised pipeline must agree with it exactly.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -52,18 +53,29 @@ def _runs(rows: pd.DataFrame) -> list[tuple[str, pd.Timestamp]]:
     return runs
 
 
-def stage_medians(history: DealHistory, stages: list[str], checkpoint: pd.Timestamp) -> dict[str, float]:
-    """Median days won deals closed before the checkpoint spent in each stage (their history read at close)."""
-    d = history.deals
-    won = d[(d["outcome"] == "won") & d["closed_at"].notna() & (d["closed_at"] < checkpoint)]
-    per_stage: dict[str, list[float]] = {s: [] for s in stages}
-    for deal_id, closed in zip(won["deal_id"], won["closed_at"], strict=True):
+_DURATIONS: dict[tuple[int, str], dict[str, float]] = {}
+
+
+def won_deal_durations(history: DealHistory, deal_id: str, closed: pd.Timestamp) -> dict[str, float]:
+    """Days a won deal spent in each stage, from its stage history as it stood at the close (cached)."""
+    key = (id(history), deal_id)
+    if key not in _DURATIONS:
         runs = _runs(_stage_rows(history, deal_id, closed))
         totals: dict[str, float] = {}
         for i, (stage, begin) in enumerate(runs):
             end = runs[i + 1][1] if i + 1 < len(runs) else closed
             totals[stage] = totals.get(stage, 0.0) + max(_days(end - begin), 0.0)
-        for stage, days in totals.items():
+        _DURATIONS[key] = totals
+    return _DURATIONS[key]
+
+
+def stage_medians(history: DealHistory, stages: list[str], checkpoint: pd.Timestamp) -> dict[str, float]:
+    """Median days won deals closed before the checkpoint spent in each stage."""
+    d = history.deals
+    won = d[(d["outcome"] == "won") & d["closed_at"].notna() & (d["closed_at"] < checkpoint)]
+    per_stage: dict[str, list[float]] = {s: [] for s in stages}
+    for deal_id, closed in zip(won["deal_id"], won["closed_at"], strict=True):
+        for stage, days in won_deal_durations(history, deal_id, closed).items():
             per_stage[stage].append(days)
     return {s: float(np.median(v)) if v else math.nan for s, v in per_stage.items()}
 
@@ -72,8 +84,8 @@ def _rate(wins: float, n: float, prior: float, k: float) -> float:
     return (wins + k * prior) / (n + k)
 
 
-def reference_features(history: DealHistory, snapshots: pd.DataFrame, spec: FeatureSpec | None = None,
-                       *, use_history_for_norms: DealHistory | None = None) -> pd.DataFrame:
+def reference_features(history: DealHistory, snapshots: pd.DataFrame, spec: FeatureSpec | None = None
+                       ) -> pd.DataFrame:
     """Features of each snapshot, computed one snapshot at a time from the definitions."""
     spec = spec or FeatureSpec.default()
     stages = spec.stages
@@ -84,6 +96,7 @@ def reference_features(history: DealHistory, snapshots: pd.DataFrame, spec: Feat
     acts_all = history.activities.copy()
     acts_all["seen"] = _seen(acts_all, "occurred_at")
     norm_cache: dict[pd.Timestamp, dict[str, float]] = {}
+    _DURATIONS.clear()
     rows: list[dict[str, Any]] = []
     for deal_id, t in zip(snapshots["deal_id"], snapshots["as_of"], strict=True):
         t = pd.Timestamp(t)
@@ -104,12 +117,12 @@ def reference_features(history: DealHistory, snapshots: pd.DataFrame, spec: Feat
             for k in ("declared_stage_order", "days_in_stage", "days_since_stage_update", "max_stage_order"):
                 f[k] = math.nan
         seq = [order[s] for s in sr["stage"]]
-        steps = [b - a for a, b in zip(seq, seq[1:], strict=False)]
+        steps = [b - a for a, b in pairwise(seq)]
         f["n_stage_changes"] = float(sum(1 for s in steps if s != 0))
         f["n_regressions"] = float(sum(1 for s in steps if s < 0))
         f["n_skipped_stages"] = float(sum(s - 1 for s in steps if s > 1))
         ecds = [e for e in sr["expected_close_date"] if not pd.isna(e)]
-        f["close_date_pushes"] = float(sum(1 for a, b in zip(ecds, ecds[1:], strict=False) if b > a))
+        f["close_date_pushes"] = float(sum(1 for a, b in pairwise(ecds) if b > a))
         amounts = [a for a in sr["amount"] if not pd.isna(a)]
         f["amount"] = float(amounts[-1]) if amounts else float(deal["amount"])
         if ecds:
@@ -122,7 +135,7 @@ def reference_features(history: DealHistory, snapshots: pd.DataFrame, spec: Feat
         f["deal_age_days"] = _days(t - deal["created_at"])
         cp = WEEK_ANCHOR + ((t - WEEK_ANCHOR) // pd.Timedelta(days=7)) * pd.Timedelta(days=7)
         if cp not in norm_cache:
-            norm_cache[cp] = stage_medians(use_history_for_norms or history, stages, cp)
+            norm_cache[cp] = stage_medians(history, stages, cp)
         med = norm_cache[cp].get(f["declared_stage"], math.nan) if f["declared_stage"] else math.nan
         f["stage_median_days_won"] = med
         f["stage_time_ratio"] = f["days_in_stage"] / max(med, 1.0) if not math.isnan(med) else math.nan

@@ -108,7 +108,16 @@ class ModelLoader:
                     f"no model bundle in DEALSCORE_MODEL_PATH={s.model_path}",
                     fix="point DEALSCORE_MODEL_PATH at a folder written by bundle.save(), or unset it",
                 )
-            bundle, source = _load_bundle_folder(s.model_path), "path"
+            try:
+                bundle, source = _load_bundle_folder(s.model_path), "path"
+            except DealscoreError:
+                raise
+            except Exception as exc:  # an unreadable or incompatible bundle must not stop the service
+                raise ModelNotReadyError(
+                    f"the bundle in DEALSCORE_MODEL_PATH={s.model_path} cannot be loaded "
+                    f"({type(exc).__name__}: {_short(exc)})",
+                    fix="retrain the model with this version of dealscore (dealscore train) and point at it",
+                ) from exc
         else:
             if s.use_registry:
                 try:
@@ -139,7 +148,16 @@ class ModelLoader:
             )
         from dealscore.scoring import Scorer
 
-        scorer = Scorer(bundle)
+        try:
+            scorer = Scorer(bundle)
+        except DealscoreError:
+            raise
+        except Exception as exc:
+            raise ModelNotReadyError(
+                f"the model bundle {getattr(bundle, 'version', '?')} cannot be used for scoring "
+                f"({type(exc).__name__}: {_short(exc)})",
+                fix="retrain the model with this version of dealscore (dealscore train)",
+            ) from exc
         return LoadedModel(
             bundle=bundle, scorer=scorer, version=str(bundle.version), source=source,
             loaded_at=datetime.now(UTC).replace(tzinfo=None), message=message,
@@ -164,7 +182,12 @@ class ModelLoader:
         with self._reload_lock:
             previous = self.current.version if self.current else None
             try:
-                new = self._load()
+                try:
+                    new = self._load()
+                except ModelNotReadyError:
+                    raise
+                except DealscoreError as exc:
+                    raise ModelNotReadyError(f"the model bundle could not be loaded: {exc.message}") from exc
             except ModelNotReadyError as exc:
                 self.last_error = exc.message
                 log.error("model_not_loaded", reason=exc.message, serving=previous)
@@ -174,10 +197,6 @@ class ModelLoader:
                         fix=exc.detail.get("fix"),
                     ) from exc
                 raise
-            except DealscoreError as exc:
-                self.last_error = exc.message
-                log.error("model_not_loaded", reason=exc.message, serving=previous)
-                raise ModelNotReadyError(f"the model bundle could not be loaded: {exc.message}") from exc
             self.current = new  # the swap: one reference assignment
             self.last_error = None
             log.info("model_loaded", version=new.version, source=new.source, previous=previous, note=new.message)

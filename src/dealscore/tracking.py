@@ -20,7 +20,9 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -73,6 +75,10 @@ def artifact_location(uri: str) -> str | None:
 
 def _client() -> MlflowClient:
     uri = tracking_uri()
+    if uri.startswith("sqlite:"):
+        # the SQLite store announces its table migrations at INFO on every first connection
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -150,6 +156,29 @@ class DealscorePyfunc(mlflow.pyfunc.PythonModel):
         return self.bundle.predict_frame(_coerce_features(self.bundle, frame)).reset_index(drop=True)
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep MLflow's own chatter (INFO logs, progress bars, registry prints) out of the CLI output.
+
+    Our progress display already says what happens; errors still surface as exceptions.
+    """
+    logger = logging.getLogger("mlflow")
+    old_level = logger.level
+    old_bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    logger.setLevel(logging.ERROR)
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(old_level)
+        if old_bar is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old_bar
+
+
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
@@ -213,8 +242,7 @@ def log_training_run(
             out.bundle = result.bundle
             signature = mlflow.models.infer_signature(example, out.predict(None, example))
         pkg_dir = Path(__file__).resolve().parent
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet():
             info = mlflow.pyfunc.log_model(
                 name=BUNDLE_ARTIFACT, python_model=DealscorePyfunc(), artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
                 signature=signature, input_example=example, pip_requirements=_requirements(),
@@ -235,8 +263,7 @@ def log_gate(run: TrackedRun, decision: dict[str, Any], version: str, name: str 
 def register_bundle(bundle: ModelBundle | None, run: TrackedRun, name: str = DEFAULT_NAME) -> str:
     """Register the run's bundle model under ``name``; returns the new version number."""
     _client()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         mv = mlflow.register_model(run.model_uri, name)
     if bundle is not None:
         bundle.version = f"{name}/{mv.version}"
@@ -338,7 +365,7 @@ def _find_bundle_dir(root: Path) -> Path:
 def load_bundle(version: str, name: str = DEFAULT_NAME) -> ModelBundle:
     """Download and load one registered version's bundle."""
     _check_version(_client(), name, version)
-    with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
         path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp)
         bundle = ModelBundle.load(_find_bundle_dir(Path(path)))
     bundle.version = f"{name}/{version}"
@@ -376,18 +403,6 @@ def latest_run_id(experiment: str = DEFAULT_NAME) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-@contextlib.contextmanager
-def _quiet_downloads() -> Iterator[None]:
-    """No per-file progress bar while a bundle downloads (it floods logs and test output)."""
-    old = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
-        else:
-            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old
 
 
 @contextlib.contextmanager

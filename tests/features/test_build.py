@@ -18,8 +18,9 @@ from dealscore.features import (
     scoring_snapshots,
 )
 from dealscore.features.build import SMALL_FRAME
+from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 
-from .conftest import day, hand_history, random_history, simulator_available, snapshot
+from .conftest import hand_history, random_history, simulator_available, snapshot
 
 SPEC = FeatureSpec.default()
 
@@ -62,7 +63,8 @@ def test_one_deal_with_context_equals_its_row_in_the_bulk_build() -> None:
     """The API path: a history holding one deal (+ its account) and the context fitted on the full history."""
     h = random_history(7, n_deals=15)
     snaps = make_snapshots(h)
-    bulk = build_features(h, snaps, spec=SPEC).reset_index(drop=True)
+    spec = SPEC.fit_vocabulary(build_features(h, snaps, spec=SPEC))
+    bulk = build_features(h, snaps, spec=spec).reset_index(drop=True)
     context = FeatureContext().fit(h)
     rng = np.random.default_rng(0)
     for i in rng.choice(len(snaps), 12, replace=False):
@@ -70,7 +72,7 @@ def test_one_deal_with_context_equals_its_row_in_the_bulk_build() -> None:
         one = h.for_deals([deal_id])
         one = one.replace(accounts=h.accounts[h.accounts["account_id"].isin(one.deals["account_id"])],
                           cut_at=h.data_cut)
-        alone = build_features(one, snaps.iloc[[i]].reset_index(drop=True), spec=SPEC, context=context)
+        alone = build_features(one, snaps.iloc[[i]].reset_index(drop=True), spec=spec, context=context)
         assert_same_features(alone, bulk.iloc[[i]].reset_index(drop=True))
 
 
@@ -83,6 +85,18 @@ def test_small_and_large_frames_are_assembled_identically() -> None:
     pd.testing.assert_frame_equal(small, big.iloc[:SMALL_FRAME])
     chunked = build_features(h, snaps, spec=SPEC, chunk_size=17)
     pd.testing.assert_frame_equal(chunked, big)
+
+
+def test_a_selected_spec_gives_its_columns_in_its_order() -> None:
+    h = random_history(3)
+    snaps = make_snapshots(h)
+    fitted = SPEC.fit_vocabulary(build_features(h, snaps, spec=SPEC))
+    spec = fitted.select(["amount", "declared_stage", "n_touches_30d", "industry"])
+    f = build_features(h, snaps, spec=spec)
+    assert list(f.columns) == ["deal_id", "as_of", "amount", "declared_stage", "n_touches_30d", "industry"]
+    full = build_features(h, snaps, spec=fitted)
+    pd.testing.assert_frame_equal(f, full[list(f.columns)])
+    pd.testing.assert_frame_equal(build_features(h, snaps.iloc[:3], spec=spec), f.iloc[:3])
 
 
 def test_frame_keeps_snapshot_order_index_and_types() -> None:
@@ -164,7 +178,7 @@ def test_history_that_fails_validation_gets_clear_errors() -> None:
     assert "validate" in str(err.value)
     with pytest.raises(DataValidationError, match="activities, column type"):
         build_features(h.replace(activities=h.activities.assign(type="fax")), snapshot("D", 5), spec=SPEC)
-    with pytest.raises(DataValidationError, match="activities, column deal_id.*GHOST"):
+    with pytest.raises(DataValidationError, match=r"activities, column deal_id.*GHOST"):
         build_features(h.replace(activities=h.activities.assign(deal_id="GHOST")), snapshot("D", 5), spec=SPEC)
     with pytest.raises(DataValidationError, match="deal_id: ids repeat"):
         build_features(h.replace(deals=pd.concat([h.deals, h.deals])), snapshot("D", 5), spec=SPEC)
@@ -175,10 +189,13 @@ def test_history_that_fails_validation_gets_clear_errors() -> None:
 
 def test_spec_and_context_must_match_the_taxonomy() -> None:
     h = random_history(1)
-    spec = FeatureSpec.default()
-    other = FeatureSpec.from_dict({**spec.to_dict(), "stages": spec.stages[:-1]})
+    raw = default_taxonomy().to_dict()
+    fewer = StageTaxonomy.from_dict({**raw, "stages": raw["stages"][:-1]})
+    h = h.replace(stage_history=h.stage_history[h.stage_history["stage"] != "negotiation"])
     with pytest.raises(ConfigError, match="stages"):
-        build_features(h, make_snapshots(h), spec=spec, context=FeatureContext().fit(h, spec=other))
+        build_features(h, make_snapshots(h), spec=SPEC, context=FeatureContext().fit(h, fewer))
+    with pytest.raises(ConfigError, match="stages"):
+        build_features(h, make_snapshots(h), spec=SPEC, taxonomy=fewer)
 
 
 def test_timezone_aware_and_microsecond_inputs_are_normalised() -> None:
@@ -209,4 +226,3 @@ def test_api_payload_history_scores_one_deal_now() -> None:
     assert f["declared_stage"] == "discovery" and f["has_meeting"] == 1 and f["decision_maker_engaged"] == 1
     assert f["days_to_expected_close"] == pytest.approx((pd.Timestamp("2023-08-01") - now) / pd.Timedelta(days=1))
     assert f["owner_closed_deals"] > 0  # from the context, not from the one-deal payload
-    assert day(0) < now

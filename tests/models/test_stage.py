@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dealscore.errors import DataValidationError, InsufficientDataError
+from dealscore.errors import DataValidationError
 from dealscore.models.stage import StageModel
 
 STAGES = ["prospecting", "qualification", "discovery", "solution", "proposal", "negotiation"]
@@ -50,11 +50,18 @@ def test_absent_stage_still_gets_a_column(synthetic):
     assert list(proba.columns) == STAGES and proba["negotiation"].max() < 0.5
 
 
-def test_unknown_or_single_stage_labels_are_clear_errors(synthetic):
+def test_unknown_stage_labels_are_clear_errors(synthetic):
     tr, va = synthetic["train"], synthetic["validation"]
     bad = tr[2].copy()
     bad[:3] = "closing"
     with pytest.raises(DataValidationError, match="closing"):
         StageModel(STAGES).fit(tr[0], bad, va[0], va[2])
-    with pytest.raises(InsufficientDataError, match="same real stage"):
-        StageModel(STAGES).fit(tr[0], np.full(len(tr[2]), "proposal", dtype=object), va[0], va[2])
+
+
+
+def test_single_stage_history_gives_a_constant_model_and_a_warning(synthetic):
+    tr, va = synthetic["train"], synthetic["validation"]
+    m = StageModel(STAGES, num_boost_round=20, early_stopping_rounds=5)
+    m.fit(tr[0], np.full(len(tr[2]), "proposal", dtype=object), va[0], va[2])
+    assert (m.predict(synthetic["test"][0]) == "proposal").all()
+    assert "no evidence of stage progress" in m.warnings_[0]

@@ -137,3 +137,16 @@ def test_loader_reports_a_missing_model_path(tmp_path: Path) -> None:
     assert loader.load() is None
     with pytest.raises(ModelNotReadyError, match="DEALSCORE_MODEL_PATH"):
         loader.require()
+
+
+def test_an_unreadable_bundle_leaves_the_service_up_and_not_ready(
+    make_client: Callable[..., TestClient], trained_model, tmp_path: Path,
+) -> None:
+    folder = tmp_path / "bundle"
+    shutil.copytree(trained_model.bundle_dir, folder)
+    (folder / "win_model.joblib").write_bytes(b"not a pickle")
+    client = make_client(model_path=folder)
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert "cannot be loaded" in ready.json()["problems"][0] and "retrain" not in ready.json()["problems"][0]

@@ -54,7 +54,7 @@ def running_app(trained_model) -> Iterator[TestClient]:  # type: ignore[no-untyp
 
 
 @schema.parametrize()
-@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(max_examples=5, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_every_operation_answers_within_its_schema(case) -> None:  # type: ignore[no-untyped-def]
     case.call_and_validate(headers={"X-API-Key": ADMIN_KEY}, checks=CHECKS)
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pandas as pd
 import pytest
+from dealscore_service.schemas import api_result
 from fastapi.testclient import TestClient
 
 from dealscore.data.payload import deal_payload
@@ -31,7 +32,7 @@ def test_score_one_deal_returns_the_full_result_and_stores_it(
     store = scoring_client.app.state.services.store
     assert store.count() == 1
     [stored] = store.deal_scores(body["deal_id"])
-    assert stored.score_result() == result
+    assert api_result(stored.score_result()) == result
 
 
 def test_api_score_equals_the_library_score(scoring_client: TestClient, trained_model, keys: dict[str, str]) -> None:

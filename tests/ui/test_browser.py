@@ -60,6 +60,7 @@ class LiveService:
     team: str  # the team the limited key sees
     other_team_deal: str  # an open deal of another team
     own_team_deals: list[str]
+    long_open_deals: list[str]  # open at every scoring date, so with a full score history
     scored_deals: int
     log: Path
     seconds: dict[str, float]
@@ -170,7 +171,10 @@ def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServi
         seconds["scoring"] = round(time.perf_counter() - started - sum(seconds.values()), 1)
         others = open_deals[open_deals["team"] != team]["deal_id"].tolist()
         own = open_deals[open_deals["team"] == team]["deal_id"].tolist()
-        yield LiveService(base_url, raw, team, str(others[0]), [str(d) for d in own], scored, log, seconds)
+        first_date = history.data_cut - pd.Timedelta(days=max(SCORE_OFFSETS_DAYS))
+        long_open = open_deals.loc[open_deals["created_at"] <= first_date, "deal_id"].astype(str).tolist()
+        yield LiveService(base_url, raw, team, str(others[0]), [str(d) for d in own], long_open, scored, log,
+                          seconds)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -302,9 +306,10 @@ def test_filter_sort_and_page(laptop: Page) -> None:
 def test_open_a_deal_and_see_reasons_actions_and_history(laptop: Page) -> None:
     page = laptop.page
     laptop.login("manager")
-    first = page.locator("table.deals tbody th a").first
-    deal_id = first.inner_text()
-    first.click()
+    page.goto("/ui?show=all&per=100")
+    shown = page.locator("table.deals tbody th a").all_inner_texts()
+    deal_id = next(d for d in shown if d in laptop.live.long_open_deals)
+    page.get_by_role("link", name=deal_id, exact=True).click()
     page.wait_for_url(re.compile(r"/ui/deals/"))
     assert deal_id in page.get_by_role("heading", level=1).inner_text()
     reasons = page.locator("[data-testid=reasons] li")
@@ -320,7 +325,7 @@ def test_open_a_deal_and_see_reasons_actions_and_history(laptop: Page) -> None:
     assert re.match(r"\d+%", page.locator("[data-testid=p-win]").inner_text())
     laptop.shot("deal-laptop")
     page.get_by_role("link", name="← Deals at risk").click()
-    page.wait_for_url(re.compile(r"/ui/?(\?.*)?$"))
+    page.wait_for_url(re.compile(r"/ui/\?show=all&per=100$"))  # back to the same list
 
 
 def test_model_page_shows_the_plots_with_a_reading(laptop: Page) -> None:

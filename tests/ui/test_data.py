@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from types import SimpleNamespace
 
-from dealscore_service.store import ScoreStore
-from dealscore_service.ui.data import ListQuery, timeline
+from dealscore_service.store import DealFilter, ScoreStore
+from dealscore_service.ui.data import ListQuery, ParsedResults, timeline, touchpoint_events
 from ui_helpers import T0, result, save
 
 from dealscore.taxonomy import default_taxonomy
@@ -60,3 +61,32 @@ def test_timeline_tells_what_changed(store: ScoreStore) -> None:
     fell = events[1]
     assert fell.kind == "down" and fell.detail == "−21 pts, grade B → C"
     assert events[0].when == T0 + timedelta(days=14) and events[-1].when == T0
+
+
+def test_parsed_results_are_reused_and_bounded(store: ScoreStore) -> None:
+    save(store, *[result(f"R{i}") for i in range(3)])
+    parsed = ParsedResults(size=2)
+    rows = store.latest_open_scores(DealFilter())
+    first = [parsed.get(s) for s in rows]
+    assert [r.deal_id for r in first] == ["R0", "R1", "R2"]
+    assert parsed.get(rows[2]) is first[2]  # the same object: not parsed again
+    assert parsed.get(rows[0]) is not first[0]  # evicted (only two are kept) and parsed anew
+    assert parsed.get(rows[0]) == first[0]
+
+
+def test_touchpoints_join_the_timeline_when_the_store_keeps_them() -> None:
+    stored = SimpleNamespace(touchpoints=[
+        {"occurred_at": "2025-05-02T10:00:00", "type": "email", "direction": "outbound"},
+        {"occurred_at": "2025-05-06T15:30:00+02:00", "type": "meeting", "contact_role": "decision_maker",
+         "contact_id": "c7"},
+        {"occurred_at": "not a time", "type": "call"},
+    ])
+    events, hidden, kept = touchpoint_events(stored)
+    assert kept and hidden == 0
+    assert [(e.when, e.text, e.detail) for e in events] == [
+        (datetime(2025, 5, 6, 13, 30), "Meeting with the decision maker", "contact c7"),
+        (datetime(2025, 5, 2, 10, 0), "Outbound email", None),
+    ]
+    events, hidden, _ = touchpoint_events(stored, limit=1)
+    assert len(events) == 1 and hidden == 1
+    assert touchpoint_events(SimpleNamespace()) == ([], 0, False)  # a store that does not keep them

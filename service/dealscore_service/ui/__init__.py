@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from dealscore_service.ui.data import ParsedResults
 from dealscore_service.ui.evaluation import EvaluationCache
 from dealscore_service.ui.router import PREFIX, LoginRequired, router
 from dealscore_service.ui.session import SessionManager, resolve_secret
@@ -47,6 +48,7 @@ def mount_ui(app: FastAPI) -> None:
     settings = getattr(app.state, "settings", None)
     app.state.ui_sessions = SessionManager(resolve_secret(settings))
     app.state.ui_evaluations = EvaluationCache()
+    app.state.ui_parsed = ParsedResults()
     # the static files first: the router ends with a catch-all "not found" page under /ui
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(files("dealscore_service") / "static")),
               name="ui-static")

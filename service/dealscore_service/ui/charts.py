@@ -222,8 +222,8 @@ def calibration_chart(series: Sequence[Series], *, label: str, size: int = 340) 
     return Markup("".join(out))
 
 
-def lift_chart(model: Sequence[float], baselines: Sequence[Series], *, label: str, width: int = 420,
-               height: int = 300) -> Markup:
+def lift_chart(model: Sequence[float], baselines: Sequence[Series], *, label: str, width: int = 400,
+               height: int = 340) -> Markup:
     """Lift per score decile (1 = highest scores): bars for the model, lines for baselines, 1.0 dashed."""
     left, right, top, bottom = 40.0, 12.0, 12.0, 40.0
     pw, ph = width - left - right, height - top - bottom
@@ -267,7 +267,7 @@ def lift_chart(model: Sequence[float], baselines: Sequence[Series], *, label: st
         for (a, b), (d, v) in zip(pts, [(d, v) for d, v in s.points if v == v], strict=True):
             out.append(f'<circle cx="{_f(a)}" cy="{_f(b)}" r="2.6" fill="{colour}">'
                        f"<title>{escape(s.name)}, decile {int(d)}: lift {v:.2f}×</title></circle>")
-    legend = [Series("model", []), *baselines]
+    legend = [Series("dealscore model", []), *baselines]
     out += _legend(legend, width - right - 150, top + 12)
     out.append("</svg>")
     return Markup("".join(out))

@@ -11,9 +11,11 @@ here; everything shown was stored by ``POST /v1/score``.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -32,6 +34,7 @@ PER_PAGE = (25, 50, 100)
 HISTORY_LIMIT = 200
 SPARK_POINTS = 8
 MOVE_POINTS = 3.0  # a win-probability change smaller than this is not a timeline event
+MAX_TOUCHPOINTS = 60  # the most recent touchpoints shown on the timeline
 
 EmptyReason = Literal["no_scores", "none_visible", "no_open", "no_match", "none_at_risk"]
 
@@ -128,6 +131,11 @@ class ListQuery:
         qs = urlencode(self.params(**changes))
         return f"?{qs}" if qs else "?"
 
+    def suffix(self) -> str:
+        """This list's query string for a link back to it (empty when nothing is set)."""
+        qs = urlencode(self.params())
+        return f"?{qs}" if qs else ""
+
     def sort_url(self, column: str) -> str:
         """Link for a column header: first click sorts the natural way, the next one reverses."""
         natural: Order = "asc" if column in ("deal", "account", "owner", "p_win") else "desc"
@@ -199,6 +207,33 @@ class ListPage:
         return self.first + len(self.rows) - 1 if self.rows else 0
 
 
+class ParsedResults:
+    """Stored scores parsed into :class:`ScoreResult`, remembered by row id.
+
+    A stored score never changes, and validating a few thousand results on every
+    view of the list costs more than reading them; this keeps the most recent
+    ``size`` of them.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._items: OrderedDict[int, ScoreResult] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, stored: StoredScore) -> ScoreResult:
+        with self._lock:
+            hit = self._items.get(stored.id)
+            if hit is not None:
+                self._items.move_to_end(stored.id)
+                return hit
+        parsed = stored.score_result()
+        with self._lock:
+            self._items[stored.id] = parsed
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return parsed
+
+
 def _stage_order(taxonomy: StageTaxonomy, stage: str | None) -> int:
     if stage is None:
         return 10_000
@@ -230,7 +265,8 @@ def _sort_rows(rows: list[DealRow], sort: str, order: Order, taxonomy: StageTaxo
     return present + missing
 
 
-def build_list(store: ScoreStore, principal: Principal, query: ListQuery, taxonomy: StageTaxonomy) -> ListPage:
+def build_list(store: ScoreStore, principal: Principal, query: ListQuery, taxonomy: StageTaxonomy,
+               parsed: ParsedResults | None = None) -> ListPage:
     """The at-risk list for this key: ranked by value at risk, filtered, sorted and paged.
 
     One store read gives every open deal the key may see (the filter choices
@@ -241,7 +277,7 @@ def build_list(store: ScoreStore, principal: Principal, query: ListQuery, taxono
     owners = sorted({s.owner_id for s in visible if s.owner_id})
     teams = sorted({s.team for s in visible if s.team})
     matching = [s for s in visible if query.matches(s)]
-    results = [s.score_result() for s in matching]
+    results = [parsed.get(s) for s in matching] if parsed is not None else [s.score_result() for s in matching]
     as_of = {s.deal_id: s.as_of for s in matching}
     ranked = at_risk(results)
     rows = [DealRow(r, float(r.value_at_risk or 0.0), True, [], as_of[r.deal_id]) for r in ranked]
@@ -284,7 +320,7 @@ class TimelineEvent:
     """Something that changed between two stored scores of the deal."""
 
     when: datetime
-    kind: Literal["scored", "stage", "evidence", "up", "down", "warning", "cleared", "closed"]
+    kind: Literal["scored", "stage", "evidence", "up", "down", "warning", "cleared", "closed", "touch"]
     text: str
     detail: str | None = None
 
@@ -305,6 +341,8 @@ class DealView:
     events: list[TimelineEvent]
     reasons_scale: float
     stage_rows: list[tuple[str, float, bool]] = field(default_factory=list)
+    touchpoints_kept: bool = False
+    touchpoints_hidden: int = 0
 
 
 def _pct(p: float) -> str:
@@ -356,6 +394,42 @@ def timeline(scores: list[StoredScore]) -> list[TimelineEvent]:
     return [e for group in reversed(groups) for e in group]
 
 
+def _when(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None) if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return _when(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return None
+
+
+def touchpoint_events(stored: Any, limit: int = MAX_TOUCHPOINTS) -> tuple[list[TimelineEvent], int, bool]:
+    """The deal's touchpoints as last sent, newest first, when the store keeps them.
+
+    The store is expected to expose them as ``StoredScore.touchpoints``: the
+    payload's ``activities`` (``occurred_at``, ``type``, ``direction``,
+    ``contact_role``). Returns the events, how many older ones were left out, and
+    whether the store keeps touchpoints at all.
+    """
+    raw = getattr(stored, "touchpoints", None)
+    if raw is None:
+        return [], 0, False
+    events = []
+    for a in raw:
+        when = _when(a.get("occurred_at"))
+        if when is None:
+            continue
+        kind = str(a.get("type") or "touchpoint")
+        direction = a.get("direction")
+        text = f"{str(direction).capitalize()} {kind}" if direction else kind.capitalize()
+        role = a.get("contact_role")
+        if role:
+            text += f" with the {str(role).replace('_', ' ')}"
+        events.append(TimelineEvent(when, "touch", text, a.get("contact_id") and f"contact {a['contact_id']}"))
+    events.sort(key=lambda e: e.when, reverse=True)
+    return events[:limit], max(0, len(events) - limit), True
+
+
 def build_deal(store: ScoreStore, principal: Principal, deal_id: str, taxonomy: StageTaxonomy) -> DealView | None:
     """The deal page, or ``None`` when the deal has no scores or the key may not see it.
 
@@ -381,8 +455,11 @@ def build_deal(store: ScoreStore, principal: Principal, deal_id: str, taxonomy: 
     probs = latest.stage_probabilities or {}
     names = [n for n in taxonomy.names if n in probs] + [n for n in probs if n not in taxonomy.names]
     stage_rows = [(n, float(probs[n]), n == latest.inferred_stage) for n in names]
+    touches, hidden, kept = touchpoint_events(last)
+    # stable sort: a score's own events keep their reading order
+    events = sorted([*timeline(scores), *touches], key=lambda e: e.when, reverse=True)
     return DealView(
         deal_id=deal_id, latest=latest, stored=last, is_open=last.is_open, value_at_risk=var, trend=trend,
-        trend_change=change, history=history, scores=scores, events=timeline(scores), reasons_scale=scale,
-        stage_rows=stage_rows,
+        trend_change=change, history=history, scores=scores, events=events, reasons_scale=scale,
+        stage_rows=stage_rows, touchpoints_kept=kept, touchpoints_hidden=hidden,
     )

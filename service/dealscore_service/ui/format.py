@@ -81,6 +81,15 @@ def mismatch_label(code: str | None) -> str:
     return MISMATCH_LABELS.get(code or "unknown", code or "unknown")
 
 
+def sentence(text: str | None) -> str:
+    """Library messages start lower-case (they are often embedded); on the page they stand alone."""
+    if not text:
+        return ""
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", ")")) else text + "."
+
+
 def source_label(code: str | None) -> str:
     return SOURCE_LABELS.get(code or "", code or "—")
 
@@ -88,4 +97,4 @@ def source_label(code: str | None) -> str:
 def install(env: Environment) -> None:
     """Register the filters on a Jinja environment."""
     env.filters.update(money=money, compact=compact, pct=pct, pts=pts, day=day, when=when, num=num,
-                       mismatch_label=mismatch_label, source_label=source_label)
+                       mismatch_label=mismatch_label, source_label=source_label, sentence=sentence)

@@ -211,7 +211,7 @@ def login(
     except AuthenticationError as exc:
         error = ("Type or paste your API key." if not api_key.strip()
                  else "This key is not known to the service. Check it, or ask an admin for a key with the read "
-                      "scope (`dealscore api-key create --scope read`).")
+                      "scope (dealscore api-key create --name NAME --scope read).")
         if not len(services.keys):
             error = exc.message[:1].upper() + exc.message[1:] + "."
         return _login_page(request, next_url=target, error=error, status_code=401)
@@ -251,7 +251,7 @@ def at_risk_page(request: Request, user: User) -> Response:
     taxonomy = _taxonomy(services)
     query = ListQuery.from_params(request.query_params, taxonomy)
     try:
-        page = build_list(services.store, user.principal, query, taxonomy)
+        page = build_list(services.store, user.principal, query, taxonomy, request.app.state.ui_parsed)
     except StoreUnavailableError as exc:
         return store_error(request, exc, user)
     return render(request, "at_risk.html", {

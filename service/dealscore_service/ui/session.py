@@ -89,14 +89,8 @@ def resolve_secret(settings: Any) -> str:
 
 
 def principal_for_hash(keys: KeyRing, key_hash: str) -> Principal | None:
-    """The principal of a stored key hash.
-
-    The key ring only offers lookup by raw key (the API never sees hashes), so
-    this reads its hash index directly; it is the page's one dependency on the
-    ring's internals.
-    """
-    by_hash: dict[str, Principal] = keys._by_hash
-    return by_hash.get(key_hash)
+    """The principal of the key hash a session holds (``None`` once the key is no longer configured)."""
+    return keys.principal_for_hash(key_hash)
 
 
 class SessionManager:

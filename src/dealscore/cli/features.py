@@ -34,6 +34,9 @@ def features(
     out: Annotated[Path | None, typer.Option("--out", help="Parquet file to write the training frame to.")] = None,
     list_: Annotated[bool, typer.Option("--list", help="Print the feature catalog and exit.")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="With --list: print the catalog as Markdown.")] = False,
+    update_doc: Annotated[
+        Path | None, typer.Option("--update-doc", help="With --list: rewrite the catalog section of a Markdown file.")
+    ] = None,
     every_days: Annotated[float, typer.Option("--every-days", help="Days between training snapshots.")] = 7.0,
     stage_changes: Annotated[
         bool, typer.Option("--stage-changes/--no-stage-changes", help="Also snapshot when a stage change is seen.")
@@ -52,6 +55,13 @@ def features(
     """Build point-in-time features (one row per snapshot) for a history, or list the catalog."""
     tax = StageTaxonomy.load(taxonomy)
     if list_:
+        if update_doc is not None:
+            from dealscore.features.catalog import update_doc as rewrite
+            from dealscore.features.spec import FeatureSpec
+
+            changed = rewrite(update_doc, FeatureSpec.default(tax))
+            console.print(f"{'updated' if changed else 'already current'}: {update_doc}")
+            return
         if markdown:
             from dealscore.features.catalog import feature_catalog_markdown
             from dealscore.features.spec import FeatureSpec

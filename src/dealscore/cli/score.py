@@ -149,7 +149,7 @@ def render_at_risk(results: list[ScoreResult], title: str = "Deals at risk") -> 
     """The at-risk list as a rich table: value at risk, score vs stage norm, top warning, reason, action."""
     t = Table(title=title, show_header=True, header_style="bold", show_lines=True)
     for col, kw in [("#", {"justify": "right"}), ("deal", {}), ("owner", {}), ("stage", {}),
-                    ("p_win", {"justify": "right"}), ("amount", {"justify": "right"}),
+                    ("p_win / usual", {"justify": "right"}), ("amount", {"justify": "right"}),
                     ("at risk", {"justify": "right"}), ("top warning", {"overflow": "fold"}),
                     ("top reason", {"overflow": "fold"}), ("top action", {"overflow": "fold"})]:
         t.add_column(col, **kw)

@@ -95,6 +95,8 @@ def train(
     if oracle.get("available") and oracle.get("model_auc_share_of_oracle") is not None:
         console.print(f"model reaches {oracle['model_auc_share_of_oracle']:.0%} of the oracle's AUC above chance")
     console.print(stage_table(report))
+    for warning in report["stage"]["model"].get("warnings", []):
+        console.print(f"[yellow]note:[/] {warning}")
     d = report["data"]
     console.print(
         f"data: {d['deals']:,} deals; slices (deals) {d['split']['deals']}; label horizon "

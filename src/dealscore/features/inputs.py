@@ -21,6 +21,7 @@ from dealscore.features.timeline import NAT
 
 VALIDATE_FIX = "load it with dealscore.data.validate.load_and_validate (or run `dealscore validate DIR`) first"
 _NS = np.dtype("datetime64[ns]")
+SMALL = 1_000  # up to this many values, lookups run value by value (cheaper than hashing a whole column)
 
 
 def as_ns(values: Any, *, table: str, column: str) -> np.ndarray:
@@ -81,14 +82,35 @@ class Vocab:
     def codes(self, values: Any) -> tuple[np.ndarray, list[Any]]:
         """Code of each value (-1 for missing or unknown) and the distinct present values that are unknown.
 
-        Factorizing first runs the lookup once per distinct value, which keeps three
-        million touchpoints and two hundred equally cheap per value.
+        Few values (one deal scored now) are looked up one by one; many are
+        factorized first so the lookup runs once per distinct value.
         """
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
         lookup = self.lookup
+        if len(values) <= SMALL:
+            arr = _objects(values)
+            codes = np.fromiter((lookup.get(v, -1) for v in arr), dtype=np.int64, count=len(arr))
+            missing = codes < 0
+            unknown = list(dict.fromkeys(v for v in arr[missing] if _present(v))) if missing.any() else []
+            return codes, unknown
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
         lut = np.array([lookup.get(u, -1) for u in uniques] + [-1], dtype=np.int64)
         unknown = [u for u, c in zip(uniques, lut[:-1], strict=True) if c < 0]
         return lut[codes], unknown
+
+
+def _objects(values: Any) -> np.ndarray:
+    """Values as an object array (no copy when they already are one)."""
+    raw = values.values if isinstance(values, pd.Series | pd.Index) else values
+    if isinstance(raw, np.ndarray) and raw.dtype == object:
+        return raw
+    if isinstance(values, pd.Series | pd.Index):
+        return values.to_numpy(dtype=object)
+    return np.asarray(values, dtype=object)
+
+
+def _present(value: Any) -> bool:
+    """Not a missing marker (None, NaN, pd.NA, NaT)."""
+    return not (value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value))
 
 
 DIRECTIONS = Vocab.of(["inbound", "outbound"])
@@ -247,7 +269,7 @@ def read_stage_rows(history: DealHistory, index: Vocab, stages: Vocab) -> StageR
 
 
 def read_activity_rows(history: DealHistory, index: Vocab, types: Vocab, roles: Vocab) -> ActivityRows:
-    """Touchpoints as codes; ``seen`` = max(occurred_at, recorded_at): a touch counts once it happened and was logged."""
+    """Touchpoints as codes; ``seen`` = max(occurred_at, recorded_at): counted once it happened and was logged."""
     a = history.activities
     occurred = times(a, "occurred_at", "activities")
     _no_missing_time(occurred, a, "activities", "occurred_at")

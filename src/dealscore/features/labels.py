@@ -37,10 +37,10 @@ def make_labels(history: DealHistory, snapshots: pd.DataFrame, taxonomy: StageTa
     outcome = d["outcome"].to_numpy(dtype=object) if "outcome" in d else np.full(len(d), None, dtype=object)
     won_by_deal = np.where(outcome == "won", 1.0, np.where(outcome == "lost", 0.0, np.nan))
     closed = as_ns(d["closed_at"], table="deals", column="closed_at") if "closed_at" in d else np.full(len(d), NAT)
-    stage_names = np.array(list(tax.names) + [None], dtype=object)
+    stage_names = np.array([*tax.names, None], dtype=object)
     lookup = {n: i for i, n in enumerate(tax.names)}
     # retrospective rule: latest recorded change at or before min(as_of + lag, close)
-    horizon = t + int(round(lag_days * 86_400 * 10**9))
+    horizon = t + round(lag_days * 86_400 * 10**9)
     horizon = np.where(closed[q] != NAT, np.minimum(horizon, closed[q]), horizon)
     real = _latest_stage(index, history.stage_history, "stage_history", "changed_at", q, horizon, lookup, len(d))
     truth = history.stage_truth

@@ -44,7 +44,7 @@ def make_snapshots(history: DealHistory, *, every_days: float = 7, at_stage_chan
     closed = as_ns(d["closed_at"], table="deals", column="closed_at") if "closed_at" in d else np.full(len(d), NAT)
     cut = pd.Timestamp(history.data_cut).value
     is_closed = closed != NAT
-    step = int(round(every_days * _DAY))
+    step = round(every_days * _DAY)
     # count of k >= 0 with created + k*step < closed (closed) or <= cut (open)
     span = np.where(is_closed, closed - created - 1, cut - created)
     n = np.where(span >= 0, span // step + 1, 0)

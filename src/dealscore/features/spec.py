@@ -213,9 +213,9 @@ class FeatureSpec:
             if cats.get(name) or name not in frame:
                 continue
             s = frame[name]
-            values = s.cat.categories[s.cat.codes.unique()[s.cat.codes.unique() >= 0]] if isinstance(
-                s.dtype, pd.CategoricalDtype) else s.dropna().unique()
-            cats[name] = sorted({str(v) for v in values})
+            if isinstance(s.dtype, pd.CategoricalDtype):
+                s = s.cat.remove_unused_categories().cat.categories.to_series()
+            cats[name] = sorted({str(v) for v in s.dropna().unique()})
         return FeatureSpec(columns=list(self.columns), categories=cats, stages=list(self.stages),
                            activity_types=list(self.activity_types), contact_roles=list(self.contact_roles),
                            evidence={k: list(v) for k, v in self.evidence.items()})

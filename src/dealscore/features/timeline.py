@@ -137,7 +137,8 @@ class Timeline:
         """The events where ``mask`` (in sorted order) holds, as a timeline of its own (no re-sorting)."""
         sub = object.__new__(Timeline)
         sub._code, sub.n_groups = self._code, self.n_groups
-        sub._keys, sub.group, sub.time, sub.order = self._keys[mask], self.group[mask], self.time[mask], self.order[mask]
+        sub._keys, sub.group, sub.time = self._keys[mask], self.group[mask], self.time[mask]
+        sub.order = self.order[mask]
         sub.start = np.zeros(self.n_groups + 2, dtype=np.int64)
         if self.n_groups == 1:
             sub.start[1:] = len(sub.group)

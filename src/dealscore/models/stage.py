@@ -17,7 +17,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from dealscore.errors import DataValidationError, InsufficientDataError
+from dealscore.errors import DataValidationError
 from dealscore.models.win import feature_columns, select_features
 
 #: Multiclass boosting grows one tree per stage per round, so the defaults favour few rounds
@@ -84,10 +84,13 @@ class StageModel:
             names = [c for c in names if c not in ("declared_stage", "declared_stage_order")]
         self.feature_names_ = names
         yt, yv = self._encode(y, "training slice"), self._encode(y_val, "validation slice")
+        self.warnings_: list[str] = []
         if len(np.unique(yt)) < 2:
-            raise InsufficientDataError(
-                "training slice: every snapshot has the same real stage; the stage model needs deals in "
-                "several stages. Add more history"
+            # A CRM export without stage evidence (e.g. one stage row per deal) leaves nothing to learn: the
+            # model then honestly predicts the only stage seen, and the report says so instead of failing.
+            self.warnings_.append(
+                f"every training snapshot has the real stage {self.classes_[int(yt[0])]!r}: the history carries "
+                "no evidence of stage progress, so the stage model can only repeat that stage"
             )
         params = {**DEFAULT_STAGE_PARAMS, **dict(self.params or {}),
                   "objective": "multiclass", "num_class": len(self.classes_)}

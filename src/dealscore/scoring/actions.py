@@ -109,7 +109,11 @@ def _contacts_small(acts: pd.DataFrame, items: Sequence[tuple[str, Action, pd.Ti
     role = acts["contact_role"].to_numpy(dtype=object)
     contact = acts["contact_id"].to_numpy(dtype=object)
     occurred = acts["occurred_at"].to_numpy(dtype="datetime64[ns]")
-    known = _known_time(acts, "occurred_at").to_numpy(dtype="datetime64[ns]")
+    if "recorded_at" in acts:  # when a touchpoint became known: the later of occurred_at and recorded_at
+        recorded = acts["recorded_at"].to_numpy(dtype="datetime64[ns]")
+        known = np.where(np.isnat(recorded) | (recorded < occurred), occurred, recorded)
+    else:
+        known = occurred
     has = pd.notna(contact)
     for k in reuse:
         d, _, at = items[k]
@@ -141,11 +145,12 @@ def touchpoint_rows(history: DealHistory, items: Sequence[tuple[str, Action, pd.
         "contact_role": np.array([a.contact_role for _, a, _ in items], dtype=object),
         "recorded_at": times,
     }
-    cols = list(acts.columns) if len(acts.columns) else list(data)
+    dtypes = dict(acts.dtypes.items()) if len(acts.columns) else {c: np.asarray(v).dtype for c, v in data.items()}
+    index = pd.RangeIndex(len(items))
     return pd.DataFrame({
-        c: _typed(np.asarray(data[c]), acts[c].dtype if c in acts else np.asarray(data[c]).dtype) if c in data
-        else _typed(np.full(len(items), None, dtype=object), object) for c in cols
-    }, copy=False)
+        c: _typed(np.asarray(data[c]), dt, index) if c in data
+        else _typed(np.full(len(items), None, dtype=object), object, index) for c, dt in dtypes.items()
+    }, index=index, copy=False)
 
 
 def add_touchpoints(history: DealHistory, items: Sequence[tuple[str, Action, pd.Timestamp]]) -> DealHistory:
@@ -236,21 +241,30 @@ def _table_with_copies(frame: pd.DataFrame, positions: list[np.ndarray], new_ids
     """
     take = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
     ids = np.repeat(np.asarray(new_ids, dtype=object), [len(q) for q in positions])
+    n = (len(frame) if keep_original else 0) + len(take) + (len(extra) if extra is not None else 0)
+    index = pd.RangeIndex(n)
     data: dict[str, Any] = {}
-    for col in frame.columns:
-        values = frame[col].to_numpy()
+    extra_cols = dict(extra.items()) if extra is not None else {}
+    for col, series in frame.items():
+        values = series.to_numpy()
         parts = [values] if keep_original else []
         parts.append(ids if col == "deal_id" else values[take])
         if extra is not None:
-            parts.append(extra[col].to_numpy().astype(values.dtype, copy=False) if col in extra else
+            parts.append(extra_cols[col].to_numpy().astype(values.dtype, copy=False) if col in extra_cols else
                          np.full(len(extra), None, dtype=object))
-        data[col] = _typed(np.concatenate(parts) if len(parts) > 1 else parts[0], values.dtype)
-    return pd.DataFrame(data, columns=frame.columns, copy=False)
+        data[col] = _typed(np.concatenate(parts) if len(parts) > 1 else parts[0], series.dtype, index)
+    return pd.DataFrame(data, index=index, columns=frame.columns, copy=False)
 
 
-def _typed(values: np.ndarray, dtype: Any) -> pd.Series:
-    """A column keeping the history's dtype: text stays ``object`` (pandas 3 would infer ``str``)."""
-    return pd.Series(values, dtype=dtype, copy=False)
+def _typed(values: np.ndarray, dtype: Any, index: pd.Index | None = None) -> pd.Series | np.ndarray:
+    """A column keeping the history's dtype: text stays ``object`` (pandas 3 would infer ``str``).
+
+    Only text needs a typed Series (sharing one index, so the frame needs no
+    alignment); numbers and times go in as arrays of their own dtype.
+    """
+    if isinstance(dtype, np.dtype) and dtype.kind != "O" and values.dtype == dtype:
+        return values
+    return pd.Series(values, dtype=dtype, index=index, copy=False)
 
 
 def with_copies(

@@ -221,9 +221,37 @@ KNOWN_GROUPS: tuple[ReasonGroup, ...] = (
 )
 
 
+def _compact(v: float) -> str:
+    """45,000 → '45,000'; 2,203,608,000 → '2.2bn': big figures stay readable in a sentence."""
+    a = abs(v)
+    if a >= 1e9:
+        return f"{v / 1e9:.1f}bn"
+    if a >= 1e7:
+        return f"{v / 1e6:.0f}m"
+    return f"{v:,.0f}" if a >= 100 else f"{v:.3g}"
+
+
+def format_value(v: float, unit: str | None) -> str:
+    """A feature value in the words of its catalog unit."""
+    u = (unit or "").lower()
+    if u == "days":
+        return "1 day" if round(v) == 1 else f"{round(v)} days"
+    if u in ("0/1", "flag"):
+        return "yes" if v >= 0.5 else "no"
+    if u == "share":
+        return f"{v:.0%}"
+    if u in ("count", "people", "stage order"):
+        return f"{round(v):,}"
+    if u == "log2 ratio":
+        return f"{v:+.2f}"
+    if u == "ratio":
+        return f"{v:.2f}"
+    return _compact(v)
+
+
 def _fallback(feature: str, meaning: str, unit: str | None) -> Callable[[Columns, int], str]:
-    """Word an unknown feature from its spec: 'Owner's win rate over closed deals: 0.31'."""
-    label = (meaning or feature.replace("_", " ")).rstrip(".")
+    """Word an unknown feature from its catalog entry: 'The account's annual revenue: 2.2bn'."""
+    label = (meaning or feature.replace("_", " ")).split(" (")[0].rstrip(".")
     label = label[:1].upper() + label[1:]
 
     def describe(c: Columns, i: int) -> str:
@@ -231,8 +259,7 @@ def _fallback(feature: str, meaning: str, unit: str | None) -> Callable[[Columns
         if v is None or _isnan(v):
             return f"{label}: unknown"
         if isinstance(v, float):
-            shown = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2g}" if abs(v) < 1 else f"{v:,.1f}".rstrip("0").rstrip(".")
-            return f"{label}: {shown}{' ' + unit if unit and unit not in ('0/1', 'flag', 'count') else ''}"
+            return f"{label}: {format_value(v, unit)}"
         return f"{label}: {v}"
     return describe
 

@@ -333,12 +333,15 @@ class Scorer:
                      context: Any) -> ScoredBlock:
         # A deal's features read only its own rows and the context, so the block's
         # deals are all the feature builds need (much less to read than the history).
-        ids = pd.unique(snaps["deal_id"].to_numpy(dtype=object))
-        own = history.for_deals(ids).replace(cut_at=history.data_cut) if len(ids) < len(history.deals) else history
-        snaps = snaps.reset_index(drop=True)
-        n = len(snaps)
         deal_ids = snaps["deal_id"].to_numpy(dtype=object)
-        as_of = pd.DatetimeIndex(pd.to_datetime(snaps["as_of"])).as_unit("ns")
+        n = len(snaps)
+        if len(history.deals) == 1 and n and (deal_ids == history.deals["deal_id"].to_numpy(dtype=object)[0]).all():
+            own = history  # the API's one-deal payload: nothing to narrow down
+        else:
+            ids = pd.unique(deal_ids)
+            own = (history.for_deals(ids).replace(cut_at=history.data_cut) if len(ids) < len(history.deals)
+                   else history)
+        as_of = pd.DatetimeIndex(snaps["as_of"]).as_unit("ns")
         # Few deals (one deal scored now): build every playbook what-if together with the deal itself,
         # one feature build in all. Many deals: build the what-ifs of the inferred stage afterwards.
         speculate = actions and 0 < n <= SPECULATE_ROWS and bool(self._all_actions)
@@ -507,12 +510,12 @@ def _deal_meta(history: DealHistory, deal_ids: np.ndarray) -> dict[str, np.ndarr
     else:
         idx = pd.Index(known).get_indexer(deal_ids)
     out: dict[str, np.ndarray] = {}
+    ok = idx >= 0
     for col in ("account_id", "owner_id", "team"):
+        vals = np.full(len(deal_ids), None, dtype=object)
         if col in deals:
-            vals = deals[col].to_numpy(dtype=object, na_value=None)[idx]
-            vals[idx < 0] = None
-        else:
-            vals = np.full(len(deal_ids), None, dtype=object)
+            got = deals[col].to_numpy()[idx[ok]]
+            vals[ok] = [None if v is None or v != v else str(v) for v in got]
         out[col] = vals
     return out
 

@@ -47,7 +47,7 @@ class WinConfig:
 
     params: dict[str, Any] = field(default_factory=dict)
     num_boost_round: int = 2000
-    early_stopping_rounds: int = 100
+    early_stopping_rounds: int = 50
     calibration: str = "auto"
 
 

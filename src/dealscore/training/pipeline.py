@@ -206,6 +206,7 @@ def train_models(
         tax.names, stage_importance,
     )
     stage_report["model"]["best_iteration"] = stage.best_iteration_
+    stage_report["model"]["warnings"] = list(stage.warnings_)
     lap("evaluation")
 
     data = _data_section(history, split, counts, slice_of, y, names, labels, history.stage_truth is not None)

@@ -82,7 +82,7 @@ class SimConfig:
     affinity_seed: int = 20240611  # fixed industry x product affinity (a property of the market, not of the run)
 
     # ---- latent qualities known at creation: fit = profile fit + noise; engagement leans on fit and source
-    fit_noise: float = 0.75
+    fit_noise: float = 0.5
     engagement_noise: float = 0.8
 
     # ---- latent qualities revealed as the deal advances
@@ -108,7 +108,7 @@ class SimConfig:
     w_dm_access: float = 0.40
     w_breadth: float = 0.15
     w_skill: float = 0.40
-    z_center: float = 0.75
+    z_center: float = 0.45
     # how much z matters per stage (evidence of engagement accumulates, so early stages lean on it less)
     z_stage_scale: tuple[float, ...] = (0.55, 0.8, 1.0, 1.0, 1.0, 1.0)
 
@@ -138,8 +138,8 @@ class SimConfig:
 
     # Weibull medians (days, before the deal's speed factor) of the time to each transition
     a_median_days: tuple[tuple[float, ...], ...] = _tuple2([
-        [6, 12, 7, 24],
-        [9, 15, 11, 14],
+        [6, 12, 7, 30],
+        [9, 15, 11, 18],
         [13, 17, 14, 16],
         [12, 17, 14, 17],
         [10, 15, 13, 14],
@@ -157,20 +157,25 @@ class SimConfig:
     # ---- touchpoint rates per day by stage (active) and by stalled / quiet state
     out_email_rate: tuple[float, ...] = (0.10, 0.22, 0.16, 0.15, 0.18, 0.20)
     out_call_rate: tuple[float, ...] = (0.04, 0.08, 0.05, 0.05, 0.06, 0.08)
-    in_email_rate: tuple[float, ...] = (0.0, 0.16, 0.14, 0.14, 0.15, 0.20)
+    in_email_rate: tuple[float, ...] = (0.0, 0.13, 0.11, 0.11, 0.12, 0.15)
     in_call_rate: tuple[float, ...] = (0.0, 0.03, 0.03, 0.03, 0.04, 0.06)
     meeting_rate: tuple[float, ...] = (0.0, 0.03, 0.08, 0.06, 0.05, 0.06)
     note_rate: float = 0.03
+    # stage evidence lands a little after the stage starts (mean days, times the deal's speed) ...
+    evidence_delay_days: float = 1.5
+    # ... and sometimes early: a demo while still in discovery, a budgetary quote while in solution
+    early_demo_prob: float = 0.12
+    early_quote_prob: float = 0.08
     stalled_out_factor: float = 0.3
     stalled_in_factor: float = 0.18
     quiet_out_rate: float = 0.24
-    engagement_rate_slope: float = 0.5
-    engagement_rate_cap: float = 2.5
-    rate_speed_exponent: float = 0.5
+    engagement_rate_slope: float = 0.7
+    engagement_rate_cap: float = 2.0
+    rate_speed_exponent: float = 0.7
 
     # ---- rep CRM habits (population distributions)
     rep_skill_sigma: float = 0.6
-    lag_median_days: float = 7.0
+    lag_median_days: float = 9.0
     lag_sigma: float = 0.8
     optimism_beta: tuple[float, float] = (1.6, 2.2)
     skip_beta: tuple[float, float] = (1.0, 9.0)

@@ -80,7 +80,7 @@ def join_times(pop: Population, T: np.ndarray, rng: np.random.Generator) -> np.n
     J[:, SLOT_DM] = np.where(q.dm_access == 1, T[:, 2] + rng.uniform(0, 3, n), np.inf)
     late_dm = (q.dm_access == 0) & (rng.random(n) < 0.4)  # a signer shows up for the contract
     J[:, SLOT_DM] = np.where(late_dm, T[:, 5] + rng.uniform(0, 4, n), J[:, SLOT_DM])
-    J[:, SLOT_CHAMPION] = np.where(q.champion >= 1, T[:, 1] + rng.uniform(0, 10, n), np.inf)
+    J[:, SLOT_CHAMPION] = np.where(q.champion >= 1, T[:, 1] + rng.uniform(0, 3, n), np.inf)
     J[:, SLOT_INFLUENCER] = np.where(q.extra >= 1, T[:, 2] + rng.uniform(0, 7, n), np.inf)
     J[:, SLOT_USER] = np.where(q.extra >= 2, T[:, 3] + rng.uniform(0, 5, n), np.inf)
     J[:, SLOT_PROCUREMENT] = np.where((q.segment >= 1) & (rng.random(n) < 0.7), T[:, 5] + rng.uniform(0, 5, n),
@@ -165,7 +165,7 @@ def generate_touches(cfg: SimConfig, pop: Population, paths: LatentPaths, T: np.
         out.add(deal, t, typ, direction, slot)
 
     _outreach_sequence(out, pop, paths, T, rng, origin_weekday)
-    _key_touches(out, pop, paths, T, J, rng)
+    _key_touches(cfg, out, pop, paths, T, J, rng)
     deal, t, typ, direction, slot = out.concat()
 
     # rep CRM habits: some manual touches are never logged, some are logged days later, some ahead (scheduled)
@@ -184,8 +184,8 @@ def generate_touches(cfg: SimConfig, pop: Population, paths: LatentPaths, T: np.
 
 
 # an outbound prospecting sequence: day offsets and channel of each step
-SEQUENCE_DAYS = (0.0, 2.0, 5.0, 9.0, 14.0, 21.0, 30.0)
-SEQUENCE_TYPES = (EMAIL, EMAIL, CALL, EMAIL, CALL, EMAIL, EMAIL)
+SEQUENCE_DAYS = (0.0, 1.0, 3.0, 6.0, 9.0, 13.0, 18.0, 24.0)
+SEQUENCE_TYPES = (EMAIL, CALL, EMAIL, EMAIL, CALL, EMAIL, CALL, EMAIL)
 
 
 def _outreach_sequence(out: _Builder, pop: Population, paths: LatentPaths, T: np.ndarray,
@@ -201,16 +201,22 @@ def _outreach_sequence(out: _Builder, pop: Population, paths: LatentPaths, T: np
         out.add(d[m], t[m], typ, OUTBOUND, SLOT_LEAD)
 
 
-def _key_touches(out: _Builder, pop: Population, paths: LatentPaths, T: np.ndarray, J: np.ndarray,
-                 rng: np.random.Generator) -> None:
+def _key_touches(cfg: SimConfig, out: _Builder, pop: Population, paths: LatentPaths, T: np.ndarray,
+                 J: np.ndarray, rng: np.random.Generator) -> None:
     """The evidence that defines each real stage, at the moment the stage is entered, plus closing touches."""
     n = len(pop.created)
     closed = paths.closed
     ids = np.arange(n)
 
     def at(j: int) -> tuple[np.ndarray, np.ndarray]:
+        """Deals that reached stage j, and when its evidence happened (soon after, before the next stage)."""
         d = ids[np.isfinite(T[:, j])]
-        return d, T[d, j]
+        if j <= 1:  # the reply that *is* qualification happens exactly then
+            return d, T[d, j]
+        nxt = T[d, j + 1] if j + 1 < T.shape[1] else np.full(len(d), np.inf)
+        limit = np.minimum(nxt, closed[d]) - 1.0 / 1440
+        delay = rng.exponential(cfg.evidence_delay_days, len(d)) * pop.q.speed[d]
+        return d, np.round(np.maximum(np.minimum(T[d, j] + delay, limit), T[d, j]) * 86400) / 86400
 
     def joined(d: np.ndarray, t: np.ndarray, slot: int) -> np.ndarray:
         return J[d, slot] <= t
@@ -243,6 +249,13 @@ def _key_touches(out: _Builder, pop: Population, paths: LatentPaths, T: np.ndarr
     m = joined(d, t + 5.0, SLOT_PROCUREMENT)
     call_t = np.minimum(t[m] + rng.uniform(0.5, 5.0, int(m.sum())), closed[d[m]])
     out.add(d[m], np.round(call_t * 86400) / 86400, CALL, INBOUND, SLOT_PROCUREMENT)
+    # misleading evidence: an early demo in discovery, a budgetary quote in solution
+    for j, typ, p_early, direction in ((2, DEMO, cfg.early_demo_prob, NODIR), (3, PROPOSAL, cfg.early_quote_prob,
+                                                                               OUTBOUND)):
+        d = ids[np.isfinite(T[:, j]) & (rng.random(n) < p_early)]
+        end = np.minimum(T[d, j + 1], closed[d])
+        t = T[d, j] + rng.random(len(d)) * np.minimum(end - T[d, j], 30.0)
+        out.add(d, np.round(t * 86400) / 86400, typ, direction, SLOT_LEAD)
     # revivals: the buyer comes back
     prev_quiet = np.zeros(len(paths.kind), dtype=bool)
     prev_quiet[1:] = (paths.kind[:-1] == QUIET) & (paths.deal[:-1] == paths.deal[1:])
