@@ -52,15 +52,25 @@ class Metrics:
         self.model_loaded = Gauge(
             "dealscore_model_loaded", "1 when a model is loaded", registry=reg, multiprocess_mode="liveall",
         )
+        self._model_labels: tuple[str, str] | None = None
         self.store_errors = Counter(
             "dealscore_store_errors", "Score store operations that failed (answered 503)", registry=reg,
         )
 
     def set_model(self, version: str | None, source: str | None) -> None:
-        """Record the model now in use (clearing the previous one's label set)."""
-        self.model_info.clear()
+        """Record the model now in use; the previous one drops to 0.
+
+        Set to 0 rather than only removed: in multiprocess mode a removed label
+        set would live on in the worker's metrics file with its old value.
+        """
+        if self._model_labels is not None:
+            self.model_info.labels(*self._model_labels).set(0)
+            if not self.multiprocess:
+                self.model_info.remove(*self._model_labels)
+        self._model_labels = None
         if version is not None:
-            self.model_info.labels(version=version, source=source or "unknown").set(1)
+            self._model_labels = (version, source or "unknown")
+            self.model_info.labels(*self._model_labels).set(1)
         self.model_loaded.set(1 if version is not None else 0)
 
     def render(self) -> tuple[bytes, str]:

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
         default=Path(".dealscore"),
         description="folder for the default SQLite score store and the local copy of the model",
     )
-    database_url: str | None = Field(
+    database_url: SecretStr | None = Field(
         default=None,
         description="SQLAlchemy URL of the score store, e.g. postgresql+psycopg://user@host/db; "
         "default sqlite:///<data_dir>/scores.db",
@@ -64,8 +64,8 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         """The store URL, defaulting to a SQLite file in the data folder."""
-        if self.database_url:
-            return self.database_url
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
         return f"sqlite:///{(self.data_dir / 'scores.db').resolve()}"
 
     @property

@@ -32,6 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# An embedded, often offline product does not phone home: MLflow's usage telemetry is off unless the user
+# explicitly turns it back on (MLFLOW_DISABLE_TELEMETRY=false).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 import mlflow
 import numpy as np
 import pandas as pd

@@ -21,7 +21,7 @@ from .conftest import day, hand_history, random_history, snapshot
 SPEC = FeatureSpec.default()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 100_000),
     fractions=st.lists(st.floats(0.0, 1.0, exclude_max=True), min_size=1, max_size=3),

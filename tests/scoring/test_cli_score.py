@@ -84,3 +84,30 @@ def test_bad_output_name_is_a_clean_error(folders: dict[str, Path]) -> None:
     )
     assert proc.returncode == 2
     assert "*.parquet or *.csv" in proc.stderr and "Traceback" not in proc.stderr
+
+
+MAVEN = Path(__file__).resolve().parents[3] / "shared" / "data" / "maven_crm"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MAVEN.is_dir(), reason=f"Maven CRM export not found at {MAVEN}")
+def test_score_and_at_risk_on_the_imported_maven_export(tmp_path: Path) -> None:
+    """A real export without touchpoints: scores, stage and close-date warnings only, no invented silence."""
+    from dealscore.data.validate import load_and_validate
+    from dealscore.training.config import TrainConfig
+    from dealscore.training.pipeline import train_models
+
+    history_dir = tmp_path / "maven"
+    _run("import", "maven", MAVEN, "--out", history_dir)
+    history, _ = load_and_validate(history_dir)
+    cfg = TrainConfig.from_dict({"num_threads": 1, "win": {"num_boost_round": 100, "early_stopping_rounds": 10},
+                                 "stage": {"num_boost_round": 50, "early_stopping_rounds": 5}})
+    bundle = train_models(history, cfg).bundle.save(tmp_path / "bundle")
+    out = tmp_path / "scores.csv"
+    _run("score", history_dir, "--out", out, "--model", bundle)
+    scores = pd.read_csv(out)
+    assert len(scores) == int(history.deals["closed_at"].isna().sum())
+    codes = {c for w in scores["warnings"].dropna() for c in w.split("; ")}
+    assert not codes & {"gone_quiet", "ghosting", "single_threaded", "no_decision_maker"}
+    js = json.loads(_run("at-risk", history_dir, "--model", bundle, "--top", "3", "--format", "json").output)
+    assert len(js) <= 3 and all(r["value_at_risk"] >= 0 for r in js)

@@ -80,5 +80,5 @@ def test_warnings_find_the_truly_troubled_deals(scored: dict[str, Any]) -> None:
     for code, r in rows.items():
         # truly troubled deals show the matching warning far more often than the others
         assert r["rate_truth"] >= 2.0 * r["rate_other"], (code, r)
-        assert r["recall"] >= 0.2, (code, r)
+        assert r["recall"] >= 0.1, (code, r)
     assert rows["single_threaded"]["rate_truth"] >= 5 * rows["single_threaded"]["rate_other"]

@@ -108,3 +108,17 @@ def test_missing_columns_do_not_crash(taxonomy: Any, stage_stats: Any) -> None:
     got = _codes(frame, stage_stats, taxonomy)
     # nothing known: the presence rules (decision maker, contacts, pricing) still speak, numeric ones stay silent
     assert got[0] == {"no_decision_maker", "single_threaded", "pricing_not_discussed"}
+
+
+def test_crm_without_touchpoints_gets_no_touchpoint_warnings(make_frame: Any, stage_stats: Any,
+                                                             taxonomy: Any) -> None:
+    """An export of deals and stages only (e.g. Maven): silence would be flagged on every deal."""
+    nan = float("nan")
+    frame = make_frame({"days_since_last_touch": nan, "days_since_last_inbound": nan, "n_contacts": 0.0,
+                        "decision_maker_engaged": 0.0, "deal_age_days": 300.0, "days_in_stage": 300.0,
+                        "days_to_expected_close": -5.0})
+    norms = StageNorms.from_stage_stats(stage_stats)
+    with_touch = {w.code for w in detect_warnings(Columns(frame), norms, taxonomy)[0]}
+    without = {w.code for w in detect_warnings(Columns(frame), norms, taxonomy, touchpoints=False)[0]}
+    assert {"gone_quiet", "single_threaded", "no_decision_maker"} <= with_touch
+    assert without == {"stalled_in_stage", "close_date_passed"}

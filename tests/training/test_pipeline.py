@@ -81,3 +81,17 @@ def test_one_class_history_is_a_clear_error(small_sim, fast_config):
     lost = history.deals[history.deals["outcome"] == "lost"]["deal_id"]
     with pytest.raises(InsufficientDataError, match="every closed deal in the history is lost"):
         train_models(history.for_deals(lost), fast_config)
+
+
+def test_cli_reports_thin_history_without_traceback(small_sim, tmp_path):
+    from typer.testing import CliRunner
+
+    from dealscore.cli import app
+    from dealscore.data.history import write_history
+
+    history, _ = validate_history(small_sim.history)
+    closed = history.deals[history.deals["outcome"].notna()]
+    folder = write_history(history.for_deals(closed["deal_id"].head(50)), tmp_path / "thin")
+    result = CliRunner().invoke(app, ["train", str(folder)])
+    assert isinstance(result.exception, InsufficientDataError)
+    assert "Training needs at least 40 won and 40 lost" in str(result.exception)

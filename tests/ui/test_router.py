@@ -127,6 +127,7 @@ def test_deal_page(client: TestClient, seeded: ScoreStore) -> None:
     assert "Win probability over 3 scores" in chart
     assert "Win probability fell from 30% to 20%" in html and "Evidence now points to discovery" in html
     assert "Warning: Gone quiet" in html and "First scored: 40%" in html
+    assert "does not keep the touchpoints themselves" in html  # said, not silently missing
     assert 'href="/ui?team=NA"' in html  # back to the filtered list
 
 
@@ -188,8 +189,7 @@ def test_model_page_without_a_model(client: TestClient) -> None:
 
 
 def test_store_outage_is_a_503_page(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path).model_copy(
-        update={"database_url": "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1"})
+    settings = make_settings(tmp_path, database_url="postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1")
     app = build_app(settings)
     with TestClient(app, base_url="https://testserver", follow_redirects=False) as c:
         login(c, "manager")

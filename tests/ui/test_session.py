@@ -7,7 +7,6 @@ from pathlib import Path
 
 from dealscore_service.ui.session import COOKIE_NAME, SECRET_FILE, SessionManager
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 from starlette.requests import Request
 from ui_helpers import KEYS, build_app, key, keys_json, login, make_settings
 
@@ -91,6 +90,10 @@ def test_cross_site_posts_are_refused(client: TestClient) -> None:
     resp = client.post("/ui/login", data={"api_key": key("manager"), "next": "/ui"},
                        headers={"Origin": "https://evil.example"})
     assert resp.status_code == 403 and "set-cookie" not in resp.headers
+    proxied = client.post("/ui/login", data={"api_key": key("manager"), "next": "/ui"},
+                          headers={"Origin": "https://crm.example.com", "X-Forwarded-Host": "crm.example.com"})
+    assert proxied.status_code == 303  # a proxy that passes the original host on
+    client.cookies.clear()
     login(client, "manager")
     page = client.get("/ui").text
     csrf = page.split('name="csrf" value="')[1].split('"')[0]
@@ -116,7 +119,7 @@ def test_secret_is_shared_through_the_data_dir_and_removed_keys_lose_access(tmp_
         assert _get_with(b, "/ui", cookie).status_code == 200
     # after the key is removed from the configuration, the same cookie no longer works
     fewer = {k: v for k, v in KEYS.items() if k != "manager"}
-    app_c = build_app(make_settings(tmp_path).model_copy(update={"api_keys": SecretStr(keys_json(fewer))}))
+    app_c = build_app(make_settings(tmp_path, api_keys=keys_json(fewer)))
     with TestClient(app_c, base_url="https://testserver", follow_redirects=False) as c:
         resp = _get_with(c, "/ui", cookie)
         assert resp.status_code == 303 and "notice=revoked" in resp.headers["location"]
@@ -155,10 +158,20 @@ def test_plain_http_on_a_lan_address_warns_about_the_cookie(app) -> None:  # typ
 
 
 def test_login_page_says_when_no_keys_are_configured(tmp_path: Path) -> None:
-    app = build_app(make_settings(tmp_path).model_copy(update={"api_keys": None}))
+    app = build_app(make_settings(tmp_path, api_keys=None))
     with TestClient(app, base_url="https://testserver") as c:
         page = c.get("/ui/login").text
         assert "has no API keys configured" in page and "dealscore api-key create" in page
         assert c.post("/ui/login", data={"api_key": "x"}).status_code == 401
 
 
+
+
+def test_the_settings_secret_is_used(tmp_path: Path) -> None:
+    app = build_app(make_settings(tmp_path, ui_session_secret="from-the-settings"))
+    with TestClient(app, base_url="https://testserver", follow_redirects=False) as c:
+        login(c, "manager")
+        token = c.cookies.get(COOKIE_NAME)
+    scope = {"type": "http", "headers": [(b"cookie", f"{COOKIE_NAME}={token}".encode())]}
+    assert SessionManager("from-the-settings").read(Request(scope)) is not None
+    assert not (tmp_path / SECRET_FILE).exists()

@@ -14,7 +14,6 @@ from dealscore_service.store import ScoreStore, ScoreToSave
 from dealscore_service.ui import mount_ui
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
 from dealscore.scoring.result import DealWarning, NextAction, Reason, ScoreResult
 
@@ -81,10 +80,12 @@ def save(store: ScoreStore, *results: ScoreResult, is_open: bool = True) -> None
 
 
 def make_settings(tmp: Path, **overrides: Any) -> Settings:
-    return Settings(
-        data_dir=tmp, database_url=f"sqlite:///{tmp / 'scores.db'}", use_registry=False, model_retry_seconds=0,
-        api_keys=SecretStr(keys_json()), log_json=False, log_level="WARNING", **overrides,
-    )
+    """Settings for a test app in ``tmp`` (validated like the environment would be)."""
+    values: dict[str, Any] = {
+        "data_dir": tmp, "database_url": f"sqlite:///{tmp / 'scores.db'}", "use_registry": False,
+        "model_retry_seconds": 0, "api_keys": keys_json(), "log_json": False, "log_level": "WARNING",
+    }
+    return Settings(**{**values, **overrides})
 
 
 def build_app(settings: Settings) -> FastAPI:

@@ -150,11 +150,16 @@ def safe_next(raw: object) -> str:
 
 
 def same_origin(request: Request) -> bool:
-    """A form post must come from this site (the cookie is SameSite=Lax; this covers older browsers)."""
+    """A form post must come from this site (the cookie is SameSite=Lax; this covers older browsers).
+
+    Behind a reverse proxy that rewrites ``Host``, the proxy must pass the
+    original one (``proxy_set_header Host $host`` or ``X-Forwarded-Host``).
+    """
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         return origin is None
-    return urlsplit(origin).netloc == request.headers.get("host", "")
+    hosts = {request.headers.get("host", ""), *request.headers.get("x-forwarded-host", "").split(",")}
+    return urlsplit(origin).netloc in {h.strip() for h in hosts if h.strip()}
 
 
 def _insecure_transport(request: Request) -> bool:
@@ -203,8 +208,9 @@ def login(
     """Check the key once and start a session; the key itself is not kept."""
     target = safe_next(next)
     if not same_origin(request):
-        return _login_page(request, next_url=target, error="The sign-in form was posted from another site.",
-                           status_code=403)
+        return _login_page(request, next_url=target, status_code=403, error=(
+            "The sign-in form was posted from another site. If the service runs behind a reverse proxy, let the "
+            "proxy pass the original Host header (or X-Forwarded-Host)."))
     services = get_services(request)
     try:
         principal = services.keys.authenticate(api_key)

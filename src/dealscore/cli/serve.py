@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -37,11 +37,10 @@ def serve(
     (MLFLOW_TRACKING_URI), DEALSCORE_LOG_JSON.
     """
     import uvicorn
-    from dealscore_service.settings import Settings
     from dealscore_service.store import ScoreStore
 
     os.environ.setdefault("DEALSCORE_LOG_LEVEL", log_level.upper())
-    settings = Settings()
+    settings = _checked_settings()
     if settings.migrate_on_start:
         # once here, so that several workers starting together do not race on the schema
         store = ScoreStore(settings.resolved_database_url)
@@ -58,6 +57,21 @@ def serve(
         "dealscore_service.main:create_app", factory=True, host=host, port=port, workers=workers,
         log_config=None, log_level=log_level.lower(), access_log=False, server_header=False,
     )
+
+
+def _checked_settings() -> Any:
+    """Settings and keys read once here, so a bad variable or keys file is a one-line error, not a traceback."""
+    from dealscore_service.main import load_keyring
+    from dealscore_service.settings import Settings
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"DEALSCORE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid service settings: {problems}") from exc
+    load_keyring(settings)
+    return settings
 
 
 @api_key_app.command("create")

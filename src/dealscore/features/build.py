@@ -30,6 +30,7 @@ from dealscore.features.inputs import (
     as_ns,
     deal_codes,
     deal_index,
+    frame_of,
     read_activity_rows,
     read_deals,
     read_stage_rows,
@@ -246,11 +247,10 @@ def _assemble(plan: _Plan, deals: DealRows, q_deal: np.ndarray, q_time: np.ndarr
                                                    validate=False)
         else:
             meta[name] = _categorical(plan, name, getattr(deals, name), q_deal)
-    if len(q_deal) <= SMALL_FRAME and plan.categoricals_first and hasattr(pd.DataFrame, "_from_arrays"):
-        # One deal scored now: pandas' constructors cost more than computing the features, so
-        # hand the finished columns over directly (same frame as below; a test checks they agree).
+    if len(q_deal) <= SMALL_FRAME and plan.categoricals_first:
+        # one deal scored now: pandas' constructors would cost more than the features themselves
         arrays = [*meta.values(), *(block[:, i] for i in range(block.shape[1]))]
-        return pd.DataFrame._from_arrays(arrays, columns=plan.frame_columns, index=index, verify_integrity=False)
+        return frame_of(plan.frame_columns, arrays, index)
     # The default spec lists its categoricals first, so the float block goes in whole (no copy) and
     # the frame is two parts glued together.
     left = pd.DataFrame({**meta, "deal_id": pd.Series(meta["deal_id"], dtype=object, copy=False)})

@@ -15,17 +15,17 @@ import pandas as pd
 
 from dealscore.data.history import DealHistory
 from dealscore.errors import DataValidationError
-from dealscore.features.inputs import as_ns, deal_codes, deal_index
+from dealscore.features.inputs import Table, as_ns, deal_codes, deal_index, frame_of
 from dealscore.features.timeline import NAT
 
 _DAY = 86_400 * 10**9
 
 
+_COLUMNS = pd.Index(["deal_id", "as_of"])
+
+
 def _frame(ids: np.ndarray, times: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({
-        "deal_id": pd.Series(ids, dtype=object),
-        "as_of": pd.Series(times.view("datetime64[ns]")),
-    })
+    return frame_of(_COLUMNS, [np.asarray(ids, dtype=object), times.view("datetime64[ns]")])
 
 
 def make_snapshots(history: DealHistory, *, every_days: float = 7, at_stage_changes: bool = True) -> pd.DataFrame:
@@ -75,10 +75,9 @@ def scoring_snapshots(history: DealHistory, as_of: pd.Timestamp | str | None = N
     Open means created at or before ``as_of`` and not closed at or before it.
     """
     t = _naive_utc(history.data_cut if as_of is None else as_of)
-    d = history.deals
-    index = deal_index(d)
-    created = as_ns(d["created_at"], table="deals", column="created_at")
-    closed = as_ns(d["closed_at"], table="deals", column="closed_at") if "closed_at" in d else np.full(len(d), NAT)
+    index = deal_index(history.deals)
+    d = Table(history.deals, "deals")
+    created, closed = d.times("created_at"), d.times("closed_at")
     open_ = (created <= t.value) & ((closed == NAT) | (closed > t.value))
     ids = np.array(index.names, dtype=object)[open_]
     return _frame(ids, np.full(len(ids), t.value, dtype=np.int64))

@@ -20,8 +20,6 @@ path, with no per-deal Python loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 NEVER = np.iinfo(np.int64).max
@@ -34,15 +32,18 @@ _LIMIT = 2**62
 _UNITS = (10**9, 10**6, 10**3)
 
 
-@dataclass(frozen=True)
 class TimeCode:
-    """Exact order-preserving integer slots for event times (slot 0 = before all, last = never)."""
+    """Exact order-preserving integer slots for event times (slot 0 = before all, last = never).
 
-    base: int
-    unit: int
-    span: int
-    distinct: np.ndarray | None = None  # rank mode: the sorted distinct finite event times
-    special: bool = False  # the fitted times held NEVER or NAT
+    ``distinct`` is set in rank mode (the sorted distinct finite event times);
+    ``special`` says the fitted times held ``NEVER`` or ``NAT``.
+    """
+
+    __slots__ = ("base", "distinct", "span", "special", "unit")
+
+    def __init__(self, base: int, unit: int, span: int, distinct: np.ndarray | None = None,
+                 special: bool = False) -> None:
+        self.base, self.unit, self.span, self.distinct, self.special = base, unit, span, distinct, special
 
     @classmethod
     def fit(cls, times: np.ndarray, n_groups: int) -> TimeCode:

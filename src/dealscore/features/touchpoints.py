@@ -18,6 +18,7 @@ outbound touch are both seen.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from dealscore.features.stage import DAY
 from dealscore.features.timeline import NAT, NEVER, Timeline, prefix_sums, segmented_extreme, take
 
 ALL_WINDOWS = (7, 30, 60, 90)  # 60 only serves the trend (previous 30 days = 60-day minus 30-day count)
+WINDOW_NS = np.array(ALL_WINDOWS, dtype=np.int64) * DAY
 LAST_OF = ("any", "inbound", *KEY_TYPES)  # "days since the last ..." features
 
 
@@ -78,6 +80,16 @@ class TouchLayout:
     def type_col(self, name: str) -> int | None:
         return 1 + self.activity_types.index(name) if name in self.activity_types else None
 
+    @cached_property
+    def window_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """For the stacked window matrix: the indicator row and the window index behind each of its rows."""
+        rows, windows = [], []
+        for i, cols in enumerate(self.window_columns.values()):
+            rows += list(range(cols.stop - cols.start))
+            windows += [i] * (cols.stop - cols.start)
+        return np.array(rows), np.array(windows)
+
+    @cached_property
     def window_columns(self) -> dict[int, slice]:
         """Where each window's counts sit in the stacked window matrix (60 days keeps only the total)."""
         out, at = {}, 0
@@ -126,20 +138,19 @@ def prepare_touches(rows: ActivityRows, n_deals: int, layout: TouchLayout) -> To
     pricing = [c for c in (layout.type_col("proposal"), layout.type_col("contract")) if c is not None]
     if pricing:
         ind[layout.pricing_col] = ind[pricing].max(axis=0)
-    late = (rows.seen - rows.occurred) > np.array(ALL_WINDOWS)[:, None] * DAY  # (windows, n)
-    widths = [cols.stop - cols.start for cols in layout.window_columns().values()]
-    counted = [ind[:width] for width in widths]
-    late_sums = None
-    if late.any():
-        late_sums = prefix_sums(np.vstack([c * late[i] for i, c in enumerate(counted)])[:, so], np.int32)
-    on_time = np.vstack([c * ~late[i] for i, c in enumerate(counted)])[:, oo]
-    types_seen, dir_seen = rows.type[so], rows.direction[so]
-    which = [np.ones(n, dtype=bool), dir_seen == 0]
-    which += [types_seen == (layout.type_col(t) or 0) - 1 for t in KEY_TYPES]
+    late = (rows.seen - rows.occurred) > WINDOW_NS[:, None]  # (windows, n): logged after the window closed
+    rows_of, window_of = layout.window_rows
+    stacked = ind[rows_of]  # each window's counted quantities, one block of rows per window
+    late_rows = late[window_of]
+    late_sums = prefix_sums((stacked * late_rows)[:, so], np.int32) if late.any() else None
+    on_time = (stacked * ~late_rows)[:, oo]
+    key_types = np.array([(layout.type_col(t) or 0) - 1 for t in KEY_TYPES])
+    which = np.vstack([np.ones((1, n), dtype=bool), rows.direction[so][None, :] == 0,
+                       rows.type[so][None, :] == key_types[:, None]])
     return TouchTimelines(
         layout=layout, seen=seen_tl, seen_sums=prefix_sums(ind[:, so], np.int32), occurred=occ_tl,
         window_sums=prefix_sums(on_time, np.int32), late_sums=late_sums,
-        last=segmented_extreme(seen_tl.group, rows.occurred[so], np.vstack(which)),
+        last=segmented_extreme(seen_tl.group, rows.occurred[so], which),
         unanswered_end=_unanswered_end(rows, occ_tl, n_deals), reply_start=_reply_start(rows, occ_tl, n_deals),
     )
 
@@ -197,11 +208,11 @@ def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray,
     lo, hi = tt.seen.prefix(q_deal, q_time)
     vis = (tt.seen_sums[:, hi] - tt.seen_sums[:, lo]).astype(np.float64)  # (quantity, snapshot)
     # all four windows in one search: occurred <= t - w, for each w
-    shifts = np.repeat(np.array(ALL_WINDOWS) * DAY, nq)
+    shifts = np.repeat(WINDOW_NS, nq)
     ol, oh = tt.occurred.prefix(np.tile(q_deal, len(ALL_WINDOWS)), np.tile(q_time, len(ALL_WINDOWS)) - shifts)
     late = tt.late_sums[:, hi] - tt.late_sums[:, lo] if tt.late_sums is not None else None
     counts = {}
-    for i, (w, cols) in enumerate(lay.window_columns().items()):
+    for i, (w, cols) in enumerate(lay.window_columns.items()):
         part = slice(i * nq, (i + 1) * nq)
         gone = tt.window_sums[cols, oh[part]] - tt.window_sums[cols, ol[part]]
         if late is not None:

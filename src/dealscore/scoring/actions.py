@@ -124,27 +124,33 @@ def _contacts_small(acts: pd.DataFrame, items: Sequence[tuple[str, Action, pd.Ti
     return out
 
 
-def touchpoint_rows(history: DealHistory, items: Sequence[tuple[str, Action, pd.Timestamp]],
-                    deal_ids: Sequence[str] | None = None) -> pd.DataFrame:
-    """Activity rows for ``(deal_id, action, at)`` items: the touchpoint happening (and logged) at ``at``.
+def touchpoint_columns(history: DealHistory, items: Sequence[tuple[str, Action, pd.Timestamp]],
+                       deal_ids: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Activity columns (arrays) for ``(deal_id, action, at)`` items: the touchpoint happening (and logged) at ``at``.
 
     ``deal_ids`` renames the deal the rows belong to (the what-if copies), while
     contacts are still looked up in the item's own deal.
     """
-    acts = history.activities
-    times = pd.DatetimeIndex([pd.Timestamp(t) for _, _, t in items]).as_unit("ns")
+    times = np.array([pd.Timestamp(t).as_unit("ns").asm8 for _, _, t in items], dtype="datetime64[ns]")
     owners = [d for d, _, _ in items] if deal_ids is None else list(deal_ids)
-    data: dict[str, Any] = {
-        "activity_id": np.array([f"{d}:action:{a.code}:{t.isoformat()}" for (d, a, _), t in
-                                 zip(items, times, strict=True)], dtype=object),
+    return {
+        "activity_id": np.array([f"{d}:action:{a.code}:{pd.Timestamp(t).isoformat()}" for d, a, t in items],
+                                dtype=object),
         "deal_id": np.array(owners, dtype=object),
         "occurred_at": times,
         "type": np.array([a.type for _, a, _ in items], dtype=object),
         "direction": np.array([a.direction for _, a, _ in items], dtype=object),
-        "contact_id": np.array(_contacts_for(acts, items), dtype=object),
+        "contact_id": np.array(_contacts_for(history.activities, items), dtype=object),
         "contact_role": np.array([a.contact_role for _, a, _ in items], dtype=object),
         "recorded_at": times,
     }
+
+
+def touchpoint_rows(history: DealHistory, items: Sequence[tuple[str, Action, pd.Timestamp]],
+                    deal_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """:func:`touchpoint_columns` as activity rows with the history's columns and dtypes."""
+    acts = history.activities
+    data = touchpoint_columns(history, items, deal_ids)
     dtypes = dict(acts.dtypes.items()) if len(acts.columns) else {c: np.asarray(v).dtype for c, v in data.items()}
     index = pd.RangeIndex(len(items))
     return pd.DataFrame({
@@ -233,7 +239,7 @@ def _rows_of(frame: pd.DataFrame, deal_ids: Sequence[str]) -> list[np.ndarray]:
 
 
 def _table_with_copies(frame: pd.DataFrame, positions: list[np.ndarray], new_ids: Sequence[str],
-                       keep_original: bool, extra: pd.DataFrame | None = None) -> pd.DataFrame:
+                       keep_original: bool, extra: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """``frame`` (or nothing) + the copied rows under their new deal ids (+ ``extra`` rows), column by column.
 
     Built from NumPy arrays rather than with ``pd.concat``: on the one-deal path
@@ -241,17 +247,17 @@ def _table_with_copies(frame: pd.DataFrame, positions: list[np.ndarray], new_ids
     """
     take = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
     ids = np.repeat(np.asarray(new_ids, dtype=object), [len(q) for q in positions])
-    n = (len(frame) if keep_original else 0) + len(take) + (len(extra) if extra is not None else 0)
+    n_extra = len(next(iter(extra.values()))) if extra else 0
+    n = (len(frame) if keep_original else 0) + len(take) + n_extra
     index = pd.RangeIndex(n)
     data: dict[str, Any] = {}
-    extra_cols = dict(extra.items()) if extra is not None else {}
     for col, series in frame.items():
         values = series.to_numpy()
         parts = [values] if keep_original else []
         parts.append(ids if col == "deal_id" else values[take])
         if extra is not None:
-            parts.append(extra_cols[col].to_numpy().astype(values.dtype, copy=False) if col in extra_cols else
-                         np.full(len(extra), None, dtype=object))
+            parts.append(extra[col].astype(values.dtype, copy=False) if col in extra else
+                         np.full(n_extra, None, dtype=object))
         data[col] = _typed(np.concatenate(parts) if len(parts) > 1 else parts[0], series.dtype, index)
     return pd.DataFrame(data, index=index, columns=frame.columns, copy=False)
 
@@ -284,7 +290,7 @@ def with_copies(
     clash = set(new_ids) & set(history.deals["deal_id"])
     if clash:
         raise ConfigError(f"deal ids contain the reserved separator {COPY_SEP!r}: {sorted(clash)[:5]}")
-    added = touchpoint_rows(history, items, deal_ids=new_ids)
+    added = touchpoint_columns(history, items, deal_ids=new_ids)
     latest = max(pd.Timestamp(t) for _, _, t in items)
     cut = history.cut_at if history.cut_at is None or history.cut_at >= latest else latest
     return history.replace(

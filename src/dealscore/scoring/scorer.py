@@ -101,6 +101,7 @@ class Scorer:
         self._runner = ModelRunner(bundle.win_model, bundle.stage_model, threads=predict_threads)
         self._fast: bool | None = None if fast_path else False
         self._cross_cache: dict[int, list[str]] = {}
+        self._learned_touch_gaps = any(self._norms.gap_days(st).learned for st in self._taxonomy.names)
 
     @property
     def version(self) -> str:
@@ -154,11 +155,13 @@ class Scorer:
 
     def score_snapshots(
         self, history: DealHistory, snapshots: pd.DataFrame, *, explain: bool = False, actions: bool | None = None,
-    ) -> list[ScoreResult]:
+        as_frame: bool = False,
+    ) -> Any:
         """Score given (deal_id, as_of) rows, e.g. weekly snapshots for a backtest of warnings or scores.
 
         Every snapshot's deal must be open at its ``as_of``; what-ifs of two
-        snapshots of one deal never see each other.
+        snapshots of one deal never see each other. Returns results, or with
+        ``as_frame=True`` the flat table of :meth:`score_frame`.
         """
         missing = [c for c in ("deal_id", "as_of") if c not in snapshots.columns]
         if missing:
@@ -167,7 +170,7 @@ class Scorer:
         snaps = snapshots[["deal_id", "as_of"]].reset_index(drop=True)
         block = self._score_block(history, snaps, explain=explain, actions=explain if actions is None else actions,
                                   context=self.feature_context(history))
-        return block.results()
+        return block.frame() if as_frame else block.results()
 
     def score_blocks(
         self, history: DealHistory, as_of: pd.Timestamp | str | None = None, *, explain: bool = False,
@@ -376,8 +379,11 @@ class Scorer:
         stage_proba = self._stage_proba(inp, base_rows)
         cols = Columns(X, arrays=inp.arrays(base_rows, self._feature_names))
         mm = judge(cols, stage_proba, self._taxonomy)
+        # touchpoint rules need a CRM that records touchpoints: this history, or the one the bundle learned from
+        touchpoints = len(history.activities) > 0 or self._learned_touch_gaps
         warns = detect_warnings(cols, self._norms, self._taxonomy, inferred_stage=mm.inferred_stage,
-                                mismatch_verdict=mm.verdict, mismatch_text=mm.explanation, rules=self.warning_rules)
+                                mismatch_verdict=mm.verdict, mismatch_text=mm.explanation, rules=self.warning_rules,
+                                touchpoints=touchpoints)
         declared = cols.text("declared_stage")
         typical = np.array([self._typical.get(s) if s is not None else None for s in declared], dtype=float)
         amount = cols.num("amount")
@@ -456,7 +462,7 @@ class Scorer:
             row_before = {c: b[c][i] for c in CHANGE_FEATURES}
             for j in chosen:
                 facts = describe_change(row_before, {c: a_[c][j] for c in CHANGE_FEATURES})
-                out[i].append(NextAction.model_construct(
+                out[i].append(NextAction(
                     code=actions[j].code, text=actions[j].text, stage=actions[j].stage,
                     expected_change=float(change[j]), reason=action_reason(float(change[j]), facts)))
         return out

@@ -12,7 +12,7 @@ When the CRM gives no stage the inferred one is used instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,8 +88,14 @@ def detect_warnings(
     mismatch_verdict: Sequence[str] | None = None,
     mismatch_text: Sequence[str] | None = None,
     rules: WarningRules | None = None,
+    touchpoints: bool = True,
 ) -> list[list[DealWarning]]:
-    """The warnings of every row of a feature frame, most severe first."""
+    """The warnings of every row of a feature frame, most severe first.
+
+    ``touchpoints=False`` says the CRM records no touchpoints at all (an export of
+    deals and stages only): the rules that read touchpoints would then flag every
+    deal, so only the stage and close-date rules run.
+    """
     r = rules or WarningRules()
     n = cols.n
     out: list[list[DealWarning]] = [[] for _ in range(n)]
@@ -131,9 +137,24 @@ def detect_warnings(
             severity="high" if days_in_stage[i] > r.high_ratio * limit[i] else "medium",
         ))
 
+    if touchpoints:
+        _touchpoint_rules(cols, norms, taxonomy, stage, order, discovery, proposal, r, add)
+    _close_date_rules(cols, r, add)
+
+    rank = {c: j for j, c in enumerate(WARNING_CODES)}
+    for ws in out:
+        if len(ws) > 1:
+            ws.sort(key=lambda w: (SEVERITY_ORDER[w.severity], rank.get(w.code, 99)))
+    return out
+
+
+def _touchpoint_rules(cols: Columns, norms: StageNorms, taxonomy: StageTaxonomy, stage: np.ndarray,
+                      order: np.ndarray, discovery: int | None, proposal: int | None, r: WarningRules,
+                      add: Callable[[int, DealWarning], None]) -> None:
+    """Rules that read the touchpoints: silence, ghosting, stakeholders, pricing."""
+    age = cols.num("deal_age_days")
     # gone quiet: no touchpoint for longer than usual for this stage
     since_touch = cols.num("days_since_last_touch")
-    age = cols.num("deal_age_days")
     quiet = np.where(np.isnan(since_touch), age, since_touch)
     gap = {s: norms.gap_days(s) for s in set(stage)}
     gap_limit = r.quiet_factor * np.array([gap[s].value for s in stage], dtype=float)
@@ -201,7 +222,10 @@ def detect_warnings(
                 severity="medium",
             ))
 
-    # close date passed / pushed
+
+
+def _close_date_rules(cols: Columns, r: WarningRules, add: Callable[[int, DealWarning], None]) -> None:
+    """Rules on the expected close date known at scoring time."""
     to_close = cols.num("days_to_expected_close")
     for i in np.flatnonzero(to_close < 0):
         add(i, DealWarning(
@@ -220,8 +244,3 @@ def detect_warnings(
             severity="high" if k >= 2 * r.close_date_pushes else "medium",
         ))
 
-    rank = {c: j for j, c in enumerate(WARNING_CODES)}
-    for ws in out:
-        if len(ws) > 1:
-            ws.sort(key=lambda w: (SEVERITY_ORDER[w.severity], rank.get(w.code, 99)))
-    return out

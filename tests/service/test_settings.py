@@ -1,0 +1,28 @@
+"""Settings come from DEALSCORE_* variables, with embedded defaults that run on one laptop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dealscore_service.settings import Settings
+
+
+def test_defaults_put_everything_under_the_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = Settings()
+    assert s.resolved_database_url == f"sqlite:///{(tmp_path / '.dealscore' / 'scores.db')}"
+    assert s.resolved_model_cache_dir == Path(".dealscore") / "model_cache"
+    assert s.max_body_bytes == 1024 * 1024 and s.use_registry and s.migrate_on_start
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DEALSCORE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("DEALSCORE_DATABASE_URL", "postgresql+psycopg://u:pw@db/scores")
+    monkeypatch.setenv("DEALSCORE_MODEL_PATH", str(tmp_path / "bundle"))
+    monkeypatch.setenv("DEALSCORE_USE_REGISTRY", "false")
+    monkeypatch.setenv("DEALSCORE_API_KEYS", '[{"name": "x"}]')
+    s = Settings()
+    assert s.data_dir == tmp_path and s.model_path == tmp_path / "bundle" and not s.use_registry
+    assert s.resolved_database_url == "postgresql+psycopg://u:pw@db/scores"
+    assert '"x"' not in repr(s) and "pw" not in repr(s), "keys and the store password stay out of reprs and logs"
