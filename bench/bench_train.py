@@ -67,6 +67,18 @@ def main() -> None:
         peer_s = time.perf_counter() - t
 
     report = result.report
+    win, base = report["win"]["model"], report["win"]["baselines"]
+    oracle_share = report["win"]["oracle"].get("model_auc_share_of_oracle")
+    stage = report["stage"]
+    targets = {
+        "auc_vs_stage_table": round(win["roc_auc"] - base["stage_table"]["roc_auc"], 4),  # >= 0.08
+        "auc_vs_naive_bayes": round(win["roc_auc"] - base["naive_bayes"]["roc_auc"], 4),  # >= 0.03
+        "auc_vs_logistic": round(win["roc_auc"] - base["logistic"]["roc_auc"], 4),  # > 0
+        "log_loss_below_all_baselines": all(win["log_loss"] < b["log_loss"] for b in base.values()),
+        "ece": round(win["ece"], 4),  # <= 0.03
+        "oracle_share": None if oracle_share is None else round(oracle_share, 4),  # >= 0.85
+        "stage_accuracy_gain": round(stage["model"]["accuracy"] - stage["declared"]["accuracy"], 4),  # >= 0.15
+    }
     out = {
         "bench": "train",
         "deals": args.deals,
@@ -83,6 +95,7 @@ def main() -> None:
         "win_auc": report["win"]["model"]["roc_auc"],
         "stage_accuracy": report["stage"]["model"]["accuracy"],
         "gate": summary.decision.alias,
+        "quality": targets,
     }
     for msg, at in steps:
         print(f"{at:8.1f}s  {msg}")

@@ -66,7 +66,7 @@ def test_grouping_and_wording(make_frame: Any) -> None:
             "industry": ("account", "industry of the account", None)}
     grouping = ReasonGrouping.build(NAMES, info)
     keys = [g.key for g in grouping.groups]
-    assert keys[:5] == ["customer_response", "decision_maker", "stakeholders", "close_date", "owner:owner_win_rate"]
+    assert keys == ["customer_response", "decision_maker", "stakeholders", "close_date", "owner", "account:industry"]
     points = np.array([[-6.0, -3.0, 4.0, 2.0, -2.0, -1.5, -1.0, 1.2, 0.2]])
     gp = grouping.group_points(points)
     up, down, other = pick_reasons(grouping, gp, Columns(frame), 0)
@@ -79,7 +79,7 @@ def test_grouping_and_wording(make_frame: Any) -> None:
     assert texts["decision_maker"].display.endswith("(+6 pts)")
     assert texts["stakeholders"].text == "Only one contact at the customer"
     assert texts["close_date"].text == "Expected close date passed 5 days ago, pushed twice"
-    assert texts["owner"].text == "Owner's win rate over closed deals: 0.31"
+    assert texts["owner"].text == "Owner's win rate 31%"
     # the industry reason (0.2 pts) is below the threshold and is carried in `other`
     assert "account" not in texts
     shown = sum(r.points for r in up + down)
@@ -97,3 +97,33 @@ def test_at_most_five_each_way(make_frame: Any) -> None:
     assert [r.points for r in up] == [7, 6, 5, 4, 3]
     assert [r.points for r in down] == [-7, -6, -5, -4, -3]
     assert other == pytest.approx(2 + 1 - 1 - 2)
+
+
+def test_business_groups_word_the_deal(make_frame: Any) -> None:
+    from dealscore.features import FeatureSpec
+    from dealscore.scoring.scorer import _spec_info
+
+    spec = FeatureSpec.default()
+    frame = make_frame({"has_demo": 0.0, "has_proposal": 0.0, "pricing_discussed": 1.0, "amount": 45000.0})
+    extra = {"n_meeting_total": 3.0, "days_since_last_meeting": 13.0, "n_proposal_total": 0.0,
+             "evidence_stage_order": 3.0, "account_prior_deals": 0.0, "annual_revenue": 2.2e9,
+             "amount_to_revenue": 45000 / 2.2e9, "n_regressions": 1.0, "touch_trend": -1.0}
+    for k, v in extra.items():
+        frame[k] = v
+    grouping = ReasonGrouping.build(spec.feature_names, _spec_info(spec), activity_types=spec.activity_types,
+                                    stages=spec.stages)
+    by_key = {g.key: g for g in grouping.groups}
+    say = {k: by_key[k].describe(Columns(frame), 0) for k in
+           ("meetings", "demos", "proposals", "evidence", "account_history", "stage", "deal_size", "activity")}
+    assert say["meetings"] == "3 meetings so far, the last 13 days ago"
+    assert say["demos"] == "No demo yet"
+    assert say["proposals"] == "Pricing discussed, no formal proposal yet"
+    assert say["evidence"] == "Key touchpoints complete up to discovery"
+    assert say["account_history"] == "First deal with this account"
+    assert say["stage"] == "Recorded in the CRM as discovery, moved back once"
+    assert say["deal_size"] == "Deal size 45,000 (0.002% of the account's revenue)"
+    assert say["activity"].endswith("slowing down")
+    revenue = next(g for g in grouping.groups if g.features == ("annual_revenue",))
+    assert revenue.describe(Columns(frame), 0) == "The account's annual revenue: 2.2bn"
+    # every spec feature belongs to exactly one group
+    assert grouping.matrix.sum(axis=1).tolist() == [1.0] * len(spec.feature_names)

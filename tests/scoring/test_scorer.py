@@ -176,3 +176,17 @@ def test_bad_requests_get_clear_errors(trained: Any, scorer: Scorer) -> None:
     young = h.deals.sort_values("created_at")["deal_id"].iloc[-1]
     with pytest.raises(DataValidationError, match="after the scoring time"):
         scorer.score(h, young, h.data_cut - pd.Timedelta(days=3650))
+
+
+def test_scoring_time_with_a_zone_and_an_empty_pipeline(trained: Any, scorer: Scorer) -> None:
+    h = trained.history
+    deal = scoring_snapshots(h)["deal_id"].iloc[0]
+    naive = scorer.score(h, deal, "2025-06-01T12:00:00", explain=False, actions=False)
+    zoned = scorer.score(h, deal, "2025-06-01T14:00:00+02:00", explain=False, actions=False)
+    assert zoned.as_of == naive.as_of and zoned.p_win == naive.p_win
+    with pytest.raises(DataValidationError, match="not a date"):
+        scorer.score(h, deal, "next tuesday")
+    before_all = h.deals["created_at"].min() - pd.Timedelta(days=1)
+    assert scorer.score_many(h, before_all) == []
+    empty = scorer.score_frame(h, before_all)
+    assert len(empty) == 0 and {"deal_id", "p_win", "grade"} <= set(empty.columns)

@@ -30,6 +30,17 @@ def test_migrations_reach_head_and_are_idempotent(store: ScoreStore) -> None:
             "inferred_stage", "warnings", "result", "p_win", "value_at_risk"} <= cols
 
 
+def test_migrations_match_the_models(store: ScoreStore) -> None:
+    """The tables the code declares are exactly what the migrations build (no drift)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from dealscore_service.store.models import Base
+
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == []
+
+
 def test_migration_downgrade_and_upgrade_round_trip(store: ScoreStore) -> None:
     downgrade(store.engine, "base")
     assert "scores" not in inspect(store.engine).get_table_names()

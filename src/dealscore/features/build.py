@@ -35,7 +35,7 @@ from dealscore.features.inputs import (
     read_deals,
     read_stage_rows,
 )
-from dealscore.features.profile import CATEGORY_SOURCES, profile_features
+from dealscore.features.profile import profile_features
 from dealscore.features.spec import FeatureSpec, default_columns
 from dealscore.features.stage import StageTimeline, prepare_stage, stage_features
 from dealscore.features.timeline import NAT
@@ -69,7 +69,8 @@ class _Plan:
 
 def _plan(spec: FeatureSpec) -> _Plan:
     key = (tuple(spec.feature_names), tuple((k, tuple(v)) for k, v in spec.categories.items()),
-           tuple(spec.stages), tuple(spec.activity_types), tuple(spec.contact_roles))
+           tuple(spec.stages), tuple(spec.activity_types), tuple(spec.contact_roles),
+           tuple((k, tuple(v)) for k, v in spec.evidence.items()))
     cached = spec._compiled
     if cached is not None and cached.key == key:
         return cached
@@ -287,4 +288,4 @@ def _progress(enabled: bool, total: int) -> Any:
     return tqdm(total=total, unit="snapshot", unit_scale=True, desc="features", leave=True, mininterval=0.5)
 
 
-__all__ = ["CATEGORY_SOURCES", "PreparedHistory", "build_features", "check_snapshots", "prepare_history"]
+__all__ = ["PreparedHistory", "build_features", "check_snapshots", "prepare_history"]

@@ -111,7 +111,12 @@ class Vocab:
         lookup = self.lookup
         if len(values) <= SMALL:
             arr = _objects(values)
-            codes = np.fromiter((lookup.get(v, -1) for v in arr), dtype=np.int64, count=len(arr))
+            if len(self.names) <= 8:  # a few words: one vectorised comparison each
+                codes = np.full(len(arr), -1, dtype=np.int64)
+                for i, name in enumerate(self.names):
+                    codes[arr == name] = i
+            else:
+                codes = np.fromiter((lookup.get(v, -1) for v in arr), dtype=np.int64, count=len(arr))
             missing = codes < 0
             unknown = list(dict.fromkeys(v for v in arr[missing] if _present(v))) if missing.any() else []
             return codes, unknown
@@ -139,24 +144,24 @@ def _present(value: Any) -> bool:
 DIRECTIONS = Vocab.of(["inbound", "outbound"])
 
 
-def encode(frame: pd.DataFrame, name: str, vocab: Vocab, *, table: str, required: bool = False) -> np.ndarray:
+def encode(table: Table, name: str, vocab: Vocab, *, required: bool = False) -> np.ndarray:
     """Codes of a column that must stay inside its vocabulary; -1 where missing (or the column is absent)."""
-    if name not in frame.columns:
-        return np.full(len(frame), -1, dtype=np.int64)
-    values = frame[name]
+    if not table.has(name):
+        return np.full(table.n, -1, dtype=np.int64)
+    values = table.labels(name)
     codes, unknown = vocab.codes(values)
     if unknown:
-        bad = values.isin(unknown).to_numpy()
-        ids = [str(d) for d in column(frame, "deal_id")[bad][:5]]
+        bad = pd.Series(values).isin(unknown).to_numpy()
+        ids = [str(d) for d in table.strings("deal_id")[bad][:5]]
         raise DataValidationError(
-            f"table {table}, column {name}: values {sorted(map(str, unknown))[:5]} are not among the "
+            f"table {table.name}, column {name}: values {sorted(map(str, unknown))[:5]} are not among the "
             f"configured {list(vocab.names)} (rows of deals {ids})",
-            table=table, column=name, ids=ids, fix=VALIDATE_FIX,
+            table=table.name, column=name, ids=ids, fix=VALIDATE_FIX,
         )
     if required and (codes < 0).any():
-        ids = [str(d) for d in column(frame, "deal_id")[codes < 0][:5]]
-        raise DataValidationError(f"table {table}, column {name}: rows without a value (deals {ids})",
-                                  table=table, column=name, ids=ids, fix=VALIDATE_FIX)
+        ids = [str(d) for d in table.strings("deal_id")[codes < 0][:5]]
+        raise DataValidationError(f"table {table.name}, column {name}: rows without a value (deals {ids})",
+                                  table=table.name, column=name, ids=ids, fix=VALIDATE_FIX)
     return codes
 
 
@@ -251,29 +256,42 @@ class Table:
 
     def __init__(self, frame: pd.DataFrame, name: str) -> None:
         self.frame, self.name, self.n = frame, name, len(frame)
+        self._columns = frame.columns
         self._matrix: np.ndarray | None = None
-        if 0 < self.n <= self.TINY:
+        if 0 < self.n <= self.TINY and self._columns.is_unique:
             self._matrix = frame.to_numpy(dtype=object)
-            self._pos = {c: i for i, c in enumerate(frame.columns.tolist())}
+
+    def _tiny(self, name: str) -> np.ndarray | None:
+        """The column from the object matrix of a tiny table (None: read it the ordinary way)."""
+        if self._matrix is None or name not in self._columns:
+            return None
+        return self._matrix[:, self._columns.get_loc(name)]
+
+    def has(self, name: str) -> bool:
+        return name in self._columns
+
+    def labels(self, name: str) -> Any:
+        """A string column for encoding: an object array when small, the Series itself when big (pandas
+        factorizes its own string storage faster than it converts it to Python objects)."""
+        return self.strings(name) if self.n <= SMALL else self.frame[name]
 
     def strings(self, name: str) -> np.ndarray:
-        if self._matrix is None or name not in self._pos:
-            return column(self.frame, name)
-        return self._matrix[:, self._pos[name]]
+        values = self._tiny(name)
+        return column(self.frame, name) if values is None else values
 
     def floats(self, name: str) -> np.ndarray:
-        if self._matrix is None or name not in self._pos:
+        values = self._tiny(name)
+        if values is None:
             return column(self.frame, name, "float")
-        values = self._matrix[:, self._pos[name]]
         try:
             return np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError):
             return column(self.frame, name, "float")
 
     def times(self, name: str) -> np.ndarray:
-        if self._matrix is None or name not in self._pos:
+        values = self._tiny(name)
+        if values is None:
             return times(self.frame, name, self.name)
-        values = self._matrix[:, self._pos[name]]
         if all(isinstance(v, pd.Timestamp) or not _present(v) for v in values):
             return np.array([v.value if isinstance(v, pd.Timestamp) else NAT for v in values], dtype=np.int64)
         return times(self.frame, name, self.name)  # not timestamps: the per-column path names the problem
@@ -316,38 +334,38 @@ def read_deals(history: DealHistory, index: Vocab) -> DealRows:
 
 def read_stage_rows(history: DealHistory, index: Vocab, stages: Vocab) -> StageRows:
     """Stage changes with their stage as an order code; ``seen`` = max(changed_at, recorded_at)."""
-    sh = history.stage_history
-    changed = times(sh, "changed_at", "stage_history")
-    _no_missing_time(changed, sh, "stage_history", "changed_at")
+    sh = Table(history.stage_history, "stage_history")
+    changed = sh.times("changed_at")
+    _no_missing_time(changed, sh, "changed_at")
     return StageRows(
-        deal=deal_codes(index, sh["deal_id"], table="stage_history"),
-        stage=encode(sh, "stage", stages, table="stage_history", required=True),
-        changed=changed, seen=np.maximum(changed, times(sh, "recorded_at", "stage_history")),
-        amount=column(sh, "amount", "float"), expected_close=times(sh, "expected_close_date", "stage_history"),
+        deal=deal_codes(index, sh.labels("deal_id"), table="stage_history"),
+        stage=encode(sh, "stage", stages, required=True),
+        changed=changed, seen=np.maximum(changed, sh.times("recorded_at")),
+        amount=sh.floats("amount"), expected_close=sh.times("expected_close_date"),
     )
 
 
 def read_activity_rows(history: DealHistory, index: Vocab, types: Vocab, roles: Vocab) -> ActivityRows:
     """Touchpoints as codes; ``seen`` = max(occurred_at, recorded_at): counted once it happened and was logged."""
-    a = history.activities
-    occurred = times(a, "occurred_at", "activities")
-    _no_missing_time(occurred, a, "activities", "occurred_at")
-    if "contact_id" in a.columns and len(a):
-        contact = pd.factorize(a["contact_id"], use_na_sentinel=True)[0].astype(np.int64)
+    a = Table(history.activities, "activities")
+    occurred = a.times("occurred_at")
+    _no_missing_time(occurred, a, "occurred_at")
+    if a.has("contact_id") and a.n:
+        contact = pd.factorize(a.labels("contact_id"), use_na_sentinel=True)[0].astype(np.int64)
     else:
-        contact = np.full(len(a), -1, dtype=np.int64)
+        contact = np.full(a.n, -1, dtype=np.int64)
     return ActivityRows(
-        deal=deal_codes(index, a["deal_id"], table="activities"),
-        type=encode(a, "type", types, table="activities", required=True),
-        direction=encode(a, "direction", DIRECTIONS, table="activities"),
-        role=encode(a, "contact_role", roles, table="activities"),
-        contact=contact, occurred=occurred, seen=np.maximum(occurred, times(a, "recorded_at", "activities")),
+        deal=deal_codes(index, a.labels("deal_id"), table="activities"),
+        type=encode(a, "type", types, required=True),
+        direction=encode(a, "direction", DIRECTIONS),
+        role=encode(a, "contact_role", roles),
+        contact=contact, occurred=occurred, seen=np.maximum(occurred, a.times("recorded_at")),
     )
 
 
-def _no_missing_time(values: np.ndarray, frame: pd.DataFrame, table: str, col: str) -> None:
+def _no_missing_time(values: np.ndarray, table: Table, col: str) -> None:
     bad = values == NAT
     if bad.any():
-        ids = [str(v) for v in column(frame, "deal_id")[bad][:5]]
-        raise DataValidationError(f"table {table}, column {col}: {int(bad.sum())} row(s) have no time",
-                                  table=table, column=col, ids=ids, fix=VALIDATE_FIX)
+        ids = [str(v) for v in table.strings("deal_id")[bad][:5]]
+        raise DataValidationError(f"table {table.name}, column {col}: {int(bad.sum())} row(s) have no time",
+                                  table=table.name, column=col, ids=ids, fix=VALIDATE_FIX)

@@ -16,8 +16,6 @@ from dealscore.features.inputs import DealRows
 from dealscore.features.stage import DAY
 from dealscore.features.timeline import NAT
 
-CATEGORY_SOURCES = ("industry", "region", "product", "source")
-
 
 def profile_features(deals: DealRows, q_deal: np.ndarray, q_time: np.ndarray, amount: np.ndarray,
                      context: FeatureContext) -> dict[str, np.ndarray]:
@@ -33,8 +31,3 @@ def profile_features(deals: DealRows, q_deal: np.ndarray, q_time: np.ndarray, am
         }
     out.update(context.cross_deal_features(deals.ids[q_deal], deals.owner[q_deal], deals.account[q_deal], q_time))
     return out
-
-
-def category_values(deals: DealRows, name: str) -> np.ndarray:
-    """Raw per-deal values of an open-vocabulary categorical feature."""
-    return getattr(deals, name)

@@ -11,13 +11,13 @@ DataFrame for files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from dealscore.scoring.result import DealWarning, NextAction, Reason, ScoreResult
+from dealscore.scoring.result import NextAction, Reason, ScoreResult
+from dealscore.scoring.warnings import WarningHits
 
 #: Columns of the batch output (``dealscore score --out``), in order.
 FRAME_COLUMNS = (
@@ -25,7 +25,6 @@ FRAME_COLUMNS = (
     "inferred_stage", "inferred_stage_probability", "stage_mismatch", "mismatch_explanation", "stage_typical_p_win",
     "value_at_risk", "n_warnings", "warnings", "model_version",
 )
-EXPLAIN_COLUMNS = ("base_points", "reasons_up", "reasons_down", "top_action", "top_action_change")
 
 
 @dataclass
@@ -49,14 +48,13 @@ class ScoredBlock:
     explanation: np.ndarray
     typical: np.ndarray
     value_at_risk: np.ndarray
-    warnings: list[list[DealWarning]]
+    warnings: WarningHits
     model_version: str
     base_points: np.ndarray | None = None
     reasons_up: list[list[Reason]] | None = None
     reasons_down: list[list[Reason]] | None = None
     other_points: np.ndarray | None = None
     actions: list[list[NextAction]] | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.deal_id)
@@ -73,6 +71,7 @@ class ScoredBlock:
         var = self.value_at_risk.tolist()
         base = self.base_points.tolist() if self.base_points is not None else [None] * n
         other = self.other_points.tolist() if self.other_points is not None else [None] * n
+        warnings = self.warnings.lists()
         out = []
         for i in range(n):
             out.append(ScoreResult(
@@ -85,7 +84,7 @@ class ScoredBlock:
                 stage_typical_p_win=typical[i],
                 reasons_up=self.reasons_up[i] if self.reasons_up is not None else [],
                 reasons_down=self.reasons_down[i] if self.reasons_down is not None else [],
-                base_points=base[i], other_points=other[i], warnings=self.warnings[i],
+                base_points=base[i], other_points=other[i], warnings=warnings[i],
                 actions=self.actions[i] if self.actions is not None else [],
                 value_at_risk=var[i], previous_p_win=None, model_version=self.model_version,
             ))
@@ -93,6 +92,7 @@ class ScoredBlock:
 
     def frame(self) -> pd.DataFrame:
         """Flat table for files: one row per deal, lists joined as text."""
+        codes = self.warnings.codes()
         out = pd.DataFrame({
             "deal_id": self.deal_id, "as_of": pd.DatetimeIndex(self.as_of), "account_id": self.account_id,
             "owner_id": self.owner_id, "team": self.team, "amount": self.amount, "p_win": self.p_win,
@@ -100,8 +100,8 @@ class ScoredBlock:
             "inferred_stage_probability": self.inferred_probability, "stage_mismatch": self.verdict,
             "mismatch_explanation": self.explanation, "stage_typical_p_win": self.typical,
             "value_at_risk": self.value_at_risk,
-            "n_warnings": np.array([len(w) for w in self.warnings], dtype=np.int64),
-            "warnings": np.array(["; ".join(w.code for w in ws) for ws in self.warnings], dtype=object),
+            "n_warnings": np.array([len(c) for c in codes], dtype=np.int64),
+            "warnings": np.array(["; ".join(c) for c in codes], dtype=object),
             "model_version": self.model_version,
         })
         for j, s in enumerate(self.stage_names):
@@ -114,8 +114,3 @@ class ScoredBlock:
             out["top_action"] = [a[0].text if a else None for a in self.actions]
             out["top_action_change"] = [a[0].expected_change if a else np.nan for a in self.actions]
         return out
-
-
-def concat_blocks(blocks: list[ScoredBlock]) -> list[ScoreResult]:
-    """Results of several blocks in order."""
-    return [r for b in blocks for r in b.results()]

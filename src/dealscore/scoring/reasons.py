@@ -92,46 +92,53 @@ class ReasonGroup:
     describe: Callable[[Columns, int], str]
 
 
+def _get(c: Columns, name: str, i: int) -> float:
+    """A feature value, NaN when the spec has no such column."""
+    return float(c.num(name)[i]) if c.has(name) else float("nan")
+
+
 def _customer_response(c: Columns, i: int) -> str:
-    since = c.num("days_since_last_inbound")[i]
-    unanswered = c.num("n_outbound_unanswered")[i]
+    since = _get(c, "days_since_last_inbound", i)
+    unanswered = _get(c, "n_outbound_unanswered", i)
+    rate = _get(c, "reply_rate", i)
     tail = f" ({_n(unanswered)} outreach touches unanswered)" if not _isnan(unanswered) and unanswered >= 1 else ""
     if _isnan(since):
         return "The customer has not replied yet" + tail
-    if since >= 7:
-        return f"No reply from the customer in {_days(since)}" + tail
-    return ("Customer replied today" if since < 1 else f"Customer replied {_days(since)} ago") + tail
+    head = (f"No reply from the customer in {_days(since)}" if since >= 7 else
+            "Customer replied today" if since < 1 else f"Customer replied {_days(since)} ago")
+    if not tail and not _isnan(rate):
+        tail = f", answering {min(rate, 1.0):.0%} of outreach"
+    return head + tail
 
 
 def _activity(c: Columns, i: int) -> str:
-    since = c.num("days_since_last_touch")[i]
-    n30 = c.num("n_touches_30d")[i]
-    parts = []
+    since = _get(c, "days_since_last_touch", i)
+    n30 = _get(c, "n_touches_30d", i)
+    trend = _get(c, "touch_trend", i)
     if _isnan(since):
-        parts.append("No touchpoint logged yet")
+        parts = ["No touchpoint logged yet"]
     elif since >= 7:
-        parts.append(f"No touchpoint in {_days(since)}")
+        parts = [f"No touchpoint in {_days(since)}"]
     else:
-        parts.append("Touched today" if since < 1 else f"Last touchpoint {_days(since)} ago")
+        parts = ["Touched today" if since < 1 else f"Last touchpoint {_days(since)} ago"]
     if not _isnan(n30):
         parts.append(f"{_n(n30)} touchpoint{'s' if _n(n30) != 1 else ''} in the last 30 days")
+    if not _isnan(trend) and abs(trend) >= 0.5:
+        parts.append("picking up" if trend > 0 else "slowing down")
     return ", ".join(parts)
 
 
-def _count_or_flag(count_col: str, flag_col: str, yes: str, counted: str, no: str) -> Callable[[Columns, int], str]:
+def _role(count_col: str, flag_col: str, yes: str, counted: str, no: str) -> Callable[[Columns, int], str]:
     def describe(c: Columns, i: int) -> str:
-        k = c.num(count_col)[i] if c.has(count_col) else float("nan")
-        flag = c.num(flag_col)[i]
+        k = _get(c, count_col, i)
         if not _isnan(k) and k >= 1:
             return counted.format(times=_times(_n(k)))
-        if (not _isnan(flag) and flag >= 1) or (not _isnan(k) and k >= 1):
-            return yes
-        return no
+        return yes if _get(c, flag_col, i) >= 1 else no
     return describe
 
 
 def _contacts(c: Columns, i: int) -> str:
-    k = c.num("n_contacts")[i]
+    k = _get(c, "n_contacts", i)
     if _isnan(k) or k < 1:
         return "No named contact at the customer"
     if k < 2:
@@ -139,26 +146,44 @@ def _contacts(c: Columns, i: int) -> str:
     return f"{_n(k)} contacts involved at the customer"
 
 
-def _flag_text(col: str, yes: str, no: str) -> Callable[[Columns, int], str]:
-    return lambda c, i: yes if c.num(col)[i] >= 1 else no
-
-
-def _proposal(c: Columns, i: int) -> str:
-    if c.num("has_proposal")[i] >= 1:
-        return "Proposal sent"
-    if c.num("pricing_discussed")[i] >= 1:
-        return "Pricing discussed, no formal proposal yet"
-    return "No proposal sent and pricing not discussed"
+def _touch_type(t: str, noun: str, plural: str) -> Callable[[Columns, int], str]:
+    """'3 meetings so far, the last 13 days ago' / 'No demo yet' from a type's counts and recency."""
+    def describe(c: Columns, i: int) -> str:
+        total = _get(c, f"n_{t}_total", i)
+        flag = _get(c, f"has_{t}", i)
+        if _isnan(total):
+            total = 1.0 if flag >= 1 else (0.0 if not _isnan(flag) else float("nan"))
+        if _isnan(total) or total < 1:
+            if t == "proposal" and _get(c, "pricing_discussed", i) >= 1:
+                return "Pricing discussed, no formal proposal yet"
+            return f"No {noun} yet"
+        k = _n(total)
+        text = f"{k} {noun if k == 1 else plural} so far"
+        last = _get(c, f"days_since_last_{t}", i)
+        n30 = _get(c, f"n_{t}_30d", i)
+        if not _isnan(last):
+            text += ", the last today" if last < 1 else f", the last {_days(last)} ago"
+        elif not _isnan(n30):
+            text += f", {_n(n30)} in the last 30 days"
+        return text
+    return describe
 
 
 def _stage(c: Columns, i: int) -> str:
     s = c.text("declared_stage")[i]
-    return f"Recorded in the CRM as {s}" if s else "No stage recorded in the CRM"
+    text = f"Recorded in the CRM as {s}" if s else "No stage recorded in the CRM"
+    back = _get(c, "n_regressions", i)
+    skipped = _get(c, "n_skipped_stages", i)
+    if back >= 1:
+        text += f", moved back {_times(_n(back))}"
+    if skipped >= 1:
+        text += f", {_n(skipped)} stage{'s' if _n(skipped) != 1 else ''} skipped"
+    return text
 
 
 def _time_in_stage(c: Columns, i: int) -> str:
-    d = c.num("days_in_stage")[i]
-    ratio = c.num("stage_time_ratio")[i]
+    d = _get(c, "days_in_stage", i)
+    ratio = _get(c, "stage_time_ratio", i)
     s = c.text("declared_stage")[i] or "this stage"
     if _isnan(d):
         return "Time in stage unknown"
@@ -169,56 +194,115 @@ def _time_in_stage(c: Columns, i: int) -> str:
     return text
 
 
+def _evidence(stages: list[str]) -> Callable[[Columns, int], str]:
+    def describe(c: Columns, i: int) -> str:
+        k = _get(c, "evidence_stage_order", i)
+        if _isnan(k) or k < 1 or not stages:
+            return "No stage's key touchpoints have all happened yet"
+        return f"Key touchpoints complete up to {stages[min(_n(k), len(stages)) - 1]}"
+    return describe
+
+
 def _close_date(c: Columns, i: int) -> str:
-    to_close = c.num("days_to_expected_close")[i]
-    pushes = c.num("close_date_pushes")[i]
-    parts = []
+    to_close = _get(c, "days_to_expected_close", i)
+    pushes = _get(c, "close_date_pushes", i)
     if _isnan(to_close):
-        parts.append("No expected close date")
+        parts = ["No expected close date"]
     elif to_close < 0:
-        parts.append(f"Expected close date passed {_days(-to_close)} ago")
+        parts = [f"Expected close date passed {_days(-to_close)} ago"]
     else:
-        parts.append(f"Expected to close in {_days(to_close)}")
-    if not _isnan(pushes) and pushes >= 1:
-        parts.append(f"pushed {_times(_n(pushes))}")
-    else:
-        parts.append("never pushed")
+        parts = [f"Expected to close in {_days(to_close)}"]
+    parts.append(f"pushed {_times(_n(pushes))}" if not _isnan(pushes) and pushes >= 1 else "never pushed")
     return ", ".join(parts)
 
 
 def _age(c: Columns, i: int) -> str:
-    a = c.num("deal_age_days")[i]
+    a = _get(c, "deal_age_days", i)
     return "Deal age unknown" if _isnan(a) else f"Deal open for {_days(a)}"
 
 
 def _amount(c: Columns, i: int) -> str:
-    a = c.num("amount")[i]
-    return "No amount recorded" if _isnan(a) else f"Deal size {a:,.0f}"
+    a = _get(c, "amount", i)
+    if _isnan(a):
+        return "No amount recorded"
+    share = _get(c, "amount_to_revenue", i)
+    tail = f" ({100 * share:.2g}% of the account's revenue)" if not _isnan(share) and share > 0 else ""
+    return f"Deal size {_compact(a)}{tail}"
 
 
-#: The business groups the scoring layer knows how to word; other features fall
-#: back to their FeatureSpec group and meaning.
-KNOWN_GROUPS: tuple[ReasonGroup, ...] = (
-    ReasonGroup("customer_response", ("days_since_last_inbound", "n_outbound_unanswered"), _customer_response),
-    ReasonGroup("activity", ("days_since_last_touch", "n_touches_30d"), _activity),
-    ReasonGroup("decision_maker", ("decision_maker_engaged", "n_decision_maker_touches"), _count_or_flag(
-        "n_decision_maker_touches", "decision_maker_engaged",
-        "Decision maker engaged", "Decision maker met {times}", "No decision maker engaged yet")),
-    ReasonGroup("champion", ("champion_engaged", "n_champion_touches"), _count_or_flag(
-        "n_champion_touches", "champion_engaged",
-        "Champion engaged", "Champion engaged {times}", "No champion engaged yet")),
-    ReasonGroup("stakeholders", ("n_contacts",), _contacts),
-    ReasonGroup("meetings", ("has_meeting", "n_meetings"), _count_or_flag(
-        "n_meetings", "has_meeting", "A meeting has happened", "Met the customer {times}", "No meeting yet")),
-    ReasonGroup("demo", ("has_demo",), _flag_text("has_demo", "Demo given", "No demo yet")),
-    ReasonGroup("proposal", ("has_proposal", "pricing_discussed"), _proposal),
-    ReasonGroup("contract", ("has_contract",), _flag_text("has_contract", "Contract sent", "No contract sent yet")),
-    ReasonGroup("stage", ("declared_stage", "declared_stage_order"), _stage),
-    ReasonGroup("time_in_stage", ("days_in_stage", "stage_time_ratio"), _time_in_stage),
-    ReasonGroup("close_date", ("days_to_expected_close", "close_date_pushes"), _close_date),
-    ReasonGroup("deal_age", ("deal_age_days",), _age),
-    ReasonGroup("deal_size", ("amount",), _amount),
-)
+def _owner(c: Columns, i: int) -> str:
+    closed, rate, open_ = (_get(c, f"owner_{k}", i) for k in ("closed_deals", "win_rate", "open_deals"))
+    if not _isnan(closed) and closed < 1:
+        parts = ["Owner has no closed deals yet"]
+    elif not _isnan(rate):
+        parts = [f"Owner's win rate {rate:.0%}" + (f" over {_n(closed)} closed deals" if not _isnan(closed) else "")]
+    else:
+        parts = [f"Owner has closed {_n(closed)} deals"] if not _isnan(closed) else []
+    if not _isnan(open_):
+        parts.append(f"{_n(open_)} other deals open")
+    return ", ".join(parts) or "Owner's record unknown"
+
+
+def _account(c: Columns, i: int) -> str:
+    prior, closed, rate = (_get(c, f"account_{k}", i) for k in ("prior_deals", "closed_deals", "win_rate"))
+    if _isnan(prior) or prior < 1:
+        return "First deal with this account"
+    text = f"{_n(prior)} earlier deal{'s' if _n(prior) != 1 else ''} with this account"
+    if not _isnan(closed) and closed >= 1:
+        text += f", {_n(closed)} closed" + (f" ({rate:.0%} win rate)" if not _isnan(rate) else "")
+    return text
+
+
+_TYPE_NOUNS = {"meeting": ("meeting", "meetings"), "demo": ("demo", "demos"), "proposal": ("proposal", "proposals"),
+               "contract": ("contract", "contracts"), "email": ("email", "emails"), "call": ("call", "calls"),
+               "note": ("note", "notes")}
+_WINDOWS = ("7d", "30d", "90d", "total")
+
+
+def known_groups(activity_types: Sequence[str], stages: Sequence[str]) -> list[ReasonGroup]:
+    """The business groups scoring words itself, for a spec's activity types and stages."""
+    groups = [
+        ReasonGroup("customer_response", ("days_since_last_inbound", "n_outbound_unanswered", "n_replies", "reply_rate",
+                                          "inbound_share", "n_inbound_30d", "n_inbound_total", "n_outbound_30d",
+                                          "n_outbound_total"), _customer_response),
+        ReasonGroup("activity", ("days_since_last_touch", "n_touches_7d", "n_touches_30d", "n_touches_90d",
+                                 "n_touches_total", "touch_trend"), _activity),
+        ReasonGroup("decision_maker", ("decision_maker_engaged", "n_decision_maker_touches"), _role(
+            "n_decision_maker_touches", "decision_maker_engaged",
+            "Decision maker engaged", "Decision maker met {times}", "No decision maker engaged yet")),
+        ReasonGroup("champion", ("champion_engaged", "n_champion_touches"), _role(
+            "n_champion_touches", "champion_engaged",
+            "Champion engaged", "Champion engaged {times}", "No champion engaged yet")),
+        ReasonGroup("stakeholders", ("n_contacts",), _contacts),
+    ]
+    for t in activity_types:
+        noun, plural = _TYPE_NOUNS.get(t, (f"{t} touchpoint", f"{t} touchpoints"))
+        feats = (f"has_{t}", *(f"n_{t}_{w}" for w in _WINDOWS), f"days_since_last_{t}")
+        if t == "proposal":
+            feats = (*feats, "pricing_discussed")
+        groups.append(ReasonGroup(plural.replace(" ", "_"), feats, _touch_type(t, noun, plural)))
+    if "proposal" not in activity_types:
+        groups.append(ReasonGroup("pricing", ("pricing_discussed",), lambda c, i: "Pricing discussed"
+                                  if _get(c, "pricing_discussed", i) >= 1 else "Pricing not discussed yet"))
+    groups += [
+        ReasonGroup("evidence", (*(f"evidence_{s}" for s in stages), "evidence_stage_order"), _evidence(list(stages))),
+        ReasonGroup("stage", ("declared_stage", "declared_stage_order", "max_stage_order", "n_stage_changes",
+                              "n_regressions", "n_skipped_stages", "days_since_stage_update"), _stage),
+        ReasonGroup("time_in_stage", ("days_in_stage", "stage_time_ratio", "stage_median_days_won"), _time_in_stage),
+        ReasonGroup("close_date", ("days_to_expected_close", "close_date_pushes"), _close_date),
+        ReasonGroup("deal_age", ("deal_age_days",), _age),
+        ReasonGroup("deal_size", ("amount", "amount_to_revenue"), _amount),
+        ReasonGroup("owner", ("owner_closed_deals", "owner_win_rate", "owner_open_deals"), _owner),
+        ReasonGroup("account_history", ("account_prior_deals", "account_closed_deals", "account_win_rate"), _account),
+    ]
+    return groups
+
+
+#: The groups for the shipped taxonomy (kept for callers that do not pass a spec).
+KNOWN_GROUPS: tuple[ReasonGroup, ...] = tuple(known_groups(
+    ("email", "call", "meeting", "demo", "proposal", "contract", "note"),
+    ("prospecting", "qualification", "discovery", "solution", "proposal", "negotiation"),
+))
 
 
 def _compact(v: float) -> str:
@@ -272,14 +356,25 @@ class ReasonGrouping:
     matrix: np.ndarray  # (n_features, n_groups) 0/1
 
     @classmethod
-    def build(cls, feature_names: Sequence[str], spec_info: Mapping[str, tuple[str, str, str | None]] | None = None
+    def build(cls, feature_names: Sequence[str], spec_info: Mapping[str, tuple[str, str, str | None]] | None = None,
+              *, activity_types: Sequence[str] | None = None, stages: Sequence[str] | None = None
               ) -> ReasonGrouping:
-        """Group ``feature_names``; ``spec_info`` maps feature → (group, meaning, unit) for the fallback."""
+        """Group ``feature_names``; ``spec_info`` maps feature → (group, meaning, unit) for the fallback.
+
+        ``activity_types`` and ``stages`` (the spec's) name the per-type and
+        per-stage evidence columns; by default they are read off the names.
+        """
         info = dict(spec_info or {})
         names = list(feature_names)
+        if activity_types is None:
+            activity_types = [n[len("n_"):-len("_total")] for n in names
+                              if n.startswith("n_") and n.endswith("_total") and n != "n_touches_total"
+                              and n not in ("n_inbound_total", "n_outbound_total")]
+        if stages is None:
+            stages = [n[len("evidence_"):] for n in names if n.startswith("evidence_") and n != "evidence_stage_order"]
         groups: list[ReasonGroup] = []
         owner: dict[str, int] = {}
-        for g in KNOWN_GROUPS:
+        for g in known_groups(activity_types, stages):
             present = tuple(f for f in g.features if f in names)
             if present:
                 owner.update({f: len(groups) for f in present})

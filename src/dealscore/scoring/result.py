@@ -28,7 +28,7 @@ class Reason(BaseModel):
     def display(self) -> str:
         """The reason as a rep reads it: 'No reply from the customer in 21 days (−9 pts)'."""
         shown = f"{abs(self.points):.0f}" if abs(self.points) >= 0.95 else f"{abs(self.points):.1f}"
-        return f"{self.text} ({'+' if self.points >= 0 else '−'}{shown} pts)"
+        return f"{self.text} ({'+' if self.points >= 0 else '−'}{shown} {'pt' if shown == '1' else 'pts'})"
 
 
 class DealWarning(BaseModel):

@@ -29,7 +29,7 @@ from dealscore.scoring.norms import StageNorms
 from dealscore.scoring.predict import ModelRunner
 from dealscore.scoring.reasons import MAX_REASONS, MIN_REASON_POINTS, ReasonGrouping, pick_reasons, probability_points
 from dealscore.scoring.result import NextAction, ScoreResult
-from dealscore.scoring.warnings import WarningRules, detect_warnings
+from dealscore.scoring.warnings import WarningHits, WarningRules, find_warnings
 
 #: Feature columns compared before/after an action to word why it helps.
 CHANGE_FEATURES = (
@@ -90,7 +90,10 @@ class Scorer:
         self._cutoffs = check_cutoffs(grade_cutoffs) if grade_cutoffs is not None else dict(DEFAULT_GRADE_CUTOFFS)
         self._norms = StageNorms.from_stage_stats(bundle.stage_stats)
         self._feature_names = list(bundle.win_model.feature_names_)
-        self._grouping = ReasonGrouping.build(self._feature_names, _spec_info(bundle.spec))
+        self._grouping = ReasonGrouping.build(
+            self._feature_names, _spec_info(bundle.spec),
+            activity_types=getattr(bundle.spec, "activity_types", None), stages=getattr(bundle.spec, "stages", None),
+        )
         self._taxonomy = bundle.taxonomy
         self._candidates: dict[str, list[Action]] = {
             s: candidate_actions(bundle.playbook or {}, s) for s in self._taxonomy.names
@@ -120,7 +123,7 @@ class Scorer:
         case); otherwise it is the whole history and ``deal_id`` picks the deal.
         """
         deal = self._pick_deal(history, deal_id)
-        t = history.data_cut if as_of is None else pd.Timestamp(as_of)
+        t = history.data_cut if as_of is None else _as_time(as_of)
         self._check_open(history, deal, t)
         snaps = pd.DataFrame({"deal_id": pd.Series([deal], dtype=object), "as_of": [t]})
         block = self._score_block(history, snaps, explain=explain, actions=actions,
@@ -178,7 +181,7 @@ class Scorer:
         chunk_size: int = DEFAULT_CHUNK,
     ) -> Iterator[ScoredBlock]:
         """The open deals' scores, block by block (a progress bar counts deals when asked)."""
-        t = None if as_of is None else pd.Timestamp(as_of)
+        t = None if as_of is None else _as_time(as_of)
         snaps = _features_api().scoring_snapshots(history, t)
         if deal_ids is not None:
             wanted = pd.Index([str(d) for d in deal_ids])
@@ -381,9 +384,9 @@ class Scorer:
         mm = judge(cols, stage_proba, self._taxonomy)
         # touchpoint rules need a CRM that records touchpoints: this history, or the one the bundle learned from
         touchpoints = len(history.activities) > 0 or self._learned_touch_gaps
-        warns = detect_warnings(cols, self._norms, self._taxonomy, inferred_stage=mm.inferred_stage,
-                                mismatch_verdict=mm.verdict, mismatch_text=mm.explanation, rules=self.warning_rules,
-                                touchpoints=touchpoints)
+        warns = find_warnings(cols, self._norms, self._taxonomy, inferred_stage=mm.inferred_stage,
+                              mismatch_verdict=mm.verdict, mismatch_text=mm.explanation, rules=self.warning_rules,
+                              touchpoints=touchpoints)
         declared = cols.text("declared_stage")
         typical = np.array([self._typical.get(s) if s is not None else None for s in declared], dtype=float)
         amount = cols.num("amount")
@@ -495,6 +498,20 @@ def _empty_frame(stage_names: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(columns=[*FRAME_COLUMNS, *(f"p_stage_{s}" for s in stage_names)])
 
 
+def _as_time(value: pd.Timestamp | str | Any) -> pd.Timestamp:
+    """A scoring time as naive UTC, the convention of every validated history."""
+    try:
+        t = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise DataValidationError(f"scoring time {value!r} is not a date or time",
+                                  fix="use ISO 8601, e.g. 2024-06-30 or 2024-06-30T18:00:00Z") from exc
+    if pd.isna(t):
+        raise DataValidationError("the scoring time is empty", fix="pass a date or time, or none for the data cut")
+    if t.tzinfo is not None:
+        t = t.tz_convert("UTC").tz_localize(None)
+    return t.as_unit("ns")
+
+
 def _spec_info(spec: Any) -> dict[str, tuple[str, str, str | None]]:
     """feature → (group, meaning, unit) from a FeatureSpec, for wording features scoring does not know."""
     out: dict[str, tuple[str, str, str | None]] = {}
@@ -526,8 +543,9 @@ def _deal_meta(history: DealHistory, deal_ids: np.ndarray) -> dict[str, np.ndarr
     return out
 
 
-def _value_at_risk(amount: np.ndarray, p: np.ndarray, typical: np.ndarray, warnings: list[list[Any]]) -> np.ndarray:
+def _value_at_risk(amount: np.ndarray, p: np.ndarray, typical: np.ndarray, warnings: WarningHits) -> np.ndarray:
     """Vectorised :func:`dealscore.scoring.at_risk.value_at_risk` without a previous score."""
     gap = np.clip(np.nan_to_num(typical, nan=0.0) - p, 0.0, None)
-    w = np.array([min(1.0, sum(WARNING_WEIGHTS.get(x.severity, 0.0) for x in ws)) for ws in warnings])
+    w = np.array([min(1.0, sum(WARNING_WEIGHTS.get(s, 0.0) for s in sev)) for sev in warnings.severities()],
+                 dtype=float).reshape(len(p))
     return np.nan_to_num(amount, nan=0.0) * gap * (1.0 + w)

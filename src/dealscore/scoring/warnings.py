@@ -79,6 +79,51 @@ def _times(n: int) -> str:
     return {1: "once", 2: "twice"}.get(n, f"{n} times")
 
 
+class WarningHits:
+    """The warnings found in a block of deals, materialised only when asked.
+
+    A batch written to a file needs only the codes of each deal (and their
+    severities, for the value at risk); the API needs every warning with its
+    evidence. Rules record ``(code, severity, make)`` per hit, and the text is
+    built by ``make(i)`` when :meth:`lists` is called.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._hits: list[list[tuple[str, str, Callable[[int], DealWarning]]]] = [[] for _ in range(n)]
+        self._sorted = False
+
+    def add(self, rows: np.ndarray, code: str, severity: np.ndarray | str,
+            make: Callable[[int], DealWarning]) -> None:
+        """Record the rule ``code`` firing on ``rows`` (severity per row or one for all)."""
+        sev = [severity] * len(rows) if isinstance(severity, str) else list(severity)
+        for i, v in zip(rows.tolist(), sev, strict=True):
+            self._hits[i].append((code, v, make))
+
+    def _sort(self) -> None:
+        if not self._sorted:
+            rank = {c: j for j, c in enumerate(WARNING_CODES)}
+            for hits in self._hits:
+                if len(hits) > 1:
+                    hits.sort(key=lambda h: (SEVERITY_ORDER[h[1]], rank.get(h[0], 99)))
+            self._sorted = True
+
+    def lists(self) -> list[list[DealWarning]]:
+        """Every row's warnings with evidence and threshold, most severe first."""
+        self._sort()
+        return [[make(i) for _, _, make in hits] for i, hits in enumerate(self._hits)]
+
+    def codes(self) -> list[list[str]]:
+        """Every row's warning codes, in the order of :meth:`lists`."""
+        self._sort()
+        return [[code for code, _, _ in hits] for hits in self._hits]
+
+    def severities(self) -> list[list[str]]:
+        """Every row's warning severities, in the order of :meth:`lists`."""
+        self._sort()
+        return [[sev for _, sev, _ in hits] for hits in self._hits]
+
+
 def detect_warnings(
     cols: Columns,
     norms: StageNorms,
@@ -90,15 +135,30 @@ def detect_warnings(
     rules: WarningRules | None = None,
     touchpoints: bool = True,
 ) -> list[list[DealWarning]]:
-    """The warnings of every row of a feature frame, most severe first.
+    """The warnings of every row of a feature frame, most severe first (see :func:`find_warnings`)."""
+    return find_warnings(cols, norms, taxonomy, inferred_stage=inferred_stage, mismatch_verdict=mismatch_verdict,
+                         mismatch_text=mismatch_text, rules=rules, touchpoints=touchpoints).lists()
+
+
+def find_warnings(
+    cols: Columns,
+    norms: StageNorms,
+    taxonomy: StageTaxonomy,
+    *,
+    inferred_stage: Sequence[str | None] | None = None,
+    mismatch_verdict: Sequence[str] | None = None,
+    mismatch_text: Sequence[str] | None = None,
+    rules: WarningRules | None = None,
+    touchpoints: bool = True,
+) -> WarningHits:
+    """Which rules fire on which rows; the texts are built lazily by :class:`WarningHits`.
 
     ``touchpoints=False`` says the CRM records no touchpoints at all (an export of
     deals and stages only): the rules that read touchpoints would then flag every
     deal, so only the stage and close-date rules run.
     """
     r = rules or WarningRules()
-    n = cols.n
-    out: list[list[DealWarning]] = [[] for _ in range(n)]
+    hits = WarningHits(cols.n)
     declared = cols.text("declared_stage")
     stage = np.array(
         [d if d is not None else (inferred_stage[i] if inferred_stage is not None else None) for i, d in
@@ -106,141 +166,152 @@ def detect_warnings(
         dtype=object,
     )
     index = {s: i for i, s in enumerate(taxonomy.names)}
-    order = np.array([index.get(s, -1) if s is not None else -1 for s in stage])
-    discovery = _stage_order_by_role(taxonomy, "discovery", "decision_maker")
-    proposal = _stage_order_by_role(taxonomy, "proposal", "proposal")
-
-    def add(i: int, w: DealWarning) -> None:
-        out[i].append(w)
+    order = np.array([index.get(s, -1) if s is not None else -1 for s in stage], dtype=np.int64)
+    ctx = _Context(cols, norms, taxonomy, r, stage, order,
+                   _stage_order_by_role(taxonomy, "discovery", "decision_maker"),
+                   _stage_order_by_role(taxonomy, "proposal", "proposal"))
 
     # stage ahead of evidence (from the stage model's verdict)
     if mismatch_verdict is not None and mismatch_text is not None:
-        for i in np.flatnonzero(np.asarray(mismatch_verdict, dtype=object) == "ahead_of_evidence"):
-            add(i, DealWarning(
-                code="stage_ahead_of_evidence", title="Stage ahead of the evidence",
-                evidence=str(mismatch_text[i]).capitalize(),
-                threshold="the stage model gives at least 50% to an earlier real stage", severity="high",
-            ))
-
-    # stalled in stage: longer than won deals needed
-    days_in_stage = cols.num("days_in_stage")
-    stall = {s: norms.stall_days(s) for s in set(stage)}
-    limit = np.array([stall[s].value for s in stage], dtype=float)
-    for i in np.flatnonzero(days_in_stage > limit):
-        nm = stall[stage[i]]
-        med = norms.median_days(stage[i])
-        typical = f"; won deals needed a median of {_days(med)}" if med else ""
-        add(i, DealWarning(
-            code="stalled_in_stage", title=f"Stalled in {stage[i]}",
-            evidence=f"{_days(days_in_stage[i])} in {stage[i]}{typical}",
-            threshold=f"more than {_days(nm.value)} ({nm.source('90th percentile of days in stage', stage[i])})",
-            severity="high" if days_in_stage[i] > r.high_ratio * limit[i] else "medium",
+        rows = np.flatnonzero(np.asarray(mismatch_verdict, dtype=object) == "ahead_of_evidence")
+        hits.add(rows, "stage_ahead_of_evidence", "high", lambda i: DealWarning(
+            code="stage_ahead_of_evidence", title="Stage ahead of the evidence",
+            evidence=str(mismatch_text[i]).capitalize(),
+            threshold="the stage model gives at least 50% to an earlier real stage", severity="high",
         ))
-
+    _stalled(ctx, hits)
     if touchpoints:
-        _touchpoint_rules(cols, norms, taxonomy, stage, order, discovery, proposal, r, add)
-    _close_date_rules(cols, r, add)
-
-    rank = {c: j for j, c in enumerate(WARNING_CODES)}
-    for ws in out:
-        if len(ws) > 1:
-            ws.sort(key=lambda w: (SEVERITY_ORDER[w.severity], rank.get(w.code, 99)))
-    return out
+        _gone_quiet_and_ghosting(ctx, hits)
+        _stakeholders_and_pricing(ctx, hits)
+    _close_date(ctx, hits)
+    return hits
 
 
-def _touchpoint_rules(cols: Columns, norms: StageNorms, taxonomy: StageTaxonomy, stage: np.ndarray,
-                      order: np.ndarray, discovery: int | None, proposal: int | None, r: WarningRules,
-                      add: Callable[[int, DealWarning], None]) -> None:
-    """Rules that read the touchpoints: silence, ghosting, stakeholders, pricing."""
+@dataclass
+class _Context:
+    """What every rule reads: the columns, the norms, each row's stage and the pivot stages."""
+
+    cols: Columns
+    norms: StageNorms
+    taxonomy: StageTaxonomy
+    r: WarningRules
+    stage: np.ndarray
+    order: np.ndarray
+    discovery: int | None
+    proposal: int | None
+
+
+def _sev(high: np.ndarray) -> np.ndarray:
+    return np.where(high, "high", "medium")
+
+
+def _stalled(x: _Context, hits: WarningHits) -> None:
+    """Stalled in stage: longer than won deals needed."""
+    days_in_stage = x.cols.num("days_in_stage")
+    stall = {s: x.norms.stall_days(s) for s in set(x.stage)}
+    limit = np.array([stall[s].value for s in x.stage], dtype=float)
+    rows = np.flatnonzero(days_in_stage > limit)
+
+    def make(i: int) -> DealWarning:
+        nm, s = stall[x.stage[i]], x.stage[i]
+        med = x.norms.median_days(s)
+        typical = f"; won deals needed a median of {_days(med)}" if med else ""
+        return DealWarning(
+            code="stalled_in_stage", title=f"Stalled in {s}", evidence=f"{_days(days_in_stage[i])} in {s}{typical}",
+            threshold=f"more than {_days(nm.value)} ({nm.source('90th percentile of days in stage', s)})",
+            severity="high" if days_in_stage[i] > x.r.high_ratio * limit[i] else "medium",
+        )
+    hits.add(rows, "stalled_in_stage", _sev(days_in_stage[rows] > x.r.high_ratio * limit[rows]), make)
+
+
+def _gone_quiet_and_ghosting(x: _Context, hits: WarningHits) -> None:
+    """No touchpoint for longer than usual; outreach without replies while the customer stays silent."""
+    r, cols = x.r, x.cols
     age = cols.num("deal_age_days")
-    # gone quiet: no touchpoint for longer than usual for this stage
     since_touch = cols.num("days_since_last_touch")
     quiet = np.where(np.isnan(since_touch), age, since_touch)
-    gap = {s: norms.gap_days(s) for s in set(stage)}
-    gap_limit = r.quiet_factor * np.array([gap[s].value for s in stage], dtype=float)
+    gap = {s: x.norms.gap_days(s) for s in set(x.stage)}
+    gap_limit = r.quiet_factor * np.array([gap[s].value for s in x.stage], dtype=float)
     times = "twice" if r.quiet_factor == 2 else f"{r.quiet_factor:g}×"
-    for i in np.flatnonzero(quiet > gap_limit):
-        nm = gap[stage[i]]
+    rows = np.flatnonzero(quiet > gap_limit)
+
+    def make_quiet(i: int) -> DealWarning:
         ev = (f"No touchpoint in {_days(quiet[i])}" if not np.isnan(since_touch[i])
               else f"No touchpoint since the deal was opened {_days(quiet[i])} ago")
-        add(i, DealWarning(
+        return DealWarning(
             code="gone_quiet", title="Gone quiet", evidence=ev,
             threshold=f"more than {_days(gap_limit[i])} without a touchpoint: {times} the "
-            f"{nm.source('90th percentile gap between touchpoints', stage[i])}",
+            f"{gap[x.stage[i]].source('90th percentile gap between touchpoints', x.stage[i])}",
             severity="high" if quiet[i] > r.high_ratio * gap_limit[i] else "medium",
-        ))
+        )
+    hits.add(rows, "gone_quiet", _sev(quiet[rows] > r.high_ratio * gap_limit[rows]), make_quiet)
 
-    # ghosting: outreach without replies, and the customer silent for longer than usual
     unanswered = np.nan_to_num(cols.num("n_outbound_unanswered"), nan=0.0)
     since_reply = cols.num("days_since_last_inbound")
     silent = np.where(np.isnan(since_reply), age, since_reply)
-    need = np.where(order <= 0, r.unanswered_touches_first_stage, r.unanswered_touches)
-    for i in np.flatnonzero((unanswered >= need) & ~(silent <= gap_limit)):
+    need = np.where(x.order <= 0, r.unanswered_touches_first_stage, r.unanswered_touches)
+    rows = np.flatnonzero((unanswered >= need) & ~(silent <= gap_limit))
+
+    def make_ghost(i: int) -> DealWarning:
         k = int(unanswered[i])
         last = ("the customer has never replied" if np.isnan(since_reply[i])
                 else f"the customer last replied {_days(since_reply[i])} ago")
-        add(i, DealWarning(
+        return DealWarning(
             code="ghosting", title="Outreach without replies",
             evidence=f"{k} outbound touches since the last customer reply; {last}",
             threshold=f"{int(need[i])} or more unanswered outbound touches in a row (default) and no reply for "
             f"more than {_days(gap_limit[i])} ({times} the usual gap, learned as for gone quiet)",
             severity="high" if k >= 2 * need[i] else "medium",
+        )
+    hits.add(rows, "ghosting", _sev(unanswered[rows] >= 2 * need[rows]), make_ghost)
+
+
+def _stakeholders_and_pricing(x: _Context, hits: WarningHits) -> None:
+    """No decision maker or a single contact from discovery on; no pricing from proposal on."""
+    cols, names = x.cols, x.taxonomy.names
+    if x.discovery is not None:
+        dm = np.nan_to_num(cols.num("decision_maker_engaged"), nan=0.0)
+        rows = np.flatnonzero((x.order >= x.discovery) & (dm < 1))
+        late = x.order[rows] >= x.proposal if x.proposal is not None else np.zeros(len(rows), dtype=bool)
+        hits.add(rows, "no_decision_maker", _sev(late), lambda i: DealWarning(
+            code="no_decision_maker", title="No decision maker engaged",
+            evidence=f"in {x.stage[i]} and no touchpoint with a decision maker yet",
+            threshold=f"a decision maker should be engaged from {names[x.discovery]} on",
+            severity="high" if x.proposal is not None and x.order[i] >= x.proposal else "medium",
+        ))
+        contacts = np.nan_to_num(cols.num("n_contacts"), nan=0.0)
+        rows = np.flatnonzero((x.order >= x.discovery) & (contacts < x.r.min_contacts))
+        hits.add(rows, "single_threaded", "medium", lambda i: DealWarning(
+            code="single_threaded", title="Single-threaded",
+            evidence=f"{'no named contact' if contacts[i] < 1 else 'only one contact'} involved in {x.stage[i]}",
+            threshold=f"at least {x.r.min_contacts} contacts from {names[x.discovery]} on", severity="medium",
+        ))
+    if x.proposal is not None:
+        pricing = np.nan_to_num(cols.num("pricing_discussed"), nan=0.0)
+        rows = np.flatnonzero((x.order >= x.proposal) & (pricing < 1))
+        hits.add(rows, "pricing_not_discussed", "medium", lambda i: DealWarning(
+            code="pricing_not_discussed", title="Pricing never discussed",
+            evidence=f"in {x.stage[i]} but no proposal, contract or pricing touchpoint is logged",
+            threshold=f"pricing should be on the table from {names[x.proposal]} on", severity="medium",
         ))
 
-    # no decision maker by discovery or later
-    dm = np.nan_to_num(cols.num("decision_maker_engaged"), nan=0.0)
-    if discovery is not None:
-        for i in np.flatnonzero((order >= discovery) & (dm < 1)):
-            add(i, DealWarning(
-                code="no_decision_maker", title="No decision maker engaged",
-                evidence=f"in {stage[i]} and no touchpoint with a decision maker yet",
-                threshold=f"a decision maker should be engaged from {taxonomy.names[discovery]} on",
-                severity="high" if proposal is not None and order[i] >= proposal else "medium",
-            ))
 
-    # single-threaded
-    contacts = cols.num("n_contacts")
-    if discovery is not None:
-        for i in np.flatnonzero((order >= discovery) & (np.nan_to_num(contacts, nan=0.0) < r.min_contacts)):
-            c = int(np.nan_to_num(contacts[i], nan=0.0))
-            who = "no named contact" if c == 0 else "only one contact"
-            add(i, DealWarning(
-                code="single_threaded", title="Single-threaded",
-                evidence=f"{who} involved in {stage[i]}",
-                threshold=f"at least {r.min_contacts} contacts from {taxonomy.names[discovery]} on",
-                severity="medium",
-            ))
-
-    # pricing never discussed by the proposal stage
-    pricing = np.nan_to_num(cols.num("pricing_discussed"), nan=0.0)
-    if proposal is not None:
-        for i in np.flatnonzero((order >= proposal) & (pricing < 1)):
-            add(i, DealWarning(
-                code="pricing_not_discussed", title="Pricing never discussed",
-                evidence=f"in {stage[i]} but no proposal, contract or pricing touchpoint is logged",
-                threshold=f"pricing should be on the table from {taxonomy.names[proposal]} on",
-                severity="medium",
-            ))
-
-
-
-def _close_date_rules(cols: Columns, r: WarningRules, add: Callable[[int, DealWarning], None]) -> None:
-    """Rules on the expected close date known at scoring time."""
-    to_close = cols.num("days_to_expected_close")
-    for i in np.flatnonzero(to_close < 0):
-        add(i, DealWarning(
-            code="close_date_passed", title="Close date passed",
-            evidence=f"the expected close date passed {_days(-to_close[i])} ago and the deal is still open",
-            threshold="any open deal past its expected close date",
-            severity="high" if -to_close[i] > r.close_date_overdue_high else "medium",
-        ))
-    pushes = np.nan_to_num(cols.num("close_date_pushes"), nan=0.0)
-    for i in np.flatnonzero(pushes >= r.close_date_pushes):
-        k = int(pushes[i])
-        add(i, DealWarning(
-            code="close_date_pushed", title="Close date pushed",
-            evidence=f"the expected close date was pushed {_times(k)}",
-            threshold=f"{r.close_date_pushes} or more pushes (default)",
-            severity="high" if k >= 2 * r.close_date_pushes else "medium",
-        ))
-
+def _close_date(x: _Context, hits: WarningHits) -> None:
+    """The expected close date known at scoring time has passed, or keeps being pushed."""
+    r = x.r
+    to_close = x.cols.num("days_to_expected_close")
+    rows = np.flatnonzero(to_close < 0)
+    hits.add(rows, "close_date_passed", _sev(-to_close[rows] > r.close_date_overdue_high), lambda i: DealWarning(
+        code="close_date_passed", title="Close date passed",
+        evidence=f"the expected close date passed {_days(-to_close[i])} ago and the deal is still open",
+        threshold="any open deal past its expected close date",
+        severity="high" if -to_close[i] > r.close_date_overdue_high else "medium",
+    ))
+    pushes = np.nan_to_num(x.cols.num("close_date_pushes"), nan=0.0)
+    rows = np.flatnonzero(pushes >= r.close_date_pushes)
+    hits.add(rows, "close_date_pushed", _sev(pushes[rows] >= 2 * r.close_date_pushes), lambda i: DealWarning(
+        code="close_date_pushed", title="Close date pushed",
+        evidence=f"the expected close date was pushed {_times(int(pushes[i]))}",
+        threshold=f"{r.close_date_pushes} or more pushes (default)",
+        severity="high" if pushes[i] >= 2 * r.close_date_pushes else "medium",
+    ))

@@ -89,6 +89,7 @@ def run_training(
     result.report["data"]["mlflow"] = {"run_id": run.run_id, "experiment_id": run.experiment_id,
                                        "model_name": cfg.model_name, "version": version, "alias": decision.alias}
     result.report["data"]["gate"] = decision.to_dict()
+    result.report["data"]["load_warnings"] = warnings
     path = None
     if report_json is not None:
         path = Path(report_json)
