@@ -8,9 +8,7 @@ score a few deals through HTTP and print where to look.
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import shlex
 import signal
 import socket
@@ -104,13 +102,11 @@ def _serve_demo(workdir: Path, history: Path, port: int, keep_serving: bool) -> 
     import httpx
 
     from dealscore.data.payload import deal_payloads
+    from dealscore_service.auth import add_key_to_file
 
-    api_key = "demo-" + secrets.token_urlsafe(12)
-    keys_file = workdir / "api_keys.json"
-    keys_file.write_text(
-        json.dumps([{"name": "demo", "key": api_key, "scopes": ["score", "read", "admin"]}], indent=2),
-        encoding="utf-8",
-    )
+    keys_file = workdir / "api_keys.yaml"
+    keys_file.unlink(missing_ok=True)  # a fresh demo key each run; only its hash is stored
+    api_key = add_key_to_file(keys_file, name="demo", scopes=["score", "read", "admin"])
     port = _free_port(port)
     base_url = f"http://127.0.0.1:{port}"
     env = dict(os.environ)
