@@ -88,11 +88,12 @@ def test_small_and_large_frames_are_assembled_identically() -> None:
     pd.testing.assert_frame_equal(chunked, big)
 
 
-def test_small_frames_without_pandas_fast_constructor_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_results_do_not_depend_on_pandas_private_fast_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     h = random_history(3)
     snaps = make_snapshots(h).iloc[:5]
     fast, fast_snaps = build_features(h, snaps, spec=SPEC), scoring_snapshots(h)
     monkeypatch.delattr(pd.DataFrame, "_from_arrays")
+    monkeypatch.delattr(pd.DataFrame, "_get_column_array")
     pd.testing.assert_frame_equal(build_features(h, snaps, spec=SPEC), fast)
     pd.testing.assert_frame_equal(scoring_snapshots(h), fast_snaps)
     assert fast_snaps["deal_id"].dtype == object

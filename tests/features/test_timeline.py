@@ -89,8 +89,8 @@ def test_segmented_extremes_match_brute_force(rows: list[tuple[int, int, bool]],
 
 
 def test_segmented_cummax_index_and_prefix_sums() -> None:
-    group = np.array([0, 0, 0, 1, 1])
+    first = np.array([0, 0, 0, 3, 3])
     mask = np.array([False, True, False, False, True])
-    assert segmented_cummax_index(group, mask).tolist() == [-1, 1, 1, -1, 4]
+    assert segmented_cummax_index(first, mask).tolist() == [-1, 1, 1, -1, 4]
     sums = prefix_sums(np.array([[1, 2, 3], [0, 1, 0]]))
     assert sums.tolist() == [[0, 1, 3, 6], [0, 0, 1, 1]]

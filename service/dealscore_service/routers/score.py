@@ -4,7 +4,8 @@ The flow is the same for one deal and a thousand: authorize each deal against
 the key's owners/teams, validate the payload through the library into a
 ``DealHistory``, return stored results for payloads already scored by this
 model version (idempotency), score the rest with the loaded ``Scorer``, and
-persist them in one transaction before answering.
+persist them, with the touchpoints and stage changes they were scored on (the
+deal page's timeline), in one transaction before answering.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dealscore_service.schemas import (
     error_responses,
 )
 from dealscore_service.store import ScoreToSave
+from dealscore_service.store.timeline import deal_timelines
 
 router = APIRouter(prefix="/v1", tags=["score"])
 
@@ -94,6 +96,8 @@ def score_deals(
     todo = [d.deal_id for d, k in zip(deals, keys, strict=True) if k not in stored]
     previous = services.store.previous_p_wins(todo, converted.as_of) if todo else {}
     fresh = _score_fresh(model, converted, todo, previous)
+    # what was scored (the validated history), kept for the timeline in the score's own row
+    timelines = deal_timelines(converted.history, list(fresh)) if fresh else {}
     to_save = []
     for d, h in zip(deals, converted.hashes, strict=True):
         if d.deal_id in fresh:
@@ -102,7 +106,9 @@ def score_deals(
             result = result.model_copy(update={"owner_id": d.owner_id, "team": d.team,
                                                "account_id": result.account_id or d.account_id})
             fresh[d.deal_id] = result
-            to_save.append(ScoreToSave(result=result, payload_hash=h, is_open=True))
+            tl = timelines[d.deal_id]
+            to_save.append(ScoreToSave(result=result, payload_hash=h, is_open=True, touchpoints=tl.touchpoints,
+                                       stage_changes=tl.stage_changes))
     try:
         services.store.save(to_save)
     except StoreUnavailableError:

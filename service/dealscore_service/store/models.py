@@ -5,6 +5,14 @@ headline numbers the at-risk list filters and sorts on, and the full
 ``ScoreResult`` as JSON so nothing the API returned is ever lost. The unique key
 (deal, payload hash, model version) is what makes re-sending a payload
 idempotent, enforced by the database rather than by hope.
+
+The request's touchpoints and CRM stage changes (what the deal page's timeline
+shows) live on the same row as (columnar) JSON rather than in child tables:
+they are written by the score's own single INSERT, so they can never be
+half-written or cost the scoring hot path another round trip, and they are
+only ever read as a whole, for one score. They are *deferred* columns: lists and histories never
+load them; the deal page asks for the latest score's explicitly. ``NULL`` means
+"not kept" (a score stored before revision 0002), ``[]`` "kept, there were none".
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ NAMING = {
 }
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
+#: JSON where Python ``None`` is SQL ``NULL`` (not the JSON value ``null``), so "not kept" is queryable.
+NullableJsonType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -58,6 +68,9 @@ class ScoreRecord(Base):
     is_open: Mapped[bool] = mapped_column(Boolean(), nullable=False)
     warnings: Mapped[list[str]] = mapped_column(JsonType, nullable=False)
     result: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=False)
+    # columnar: {field: [value, ...]} (see dealscore_service.store.timeline)
+    touchpoints: Mapped[dict[str, list[Any]] | None] = mapped_column(NullableJsonType, deferred=True)
+    stage_changes: Mapped[dict[str, list[Any]] | None] = mapped_column(NullableJsonType, deferred=True)
 
     __table_args__ = (
         UniqueConstraint("deal_id", "payload_hash", "model_version", name="uq_scores_deal_payload_model"),

@@ -6,13 +6,17 @@ connection dropped mid-write) becomes :class:`StoreUnavailableError` (503 with
 half-written. Idempotency is the unique key (deal, payload hash, model
 version): a re-sent payload finds its stored score and adds no row, and two
 workers racing on the same payload resolve through the constraint.
+
+A score's touchpoints and stage changes ride in the same row (and so the same
+INSERT) as the score; reads leave them out unless asked for, since only the
+deal page's timeline needs them, and only the latest score's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,7 @@ from dealscore.scoring.result import ScoreResult
 from dealscore_service.auth import Principal
 from dealscore_service.store.migrate import migrate
 from dealscore_service.store.models import ScoreRecord
+from dealscore_service.store.timeline import STAGE_CHANGE_FIELDS, TOUCHPOINT_FIELDS, Columns, rows
 
 log = structlog.get_logger("dealscore_service.store")
 
@@ -41,11 +46,18 @@ def utc_naive(t: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class ScoreToSave:
-    """A fresh score and the identity of the payload it came from."""
+    """A fresh score, the identity of the payload it came from, and what the timeline keeps of that payload.
+
+    ``touchpoints`` and ``stage_changes`` are in the stored columnar form that
+    :func:`~dealscore_service.store.timeline.deal_timelines` builds; ``None``
+    stores "not kept".
+    """
 
     result: ScoreResult
     payload_hash: str
     is_open: bool
+    touchpoints: Columns | None = None
+    stage_changes: Columns | None = None
 
 
 @dataclass(frozen=True)
@@ -69,15 +81,27 @@ class StoredScore:
     is_open: bool
     warnings: list[str]
     result: dict[str, Any]
+    #: The request's touchpoints, oldest first: ``{occurred_at, type, direction, contact_role, contact_id}``.
+    #: ``None`` when not read (only :meth:`ScoreStore.deal_scores` reads them, for the latest score, on request)
+    #: or not kept (scored before the store kept them); ``[]`` when the request had none.
+    touchpoints: list[dict[str, Any]] | None = None
+    #: The request's CRM stage changes, oldest first: ``{changed_at, stage, amount, expected_close_date}``;
+    #: ``None`` / ``[]`` as for ``touchpoints``.
+    stage_changes: list[dict[str, Any]] | None = None
 
     @classmethod
     def from_record(cls, r: ScoreRecord) -> StoredScore:
+        # deferred columns are in the instance's __dict__ only when the query loaded them;
+        # reading the attribute otherwise would be a lazy load (or an error once detached)
+        loaded = r.__dict__
+        touchpoints = rows(loaded["touchpoints"], TOUCHPOINT_FIELDS) if "touchpoints" in loaded else None
+        stage_changes = rows(loaded["stage_changes"], STAGE_CHANGE_FIELDS) if "stage_changes" in loaded else None
         return cls(
             id=r.id, deal_id=r.deal_id, payload_hash=r.payload_hash, model_version=r.model_version, as_of=r.as_of,
             scored_at=r.scored_at, owner_id=r.owner_id, team=r.team, amount=r.amount,
             declared_stage=r.declared_stage, inferred_stage=r.inferred_stage, p_win=r.p_win, grade=r.grade,
             value_at_risk=r.value_at_risk, is_open=r.is_open, warnings=list(r.warnings or []),
-            result=dict(r.result),
+            result=dict(r.result), touchpoints=touchpoints, stage_changes=stage_changes,
         )
 
     def score_result(self) -> ScoreResult:
@@ -249,15 +273,28 @@ class ScoreStore:
 
     # ------------------------------------------------------------------ reads
 
-    def deal_scores(self, deal_id: str, *, limit: int = 100) -> list[StoredScore]:
-        """The deal's last ``limit`` scores, oldest first (by as-of time, then when scored)."""
+    def deal_scores(self, deal_id: str, *, limit: int = 100, with_timeline: bool = False) -> list[StoredScore]:
+        """The deal's last ``limit`` scores, oldest first (by as-of time, then when scored).
+
+        With ``with_timeline`` the latest of them also carries its touchpoints and
+        stage changes (one more small read by primary key); the older ones never
+        do, since a deal re-sent nightly would otherwise load its whole history
+        once per score.
+        """
         with self._session("read") as s:
             rows = s.scalars(
                 select(ScoreRecord).where(ScoreRecord.deal_id == deal_id)
                 .order_by(ScoreRecord.as_of.desc(), ScoreRecord.scored_at.desc(), ScoreRecord.id.desc())
                 .limit(limit)
             ).all()
-            return [StoredScore.from_record(r) for r in reversed(rows)]
+            out = [StoredScore.from_record(r) for r in reversed(rows)]
+            if with_timeline and out:
+                touchpoints, stage_changes = s.execute(
+                    select(ScoreRecord.touchpoints, ScoreRecord.stage_changes).where(ScoreRecord.id == out[-1].id)
+                ).one()
+                out[-1] = replace(out[-1], touchpoints=rows(touchpoints, TOUCHPOINT_FIELDS),
+                                  stage_changes=rows(stage_changes, STAGE_CHANGE_FIELDS))
+            return out
 
     def recent_p_wins(self, deal_ids: Sequence[str], *, n: int = 8) -> dict[str, list[float]]:
         """The last ``n`` win probabilities of some deals, oldest first (the list's trend lines)."""
@@ -341,7 +378,7 @@ def _row(item: ScoreToSave, scored_at: datetime) -> dict[str, Any]:
         "team": r.team, "amount": r.amount, "declared_stage": r.declared_stage, "inferred_stage": r.inferred_stage,
         "stage_mismatch": r.stage_mismatch, "p_win": float(r.p_win), "grade": r.grade,
         "value_at_risk": r.value_at_risk, "is_open": item.is_open, "warnings": [w.code for w in r.warnings],
-        "result": r.model_dump(mode="json"),
+        "result": r.model_dump(mode="json"), "touchpoints": item.touchpoints, "stage_changes": item.stage_changes,
     }
 
 

@@ -29,7 +29,6 @@ from dealscore.features.inputs import (
     Vocab,
     as_ns,
     deal_codes,
-    deal_index,
     frame_of,
     read_activity_rows,
     read_deals,
@@ -68,9 +67,9 @@ class _Plan:
 
 
 def _plan(spec: FeatureSpec) -> _Plan:
-    key = (tuple(spec.feature_names), tuple((k, tuple(v)) for k, v in spec.categories.items()),
-           tuple(spec.stages), tuple(spec.activity_types), tuple(spec.contact_roles),
-           tuple((k, tuple(v)) for k, v in spec.evidence.items()))
+    # cheap fingerprint: specs change through select()/fit_vocabulary(), which return new objects
+    key = (id(spec.columns), len(spec.columns), tuple((k, len(v)) for k, v in spec.categories.items()),
+           id(spec.stages), id(spec.activity_types), id(spec.contact_roles), id(spec.evidence))
     cached = spec._compiled
     if cached is not None and cached.key == key:
         return cached
@@ -159,12 +158,11 @@ class PreparedHistory:
 def prepare_history(history: DealHistory, spec: FeatureSpec) -> PreparedHistory:
     """Steps 2-3: read the tables into arrays and sort them once."""
     plan = _plan(spec)
-    index = deal_index(history.deals)
-    deals = read_deals(history, index)
-    stage_rows = read_stage_rows(history, index, plan.stages)
-    activity_rows = read_activity_rows(history, index, plan.types, plan.roles)
+    deals = read_deals(history)
+    stage_rows = read_stage_rows(history, deals.index, plan.stages)
+    activity_rows = read_activity_rows(history, deals.index, plan.types, plan.roles)
     return PreparedHistory(
-        index=index, deals=deals, stage=prepare_stage(stage_rows, len(deals)),
+        index=deals.index, deals=deals, stage=prepare_stage(stage_rows, len(deals)),
         touches=prepare_touches(activity_rows, len(deals), plan.layout),
         data_cut=_data_cut(history, deals, stage_rows.seen, activity_rows.seen),
     )

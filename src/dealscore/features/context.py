@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.data.history import DealHistory
-from dealscore.features.inputs import DealRows, Vocab, deal_index, read_deals, read_stage_rows
+from dealscore.features.inputs import DealRows, Vocab, read_deals, read_stage_rows
 from dealscore.features.spec import FeatureSpec
 from dealscore.features.stage import DAY, StageTimeline, prepare_stage, won_stage_durations
 from dealscore.features.timeline import NAT, NEVER, Timeline, prefix_sums, take
@@ -75,9 +75,8 @@ class FeatureContext:
             spec: FeatureSpec | None = None) -> FeatureContext:
         """Learn from every deal of ``history`` (queries still only see deals closed before their as_of)."""
         spec = spec or FeatureSpec.default(taxonomy)
-        index = deal_index(history.deals)
-        deals = read_deals(history, index)
-        stage = prepare_stage(read_stage_rows(history, index, Vocab.of(spec.stages)), len(deals))
+        deals = read_deals(history)
+        stage = prepare_stage(read_stage_rows(history, deals.index, Vocab.of(spec.stages)), len(deals))
         return self.fit_prepared(deals, stage, spec.stages)
 
     def fit_prepared(self, deals: DealRows, stage: StageTimeline, stages: list[str]) -> FeatureContext:

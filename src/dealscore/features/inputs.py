@@ -24,9 +24,27 @@ _NS = np.dtype("datetime64[ns]")
 SMALL = 1_000  # up to this many values, lookups run value by value (cheaper than hashing a whole column)
 
 
+def raw_column(frame: pd.DataFrame, name: str) -> Any:
+    """The stored array of one column (ndarray or pandas extension array), without building a Series.
+
+    ``frame[name]`` constructs a Series each time, which costs more than many of the
+    features of one deal; ``DataFrame._get_column_array`` (what pandas itself uses)
+    hands out the stored array. The public route is the fallback when a pandas
+    version lacks it or column names repeat; both give the same values.
+    """
+    getter = getattr(frame, "_get_column_array", None)
+    if getter is not None:
+        loc = frame.columns.get_loc(name)
+        if isinstance(loc, int):
+            return getter(loc)
+    return frame[name].array
+
+
 def as_ns(values: Any, *, table: str, column: str) -> np.ndarray:
     """A timestamp column as int64 nanoseconds (NaT -> ``NAT``), whatever its datetime unit or zone."""
     raw = values.values if isinstance(values, pd.Series | pd.Index) else values
+    if isinstance(raw, pd.arrays.DatetimeArray) and raw.tz is None:
+        raw = np.asarray(raw)
     if isinstance(raw, np.ndarray) and raw.dtype.kind == "M":  # the common case, and the cheap one
         return (raw if raw.dtype == _NS else raw.astype(_NS)).view(np.int64)
     s = values if isinstance(values, pd.Series) else pd.Series(values)
@@ -46,22 +64,21 @@ def times(frame: pd.DataFrame, name: str, table: str) -> np.ndarray:
     """A timestamp column in ns, or all-NaT when the optional column is absent."""
     if name not in frame.columns:
         return np.full(len(frame), NAT, dtype=np.int64)
-    return as_ns(frame[name], table=table, column=name)
+    return as_ns(raw_column(frame, name), table=table, column=name)
 
 
 def column(frame: pd.DataFrame, name: str, kind: str = "str") -> np.ndarray:
     """A column as numpy (object for strings, float64 for numbers), all-missing when an optional one is absent."""
     if name not in frame.columns:
         return np.full(len(frame), np.nan) if kind == "float" else np.full(len(frame), None, dtype=object)
-    s = frame[name]
-    raw = s.values
+    raw = raw_column(frame, name)
     if kind == "float":
         if isinstance(raw, np.ndarray) and raw.dtype == np.float64:
             return raw
-        return pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        return pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     if isinstance(raw, np.ndarray) and raw.dtype == object:
         return raw
-    return s.to_numpy(dtype=object)
+    return np.asarray(raw.to_numpy(dtype=object) if hasattr(raw, "to_numpy") else raw, dtype=object)
 
 
 def frame_of(columns: pd.Index, arrays: list[Any], index: pd.Index | None = None) -> pd.DataFrame:
@@ -118,7 +135,10 @@ class Vocab:
             else:
                 codes = np.fromiter((lookup.get(v, -1) for v in arr), dtype=np.int64, count=len(arr))
             missing = codes < 0
-            unknown = list(dict.fromkeys(v for v in arr[missing] if _present(v))) if missing.any() else []
+            unknown: list[Any] = []
+            if missing.any():
+                candidates = arr[missing]
+                unknown = list(dict.fromkeys(candidates[~pd.isna(candidates)]))
             return codes, unknown
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         lut = np.array([lookup.get(u, -1) for u in uniques] + [-1], dtype=np.int64)
@@ -136,11 +156,6 @@ def _objects(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=object)
 
 
-def _present(value: Any) -> bool:
-    """Not a missing marker (None, NaN, pd.NA, NaT)."""
-    return not (value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value))
-
-
 DIRECTIONS = Vocab.of(["inbound", "outbound"])
 
 
@@ -151,7 +166,7 @@ def encode(table: Table, name: str, vocab: Vocab, *, required: bool = False) -> 
     values = table.labels(name)
     codes, unknown = vocab.codes(values)
     if unknown:
-        bad = pd.Series(values).isin(unknown).to_numpy()
+        bad = pd.Series(np.asarray(values, dtype=object)).isin(unknown).to_numpy()
         ids = [str(d) for d in table.strings("deal_id")[bad][:5]]
         raise DataValidationError(
             f"table {table.name}, column {name}: values {sorted(map(str, unknown))[:5]} are not among the "
@@ -220,7 +235,11 @@ def deal_index(deals: pd.DataFrame) -> Vocab:
     if "deal_id" not in deals.columns:
         raise DataValidationError("table deals: missing required column deal_id", table="deals", column="deal_id",
                                   fix=VALIDATE_FIX)
-    index = Vocab.of(column(deals, "deal_id").tolist())
+    return _unique_ids(column(deals, "deal_id"))
+
+
+def _unique_ids(ids: np.ndarray) -> Vocab:
+    index = Vocab.of(ids.tolist())
     if len(index.lookup) != len(index.names):
         dup = pd.Series(index.names)
         dup = dup[dup.duplicated()].unique()[:5].tolist()
@@ -244,62 +263,36 @@ def deal_codes(index: Vocab, ids: Any, *, table: str) -> np.ndarray:
 
 
 class Table:
-    """Typed column access to one table.
-
-    Big tables are read column by column. A tiny one (the deal and the account of an
-    API request) is read in one go as an object matrix: pandas spends more time
-    handing out ten columns one by one than the whole feature computation takes.
-    Both give the same arrays.
-    """
-
-    TINY = 8
+    """Typed column access to one table (absent optional columns read as all-missing)."""
 
     def __init__(self, frame: pd.DataFrame, name: str) -> None:
         self.frame, self.name, self.n = frame, name, len(frame)
-        self._columns = frame.columns
-        self._matrix: np.ndarray | None = None
-        if 0 < self.n <= self.TINY and self._columns.is_unique:
-            self._matrix = frame.to_numpy(dtype=object)
-
-    def _tiny(self, name: str) -> np.ndarray | None:
-        """The column from the object matrix of a tiny table (None: read it the ordinary way)."""
-        if self._matrix is None or name not in self._columns:
-            return None
-        return self._matrix[:, self._columns.get_loc(name)]
 
     def has(self, name: str) -> bool:
-        return name in self._columns
+        return name in self.frame.columns
 
     def labels(self, name: str) -> Any:
-        """A string column for encoding: an object array when small, the Series itself when big (pandas
+        """A string column for encoding: an object array when small, the stored array when big (pandas
         factorizes its own string storage faster than it converts it to Python objects)."""
-        return self.strings(name) if self.n <= SMALL else self.frame[name]
+        return self.strings(name) if self.n <= SMALL else raw_column(self.frame, name)
 
     def strings(self, name: str) -> np.ndarray:
-        values = self._tiny(name)
-        return column(self.frame, name) if values is None else values
+        return column(self.frame, name)
 
     def floats(self, name: str) -> np.ndarray:
-        values = self._tiny(name)
-        if values is None:
-            return column(self.frame, name, "float")
-        try:
-            return np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError):
-            return column(self.frame, name, "float")
+        return column(self.frame, name, "float")
 
     def times(self, name: str) -> np.ndarray:
-        values = self._tiny(name)
-        if values is None:
-            return times(self.frame, name, self.name)
-        if all(isinstance(v, pd.Timestamp) or not _present(v) for v in values):
-            return np.array([v.value if isinstance(v, pd.Timestamp) else NAT for v in values], dtype=np.int64)
-        return times(self.frame, name, self.name)  # not timestamps: the per-column path names the problem
+        return times(self.frame, name, self.name)
 
 
-def read_deals(history: DealHistory, index: Vocab) -> DealRows:
+def read_deals(history: DealHistory) -> DealRows:
     """Deals with their account's profile attached (accounts are static profile data)."""
     d = Table(history.deals, "deals")
+    if not d.has("deal_id"):
+        raise DataValidationError("table deals: missing required column deal_id", table="deals", column="deal_id",
+                                  fix=VALIDATE_FIX)
+    index = _unique_ids(d.strings("deal_id"))
     n = d.n
     created = d.times("created_at")
     if (created == NAT).any():

@@ -52,34 +52,23 @@ def prepare_stage(rows: StageRows, n_deals: int) -> StageTimeline:
     deal = timeline.group
     stage = rows.stage[order]
     changed = rows.changed[order]
-    seen = timeline.time
     amount = rows.amount[order]
     ecd = rows.expected_close[order]
     n = len(deal)
-    same = np.zeros(n, dtype=bool)
-    if n:
-        same[1:] = deal[1:] == deal[:-1]
-    prev_stage = np.empty(n, dtype=np.int64)
-    if n:
-        prev_stage[0] = -1
-        prev_stage[1:] = stage[:-1]
-    step = stage - prev_stage
+    first = timeline.start[deal]  # position of each row's deal's first row
+    same = np.arange(n) > first  # the previous row belongs to the same deal
+    step = np.diff(stage, prepend=-1)
     change = same & (step != 0)
-    regression = same & (step < 0)
-    skipped = np.where(same & (step > 1), step - 1, 0)
-    run_idx = segmented_cummax_index(deal, ~same | change)
-    run_start = changed[run_idx] if n else changed
+    run_start = changed[segmented_cummax_index(first, ~same | change)]
     has_ecd = ecd != NAT
-    last_close = segmented_cummax_index(deal, has_ecd)
-    prev_close = np.full(n, -1, dtype=np.int64)
-    if n:
-        prev_close[1:] = np.where(same[1:], last_close[:-1], -1)
+    last_close = segmented_cummax_index(first, has_ecd)
+    prev_close = np.where(same, np.roll(last_close, 1), -1)
     push = has_ecd & (prev_close >= 0) & (ecd > ecd[np.maximum(prev_close, 0)])
-    counts = prefix_sums(np.vstack([change, regression, skipped, push]).astype(np.float64))
+    facts = np.vstack([change, same & (step < 0), np.where(same & (step > 1), step - 1, 0), push])
     return StageTimeline(
-        timeline=timeline, stage=stage, changed=changed, seen=seen, run_start=run_start,
-        max_order=_segmented_running_max(deal, stage), counts=counts,
-        last_amount=segmented_cummax_index(deal, ~np.isnan(amount)), last_close=last_close, amount=amount,
+        timeline=timeline, stage=stage, changed=changed, seen=timeline.time, run_start=run_start,
+        max_order=_segmented_running_max(deal, stage), counts=prefix_sums(facts.astype(np.float64)),
+        last_amount=segmented_cummax_index(first, ~np.isnan(amount)), last_close=last_close, amount=amount,
         expected_close=ecd,
     )
 

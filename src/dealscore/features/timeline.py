@@ -183,18 +183,18 @@ def take(values: np.ndarray, idx: np.ndarray, mask: np.ndarray, fill: float | in
     return np.where(mask, values[np.where(mask, idx, 0)], fill)
 
 
-def segmented_cummax_index(group: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def segmented_cummax_index(first: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """For each position of a group-sorted array, the last position <= it (same group) where mask holds.
 
-    Returns -1 where there is none. Positions grow with the group because the array is
-    group-sorted, so a plain running maximum suffices once earlier groups are cut off.
+    ``first`` gives each position's group start. Returns -1 where there is none.
+    Positions grow with the group because the array is group-sorted, so a plain
+    running maximum suffices once earlier groups are cut off.
     """
     idx = np.where(mask, np.arange(len(mask)), -1)
     if not len(idx):
         return idx
     run = np.maximum.accumulate(idx)
-    first_of_group = np.searchsorted(group, group, side="left")
-    return np.where(run >= first_of_group, run, -1)
+    return np.where(run >= first, run, -1)
 
 
 def segmented_extreme(group: np.ndarray, values: np.ndarray, valid: np.ndarray, *, minimum: bool = False,

@@ -40,45 +40,49 @@ class TouchLayout:
     decision_maker: int
     champion: int
 
-    @property
+    @cached_property
     def n_types(self) -> int:
         return len(self.activity_types)
 
-    @property
+    @cached_property
     def inbound(self) -> int:
         return 1 + self.n_types
 
-    @property
+    @cached_property
     def outbound(self) -> int:
         return 2 + self.n_types
 
-    @property
+    @cached_property
     def windowed(self) -> int:
         """Columns counted per recent window: all, each type, inbound, outbound."""
         return 3 + self.n_types
 
-    @property
+    @cached_property
     def dm_col(self) -> int:
         return self.windowed
 
-    @property
+    @cached_property
     def champion_col(self) -> int:
         return self.windowed + 1
 
-    @property
+    @cached_property
     def contact_col(self) -> int:
         return self.windowed + 2
 
-    @property
+    @cached_property
     def pricing_col(self) -> int:
         return self.windowed + 3
 
-    @property
+    @cached_property
     def width(self) -> int:
         return self.windowed + 4
 
     def type_col(self, name: str) -> int | None:
-        return 1 + self.activity_types.index(name) if name in self.activity_types else None
+        return self._type_cols.get(name)
+
+    @cached_property
+    def _type_cols(self) -> dict[str, int]:
+        return {t: 1 + i for i, t in enumerate(self.activity_types)}
 
     @cached_property
     def window_rows(self) -> tuple[np.ndarray, np.ndarray]:

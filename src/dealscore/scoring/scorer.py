@@ -103,7 +103,7 @@ class Scorer:
         self._all_actions += [a for a in self._candidates[self._taxonomy.names[0]] if a.stage == "any_stage"]
         self._runner = ModelRunner(bundle.win_model, bundle.stage_model, threads=predict_threads)
         self._fast: bool | None = None if fast_path else False
-        self._cross_cache: dict[int, list[str]] = {}
+        self._cross_cache: dict[str, list[str]] = {}
         self._learned_touch_gaps = any(self._norms.gap_days(st).learned for st in self._taxonomy.names)
 
     @property
@@ -171,6 +171,8 @@ class Scorer:
             raise DataValidationError(f"snapshots lack column(s) {missing}", table="snapshots", column=missing[0],
                                       fix="pass a frame with deal_id and as_of columns")
         snaps = snapshots[["deal_id", "as_of"]].reset_index(drop=True)
+        if not len(snaps):
+            return _empty_frame(self._taxonomy.names) if as_frame else []
         block = self._score_block(history, snaps, explain=explain, actions=explain if actions is None else actions,
                                   context=self.feature_context(history))
         return block.frame() if as_frame else block.results()
@@ -277,14 +279,14 @@ class Scorer:
 
     def _cross_columns(self, context: Any) -> list[str]:
         """Model features that aggregate over other deals (carried from a deal to its what-if copies)."""
-        key = id(context)
+        key = type(context).__qualname__
         if key not in self._cross_cache:
             try:
                 empty = np.zeros(0, dtype=object)
                 names = list(context.cross_deal_features(empty, empty, empty, np.zeros(0, dtype=np.int64)))
             except Exception:  # a context without that query: fall back on the documented names
                 names = list(CROSS_DEAL_FEATURES)
-            self._cross_cache = {key: [c for c in names if c in self._feature_names]}
+            self._cross_cache[key] = [c for c in names if c in self._feature_names]
         return self._cross_cache[key]
 
     def _predict(self, X: pd.DataFrame) -> _Inputs:

@@ -34,16 +34,24 @@ class RunSummary:
     warnings: list[str] = field(default_factory=list)
 
 
-def compare_with_champion(result: TrainingResult, history: DealHistory, name: str) -> tuple[dict[str, Any] | None,
-                                                                                               str | None]:
-    """The champion's win metrics on the new run's holdout (None when there is no champion)."""
+def compare_with_champion(
+    result: TrainingResult, history: DealHistory, name: str
+) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """The champion's win metrics on the new run's holdout, its version, and why it could not be scored.
+
+    A champion this installation cannot load or score (e.g. a bundle written by an
+    incompatible version) could not be served either, so it does not block the new model.
+    """
     version = tracking.get_champion_version(name)
     if version is None:
-        return None, None
-    champion = tracking.load_bundle(version, name)
-    same_spec = champion.spec.to_dict() == result.bundle.spec.to_dict()
-    feats = result.test_features if same_spec else None
-    return holdout_metrics(champion, history, result.holdout, feats), version
+        return None, None, None
+    try:
+        champion = tracking.load_bundle(version, name)
+        same_spec = champion.spec.to_dict() == result.bundle.spec.to_dict()
+        feats = result.test_features if same_spec else None
+        return holdout_metrics(champion, history, result.holdout, feats), version, None
+    except Exception as exc:  # any failure to load or score means the champion is unusable here
+        return None, version, f"champion v{version} cannot be loaded or scored by this installation ({exc})"
 
 
 def run_training(
@@ -73,10 +81,12 @@ def run_training(
     say("logging the run to MLflow")
     run = tracking.log_training_run(result, experiment=experiment)
     say("comparing with the current champion on the same holdout")
-    champ_metrics, champ_version = compare_with_champion(result, history, cfg.model_name)
+    champ_metrics, champ_version, unusable = compare_with_champion(result, history, cfg.model_name)
     new_metrics = {k: result.report["win"]["model"][k] for k in ("roc_auc", "log_loss")}
     champ_small = None if champ_metrics is None else {k: champ_metrics[k] for k in ("roc_auc", "log_loss")}
     decision = decide(new_metrics, champ_small, cfg.gate, champ_version)
+    if unusable is not None:
+        decision.reasons = [unusable + "; the new version replaces it"]
 
     say("registering the bundle")
     version = tracking.register_bundle(result.bundle, run, cfg.model_name)
