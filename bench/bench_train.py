@@ -47,10 +47,10 @@ def main() -> None:
         folder = write_simulation(simulate(args.deals, seed=args.seed), root / "history")
         generate_s = time.perf_counter() - t
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
-        steps: list[tuple[str, float]] = []
+        print(f"generated {args.deals:,} deals in {generate_s:.1f}s", flush=True)
         t0 = time.perf_counter()
         summary = run_training(folder, TrainConfig.from_dict({"num_threads": args.threads}),
-                               progress=lambda m: steps.append((m, time.perf_counter() - t0)))
+                               progress=lambda m: print(f"{time.perf_counter() - t0:8.1f}s  {m}", flush=True))
         total_s = time.perf_counter() - t0
 
         result = summary.result
@@ -97,8 +97,6 @@ def main() -> None:
         "gate": summary.decision.alias,
         "quality": targets,
     }
-    for msg, at in steps:
-        print(f"{at:8.1f}s  {msg}")
     print(json.dumps(out))
 
 

@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 import pandas as pd
 import pytest
-from dealscore_service.schemas import api_result
 from fastapi.testclient import TestClient
 
 from dealscore.data.payload import deal_payload
 from dealscore.scoring import Scorer
 from dealscore.scoring.result import ScoreResult
+from dealscore_service.schemas import api_result
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +33,33 @@ def test_score_one_deal_returns_the_full_result_and_stores_it(
     assert store.count() == 1
     [stored] = store.deal_scores(body["deal_id"])
     assert api_result(stored.score_result()) == result
+
+
+def test_the_scored_touchpoints_and_stage_changes_are_stored_with_the_score(
+    scoring_client: TestClient, trained_model, keys: dict[str, str],
+) -> None:
+    """What the deal page's timeline reads: the request's touchpoints and stage changes, as scored, in one row."""
+    h = {"X-API-Key": keys["crm"]}
+    body = trained_model.payload(trained_model.open_ids[3])
+    assert body["activities"] and body["stage_history"]
+    body["activities"][0]["type"] = body["activities"][0]["type"].upper()  # a CRM spelling
+    assert scoring_client.post("/v1/score", json=body, headers=h).status_code == 200
+    batch = trained_model.payloads(3)
+    assert scoring_client.post("/v1/score/batch", json={"deals": batch, "as_of": trained_model.as_of},
+                               headers=h).status_code == 200
+    store = scoring_client.app.state.services.store
+    for sent in (body, *batch[1:]):
+        [stored] = store.deal_scores(sent["deal_id"], with_timeline=True)
+        assert stored.touchpoints is not None and stored.stage_changes is not None
+        assert len(stored.touchpoints) == len(sent["activities"])
+        assert [c["stage"] for c in stored.stage_changes] == [
+            c["stage"] for c in sorted(sent["stage_history"], key=lambda c: c["changed_at"])]
+        times = [t["occurred_at"] for t in stored.touchpoints]
+        assert times == sorted(times)
+        assert {t["type"] for t in stored.touchpoints} <= set(trained_model.bundle.taxonomy.activity_types)
+        first = min(sent["activities"], key=lambda a: a["occurred_at"])
+        assert pd.Timestamp(stored.touchpoints[0]["occurred_at"]) == pd.Timestamp(first["occurred_at"]).tz_localize(
+            None).floor("s")
 
 
 def test_api_score_equals_the_library_score(scoring_client: TestClient, trained_model, keys: dict[str, str]) -> None:

@@ -6,13 +6,15 @@ from collections.abc import Callable
 from datetime import datetime
 
 import pytest
-from dealscore_service.auth import Principal, Scope
-from dealscore_service.store import DealFilter, ScoreStore, ScoreToSave
-from dealscore_service.store.migrate import current_revision, downgrade, head_revision, migrate
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from dealscore.errors import StoreUnavailableError
 from dealscore.scoring.result import ScoreResult
+from dealscore_service.auth import Principal, Scope
+from dealscore_service.store import DealFilter, ScoreStore, ScoreToSave
+from dealscore_service.store.migrate import current_revision, downgrade, head_revision, migrate
+from dealscore_service.store.timeline import STAGE_CHANGE_FIELDS, TOUCHPOINT_FIELDS
 
 MakeResult = Callable[..., ScoreResult]
 
@@ -22,23 +24,71 @@ def save(store: ScoreStore, *results, hash_prefix: str = "h") -> list:
                        for r in results])
 
 
+TOUCHES = {
+    "occurred_at": ["2024-04-02T09:00:00", "2024-04-20T16:30:00", "2024-04-28T11:00:00"],
+    "type": ["email", "meeting", "call"],
+    "direction": ["outbound", "inbound", None],
+    "contact_role": ["champion", "decision_maker", None],
+    "contact_id": ["c1", "c2", None],
+}
+STAGES = {
+    "changed_at": ["2024-04-01T08:00:00", "2024-04-21T10:00:00"],
+    "stage": ["qualification", "proposal"],
+    "amount": [1000.0, None],
+    "expected_close_date": ["2024-06-30", None],
+}
+
+
+def with_timeline(r: ScoreResult, touchpoints: dict | None = TOUCHES, stage_changes: dict | None = STAGES,
+                  payload_hash: str | None = None) -> ScoreToSave:
+    return ScoreToSave(result=r, payload_hash=payload_hash or f"t-{r.deal_id}-{r.as_of:%Y%m%d}", is_open=True,
+                       touchpoints=touchpoints, stage_changes=stage_changes)
+
+
 def test_migrations_reach_head_and_are_idempotent(store: ScoreStore) -> None:
-    assert current_revision(store.engine) == head_revision() == "0001"
+    assert current_revision(store.engine) == head_revision() == "0002"
     store.migrate()  # a second start must not fail
     cols = {c["name"] for c in inspect(store.engine).get_columns("scores")}
     assert {"deal_id", "payload_hash", "model_version", "owner_id", "team", "amount", "declared_stage",
-            "inferred_stage", "warnings", "result", "p_win", "value_at_risk"} <= cols
+            "inferred_stage", "warnings", "result", "p_win", "value_at_risk", "touchpoints", "stage_changes"} <= cols
 
 
 def test_migrations_match_the_models(store: ScoreStore) -> None:
     """The tables the code declares are exactly what the migrations build (no drift)."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
+
     from dealscore_service.store.models import Base
 
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []
+
+
+def test_migration_0002_keeps_existing_scores_and_constraints(store: ScoreStore, make_result: MakeResult) -> None:
+    """Down to 0001 and up again with data in the table: rows, the unique key and the indexes survive both ways."""
+    store.save([with_timeline(make_result("d1"))])
+    downgrade(store.engine, "0001")
+    insp = inspect(store.engine)
+    assert {"touchpoints", "stage_changes"}.isdisjoint(c["name"] for c in insp.get_columns("scores"))
+    indexes = {i["name"] for i in insp.get_indexes("scores")}
+    assert {"ix_scores_deal_id_as_of", "ix_scores_owner_id", "ix_scores_team"} <= indexes
+    with store.engine.begin() as conn:  # a score written by the previous version of the service
+        conn.execute(text("INSERT INTO scores (deal_id, payload_hash, model_version, as_of, scored_at, inferred_stage, "
+                          "stage_mismatch, p_win, grade, is_open, warnings, result) SELECT deal_id, 'old', "
+                          "model_version, as_of, scored_at, inferred_stage, stage_mismatch, p_win, grade, is_open, "
+                          "warnings, result FROM scores"))
+    with pytest.raises(IntegrityError), store.engine.begin() as conn:  # the unique key survived the table copy
+        conn.execute(text("INSERT INTO scores (deal_id, payload_hash, model_version, as_of, scored_at, inferred_stage, "
+                          "stage_mismatch, p_win, grade, is_open, warnings, result) SELECT deal_id, payload_hash, "
+                          "model_version, as_of, scored_at, inferred_stage, stage_mismatch, p_win, grade, is_open, "
+                          "warnings, result FROM scores WHERE payload_hash = 'old'"))
+    migrate(store.engine)
+    assert current_revision(store.engine) == "0002" and store.count() == 2
+    [latest] = store.deal_scores("d1", limit=1, with_timeline=True)
+    assert latest.touchpoints is None and latest.stage_changes is None  # scored before 0002: not kept
+    with store.engine.connect() as conn:  # SQL NULL, not the JSON value null
+        assert conn.execute(text("SELECT count(*) FROM scores WHERE touchpoints IS NULL")).scalar() == 2
 
 
 def test_migration_downgrade_and_upgrade_round_trip(store: ScoreStore) -> None:
@@ -56,6 +106,49 @@ def test_save_persists_everything_and_reads_back(store: ScoreStore, make_result:
     assert stored.warnings == ["gone_quiet", "single_threaded"] and stored.model_version == "dealscore/1"
     assert stored.score_result() == r  # the full result survives the JSON round trip
     assert store.count() == 1
+
+
+def test_touchpoints_and_stage_changes_are_stored_with_the_score(store: ScoreStore, make_result: MakeResult) -> None:
+    store.save([with_timeline(make_result("d1", as_of="2024-04-29")),
+                with_timeline(make_result("d1", as_of="2024-05-01"), touchpoints={k: v[:2] for k, v in
+                                                                                   TOUCHES.items()}),
+                with_timeline(make_result("d2"), touchpoints=None, stage_changes=None),
+                with_timeline(make_result("d3"), touchpoints={f: [] for f in TOUCHPOINT_FIELDS},
+                              stage_changes={f: [] for f in STAGE_CHANGE_FIELDS})])
+    older, latest = store.deal_scores("d1", with_timeline=True)
+    assert older.touchpoints is None  # only the latest score's are read
+    assert latest.touchpoints == [
+        {"occurred_at": "2024-04-02T09:00:00", "type": "email", "direction": "outbound", "contact_role": "champion",
+         "contact_id": "c1"},
+        {"occurred_at": "2024-04-20T16:30:00", "type": "meeting", "direction": "inbound",
+         "contact_role": "decision_maker", "contact_id": "c2"},
+    ]
+    assert latest.stage_changes == [
+        {"changed_at": "2024-04-01T08:00:00", "stage": "qualification", "amount": 1000.0,
+         "expected_close_date": "2024-06-30"},
+        {"changed_at": "2024-04-21T10:00:00", "stage": "proposal", "amount": None, "expected_close_date": None},
+    ]
+    # reads that do not ask never load them (lists and histories stay light)
+    assert store.deal_scores("d1")[-1].touchpoints is None
+    assert all(s.touchpoints is None for s in store.latest_open_scores(DealFilter()))
+    [d2] = store.deal_scores("d2", with_timeline=True)
+    [d3] = store.deal_scores("d3", with_timeline=True)
+    assert (d2.touchpoints, d2.stage_changes) == (None, None)  # not kept …
+    assert (d3.touchpoints, d3.stage_changes) == ([], [])  # … is not the same as kept and empty
+    assert store.deal_scores("nope", with_timeline=True) == []
+
+
+def test_a_large_touchpoint_history_round_trips(store: ScoreStore, make_result: MakeResult) -> None:
+    """The API's limit (10,000 touchpoints per deal) fits in one row on both databases."""
+    n = 10_000
+    touches = {"occurred_at": [f"2024-{1 + i // 2500:02d}-{1 + i % 28:02d}T{i % 24:02d}:00:00" for i in range(n)],
+               "type": ["email"] * n, "direction": ["inbound", "outbound"] * (n // 2),
+               "contact_role": [None] * n, "contact_id": [f"c{i % 7}" for i in range(n)]}
+    store.save([with_timeline(make_result("big"), touchpoints=touches)])
+    [stored] = store.deal_scores("big", with_timeline=True)
+    assert stored.touchpoints is not None and len(stored.touchpoints) == n
+    assert stored.touchpoints[-1] == {"occurred_at": touches["occurred_at"][-1], "type": "email",
+                                      "direction": "outbound", "contact_role": None, "contact_id": "c3"}
 
 
 def test_same_payload_and_model_is_not_stored_twice(store: ScoreStore, make_result: MakeResult) -> None:
@@ -115,7 +208,7 @@ def test_a_failing_batch_leaves_nothing_behind(store: ScoreStore, make_result: M
             conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON scores WHEN NEW.deal_id = 'boom' "
                               "BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
     with pytest.raises(StoreUnavailableError) as err:
-        save(store, make_result("d1"), make_result("d2"), make_result("boom"), make_result("d4"))
+        store.save([with_timeline(make_result(d)) for d in ("d1", "d2", "boom", "d4")])
     assert "nothing was written" in err.value.message
     assert store.count() == 0
     save(store, make_result("d1"))

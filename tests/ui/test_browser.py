@@ -322,6 +322,15 @@ def test_open_a_deal_and_see_reasons_actions_and_history(laptop: Page) -> None:
     assert "Win probability over 3 scores" in (chart.get_attribute("aria-label") or "")
     assert 1 <= page.locator("ol.actions-list > li").count() <= 3
     assert page.locator("ol.timeline > li").count() >= 1
+    # the touchpoints scored through the API are on the timeline, each with its type's icon and in words
+    touches = page.locator("ol.timeline > li.ev-touch")
+    assert touches.count() >= 1
+    assert touches.first.locator("svg.icon").count() == 1
+    assert re.match(r"(Inbound |Outbound )?\w+", touches.first.locator(".ev-text").inner_text())
+    assert re.match(r"[\d,]+ touchpoints?:", page.locator("[data-testid=touch-summary]").inner_text())
+    assert page.locator("ol.timeline > li.ev-stage").count() >= 1  # the CRM's stage changes, dated
+    times = page.locator("ol.timeline > li > time").evaluate_all("els => els.map(e => e.getAttribute('datetime'))")
+    assert times == sorted(times, reverse=True)  # newest first
     assert re.match(r"\d+%", page.locator("[data-testid=p-win]").inner_text())
     laptop.shot("deal-laptop")
     page.get_by_role("link", name="← Deals at risk").click()

@@ -5,11 +5,21 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-from dealscore_service.store import DealFilter, ScoreStore
-from dealscore_service.ui.data import ListQuery, ParsedResults, timeline, touchpoint_events
 from ui_helpers import T0, result, save
 
 from dealscore.taxonomy import default_taxonomy
+from dealscore_service.auth import Principal, Scope
+from dealscore_service.store import DealFilter, ScoreStore
+from dealscore_service.ui.data import (
+    MAX_TOUCHPOINTS,
+    ListQuery,
+    ParsedResults,
+    build_deal,
+    stage_change_events,
+    timeline,
+    touch_summary,
+    touchpoint_events,
+)
 
 TAX = default_taxonomy()
 
@@ -83,10 +93,86 @@ def test_touchpoints_join_the_timeline_when_the_store_keeps_them() -> None:
     ])
     events, hidden, kept = touchpoint_events(stored)
     assert kept and hidden == 0
-    assert [(e.when, e.text, e.detail) for e in events] == [
-        (datetime(2025, 5, 6, 13, 30), "Meeting with the decision maker", "contact c7"),
-        (datetime(2025, 5, 2, 10, 0), "Outbound email", None),
+    assert [(e.when, e.text, e.detail, e.channel, e.direction) for e in events] == [
+        (datetime(2025, 5, 6, 13, 30), "Meeting with the decision maker", "contact c7", "meeting", None),
+        (datetime(2025, 5, 2, 10, 0), "Outbound email", None, "email", "outbound"),
     ]
     events, hidden, _ = touchpoint_events(stored, limit=1)
     assert len(events) == 1 and hidden == 1
+    assert len(touchpoint_events(stored, limit=None)[0]) == 2
     assert touchpoint_events(SimpleNamespace()) == ([], 0, False)  # a store that does not keep them
+    assert touchpoint_events(SimpleNamespace(touchpoints=None)) == ([], 0, False)  # a score stored before 0002
+    [other] = touchpoint_events(SimpleNamespace(touchpoints=[
+        {"occurred_at": "2025-05-02T10:00:00", "type": "webinar", "direction": "inbound", "contact_role": "other"}]))[0]
+    assert other.text == "Inbound webinar with another contact" and other.channel == "webinar"
+
+
+def test_touch_summary_counts_every_touchpoint() -> None:
+    stored = SimpleNamespace(touchpoints=[
+        {"occurred_at": "2025-05-01T10:00:00", "type": "email", "direction": "inbound"},
+        {"occurred_at": "2025-05-03T10:00:00", "type": "email", "direction": "outbound"},
+        {"occurred_at": "2025-05-02T10:00:00", "type": "call", "direction": "inbound"},
+        {"occurred_at": "2025-05-04T10:00:00", "type": "meeting"},
+    ])
+    summary = touch_summary(stored)
+    assert summary is not None
+    assert (summary.total, summary.by_type, summary.inbound) == (4, [("email", 2), ("call", 1), ("meeting", 1)], 2)
+    assert summary.last_inbound == datetime(2025, 5, 2, 10)
+    assert touch_summary(SimpleNamespace(touchpoints=None)) is None
+    assert touch_summary(SimpleNamespace(touchpoints=[])).total == 0  # type: ignore[union-attr]
+
+
+def test_stage_changes_read_as_the_crm_recorded_them() -> None:
+    stored = SimpleNamespace(stage_changes=[
+        {"changed_at": "2025-03-20T15:00:00", "stage": "proposal", "amount": 48_000.0, "expected_close_date": None},
+        {"changed_at": "2025-03-03T09:12:00", "stage": "qualification", "amount": 40_000.0,
+         "expected_close_date": "2025-06-30"},
+        {"changed_at": "2025-03-25T09:00:00", "stage": "proposal", "amount": None, "expected_close_date": None},
+        {"changed_at": "2025-04-02T09:00:00", "stage": "proposal", "amount": None, "expected_close_date": "2025-07-31"},
+        {"changed_at": "2025-04-10T09:00:00", "stage": "discovery", "amount": 48_000.0, "expected_close_date": None},
+        {"changed_at": "never", "stage": "negotiation"},
+    ])
+    events, kept = stage_change_events(stored, TAX)
+    assert kept
+    assert [(e.when.date().isoformat(), e.text, e.detail) for e in events] == [
+        ("2025-04-10", "CRM stage moved back from proposal to discovery", None),
+        ("2025-04-02", "CRM deal updated (stage still proposal)", "expected close 30 Jun 2025 → 31 Jul 2025"),
+        # 25 Mar: same stage, nothing new (empty amount and date keep the last known ones): no event
+        ("2025-03-20", "CRM stage moved from qualification to proposal", "amount 40,000 → 48,000"),
+        ("2025-03-03", "CRM stage set to qualification", "amount 40,000; expected close 30 Jun 2025"),
+    ]
+    assert {e.kind for e in events} == {"stage"} and {e.channel for e in events} == {"stage"}
+    assert stage_change_events(SimpleNamespace(stage_changes=None)) == ([], False)
+
+
+def test_deal_timeline_merges_touchpoints_stage_changes_and_scores(store: ScoreStore) -> None:
+    touches = [{"occurred_at": (T0 - timedelta(hours=i)).isoformat(), "type": "email",
+                "direction": "outbound" if i % 2 else "inbound"} for i in range(MAX_TOUCHPOINTS + 5)]
+    stages = [{"changed_at": (T0 - timedelta(days=20)).isoformat(), "stage": "proposal"},
+              {"changed_at": (T0 - timedelta(days=3)).isoformat(), "stage": "negotiation"}]
+    save(store, result("M1", p_win=0.50, as_of=T0 - timedelta(days=10)))
+    save(store, result("M1", p_win=0.30, as_of=T0, declared="negotiation"), touchpoints=touches,
+         stage_changes=stages)
+    manager = Principal("m", frozenset({Scope.read}))
+    view = build_deal(store, manager, "M1", TAX)
+    assert view is not None and view.touchpoints_kept and view.stage_changes_kept
+    assert view.touchpoints_hidden == 5 and view.touch_summary is not None and view.touch_summary.total == 65
+    kinds = [e.kind for e in view.events]
+    assert kinds.count("touch") == MAX_TOUCHPOINTS
+    whens = [e.when for e in view.events]
+    assert whens == sorted(whens, reverse=True)  # newest first across kinds
+    texts = [e.text for e in view.events]
+    # the CRM's dated change replaces "the stage differed from the previous score" (dated at the score)
+    assert "CRM stage moved from proposal to negotiation" in texts
+    [moved] = [e for e in view.events if e.text == "CRM stage moved from proposal to negotiation"]
+    assert moved.when == T0 - timedelta(days=3)
+    assert "Win probability fell from 50% to 30%" in texts and "First scored: 50% (grade B)" in texts
+    everything = build_deal(store, manager, "M1", TAX, all_touchpoints=True)
+    assert everything is not None and everything.touchpoints_hidden == 0
+    assert [e.kind for e in everything.events].count("touch") == 65
+    # a deal whose latest score was stored without a timeline keeps the score-to-score stage event
+    save(store, result("M2", as_of=T0 - timedelta(days=7)))
+    save(store, result("M2", as_of=T0, declared="negotiation"))
+    old = build_deal(store, manager, "M2", TAX)
+    assert old is not None and not old.touchpoints_kept and old.touch_summary is None
+    assert "CRM stage moved from proposal to negotiation" in [e.text for e in old.events]

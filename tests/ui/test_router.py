@@ -6,9 +6,10 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from dealscore_service.store import ScoreStore
 from fastapi.testclient import TestClient
 from ui_helpers import T0, build_app, login, make_settings, result, save
+
+from dealscore_service.store import ScoreStore
 
 
 def deal_ids(html: str) -> list[str]:
@@ -127,8 +128,75 @@ def test_deal_page(client: TestClient, seeded: ScoreStore) -> None:
     assert "Win probability over 3 scores" in chart
     assert "Win probability fell from 30% to 20%" in html and "Evidence now points to discovery" in html
     assert "Warning: Gone quiet" in html and "First scored: 40%" in html
-    assert "does not keep the touchpoints themselves" in html  # said, not silently missing
+    assert "stored without its touchpoints" in html  # said, not silently missing
     assert 'href="/ui?team=NA"' in html  # back to the filtered list
+
+
+def timeline_items(html: str) -> list[str]:
+    """The timeline's entries (their HTML), in page order."""
+    section = html.split('data-testid="timeline"')[1].split("</ol>")[0]
+    return re.findall(r"<li class=\"[^\"]*\">.*?</li>", section, flags=re.S)
+
+
+def test_deal_page_timeline_shows_touchpoints_and_stage_changes(client: TestClient, store: ScoreStore) -> None:
+    touches = [
+        {"occurred_at": "2025-04-02T09:00:00", "type": "email", "direction": "outbound", "contact_role": "champion",
+         "contact_id": "c1"},
+        {"occurred_at": "2025-04-09T16:00:00", "type": "meeting", "direction": "inbound",
+         "contact_role": "decision_maker", "contact_id": "<b>c2</b>"},
+        {"occurred_at": "2025-04-15T11:00:00", "type": "call", "direction": None, "contact_role": None,
+         "contact_id": None},
+    ]
+    stages = [{"changed_at": "2025-03-28T10:00:00", "stage": "discovery", "amount": 50_000.0,
+               "expected_close_date": "2025-06-30"},
+              {"changed_at": "2025-04-10T10:00:00", "stage": "proposal", "amount": None,
+               "expected_close_date": "2025-07-31"}]
+    save(store, result("TL1", as_of=T0), touchpoints=touches, stage_changes=stages)
+    login(client, "manager")
+    html = client.get("/ui/deals/TL1").text
+    assert "stored without its touchpoints" not in html
+    summary = html.split('data-testid="touch-summary"')[1].split("</p>")[0]
+    assert "3 touchpoints:" in summary and "1 email" in summary and "1 meeting" in summary
+    assert "1 inbound, the last on 09 Apr 2025" in summary
+    items = timeline_items(html)
+    texts = [re.sub(r"<[^>]+>", " ", i) for i in items]
+    order = [next(k for k in ("Outbound email", "Inbound meeting", "Call", "CRM stage set to discovery",
+                              "CRM stage moved from discovery to proposal", "First scored", "Warning") if k in t)
+             for t in texts]
+    assert order == ["First scored", "Warning", "Call", "CRM stage moved from discovery to proposal", "Inbound meeting",
+                     "Outbound email", "CRM stage set to discovery"]  # newest first, across kinds
+    meeting = items[order.index("Inbound meeting")]
+    assert "ev-touch" in meeting and "dir-inbound" in meeting and "with the decision maker" in meeting
+    assert '<svg class="icon"' in meeting and 'aria-hidden="true"' in meeting  # the icon is decorative …
+    assert "Inbound meeting" in meeting  # … the words say it
+    assert "&lt;b&gt;c2&lt;/b&gt;" in meeting and "<b>c2</b>" not in html  # CRM text is escaped
+    assert "dir-outbound" in items[order.index("Outbound email")]
+    assert "ev-stage" in items[order.index("CRM stage set to discovery")]
+    assert "Expected close 30 Jun 2025 → 31 Jul 2025" in items[order.index(
+        "CRM stage moved from discovery to proposal")]
+    assert "Show all" not in html  # nothing hidden
+
+
+def test_deal_page_shows_the_newest_touchpoints_and_links_to_all(client: TestClient, store: ScoreStore) -> None:
+    touches = [{"occurred_at": (T0 - timedelta(hours=i)).isoformat(), "type": "email", "direction": "inbound"}
+               for i in range(70)]
+    save(store, result("TL2", as_of=T0), touchpoints=touches, stage_changes=[])
+    login(client, "manager")
+    page = client.get("/ui/deals/TL2?back=/ui?team=NA").text
+    assert sum("ev-touch" in i for i in timeline_items(page)) == 60
+    assert "And 10 earlier touchpoints." in page
+    link = re.search(r'<a href="([^"]+)">Show all 70 touchpoints</a>', page)
+    assert link is not None
+    everything = client.get("/ui/deals/TL2" + link.group(1).replace("&amp;", "&").split("#")[0]).text
+    assert sum("ev-touch" in i for i in timeline_items(everything)) == 70
+    assert "Showing all 70 touchpoints" in everything and 'href="/ui?team=NA"' in everything  # back link kept
+
+
+def test_deal_page_without_touchpoints_says_so(client: TestClient, store: ScoreStore) -> None:
+    save(store, result("TL3", as_of=T0), touchpoints=[], stage_changes=[])
+    login(client, "manager")
+    html = client.get("/ui/deals/TL3").text
+    assert "No touchpoints were sent with the latest score" in html and "stored without" not in html
 
 
 def test_unknown_deal_and_unknown_page(client: TestClient, seeded: ScoreStore) -> None:

@@ -7,15 +7,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dealscore_service.auth import hash_key
-from dealscore_service.main import create_app
-from dealscore_service.settings import Settings
-from dealscore_service.store import ScoreStore, ScoreToSave
-from dealscore_service.ui import mount_ui
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from dealscore.scoring.result import DealWarning, NextAction, Reason, ScoreResult
+from dealscore_service.auth import hash_key
+from dealscore_service.main import create_app
+from dealscore_service.settings import Settings
+from dealscore_service.store import ScoreStore, ScoreToSave
+from dealscore_service.store.timeline import STAGE_CHANGE_FIELDS, TOUCHPOINT_FIELDS
+from dealscore_service.ui import mount_ui
 
 KEYS = {
     "manager": ("ui-manager-key-0123456789abcdef", ["read"], {}),
@@ -73,10 +74,24 @@ def result(
     )
 
 
-def save(store: ScoreStore, *results: ScoreResult, is_open: bool = True) -> None:
-    """Store results as the API would (one payload hash per deal and as-of time)."""
-    store.save([ScoreToSave(result=r, payload_hash=f"{r.deal_id}-{r.as_of.isoformat()}", is_open=is_open)
+def save(store: ScoreStore, *results: ScoreResult, is_open: bool = True,
+         touchpoints: list[dict[str, Any]] | None = None, stage_changes: list[dict[str, Any]] | None = None) -> None:
+    """Store results as the API would (one payload hash per deal and as-of time), with a timeline if given.
+
+    ``touchpoints`` / ``stage_changes`` are rows (``{field: value}``), stored in
+    the store's columnar form; ``None`` stores "not kept", as older scores are.
+    """
+    store.save([ScoreToSave(result=r, payload_hash=f"{r.deal_id}-{r.as_of.isoformat()}", is_open=is_open,
+                            touchpoints=columns(touchpoints, TOUCHPOINT_FIELDS),
+                            stage_changes=columns(stage_changes, STAGE_CHANGE_FIELDS))
                 for r in results])
+
+
+def columns(rows: list[dict[str, Any]] | None, fields: tuple[str, ...]) -> dict[str, list[Any]] | None:
+    """Rows as the store's columnar form (missing fields → ``None``)."""
+    if rows is None:
+        return None
+    return {f: [row.get(f) for row in rows] for f in fields}
 
 
 def make_settings(tmp: Path, **overrides: Any) -> Settings:

@@ -33,7 +33,7 @@ from dealscore.scoring.result import ScoreResult
 from dealscore_service.auth import Principal
 from dealscore_service.store.migrate import migrate
 from dealscore_service.store.models import ScoreRecord
-from dealscore_service.store.timeline import STAGE_CHANGE_FIELDS, TOUCHPOINT_FIELDS, Columns, rows
+from dealscore_service.store.timeline import STAGE_CHANGE_FIELDS, TOUCHPOINT_FIELDS, Columns, to_rows
 
 log = structlog.get_logger("dealscore_service.store")
 
@@ -94,8 +94,8 @@ class StoredScore:
         # deferred columns are in the instance's __dict__ only when the query loaded them;
         # reading the attribute otherwise would be a lazy load (or an error once detached)
         loaded = r.__dict__
-        touchpoints = rows(loaded["touchpoints"], TOUCHPOINT_FIELDS) if "touchpoints" in loaded else None
-        stage_changes = rows(loaded["stage_changes"], STAGE_CHANGE_FIELDS) if "stage_changes" in loaded else None
+        touchpoints = to_rows(loaded["touchpoints"], TOUCHPOINT_FIELDS) if "touchpoints" in loaded else None
+        stage_changes = to_rows(loaded["stage_changes"], STAGE_CHANGE_FIELDS) if "stage_changes" in loaded else None
         return cls(
             id=r.id, deal_id=r.deal_id, payload_hash=r.payload_hash, model_version=r.model_version, as_of=r.as_of,
             scored_at=r.scored_at, owner_id=r.owner_id, team=r.team, amount=r.amount,
@@ -292,8 +292,8 @@ class ScoreStore:
                 touchpoints, stage_changes = s.execute(
                     select(ScoreRecord.touchpoints, ScoreRecord.stage_changes).where(ScoreRecord.id == out[-1].id)
                 ).one()
-                out[-1] = replace(out[-1], touchpoints=rows(touchpoints, TOUCHPOINT_FIELDS),
-                                  stage_changes=rows(stage_changes, STAGE_CHANGE_FIELDS))
+                out[-1] = replace(out[-1], touchpoints=to_rows(touchpoints, TOUCHPOINT_FIELDS),
+                                  stage_changes=to_rows(stage_changes, STAGE_CHANGE_FIELDS))
             return out
 
     def recent_p_wins(self, deal_ids: Sequence[str], *, n: int = 8) -> dict[str, list[float]]:

@@ -11,7 +11,7 @@ field, all of the same length (``{"occurred_at": [...], "type": [...], ...}``).
 This runs on the scoring hot path, and for a deal with 200 touchpoints the
 columnar form is half the bytes of a list of objects, several times faster to
 encode, and needs no per-row dict at all: each column is converted once, with
-numpy, straight from the history's frame. :func:`rows` turns it back into the
+numpy, straight from the history's frame. :func:`to_rows` turns it back into the
 list of ``{field: value}`` dicts the rest of the code reads.
 """
 
@@ -48,48 +48,51 @@ def empty(fields: tuple[str, ...]) -> Columns:
     return {f: [] for f in fields}
 
 
+def _plain(v: Any) -> Any:
+    """A text cell that is not a plain string: missing (None, NaN, NA) → ``None``, anything else → ``str``."""
+    if v is None or v is pd.NA or v != v:
+        return None
+    return str(v)
+
+
 def _columns(frame: pd.DataFrame, names: tuple[str, ...]) -> list[list[Any]]:
     """Columns as JSON-ready Python lists; missing values (and a missing optional column) become ``None``.
 
-    Text columns come out of pandas in one call (a 2-D object array), times
-    through numpy's vectorised ISO formatting: on one request's 200 touchpoints
-    the per-call overhead of pandas is most of the cost.
+    One pandas access per column, then numpy (ISO formatting of times) or a
+    plain list pass: on one request's 200 touchpoints the per-call overhead of
+    pandas is most of the cost, so nothing here goes through it row by row.
     """
-    out: dict[str, list[Any]] = {}
-    text = [n for n in names if n in frame.columns and frame[n].dtype.kind not in "Mfiub"]
-    if text:
-        block = frame[text].to_numpy(dtype=object).T.tolist()
-        for n, values in zip(text, block, strict=True):
-            out[n] = [None if v is None or v is pd.NA or v != v else str(v) for v in values]
+    out: list[list[Any]] = []
     for n in names:
-        if n in out:
-            continue
         if n not in frame.columns:
-            out[n] = [None] * len(frame)
+            out.append([None] * len(frame))
             continue
         values = frame[n].to_numpy()
         if values.dtype.kind == "M":
             iso = np.datetime_as_string(values, unit="D" if n in _DATES else "s").tolist()
-            out[n] = [None if t == "NaT" else t for t in iso]
+            out.append([None if t == "NaT" else t for t in iso])
+        elif values.dtype.kind in "fiub":
+            out.append([None if v != v else v for v in values.astype("float64").tolist()])
         else:
-            out[n] = [None if v != v else v for v in values.astype("float64").tolist()]
-    return [out[n] for n in names]
+            out.append([v if v.__class__ is str else _plain(v) for v in values.tolist()])
+    return out
 
 
 def _split(frame: pd.DataFrame, fields: tuple[str, ...], order_by: str,
-           deal_ids: Collection[str] | None) -> dict[str, Columns]:
-    """Each deal's rows of ``frame`` as columns of ``fields``, oldest first."""
+           deal_ids: Collection[str] | None, only: str | None = None) -> dict[str, Columns]:
+    """Each deal's rows of ``frame`` as columns of ``fields``, oldest first (``only``: the frame holds one deal)."""
     if frame.empty:
         return {}
     if deal_ids is not None:
         frame = frame[frame["deal_id"].isin(list(deal_ids))]
         if frame.empty:
             return {}
-    deals = [str(d) for d in frame["deal_id"].to_numpy(dtype=object).tolist()]
     columns = _columns(frame, fields)
-    if len(set(deals)) == 1:
-        positions = {deals[0]: range(len(deals))}
+    positions: dict[str, range | list[int]]
+    if only is not None:
+        positions = {only: range(len(frame))}
     else:
+        deals = [str(d) for d in frame["deal_id"].to_numpy(dtype=object).tolist()]
         groups: dict[str, list[int]] = {}
         for i, d in enumerate(deals):
             groups.setdefault(d, []).append(i)
@@ -124,13 +127,15 @@ def deal_timelines(history: DealHistory, deal_ids: Collection[str] | None = None
     else:
         ids = [str(d) for d in deal_ids]
         subset = None if len(ids) == len(history.deals) else ids
-    touches = _split(history.activities, TOUCHPOINT_FIELDS, "occurred_at", subset)
-    stages = _split(history.stage_history, STAGE_CHANGE_FIELDS, "changed_at", subset)
+    # one deal scored on its own (the hot path): every row is that deal's, no need to read deal ids
+    only = ids[0] if len(ids) == 1 and subset is None else None
+    touches = _split(history.activities, TOUCHPOINT_FIELDS, "occurred_at", subset, only)
+    stages = _split(history.stage_history, STAGE_CHANGE_FIELDS, "changed_at", subset, only)
     return {d: DealTimeline(touches.get(d) or empty(TOUCHPOINT_FIELDS), stages.get(d) or empty(STAGE_CHANGE_FIELDS))
             for d in ids}
 
 
-def rows(stored: Mapping[str, Any] | None, fields: tuple[str, ...]) -> list[dict[str, Any]] | None:
+def to_rows(stored: Mapping[str, Any] | None, fields: tuple[str, ...]) -> list[dict[str, Any]] | None:
     """The stored columns as a list of ``{field: value}`` dicts (``None`` stays ``None``: not kept).
 
     Lenient on purpose: a field the stored object lacks (written by an older or
@@ -144,4 +149,4 @@ def rows(stored: Mapping[str, Any] | None, fields: tuple[str, ...]) -> list[dict
     return [dict(zip(fields, values, strict=True)) for values in zip(*cols, strict=True)]
 
 
-__all__ = ["STAGE_CHANGE_FIELDS", "TOUCHPOINT_FIELDS", "DealTimeline", "deal_timelines", "empty", "rows"]
+__all__ = ["STAGE_CHANGE_FIELDS", "TOUCHPOINT_FIELDS", "DealTimeline", "deal_timelines", "empty", "to_rows"]

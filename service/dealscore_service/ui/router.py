@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from importlib.resources import files
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -24,7 +24,7 @@ from dealscore_service.auth import Principal, Scope
 from dealscore_service.deps import Services, get_services
 from dealscore_service.errors import AuthenticationError
 from dealscore_service.routers.model import model_info
-from dealscore_service.ui import charts
+from dealscore_service.ui import charts, icons
 from dealscore_service.ui.data import PER_PAGE, ListQuery, build_deal, build_list
 from dealscore_service.ui.evaluation import EvaluationCache
 from dealscore_service.ui.format import install as install_filters
@@ -34,7 +34,7 @@ PREFIX = "/ui"
 
 templates = Jinja2Templates(directory=str(files("dealscore_service") / "templates"))
 install_filters(templates.env)
-templates.env.globals.update(charts=charts, version=__version__, per_page_choices=PER_PAGE)
+templates.env.globals.update(charts=charts, icons=icons, version=__version__, per_page_choices=PER_PAGE)
 templates.env.filters["urlquote"] = lambda s: quote(str(s), safe="")
 
 #: The page loads nothing from elsewhere and runs no inline script.
@@ -268,11 +268,13 @@ def at_risk_page(request: Request, user: User) -> Response:
 
 @router.get("/deals/{deal_id:path}", response_class=HTMLResponse)
 def deal_page(request: Request, deal_id: str, user: User) -> Response:
-    """One deal: score, stage, reasons, warnings, actions, history and timeline."""
+    """One deal: score, stage, reasons, warnings, actions, history and timeline (``?touchpoints=all``: every one)."""
     services = get_services(request)
     taxonomy = _taxonomy(services)
+    all_touchpoints = request.query_params.get("touchpoints") == "all"
     try:
-        view = build_deal(services.store, user.principal, deal_id, taxonomy) if len(deal_id) <= 200 else None
+        view = (build_deal(services.store, user.principal, deal_id, taxonomy, all_touchpoints=all_touchpoints)
+                if len(deal_id) <= 200 else None)
     except StoreUnavailableError as exc:
         return store_error(request, exc, user)
     if view is None:
@@ -283,9 +285,10 @@ def deal_page(request: Request, deal_id: str, user: User) -> Response:
             "fix": "Check the deal id, or score the deal first (POST /v1/score). Go back to the list of deals at risk.",
         }, status_code=404)
     stage_labels = {s.name: s.label for s in taxonomy.stages}
+    back = safe_next(request.query_params.get("back") or PREFIX)
     return render(request, "deal.html", {
-        "user": user, "nav": "deal", "d": view, "r": view.latest, "stage_labels": stage_labels,
-        "back": safe_next(request.query_params.get("back") or PREFIX),
+        "user": user, "nav": "deal", "d": view, "r": view.latest, "stage_labels": stage_labels, "back": back,
+        "all_touchpoints_url": "?" + urlencode({"touchpoints": "all", "back": back}) + "#tl-title",
     })
 
 

@@ -8,13 +8,15 @@ like values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 
 from dealscore.data.schema import TABLES, Table
@@ -182,108 +184,207 @@ def _read_table(folder: Path, table: Table) -> pd.DataFrame | None:
     return frame
 
 
-def _row_ids(frame: pd.DataFrame, table: Table, mask: pd.Series) -> list[str]:
-    """Human ids for offending rows: the id column where there is one, else 'row N (deal X)'.
+class _Typing:
+    """The columns of one table being typed, by position (row 0 = file line 2).
 
-    Row numbers are file line numbers (header = line 1) for a frame read from CSV.
+    Errors name rows by the ids as already cleaned (the id columns come first in
+    every contract table), falling back to the values as given for columns not
+    typed yet, so a message reads the same whatever was typed before it.
     """
-    rows = frame.index[mask.to_numpy()][:5]
-    out: list[str] = []
-    for r in rows:
-        if table.id_column and table.id_column in frame and not pd.isna(frame.at[r, table.id_column]):
-            out.append(str(frame.at[r, table.id_column]))
-        elif "deal_id" in frame and not pd.isna(frame.at[r, "deal_id"]):
-            out.append(f"row {r + 2} (deal {frame.at[r, 'deal_id']})")
-        else:
-            out.append(f"row {r + 2}")
-    return out
+
+    def __init__(self, frame: pd.DataFrame, table: Table) -> None:
+        self.frame = frame
+        self.table = table
+        self.typed: dict[str, np.ndarray] = {}
+
+    def values(self, name: str) -> np.ndarray | None:
+        if name in self.typed:
+            return self.typed[name]
+        return self.frame[name].to_numpy() if name in self.frame else None
+
+    def row_ids(self, mask: np.ndarray) -> list[str]:
+        """Human ids for offending rows: the id column where there is one, else 'row N (deal X)'.
+
+        Row numbers are file line numbers (header = line 1) for a frame read from CSV.
+        """
+        ids = self.values(self.table.id_column) if self.table.id_column else None
+        deals = self.values("deal_id")
+        out: list[str] = []
+        for r in np.flatnonzero(mask)[:5]:
+            if ids is not None and not pd.isna(ids[r]):
+                out.append(str(ids[r]))
+            elif deals is not None and not pd.isna(deals[r]):
+                out.append(f"row {r + 2} (deal {deals[r]})")
+            else:
+                out.append(f"row {r + 2}")
+        return out
+
+    def error(self, col: str, mask: np.ndarray, what: str, fix: str,
+              values: Sequence[object] | None = None) -> DataValidationError:
+        ids = self.row_ids(mask)
+        examples = "" if values is None else f" such as {', '.join(repr(str(v)) for v in values[mask][:3])}"
+        return DataValidationError(
+            f"table {self.table.name}, column {col}: {int(mask.sum())} value(s) {what}{examples} "
+            f"(ids: {', '.join(ids)})",
+            table=self.table.name, column=col, ids=ids, fix=fix,
+        )
 
 
-def _time_error(frame: pd.DataFrame, table: Table, col: str, mask: pd.Series, what: str, fix: str,
-                values: pd.Series | None = None) -> DataValidationError:
-    ids = _row_ids(frame, table, mask)
-    examples = "" if values is None else f" such as {', '.join(repr(str(v)) for v in values[mask].head(3))}"
-    return DataValidationError(
-        f"table {table.name}, column {col}: {int(mask.sum())} value(s) {what}{examples} (ids: {', '.join(ids)})",
-        table=table.name, column=col, ids=ids, fix=fix,
-    )
+def _text(s: pd.Series) -> np.ndarray:
+    """A contract string column: stripped text, None for missing or blank, as an object array.
+
+    One Arrow kernel serves one row and millions alike: the whitespace trim is the
+    one pandas' string dtype applies, so values read the same whichever way they came
+    in. Text arrives as pandas' Arrow-backed strings (CSV, or frames built from str
+    values) or as Python objects; anything else (numbers in an id column) is turned
+    into text the way ``astype("string")`` does.
+    """
+    arrow: pa.Array | None = None
+    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+        arrow = pa.array(s.array)
+    elif s.dtype == object:
+        raw = s.to_numpy()
+        if pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty"):
+            try:
+                arrow = pa.array(raw, type=pa.large_string(), from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # a missing-value marker Arrow does not know
+                arrow = None
+    if arrow is None:
+        arrow = pa.array(s.astype("string").array)
+    trimmed = pc.utf8_trim_whitespace(arrow)
+    cleaned = pc.if_else(pc.equal(trimmed, ""), None, trimmed)
+    return np.asarray(cleaned.to_numpy(zero_copy_only=False), dtype=object)
 
 
-def _parse_mixed_zones(
-    frame: pd.DataFrame, table: Table, col: str, as_str: pd.Series, present: pd.Series
-) -> pd.Series:
+def _number(t: _Typing, col: str) -> np.ndarray:
+    """A numeric column as float64; text that is not a number is refused by id."""
+    src = t.frame[col]
+    if isinstance(src.dtype, np.dtype) and src.dtype.kind in "iuf":
+        return src.to_numpy(dtype="float64")  # already numbers: nothing to parse, nothing can be bad
+    src = src.reset_index(drop=True)
+    if src.dtype == object or pd.api.types.is_string_dtype(src):
+        text = src.astype("string").str.strip()
+        src = text.mask(text == "")
+    num = pd.to_numeric(src, errors="coerce")
+    bad = (src.notna() & num.isna()).to_numpy()
+    if bad.any():
+        ids = t.row_ids(bad)
+        examples = ", ".join(repr(str(v)) for v in src[bad].head(3))
+        raise DataValidationError(
+            f"table {t.table.name}, column {col}: {int(bad.sum())} value(s) are not numbers "
+            f"such as {examples} (ids: {', '.join(ids)})",
+            table=t.table.name, column=col, ids=ids,
+            fix="use plain numbers without currency symbols or thousands separators",
+        )
+    return num.astype("float64").to_numpy()
+
+
+def _parse_mixed_zones(t: _Typing, col: str, as_str: pd.Series, present: pd.Series) -> pd.Series:
     """Slow path for a column whose values do not share one zone.
 
     Different offsets (a summer and a winter time) are fine: all go to UTC. Values
     without any zone among values with one cannot be placed in time: refused by id.
     """
     zoned = as_str.str.contains(_ZONE_SUFFIX, regex=True, na=False).astype(bool)
-    naive = present & ~zoned
+    naive = (present & ~zoned).to_numpy()
     if bool(naive.any()):
-        raise _time_error(
-            frame, table, col, naive,
-            f"have no time zone while {int(zoned.sum())} other(s) in the column do", values=as_str,
+        raise t.error(
+            col, naive, f"have no time zone while {int(zoned.sum())} other(s) in the column do",
+            values=as_str.to_numpy(),
             fix="export every timestamp either with an explicit offset (e.g. +00:00) or all without one",
         )
     try:
         return pd.to_datetime(as_str, errors="coerce", format="ISO8601", utc=True)
     except (ValueError, TypeError, OverflowError) as exc:  # pragma: no cover - pandas edge cases
         raise DataValidationError(
-            f"table {table.name}, column {col}: timestamps cannot be parsed ({exc})",
-            table=table.name, column=col,
+            f"table {t.table.name}, column {col}: timestamps cannot be parsed ({exc})",
+            table=t.table.name, column=col,
             fix="use ISO 8601 timestamps such as 2024-03-31T14:05:00, all with or all without an offset",
         ) from exc
 
 
-def _parse_times(frame: pd.DataFrame, table: Table, col: str, kind: str) -> tuple[pd.Series, bool | None]:
+def _parse_text_times(t: _Typing, col: str, raw: pd.Series) -> pd.Series:
+    """Parse timestamps given as text (a CSV export); unparseable values are refused by id."""
+    as_str = raw.reset_index(drop=True).astype("string").str.strip()
+    as_str = as_str.mask(as_str == "")
+    present = as_str.notna()
+    try:
+        # fast path: one vectorised parse; it refuses a column mixing zones
+        parsed = pd.to_datetime(as_str, errors="coerce", format="ISO8601")
+    except (ValueError, TypeError):
+        parsed = _parse_mixed_zones(t, col, as_str, present)
+    bad = (present & parsed.isna()).to_numpy()
+    if bad.any():
+        raise t.error(
+            col, bad, "are not dates", values=as_str.to_numpy(),
+            fix="use ISO 8601 dates such as 2024-03-31 or 2024-03-31T14:05:00 "
+            "(or import with a mapping file that names your date format)",
+        )
+    return parsed
+
+
+def _parse_times(t: _Typing, col: str, kind: str) -> tuple[np.ndarray, bool | None]:
     """Parse a timestamp/date column to naive UTC ``datetime64[ns]``; report bad rows by id.
 
     Returns the parsed column and whether its values carried a zone (``None`` when
     the column is empty), so the caller can check zones across the whole history.
     Values with an offset are converted to UTC; a column mixing values with and
     without a zone is refused, because the naive ones cannot be placed in time.
+    A column that already holds naive timestamps (an API payload, Parquet) is only
+    range-checked: parsing is for text.
     """
-    raw = frame[col]
+    raw = t.frame[col]
+    parsed: pd.Series | np.ndarray = raw
+    if not pd.api.types.is_datetime64_any_dtype(raw):
+        parsed = _parse_text_times(t, col, raw)
     aware: bool | None = None
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        parsed = raw
-        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-            aware = True
-        elif parsed.notna().any():
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        aware = True
+    if isinstance(parsed.dtype, np.dtype):
+        values = parsed.to_numpy() if isinstance(parsed, pd.Series) else parsed
+        if aware is None and not np.isnat(values).all():
             aware = False
-    else:
-        as_str = raw.astype("string").str.strip()
-        as_str = as_str.mask(as_str == "")
-        present = as_str.notna()
-        try:
-            # fast path: one vectorised parse; it refuses a column mixing zones
-            parsed = pd.to_datetime(as_str, errors="coerce", format="ISO8601")
-        except (ValueError, TypeError):
-            parsed = _parse_mixed_zones(frame, table, col, as_str, present)
-        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-            aware = True
-        elif bool(parsed.notna().any()):
+        # the bounds in the column's own unit: a year-9999 placeholder in seconds must not overflow first
+        lo, hi = _EARLIEST.to_datetime64().astype(values.dtype), _LATEST.to_datetime64().astype(values.dtype)
+        out_of_range = (values < lo) | (values >= hi)  # NaT compares False
+    else:  # an Arrow timestamp column: let pandas compare it
+        assert isinstance(parsed, pd.Series)
+        if aware is None and bool(parsed.notna().any()):
             aware = False
-        bad = present & parsed.isna()
-        if bad.any():
-            raise _time_error(
-                frame, table, col, bad, "are not dates", values=as_str,
-                fix="use ISO 8601 dates such as 2024-03-31 or 2024-03-31T14:05:00 "
-                "(or import with a mapping file that names your date format)",
-            )
-    out_of_range = parsed.notna() & ((parsed < _EARLIEST) | (parsed >= _LATEST))
+        out_of_range = (parsed.notna() & ((parsed < _EARLIEST) | (parsed >= _LATEST))).to_numpy()
+        values = parsed
     if out_of_range.any():
-        raise _time_error(
-            frame, table, col, out_of_range, f"lie outside {_EARLIEST.year}-{_LATEST.year - 1}",
-            values=parsed.astype(str),
+        raise t.error(
+            col, out_of_range, f"lie outside {_EARLIEST.year}-{_LATEST.year - 1}",
+            values=pd.Series(values).astype(str).to_numpy(),
             fix="replace placeholder dates (such as 9999-12-31) by an empty cell and correct typos",
         )
-    parsed = parsed.astype("datetime64[ns]")
+    if isinstance(values, pd.Series):
+        values = values.astype("datetime64[ns]").to_numpy()
+    values = values.astype("datetime64[ns]")
     if kind == "date":
-        parsed = parsed.dt.normalize()
-    return parsed, aware
+        values = values.astype("datetime64[D]").astype("datetime64[ns]")  # floor to midnight; NaT stays NaT
+    return values, aware
+
+
+def _absent(kind: str, n: int) -> np.ndarray:
+    """An optional column the table does not have: all missing, in the column's type."""
+    if kind == "str":
+        return np.full(n, None, dtype=object)
+    if kind in ("int", "float"):
+        return np.full(n, np.nan)
+    return np.full(n, np.datetime64("NaT", "ns"))
+
+
+def _frame(columns: dict[str, np.ndarray | pd.Series], n: int) -> pd.DataFrame:
+    """A DataFrame from typed columns, built once (no per-column insertion, no string inference)."""
+    index = pd.RangeIndex(n)
+    data = {
+        name: pd.Series(v, index=index, dtype=v.dtype) if isinstance(v, np.ndarray) else v
+        for name, v in columns.items()
+    }
+    return pd.DataFrame(data, index=index)
 
 
 def coerce_table(frame: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[str, bool]]:
@@ -292,6 +393,8 @@ def coerce_table(frame: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[
     Returns the typed frame and, per timestamp column, whether it carried a zone
     (so the caller can check zones are consistent across the whole history).
     Date-only columns are left out of that check: a calendar date has no zone.
+    Columns outside the contract are kept as given; optional contract columns
+    the table lacks are added, empty. The index is reset (row 0 = file line 2).
     """
     missing = [c for c in table.required_columns if c not in frame.columns]
     if missing:
@@ -301,44 +404,27 @@ def coerce_table(frame: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[
             fix=f"rename your columns to the contract names or import with a mapping file "
             f"(dealscore import csv --mapping ...); required: {table.required_columns}",
         )
-    out = frame.reset_index(drop=True).copy()
+    t = _Typing(frame, table)
     zones: dict[str, bool] = {}
     for col in table.columns:
-        if col.name not in out:
+        if col.name not in frame:
             continue
         if col.kind == "str":
-            s = out[col.name]
-            text = s.astype("string").str.strip()
-            text = text.mask(text == "")
-            out[col.name] = text.astype(object).where(text.notna(), None)
+            t.typed[col.name] = _text(frame[col.name])
         elif col.kind in ("int", "float"):
-            src = out[col.name]
-            if src.dtype == object or pd.api.types.is_string_dtype(src):
-                text = src.astype("string").str.strip()
-                src = text.mask(text == "")
-            num = pd.to_numeric(src, errors="coerce")
-            bad = src.notna() & num.isna()
-            if bad.any():
-                ids = _row_ids(out, table, bad)
-                examples = ", ".join(repr(str(v)) for v in src[bad].head(3))
-                raise DataValidationError(
-                    f"table {table.name}, column {col.name}: {int(bad.sum())} value(s) are not numbers "
-                    f"such as {examples} (ids: {', '.join(ids)})",
-                    table=table.name, column=col.name, ids=ids,
-                    fix="use plain numbers without currency symbols or thousands separators",
-                )
-            out[col.name] = num.astype("float64")
+            t.typed[col.name] = _number(t, col.name)
         else:
-            out[col.name], aware = _parse_times(out, table, col.name, col.kind)
+            t.typed[col.name], aware = _parse_times(t, col.name, col.kind)
             if aware is not None and col.kind == "timestamp":
                 zones[col.name] = aware
+    n = len(frame)
+    columns: dict[str, np.ndarray | pd.Series] = {
+        name: t.typed[name] if name in t.typed else frame[name].reset_index(drop=True) for name in frame.columns
+    }
     for col in table.columns:
-        if not col.required and col.name not in out:
-            out[col.name] = None if col.kind == "str" else (
-                pd.Series(np.nan, index=out.index) if col.kind in ("int", "float")
-                else pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns]")
-            )
-    return out, zones
+        if col.name not in columns:
+            columns[col.name] = _absent(col.kind, n)
+    return _frame(columns, n), zones
 
 
 def parse_cut_at(value: object) -> pd.Timestamp | None:

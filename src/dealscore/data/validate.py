@@ -7,7 +7,9 @@ and counts them in the report. Nothing is dropped silently.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import weakref
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -53,16 +55,48 @@ class LoadReport:
         }
 
 
+class _Columns:
+    """The history's columns as NumPy arrays, each fetched once, with the rules' rewrites on top.
+
+    Every rule reads the same few columns; pulling each out of its DataFrame once
+    and working on arrays keeps the cost of a one-deal request in microseconds
+    while a million-row table costs what the vectorised work costs. Columns the
+    rules rewrite (canonical names) are held here until the clean frames are built.
+    """
+
+    def __init__(self, h: DealHistory) -> None:
+        self.h = h
+        self.values: dict[tuple[str, str], np.ndarray] = {}
+        self.rewritten: dict[str, dict[str, np.ndarray]] = {}
+
+    def __call__(self, table: str, col: str) -> np.ndarray:
+        key = (table, col)
+        if key not in self.values:
+            frame = self.h.table(table)
+            assert frame is not None
+            self.values[key] = frame[col].to_numpy()
+        return self.values[key]
+
+    def has(self, table: str, col: str) -> bool:
+        frame = self.h.table(table)
+        return frame is not None and col in frame
+
+    def rewrite(self, table: str, col: str, values: np.ndarray) -> None:
+        self.values[(table, col)] = values
+        self.rewritten.setdefault(table, {})[col] = values
+
+
 class _Problems:
     """Collects every rule violation so the user sees them all in one run."""
 
-    def __init__(self) -> None:
+    def __init__(self, cols: _Columns) -> None:
+        self.cols = cols
         self.items: list[DataValidationError] = []
 
-    def add(self, frame: pd.DataFrame, table: str, column: str, mask: pd.Series, what: str, fix: str) -> None:
+    def add(self, table: str, column: str, mask: np.ndarray, what: str, fix: str) -> None:
         if not bool(mask.any()):
             return
-        ids = _ids(frame, table, mask)
+        ids = _ids(self.cols, table, mask)
         self.items.append(
             DataValidationError(
                 f"table {table}, column {column}: {int(mask.sum())} row(s) {what} (ids: {', '.join(ids)})",
@@ -82,22 +116,26 @@ class _Problems:
         )
 
 
-def _ids(frame: pd.DataFrame, table: str, mask: pd.Series) -> list[str]:
+def _ids(cols: _Columns, table: str, mask: np.ndarray) -> list[str]:
     """Up to five distinct ids of offending rows (row numbers where a table has no id).
 
     Row numbers count file lines (header = line 1) as long as the table was not
     re-sorted, which holds for every rule: the sort happens after all checks.
     """
+    frame = cols.h.table(table)
+    assert frame is not None
     id_col = TABLES[table].id_column
+    ids = cols(table, id_col) if id_col and cols.has(table, id_col) else None
+    deals = cols(table, "deal_id") if cols.has(table, "deal_id") else None
     out: list[str] = []
     # a bounded head keeps this cheap even when a million rows share one bad id
-    for i, row in frame[mask.to_numpy()].head(500).iterrows():
-        if id_col and id_col in frame and not pd.isna(row[id_col]):
-            label = str(row[id_col])
-        elif "deal_id" in frame and not pd.isna(row["deal_id"]):
-            label = f"row {int(i) + 2} (deal {row['deal_id']})"  # type: ignore[call-overload]
+    for r in np.flatnonzero(mask)[:500]:
+        if ids is not None and not pd.isna(ids[r]):
+            label = str(ids[r])
+        elif deals is not None and not pd.isna(deals[r]):
+            label = f"row {int(frame.index[r]) + 2} (deal {deals[r]})"
         else:
-            label = f"row {int(i) + 2}"  # type: ignore[call-overload]
+            label = f"row {int(frame.index[r]) + 2}"
         if label not in out:
             out.append(label)
         if len(out) == 5:
@@ -118,191 +156,236 @@ def _not_empty(h: DealHistory, p: _Problems) -> None:
             ))
 
 
-def _required_values(h: DealHistory, p: _Problems) -> None:
-    for name, frame in h.tables().items():
+def _required_values(h: DealHistory, cols: _Columns, p: _Problems) -> None:
+    for name in h.tables():
         for col in TABLES[name].required_columns:
-            p.add(frame, name, col, frame[col].isna(), "have no value",
+            p.add(name, col, pd.isna(cols(name, col)), "have no value",
                   f"fill in {col} for every row of {name} or remove those rows")
 
 
-def _unique_ids(h: DealHistory, p: _Problems) -> None:
+def _unique_ids(cols: _Columns, p: _Problems) -> None:
     for name in ("accounts", "deals", "activities"):
-        frame = h.table(name)
         col = TABLES[name].id_column
-        if frame is None or col is None or col not in frame:
+        if col is None or not cols.has(name, col):
             continue
-        values = frame[col]
-        dup = values.notna() & values.duplicated(keep=False)
-        p.add(frame, name, col, dup, "repeat an id that must be unique",
+        codes, uniques = pd.factorize(cols(name, col))
+        # a trailing 0 is the count code -1 (a missing id) looks up: missing ids are never duplicates
+        counts = np.append(np.bincount(codes[codes >= 0], minlength=len(uniques)), 0)
+        dup = counts[codes] > 1
+        p.add(name, col, dup, "repeat an id that must be unique",
               f"give every {name} row its own {col}, or remove the duplicated rows")
 
 
-def _deal_positions(h: DealHistory) -> tuple[pd.Index, dict[str, np.ndarray]]:
-    """Each event row's position in the (de-duplicated) deals table, -1 when the deal is unknown.
+def _deal_positions(h: DealHistory, cols: _Columns) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Each deal's first row, and each event row's deal as a position among the distinct deal ids.
 
-    Hashing millions of deal ids is the costliest step of validation, so it is done
-    once per table and shared by the foreign-key and the out-of-life rules.
+    Position -1 means the deal is unknown. Hashing millions of deal ids is the
+    costliest step of validation, so it is done once per table and shared by the
+    foreign-key and the out-of-life rules.
     """
-    ids = pd.Index(h.deals["deal_id"].dropna()).drop_duplicates()
+    codes, uniques = pd.factorize(cols("deals", "deal_id"))  # distinct ids in order of first row
+    known = np.flatnonzero(codes >= 0)
+    _, first = np.unique(codes[known], return_index=True)
     pos: dict[str, np.ndarray] = {}
     for name in ("stage_history", "activities", "stage_truth"):
-        frame = h.table(name)
-        if frame is not None:
-            pos[name] = ids.get_indexer(frame["deal_id"])
-    return ids, pos
+        if h.table(name) is not None:
+            pos[name] = _positions(uniques, cols(name, "deal_id"))
+    return known[first], pos
 
 
-def _foreign_keys(h: DealHistory, pos: dict[str, np.ndarray], p: _Problems) -> None:
-    accounts = h.accounts["account_id"].dropna().unique()
-    unknown = h.deals["account_id"].notna() & ~h.deals["account_id"].isin(accounts)
-    p.add(h.deals, "deals", "account_id", unknown,
-          f"name an account that is not in accounts {_distinct(h.deals['account_id'], unknown)}",
+def _positions(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of each value among ``keys`` (distinct, none missing), -1 when absent or missing.
+
+    One hash pass over both: the keys come first, so their codes are their positions.
+    """
+    codes, _ = pd.factorize(np.concatenate([np.asarray(keys, dtype=object), np.asarray(values, dtype=object)]))
+    where = codes[len(keys):]
+    return np.where(where < len(keys), where, -1)
+
+
+def _foreign_keys(cols: _Columns, pos: dict[str, np.ndarray], p: _Problems) -> None:
+    accounts = pd.unique(cols("accounts", "account_id"))
+    account_id = cols("deals", "account_id")
+    unknown = ~pd.isna(account_id) & (_positions(accounts[~pd.isna(accounts)], account_id) < 0)
+    p.add("deals", "account_id", unknown,
+          f"name an account that is not in accounts {_distinct(account_id, unknown)}",
           "add those accounts to accounts or correct account_id")
     for name, where in pos.items():
-        frame = h.table(name)
-        assert frame is not None
-        unknown = pd.Series(where < 0, index=frame.index) & frame["deal_id"].notna()
-        p.add(frame, name, "deal_id", unknown,
-              f"name a deal that is not in deals {_distinct(frame['deal_id'], unknown)}",
+        deal_id = cols(name, "deal_id")
+        unknown = (where < 0) & ~pd.isna(deal_id)
+        p.add(name, "deal_id", unknown,
+              f"name a deal that is not in deals {_distinct(deal_id, unknown)}",
               "add those deals to deals or remove the rows")
 
 
-def _distinct(values: pd.Series, mask: pd.Series) -> list[str]:
+def _distinct(values: np.ndarray, mask: np.ndarray) -> list[str]:
     """Up to five distinct offending values, for messages where the row id is not the culprit."""
     if not bool(mask.any()):
         return []
-    return [str(v) for v in pd.unique(values[mask.to_numpy()].head(500))[:5]]
+    return [str(v) for v in pd.unique(values[mask][:500])[:5]]
 
 
-def _per_value(s: pd.Series, fn: Callable[[str], object]) -> pd.Series:
-    """Apply ``fn`` to each distinct value once (None stays None): fast on millions of rows
-    that hold a handful of spellings, such as activity types."""
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    mapped = np.array([fn(str(u)) for u in uniques] + [None], dtype=object)
-    return pd.Series(mapped[codes], index=s.index, dtype=object)  # code -1 picks the trailing None
+def _per_value(values: np.ndarray, *fns: Callable[[str], object]) -> list[np.ndarray]:
+    """Apply each ``fn`` to each distinct value once (missing stays None): fast on millions of
+    rows that hold a handful of spellings, such as activity types."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    out = []
+    for fn in fns:
+        mapped = np.array([fn(str(u)) for u in uniques] + [None], dtype=object)
+        out.append(mapped[codes])  # code -1 picks the trailing None
+    return out
 
 
-def _lower(s: pd.Series) -> pd.Series:
-    """Stripped lower-case text with None for missing (object dtype, as the contract wants)."""
-    return _per_value(s, lambda v: v.strip().lower() or None)
+def _lower(v: str) -> str | None:
+    """Stripped lower-case text, None when blank."""
+    return v.strip().lower() or None
 
 
-def _canonical_names(h: DealHistory, tax: StageTaxonomy, p: _Problems) -> DealHistory:
+def _seen(values: np.ndarray, mask: np.ndarray) -> list[str]:
+    """The first five offending spellings in sorted order, for the message."""
+    return sorted({str(v) for v in values[mask]})[:5]
+
+
+@dataclass(frozen=True)
+class _Vocabulary:
+    """A taxonomy's spellings as lookups, built once per taxonomy object."""
+
+    stages: dict[str, str]
+    closing: frozenset[str]
+    outcomes: dict[str, str]
+    roles: frozenset[str]
+
+
+_VOCABULARIES: dict[int, tuple[weakref.ref[StageTaxonomy], _Vocabulary]] = {}
+
+
+def _vocabulary(tax: StageTaxonomy) -> _Vocabulary:
+    """The lookups of a taxonomy, cached by object: a service validates every request with the same one."""
+    hit = _VOCABULARIES.get(id(tax))
+    if hit is not None and hit[0]() is tax:
+        return hit[1]
+    outcomes = {a: "won" for a in tax.closed_won_aliases} | {a: "lost" for a in tax.closed_lost_aliases}
+    vocab = _Vocabulary(
+        stages=tax.stage_lookup(),
+        closing=frozenset(tax.closed_won_aliases) | frozenset(tax.closed_lost_aliases),
+        outcomes=outcomes | {o: o for o in OUTCOMES},
+        roles=frozenset(tax.contact_roles),
+    )
+    key = id(tax)
+    _VOCABULARIES[key] = (weakref.ref(tax, lambda _: _VOCABULARIES.pop(key, None)), vocab)
+    return vocab
+
+
+def _canonical_names(h: DealHistory, cols: _Columns, tax: StageTaxonomy, p: _Problems) -> None:
     """Map stage names, outcomes, activity types, directions and roles onto canonical spellings.
 
     The taxonomy's aliases are how a user maps their CRM's names onto ours, so the
     check is "is this spelling configured", and the result holds canonical names only.
     """
-    lookup = tax.stage_lookup()
-    closing = set(tax.closed_won_aliases) | set(tax.closed_lost_aliases)
-    changes: dict[str, pd.DataFrame] = {}
+    vocab = _vocabulary(tax)
     for name in ("stage_history", "stage_truth"):
-        frame = h.table(name)
-        if frame is None:
+        if h.table(name) is None:
             continue
-        key = _lower(frame["stage"])
-        mapped = _per_value(key, lambda v: lookup.get(v))
-        is_outcome = key.isin(closing)
-        unknown = frame["stage"].notna() & mapped.isna() & ~is_outcome
-        seen = sorted(frame.loc[unknown, "stage"].astype(str).unique())[:5]
-        p.add(frame, name, "stage", unknown, f"use stage names not in the taxonomy {seen}",
+        stage = cols(name, "stage")
+        mapped, is_outcome = _per_value(
+            stage, lambda v: vocab.stages.get(k) if (k := _lower(v)) is not None else None,
+            lambda v: _lower(v) in vocab.closing,
+        )
+        is_outcome = is_outcome.astype(bool)  # missing (None) is not an outcome
+        unknown = ~pd.isna(stage) & pd.isna(mapped) & ~is_outcome
+        p.add(name, "stage", unknown, f"use stage names not in the taxonomy {_seen(stage, unknown)}",
               f"use one of {tax.names} or map your CRM's names onto them with aliases in the taxonomy YAML "
               "(dealscore validate --taxonomy my_taxonomy.yaml)")
-        seen = sorted(frame.loc[is_outcome, "stage"].astype(str).unique())[:5]
-        p.add(frame, name, "stage", is_outcome, f"use an outcome {seen} as a stage",
+        p.add(name, "stage", is_outcome, f"use an outcome {_seen(stage, is_outcome)} as a stage",
               "a deal's outcome belongs in deals.outcome and deals.closed_at; remove the closing rows from "
               f"{name} (the csv importer does this for you)")
-        frame = frame.copy()
-        frame["stage"] = mapped.where(mapped.notna(), frame["stage"])
-        changes[name] = frame
+        cols.rewrite(name, "stage", np.where(pd.isna(mapped), stage, mapped).astype(object))
 
-    acts = h.activities.copy()
-    mapped_types = _per_value(acts["type"], lambda v: tax.canonical_activity(v))
-    unknown = acts["type"].notna() & mapped_types.isna()
-    seen = sorted(acts.loc[unknown, "type"].astype(str).unique())[:5]
-    p.add(acts, "activities", "type", unknown, f"use activity types not configured {seen}",
+    kind = cols("activities", "type")
+    (mapped_types,) = _per_value(kind, tax.canonical_activity)
+    unknown = ~pd.isna(kind) & pd.isna(mapped_types)
+    p.add("activities", "type", unknown, f"use activity types not configured {_seen(kind, unknown)}",
           f"use one of {list(tax.activity_types)} or add the type (or an alias) to the taxonomy YAML")
-    acts["type"] = mapped_types.where(~unknown, acts["type"])
-    direction = _lower(acts["direction"])
-    p.add(acts, "activities", "direction", direction.notna() & ~direction.isin(DIRECTIONS),
+    cols.rewrite("activities", "type", np.where(unknown, kind, mapped_types).astype(object))
+    (direction,) = _per_value(cols("activities", "direction"), _lower)
+    p.add("activities", "direction", ~pd.isna(direction) & ~_isin(direction, DIRECTIONS),
           f"have a direction other than {list(DIRECTIONS)}", "use inbound or outbound, or leave it empty")
-    acts["direction"] = direction
-    role = _lower(acts["contact_role"])
-    p.add(acts, "activities", "contact_role", role.notna() & ~role.isin(tax.contact_roles),
+    cols.rewrite("activities", "direction", direction)
+    (role,) = _per_value(cols("activities", "contact_role"), _lower)
+    p.add("activities", "contact_role", ~pd.isna(role) & ~_isin(role, vocab.roles),
           f"have a contact_role outside {list(tax.contact_roles)}", "use one of the configured roles or leave it empty")
-    acts["contact_role"] = role
-    changes["activities"] = acts
+    cols.rewrite("activities", "contact_role", role)
 
-    deals = h.deals.copy()
-    outcome = _lower(deals["outcome"])
-    outcome_map = {a: "won" for a in tax.closed_won_aliases} | {a: "lost" for a in tax.closed_lost_aliases}
-    outcome_map |= {o: o for o in OUTCOMES}
-    canonical = _per_value(outcome, lambda v: outcome_map.get(v))
-    bad = outcome.notna() & canonical.isna()
-    p.add(deals, "deals", "outcome", bad, f"have an outcome other than {list(OUTCOMES)}",
+    outcome, canonical = _per_value(
+        cols("deals", "outcome"), _lower,
+        lambda v: vocab.outcomes.get(k) if (k := _lower(v)) is not None else None,
+    )
+    bad = ~pd.isna(outcome) & pd.isna(canonical)
+    p.add("deals", "outcome", bad, f"have an outcome other than {list(OUTCOMES)}",
           "use 'won' or 'lost', or leave it empty while the deal is open")
-    deals["outcome"] = canonical.where(canonical.notna(), outcome).astype(object)
-    deals["outcome"] = deals["outcome"].where(deals["outcome"].notna(), None)
-    changes["deals"] = deals
-    return h.replace(**changes)
+    cols.rewrite("deals", "outcome", np.where(pd.isna(canonical), outcome, canonical).astype(object))
 
 
-def _outcomes(h: DealHistory, p: _Problems) -> None:
+def _isin(values: np.ndarray, allowed: Collection[str]) -> np.ndarray:
+    """Membership for an object array of a few distinct spellings (None is never in)."""
+    (flags,) = _per_value(values, lambda v: v in allowed)
+    return flags.astype(bool)
+
+
+def _outcomes(cols: _Columns, p: _Problems) -> None:
     """Outcome set iff closed, close after creation, amounts not negative."""
-    d = h.deals
-    outcome = d["outcome"]
-    p.add(d, "deals", "outcome", d["closed_at"].notna() & outcome.isna(),
+    outcome, closed, created = cols("deals", "outcome"), cols("deals", "closed_at"), cols("deals", "created_at")
+    amount = cols("deals", "amount")
+    p.add("deals", "outcome", ~pd.isna(closed) & pd.isna(outcome),
           "are closed (closed_at set) but have no outcome", "set outcome to won or lost for closed deals")
-    p.add(d, "deals", "closed_at", d["closed_at"].isna() & outcome.notna(),
+    p.add("deals", "closed_at", pd.isna(closed) & ~pd.isna(outcome),
           "have an outcome but no closed_at", "set closed_at for closed deals, or clear outcome while open")
-    p.add(d, "deals", "closed_at", d["closed_at"].notna() & (d["closed_at"] < d["created_at"]),
+    p.add("deals", "closed_at", ~pd.isna(closed) & (closed < created),
           "closed before they were created", "check created_at and closed_at of those deals")
-    p.add(d, "deals", "amount", d["amount"].notna() & (d["amount"] < 0),
+    p.add("deals", "amount", ~pd.isna(amount) & (amount < 0),
           "have a negative amount", "amounts must be zero or more")
-    sh = h.stage_history
-    p.add(sh, "stage_history", "amount", sh["amount"].notna() & (sh["amount"] < 0),
+    amount = cols("stage_history", "amount")
+    p.add("stage_history", "amount", ~pd.isna(amount) & (amount < 0),
           "have a negative amount", "amounts must be zero or more")
 
 
-def _before_cut(h: DealHistory, p: _Problems) -> None:
+def _before_cut(h: DealHistory, cols: _Columns, p: _Problems) -> None:
     """Nothing can have happened after the export was taken: such rows mean cut_at is wrong."""
     if h.cut_at is None:
         return
     cut = h.cut_at
+    limit = pd.Timestamp(cut).to_datetime64()
     fix = "set cut_at in history.yaml to when the export was taken, or correct the dates"
     for name, col in (("deals", "created_at"), ("deals", "closed_at"), ("stage_history", "changed_at"),
                       ("activities", "occurred_at")):
-        frame = h.table(name)
-        assert frame is not None
-        p.add(frame, name, col, frame[col].notna() & (frame[col] > cut), f"are dated after the data cut {cut}", fix)
+        values = cols(name, col)
+        p.add(name, col, ~pd.isna(values) & (values > limit), f"are dated after the data cut {cut}", fix)
 
 
 def _out_of_life(
-    h: DealHistory, ids: pd.Index, pos: dict[str, np.ndarray], policy: OutOfLifePolicy, p: _Problems,
+    cols: _Columns, first_rows: np.ndarray, pos: dict[str, np.ndarray], policy: OutOfLifePolicy, p: _Problems,
     report: LoadReport,
-) -> DealHistory:
+) -> dict[str, np.ndarray]:
     """Events before a deal was created or after it closed: drop with a count, or fail.
 
-    An event exactly at creation or at close is inside the deal's life.
+    An event exactly at creation or at close is inside the deal's life. Returns the
+    positions of the rows kept in each event table.
     """
-    life = h.deals.drop_duplicates("deal_id").set_index("deal_id").reindex(ids)
     # a trailing NaT row lets position -1 (unknown deal, already an error) look up "no date"
-    created_at = np.append(life["created_at"].to_numpy("datetime64[ns]"), np.datetime64("NaT"))
-    closed_at = np.append(life["closed_at"].to_numpy("datetime64[ns]"), np.datetime64("NaT"))
-    changes: dict[str, pd.DataFrame] = {}
+    created_at = np.append(_ns(cols("deals", "created_at"))[first_rows], np.datetime64("NaT"))
+    closed_at = np.append(_ns(cols("deals", "closed_at"))[first_rows], np.datetime64("NaT"))
+    kept: dict[str, np.ndarray] = {}
     for name, col in (("stage_history", "changed_at"), ("activities", "occurred_at")):
-        frame = h.table(name)
-        assert frame is not None
-        when = frame[col].to_numpy("datetime64[ns]")
+        when = _ns(cols(name, col))
         created, closed = created_at[pos[name]], closed_at[pos[name]]
         # comparisons with NaT are False, so unknown dates never count as out of life
-        before = pd.Series(when < created, index=frame.index)
-        after = pd.Series(when > closed, index=frame.index)
+        before = when < created
+        after = when > closed
         for mask, what in ((before, "before the deal was created"), (after, "after the deal closed")):
             if not mask.any():
                 continue
             if policy == "fail":
-                p.add(frame, name, col, mask, f"are dated {what}",
+                p.add(name, col, mask, f"are dated {what}",
                       "correct the dates, or validate without --fail-out-of-life (on_out_of_life='drop') "
                       "to drop them with a count")
             else:
@@ -310,11 +393,64 @@ def _out_of_life(
                 report.dropped[key] = int(mask.sum())
                 report.warnings.append(
                     f"dropped {int(mask.sum())} {name} row(s) dated {what} "
-                    f"(ids: {', '.join(_ids(frame, name, mask))})"
+                    f"(ids: {', '.join(_ids(cols, name, mask))})"
                 )
-        if policy == "drop":
-            changes[name] = frame[~(before | after)].reset_index(drop=True)
-    return h.replace(**changes) if changes else h
+        out = before | after
+        kept[name] = np.flatnonzero(~out) if policy == "drop" and out.any() else np.arange(len(when))
+    return kept
+
+
+def _ns(values: np.ndarray) -> np.ndarray:
+    return values.astype("datetime64[ns]", copy=False)
+
+
+def _sorted(cols: _Columns, name: str, time_col: str, rows: np.ndarray) -> np.ndarray:
+    """``rows`` in (deal_id, time) order, ties kept in file order: ``sort_values(kind="stable")``."""
+    deal_codes, _ = pd.factorize(cols(name, "deal_id")[rows], sort=True)
+    when = _ns(cols(name, time_col))[rows].view("int64")
+    return rows[np.lexsort((when, deal_codes))]
+
+
+def _clean_frame(frame: pd.DataFrame, rewritten: Mapping[str, np.ndarray], rows: np.ndarray | None) -> pd.DataFrame:
+    """``frame`` with the rules' rewritten columns and, when given, only ``rows`` in that order, re-indexed.
+
+    A rewritten column whose values did not change (names already canonical) is
+    left as it was: setting a column costs more than comparing its values.
+    """
+    if rows is None:
+        out = frame.copy(deep=False)  # copy-on-write: the caller's frame never changes
+    else:
+        out = frame.take(rows)
+        out.index = pd.RangeIndex(len(rows))
+    for col, values in rewritten.items():
+        current = frame[col]
+        new = values if rows is None else values[rows]
+        old = current.to_numpy() if rows is None else current.to_numpy()[rows]
+        if current.dtype == object and np.array_equal(old, new):
+            continue
+        out[col] = pd.Series(new, index=out.index, dtype=object)
+    return out
+
+
+def _extreme(values: np.ndarray, pick: Callable[[np.ndarray], np.datetime64]) -> pd.Timestamp:
+    """Earliest or latest of a timestamp column, NaT when it holds none (as ``Series.min``/``max``)."""
+    v = _ns(values)
+    v = v[~np.isnat(v)]
+    return pd.Timestamp(pick(v)) if len(v) else pd.NaT  # type: ignore[return-value]
+
+
+def _counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values and their counts, most frequent first, ties in order of appearance
+    (``Series.value_counts``)."""
+    codes, uniques = pd.factorize(values)
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    order = np.argsort(-counts, kind="stable")
+    return uniques[order], counts[order]
+
+
+@functools.cache
+def _default_taxonomy() -> StageTaxonomy:
+    return default_taxonomy()
 
 
 def validate_history(
@@ -331,38 +467,50 @@ def validate_history(
     """
     if on_out_of_life not in ("drop", "fail"):
         raise ValueError(f"on_out_of_life must be 'drop' or 'fail', not {on_out_of_life!r}")
-    tax = taxonomy or default_taxonomy()
+    tax = taxonomy or _default_taxonomy()
     report = LoadReport(rows={k: len(v) for k, v in history.tables().items()})
-    p = _Problems()
+    cols = _Columns(history)
+    p = _Problems(cols)
     _not_empty(history, p)
-    _required_values(history, p)
-    _unique_ids(history, p)
-    ids, pos = _deal_positions(history)
-    _foreign_keys(history, pos, p)
-    h = _canonical_names(history, tax, p)
-    _outcomes(h, p)
-    _before_cut(h, p)
+    _required_values(history, cols, p)
+    _unique_ids(cols, p)
+    first_rows, pos = _deal_positions(history, cols)
+    _foreign_keys(cols, pos, p)
+    _canonical_names(history, cols, tax, p)
+    _outcomes(cols, p)
+    _before_cut(history, cols, p)
     p.raise_if_any()
-    h = _out_of_life(h, ids, pos, on_out_of_life, p, report)
+    kept = _out_of_life(cols, first_rows, pos, on_out_of_life, p, report)
     p.raise_if_any()
-    sh = h.stage_history.sort_values(["deal_id", "changed_at"], kind="stable").reset_index(drop=True)
-    acts = h.activities.sort_values(["deal_id", "occurred_at"], kind="stable").reset_index(drop=True)
-    h = h.replace(stage_history=sh, activities=acts)
+    sh_rows = _sorted(cols, "stage_history", "changed_at", kept["stage_history"])
+    act_rows = _sorted(cols, "activities", "occurred_at", kept["activities"])
+    rewritten = cols.rewritten
+    truth = history.stage_truth
+    h = history.replace(
+        deals=_clean_frame(history.deals, rewritten.get("deals", {}), None),
+        stage_history=_clean_frame(history.stage_history, rewritten.get("stage_history", {}), sh_rows),
+        activities=_clean_frame(history.activities, rewritten.get("activities", {}), act_rows),
+        stage_truth=None if truth is None else _clean_frame(truth, rewritten.get("stage_truth", {}), None),
+    )
 
-    d = h.deals
-    times = [d["created_at"].min(), d["closed_at"].max(), sh["changed_at"].max() if len(sh) else pd.NaT,
-             acts["occurred_at"].max() if len(acts) else pd.NaT]
+    created = cols("deals", "created_at")
+    times = [_extreme(created, np.min), _extreme(cols("deals", "closed_at"), np.max),
+             _extreme(cols("stage_history", "changed_at")[sh_rows], np.max),
+             _extreme(cols("activities", "occurred_at")[act_rows], np.max)]
     valid = [t for t in times if not pd.isna(t)]
-    report.first_event = d["created_at"].min() if len(d) else None
+    report.first_event = _extreme(created, np.min) if len(created) else None
     report.last_event = max(valid) if valid else None
     report.cut_at = h.data_cut
-    report.open_deals = int(d["outcome"].isna().sum())
-    report.won_deals = int((d["outcome"] == "won").sum())
-    report.lost_deals = int((d["outcome"] == "lost").sum())
+    outcome = cols("deals", "outcome")
+    report.open_deals = int(pd.isna(outcome).sum())
+    report.won_deals = int((outcome == "won").sum())
+    report.lost_deals = int((outcome == "lost").sum())
     order = {n: i for i, n in enumerate(tax.names)}
-    counts = sh["stage"].value_counts()
-    report.stages_seen = {k: int(counts[k]) for k in sorted(counts.index, key=lambda s: order.get(s, 99))}
-    report.activity_types_seen = {str(k): int(v) for k, v in acts["type"].value_counts().items()}
+    stages, counts = _counts(cols("stage_history", "stage")[sh_rows])
+    seen = dict(zip(stages, counts, strict=True))
+    report.stages_seen = {k: int(seen[k]) for k in sorted(seen, key=lambda s: order.get(s, 99))}
+    types, counts = _counts(cols("activities", "type")[act_rows])
+    report.activity_types_seen = {str(k): int(v) for k, v in zip(types, counts, strict=True)}
     if report.rows.get("activities", 0) == 0:
         report.warnings.append(
             "no activities: touchpoint features will be empty and stages cannot be inferred from evidence"

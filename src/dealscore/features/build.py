@@ -25,11 +25,13 @@ from dealscore.data.history import DealHistory
 from dealscore.errors import ConfigError, DataValidationError
 from dealscore.features.context import FeatureContext
 from dealscore.features.inputs import (
+    SMALL,
     DealRows,
     Vocab,
     as_ns,
     deal_codes,
     frame_of,
+    raw_column,
     read_activity_rows,
     read_deals,
     read_stage_rows,
@@ -122,10 +124,11 @@ def check_snapshots(snapshots: pd.DataFrame, index: Vocab, deals: DealRows) -> t
             f"snapshots: missing column(s) {missing}", table="snapshots", column=missing[0],
             fix="pass a DataFrame with columns deal_id and as_of (see make_snapshots / scoring_snapshots)",
         )
-    q_deal = deal_codes(index, snapshots["deal_id"], table="snapshots")
-    q_time = as_ns(snapshots["as_of"], table="snapshots", column="as_of")
+    ids = raw_column(snapshots, "deal_id")
+    q_deal = deal_codes(index, ids if len(ids) > SMALL else np.asarray(ids, dtype=object), table="snapshots")
+    q_time = as_ns(raw_column(snapshots, "as_of"), table="snapshots", column="as_of")
     if (q_time == NAT).any():
-        ids = [str(i) for i in snapshots["deal_id"].to_numpy()[q_time == NAT][:5]]
+        ids = [str(i) for i in np.asarray(ids, dtype=object)[q_time == NAT][:5]]
         raise DataValidationError("snapshots, column as_of: snapshots without a time", table="snapshots",
                                   column="as_of", ids=ids, fix="give every snapshot an as_of timestamp")
     early = q_time < deals.created[q_deal]

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.data.history import DealHistory
+from dealscore.errors import ModelNotReadyError
 from dealscore.features.inputs import DealRows, Vocab, read_deals, read_stage_rows
 from dealscore.features.spec import FeatureSpec
 from dealscore.features.stage import DAY, StageTimeline, prepare_stage, won_stage_durations
@@ -196,8 +197,6 @@ class FeatureContext:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "stages_"):
-            from dealscore.errors import ModelNotReadyError
-
             raise ModelNotReadyError("FeatureContext is not fitted: call fit(history) first")
 
     def __getstate__(self) -> dict[str, Any]:

@@ -60,18 +60,21 @@ def as_ns(values: Any, *, table: str, column: str) -> np.ndarray:
     )
 
 
-def times(frame: pd.DataFrame, name: str, table: str) -> np.ndarray:
+def times(frame: pd.DataFrame, name: str, table: str, raw: Any = None) -> np.ndarray:
     """A timestamp column in ns, or all-NaT when the optional column is absent."""
-    if name not in frame.columns:
-        return np.full(len(frame), NAT, dtype=np.int64)
-    return as_ns(raw_column(frame, name), table=table, column=name)
+    if raw is None:
+        if name not in frame.columns:
+            return np.full(len(frame), NAT, dtype=np.int64)
+        raw = raw_column(frame, name)
+    return as_ns(raw, table=table, column=name)
 
 
-def column(frame: pd.DataFrame, name: str, kind: str = "str") -> np.ndarray:
+def column(frame: pd.DataFrame, name: str, kind: str = "str", raw: Any = None) -> np.ndarray:
     """A column as numpy (object for strings, float64 for numbers), all-missing when an optional one is absent."""
-    if name not in frame.columns:
-        return np.full(len(frame), np.nan) if kind == "float" else np.full(len(frame), None, dtype=object)
-    raw = raw_column(frame, name)
+    if raw is None:
+        if name not in frame.columns:
+            return np.full(len(frame), np.nan) if kind == "float" else np.full(len(frame), None, dtype=object)
+        raw = raw_column(frame, name)
     if kind == "float":
         if isinstance(raw, np.ndarray) and raw.dtype == np.float64:
             return raw
@@ -263,27 +266,46 @@ def deal_codes(index: Vocab, ids: Any, *, table: str) -> np.ndarray:
 
 
 class Table:
-    """Typed column access to one table (absent optional columns read as all-missing)."""
+    """Typed column access to one table (absent optional columns read as all-missing).
+
+    Column positions are looked up once per table: asking a pandas Index whether it
+    holds a name costs more than reading the column itself.
+    """
 
     def __init__(self, frame: pd.DataFrame, name: str) -> None:
         self.frame, self.name, self.n = frame, name, len(frame)
+        names = list(frame.columns.to_numpy(dtype=object))
+        self._pos = {c: i for i, c in enumerate(names)} if len(set(names)) == len(names) else None
+        self._get = getattr(frame, "_get_column_array", None)
 
     def has(self, name: str) -> bool:
-        return name in self.frame.columns
+        return name in self._pos if self._pos is not None else name in self.frame.columns
+
+    def raw(self, name: str) -> Any:
+        """The stored array of a present column (see :func:`raw_column`)."""
+        if self._pos is not None and self._get is not None:
+            return self._get(self._pos[name])
+        return raw_column(self.frame, name)
 
     def labels(self, name: str) -> Any:
         """A string column for encoding: an object array when small, the stored array when big (pandas
         factorizes its own string storage faster than it converts it to Python objects)."""
-        return self.strings(name) if self.n <= SMALL else raw_column(self.frame, name)
+        return self.strings(name) if self.n <= SMALL else self.raw(name)
 
     def strings(self, name: str) -> np.ndarray:
-        return column(self.frame, name)
+        if not self.has(name):
+            return np.full(self.n, None, dtype=object)
+        return column(self.frame, name, raw=self.raw(name))
 
     def floats(self, name: str) -> np.ndarray:
-        return column(self.frame, name, "float")
+        if not self.has(name):
+            return np.full(self.n, np.nan)
+        return column(self.frame, name, "float", raw=self.raw(name))
 
     def times(self, name: str) -> np.ndarray:
-        return times(self.frame, name, self.name)
+        if not self.has(name):
+            return np.full(self.n, NAT, dtype=np.int64)
+        return times(self.frame, name, self.name, raw=self.raw(name))
 
 
 def read_deals(history: DealHistory) -> DealRows:

@@ -29,7 +29,7 @@ def _frame(ids: np.ndarray, times: np.ndarray) -> pd.DataFrame:
 
 
 def make_snapshots(history: DealHistory, *, every_days: float = 7, at_stage_changes: bool = True) -> pd.DataFrame:
-    """Training snapshots for every deal across its open life, sorted by deal and time.
+    """Training snapshots for every deal across its open life, in the history's deal order, then by time.
 
     Each deal gets one at creation and every ``every_days`` after it, plus one when each
     stage change became visible (``recorded_at`` when later than ``changed_at``); all
@@ -42,7 +42,7 @@ def make_snapshots(history: DealHistory, *, every_days: float = 7, at_stage_chan
     d = history.deals
     created = as_ns(d["created_at"], table="deals", column="created_at")
     closed = as_ns(d["closed_at"], table="deals", column="closed_at") if "closed_at" in d else np.full(len(d), NAT)
-    cut = pd.Timestamp(history.data_cut).value
+    cut = _naive_utc(history.data_cut).value
     is_closed = closed != NAT
     step = round(every_days * _DAY)
     # count of k >= 0 with created + k*step < closed (closed) or <= cut (open)

@@ -81,6 +81,16 @@ class TouchLayout:
         return self._type_cols.get(name)
 
     @cached_property
+    def pricing_types(self) -> list[int]:
+        """Indicator rows of the activity types that show pricing was discussed."""
+        return [c for c in (self.type_col("proposal"), self.type_col("contract")) if c is not None]
+
+    @cached_property
+    def key_type_codes(self) -> np.ndarray:
+        """Activity type code of each key touchpoint type (-1 when the taxonomy lacks it)."""
+        return np.array([(self.type_col(t) or 0) - 1 for t in KEY_TYPES])
+
+    @cached_property
     def _type_cols(self) -> dict[str, int]:
         return {t: 1 + i for i, t in enumerate(self.activity_types)}
 
@@ -139,18 +149,16 @@ def prepare_touches(rows: ActivityRows, n_deals: int, layout: TouchLayout) -> To
     ind[layout.dm_col] = rows.role == layout.decision_maker
     ind[layout.champion_col] = rows.role == layout.champion
     ind[layout.contact_col, so] = _first_contact(seen_tl.group, rows.contact[so])
-    pricing = [c for c in (layout.type_col("proposal"), layout.type_col("contract")) if c is not None]
-    if pricing:
-        ind[layout.pricing_col] = ind[pricing].max(axis=0)
+    if layout.pricing_types:
+        ind[layout.pricing_col] = ind[layout.pricing_types].max(axis=0)
     late = (rows.seen - rows.occurred) > WINDOW_NS[:, None]  # (windows, n): logged after the window closed
     rows_of, window_of = layout.window_rows
     stacked = ind[rows_of]  # each window's counted quantities, one block of rows per window
     late_rows = late[window_of]
     late_sums = prefix_sums((stacked * late_rows)[:, so], np.int32) if late.any() else None
     on_time = (stacked * ~late_rows)[:, oo]
-    key_types = np.array([(layout.type_col(t) or 0) - 1 for t in KEY_TYPES])
     which = np.vstack([np.ones((1, n), dtype=bool), rows.direction[so][None, :] == 0,
-                       rows.type[so][None, :] == key_types[:, None]])
+                       rows.type[so][None, :] == layout.key_type_codes[:, None]])
     return TouchTimelines(
         layout=layout, seen=seen_tl, seen_sums=prefix_sums(ind[:, so], np.int32), occurred=occ_tl,
         window_sums=prefix_sums(on_time, np.int32), late_sums=late_sums,

@@ -43,12 +43,20 @@ class ThinConfig:
 
 @dataclass
 class WinConfig:
-    """LightGBM win model settings; ``params`` override the defaults in :mod:`dealscore.models.win`."""
+    """LightGBM win model settings; ``params`` override the defaults in :mod:`dealscore.models.win`.
+
+    ``max_train_rows`` caps the training snapshots the win model and the baselines
+    learn from (a seeded random sample of whole rows): weekly snapshots of one deal
+    are highly redundant, so beyond a few hundred thousand rows more of them buy
+    little accuracy and cost linear time. Validation, calibration and test slices
+    are never sampled.
+    """
 
     params: dict[str, Any] = field(default_factory=dict)
     num_boost_round: int = 2000
     early_stopping_rounds: int = 50
     calibration: str = "auto"
+    max_train_rows: int | None = 300_000
 
 
 @dataclass

@@ -80,6 +80,16 @@ def oracle_probabilities(truth: Any, snapshots: pd.DataFrame) -> tuple[np.ndarra
     return np.asarray(p, dtype=float), ""
 
 
+def _cap_rows(mask: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
+    """``mask`` reduced to a seeded random sample of at most ``cap`` rows (order kept)."""
+    if cap is None or mask.sum() <= cap:
+        return mask
+    rows = np.flatnonzero(mask)
+    out = np.zeros_like(mask)
+    out[np.random.default_rng(seed).choice(rows, size=cap, replace=False)] = True
+    return out
+
+
 def _order_by_creation(history: DealHistory, snaps: pd.DataFrame) -> pd.DataFrame:
     created = history.deals.set_index("deal_id")["created_at"]
     out = snaps.assign(_created=snaps["deal_id"].map(created).to_numpy())
@@ -143,8 +153,9 @@ def train_models(
     y = labels["won"].to_numpy(dtype=float)
     for name in SLICES:
         check_slice_labels(y[masks[name]], name, len(split.ids(name)))
-    Xs = {name: features[masks[name]] for name in SLICES}
-    ys = {name: y[masks[name]] for name in SLICES}
+    sampled = _cap_rows(masks["train"], cfg.win.max_train_rows, cfg.seed)
+    Xs = {name: features[sampled if name == "train" else masks[name]] for name in SLICES}
+    ys = {name: y[sampled if name == "train" else masks[name]] for name in SLICES}
     names = list(spec.feature_names)
 
     say("fitting the win model (early stopping on the validation slice, calibration on the next)")
@@ -165,11 +176,7 @@ def train_models(
     say("fitting the real-stage model")
     stage_ok = labels["real_stage"].notna().to_numpy()
     st_tr, st_va = masks["train"] & stage_ok, masks["validation"] & stage_ok
-    cap = cfg.stage.max_train_rows
-    if cap is not None and st_tr.sum() > cap:
-        rows = np.flatnonzero(st_tr)
-        st_tr = np.zeros_like(st_tr)
-        st_tr[np.random.default_rng(cfg.seed).choice(rows, size=cap, replace=False)] = True
+    st_tr = _cap_rows(st_tr, cfg.stage.max_train_rows, cfg.seed)
     stage = StageModel(tax.names, params={**cfg.stage.params, "num_threads": cfg.num_threads},
                        num_boost_round=cfg.stage.num_boost_round,
                        early_stopping_rounds=cfg.stage.early_stopping_rounds, feature_names=names,
@@ -209,7 +216,8 @@ def train_models(
     stage_report["model"]["warnings"] = list(stage.warnings_)
     lap("evaluation")
 
-    data = _data_section(history, split, counts, slice_of, y, names, labels, history.stage_truth is not None)
+    data = _data_section(history, split, counts, slice_of, y, names, labels, history.stage_truth is not None,
+                         (int(sampled.sum()), int(st_tr.sum())))
     report = to_jsonable({"win": win_report, "stage": stage_report, "data": data})
 
     holdout = snaps[test].reset_index(drop=True).assign(
@@ -244,7 +252,7 @@ def train_models(
 
 def _data_section(
     history: DealHistory, split: DealSplit, counts: dict[str, int], slice_of: np.ndarray, y: np.ndarray,
-    names: list[str], labels: pd.DataFrame, has_truth: bool,
+    names: list[str], labels: pd.DataFrame, has_truth: bool, train_rows: tuple[int, int],
 ) -> dict[str, Any]:
     deals = history.deals
     return {
@@ -253,6 +261,7 @@ def _data_section(
         **counts,
         "split": split.to_dict(),
         "snapshots": {s: int((slice_of == s).sum()) for s in SLICES},
+        "train_rows_used": {"win_and_baselines": int(train_rows[0]), "stage": int(train_rows[1])},
         "win_rate": {s: float(y[slice_of == s].mean()) for s in SLICES},
         "stage_labels": "stage_truth" if has_truth else "retrospective rule over the stage history",
         "stage_labelled_snapshots": int(labels["real_stage"].notna().sum()),

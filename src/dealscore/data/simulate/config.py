@@ -80,10 +80,12 @@ class SimConfig:
         [0.55, 0.38, 0.07], [0.40, 0.45, 0.15], [0.28, 0.50, 0.22],
     ])
     affinity_seed: int = 20240611  # fixed industry x product affinity (a property of the market, not of the run)
+    affinity_industry_sd: float = 0.55
+    affinity_interaction_sd: float = 0.25
 
     # ---- latent qualities known at creation: fit = profile fit + noise; engagement leans on fit and source
-    fit_noise: float = 0.5
-    engagement_noise: float = 0.8
+    fit_noise: float = 0.4
+    engagement_noise: float = 0.5
 
     # ---- latent qualities revealed as the deal advances
     # champion level (none / weak / strong), revealed at qualification: ordered logit
@@ -125,7 +127,7 @@ class SimConfig:
     # log-odds slope on z per transition (advance up, the rest down)
     a_z: tuple[float, ...] = (0.9, -0.3, -0.8, -0.4)
     # competition (0, 1, 2) raises abrupt loss and stalls from solution on
-    a_competition: tuple[float, ...] = (0.0, 0.25, 0.0, 0.55)
+    a_competition: tuple[float, ...] = (0.0, 0.25, 0.0, 0.35)
     competition_from_stage: int = 3
     # single-threaded deals (one contact only) struggle from discovery on
     a_single_threaded: tuple[float, ...] = (-0.5, 0.2, 0.4, 0.0)
@@ -169,7 +171,7 @@ class SimConfig:
     stalled_out_factor: float = 0.3
     stalled_in_factor: float = 0.18
     quiet_out_rate: float = 0.24
-    engagement_rate_slope: float = 0.7
+    engagement_rate_slope: float = 0.9
     engagement_rate_cap: float = 2.0
     rate_speed_exponent: float = 0.7
 
@@ -203,6 +205,12 @@ class SimConfig:
         return cls(**{k: (v if k == "extra" else tup(v)) for k, v in raw.items() if k in known})
 
     def affinity(self) -> np.ndarray:
-        """Industry x product fit (fixed for the market, independent of the run's seed)."""
+        """Industry x product fit (fixed for the market, independent of the run's seed).
+
+        Mostly an industry effect (some industries need the product more), plus a
+        smaller industry-by-product interaction.
+        """
         rng = np.random.default_rng(self.affinity_seed)
-        return np.round(rng.normal(0.0, 0.7, size=(len(self.industries), len(self.products))), 3)
+        industry = rng.normal(0.0, self.affinity_industry_sd, size=(len(self.industries), 1))
+        interaction = rng.normal(0.0, self.affinity_interaction_sd, size=(len(self.industries), len(self.products)))
+        return np.round(industry + interaction, 3)
