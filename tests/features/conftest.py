@@ -146,11 +146,6 @@ def load_reference() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def small_history() -> DealHistory:
-    return random_history(0)
-
-
-@pytest.fixture(scope="session")
 def reference() -> ModuleType:
     return load_reference()
 

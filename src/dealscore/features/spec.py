@@ -179,6 +179,11 @@ class FeatureSpec:
         return cls(columns=default_columns(stages, types, evidence), categories=cats, stages=list(stages),
                    activity_types=types, contact_roles=list(tax.contact_roles), evidence=evidence)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_compiled"] = None  # a build-time cache, rebuilt on first use
+        return state
+
     @property
     def feature_names(self) -> list[str]:
         """Feature column names in frame order."""
