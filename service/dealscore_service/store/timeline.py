@@ -45,6 +45,7 @@ class DealTimeline:
 
 
 def empty(fields: tuple[str, ...]) -> Columns:
+    """The stored form of "kept, there were none" (distinct from ``None``: not kept)."""
     return {f: [] for f in fields}
 
 

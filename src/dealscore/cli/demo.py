@@ -20,6 +20,7 @@ from typing import Annotated
 
 import typer
 from rich.panel import Panel
+from rich.progress import Progress
 from rich.rule import Rule
 
 from dealscore.cli import app, console
@@ -117,7 +118,9 @@ def _serve_demo(workdir: Path, history: Path, port: int, keep_serving: bool) -> 
             "DEALSCORE_API_KEYS_FILE": str(keys_file),
         }
     )
-    cmd = [sys.executable, "-m", "dealscore", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    headers = {"X-API-Key": api_key}
+    cmd = [sys.executable, "-m", "dealscore", "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--log-level", "warning"]
     console.print(Rule(f"[bold]$ dealscore serve --port {port}", align="left", style="cyan"))
     proc = subprocess.Popen(cmd, env=env)
     try:
@@ -134,16 +137,30 @@ def _serve_demo(workdir: Path, history: Path, port: int, keep_serving: bool) -> 
                 time.sleep(0.5)
             else:
                 raise DealscoreError("the service did not become ready within 90 s; see its log above")
-            payloads = deal_payloads(str(history), limit=25)
-            for payload in payloads:
-                resp = client.post("/v1/score", json=payload, headers={"X-API-Key": api_key})
-                if resp.status_code != 200:
-                    raise DealscoreError(f"POST /v1/score answered {resp.status_code}: {resp.text[:300]}")
-            sample = resp.json()
+            payloads = deal_payloads(str(history), limit=None)
+            results: list[dict[str, object]] = []
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("POST /v1/score/batch (the open pipeline)", total=len(payloads))
+                for start in range(0, len(payloads), 100):
+                    chunk = payloads[start : start + 100]
+                    as_of = chunk[0]["as_of"]
+                    body = {"deals": [{k: v for k, v in p.items() if k != "as_of"} for p in chunk], "as_of": as_of}
+                    resp = client.post("/v1/score/batch", json=body, headers=headers, timeout=120)
+                    if resp.status_code != 200:
+                        raise DealscoreError(f"POST /v1/score/batch answered {resp.status_code}: {resp.text[:300]}")
+                    results.extend(resp.json()["results"])
+                    progress.advance(task, len(chunk))
+            one = client.post("/v1/score", json=payloads[0], headers=headers)
+            if one.status_code != 200:
+                raise DealscoreError(f"POST /v1/score answered {one.status_code}: {one.text[:300]}")
+            sample = one.json()
             console.print(
-                f"Scored {len(payloads)} open deals through POST /v1/score; last one: deal {sample['deal_id']} "
-                f"p_win={sample['p_win']:.2f} grade {sample['grade']}, inferred stage {sample['inferred_stage']}"
+                f"Scored {len(results)} open deals through the HTTP API. Example, POST /v1/score for deal "
+                f"{sample['deal_id']}: p_win={sample['p_win']:.2f} (grade {sample['grade']}), declared "
+                f"{sample['declared_stage']}, inferred {sample['inferred_stage']}"
             )
+            if sample.get("actions"):
+                console.print(f"  next-best action: {sample['actions'][0]['text']}")
         _print_where_to_look(workdir, base_url, api_key)
         if keep_serving:
             console.print("[bold]The service keeps running; press Ctrl-C to stop it.[/]")

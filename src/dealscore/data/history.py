@@ -230,6 +230,11 @@ class _Typing:
         )
 
 
+# Arrow scalars made once: converting "" and None on every call costs more than the kernels
+_BLANK = pa.scalar("", pa.large_string())
+_NO_TEXT = pa.scalar(None, pa.large_string())
+
+
 def _text(s: pd.Series) -> np.ndarray:
     """A contract string column: stripped text, None for missing or blank, as an object array.
 
@@ -251,8 +256,10 @@ def _text(s: pd.Series) -> np.ndarray:
                 arrow = None
     if arrow is None:
         arrow = pa.array(s.astype("string").array)
+    if arrow.type != pa.large_string():
+        arrow = arrow.cast(pa.large_string())
     trimmed = pc.utf8_trim_whitespace(arrow)
-    cleaned = pc.if_else(pc.equal(trimmed, ""), None, trimmed)
+    cleaned = pc.if_else(pc.equal(trimmed, _BLANK), _NO_TEXT, trimmed)
     return np.asarray(cleaned.to_numpy(zero_copy_only=False), dtype=object)
 
 
@@ -381,7 +388,8 @@ def _frame(columns: dict[str, np.ndarray | pd.Series], n: int) -> pd.DataFrame:
     """A DataFrame from typed columns, built once (no per-column insertion, no string inference)."""
     index = pd.RangeIndex(n)
     data = {
-        name: pd.Series(v, index=index, dtype=v.dtype) if isinstance(v, np.ndarray) else v
+        # only object arrays need wrapping: pandas would otherwise turn them into its string dtype
+        name: pd.Series(v, index=index, dtype=object) if isinstance(v, np.ndarray) and v.dtype == object else v
         for name, v in columns.items()
     }
     return pd.DataFrame(data, index=index)

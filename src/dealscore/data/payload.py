@@ -60,12 +60,31 @@ def deal_payload(history: DealHistory, deal_id: str, as_of: pd.Timestamp | None 
     return body
 
 
-def deal_payloads(folder: str, *, limit: int = 25, open_only: bool = True) -> list[dict[str, Any]]:
-    """Request bodies for the first ``limit`` (open) deals of a history folder."""
+def deal_payloads(folder: str, *, limit: int | None = 25, open_only: bool = True) -> list[dict[str, Any]]:
+    """Request bodies for the (open) deals of a history folder, at most ``limit`` of them, as of the data cut."""
     from dealscore.data.validate import load_and_validate
 
     history, _ = load_and_validate(folder)
     deals = history.deals
     if open_only:
         deals = deals[deals["outcome"].isna()]
-    return [deal_payload(history, d) for d in deals["deal_id"].head(limit)]
+    if limit is not None:
+        deals = deals.head(limit)
+    accounts = {r["account_id"]: _record(r, ACCOUNTS) for _, r in history.accounts.iterrows()}
+    wanted = set(deals["deal_id"])
+    stages = history.stage_history[history.stage_history["deal_id"].isin(wanted)]
+    acts = history.activities[history.activities["deal_id"].isin(wanted)]
+    stage_rows = {
+        d: [_record(r, STAGE_HISTORY, ("deal_id",)) for _, r in g.iterrows()] for d, g in stages.groupby("deal_id")
+    }
+    act_rows = {d: [_record(r, ACTIVITIES, ("deal_id",)) for _, r in g.iterrows()] for d, g in acts.groupby("deal_id")}
+    cut = history.data_cut.strftime("%Y-%m-%dT%H:%M:%S")
+    out = []
+    for _, deal in deals.iterrows():
+        body = _record(deal, DEALS)
+        body["account"] = accounts.get(deal["account_id"], {"industry": "unknown"})
+        body["stage_history"] = stage_rows.get(deal["deal_id"], [])
+        body["activities"] = act_rows.get(deal["deal_id"], [])
+        body["as_of"] = cut
+        out.append(body)
+    return out

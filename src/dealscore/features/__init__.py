@@ -3,20 +3,25 @@
 See docs/features.md for the rules (DESIGN §5) and the generated feature catalog.
 """
 
-from dealscore.features.build import PreparedHistory, build_features, prepare_history
+from dealscore.features.build import FeatureBlock, PreparedHistory, build_feature_block, build_features, prepare_history
 from dealscore.features.catalog import FEATURE_CATALOG, feature_catalog_markdown
 from dealscore.features.context import FeatureContext
 from dealscore.features.labels import make_labels
 from dealscore.features.snapshots import make_snapshots, scoring_snapshots
 from dealscore.features.spec import FeatureInfo, FeatureSpec
+from dealscore.features.whatif import Touchpoint, build_what_if
 
 __all__ = [
     "FEATURE_CATALOG",
+    "FeatureBlock",
     "FeatureContext",
     "FeatureInfo",
     "FeatureSpec",
     "PreparedHistory",
+    "Touchpoint",
+    "build_feature_block",
     "build_features",
+    "build_what_if",
     "feature_catalog_markdown",
     "make_labels",
     "make_snapshots",

@@ -155,7 +155,7 @@ class PreparedHistory:
     deals: DealRows
     stage: StageTimeline
     touches: TouchTimelines
-    data_cut: int
+    data_cut: int | np.ndarray  # one time, or one per deal (see dealscore.features.whatif)
 
 
 def prepare_history(history: DealHistory, spec: FeatureSpec) -> PreparedHistory:
@@ -192,6 +192,18 @@ def build_features(history: DealHistory, snapshots: pd.DataFrame, *, spec: Featu
     The API, holding one deal, passes the context stored in the model bundle.
     Categoricals are pandas ``category`` with the spec's vocabulary; missing is NaN.
     """
+    return build_feature_block(history, snapshots, spec=spec, taxonomy=taxonomy, context=context,
+                               progress=progress, chunk_size=chunk_size).frame(snapshots.index)
+
+
+def build_feature_block(history: DealHistory, snapshots: pd.DataFrame, *, spec: FeatureSpec | None = None,
+                        taxonomy: StageTaxonomy | None = None, context: FeatureContext | None = None,
+                        progress: bool = False, chunk_size: int = CHUNK) -> FeatureBlock:
+    """:func:`build_features` before the DataFrame is assembled: the same values as arrays.
+
+    Scoring feeds boosters a float matrix; going through a DataFrame and back costs
+    more than the features of one deal, so the scorer takes the block.
+    """
     spec = _resolve_spec(spec, taxonomy)
     plan = _plan(spec)
     bar = _progress(progress, len(snapshots))
@@ -202,34 +214,102 @@ def build_features(history: DealHistory, snapshots: pd.DataFrame, *, spec: Featu
         q_deal, q_time = check_snapshots(snapshots, prepared.index, prepared.deals)
         if bar is not None:
             bar.set_description("features")
-        if context is None:
-            context = FeatureContext().fit_prepared(prepared.deals, prepared.stage, spec.stages)
-        elif getattr(context, "stages_", spec.stages) != spec.stages:
-            raise ConfigError(
-                f"the feature context was fitted for stages {context.stages_} but the spec has {spec.stages}; "
-                "use the spec and context of the same model bundle"
-            )
-        n = len(q_deal)
-        block = np.empty((len(plan.numeric), n), dtype=np.float64).T  # column-major: one contiguous column each
-        stage_codes = np.empty(n, dtype=np.int64)
-        for start in range(0, n, chunk_size):
-            stop = min(n, start + chunk_size)
-            values = _chunk_features(prepared, context, plan, q_deal[start:stop], q_time[start:stop])
-            stage_codes[start:stop] = values.pop("_stage_code")
-            for name, pos in plan.numeric_pos.items():
-                block[start:stop, pos] = values[name]
-            if bar is not None:
-                bar.update(stop - start)
-        return _assemble(plan, prepared.deals, q_deal, q_time, block, stage_codes, snapshots.index)
+        context = resolve_context(context, prepared, spec)
+        block, stage_codes = compute_block(prepared, context, plan, q_deal, q_time, chunk_size=chunk_size, bar=bar)
+        return FeatureBlock(plan, prepared.deals, q_deal, q_time, block, stage_codes)
     finally:
         if bar is not None:
             bar.close()
 
 
+@dataclass(frozen=True)
+class FeatureBlock:
+    """Features of a set of snapshots as arrays: what :func:`build_features` puts into its frame.
+
+    ``numeric`` holds the numeric features (rows x :attr:`numeric_names`, float64,
+    NaN = missing); categoricals are codes into :meth:`categories` (-1 = missing).
+    :meth:`frame` gives the typed DataFrame of :func:`build_features`.
+    """
+
+    plan: _Plan
+    deals: DealRows
+    q_deal: np.ndarray
+    q_time: np.ndarray
+    numeric: np.ndarray
+    stage_codes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.q_deal)
+
+    @property
+    def deal_ids(self) -> np.ndarray:
+        return self.deals.ids[self.q_deal]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.plan.names
+
+    @property
+    def numeric_names(self) -> list[str]:
+        return self.plan.numeric
+
+    @property
+    def categorical_names(self) -> list[str]:
+        return self.plan.categorical
+
+    def categorical(self, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Codes of one categorical feature per row (-1 = missing) and the categories they index."""
+        if name == "declared_stage":
+            dtype = self.plan.dtypes[name]
+            cats = tuple(dtype.categories) if dtype is not None else self.plan.stages.names
+            return self.stage_codes, cats
+        return _category_codes(self.plan, name, getattr(self.deals, name), self.q_deal)
+
+    def frame(self, index: pd.Index | None = None) -> pd.DataFrame:
+        """The typed feature frame (``deal_id``, ``as_of``, features in spec order)."""
+        return _assemble(self.plan, self.deals, self.q_deal, self.q_time, self.numeric, self.stage_codes,
+                         pd.RangeIndex(len(self)) if index is None else index)
+
+
+def resolve_context(context: FeatureContext | None, prepared: PreparedHistory | None, spec: FeatureSpec
+                    ) -> FeatureContext:
+    """Step 4: the given context (checked against the spec), else one fitted on the prepared history."""
+    if context is None:
+        if prepared is None:
+            raise ConfigError("no feature context given and no history to fit one on")
+        return FeatureContext().fit_prepared(prepared.deals, prepared.stage, spec.stages)
+    if getattr(context, "stages_", spec.stages) != spec.stages:
+        raise ConfigError(
+            f"the feature context was fitted for stages {context.stages_} but the spec has {spec.stages}; "
+            "use the spec and context of the same model bundle"
+        )
+    return context
+
+
+def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Plan, q_deal: np.ndarray,
+                  q_time: np.ndarray, *, chunk_size: int = CHUNK, bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Step 5 for all snapshots: the numeric features (rows x ``plan.numeric``) and the declared-stage codes."""
+    n = len(q_deal)
+    block = np.empty((len(plan.numeric), n), dtype=np.float64).T  # column-major: one contiguous column each
+    stage_codes = np.empty(n, dtype=np.int64)
+    for start in range(0, n, chunk_size):
+        stop = min(n, start + chunk_size)
+        values = _chunk_features(prepared, context, plan, q_deal[start:stop], q_time[start:stop])
+        stage_codes[start:stop] = values.pop("_stage_code")
+        for name, pos in plan.numeric_pos.items():
+            block[start:stop, pos] = values[name]
+        if bar is not None:
+            bar.update(stop - start)
+    return block, stage_codes
+
+
 def _chunk_features(prepared: PreparedHistory, context: FeatureContext, plan: _Plan, q_deal: np.ndarray,
                     q_time: np.ndarray) -> dict[str, np.ndarray]:
     """Step 5: every feature of a chunk of snapshots."""
-    values = stage_features(prepared.stage, prepared.deals, q_deal, q_time, prepared.data_cut)
+    cut = prepared.data_cut
+    if isinstance(cut, np.ndarray):  # per deal (what-if copies: the added touchpoint may move the cut)
+        cut = cut[q_deal]
+    values = stage_features(prepared.stage, prepared.deals, q_deal, q_time, cut)
     values.update(touch_features(prepared.touches, q_deal, q_time, plan.evidence))
     values.update(profile_features(prepared.deals, q_deal, q_time, values["amount"], context))
     norms = context.stage_norms(values["_stage_code"], q_time)
@@ -268,17 +348,25 @@ def _stage_dtype(plan: _Plan) -> pd.CategoricalDtype:
     return pd.CategoricalDtype(pd.Index(list(plan.stages.names), dtype=object))
 
 
-def _categorical(plan: _Plan, name: str, per_deal: np.ndarray, q_deal: np.ndarray) -> pd.Categorical:
-    """Encode an open-vocabulary column: fixed vocabulary when fitted, else the sorted observed values."""
-    dtype = plan.dtypes[name]
-    if dtype is None:
+def _category_codes(plan: _Plan, name: str, per_deal: np.ndarray, q_deal: np.ndarray
+                    ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Codes of an open-vocabulary column: the fixed vocabulary when fitted, else the sorted observed values."""
+    if plan.dtypes[name] is None:
         observed = per_deal[np.unique(q_deal)] if len(q_deal) else per_deal[:0]
         vocab = Vocab.of(sorted({str(v) for v in observed if v is not None and v == v}))
-        dtype = pd.CategoricalDtype(pd.Index(list(vocab.names), dtype=object))
     else:
         vocab = plan.vocabs[name]
     codes, _ = vocab.codes(per_deal)  # values outside a fitted vocabulary become NaN (documented)
-    return pd.Categorical.from_codes(codes[q_deal], dtype=dtype, validate=False)
+    return codes[q_deal], vocab.names
+
+
+def _categorical(plan: _Plan, name: str, per_deal: np.ndarray, q_deal: np.ndarray) -> pd.Categorical:
+    """An open-vocabulary column as a pandas Categorical (see :func:`_category_codes`)."""
+    codes, names = _category_codes(plan, name, per_deal, q_deal)
+    dtype = plan.dtypes[name]
+    if dtype is None:
+        dtype = pd.CategoricalDtype(pd.Index(list(names), dtype=object))
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
 def _progress(enabled: bool, total: int) -> Any:
@@ -289,4 +377,5 @@ def _progress(enabled: bool, total: int) -> Any:
     return tqdm(total=total, unit="snapshot", unit_scale=True, desc="features", leave=True, mininterval=0.5)
 
 
-__all__ = ["PreparedHistory", "build_features", "check_snapshots", "prepare_history"]
+__all__ = ["FeatureBlock", "PreparedHistory", "build_feature_block", "build_features", "check_snapshots",
+           "prepare_history"]

@@ -231,6 +231,7 @@ class ActivityRows:
     contact: np.ndarray
     occurred: np.ndarray
     seen: np.ndarray
+    contact_names: tuple[Any, ...] = ()  # contact id of each contact code (what-if touchpoints reuse them)
 
 
 def deal_index(deals: pd.DataFrame) -> Vocab:
@@ -365,8 +366,10 @@ def read_activity_rows(history: DealHistory, index: Vocab, types: Vocab, roles: 
     a = Table(history.activities, "activities")
     occurred = a.times("occurred_at")
     _no_missing_time(occurred, a, "occurred_at")
+    names: tuple[Any, ...] = ()
     if a.has("contact_id") and a.n:
-        contact = pd.factorize(a.labels("contact_id"), use_na_sentinel=True)[0].astype(np.int64)
+        codes, uniques = pd.factorize(a.labels("contact_id"), use_na_sentinel=True)
+        contact, names = codes.astype(np.int64), tuple(uniques)
     else:
         contact = np.full(a.n, -1, dtype=np.int64)
     return ActivityRows(
@@ -375,6 +378,7 @@ def read_activity_rows(history: DealHistory, index: Vocab, types: Vocab, roles: 
         direction=encode(a, "direction", DIRECTIONS),
         role=encode(a, "contact_role", roles),
         contact=contact, occurred=occurred, seen=np.maximum(occurred, a.times("recorded_at")),
+        contact_names=names,
     )
 
 

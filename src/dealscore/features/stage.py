@@ -83,7 +83,7 @@ def _segmented_running_max(group: np.ndarray, small: np.ndarray) -> np.ndarray:
 
 
 def stage_features(st: StageTimeline, deals: DealRows, q_deal: np.ndarray, q_time: np.ndarray,
-                   data_cut: int) -> dict[str, np.ndarray]:
+                   data_cut: int | np.ndarray) -> dict[str, np.ndarray]:
     """Stage, amount and close-date facts of each snapshot, from rows visible at its ``as_of``."""
     lo, hi = st.timeline.prefix(q_deal, q_time)
     has = hi > lo
