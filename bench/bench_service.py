@@ -38,7 +38,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scoring import deal_with_touchpoints
-from dealscore_service.auth import generate_key, hash_key
 
 from dealscore.data.payload import deal_payload
 from dealscore.data.simulate import simulate
@@ -47,6 +46,7 @@ from dealscore.features import build_features, scoring_snapshots
 from dealscore.scoring import Scorer
 from dealscore.training.config import TrainConfig
 from dealscore.training.pipeline import train_models
+from dealscore_service.auth import generate_key, hash_key
 
 BIN = Path(sys.executable).parent
 

@@ -126,7 +126,12 @@ class StageTaxonomy:
         """Round-trippable form, stored inside the model bundle."""
         return {
             "stages": [
-                {"name": s.name, "label": s.label, "aliases": list(s.aliases), "key_touchpoints": list(s.key_touchpoints)}
+                {
+                    "name": s.name,
+                    "label": s.label,
+                    "aliases": list(s.aliases),
+                    "key_touchpoints": list(s.key_touchpoints),
+                }
                 for s in self.stages
             ],
             "activity_types": list(self.activity_types),

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dealscore_service.auth import KeyRing, Principal, Scope, add_key_to_file, generate_key, hash_key
-from dealscore_service.main import load_keyring
-from dealscore_service.settings import Settings
 from fastapi.testclient import TestClient
 
 from dealscore.errors import ConfigError
 from dealscore.scoring.result import ScoreResult
+from dealscore_service.auth import KeyRing, Principal, Scope, add_key_to_file, generate_key, hash_key
+from dealscore_service.main import load_keyring
+from dealscore_service.settings import Settings
 
 ENDPOINTS = [
     ("POST", "/v1/score", "score"),

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from dealscore_service.routers.deals import trend_of
-from dealscore_service.store import DealFilter, ScoreToSave, StoredScore
 from fastapi.testclient import TestClient
 
 from dealscore.scoring import at_risk
 from dealscore.scoring.result import ScoreResult
+from dealscore_service.routers.deals import trend_of
+from dealscore_service.store import DealFilter, ScoreToSave, StoredScore
 
 MakeResult = Callable[..., ScoreResult]
 

@@ -5,13 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from dealscore_service.errors import (
-    AuthenticationError,
-    InvalidPayloadError,
-    PermissionDeniedError,
-    field_path,
-    install_error_handlers,
-)
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -23,6 +16,13 @@ from dealscore.errors import (
     ModelNotReadyError,
     NotFoundError,
     StoreUnavailableError,
+)
+from dealscore_service.errors import (
+    AuthenticationError,
+    InvalidPayloadError,
+    PermissionDeniedError,
+    field_path,
+    install_error_handlers,
 )
 
 ERRORS = [

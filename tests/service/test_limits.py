@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from dealscore_service.limits import MAX_BATCH_DEALS, MAX_BODY_BYTES, MAX_TOUCHPOINTS_PER_DEAL
 from fastapi.testclient import TestClient
+
+from dealscore_service.limits import MAX_BATCH_DEALS, MAX_BODY_BYTES, MAX_TOUCHPOINTS_PER_DEAL
 
 
 def _deal(i: int = 0, n_activities: int = 0) -> dict:

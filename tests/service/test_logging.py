@@ -6,8 +6,9 @@ import json
 from collections.abc import Callable
 
 import pytest
-from dealscore_service.logging import redact_secrets, request_id_from
 from fastapi.testclient import TestClient
+
+from dealscore_service.logging import redact_secrets, request_id_from
 
 
 def _lines(text: str) -> list[dict]:

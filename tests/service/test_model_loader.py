@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from dealscore_service.model_loader import ModelLoader
-from dealscore_service.settings import Settings
 from fastapi.testclient import TestClient
 
 from dealscore.errors import ModelNotReadyError
+from dealscore_service.model_loader import ModelLoader
+from dealscore_service.settings import Settings
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from dealscore_service import Settings, create_app
-from dealscore_service.auth import generate_key, hash_key
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -26,6 +24,9 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from dealscore_service import Settings, create_app
+from dealscore_service.auth import generate_key, hash_key
 
 pytestmark = pytest.mark.slow
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from dealscore_service.errors import InvalidPayloadError
-from dealscore_service.payload import payload_hash, to_history
-from dealscore_service.schemas import BatchScoreRequest, DealPayload, ScoreRequest
 
 from dealscore.data.payload import deal_payload
 from dealscore.data.validate import validate_history
+from dealscore_service.errors import InvalidPayloadError
+from dealscore_service.payload import payload_hash, to_history
+from dealscore_service.schemas import BatchScoreRequest, DealPayload, ScoreRequest
 
 AS_OF = datetime(2024, 3, 1)
 

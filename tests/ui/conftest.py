@@ -15,10 +15,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from dealscore_service.store import ScoreStore
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from ui_helpers import T0, build_app, make_settings, result, save
+
+from dealscore_service.store import ScoreStore
 
 
 @pytest.fixture

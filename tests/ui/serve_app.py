@@ -6,9 +6,10 @@ page is mounted whether or not ``create_app`` mounts it itself yet.
 
 from __future__ import annotations
 
+from fastapi import FastAPI
+
 from dealscore_service.main import create_app
 from dealscore_service.ui import mount_ui
-from fastapi import FastAPI
 
 
 def app() -> FastAPI:

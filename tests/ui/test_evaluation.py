@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+
 from dealscore_service.ui.evaluation import (
     EvaluationCache,
     calibration_bins,

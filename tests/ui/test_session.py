@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from dealscore_service.ui.session import COOKIE_NAME, SECRET_FILE, SessionManager
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 from ui_helpers import KEYS, build_app, key, keys_json, login, make_settings
+
+from dealscore_service.ui.session import COOKIE_NAME, SECRET_FILE, SessionManager
 
 
 def _set_cookie_header(resp) -> str:  # type: ignore[no-untyped-def]

@@ -30,13 +30,13 @@ def _root() -> None:
 
 # Sub-modules register their commands on ``app`` when imported.
 from dealscore.cli import data as _data  # noqa: E402,F401
-from dealscore.cli import simulate as _simulate  # noqa: E402,F401
-from dealscore.cli import importers as _importers  # noqa: E402,F401
+from dealscore.cli import demo as _demo  # noqa: E402,F401
 from dealscore.cli import features as _features  # noqa: E402,F401
-from dealscore.cli import train as _train  # noqa: E402,F401
+from dealscore.cli import importers as _importers  # noqa: E402,F401
 from dealscore.cli import score as _score  # noqa: E402,F401
 from dealscore.cli import serve as _serve  # noqa: E402,F401
-from dealscore.cli import demo as _demo  # noqa: E402,F401
+from dealscore.cli import simulate as _simulate  # noqa: E402,F401
+from dealscore.cli import train as _train  # noqa: E402,F401
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ def serve(
     (MLFLOW_TRACKING_URI), DEALSCORE_LOG_JSON.
     """
     import uvicorn
+
     from dealscore_service.store import ScoreStore
 
     os.environ.setdefault("DEALSCORE_LOG_LEVEL", log_level.upper())
@@ -61,9 +62,10 @@ def serve(
 
 def _checked_settings() -> Any:
     """Settings and keys read once here, so a bad variable or keys file is a one-line error, not a traceback."""
+    from pydantic import ValidationError
+
     from dealscore_service.main import load_keyring
     from dealscore_service.settings import Settings
-    from pydantic import ValidationError
 
     try:
         settings = Settings()

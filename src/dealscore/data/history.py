@@ -8,6 +8,7 @@ like values.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -235,39 +236,62 @@ _BLANK = pa.scalar("", pa.large_string())
 _NO_TEXT = pa.scalar(None, pa.large_string())
 
 
-def _text(s: pd.Series) -> np.ndarray:
-    """A contract string column: stripped text, None for missing or blank, as an object array.
+def _arrow_text(s: pd.Series) -> tuple[pa.Array, np.ndarray | None]:
+    """A column as Arrow text, and its values when they were Python strings (None for missing).
 
-    One Arrow kernel serves one row and millions alike: the whitespace trim is the
-    one pandas' string dtype applies, so values read the same whichever way they came
-    in. Text arrives as pandas' Arrow-backed strings (CSV, or frames built from str
+    Text arrives as pandas' Arrow-backed strings (CSV, or frames built from str
     values) or as Python objects; anything else (numbers in an id column) is turned
     into text the way ``astype("string")`` does.
     """
-    arrow: pa.Array | None = None
     if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
-        arrow = pa.array(s.array)
-    elif s.dtype == object:
-        raw = s.to_numpy()
-        if pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty"):
-            try:
-                arrow = pa.array(raw, type=pa.large_string(), from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):  # a missing-value marker Arrow does not know
-                arrow = None
-    if arrow is None:
-        arrow = pa.array(s.astype("string").array)
+        arrow, raw = pa.array(s.array), None
+    else:
+        arrow = raw = None
+        if s.dtype == object:
+            raw = s.to_numpy()
+            if pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty"):
+                try:
+                    arrow = pa.array(raw, type=pa.large_string(), from_pandas=True)
+                except (pa.ArrowInvalid, pa.ArrowTypeError):  # a missing-value marker Arrow does not know
+                    arrow = None
+        if arrow is None:
+            arrow, raw = pa.array(s.astype("string").array), None
     if arrow.type != pa.large_string():
         arrow = arrow.cast(pa.large_string())
-    trimmed = pc.utf8_trim_whitespace(arrow)
+    return arrow, raw
+
+
+def _texts(columns: list[pd.Series]) -> list[tuple[np.ndarray, bool]]:
+    """Contract string columns: stripped text, None for missing or blank, as object arrays.
+
+    All the text columns of a table go through Arrow's whitespace trim (the one
+    pandas' string dtype applies) in one pass: the same kernel serves one row and
+    millions, and a one-row table pays its overhead once rather than per column.
+    Also says, per column, whether it already held exactly these values.
+    """
+    if not columns:
+        return []
+    arrows = [_arrow_text(s) for s in columns]
+    trimmed = pc.utf8_trim_whitespace(pa.chunked_array([a for a, _ in arrows], type=pa.large_string()))
     cleaned = pc.if_else(pc.equal(trimmed, _BLANK), _NO_TEXT, trimmed)
-    return np.asarray(cleaned.to_numpy(zero_copy_only=False), dtype=object)
+    flat = np.asarray(cleaned.to_numpy(), dtype=object)
+    n = len(columns[0])
+    out = []
+    for i, (_, raw) in enumerate(arrows):
+        values = flat[i * n:(i + 1) * n]
+        out.append((values, raw is not None and bool(np.array_equal(raw, values))))
+    return out
 
 
-def _number(t: _Typing, col: str) -> np.ndarray:
-    """A numeric column as float64; text that is not a number is refused by id."""
+def _number(t: _Typing, col: str) -> tuple[np.ndarray, bool]:
+    """A numeric column as float64; text that is not a number is refused by id.
+
+    Also says whether the column already held exactly these values.
+    """
     src = t.frame[col]
     if isinstance(src.dtype, np.dtype) and src.dtype.kind in "iuf":
-        return src.to_numpy(dtype="float64")  # already numbers: nothing to parse, nothing can be bad
+        # already numbers: nothing to parse, nothing can be bad
+        return src.to_numpy(dtype="float64"), src.dtype == np.float64
     src = src.reset_index(drop=True)
     if src.dtype == object or pd.api.types.is_string_dtype(src):
         text = src.astype("string").str.strip()
@@ -283,7 +307,7 @@ def _number(t: _Typing, col: str) -> np.ndarray:
             table=t.table.name, column=col, ids=ids,
             fix="use plain numbers without currency symbols or thousands separators",
         )
-    return num.astype("float64").to_numpy()
+    return num.astype("float64").to_numpy(), False
 
 
 def _parse_mixed_zones(t: _Typing, col: str, as_str: pd.Series, present: pd.Series) -> pd.Series:
@@ -330,11 +354,19 @@ def _parse_text_times(t: _Typing, col: str, raw: pd.Series) -> pd.Series:
     return parsed
 
 
-def _parse_times(t: _Typing, col: str, kind: str) -> tuple[np.ndarray, bool | None]:
+@functools.cache
+def _bounds(dtype: np.dtype) -> tuple[np.datetime64, np.datetime64]:
+    """The plausible-date window in a column's own unit: a year-9999 placeholder in seconds must
+    not overflow on its way to nanoseconds before it is refused."""
+    return _EARLIEST.to_datetime64().astype(dtype), _LATEST.to_datetime64().astype(dtype)
+
+
+def _parse_times(t: _Typing, col: str, kind: str) -> tuple[np.ndarray, bool | None, bool]:
     """Parse a timestamp/date column to naive UTC ``datetime64[ns]``; report bad rows by id.
 
-    Returns the parsed column and whether its values carried a zone (``None`` when
-    the column is empty), so the caller can check zones across the whole history.
+    Returns the parsed column, whether its values carried a zone (``None`` when
+    the column is empty), so the caller can check zones across the whole history,
+    and whether the column already held exactly these values.
     Values with an offset are converted to UTC; a column mixing values with and
     without a zone is refused, because the naive ones cannot be placed in time.
     A column that already holds naive timestamps (an API payload, Parquet) is only
@@ -349,11 +381,10 @@ def _parse_times(t: _Typing, col: str, kind: str) -> tuple[np.ndarray, bool | No
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
         aware = True
     if isinstance(parsed.dtype, np.dtype):
-        values = parsed.to_numpy() if isinstance(parsed, pd.Series) else parsed
+        values = np.asarray(parsed.array) if isinstance(parsed, pd.Series) else parsed
         if aware is None and not np.isnat(values).all():
             aware = False
-        # the bounds in the column's own unit: a year-9999 placeholder in seconds must not overflow first
-        lo, hi = _EARLIEST.to_datetime64().astype(values.dtype), _LATEST.to_datetime64().astype(values.dtype)
+        lo, hi = _bounds(values.dtype)
         out_of_range = (values < lo) | (values >= hi)  # NaT compares False
     else:  # an Arrow timestamp column: let pandas compare it
         assert isinstance(parsed, pd.Series)
@@ -369,10 +400,13 @@ def _parse_times(t: _Typing, col: str, kind: str) -> tuple[np.ndarray, bool | No
         )
     if isinstance(values, pd.Series):
         values = values.astype("datetime64[ns]").to_numpy()
-    values = values.astype("datetime64[ns]")
+    unchanged = raw.dtype == np.dtype("datetime64[ns]")
+    values = values.astype("datetime64[ns]", copy=False)
     if kind == "date":
-        values = values.astype("datetime64[D]").astype("datetime64[ns]")  # floor to midnight; NaT stays NaT
-    return values, aware
+        day = values.astype("datetime64[D]").astype("datetime64[ns]")  # floor to midnight; NaT stays NaT
+        unchanged = unchanged and bool(np.array_equal(day.view("int64"), values.view("int64")))
+        values = day
+    return values, aware, unchanged
 
 
 def _absent(kind: str, n: int) -> np.ndarray:
@@ -414,25 +448,40 @@ def coerce_table(frame: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[
         )
     t = _Typing(frame, table)
     zones: dict[str, bool] = {}
+    text = [col.name for col in table.columns if col.kind == "str" and col.name in frame]
+    texts = dict(zip(text, _texts([frame[name] for name in text]), strict=True))
+    unchanged = True
     for col in table.columns:
         if col.name not in frame:
+            unchanged = False
             continue
         if col.kind == "str":
-            t.typed[col.name] = _text(frame[col.name])
+            t.typed[col.name], same = texts[col.name]
         elif col.kind in ("int", "float"):
-            t.typed[col.name] = _number(t, col.name)
+            t.typed[col.name], same = _number(t, col.name)
         else:
-            t.typed[col.name], aware = _parse_times(t, col.name, col.kind)
+            t.typed[col.name], aware, same = _parse_times(t, col.name, col.kind)
             if aware is not None and col.kind == "timestamp":
                 zones[col.name] = aware
+        unchanged = unchanged and same
+    if unchanged:
+        # already typed (an API payload laid out by the service): the frame itself, re-indexed
+        return frame.reset_index(drop=True), zones
     n = len(frame)
     columns: dict[str, np.ndarray | pd.Series] = {
         name: t.typed[name] if name in t.typed else frame[name].reset_index(drop=True) for name in frame.columns
     }
+    absent = [col.name for col in table.columns if col.name not in columns]
     for col in table.columns:
-        if col.name not in columns:
+        if col.name in absent:
             columns[col.name] = _absent(col.kind, n)
-    return _frame(columns, n), zones
+    out = _frame(columns, n)
+    if out.columns.dtype != frame.columns.dtype:  # keep the caller's kind of column labels
+        labels = frame.columns
+        for name in absent:
+            labels = labels.insert(len(labels), name)
+        out.columns = labels
+    return out, zones
 
 
 def parse_cut_at(value: object) -> pd.Timestamp | None:

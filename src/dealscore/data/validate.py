@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -66,15 +66,26 @@ class _Columns:
 
     def __init__(self, h: DealHistory) -> None:
         self.h = h
+        self.series: dict[tuple[str, str], pd.Series] = {}
         self.values: dict[tuple[str, str], np.ndarray] = {}
         self.rewritten: dict[str, dict[str, np.ndarray]] = {}
 
-    def __call__(self, table: str, col: str) -> np.ndarray:
+    def column(self, table: str, col: str) -> pd.Series:
+        """The column as given."""
         key = (table, col)
-        if key not in self.values:
+        if key not in self.series:
             frame = self.h.table(table)
             assert frame is not None
-            self.values[key] = frame[col].to_numpy()
+            self.series[key] = frame[col]
+        return self.series[key]
+
+    def __call__(self, table: str, col: str) -> np.ndarray:
+        """The column's current values (after any rewrite)."""
+        key = (table, col)
+        if key not in self.values:
+            s = self.column(table, col)
+            # a datetime Series' ndarray without the copy ``to_numpy`` makes
+            self.values[key] = np.asarray(s.array) if s.dtype.kind == "M" else s.to_numpy()
         return self.values[key]
 
     def has(self, table: str, col: str) -> bool:
@@ -82,6 +93,7 @@ class _Columns:
         return frame is not None and col in frame
 
     def rewrite(self, table: str, col: str, values: np.ndarray) -> None:
+        self(table, col)  # the original stays reachable through ``column``
         self.values[(table, col)] = values
         self.rewritten.setdefault(table, {})[col] = values
 
@@ -307,12 +319,12 @@ def _canonical_names(h: DealHistory, cols: _Columns, tax: StageTaxonomy, p: _Pro
     p.add("activities", "type", unknown, f"use activity types not configured {_seen(kind, unknown)}",
           f"use one of {list(tax.activity_types)} or add the type (or an alias) to the taxonomy YAML")
     cols.rewrite("activities", "type", np.where(unknown, kind, mapped_types).astype(object))
-    (direction,) = _per_value(cols("activities", "direction"), _lower)
-    p.add("activities", "direction", ~pd.isna(direction) & ~_isin(direction, DIRECTIONS),
+    direction, bad = _per_value(cols("activities", "direction"), _lower, lambda v: _outside(v, DIRECTIONS))
+    p.add("activities", "direction", bad.astype(bool),
           f"have a direction other than {list(DIRECTIONS)}", "use inbound or outbound, or leave it empty")
     cols.rewrite("activities", "direction", direction)
-    (role,) = _per_value(cols("activities", "contact_role"), _lower)
-    p.add("activities", "contact_role", ~pd.isna(role) & ~_isin(role, vocab.roles),
+    role, bad = _per_value(cols("activities", "contact_role"), _lower, lambda v: _outside(v, vocab.roles))
+    p.add("activities", "contact_role", bad.astype(bool),
           f"have a contact_role outside {list(tax.contact_roles)}", "use one of the configured roles or leave it empty")
     cols.rewrite("activities", "contact_role", role)
 
@@ -326,10 +338,10 @@ def _canonical_names(h: DealHistory, cols: _Columns, tax: StageTaxonomy, p: _Pro
     cols.rewrite("deals", "outcome", np.where(pd.isna(canonical), outcome, canonical).astype(object))
 
 
-def _isin(values: np.ndarray, allowed: Collection[str]) -> np.ndarray:
-    """Membership for an object array of a few distinct spellings (None is never in)."""
-    (flags,) = _per_value(values, lambda v: v in allowed)
-    return flags.astype(bool)
+def _outside(v: str, allowed: Collection[str]) -> bool:
+    """A spelling given (not blank) that is not one of ``allowed`` once lower-cased."""
+    key = _lower(v)
+    return key is not None and key not in allowed
 
 
 def _outcomes(cols: _Columns, p: _Problems) -> None:
@@ -411,21 +423,22 @@ def _sorted(cols: _Columns, name: str, time_col: str, rows: np.ndarray) -> np.nd
     return rows[np.lexsort((when, deal_codes))]
 
 
-def _clean_frame(frame: pd.DataFrame, rewritten: Mapping[str, np.ndarray], rows: np.ndarray | None) -> pd.DataFrame:
-    """``frame`` with the rules' rewritten columns and, when given, only ``rows`` in that order, re-indexed.
+def _clean_frame(cols: _Columns, table: str, rows: np.ndarray | None) -> pd.DataFrame:
+    """A table with the rules' rewritten columns and, when given, only ``rows`` in that order, re-indexed.
 
     A rewritten column whose values did not change (names already canonical) is
     left as it was: setting a column costs more than comparing its values.
     """
+    frame = cols.h.table(table)
+    assert frame is not None
     if rows is None:
         out = frame.copy(deep=False)  # copy-on-write: the caller's frame never changes
     else:
         out = frame.take(rows)
         out.index = pd.RangeIndex(len(rows))
-    for col, values in rewritten.items():
-        current = frame[col]
-        new = values if rows is None else values[rows]
-        old = current.to_numpy() if rows is None else current.to_numpy()[rows]
+    for col, values in cols.rewritten.get(table, {}).items():
+        current = cols.column(table, col)
+        new, old = (values, current.to_numpy()) if rows is None else (values[rows], current.to_numpy()[rows])
         if current.dtype == object and np.array_equal(old, new):
             continue
         out[col] = pd.Series(new, index=out.index, dtype=object)
@@ -484,13 +497,11 @@ def validate_history(
     p.raise_if_any()
     sh_rows = _sorted(cols, "stage_history", "changed_at", kept["stage_history"])
     act_rows = _sorted(cols, "activities", "occurred_at", kept["activities"])
-    rewritten = cols.rewritten
-    truth = history.stage_truth
     h = history.replace(
-        deals=_clean_frame(history.deals, rewritten.get("deals", {}), None),
-        stage_history=_clean_frame(history.stage_history, rewritten.get("stage_history", {}), sh_rows),
-        activities=_clean_frame(history.activities, rewritten.get("activities", {}), act_rows),
-        stage_truth=None if truth is None else _clean_frame(truth, rewritten.get("stage_truth", {}), None),
+        deals=_clean_frame(cols, "deals", None),
+        stage_history=_clean_frame(cols, "stage_history", sh_rows),
+        activities=_clean_frame(cols, "activities", act_rows),
+        stage_truth=None if history.stage_truth is None else _clean_frame(cols, "stage_truth", None),
     )
 
     created = cols("deals", "created_at")

@@ -9,7 +9,7 @@ from dealscore.features.context import FeatureContext
 from dealscore.features.labels import make_labels
 from dealscore.features.snapshots import make_snapshots, scoring_snapshots
 from dealscore.features.spec import FeatureInfo, FeatureSpec
-from dealscore.features.whatif import Touchpoint, build_what_if
+from dealscore.features.whatif import Touchpoint, WhatIf, build_what_if
 
 __all__ = [
     "FEATURE_CATALOG",
@@ -19,6 +19,7 @@ __all__ = [
     "FeatureSpec",
     "PreparedHistory",
     "Touchpoint",
+    "WhatIf",
     "build_feature_block",
     "build_features",
     "build_what_if",

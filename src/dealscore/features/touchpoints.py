@@ -155,8 +155,11 @@ def prepare_touches(rows: ActivityRows, n_deals: int, layout: TouchLayout) -> To
     rows_of, window_of = layout.window_rows
     stacked = ind[rows_of]  # each window's counted quantities, one block of rows per window
     late_rows = late[window_of]
-    late_sums = prefix_sums((stacked * late_rows)[:, so], np.int32) if late.any() else None
-    on_time = (stacked * ~late_rows)[:, oo]
+    if late.any():
+        late_sums = prefix_sums((stacked * late_rows)[:, so], np.int32)
+        on_time = (stacked * ~late_rows)[:, oo]
+    else:  # nothing logged after its window closed (one deal scored now, typically): skip the masks
+        late_sums, on_time = None, stacked[:, oo]
     which = np.vstack([np.ones((1, n), dtype=bool), rows.direction[so][None, :] == 0,
                        rows.type[so][None, :] == layout.key_type_codes[:, None]])
     return TouchTimelines(

@@ -72,43 +72,84 @@ class Touchpoint:
     contact_role: str | None = None
 
 
+class WhatIf:
+    """A history read into arrays once, for the features of some snapshots and of any what-ifs of them.
+
+    The scorer first needs the snapshots' own features (to infer the real stage),
+    then the what-ifs of the actions valid for that stage; both come from the
+    arrays read here. :meth:`snapshots` equals :func:`build_feature_block`;
+    :meth:`with_touchpoints` builds the virtual deals.
+    """
+
+    def __init__(self, history: DealHistory, snapshots: pd.DataFrame, *, spec: FeatureSpec | None = None,
+                 taxonomy: StageTaxonomy | None = None, context: FeatureContext | None = None) -> None:
+        self.spec = _resolve_spec(spec, taxonomy)
+        self.plan = _plan(self.spec)
+        self.deals = read_deals(history)
+        self.stage_rows = read_stage_rows(history, self.deals.index, self.plan.stages)
+        self.acts = read_activity_rows(history, self.deals.index, self.plan.types, self.plan.roles)
+        self.cut = _data_cut(history, self.deals, self.stage_rows.seen, self.acts.seen)
+        self.q_deal, self.q_time = check_snapshots(snapshots, self.deals.index, self.deals)
+        self._stage = prepare_stage(self.stage_rows, len(self.deals))
+        self.context = (resolve_context(context, None, self.spec) if context is not None
+                        else FeatureContext().fit_prepared(self.deals, self._stage, self.spec.stages))
+
+    def __len__(self) -> int:
+        return len(self.q_deal)
+
+    def snapshots(self) -> FeatureBlock:
+        """The snapshots' own features (what :func:`build_feature_block` gives)."""
+        prepared = PreparedHistory(index=self.deals.index, deals=self.deals, stage=self._stage,
+                                   touches=prepare_touches(self.acts, len(self.deals), self.plan.layout),
+                                   data_cut=self.cut)
+        block, stage_codes = compute_block(prepared, self.context, self.plan, self.q_deal, self.q_time)
+        return FeatureBlock(self.plan, self.deals, self.q_deal, self.q_time, block, stage_codes)
+
+    def with_touchpoints(self, touchpoints: Sequence[tuple[int, Touchpoint]], *,
+                         keep_snapshots: bool = False) -> FeatureBlock:
+        """Row ``j``: snapshot ``touchpoints[j][0]``'s deal at its ``as_of`` with ``touchpoints[j][1]`` added then.
+
+        ``keep_snapshots=True`` puts the snapshots' own rows first (rows ``0..n-1``,
+        what-ifs from row ``n``), all in one pass: cheaper than :meth:`snapshots` and
+        a second pass when there are few snapshots.
+        """
+        n = len(self.q_deal)
+        rows = np.asarray([r for r, _ in touchpoints], dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= n):
+            raise ConfigError(f"what-if touchpoints name snapshot rows outside 0..{n - 1}")
+        first = n if keep_snapshots else 0
+        src = self.q_deal[rows]  # the real deal behind each virtual deal
+        v_time = self.q_time[rows]
+        v_cut = np.maximum(self.cut, v_time)  # like adding the row: a later touchpoint moves the data cut
+        if keep_snapshots:
+            src, v_time = np.concatenate([self.q_deal, src]), np.concatenate([self.q_time, v_time])
+            v_cut = np.concatenate([np.full(n, self.cut, dtype=np.int64), v_cut])
+        n_virtual = len(src)
+        v_deals = _take_deals(self.deals, src)
+        v_stage = _gather_stage(self.stage_rows, src, len(self.deals))
+        extra = _touch_rows(self.plan, self.acts, [t for _, t in touchpoints], np.arange(first, n_virtual),
+                            v_time[first:])
+        v_acts = _gather_activities(self.acts, src, len(self.deals), extra)
+        prepared = PreparedHistory(index=self.deals.index, deals=v_deals, stage=prepare_stage(v_stage, n_virtual),
+                                   touches=prepare_touches(v_acts, n_virtual, self.plan.layout), data_cut=v_cut)
+        v_deal = np.arange(n_virtual, dtype=np.int64)
+        block, stage_codes = compute_block(prepared, self.context, self.plan, v_deal, v_time)
+        return FeatureBlock(self.plan, v_deals, v_deal, v_time, block, stage_codes)
+
+
 def build_what_if(history: DealHistory, snapshots: pd.DataFrame, touchpoints: Sequence[tuple[int, Touchpoint]], *,
                   spec: FeatureSpec | None = None, taxonomy: StageTaxonomy | None = None,
                   context: FeatureContext | None = None) -> FeatureBlock:
-    """Features of ``snapshots`` and of one what-if per ``(row, touchpoint)``, in one pass.
+    """Features of one what-if per ``(row, touchpoint)`` of ``snapshots``, reading the history once.
 
-    Rows ``0..n-1`` of the result are the snapshots as :func:`build_features`
-    gives them; row ``n + j`` is snapshot ``touchpoints[j][0]``'s deal at its
-    ``as_of`` with ``touchpoints[j][1]`` added at that ``as_of``. ``context``
-    works as in :func:`build_features` (fitted on ``history`` when omitted, never on the copies).
+    Row ``j`` of the result is snapshot ``touchpoints[j][0]``'s deal at its
+    ``as_of`` with ``touchpoints[j][1]`` added (happened and logged) at that
+    ``as_of``: the row :func:`build_features` gives for the edited history.
+    ``context`` works as in :func:`build_features` (fitted on ``history`` when
+    omitted, never on the copies). See :class:`WhatIf` to get the snapshots' own
+    rows from the same reading.
     """
-    spec = _resolve_spec(spec, taxonomy)
-    plan = _plan(spec)
-    deals = read_deals(history)
-    stage_rows = read_stage_rows(history, deals.index, plan.stages)
-    acts = read_activity_rows(history, deals.index, plan.types, plan.roles)
-    cut = _data_cut(history, deals, stage_rows.seen, acts.seen)
-    q_deal, q_time = check_snapshots(snapshots, deals.index, deals)
-    n = len(q_deal)
-    context = resolve_context(context, None, spec) if context is not None else FeatureContext().fit_prepared(
-        deals, prepare_stage(stage_rows, len(deals)), spec.stages)
-    rows = np.asarray([r for r, _ in touchpoints], dtype=np.int64)
-    if len(rows) and (rows.min() < 0 or rows.max() >= n):
-        raise ConfigError(f"what-if touchpoints name snapshot rows outside 0..{n - 1}")
-    src = np.concatenate([q_deal, q_deal[rows]])  # the real deal behind each virtual deal
-    v_time = np.concatenate([q_time, q_time[rows]])
-    n_virtual = len(src)
-    v_deals = _take_deals(deals, src)
-    v_stage = _gather_stage(stage_rows, src, len(deals))
-    extra = _touch_rows(plan, acts, [t for _, t in touchpoints], np.arange(n, n_virtual), q_time[rows])
-    v_acts = _gather_activities(acts, src, len(deals), extra)
-    v_cut = np.full(n_virtual, cut, dtype=np.int64)
-    v_cut[n:] = np.maximum(cut, v_time[n:])  # like adding the row: a later touchpoint moves the cut
-    prepared = PreparedHistory(index=deals.index, deals=v_deals, stage=prepare_stage(v_stage, n_virtual),
-                               touches=prepare_touches(v_acts, n_virtual, plan.layout), data_cut=v_cut)
-    v_deal = np.arange(n_virtual, dtype=np.int64)
-    block, stage_codes = compute_block(prepared, context, plan, v_deal, v_time)
-    return FeatureBlock(plan, v_deals, v_deal, v_time, block, stage_codes)
+    return WhatIf(history, snapshots, spec=spec, taxonomy=taxonomy, context=context).with_touchpoints(touchpoints)
 
 
 def _take_deals(deals: DealRows, src: np.ndarray) -> DealRows:
@@ -186,4 +227,4 @@ def _touch_rows(plan: _Plan, acts: ActivityRows, touches: Sequence[Touchpoint], 
     )
 
 
-__all__ = ["Touchpoint", "build_what_if"]
+__all__ = ["Touchpoint", "WhatIf", "build_what_if"]

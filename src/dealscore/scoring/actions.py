@@ -6,15 +6,13 @@ through the very same feature code as any other history, and the change in the
 calibrated ``p_win`` is the action's expected change. That is the model's
 estimate from correlations in past deals, not a causal guarantee (docs/scoring.md).
 
-All candidates of all deals of a block are scored with one feature build: each
-(deal, action) pair becomes a *copy* of the deal under a derived id, holding the
-deal's own rows plus the action's touchpoint (:func:`with_copies`). A deal's
-features read only its own rows and the cross-deal aggregates of the feature
-context (which count deals and outcomes, never touchpoints); the scorer carries
-those aggregates over from the deal's own row, because the context does not know
-the copy's name. So a copy's features are exactly those of the what-if history
-:func:`apply_action` returns, and tests check that the estimate equals
-re-scoring that history.
+All candidates of all deals of a block are scored in one feature pass:
+:class:`dealscore.features.WhatIf` turns each (deal, action) pair into a virtual
+copy of the deal with the action's touchpoint added at the scoring time, on the
+same vectorised code path as any history. The touchpoint is the one
+:func:`apply_action` adds (same type, direction, role and contact, see
+:func:`contact_ids`), so a copy's features are exactly those of the edited
+history, and tests check that the estimate equals re-scoring that history.
 """
 
 from __future__ import annotations
@@ -31,8 +29,6 @@ from dealscore.errors import ConfigError, NotFoundError
 
 #: Up to this many what-ifs, contacts are found with array masks rather than a join.
 SMALL_ITEMS = 64
-#: Separator between a deal id and a candidate number in what-if copies.
-COPY_SEP = "\x1f"
 
 
 @dataclass(frozen=True)
@@ -66,6 +62,25 @@ def candidate_actions(playbook: Mapping[str, Any], stage: str) -> list[Action]:
     out += [Action.from_playbook(a, "any_stage") for a in playbook.get("any_stage") or []]
     seen: set[str] = set()
     return [a for a in out if not (a.code in seen or seen.add(a.code))]  # type: ignore[func-returns-value]
+
+
+def contact_ids(history: DealHistory, items: Sequence[tuple[str, Action, pd.Timestamp]]) -> list[str]:
+    """The contact each item's touchpoint is with (see :func:`_contacts_for`); what :func:`apply_action` records."""
+    return _contacts_for(history.activities, items)
+
+
+def column_values(frame: pd.DataFrame, name: str, dtype: Any = None) -> np.ndarray:
+    """One column as a NumPy array without building a Series (that costs more than the one-deal lookups)."""
+    getter = getattr(frame, "_get_column_array", None)
+    loc = frame.columns.get_loc(name) if getter is not None else None
+    if isinstance(loc, int):
+        values = getter(loc)  # type: ignore[misc]
+        if isinstance(values, pd.arrays.DatetimeArray) and values.tz is None:
+            values = np.asarray(values)
+        out = values if isinstance(values, np.ndarray) else values.to_numpy()
+    else:
+        out = frame[name].to_numpy()
+    return out if dtype is None or out.dtype == np.dtype(dtype) else out.astype(dtype)
 
 
 def _contacts_for(acts: pd.DataFrame, items: Sequence[tuple[str, Action, pd.Timestamp]]) -> list[str]:
@@ -105,19 +120,21 @@ def _contacts_for(acts: pd.DataFrame, items: Sequence[tuple[str, Action, pd.Time
 def _contacts_small(acts: pd.DataFrame, items: Sequence[tuple[str, Action, pd.Timestamp]], roles: list[str],
                     reuse: list[int], out: list[str]) -> list[str]:
     """:func:`_contacts_for` for a few items (one deal scored now): array masks instead of a join."""
-    deal = acts["deal_id"].to_numpy(dtype=object)
-    role = acts["contact_role"].to_numpy(dtype=object)
-    contact = acts["contact_id"].to_numpy(dtype=object)
-    occurred = acts["occurred_at"].to_numpy(dtype="datetime64[ns]")
-    if "recorded_at" in acts:  # when a touchpoint became known: the later of occurred_at and recorded_at
-        recorded = acts["recorded_at"].to_numpy(dtype="datetime64[ns]")
+    deal = column_values(acts, "deal_id", object)
+    role = column_values(acts, "contact_role", object)
+    contact = column_values(acts, "contact_id", object)
+    occurred = column_values(acts, "occurred_at", "datetime64[ns]")
+    if "recorded_at" in acts.columns:  # when a touchpoint became known: the later of occurred_at and recorded_at
+        recorded = column_values(acts, "recorded_at", "datetime64[ns]")
         known = np.where(np.isnat(recorded) | (recorded < occurred), occurred, recorded)
     else:
         known = occurred
     has = pd.notna(contact)
+    mine = {d: deal == d for d in {items[k][0] for k in reuse}}
+    by_role = {r: role == r for r in {roles[k] for k in reuse}}
     for k in reuse:
         d, _, at = items[k]
-        m = np.flatnonzero((deal == d) & (role == roles[k]) & has & (known <= np.datetime64(pd.Timestamp(at), "ns")))
+        m = np.flatnonzero(mine[d] & by_role[roles[k]] & has & (known <= np.datetime64(pd.Timestamp(at), "ns")))
         if len(m):
             # latest by occurrence; ties keep the row order (a stable sort, like the join path)
             out[k] = str(contact[m[np.argsort(occurred[m], kind="stable")[-1]]])
@@ -226,42 +243,6 @@ def action_reason(change_points: float, facts: Sequence[str]) -> str:
     return f"Model estimate {sign}{abs(change_points):.1f} pts if done now{what}"
 
 
-def _rows_of(frame: pd.DataFrame, deal_ids: Sequence[str]) -> list[np.ndarray]:
-    """Row positions of each given deal in a table (sorted search: no per-deal scan)."""
-    ids = frame["deal_id"].to_numpy(dtype=object)
-    if not len(ids):
-        return [np.zeros(0, dtype=np.int64) for _ in deal_ids]
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    lo = np.searchsorted(sorted_ids, np.asarray(deal_ids, dtype=object), side="left")
-    hi = np.searchsorted(sorted_ids, np.asarray(deal_ids, dtype=object), side="right")
-    return [order[a:b] for a, b in zip(lo, hi, strict=True)]
-
-
-def _table_with_copies(frame: pd.DataFrame, positions: list[np.ndarray], new_ids: Sequence[str],
-                       keep_original: bool, extra: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
-    """``frame`` (or nothing) + the copied rows under their new deal ids (+ ``extra`` rows), column by column.
-
-    Built from NumPy arrays rather than with ``pd.concat``: on the one-deal path
-    this is a few hundred rows, where pandas' per-call overhead would dominate.
-    """
-    take = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
-    ids = np.repeat(np.asarray(new_ids, dtype=object), [len(q) for q in positions])
-    n_extra = len(next(iter(extra.values()))) if extra else 0
-    n = (len(frame) if keep_original else 0) + len(take) + n_extra
-    index = pd.RangeIndex(n)
-    data: dict[str, Any] = {}
-    for col, series in frame.items():
-        values = series.to_numpy()
-        parts = [values] if keep_original else []
-        parts.append(ids if col == "deal_id" else values[take])
-        if extra is not None:
-            parts.append(extra[col].astype(values.dtype, copy=False) if col in extra else
-                         np.full(n_extra, None, dtype=object))
-        data[col] = _typed(np.concatenate(parts) if len(parts) > 1 else parts[0], series.dtype, index)
-    return pd.DataFrame(data, index=index, columns=frame.columns, copy=False)
-
-
 def _typed(values: np.ndarray, dtype: Any, index: pd.Index | None = None) -> pd.Series | np.ndarray:
     """A column keeping the history's dtype: text stays ``object`` (pandas 3 would infer ``str``).
 
@@ -271,34 +252,3 @@ def _typed(values: np.ndarray, dtype: Any, index: pd.Index | None = None) -> pd.
     if isinstance(dtype, np.dtype) and dtype.kind != "O" and values.dtype == dtype:
         return values
     return pd.Series(values, dtype=dtype, index=index, copy=False)
-
-
-def with_copies(
-    history: DealHistory, items: Sequence[tuple[str, Action, pd.Timestamp]], *, keep_original: bool = True
-) -> tuple[DealHistory, list[str]]:
-    """A history holding, per item, a copy of the item's deal with the item's touchpoint added.
-
-    Copy ``k`` of deal ``d`` is named ``d + COPY_SEP + k``. Its own rows (deal,
-    stage changes, touchpoints) equal the deal's, so every feature read from the
-    deal's rows equals what :func:`apply_action` gives the real deal; aggregates
-    over *other* deals are identical too and the scorer carries them over from
-    the deal's own row (a copy is unknown to the feature context under its new
-    name). ``keep_original=False`` leaves the source deals out.
-    """
-    new_ids = [f"{d}{COPY_SEP}{k}" for k, (d, _, _) in enumerate(items)]
-    src = [d for d, _, _ in items]
-    clash = set(new_ids) & set(history.deals["deal_id"])
-    if clash:
-        raise ConfigError(f"deal ids contain the reserved separator {COPY_SEP!r}: {sorted(clash)[:5]}")
-    added = touchpoint_columns(history, items, deal_ids=new_ids)
-    latest = max(pd.Timestamp(t) for _, _, t in items)
-    cut = history.cut_at if history.cut_at is None or history.cut_at >= latest else latest
-    return history.replace(
-        cut_at=cut,
-        deals=_table_with_copies(history.deals, _rows_of(history.deals, src), new_ids, keep_original),
-        stage_history=_table_with_copies(history.stage_history, _rows_of(history.stage_history, src), new_ids,
-                                         keep_original),
-        activities=_table_with_copies(history.activities, _rows_of(history.activities, src), new_ids,
-                                      keep_original, extra=added),
-        stage_truth=None,
-    ), new_ids

@@ -62,6 +62,8 @@ class ModelRunner:
         self.stage_classes = list(stage_model.classes_)
         self._layouts: dict[tuple[Any, ...], tuple[list[str], list[int], list[str], list[int]]] = {}
         self._lookups: dict[tuple[int, int], dict[Any, float]] = {}
+        self._block_layouts: dict[tuple[int, int], tuple[Any, Any]] = {}
+        self._luts: dict[tuple[int, int, tuple[str, ...]], np.ndarray] = {}
 
     @property
     def stage_names(self) -> list[str]:
@@ -122,6 +124,54 @@ class ModelRunner:
             out[:, cat_pos[k]] = [lookup.get(v, np.nan) for v in values[:, where[c]]]
         return out
 
+    def _block_layout(self, block: Any, b: _Booster) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str, int]]]:
+        """Where each booster column comes from in a feature block (cached per spec plan)."""
+        key = (id(b), id(block.plan))
+        got = self._block_layouts.get(key)
+        if got is not None and got[0] is block.plan:
+            return got[1]
+        pos = {name: j for j, name in enumerate(block.numeric_names)}
+        categorical = set(block.categorical_names)
+        num_dst, num_src, cats = [], [], []
+        for j, name in enumerate(b.names):
+            if name in categorical:
+                cats.append((j, name, len(cats)))  # paired with the booster's k-th stored categories, as in _matrix
+            else:
+                num_dst.append(j)
+                num_src.append(pos[name])
+        layout = (np.asarray(num_dst, dtype=np.int64), np.asarray(num_src, dtype=np.int64), cats)
+        self._block_layouts[key] = (block.plan, layout)
+        return layout
+
+    def _lut(self, b: _Booster, k: int, categories: tuple[str, ...]) -> np.ndarray:
+        """Block category code -> the booster's category code (unknown and missing -> NaN; code -1 is the last)."""
+        key = (id(b), k, categories)
+        lut = self._luts.get(key)
+        if lut is None:
+            if k < len(b.stored):
+                where = {v: float(i) for i, v in enumerate(b.stored[k])}
+                lut = np.array([where.get(c, np.nan) for c in categories] + [np.nan], dtype=np.float64)
+            else:
+                lut = np.array([*range(len(categories)), np.nan], dtype=np.float64)
+            self._luts[key] = lut
+        return lut
+
+    def _block_matrix(self, block: Any, b: _Booster) -> np.ndarray:
+        num_dst, num_src, cats = self._block_layout(block, b)
+        out = np.empty((len(block), len(b.names)), dtype=np.float64)
+        out[:, num_dst] = block.numeric[:, num_src]
+        for j, name, k in cats:
+            codes, categories = block.categorical(name)
+            out[:, j] = self._lut(b, k, tuple(categories))[codes]
+        return out
+
+    def block_matrices(self, block: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The win and stage models' input matrices straight from a feature block (no DataFrame)."""
+        mw = self._block_matrix(block, self._win)
+        if self._stage.names == self._win.names and self._stage.stored == self._win.stored:
+            return mw, mw
+        return mw, self._block_matrix(block, self._stage)
+
     def matrices(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The win model's and the stage model's input matrices for a feature frame."""
         mw = self._matrix(X, self._win)
@@ -151,10 +201,14 @@ class ModelRunner:
         idx = [self.stage_classes.index(s) for s in order]
         return p[:, idx]
 
-    def agrees(self, X: pd.DataFrame, order: Sequence[str], rows: int = 64) -> bool:
-        """Whether this path reproduces the models' own DataFrame methods on (a sample of) ``X``."""
+    def agrees(self, X: pd.DataFrame, order: Sequence[str], rows: int = 64,
+               mats: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
+        """Whether this path reproduces the models' own DataFrame methods on (a sample of) ``X``.
+
+        ``mats`` are the matrices the scorer built for ``X`` (e.g. from its feature block).
+        """
         sample = X.iloc[:rows]
-        mw, ms = self.matrices(sample)
+        mw, ms = self.matrices(sample) if mats is None else (mats[0][:rows], mats[1][:rows])
         ref_raw = np.asarray(self.win_model.predict_raw(sample), dtype=float)
         ref_stage = self.stage_model.predict_proba(sample)
         ref_stage = np.asarray(ref_stage[list(order)] if isinstance(ref_stage, pd.DataFrame) else ref_stage)

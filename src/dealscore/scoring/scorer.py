@@ -19,7 +19,14 @@ import pandas as pd
 
 from dealscore.data.history import DealHistory
 from dealscore.errors import ConfigError, DataValidationError, ModelNotReadyError, NotFoundError
-from dealscore.scoring.actions import Action, action_reason, candidate_actions, describe_change, with_copies
+from dealscore.scoring.actions import (
+    Action,
+    action_reason,
+    candidate_actions,
+    column_values,
+    contact_ids,
+    describe_change,
+)
 from dealscore.scoring.at_risk import WARNING_WEIGHTS
 from dealscore.scoring.batch import ScoredBlock
 from dealscore.scoring.columns import Columns
@@ -38,11 +45,7 @@ CHANGE_FEATURES = (
 )
 #: Snapshots per block in batch scoring: bounds memory and paces the progress bar.
 DEFAULT_CHUNK = 20_000
-#: Blocks up to this many snapshots build all playbook what-ifs with the deal itself (one feature build).
-SPECULATE_ROWS = 8
-#: Cross-deal aggregates, when the feature context cannot list them itself.
-CROSS_DEAL_FEATURES = ("owner_closed_deals", "owner_win_rate", "owner_open_deals", "account_prior_deals",
-                       "account_closed_deals", "account_win_rate")
+
 
 
 def _features_api() -> Any:
@@ -99,11 +102,8 @@ class Scorer:
             s: candidate_actions(bundle.playbook or {}, s) for s in self._taxonomy.names
         }
         self._typical = {s: self._norms.win_rate(s) for s in self._taxonomy.names}
-        self._all_actions = [a for s in self._taxonomy.names for a in self._candidates[s] if a.stage == s]
-        self._all_actions += [a for a in self._candidates[self._taxonomy.names[0]] if a.stage == "any_stage"]
         self._runner = ModelRunner(bundle.win_model, bundle.stage_model, threads=predict_threads)
         self._fast: bool | None = None if fast_path else False
-        self._cross_cache: dict[str, list[str]] = {}
         self._learned_touch_gaps = any(self._norms.gap_days(st).learned for st in self._taxonomy.names)
 
     @property
@@ -125,7 +125,7 @@ class Scorer:
         deal = self._pick_deal(history, deal_id)
         t = history.data_cut if as_of is None else _as_time(as_of)
         self._check_open(history, deal, t)
-        snaps = pd.DataFrame({"deal_id": pd.Series([deal], dtype=object), "as_of": [t]})
+        snaps = _one_snapshot(deal, t)
         block = self._score_block(history, snaps, explain=explain, actions=actions,
                                   context=self.feature_context(history))
         return block.results()[0]
@@ -216,14 +216,14 @@ class Scorer:
 
     @staticmethod
     def _pick_deal(history: DealHistory, deal_id: str | None) -> str:
-        ids = history.deals["deal_id"]
+        ids = _column(history.deals, "deal_id")
         if deal_id is None:
             if len(ids) != 1:
                 raise DataValidationError(
                     f"the history holds {len(ids)} deals; say which one to score", table="deals", column="deal_id",
-                    ids=list(ids[:5]), fix="pass deal_id=... (or send a history holding exactly one deal)",
+                    ids=[str(i) for i in ids[:5]], fix="pass deal_id=... (or send a history holding exactly one deal)",
                 )
-            return str(ids.iloc[0])
+            return str(ids[0])
         if not (ids == deal_id).any():
             raise NotFoundError(f"deal {deal_id!r} is not in the history", deal_id=deal_id)
         return str(deal_id)
@@ -231,14 +231,14 @@ class Scorer:
     @staticmethod
     def _check_open(history: DealHistory, deal_id: str, t: pd.Timestamp) -> None:
         deals = history.deals
-        i = int(np.flatnonzero(deals["deal_id"].to_numpy(dtype=object) == deal_id)[0])
-        created = pd.Timestamp(deals["created_at"].to_numpy()[i])
+        i = int(np.flatnonzero(_column(deals, "deal_id") == deal_id)[0])
+        created = pd.Timestamp(_column(deals, "created_at")[i])
         if created > t:
             raise DataValidationError(
                 f"deal {deal_id} was created at {created}, after the scoring time {t}",
                 table="deals", column="created_at", ids=[deal_id], fix="score it at or after its creation time",
             )
-        closed = pd.Timestamp(deals["closed_at"].to_numpy()[i]) if "closed_at" in deals else pd.NaT
+        closed = pd.Timestamp(_column(deals, "closed_at")[i]) if "closed_at" in deals.columns else pd.NaT
         if not pd.isna(closed) and closed <= t:
             outcome = deals["outcome"].to_numpy(dtype=object)[i] if "outcome" in deals else None
             raise DataValidationError(
@@ -260,7 +260,8 @@ class Scorer:
         every feature build of that call (base scores and all action what-ifs).
         """
         stored = getattr(self.bundle, "context", None)
-        has_closed = "closed_at" in history.deals and bool(history.deals["closed_at"].notna().any())
+        has_closed = "closed_at" in history.deals.columns and not np.isnat(
+            _column(history.deals, "closed_at").astype("datetime64[ns]")).all()
         if self.context == "bundle" or (self.context == "auto" and not has_closed and stored is not None):
             if stored is None:
                 raise ModelNotReadyError(
@@ -272,40 +273,26 @@ class Scorer:
         params = {k: getattr(stored, k) for k in ("owner_shrinkage", "account_shrinkage") if hasattr(stored, k)}
         return ctx_type(**params).fit(history, spec=self.bundle.spec)
 
-    def _build(self, history: DealHistory, snaps: pd.DataFrame, context: Any) -> pd.DataFrame:
-        f = _features_api()
-        X = f.build_features(history, snaps, spec=self.bundle.spec, taxonomy=self._taxonomy, context=context)
-        return X.reset_index(drop=True)
-
-    def _cross_columns(self, context: Any) -> list[str]:
-        """Model features that aggregate over other deals (carried from a deal to its what-if copies)."""
-        key = type(context).__qualname__
-        if key not in self._cross_cache:
-            try:
-                empty = np.zeros(0, dtype=object)
-                names = list(context.cross_deal_features(empty, empty, empty, np.zeros(0, dtype=np.int64)))
-            except Exception:  # a context without that query: fall back on the documented names
-                names = list(CROSS_DEAL_FEATURES)
-            self._cross_cache[key] = [c for c in names if c in self._feature_names]
-        return self._cross_cache[key]
-
-    def _predict(self, X: pd.DataFrame) -> _Inputs:
-        """Model inputs for a frame: one float matrix per booster (fast path) or the frame itself."""
-        if self._fast is None:
-            self._fast = self._runner.agrees(X, self._taxonomy.names) if len(X) else None
+    def _predict(self, block: Any) -> _Inputs:
+        """Model inputs for a feature block: one float matrix per booster (fast path) or its frame."""
+        if self._fast is None and len(block):
+            mats = self._runner.block_matrices(block)
+            self._fast = self._runner.agrees(block.frame(), self._taxonomy.names, mats=mats)
             if self._fast is False:
                 warnings.warn("dealscore scoring: the fast prediction path disagrees with the models' own "
                               "methods on this bundle; using the slower DataFrame path", RuntimeWarning,
                               stacklevel=3)
         if self._fast:
-            mw, ms = self._runner.matrices(X)
-            return _Inputs(X, mw, ms)
-        return _Inputs(X, None, None)
+            mw, ms = self._runner.block_matrices(block)
+            return _Inputs(block, mw, ms)
+        return _Inputs(block, None, None)
 
-    def _win_raw(self, inp: _Inputs, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
-        if inp.mw is not None:
-            return self._runner.win_raw(inp.mw[rows])
-        return np.asarray(self.bundle.win_model.predict_raw(inp.frame.iloc[rows]), dtype=float)
+    def _win_raw(self, inp: _Inputs, more: _Inputs | None = None) -> np.ndarray:
+        """Raw win scores of a block's rows, then of ``more``'s rows (one booster call on the fast path)."""
+        if inp.mw is not None and (more is None or more.mw is not None):
+            return self._runner.win_raw(inp.mw if more is None else np.concatenate([inp.mw, more.mw]))
+        parts = [inp] if more is None else [inp, more]
+        return np.concatenate([np.asarray(self.bundle.win_model.predict_raw(x.frame), dtype=float) for x in parts])
 
     def _stage_proba(self, inp: _Inputs, rows: slice) -> np.ndarray:
         if inp.ms is not None:
@@ -318,72 +305,59 @@ class Scorer:
             return self._runner.contributions(inp.mw[rows])
         return np.asarray(self.bundle.win_model.contributions(inp.frame.iloc[rows]), dtype=float)
 
-    def _carry_cross(self, inp: _Inputs, copy_rows: np.ndarray, source_rows: np.ndarray,
-                     source: _Inputs, context: Any) -> None:
-        """Give what-if copies their deal's cross-deal aggregates (see :func:`~.actions.with_copies`)."""
-        cross = self._cross_columns(context)
-        if not cross or not len(copy_rows):
-            return
-        if inp.mw is not None and source.mw is not None:
-            idx = [self._feature_names.index(c) for c in cross]
-            inp.mw[np.ix_(copy_rows, idx)] = source.mw[np.ix_(source_rows, idx)]
-            if inp.ms is not inp.mw and inp.ms is not None and source.ms is not None:
-                sidx = [self._runner.stage_names.index(c) for c in cross if c in self._runner.stage_names]
-                inp.ms[np.ix_(copy_rows, sidx)] = source.ms[np.ix_(source_rows, sidx)]
-        else:
-            frame = inp.frame
-            for c in cross:
-                vals = frame[c].to_numpy(copy=True)
-                vals[copy_rows] = source.frame[c].to_numpy()[source_rows]
-                frame[c] = vals
+    def _columns(self, inp: _Inputs, rows: slice | np.ndarray) -> Columns:
+        if inp.mw is not None:
+            return Columns.of_block(inp.block, inp.block_rows(rows), arrays=inp.arrays(rows, self._feature_names))
+        return Columns(inp.frame.iloc[rows])
+
+    def _touchpoints(self, own: DealHistory, items: Sequence[tuple[str, Action, pd.Timestamp]],
+                     item_row: Sequence[int]) -> list[tuple[int, Any]]:
+        """Each candidate action as the touchpoint a what-if adds (contacts as :func:`apply_action` picks them)."""
+        touch = _features_api().Touchpoint
+        contacts = contact_ids(own, items)
+        return [(i, touch(type=a.type, direction=a.direction, contact_id=c, contact_role=a.contact_role))
+                for i, (_, a, _), c in zip(item_row, items, contacts, strict=True)]
 
     def _score_block(self, history: DealHistory, snaps: pd.DataFrame, *, explain: bool, actions: bool,
                      context: Any) -> ScoredBlock:
         # A deal's features read only its own rows and the context, so the block's
         # deals are all the feature builds need (much less to read than the history).
-        deal_ids = snaps["deal_id"].to_numpy(dtype=object)
+        deal_ids = np.asarray(_column(snaps, "deal_id"), dtype=object)
         n = len(snaps)
-        if len(history.deals) == 1 and n and (deal_ids == history.deals["deal_id"].to_numpy(dtype=object)[0]).all():
+        deals_col = _column(history.deals, "deal_id")
+        if len(deals_col) == 1 and n and (deal_ids == deals_col[0]).all():
             own = history  # the API's one-deal payload: nothing to narrow down
         else:
             ids = pd.unique(deal_ids)
-            own = (history.for_deals(ids).replace(cut_at=history.data_cut) if len(ids) < len(history.deals)
+            own = (history.for_deals(ids).replace(cut_at=history.data_cut) if len(ids) < len(deals_col)
                    else history)
-        as_of = pd.DatetimeIndex(snaps["as_of"]).as_unit("ns")
-        # Few deals (one deal scored now): build every playbook what-if together with the deal itself,
-        # one feature build in all. Many deals: build the what-ifs of the inferred stage afterwards.
-        speculate = actions and 0 < n <= SPECULATE_ROWS and bool(self._all_actions)
+        as_of = pd.DatetimeIndex(_column(snaps, "as_of")).as_unit("ns")
+        # The history is read once: the snapshots' features first (they give the inferred stage), then the
+        # what-ifs of the actions valid for that stage only, as virtual deals (what-if rows cost about as
+        # much as real ones, so building every stage's actions up front would cost more than a second pass).
+        what_if = _features_api().WhatIf(own, snaps, spec=self.bundle.spec, taxonomy=self._taxonomy,
+                                         context=context)
+        inp = self._predict(what_if.snapshots())
+        stage_proba = self._stage_proba(inp, slice(None))
+        cols = self._columns(inp, slice(None))
+        mm = judge(cols, stage_proba, self._taxonomy)
         items: list[tuple[str, Action, pd.Timestamp]] = []
         item_row: list[int] = []
-        if speculate:
+        if actions and n:
             times = list(as_of)
-            for i in range(n):
-                for a in self._all_actions:
+            for i, s in enumerate(mm.inferred_stage):
+                for a in self._candidates.get(s, []):
                     items.append((deal_ids[i], a, times[i]))
                     item_row.append(i)
-            what_if, copy_ids = with_copies(own, items)
-            all_snaps = pd.DataFrame({
-                "deal_id": pd.Series(np.concatenate([deal_ids, np.asarray(copy_ids, dtype=object)]), dtype=object),
-                "as_of": as_of.append(as_of[np.asarray(item_row)]),
-            })
-            inp = self._predict(self._build(what_if, all_snaps, context))
-            base_rows = slice(0, n)
-        else:
-            inp = self._predict(self._build(own, snaps, context))
-            base_rows = slice(0, n)
-        if speculate:
-            self._carry_cross(inp, np.arange(n, n + len(items)), np.asarray(item_row), inp, context)
-        raw_all = self._win_raw(inp)
+        vinp = self._predict(what_if.with_touchpoints(self._touchpoints(own, items, item_row))) if items else None
+        # one win-model call for the scores and the what-ifs; contributions only for the scored rows
+        raw_all = self._win_raw(inp, vinp)
+        contrib = self._contributions(inp, slice(None)) if explain else None
         # one calibrator call for the scores, the what-ifs and (when explaining) the base of the reasons
-        contrib = self._contributions(inp, base_rows) if explain else None
         to_cal = raw_all if contrib is None else np.concatenate([raw_all, contrib[:, -1]])
         calibrated = np.asarray(self.bundle.win_model.calibrate(to_cal), dtype=float)
         p_all, base_p = calibrated[: len(raw_all)], calibrated[len(raw_all):]
         p = p_all[:n]
-        X = inp.frame.iloc[base_rows]
-        stage_proba = self._stage_proba(inp, base_rows)
-        cols = Columns(X, arrays=inp.arrays(base_rows, self._feature_names))
-        mm = judge(cols, stage_proba, self._taxonomy)
         # touchpoint rules need a CRM that records touchpoints: this history, or the one the bundle learned from
         touchpoints = len(history.activities) > 0 or self._learned_touch_gaps
         warns = find_warnings(cols, self._norms, self._taxonomy, inferred_stage=mm.inferred_stage,
@@ -405,15 +379,11 @@ class Scorer:
         if contrib is not None:
             self._explain(block, contrib, base_p, cols, p)
         if actions:
-            if speculate:
-                valid = [j for j, (i, (_, a, _)) in enumerate(zip(item_row, items, strict=True))
-                         if a.stage in (mm.inferred_stage[i], "any_stage")]
-                rows = np.asarray([n + j for j in valid], dtype=np.int64)
-                after = Columns(inp.frame.iloc[rows], arrays=inp.arrays(rows, self._feature_names))
-                block.actions = self._rank_actions(cols, p, after, p_all[rows], [item_row[j] for j in valid],
-                                                   [items[j][1] for j in valid])
+            if vinp is None:
+                block.actions = [[] for _ in range(n)]
             else:
-                block.actions = self._actions_after(own, inp, cols, p, mm.inferred_stage, deal_ids, as_of, context)
+                after = self._columns(vinp, slice(None))
+                block.actions = self._rank_actions(cols, p, after, p_all[n:], item_row, [a for _, a, _ in items])
         return block
 
     def _explain(self, block: ScoredBlock, contrib: np.ndarray, base_p: np.ndarray, cols: Columns, p: np.ndarray
@@ -428,28 +398,6 @@ class Scorer:
             downs.append(d)
             other[i] = o
         block.base_points, block.reasons_up, block.reasons_down, block.other_points = base, ups, downs, other
-
-    def _actions_after(self, own: DealHistory, inp: _Inputs, cols: Columns, p: np.ndarray,
-                       inferred: Sequence[str], deal_ids: np.ndarray, as_of: pd.DatetimeIndex, context: Any
-                       ) -> list[list[NextAction]]:
-        """What-ifs of each row's inferred-stage actions, in one feature build for the whole block."""
-        items: list[tuple[str, Action, pd.Timestamp]] = []
-        item_row: list[int] = []
-        times = list(as_of)
-        for i, s in enumerate(inferred):
-            for a in self._candidates.get(s, []):
-                items.append((deal_ids[i], a, times[i]))
-                item_row.append(i)
-        if not items:
-            return [[] for _ in range(len(p))]
-        what_if, copy_ids = with_copies(own, items, keep_original=False)
-        snaps = pd.DataFrame({"deal_id": pd.Series(copy_ids, dtype=object), "as_of": as_of[np.asarray(item_row)]})
-        cinp = self._predict(self._build(what_if, snaps, context))
-        rows = np.arange(len(items))
-        self._carry_cross(cinp, rows, np.asarray(item_row), inp, context)
-        pc = np.asarray(self.bundle.win_model.calibrate(self._win_raw(cinp)), dtype=float)
-        after = Columns(cinp.frame, arrays=cinp.arrays(rows, self._feature_names))
-        return self._rank_actions(cols, p, after, pc, item_row, [a for _, a, _ in items])
 
     def _rank_actions(self, before: Columns, p: np.ndarray, after: Columns, p_after: np.ndarray,
                       item_row: Sequence[int], actions: Sequence[Action]) -> list[list[NextAction]]:
@@ -475,12 +423,27 @@ class Scorer:
 
 @dataclass
 class _Inputs:
-    """A feature frame and, on the fast path, its matrices for the win and stage boosters."""
+    """Some rows (``sel``) of a feature block and, on the fast path, their matrices for the two boosters."""
 
-    frame: pd.DataFrame
+    block: Any
     mw: np.ndarray | None
     ms: np.ndarray | None
-    names_cache: dict[str, int] | None = None
+    sel: np.ndarray | None = None  # None: every row of the block
+    _frame: pd.DataFrame | None = None
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The rows as a feature frame (for the models' own DataFrame methods; built once, only when asked)."""
+        if self._frame is None:
+            frame = self.block.frame()
+            self._frame = frame if self.sel is None else frame.iloc[self.sel].reset_index(drop=True)
+        return self._frame
+
+    def block_rows(self, rows: slice | np.ndarray) -> slice | np.ndarray:
+        """Positions in the block of some of these rows."""
+        if self.sel is None:
+            return rows
+        return self.sel[rows]
 
     def arrays(self, rows: slice | np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray] | None:
         """Feature columns of some rows as arrays straight from the matrix (no pandas on the hot path)."""
@@ -498,6 +461,22 @@ def _empty_frame(stage_names: Sequence[str]) -> pd.DataFrame:
     from dealscore.scoring.batch import FRAME_COLUMNS
 
     return pd.DataFrame(columns=[*FRAME_COLUMNS, *(f"p_stage_{s}" for s in stage_names)])
+
+
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """One column's values as NumPy without building a Series (costly on the one-deal path)."""
+    return column_values(frame, name)
+
+
+def _one_snapshot(deal_id: str, t: pd.Timestamp) -> pd.DataFrame:
+    """The snapshot frame of one deal at one time (``pd.DataFrame({...})`` costs more than scoring needs)."""
+    from dealscore.features.inputs import frame_of
+
+    return frame_of(_SNAPSHOT_COLUMNS, [np.array([deal_id], dtype=object),
+                                        np.array([t.as_unit("ns").asm8], dtype="datetime64[ns]")])
+
+
+_SNAPSHOT_COLUMNS = pd.Index(["deal_id", "as_of"])
 
 
 def _as_time(value: pd.Timestamp | str | Any) -> pd.Timestamp:
@@ -526,7 +505,7 @@ def _spec_info(spec: Any) -> dict[str, tuple[str, str, str | None]]:
 def _deal_meta(history: DealHistory, deal_ids: np.ndarray) -> dict[str, np.ndarray]:
     """account, owner and team of each deal (current values: they identify, they are not features)."""
     deals = history.deals
-    known = deals["deal_id"].to_numpy(dtype=object)
+    known = _column(deals, "deal_id")
     if len(deal_ids) <= 16:
         where = {d: i for i, d in enumerate(known)} if len(known) <= 64 else None
         idx = np.array([where.get(d, -1) if where is not None else
@@ -538,8 +517,8 @@ def _deal_meta(history: DealHistory, deal_ids: np.ndarray) -> dict[str, np.ndarr
     ok = idx >= 0
     for col in ("account_id", "owner_id", "team"):
         vals = np.full(len(deal_ids), None, dtype=object)
-        if col in deals:
-            got = deals[col].to_numpy()[idx[ok]]
+        if col in deals.columns:
+            got = _column(deals, col)[idx[ok]]
             vals[ok] = [None if v is None or v != v else str(v) for v in got]
         out[col] = vals
     return out

@@ -102,6 +102,7 @@ class SimConfig:
     extra_base: float = 0.45
     extra_segment: float = 0.45
     extra_champion: float = 0.3
+    extra_fit: float = 0.3
 
     # ---- the latent quality index z: a weighted sum of the qualities known so far
     w_fit: float = 0.55
@@ -110,7 +111,7 @@ class SimConfig:
     w_dm_access: float = 0.40
     w_breadth: float = 0.15
     w_skill: float = 0.40
-    z_center: float = 0.45
+    z_center: float = 0.2
     # how much z matters per stage (evidence of engagement accumulates, so early stages lean on it less)
     z_stage_scale: tuple[float, ...] = (0.55, 0.8, 1.0, 1.0, 1.0, 1.0)
 
@@ -147,17 +148,17 @@ class SimConfig:
         [10, 15, 13, 14],
         [13, 18, 15, 17],
     ])
-    a_shape: tuple[float, ...] = (1.9, 1.5, 1.5, 1.5)
+    a_shape: tuple[float, ...] = (1.9, 1.5, 1.5, 2.0)
     s_median_days: tuple[float, ...] = (30.0, 26.0)
     s_shape: tuple[float, ...] = (1.6, 1.6)
-    q_median_days: tuple[float, ...] = (16.0, 24.0)
+    q_median_days: tuple[float, ...] = (20.0, 35.0)
     q_shape: tuple[float, ...] = (2.0, 2.0)
     segment_speed: tuple[float, ...] = (0.7, 1.0, 1.45)
     speed_z: float = -0.12
     rep_pace_sigma: float = 0.15
 
     # ---- touchpoint rates per day by stage (active) and by stalled / quiet state
-    out_email_rate: tuple[float, ...] = (0.10, 0.22, 0.16, 0.15, 0.18, 0.20)
+    out_email_rate: tuple[float, ...] = (0.10, 0.20, 0.13, 0.12, 0.15, 0.17)
     out_call_rate: tuple[float, ...] = (0.04, 0.08, 0.05, 0.05, 0.06, 0.08)
     in_email_rate: tuple[float, ...] = (0.0, 0.13, 0.11, 0.11, 0.12, 0.15)
     in_call_rate: tuple[float, ...] = (0.0, 0.03, 0.03, 0.03, 0.04, 0.06)
@@ -168,18 +169,19 @@ class SimConfig:
     # ... and sometimes early: a demo while still in discovery, a budgetary quote while in solution
     early_demo_prob: float = 0.12
     early_quote_prob: float = 0.08
-    stalled_out_factor: float = 0.3
-    stalled_in_factor: float = 0.18
-    quiet_out_rate: float = 0.24
+    stalled_out_factor: float = 0.22
+    stalled_in_factor: float = 0.12
+    quiet_out_rate: float = 0.35
     engagement_rate_slope: float = 0.9
     engagement_rate_cap: float = 2.0
+    meeting_fit_slope: float = 0.5
     rate_speed_exponent: float = 0.7
 
     # ---- rep CRM habits (population distributions)
     rep_skill_sigma: float = 0.6
-    lag_median_days: float = 9.0
-    lag_sigma: float = 0.8
-    optimism_beta: tuple[float, float] = (1.6, 2.2)
+    lag_median_days: float = 12.0
+    lag_sigma: float = 0.6
+    optimism_beta: tuple[float, float] = (2.4, 2.4)
     skip_beta: tuple[float, float] = (1.0, 9.0)
     regress_beta: tuple[float, float] = (1.2, 4.0)
     start_qualified_beta: tuple[float, float] = (2.0, 3.0)

@@ -89,7 +89,8 @@ def dm_prob(cfg: SimConfig, q: Qualities, champion: np.ndarray) -> np.ndarray:
 
 def extra_probs(cfg: SimConfig, q: Qualities, champion: np.ndarray) -> np.ndarray:
     """(n, 3) P(0, 1, 2+ extra stakeholders): Poisson, capped at 2; larger accounts involve more people."""
-    lam = cfg.extra_base + cfg.extra_segment * q.segment + cfg.extra_champion * (champion >= 1)
+    lam = np.maximum(cfg.extra_base + cfg.extra_segment * q.segment + cfg.extra_champion * (champion >= 1)
+                     + cfg.extra_fit * q.fit, 0.05)
     p0 = np.exp(-lam)
     p1 = lam * p0
     return np.stack([p0, p1, 1.0 - p0 - p1], axis=1)

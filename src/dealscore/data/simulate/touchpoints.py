@@ -130,6 +130,7 @@ def generate_touches(cfg: SimConfig, pop: Population, paths: LatentPaths, T: np.
     em_e = np.minimum(em[e_deal] * champ_boost, cfg.engagement_rate_cap)
     pace_e = pace[e_deal]
     comp_e = pop.q.competition[e_deal]
+    fit_e = np.minimum(np.exp(cfg.meeting_fit_slope * pop.q.fit[e_deal]), 1.7)  # a good fit gets more meetings
     a, s, q = e_kind == ACTIVE, e_kind == STALLED, e_kind == QUIET
 
     def rate(active_rates: tuple[float, ...] | float, in_stalled: float, in_quiet: float) -> np.ndarray:
@@ -146,7 +147,7 @@ def generate_touches(cfg: SimConfig, pop: Population, paths: LatentPaths, T: np.
         (CALL, OUTBOUND, rate(cfg.out_call_rate, sf_out, 0.3 * cfg.quiet_out_rate) * pace_e, _W_OUT),
         (EMAIL, INBOUND, rate(cfg.in_email_rate, sf_in, 0.0) * em_e, _W_IN),
         (CALL, INBOUND, rate(cfg.in_call_rate, sf_in, 0.0) * em_e, _W_IN),
-        (MEETING, NODIR, rate(cfg.meeting_rate, sf_in, 0.0) * np.sqrt(em_e), _W_MEET),
+        (MEETING, NODIR, rate(cfg.meeting_rate, sf_in, 0.0) * np.sqrt(em_e) * fit_e, _W_MEET),
         (NOTE, NODIR, rate(cfg.note_rate, 0.7, 0.7 * cfg.note_rate), None),
         (DEMO, NODIR, np.where(a & (e_stage == 3), 0.02 + 0.025 * comp_e, 0.0), _W_DEMO),
         (PROPOSAL, OUTBOUND, np.where(a & (e_stage == 4), 0.015 + 0.02 * comp_e, 0.0), _W_PAPER),
@@ -207,16 +208,23 @@ def _key_touches(cfg: SimConfig, out: _Builder, pop: Population, paths: LatentPa
     n = len(pop.created)
     closed = paths.closed
     ids = np.arange(n)
+    # end of the first active spell in each stage: evidence belongs to an active deal
+    active_end = np.full(T.shape, np.inf)
+    first_spell = (paths.kind == ACTIVE) & (paths.start == T[paths.deal, paths.stage])
+    active_end[paths.deal[first_spell], paths.stage[first_spell]] = paths.end[first_spell]
+
+    def within(d: np.ndarray, j: int, t: np.ndarray) -> np.ndarray:
+        """Clip times into the first active spell of stage j (whole seconds)."""
+        limit = active_end[d, j] - 1.0 / 1440
+        return np.round(np.maximum(np.minimum(t, limit), T[d, j]) * 86400) / 86400
 
     def at(j: int) -> tuple[np.ndarray, np.ndarray]:
-        """Deals that reached stage j, and when its evidence happened (soon after, before the next stage)."""
+        """Deals that reached stage j, and when its evidence happened (soon after entering it)."""
         d = ids[np.isfinite(T[:, j])]
         if j <= 1:  # the reply that *is* qualification happens exactly then
             return d, T[d, j]
-        nxt = T[d, j + 1] if j + 1 < T.shape[1] else np.full(len(d), np.inf)
-        limit = np.minimum(nxt, closed[d]) - 1.0 / 1440
         delay = rng.exponential(cfg.evidence_delay_days, len(d)) * pop.q.speed[d]
-        return d, np.round(np.maximum(np.minimum(T[d, j] + delay, limit), T[d, j]) * 86400) / 86400
+        return d, within(d, j, T[d, j] + delay)
 
     def joined(d: np.ndarray, t: np.ndarray, slot: int) -> np.ndarray:
         return J[d, slot] <= t
@@ -224,8 +232,7 @@ def _key_touches(cfg: SimConfig, out: _Builder, pop: Population, paths: LatentPa
     # qualification: the first reply (or the inbound enquiry), then a first call
     d, t = at(1)
     out.add(d, t, EMAIL, INBOUND, SLOT_LEAD)
-    call_t = np.minimum(t + rng.uniform(0.3, 3.0, len(d)), closed[d])
-    out.add(d, np.round(call_t * 86400) / 86400, CALL, OUTBOUND, SLOT_LEAD)
+    out.add(d, within(d, 1, t + rng.uniform(0.3, 3.0, len(d))), CALL, OUTBOUND, SLOT_LEAD)
     # discovery: a meeting with everyone engaged so far (several contacts when the group is broad)
     d, t = at(2)
     out.add(d, t, MEETING, NODIR, SLOT_LEAD)
@@ -247,15 +254,13 @@ def _key_touches(cfg: SimConfig, out: _Builder, pop: Population, paths: LatentPa
     d, t = at(5)
     out.add(d, t, CONTRACT, OUTBOUND, to_signer(d, t, J))
     m = joined(d, t + 5.0, SLOT_PROCUREMENT)
-    call_t = np.minimum(t[m] + rng.uniform(0.5, 5.0, int(m.sum())), closed[d[m]])
-    out.add(d[m], np.round(call_t * 86400) / 86400, CALL, INBOUND, SLOT_PROCUREMENT)
+    out.add(d[m], within(d[m], 5, t[m] + rng.uniform(0.5, 5.0, int(m.sum()))), CALL, INBOUND, SLOT_PROCUREMENT)
     # misleading evidence: an early demo in discovery, a budgetary quote in solution
     for j, typ, p_early, direction in ((2, DEMO, cfg.early_demo_prob, NODIR), (3, PROPOSAL, cfg.early_quote_prob,
                                                                                OUTBOUND)):
         d = ids[np.isfinite(T[:, j]) & (rng.random(n) < p_early)]
-        end = np.minimum(T[d, j + 1], closed[d])
-        t = T[d, j] + rng.random(len(d)) * np.minimum(end - T[d, j], 30.0)
-        out.add(d, np.round(t * 86400) / 86400, typ, direction, SLOT_LEAD)
+        t = T[d, j] + rng.random(len(d)) * np.minimum(active_end[d, j] - T[d, j], 30.0)
+        out.add(d, within(d, j, t), typ, direction, SLOT_LEAD)
     # revivals: the buyer comes back
     prev_quiet = np.zeros(len(paths.kind), dtype=bool)
     prev_quiet[1:] = (paths.kind[:-1] == QUIET) & (paths.deal[:-1] == paths.deal[1:])

@@ -1,0 +1,99 @@
+"""What-if features: a virtual deal equals the deal with the touchpoint really added to the history."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dealscore.data.history import DealHistory
+from dealscore.errors import ConfigError
+from dealscore.features import FeatureContext, FeatureSpec, Touchpoint, WhatIf, build_feature_block, build_features
+from dealscore.features.build import FeatureBlock
+
+from .conftest import random_history
+from .test_build import assert_same_features
+
+SPEC = FeatureSpec.default()
+
+
+def _added(history: DealHistory, deal_id: str, touch: Touchpoint, at: pd.Timestamp) -> DealHistory:
+    """The history with the touchpoint appended as an activity row (the edit a what-if stands for)."""
+    acts = history.activities
+    row = {c: None for c in acts.columns}
+    row.update(activity_id=f"added-{deal_id}", deal_id=deal_id, occurred_at=at, recorded_at=at, type=touch.type,
+               direction=touch.direction, contact_id=touch.contact_id, contact_role=touch.contact_role)
+    extra = pd.DataFrame([row]).astype(acts.dtypes.to_dict())
+    cut = history.cut_at if history.cut_at is not None and history.cut_at >= at else at
+    return history.replace(activities=pd.concat([acts, extra], ignore_index=True), cut_at=cut)
+
+
+def _touches(history: DealHistory, deal_id: str) -> list[Touchpoint]:
+    known = history.activities.loc[history.activities["deal_id"] == deal_id, "contact_id"].dropna()
+    old = str(known.iloc[0]) if len(known) else "C-new-0"
+    return [
+        Touchpoint("meeting", "outbound", "C-new-1", "decision_maker"),
+        Touchpoint("email", "inbound", old, "champion"),
+        Touchpoint("proposal", "outbound", None, None),
+        Touchpoint("note", None, old, None),
+    ]
+
+
+@pytest.mark.parametrize("seed", [3, 8])
+def test_what_if_rows_equal_building_the_edited_history(seed: int) -> None:
+    history = random_history(seed)
+    all_open = pd.DataFrame({"deal_id": history.deals["deal_id"].astype(object), "as_of": history.deals["created_at"]})
+    spec = SPEC.fit_vocabulary(build_features(history, all_open, spec=SPEC))  # the vocabulary a bundle holds
+    context = FeatureContext().fit(history, spec=spec)
+    deals = history.deals
+    rows = []
+    for _, d in deals.head(6).iterrows():
+        end = d["closed_at"] if pd.notna(d["closed_at"]) else history.data_cut
+        rows.append((d["deal_id"], d["created_at"] + (end - d["created_at"]) * 0.6))
+    rows.append((deals["deal_id"].iloc[0], history.data_cut + pd.Timedelta(days=3)))  # later than the cut
+    snaps = pd.DataFrame({"deal_id": pd.Series([r[0] for r in rows], dtype=object), "as_of": [r[1] for r in rows]})
+    items = [(i, t) for i in range(len(rows)) for t in _touches(history, rows[i][0])]
+    what_if = WhatIf(history, snaps, spec=spec, context=context)
+    got = what_if.with_touchpoints(items, keep_snapshots=True).frame()
+    assert_same_features(got.iloc[: len(rows)].reset_index(drop=True),
+                         build_features(history, snaps, spec=spec, context=context))
+    for j, (i, touch) in enumerate(items):
+        deal_id, at = rows[i]
+        want = build_features(_added(history, deal_id, touch, at), snaps.iloc[[i]].reset_index(drop=True),
+                              spec=spec, context=context)
+        assert_same_features(got.iloc[[len(rows) + j]].reset_index(drop=True), want)
+    alone = what_if.with_touchpoints(items).frame()
+    assert_same_features(alone, got.iloc[len(rows):].reset_index(drop=True))
+
+
+def test_what_if_fits_the_context_on_the_history_not_the_copies() -> None:
+    history = random_history(5)
+    snaps = pd.DataFrame({"deal_id": pd.Series([history.deals["deal_id"].iloc[2]], dtype=object),
+                          "as_of": [history.data_cut]})
+    block = WhatIf(history, snaps, spec=SPEC).snapshots()
+    assert_same_features(block.frame(), build_features(history, snaps, spec=SPEC))
+
+
+def test_feature_block_is_what_build_features_assembles() -> None:
+    history = random_history(4)
+    snaps = pd.DataFrame({"deal_id": history.deals["deal_id"].astype(object), "as_of": history.data_cut})
+    block = build_feature_block(history, snaps, spec=SPEC)
+    assert isinstance(block, FeatureBlock) and len(block) == len(snaps)
+    frame = build_features(history, snaps, spec=SPEC)
+    assert_same_features(block.frame(), frame)
+    codes, cats = block.categorical("declared_stage")
+    decoded = [cats[c] if c >= 0 else None for c in codes]
+    assert decoded == frame["declared_stage"].astype(object).where(frame["declared_stage"].notna(), None).tolist()
+    j = block.numeric_names.index("n_touches_total")
+    assert np.array_equal(block.numeric[:, j], frame["n_touches_total"].to_numpy(float))
+
+
+def test_unknown_touchpoint_type_and_bad_rows_are_refused() -> None:
+    history = random_history(2)
+    snaps = pd.DataFrame({"deal_id": pd.Series([history.deals["deal_id"].iloc[0]], dtype=object),
+                          "as_of": [history.data_cut]})
+    what_if = WhatIf(history, snaps, spec=SPEC)
+    with pytest.raises(ConfigError, match="fax"):
+        what_if.with_touchpoints([(0, Touchpoint("fax"))])
+    with pytest.raises(ConfigError, match="rows outside"):
+        what_if.with_touchpoints([(1, Touchpoint("email"))])
