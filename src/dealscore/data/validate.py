@@ -431,6 +431,9 @@ def _clean_frame(cols: _Columns, table: str, rows: np.ndarray | None) -> pd.Data
     """
     frame = cols.h.table(table)
     assert frame is not None
+    if rows is not None and isinstance(frame.index, pd.RangeIndex) and frame.index.equals(pd.RangeIndex(len(rows))) \
+            and bool(np.array_equal(rows, np.arange(len(rows)))):
+        rows = None  # every row kept, already in order, already numbered from 0: nothing to take
     if rows is None:
         out = frame.copy(deep=False)  # copy-on-write: the caller's frame never changes
     else:
