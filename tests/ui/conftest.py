@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from ui_helpers import T0, build_app, make_settings, result, save
 
 from dealscore_service.store import ScoreStore
+from tests.ui.ui_helpers import T0, build_app, make_settings, result, save
 
 
 @pytest.fixture

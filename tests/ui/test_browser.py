@@ -27,7 +27,8 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from ui_helpers import keys_json
+
+from tests.ui.ui_helpers import keys_json
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

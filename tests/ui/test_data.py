@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-from ui_helpers import T0, result, save
-
 from dealscore.taxonomy import default_taxonomy
 from dealscore_service.auth import Principal, Scope
 from dealscore_service.store import DealFilter, ScoreStore
@@ -20,6 +18,7 @@ from dealscore_service.ui.data import (
     touch_summary,
     touchpoint_events,
 )
+from tests.ui.ui_helpers import T0, result, save
 
 TAX = default_taxonomy()
 

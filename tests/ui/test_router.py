@@ -7,9 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from ui_helpers import T0, build_app, login, make_settings, result, save
 
 from dealscore_service.store import ScoreStore
+from tests.ui.ui_helpers import T0, build_app, login, make_settings, result, save
 
 
 def deal_ids(html: str) -> list[str]:

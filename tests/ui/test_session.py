@@ -7,9 +7,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from starlette.requests import Request
-from ui_helpers import KEYS, build_app, key, keys_json, login, make_settings
 
 from dealscore_service.ui.session import COOKIE_NAME, SECRET_FILE, SessionManager
+from tests.ui.ui_helpers import KEYS, build_app, key, keys_json, login, make_settings
 
 
 def _set_cookie_header(resp) -> str:  # type: ignore[no-untyped-def]

@@ -1,0 +1,1 @@
+"""Tests (a package, so that test module names may repeat across areas)."""
