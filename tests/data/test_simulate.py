@@ -48,7 +48,8 @@ def _life(sim: SimulatedCRM, frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]
 def _real_stage_at(sim: SimulatedCRM, deal_ids: pd.Series, times: pd.Series) -> np.ndarray:
     """Order of the audited real stage of each deal at each time (-1 before the deal began)."""
     st = sim.truth["stage_truth"].sort_values("as_of")
-    q = pd.DataFrame({"deal_id": deal_ids.to_numpy(), "t": times.to_numpy(), "i": np.arange(len(times))})
+    q = pd.DataFrame({"deal_id": pd.Series(deal_ids.to_numpy(), dtype=object), "t": times.to_numpy(),
+                      "i": np.arange(len(times))})
     m = pd.merge_asof(q.sort_values("t"), st.rename(columns={"as_of": "t"}), on="t", by="deal_id")
     return m.sort_values("i")["stage"].map(ORDER).fillna(-1).to_numpy()
 

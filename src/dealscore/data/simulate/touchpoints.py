@@ -273,7 +273,7 @@ def _key_touches(cfg: SimConfig, out: _Builder, pop: Population, paths: LatentPa
     out.add(won, closed[won], CONTRACT, INBOUND, to_signer(won, closed[won], J))
     term = paths.kind == LOST
     prev_active = np.zeros(len(paths.kind), dtype=bool)
-    prev_active[1:] = paths.kind[:-1] == ACTIVE
+    prev_active[1:] = (paths.kind[:-1] == ACTIVE) & (paths.stage[:-1] >= 1)  # a prospect that never replied won't
     abrupt = paths.deal[term & prev_active]
     said_no = abrupt[rng.random(len(abrupt)) < 0.7]
     out.add(said_no, closed[said_no], EMAIL, INBOUND, to_signer(said_no, closed[said_no], J))
