@@ -67,6 +67,7 @@ def main() -> None:
             "deals_per_s": round(args.deals / total, 1),
             "peer_pandas_to_csv_s": round(peer_s, 2),
             "ratio_vs_pandas_to_csv": round(total / peer_s, 2),
+            "ratio_cpu_vs_pandas_to_csv": round(total_cpu / peer_cpu, 2),
             "ratio_simulate_only_vs_pandas_to_csv": round(sim_s / peer_s, 2),
             "targets_met": {"100k_deals_under_120s": bool(args.deals >= 100_000 and total < 120)},
             "load_avg_1m_end": os.getloadavg()[0],

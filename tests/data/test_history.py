@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dealscore.data.history import DealHistory, from_frames, load_history, parse_cut_at, write_history
 from dealscore.errors import DataValidationError
@@ -255,3 +258,90 @@ def test_the_contract_doc_lists_every_column() -> None:
         assert f"### {table.name}" in doc
         for col in table.columns:
             assert f"| `{col.name}` | {col.kind} | {'yes' if col.required else 'no'} |" in doc, (table.name, col.name)
+
+
+# ---------------------------------------------------------------- one typing path for every layout and size
+
+# text as CRMs send it: blanks, tabs, non-breaking and figure spaces (stripped), a zero-width space (kept)
+_TEXT = st.one_of(st.none(), st.just(float("nan")),
+                  st.text(alphabet=st.sampled_from(list("aZ09 _-é\t\n\u00a0\u2007\u200b")), max_size=6))
+
+
+def _contract_text(values: list[object]) -> list[object]:
+    """The contract's rule for a text cell, written the plain pandas way: stripped, blank or missing -> None."""
+    s = pd.Series(values, dtype=object).astype("string").str.strip()
+    s = s.mask(s == "")
+    return s.astype(object).where(s.notna(), None).tolist()
+
+
+def _accounts(industry: pd.Series, region: pd.Series) -> dict[str, pd.DataFrame]:
+    tables = frames()
+    n = len(industry)
+    tables["accounts"] = pd.DataFrame({"account_id": [f"A{i}" for i in range(n)], "industry": industry,
+                                       "region": region})
+    return tables
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_TEXT, _TEXT), max_size=8))
+def test_text_columns_follow_the_contract_whatever_their_layout(cells: list[tuple[object, object]]) -> None:
+    industry = [a for a, _ in cells]
+    region = [b for _, b in cells]
+    want_industry, want_region = _contract_text(industry), _contract_text(region)
+    layouts = {
+        "objects": (pd.Series(industry, dtype=object), pd.Series(region, dtype=object)),
+        "pandas strings": (pd.Series(industry, dtype=object).astype("str"), pd.Series(region, dtype=object)),
+    }
+    for layout, (a, b) in layouts.items():
+        acc = from_frames(_accounts(a, b)).accounts
+        assert acc["industry"].tolist() == want_industry, layout
+        assert acc["region"].tolist() == want_region, layout
+        assert acc["industry"].dtype == object and acc["region"].dtype == object
+        assert all(v is None or type(v) is str for v in acc["industry"]), layout
+
+
+def test_non_text_values_in_a_text_column_become_their_text() -> None:
+    tables = frames()
+    tables["accounts"]["account_id"] = [1001, 1002]  # numeric ids, as a Parquet export may hold them
+    assert from_frames(tables).accounts["account_id"].tolist() == ["1001", "1002"]
+    tables["accounts"]["account_id"] = pd.Series(["A1", pd.NA], dtype=object)
+    assert from_frames(tables).accounts["account_id"].tolist() == ["A1", None]
+
+
+def test_typed_tables_pass_through_unchanged_and_stay_independent() -> None:
+    h = from_frames(frames())
+    again = from_frames(h.tables())  # an API payload arrives already typed
+    for name, frame in h.tables().items():
+        pd.testing.assert_frame_equal(again.table(name), frame, check_exact=True)
+        assert again.table(name) is not frame
+    again.deals.loc[0, "amount"] = -1.0
+    again.activities.loc[0, "type"] = "changed"
+    assert h.deals.loc[0, "amount"] == 1000.0 and h.activities.loc[0, "type"] == "email"
+
+
+def test_typed_timestamps_in_any_unit_match_their_text() -> None:
+    text = from_frames(frames())
+    tables = frames()
+    for name, col, unit in (("deals", "created_at", "s"), ("deals", "closed_at", "us"),
+                            ("stage_history", "changed_at", "ns"), ("activities", "occurred_at", "s")):
+        tables[name][col] = pd.to_datetime(tables[name][col], format="ISO8601").astype(f"datetime64[{unit}]")
+    # a date column given with a time of day is floored to the day, also before 1970
+    tables["deals"]["expected_close_date"] = pd.to_datetime(
+        ["2024-03-31T17:45:00", None, "1969-05-31T23:00:00"]).astype("datetime64[us]")
+    typed = from_frames(tables)
+    for name in ("deals", "stage_history", "activities"):
+        got, want = typed.table(name), text.table(name)
+        for col in got.columns:
+            if col != "expected_close_date":
+                pd.testing.assert_series_equal(got[col], want[col], check_exact=True)
+    assert typed.deals["expected_close_date"].tolist()[::2] == [pd.Timestamp("2024-03-31"), pd.Timestamp("1969-05-31")]
+    assert str(typed.deals["expected_close_date"].dtype) == "datetime64[ns]"
+
+
+def test_a_placeholder_date_in_seconds_is_refused_before_it_can_overflow() -> None:
+    tables = frames()
+    tables["deals"]["closed_at"] = pd.Series(
+        np.array(["2024-03-01", "9999-12-31", "NaT"], dtype="datetime64[s]"))
+    with pytest.raises(DataValidationError, match="9999-12-31") as e:
+        from_frames(tables)
+    assert (e.value.column, e.value.ids) == ("closed_at", ["D2"])

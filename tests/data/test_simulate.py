@@ -58,7 +58,7 @@ def _real_stage_at(sim: SimulatedCRM, deal_ids: pd.Series, times: pd.Series) -> 
 
 
 def test_history_follows_the_contract(sim: SimulatedCRM) -> None:
-    clean, report = validate_history(sim.history, on_out_of_life="fail")
+    _, report = validate_history(sim.history, on_out_of_life="fail")
     assert report.dropped == {}
     assert report.open_deals > 0 and report.won_deals > 0 and report.lost_deals > 0
     assert sim.history.cut_at == pd.Timestamp("2025-06-30")
@@ -142,7 +142,7 @@ def test_real_stages_only_move_forward(sim: SimulatedCRM) -> None:
 def test_absorption_probability_matches_simulation() -> None:
     """W from the backward recursion (averaging over later reveals) equals simulated win frequencies."""
     cfg = SimConfig()
-    k = 40_000
+    k = 20_000
     rng = np.random.default_rng(0)
     base = Qualities(fit=np.full(k, 0.3), engagement=np.full(k, -0.2), skill=np.full(k, 0.1),
                      segment=np.full(k, 1), competition=np.full(k, 1), speed=np.full(k, 1.0),
@@ -196,14 +196,14 @@ def test_oracle_is_calibrated_at_any_time(big: SimulatedCRM) -> None:
     assert ece < 0.02
 
 
-def test_oracle_knows_more_than_the_stage(big: SimulatedCRM) -> None:
+def test_oracle_knows_more_than_the_stage(sim: SimulatedCRM) -> None:
     from sklearn.metrics import roc_auc_score
 
-    snaps = weekly_snapshots(big)
-    truth = big.truth["deal_truth"].set_index("deal_id")
+    snaps = weekly_snapshots(sim)
+    truth = sim.truth["deal_truth"].set_index("deal_id")
     y = snaps["deal_id"].map(truth["will_win"]).to_numpy().astype(float)
-    p = oracle_win_probability(big, snaps)
-    real = _real_stage_at(big, snaps["deal_id"], snaps["as_of"])
+    p = oracle_win_probability(sim, snaps)
+    real = _real_stage_at(sim, snaps["deal_id"], snaps["as_of"])
     stage_rate = pd.Series(y).groupby(real).transform("mean").to_numpy()
     assert roc_auc_score(y, p) > roc_auc_score(y, stage_rate) + 0.1
 
@@ -313,11 +313,11 @@ def test_stage_history_carries_amounts_and_close_dates(sim: SimulatedCRM) -> Non
     first = sh.groupby("deal_id")["changed_at"].min()
     assert (first == h.deals.set_index("deal_id")["created_at"].loc[first.index]).all()
     same = sh["deal_id"].eq(sh["deal_id"].shift())
-    pushes = same & sh["stage"].eq(sh["stage"].shift()) & (sh["expected_close_date"] > sh["expected_close_date"].shift())
+    later = sh["expected_close_date"] > sh["expected_close_date"].shift()
+    pushes = same & sh["stage"].eq(sh["stage"].shift()) & later
     assert pushes.sum() > 0.2 * len(h.deals)
     # current values of open deals = last values known at the cut; closed deals were often edited since
-    known = sh.assign(k=sh[["changed_at", "recorded_at"]].max(axis=1)).sort_values(["deal_id", "k"])
-    last = known.groupby("deal_id").tail(1).set_index("deal_id")
+    last = sh.sort_values(["deal_id", "changed_at"], kind="stable").groupby("deal_id").tail(1).set_index("deal_id")
     d = h.deals.set_index("deal_id")
     open_ = d[d["outcome"].isna()]
     assert np.allclose(open_["amount"], last.loc[open_.index, "amount"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dealscore.data.history import DealHistory, from_frames
 from dealscore.data.validate import validate_history
@@ -301,3 +303,89 @@ def test_validation_does_not_change_its_input() -> None:
 def test_unknown_policy_is_refused() -> None:
     with pytest.raises(ValueError, match="on_out_of_life"):
         validate_history(history(), on_out_of_life="ignore")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- one rule path for one deal and for many
+
+_TYPES = ["email", "Email ", "CALL", "meeting", "Event", "task", "demo"]
+_DIRECTIONS = [None, "inbound", " OUTBOUND", "outbound"]
+_DAYS = ["2024-01-01", "2024-01-03", "2024-01-03", "2024-02-01", "2024-03-02", "2024-03-20"]  # ties on purpose
+
+
+@st.composite
+def _histories(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
+    """Small histories with ties in time, spelling variants and events outside a deal's life."""
+    n = draw(st.integers(1, 4))
+    closed = [draw(st.sampled_from([None, "2024-03-01"])) for _ in range(n)]
+    deals = pd.DataFrame({
+        "deal_id": [f"D{i}" for i in range(n)], "account_id": [f"A{i % 2}" for i in range(n)],
+        "owner_id": ["o1"] * n, "created_at": ["2024-01-02"] * n, "closed_at": closed,
+        "outcome": [None if c is None else draw(st.sampled_from(["won", "Closed Lost"])) for c in closed],
+    })
+    rows = draw(st.lists(st.tuples(st.integers(0, n - 1), st.sampled_from(_DAYS), st.sampled_from(_TYPES),
+                                   st.sampled_from(_DIRECTIONS)), min_size=1, max_size=25))
+    activities = pd.DataFrame({
+        "activity_id": [f"X{i}" for i in range(len(rows))], "deal_id": [f"D{r[0]}" for r in rows],
+        "occurred_at": [r[1] for r in rows], "type": [r[2] for r in rows], "direction": [r[3] for r in rows],
+    })
+    stages = [(i, day, stage) for i in range(n)
+              for day, stage in zip(_DAYS[1:3], draw(st.permutations(["Lead", "qualification"])), strict=True)]
+    return {
+        "accounts": pd.DataFrame({"account_id": ["A0", "A1"], "industry": ["software", "retail"]}),
+        "deals": deals,
+        "stage_history": pd.DataFrame({"deal_id": [f"D{i}" for i, _, _ in stages], "stage": [s for _, _, s in stages],
+                                       "changed_at": [d for _, d, _ in stages]}),
+        "activities": activities,
+    }
+
+
+def _one_deal(tables: dict[str, pd.DataFrame], deal_id: str) -> dict[str, pd.DataFrame]:
+    return {name: (frame[frame["deal_id"] == deal_id].reset_index(drop=True) if "deal_id" in frame else frame)
+            for name, frame in tables.items()}
+
+
+@settings(max_examples=40, deadline=None)
+@given(_histories())
+def test_one_deal_and_many_agree_and_follow_pandas_order(tables: dict[str, pd.DataFrame]) -> None:
+    typed = history(tables)
+    clean, report = validate_history(typed)
+    acts = clean.activities
+    # the clean order is pandas' stable sort of the kept rows by deal and time (ties stay in file order)
+    kept = typed.activities[typed.activities["activity_id"].isin(acts["activity_id"])]
+    ordered = kept.sort_values(["deal_id", "occurred_at"], kind="stable")["activity_id"].tolist()
+    assert acts["activity_id"].tolist() == ordered
+    assert acts.index.equals(pd.RangeIndex(len(acts)))
+    assert list(report.activity_types_seen.items()) == list(acts["type"].value_counts().items())
+    assert sum(report.dropped.values()) == len(typed.activities) + len(typed.stage_history) - len(acts) \
+        - len(clean.stage_history)
+    # validating each deal on its own gives exactly its rows of the batch, and the same counts
+    dropped = 0
+    for deal_id in clean.deals["deal_id"]:
+        alone, alone_report = validate_history(history(_one_deal(tables, deal_id)))
+        dropped += sum(alone_report.dropped.values())
+        for name in ("deals", "stage_history", "activities"):
+            batch = clean.table(name)
+            mine = batch[batch["deal_id"] == deal_id].reset_index(drop=True)
+            pd.testing.assert_frame_equal(alone.table(name), mine, check_exact=True, obj=f"{deal_id} {name}")
+    assert dropped == sum(report.dropped.values())
+
+
+def test_a_problem_is_reported_alike_for_one_deal_and_for_many() -> None:
+    tables = frames()
+    tables["activities"].loc[2, "type"] = "fax"  # X3, deal D3
+    alone = fails(_one_deal(tables, "D3"))
+    many = fails(tables)
+    assert (alone.table, alone.column, alone.ids, alone.fix) == (many.table, many.column, many.ids, many.fix)
+    assert str(alone) == str(many)
+
+
+def test_each_taxonomy_object_gets_its_own_lookups() -> None:
+    """The spelling lookups are built once per taxonomy object, never reused for another one."""
+    tables = frames()
+    tables["stage_history"].loc[1, "stage"] = "Verbal Commit"
+    for target in (4, 5, 4):  # proposal, negotiation, proposal: each a fresh object
+        raw = default_taxonomy().to_dict()
+        raw["stages"][target]["aliases"].append("Verbal Commit")
+        clean, _ = validate_history(history(tables), StageTaxonomy.from_dict(raw))
+        assert clean.stage_history.loc[1, "stage"] == raw["stages"][target]["name"]
+    fails(tables)  # the default taxonomy does not know the alias

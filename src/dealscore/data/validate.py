@@ -7,6 +7,7 @@ and counts them in the report. Nothing is dropped silently.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import weakref
 from collections.abc import Callable, Collection
@@ -284,7 +285,10 @@ def _vocabulary(tax: StageTaxonomy) -> _Vocabulary:
         roles=frozenset(tax.contact_roles),
     )
     key = id(tax)
-    _VOCABULARIES[key] = (weakref.ref(tax, lambda _: _VOCABULARIES.pop(key, None)), vocab)
+    # the entry goes with its taxonomy, so a later object at the same address starts afresh;
+    # a taxonomy type without weak references is simply not cached
+    with contextlib.suppress(TypeError):
+        _VOCABULARIES[key] = (weakref.ref(tax, lambda _: _VOCABULARIES.pop(key, None)), vocab)
     return vocab
 
 

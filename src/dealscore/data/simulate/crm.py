@@ -18,7 +18,7 @@ from dealscore.data.simulate.config import N_STAGES, QUIET, STALLED, SimConfig
 from dealscore.data.simulate.latent import LatentPaths
 from dealscore.data.simulate.population import Population
 
-_BIG = 1.0e6  # days: offsets deal keys so one searchsorted serves all deals
+_SHIFT = np.int64(2) ** 40  # seconds: offsets deal keys so one searchsorted serves all deals
 
 
 @dataclass
@@ -39,8 +39,9 @@ def _lookup(key_deal: np.ndarray, key_t: np.ndarray, q_deal: np.ndarray, q_t: np
 
     Keys must be sorted by (deal, t).
     """
-    keys = key_deal * _BIG + key_t
-    pos = np.searchsorted(keys, q_deal * _BIG + q_t, side="right") - 1
+    keys = key_deal.astype(np.int64) * _SHIFT + np.round(key_t * 86400.0).astype(np.int64)
+    q_keys = np.asarray(q_deal).astype(np.int64) * _SHIFT + np.round(np.asarray(q_t) * 86400.0).astype(np.int64)
+    pos = np.searchsorted(keys, q_keys, side="right") - 1
     ok = (pos >= 0) & (key_deal[np.maximum(pos, 0)] == q_deal)
     return np.where(ok, pos, -1)
 
@@ -72,22 +73,22 @@ def declared_stages(cfg: SimConfig, pop: Population, paths: LatentPaths, T: np.n
     opt_t = np.full((n, N_STAGES), np.inf)
     opt_t[:, 1:] = rec_prev[:, :-1] + rng.random((n, N_STAGES - 1)) * 0.6 * typical[:, :-1]
     optimistic = rng.random((n, N_STAGES)) < optimism[:, None]
-    C = np.where(optimistic, np.minimum(R, opt_t), R)
-    C[:, : 1] = np.inf
-    C = np.where(np.arange(N_STAGES)[None, :] <= first[:, None], np.inf, C)
-    C = np.where(rng.random((n, N_STAGES)) < skip[:, None], np.inf, C)
+    typed_at = np.where(optimistic, np.minimum(R, opt_t), R)
+    typed_at[:, : 1] = np.inf
+    typed_at = np.where(np.arange(N_STAGES)[None, :] <= first[:, None], np.inf, typed_at)
+    typed_at = np.where(rng.random((n, N_STAGES)) < skip[:, None], np.inf, typed_at)
     # a stage recorded after a later one was already recorded never gets typed in
-    suffix_min = np.minimum.accumulate(C[:, ::-1], axis=1)[:, ::-1]
+    suffix_min = np.minimum.accumulate(typed_at[:, ::-1], axis=1)[:, ::-1]
     later_min = np.concatenate([suffix_min[:, 1:], np.full((n, 1), np.inf)], axis=1)
-    C = np.where(C < later_min, C, np.inf)
-    C = np.where(C < closed[:, None], C, np.inf)
+    typed_at = np.where(typed_at < later_min, typed_at, np.inf)
+    typed_at = np.where(typed_at < closed[:, None], typed_at, np.inf)
 
     ev_d = [np.arange(n)]
     ev_t = [pop.created]
     ev_s = [first]
-    dd, jj = np.nonzero(np.isfinite(C))
+    dd, jj = np.nonzero(np.isfinite(typed_at))
     ev_d.append(dd)
-    ev_t.append(_sec(C[dd, jj]))
+    ev_t.append(_sec(typed_at[dd, jj]))
     ev_s.append(jj)
     deal, t, stage = (np.concatenate(x) for x in (ev_d, ev_t, ev_s))
     order = np.lexsort((stage, t, deal))

@@ -13,17 +13,21 @@ import pandas as pd
 from dealscore.data.simulate.config import STAGES
 from dealscore.data.simulate.core import SimulatedCRM
 
-_BIG = 1.0e12
+_SHIFT = np.int64(2) ** 34  # seconds since 1970 fit below it until the year 2514
+
+
+def _seconds(t: np.ndarray) -> np.ndarray:
+    """Whole seconds since 1970 (floor), as int64."""
+    return t.astype("datetime64[ns]").astype("datetime64[s]").astype(np.int64)
 
 
 def _stage_at(frame: pd.DataFrame, time_col: str, deals: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Order (0-5) of the last stage row of each deal at or before t; -1 when none."""
     f = frame.sort_values(["deal_id", time_col], kind="stable")
     codes, uniques = pd.factorize(f["deal_id"], sort=True)
-    key_t = (f[time_col] - pd.Timestamp("1970-01-01")) / pd.Timedelta(seconds=1)
-    keys = codes * _BIG + key_t.to_numpy(float)
+    keys = codes.astype(np.int64) * _SHIFT + _seconds(f[time_col].to_numpy())
     q_codes = pd.Index(uniques).get_indexer(deals)
-    q_keys = q_codes * _BIG + (pd.Series(t) - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(float)
+    q_keys = q_codes.astype(np.int64) * _SHIFT + _seconds(np.asarray(t))
     pos = np.searchsorted(keys, q_keys, side="right") - 1
     ok = (q_codes >= 0) & (pos >= 0) & (codes[np.maximum(pos, 0)] == q_codes)
     order = pd.Index(STAGES).get_indexer(f["stage"]).astype(np.int64)

@@ -15,9 +15,12 @@ state, the time already spent in it and the deal's latent qualities:
     P(win | state, tau) = sum_x pi_x S_x(tau) W(dest_x) / sum_x pi_x S_x(tau)
 
 where ``S_x`` is the Weibull survival of transition x and ``W`` the absorption
-probability of the destination state (a backward recursion over stages). Nothing
-that happened earlier matters beyond the current state, so this is *the* oracle:
-no model can beat it on average, which is what evaluations compare against.
+probability of the destination state (a backward recursion over stages). Some
+qualities are revealed only when the deal reaches a stage (the champion at
+qualification, the buying group at discovery); before that neither the process
+nor ``W`` uses them (``W`` averages over what the reveal may bring). Nothing that
+happened earlier matters beyond the current state, so this is *the* oracle: no
+model can beat it on average, which is what evaluations compare against.
 """
 
 from __future__ import annotations

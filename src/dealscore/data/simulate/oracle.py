@@ -20,7 +20,7 @@ from dealscore.data.simulate.core import TRUTH_DIR, SimulatedCRM
 from dealscore.data.simulate.latent import LatentLaw, Qualities, build_law, win_probability
 from dealscore.errors import DataValidationError
 
-_BIG = 1.0e6
+_SHIFT = np.int64(2) ** 40
 
 
 def _truth_folder(path: str | Path) -> Path:
@@ -92,10 +92,14 @@ def oracle_win_probability(sim_or_truth_dir: SimulatedCRM | str | Path, snapshot
             f"hold: {bad}", table="snapshots", column="deal_id", ids=bad,
             fix="score the oracle on the same simulation the snapshots were taken from",
         )
-    t = ((pd.to_datetime(snapshots["as_of"]) - origin) / pd.Timedelta(days=1)).to_numpy(float)
+    delta = (pd.to_datetime(snapshots["as_of"]).to_numpy().astype("datetime64[ns]") - origin.to_datetime64())
+    t = delta / np.timedelta64(1, "D")
     path = path.sort_values(["deal", "start"], kind="stable")
-    keys = path["deal"].to_numpy() * _BIG + path["start"].to_numpy()
-    pos = np.searchsorted(keys, idx * _BIG + t, side="right") - 1
+    # integer keys (deal, whole seconds) so that a state entered at t counts from t on, whatever the float rounding
+    keys = path["deal"].to_numpy().astype(np.int64) * _SHIFT + np.round(path["start"].to_numpy() * 86400.0).astype(
+        np.int64)
+    q_sec = delta.astype("timedelta64[s]").astype(np.int64)  # numpy floors, also before the origin
+    pos = np.searchsorted(keys, idx.astype(np.int64) * _SHIFT + q_sec, side="right") - 1
     p_deal = path["deal"].to_numpy()
     ok = (pos >= 0) & (p_deal[np.maximum(pos, 0)] == idx)
     pos = np.maximum(pos, 0)
