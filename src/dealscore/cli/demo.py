@@ -41,11 +41,10 @@ def _run(args: list[str]) -> None:
 def _free_port(preferred: int) -> int:
     with socket.socket() as s:
         try:
-            s.bind(("127.0.0.1", preferred))
-            return preferred
+            s.bind(("127.0.0.1", preferred))  # 0 asks the OS for any free port
         except OSError:
             s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
+        return int(s.getsockname()[1])
 
 
 @app.command()

@@ -1,0 +1,37 @@
+"""`dealscore demo` is the README's main job: run it for real, end to end, on a small CRM."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_and_says_where_to_look(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["COLUMNS"] = "160"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dealscore", "demo", "--deals", "1500", "--seed", "3",
+         "--workdir", str(tmp_path / "demo"), "--port", "0", "--exit"],
+        capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "Traceback" not in out
+    demo = tmp_path / "demo"
+    # every stage left its product behind
+    assert (demo / "history" / "deals.csv").is_file()
+    assert (demo / "report.json").is_file()
+    assert (demo / "mlflow.db").is_file()
+    scores = pd.read_parquet(demo / "scores.parquet")
+    assert len(scores) > 0 and scores["p_win"].between(0, 1).all()
+    assert (demo / "scores.db").is_file()
+    # and it told the user where to look
+    for needle in ("Load report", "roc auc", "deals at risk", "/docs", "/ui", "mlflow ui", "Demo API key"):
+        assert needle in out, needle
