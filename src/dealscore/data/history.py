@@ -236,7 +236,11 @@ _BLANK = pa.scalar("", pa.large_string())
 _NO_TEXT = pa.scalar(None, pa.large_string())
 
 
-def _arrow_text(s: pd.Series) -> tuple[pa.Array, np.ndarray | None]:
+# a text column in Arrow, and its values when they were Python strings already
+_ArrowText = tuple[pa.Array | pa.ChunkedArray, np.ndarray | None]
+
+
+def _arrow_text(s: pd.Series) -> _ArrowText:
     """A column as Arrow text, and its values when they were Python strings (None for missing).
 
     Text arrives as pandas' Arrow-backed strings (CSV, or frames built from str
@@ -261,23 +265,37 @@ def _arrow_text(s: pd.Series) -> tuple[pa.Array, np.ndarray | None]:
     return arrow, raw
 
 
+# Text columns are trimmed together up to this many cells: a one-row table pays Arrow's
+# per-call overhead once, while big tables go column by column and reuse their memory.
+_TEXT_BATCH_CELLS = 65_536
+
+
 def _texts(columns: list[pd.Series]) -> list[tuple[np.ndarray, bool]]:
     """Contract string columns: stripped text, None for missing or blank, as object arrays.
 
-    All the text columns of a table go through Arrow's whitespace trim (the one
-    pandas' string dtype applies) in one pass: the same kernel serves one row and
-    millions, and a one-row table pays its overhead once rather than per column.
-    Also says, per column, whether it already held exactly these values.
+    Every text column goes through Arrow's whitespace trim (the one pandas' string
+    dtype applies): the same kernel serves one row and millions. Also says, per
+    column, whether it already held exactly these values.
     """
-    if not columns:
-        return []
-    arrows = [_arrow_text(s) for s in columns]
-    trimmed = pc.utf8_trim_whitespace(pa.chunked_array([a for a, _ in arrows], type=pa.large_string()))
+    out: list[tuple[np.ndarray, bool]] = []
+    batch: list[_ArrowText] = []
+    for i, s in enumerate(columns):
+        batch.append(_arrow_text(s))
+        if i == len(columns) - 1 or (len(batch) + 1) * len(s) > _TEXT_BATCH_CELLS:
+            out.extend(_trimmed(batch, len(s)))
+            batch = []
+    return out
+
+
+def _trimmed(batch: list[_ArrowText], n: int) -> list[tuple[np.ndarray, bool]]:
+    """One Arrow pass over a few text columns of ``n`` rows each."""
+    # pieces, not nested chunked arrays: pyarrow copies value by value when handed those
+    chunks = [c for a, _ in batch for c in (a.chunks if isinstance(a, pa.ChunkedArray) else [a])]
+    trimmed = pc.utf8_trim_whitespace(pa.chunked_array(chunks, type=pa.large_string()))
     cleaned = pc.if_else(pc.equal(trimmed, _BLANK), _NO_TEXT, trimmed)
     flat = np.asarray(cleaned.to_numpy(), dtype=object)
-    n = len(columns[0])
     out = []
-    for i, (_, raw) in enumerate(arrows):
+    for i, (_, raw) in enumerate(batch):
         values = flat[i * n:(i + 1) * n]
         out.append((values, raw is not None and bool(np.array_equal(raw, values))))
     return out
@@ -419,14 +437,19 @@ def _absent(kind: str, n: int) -> np.ndarray:
 
 
 def _frame(columns: dict[str, np.ndarray | pd.Series], n: int) -> pd.DataFrame:
-    """A DataFrame from typed columns, built once (no per-column insertion, no string inference)."""
+    """A DataFrame built once from typed columns that belong to it alone.
+
+    No per-column insertion, no string inference, and no copying or stacking of
+    the columns into blocks: a column of a million-row table is not moved again.
+    """
     index = pd.RangeIndex(n)
     data = {
         # only object arrays need wrapping: pandas would otherwise turn them into its string dtype
-        name: pd.Series(v, index=index, dtype=object) if isinstance(v, np.ndarray) and v.dtype == object else v
+        name: pd.Series(v, index=index, dtype=object, copy=False)
+        if isinstance(v, np.ndarray) and v.dtype == object else v
         for name, v in columns.items()
     }
-    return pd.DataFrame(data, index=index)
+    return pd.DataFrame(data, index=index, copy=False)
 
 
 def coerce_table(frame: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[str, bool]]:
@@ -451,6 +474,7 @@ def coerce_table(frame: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[
     text = [col.name for col in table.columns if col.kind == "str" and col.name in frame]
     texts = dict(zip(text, _texts([frame[name] for name in text]), strict=True))
     unchanged = True
+    given: list[str] = []  # numbers and times passed through: still the caller's memory
     for col in table.columns:
         if col.name not in frame:
             unchanged = False
@@ -464,9 +488,13 @@ def coerce_table(frame: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[
             if aware is not None and col.kind == "timestamp":
                 zones[col.name] = aware
         unchanged = unchanged and same
+        if same and col.kind != "str":
+            given.append(col.name)
     if unchanged:
         # already typed (an API payload laid out by the service): the frame itself, re-indexed
         return frame.reset_index(drop=True), zones
+    for name in given:
+        t.typed[name] = t.typed[name].copy()
     n = len(frame)
     columns: dict[str, np.ndarray | pd.Series] = {
         name: t.typed[name] if name in t.typed else frame[name].reset_index(drop=True) for name in frame.columns
