@@ -146,6 +146,7 @@ class _Frames:
         out = {}
         for name, rows in self.rows.items():
             data: dict[str, Any] = {}
+            index = pd.RangeIndex(len(rows))
             for col in TABLES[name].columns:
                 values = [r.get(col.name) for r in rows]
                 if col.kind in ("timestamp", "date"):
@@ -156,8 +157,9 @@ class _Frames:
                 elif col.kind in ("int", "float"):
                     data[col.name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
                 else:
-                    data[col.name] = np.array(values, dtype=object)
-            out[name] = pd.DataFrame(data)
+                    # object dtype (not pandas' Arrow strings): the loader then passes the table through
+                    data[col.name] = pd.Series(values, index=index, dtype=object)
+            out[name] = pd.DataFrame(data, index=index)
         return out
 
     def locate(self, table: str | None, column: str | None, ids: Sequence[str]) -> list[Loc]:
