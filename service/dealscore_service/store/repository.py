@@ -44,6 +44,18 @@ def utc_naive(t: datetime) -> datetime:
     return t
 
 
+def _newest_first_within_deal() -> Any:
+    """Each score's rank within its deal, 1 = latest (by as-of time, then when scored).
+
+    One definition, so the at-risk list, the trend lines and the score-drop
+    comparison all agree on which score is a deal's latest.
+    """
+    return func.row_number().over(
+        partition_by=ScoreRecord.deal_id,
+        order_by=(ScoreRecord.as_of.desc(), ScoreRecord.scored_at.desc(), ScoreRecord.id.desc()),
+    ).label("rn")
+
+
 @dataclass(frozen=True)
 class ScoreToSave:
     """A fresh score, the identity of the payload it came from, and what the timeline keeps of that payload.
@@ -302,10 +314,7 @@ class ScoreStore:
             return {}
         ranked = select(
             ScoreRecord.deal_id, ScoreRecord.p_win,
-            func.row_number().over(
-                partition_by=ScoreRecord.deal_id,
-                order_by=(ScoreRecord.as_of.desc(), ScoreRecord.scored_at.desc(), ScoreRecord.id.desc()),
-            ).label("rn"),
+            _newest_first_within_deal(),
         ).where(ScoreRecord.deal_id.in_(list(deal_ids))).subquery()
         out: dict[str, list[float]] = {d: [] for d in deal_ids}
         with self._session("read") as s:
@@ -325,10 +334,7 @@ class ScoreStore:
         """
         ranked = select(
             ScoreRecord.id,
-            func.row_number().over(
-                partition_by=ScoreRecord.deal_id,
-                order_by=(ScoreRecord.as_of.desc(), ScoreRecord.scored_at.desc(), ScoreRecord.id.desc()),
-            ).label("rn"),
+            _newest_first_within_deal(),
         ).subquery()
         latest = select(ScoreRecord).join(ranked, ranked.c.id == ScoreRecord.id).where(
             ranked.c.rn == 1, ScoreRecord.is_open.is_(True)
@@ -355,10 +361,7 @@ class ScoreStore:
             return {}
         ranked = select(
             ScoreRecord.deal_id, ScoreRecord.p_win,
-            func.row_number().over(
-                partition_by=ScoreRecord.deal_id,
-                order_by=(ScoreRecord.as_of.desc(), ScoreRecord.scored_at.desc(), ScoreRecord.id.desc()),
-            ).label("rn"),
+            _newest_first_within_deal(),
         ).where(ScoreRecord.deal_id.in_(list(deal_ids)), ScoreRecord.as_of <= utc_naive(as_of)).subquery()
         with self._session("read") as s:
             rows = s.execute(select(ranked.c.deal_id, ranked.c.p_win).where(ranked.c.rn == 1))

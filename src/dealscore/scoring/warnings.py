@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -125,19 +126,10 @@ class WarningHits:
 
 
 def detect_warnings(
-    cols: Columns,
-    norms: StageNorms,
-    taxonomy: StageTaxonomy,
-    *,
-    inferred_stage: Sequence[str | None] | None = None,
-    mismatch_verdict: Sequence[str] | None = None,
-    mismatch_text: Sequence[str] | None = None,
-    rules: WarningRules | None = None,
-    touchpoints: bool = True,
+    cols: Columns, norms: StageNorms, taxonomy: StageTaxonomy, **options: Any
 ) -> list[list[DealWarning]]:
-    """The warnings of every row of a feature frame, most severe first (see :func:`find_warnings`)."""
-    return find_warnings(cols, norms, taxonomy, inferred_stage=inferred_stage, mismatch_verdict=mismatch_verdict,
-                         mismatch_text=mismatch_text, rules=rules, touchpoints=touchpoints).lists()
+    """The warnings of every row of a feature frame, most severe first (options as :func:`find_warnings`)."""
+    return find_warnings(cols, norms, taxonomy, **options).lists()
 
 
 def find_warnings(
