@@ -17,7 +17,6 @@ from dealscore.features import (
     make_snapshots,
     scoring_snapshots,
 )
-from dealscore.features.build import SMALL_FRAME
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 
 from .conftest import hand_history, random_history, simulator_available, snapshot
@@ -75,6 +74,9 @@ def test_one_deal_with_context_equals_its_row_in_the_bulk_build() -> None:
                           cut_at=h.data_cut)
         alone = build_features(one, snaps.iloc[[i]].reset_index(drop=True), spec=spec, context=context)
         assert_same_features(alone, bulk.iloc[[i]].reset_index(drop=True))
+
+
+SMALL_FRAME = 64
 
 
 def test_small_and_large_frames_are_assembled_identically() -> None:

@@ -131,12 +131,8 @@ class Vocab:
         lookup = self.lookup
         if len(values) <= SMALL:
             arr = _objects(values)
-            if len(self.names) <= 8:  # a few words: one vectorised comparison each
-                codes = np.full(len(arr), -1, dtype=np.int64)
-                for i, name in enumerate(self.names):
-                    codes[arr == name] = i
-            else:
-                codes = np.fromiter((lookup.get(v, -1) for v in arr), dtype=np.int64, count=len(arr))
+            # one dict lookup per value beats one vectorised comparison per vocabulary word from two words on
+            codes = np.array([lookup.get(v, -1) for v in arr.tolist()], dtype=np.int64)
             missing = codes < 0
             unknown: list[Any] = []
             if missing.any():

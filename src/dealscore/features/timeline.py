@@ -117,8 +117,14 @@ class Timeline:
     __slots__ = ("_code", "_keys", "group", "n_groups", "order", "start", "time")
 
     def __init__(self, group: np.ndarray, time: np.ndarray, n_groups: int) -> None:
-        self._code = TimeCode.fit(time, n_groups)
-        keys = group * self._code.span + self._code.event_slots(time)
+        if n_groups == 1:
+            # One group (one deal scored now): the raw times already are exact, order-preserving keys
+            # (NAT sorts first, NEVER last), so the encoding and its passes over the times are skipped.
+            self._code: TimeCode | None = None
+            keys = time
+        else:
+            self._code = TimeCode.fit(time, n_groups)
+            keys = group * self._code.span + self._code.event_slots(time)
         if len(keys) > 1 and not (keys[1:] >= keys[:-1]).all():
             self.order = np.argsort(keys, kind="stable")
             keys, group, time = keys[self.order], group[self.order], time[self.order]
@@ -149,6 +155,13 @@ class Timeline:
 
     def prefix(self, q_group: np.ndarray, q_time: np.ndarray, *, strict: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Slice ``[lo, hi)`` of each query's group holding its events with time <= t (< t if strict)."""
+        if self._code is None:  # one group: search the times themselves (NEVER events never count)
+            hi = np.searchsorted(self._keys, np.minimum(q_time, NEVER - 1), side="left" if strict else "right")
+            if not q_group.any():
+                return np.zeros(len(hi), dtype=np.int64), hi
+            g = q_group % 2
+            lo = self.start[g]
+            return lo, np.where(g == 0, hi, lo)
         g = q_group % (self.n_groups + 1)  # -1 (unknown) -> the empty group n_groups
         q = g * self._code.span + self._code.query_slots(q_time, strict=strict)
         hi = np.searchsorted(self._keys, q, side="right")

@@ -104,6 +104,11 @@ class TouchLayout:
         return np.array(rows), np.array(windows)
 
     @cached_property
+    def window_index(self) -> np.ndarray:
+        """Row numbers of the stacked window matrix, as a column for 2-D gathers."""
+        return np.arange(len(self.window_rows[0]))[:, None]
+
+    @cached_property
     def window_columns(self) -> dict[int, slice]:
         """Where each window's counts sit in the stacked window matrix (60 days keeps only the total)."""
         out, at = {}, 0
@@ -225,14 +230,15 @@ def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray,
     # all four windows in one search: occurred <= t - w, for each w
     shifts = np.repeat(WINDOW_NS, nq)
     ol, oh = tt.occurred.prefix(np.tile(q_deal, len(ALL_WINDOWS)), np.tile(q_time, len(ALL_WINDOWS)) - shifts)
-    late = tt.late_sums[:, hi] - tt.late_sums[:, lo] if tt.late_sums is not None else None
-    counts = {}
-    for i, (w, cols) in enumerate(lay.window_columns.items()):
-        part = slice(i * nq, (i + 1) * nq)
-        gone = tt.window_sums[cols, oh[part]] - tt.window_sums[cols, ol[part]]
-        if late is not None:
-            gone = gone + late[cols]
-        counts[w] = vis[: cols.stop - cols.start] - gone
+    # every window's "gone" counts in one gather: row r of the stacked window matrix belongs to window
+    # window_of[r], whose snapshots sit in columns [window_of[r] * nq, (window_of[r] + 1) * nq) of ol/oh
+    rows_of, window_of = lay.window_rows
+    at = window_of[:, None] * nq + np.arange(nq)
+    gone = tt.window_sums[lay.window_index, oh[at]] - tt.window_sums[lay.window_index, ol[at]]
+    if tt.late_sums is not None:
+        gone += tt.late_sums[:, hi] - tt.late_sums[:, lo]
+    left = vis[rows_of] - gone  # (stacked window rows, snapshot)
+    counts = {w: left[cols] for w, cols in lay.window_columns.items()}
     out: dict[str, np.ndarray] = {"n_touches_total": vis[0]}
     for w in (7, 30, 90):
         out[f"n_touches_{w}d"] = counts[w][0]
