@@ -133,16 +133,34 @@ class Vocab:
             arr = _objects(values)
             # one dict lookup per value beats one vectorised comparison per vocabulary word from two words on
             codes = np.array([lookup.get(v, -1) for v in arr.tolist()], dtype=np.int64)
-            missing = codes < 0
             unknown: list[Any] = []
-            if missing.any():
-                candidates = arr[missing]
-                unknown = list(dict.fromkeys(candidates[~pd.isna(candidates)]))
+            if (codes < 0).any():
+                unknown = list(dict.fromkeys(v for v in arr[codes < 0].tolist() if not _is_missing(v)))
             return codes, unknown
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         lut = np.array([lookup.get(u, -1) for u in uniques] + [-1], dtype=np.int64)
         unknown = [u for u, c in zip(uniques, lut[:-1], strict=True) if c < 0]
         return lut[codes], unknown
+
+
+def _is_missing(value: Any) -> bool:
+    """What :func:`pandas.isna` says of one value, without its per-call cost (None, NaN, NaT, pd.NA)."""
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
+
+
+def factorize(values: Any) -> tuple[np.ndarray, tuple[Any, ...]]:
+    """Codes in order of first appearance (-1 for missing) and the distinct values: ``pandas.factorize``.
+
+    A few values (one deal's contacts) go through a dict: pandas' hash table costs
+    more to set up than it saves.
+    """
+    if len(values) > SMALL:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        return codes.astype(np.int64), tuple(uniques)
+    seen: dict[Any, int] = {}
+    codes = np.array([-1 if _is_missing(v) else seen.setdefault(v, len(seen)) for v in _objects(values).tolist()],
+                     dtype=np.int64)
+    return codes, tuple(seen)
 
 
 def _objects(values: Any) -> np.ndarray:
@@ -271,7 +289,7 @@ class Table:
 
     def __init__(self, frame: pd.DataFrame, name: str) -> None:
         self.frame, self.name, self.n = frame, name, len(frame)
-        names = list(frame.columns.to_numpy(dtype=object))
+        names = frame.columns.tolist()
         self._pos = {c: i for i, c in enumerate(names)} if len(set(names)) == len(names) else None
         self._get = getattr(frame, "_get_column_array", None)
 
@@ -364,8 +382,7 @@ def read_activity_rows(history: DealHistory, index: Vocab, types: Vocab, roles: 
     _no_missing_time(occurred, a, "occurred_at")
     names: tuple[Any, ...] = ()
     if a.has("contact_id") and a.n:
-        codes, uniques = pd.factorize(a.labels("contact_id"), use_na_sentinel=True)
-        contact, names = codes.astype(np.int64), tuple(uniques)
+        contact, names = factorize(a.labels("contact_id"))
     else:
         contact = np.full(a.n, -1, dtype=np.int64)
     return ActivityRows(
