@@ -10,6 +10,7 @@ run through :func:`dealscore.data.validate.validate_history`, and the error says
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -132,7 +133,9 @@ class Vocab:
         if len(values) <= SMALL:
             arr = _objects(values)
             # one dict lookup per value beats one vectorised comparison per vocabulary word from two words on
-            codes = np.array([lookup.get(v, -1) for v in arr.tolist()], dtype=np.int64)
+            values_list = arr.tolist()
+            codes = np.fromiter(map(lookup.get, values_list, repeat(-1, len(values_list))), dtype=np.int64,
+                                count=len(values_list))
             unknown: list[Any] = []
             if (codes < 0).any():
                 unknown = list(dict.fromkeys(v for v in arr[codes < 0].tolist() if not _is_missing(v)))
@@ -146,21 +149,6 @@ class Vocab:
 def _is_missing(value: Any) -> bool:
     """What :func:`pandas.isna` says of one value, without its per-call cost (None, NaN, NaT, pd.NA)."""
     return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
-
-
-def factorize(values: Any) -> tuple[np.ndarray, tuple[Any, ...]]:
-    """Codes in order of first appearance (-1 for missing) and the distinct values: ``pandas.factorize``.
-
-    A few values (one deal's contacts) go through a dict: pandas' hash table costs
-    more to set up than it saves.
-    """
-    if len(values) > SMALL:
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        return codes.astype(np.int64), tuple(uniques)
-    seen: dict[Any, int] = {}
-    codes = np.array([-1 if _is_missing(v) else seen.setdefault(v, len(seen)) for v in _objects(values).tolist()],
-                     dtype=np.int64)
-    return codes, tuple(seen)
 
 
 def _objects(values: Any) -> np.ndarray:
@@ -289,7 +277,7 @@ class Table:
 
     def __init__(self, frame: pd.DataFrame, name: str) -> None:
         self.frame, self.name, self.n = frame, name, len(frame)
-        names = frame.columns.tolist()
+        names = list(frame.columns.to_numpy(dtype=object))
         self._pos = {c: i for i, c in enumerate(names)} if len(set(names)) == len(names) else None
         self._get = getattr(frame, "_get_column_array", None)
 
@@ -382,7 +370,8 @@ def read_activity_rows(history: DealHistory, index: Vocab, types: Vocab, roles: 
     _no_missing_time(occurred, a, "occurred_at")
     names: tuple[Any, ...] = ()
     if a.has("contact_id") and a.n:
-        contact, names = factorize(a.labels("contact_id"))
+        codes, uniques = pd.factorize(a.labels("contact_id"), use_na_sentinel=True)
+        contact, names = codes.astype(np.int64), tuple(uniques)
     else:
         contact = np.full(a.n, -1, dtype=np.int64)
     return ActivityRows(
