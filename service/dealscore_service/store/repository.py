@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Engine, create_engine, event, func, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -36,6 +37,11 @@ from dealscore_service.store.models import ScoreRecord
 from dealscore_service.store.timeline import STAGE_CHANGE_FIELDS, TOUCHPOINT_FIELDS, Columns, to_rows
 
 log = structlog.get_logger("dealscore_service.store")
+
+#: The INSERT with ``ON CONFLICT`` of each database the store runs on.
+_UPSERT_INSERTS: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+#: The columns of the unique key that makes a score idempotent.
+_SCORE_KEY = ["deal_id", "payload_hash", "model_version"]
 
 def utc_naive(t: datetime) -> datetime:
     """Store every time as naive UTC, the convention of the whole product."""
@@ -223,20 +229,24 @@ class ScoreStore:
         """Stored scores for (deal_id, payload_hash) pairs under one model version."""
         if not keys:
             return {}
-        wanted = set(keys)
-        hashes = sorted({h for _, h in wanted})
-        out: dict[tuple[str, str], StoredScore] = {}
         with self._session("read") as s:
-            for i in range(0, len(hashes), 500):
-                rows = s.scalars(
-                    select(ScoreRecord).where(
-                        ScoreRecord.model_version == model_version, ScoreRecord.payload_hash.in_(hashes[i:i + 500])
-                    )
-                )
-                for r in rows:
-                    if (r.deal_id, r.payload_hash) in wanted:
-                        out[(r.deal_id, r.payload_hash)] = StoredScore.from_record(r)
-        return out
+            return _find(s, keys, model_version)
+
+    def lookup(
+        self, keys: Sequence[tuple[str, str]], model_version: str, as_of: datetime,
+    ) -> tuple[dict[tuple[str, str], StoredScore], dict[str, float]]:
+        """What scoring a request needs from the store, in one session: :meth:`find` of its (deal, payload
+        hash) pairs, and :meth:`previous_p_wins` as of ``as_of`` of the deals among them not stored yet.
+
+        One session rather than two because on one deal the fixed cost of a session
+        (a pooled connection, its transaction) is most of the cost of these reads.
+        """
+        if not keys:
+            return {}, {}
+        with self._session("read") as s:
+            stored = _find(s, keys, model_version)
+            todo = list(dict.fromkeys(d for d, h in keys if (d, h) not in stored))
+            return stored, _previous_p_wins(s, todo, as_of) if todo else {}
 
     def save(self, items: Sequence[ScoreToSave], *, now: datetime | None = None) -> list[StoredScore]:
         """Persist scores in one transaction; already-stored ones are returned, not duplicated.
@@ -252,6 +262,40 @@ class ScoreStore:
             try:
                 return self._save_once(items, scored_at)
             except IntegrityError as exc:
+                log.info("store_save_conflict", attempt=attempt, error=str(exc.orig).splitlines()[0][:200])
+        raise StoreUnavailableError(
+            "the score store refused the write twice; nothing was written, retry later",
+            fix="retry after the number of seconds in the Retry-After header",
+        )
+
+    def add(self, items: Sequence[ScoreToSave], *, now: datetime | None = None) -> None:
+        """Persist fresh scores in one transaction, skipping any already stored; what the scoring endpoints use.
+
+        The same rows and the same idempotency as :meth:`save`, for a caller that
+        does not need the stored rows back: one ``INSERT ... ON CONFLICT DO NOTHING``
+        on the unique key (deal, payload hash, model version), so a payload re-sent
+        or raced by another worker adds no row and needs neither the read before
+        the write nor the read back after it (which decoded every stored result
+        again). On a database without ``ON CONFLICT`` it is :meth:`save`.
+        """
+        if not items:
+            return
+        dialect = self.engine.dialect.name
+        if dialect not in _UPSERT_INSERTS:
+            self.save(items, now=now)
+            return
+        scored_at = utc_naive(now or datetime.now(UTC))
+        rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for it in items:
+            rows.setdefault((it.result.deal_id, it.payload_hash, it.result.model_version), _row(it, scored_at))
+        stmt = _UPSERT_INSERTS[dialect](ScoreRecord.__table__).on_conflict_do_nothing(index_elements=_SCORE_KEY)
+        self._ready()
+        for attempt in (1, 2):  # as save() does, so a refused write answers the same 503
+            try:
+                with self._guard("save"), self.engine.begin() as conn:
+                    conn.execute(stmt, list(rows.values()))
+                return
+            except IntegrityError as exc:  # not the unique key (ON CONFLICT takes that): a constraint or trigger
                 log.info("store_save_conflict", attempt=attempt, error=str(exc.orig).splitlines()[0][:200])
         raise StoreUnavailableError(
             "the score store refused the write twice; nothing was written, retry later",
@@ -359,18 +403,38 @@ class ScoreStore:
         """Each deal's latest stored win probability as of ``as_of`` or earlier (what a new score is compared to)."""
         if not deal_ids:
             return {}
-        ranked = select(
-            ScoreRecord.deal_id, ScoreRecord.p_win,
-            _newest_first_within_deal(),
-        ).where(ScoreRecord.deal_id.in_(list(deal_ids)), ScoreRecord.as_of <= utc_naive(as_of)).subquery()
         with self._session("read") as s:
-            rows = s.execute(select(ranked.c.deal_id, ranked.c.p_win).where(ranked.c.rn == 1))
-            return {d: float(p) for d, p in rows}
+            return _previous_p_wins(s, deal_ids, as_of)
 
     def count(self) -> int:
         """Number of stored scores (tests and the demo use it)."""
         with self._session("read") as s:
             return int(s.scalar(select(func.count()).select_from(ScoreRecord)) or 0)
+
+
+def _find(s: Session, keys: Sequence[tuple[str, str]], model_version: str) -> dict[tuple[str, str], StoredScore]:
+    wanted = set(keys)
+    hashes = sorted({h for _, h in wanted})
+    out: dict[tuple[str, str], StoredScore] = {}
+    for i in range(0, len(hashes), 500):
+        rows = s.scalars(
+            select(ScoreRecord).where(
+                ScoreRecord.model_version == model_version, ScoreRecord.payload_hash.in_(hashes[i:i + 500])
+            )
+        )
+        for r in rows:
+            if (r.deal_id, r.payload_hash) in wanted:
+                out[(r.deal_id, r.payload_hash)] = StoredScore.from_record(r)
+    return out
+
+
+def _previous_p_wins(s: Session, deal_ids: Sequence[str], as_of: datetime) -> dict[str, float]:
+    ranked = select(
+        ScoreRecord.deal_id, ScoreRecord.p_win,
+        _newest_first_within_deal(),
+    ).where(ScoreRecord.deal_id.in_(list(deal_ids)), ScoreRecord.as_of <= utc_naive(as_of)).subquery()
+    rows = s.execute(select(ranked.c.deal_id, ranked.c.p_win).where(ranked.c.rn == 1))
+    return {d: float(p) for d, p in rows}
 
 
 def _row(item: ScoreToSave, scored_at: datetime) -> dict[str, Any]:
