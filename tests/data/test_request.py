@@ -159,7 +159,7 @@ def request_tables(draw: st.DrawFn) -> dict[str, dict[str, list[Any]]]:
     return {"accounts": acc, "deals": deals, "stage_history": stages, "activities": acts}
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tables=request_tables(), cut=st.sampled_from([None, pd.Timestamp("2024-02-10"), pd.Timestamp("2025-01-01")]))
 def test_any_request_gives_exactly_the_general_paths_history_or_error(tables: dict[str, Any], cut: Any) -> None:
     try:
