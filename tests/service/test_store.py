@@ -47,7 +47,7 @@ def with_timeline(r: ScoreResult, touchpoints: dict | None = TOUCHES, stage_chan
 
 
 def test_migrations_reach_head_and_are_idempotent(store: ScoreStore) -> None:
-    assert current_revision(store.engine) == head_revision() == "0002"
+    assert current_revision(store.engine) == head_revision() == "0003"
     store.migrate()  # a second start must not fail
     cols = {c["name"] for c in inspect(store.engine).get_columns("scores")}
     assert {"deal_id", "payload_hash", "model_version", "owner_id", "team", "amount", "declared_stage",
@@ -85,7 +85,7 @@ def test_migration_0002_keeps_existing_scores_and_constraints(store: ScoreStore,
                           "model_version, as_of, scored_at, inferred_stage, stage_mismatch, p_win, grade, is_open, "
                           "warnings, result FROM scores WHERE payload_hash = 'old'"))
     migrate(store.engine)
-    assert current_revision(store.engine) == "0002" and store.count() == 2
+    assert current_revision(store.engine) == head_revision() and store.count() == 2
     [latest] = store.deal_scores("d1", limit=1, with_timeline=True)
     assert latest.touchpoints is None and latest.stage_changes is None  # scored before 0002: not kept
     with store.engine.connect() as conn:  # SQL NULL, not the JSON value null
@@ -299,3 +299,27 @@ def test_sqlite_store_runs_in_wal_mode_with_normal_sync(tmp_path) -> None:  # ty
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
     finally:
         s.dispose()
+
+
+def test_lookup_seeks_indexes_whatever_the_store_holds(tmp_path, make_result: MakeResult) -> None:  # type: ignore[no-untyped-def]
+    """The reads made on every score never scan the table nor sort a deal's scores (SQLite's query plans)."""
+    from sqlalchemy import event
+
+    s = ScoreStore(f"sqlite:///{tmp_path / 'scores.db'}")
+    s.migrate()
+    save(s, make_result("d1"), make_result("d2"))
+    seen: list[tuple[str, tuple]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    event.listen(s.engine, "before_cursor_execute", record)
+    s.lookup([("d1", "other")], "dealscore/1", datetime(2030, 1, 1))
+    event.remove(s.engine, "before_cursor_execute", record)
+    assert len(seen) == 2
+    with s.engine.connect() as conn:
+        for statement, parameters in seen:
+            plan = " | ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
+            assert "USING INDEX" in plan and "SCAN scores" not in plan and "TEMP B-TREE" not in plan, plan
+    s.dispose()

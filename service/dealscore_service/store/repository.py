@@ -50,16 +50,15 @@ def utc_naive(t: datetime) -> datetime:
     return t
 
 
-def _newest_first_within_deal() -> Any:
-    """Each score's rank within its deal, 1 = latest (by as-of time, then when scored).
+#: A deal's scores, latest first: by as-of time, then when scored (the order of index ix_scores_deal_latest).
+#: One definition, so the at-risk list, the trend lines, the score history and the score-drop
+#: comparison all agree on which score is a deal's latest.
+_NEWEST_FIRST = (ScoreRecord.as_of.desc(), ScoreRecord.scored_at.desc(), ScoreRecord.id.desc())
 
-    One definition, so the at-risk list, the trend lines and the score-drop
-    comparison all agree on which score is a deal's latest.
-    """
-    return func.row_number().over(
-        partition_by=ScoreRecord.deal_id,
-        order_by=(ScoreRecord.as_of.desc(), ScoreRecord.scored_at.desc(), ScoreRecord.id.desc()),
-    ).label("rn")
+
+def _newest_first_within_deal() -> Any:
+    """Each score's rank within its deal, 1 = latest (:data:`_NEWEST_FIRST`)."""
+    return func.row_number().over(partition_by=ScoreRecord.deal_id, order_by=_NEWEST_FIRST).label("rn")
 
 
 @dataclass(frozen=True)
@@ -340,7 +339,7 @@ class ScoreStore:
         with self._session("read") as s:
             rows = s.scalars(
                 select(ScoreRecord).where(ScoreRecord.deal_id == deal_id)
-                .order_by(ScoreRecord.as_of.desc(), ScoreRecord.scored_at.desc(), ScoreRecord.id.desc())
+                .order_by(*_NEWEST_FIRST)
                 .limit(limit)
             ).all()
             out = [StoredScore.from_record(r) for r in reversed(rows)]
@@ -413,13 +412,18 @@ class ScoreStore:
 
 
 def _find(s: Session, keys: Sequence[tuple[str, str]], model_version: str) -> dict[tuple[str, str], StoredScore]:
+    # by deal id as well as hash, so the unique key's index (deal, hash, version) answers it:
+    # hash and version alone would scan the whole table on every request
     wanted = set(keys)
-    hashes = sorted({h for _, h in wanted})
+    pairs = sorted(wanted)
     out: dict[tuple[str, str], StoredScore] = {}
-    for i in range(0, len(hashes), 500):
+    for i in range(0, len(pairs), 500):
+        chunk = pairs[i:i + 500]
         rows = s.scalars(
             select(ScoreRecord).where(
-                ScoreRecord.model_version == model_version, ScoreRecord.payload_hash.in_(hashes[i:i + 500])
+                ScoreRecord.deal_id.in_(sorted({d for d, _ in chunk})),
+                ScoreRecord.payload_hash.in_(sorted({h for _, h in chunk})),
+                ScoreRecord.model_version == model_version,
             )
         )
         for r in rows:
@@ -429,6 +433,15 @@ def _find(s: Session, keys: Sequence[tuple[str, str]], model_version: str) -> di
 
 
 def _previous_p_wins(s: Session, deal_ids: Sequence[str], as_of: datetime) -> dict[str, float]:
+    if len(deal_ids) == 1:
+        # one deal (the single-score endpoint): its latest score is one seek on ix_scores_deal_latest,
+        # where ranking all of the deal's scores would sort them on every request
+        p = s.scalar(
+            select(ScoreRecord.p_win)
+            .where(ScoreRecord.deal_id == deal_ids[0], ScoreRecord.as_of <= utc_naive(as_of))
+            .order_by(*_NEWEST_FIRST).limit(1)
+        )
+        return {} if p is None else {deal_ids[0]: float(p)}
     ranked = select(
         ScoreRecord.deal_id, ScoreRecord.p_win,
         _newest_first_within_deal(),
