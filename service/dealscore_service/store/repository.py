@@ -14,6 +14,7 @@ deal page's timeline needs them, and only the latest score's.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, create_engine, event, func, insert, select, text
+from sqlalchemy import Engine, bindparam, create_engine, event, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -139,8 +140,12 @@ class DealFilter:
 def _engine(url: str) -> Engine:
     """An engine with settings that make failures fast and recoverable."""
     parsed = make_url(url)
+    # a server connection can die between requests: test it when taken from the pool
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if parsed.get_backend_name() == "sqlite":
+        # a SQLite connection is a file handle in this process, with nothing that can drop it:
+        # the ping would only add a statement to each of the two sessions of every score
+        kwargs["pool_pre_ping"] = False
         db = parsed.database
         if db and db != ":memory:":
             Path(db).parent.mkdir(parents=True, exist_ok=True)
@@ -287,7 +292,7 @@ class ScoreStore:
         rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         for it in items:
             rows.setdefault((it.result.deal_id, it.payload_hash, it.result.model_version), _row(it, scored_at))
-        stmt = _UPSERT_INSERTS[dialect](ScoreRecord.__table__).on_conflict_do_nothing(index_elements=_SCORE_KEY)
+        stmt = _upsert(dialect)
         self._ready()
         for attempt in (1, 2):  # as save() does, so a refused write answers the same 503
             try:
@@ -411,6 +416,26 @@ class ScoreStore:
             return int(s.scalar(select(func.count()).select_from(ScoreRecord)) or 0)
 
 
+# The statements made on every score, built once: constructing a SELECT and computing its cache
+# key costs more than SQLite takes to answer it. Values arrive as bound (expanding) parameters.
+_FIND = select(ScoreRecord).where(
+    ScoreRecord.deal_id.in_(bindparam("deal_ids", expanding=True)),
+    ScoreRecord.payload_hash.in_(bindparam("hashes", expanding=True)),
+    ScoreRecord.model_version == bindparam("version"),
+)
+_LATEST_P_WIN = (
+    select(ScoreRecord.p_win)
+    .where(ScoreRecord.deal_id == bindparam("deal_id"), ScoreRecord.as_of <= bindparam("as_of"))
+    .order_by(*_NEWEST_FIRST).limit(1)
+)
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """The INSERT that skips rows already stored under the unique key, built once per database kind."""
+    return _UPSERT_INSERTS[dialect](ScoreRecord.__table__).on_conflict_do_nothing(index_elements=_SCORE_KEY)
+
+
 def _find(s: Session, keys: Sequence[tuple[str, str]], model_version: str) -> dict[tuple[str, str], StoredScore]:
     # by deal id as well as hash, so the unique key's index (deal, hash, version) answers it:
     # hash and version alone would scan the whole table on every request
@@ -419,13 +444,8 @@ def _find(s: Session, keys: Sequence[tuple[str, str]], model_version: str) -> di
     out: dict[tuple[str, str], StoredScore] = {}
     for i in range(0, len(pairs), 500):
         chunk = pairs[i:i + 500]
-        rows = s.scalars(
-            select(ScoreRecord).where(
-                ScoreRecord.deal_id.in_(sorted({d for d, _ in chunk})),
-                ScoreRecord.payload_hash.in_(sorted({h for _, h in chunk})),
-                ScoreRecord.model_version == model_version,
-            )
-        )
+        rows = s.scalars(_FIND, {"deal_ids": sorted({d for d, _ in chunk}), "hashes": sorted({h for _, h in chunk}),
+                                 "version": model_version})
         for r in rows:
             if (r.deal_id, r.payload_hash) in wanted:
                 out[(r.deal_id, r.payload_hash)] = StoredScore.from_record(r)
@@ -436,11 +456,7 @@ def _previous_p_wins(s: Session, deal_ids: Sequence[str], as_of: datetime) -> di
     if len(deal_ids) == 1:
         # one deal (the single-score endpoint): its latest score is one seek on ix_scores_deal_latest,
         # where ranking all of the deal's scores would sort them on every request
-        p = s.scalar(
-            select(ScoreRecord.p_win)
-            .where(ScoreRecord.deal_id == deal_ids[0], ScoreRecord.as_of <= utc_naive(as_of))
-            .order_by(*_NEWEST_FIRST).limit(1)
-        )
+        p = s.scalar(_LATEST_P_WIN, {"deal_id": deal_ids[0], "as_of": utc_naive(as_of)})
         return {} if p is None else {deal_ids[0]: float(p)}
     ranked = select(
         ScoreRecord.deal_id, ScoreRecord.p_win,
