@@ -54,7 +54,9 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     """Route structlog and the standard library's logging through one JSON (or console) renderer."""
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
-        processors=[*_SHARED, structlog.processors.format_exc_info, redact_secrets,
+        # below the level, drop the event first: the access line of every request otherwise ran
+        # every processor (time stamp, redaction) only for the handler to discard it
+        processors=[structlog.stdlib.filter_by_level, *_SHARED, structlog.processors.format_exc_info, redact_secrets,
                     structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,

@@ -1,8 +1,10 @@
 """Request payloads → a validated :class:`~dealscore.data.history.DealHistory`.
 
 The HTTP API does not validate deals its own way: it lays the payload out as
-the contract's tables and hands them to the same ``from_frames`` +
-``validate_history`` every other entry point uses. What this module adds is
+the contract's tables (columns of the values pydantic parsed) and hands them to
+:func:`~dealscore.data.request.history_from_columns`, which gives exactly what the
+``from_frames`` + ``validate_history`` of every other entry point gives, only
+without their fixed per-column cost on a request's few rows. What this module adds is
 transport-level: the as-of time (facts must be known by then), the payload's
 content hash for idempotency, and mapping the library's errors (table, column,
 row ids) back onto JSON paths such as ``deals[2].activities[7].type``.
@@ -18,12 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from dealscore.data.history import DealHistory, from_frames
+from dealscore.data.history import DealHistory
+from dealscore.data.request import REQUEST_TABLES, history_from_columns
 from dealscore.data.schema import TABLES
-from dealscore.data.validate import validate_history
 from dealscore.errors import DataValidationError
 from dealscore.taxonomy import StageTaxonomy
 from dealscore_service.errors import InvalidPayloadError, field_path
@@ -103,12 +104,13 @@ def _checks(deal: DealPayload, prefix: Loc, as_of: datetime) -> list[dict[str, A
 
 
 class _Frames:
-    """The contract tables being built, with the JSON location of every row."""
+    """The contract tables being built, as columns of the payload's values, with the JSON location of every row."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, list[dict[str, Any]]] = {"accounts": [], "deals": [], "stage_history": [],
-                                                      "activities": []}
-        self.locs: dict[str, list[Loc]] = {k: [] for k in self.rows}
+        self.columns: dict[str, dict[str, list[Any]]] = {
+            name: {col.name: [] for col in TABLES[name].columns} for name in REQUEST_TABLES
+        }
+        self.locs: dict[str, list[Loc]] = {k: [] for k in REQUEST_TABLES}
         self.account_seen: dict[str, tuple[dict[str, Any], Loc]] = {}
 
     def add(self, deal: DealPayload, prefix: Loc) -> list[dict[str, Any]]:
@@ -118,49 +120,26 @@ class _Frames:
         seen = self.account_seen.get(deal.account_id)
         if seen is None:
             self.account_seen[deal.account_id] = (account, [*prefix, "account"])
-            self.rows["accounts"].append(account)
+            self._append("accounts", account)
             self.locs["accounts"].append([*prefix, "account"])
         elif seen[0] != account:
             problems.append(_field_error(
                 [*prefix, "account"],
                 f"account {deal.account_id!r} differs from the one sent at {field_path(seen[1])}",
                 "send the same profile for deals of the same account"))
-        fields = deal.model_dump(exclude={"account", "stage_history", "activities", "as_of"})
-        self.rows["deals"].append(fields)
+        self._append("deals", {name: getattr(deal, name) for name in self.columns["deals"]})
         self.locs["deals"].append(prefix)
-        for i, sc in enumerate(deal.stage_history):
-            self.rows["stage_history"].append({"deal_id": deal.deal_id, **sc.model_dump()})
-            self.locs["stage_history"].append([*prefix, "stage_history", i])
-        for i, act in enumerate(deal.activities):
-            self.rows["activities"].append({"deal_id": deal.deal_id, **act.model_dump()})
-            self.locs["activities"].append([*prefix, "activities", i])
+        # attribute reads, column by column: a model_dump per touchpoint would cost more than the rest
+        for table, items in (("stage_history", deal.stage_history), ("activities", deal.activities)):
+            for name, values in self.columns[table].items():
+                values.extend([deal.deal_id] * len(items) if name == "deal_id"
+                              else [getattr(item, name) for item in items])
+            self.locs[table].extend([*prefix, table, i] for i in range(len(items)))
         return problems
 
-    def frames(self) -> dict[str, pd.DataFrame]:
-        """The tables with each column already in its contract type.
-
-        Typing here (rather than handing ``from_frames`` strings to parse) is only
-        about speed: the library skips parsing columns that already hold
-        timestamps, which matters when one HTTP request scores one deal.
-        """
-        out = {}
-        for name, rows in self.rows.items():
-            data: dict[str, Any] = {}
-            index = pd.RangeIndex(len(rows))
-            for col in TABLES[name].columns:
-                values = [r.get(col.name) for r in rows]
-                if col.kind in ("timestamp", "date"):
-                    data[col.name] = np.array(
-                        [np.datetime64("NaT") if v is None else np.datetime64(v, "ns") for v in values],
-                        dtype="datetime64[ns]",
-                    )
-                elif col.kind in ("int", "float"):
-                    data[col.name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
-                else:
-                    # object dtype (not pandas' Arrow strings): the loader then passes the table through
-                    data[col.name] = pd.Series(values, index=index, dtype=object)
-            out[name] = pd.DataFrame(data, index=index)
-        return out
+    def _append(self, table: str, row: dict[str, Any]) -> None:
+        for name, values in self.columns[table].items():
+            values.append(row.get(name))
 
     def locate(self, table: str | None, column: str | None, ids: Sequence[str]) -> list[Loc]:
         """JSON locations of the rows a library error names (by id or by 'row N')."""
@@ -176,8 +155,8 @@ class _Frames:
                     out.append(self.locs[table][idx])
                 continue
             if id_column:
-                for row, loc in zip(self.rows[table], self.locs[table], strict=True):
-                    if row.get(id_column) == raw:
+                for value, loc in zip(self.columns[table][id_column], self.locs[table], strict=True):
+                    if value == raw:
                         out.append(loc)
                         break
         suffix: Loc = [column] if column else []
@@ -229,8 +208,8 @@ def to_history(
             fields=problems, fix=problems[0].get("fix"),
         )
     try:
-        history = from_frames(frames.frames(), cut_at=pd.Timestamp(effective))
-        clean, _report = validate_history(history, taxonomy, on_out_of_life="fail")
+        clean = history_from_columns(frames.columns, taxonomy=taxonomy, cut_at=pd.Timestamp(effective),
+                                     on_out_of_life="fail")
     except DataValidationError as exc:
         raise _as_invalid(exc, frames) from exc
     hashes = [payload_hash(d, as_of, now) for d in deals]

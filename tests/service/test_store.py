@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from dealscore.errors import StoreUnavailableError
@@ -14,6 +14,7 @@ from dealscore.scoring.result import ScoreResult
 from dealscore_service.auth import Principal, Scope
 from dealscore_service.store import DealFilter, ScoreStore, ScoreToSave
 from dealscore_service.store.migrate import current_revision, downgrade, head_revision, migrate
+from dealscore_service.store.models import ScoreRecord
 from dealscore_service.store.timeline import STAGE_CHANGE_FIELDS, TOUCHPOINT_FIELDS
 
 MakeResult = Callable[..., ScoreResult]
@@ -46,7 +47,7 @@ def with_timeline(r: ScoreResult, touchpoints: dict | None = TOUCHES, stage_chan
 
 
 def test_migrations_reach_head_and_are_idempotent(store: ScoreStore) -> None:
-    assert current_revision(store.engine) == head_revision() == "0002"
+    assert current_revision(store.engine) == head_revision() == "0003"
     store.migrate()  # a second start must not fail
     cols = {c["name"] for c in inspect(store.engine).get_columns("scores")}
     assert {"deal_id", "payload_hash", "model_version", "owner_id", "team", "amount", "declared_stage",
@@ -84,7 +85,7 @@ def test_migration_0002_keeps_existing_scores_and_constraints(store: ScoreStore,
                           "model_version, as_of, scored_at, inferred_stage, stage_mismatch, p_win, grade, is_open, "
                           "warnings, result FROM scores WHERE payload_hash = 'old'"))
     migrate(store.engine)
-    assert current_revision(store.engine) == "0002" and store.count() == 2
+    assert current_revision(store.engine) == head_revision() and store.count() == 2
     [latest] = store.deal_scores("d1", limit=1, with_timeline=True)
     assert latest.touchpoints is None and latest.stage_changes is None  # scored before 0002: not kept
     with store.engine.connect() as conn:  # SQL NULL, not the JSON value null
@@ -227,4 +228,98 @@ def test_unreachable_store_raises_store_unavailable(make_result: MakeResult) -> 
 def test_safe_url_hides_the_password() -> None:
     s = ScoreStore("postgresql+psycopg://user:s3cret@127.0.0.1:1/db")
     assert "s3cret" not in s.safe_url
+    s.dispose()
+
+
+# --------------------------------------------------------------------------- the scoring endpoints' write and read
+
+
+def _rows(store: ScoreStore, version: str) -> list[dict]:
+    """The stored rows of one model version as the database holds them, without what differs between two
+    writes of the same score (its id, when it was written, the version itself)."""
+    table = ScoreRecord.__table__
+    with store.engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(
+            select(table).where(table.c.model_version == version).order_by(table.c.deal_id))]
+    for r in rows:
+        del r["id"], r["scored_at"], r["model_version"], r["result"]["model_version"]
+    return rows
+
+
+def test_add_stores_exactly_what_save_stores(store: ScoreStore, make_result: MakeResult) -> None:
+    store.add([with_timeline(make_result("d1"), payload_hash="a"), with_timeline(make_result("d2"), None, None)])
+    store.save([with_timeline(make_result("d1", version="dealscore/2"), payload_hash="a"),
+                with_timeline(make_result("d2", version="dealscore/2"), None, None)])
+    added, saved = _rows(store, "dealscore/1"), _rows(store, "dealscore/2")
+    assert len(added) == 2 and added == saved
+    assert added[1]["touchpoints"] is None, "not kept stays NULL"
+
+
+def test_add_is_idempotent_and_all_or_nothing(store: ScoreStore, make_result: MakeResult) -> None:
+    r1, r2 = make_result("d1"), make_result("d2")
+    store.add([with_timeline(r1)])
+    store.add([with_timeline(r1), with_timeline(r2), with_timeline(r2)])  # a replay, a new one, a repeat
+    assert store.count() == 2
+    assert [s.deal_id for s in store.find([("d1", f"t-d1-{r1.as_of:%Y%m%d}"), ("d2", f"t-d2-{r2.as_of:%Y%m%d}")],
+                                          "dealscore/1").values()] == ["d1", "d2"]
+    with store.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("""
+                CREATE FUNCTION refuse_boom() RETURNS trigger AS $$
+                BEGIN IF NEW.deal_id = 'boom' THEN RAISE EXCEPTION 'disk full'; END IF; RETURN NEW; END;
+                $$ LANGUAGE plpgsql"""))
+            conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON scores FOR EACH ROW EXECUTE FUNCTION "
+                              "refuse_boom()"))
+        else:
+            conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON scores WHEN NEW.deal_id = 'boom' "
+                              "BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
+    with pytest.raises(StoreUnavailableError) as err:
+        store.add([with_timeline(make_result(d)) for d in ("d3", "boom", "d4")])
+    assert "nothing was written" in err.value.message
+    assert store.count() == 2
+
+
+def test_lookup_is_find_and_previous_scores_in_one_go(store: ScoreStore, make_result: MakeResult) -> None:
+    save(store, make_result("d1", p_win=0.7, as_of="2024-05-01"))
+    save(store, make_result("d2", p_win=0.4, as_of="2024-05-01"))
+    keys = [("d1", "h-d1-20240501"), ("d2", "other"), ("d3", "new")]
+    when = datetime(2024, 5, 3)
+    stored, previous = store.lookup(keys, "dealscore/1", when)
+    assert stored.keys() == store.find(keys, "dealscore/1").keys() == {("d1", "h-d1-20240501")}
+    assert previous == store.previous_p_wins(["d2", "d3"], when) == {"d2": 0.4}
+    assert store.lookup([], "dealscore/1", when) == ({}, {})
+
+
+def test_sqlite_store_runs_in_wal_mode_with_normal_sync(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Write-ahead logging lets workers read while one writes; NORMAL sync spares an fsync per score."""
+    s = ScoreStore(f"sqlite:///{tmp_path / 'scores.db'}")
+    try:
+        with s.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    finally:
+        s.dispose()
+
+
+def test_lookup_seeks_indexes_whatever_the_store_holds(tmp_path, make_result: MakeResult) -> None:  # type: ignore[no-untyped-def]
+    """The reads made on every score never scan the table nor sort a deal's scores (SQLite's query plans)."""
+    from sqlalchemy import event
+
+    s = ScoreStore(f"sqlite:///{tmp_path / 'scores.db'}")
+    s.migrate()
+    save(s, make_result("d1"), make_result("d2"))
+    seen: list[tuple[str, tuple]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    event.listen(s.engine, "before_cursor_execute", record)
+    s.lookup([("d1", "other")], "dealscore/1", datetime(2030, 1, 1))
+    event.remove(s.engine, "before_cursor_execute", record)
+    assert len(seen) == 2
+    with s.engine.connect() as conn:
+        for statement, parameters in seen:
+            plan = " | ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
+            assert "USING INDEX" in plan and "SCAN scores" not in plan and "TEMP B-TREE" not in plan, plan
     s.dispose()

@@ -92,9 +92,8 @@ def score_deals(
     converted = to_history(deals, as_of=as_of, taxonomy=taxonomy, batch=batch)
     model = services.models.require()
     keys = [(d.deal_id, h) for d, h in zip(deals, converted.hashes, strict=True)]
-    stored = services.store.find(keys, model.version)
+    stored, previous = services.store.lookup(keys, model.version, converted.as_of)
     todo = [d.deal_id for d, k in zip(deals, keys, strict=True) if k not in stored]
-    previous = services.store.previous_p_wins(todo, converted.as_of) if todo else {}
     fresh = _score_fresh(model, converted, todo, previous)
     # what was scored (the validated history), kept for the timeline in the score's own row
     timelines = deal_timelines(converted.history, list(fresh)) if fresh else {}
@@ -110,7 +109,7 @@ def score_deals(
             to_save.append(ScoreToSave(result=result, payload_hash=h, is_open=True, touchpoints=tl.touchpoints,
                                        stage_changes=tl.stage_changes))
     try:
-        services.store.save(to_save)
+        services.store.add(to_save)
     except StoreUnavailableError:
         services.metrics.store_errors.inc()
         raise

@@ -74,7 +74,8 @@ class ScoreRecord(Base):
 
     __table_args__ = (
         UniqueConstraint("deal_id", "payload_hash", "model_version", name="uq_scores_deal_payload_model"),
-        Index("ix_scores_deal_id_as_of", "deal_id", "as_of"),
+        # a deal's scores in "latest first" order (read backwards): the latest is one index seek
+        Index("ix_scores_deal_latest", "deal_id", "as_of", "scored_at", "id"),
         Index("ix_scores_owner_id", "owner_id"),
         Index("ix_scores_team", "team"),
     )

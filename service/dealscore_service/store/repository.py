@@ -14,6 +14,7 @@ deal page's timeline needs them, and only the latest score's.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, create_engine, event, func, insert, select, text
+from sqlalchemy import Engine, bindparam, create_engine, event, func, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -37,6 +39,11 @@ from dealscore_service.store.timeline import STAGE_CHANGE_FIELDS, TOUCHPOINT_FIE
 
 log = structlog.get_logger("dealscore_service.store")
 
+#: The INSERT with ``ON CONFLICT`` of each database the store runs on.
+_UPSERT_INSERTS: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+#: The columns of the unique key that makes a score idempotent.
+_SCORE_KEY = ["deal_id", "payload_hash", "model_version"]
+
 def utc_naive(t: datetime) -> datetime:
     """Store every time as naive UTC, the convention of the whole product."""
     if t.tzinfo is not None:
@@ -44,16 +51,15 @@ def utc_naive(t: datetime) -> datetime:
     return t
 
 
-def _newest_first_within_deal() -> Any:
-    """Each score's rank within its deal, 1 = latest (by as-of time, then when scored).
+#: A deal's scores, latest first: by as-of time, then when scored (the order of index ix_scores_deal_latest).
+#: One definition, so the at-risk list, the trend lines, the score history and the score-drop
+#: comparison all agree on which score is a deal's latest.
+_NEWEST_FIRST = (ScoreRecord.as_of.desc(), ScoreRecord.scored_at.desc(), ScoreRecord.id.desc())
 
-    One definition, so the at-risk list, the trend lines and the score-drop
-    comparison all agree on which score is a deal's latest.
-    """
-    return func.row_number().over(
-        partition_by=ScoreRecord.deal_id,
-        order_by=(ScoreRecord.as_of.desc(), ScoreRecord.scored_at.desc(), ScoreRecord.id.desc()),
-    ).label("rn")
+
+def _newest_first_within_deal() -> Any:
+    """Each score's rank within its deal, 1 = latest (:data:`_NEWEST_FIRST`)."""
+    return func.row_number().over(partition_by=ScoreRecord.deal_id, order_by=_NEWEST_FIRST).label("rn")
 
 
 @dataclass(frozen=True)
@@ -134,8 +140,12 @@ class DealFilter:
 def _engine(url: str) -> Engine:
     """An engine with settings that make failures fast and recoverable."""
     parsed = make_url(url)
+    # a server connection can die between requests: test it when taken from the pool
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if parsed.get_backend_name() == "sqlite":
+        # a SQLite connection is a file handle in this process, with nothing that can drop it:
+        # the ping would only add a statement to each of the two sessions of every score
+        kwargs["pool_pre_ping"] = False
         db = parsed.database
         if db and db != ":memory:":
             Path(db).parent.mkdir(parents=True, exist_ok=True)
@@ -223,20 +233,24 @@ class ScoreStore:
         """Stored scores for (deal_id, payload_hash) pairs under one model version."""
         if not keys:
             return {}
-        wanted = set(keys)
-        hashes = sorted({h for _, h in wanted})
-        out: dict[tuple[str, str], StoredScore] = {}
         with self._session("read") as s:
-            for i in range(0, len(hashes), 500):
-                rows = s.scalars(
-                    select(ScoreRecord).where(
-                        ScoreRecord.model_version == model_version, ScoreRecord.payload_hash.in_(hashes[i:i + 500])
-                    )
-                )
-                for r in rows:
-                    if (r.deal_id, r.payload_hash) in wanted:
-                        out[(r.deal_id, r.payload_hash)] = StoredScore.from_record(r)
-        return out
+            return _find(s, keys, model_version)
+
+    def lookup(
+        self, keys: Sequence[tuple[str, str]], model_version: str, as_of: datetime,
+    ) -> tuple[dict[tuple[str, str], StoredScore], dict[str, float]]:
+        """What scoring a request needs from the store, in one session: :meth:`find` of its (deal, payload
+        hash) pairs, and :meth:`previous_p_wins` as of ``as_of`` of the deals among them not stored yet.
+
+        One session rather than two because on one deal the fixed cost of a session
+        (a pooled connection, its transaction) is most of the cost of these reads.
+        """
+        if not keys:
+            return {}, {}
+        with self._session("read") as s:
+            stored = _find(s, keys, model_version)
+            todo = list(dict.fromkeys(d for d, h in keys if (d, h) not in stored))
+            return stored, _previous_p_wins(s, todo, as_of) if todo else {}
 
     def save(self, items: Sequence[ScoreToSave], *, now: datetime | None = None) -> list[StoredScore]:
         """Persist scores in one transaction; already-stored ones are returned, not duplicated.
@@ -252,6 +266,40 @@ class ScoreStore:
             try:
                 return self._save_once(items, scored_at)
             except IntegrityError as exc:
+                log.info("store_save_conflict", attempt=attempt, error=str(exc.orig).splitlines()[0][:200])
+        raise StoreUnavailableError(
+            "the score store refused the write twice; nothing was written, retry later",
+            fix="retry after the number of seconds in the Retry-After header",
+        )
+
+    def add(self, items: Sequence[ScoreToSave], *, now: datetime | None = None) -> None:
+        """Persist fresh scores in one transaction, skipping any already stored; what the scoring endpoints use.
+
+        The same rows and the same idempotency as :meth:`save`, for a caller that
+        does not need the stored rows back: one ``INSERT ... ON CONFLICT DO NOTHING``
+        on the unique key (deal, payload hash, model version), so a payload re-sent
+        or raced by another worker adds no row and needs neither the read before
+        the write nor the read back after it (which decoded every stored result
+        again). On a database without ``ON CONFLICT`` it is :meth:`save`.
+        """
+        if not items:
+            return
+        dialect = self.engine.dialect.name
+        if dialect not in _UPSERT_INSERTS:
+            self.save(items, now=now)
+            return
+        scored_at = utc_naive(now or datetime.now(UTC))
+        rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for it in items:
+            rows.setdefault((it.result.deal_id, it.payload_hash, it.result.model_version), _row(it, scored_at))
+        stmt = _upsert(dialect)
+        self._ready()
+        for attempt in (1, 2):  # as save() does, so a refused write answers the same 503
+            try:
+                with self._guard("save"), self.engine.begin() as conn:
+                    conn.execute(stmt, list(rows.values()))
+                return
+            except IntegrityError as exc:  # not the unique key (ON CONFLICT takes that): a constraint or trigger
                 log.info("store_save_conflict", attempt=attempt, error=str(exc.orig).splitlines()[0][:200])
         raise StoreUnavailableError(
             "the score store refused the write twice; nothing was written, retry later",
@@ -296,7 +344,7 @@ class ScoreStore:
         with self._session("read") as s:
             rows = s.scalars(
                 select(ScoreRecord).where(ScoreRecord.deal_id == deal_id)
-                .order_by(ScoreRecord.as_of.desc(), ScoreRecord.scored_at.desc(), ScoreRecord.id.desc())
+                .order_by(*_NEWEST_FIRST)
                 .limit(limit)
             ).all()
             out = [StoredScore.from_record(r) for r in reversed(rows)]
@@ -359,18 +407,63 @@ class ScoreStore:
         """Each deal's latest stored win probability as of ``as_of`` or earlier (what a new score is compared to)."""
         if not deal_ids:
             return {}
-        ranked = select(
-            ScoreRecord.deal_id, ScoreRecord.p_win,
-            _newest_first_within_deal(),
-        ).where(ScoreRecord.deal_id.in_(list(deal_ids)), ScoreRecord.as_of <= utc_naive(as_of)).subquery()
         with self._session("read") as s:
-            rows = s.execute(select(ranked.c.deal_id, ranked.c.p_win).where(ranked.c.rn == 1))
-            return {d: float(p) for d, p in rows}
+            return _previous_p_wins(s, deal_ids, as_of)
 
     def count(self) -> int:
         """Number of stored scores (tests and the demo use it)."""
         with self._session("read") as s:
             return int(s.scalar(select(func.count()).select_from(ScoreRecord)) or 0)
+
+
+# The statements made on every score, built once: constructing a SELECT and computing its cache
+# key costs more than SQLite takes to answer it. Values arrive as bound (expanding) parameters.
+_FIND = select(ScoreRecord).where(
+    ScoreRecord.deal_id.in_(bindparam("deal_ids", expanding=True)),
+    ScoreRecord.payload_hash.in_(bindparam("hashes", expanding=True)),
+    ScoreRecord.model_version == bindparam("version"),
+)
+_LATEST_P_WIN = (
+    select(ScoreRecord.p_win)
+    .where(ScoreRecord.deal_id == bindparam("deal_id"), ScoreRecord.as_of <= bindparam("as_of"))
+    .order_by(*_NEWEST_FIRST).limit(1)
+)
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """The INSERT that skips rows already stored under the unique key, built once per database kind."""
+    return _UPSERT_INSERTS[dialect](ScoreRecord.__table__).on_conflict_do_nothing(index_elements=_SCORE_KEY)
+
+
+def _find(s: Session, keys: Sequence[tuple[str, str]], model_version: str) -> dict[tuple[str, str], StoredScore]:
+    # by deal id as well as hash, so the unique key's index (deal, hash, version) answers it:
+    # hash and version alone would scan the whole table on every request
+    wanted = set(keys)
+    pairs = sorted(wanted)
+    out: dict[tuple[str, str], StoredScore] = {}
+    for i in range(0, len(pairs), 500):
+        chunk = pairs[i:i + 500]
+        rows = s.scalars(_FIND, {"deal_ids": sorted({d for d, _ in chunk}), "hashes": sorted({h for _, h in chunk}),
+                                 "version": model_version})
+        for r in rows:
+            if (r.deal_id, r.payload_hash) in wanted:
+                out[(r.deal_id, r.payload_hash)] = StoredScore.from_record(r)
+    return out
+
+
+def _previous_p_wins(s: Session, deal_ids: Sequence[str], as_of: datetime) -> dict[str, float]:
+    if len(deal_ids) == 1:
+        # one deal (the single-score endpoint): its latest score is one seek on ix_scores_deal_latest,
+        # where ranking all of the deal's scores would sort them on every request
+        p = s.scalar(_LATEST_P_WIN, {"deal_id": deal_ids[0], "as_of": utc_naive(as_of)})
+        return {} if p is None else {deal_ids[0]: float(p)}
+    ranked = select(
+        ScoreRecord.deal_id, ScoreRecord.p_win,
+        _newest_first_within_deal(),
+    ).where(ScoreRecord.deal_id.in_(list(deal_ids)), ScoreRecord.as_of <= utc_naive(as_of)).subquery()
+    rows = s.execute(select(ranked.c.deal_id, ranked.c.p_win).where(ranked.c.rn == 1))
+    return {d: float(p) for d, p in rows}
 
 
 def _row(item: ScoreToSave, scored_at: datetime) -> dict[str, Any]:
