@@ -42,3 +42,21 @@ def test_unknown_method_is_a_config_error():
     raw, y = _scores(100, 5, "sigmoid")
     with pytest.raises(ConfigError, match="unknown calibration method"):
         Calibrator("beta").fit(raw, y)
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_transform_equals_scikit_learn_bit_for_bit(method):
+    """The direct arithmetic of ``transform`` gives exactly scikit-learn's probabilities (and its errors)."""
+    raw, y = _scores(3000, 6, "step")
+    cal = Calibrator(method).fit(raw, y)
+
+    def sklearn(x: np.ndarray) -> np.ndarray:
+        p = cal.model_.predict(x) if method == "isotonic" else cal.model_.predict_proba(x.reshape(-1, 1))[:, 1]
+        return np.clip(np.asarray(p, dtype=float), 1e-4, 1 - 1e-4)
+
+    probe = np.concatenate([np.random.default_rng(7).normal(0, 4, 5000), [0.0, -0.0, 1e-300, -50.0, 50.0, 1e6],
+                            raw[:50]])
+    for batch in (probe, probe[:1], probe[-3:], probe[::-1]):
+        assert np.array_equal(cal.transform(batch), sklearn(batch))
+    with pytest.raises(ValueError):
+        cal.transform(np.array([0.1, np.nan]))

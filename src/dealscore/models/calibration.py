@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
@@ -47,7 +48,9 @@ class Calibrator:
 
     @staticmethod
     def _apply(method: str, model: Any, raw: np.ndarray) -> np.ndarray:
-        p = model.predict(raw) if method == "isotonic" else model.predict_proba(raw.reshape(-1, 1))[:, 1]
+        p = _direct(method, model, raw)
+        if p is None:
+            p = model.predict(raw) if method == "isotonic" else model.predict_proba(raw.reshape(-1, 1))[:, 1]
         return np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
 
     def fit(self, raw: np.ndarray, y: np.ndarray) -> Calibrator:
@@ -74,3 +77,33 @@ class Calibrator:
     def transform(self, raw: np.ndarray) -> np.ndarray:
         """Calibrated probabilities for raw log-odds."""
         return self._apply(self.method_, self.model_, np.asarray(raw, dtype=float))
+
+
+def _direct(method: str, model: Any, raw: np.ndarray) -> np.ndarray | None:
+    """The fitted calibrator's own arithmetic on finite float64 scores, without scikit-learn's input checks.
+
+    Scoring one deal calibrates a handful of numbers, and ``predict_proba`` /
+    ``predict`` spend far longer validating them (array-API dispatch, finiteness,
+    feature-count checks) than computing: about 0.2 ms against a microsecond.
+    These are the same operations in the same order as scikit-learn's
+    ``LogisticRegression.predict_proba`` (binary: ``expit(X @ coef_.T + intercept_)``)
+    and ``IsotonicRegression.predict`` (clip to the fitted range, then its ``f_``
+    interpolator), so the probabilities are bit for bit the same (tested).
+    Anything unusual (NaN or infinite scores, a model lacking the attributes)
+    returns None and takes scikit-learn's path, with its errors.
+    """
+    if raw.dtype != np.float64 or raw.ndim != 1 or not np.isfinite(raw).all():
+        return None
+    if method == "platt":
+        coef, intercept = getattr(model, "coef_", None), getattr(model, "intercept_", None)
+        if coef is None or intercept is None or np.shape(coef) != (1, 1) or len(getattr(model, "classes_", ())) != 2:
+            return None
+        scores = (raw.reshape(-1, 1) @ coef.T + intercept).reshape(-1)
+        return expit(scores, out=scores)
+    if method == "isotonic":
+        f, lo, hi = getattr(model, "f_", None), getattr(model, "X_min_", None), getattr(model, "X_max_", None)
+        if f is None or lo is None or hi is None or getattr(model, "out_of_bounds", None) != "clip" or (
+                getattr(getattr(model, "X_thresholds_", None), "dtype", np.float64) != np.float64):
+            return None
+        return np.asarray(f(np.clip(raw, lo, hi)), dtype=np.float64)
+    return None

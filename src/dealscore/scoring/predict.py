@@ -16,7 +16,7 @@ the scorer falls back to the models' methods for good and says so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,8 @@ class ModelRunner:
         self._lookups: dict[tuple[int, int], dict[Any, float]] = {}
         self._block_layouts: dict[tuple[int, int], tuple[Any, Any]] = {}
         self._luts: dict[tuple[int, int, tuple[str, ...]], np.ndarray] = {}
+        # one matrix serves both boosters when they read the same columns with the same categories
+        self._same_inputs = self._stage.names == self._win.names and self._stage.stored == self._win.stored
 
     @property
     def stage_names(self) -> list[str]:
@@ -156,26 +158,31 @@ class ModelRunner:
             self._luts[key] = lut
         return lut
 
-    def _block_matrix(self, block: Any, b: _Booster) -> np.ndarray:
+    def _block_matrix(self, block: Any, b: _Booster, categorical: Callable[[str], tuple[Any, Any]]) -> np.ndarray:
         num_dst, num_src, cats = self._block_layout(block, b)
         out = np.empty((len(block), len(b.names)), dtype=np.float64)
         out[:, num_dst] = block.numeric[:, num_src]
         for j, name, k in cats:
-            codes, categories = block.categorical(name)
+            codes, categories = categorical(name)
             out[:, j] = self._lut(b, k, tuple(categories))[codes]
         return out
 
-    def block_matrices(self, block: Any) -> tuple[np.ndarray, np.ndarray]:
-        """The win and stage models' input matrices straight from a feature block (no DataFrame)."""
-        mw = self._block_matrix(block, self._win)
-        if self._stage.names == self._win.names and self._stage.stored == self._win.stored:
+    def block_matrices(self, block: Any, categorical: Callable[[str], tuple[Any, Any]] | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """The win and stage models' input matrices straight from a feature block (no DataFrame).
+
+        ``categorical`` stands in for ``block.categorical`` (the scorer passes a cached one).
+        """
+        get = block.categorical if categorical is None else categorical
+        mw = self._block_matrix(block, self._win, get)
+        if self._same_inputs:
             return mw, mw
-        return mw, self._block_matrix(block, self._stage)
+        return mw, self._block_matrix(block, self._stage, get)
 
     def matrices(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The win model's and the stage model's input matrices for a feature frame."""
         mw = self._matrix(X, self._win)
-        if self._stage.names == self._win.names and self._stage.stored == self._win.stored:
+        if self._same_inputs:
             return mw, mw
         return mw, self._matrix(X, self._stage)
 

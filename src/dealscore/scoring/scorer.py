@@ -275,17 +275,18 @@ class Scorer:
 
     def _predict(self, block: Any) -> _Inputs:
         """Model inputs for a feature block: one float matrix per booster (fast path) or its frame."""
+        codes = _CategoryCodes(block)
         if self._fast is None and len(block):
-            mats = self._runner.block_matrices(block)
+            mats = self._runner.block_matrices(block, codes)
             self._fast = self._runner.agrees(block.frame(), self._taxonomy.names, mats=mats)
             if self._fast is False:
                 warnings.warn("dealscore scoring: the fast prediction path disagrees with the models' own "
                               "methods on this bundle; using the slower DataFrame path", RuntimeWarning,
                               stacklevel=3)
         if self._fast:
-            mw, ms = self._runner.block_matrices(block)
-            return _Inputs(block, mw, ms)
-        return _Inputs(block, None, None)
+            mw, ms = self._runner.block_matrices(block, codes)
+            return _Inputs(block, mw, ms, codes=codes)
+        return _Inputs(block, None, None, codes=codes)
 
     def _win_raw(self, inp: _Inputs, more: _Inputs | None = None) -> np.ndarray:
         """Raw win scores of a block's rows, then of ``more``'s rows (one booster call on the fast path)."""
@@ -307,7 +308,8 @@ class Scorer:
 
     def _columns(self, inp: _Inputs, rows: slice | np.ndarray) -> Columns:
         if inp.mw is not None:
-            return Columns.of_block(inp.block, inp.block_rows(rows), arrays=inp.arrays(rows, self._feature_names))
+            return Columns.of_block(inp.block, inp.block_rows(rows), matrix=inp.mw[rows],
+                                    matrix_names=self._feature_names, categorical=inp.codes)
         return Columns(inp.frame.iloc[rows])
 
     def _touchpoints(self, own: DealHistory, items: Sequence[tuple[str, Action, pd.Timestamp]],
@@ -429,6 +431,7 @@ class _Inputs:
     mw: np.ndarray | None
     ms: np.ndarray | None
     sel: np.ndarray | None = None  # None: every row of the block
+    codes: _CategoryCodes | None = None
     _frame: pd.DataFrame | None = None
 
     @property
@@ -445,12 +448,28 @@ class _Inputs:
             return rows
         return self.sel[rows]
 
-    def arrays(self, rows: slice | np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray] | None:
-        """Feature columns of some rows as arrays straight from the matrix (no pandas on the hot path)."""
-        if self.mw is None:
-            return None
-        block = self.mw[rows]
-        return {name: block[:, j] for j, name in enumerate(names)}
+
+
+class _CategoryCodes:
+    """A block's categorical codes, computed once per feature and shared by both boosters' matrices and the rules.
+
+    ``FeatureBlock.categorical`` encodes the column afresh on each call; a block
+    is asked for each categorical by the win matrix, the stage matrix and the
+    reason wording, which cost more than the one encoding they need.
+    """
+
+    __slots__ = ("_got", "block")
+
+    def __init__(self, block: Any) -> None:
+        self.block = block
+        self._got: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
+
+    def __call__(self, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+        got = self._got.get(name)
+        if got is None:
+            codes, cats = self.block.categorical(name)
+            got = self._got[name] = (codes, tuple(cats))
+        return got
 
 
 # --------------------------------------------------------------------------- helpers
