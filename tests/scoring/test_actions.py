@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,6 +16,8 @@ from dealscore.scoring.actions import (
     add_touchpoints,
     apply_action,
     candidate_actions,
+    contact_ids,
+    contacts_of_rows,
     describe_change,
 )
 
@@ -84,3 +87,30 @@ def test_describe_change_words_the_feature_deltas() -> None:
                      "ends 21 days without a customer reply"]
     assert action_reason(6.04, facts).startswith("Model estimate +6.0 pts if done now: it engages")
     assert action_reason(-0.5, []) == "Model estimate −0.5 pts if done now"
+
+
+def test_contacts_from_read_arrays_equal_contact_ids(trained: Any) -> None:
+    """The scorer's lookup in the feature pass's arrays names the same contact as :func:`contact_ids`."""
+    from dealscore.features import WhatIf, scoring_snapshots
+
+    history, bundle = trained.history, trained.bundle
+    acts = history.activities.copy()
+    rng = np.random.default_rng(3)
+    # logged later than it happened for some touchpoints, and ties in time, so "known at" and the order matter
+    late = rng.random(len(acts)) < 0.2
+    acts.loc[late, "recorded_at"] = acts.loc[late, "occurred_at"] + pd.Timedelta(days=3)
+    acts.loc[acts.index[1::7], "occurred_at"] = acts["occurred_at"].shift(1).iloc[1::7].to_numpy()
+    history = history.replace(activities=acts)
+    snaps = scoring_snapshots(history)
+    what_if = WhatIf(history, snaps, spec=bundle.spec, taxonomy=bundle.taxonomy, context=bundle.context)
+    actions = [a for s in bundle.taxonomy.names for a in candidate_actions(bundle.playbook or {}, s)]
+    deals = history.activities["deal_id"].drop_duplicates().to_numpy()
+    times = history.activities["occurred_at"].sample(40, random_state=1).to_numpy()
+    items = [(str(d), a, pd.Timestamp(t)) for d, t in zip(rng.choice(deals, 40), times, strict=True)
+             for a in actions[:: 3]]
+    items.append(("no-such-deal", actions[0], pd.Timestamp(times[0])))
+    known_at = np.array([t.value for _, _, t in items], dtype=np.int64)
+    got = contacts_of_rows(what_if.acts, what_if.deals.index.lookup, what_if.plan.roles.lookup, items, known_at)
+    assert got == contact_ids(history, items)  # many items: the join path
+    assert got[:60] == contact_ids(history, items[:60])  # a few: the array-mask path
+    assert sum(not c.startswith(f"{d}:") for c, (d, _, _) in zip(got, items, strict=True)) > 10  # contacts reused

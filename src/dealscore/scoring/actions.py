@@ -117,6 +117,40 @@ def _contacts_for(acts: pd.DataFrame, items: Sequence[tuple[str, Action, pd.Time
     return out
 
 
+def contacts_of_rows(rows: Any, deal_codes: Mapping[str, int], role_codes: Mapping[str, int],
+                     items: Sequence[tuple[str, Action, Any]], known_at: np.ndarray) -> list[str]:
+    """:func:`contact_ids` for a few items, from a history already read into arrays.
+
+    ``rows`` are the history's touchpoints as :class:`dealscore.features.inputs.ActivityRows`
+    (deal, role and contact codes, times in ns, all in table order), ``deal_codes``
+    and ``role_codes`` the vocabularies they were coded with, ``known_at`` each
+    item's time in ns. The scorer has these arrays from its feature pass, and
+    matching codes costs less than reading the activity table's columns again.
+    The answer is :func:`contact_ids`'s (tested): the latest contact in the
+    role known at the item's time (``seen``: happened and logged), ties in
+    table order, else a new contact.
+    """
+    out = [f"{d}:{a.code}:{a.contact_role or 'other'}" for d, a, _ in items]
+    reuse = [k for k, (_, a, _) in enumerate(items) if not a.new_contact]
+    if not reuse or not len(rows.deal):
+        return out
+    has = rows.contact >= 0
+    mine: dict[int, np.ndarray] = {}
+    by_role: dict[int, np.ndarray] = {}
+    for k in reuse:
+        d, a, _ = items[k]
+        deal, role = deal_codes.get(d, -2), role_codes.get(a.contact_role or "other", -2)
+        if deal not in mine:
+            mine[deal] = (rows.deal == deal) & has
+        if role not in by_role:
+            by_role[role] = rows.role == role
+        m = (mine[deal] & by_role[role] & (rows.seen <= known_at[k])).nonzero()[0]
+        if len(m):
+            # latest by occurrence; ties keep the row order (a stable sort, like contact_ids)
+            out[k] = str(rows.contact_names[rows.contact[m[np.argsort(rows.occurred[m], kind="stable")[-1]]]])
+    return out
+
+
 def _contacts_small(acts: pd.DataFrame, items: Sequence[tuple[str, Action, pd.Timestamp]], roles: list[str],
                     reuse: list[int], out: list[str]) -> list[str]:
     """:func:`_contacts_for` for a few items (one deal scored now): array masks instead of a join."""

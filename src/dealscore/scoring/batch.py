@@ -12,6 +12,7 @@ DataFrame for files.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -62,7 +63,7 @@ class ScoredBlock:
     def results(self) -> list[ScoreResult]:
         """One validated :class:`ScoreResult` per row (pydantic's compiled validation costs microseconds)."""
         n = len(self)
-        as_of = pd.DatetimeIndex(self.as_of).to_pydatetime()
+        as_of = _py_datetimes(self.as_of)
         p = self.p_win.tolist()
         probs = np.round(self.stage_proba, 6).tolist()
         ip = self.inferred_probability.tolist()
@@ -114,3 +115,17 @@ class ScoredBlock:
             out["top_action"] = [a[0].text if a else None for a in self.actions]
             out["top_action_change"] = [a[0].expected_change if a else np.nan for a in self.actions]
         return out
+
+
+def _py_datetimes(values: np.ndarray) -> list[datetime]:
+    """Times as ``datetime`` objects, what ``DatetimeIndex.to_pydatetime`` gives.
+
+    Whole-microsecond naive times (every validated history's) convert through
+    NumPy's microsecond unit, exactly and without building an index; anything
+    else (nanoseconds, time zones) goes through pandas.
+    """
+    if isinstance(values, np.ndarray) and values.dtype == np.dtype("datetime64[ns]"):
+        ns = values.view(np.int64)
+        if not (ns % 1000).any() and not np.isnat(values).any():
+            return values.astype("datetime64[us]").tolist()
+    return list(pd.DatetimeIndex(values).to_pydatetime())

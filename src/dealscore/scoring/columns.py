@@ -16,6 +16,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+_FMAX = float(np.finfo(np.float64).max)
+
+
+def nan_to_zero(values: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(values, nan=0.0)`` (infinities to the largest finite float too) in plain ufuncs.
+
+    The NumPy function's Python-level checks cost about twenty microseconds a
+    call, more than the rule that needs it on a one-deal block.
+    """
+    return np.minimum(np.maximum(np.where(np.isnan(values), 0.0, values), -_FMAX), _FMAX)
+
 
 class Columns:
     """Lazy, cached NumPy views of a feature frame's columns.

@@ -9,10 +9,11 @@ was learned and which is a default so that a warning can say so.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 #: Fallbacks used when the history gave no figure for a stage (documented in docs/scoring.md).
 DEFAULT_GAP_DAYS = 7.0
@@ -33,12 +34,31 @@ class Norm:
         return f"default {what} (too few won deals in {stage} to learn from)"
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _memoized(method: F) -> F:
+    """Cache a per-stage figure on the (frozen) norms: the figures never change once read from the bundle."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def wrapper(self: StageNorms, stage: str | None) -> Any:
+        key = (name, stage)
+        memo = self._memo
+        if key not in memo:
+            memo[key] = method(self, stage)
+        return memo[key]
+    return wrapper  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class StageNorms:
     """Per-stage norms with defaults; keys are canonical stage names."""
 
     stats: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     overall: Mapping[str, Any] = field(default_factory=dict)
+    #: answers already given per (figure, stage): the rules ask for the same few on every deal scored
+    _memo: dict[tuple[str, str | None], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_stage_stats(cls, stage_stats: Mapping[str, Any] | None) -> StageNorms:
@@ -66,11 +86,13 @@ class StageNorms:
         row = self.stats.get(stage) if stage is not None else None
         return row is not None and row.get(key) is not None and not _isnan(row.get(key))
 
+    @_memoized
     def gap_days(self, stage: str | None) -> Norm:
         """Longest usual silence between touchpoints (90th percentile gap in won deals)."""
         val = self._get(stage, "p90_gap_days")
         return Norm(max(val, 1.0), self._learned(stage, "p90_gap_days")) if val else Norm(DEFAULT_GAP_DAYS, False)
 
+    @_memoized
     def stall_days(self, stage: str | None) -> Norm:
         """Days in stage beyond which won deals rarely stayed (90th percentile in won deals)."""
         val = self._get(stage, "p90_days_in_stage_won")
@@ -79,10 +101,12 @@ class StageNorms:
         med = self._get(stage, "median_days_in_stage_won")
         return Norm(2.0 * med, False) if med else Norm(DEFAULT_STALL_DAYS, False)
 
+    @_memoized
     def median_days(self, stage: str | None) -> float | None:
         """Median days won deals spent in the stage (None when unknown)."""
         return self._get(stage, "median_days_in_stage_won")
 
+    @_memoized
     def win_rate(self, stage: str | None) -> float | None:
         """Historical win rate of deals in the declared stage: the 'typical p_win' of at-risk."""
         return self._get(stage, "win_rate")

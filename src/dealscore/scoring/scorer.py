@@ -20,16 +20,18 @@ import pandas as pd
 from dealscore.data.history import DealHistory
 from dealscore.errors import ConfigError, DataValidationError, ModelNotReadyError, NotFoundError
 from dealscore.scoring.actions import (
+    SMALL_ITEMS,
     Action,
     action_reason,
     candidate_actions,
     column_values,
     contact_ids,
+    contacts_of_rows,
     describe_change,
 )
 from dealscore.scoring.at_risk import WARNING_WEIGHTS
 from dealscore.scoring.batch import ScoredBlock
-from dealscore.scoring.columns import Columns
+from dealscore.scoring.columns import Columns, nan_to_zero
 from dealscore.scoring.grading import DEFAULT_GRADE_CUTOFFS, check_cutoffs, grades
 from dealscore.scoring.mismatch import judge
 from dealscore.scoring.norms import StageNorms
@@ -312,11 +314,20 @@ class Scorer:
                                     matrix_names=self._feature_names, categorical=inp.codes)
         return Columns(inp.frame.iloc[rows])
 
-    def _touchpoints(self, own: DealHistory, items: Sequence[tuple[str, Action, pd.Timestamp]],
-                     item_row: Sequence[int]) -> list[tuple[int, Any]]:
-        """Each candidate action as the touchpoint a what-if adds (contacts as :func:`apply_action` picks them)."""
+    def _touchpoints(self, own: DealHistory, what_if: Any, items: Sequence[tuple[str, Action, pd.Timestamp]],
+                     item_row: Sequence[int], as_of: np.ndarray) -> list[tuple[int, Any]]:
+        """Each candidate action as the touchpoint a what-if adds (contacts as :func:`apply_action` picks them).
+
+        A few items (one deal scored now) look their contacts up in the touchpoints
+        the feature pass already read; many take one join over the history.
+        """
         touch = _features_api().Touchpoint
-        contacts = contact_ids(own, items)
+        if len(items) <= SMALL_ITEMS and as_of.dtype.kind == "M":
+            known_at = as_of.astype("datetime64[ns]", copy=False).view(np.int64)[np.asarray(item_row, dtype=np.int64)]
+            contacts = contacts_of_rows(what_if.acts, what_if.deals.index.lookup, what_if.plan.roles.lookup, items,
+                                        known_at)
+        else:
+            contacts = contact_ids(own, items)
         return [(i, touch(type=a.type, direction=a.direction, contact_id=c, contact_role=a.contact_role))
                 for i, (_, a, _), c in zip(item_row, items, contacts, strict=True)]
 
@@ -333,7 +344,7 @@ class Scorer:
             ids = pd.unique(deal_ids)
             own = (history.for_deals(ids).replace(cut_at=history.data_cut) if len(ids) < len(deals_col)
                    else history)
-        as_of = pd.DatetimeIndex(_column(snaps, "as_of")).as_unit("ns")
+        as_of, stamps = _snapshot_times(_column(snaps, "as_of"))
         # The history is read once: the snapshots' features first (they give the inferred stage), then the
         # what-ifs of the actions valid for that stage only, as virtual deals (what-if rows cost about as
         # much as real ones, so building every stage's actions up front would cost more than a second pass).
@@ -346,12 +357,13 @@ class Scorer:
         items: list[tuple[str, Action, pd.Timestamp]] = []
         item_row: list[int] = []
         if actions and n:
-            times = list(as_of)
+            times = stamps if stamps is not None else [pd.Timestamp(t) for t in as_of]
             for i, s in enumerate(mm.inferred_stage):
                 for a in self._candidates.get(s, []):
                     items.append((deal_ids[i], a, times[i]))
                     item_row.append(i)
-        vinp = self._predict(what_if.with_touchpoints(self._touchpoints(own, items, item_row))) if items else None
+        vinp = (self._predict(what_if.with_touchpoints(self._touchpoints(own, what_if, items, item_row, as_of)))
+                if items else None)
         # one win-model call for the scores and the what-ifs; contributions only for the scored rows
         raw_all = self._win_raw(inp, vinp)
         contrib = self._contributions(inp, slice(None)) if explain else None
@@ -370,7 +382,7 @@ class Scorer:
         amount = cols.num("amount")
         meta = _deal_meta(own, deal_ids)
         block = ScoredBlock(
-            deal_id=deal_ids, as_of=as_of.to_numpy(), account_id=meta["account_id"],
+            deal_id=deal_ids, as_of=as_of, account_id=meta["account_id"],
             owner_id=meta["owner_id"], team=meta["team"], amount=amount, p_win=p,
             grade=grades(p, self._cutoffs), declared_stage=declared, inferred_stage=mm.inferred_stage,
             inferred_probability=mm.inferred_probability, stage_proba=stage_proba,
@@ -498,6 +510,18 @@ def _one_snapshot(deal_id: str, t: pd.Timestamp) -> pd.DataFrame:
 _SNAPSHOT_COLUMNS = pd.Index(["deal_id", "as_of"])
 
 
+def _snapshot_times(values: Any) -> tuple[np.ndarray, list[pd.Timestamp] | None]:
+    """Snapshot times as stored for the block (datetime64[ns]) and, when already built, as Timestamps.
+
+    Naive times (every validated history's) stay a NumPy array: a DatetimeIndex
+    costs more than the rules of one deal. Anything else goes through pandas as before.
+    """
+    if isinstance(values, np.ndarray) and values.dtype.kind == "M":
+        return values.astype("datetime64[ns]", copy=False), None
+    index = pd.DatetimeIndex(values).as_unit("ns")
+    return index.to_numpy(), list(index)
+
+
 def _as_time(value: pd.Timestamp | str | Any) -> pd.Timestamp:
     """A scoring time as naive UTC, the convention of every validated history."""
     try:
@@ -545,7 +569,7 @@ def _deal_meta(history: DealHistory, deal_ids: np.ndarray) -> dict[str, np.ndarr
 
 def _value_at_risk(amount: np.ndarray, p: np.ndarray, typical: np.ndarray, warnings: WarningHits) -> np.ndarray:
     """Vectorised :func:`dealscore.scoring.at_risk.value_at_risk` without a previous score."""
-    gap = np.clip(np.nan_to_num(typical, nan=0.0) - p, 0.0, None)
+    gap = np.clip(nan_to_zero(typical) - p, 0.0, None)
     w = np.array([min(1.0, sum(WARNING_WEIGHTS.get(s, 0.0) for s in sev)) for sev in warnings.severities()],
                  dtype=float).reshape(len(p))
-    return np.nan_to_num(amount, nan=0.0) * gap * (1.0 + w)
+    return nan_to_zero(amount) * gap * (1.0 + w)

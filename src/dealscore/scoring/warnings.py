@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from dealscore.scoring.columns import Columns
+from dealscore.scoring.columns import Columns, nan_to_zero
 from dealscore.scoring.norms import StageNorms
 from dealscore.scoring.result import DealWarning
 from dealscore.taxonomy import StageTaxonomy
@@ -71,6 +71,23 @@ def _stage_order_by_role(taxonomy: StageTaxonomy, name: str, touchpoint: str) ->
     return None
 
 
+_PIVOTS: dict[int, tuple[StageTaxonomy, tuple[dict[str, int], int | None, int | None]]] = {}
+
+
+def _pivots(taxonomy: StageTaxonomy) -> tuple[dict[str, int], int | None, int | None]:
+    """Stage → order, and the orders of the discovery and proposal pivots (once per taxonomy object)."""
+    got = _PIVOTS.get(id(taxonomy))
+    if got is not None and got[0] is taxonomy:
+        return got[1]
+    value = ({s: i for i, s in enumerate(taxonomy.names)},
+             _stage_order_by_role(taxonomy, "discovery", "decision_maker"),
+             _stage_order_by_role(taxonomy, "proposal", "proposal"))
+    if len(_PIVOTS) > 64:
+        _PIVOTS.clear()
+    _PIVOTS[id(taxonomy)] = (taxonomy, value)
+    return value
+
+
 def _days(x: float) -> str:
     n = round(x)
     return "1 day" if n == 1 else f"{n} days"
@@ -94,9 +111,17 @@ class WarningHits:
         self._hits: list[list[tuple[str, str, Callable[[int], DealWarning]]]] = [[] for _ in range(n)]
         self._sorted = False
 
-    def add(self, rows: np.ndarray, code: str, severity: np.ndarray | str,
+    def add(self, rows: np.ndarray, code: str, severity: np.ndarray | str | Callable[[], np.ndarray],
             make: Callable[[int], DealWarning]) -> None:
-        """Record the rule ``code`` firing on ``rows`` (severity per row or one for all)."""
+        """Record the rule ``code`` firing on ``rows`` (severity per row or one for all).
+
+        ``severity`` may be a function giving the per-row severities, called only when
+        the rule fired (most rules fire on no row of a one-deal block).
+        """
+        if not len(rows):
+            return
+        if callable(severity):
+            severity = severity()
         sev = [severity] * len(rows) if isinstance(severity, str) else list(severity)
         for i, v in zip(rows.tolist(), sev, strict=True):
             self._hits[i].append((code, v, make))
@@ -157,15 +182,13 @@ def find_warnings(
          enumerate(declared)],
         dtype=object,
     )
-    index = {s: i for i, s in enumerate(taxonomy.names)}
+    index, discovery, proposal = _pivots(taxonomy)
     order = np.array([index.get(s, -1) if s is not None else -1 for s in stage], dtype=np.int64)
-    ctx = _Context(cols, norms, taxonomy, r, stage, order,
-                   _stage_order_by_role(taxonomy, "discovery", "decision_maker"),
-                   _stage_order_by_role(taxonomy, "proposal", "proposal"))
+    ctx = _Context(cols, norms, taxonomy, r, stage, order, discovery, proposal)
 
     # stage ahead of evidence (from the stage model's verdict)
     if mismatch_verdict is not None and mismatch_text is not None:
-        rows = np.flatnonzero(np.asarray(mismatch_verdict, dtype=object) == "ahead_of_evidence")
+        rows = _rows(np.asarray(mismatch_verdict, dtype=object) == "ahead_of_evidence")
         hits.add(rows, "stage_ahead_of_evidence", "high", lambda i: DealWarning(
             code="stage_ahead_of_evidence", title="Stage ahead of the evidence",
             evidence=str(mismatch_text[i]).capitalize(),
@@ -193,6 +216,11 @@ class _Context:
     proposal: int | None
 
 
+def _rows(mask: np.ndarray) -> np.ndarray:
+    """Positions where a rule fires (``np.flatnonzero`` for the 1-D masks rules build, minus its wrapper)."""
+    return mask.nonzero()[0]
+
+
 def _sev(high: np.ndarray) -> np.ndarray:
     return np.where(high, "high", "medium")
 
@@ -202,7 +230,7 @@ def _stalled(x: _Context, hits: WarningHits) -> None:
     days_in_stage = x.cols.num("days_in_stage")
     stall = {s: x.norms.stall_days(s) for s in set(x.stage)}
     limit = np.array([stall[s].value for s in x.stage], dtype=float)
-    rows = np.flatnonzero(days_in_stage > limit)
+    rows = _rows(days_in_stage > limit)
 
     def make(i: int) -> DealWarning:
         nm, s = stall[x.stage[i]], x.stage[i]
@@ -213,7 +241,7 @@ def _stalled(x: _Context, hits: WarningHits) -> None:
             threshold=f"more than {_days(nm.value)} ({nm.source('90th percentile of days in stage', s)})",
             severity="high" if days_in_stage[i] > x.r.high_ratio * limit[i] else "medium",
         )
-    hits.add(rows, "stalled_in_stage", _sev(days_in_stage[rows] > x.r.high_ratio * limit[rows]), make)
+    hits.add(rows, "stalled_in_stage", lambda: _sev(days_in_stage[rows] > x.r.high_ratio * limit[rows]), make)
 
 
 def _gone_quiet_and_ghosting(x: _Context, hits: WarningHits) -> None:
@@ -225,7 +253,7 @@ def _gone_quiet_and_ghosting(x: _Context, hits: WarningHits) -> None:
     gap = {s: x.norms.gap_days(s) for s in set(x.stage)}
     gap_limit = r.quiet_factor * np.array([gap[s].value for s in x.stage], dtype=float)
     times = "twice" if r.quiet_factor == 2 else f"{r.quiet_factor:g}×"
-    rows = np.flatnonzero(quiet > gap_limit)
+    rows = _rows(quiet > gap_limit)
 
     def make_quiet(i: int) -> DealWarning:
         ev = (f"No touchpoint in {_days(quiet[i])}" if not np.isnan(since_touch[i])
@@ -236,13 +264,13 @@ def _gone_quiet_and_ghosting(x: _Context, hits: WarningHits) -> None:
             f"{gap[x.stage[i]].source('90th percentile gap between touchpoints', x.stage[i])}",
             severity="high" if quiet[i] > r.high_ratio * gap_limit[i] else "medium",
         )
-    hits.add(rows, "gone_quiet", _sev(quiet[rows] > r.high_ratio * gap_limit[rows]), make_quiet)
+    hits.add(rows, "gone_quiet", lambda: _sev(quiet[rows] > r.high_ratio * gap_limit[rows]), make_quiet)
 
-    unanswered = np.nan_to_num(cols.num("n_outbound_unanswered"), nan=0.0)
+    unanswered = nan_to_zero(cols.num("n_outbound_unanswered"))
     since_reply = cols.num("days_since_last_inbound")
     silent = np.where(np.isnan(since_reply), age, since_reply)
     need = np.where(x.order <= 0, r.unanswered_touches_first_stage, r.unanswered_touches)
-    rows = np.flatnonzero((unanswered >= need) & ~(silent <= gap_limit))
+    ghosts = _rows((unanswered >= need) & ~(silent <= gap_limit))
 
     def make_ghost(i: int) -> DealWarning:
         k = int(unanswered[i])
@@ -255,32 +283,33 @@ def _gone_quiet_and_ghosting(x: _Context, hits: WarningHits) -> None:
             f"more than {_days(gap_limit[i])} ({times} the usual gap, learned as for gone quiet)",
             severity="high" if k >= 2 * need[i] else "medium",
         )
-    hits.add(rows, "ghosting", _sev(unanswered[rows] >= 2 * need[rows]), make_ghost)
+    hits.add(ghosts, "ghosting", lambda: _sev(unanswered[ghosts] >= 2 * need[ghosts]), make_ghost)
 
 
 def _stakeholders_and_pricing(x: _Context, hits: WarningHits) -> None:
     """No decision maker or a single contact from discovery on; no pricing from proposal on."""
     cols, names = x.cols, x.taxonomy.names
     if x.discovery is not None:
-        dm = np.nan_to_num(cols.num("decision_maker_engaged"), nan=0.0)
-        rows = np.flatnonzero((x.order >= x.discovery) & (dm < 1))
-        late = x.order[rows] >= x.proposal if x.proposal is not None else np.zeros(len(rows), dtype=bool)
-        hits.add(rows, "no_decision_maker", _sev(late), lambda i: DealWarning(
+        dm = nan_to_zero(cols.num("decision_maker_engaged"))
+        rows = _rows((x.order >= x.discovery) & (dm < 1))
+        late = (lambda: x.order[rows] >= x.proposal) if x.proposal is not None else (
+            lambda: np.zeros(len(rows), dtype=bool))
+        hits.add(rows, "no_decision_maker", lambda: _sev(late()), lambda i: DealWarning(
             code="no_decision_maker", title="No decision maker engaged",
             evidence=f"in {x.stage[i]} and no touchpoint with a decision maker yet",
             threshold=f"a decision maker should be engaged from {names[x.discovery]} on",
             severity="high" if x.proposal is not None and x.order[i] >= x.proposal else "medium",
         ))
-        contacts = np.nan_to_num(cols.num("n_contacts"), nan=0.0)
-        rows = np.flatnonzero((x.order >= x.discovery) & (contacts < x.r.min_contacts))
+        contacts = nan_to_zero(cols.num("n_contacts"))
+        rows = _rows((x.order >= x.discovery) & (contacts < x.r.min_contacts))
         hits.add(rows, "single_threaded", "medium", lambda i: DealWarning(
             code="single_threaded", title="Single-threaded",
             evidence=f"{'no named contact' if contacts[i] < 1 else 'only one contact'} involved in {x.stage[i]}",
             threshold=f"at least {x.r.min_contacts} contacts from {names[x.discovery]} on", severity="medium",
         ))
     if x.proposal is not None:
-        pricing = np.nan_to_num(cols.num("pricing_discussed"), nan=0.0)
-        rows = np.flatnonzero((x.order >= x.proposal) & (pricing < 1))
+        pricing = nan_to_zero(cols.num("pricing_discussed"))
+        rows = _rows((x.order >= x.proposal) & (pricing < 1))
         hits.add(rows, "pricing_not_discussed", "medium", lambda i: DealWarning(
             code="pricing_not_discussed", title="Pricing never discussed",
             evidence=f"in {x.stage[i]} but no proposal, contract or pricing touchpoint is logged",
@@ -292,16 +321,17 @@ def _close_date(x: _Context, hits: WarningHits) -> None:
     """The expected close date known at scoring time has passed, or keeps being pushed."""
     r = x.r
     to_close = x.cols.num("days_to_expected_close")
-    rows = np.flatnonzero(to_close < 0)
-    hits.add(rows, "close_date_passed", _sev(-to_close[rows] > r.close_date_overdue_high), lambda i: DealWarning(
+    rows = _rows(to_close < 0)
+    overdue = r.close_date_overdue_high
+    hits.add(rows, "close_date_passed", lambda: _sev(-to_close[rows] > overdue), lambda i: DealWarning(
         code="close_date_passed", title="Close date passed",
         evidence=f"the expected close date passed {_days(-to_close[i])} ago and the deal is still open",
         threshold="any open deal past its expected close date",
         severity="high" if -to_close[i] > r.close_date_overdue_high else "medium",
     ))
-    pushes = np.nan_to_num(x.cols.num("close_date_pushes"), nan=0.0)
-    rows = np.flatnonzero(pushes >= r.close_date_pushes)
-    hits.add(rows, "close_date_pushed", _sev(pushes[rows] >= 2 * r.close_date_pushes), lambda i: DealWarning(
+    pushes = nan_to_zero(x.cols.num("close_date_pushes"))
+    rows = _rows(pushes >= r.close_date_pushes)
+    hits.add(rows, "close_date_pushed", lambda: _sev(pushes[rows] >= 2 * r.close_date_pushes), lambda i: DealWarning(
         code="close_date_pushed", title="Close date pushed",
         evidence=f"the expected close date was pushed {_times(int(pushes[i]))}",
         threshold=f"{r.close_date_pushes} or more pushes (default)",
