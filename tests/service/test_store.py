@@ -195,8 +195,8 @@ def test_latest_open_scores_filter_and_respect_visibility(store: ScoreStore, mak
     assert [s.deal_id for s in store.latest_open_scores(DealFilter(), r3)] == ["c"]
 
 
-def test_a_failing_batch_leaves_nothing_behind(store: ScoreStore, make_result: MakeResult) -> None:
-    """A write that fails half-way (here: the database rejects the third row) rolls back entirely."""
+def refuse_deal_boom(store: ScoreStore) -> None:
+    """Make the database reject any score row of deal 'boom' (a write failing half-way through a batch)."""
     with store.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("""
@@ -208,6 +208,11 @@ def test_a_failing_batch_leaves_nothing_behind(store: ScoreStore, make_result: M
         else:
             conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON scores WHEN NEW.deal_id = 'boom' "
                               "BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
+
+
+def test_a_failing_batch_leaves_nothing_behind(store: ScoreStore, make_result: MakeResult) -> None:
+    """A write that fails half-way (here: the database rejects the third row) rolls back entirely."""
+    refuse_deal_boom(store)
     with pytest.raises(StoreUnavailableError) as err:
         store.save([with_timeline(make_result(d)) for d in ("d1", "d2", "boom", "d4")])
     assert "nothing was written" in err.value.message
@@ -262,17 +267,7 @@ def test_add_is_idempotent_and_all_or_nothing(store: ScoreStore, make_result: Ma
     assert store.count() == 2
     assert [s.deal_id for s in store.find([("d1", f"t-d1-{r1.as_of:%Y%m%d}"), ("d2", f"t-d2-{r2.as_of:%Y%m%d}")],
                                           "dealscore/1").values()] == ["d1", "d2"]
-    with store.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("""
-                CREATE FUNCTION refuse_boom() RETURNS trigger AS $$
-                BEGIN IF NEW.deal_id = 'boom' THEN RAISE EXCEPTION 'disk full'; END IF; RETURN NEW; END;
-                $$ LANGUAGE plpgsql"""))
-            conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON scores FOR EACH ROW EXECUTE FUNCTION "
-                              "refuse_boom()"))
-        else:
-            conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON scores WHEN NEW.deal_id = 'boom' "
-                              "BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
+    refuse_deal_boom(store)
     with pytest.raises(StoreUnavailableError) as err:
         store.add([with_timeline(make_result(d)) for d in ("d3", "boom", "d4")])
     assert "nothing was written" in err.value.message
