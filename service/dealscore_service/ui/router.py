@@ -21,7 +21,7 @@ from dealscore import __version__
 from dealscore.errors import StoreUnavailableError
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore_service.auth import Principal, Scope
-from dealscore_service.deps import Services, get_services
+from dealscore_service.deps import Services, services_of
 from dealscore_service.errors import AuthenticationError
 from dealscore_service.routers.model import model_info
 from dealscore_service.ui import charts, icons
@@ -99,7 +99,7 @@ def page_user(request: Request) -> PageUser:
     session = manager.read(request)
     if session is None:
         raise LoginRequired(_path_with_query(request))
-    services = get_services(request)
+    services = services_of(request)
     principal = principal_for_hash(services.keys, session.key_hash)
     if principal is None:
         raise LoginRequired(_path_with_query(request), "Your key is no longer configured on this service; "
@@ -131,7 +131,7 @@ def render(request: Request, template: str, context: dict[str, Any], status_code
 
 
 def store_error(request: Request, exc: StoreUnavailableError, user: PageUser | None) -> HTMLResponse:
-    retry = str(get_services(request).settings.store_retry_after_seconds)
+    retry = str(services_of(request).settings.store_retry_after_seconds)
     return render(request, "error.html", {
         "user": user, "title": "Score store unavailable", "status": 503,
         "message": "The score store is not answering, so the page cannot show scores right now.",
@@ -182,7 +182,7 @@ def _login_page(request: Request, *, next_url: str, error: str | None = None, no
                 status_code: int = 200) -> HTMLResponse:
     return render(request, "login.html", {
         "user": None, "next": next_url, "error": error, "notice": notice,
-        "insecure": _insecure_transport(request), "no_keys": not len(get_services(request).keys),
+        "insecure": _insecure_transport(request), "no_keys": not len(services_of(request).keys),
     }, status_code=status_code)
 
 
@@ -211,7 +211,7 @@ def login(
         return _login_page(request, next_url=target, status_code=403, error=(
             "The sign-in form was posted from another site. If the service runs behind a reverse proxy, let the "
             "proxy pass the original Host header (or X-Forwarded-Host)."))
-    services = get_services(request)
+    services = services_of(request)
     try:
         principal = services.keys.authenticate(api_key)
     except AuthenticationError as exc:
@@ -253,7 +253,7 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") ->
 @router.get("/", response_class=HTMLResponse, name="ui_at_risk")
 def at_risk_page(request: Request, user: User) -> Response:
     """The Monday list: open deals ranked by value at risk, filtered by the key's limits and the form."""
-    services = get_services(request)
+    services = services_of(request)
     taxonomy = _taxonomy(services)
     query = ListQuery.from_params(request.query_params, taxonomy)
     try:
@@ -269,7 +269,7 @@ def at_risk_page(request: Request, user: User) -> Response:
 @router.get("/deals/{deal_id:path}", response_class=HTMLResponse)
 def deal_page(request: Request, deal_id: str, user: User) -> Response:
     """One deal: score, stage, reasons, warnings, actions, history and timeline (``?touchpoints=all``: every one)."""
-    services = get_services(request)
+    services = services_of(request)
     taxonomy = _taxonomy(services)
     all_touchpoints = request.query_params.get("touchpoints") == "all"
     try:
@@ -295,7 +295,7 @@ def deal_page(request: Request, deal_id: str, user: User) -> Response:
 @router.get("/model", response_class=HTMLResponse)
 def model_page(request: Request, user: User) -> Response:
     """The model in use, its training window, and its calibration and lift on held-out deals."""
-    services = get_services(request)
+    services = services_of(request)
     info = model_info(services)
     evaluation, why = (None, None)
     loaded = services.models.current
