@@ -151,6 +151,19 @@ def test_hash_covers_content_and_as_of() -> None:
     assert payload_hash(single, single.as_of, today) == payload_hash(batch.deals[0], batch.as_of, today) == h
 
 
+def test_hash_ignores_key_order_and_spelling_of_the_same_content() -> None:
+    today = datetime(2024, 3, 1, 10)
+    body = deal()
+    reordered = {k: body[k] for k in reversed(list(body))}
+    reordered["activities"] = [{k: a[k] for k in reversed(list(a))} for a in body["activities"]]
+    reordered["amount"] = 12000.0  # the same number written as a float
+    h = payload_hash(DealPayload.model_validate(body), AS_OF, today)
+    assert payload_hash(DealPayload.model_validate(reordered), AS_OF, today) == h
+    # a field added to the account is different content
+    moved = deal(account={"industry": "software", "employees": 120, "region": "r1"})
+    assert payload_hash(DealPayload.model_validate(moved), AS_OF, today) != h
+
+
 def test_without_as_of_deals_are_scored_now_allowing_small_clock_skew() -> None:
     now = datetime(2024, 3, 1, 12, 0)
     c = convert(deal(), as_of=None, now=now)
