@@ -67,6 +67,32 @@ def test_clean_values_take_the_direct_path_and_match_the_general_one() -> None:
     assert list(direct.stage_history["stage"]) == ["discovery", "qualification"]
 
 
+def test_a_batch_sized_request_sorts_like_the_general_path() -> None:
+    """Thousands of touchpoints (a batch) take the NumPy sort: same order as the general path, ties kept."""
+    tables = clean_tables()
+    ids = [f"d{k}" for k in (3, 1, 10, 2)]  # "d10" sorts before "d2" as text
+    tables["accounts"]["account_id"] = ["a1"]
+    deals = tables["deals"]
+    tables["deals"] = {c: v * len(ids) for c, v in deals.items()}
+    tables["deals"]["deal_id"] = ids
+    acts = tables["activities"]
+    n = 1200  # above the size at which the direct path sorts in NumPy
+    tables["activities"] = {
+        "activity_id": [f"x{i}" for i in range(n)], "deal_id": [ids[(i * 7) % len(ids)] for i in range(n)],
+        "occurred_at": [BASE + timedelta(hours=(i * 37) % 50) for i in range(n)],  # many ties
+        **{c: [acts[c][i % 4] for i in range(n)] for c in ("type", "direction", "contact_id", "contact_role")},
+        "recorded_at": [None] * n,
+    }
+    cut = pd.Timestamp("2024-02-01")
+    typed = {name: typed_columns(name, cols) for name, cols in tables.items()}
+    direct = _direct(typed, TAX, cut)
+    assert direct is not None
+    assert_same(direct, general(tables, cut))
+    got = direct.activities
+    assert list(got["deal_id"].drop_duplicates()) == ["d1", "d10", "d2", "d3"]
+    assert got.groupby("deal_id")["occurred_at"].apply(lambda t: t.is_monotonic_increasing).all()
+
+
 def test_errors_are_the_general_paths_own() -> None:
     tables = clean_tables()
     tables["activities"]["type"][2] = "zoom"
