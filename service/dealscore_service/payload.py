@@ -114,7 +114,9 @@ class _Frames:
         self.columns: dict[str, dict[str, list[Any]]] = {
             name: {col.name: [] for col in TABLES[name].columns} for name in REQUEST_TABLES
         }
-        self.locs: dict[str, list[Loc]] = {k: [] for k in REQUEST_TABLES}
+        # per table, runs of rows: (the JSON location, how many rows; None = one row at that location itself).
+        # Kept as runs, not one location per touchpoint: they are read only to report an error.
+        self.runs: dict[str, list[tuple[Loc, int | None]]] = {k: [] for k in REQUEST_TABLES}
         self.account_seen: dict[str, tuple[dict[str, Any], Loc]] = {}
 
     def add(self, deal: DealPayload, prefix: Loc) -> list[dict[str, Any]]:
@@ -125,41 +127,49 @@ class _Frames:
         if seen is None:
             self.account_seen[deal.account_id] = (account, [*prefix, "account"])
             self._append("accounts", account)
-            self.locs["accounts"].append([*prefix, "account"])
+            self.runs["accounts"].append(([*prefix, "account"], None))
         elif seen[0] != account:
             problems.append(_field_error(
                 [*prefix, "account"],
                 f"account {deal.account_id!r} differs from the one sent at {field_path(seen[1])}",
                 "send the same profile for deals of the same account"))
         self._append("deals", {name: getattr(deal, name) for name in self.columns["deals"]})
-        self.locs["deals"].append(prefix)
+        self.runs["deals"].append((prefix, None))
         # attribute reads, column by column: a model_dump per touchpoint would cost more than the rest
         for table, items in (("stage_history", deal.stage_history), ("activities", deal.activities)):
             for name, values in self.columns[table].items():
                 values.extend([deal.deal_id] * len(items) if name == "deal_id"
                               else [getattr(item, name) for item in items])
-            self.locs[table].extend([*prefix, table, i] for i in range(len(items)))
+            self.runs[table].append(([*prefix, table], len(items)))
         return problems
 
     def _append(self, table: str, row: dict[str, Any]) -> None:
         for name, values in self.columns[table].items():
             values.append(row.get(name))
 
+    def locs(self, table: str) -> list[Loc]:
+        """The JSON location of every row of ``table``, in row order."""
+        out: list[Loc] = []
+        for base, n in self.runs[table]:
+            out.extend([base] if n is None else ([*base, i] for i in range(n)))
+        return out
+
     def locate(self, table: str | None, column: str | None, ids: Sequence[str]) -> list[Loc]:
         """JSON locations of the rows a library error names (by id or by 'row N')."""
-        if table not in self.locs:
+        if table is None or table not in self.runs:
             return []
+        locs = self.locs(table)
         id_column = {"accounts": "account_id", "deals": "deal_id", "activities": "activity_id"}.get(table)
         out: list[Loc] = []
         for raw in ids:
             m = _ROW_ID.match(raw)
             if m:
                 idx = int(m.group(1)) - 2  # the library numbers rows as CSV lines (header = line 1)
-                if 0 <= idx < len(self.locs[table]):
-                    out.append(self.locs[table][idx])
+                if 0 <= idx < len(locs):
+                    out.append(locs[idx])
                 continue
             if id_column:
-                for value, loc in zip(self.columns[table][id_column], self.locs[table], strict=True):
+                for value, loc in zip(self.columns[table][id_column], locs, strict=True):
                     if value == raw:
                         out.append(loc)
                         break
