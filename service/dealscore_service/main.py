@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dealscore import __version__
 from dealscore.errors import StoreUnavailableError
+from dealscore_service import heap
 from dealscore_service.auth import KeyRing
 from dealscore_service.deps import Services
 from dealscore_service.errors import install_error_handlers
@@ -64,6 +64,7 @@ async def _retry_model(services: Services) -> None:
             break
         loaded = await run_in_threadpool(services.models.load)
         if loaded is not None:
+            heap.settle()
             services.metrics.set_model(loaded.version, loaded.source)
 
 
@@ -98,11 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retry = None
         if loaded is None and settings.model_retry_seconds > 0:
             retry = asyncio.create_task(_retry_model(services))
-        # The model, the libraries and the store are loaded for the life of the process: move
-        # them out of the collector's reach, so that its periodic passes (about one per scored
-        # request) walk only what requests allocate, not the whole heap again each time.
-        gc.collect()
-        gc.freeze()
+        heap.settle()
         log.info("service_started", model=loaded.version if loaded else None, store=services.store.safe_url,
                  keys=len(services.keys))
         try:

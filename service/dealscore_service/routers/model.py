@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
+from dealscore_service import heap
 from dealscore_service.deps import AdminKey, AnyKey, Services, ServicesDep
 from dealscore_service.schemas import ModelInfo, ReloadResponse, error_responses
 
@@ -34,5 +35,6 @@ def get_model(principal: AnyKey, services: ServicesDep) -> ModelInfo:
 async def reload_model(principal: AdminKey, services: ServicesDep) -> ReloadResponse:
     """Load the champion again (admin). Requests keep being served by the old model until the new one is ready."""
     previous, new = await run_in_threadpool(services.models.reload)
+    await run_in_threadpool(heap.settle)
     services.metrics.set_model(new.version, new.source)
     return ReloadResponse(previous_version=previous, changed=previous != new.version, model=model_info(services))
