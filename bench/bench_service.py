@@ -260,6 +260,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--throughput-seconds", type=float, default=20.0)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=20, help="deals per batch request (200 touchpoints each)")
+    ap.add_argument("--batch-concurrency", type=int, default=4,
+                    help="batch requests in flight (two per worker: one scored, one waiting)")
     ap.add_argument("--latency-workers", type=int, default=2, help="dealscore workers in the latency phase")
     ap.add_argument("--peer-rate", type=float, default=5.0, help="requests/s both servers sustain (ratio phase)")
     ap.add_argument("--peer-seconds", type=float, default=15.0)
@@ -366,7 +368,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         figures["throughput_single"] = asyncio.run(closed_loop(
             f"{base}/v1/score", lambda i: deal_bytes(10**6 + i), 1, args.concurrency, args.throughput_seconds, auth))
         figures["throughput_batch"] = asyncio.run(closed_loop(
-            f"{base}/v1/score/batch", batch_bytes, args.batch_size, 2, args.throughput_seconds, auth))
+            f"{base}/v1/score/batch", batch_bytes, args.batch_size, args.batch_concurrency, args.throughput_seconds,
+            auth))
     finally:
         stop(proc)
 
