@@ -155,7 +155,7 @@ class PreparedHistory:
     deals: DealRows
     stage: StageTimeline
     touches: TouchTimelines
-    data_cut: int | np.ndarray  # one time, or one per deal (see dealscore.features.whatif)
+    data_cut: int | np.ndarray  # one time, or one per touch group (see dealscore.features.whatif)
 
 
 def prepare_history(history: DealHistory, spec: FeatureSpec) -> PreparedHistory:
@@ -287,14 +287,22 @@ def resolve_context(context: FeatureContext | None, prepared: PreparedHistory | 
 
 
 def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Plan, q_deal: np.ndarray,
-                  q_time: np.ndarray, *, chunk_size: int = CHUNK, bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Step 5 for all snapshots: the numeric features (rows x ``plan.numeric``) and the declared-stage codes."""
+                  q_time: np.ndarray, *, touch_group: np.ndarray | None = None, chunk_size: int = CHUNK,
+                  bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Step 5 for all snapshots: the numeric features (rows x ``plan.numeric``) and the declared-stage codes.
+
+    ``touch_group`` is each snapshot's group in ``prepared.touches`` (default: its
+    deal). What-ifs pass their virtual deals there: a copy differs from its deal
+    only by its touchpoints, so its stage, profile and context features read the
+    real deal's rows instead of copies of them.
+    """
     n = len(q_deal)
     block = np.empty((len(plan.numeric), n), dtype=np.float64).T  # column-major: one contiguous column each
     stage_codes = np.empty(n, dtype=np.int64)
     for start in range(0, n, chunk_size):
         stop = min(n, start + chunk_size)
-        values = _chunk_features(prepared, context, plan, q_deal[start:stop], q_time[start:stop])
+        group = None if touch_group is None else touch_group[start:stop]
+        values = _chunk_features(prepared, context, plan, q_deal[start:stop], q_time[start:stop], group)
         stage_codes[start:stop] = values.pop("_stage_code")
         # one stacking call instead of a write per feature (one deal: ~90 tiny writes cost more)
         np.stack([values[name] for name in plan.numeric], out=block.T[:, start:stop])
@@ -304,13 +312,14 @@ def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Pla
 
 
 def _chunk_features(prepared: PreparedHistory, context: FeatureContext, plan: _Plan, q_deal: np.ndarray,
-                    q_time: np.ndarray) -> dict[str, np.ndarray]:
+                    q_time: np.ndarray, touch_group: np.ndarray | None) -> dict[str, np.ndarray]:
     """Step 5: every feature of a chunk of snapshots."""
+    group = q_deal if touch_group is None else touch_group
     cut = prepared.data_cut
-    if isinstance(cut, np.ndarray):  # per deal (what-if copies: the added touchpoint may move the cut)
-        cut = cut[q_deal]
+    if isinstance(cut, np.ndarray):  # per touch group (what-if copies: the added touchpoint may move the cut)
+        cut = cut[group]
     values = stage_features(prepared.stage, prepared.deals, q_deal, q_time, cut)
-    values.update(touch_features(prepared.touches, q_deal, q_time, plan.evidence))
+    values.update(touch_features(prepared.touches, group, q_time, plan.evidence))
     values.update(profile_features(prepared.deals, q_deal, q_time, values["amount"], context))
     norms = context.stage_norms(values["_stage_code"], q_time)
     values["stage_median_days_won"] = norms

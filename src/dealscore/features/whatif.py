@@ -4,18 +4,20 @@ Next-best actions ask "what would the deal's features be if this touchpoint
 happened now?". Answering by editing the history and calling
 :func:`~dealscore.features.build.build_features` again re-reads every table for
 every candidate. Here the history is read into arrays once; each what-if becomes
-a *virtual deal*: a copy of its snapshot's deal (the same deal rows, stage rows and
-touchpoints, gathered by index) plus one touchpoint row that happened and was
-logged at the snapshot's ``as_of``. The virtual deals then go through the very
-same vectorised steps as any history (:func:`~dealscore.features.build.compute_block`):
-there is no second formula, only a bigger batch of deals.
+a *virtual deal*: its snapshot's deal with a copy of the deal's touchpoints
+(gathered by index) plus one touchpoint row that happened and was logged at the
+snapshot's ``as_of``. The virtual deals then go through the very same vectorised
+steps as any history (:func:`~dealscore.features.build.compute_block`): there is
+no second formula, only a bigger batch of deals.
 
-A virtual deal keeps its deal's id, so cross-deal aggregates of the feature
-context (owner and account records, which never count touchpoints) are the
-deal's own. Like adding the row to the history, a touchpoint later than the
-history's data cut moves the copy's data cut to it
-(``dealscore.scoring.actions.apply_action`` does the same), and the copy's row
-order is the deal's rows followed by the added one. So a what-if row equals the
+Only the touchpoints are copied: a virtual deal *is* its deal for everything
+else, so its stage, profile and context features read the deal's own rows
+(``compute_block``'s ``touch_group`` says which copy of the touchpoints a row
+reads). Cross-deal aggregates of the feature context (owner and account records,
+which never count touchpoints) are therefore the deal's own. Like adding the row
+to the history, a touchpoint later than the history's data cut moves the copy's
+data cut to it (``dealscore.scoring.actions.apply_action`` does the same), and the
+copy's touchpoint order is the deal's rows followed by the added one. So a what-if row equals the
 row :func:`build_features` gives the edited history; ``tests/features/test_whatif.py``
 checks it.
 """
@@ -45,8 +47,6 @@ from dealscore.features.context import FeatureContext
 from dealscore.features.inputs import (
     DIRECTIONS,
     ActivityRows,
-    DealRows,
-    StageRows,
     Vocab,
     read_activity_rows,
     read_deals,
@@ -125,16 +125,15 @@ class WhatIf:
             src, v_time = np.concatenate([self.q_deal, src]), np.concatenate([self.q_time, v_time])
             v_cut = np.concatenate([np.full(n, self.cut, dtype=np.int64), v_cut])
         n_virtual = len(src)
-        v_deals = _take_deals(self.deals, src)
-        v_stage = _gather_stage(self.stage_rows, src, len(self.deals))
         extra = _touch_rows(self.plan, self.acts, [t for _, t in touchpoints], np.arange(first, n_virtual),
                             v_time[first:])
         v_acts = _gather_activities(self.acts, src, len(self.deals), extra)
-        prepared = PreparedHistory(index=self.deals.index, deals=v_deals, stage=prepare_stage(v_stage, n_virtual),
+        # only the touchpoints are copied: stage, profile and context features read the real deal's rows
+        prepared = PreparedHistory(index=self.deals.index, deals=self.deals, stage=self._stage,
                                    touches=prepare_touches(v_acts, n_virtual, self.plan.layout), data_cut=v_cut)
-        v_deal = np.arange(n_virtual, dtype=np.int64)
-        block, stage_codes = compute_block(prepared, self.context, self.plan, v_deal, v_time)
-        return FeatureBlock(self.plan, v_deals, v_deal, v_time, block, stage_codes)
+        block, stage_codes = compute_block(prepared, self.context, self.plan, src, v_time,
+                                           touch_group=np.arange(n_virtual, dtype=np.int64))
+        return FeatureBlock(self.plan, self.deals, src, v_time, block, stage_codes)
 
 
 def build_what_if(history: DealHistory, snapshots: pd.DataFrame, touchpoints: Sequence[tuple[int, Touchpoint]], *,
@@ -152,12 +151,6 @@ def build_what_if(history: DealHistory, snapshots: pd.DataFrame, touchpoints: Se
     return WhatIf(history, snapshots, spec=spec, taxonomy=taxonomy, context=context).with_touchpoints(touchpoints)
 
 
-def _take_deals(deals: DealRows, src: np.ndarray) -> DealRows:
-    """The deal rows of the virtual deals (same ids: cross-deal aggregates stay the deal's own)."""
-    fields = {f: getattr(deals, f)[src] for f in deals.__dataclass_fields__ if f != "index"}
-    return DealRows(index=deals.index, **fields)
-
-
 def _gather(deal: np.ndarray, src: np.ndarray, n_deals: int) -> tuple[np.ndarray, np.ndarray]:
     """Row positions of each virtual deal's source deal (in table order) and the virtual deal of each."""
     order = np.argsort(deal, kind="stable")
@@ -169,12 +162,6 @@ def _gather(deal: np.ndarray, src: np.ndarray, n_deals: int) -> tuple[np.ndarray
     owner = np.repeat(np.arange(len(src), dtype=np.int64), lens)
     offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
     return order[start[src][owner] + offset], owner
-
-
-def _gather_stage(rows: StageRows, src: np.ndarray, n_deals: int) -> StageRows:
-    pos, owner = _gather(rows.deal, src, n_deals)
-    return StageRows(deal=owner, stage=rows.stage[pos], changed=rows.changed[pos], seen=rows.seen[pos],
-                     amount=rows.amount[pos], expected_close=rows.expected_close[pos])
 
 
 def _gather_activities(rows: ActivityRows, src: np.ndarray, n_deals: int, extra: ActivityRows) -> ActivityRows:
