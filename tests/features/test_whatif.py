@@ -74,6 +74,15 @@ def test_what_if_fits_the_context_on_the_history_not_the_copies() -> None:
     assert_same_features(block.frame(), build_features(history, snaps, spec=SPEC))
 
 
+def test_snapshots_given_as_arrays_equal_the_frame() -> None:
+    history = random_history(6)
+    snaps = pd.DataFrame({"deal_id": history.deals["deal_id"].astype(object).iloc[:4],
+                          "as_of": history.deals["created_at"].iloc[:4] + pd.Timedelta(days=20)})
+    arrays = (snaps["deal_id"].to_numpy(dtype=object), snaps["as_of"].to_numpy())
+    assert_same_features(WhatIf(history, arrays, spec=SPEC).snapshots().frame(),
+                         build_features(history, snaps, spec=SPEC))
+
+
 def test_feature_block_is_what_build_features_assembles() -> None:
     history = random_history(4)
     snaps = pd.DataFrame({"deal_id": history.deals["deal_id"].astype(object), "as_of": history.data_cut})

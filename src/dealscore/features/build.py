@@ -116,17 +116,25 @@ def _resolve_spec(spec: FeatureSpec | None, taxonomy: StageTaxonomy | None) -> F
     return spec
 
 
-def check_snapshots(snapshots: pd.DataFrame, index: Vocab, deals: DealRows) -> tuple[np.ndarray, np.ndarray]:
-    """Deal rows and as_of times of the snapshots, refusing unknown deals and times before a deal existed."""
-    missing = [c for c in ("deal_id", "as_of") if c not in snapshots.columns]
-    if missing:
-        raise DataValidationError(
-            f"snapshots: missing column(s) {missing}", table="snapshots", column=missing[0],
-            fix="pass a DataFrame with columns deal_id and as_of (see make_snapshots / scoring_snapshots)",
-        )
-    ids = raw_column(snapshots, "deal_id")
+def check_snapshots(snapshots: pd.DataFrame | tuple[Any, Any], index: Vocab, deals: DealRows
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Deal rows and as_of times of the snapshots, refusing unknown deals and times before a deal existed.
+
+    ``snapshots`` is a frame with ``deal_id`` and ``as_of`` or those two columns as
+    arrays (the scorer's one deal: building a one-row frame costs more than checking it).
+    """
+    if isinstance(snapshots, tuple):
+        ids, when = snapshots
+    else:
+        missing = [c for c in ("deal_id", "as_of") if c not in snapshots.columns]
+        if missing:
+            raise DataValidationError(
+                f"snapshots: missing column(s) {missing}", table="snapshots", column=missing[0],
+                fix="pass a DataFrame with columns deal_id and as_of (see make_snapshots / scoring_snapshots)",
+            )
+        ids, when = raw_column(snapshots, "deal_id"), raw_column(snapshots, "as_of")
     q_deal = deal_codes(index, ids if len(ids) > SMALL else np.asarray(ids, dtype=object), table="snapshots")
-    q_time = as_ns(raw_column(snapshots, "as_of"), table="snapshots", column="as_of")
+    q_time = as_ns(when, table="snapshots", column="as_of")
     if (q_time == NAT).any():
         ids = [str(i) for i in np.asarray(ids, dtype=object)[q_time == NAT][:5]]
         raise DataValidationError("snapshots, column as_of: snapshots without a time", table="snapshots",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,11 +79,13 @@ class WhatIf:
     The scorer first needs the snapshots' own features (to infer the real stage),
     then the what-ifs of the actions valid for that stage; both come from the
     arrays read here. :meth:`snapshots` equals :func:`build_feature_block`;
-    :meth:`with_touchpoints` builds the virtual deals.
+    :meth:`with_touchpoints` builds the virtual deals. ``snapshots`` is a frame with
+    ``deal_id`` and ``as_of`` or those two columns as arrays (see :func:`check_snapshots`).
     """
 
-    def __init__(self, history: DealHistory, snapshots: pd.DataFrame, *, spec: FeatureSpec | None = None,
-                 taxonomy: StageTaxonomy | None = None, context: FeatureContext | None = None) -> None:
+    def __init__(self, history: DealHistory, snapshots: pd.DataFrame | tuple[Any, Any], *,
+                 spec: FeatureSpec | None = None, taxonomy: StageTaxonomy | None = None,
+                 context: FeatureContext | None = None) -> None:
         self.spec = _resolve_spec(spec, taxonomy)
         self.plan = _plan(self.spec)
         self.deals = read_deals(history)
