@@ -40,7 +40,7 @@ from dealscore.features.profile import profile_features
 from dealscore.features.spec import FeatureSpec, default_columns
 from dealscore.features.stage import StageTimeline, prepare_stage, stage_features
 from dealscore.features.timeline import NAT
-from dealscore.features.touchpoints import TouchLayout, TouchTimelines, prepare_touches, touch_features
+from dealscore.features.touchpoints import Evidence, TouchLayout, TouchTimelines, prepare_touches, touch_features
 from dealscore.taxonomy import StageTaxonomy
 
 CHUNK = 100_000
@@ -55,7 +55,7 @@ class _Plan:
     types: Vocab
     roles: Vocab
     layout: TouchLayout
-    evidence: list[tuple[str, list[str]]]
+    evidence: Evidence
     names: list[str]
     numeric: list[str]
     categorical: list[str]
@@ -93,7 +93,7 @@ def _plan(spec: FeatureSpec) -> _Plan:
         vocabs[name] = Vocab.of(vocab)
     plan = _Plan(
         key=key, stages=Vocab.of(spec.stages), types=Vocab.of(spec.activity_types), roles=Vocab.of(roles),
-        layout=layout, evidence=[(s, list(spec.evidence.get(s, []))) for s in spec.stages],
+        layout=layout, evidence=Evidence.of([(s, list(spec.evidence.get(s, []))) for s in spec.stages], layout),
         names=spec.feature_names, numeric=numeric,
         categorical=categorical,
         frame_columns=pd.Index(["deal_id", "as_of", *spec.feature_names]),
@@ -327,7 +327,7 @@ def _chunk_features(prepared: PreparedHistory, context: FeatureContext, plan: _P
     if isinstance(cut, np.ndarray):  # per touch group (what-if copies: the added touchpoint may move the cut)
         cut = cut[group]
     values = stage_features(prepared.stage, prepared.deals, q_deal, q_time, cut)
-    values.update(touch_features(prepared.touches, group, q_time, plan.evidence))
+    values.update(touch_features(prepared.touches, group, q_time, plan.evidence, plan.stages.names))
     values.update(profile_features(prepared.deals, q_deal, q_time, values["amount"], context))
     norms = context.stage_norms(values["_stage_code"], q_time)
     values["stage_median_days_won"] = norms
