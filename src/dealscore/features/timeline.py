@@ -11,11 +11,12 @@ from when it was logged until 7 days after it happened) is an *interval*
 The one trick is how to binary-search "group g, time <= t" for a million
 snapshots in one vectorised call without losing nanosecond precision:
 :class:`TimeCode` turns ``(group, time)`` into one exact, order-preserving int64
-key, ``group * span + slot``. The slot is the time counted in the coarsest unit
-that divides every event time (whole seconds for CRM data); only when that
-cannot fit in 63 bits does it fall back to the time's rank among the event
-times. That keeps a million snapshots and one deal scored now on the same code
-path, with no per-deal Python loop.
+key, ``group * span + slot``. The slot is the time in nanoseconds when that fits
+(a few groups), else counted in the coarsest unit that divides every event time
+(whole seconds for CRM data); only when that cannot fit in 63 bits either does
+it fall back to the time's rank among the event times. That keeps a million
+snapshots and one deal scored now on the same code path, with no per-deal
+Python loop.
 """
 
 from __future__ import annotations
@@ -47,7 +48,12 @@ class TimeCode:
 
     @classmethod
     def fit(cls, times: np.ndarray, n_groups: int) -> TimeCode:
-        """Choose the coarsest exact encoding of ``times`` that fits ``n_groups`` groups in 63 bits."""
+        """Choose an exact encoding of ``times`` that fits ``n_groups`` groups in 63 bits.
+
+        Nanoseconds when they fit (no unit to search), else the coarsest unit that
+        divides every time, else the times' ranks. Every exact encoding answers
+        every query the same, so the choice only decides what the search costs.
+        """
         if not len(times):
             return cls(base=0, unit=1, span=3)
         lo, hi = int(times.min()), int(times.max())
@@ -58,6 +64,10 @@ class TimeCode:
             if not len(finite):
                 return cls(base=0, unit=1, span=3, special=True)
             lo, hi = int(finite.min()), int(finite.max())
+        if (hi - lo + 3) * (n_groups + 2) < _LIMIT:
+            # nanoseconds already fit (a few groups, e.g. one deal's what-if copies): searching for a coarser
+            # unit costs a modulo pass per unit tried and buys nothing
+            return cls(base=lo, unit=1, span=hi - lo + 3, special=special)
         unit = 1
         for u in _UNITS:
             if not (finite % u).any():
@@ -76,7 +86,7 @@ class TimeCode:
         """Slot of each event time (``NEVER`` -> last slot; ``NAT`` -> 0)."""
         if not self.special:
             if self.distinct is None:
-                return (times - self.base) // self.unit + 1
+                return times - (self.base - 1) if self.unit == 1 else (times - self.base) // self.unit + 1
             return np.searchsorted(self.distinct, times, side="left") + 1
         never = times == NEVER
         nat = times == NAT
@@ -90,7 +100,9 @@ class TimeCode:
 
     def query_slots(self, times: np.ndarray, *, strict: bool = False) -> np.ndarray:
         """Largest event slot counted for each query: events with slot <= it have time <= t (< t if strict)."""
-        if self.distinct is None:
+        if self.distinct is None and self.unit == 1:
+            slots = times - (self.base if strict else self.base - 1)
+        elif self.distinct is None:
             delta = times - self.base
             slots = -((-delta) // self.unit) if strict else delta // self.unit + 1
         else:
@@ -100,7 +112,7 @@ class TimeCode:
     def decode(self, slots: np.ndarray) -> np.ndarray:
         """Event time of each slot >= 1 (callers mask slot 0 themselves)."""
         if self.distinct is None:
-            return self.base + (slots - 1) * self.unit
+            return slots + (self.base - 1) if self.unit == 1 else self.base + (slots - 1) * self.unit
         return self.distinct[np.clip(slots - 1, 0, max(len(self.distinct) - 1, 0))] if len(self.distinct) else slots
 
 
