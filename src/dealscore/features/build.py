@@ -312,8 +312,14 @@ def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Pla
         group = None if touch_group is None else touch_group[start:stop]
         values = _chunk_features(prepared, context, plan, q_deal[start:stop], q_time[start:stop], group)
         stage_codes[start:stop] = values.pop("_stage_code")
-        # one stacking call instead of a write per feature (one deal: ~90 tiny writes cost more)
-        np.stack([values[name] for name in plan.numeric], out=block.T[:, start:stop])
+        # one call for all ~90 features instead of a write each (one deal: the tiny writes cost more); a single
+        # chunk is the whole block, contiguous in feature order, so one concatenation fills it without np.stack's
+        # per-array views
+        columns, target = [values[name] for name in plan.numeric], block.T[:, start:stop]
+        if target.flags.c_contiguous:
+            np.concatenate(columns, out=target.reshape(-1))
+        else:
+            np.stack(columns, out=target)
         if bar is not None:
             bar.update(stop - start)
     return block, stage_codes
