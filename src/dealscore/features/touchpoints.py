@@ -232,7 +232,7 @@ def _first_contact(deal: np.ndarray, contact: np.ndarray) -> np.ndarray:
 def _unanswered_end(rows: ActivityRows, occ_tl: Timeline, n_deals: int) -> Timeline:
     """Per outbound touch: when it stops counting as unanswered (an inbound touch at or after it is seen)."""
     inbound = occ_tl.subset(rows.direction[occ_tl.order] == 0)
-    answered_by = segmented_extreme(inbound.group, rows.seen[inbound.order], np.ones(len(inbound), bool),
+    answered_by = segmented_extreme(inbound.group, rows.seen[inbound.order],
                                     reverse=True, minimum=True)
     out = np.flatnonzero(rows.direction == 1)
     d_out = rows.deal[out]
@@ -245,7 +245,7 @@ def _unanswered_end(rows: ActivityRows, occ_tl: Timeline, n_deals: int) -> Timel
 def _reply_start(rows: ActivityRows, occ_tl: Timeline, n_deals: int) -> Timeline:
     """Per inbound touch: from when it counts as a reply (it and an earlier outbound touch are seen)."""
     outbound = occ_tl.subset(rows.direction[occ_tl.order] == 1)
-    first_seen = segmented_extreme(outbound.group, rows.seen[outbound.order], np.ones(len(outbound), bool),
+    first_seen = segmented_extreme(outbound.group, rows.seen[outbound.order],
                                    minimum=True)
     inb = np.flatnonzero(rows.direction == 0)
     d_in = rows.deal[inb]
