@@ -278,9 +278,13 @@ class Scorer:
         params = {k: getattr(stored, k) for k in ("owner_shrinkage", "account_shrinkage") if hasattr(stored, k)}
         return ctx_type(**params).fit(history, spec=self.bundle.spec)
 
-    def _predict(self, block: Any) -> _Inputs:
-        """Model inputs for a feature block: one float matrix per booster (fast path) or its frame."""
-        codes = _CategoryCodes(block)
+    def _predict(self, block: Any, copies_of: tuple[_CategoryCodes, Sequence[int]] | None = None) -> _Inputs:
+        """Model inputs for a feature block: one float matrix per booster (fast path) or its frame.
+
+        ``copies_of=(codes, rows)`` says row ``j`` is a what-if copy of row ``rows[j]`` of the
+        block those codes belong to (see :class:`_CategoryCodes`).
+        """
+        codes = _CategoryCodes(block, copies_of)
         if self._fast is None and len(block):
             mats = self._runner.block_matrices(block, codes)
             self._fast = self._runner.agrees(block.frame(), self._taxonomy.names, mats=mats)
@@ -365,7 +369,9 @@ class Scorer:
                 for a in self._candidates.get(s, []):
                     items.append((deal_ids[i], a, times[i]))
                     item_row.append(i)
-        vinp = (self._predict(what_if.with_touchpoints(self._touchpoints(own, what_if, items, item_row, as_of)))
+        copies_of = (inp.codes, item_row) if inp.codes is not None else None
+        vinp = (self._predict(what_if.with_touchpoints(self._touchpoints(own, what_if, items, item_row, as_of)),
+                              copies_of=copies_of)
                 if items else None)
         # one win-model call for the scores and the what-ifs; contributions only for the scored rows
         raw_all = self._win_raw(inp, vinp)
@@ -471,19 +477,31 @@ class _CategoryCodes:
     ``FeatureBlock.categorical`` encodes the column afresh on each call; a block
     is asked for each categorical by the win matrix, the stage matrix and the
     reason wording, which cost more than the one encoding they need.
+
+    What-if copies (``copies_of=(codes, rows)``: row ``j`` copies row ``rows[j]`` of
+    the block behind ``codes``) are the same deals, so their profile categoricals are
+    those rows' codes; only the declared stage, a feature of the copy, is its own.
+    An open vocabulary may list more categories than the copies alone would, which
+    changes no matrix value: codes are mapped to the booster's categories by name.
     """
 
-    __slots__ = ("_got", "block")
+    __slots__ = ("_got", "_parent", "block")
 
-    def __init__(self, block: Any) -> None:
+    def __init__(self, block: Any, copies_of: tuple[_CategoryCodes, Sequence[int]] | None = None) -> None:
         self.block = block
+        self._parent = copies_of
         self._got: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
 
     def __call__(self, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
         got = self._got.get(name)
         if got is None:
-            codes, cats = self.block.categorical(name)
-            got = self._got[name] = (codes, tuple(cats))
+            if self._parent is not None and name != "declared_stage":
+                parent, rows = self._parent
+                codes, cats = parent(name)
+                got = self._got[name] = (codes[np.asarray(rows, dtype=np.int64)], cats)
+            else:
+                codes, cats = self.block.categorical(name)
+                got = self._got[name] = (codes, tuple(cats))
         return got
 
 
