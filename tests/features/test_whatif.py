@@ -10,6 +10,7 @@ from dealscore.data.history import DealHistory
 from dealscore.errors import ConfigError
 from dealscore.features import FeatureContext, FeatureSpec, Touchpoint, WhatIf, build_feature_block, build_features
 from dealscore.features.build import FeatureBlock
+from dealscore.features.profile import PROFILE_FEATURES, profile_features
 
 from .conftest import random_history
 from .test_build import assert_same_features
@@ -64,6 +65,31 @@ def test_what_if_rows_equal_building_the_edited_history(seed: int) -> None:
         assert_same_features(got.iloc[[len(rows) + j]].reset_index(drop=True), want)
     alone = what_if.with_touchpoints(items).frame()
     assert_same_features(alone, got.iloc[len(rows):].reset_index(drop=True))
+
+
+def test_what_ifs_after_the_snapshots_equal_what_ifs_alone() -> None:
+    """Once the snapshots' own features are computed, copies take their profile features from them."""
+    history = random_history(8)
+    spec = SPEC.fit_vocabulary(build_features(history, pd.DataFrame({
+        "deal_id": history.deals["deal_id"].astype(object), "as_of": history.deals["created_at"]}), spec=SPEC))
+    context = FeatureContext().fit(history, spec=spec)
+    d = history.deals.head(5)
+    snaps = pd.DataFrame({"deal_id": d["deal_id"].astype(object), "as_of": d["created_at"] + pd.Timedelta(days=30)})
+    items = [(i, t) for i in range(len(snaps)) for t in _touches(history, snaps["deal_id"].iloc[i])]
+    fresh = WhatIf(history, snaps, spec=spec, context=context).with_touchpoints(items).frame()
+    what_if = WhatIf(history, snaps, spec=spec, context=context)
+    what_if.snapshots()
+    assert_same_features(what_if.with_touchpoints(items).frame(), fresh)
+    assert_same_features(what_if.with_touchpoints(items, keep_snapshots=True).frame().iloc[len(snaps):]
+                         .reset_index(drop=True), fresh)
+
+
+def test_profile_features_lists_what_profile_features_returns() -> None:
+    history = random_history(4)
+    snaps = pd.DataFrame({"deal_id": history.deals["deal_id"].astype(object).iloc[:3], "as_of": history.data_cut})
+    what_if = WhatIf(history, snaps, spec=SPEC)
+    got = profile_features(what_if.deals, what_if.q_deal, what_if.q_time, np.ones(3), what_if.context)
+    assert tuple(got) == PROFILE_FEATURES
 
 
 def test_what_if_fits_the_context_on_the_history_not_the_copies() -> None:

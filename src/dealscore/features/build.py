@@ -36,7 +36,7 @@ from dealscore.features.inputs import (
     read_deals,
     read_stage_rows,
 )
-from dealscore.features.profile import profile_features
+from dealscore.features.profile import PROFILE_FEATURES, profile_features
 from dealscore.features.spec import FeatureSpec, default_columns
 from dealscore.features.stage import StageTimeline, prepare_stage, stage_features
 from dealscore.features.timeline import NAT
@@ -64,6 +64,7 @@ class _Plan:
     numeric_positions: np.ndarray
     dtypes: dict[str, pd.CategoricalDtype | None]
     vocabs: dict[str, Vocab]
+    profile_columns: tuple[list[str], np.ndarray]  # the profile features the spec keeps, and their numeric columns
 
 
 def _plan(spec: FeatureSpec) -> _Plan:
@@ -100,6 +101,8 @@ def _plan(spec: FeatureSpec) -> _Plan:
         frame_positions={n: np.array([i]) for i, n in enumerate(["deal_id", "as_of", *spec.feature_names])},
         numeric_positions=np.array([2 + spec.feature_names.index(n) for n in numeric], dtype=np.int64),
         dtypes=dtypes, vocabs=vocabs,
+        profile_columns=([n for n in PROFILE_FEATURES if n in numeric],
+                         np.array([numeric.index(n) for n in PROFILE_FEATURES if n in numeric], dtype=np.int64)),
     )
     spec._compiled = plan
     return plan
@@ -295,7 +298,8 @@ def resolve_context(context: FeatureContext | None, prepared: PreparedHistory | 
 
 
 def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Plan, q_deal: np.ndarray,
-                  q_time: np.ndarray, *, touch_group: np.ndarray | None = None, chunk_size: int = CHUNK,
+                  q_time: np.ndarray, *, touch_group: np.ndarray | None = None,
+                  profile_of: tuple[np.ndarray, np.ndarray] | None = None, chunk_size: int = CHUNK,
                   bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Step 5 for all snapshots: the numeric features (rows x ``plan.numeric``) and the declared-stage codes.
 
@@ -303,6 +307,11 @@ def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Pla
     deal). What-ifs pass their virtual deals there: a copy differs from its deal
     only by its touchpoints, so its stage, profile and context features read the
     real deal's rows instead of copies of them.
+
+    ``profile_of=(numeric, rows)`` says snapshot ``j`` has the same deal and time as
+    row ``rows[j]`` of an already computed block ``numeric``: its profile features
+    (:data:`~dealscore.features.profile.PROFILE_FEATURES`, a function of deal,
+    time and amount only) are taken from there instead of being computed again.
     """
     n = len(q_deal)
     block = np.empty((len(plan.numeric), n), dtype=np.float64).T  # column-major: one contiguous column each
@@ -310,7 +319,8 @@ def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Pla
     for start in range(0, n, chunk_size):
         stop = min(n, start + chunk_size)
         group = None if touch_group is None else touch_group[start:stop]
-        values = _chunk_features(prepared, context, plan, q_deal[start:stop], q_time[start:stop], group)
+        known = None if profile_of is None else _known_profile(plan, profile_of[0], profile_of[1][start:stop])
+        values = _chunk_features(prepared, context, plan, q_deal[start:stop], q_time[start:stop], group, known)
         stage_codes[start:stop] = values.pop("_stage_code")
         # one call for all ~90 features instead of a write each (one deal: the tiny writes cost more); a single
         # chunk is the whole block, contiguous in feature order, so one concatenation fills it without np.stack's
@@ -325,16 +335,25 @@ def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Pla
     return block, stage_codes
 
 
+def _known_profile(plan: _Plan, numeric: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The profile features of ``rows`` of a computed block (those the plan keeps: the rest are never read)."""
+    names, cols = plan.profile_columns
+    got = numeric[rows[:, None], cols]  # one gather for all of them
+    return {name: got[:, i] for i, name in enumerate(names)}
+
+
 def _chunk_features(prepared: PreparedHistory, context: FeatureContext, plan: _Plan, q_deal: np.ndarray,
-                    q_time: np.ndarray, touch_group: np.ndarray | None) -> dict[str, np.ndarray]:
-    """Step 5: every feature of a chunk of snapshots."""
+                    q_time: np.ndarray, touch_group: np.ndarray | None,
+                    profile: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Step 5: every feature of a chunk of snapshots (``profile``: their profile features, already known)."""
     group = q_deal if touch_group is None else touch_group
     cut = prepared.data_cut
     if isinstance(cut, np.ndarray):  # per touch group (what-if copies: the added touchpoint may move the cut)
         cut = cut[group]
     values = stage_features(prepared.stage, prepared.deals, q_deal, q_time, cut)
     values.update(touch_features(prepared.touches, group, q_time, plan.evidence, plan.stages.names))
-    values.update(profile_features(prepared.deals, q_deal, q_time, values["amount"], context))
+    values.update(profile_features(prepared.deals, q_deal, q_time, values["amount"], context)
+                  if profile is None else profile)
     norms = context.stage_norms(values["_stage_code"], q_time)
     values["stage_median_days_won"] = norms
     with np.errstate(invalid="ignore", divide="ignore"):

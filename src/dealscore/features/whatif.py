@@ -14,7 +14,10 @@ Only the touchpoints are copied: a virtual deal *is* its deal for everything
 else, so its stage, profile and context features read the deal's own rows
 (``compute_block``'s ``touch_group`` says which copy of the touchpoints a row
 reads). Cross-deal aggregates of the feature context (owner and account records,
-which never count touchpoints) are therefore the deal's own. Like adding the row
+which never count touchpoints) are therefore the deal's own; once
+:meth:`WhatIf.snapshots` has computed them, a copy takes its snapshot's profile
+features (a function of deal, time and amount, see ``PROFILE_FEATURES``) rather
+than asking the context the same question again. Like adding the row
 to the history, a touchpoint later than the history's data cut moves the copy's
 data cut to it (``dealscore.scoring.actions.apply_action`` does the same), and the
 copy's touchpoint order is the deal's rows followed by the added one. So a what-if row equals the
@@ -96,6 +99,7 @@ class WhatIf:
         self._stage = prepare_stage(self.stage_rows, len(self.deals))
         self.context = (resolve_context(context, None, self.spec) if context is not None
                         else FeatureContext().fit_prepared(self.deals, self._stage, self.spec.stages))
+        self._own: np.ndarray | None = None  # the snapshots' numeric features, once computed
 
     def __len__(self) -> int:
         return len(self.q_deal)
@@ -106,6 +110,7 @@ class WhatIf:
                                    touches=prepare_touches(self.acts, len(self.deals), self.plan.layout),
                                    data_cut=self.cut)
         block, stage_codes = compute_block(prepared, self.context, self.plan, self.q_deal, self.q_time)
+        self._own = block
         return FeatureBlock(self.plan, self.deals, self.q_deal, self.q_time, block, stage_codes)
 
     def with_touchpoints(self, touchpoints: Sequence[tuple[int, Touchpoint]], *,
@@ -127,6 +132,7 @@ class WhatIf:
         if keep_snapshots:
             src, v_time = np.concatenate([self.q_deal, src]), np.concatenate([self.q_time, v_time])
             v_cut = np.concatenate([np.full(n, self.cut, dtype=np.int64), v_cut])
+            rows = np.concatenate([np.arange(n, dtype=np.int64), rows])
         n_virtual = len(src)
         extra = _touch_rows(self.plan, self.acts, [t for _, t in touchpoints], np.arange(first, n_virtual),
                             v_time[first:])
@@ -134,8 +140,10 @@ class WhatIf:
         # only the touchpoints are copied: stage, profile and context features read the real deal's rows
         prepared = PreparedHistory(index=self.deals.index, deals=self.deals, stage=self._stage,
                                    touches=prepare_touches(v_acts, n_virtual, self.plan.layout), data_cut=v_cut)
+        # a copy's profile features (deal, time and amount only) are its snapshot's, when those are computed
         block, stage_codes = compute_block(prepared, self.context, self.plan, src, v_time,
-                                           touch_group=np.arange(n_virtual, dtype=np.int64))
+                                           touch_group=np.arange(n_virtual, dtype=np.int64),
+                                           profile_of=None if self._own is None else (self._own, rows))
         return FeatureBlock(self.plan, self.deals, src, v_time, block, stage_codes)
 
 
