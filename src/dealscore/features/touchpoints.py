@@ -200,8 +200,8 @@ def prepare_touches(rows: ActivityRows, n_deals: int, layout: TouchLayout) -> To
     late = (rows.seen - rows.occurred) > WINDOW_NS[:, None]  # (windows, n): logged after the window closed
     rows_of, window_of = layout.window_rows
     stacked = ind[rows_of]  # each window's counted quantities, one block of rows per window
-    late_rows = late[window_of]
     if late.any():
+        late_rows = late[window_of]
         late_sums = prefix_sums((stacked * late_rows)[:, so], np.int32)
         on_time = (stacked * ~late_rows)[:, oo]
     else:  # nothing logged after its window closed (one deal scored now, typically): skip the masks
