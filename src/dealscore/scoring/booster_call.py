@@ -38,7 +38,8 @@ def predict_matrix(booster: Any, mat: np.ndarray, *, kind: int, iteration: int, 
     (per row: one value per feature then the bias, per model of an iteration);
     ``models`` is ``booster.num_model_per_iteration()`` (asked once by the caller).
     """
-    if _LIB is None or _safe_call is None:
+    handle = getattr(booster, "_handle", None)
+    if _LIB is None or _safe_call is None or handle is None:
         return _through_wrapper(booster, mat, kind=kind, iteration=iteration, threads=threads)
     data = np.ascontiguousarray(mat, dtype=np.float64)
     nrow, ncol = data.shape
@@ -48,7 +49,7 @@ def predict_matrix(booster: Any, mat: np.ndarray, *, kind: int, iteration: int, 
         return out
     n_out = ctypes.c_int64(0)
     _safe_call(_LIB.LGBM_BoosterPredictForMat(
-        booster._handle, data.ctypes.data_as(ctypes.c_void_p), ctypes.c_int(_C_DOUBLE), ctypes.c_int32(nrow),
+        handle, data.ctypes.data_as(ctypes.c_void_p), ctypes.c_int(_C_DOUBLE), ctypes.c_int32(nrow),
         ctypes.c_int32(ncol), ctypes.c_int(_ROW_MAJOR), ctypes.c_int(kind), ctypes.c_int(0),
         ctypes.c_int(iteration), ctypes.c_char_p(f"num_threads={threads}".encode()), ctypes.byref(n_out),
         out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
