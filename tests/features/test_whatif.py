@@ -10,6 +10,7 @@ from dealscore.data.history import DealHistory
 from dealscore.errors import ConfigError
 from dealscore.features import FeatureContext, FeatureSpec, Touchpoint, WhatIf, build_feature_block, build_features
 from dealscore.features.build import FeatureBlock
+from dealscore.features.profile import PROFILE_FEATURES, profile_features
 
 from .conftest import random_history
 from .test_build import assert_same_features
@@ -66,12 +67,46 @@ def test_what_if_rows_equal_building_the_edited_history(seed: int) -> None:
     assert_same_features(alone, got.iloc[len(rows):].reset_index(drop=True))
 
 
+def test_what_ifs_after_the_snapshots_equal_what_ifs_alone() -> None:
+    """Once the snapshots' own features are computed, copies take their profile features from them."""
+    history = random_history(8)
+    spec = SPEC.fit_vocabulary(build_features(history, pd.DataFrame({
+        "deal_id": history.deals["deal_id"].astype(object), "as_of": history.deals["created_at"]}), spec=SPEC))
+    context = FeatureContext().fit(history, spec=spec)
+    d = history.deals.head(5)
+    snaps = pd.DataFrame({"deal_id": d["deal_id"].astype(object), "as_of": d["created_at"] + pd.Timedelta(days=30)})
+    items = [(i, t) for i in range(len(snaps)) for t in _touches(history, snaps["deal_id"].iloc[i])]
+    fresh = WhatIf(history, snaps, spec=spec, context=context).with_touchpoints(items).frame()
+    what_if = WhatIf(history, snaps, spec=spec, context=context)
+    what_if.snapshots()
+    assert_same_features(what_if.with_touchpoints(items).frame(), fresh)
+    assert_same_features(what_if.with_touchpoints(items, keep_snapshots=True).frame().iloc[len(snaps):]
+                         .reset_index(drop=True), fresh)
+
+
+def test_profile_features_lists_what_profile_features_returns() -> None:
+    history = random_history(4)
+    snaps = pd.DataFrame({"deal_id": history.deals["deal_id"].astype(object).iloc[:3], "as_of": history.data_cut})
+    what_if = WhatIf(history, snaps, spec=SPEC)
+    got = profile_features(what_if.deals, what_if.q_deal, what_if.q_time, np.ones(3), what_if.context)
+    assert tuple(got) == PROFILE_FEATURES
+
+
 def test_what_if_fits_the_context_on_the_history_not_the_copies() -> None:
     history = random_history(5)
     snaps = pd.DataFrame({"deal_id": pd.Series([history.deals["deal_id"].iloc[2]], dtype=object),
                           "as_of": [history.data_cut]})
     block = WhatIf(history, snaps, spec=SPEC).snapshots()
     assert_same_features(block.frame(), build_features(history, snaps, spec=SPEC))
+
+
+def test_snapshots_given_as_arrays_equal_the_frame() -> None:
+    history = random_history(6)
+    snaps = pd.DataFrame({"deal_id": history.deals["deal_id"].astype(object).iloc[:4],
+                          "as_of": history.deals["created_at"].iloc[:4] + pd.Timedelta(days=20)})
+    arrays = (snaps["deal_id"].to_numpy(dtype=object), snaps["as_of"].to_numpy())
+    assert_same_features(WhatIf(history, arrays, spec=SPEC).snapshots().frame(),
+                         build_features(history, snaps, spec=SPEC))
 
 
 def test_feature_block_is_what_build_features_assembles() -> None:

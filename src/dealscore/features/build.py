@@ -36,11 +36,11 @@ from dealscore.features.inputs import (
     read_deals,
     read_stage_rows,
 )
-from dealscore.features.profile import profile_features
+from dealscore.features.profile import PROFILE_FEATURES, profile_features
 from dealscore.features.spec import FeatureSpec, default_columns
 from dealscore.features.stage import StageTimeline, prepare_stage, stage_features
 from dealscore.features.timeline import NAT
-from dealscore.features.touchpoints import TouchLayout, TouchTimelines, prepare_touches, touch_features
+from dealscore.features.touchpoints import Evidence, TouchLayout, TouchTimelines, prepare_touches, touch_features
 from dealscore.taxonomy import StageTaxonomy
 
 CHUNK = 100_000
@@ -55,7 +55,7 @@ class _Plan:
     types: Vocab
     roles: Vocab
     layout: TouchLayout
-    evidence: list[tuple[str, list[str]]]
+    evidence: Evidence
     names: list[str]
     numeric: list[str]
     categorical: list[str]
@@ -64,6 +64,7 @@ class _Plan:
     numeric_positions: np.ndarray
     dtypes: dict[str, pd.CategoricalDtype | None]
     vocabs: dict[str, Vocab]
+    profile_columns: tuple[list[str], np.ndarray]  # the profile features the spec keeps, and their numeric columns
 
 
 def _plan(spec: FeatureSpec) -> _Plan:
@@ -93,13 +94,15 @@ def _plan(spec: FeatureSpec) -> _Plan:
         vocabs[name] = Vocab.of(vocab)
     plan = _Plan(
         key=key, stages=Vocab.of(spec.stages), types=Vocab.of(spec.activity_types), roles=Vocab.of(roles),
-        layout=layout, evidence=[(s, list(spec.evidence.get(s, []))) for s in spec.stages],
+        layout=layout, evidence=Evidence.of([(s, list(spec.evidence.get(s, []))) for s in spec.stages], layout),
         names=spec.feature_names, numeric=numeric,
         categorical=categorical,
         frame_columns=pd.Index(["deal_id", "as_of", *spec.feature_names]),
         frame_positions={n: np.array([i]) for i, n in enumerate(["deal_id", "as_of", *spec.feature_names])},
         numeric_positions=np.array([2 + spec.feature_names.index(n) for n in numeric], dtype=np.int64),
         dtypes=dtypes, vocabs=vocabs,
+        profile_columns=([n for n in PROFILE_FEATURES if n in numeric],
+                         np.array([numeric.index(n) for n in PROFILE_FEATURES if n in numeric], dtype=np.int64)),
     )
     spec._compiled = plan
     return plan
@@ -116,17 +119,25 @@ def _resolve_spec(spec: FeatureSpec | None, taxonomy: StageTaxonomy | None) -> F
     return spec
 
 
-def check_snapshots(snapshots: pd.DataFrame, index: Vocab, deals: DealRows) -> tuple[np.ndarray, np.ndarray]:
-    """Deal rows and as_of times of the snapshots, refusing unknown deals and times before a deal existed."""
-    missing = [c for c in ("deal_id", "as_of") if c not in snapshots.columns]
-    if missing:
-        raise DataValidationError(
-            f"snapshots: missing column(s) {missing}", table="snapshots", column=missing[0],
-            fix="pass a DataFrame with columns deal_id and as_of (see make_snapshots / scoring_snapshots)",
-        )
-    ids = raw_column(snapshots, "deal_id")
+def check_snapshots(snapshots: pd.DataFrame | tuple[Any, Any], index: Vocab, deals: DealRows
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Deal rows and as_of times of the snapshots, refusing unknown deals and times before a deal existed.
+
+    ``snapshots`` is a frame with ``deal_id`` and ``as_of`` or those two columns as
+    arrays (the scorer's one deal: building a one-row frame costs more than checking it).
+    """
+    if isinstance(snapshots, tuple):
+        ids, when = snapshots
+    else:
+        missing = [c for c in ("deal_id", "as_of") if c not in snapshots.columns]
+        if missing:
+            raise DataValidationError(
+                f"snapshots: missing column(s) {missing}", table="snapshots", column=missing[0],
+                fix="pass a DataFrame with columns deal_id and as_of (see make_snapshots / scoring_snapshots)",
+            )
+        ids, when = raw_column(snapshots, "deal_id"), raw_column(snapshots, "as_of")
     q_deal = deal_codes(index, ids if len(ids) > SMALL else np.asarray(ids, dtype=object), table="snapshots")
-    q_time = as_ns(raw_column(snapshots, "as_of"), table="snapshots", column="as_of")
+    q_time = as_ns(when, table="snapshots", column="as_of")
     if (q_time == NAT).any():
         ids = [str(i) for i in np.asarray(ids, dtype=object)[q_time == NAT][:5]]
         raise DataValidationError("snapshots, column as_of: snapshots without a time", table="snapshots",
@@ -155,7 +166,7 @@ class PreparedHistory:
     deals: DealRows
     stage: StageTimeline
     touches: TouchTimelines
-    data_cut: int | np.ndarray  # one time, or one per deal (see dealscore.features.whatif)
+    data_cut: int | np.ndarray  # one time, or one per touch group (see dealscore.features.whatif)
 
 
 def prepare_history(history: DealHistory, spec: FeatureSpec) -> PreparedHistory:
@@ -287,31 +298,62 @@ def resolve_context(context: FeatureContext | None, prepared: PreparedHistory | 
 
 
 def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Plan, q_deal: np.ndarray,
-                  q_time: np.ndarray, *, chunk_size: int = CHUNK, bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Step 5 for all snapshots: the numeric features (rows x ``plan.numeric``) and the declared-stage codes."""
+                  q_time: np.ndarray, *, touch_group: np.ndarray | None = None,
+                  profile_of: tuple[np.ndarray, np.ndarray] | None = None, chunk_size: int = CHUNK,
+                  bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Step 5 for all snapshots: the numeric features (rows x ``plan.numeric``) and the declared-stage codes.
+
+    ``touch_group`` is each snapshot's group in ``prepared.touches`` (default: its
+    deal). What-ifs pass their virtual deals there: a copy differs from its deal
+    only by its touchpoints, so its stage, profile and context features read the
+    real deal's rows instead of copies of them.
+
+    ``profile_of=(numeric, rows)`` says snapshot ``j`` has the same deal and time as
+    row ``rows[j]`` of an already computed block ``numeric``: its profile features
+    (:data:`~dealscore.features.profile.PROFILE_FEATURES`, a function of deal,
+    time and amount only) are taken from there instead of being computed again.
+    """
     n = len(q_deal)
     block = np.empty((len(plan.numeric), n), dtype=np.float64).T  # column-major: one contiguous column each
     stage_codes = np.empty(n, dtype=np.int64)
     for start in range(0, n, chunk_size):
         stop = min(n, start + chunk_size)
-        values = _chunk_features(prepared, context, plan, q_deal[start:stop], q_time[start:stop])
+        group = None if touch_group is None else touch_group[start:stop]
+        known = None if profile_of is None else _known_profile(plan, profile_of[0], profile_of[1][start:stop])
+        values = _chunk_features(prepared, context, plan, q_deal[start:stop], q_time[start:stop], group, known)
         stage_codes[start:stop] = values.pop("_stage_code")
-        # one stacking call instead of a write per feature (one deal: ~90 tiny writes cost more)
-        np.stack([values[name] for name in plan.numeric], out=block.T[:, start:stop])
+        # one call for all ~90 features instead of a write each (one deal: the tiny writes cost more); a single
+        # chunk is the whole block, contiguous in feature order, so one concatenation fills it without np.stack's
+        # per-array views
+        columns, target = [values[name] for name in plan.numeric], block.T[:, start:stop]
+        if target.flags.c_contiguous:
+            np.concatenate(columns, out=target.reshape(-1))
+        else:
+            np.stack(columns, out=target)
         if bar is not None:
             bar.update(stop - start)
     return block, stage_codes
 
 
+def _known_profile(plan: _Plan, numeric: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The profile features of ``rows`` of a computed block (those the plan keeps: the rest are never read)."""
+    names, cols = plan.profile_columns
+    got = numeric[rows[:, None], cols]  # one gather for all of them
+    return {name: got[:, i] for i, name in enumerate(names)}
+
+
 def _chunk_features(prepared: PreparedHistory, context: FeatureContext, plan: _Plan, q_deal: np.ndarray,
-                    q_time: np.ndarray) -> dict[str, np.ndarray]:
-    """Step 5: every feature of a chunk of snapshots."""
+                    q_time: np.ndarray, touch_group: np.ndarray | None,
+                    profile: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Step 5: every feature of a chunk of snapshots (``profile``: their profile features, already known)."""
+    group = q_deal if touch_group is None else touch_group
     cut = prepared.data_cut
-    if isinstance(cut, np.ndarray):  # per deal (what-if copies: the added touchpoint may move the cut)
-        cut = cut[q_deal]
+    if isinstance(cut, np.ndarray):  # per touch group (what-if copies: the added touchpoint may move the cut)
+        cut = cut[group]
     values = stage_features(prepared.stage, prepared.deals, q_deal, q_time, cut)
-    values.update(touch_features(prepared.touches, q_deal, q_time, plan.evidence))
-    values.update(profile_features(prepared.deals, q_deal, q_time, values["amount"], context))
+    values.update(touch_features(prepared.touches, group, q_time, plan.evidence, plan.stages.names))
+    values.update(profile_features(prepared.deals, q_deal, q_time, values["amount"], context)
+                  if profile is None else profile)
     norms = context.stage_norms(values["_stage_code"], q_time)
     values["stage_median_days_won"] = norms
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -16,6 +16,13 @@ from dealscore.features.inputs import DealRows
 from dealscore.features.stage import DAY
 from dealscore.features.timeline import NAT
 
+#: What :func:`profile_features` returns: a function of the deal, the snapshot time and its amount alone (no
+#: touchpoint, no data cut), which is why a what-if copy can take its snapshot's values.
+PROFILE_FEATURES = (
+    "employees", "annual_revenue", "account_age_days", "amount_to_revenue", "owner_closed_deals", "owner_win_rate",
+    "owner_open_deals", "account_prior_deals", "account_closed_deals", "account_win_rate",
+)
+
 
 def profile_features(deals: DealRows, q_deal: np.ndarray, q_time: np.ndarray, amount: np.ndarray,
                      context: FeatureContext) -> dict[str, np.ndarray]:

@@ -11,11 +11,12 @@ from when it was logged until 7 days after it happened) is an *interval*
 The one trick is how to binary-search "group g, time <= t" for a million
 snapshots in one vectorised call without losing nanosecond precision:
 :class:`TimeCode` turns ``(group, time)`` into one exact, order-preserving int64
-key, ``group * span + slot``. The slot is the time counted in the coarsest unit
-that divides every event time (whole seconds for CRM data); only when that
-cannot fit in 63 bits does it fall back to the time's rank among the event
-times. That keeps a million snapshots and one deal scored now on the same code
-path, with no per-deal Python loop.
+key, ``group * span + slot``. The slot is the time in nanoseconds when that fits
+(a few groups), else counted in the coarsest unit that divides every event time
+(whole seconds for CRM data); only when that cannot fit in 63 bits either does
+it fall back to the time's rank among the event times. That keeps a million
+snapshots and one deal scored now on the same code path, with no per-deal
+Python loop.
 """
 
 from __future__ import annotations
@@ -47,7 +48,12 @@ class TimeCode:
 
     @classmethod
     def fit(cls, times: np.ndarray, n_groups: int) -> TimeCode:
-        """Choose the coarsest exact encoding of ``times`` that fits ``n_groups`` groups in 63 bits."""
+        """Choose an exact encoding of ``times`` that fits ``n_groups`` groups in 63 bits.
+
+        Nanoseconds when they fit (no unit to search), else the coarsest unit that
+        divides every time, else the times' ranks. Every exact encoding answers
+        every query the same, so the choice only decides what the search costs.
+        """
         if not len(times):
             return cls(base=0, unit=1, span=3)
         lo, hi = int(times.min()), int(times.max())
@@ -58,6 +64,10 @@ class TimeCode:
             if not len(finite):
                 return cls(base=0, unit=1, span=3, special=True)
             lo, hi = int(finite.min()), int(finite.max())
+        if (hi - lo + 3) * (n_groups + 2) < _LIMIT:
+            # nanoseconds already fit (a few groups, e.g. one deal's what-if copies): searching for a coarser
+            # unit costs a modulo pass per unit tried and buys nothing
+            return cls(base=lo, unit=1, span=hi - lo + 3, special=special)
         unit = 1
         for u in _UNITS:
             if not (finite % u).any():
@@ -76,7 +86,7 @@ class TimeCode:
         """Slot of each event time (``NEVER`` -> last slot; ``NAT`` -> 0)."""
         if not self.special:
             if self.distinct is None:
-                return (times - self.base) // self.unit + 1
+                return times - (self.base - 1) if self.unit == 1 else (times - self.base) // self.unit + 1
             return np.searchsorted(self.distinct, times, side="left") + 1
         never = times == NEVER
         nat = times == NAT
@@ -89,18 +99,25 @@ class TimeCode:
         return np.where(nat, 0, slots)
 
     def query_slots(self, times: np.ndarray, *, strict: bool = False) -> np.ndarray:
-        """Largest event slot counted for each query: events with slot <= it have time <= t (< t if strict)."""
-        if self.distinct is None:
+        """Largest event slot counted for each query: events with slot <= it have time <= t (< t if strict).
+
+        Below 0 when the query precedes every event (nothing counts).
+        """
+        if self.distinct is None and self.unit == 1:
+            slots = times - (self.base if strict else self.base - 1)
+        elif self.distinct is None:
             delta = times - self.base
             slots = -((-delta) // self.unit) if strict else delta // self.unit + 1
         else:
             slots = np.searchsorted(self.distinct, times, side="left" if strict else "right")
-        return np.minimum(np.maximum(slots, 0), self.span - 2)
+        # no lower clamp: a slot below 0 only reaches the previous group's keys, and prefix() never lets hi fall
+        # below the group's start
+        return np.minimum(slots, self.span - 2)
 
     def decode(self, slots: np.ndarray) -> np.ndarray:
         """Event time of each slot >= 1 (callers mask slot 0 themselves)."""
         if self.distinct is None:
-            return self.base + (slots - 1) * self.unit
+            return slots + (self.base - 1) if self.unit == 1 else self.base + (slots - 1) * self.unit
         return self.distinct[np.clip(slots - 1, 0, max(len(self.distinct) - 1, 0))] if len(self.distinct) else slots
 
 
@@ -210,33 +227,34 @@ def segmented_cummax_index(first: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(run >= first, run, -1)
 
 
-def segmented_extreme(group: np.ndarray, values: np.ndarray, valid: np.ndarray, *, minimum: bool = False,
-                      reverse: bool = False) -> np.ndarray:
+def segmented_extreme(group: np.ndarray, values: np.ndarray, valid: np.ndarray | None = None, *,
+                      minimum: bool = False, reverse: bool = False) -> np.ndarray:
     """Running max (or min) of int64 times within each group of a group-sorted array.
 
     ``valid`` may be ``(k, n)``: one row per subset of events (e.g. per activity type),
-    giving ``k`` running extremes in one pass. ``reverse`` runs from the end of each
-    group (suffix extremes). Positions where no valid value has been seen yet get
-    ``NAT`` for a max and ``NEVER`` for a min.
+    giving ``k`` running extremes in one pass; None counts every event. ``reverse``
+    runs from the end of each group (suffix extremes). Positions where no valid
+    value has been seen yet get ``NAT`` for a max and ``NEVER`` for a min.
     """
     empty = NEVER if minimum else NAT
     if len(values) == 0:
-        return np.full(valid.shape, empty, dtype=np.int64)
+        return np.full(values.shape if valid is None else valid.shape, empty, dtype=np.int64)
     if group[0] == group[-1]:  # one group (e.g. one deal scored now): a plain running extreme
-        v = np.where(valid, values, empty)
+        v = values if valid is None else np.where(valid, values, empty)
         ufunc = np.minimum if minimum else np.maximum
         return ufunc.accumulate(v[..., ::-1], axis=-1)[..., ::-1] if reverse else ufunc.accumulate(v, axis=-1)
-    code = TimeCode.fit(values, int(group.max()) + 1)
+    top = int(group[-1])  # group-sorted: the last group is the largest
+    code = TimeCode.fit(values, top + 1)
     slots = code.event_slots(values)
     if minimum:
         slots = code.span - slots  # a larger slot now means an earlier time
-    g = (group.max() - group if reverse else group).astype(np.int64) * code.span
-    keys = g + np.where(valid, slots, 0)
+    group = np.asarray(group, dtype=np.int64)
+    g = (top - group if reverse else group) * code.span
+    keys = g + (slots if valid is None else np.where(valid, slots, 0))
     if reverse:
         run = np.maximum.accumulate(keys[..., ::-1], axis=-1)[..., ::-1]
     else:
         run = np.maximum.accumulate(keys, axis=-1)
-    found = run - g
-    if minimum:
-        found = np.where(found > 0, code.span - found, 0)
-    return np.where(found > 0, code.decode(np.maximum(found, 1)), empty)
+    found = run - g  # the extreme's slot (flipped for a min); 0: nothing valid yet
+    seen = found > 0
+    return np.where(seen, code.decode(code.span - found if minimum else found), empty)

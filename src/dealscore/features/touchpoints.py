@@ -17,6 +17,7 @@ outbound touch are both seen.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -95,6 +96,16 @@ class TouchLayout:
         return {t: 1 + i for i, t in enumerate(self.activity_types)}
 
     @cached_property
+    def count_features(self) -> list[tuple[str, int, int]]:
+        """``(name, window, row)`` of the per-type counts: ``window`` 0 is the total (visible counts), else
+        that window's counts (built once: formatting ~40 names per call costs more than the counts)."""
+        out = [(f"n_touches_{w}d", w, 0) for w in (7, 30, 90)]
+        for i, t in enumerate(self.activity_types):
+            out += [(f"n_{t}_{w}d", w, 1 + i) for w in (7, 30, 90)]
+            out.append((f"n_{t}_total", 0, 1 + i))
+        return out
+
+    @cached_property
     def window_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """For the stacked window matrix: the indicator row and the window index behind each of its rows."""
         rows, windows = [], []
@@ -117,6 +128,36 @@ class TouchLayout:
             out[w] = slice(at, at + width)
             at += width
         return out
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Each stage's key touchpoints as weights over the visible-count rows of :func:`touch_features`.
+
+    Every token names one count row (``outbound_touch``: outbound touches,
+    ``meeting``: meetings, an activity type: that type, ...) and has happened once
+    that count is positive, so a stage's evidence share is a row of one matrix
+    product: happened tokens over configured tokens. One product answers all
+    stages, where a loop over stages and tokens costs a dozen array operations.
+    """
+
+    weights: np.ndarray  # (stages, layout.width): how many of a stage's tokens name each count row
+    sizes: np.ndarray  # tokens per stage, NaN where none is configured (its share is NaN)
+
+    @classmethod
+    def of(cls, evidence: list[tuple[str, list[str]]], layout: TouchLayout) -> Evidence:
+        rows = {"outbound_touch": layout.outbound, "inbound_reply": layout.inbound,
+                "decision_maker": layout.dm_col, "champion": layout.champion_col}
+        meeting = layout.type_col("meeting")
+        weights = np.zeros((len(evidence), layout.width))
+        for s, (_, tokens) in enumerate(evidence):
+            for tok in tokens:
+                if tok in ("first_meeting", "meeting"):
+                    if meeting is not None:  # a taxonomy without meetings never sees one
+                        weights[s, meeting] += 1
+                else:
+                    weights[s, rows[tok] if tok in rows else _type_col(layout, tok)] += 1
+        return cls(weights=weights, sizes=np.array([float(len(t)) if t else np.nan for _, t in evidence]))
 
 
 @dataclass(frozen=True)
@@ -159,8 +200,8 @@ def prepare_touches(rows: ActivityRows, n_deals: int, layout: TouchLayout) -> To
     late = (rows.seen - rows.occurred) > WINDOW_NS[:, None]  # (windows, n): logged after the window closed
     rows_of, window_of = layout.window_rows
     stacked = ind[rows_of]  # each window's counted quantities, one block of rows per window
-    late_rows = late[window_of]
     if late.any():
+        late_rows = late[window_of]
         late_sums = prefix_sums((stacked * late_rows)[:, so], np.int32)
         on_time = (stacked * ~late_rows)[:, oo]
     else:  # nothing logged after its window closed (one deal scored now, typically): skip the masks
@@ -191,7 +232,7 @@ def _first_contact(deal: np.ndarray, contact: np.ndarray) -> np.ndarray:
 def _unanswered_end(rows: ActivityRows, occ_tl: Timeline, n_deals: int) -> Timeline:
     """Per outbound touch: when it stops counting as unanswered (an inbound touch at or after it is seen)."""
     inbound = occ_tl.subset(rows.direction[occ_tl.order] == 0)
-    answered_by = segmented_extreme(inbound.group, rows.seen[inbound.order], np.ones(len(inbound), bool),
+    answered_by = segmented_extreme(inbound.group, rows.seen[inbound.order],
                                     reverse=True, minimum=True)
     out = np.flatnonzero(rows.direction == 1)
     d_out = rows.deal[out]
@@ -204,7 +245,7 @@ def _unanswered_end(rows: ActivityRows, occ_tl: Timeline, n_deals: int) -> Timel
 def _reply_start(rows: ActivityRows, occ_tl: Timeline, n_deals: int) -> Timeline:
     """Per inbound touch: from when it counts as a reply (it and an earlier outbound touch are seen)."""
     outbound = occ_tl.subset(rows.direction[occ_tl.order] == 1)
-    first_seen = segmented_extreme(outbound.group, rows.seen[outbound.order], np.ones(len(outbound), bool),
+    first_seen = segmented_extreme(outbound.group, rows.seen[outbound.order],
                                    minimum=True)
     inb = np.flatnonzero(rows.direction == 0)
     d_in = rows.deal[inb]
@@ -220,16 +261,18 @@ def _type_col(layout: TouchLayout, token: str) -> int:
     return col
 
 
-def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray,
-                   evidence: list[tuple[str, list[str]]]) -> dict[str, np.ndarray]:
-    """Touchpoint features of each snapshot from the touches seen by its ``as_of``."""
+def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray, evidence: Evidence,
+                   stages: Sequence[str]) -> dict[str, np.ndarray]:
+    """Touchpoint features of each snapshot from the touches seen by its ``as_of``.
+
+    ``evidence`` holds the key touchpoints of ``stages`` (in stage order).
+    """
     lay = tt.layout
     nq = len(q_time)
     lo, hi = tt.seen.prefix(q_deal, q_time)
     vis = (tt.seen_sums[:, hi] - tt.seen_sums[:, lo]).astype(np.float64)  # (quantity, snapshot)
     # all four windows in one search: occurred <= t - w, for each w
-    shifts = np.repeat(WINDOW_NS, nq)
-    ol, oh = tt.occurred.prefix(np.tile(q_deal, len(ALL_WINDOWS)), np.tile(q_time, len(ALL_WINDOWS)) - shifts)
+    ol, oh = tt.occurred.prefix(np.tile(q_deal, len(ALL_WINDOWS)), (q_time - WINDOW_NS[:, None]).ravel())
     # every window's "gone" counts in one gather: row r of the stacked window matrix belongs to window
     # window_of[r], whose snapshots sit in columns [window_of[r] * nq, (window_of[r] + 1) * nq) of ol/oh
     rows_of, window_of = lay.window_rows
@@ -239,13 +282,10 @@ def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray,
         gone += tt.late_sums[:, hi] - tt.late_sums[:, lo]
     left = vis[rows_of] - gone  # (stacked window rows, snapshot)
     counts = {w: left[cols] for w, cols in lay.window_columns.items()}
+    counts[0] = vis
     out: dict[str, np.ndarray] = {"n_touches_total": vis[0]}
-    for w in (7, 30, 90):
-        out[f"n_touches_{w}d"] = counts[w][0]
-    for i, t in enumerate(lay.activity_types):
-        for w in (7, 30, 90):
-            out[f"n_{t}_{w}d"] = counts[w][1 + i]
-        out[f"n_{t}_total"] = vis[1 + i]
+    for name, w, row in lay.count_features:
+        out[name] = counts[w][row]
     n30 = counts[30][0]
     out["touch_trend"] = np.log2((n30 + 1.0) / (counts[60][0] - n30 + 1.0))
     n_in, n_out = vis[lay.inbound], vis[lay.outbound]
@@ -261,10 +301,10 @@ def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray,
     out["n_replies"] = replies
     out["n_outbound_unanswered"] = n_out - tt.unanswered_end.count(q_deal, q_time)
     out["n_contacts"] = vis[lay.contact_col]
-    engaged = vis[[lay.dm_col, lay.champion_col, lay.pricing_col]] > 0
-    out["decision_maker_engaged"] = engaged[0].astype(np.float64)
-    out["champion_engaged"] = engaged[1].astype(np.float64)
-    out["pricing_discussed"] = engaged[2].astype(np.float64)
+    positive = (vis > 0).astype(np.float64)  # 1.0 where a count row has happened at least once
+    out["decision_maker_engaged"] = positive[lay.dm_col]
+    out["champion_engaged"] = positive[lay.champion_col]
+    out["pricing_discussed"] = positive[lay.pricing_col]
     has = hi > lo
     last = tt.last[:, hi - 1] if tt.last.shape[1] else np.full((len(LAST_OF), nq), NAT)
     last = np.where(has, last, NAT)
@@ -274,21 +314,13 @@ def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray,
     for i, t in enumerate(KEY_TYPES):
         col = lay.type_col(t)
         out[f"days_since_last_{t}"] = days_since[2 + i] if col is not None else np.full(nq, np.nan)
-        out[f"has_{t}"] = (vis[col] > 0).astype(np.float64) if col is not None else np.zeros(nq)
-    facts = {
-        "outbound_touch": n_out > 0, "inbound_reply": n_in > 0, "first_meeting": out["has_meeting"] > 0,
-        "meeting": out["has_meeting"] > 0, "decision_maker": engaged[0], "champion": engaged[1],
-    }
-    reached = np.zeros(nq)
-    for order, (stage, tokens) in enumerate(evidence, start=1):
-        if not tokens:
-            out[f"evidence_{stage}"] = np.full(nq, np.nan)
-            continue
-        happened = np.zeros(nq)
-        for tok in tokens:
-            happened += facts[tok] if tok in facts else vis[_type_col(lay, tok)] > 0
-        share = happened / len(tokens)
-        out[f"evidence_{stage}"] = share
-        reached[share >= 1.0] = order
-    out["evidence_stage_order"] = reached
+        out[f"has_{t}"] = positive[col] if col is not None else np.zeros(nq)
+    with np.errstate(invalid="ignore"):
+        share = (evidence.weights @ positive) / evidence.sizes[:, None]  # (stage, snapshot); exact small integers
+    for i, stage in enumerate(stages):
+        out[f"evidence_{stage}"] = share[i]
+    # the furthest stage (in order, from 1) whose key touchpoints all happened; 0: none
+    full = (share >= 1.0) * np.arange(1, len(stages) + 1)[:, None]
+    out["evidence_stage_order"] = (full.max(axis=0) if len(stages) else np.zeros(nq, dtype=np.int64)).astype(
+        np.float64)
     return out

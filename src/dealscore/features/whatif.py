@@ -4,18 +4,23 @@ Next-best actions ask "what would the deal's features be if this touchpoint
 happened now?". Answering by editing the history and calling
 :func:`~dealscore.features.build.build_features` again re-reads every table for
 every candidate. Here the history is read into arrays once; each what-if becomes
-a *virtual deal*: a copy of its snapshot's deal (the same deal rows, stage rows and
-touchpoints, gathered by index) plus one touchpoint row that happened and was
-logged at the snapshot's ``as_of``. The virtual deals then go through the very
-same vectorised steps as any history (:func:`~dealscore.features.build.compute_block`):
-there is no second formula, only a bigger batch of deals.
+a *virtual deal*: its snapshot's deal with a copy of the deal's touchpoints
+(gathered by index) plus one touchpoint row that happened and was logged at the
+snapshot's ``as_of``. The virtual deals then go through the very same vectorised
+steps as any history (:func:`~dealscore.features.build.compute_block`): there is
+no second formula, only a bigger batch of deals.
 
-A virtual deal keeps its deal's id, so cross-deal aggregates of the feature
-context (owner and account records, which never count touchpoints) are the
-deal's own. Like adding the row to the history, a touchpoint later than the
-history's data cut moves the copy's data cut to it
-(``dealscore.scoring.actions.apply_action`` does the same), and the copy's row
-order is the deal's rows followed by the added one. So a what-if row equals the
+Only the touchpoints are copied: a virtual deal *is* its deal for everything
+else, so its stage, profile and context features read the deal's own rows
+(``compute_block``'s ``touch_group`` says which copy of the touchpoints a row
+reads). Cross-deal aggregates of the feature context (owner and account records,
+which never count touchpoints) are therefore the deal's own; once
+:meth:`WhatIf.snapshots` has computed them, a copy takes its snapshot's profile
+features (a function of deal, time and amount, see ``PROFILE_FEATURES``) rather
+than asking the context the same question again. Like adding the row
+to the history, a touchpoint later than the history's data cut moves the copy's
+data cut to it (``dealscore.scoring.actions.apply_action`` does the same), and the
+copy's touchpoint order is the deal's rows followed by the added one. So a what-if row equals the
 row :func:`build_features` gives the edited history; ``tests/features/test_whatif.py``
 checks it.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,8 +51,6 @@ from dealscore.features.context import FeatureContext
 from dealscore.features.inputs import (
     DIRECTIONS,
     ActivityRows,
-    DealRows,
-    StageRows,
     Vocab,
     read_activity_rows,
     read_deals,
@@ -78,11 +82,13 @@ class WhatIf:
     The scorer first needs the snapshots' own features (to infer the real stage),
     then the what-ifs of the actions valid for that stage; both come from the
     arrays read here. :meth:`snapshots` equals :func:`build_feature_block`;
-    :meth:`with_touchpoints` builds the virtual deals.
+    :meth:`with_touchpoints` builds the virtual deals. ``snapshots`` is a frame with
+    ``deal_id`` and ``as_of`` or those two columns as arrays (see :func:`check_snapshots`).
     """
 
-    def __init__(self, history: DealHistory, snapshots: pd.DataFrame, *, spec: FeatureSpec | None = None,
-                 taxonomy: StageTaxonomy | None = None, context: FeatureContext | None = None) -> None:
+    def __init__(self, history: DealHistory, snapshots: pd.DataFrame | tuple[Any, Any], *,
+                 spec: FeatureSpec | None = None, taxonomy: StageTaxonomy | None = None,
+                 context: FeatureContext | None = None) -> None:
         self.spec = _resolve_spec(spec, taxonomy)
         self.plan = _plan(self.spec)
         self.deals = read_deals(history)
@@ -93,6 +99,7 @@ class WhatIf:
         self._stage = prepare_stage(self.stage_rows, len(self.deals))
         self.context = (resolve_context(context, None, self.spec) if context is not None
                         else FeatureContext().fit_prepared(self.deals, self._stage, self.spec.stages))
+        self._own: np.ndarray | None = None  # the snapshots' numeric features, once computed
 
     def __len__(self) -> int:
         return len(self.q_deal)
@@ -103,6 +110,7 @@ class WhatIf:
                                    touches=prepare_touches(self.acts, len(self.deals), self.plan.layout),
                                    data_cut=self.cut)
         block, stage_codes = compute_block(prepared, self.context, self.plan, self.q_deal, self.q_time)
+        self._own = block
         return FeatureBlock(self.plan, self.deals, self.q_deal, self.q_time, block, stage_codes)
 
     def with_touchpoints(self, touchpoints: Sequence[tuple[int, Touchpoint]], *,
@@ -124,17 +132,19 @@ class WhatIf:
         if keep_snapshots:
             src, v_time = np.concatenate([self.q_deal, src]), np.concatenate([self.q_time, v_time])
             v_cut = np.concatenate([np.full(n, self.cut, dtype=np.int64), v_cut])
+            rows = np.concatenate([np.arange(n, dtype=np.int64), rows])
         n_virtual = len(src)
-        v_deals = _take_deals(self.deals, src)
-        v_stage = _gather_stage(self.stage_rows, src, len(self.deals))
         extra = _touch_rows(self.plan, self.acts, [t for _, t in touchpoints], np.arange(first, n_virtual),
                             v_time[first:])
         v_acts = _gather_activities(self.acts, src, len(self.deals), extra)
-        prepared = PreparedHistory(index=self.deals.index, deals=v_deals, stage=prepare_stage(v_stage, n_virtual),
+        # only the touchpoints are copied: stage, profile and context features read the real deal's rows
+        prepared = PreparedHistory(index=self.deals.index, deals=self.deals, stage=self._stage,
                                    touches=prepare_touches(v_acts, n_virtual, self.plan.layout), data_cut=v_cut)
-        v_deal = np.arange(n_virtual, dtype=np.int64)
-        block, stage_codes = compute_block(prepared, self.context, self.plan, v_deal, v_time)
-        return FeatureBlock(self.plan, v_deals, v_deal, v_time, block, stage_codes)
+        # a copy's profile features (deal, time and amount only) are its snapshot's, when those are computed
+        block, stage_codes = compute_block(prepared, self.context, self.plan, src, v_time,
+                                           touch_group=np.arange(n_virtual, dtype=np.int64),
+                                           profile_of=None if self._own is None else (self._own, rows))
+        return FeatureBlock(self.plan, self.deals, src, v_time, block, stage_codes)
 
 
 def build_what_if(history: DealHistory, snapshots: pd.DataFrame, touchpoints: Sequence[tuple[int, Touchpoint]], *,
@@ -152,12 +162,6 @@ def build_what_if(history: DealHistory, snapshots: pd.DataFrame, touchpoints: Se
     return WhatIf(history, snapshots, spec=spec, taxonomy=taxonomy, context=context).with_touchpoints(touchpoints)
 
 
-def _take_deals(deals: DealRows, src: np.ndarray) -> DealRows:
-    """The deal rows of the virtual deals (same ids: cross-deal aggregates stay the deal's own)."""
-    fields = {f: getattr(deals, f)[src] for f in deals.__dataclass_fields__ if f != "index"}
-    return DealRows(index=deals.index, **fields)
-
-
 def _gather(deal: np.ndarray, src: np.ndarray, n_deals: int) -> tuple[np.ndarray, np.ndarray]:
     """Row positions of each virtual deal's source deal (in table order) and the virtual deal of each."""
     order = np.argsort(deal, kind="stable")
@@ -169,12 +173,6 @@ def _gather(deal: np.ndarray, src: np.ndarray, n_deals: int) -> tuple[np.ndarray
     owner = np.repeat(np.arange(len(src), dtype=np.int64), lens)
     offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
     return order[start[src][owner] + offset], owner
-
-
-def _gather_stage(rows: StageRows, src: np.ndarray, n_deals: int) -> StageRows:
-    pos, owner = _gather(rows.deal, src, n_deals)
-    return StageRows(deal=owner, stage=rows.stage[pos], changed=rows.changed[pos], seen=rows.seen[pos],
-                     amount=rows.amount[pos], expected_close=rows.expected_close[pos])
 
 
 def _gather_activities(rows: ActivityRows, src: np.ndarray, n_deals: int, extra: ActivityRows) -> ActivityRows:

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dealscore.scoring.booster_call import CONTRIB, NORMAL, RAW_SCORE, predict_matrix
+
 #: Blocks smaller than this are predicted on one thread.
 SINGLE_THREAD_ROWS = 2_000
 #: Frames up to this many rows are converted through one object view (see ``_small_matrix``).
@@ -42,12 +44,19 @@ class _Booster:
     iteration: int
     names: list[str]
     stored: list[list[Any]]
+    models: int  # trees per boosting round (classes of a multiclass model)
 
     @classmethod
     def of(cls, model: Any) -> _Booster:
         booster = model.booster_
         return cls(booster, int(model.best_iteration_), list(model.feature_names_),
-                   [list(c) for c in (getattr(booster, "pandas_categorical", None) or [])])
+                   [list(c) for c in (getattr(booster, "pandas_categorical", None) or [])],
+                   int(booster.num_model_per_iteration()))
+
+    def predict(self, mat: np.ndarray, kind: int, threads: int) -> np.ndarray:
+        """This booster on a float matrix (flat; see :func:`~dealscore.scoring.booster_call.predict_matrix`)."""
+        return predict_matrix(self.booster, mat, kind=kind, iteration=self.iteration, threads=threads,
+                              models=self.models)
 
 
 class ModelRunner:
@@ -188,21 +197,15 @@ class ModelRunner:
 
     def win_raw(self, mw: np.ndarray) -> np.ndarray:
         """Raw log-odds (what ``WinModel.predict_raw`` returns)."""
-        b = self._win
-        return np.asarray(b.booster.predict(mw, num_iteration=b.iteration, raw_score=True,
-                                            num_threads=self._threads(len(mw))), dtype=float)
+        return self._win.predict(mw, RAW_SCORE, self._threads(len(mw)))
 
     def contributions(self, mw: np.ndarray) -> np.ndarray:
         """``pred_contrib`` in log-odds, last column the bias (what ``WinModel.contributions`` returns)."""
-        b = self._win
-        return np.asarray(b.booster.predict(mw, num_iteration=b.iteration, pred_contrib=True,
-                                            num_threads=self._threads(len(mw))), dtype=float)
+        return self._win.predict(mw, CONTRIB, self._threads(len(mw))).reshape(len(mw), -1)
 
     def stage_proba(self, ms: np.ndarray, order: Sequence[str]) -> np.ndarray:
         """Stage probabilities with columns in ``order`` (the taxonomy's)."""
-        b = self._stage
-        p = np.asarray(b.booster.predict(ms, num_iteration=b.iteration, num_threads=self._threads(len(ms))),
-                       dtype=float).reshape(len(ms), len(self.stage_classes))
+        p = self._stage.predict(ms, NORMAL, self._threads(len(ms))).reshape(len(ms), len(self.stage_classes))
         if list(order) == self.stage_classes:
             return p
         idx = [self.stage_classes.index(s) for s in order]

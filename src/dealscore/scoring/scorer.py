@@ -127,9 +127,10 @@ class Scorer:
         deal = self._pick_deal(history, deal_id)
         t = history.data_cut if as_of is None else _as_time(as_of)
         self._check_open(history, deal, t)
-        snaps = _one_snapshot(deal, t)
-        block = self._score_block(history, snaps, explain=explain, actions=actions,
-                                  context=self.feature_context(history))
+        # the one snapshot as arrays: a one-row frame costs more than the deal's stage features
+        block = self._score_block(history, np.array([deal], dtype=object),
+                                  np.array([t.as_unit("ns").asm8], dtype="datetime64[ns]"), explain=explain,
+                                  actions=actions, context=self.feature_context(history))
         return block.results()[0]
 
     def score_many(
@@ -175,7 +176,8 @@ class Scorer:
         snaps = snapshots[["deal_id", "as_of"]].reset_index(drop=True)
         if not len(snaps):
             return _empty_frame(self._taxonomy.names) if as_frame else []
-        block = self._score_block(history, snaps, explain=explain, actions=explain if actions is None else actions,
+        block = self._score_block(history, *_snapshot_columns(snaps), explain=explain,
+                                  actions=explain if actions is None else actions,
                                   context=self.feature_context(history))
         return block.frame() if as_frame else block.results()
 
@@ -206,7 +208,8 @@ class Scorer:
         try:
             for start in range(0, len(snaps), max(1, chunk_size)):
                 part = snaps.iloc[start : start + chunk_size].reset_index(drop=True)
-                block = self._score_block(history, part, explain=explain, actions=do_actions, context=context)
+                block = self._score_block(history, *_snapshot_columns(part), explain=explain, actions=do_actions,
+                                          context=context)
                 if bar is not None:
                     bar.update(len(part))
                 yield block
@@ -275,9 +278,13 @@ class Scorer:
         params = {k: getattr(stored, k) for k in ("owner_shrinkage", "account_shrinkage") if hasattr(stored, k)}
         return ctx_type(**params).fit(history, spec=self.bundle.spec)
 
-    def _predict(self, block: Any) -> _Inputs:
-        """Model inputs for a feature block: one float matrix per booster (fast path) or its frame."""
-        codes = _CategoryCodes(block)
+    def _predict(self, block: Any, copies_of: tuple[_CategoryCodes, Sequence[int]] | None = None) -> _Inputs:
+        """Model inputs for a feature block: one float matrix per booster (fast path) or its frame.
+
+        ``copies_of=(codes, rows)`` says row ``j`` is a what-if copy of row ``rows[j]`` of the
+        block those codes belong to (see :class:`_CategoryCodes`).
+        """
+        codes = _CategoryCodes(block, copies_of)
         if self._fast is None and len(block):
             mats = self._runner.block_matrices(block, codes)
             self._fast = self._runner.agrees(block.frame(), self._taxonomy.names, mats=mats)
@@ -331,12 +338,12 @@ class Scorer:
         return [(i, touch(type=a.type, direction=a.direction, contact_id=c, contact_role=a.contact_role))
                 for i, (_, a, _), c in zip(item_row, items, contacts, strict=True)]
 
-    def _score_block(self, history: DealHistory, snaps: pd.DataFrame, *, explain: bool, actions: bool,
+    def _score_block(self, history: DealHistory, deal_ids: np.ndarray, when: Any, *, explain: bool, actions: bool,
                      context: Any) -> ScoredBlock:
+        """Scores of the snapshots ``(deal_ids[i], when[i])`` (columns as arrays, see :func:`_snapshot_columns`)."""
         # A deal's features read only its own rows and the context, so the block's
         # deals are all the feature builds need (much less to read than the history).
-        deal_ids = np.asarray(_column(snaps, "deal_id"), dtype=object)
-        n = len(snaps)
+        n = len(deal_ids)
         deals_col = _column(history.deals, "deal_id")
         if len(deals_col) == 1 and n and (deal_ids == deals_col[0]).all():
             own = history  # the API's one-deal payload: nothing to narrow down
@@ -344,11 +351,11 @@ class Scorer:
             ids = pd.unique(deal_ids)
             own = (history.for_deals(ids).replace(cut_at=history.data_cut) if len(ids) < len(deals_col)
                    else history)
-        as_of, stamps = _snapshot_times(_column(snaps, "as_of"))
+        as_of, stamps = _snapshot_times(when)
         # The history is read once: the snapshots' features first (they give the inferred stage), then the
         # what-ifs of the actions valid for that stage only, as virtual deals (what-if rows cost about as
         # much as real ones, so building every stage's actions up front would cost more than a second pass).
-        what_if = _features_api().WhatIf(own, snaps, spec=self.bundle.spec, taxonomy=self._taxonomy,
+        what_if = _features_api().WhatIf(own, (deal_ids, when), spec=self.bundle.spec, taxonomy=self._taxonomy,
                                          context=context)
         inp = self._predict(what_if.snapshots())
         stage_proba = self._stage_proba(inp, slice(None))
@@ -362,7 +369,9 @@ class Scorer:
                 for a in self._candidates.get(s, []):
                     items.append((deal_ids[i], a, times[i]))
                     item_row.append(i)
-        vinp = (self._predict(what_if.with_touchpoints(self._touchpoints(own, what_if, items, item_row, as_of)))
+        copies_of = (inp.codes, item_row) if inp.codes is not None else None
+        vinp = (self._predict(what_if.with_touchpoints(self._touchpoints(own, what_if, items, item_row, as_of)),
+                              copies_of=copies_of)
                 if items else None)
         # one win-model call for the scores and the what-ifs; contributions only for the scored rows
         raw_all = self._win_raw(inp, vinp)
@@ -468,19 +477,31 @@ class _CategoryCodes:
     ``FeatureBlock.categorical`` encodes the column afresh on each call; a block
     is asked for each categorical by the win matrix, the stage matrix and the
     reason wording, which cost more than the one encoding they need.
+
+    What-if copies (``copies_of=(codes, rows)``: row ``j`` copies row ``rows[j]`` of
+    the block behind ``codes``) are the same deals, so their profile categoricals are
+    those rows' codes; only the declared stage, a feature of the copy, is its own.
+    An open vocabulary may list more categories than the copies alone would, which
+    changes no matrix value: codes are mapped to the booster's categories by name.
     """
 
-    __slots__ = ("_got", "block")
+    __slots__ = ("_got", "_parent", "block")
 
-    def __init__(self, block: Any) -> None:
+    def __init__(self, block: Any, copies_of: tuple[_CategoryCodes, Sequence[int]] | None = None) -> None:
         self.block = block
+        self._parent = copies_of
         self._got: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
 
     def __call__(self, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
         got = self._got.get(name)
         if got is None:
-            codes, cats = self.block.categorical(name)
-            got = self._got[name] = (codes, tuple(cats))
+            if self._parent is not None and name != "declared_stage":
+                parent, rows = self._parent
+                codes, cats = parent(name)
+                got = self._got[name] = (codes[np.asarray(rows, dtype=np.int64)], cats)
+            else:
+                codes, cats = self.block.categorical(name)
+                got = self._got[name] = (codes, tuple(cats))
         return got
 
 
@@ -499,15 +520,9 @@ def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     return column_values(frame, name)
 
 
-def _one_snapshot(deal_id: str, t: pd.Timestamp) -> pd.DataFrame:
-    """The snapshot frame of one deal at one time (``pd.DataFrame({...})`` costs more than scoring needs)."""
-    from dealscore.features.inputs import frame_of
-
-    return frame_of(_SNAPSHOT_COLUMNS, [np.array([deal_id], dtype=object),
-                                        np.array([t.as_unit("ns").asm8], dtype="datetime64[ns]")])
-
-
-_SNAPSHOT_COLUMNS = pd.Index(["deal_id", "as_of"])
+def _snapshot_columns(snaps: pd.DataFrame) -> tuple[np.ndarray, Any]:
+    """A snapshot frame's deal ids (object array) and its as_of values."""
+    return np.asarray(_column(snaps, "deal_id"), dtype=object), _column(snaps, "as_of")
 
 
 def _snapshot_times(values: Any) -> tuple[np.ndarray, list[pd.Timestamp] | None]:
