@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -80,15 +82,26 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 300
 
 
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    """Start a server in its own process group (its workers and helpers with it)."""
+    return subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
+    """Stop the server's whole process group and wait until it is gone.
+
+    ``mlflow models serve`` runs its HTTP server as a child process; terminating only
+    the parent left that child working through the backlog of a saturated run, on
+    the CPU the next phase was measuring.
+    """
     try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # anything of the group still running
+    proc.wait()
 
 
 def encode(body: Any) -> bytes:
@@ -145,7 +158,7 @@ class LeanClient:
     async def post(self, body: bytes) -> tuple[int, bytes]:
         """POST ``body``; the status and the full response body."""
         async with self._slots:
-            conn = self._idle.pop() if self._idle else await asyncio.open_connection(self.host, self.port)
+            conn = self._take_idle() or await asyncio.open_connection(self.host, self.port)
             reader, writer = conn
             try:
                 writer.write(self._head + str(len(body)).encode() + b"\r\n\r\n" + body)
@@ -158,6 +171,16 @@ class LeanClient:
             else:
                 writer.close()
             return status, data
+
+    def _take_idle(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """An idle keep-alive connection the server has not closed meanwhile (uvicorn closes idle
+        ones after 5 s), as httpx's pool checks before reusing one; ``None`` when there is none."""
+        while self._idle:
+            reader, writer = self._idle.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                return reader, writer
+            writer.close()
+        return None
 
     @staticmethod
     async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
