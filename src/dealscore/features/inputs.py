@@ -277,9 +277,10 @@ class Table:
 
     def __init__(self, frame: pd.DataFrame, name: str) -> None:
         self.frame, self.name, self.n = frame, name, len(frame)
-        names = list(frame.columns.to_numpy(dtype=object))
+        names = _column_names(frame.columns)
         self._pos = {c: i for i, c in enumerate(names)} if len(set(names)) == len(names) else None
         self._get = getattr(frame, "_get_column_array", None)
+        self._stamps = _naive_ns_columns(frame) if self._pos is not None and self._get is not None else {}
 
     def has(self, name: str) -> bool:
         return name in self._pos if self._pos is not None else name in self.frame.columns
@@ -308,7 +309,44 @@ class Table:
     def times(self, name: str) -> np.ndarray:
         if not self.has(name):
             return np.full(self.n, NAT, dtype=np.int64)
+        stamps = self._stamps.get(self._pos[name]) if self._pos is not None else None
+        if stamps is not None:
+            return stamps.view(np.int64)
         return times(self.frame, name, self.name, raw=self.raw(name))
+
+
+def _column_names(columns: pd.Index) -> list[Any]:
+    """A frame's column names as a list; pandas' string index converts element by element, Arrow in one call."""
+    chunks = getattr(getattr(columns, "_values", None), "_pa_array", None)
+    if chunks is not None and hasattr(chunks, "to_pylist") and len(chunks) == len(columns):
+        return list(chunks.to_pylist())
+    return list(columns.to_numpy(dtype=object))
+
+
+def _naive_ns_columns(frame: pd.DataFrame) -> dict[int, np.ndarray]:
+    """Column position -> datetime64[ns] storage of every zone-less ns timestamp column, read block by block.
+
+    pandas builds a new DatetimeArray for each column it hands out (more than the one-deal
+    path spends on a feature); the block's backing array already holds the column as rows.
+    Anything else (zones, other units, unfamiliar pandas internals) is left to :func:`times`.
+    """
+    out: dict[int, np.ndarray] = {}
+    blocks = getattr(getattr(frame, "_mgr", None), "blocks", None)
+    if blocks is None:
+        return out
+    for blk in blocks:
+        values = getattr(blk, "values", None)
+        if not (isinstance(values, pd.arrays.DatetimeArray) and values.tz is None and values.dtype == _NS):
+            continue
+        data, locs = getattr(values, "_ndarray", None), getattr(blk, "mgr_locs", None)
+        if not (isinstance(data, np.ndarray) and data.dtype == _NS and locs is not None):
+            continue
+        positions = np.asarray(locs.as_array if hasattr(locs, "as_array") else locs).tolist()
+        if data.ndim == 2 and data.shape[0] == len(positions):
+            out.update(zip(positions, data, strict=True))
+        elif data.ndim == 1 and len(positions) == 1:
+            out[positions[0]] = data
+    return out
 
 
 def read_deals(history: DealHistory) -> DealRows:
