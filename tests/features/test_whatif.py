@@ -9,8 +9,9 @@ import pytest
 from dealscore.data.history import DealHistory
 from dealscore.errors import ConfigError
 from dealscore.features import FeatureContext, FeatureSpec, Touchpoint, WhatIf, build_feature_block, build_features
-from dealscore.features.build import FeatureBlock
+from dealscore.features.build import STAGE_FEATURES, FeatureBlock
 from dealscore.features.profile import PROFILE_FEATURES, profile_features
+from dealscore.features.stage import stage_features
 
 from .conftest import random_history
 from .test_build import assert_same_features
@@ -132,3 +133,31 @@ def test_unknown_touchpoint_type_and_bad_rows_are_refused() -> None:
         what_if.with_touchpoints([(0, Touchpoint("fax"))])
     with pytest.raises(ConfigError, match="rows outside"):
         what_if.with_touchpoints([(1, Touchpoint("email"))])
+
+
+def test_what_ifs_after_the_snapshots_equal_the_edited_history_around_the_cut() -> None:
+    """Copies take their snapshot's stage features too, also where the added touchpoint moves the data cut."""
+    history = random_history(3)
+    spec = SPEC.fit_vocabulary(build_features(history, pd.DataFrame({
+        "deal_id": history.deals["deal_id"].astype(object), "as_of": history.deals["created_at"]}), spec=SPEC))
+    context = FeatureContext().fit(history, spec=spec)
+    ids = history.deals["deal_id"].astype(object)
+    times = [history.data_cut - pd.Timedelta(days=2), history.data_cut, history.data_cut + pd.Timedelta(days=5)]
+    snaps = pd.DataFrame({"deal_id": pd.Series([ids.iloc[i % len(ids)] for i in range(3)], dtype=object),
+                          "as_of": times})
+    items = [(i, t) for i in range(len(snaps)) for t in _touches(history, snaps["deal_id"].iloc[i])]
+    what_if = WhatIf(history, snaps, spec=spec, context=context)
+    what_if.snapshots()
+    got = what_if.with_touchpoints(items).frame()
+    for j, (i, touch) in enumerate(items):
+        want = build_features(_added(history, snaps["deal_id"].iloc[i], touch, snaps["as_of"].iloc[i]),
+                              snaps.iloc[[i]].reset_index(drop=True), spec=spec, context=context)
+        assert_same_features(got.iloc[[j]].reset_index(drop=True), want)
+
+
+def test_stage_features_lists_what_stage_features_and_the_norms_return() -> None:
+    history = random_history(4)
+    snaps = pd.DataFrame({"deal_id": history.deals["deal_id"].astype(object).iloc[:3], "as_of": history.data_cut})
+    what_if = WhatIf(history, snaps, spec=SPEC)
+    got = stage_features(what_if._stage, what_if.deals, what_if.q_deal, what_if.q_time, what_if.cut)
+    assert set(got) - {"_stage_code"} | {"stage_median_days_won", "stage_time_ratio"} == set(STAGE_FEATURES)

@@ -45,6 +45,14 @@ from dealscore.taxonomy import StageTaxonomy
 
 CHUNK = 100_000
 
+STAGE_FEATURES = (
+    "declared_stage_order", "days_in_stage", "n_stage_changes", "n_regressions", "n_skipped_stages",
+    "close_date_pushes", "max_stage_order", "days_since_stage_update", "deal_age_days", "days_to_expected_close",
+    "amount", "stage_median_days_won", "stage_time_ratio",
+)
+"""Features of :func:`stage_features` and the stage norms: functions of the deal's stage rows, the snapshot time
+and whether that time is at or after the data cut (they never read touchpoints)."""
+
 
 @dataclass(frozen=True)
 class _Plan:
@@ -65,6 +73,7 @@ class _Plan:
     dtypes: dict[str, pd.CategoricalDtype | None]
     vocabs: dict[str, Vocab]
     profile_columns: tuple[list[str], np.ndarray]  # the profile features the spec keeps, and their numeric columns
+    stage_columns: tuple[list[str], np.ndarray]  # the same for STAGE_FEATURES
 
 
 def _plan(spec: FeatureSpec) -> _Plan:
@@ -103,6 +112,8 @@ def _plan(spec: FeatureSpec) -> _Plan:
         dtypes=dtypes, vocabs=vocabs,
         profile_columns=([n for n in PROFILE_FEATURES if n in numeric],
                          np.array([numeric.index(n) for n in PROFILE_FEATURES if n in numeric], dtype=np.int64)),
+        stage_columns=([n for n in STAGE_FEATURES if n in numeric],
+                       np.array([numeric.index(n) for n in STAGE_FEATURES if n in numeric], dtype=np.int64)),
     )
     spec._compiled = plan
     return plan
@@ -299,7 +310,8 @@ def resolve_context(context: FeatureContext | None, prepared: PreparedHistory | 
 
 def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Plan, q_deal: np.ndarray,
                   q_time: np.ndarray, *, touch_group: np.ndarray | None = None,
-                  profile_of: tuple[np.ndarray, np.ndarray] | None = None, chunk_size: int = CHUNK,
+                  profile_of: tuple[np.ndarray, np.ndarray] | None = None,
+                  stage_of: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, chunk_size: int = CHUNK,
                   bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Step 5 for all snapshots: the numeric features (rows x ``plan.numeric``) and the declared-stage codes.
 
@@ -312,6 +324,11 @@ def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Pla
     row ``rows[j]`` of an already computed block ``numeric``: its profile features
     (:data:`~dealscore.features.profile.PROFILE_FEATURES`, a function of deal,
     time and amount only) are taken from there instead of being computed again.
+
+    ``stage_of=(numeric, stage_codes, rows)`` does the same for the stage features
+    (:data:`STAGE_FEATURES` and the declared-stage code): what-if copies, whose
+    stage rows and time are their snapshot's and whose data cut (moved at most to
+    that very time) leaves "is the time at or after the cut" unchanged.
     """
     n = len(q_deal)
     block = np.empty((len(plan.numeric), n), dtype=np.float64).T  # column-major: one contiguous column each
@@ -319,8 +336,14 @@ def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Pla
     for start in range(0, n, chunk_size):
         stop = min(n, start + chunk_size)
         group = None if touch_group is None else touch_group[start:stop]
-        known = None if profile_of is None else _known_profile(plan, profile_of[0], profile_of[1][start:stop])
-        values = _chunk_features(prepared, context, plan, q_deal[start:stop], q_time[start:stop], group, known)
+        known = None if profile_of is None else _known(plan.profile_columns, profile_of[0], profile_of[1][start:stop])
+        stage = None
+        if stage_of is not None:
+            at = stage_of[2][start:stop]
+            stage = _known(plan.stage_columns, stage_of[0], at)
+            stage["_stage_code"] = stage_of[1][at]
+        values = _chunk_features(prepared, context, plan, q_deal[start:stop], q_time[start:stop], group, known,
+                                 stage)
         stage_codes[start:stop] = values.pop("_stage_code")
         # one call for all ~90 features instead of a write each (one deal: the tiny writes cost more); a single
         # chunk is the whole block, contiguous in feature order, so one concatenation fills it without np.stack's
@@ -335,21 +358,31 @@ def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Pla
     return block, stage_codes
 
 
-def _known_profile(plan: _Plan, numeric: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """The profile features of ``rows`` of a computed block (those the plan keeps: the rest are never read)."""
-    names, cols = plan.profile_columns
+def _known(columns: tuple[list[str], np.ndarray], numeric: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Some features (``plan.profile_columns`` or ``plan.stage_columns``: those the plan keeps, the rest are
+    never read) of ``rows`` of a computed block."""
+    names, cols = columns
     got = numeric[rows[:, None], cols]  # one gather for all of them
     return {name: got[:, i] for i, name in enumerate(names)}
 
 
 def _chunk_features(prepared: PreparedHistory, context: FeatureContext, plan: _Plan, q_deal: np.ndarray,
                     q_time: np.ndarray, touch_group: np.ndarray | None,
-                    profile: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Step 5: every feature of a chunk of snapshots (``profile``: their profile features, already known)."""
+                    profile: dict[str, np.ndarray] | None = None,
+                    stage: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Step 5: every feature of a chunk of snapshots (``profile``, ``stage``: those features, already known).
+
+    Known stage features come with known profile features (the profile reads the stage's amount).
+    """
     group = q_deal if touch_group is None else touch_group
     cut = prepared.data_cut
     if isinstance(cut, np.ndarray):  # per touch group (what-if copies: the added touchpoint may move the cut)
         cut = cut[group]
+    if stage is not None and profile is not None:
+        values = stage
+        values.update(touch_features(prepared.touches, group, q_time, plan.evidence, plan.stages.names))
+        values.update(profile)
+        return values
     values = stage_features(prepared.stage, prepared.deals, q_deal, q_time, cut)
     values.update(touch_features(prepared.touches, group, q_time, plan.evidence, plan.stages.names))
     values.update(profile_features(prepared.deals, q_deal, q_time, values["amount"], context)

@@ -16,10 +16,13 @@ else, so its stage, profile and context features read the deal's own rows
 reads). Cross-deal aggregates of the feature context (owner and account records,
 which never count touchpoints) are therefore the deal's own; once
 :meth:`WhatIf.snapshots` has computed them, a copy takes its snapshot's profile
-features (a function of deal, time and amount, see ``PROFILE_FEATURES``) rather
-than asking the context the same question again. Like adding the row
+features (a function of deal, time and amount, see ``PROFILE_FEATURES``) and
+stage features (``STAGE_FEATURES``: the deal's stage rows at that time) rather
+than computing them again. Like adding the row
 to the history, a touchpoint later than the history's data cut moves the copy's
-data cut to it (``dealscore.scoring.actions.apply_action`` does the same), and the
+data cut to it (``dealscore.scoring.actions.apply_action`` does the same); the cut
+moves at most to the snapshot's own time, so "is the snapshot at or after the
+cut", all the stage features ask of it, keeps its answer. The
 copy's touchpoint order is the deal's rows followed by the added one. So a what-if row equals the
 row :func:`build_features` gives the edited history; ``tests/features/test_whatif.py``
 checks it.
@@ -99,7 +102,7 @@ class WhatIf:
         self._stage = prepare_stage(self.stage_rows, len(self.deals))
         self.context = (resolve_context(context, None, self.spec) if context is not None
                         else FeatureContext().fit_prepared(self.deals, self._stage, self.spec.stages))
-        self._own: np.ndarray | None = None  # the snapshots' numeric features, once computed
+        self._own: tuple[np.ndarray, np.ndarray] | None = None  # the snapshots' numeric features and stage codes
 
     def __len__(self) -> int:
         return len(self.q_deal)
@@ -110,7 +113,7 @@ class WhatIf:
                                    touches=prepare_touches(self.acts, len(self.deals), self.plan.layout),
                                    data_cut=self.cut)
         block, stage_codes = compute_block(prepared, self.context, self.plan, self.q_deal, self.q_time)
-        self._own = block
+        self._own = (block, stage_codes)
         return FeatureBlock(self.plan, self.deals, self.q_deal, self.q_time, block, stage_codes)
 
     def with_touchpoints(self, touchpoints: Sequence[tuple[int, Touchpoint]], *,
@@ -140,10 +143,12 @@ class WhatIf:
         # only the touchpoints are copied: stage, profile and context features read the real deal's rows
         prepared = PreparedHistory(index=self.deals.index, deals=self.deals, stage=self._stage,
                                    touches=prepare_touches(v_acts, n_virtual, self.plan.layout), data_cut=v_cut)
-        # a copy's profile features (deal, time and amount only) are its snapshot's, when those are computed
+        # a copy's profile and stage features (no touchpoints read) are its snapshot's, when those are computed
+        own = self._own
         block, stage_codes = compute_block(prepared, self.context, self.plan, src, v_time,
                                            touch_group=np.arange(n_virtual, dtype=np.int64),
-                                           profile_of=None if self._own is None else (self._own, rows))
+                                           profile_of=None if own is None else (own[0], rows),
+                                           stage_of=None if own is None else (own[0], own[1], rows))
         return FeatureBlock(self.plan, self.deals, src, v_time, block, stage_codes)
 
 
