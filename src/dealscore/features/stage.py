@@ -46,7 +46,7 @@ class StageTimeline:
 
 def prepare_stage(rows: StageRows, n_deals: int) -> StageTimeline:
     """Sort the stage rows by (deal, seen, changed) and derive every per-row fact once."""
-    by_changed = np.argsort(rows.changed, kind="stable")  # ties in seen keep changed_at order
+    by_changed = rows.changed.argsort(kind="stable")  # ties in seen keep changed_at order
     timeline = Timeline(rows.deal[by_changed], rows.seen[by_changed], n_deals)
     order = by_changed[timeline.order]
     deal = timeline.group

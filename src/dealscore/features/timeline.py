@@ -87,14 +87,14 @@ class TimeCode:
         if not self.special:
             if self.distinct is None:
                 return times - (self.base - 1) if self.unit == 1 else (times - self.base) // self.unit + 1
-            return np.searchsorted(self.distinct, times, side="left") + 1
+            return self.distinct.searchsorted(times, side="left") + 1
         never = times == NEVER
         nat = times == NAT
         if self.distinct is None:
             safe = np.where(never | nat, self.base, times)
             slots = 1 + (safe - self.base) // self.unit
         else:
-            slots = 1 + np.searchsorted(self.distinct, times, side="left")
+            slots = 1 + self.distinct.searchsorted(times, side="left")
         slots = np.where(never, self.span - 1, slots)
         return np.where(nat, 0, slots)
 
@@ -109,7 +109,7 @@ class TimeCode:
             delta = times - self.base
             slots = -((-delta) // self.unit) if strict else delta // self.unit + 1
         else:
-            slots = np.searchsorted(self.distinct, times, side="left" if strict else "right")
+            slots = self.distinct.searchsorted(times, side="left" if strict else "right")
         # no lower clamp: a slot below 0 only reaches the previous group's keys, and prefix() never lets hi fall
         # below the group's start
         return np.minimum(slots, self.span - 2)
@@ -143,7 +143,7 @@ class Timeline:
             self._code = TimeCode.fit(time, n_groups)
             keys = group * self._code.span + self._code.event_slots(time)
         if len(keys) > 1 and not (keys[1:] >= keys[:-1]).all():
-            self.order = np.argsort(keys, kind="stable")
+            self.order = keys.argsort(kind="stable")
             keys, group, time = keys[self.order], group[self.order], time[self.order]
         else:
             self.order = np.arange(len(keys))
@@ -152,7 +152,7 @@ class Timeline:
         if n_groups == 1:
             self.start[1:] = len(keys)
         elif len(keys):
-            np.cumsum(np.bincount(group, minlength=n_groups + 1), out=self.start[1:])
+            np.bincount(group, minlength=n_groups + 1).cumsum(out=self.start[1:])
 
     def __len__(self) -> int:
         return len(self.time)
@@ -167,13 +167,13 @@ class Timeline:
         if self.n_groups == 1:
             sub.start[1:] = len(sub.group)
         elif len(sub.group):
-            np.cumsum(np.bincount(sub.group, minlength=self.n_groups + 1), out=sub.start[1:])
+            np.bincount(sub.group, minlength=self.n_groups + 1).cumsum(out=sub.start[1:])
         return sub
 
     def prefix(self, q_group: np.ndarray, q_time: np.ndarray, *, strict: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Slice ``[lo, hi)`` of each query's group holding its events with time <= t (< t if strict)."""
         if self._code is None:  # one group: search the times themselves (NEVER events never count)
-            hi = np.searchsorted(self._keys, np.minimum(q_time, NEVER - 1), side="left" if strict else "right")
+            hi = self._keys.searchsorted(np.minimum(q_time, NEVER - 1), side="left" if strict else "right")
             if not q_group.any():
                 return np.zeros(len(hi), dtype=np.int64), hi
             g = q_group % 2
@@ -181,7 +181,7 @@ class Timeline:
             return lo, np.where(g == 0, hi, lo)
         g = q_group % (self.n_groups + 1)  # -1 (unknown) -> the empty group n_groups
         q = g * self._code.span + self._code.query_slots(q_time, strict=strict)
-        hi = np.searchsorted(self._keys, q, side="right")
+        hi = self._keys.searchsorted(q, side="right")
         lo = self.start[g]
         return lo, np.maximum(hi, lo)
 
@@ -202,7 +202,7 @@ def prefix_sums(weights: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     axis, which keeps both the running sum and the per-snapshot gathers contiguous.
     """
     out = np.zeros((*weights.shape[:-1], weights.shape[-1] + 1), dtype=dtype)
-    np.cumsum(weights, axis=-1, out=out[..., 1:])
+    weights.cumsum(axis=-1, out=out[..., 1:])  # the method: np.cumsum adds a Python dispatch layer per call
     return out
 
 

@@ -222,7 +222,7 @@ def _first_contact(deal: np.ndarray, contact: np.ndarray) -> np.ndarray:
     known = np.flatnonzero(contact >= 0)
     if len(known):
         key = deal[known] * (int(contact.max()) + 1) + contact[known]
-        o = np.argsort(key, kind="stable")
+        o = key.argsort(kind="stable")
         first = np.ones(len(o), dtype=bool)
         first[1:] = key[o][1:] != key[o][:-1]
         out[known[o[first]]] = True

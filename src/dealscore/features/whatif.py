@@ -169,10 +169,10 @@ def build_what_if(history: DealHistory, snapshots: pd.DataFrame, touchpoints: Se
 
 def _gather(deal: np.ndarray, src: np.ndarray, n_deals: int) -> tuple[np.ndarray, np.ndarray]:
     """Row positions of each virtual deal's source deal (in table order) and the virtual deal of each."""
-    order = np.argsort(deal, kind="stable")
+    order = deal.argsort(kind="stable")
     counts = np.bincount(deal, minlength=n_deals)
     start = np.zeros(n_deals + 1, dtype=np.int64)
-    np.cumsum(counts, out=start[1:])
+    counts.cumsum(out=start[1:])
     lens = counts[src]
     total = int(lens.sum())
     owner = np.repeat(np.arange(len(src), dtype=np.int64), lens)
