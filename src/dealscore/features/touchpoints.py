@@ -219,7 +219,7 @@ def prepare_touches(rows: ActivityRows, n_deals: int, layout: TouchLayout) -> To
 def _first_contact(deal: np.ndarray, contact: np.ndarray) -> np.ndarray:
     """True on the first touch (in the given order) of each (deal, contact): when the contact became engaged."""
     out = np.zeros(len(deal), dtype=bool)
-    known = np.flatnonzero(contact >= 0)
+    known = (contact >= 0).nonzero()[0]
     if len(known):
         key = deal[known] * (int(contact.max()) + 1) + contact[known]
         o = key.argsort(kind="stable")
@@ -234,7 +234,7 @@ def _unanswered_end(rows: ActivityRows, occ_tl: Timeline, n_deals: int) -> Timel
     inbound = occ_tl.subset(rows.direction[occ_tl.order] == 0)
     answered_by = segmented_extreme(inbound.group, rows.seen[inbound.order],
                                     reverse=True, minimum=True)
-    out = np.flatnonzero(rows.direction == 1)
+    out = (rows.direction == 1).nonzero()[0]
     d_out = rows.deal[out]
     _, first_at_or_after = inbound.prefix(d_out, rows.occurred[out], strict=True)
     within = first_at_or_after < inbound.group_end(d_out)
@@ -247,7 +247,7 @@ def _reply_start(rows: ActivityRows, occ_tl: Timeline, n_deals: int) -> Timeline
     outbound = occ_tl.subset(rows.direction[occ_tl.order] == 1)
     first_seen = segmented_extreme(outbound.group, rows.seen[outbound.order],
                                    minimum=True)
-    inb = np.flatnonzero(rows.direction == 0)
+    inb = (rows.direction == 0).nonzero()[0]
     d_in = rows.deal[inb]
     lo, hi = outbound.prefix(d_in, rows.occurred[inb], strict=True)
     start = np.maximum(take(first_seen, hi - 1, hi > lo, NEVER), rows.seen[inb])
@@ -272,7 +272,8 @@ def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray, e
     lo, hi = tt.seen.prefix(q_deal, q_time)
     vis = (tt.seen_sums[:, hi] - tt.seen_sums[:, lo]).astype(np.float64)  # (quantity, snapshot)
     # all four windows in one search: occurred <= t - w, for each w
-    ol, oh = tt.occurred.prefix(np.tile(q_deal, len(ALL_WINDOWS)), (q_time - WINDOW_NS[:, None]).ravel())
+    # (np.tile and np.flatnonzero are Python-level wrappers: on one deal's arrays they cost more than the work)
+    ol, oh = tt.occurred.prefix(np.concatenate((q_deal,) * len(ALL_WINDOWS)), (q_time - WINDOW_NS[:, None]).ravel())
     # every window's "gone" counts in one gather: row r of the stacked window matrix belongs to window
     # window_of[r], whose snapshots sit in columns [window_of[r] * nq, (window_of[r] + 1) * nq) of ol/oh
     rows_of, window_of = lay.window_rows
