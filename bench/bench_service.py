@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -343,6 +344,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     auth = {"X-API-Key": key}
     figures: dict[str, Any] = {"touchpoints": len(body["activities"]), "rate_rps": args.rate,
                                "duration_s": args.duration, "latency_workers": args.latency_workers}
+
+    # The load generator shares this process with the training data, the model and MLflow's
+    # modules: freeze that heap so the collector's passes in the generator (thousands of
+    # requests' objects) do not walk it and stall the load they are meant to keep steady.
+    gc.collect()
+    gc.freeze()
 
     # ---- latency at a fixed rate: dealscore, then MLflow, same machine, same run
     port = free_port()
