@@ -72,8 +72,8 @@ class _Plan:
     numeric_positions: np.ndarray
     dtypes: dict[str, pd.CategoricalDtype | None]
     vocabs: dict[str, Vocab]
-    profile_columns: tuple[list[str], np.ndarray]  # the profile features the spec keeps, and their numeric columns
-    stage_columns: tuple[list[str], np.ndarray]  # the same for STAGE_FEATURES
+    # the profile and stage features the spec keeps (a what-if copy's are its snapshot's), and their numeric columns
+    reused_columns: tuple[list[str], np.ndarray]
 
 
 def _plan(spec: FeatureSpec) -> _Plan:
@@ -110,13 +110,16 @@ def _plan(spec: FeatureSpec) -> _Plan:
         frame_positions={n: np.array([i]) for i, n in enumerate(["deal_id", "as_of", *spec.feature_names])},
         numeric_positions=np.array([2 + spec.feature_names.index(n) for n in numeric], dtype=np.int64),
         dtypes=dtypes, vocabs=vocabs,
-        profile_columns=([n for n in PROFILE_FEATURES if n in numeric],
-                         np.array([numeric.index(n) for n in PROFILE_FEATURES if n in numeric], dtype=np.int64)),
-        stage_columns=([n for n in STAGE_FEATURES if n in numeric],
-                       np.array([numeric.index(n) for n in STAGE_FEATURES if n in numeric], dtype=np.int64)),
+        reused_columns=_columns_of(numeric, (*STAGE_FEATURES, *PROFILE_FEATURES)),
     )
     spec._compiled = plan
     return plan
+
+
+def _columns_of(numeric: list[str], names: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
+    """Those of ``names`` the plan computes, and their columns in the numeric block."""
+    kept = [n for n in names if n in numeric]
+    return kept, np.array([numeric.index(n) for n in kept], dtype=np.int64)
 
 
 def _resolve_spec(spec: FeatureSpec | None, taxonomy: StageTaxonomy | None) -> FeatureSpec:
@@ -310,8 +313,7 @@ def resolve_context(context: FeatureContext | None, prepared: PreparedHistory | 
 
 def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Plan, q_deal: np.ndarray,
                   q_time: np.ndarray, *, touch_group: np.ndarray | None = None,
-                  profile_of: tuple[np.ndarray, np.ndarray] | None = None,
-                  stage_of: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, chunk_size: int = CHUNK,
+                  same_as: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, chunk_size: int = CHUNK,
                   bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Step 5 for all snapshots: the numeric features (rows x ``plan.numeric``) and the declared-stage codes.
 
@@ -320,15 +322,13 @@ def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Pla
     only by its touchpoints, so its stage, profile and context features read the
     real deal's rows instead of copies of them.
 
-    ``profile_of=(numeric, rows)`` says snapshot ``j`` has the same deal and time as
-    row ``rows[j]`` of an already computed block ``numeric``: its profile features
-    (:data:`~dealscore.features.profile.PROFILE_FEATURES`, a function of deal,
-    time and amount only) are taken from there instead of being computed again.
-
-    ``stage_of=(numeric, stage_codes, rows)`` does the same for the stage features
-    (:data:`STAGE_FEATURES` and the declared-stage code): what-if copies, whose
-    stage rows and time are their snapshot's and whose data cut (moved at most to
-    that very time) leaves "is the time at or after the cut" unchanged.
+    ``same_as=(numeric, stage_codes, rows)`` says snapshot ``j`` has the same deal,
+    stage rows and time as row ``rows[j]`` of an already computed block: what-if
+    copies, whose data cut (moved at most to that very time) leaves "is the time at
+    or after the cut" unchanged. Their stage features (:data:`STAGE_FEATURES` and the
+    declared-stage code) and profile features
+    (:data:`~dealscore.features.profile.PROFILE_FEATURES`, a function of deal, time
+    and amount only) are taken from there; only the touchpoint features are computed.
     """
     n = len(q_deal)
     block = np.empty((len(plan.numeric), n), dtype=np.float64).T  # column-major: one contiguous column each
@@ -336,14 +336,12 @@ def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Pla
     for start in range(0, n, chunk_size):
         stop = min(n, start + chunk_size)
         group = None if touch_group is None else touch_group[start:stop]
-        known = None if profile_of is None else _known(plan.profile_columns, profile_of[0], profile_of[1][start:stop])
-        stage = None
-        if stage_of is not None:
-            at = stage_of[2][start:stop]
-            stage = _known(plan.stage_columns, stage_of[0], at)
-            stage["_stage_code"] = stage_of[1][at]
-        values = _chunk_features(prepared, context, plan, q_deal[start:stop], q_time[start:stop], group, known,
-                                 stage)
+        known = None
+        if same_as is not None:
+            numeric, codes, rows = same_as[0], same_as[1], same_as[2][start:stop]
+            known = _known(plan.reused_columns, numeric, rows)
+            known["_stage_code"] = codes[rows]
+        values = _chunk_features(prepared, context, plan, q_deal[start:stop], q_time[start:stop], group, known)
         stage_codes[start:stop] = values.pop("_stage_code")
         # one call for all ~90 features instead of a write each (one deal: the tiny writes cost more); a single
         # chunk is the whole block, contiguous in feature order, so one concatenation fills it without np.stack's
@@ -359,8 +357,8 @@ def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Pla
 
 
 def _known(columns: tuple[list[str], np.ndarray], numeric: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Some features (``plan.profile_columns`` or ``plan.stage_columns``: those the plan keeps, the rest are
-    never read) of ``rows`` of a computed block."""
+    """Some features (``plan.reused_columns``: those the plan keeps, the rest are never read) of ``rows`` of a
+    computed block."""
     names, cols = columns
     got = numeric[rows[:, None], cols]  # one gather for all of them
     return {name: got[:, i] for i, name in enumerate(names)}
@@ -368,25 +366,19 @@ def _known(columns: tuple[list[str], np.ndarray], numeric: np.ndarray, rows: np.
 
 def _chunk_features(prepared: PreparedHistory, context: FeatureContext, plan: _Plan, q_deal: np.ndarray,
                     q_time: np.ndarray, touch_group: np.ndarray | None,
-                    profile: dict[str, np.ndarray] | None = None,
-                    stage: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Step 5: every feature of a chunk of snapshots (``profile``, ``stage``: those features, already known).
-
-    Known stage features come with known profile features (the profile reads the stage's amount).
-    """
+                    known: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Step 5: every feature of a chunk of snapshots (``known``: its stage and profile features, already known)."""
     group = q_deal if touch_group is None else touch_group
     cut = prepared.data_cut
     if isinstance(cut, np.ndarray):  # per touch group (what-if copies: the added touchpoint may move the cut)
         cut = cut[group]
-    if stage is not None and profile is not None:
-        values = stage
-        values.update(touch_features(prepared.touches, group, q_time, plan.evidence, plan.stages.names))
-        values.update(profile)
-        return values
+    touches = touch_features(prepared.touches, group, q_time, plan.evidence)
+    if known is not None:
+        known.update(touches)
+        return known
     values = stage_features(prepared.stage, prepared.deals, q_deal, q_time, cut)
-    values.update(touch_features(prepared.touches, group, q_time, plan.evidence, plan.stages.names))
-    values.update(profile_features(prepared.deals, q_deal, q_time, values["amount"], context)
-                  if profile is None else profile)
+    values.update(touches)
+    values.update(profile_features(prepared.deals, q_deal, q_time, values["amount"], context))
     norms = context.stage_norms(values["_stage_code"], q_time)
     values["stage_median_days_won"] = norms
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -17,7 +17,6 @@ outbound touch are both seen.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -141,6 +140,7 @@ class Evidence:
     stages, where a loop over stages and tokens costs a dozen array operations.
     """
 
+    names: tuple[str, ...]  # the feature of each stage, in stage order: ``evidence_<stage>``
     weights: np.ndarray  # (stages, layout.width): how many of a stage's tokens name each count row
     sizes: np.ndarray  # tokens per stage, NaN where none is configured (its share is NaN)
 
@@ -157,7 +157,8 @@ class Evidence:
                         weights[s, meeting] += 1
                 else:
                     weights[s, rows[tok] if tok in rows else _type_col(layout, tok)] += 1
-        return cls(weights=weights, sizes=np.array([float(len(t)) if t else np.nan for _, t in evidence]))
+        return cls(names=tuple(f"evidence_{stage}" for stage, _ in evidence), weights=weights,
+                   sizes=np.array([float(len(t)) if t else np.nan for _, t in evidence]))
 
 
 @dataclass(frozen=True)
@@ -261,12 +262,9 @@ def _type_col(layout: TouchLayout, token: str) -> int:
     return col
 
 
-def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray, evidence: Evidence,
-                   stages: Sequence[str]) -> dict[str, np.ndarray]:
-    """Touchpoint features of each snapshot from the touches seen by its ``as_of``.
-
-    ``evidence`` holds the key touchpoints of ``stages`` (in stage order).
-    """
+def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray, evidence: Evidence
+                   ) -> dict[str, np.ndarray]:
+    """Touchpoint features of each snapshot from the touches seen by its ``as_of``."""
     lay = tt.layout
     nq = len(q_time)
     lo, hi = tt.seen.prefix(q_deal, q_time)
@@ -318,10 +316,10 @@ def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray, e
         out[f"has_{t}"] = positive[col] if col is not None else np.zeros(nq)
     with np.errstate(invalid="ignore"):
         share = (evidence.weights @ positive) / evidence.sizes[:, None]  # (stage, snapshot); exact small integers
-    for i, stage in enumerate(stages):
-        out[f"evidence_{stage}"] = share[i]
+    out.update(zip(evidence.names, share, strict=True))
     # the furthest stage (in order, from 1) whose key touchpoints all happened; 0: none
-    full = (share >= 1.0) * np.arange(1, len(stages) + 1)[:, None]
-    out["evidence_stage_order"] = (full.max(axis=0) if len(stages) else np.zeros(nq, dtype=np.int64)).astype(
+    n_stages = len(evidence.names)
+    full = (share >= 1.0) * np.arange(1, n_stages + 1)[:, None]
+    out["evidence_stage_order"] = (full.max(axis=0) if n_stages else np.zeros(nq, dtype=np.int64)).astype(
         np.float64)
     return out

@@ -147,8 +147,7 @@ class WhatIf:
         own = self._own
         block, stage_codes = compute_block(prepared, self.context, self.plan, src, v_time,
                                            touch_group=np.arange(n_virtual, dtype=np.int64),
-                                           profile_of=None if own is None else (own[0], rows),
-                                           stage_of=None if own is None else (own[0], own[1], rows))
+                                           same_as=None if own is None else (own[0], own[1], rows))
         return FeatureBlock(self.plan, self.deals, src, v_time, block, stage_codes)
 
 

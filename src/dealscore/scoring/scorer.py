@@ -479,8 +479,9 @@ class _CategoryCodes:
     reason wording, which cost more than the one encoding they need.
 
     What-if copies (``copies_of=(codes, rows)``: row ``j`` copies row ``rows[j]`` of
-    the block behind ``codes``) are the same deals, so their profile categoricals are
-    those rows' codes; only the declared stage, a feature of the copy, is its own.
+    the block behind ``codes``) are the same deals at the same time with one more
+    touchpoint, and no categorical reads touchpoints (the declared stage is a
+    function of the stage rows and the time), so their codes are those rows' codes.
     An open vocabulary may list more categories than the copies alone would, which
     changes no matrix value: codes are mapped to the booster's categories by name.
     """
@@ -495,7 +496,7 @@ class _CategoryCodes:
     def __call__(self, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
         got = self._got.get(name)
         if got is None:
-            if self._parent is not None and name != "declared_stage":
+            if self._parent is not None:
                 parent, rows = self._parent
                 codes, cats = parent(name)
                 got = self._got[name] = (codes[np.asarray(rows, dtype=np.int64)], cats)
