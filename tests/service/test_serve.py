@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -25,8 +27,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(trained_model, keys_file, tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen]]:
+def _start(trained_model, keys_file, tmp_path: Path, workers: int = 1) -> Iterator[tuple[str, Path, subprocess.Popen]]:
     bundle = tmp_path / "bundle"
     shutil.copytree(trained_model.bundle_dir, bundle)
     port = _free_port()
@@ -34,8 +35,8 @@ def server(trained_model, keys_file, tmp_path: Path) -> Iterator[tuple[str, Path
            "DEALSCORE_API_KEYS_FILE": str(keys_file[0]), "DEALSCORE_USE_REGISTRY": "false"}
     log = (tmp_path / "server.log").open("w")
     exe = Path(sys.executable).parent / "dealscore"
-    proc = subprocess.Popen([str(exe), "serve", "--port", str(port), "--log-level", "warning"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([str(exe), "serve", "--port", str(port), "--workers", str(workers),
+                             "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -54,6 +55,16 @@ def server(trained_model, keys_file, tmp_path: Path) -> Iterator[tuple[str, Path
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture
+def server(trained_model, keys_file, tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen]]:
+    yield from _start(trained_model, keys_file, tmp_path)
+
+
+@pytest.fixture
+def two_workers(trained_model, keys_file, tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen]]:
+    yield from _start(trained_model, keys_file, tmp_path, workers=2)
 
 
 def test_serve_answers_and_reloads_without_dropping_requests(server, trained_model, keys: dict[str, str]) -> None:
@@ -99,3 +110,47 @@ def test_serve_answers_and_reloads_without_dropping_requests(server, trained_mod
     assert versions == sorted(versions), "once swapped, the new model answers every request"
     metrics = httpx.get(f"{base}/metrics").text
     assert 'dealscore_model_info{source="path",version="dealscore/8"} 1.0' in metrics
+
+
+def _tcp(proc: psutil.Process, port: int, status: str) -> int:
+    return sum(1 for c in proc.net_connections(kind="tcp") if c.laddr and c.laddr.port == port and c.status == status)
+
+
+def test_connections_opened_together_spread_over_the_workers(two_workers) -> None:
+    """A client opening its keep-alive pool in a burst must not land it all on one worker.
+
+    uvicorn's shared socket let the first worker to wake accept every pending
+    connection, leaving the other idle (half the throughput of two workers); with it
+    this burst often ended 16 to 0. With a socket per worker, a 16-to-0 split has odds
+    of 2 in 65,536.
+    """
+    base, _bundle, proc = two_workers
+    port = int(base.rsplit(":", 1)[1])
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # both workers listen once their app has started
+        workers = [w for w in psutil.Process(proc.pid).children(recursive=True) if _tcp(w, port, "LISTEN")]
+        if len(workers) == 2:
+            break
+        time.sleep(0.2)
+    assert len(workers) == 2, "two workers, each with its own listening socket"
+    async def burst() -> list[int]:
+        # a client opening its pool: 16 connections at once, then a request on each, back to back
+        opened = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(16)))
+        try:
+            for _ in range(3):
+                for _, writer in opened:
+                    writer.write(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+                for reader, _ in opened:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    assert head.startswith(b"HTTP/1.1 200"), head
+                    length = int(next(ln.split(b":")[1] for ln in head.lower().split(b"\r\n")
+                                      if ln.startswith(b"content-length")))
+                    await reader.readexactly(length)
+            return [_tcp(w, port, "ESTABLISHED") for w in workers]
+        finally:
+            for _, writer in opened:
+                writer.close()
+
+    held = asyncio.run(burst())
+    assert sum(held) == 16 and min(held) >= 1, f"connections per worker: {held}"

@@ -38,6 +38,7 @@ def serve(
     """
     import uvicorn
 
+    from dealscore_service import listener
     from dealscore_service.store import ScoreStore
 
     os.environ.setdefault("DEALSCORE_LOG_LEVEL", log_level.upper())
@@ -54,10 +55,13 @@ def serve(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dealscore-metrics-")
     console.print(f"dealscore API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", highlight=False)
-    uvicorn.run(
-        "dealscore_service.main:create_app", factory=True, host=host, port=port, workers=workers,
-        log_config=None, log_level=log_level.lower(), access_log=False, server_header=False,
-    )
+    options: dict[str, Any] = {"factory": True, "host": host, "port": port, "workers": workers, "log_config": None,
+                               "log_level": log_level.lower(), "access_log": False, "server_header": False}
+    if workers > 1 and listener.supported():
+        # one socket per worker, so connections opened together spread over the workers
+        listener.run_workers(uvicorn.Config("dealscore_service.main:create_app", **options))
+    else:
+        uvicorn.run("dealscore_service.main:create_app", **options)
 
 
 def _checked_settings() -> Any:
