@@ -1,10 +1,10 @@
 """Several uvicorn workers, each listening on its own socket (``SO_REUSEPORT``).
 
 uvicorn's own multi-worker mode hands one listening socket to every worker, and a
-worker that wakes up accepts every pending connection at once (asyncio's accept
-loop). A client that opens its keep-alive pool in a burst (a CRM integration, a
-load balancer, the load benchmark) therefore lands all its connections on one
-worker while the others sit idle: ``bench/bench_service.py`` saw 8 of 8
+worker that wakes up accepts every pending connection at once (its event loop
+accepts until the queue is empty). A client that opens its keep-alive pool in a
+burst (a CRM integration, a load balancer, the load benchmark) therefore lands all
+its connections on one worker while the others sit idle: ``bench/bench_service.py`` saw 8 of 8
 connections on one of two workers, half the CPU idle and half the throughput.
 With ``SO_REUSEPORT`` each worker binds a socket of its own to the same port and
 Linux hashes every new connection to one of the workers that are listening.
