@@ -21,9 +21,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dealscore.errors import ConfigError
+
+if TYPE_CHECKING:
+    from uvicorn import Config
 
 
 def supported() -> bool:
@@ -31,10 +34,14 @@ def supported() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
+def _tcp_socket(host: str) -> socket.socket:
+    """A TCP socket of the host's address family (uvicorn's rule: IPv6 when the host has a colon)."""
+    return socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+
+
 def bind_reuse_port(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host:port`` with ``SO_REUSEPORT``, not yet listening."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = _tcp_socket(host)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -53,8 +60,7 @@ def _check_free(host: str, port: int) -> None:
     ``dealscore serve`` on the same port would silently take half of the first one's
     connections; a plain bind is refused while any socket listens there.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
+    with _tcp_socket(host) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a previous run's TIME_WAIT is no conflict
         try:
             probe.bind((host, port))
@@ -86,7 +92,7 @@ class ReusePortListener:
         self._reservation.close()
 
 
-def run_workers(config: Any) -> None:
+def run_workers(config: Config) -> None:
     """Run ``config.workers`` uvicorn workers under uvicorn's supervisor, one ``SO_REUSEPORT`` socket each."""
     from uvicorn.supervisors import Multiprocess
 

@@ -10,36 +10,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from dealscore.cli import main
 from dealscore.taxonomy import default_taxonomy
+from tests.cli.conftest import Run, assert_clean_error
 
 MAVEN = Path(__file__).resolve().parents[3] / "shared" / "data" / "maven_crm"
 SALESFORCE = Path(__file__).resolve().parents[1] / "fixtures" / "salesforce"
 DEALSCORE = Path(sys.executable).with_name("dealscore")
 
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
-    """Run ``dealscore ARGS`` in-process; returns (exit code, stdout, stderr)."""
-
-    def _run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["dealscore", *args])
-        with pytest.raises(SystemExit) as e:
-            main()
-        out = capsys.readouterr()
-        code = e.value.code if isinstance(e.value.code, int) else 1
-        return code, out.out, out.err
-
-    return _run
 
 
 def history_folder(folder: Path) -> Path:
@@ -65,16 +48,6 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new, 1))
-
-
-def assert_clean_error(code: int, err: str, *needles: str) -> None:
-    """Non-zero exit, one readable message naming what is wrong, no traceback."""
-    assert code != 0
-    assert "Traceback" not in err
-    assert err.startswith("error:")
-    for needle in needles:
-        assert needle in err, f"{needle!r} not in {err!r}"
-    assert "Fix:" in err
 
 
 def test_validate_prints_the_load_report(run: Run, tmp_path: Path) -> None:

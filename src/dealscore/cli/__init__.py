@@ -44,5 +44,9 @@ def main() -> None:
     try:
         app()
     except DealscoreError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        text = str(exc)
+        fix = exc.detail.get("fix")
+        if fix and "Fix:" not in text:  # most errors carry the fix beside the message (the API sends both)
+            text += f". Fix: {fix}"
+        err_console.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)
         sys.exit(2)
