@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from dealscore.cli import PIPE_WIDTH
-from dealscore.cli import demo
+from dealscore.cli import PIPE_WIDTH, demo
 
 _PROBE = "from dealscore.cli import console, err_console; print(console.width, err_console.width)"
 
