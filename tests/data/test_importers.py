@@ -164,7 +164,7 @@ def _rewrite(path: Path, old: str, new: str) -> None:
 
 
 def sf_mapping() -> dict[str, Any]:
-    return yaml.safe_load((SHIPPED_MAPPINGS / "salesforce.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load((SHIPPED_MAPPINGS / "salesforce-api.yaml").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,7 @@ def sf() -> Any:
 
 def test_shipped_mapping_loads_by_name_and_by_path() -> None:
     by_name = load_mapping("salesforce")
-    by_path = load_mapping(Path(str(SHIPPED_MAPPINGS / "salesforce.yaml")))
+    by_path = load_mapping(Path(str(SHIPPED_MAPPINGS / "salesforce-api.yaml")))
     assert by_name.sources.keys() == by_path.sources.keys()
     assert [s.file for s in by_name.sources["activities"]] == ["Task.csv", "Event.csv"]
 
