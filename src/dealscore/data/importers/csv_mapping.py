@@ -48,6 +48,8 @@ _ZONE_SUFFIX = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2}
 _ENUMERATED = {("stage_history", "stage"), ("stage_truth", "stage"), ("activities", "type"),
                ("activities", "direction"), ("activities", "contact_role"), ("deals", "outcome")}
 _UNMAPPED = object()
+#: the source file's line of an unpivoted row (its index no longer is)
+_LINE = "__line__"
 
 
 
@@ -80,12 +82,13 @@ def _ids(frame: pd.DataFrame, mask: pd.Series, spec: SourceSpec) -> list[str]:
     deal_col = spec.columns["deal_id"].column if "deal_id" in spec.columns else None
     out: list[str] = []
     for i in frame.index[mask.to_numpy()][:500]:
+        line = int(frame.at[i, _LINE]) if _LINE in frame else int(i) + 2
         if id_col and id_col in frame and not pd.isna(frame.at[i, id_col]):
             label = str(frame.at[i, id_col])
         elif deal_col and deal_col in frame and not pd.isna(frame.at[i, deal_col]):
-            label = f"line {int(i) + 2} (deal {frame.at[i, deal_col]})"
+            label = f"line {line} (deal {frame.at[i, deal_col]})"
         else:
-            label = f"line {int(i) + 2}"
+            label = f"line {line}"
         if label not in out:
             out.append(label)
         if len(out) == 5:
@@ -113,7 +116,7 @@ def _check_columns(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: 
 def _unpivot(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: str) -> pd.DataFrame:
     """Wide columns → rows (see :class:`Unpivot`); empty cells make no row and are counted.
 
-    The rows keep their source row's index, so a message still names the export's line.
+    Each row remembers its source line (column ``_LINE``), so a message still names the export's line.
     """
     u = spec.unpivot
     assert u is not None
@@ -126,14 +129,15 @@ def _unpivot(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: str) -
             fix="correct the pattern (a regular expression matched against whole headers)",
         ))
         return frame.iloc[:0].assign(**{u.name: None, u.value: None})
-    keep = [c for c in frame.columns if c not in matched]
-    long = frame.melt(id_vars=keep, value_vars=list(matched), var_name=u.name, value_name=u.value,
-                      ignore_index=False)
+    wide = frame.assign(**{_LINE: frame.index.to_numpy() + 2})
+    keep = [c for c in wide.columns if c not in matched]
+    long = wide.melt(id_vars=keep, value_vars=list(matched), var_name=u.name, value_name=u.value,
+                     ignore_index=False)
     long[u.name] = long[u.name].map(matched)
     empty = long[u.value].isna()
     ctx.report.drop(f"{spec.file}: empty cells of the {len(matched)} unpivoted columns (nothing recorded)",
                     int(empty.sum()))
-    return long[~empty].sort_index(kind="stable")
+    return long[~empty].sort_index(kind="stable").reset_index(drop=True)
 
 
 def _per_value(s: pd.Series, fn: Callable[[str], Any], missing: Any = None) -> pd.Series:
@@ -645,4 +649,4 @@ def _latest_record(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
     return max(found)
 
 
-__all__ = ["SHIPPED_MAPPINGS", "CsvMapping", "MappingError", "import_csv", "load_mapping"]
+__all__ = ["SHIPPED_MAPPINGS", "CsvMapping", "MappingError", "guess_date_format", "import_csv", "load_mapping"]
