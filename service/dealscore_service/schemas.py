@@ -218,7 +218,11 @@ class AtRiskItem(BaseModel):
     declared_stage: str | None
     inferred_stage: str
     stage_mismatch: str
-    value_at_risk: float | None
+    value_at_risk: float | None = Field(description="money: amount × (stage's usual win rate − p_win), ≤ amount")
+    priority: float | None = Field(default=None, description="orders the list: value at risk × warning and drop "
+                                                             "urgency (not money)")
+    risk_level: str | None = Field(default=None, description="high: top decile of priority among the deals at "
+                                                             "risk matching the filters; medium: next two deciles")
     previous_p_win: float | None = Field(description="the deal's score before this one")
     stage_typical_p_win: float | None = Field(description="usual win rate of deals in the declared stage")
     top_warning: DealWarning | None
