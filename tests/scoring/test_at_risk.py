@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pytest
 
-from dealscore.scoring.at_risk import at_risk, risk_boost, value_at_risk
+from dealscore.scoring.at_risk import at_risk, risk_factors, value_at_risk, value_at_risk_array, warning_weight
 from dealscore.scoring.result import DealWarning, ScoreResult
 
 
@@ -32,7 +33,8 @@ def test_value_at_risk_formula() -> None:
     assert value_at_risk(10000, 0.2, 0.45, [HIGH, MED]) == pytest.approx(2500 * 1.3)
     # a 10-point drop adds 20%
     assert value_at_risk(10000, 0.2, 0.45, previous_p_win=0.3) == pytest.approx(2500 * 1.2)
-    assert risk_boost([HIGH] * 10, 0.2, 0.9) == pytest.approx(4.0)  # both boosts are capped
+    _, boost = risk_factors(0.2, 0.45, warning_weight([HIGH.severity] * 10), 0.9)
+    assert boost == pytest.approx(4.0)  # both boosts are capped
 
 
 def test_ranking_filters_and_boosts() -> None:
@@ -52,3 +54,19 @@ def test_ranking_filters_and_boosts() -> None:
     assert [r.deal_id for r in ranked] == ["small_gap_warned"]
     assert ranked[0].previous_p_win == 0.8 and ranked[0].value_at_risk == pytest.approx(2000 * 1.5 * 1.9)
     assert at_risk(results, top=0) == []
+
+
+def test_one_deal_and_a_block_compute_value_at_risk_by_the_same_rule() -> None:
+    rng = np.random.default_rng(3)
+    n = 200
+    amount = np.where(rng.random(n) < 0.1, np.nan, rng.uniform(0, 1e5, n))
+    p = rng.random(n)
+    typical = np.where(rng.random(n) < 0.1, np.nan, rng.random(n))
+    prev = np.where(rng.random(n) < 0.3, np.nan, rng.random(n))
+    sev = [list(rng.choice(["high", "medium", "low"], size=rng.integers(0, 6))) for _ in range(n)]
+    block = value_at_risk_array(amount, p, typical, [warning_weight(s) for s in sev], prev)
+    one = [value_at_risk(None if np.isnan(a) else a, q, None if np.isnan(t) else t,
+                         [DealWarning(code="c", title="t", evidence="e", severity=x) for x in s],
+                         None if np.isnan(v) else v)
+           for a, q, t, s, v in zip(amount, p, typical, sev, prev, strict=True)]
+    np.testing.assert_allclose(block, one)

@@ -19,32 +19,60 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
+from numpy.typing import ArrayLike
+
+from dealscore.scoring.columns import nan_to_zero
 from dealscore.scoring.result import DealWarning, ScoreResult
 
 WARNING_WEIGHTS = {"high": 0.2, "medium": 0.1, "low": 0.05}
 DROP_WEIGHT = 2.0
 
 
-def risk_boost(warnings: Sequence[DealWarning], p_win: float, previous_p_win: float | None) -> float:
-    """The multiplier warnings and a recent score drop put on the probability gap."""
-    w = min(1.0, sum(WARNING_WEIGHTS.get(x.severity, 0.0) for x in warnings))
-    drop = 0.0 if previous_p_win is None else max(0.0, previous_p_win - p_win)
-    return (1.0 + w) * (1.0 + min(1.0, DROP_WEIGHT * drop))
+def warning_weight(severities: Iterable[str]) -> float:
+    """``w``: the warnings' weight by severity, capped at 1."""
+    return min(1.0, sum(WARNING_WEIGHTS.get(s, 0.0) for s in severities))
 
 
-def probability_gap(p_win: float, typical: float | None) -> float:
-    """How far the deal scores below what deals in its declared stage usually win."""
-    return 0.0 if typical is None else max(0.0, typical - p_win)
+def risk_factors(
+    p_win: ArrayLike, typical: ArrayLike, weight: ArrayLike, previous_p_win: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``gap`` and ``boost`` of the formula, element by element (NaN typical or previous: none known).
+
+    The one statement of the rule: :func:`value_at_risk_array` (the scorer, a
+    whole block at once), :func:`value_at_risk` (one result) and :func:`at_risk`
+    (the ranking) all compute through it.
+    """
+    p = np.asarray(p_win, dtype=float)
+    gap = np.maximum(nan_to_zero(np.asarray(typical, dtype=float)) - p, 0.0)
+    boost = 1.0 + np.asarray(weight, dtype=float)
+    if previous_p_win is not None:
+        drop = np.maximum(nan_to_zero(np.asarray(previous_p_win, dtype=float)) - p, 0.0)
+        boost = boost * (1.0 + np.minimum(1.0, DROP_WEIGHT * drop))
+    return gap, boost
+
+
+def value_at_risk_array(
+    amount: ArrayLike, p_win: ArrayLike, typical: ArrayLike, weight: ArrayLike,
+    previous_p_win: ArrayLike | None = None,
+) -> np.ndarray:
+    """amount × gap × boost element by element (0 where the amount is unknown, NaN)."""
+    gap, boost = risk_factors(p_win, typical, weight, previous_p_win)
+    return nan_to_zero(np.asarray(amount, dtype=float)) * gap * boost
+
+
+def _nan(value: float | None) -> float:
+    return np.nan if value is None else float(value)
 
 
 def value_at_risk(
     amount: float | None, p_win: float, typical: float | None, warnings: Sequence[DealWarning] = (),
     previous_p_win: float | None = None,
 ) -> float:
-    """amount × gap × boost (0 when the amount is unknown)."""
-    if amount is None or amount != amount:  # NaN
-        return 0.0
-    return float(amount) * probability_gap(p_win, typical) * risk_boost(warnings, p_win, previous_p_win)
+    """amount × gap × boost of one deal (0 when the amount is unknown)."""
+    weight = warning_weight(w.severity for w in warnings)
+    prev = None if previous_p_win is None else float(previous_p_win)
+    return float(value_at_risk_array(_nan(amount), p_win, _nan(typical), weight, prev))
 
 
 def at_risk(
@@ -68,12 +96,12 @@ def at_risk(
         if team is not None and r.team != team:
             continue
         prev = previous.get(r.deal_id, r.previous_p_win) if previous is not None else r.previous_p_win
-        gap = probability_gap(r.p_win, r.stage_typical_p_win)
+        gap, boost = risk_factors(r.p_win, _nan(r.stage_typical_p_win),
+                                  warning_weight(w.severity for w in r.warnings), prev)
         if gap <= 0:
             continue
-        boost = risk_boost(r.warnings, r.p_win, prev)
         var = value_at_risk(r.amount, r.p_win, r.stage_typical_p_win, r.warnings, prev)
-        ranked.append((var, gap * boost, r.model_copy(update={"value_at_risk": var, "previous_p_win": prev})))
+        ranked.append((var, float(gap * boost), r.model_copy(update={"value_at_risk": var, "previous_p_win": prev})))
     ranked.sort(key=lambda t: (-t[0], -t[1], t[2].deal_id))
     out = [r for _, _, r in ranked]
     return out if top is None else out[: max(0, int(top))]
