@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dealscore.scoring.at_risk import at_risk, risk_boost, risk_levels, value_at_risk
+from dealscore.scoring.at_risk import (
+    at_risk,
+    risk_factors,
+    risk_levels,
+    value_at_risk,
+    value_at_risk_array,
+    warning_weight,
+)
 from dealscore.scoring.result import DealWarning, ScoreResult
 
 
@@ -31,10 +38,9 @@ def test_value_at_risk_is_money_never_more_than_the_amount() -> None:
     assert value_at_risk(10000, 0.5, 0.45) == 0.0
     assert value_at_risk(None, 0.2, 0.45) == 0.0
     assert value_at_risk(10000, 0.2, None) == 0.0
-    # arrays (the scorer's blocks) give the same figures
-    got = value_at_risk(np.array([10000, np.nan, 169000]), np.array([0.2, 0.2, 0.0]), np.array([0.45, 0.45, 1.0]))
-    assert got.tolist() == pytest.approx([2500, 0, 169000])
-    assert risk_boost([HIGH] * 10, 0.2, 0.9) == pytest.approx(4.0)  # both boosts are capped
+    assert value_at_risk(169000, 0.0, 1.0) == pytest.approx(169000)  # never more than the amount
+    _, boost = risk_factors(0.2, 0.45, warning_weight([HIGH.severity] * 10), 0.9)
+    assert boost == pytest.approx(4.0)  # both boosts are capped
 
 
 def test_ranking_orders_by_priority_while_value_at_risk_stays_money() -> None:
@@ -67,3 +73,16 @@ def test_risk_levels_discriminate() -> None:
     ranked = at_risk(results)
     assert [r.risk_level for r in ranked].count("high") == 4
     assert all(r.risk_level == "high" for r in ranked[:4])
+
+
+def test_one_deal_and_a_block_compute_value_at_risk_by_the_same_rule() -> None:
+    rng = np.random.default_rng(3)
+    n = 200
+    amount = np.where(rng.random(n) < 0.1, np.nan, rng.uniform(0, 1e5, n))
+    p = rng.random(n)
+    typical = np.where(rng.random(n) < 0.1, np.nan, rng.random(n))
+    block = value_at_risk_array(amount, p, typical)
+    one = [value_at_risk(None if np.isnan(a) else a, q, None if np.isnan(t) else t)
+           for a, q, t in zip(amount, p, typical, strict=True)]
+    np.testing.assert_allclose(block, one)
+    assert (block <= np.nan_to_num(amount)).all()

@@ -20,6 +20,7 @@ from rich.table import Table
 from dealscore.cli import app, console, err_console
 from dealscore.errors import DataValidationError, DealscoreError, ModelNotReadyError
 from dealscore.scoring.result import ScoreResult
+from dealscore.times import naive_utc
 
 ModelOpt = Annotated[
     Path | None,
@@ -67,8 +68,7 @@ def _load(folder: Path, model: Path | None, as_of: str | None) -> tuple[Any, Any
         except (ValueError, TypeError) as exc:
             raise DataValidationError(f"--as-of {as_of!r} is not a date or time",
                                       fix="use ISO 8601, e.g. 2024-06-30 or 2024-06-30T18:00:00") from exc
-        if t.tzinfo is not None:
-            t = t.tz_convert("UTC").tz_localize(None)
+        t = naive_utc(t)
     return Scorer(bundle), history, t
 
 

@@ -26,12 +26,13 @@ are listed after those with one (ordered by gap · boost), at level ``low``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from dealscore.scoring.result import DealWarning, ScoreResult
+from dealscore.scoring.columns import nan_to_zero
+from dealscore.scoring.result import ScoreResult
 
 WARNING_WEIGHTS = {"high": 0.2, "medium": 0.1, "low": 0.05}
 DROP_WEIGHT = 2.0
@@ -40,34 +41,42 @@ HIGH_SHARE = 0.10
 MEDIUM_SHARE = 0.30
 
 
-def risk_boost(warnings: Sequence[DealWarning], p_win: float, previous_p_win: float | None) -> float:
-    """The urgency multiplier warnings and a recent score drop put on a deal's priority."""
-    w = min(1.0, sum(WARNING_WEIGHTS.get(x.severity, 0.0) for x in warnings))
-    drop = 0.0 if previous_p_win is None else max(0.0, previous_p_win - p_win)
-    return (1.0 + w) * (1.0 + min(1.0, DROP_WEIGHT * drop))
+def warning_weight(severities: Iterable[str]) -> float:
+    """``w``: the warnings' weight by severity, capped at 1."""
+    return min(1.0, sum(WARNING_WEIGHTS.get(s, 0.0) for s in severities))
 
 
-def probability_gap(p_win: float, typical: float | None) -> float:
-    """How far the deal scores below what deals in its declared stage usually win."""
-    return 0.0 if typical is None or typical != typical else max(0.0, typical - p_win)
+def risk_factors(
+    p_win: ArrayLike, typical: ArrayLike, weight: ArrayLike, previous_p_win: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``gap`` and ``boost`` of the formulas, element by element (NaN typical or previous: none known).
 
-
-def value_at_risk(amount: Any, p_win: Any, typical: Any) -> Any:
-    """amount × min(1, max(0, typical − p_win)): money, 0 when the amount or the stage's rate is unknown.
-
-    The one formula for the scorer (arrays of a block) and the ranking (one deal):
-    scalars give a float, arrays an array.
+    The one statement of the rule: :func:`value_at_risk_array` (the scorer, a
+    whole block at once), :func:`value_at_risk` (one result) and :func:`at_risk`
+    (the ranking) all compute through it.
     """
-    a = np.asarray(amount if amount is not None else np.nan, dtype=float)
-    t = np.asarray(typical if typical is not None else np.nan, dtype=float)
-    gap = np.clip(np.nan_to_num(t - np.asarray(p_win, dtype=float), nan=0.0), 0.0, 1.0)
-    out = np.nan_to_num(a, nan=0.0) * gap
-    return float(out) if out.ndim == 0 else out
+    p = np.asarray(p_win, dtype=float)
+    gap = np.maximum(nan_to_zero(np.asarray(typical, dtype=float)) - p, 0.0)
+    boost = 1.0 + np.asarray(weight, dtype=float)
+    if previous_p_win is not None:
+        drop = np.maximum(nan_to_zero(np.asarray(previous_p_win, dtype=float)) - p, 0.0)
+        boost = boost * (1.0 + np.minimum(1.0, DROP_WEIGHT * drop))
+    return gap, boost
 
 
-def priority(value: float, gap: float, boost: float, has_amount: bool) -> float:
-    """The ordering key: money at risk times urgency (gap times urgency when the amount is unknown)."""
-    return value * boost if has_amount else gap * boost
+def value_at_risk_array(amount: ArrayLike, p_win: ArrayLike, typical: ArrayLike) -> np.ndarray:
+    """amount × min(1, gap) element by element: money, 0 where the amount is unknown (NaN)."""
+    gap, _ = risk_factors(p_win, typical, 0.0)
+    return nan_to_zero(np.asarray(amount, dtype=float)) * np.minimum(gap, 1.0)
+
+
+def _nan(value: float | None) -> float:
+    return np.nan if value is None else float(value)
+
+
+def value_at_risk(amount: float | None, p_win: float, typical: float | None) -> float:
+    """amount × min(1, gap) of one deal (0 when the amount or the stage's usual win rate is unknown)."""
+    return float(value_at_risk_array(_nan(amount), p_win, _nan(typical)))
 
 
 def risk_levels(n: int) -> list[str]:
@@ -101,12 +110,14 @@ def at_risk(
         if team is not None and r.team != team:
             continue
         prev = previous.get(r.deal_id, r.previous_p_win) if previous is not None else r.previous_p_win
-        gap = probability_gap(r.p_win, r.stage_typical_p_win)
+        gap, boost = risk_factors(r.p_win, _nan(r.stage_typical_p_win),
+                                  warning_weight(w.severity for w in r.warnings), prev)
         if gap <= 0:
             continue
         has_amount = r.amount is not None and r.amount == r.amount
         var = value_at_risk(r.amount, r.p_win, r.stage_typical_p_win)
-        prio = priority(var, gap, risk_boost(r.warnings, r.p_win, prev), has_amount)
+        # money at risk times urgency; gap times urgency when the amount is unknown (listed after)
+        prio = float(var * boost) if has_amount else float(gap * boost)
         ranked.append((has_amount, prio, r.model_copy(update={"previous_p_win": prev}), var))
     ranked.sort(key=lambda t: (not t[0], -t[1], t[2].deal_id))
     with_amount = sum(1 for t in ranked if t[0])

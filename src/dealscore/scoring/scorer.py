@@ -29,7 +29,7 @@ from dealscore.scoring.actions import (
     contacts_of_rows,
     describe_change,
 )
-from dealscore.scoring.at_risk import value_at_risk
+from dealscore.scoring.at_risk import value_at_risk_array
 from dealscore.scoring.batch import ScoredBlock
 from dealscore.scoring.columns import Columns
 from dealscore.scoring.grading import DEFAULT_GRADE_CUTOFFS, check_cutoffs, grades
@@ -39,6 +39,7 @@ from dealscore.scoring.predict import ModelRunner
 from dealscore.scoring.reasons import MAX_REASONS, MIN_REASON_POINTS, ReasonGrouping, pick_reasons, probability_points
 from dealscore.scoring.result import NextAction, ScoreResult
 from dealscore.scoring.warnings import WarningRules, find_warnings
+from dealscore.times import naive_utc
 
 #: Feature columns compared before/after an action to word why it helps.
 CHANGE_FEATURES = (
@@ -396,7 +397,7 @@ class Scorer:
             grade=grades(p, self._cutoffs), declared_stage=declared, inferred_stage=mm.inferred_stage,
             inferred_probability=mm.inferred_probability, stage_proba=stage_proba,
             stage_names=list(self._taxonomy.names), verdict=mm.verdict, explanation=mm.explanation,
-            typical=typical, value_at_risk=value_at_risk(amount, p, typical), warnings=warns,
+            typical=typical, value_at_risk=value_at_risk_array(amount, p, typical), warnings=warns,
             model_version=self.version,
         )
         if contrib is not None:
@@ -547,9 +548,7 @@ def _as_time(value: pd.Timestamp | str | Any) -> pd.Timestamp:
                                   fix="use ISO 8601, e.g. 2024-06-30 or 2024-06-30T18:00:00Z") from exc
     if pd.isna(t):
         raise DataValidationError("the scoring time is empty", fix="pass a date or time, or none for the data cut")
-    if t.tzinfo is not None:
-        t = t.tz_convert("UTC").tz_localize(None)
-    return t.as_unit("ns")
+    return naive_utc(t).as_unit("ns")
 
 
 def _spec_info(spec: Any) -> dict[str, tuple[str, str, str | None]]:

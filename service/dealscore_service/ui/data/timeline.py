@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from dealscore.scoring import value_at_risk
 from dealscore.scoring.result import ScoreResult
 from dealscore.taxonomy import StageTaxonomy
+from dealscore.times import naive_utc
 from dealscore_service.auth import Principal
 from dealscore_service.routers.deals import trend_of
 from dealscore_service.store import ScoreStore, StoredScore
@@ -126,7 +127,7 @@ def timeline(scores: list[StoredScore]) -> list[TimelineEvent]:
 
 def _when(value: Any) -> datetime | None:
     if isinstance(value, datetime):
-        return value.replace(tzinfo=None) if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+        return naive_utc(value)
     try:
         return _when(datetime.fromisoformat(str(value)))
     except ValueError:
