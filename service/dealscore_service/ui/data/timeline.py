@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from dealscore.scoring import value_at_risk
 from dealscore.scoring.result import ScoreResult
 from dealscore.taxonomy import StageTaxonomy
+from dealscore.times import naive_utc
 from dealscore_service.auth import Principal
 from dealscore_service.routers.deals import trend_of
 from dealscore_service.store import ScoreStore, StoredScore
@@ -126,7 +127,7 @@ def timeline(scores: list[StoredScore]) -> list[TimelineEvent]:
 
 def _when(value: Any) -> datetime | None:
     if isinstance(value, datetime):
-        return value.replace(tzinfo=None) if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+        return naive_utc(value)
     try:
         return _when(datetime.fromisoformat(str(value)))
     except ValueError:
@@ -249,8 +250,7 @@ def build_deal(store: ScoreStore, principal: Principal, deal_id: str, taxonomy: 
     last = scores[-1]
     latest = last.score_result()
     # the same inputs the list ranks with, so both pages show the same value at risk
-    var = value_at_risk(latest.amount, latest.p_win, latest.stage_typical_p_win, latest.warnings,
-                        latest.previous_p_win)
+    var = value_at_risk(latest.amount, latest.p_win, latest.stage_typical_p_win)
     trend, change = trend_of(scores)
     history = [
         HistoryPoint(s.as_of, s.p_win, f"{s.as_of:%d %b %Y}: {_pct(s.p_win)} (grade {s.grade}), "

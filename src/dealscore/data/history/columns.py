@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from dealscore.data.schema import Table
 from dealscore.errors import DataValidationError
+from dealscore.times import naive_utc
 
 # A timestamp that carries its own zone: a time part followed by Z or a +hh:mm offset.
 _ZONE_SUFFIX = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
@@ -235,7 +236,7 @@ def _parse_times(t: _Typing, col: str, kind: str) -> tuple[np.ndarray, bool | No
         parsed = _parse_text_times(t, col, raw)
     aware: bool | None = None
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        parsed = naive_utc(parsed)
         aware = True
     if isinstance(parsed.dtype, np.dtype):
         values = np.asarray(parsed.array) if isinstance(parsed, pd.Series) else parsed

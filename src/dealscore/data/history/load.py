@@ -17,6 +17,7 @@ from dealscore.data.history.columns import coerce_table
 from dealscore.data.history.model import DealHistory
 from dealscore.data.schema import TABLES, Table
 from dealscore.errors import DataValidationError
+from dealscore.times import naive_utc
 
 META_FILE = "history.yaml"
 
@@ -77,9 +78,7 @@ def parse_cut_at(value: object) -> pd.Timestamp | None:
         ) from exc
     if pd.isna(t):
         return None
-    if t.tzinfo is not None:
-        t = t.tz_convert("UTC").tz_localize(None)
-    return t.as_unit("ns")
+    return naive_utc(t).as_unit("ns")
 
 
 def from_frames(

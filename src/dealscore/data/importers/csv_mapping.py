@@ -42,6 +42,7 @@ from dealscore.data.schema import DIRECTIONS, OUTCOMES, TABLES
 from dealscore.data.validate import validate_history
 from dealscore.errors import DataValidationError, DealscoreError
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
+from dealscore.times import naive_utc
 
 _ZONE_SUFFIX = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 # contract columns whose values must come out of a closed vocabulary
@@ -300,12 +301,11 @@ def _parse_dates(
 def _to_utc(parsed: pd.Series, ctx: _Context) -> pd.Series:
     """Zone-aware → UTC; naive → localised in the mapping's time zone first. Always naive UTC ns."""
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        return parsed.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
+        return naive_utc(parsed).astype("datetime64[ns]")
     parsed = parsed.astype("datetime64[ns]")
     if ctx.mapping.timezone != "UTC" and len(parsed):
-        parsed = parsed.dt.tz_localize(
-            ctx.mapping.timezone, ambiguous=np.zeros(len(parsed), dtype=bool), nonexistent="shift_forward"
-        ).dt.tz_convert("UTC").dt.tz_localize(None)
+        parsed = naive_utc(parsed.dt.tz_localize(
+            ctx.mapping.timezone, ambiguous=np.zeros(len(parsed), dtype=bool), nonexistent="shift_forward"))
     return parsed
 
 
