@@ -67,9 +67,10 @@ def _renumber(prefix: str, values: pd.Series, offset: int, width: int) -> pd.Ser
     return out
 
 
-def chunk_history(chunk: Chunk, n_total: int, *, cut_date: str | None, config: SimConfig | None) -> DealHistory:
+def chunk_history(chunk: Chunk, n_total: int, *, cut_date: str | None, config: SimConfig | None,
+                  profile: str | None = None) -> DealHistory:
     """One chunk simulated and renumbered: deals, accounts, activities and reps unique across the run."""
-    sim = simulate(chunk.deals, chunk.seed, cut_date=cut_date, config=config)
+    sim = simulate(chunk.deals, chunk.seed, cut_date=cut_date, config=config, profile=profile)
     h = sim.history
     width = max(7, len(str(n_total)))
     # accounts per chunk are at most its deals; activities at most 200 per deal: offsets keep ids disjoint
@@ -100,10 +101,10 @@ def chunk_history(chunk: Chunk, n_total: int, *, cut_date: str | None, config: S
                      stage_truth=truth)
 
 
-def write_chunk(url: str, chunk: Chunk, n_total: int, cut_date: str | None, config: SimConfig | None
-                ) -> dict[str, Any]:
+def write_chunk(url: str, chunk: Chunk, n_total: int, cut_date: str | None, config: SimConfig | None,
+                profile: str | None = None) -> dict[str, Any]:
     """Simulate one chunk and write it as its partition; returns its row counts and data cut."""
-    h = chunk_history(chunk, n_total, cut_date=cut_date, config=config)
+    h = chunk_history(chunk, n_total, cut_date=cut_date, config=config, profile=profile)
     write_partition(url, partition_key(chunk.index), h)
     counts: dict[str, Any] = {name: len(frame) for name, frame in h.tables().items()}
     counts["cut_at"] = h.cut_at
@@ -112,7 +113,7 @@ def write_chunk(url: str, chunk: Chunk, n_total: int, cut_date: str | None, conf
 
 
 def generate_partitioned(url: str, n_deals: int, partitions: int, seed: int = 0, *, cut_date: str | None = None,
-                         config: SimConfig | None = None, client: Any = None,
+                         config: SimConfig | None = None, profile: str | None = None, client: Any = None,
                          progress: Callable[[int], None] | None = None) -> dict[str, int]:
     """Write a simulated history of ``n_deals`` deals as ``partitions`` partitions under ``url``.
 
@@ -122,14 +123,14 @@ def generate_partitioned(url: str, n_deals: int, partitions: int, seed: int = 0,
     chunks = plan_chunks(n_deals, partitions, seed)
     if client is not None:
         futures = client.map(write_chunk, [url] * len(chunks), chunks, n_total=n_deals, cut_date=cut_date,
-                             config=config, pure=False)
+                             config=config, profile=profile, pure=False)
         results = client.gather(futures)
         if progress is not None:
             progress(len(chunks))
     else:
         results = []
         for c in chunks:
-            results.append(write_chunk(url, c, n_deals, cut_date, config))
+            results.append(write_chunk(url, c, n_deals, cut_date, config, profile))
             if progress is not None:
                 progress(1)
     totals: dict[str, int] = {}
@@ -138,6 +139,7 @@ def generate_partitioned(url: str, n_deals: int, partitions: int, seed: int = 0,
             if k not in ("cut_at", "meta"):
                 totals[k] = totals.get(k, 0) + int(v)
     meta = dict(results[0]["meta"])
-    meta.update({"cut_at": results[0]["cut_at"], "deals": n_deals, "partitions": partitions, "seed": seed})
+    meta.update({"cut_at": results[0]["cut_at"], "deals": n_deals, "partitions": partitions, "seed": seed,
+                 "profile": profile})
     write_meta(url, meta)
     return totals
