@@ -17,7 +17,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from dealscore.cli import app, console, err_console
+from dealscore.cli import SchedulerOpt, app, console, err_console
 from dealscore.errors import DataValidationError, DealscoreError, ModelNotReadyError
 from dealscore.models.data_fit import data_mismatch
 from dealscore.scoring.result import ScoreResult
@@ -56,54 +56,82 @@ def load_bundle(model: Path | None) -> Any:
         ) from exc
 
 
-def _load(folder: Path, model: Path | None, as_of: str | None) -> tuple[Any, Any, pd.Timestamp | None]:
+def _load(folder: str | Path, model: Path | None, as_of: str | None) -> tuple[Any, Any, pd.Timestamp | None]:
     from dealscore.data.validate import load_and_validate
     from dealscore.scoring import Scorer
 
     bundle = load_bundle(model)
     history, _ = load_and_validate(str(folder), bundle.taxonomy)
-    t = None
-    if as_of is not None:
-        try:
-            t = pd.Timestamp(as_of)
-        except (ValueError, TypeError) as exc:
-            raise DataValidationError(f"--as-of {as_of!r} is not a date or time",
-                                      fix="use ISO 8601, e.g. 2024-06-30 or 2024-06-30T18:00:00") from exc
-        t = naive_utc(t)
     mismatch = data_mismatch(bundle.history_stats, history)
     if mismatch is not None:  # once per command, before any table: the scores below may not fit
         err_console.print(f"[bold yellow]warning:[/] {mismatch.message}", highlight=False, soft_wrap=True)
-    return Scorer(bundle), history, t
+    return Scorer(bundle), history, _as_of(as_of)
+
+
+def _as_of(as_of: str | None) -> pd.Timestamp | None:
+    """``--as-of`` as a naive UTC time (None: the history's data cut)."""
+    if as_of is None:
+        return None
+    try:
+        t = pd.Timestamp(as_of)
+    except (ValueError, TypeError) as exc:
+        raise DataValidationError(f"--as-of {as_of!r} is not a date or time",
+                                  fix="use ISO 8601, e.g. 2024-06-30 or 2024-06-30T18:00:00") from exc
+    return naive_utc(t)
 
 
 @app.command()
 def score(
-    folder: Annotated[Path, typer.Argument(help="History folder (CSV or Parquet tables).")],
-    out: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv.")],
+    folder: Annotated[str, typer.Argument(
+        help="History folder (CSV or Parquet tables); with --scheduler a partitioned history (path or URL).")],
+    out: Annotated[str, typer.Option(
+        "--out", help="Output file: .parquet or .csv; with --scheduler a folder (path or URL) that gets one "
+        "Parquet file per partition.")],
     model: ModelOpt = None,
     as_of: AsOfOpt = None,
     explain: Annotated[
         bool, typer.Option("--explain/--no-explain", help="Add reasons and the top next-best action (slower).")
     ] = False,
+    backtest_every: Annotated[float | None, typer.Option(
+        "--backtest-every", help="With --scheduler: score every deal every N days across its open life "
+        "(a backtest) instead of the deals open now.")] = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Score every deal open at the data cut (or --as-of) and write one row per deal."""
-    suffix = out.suffix.lower()
+    if scheduler:
+        from dealscore.scale import score_on_cluster
+
+        started = time.perf_counter()
+        bundle = load_bundle(model)
+        done = score_on_cluster(scheduler, folder, out, bundle, as_of=_as_of(as_of), explain=explain,
+                                every_days=backtest_every)
+        took = time.perf_counter() - started
+        console.print(f"scored [bold]{done['rows']:,}[/] {'snapshots' if backtest_every else 'open deals'} of "
+                      f"{done['partitions']} partitions with model {bundle.version} on {scheduler} in {took:.1f}s "
+                      f"→ {out}/<partition>.parquet")
+        return
+    if backtest_every is not None:
+        raise DataValidationError("--backtest-every needs --scheduler",
+                                  fix="run it on a cluster (--scheduler local:2), or score snapshots with "
+                                  "Scorer.score_snapshots")
+    target = Path(out)
+    suffix = target.suffix.lower()
     if suffix not in (".parquet", ".csv"):
-        raise DataValidationError(f"--out {out}: unknown file type {suffix or '(none)'}",
+        raise DataValidationError(f"--out {target}: unknown file type {suffix or '(none)'}",
                                   fix="name the output file *.parquet or *.csv")
     scorer, history, t = _load(folder, model, as_of)
     started = time.perf_counter()
     frame = scorer.score_frame(history, t, explain=explain, progress=True)
     took = time.perf_counter() - started
-    out.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".parquet":
-        frame.to_parquet(out, index=False)
+        frame.to_parquet(target, index=False)
     else:
-        frame.to_csv(out, index=False)
+        frame.to_csv(target, index=False)
     grades = frame["grade"].value_counts().reindex(["A", "B", "C", "D"], fill_value=0) if len(frame) else None
     rate = len(frame) / took if took > 0 else float("inf")
     console.print(f"scored [bold]{len(frame):,}[/] open deals with model {scorer.version} "
-                  f"in {took:.2f}s ({rate:,.0f} deals/s) → {out}")
+                  f"in {took:.2f}s ({rate:,.0f} deals/s) → {target}")
     if grades is not None:
         console.print("grades: " + ", ".join(f"{g} {n:,}" for g, n in grades.items()))
 
