@@ -116,6 +116,12 @@ _FIXES = {
     "json_invalid": "send a valid JSON document with Content-Type: application/json",
     "extra_forbidden": "remove the field; see the request schema at /docs",
 }
+_ISO_TIME = "an ISO 8601 date-time such as 2025-03-12T14:30:00Z (UTC) or 2025-03-12T15:30:00+01:00"
+_ISO_DAY = "an ISO 8601 date such as 2025-03-12"
+#: pydantic's date errors ("invalid character in year") do not say what *is* expected
+_TIME_ERRORS = {"datetime_parsing": _ISO_TIME, "datetime_from_date_parsing": _ISO_TIME, "datetime_type": _ISO_TIME,
+                "date_parsing": _ISO_DAY, "date_from_datetime_parsing": _ISO_DAY,
+                "date_from_datetime_inexact": _ISO_DAY, "date_type": _ISO_DAY}
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -133,6 +139,10 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
             item["message"] = f"JSON decode error: {ctx.get('error', 'invalid JSON')} at character {loc[-1]}"
         if kind in _FIXES:
             item["fix"] = _FIXES[kind]
+        if kind in _TIME_ERRORS:
+            expected = _TIME_ERRORS[kind]
+            item["message"] = f"{item['message']}: got {err.get('input')!r}, expected {expected}"
+            item["fix"] = f"send {expected}; a date such as 12/03/2026 is ambiguous (day or month first)"
         fields.append(item)
     summary = "; ".join(f"{f['path']}: {f['message']}" for f in fields[:5])
     more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""

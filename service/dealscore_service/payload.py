@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,6 +45,8 @@ class ConvertedDeals:
     history: DealHistory
     as_of: datetime
     hashes: list[str]
+    #: per deal id, what the service did to the payload (touchpoints dropped outside the deal's life)
+    notices: dict[str, list[str]] = field(default_factory=dict)
 
 
 def now_utc() -> datetime:
@@ -65,7 +67,7 @@ def payload_hash(deal: DealPayload, as_of: datetime | None, today: datetime) -> 
     same deal sent with other key order, spacing or time offsets hashes the same.
     """
     when = as_of.isoformat() if as_of is not None else f"day:{today.date().isoformat()}"
-    digest = hashlib.sha256(deal.model_dump_json(exclude={"as_of"}).encode("utf-8"))
+    digest = hashlib.sha256(deal.model_dump_json(exclude={"as_of", "out_of_life"}).encode("utf-8"))
     digest.update(b"\nas_of:" + when.encode("ascii"))
     return digest.hexdigest()
 
@@ -120,8 +122,14 @@ class _Frames:
         self.runs: dict[str, list[tuple[Loc, int | None]]] = {k: [] for k in REQUEST_TABLES}
         self.account_seen: dict[str, tuple[dict[str, Any], Loc]] = {}
 
-    def add(self, deal: DealPayload, prefix: Loc) -> list[dict[str, Any]]:
+    def add(self, deal: DealPayload, prefix: Loc, drop: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
+        """Lay one deal out as table rows; returns its problems and, with ``drop``, what was dropped.
+
+        ``drop`` leaves out stage changes and touchpoints dated before the deal was
+        created (the rows that otherwise fail the deal), each named in a notice.
+        """
         problems: list[dict[str, Any]] = []
+        notices: list[str] = []
         account = deal.account.model_dump()
         account["account_id"] = deal.account_id
         seen = self.account_seen.get(deal.account_id)
@@ -137,12 +145,25 @@ class _Frames:
         self._append("deals", {name: getattr(deal, name) for name in self.columns["deals"]})
         self.runs["deals"].append((prefix, None))
         # attribute reads, column by column: a model_dump per touchpoint would cost more than the rest
-        for table, items in (("stage_history", deal.stage_history), ("activities", deal.activities)):
+        for table, items, when in (("stage_history", deal.stage_history, "changed_at"),
+                                   ("activities", deal.activities, "occurred_at")):
+            kept = list(range(len(items)))
+            if drop:
+                kept = [i for i, item in enumerate(items) if getattr(item, when) >= deal.created_at]
+                for i in sorted(set(range(len(items))) - set(kept)):
+                    notices.append(
+                        f"dropped {field_path([*prefix, table, i])}: {when} "
+                        f"{getattr(items[i], when).isoformat()} is before the deal was created "
+                        f"({deal.created_at.isoformat()})")
+                items = [items[i] for i in kept]
             for name, values in self.columns[table].items():
                 values.extend([deal.deal_id] * len(items) if name == "deal_id"
                               else [getattr(item, name) for item in items])
-            self.runs[table].append(([*prefix, table], len(items)))
-        return problems
+            if len(kept) == len(items) and kept == list(range(len(kept))):
+                self.runs[table].append(([*prefix, table], len(items)))
+            else:  # rows left out: each kept row keeps its own index in the payload
+                self.runs[table].extend(([*prefix, table, i], None) for i in kept)
+        return problems, notices
 
     def _append(self, table: str, row: dict[str, Any]) -> None:
         for name, values in self.columns[table].items():
@@ -178,26 +199,72 @@ class _Frames:
         return [[*loc, *suffix] for loc in out]
 
 
-def _as_invalid(exc: DataValidationError, frames: _Frames) -> InvalidPayloadError:
-    """Re-raise a library validation error with JSON paths for each problem."""
+#: The library's fixes speak to someone holding a CSV file and the CLI; an API client sends JSON.
+_API_FIXES: dict[tuple[str, str], str] = {
+    ("stage_history", "stage"): "send one of the stage names (or an alias) of the server's taxonomy: {stages}; "
+    "a deal's outcome goes in outcome and closed_at, not in stage_history",
+    ("activities", "type"): "send one of the activity types (or an alias) of the server's taxonomy: {types}",
+    ("activities", "direction"): "send inbound or outbound (aliases such as 'in'/'out' are accepted), "
+    "or leave direction out",
+    ("activities", "contact_role"): "send one of {roles} (aliases such as 'Economic Buyer' are accepted), "
+    "or leave contact_role out",
+    ("activities", "occurred_at"): "send touchpoints dated inside the deal's life, or send out_of_life: \"drop\" "
+    "to score without them (they are listed in the result's notices)",
+    ("stage_history", "changed_at"): "send stage changes dated inside the deal's life, or send out_of_life: "
+    "\"drop\" to score without them (they are listed in the result's notices)",
+}
+# "(ids: row 5 (deal D1), X2)" in a library message: the service names the rows by their JSON path instead
+_IDS = re.compile(r"\s*\(ids: .*\)\s*$")
+
+
+def _api_fix(p: DataValidationError, taxonomy: StageTaxonomy | None) -> str | None:
+    template = _API_FIXES.get((p.table or "", p.column or ""))
+    if template is None:
+        return p.fix
+    tax = taxonomy
+    return template.format(stages=list(tax.names) if tax else "see GET /v1/model",
+                           types=list(tax.activity_types) if tax else "see GET /v1/model",
+                           roles=list(tax.contact_roles) if tax else "see GET /v1/model")
+
+
+def _library_fields(
+    exc: DataValidationError, frames: _Frames, taxonomy: StageTaxonomy | None,
+) -> list[dict[str, Any]]:
+    """Each library problem as field errors at the JSON paths of the rows it names (one numbering: the path's)."""
     fields: list[dict[str, Any]] = []
     for p in exc.problems or [exc]:
         if not isinstance(p, DataValidationError):
             continue
-        message = p.message.split(". Fix:")[0]
         locs = frames.locate(p.table, p.column, p.ids)
-        if not locs:
+        message = p.message.split(". Fix:")[0]
+        if locs:
+            message = _IDS.sub("", message)
+            message = message.replace(f"table {p.table}, column {p.column}: ", "")
+        else:
             locs = [["body", p.table or "deal", *([p.column] if p.column else [])]]
-        fields.extend(_field_error(loc, message, p.fix) for loc in locs)
-    message = exc.message.removesuffix(f". Fix: {exc.fix}") if exc.fix else exc.message
-    return InvalidPayloadError(
-        message, fields=fields, table=exc.table, column=exc.column, ids=exc.ids, fix=exc.fix,
-    )
+        fix = _api_fix(p, taxonomy)
+        fields.extend(_field_error(loc, message, fix) for loc in locs)
+    return fields
+
+
+def _invalid(fields: list[dict[str, Any]]) -> InvalidPayloadError:
+    """One 422 naming every problem found, each at its field path."""
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for f in fields:
+        key = (f["path"], f["message"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    summary = "; ".join(f"{p['path']}: {p['message']}" for p in unique[:5])
+    more = f" (and {len(unique) - 5} more)" if len(unique) > 5 else ""
+    return InvalidPayloadError(f"the deal payload is invalid: {summary}{more}", fields=unique,
+                               fix=unique[0].get("fix"))
 
 
 def to_history(
     deals: Sequence[DealPayload], *, as_of: datetime | None, taxonomy: StageTaxonomy | None,
-    batch: bool, now: datetime | None = None,
+    batch: bool, now: datetime | None = None, out_of_life: str = "fail",
 ) -> ConvertedDeals:
     """Validate the request's deals through the library and return their clean history.
 
@@ -211,24 +278,25 @@ def to_history(
         effective = max(now, latest) if latest <= now + CLOCK_SKEW else now
     frames = _Frames()
     problems: list[dict[str, Any]] = []
+    notices: dict[str, list[str]] = {}
     for i, deal in enumerate(deals):
         prefix: Loc = ["body", "deals", i] if batch else ["body"]
         problems.extend(_checks(deal, prefix, effective))
-        problems.extend(frames.add(deal, prefix))
-    if problems:
-        summary = "; ".join(f"{p['path']}: {p['message']}" for p in problems[:5])
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise InvalidPayloadError(
-            f"the deal payload is invalid: {summary}{more}",
-            fields=problems, fix=problems[0].get("fix"),
-        )
+        found, dropped = frames.add(deal, prefix, drop=out_of_life == "drop")
+        problems.extend(found)
+        if dropped:
+            notices[deal.deal_id] = dropped
     try:
-        clean = history_from_columns(frames.columns, taxonomy=taxonomy, cut_at=pd.Timestamp(effective),
-                                     on_out_of_life="fail")
+        # with problems already found, the contract's rules still run (without the as-of cut, which the
+        # checks above named field by field), so one 422 lists every independent mistake
+        clean = history_from_columns(frames.columns, taxonomy=taxonomy,
+                                     cut_at=None if problems else pd.Timestamp(effective), on_out_of_life="fail")
     except DataValidationError as exc:
-        raise _as_invalid(exc, frames) from exc
+        raise _invalid(problems + _library_fields(exc, frames, taxonomy)) from exc
+    if problems:
+        raise _invalid(problems)
     hashes = [payload_hash(d, as_of, now) for d in deals]
-    return ConvertedDeals(history=clean, as_of=effective, hashes=hashes)
+    return ConvertedDeals(history=clean, as_of=effective, hashes=hashes, notices=notices)
 
 
 def _latest_fact(deal: DealPayload) -> datetime:

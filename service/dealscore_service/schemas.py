@@ -60,6 +60,11 @@ Text = Annotated[str, Field(max_length=1000), AfterValidator(_no_nul)]
 Ident = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
 Money = Annotated[float, Field(ge=0, le=1e15)]
+OutOfLife = Literal["fail", "drop"]
+OUT_OF_LIFE_DOC = (
+    "touchpoints and stage changes dated before the deal was created: 'fail' answers 422 naming each one; "
+    "'drop' scores the deal without them and lists them in the result's notices. Default: the server's "
+    "DEALSCORE_OUT_OF_LIFE setting ('fail')")
 #: A name shown to people (deal, account, owner, contact): display only, never a feature.
 DisplayName = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_no_nul)]
 Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code, e.g. EUR"),
@@ -70,7 +75,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class AccountPayload(_Strict):
+class _Forgiving(BaseModel):
+    """A request body part that accepts fields it does not know: they are listed back in ``ignored_fields``.
+
+    A CRM integration sends what its CRM has; refusing a deal for an extra field
+    (``deal_name`` once was one) makes every schema change of ours a breaking change.
+    """
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+
+class AccountPayload(_Forgiving):
     """The customer profile (contract table ``accounts``)."""
 
     account_id: Ident | None = Field(default=None, description="defaults to the deal's account_id; must match it")
@@ -82,7 +97,7 @@ class AccountPayload(_Strict):
     account_name: DisplayName | None = Field(default=None, description="the customer's name (display only)")
 
 
-class StageChangePayload(_Strict):
+class StageChangePayload(_Forgiving):
     """One change of the CRM stage (contract table ``stage_history``)."""
 
     stage: Name = Field(description="a configured stage name or alias, e.g. 'discovery'")
@@ -92,7 +107,7 @@ class StageChangePayload(_Strict):
     expected_close_date: Day | None = Field(default=None, description="close date as recorded at this change")
 
 
-class ActivityPayload(_Strict):
+class ActivityPayload(_Forgiving):
     """One touchpoint (contract table ``activities``)."""
 
     activity_id: Ident | None = None
@@ -107,7 +122,7 @@ class ActivityPayload(_Strict):
     contact_name: DisplayName | None = Field(default=None, description="the contact's name (display only)")
 
 
-class DealPayload(_Strict):
+class DealPayload(_Forgiving):
     """One deal with everything needed to score it, in the data contract's shape."""
 
     deal_id: Ident
@@ -156,6 +171,18 @@ EXAMPLE_DEAL: dict[str, Any] = {
 }
 
 
+def ignored_fields(deal: DealPayload, prefix: str = "") -> list[str]:
+    """Paths of the fields a deal carries that the schema does not know (``account.crm_url``, ...)."""
+    out = [f"{prefix}{k}" for k in deal.model_extra or {}]
+    out += [f"{prefix}account.{k}" for k in deal.account.model_extra or {}]
+    for table, items in (("stage_history", deal.stage_history), ("activities", deal.activities)):
+        for i, item in enumerate(items):
+            extra = item.__pydantic_extra__
+            if extra:
+                out += [f"{prefix}{table}[{i}].{k}" for k in extra]
+    return out
+
+
 class ScoreRequest(DealPayload):
     """``POST /v1/score``: one deal, scored as of ``as_of`` (default: now)."""
 
@@ -165,9 +192,17 @@ class ScoreRequest(DealPayload):
         default=None,
         description="score the deal as it stood at this time; default now. Every fact sent must be known by then.",
     )
+    out_of_life: OutOfLife | None = Field(default=None, description=OUT_OF_LIFE_DOC)
 
 
-class BatchScoreRequest(_Strict):
+class ScoreResponse(ScoreResult):
+    """``POST /v1/score``: the deal's score, and the request fields the service did not use."""
+
+    ignored_fields: list[str] = Field(
+        default_factory=list, description="paths of request fields the service does not know and ignored")
+
+
+class BatchScoreRequest(_Forgiving):
     """``POST /v1/score/batch``: up to 1,000 deals, all scored as of the same time."""
 
     model_config = ConfigDict(
@@ -176,6 +211,7 @@ class BatchScoreRequest(_Strict):
 
     deals: list[DealPayload] = Field(min_length=1, max_length=MAX_BATCH_DEALS)
     as_of: Timestamp | None = Field(default=None, description="default now")
+    out_of_life: OutOfLife | None = Field(default=None, description=OUT_OF_LIFE_DOC)
 
 
 class BatchScoreResponse(BaseModel):
@@ -185,6 +221,8 @@ class BatchScoreResponse(BaseModel):
     model_version: str
     scored: int = Field(description="deals scored by this request")
     replayed: int = Field(description="deals whose identical payload was already scored (stored result returned)")
+    ignored_fields: list[str] = Field(
+        default_factory=list, description="paths of request fields the service does not know and ignored")
 
 
 Trend = Literal["improving", "steady", "declining", "unknown"]

@@ -9,6 +9,7 @@ limits the issue fixes for every deployment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,6 +58,11 @@ class Settings(BaseSettings):
         "(set it when workers do not share the data folder)",
     )
 
+    out_of_life: Literal["fail", "drop"] = Field(
+        default="fail",
+        description="touchpoints and stage changes dated before their deal was created: 'fail' answers 422, "
+        "'drop' scores without them and says so in the result's notices (a request's out_of_life overrides it)",
+    )
     max_body_bytes: int = Field(default=limits.MAX_BODY_BYTES, ge=1024)
     log_level: str = Field(default="INFO")
     log_json: bool = Field(default=True, description="JSON log lines (set false for readable console logs)")

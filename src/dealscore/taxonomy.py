@@ -40,6 +40,18 @@ class StageTaxonomy:
     activity_aliases: dict[str, str] = field(default_factory=dict)
     closed_won_aliases: tuple[str, ...] = ("won",)
     closed_lost_aliases: tuple[str, ...] = ("lost",)
+    #: other spellings of inbound/outbound ("in", "out", "incoming", "sent"), lower-case
+    direction_aliases: dict[str, str] = field(default_factory=dict)
+    #: other spellings of the contact roles ("economic buyer" → decision_maker), lower-case
+    role_aliases: dict[str, str] = field(default_factory=dict)
+
+    def direction_lookup(self) -> dict[str, str]:
+        """Every accepted spelling of a direction (lower-case) → inbound / outbound."""
+        return {"inbound": "inbound", "outbound": "outbound", **self.direction_aliases}
+
+    def role_lookup(self) -> dict[str, str]:
+        """Every accepted spelling of a contact role (lower-case) → the configured role."""
+        return {r: r for r in self.contact_roles} | self.role_aliases
 
     @property
     def names(self) -> list[str]:
@@ -104,6 +116,8 @@ class StageTaxonomy:
             activity_aliases={str(k).lower(): str(v) for k, v in raw.get("activity_aliases", {}).items()},
             closed_won_aliases=tuple(str(a).lower() for a in raw.get("closed_won_aliases", ["won"])),
             closed_lost_aliases=tuple(str(a).lower() for a in raw.get("closed_lost_aliases", ["lost"])),
+            direction_aliases={str(k).strip().lower(): str(v) for k, v in (raw.get("direction_aliases") or {}).items()},
+            role_aliases={str(k).strip().lower(): str(v) for k, v in (raw.get("role_aliases") or {}).items()},
         )
 
     @classmethod
@@ -139,6 +153,8 @@ class StageTaxonomy:
             "activity_aliases": dict(self.activity_aliases),
             "closed_won_aliases": list(self.closed_won_aliases),
             "closed_lost_aliases": list(self.closed_lost_aliases),
+            "direction_aliases": dict(self.direction_aliases),
+            "role_aliases": dict(self.role_aliases),
         }
 
 

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dealscore.data.history import DealHistory, from_frames
+from dealscore.data.simulate import simulate
 from dealscore.data.validate import validate_history
 from dealscore.errors import DataValidationError
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
@@ -389,3 +390,15 @@ def test_each_taxonomy_object_gets_its_own_lookups() -> None:
         clean, _ = validate_history(history(tables), StageTaxonomy.from_dict(raw))
         assert clean.stage_history.loc[1, "stage"] == raw["stages"][target]["name"]
     fails(tables)  # the default taxonomy does not know the alias
+
+
+def test_direction_and_role_aliases_become_canonical() -> None:
+    h = simulate(60, seed=2).history
+    acts = h.activities
+    acts.loc[acts.index[0], "direction"] = "OUT"
+    acts.loc[acts.index[1], "direction"] = "received"
+    acts.loc[acts.index[2], "contact_role"] = "Economic Buyer"
+    clean, _ = validate_history(h)
+    first = clean.activities.set_index("activity_id").loc[list(acts["activity_id"].iloc[:3])]
+    assert list(first["direction"].iloc[:2]) == ["outbound", "inbound"]
+    assert first["contact_role"].iloc[2] == "decision_maker"

@@ -121,6 +121,8 @@ def test_batch_paths_point_into_the_right_deal() -> None:
 
 def test_two_deals_of_one_account_must_agree_on_its_profile() -> None:
     other = deal(deal_id="d2", account={"industry": "retail"})
+    for i, act in enumerate(other["activities"]):  # the two deals' touchpoints have their own ids
+        act["activity_id"] = f"y{i}"
     with pytest.raises(InvalidPayloadError) as err:
         convert(deal(), other, batch=True)
     assert paths(err.value) == ["deals[1].account"]

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from dealscore.errors import StoreUnavailableError
+from dealscore.models.data_fit import data_mismatch
 from dealscore.scoring import value_at_risk
 from dealscore.scoring.result import ScoreResult
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
@@ -32,8 +33,10 @@ from dealscore_service.schemas import (
     BatchScoreResponse,
     DealPayload,
     ScoreRequest,
+    ScoreResponse,
     api_result,
     error_responses,
+    ignored_fields,
 )
 from dealscore_service.store import ScoreToSave
 from dealscore_service.store.timeline import deal_timelines
@@ -84,19 +87,31 @@ def _score_fresh(
     return out
 
 
+def _with_notices(model: LoadedModel, converted: ConvertedDeals, fresh: dict[str, ScoreResult]) -> None:
+    """Say what the service did to each payload, and whether the model knows data like it (stored with the score)."""
+    mismatch = data_mismatch(model.bundle.history_stats, converted.history) if fresh else None
+    for deal_id, r in fresh.items():
+        notes = [*converted.notices.get(deal_id, []), *([mismatch.message] if mismatch else [])]
+        if notes:
+            fresh[deal_id] = r.model_copy(update={"notices": notes})
+
+
 def score_deals(
     services: Services, principal: Principal, deals: Sequence[DealPayload], as_of: datetime | None, *, batch: bool,
+    out_of_life: str | None = None,
 ) -> tuple[list[ScoreResult], int, str]:
     """Score and persist; returns results in request order, how many were replays, and the model version."""
     _authorize(principal, deals, batch)
     current = services.models.current
     taxonomy = current.taxonomy if current is not None else _default_taxonomy()
-    converted = to_history(deals, as_of=as_of, taxonomy=taxonomy, batch=batch)
+    converted = to_history(deals, as_of=as_of, taxonomy=taxonomy, batch=batch,
+                           out_of_life=out_of_life or services.settings.out_of_life)
     model = services.models.require()
     keys = [(d.deal_id, h) for d, h in zip(deals, converted.hashes, strict=True)]
     stored, previous = services.store.lookup(keys, model.version, converted.as_of)
     todo = [d.deal_id for d, k in zip(deals, keys, strict=True) if k not in stored]
     fresh = _score_fresh(model, converted, todo, previous)
+    _with_notices(model, converted, fresh)
     # what was scored (the validated history), kept for the timeline in the score's own row
     timelines = deal_timelines(converted.history, list(fresh)) if fresh else {}
     to_save = []
@@ -126,7 +141,7 @@ def score_deals(
 
 
 @router.post(
-    "/score", response_model=ScoreResult, summary="Score one deal",
+    "/score", response_model=ScoreResponse, summary="Score one deal",
     responses=error_responses(401, 403, 413, 422, 503),
 )
 async def score(body: ScoreRequest, principal: ScoreKey, services: ServicesDep) -> Response:
@@ -137,9 +152,11 @@ async def score(body: ScoreRequest, principal: ScoreKey, services: ServicesDep) 
     the header ``Idempotent-Replay: true`` and adds no row.
     """
     results, replayed, _version = await run_in_threadpool(
-        score_deals, services, principal, [body], body.as_of, batch=False)
+        score_deals, services, principal, [body], body.as_of, batch=False, out_of_life=body.out_of_life)
     headers = {"Idempotent-Replay": "true"} if replayed else None
-    return _json(results[0], headers)
+    # no re-validation of the result: the response adds one list to the fields it already has
+    response = ScoreResponse.model_construct(**dict(results[0]), ignored_fields=ignored_fields(body))
+    return _json(response, headers)
 
 
 @router.post(
@@ -149,9 +166,12 @@ async def score(body: ScoreRequest, principal: ScoreKey, services: ServicesDep) 
 async def score_batch(body: BatchScoreRequest, principal: ScoreKey, services: ServicesDep) -> Response:
     """Score a batch of deals as of the same time; all of them are stored, or none (one transaction)."""
     results, replayed, version = await run_in_threadpool(
-        score_deals, services, principal, body.deals, body.as_of, batch=True)
+        score_deals, services, principal, body.deals, body.as_of, batch=True, out_of_life=body.out_of_life)
+    ignored = list(body.model_extra or {})
+    for i, d in enumerate(body.deals):
+        ignored += ignored_fields(d, f"deals[{i}].")
     return _json(BatchScoreResponse(results=results, model_version=version, scored=len(results) - replayed,
-                                    replayed=replayed))
+                                    replayed=replayed, ignored_fields=ignored))
 
 
 def _json(model: BaseModel, headers: dict[str, str] | None = None) -> Response:

@@ -306,6 +306,8 @@ class _Vocabulary:
     closing: frozenset[str]
     outcomes: dict[str, str]
     roles: frozenset[str]
+    directions: dict[str, str]
+    role_spellings: dict[str, str]
 
 
 _VOCABULARIES: dict[int, tuple[weakref.ref[StageTaxonomy], _Vocabulary]] = {}
@@ -322,6 +324,8 @@ def _vocabulary(tax: StageTaxonomy) -> _Vocabulary:
         closing=frozenset(tax.closed_won_aliases) | frozenset(tax.closed_lost_aliases),
         outcomes=outcomes | {o: o for o in OUTCOMES},
         roles=frozenset(tax.contact_roles),
+        directions=tax.direction_lookup(),
+        role_spellings=tax.role_lookup(),
     )
     key = id(tax)
     # the entry goes with its taxonomy, so a later object at the same address starts afresh;
@@ -362,11 +366,14 @@ def _canonical_names(h: DealHistory, cols: _Columns, tax: StageTaxonomy, p: _Pro
     p.add("activities", "type", unknown, f"use activity types not configured {_seen(kind, unknown)}",
           f"use one of {list(tax.activity_types)} or add the type (or an alias) to the taxonomy YAML")
     cols.rewrite("activities", "type", np.where(unknown, kind, mapped_types).astype(object))
-    direction, bad = _per_value(cols("activities", "direction"), _lower, lambda v: _outside(v, DIRECTIONS))
+    direction, bad = _per_value(cols("activities", "direction"), lambda v: _alias(v, vocab.directions),
+                                lambda v: _outside(v, vocab.directions))
     p.add("activities", "direction", bad.astype(bool),
-          f"have a direction other than {list(DIRECTIONS)}", "use inbound or outbound, or leave it empty")
+          f"have a direction other than {list(DIRECTIONS)} or an alias of one",
+          "use inbound or outbound (or an alias under direction_aliases in the taxonomy), or leave it empty")
     cols.rewrite("activities", "direction", direction)
-    role, bad = _per_value(cols("activities", "contact_role"), _lower, lambda v: _outside(v, vocab.roles))
+    role, bad = _per_value(cols("activities", "contact_role"), lambda v: _alias(v, vocab.role_spellings),
+                           lambda v: _outside(v, vocab.role_spellings))
     p.add("activities", "contact_role", bad.astype(bool),
           f"have a contact_role outside {list(tax.contact_roles)}", "use one of the configured roles or leave it empty")
     cols.rewrite("activities", "contact_role", role)
@@ -379,6 +386,12 @@ def _canonical_names(h: DealHistory, cols: _Columns, tax: StageTaxonomy, p: _Pro
     p.add("deals", "outcome", bad, f"have an outcome other than {list(OUTCOMES)}",
           "use 'won' or 'lost', or leave it empty while the deal is open")
     cols.rewrite("deals", "outcome", np.where(pd.isna(canonical), outcome, canonical).astype(object))
+
+
+def _alias(v: str, spellings: dict[str, str]) -> str | None:
+    """The canonical value of a spelling (its lower-case self when no alias names it)."""
+    key = _lower(v)
+    return None if key is None else spellings.get(key, key)
 
 
 def _outside(v: str, allowed: Collection[str]) -> bool:

@@ -73,7 +73,7 @@ def data_mismatch(history_stats: dict[str, Any], history: DealHistory) -> DataMi
     trained_on, scoring = history_stats.get("source"), history.meta.get("source")
     if trained_on and scoring and trained_on != scoring:
         out.append(f"trained on data from {trained_on!r}, this history comes from {scoring!r}")
-    stages = set(history.stage_history["stage"].dropna().astype(str))
+    stages = set(_present(history.stage_history["stage"]))
     unseen_stages = sorted(stages - set(history_stats.get("stages_seen") or []))
     if unseen_stages:
         out.append(f"declared stages never seen in training: {_listed(unseen_stages)}")
@@ -82,14 +82,20 @@ def data_mismatch(history_stats: dict[str, Any], history: DealHistory) -> DataMi
         frame = history.table(table)
         if seen is None or frame is None or col not in frame:
             continue
-        values = frame[col].dropna().astype(str)
-        if not len(values):
+        values = _present(frame[col])
+        if not values:
             continue
-        unseen = ~values.isin(set(seen))
-        if unseen.mean() > UNSEEN_SHARE:
-            out.append(f"{col}: {int(unseen.sum())} of {len(values)} {table} have a value never seen in training "
-                       f"({_listed(sorted(set(values[unseen])))})")
+        known = set(seen)
+        unseen = [v for v in values if v not in known]
+        if len(unseen) > UNSEEN_SHARE * len(values):
+            out.append(f"{col}: {len(unseen)} of {len(values)} {table} have a value never seen in training "
+                       f"({_listed(sorted(set(unseen)))})")
     return DataMismatch(tuple(out)) if out else None
+
+
+def _present(values: pd.Series) -> list[str]:
+    """The non-missing values as text, in plain Python: one API request holds a handful of them."""
+    return [str(v) for v in values.tolist() if v is not None and v == v]
 
 
 def _listed(values: Iterable[str], n: int = 5) -> str:

@@ -62,6 +62,11 @@ class ScoreResult(BaseModel):
     owner_id: str | None = None
     team: str | None = None
     amount: float | None = None
+    notices: list[str] = Field(
+        default_factory=list,
+        description="about the input and the model rather than the deal: touchpoints dropped, a model trained "
+        "on a different history",
+    )
     deal_name: str | None = Field(default=None, description="the deal's name in the CRM (display only)")
     account_name: str | None = Field(default=None, description="the customer's name (display only)")
     owner_name: str | None = Field(default=None, description="the owner's name (display only)")

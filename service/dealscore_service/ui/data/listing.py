@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -58,6 +59,11 @@ class ListPage:
     teams: list[str]
     empty: EmptyReason | None = None
     scored_deals: int = 0
+    #: an owner or team in the URL that no visible deal has: (filter, value given, closest existing values)
+    unknown_filters: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    #: why some scores may not fit (a model trained on other data), and how many matching deals say so
+    data_notice: str | None = None
+    data_notice_deals: int = 0
 
     @property
     def first(self) -> int:
@@ -94,6 +100,20 @@ class ParsedResults:
                 self._items.popitem(last=False)
         return parsed
 
+
+
+def closest(given: str, known: list[str], n: int = 3) -> list[str]:
+    """The existing values a person most likely meant: same letters in another case first, then similar ones."""
+    folded = given.casefold().replace("+", " ").strip()
+    exact = [k for k in known if k.casefold() == folded]
+    contains = [k for k in known if folded and folded in k.casefold() and k not in exact]
+    similar = difflib.get_close_matches(folded, [k.casefold() for k in known], n=n, cutoff=0.4)
+    by_fold = {k.casefold(): k for k in known}
+    out: list[str] = []
+    for k in [*exact, *contains, *(by_fold[s] for s in similar)]:
+        if k not in out:
+            out.append(k)
+    return out[:n]
 
 
 def _sort_rows(rows: list[DealRow], sort: str, order: Order, taxonomy: StageTaxonomy) -> list[DealRow]:
@@ -162,4 +182,10 @@ def build_list(store: ScoreStore, principal: Principal, query: ListQuery, taxono
         out.empty = "no_match"
     elif not rows:
         out.empty = "none_at_risk"
+    for name, given, known in (("owner", query.owner, owners), ("team", query.team, teams)):
+        if given is not None and given not in known:
+            out.unknown_filters.append((name, given, closest(given, known)))
+    noted = [n for r in results for n in r.notices if "trained on a different history" in n]
+    if noted:
+        out.data_notice, out.data_notice_deals = noted[0], len(noted)
     return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from dealscore.scoring import value_at_risk
@@ -21,6 +21,8 @@ from dealscore_service.ui.icons import type_label
 HISTORY_LIMIT = 200
 MOVE_POINTS = 3.0  # a win-probability change smaller than this is not a timeline event
 MAX_TOUCHPOINTS = 60  # the most recent touchpoints shown on the timeline
+#: The timeline opens on the last few weeks before its newest event; "show all" opens the rest.
+RECENT_DAYS = 28
 #: How a contact role reads after "with" (other configured roles read "the <role>").
 ROLE_PHRASES = {"decision_maker": "the decision maker", "champion": "the champion", "influencer": "an influencer",
                 "user": "a user", "other": "another contact"}
@@ -74,6 +76,9 @@ class DealView:
     stage_changes_kept: bool = False
     touch_summary: TouchSummary | None = None
     all_touchpoints: bool = False
+    #: events older than the last :data:`RECENT_DAYS` days, left out until "show all"
+    events_hidden: int = 0
+    recent_days: int = RECENT_DAYS
 
 
 def _pct(p: float) -> str:
@@ -270,9 +275,15 @@ def build_deal(store: ScoreStore, principal: Principal, deal_id: str, taxonomy: 
         scored = [e for e in scored if e.kind != "stage"]
     # stable sort: a score's own events keep their reading order
     events = sorted([*scored, *stage_changes, *touches], key=lambda e: e.when, reverse=True)
+    older = 0
+    if events and not all_touchpoints:
+        since = events[0].when - timedelta(days=RECENT_DAYS)
+        recent = [e for e in events if e.when >= since]
+        older = len(events) - len(recent) + hidden
+        events = recent
     return DealView(
         deal_id=deal_id, latest=latest, stored=last, is_open=last.is_open, value_at_risk=var, trend=trend,
         trend_change=change, history=history, scores=scores, events=events, reasons_scale=scale,
         stage_rows=stage_rows, touchpoints_kept=kept, touchpoints_hidden=hidden, stage_changes_kept=stages_kept,
-        touch_summary=touch_summary(last), all_touchpoints=all_touchpoints,
+        touch_summary=touch_summary(last), all_touchpoints=all_touchpoints, events_hidden=older,
     )

@@ -400,9 +400,9 @@ def _closed_vocabulary(ctx: _Context, table: str, target: str) -> dict[str, str 
     if target == "type":
         return {t: t for t in tax.activity_types} | dict(tax.activity_aliases)
     if target == "direction":
-        return {d: d for d in DIRECTIONS}
+        return {d: d for d in DIRECTIONS} | tax.direction_lookup()
     if target == "contact_role":
-        return {r: r for r in tax.contact_roles}
+        return dict(tax.role_lookup())
     return {o: o for o in OUTCOMES} | {a: "won" for a in tax.closed_won_aliases} | {
         a: "lost" for a in tax.closed_lost_aliases}
 
