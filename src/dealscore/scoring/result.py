@@ -12,6 +12,23 @@ from typing import Literal
 from pydantic import BaseModel, Field, computed_field
 
 Grade = Literal["A", "B", "C", "D"]
+
+
+def percent_text(p: float | None, digits: int = 0) -> str:
+    """A probability as people read it: ``37%``, and ``<1%`` / ``>99%`` rather than a false ``0%`` or ``100%``.
+
+    Calibrated probabilities are bounded away from 0 and 1 (see
+    :func:`dealscore.models.calibration.probability_bounds`); rounding must not
+    undo that on the page or in the API.
+    """
+    if p is None or p != p:
+        return "—"
+    lo, hi = 10.0 ** -(digits + 2), 1 - 10.0 ** -(digits + 2)
+    if p < lo:
+        return f"<{100 * lo:.{digits}f}%"
+    if p > hi:
+        return f">{100 * hi:.{digits}f}%"
+    return f"{100 * p:.{digits}f}%"
 Mismatch = Literal["ahead_of_evidence", "behind_evidence", "consistent", "unknown"]
 
 
@@ -87,3 +104,9 @@ class ScoreResult(BaseModel):
         default=None, description="the deal's previous score, when supplied (a drop raises value at risk)"
     )
     model_version: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def p_win_display(self) -> str:
+        """``p_win`` as shown to people: '37%', '<1%' or '>99%' (never a false 0% or 100%)."""
+        return percent_text(self.p_win)

@@ -27,8 +27,11 @@ from dealscore.models.win import WinModel
 from dealscore.playbook import load_playbook
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore.training import plots
+from dealscore.training.bootstrap import compare_to_baselines
 from dealscore.training.config import TrainConfig
 from dealscore.training.evaluate import oracle_section, stage_section, win_section
+from dealscore.training.learning_curve import learning_curve
+from dealscore.training.selection import fit_win_model
 from dealscore.training.split import SLICES, DealSplit, split_deals
 from dealscore.training.stage_stats import learn_stage_stats
 from dealscore.training.thinness import check_history, check_slice_labels
@@ -153,20 +156,30 @@ def train_models(
     y = labels["won"].to_numpy(dtype=float)
     for name in SLICES:
         check_slice_labels(y[masks[name]], name, len(split.ids(name)))
-    sampled = _cap_rows(masks["train"], cfg.win.max_train_rows, cfg.seed)
+    # With model selection the win model learns from every deal before the test slice (the folds decide
+    # settings and calibration), so the baselines learn from the same deals: like is compared with like.
+    fit_on = (masks["train"] | masks["validation"] | masks["calibration"]) if cfg.win.selection else masks["train"]
+    sampled = _cap_rows(fit_on, cfg.win.max_train_rows, cfg.seed)
     Xs = {name: features[sampled if name == "train" else masks[name]] for name in SLICES}
     ys = {name: y[sampled if name == "train" else masks[name]] for name in SLICES}
     names = list(spec.feature_names)
 
-    say("fitting the win model (early stopping on the validation slice, calibration on the next)")
-    params = {**cfg.win.params, "num_threads": cfg.num_threads}
-    win = WinModel(params=params, num_boost_round=cfg.win.num_boost_round,
-                   early_stopping_rounds=cfg.win.early_stopping_rounds, calibration=cfg.win.calibration,
-                   feature_names=names, seed=cfg.seed)
-    win.fit(Xs["train"], ys["train"], Xs["validation"], ys["validation"], Xs["calibration"], ys["calibration"])
+    selection = None
+    if cfg.win.selection:
+        say("choosing the win model by time-series cross-validation (rolling origins), then refitting it")
+        win, selection = fit_win_model(features, y, snaps["deal_id"].to_numpy(), fit_on, names, cfg.win,
+                                       seed=cfg.seed, threads=cfg.num_threads)
+    else:
+        say("fitting the win model (early stopping on the validation slice, calibration on the next)")
+        params = {**cfg.win.params, "num_threads": cfg.num_threads}
+        win = WinModel(params=params, num_boost_round=cfg.win.num_boost_round,
+                       early_stopping_rounds=cfg.win.early_stopping_rounds, calibration=cfg.win.calibration,
+                       feature_names=names, seed=cfg.seed)
+        win.fit(Xs["train"], ys["train"], Xs["validation"], ys["validation"], Xs["calibration"],
+                ys["calibration"])
     lap("win_model")
 
-    say("fitting the baselines on the same split")
+    say("fitting the baselines on the same deals")
     table = StageTableBaseline().fit(Xs["train"], ys["train"])
     nb = NaiveBayesBaseline(naive_bayes_columns(features), n_bins=cfg.baselines.naive_bayes_bins)
     nb.fit(Xs["train"], ys["train"])
@@ -195,9 +208,13 @@ def train_models(
     }
     p_oracle, oracle_reason = oracle_probabilities(truth, snaps[test])
     model_sec = win_section(yt, preds["model"], Xt)
+    model_sec["family"] = win.family
     model_sec["calibration_method"] = win.calibration_method_
     model_sec["calibration_selection_log_loss"] = win.calibrator_.selection_
+    model_sec["probability_bounds"] = {"floor": win.calibrator_.floor_, "ceiling": win.calibrator_.ceiling_}
     model_sec["best_iteration"] = win.best_iteration_
+    if selection is not None:
+        model_sec["selection"] = selection.to_dict()
     win_report = {
         "model": model_sec,
         "baselines": {k: win_section(yt, preds[k], Xt) for k in ("stage_table", "naive_bayes", "logistic")},
@@ -214,7 +231,16 @@ def train_models(
     )
     stage_report["model"]["best_iteration"] = stage.best_iteration_
     stage_report["model"]["warnings"] = list(stage.warnings_)
+    win_report["comparison"] = compare_to_baselines(yt, preds, snaps.loc[test, "deal_id"].to_numpy(),
+                                                    n_boot=cfg.win.bootstrap_replicates, seed=cfg.seed)
     lap("evaluation")
+    if selection is not None:
+        say("measuring the learning curve (25/50/100% of the training deals, last cross-validation fold)")
+        win_report["learning_curve"] = learning_curve(
+            selection, features[fit_on], y[fit_on], snaps.loc[fit_on, "deal_id"].to_numpy(), names,
+            base_params={**cfg.win.params, "num_threads": cfg.num_threads}, linear_c=cfg.win.linear_c,
+            max_rows=cfg.win.max_cv_rows, seed=cfg.seed)
+        lap("learning_curve")
 
     data = _data_section(history, split, counts, slice_of, y, names, labels, history.stage_truth is not None,
                          (int(sampled.sum()), int(st_tr.sum())))
