@@ -473,7 +473,7 @@ class Scorer:
             cands.sort(key=lambda c: (-c[0], c[1]))
             seen: set[tuple[float, float]] = set()
             row_before = {c: b[c][i] for c in CHANGE_FEATURES}
-            for expected, _, a, js, jf, (r, f, d_s, d_f) in cands:
+            for expected, _, a, js, _jf, (r, f, d_s, d_f) in cands:
                 if len(out[i]) >= self.n_actions or expected < self.min_action_change:
                     break
                 effect = (round(d_s, 6), round(d_f, 6))
