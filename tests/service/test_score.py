@@ -70,6 +70,7 @@ def test_api_score_equals_the_library_score(scoring_client: TestClient, trained_
                                                 as_of=trained_model.history.data_cut)
     api = ScoreResult.model_validate(r.json())
     assert api.p_win == pytest.approx(direct.p_win, abs=1e-12)
+    assert r.json()["p_win_display"] == direct.p_win_display not in ("0%", "100%")
     assert api.inferred_stage == direct.inferred_stage and api.grade == direct.grade
     assert [w.code for w in api.warnings] == [w.code for w in direct.warnings]
     assert [a.code for a in api.actions] == [a.code for a in direct.actions]
@@ -116,7 +117,7 @@ def test_batch_scores_in_request_order_and_matches_single_scoring(
         assert [a["code"] for a in one["actions"]] == [a["code"] for a in batched["actions"]]
 
 
-def test_previous_score_is_attached_and_counts_in_value_at_risk(
+def test_previous_score_is_attached(
     scoring_client: TestClient, trained_model, keys: dict[str, str],
 ) -> None:
     h = {"X-API-Key": keys["crm"]}

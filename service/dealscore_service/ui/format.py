@@ -43,14 +43,9 @@ def compact(value: float | None) -> str:
 
 
 def pct(value: float | None, digits: int = 0) -> str:
-    if value is None or value != value:
-        return "—"
-    return f"{100 * value:.{digits}f}%"
-
-
-def prob(value: float | None) -> str:
-    """A win probability: '37%', and '<1%' / '>99%' instead of a rounded 0% or 100% (one rule with the API)."""
-    return percent_text(value)
+    """A probability or share as a percentage: '37%', '<1%' / '>99%' instead of a rounded 0% or 100%
+    (the same rule as the API's ``p_win_display``)."""
+    return percent_text(value, digits)
 
 
 def pts(value: float | None) -> str:
@@ -103,5 +98,5 @@ def source_label(code: str | None) -> str:
 
 def install(env: Environment) -> None:
     """Register the filters on a Jinja environment."""
-    env.filters.update(money=money, compact=compact, pct=pct, prob=prob, pts=pts, day=day, when=when, num=num,
+    env.filters.update(money=money, compact=compact, pct=pct, pts=pts, day=day, when=when, num=num,
                        mismatch_label=mismatch_label, source_label=source_label, sentence=sentence)

@@ -254,12 +254,12 @@ def fit_components(candidate: CandidateScore, X: pd.DataFrame, y: np.ndarray, na
 
 
 def fit_win_model(features: pd.DataFrame, y: np.ndarray, deal_ids: np.ndarray, pool: np.ndarray,
-                  names: Sequence[str], win_cfg: Any, *, seed: int = 0, threads: int = 0
+                  fit_rows: np.ndarray, names: Sequence[str], win_cfg: Any, *, seed: int = 0, threads: int = 0
                   ) -> tuple[WinModel, Selection]:
-    """Select on the pool's folds (``pool``: rows of the deals before the test slice, in creation order), refit.
+    """Select on the pool's folds (``pool``: rows of the deals before the test slice, in creation order), then
+    refit the champion on ``fit_rows`` (a mask: the pool, or a capped sample of it).
 
-    ``win_cfg`` is the training config's ``win`` section. The refit uses a seeded
-    sample of at most ``max_train_rows`` pool rows.
+    ``win_cfg`` is the training config's ``win`` section.
     """
     base = {**win_cfg.params, "num_threads": threads}
     rows = np.flatnonzero(pool)
@@ -269,7 +269,6 @@ def fit_win_model(features: pd.DataFrame, y: np.ndarray, deal_ids: np.ndarray, p
         first_origin=win_cfg.cv_first_origin, num_boost_round=win_cfg.num_boost_round,
         early_stopping_rounds=win_cfg.early_stopping_rounds, max_cv_rows=win_cfg.max_cv_rows, seed=seed,
         calibration=win_cfg.calibration)
-    fit_rows = sample_rows(pool, win_cfg.max_train_rows, seed)
-    model = fit_components(selection.best, features.iloc[fit_rows], y[fit_rows], names, base_params=base,
+    model = fit_components(selection.best, features[fit_rows], y[fit_rows], names, base_params=base,
                            linear_c=win_cfg.linear_c, seed=seed).with_calibrator(selection.calibrator)
     return model, selection
