@@ -30,7 +30,7 @@ from dealscore.scoring.actions import (
     describe_change,
 )
 from dealscore.scoring.at_risk import value_at_risk_array
-from dealscore.scoring.batch import ScoredBlock
+from dealscore.scoring.batch import LABEL_COLUMNS, ScoredBlock
 from dealscore.scoring.columns import Columns
 from dealscore.scoring.grading import DEFAULT_GRADE_CUTOFFS, check_cutoffs, grades
 from dealscore.scoring.mismatch import judge
@@ -420,7 +420,7 @@ class Scorer:
             inferred_probability=mm.inferred_probability, stage_proba=stage_proba,
             stage_names=list(self._taxonomy.names), verdict=mm.verdict, explanation=mm.explanation,
             typical=typical, value_at_risk=value_at_risk_array(amount, p, typical), warnings=warns,
-            model_version=self.version,
+            model_version=self.version, labels=_deal_labels(own, deal_ids),
         )
         if contrib is not None:
             self._explain(block, contrib, base_p, cols, p)
@@ -579,6 +579,38 @@ def _spec_info(spec: Any) -> dict[str, tuple[str, str, str | None]]:
     for info in getattr(spec, "columns", None) or []:
         out[str(info.name)] = (str(getattr(info, "group", "other")), str(getattr(info, "meaning", info.name)),
                                getattr(info, "unit", None))
+    return out
+
+
+def _deal_labels(history: DealHistory, deal_ids: np.ndarray) -> dict[str, np.ndarray] | None:
+    """Names, currency and expected close date of each deal, for people; ``None`` when the history has none.
+
+    Read from the deal's current row (and its account's name): they identify a deal
+    to a manager and never reach a feature.
+    """
+    deals, accounts = history.deals, history.accounts
+    have = [c for c in LABEL_COLUMNS if c in deals.columns and c != "account_name"]
+    has_account_name = "account_name" in accounts.columns and bool(accounts["account_name"].notna().any())
+    if not has_account_name and not any(bool(deals[c].notna().any()) for c in have):
+        return None
+    idx = pd.Index(_column(deals, "deal_id")).get_indexer(deal_ids)
+    ok = idx >= 0
+    out: dict[str, np.ndarray] = {}
+    for col in LABEL_COLUMNS:
+        vals = np.full(len(deal_ids), None, dtype=object)
+        if col == "account_name":
+            if has_account_name:
+                names = dict(zip(_column(accounts, "account_id"), _column(accounts, "account_name"), strict=True))
+                account = _column(deals, "account_id")[idx[ok]]
+                vals[ok] = [names.get(a) for a in account]
+        elif col in have:
+            got = _column(deals, col)[idx[ok]]
+            if col == "expected_close_date":
+                vals[ok] = [None if pd.isna(v) else pd.Timestamp(v).date() for v in got]
+            else:
+                vals[ok] = list(got)
+        out[col] = np.array([None if v is None or (isinstance(v, float) and v != v) else v for v in vals],
+                            dtype=object)
     return out
 
 
