@@ -32,6 +32,7 @@ from dealscore.training import plots
 from dealscore.training.config import TrainConfig
 from dealscore.training.evaluate import oracle_section, stage_section, win_section
 from dealscore.training.metrics import binary_metrics
+from dealscore.training.response_rates import learn_response_rates
 from dealscore.training.split import SLICES, DealSplit, split_deals
 from dealscore.training.stage_stats import learn_stage_stats
 from dealscore.training.thinness import check_history, check_slice_labels
@@ -344,7 +345,8 @@ def assemble_bundle(
     return ModelBundle(
         spec=rows.spec, taxonomy=tax, win_model=models.win, stage_model=models.stage,
         playbook=load_playbook(taxonomy=tax),
-        stage_stats=learn_stage_stats(history, split.ids("train"), models.table.table_),
+        stage_stats={**learn_stage_stats(history, split.ids("train"), models.table.table_),
+                     "_response_rates": learn_response_rates(history, split.ids("train"))},
         training_window=to_jsonable(window),
         metrics={"win": {k: model_sec[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece",
                                                      "top_decile_lift")},
