@@ -19,6 +19,13 @@ last line is one JSON object.
 
     python bench/bench_dask.py --deals 200000 --partitions 40 --workers 1 2
     python bench/bench_dask.py --deals 1000000 --partitions 100 --workers 2
+
+``--training-check DEALS`` instead measures training on the cluster against one
+machine on every simulator company profile: the same history trained with
+``train_models`` (one process), on a 2-worker LocalCluster with every deal, and on
+the cluster with a stratified sample of ``--sample-share`` of the split's deals
+(``--max-deals``); AUC and log loss on each run's own test slice (the sample keeps
+a sample of the test slice too, so its figures carry that extra noise).
 """
 
 from __future__ import annotations
@@ -109,7 +116,7 @@ def run_cluster(n_workers: int, memory_limit: str, history: str, work: Path, bun
     tax = default_taxonomy()
     out: dict[str, Any] = {"workers": n_workers, "memory_limit": memory_limit,
                            "load_before": os.getloadavg()[0]}
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       memory_limit=memory_limit) as cluster, Client(cluster) as client:
         client.wait_for_workers(n_workers)
         pids = client.run(os.getpid)
@@ -137,6 +144,41 @@ def run_cluster(n_workers: int, memory_limit: str, history: str, work: Path, bun
     return out
 
 
+def training_check(n_deals: int, partitions: int, share: float, work: Path, seed: int) -> None:
+    """Cluster training (all deals, and a deal sample) beside one-machine training, per company profile."""
+    from dealscore.data.history import from_frames
+    from dealscore.data.simulate.config import profile_names
+    from dealscore.scale.layout import read_whole
+    from dealscore.scale.train import train_partitioned
+
+    cfg = TrainConfig.from_dict({"num_threads": 1})
+    rows = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        for profile in profile_names():
+            root = work / f"train-{profile}-{n_deals}"
+            if not is_partitioned(str(root)):
+                generate_partitioned(str(root), n_deals, partitions, seed, profile=profile)
+            source = open_partitioned(str(root))
+            whole, _ = validate_history(from_frames(read_whole(source), cut_at=source.cut_at))
+            single = train_models(whole, cfg).report
+            full, _, _ = train_partitioned(client, str(root), cfg)
+            in_split = full.report["data"]["cluster"]["deals_in_split"]
+            sampled, _, _ = train_partitioned(client, str(root), cfg, max_deals=int(share * in_split))
+            row = {"profile": profile}
+            for name, rep in (("single", single), ("cluster", full.report), ("sample", sampled.report)):
+                for k in ("roc_auc", "log_loss"):
+                    row[f"{name}_{k}"] = round(rep["win"]["model"][k], 4)
+                row[f"{name}_stage_accuracy"] = round(rep["stage"]["model"]["accuracy"], 4)
+            row["deals_trained_on_sample"] = sampled.report["data"]["cluster"]["deals_trained_on"]
+            row["deals_in_split"] = in_split
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    worst = {f"max_abs_delta_{w}_{k}": round(max(abs(r[f"{w}_{k}"] - r[f"single_{k}"]) for r in rows), 4)
+             for w in ("cluster", "sample") for k in ("roc_auc", "log_loss")}
+    print(json.dumps({"training_check": rows, "deals": n_deals, "sample_share": share, **worst}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--deals", type=int, default=200_000)
@@ -148,7 +190,12 @@ def main() -> None:
     ap.add_argument("--every-days", type=float, default=7.0)
     ap.add_argument("--train-deals", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--training-check", type=int, default=None, metavar="DEALS")
+    ap.add_argument("--sample-share", type=float, default=0.5)
     args = ap.parse_args()
+    if args.training_check:
+        training_check(args.training_check, 4, args.sample_share, args.work, args.seed)
+        return
 
     history = args.history or args.work / f"history-{args.deals}-{args.partitions}"
     result: dict[str, Any] = {"deals": args.deals, "partitions": args.partitions, "cpus": os.cpu_count(),
