@@ -389,3 +389,16 @@ def test_each_taxonomy_object_gets_its_own_lookups() -> None:
         clean, _ = validate_history(history(tables), StageTaxonomy.from_dict(raw))
         assert clean.stage_history.loc[1, "stage"] == raw["stages"][target]["name"]
     fails(tables)  # the default taxonomy does not know the alias
+
+
+def test_errors_carry_their_facts_as_fields_not_only_as_text() -> None:
+    t = frames()
+    t["activities"].loc[[0, 2], "type"] = "carrier pigeon"  # X1 and X3
+    err = fails(t)
+    assert (err.table, err.column, err.ids, err.rows) == ("activities", "type", ["X1", "X3"], [0, 2])
+    assert err.fix and err.fix in str(err) and err.fix not in err.summary and "X1" in err.summary
+    t = frames()
+    t["deals"]["amount"] = ["1000", "12 EUR", None]  # a typing error, raised while loading
+    with pytest.raises(DataValidationError) as e:
+        history(t)
+    assert (e.value.table, e.value.column, e.value.ids, e.value.rows) == ("deals", "amount", ["D2"], [1])
