@@ -6,7 +6,7 @@ functions, which a deferred import used to dodge a cycle would be. The layers,
 lowest first::
 
     base (errors, times, paths, taxonomy, playbook, _compat, config)
-    → data → features → models → tracking → training | scoring → cli → dealscore_service
+    → data → features → models → tracking → training | scoring → scale (Dask) → cli → dealscore_service
 
 An edge from a lower layer to a higher one fails, as does any cycle between
 modules, the page (``dealscore_service.ui``) importing the API routers, and a
@@ -27,9 +27,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"dealscore": ROOT / "src" / "dealscore", "dealscore_service": ROOT / "service" / "dealscore_service"}
 BASE = {"errors", "times", "paths", "taxonomy", "playbook", "_compat", "config"}
-RANKS = {"data": 1, "features": 2, "models": 3, "tracking": 4, "training": 5, "scoring": 5, "cli": 6,
-         "__main__": 6}
-SERVICE_RANK = 7
+RANKS = {"data": 1, "features": 2, "models": 3, "tracking": 4, "training": 5, "scoring": 5, "scale": 6, "cli": 7,
+         "__main__": 7}
+SERVICE_RANK = 8
 
 
 @dataclass(frozen=True)

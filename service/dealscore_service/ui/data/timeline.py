@@ -250,8 +250,7 @@ def build_deal(store: ScoreStore, principal: Principal, deal_id: str, taxonomy: 
     last = scores[-1]
     latest = last.score_result()
     # the same inputs the list ranks with, so both pages show the same value at risk
-    var = value_at_risk(latest.amount, latest.p_win, latest.stage_typical_p_win, latest.warnings,
-                        latest.previous_p_win)
+    var = value_at_risk(latest.amount, latest.p_win, latest.stage_typical_p_win)
     trend, change = trend_of(scores)
     history = [
         HistoryPoint(s.as_of, s.p_win, f"{s.as_of:%d %b %Y}: {_pct(s.p_win)} (grade {s.grade}), "

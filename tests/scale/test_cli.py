@@ -1,0 +1,82 @@
+"""`dealscore generate --partitions`, `features --scheduler` and `score --scheduler` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from dealscore.cli import app
+from dealscore.scale.layout import open_partitioned, read_result
+
+runner = CliRunner()
+
+
+def test_generate_partitioned_is_seeded_and_partitioned_by_deal(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        res = runner.invoke(app, ["generate", "--out", str(tmp_path / name), "--deals", "1000", "--partitions", "2",
+                                  "--seed", "3"])
+        assert res.exit_code == 0, res.output
+    source = open_partitioned(str(tmp_path / "a"))
+    assert source.keys == ("part-00000", "part-00001")
+    for table in ("accounts", "deals", "stage_history", "activities"):
+        for key in source.keys:
+            a = pd.read_parquet(tmp_path / "a" / table / f"{key}.parquet")
+            assert a.equals(pd.read_parquet(tmp_path / "b" / table / f"{key}.parquet")), table
+    frames = [source.read_frames(k) for k in source.keys]
+    deal_ids = [set(f["deals"]["deal_id"]) for f in frames]
+    assert not deal_ids[0] & deal_ids[1]
+    assert sum(map(len, deal_ids)) == 1000
+    for f, ids in zip(frames, deal_ids, strict=True):  # every event row sits in its deal's partition
+        assert set(f["activities"]["deal_id"]) <= ids
+        assert set(f["stage_history"]["deal_id"]) <= ids
+    assert source.cut_at is not None
+
+
+def test_features_and_score_commands_run_on_a_scheduler(partitioned: Any, cluster_client: Any, small_bundle: Any,
+                                                        tmp_path: Path) -> None:
+    address = cluster_client.scheduler.address
+    res = runner.invoke(app, ["features", str(partitioned.root), "--out", str(tmp_path / "f"), "--no-labels"],
+                        env={"DEALSCORE_SCHEDULER": address})
+    assert res.exit_code == 0, res.output
+    frame = read_result(str(tmp_path / "f"))
+    assert frame["deal_id"].nunique() == len(partitioned.whole.deals)
+    assert "won" not in frame
+    small_bundle.save(tmp_path / "model")
+    res = runner.invoke(app, ["score", str(partitioned.root), "--out", str(tmp_path / "s"), "--model",
+                              str(tmp_path / "model"), "--scheduler", address])
+    assert res.exit_code == 0, res.output
+    assert len(read_result(str(tmp_path / "s"))) == partitioned.report.open_deals
+
+
+def test_a_plain_folder_is_refused_with_the_fix(cluster_client: Any, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["features", str(tmp_path), "--out", str(tmp_path / "f"), "--scheduler",
+                              cluster_client.scheduler.address])
+    assert res.exit_code != 0
+    assert "not a partitioned history" in str(res.exception)
+
+
+def test_train_command_on_a_scheduler_logs_and_registers_like_one_machine(
+        partitioned: Any, cluster_client: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    import yaml
+
+    from dealscore import tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text(yaml.safe_dump({"num_threads": 1, "snapshots": {"every_days": 14},
+                                   "win": {"num_boost_round": 40, "early_stopping_rounds": 10},
+                                   "stage": {"num_boost_round": 20, "early_stopping_rounds": 10}}))
+    res = runner.invoke(app, ["train", str(partitioned.root), "--config", str(cfg), "--max-deals", "600",
+                              "--report-json", str(tmp_path / "r.json"),
+                              "--scheduler", cluster_client.scheduler.address])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "registered dealscore v1 as champion" in res.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["data"]["cluster"]["deals_trained_on"] <= 600 < report["data"]["cluster"]["deals_in_split"]
+    bundle = tracking.load_champion()
+    assert bundle.context.n_deals_ == len(partitioned.whole.deals)  # cross-deal figures from every deal
