@@ -391,6 +391,19 @@ def test_each_taxonomy_object_gets_its_own_lookups() -> None:
     fails(tables)  # the default taxonomy does not know the alias
 
 
+def test_errors_carry_their_facts_as_fields_not_only_as_text() -> None:
+    t = frames()
+    t["activities"].loc[[0, 2], "type"] = "carrier pigeon"  # X1 and X3
+    err = fails(t)
+    assert (err.table, err.column, err.ids, err.rows) == ("activities", "type", ["X1", "X3"], [0, 2])
+    assert err.fix and err.fix in str(err) and err.fix not in err.summary and "X1" in err.summary
+    t = frames()
+    t["deals"]["amount"] = ["1000", "12 EUR", None]  # a typing error, raised while loading
+    with pytest.raises(DataValidationError) as e:
+        history(t)
+    assert (e.value.table, e.value.column, e.value.ids, e.value.rows) == ("deals", "amount", ["D2"], [1])
+
+
 def test_reports_of_parts_merge_into_the_report_of_the_whole() -> None:
     """A history validated deal-group by deal-group (a partitioned history) reports as if validated whole."""
     from dealscore.data.simulate import simulate
