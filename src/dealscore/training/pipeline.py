@@ -23,6 +23,7 @@ from dealscore.data.simulate import oracle_win_probability
 from dealscore.features import FeatureContext, FeatureSpec, build_features, make_labels, make_snapshots
 from dealscore.models.baselines import LogisticBaseline, NaiveBayesBaseline, StageTableBaseline
 from dealscore.models.bundle import ModelBundle, to_jsonable
+from dealscore.models.data_fit import training_data_profile
 from dealscore.models.stage import StageModel
 from dealscore.models.win import WinModel
 from dealscore.playbook import load_playbook
@@ -31,6 +32,7 @@ from dealscore.training import plots
 from dealscore.training.config import TrainConfig
 from dealscore.training.evaluate import oracle_section, stage_section, win_section
 from dealscore.training.metrics import binary_metrics
+from dealscore.training.response_rates import learn_response_rates
 from dealscore.training.split import SLICES, DealSplit, split_deals
 from dealscore.training.stage_stats import learn_stage_stats
 from dealscore.training.thinness import check_history, check_slice_labels
@@ -323,12 +325,14 @@ def assemble_bundle(
     return ModelBundle(
         spec=rows.spec, taxonomy=tax, win_model=models.win, stage_model=models.stage,
         playbook=load_playbook(taxonomy=tax),
-        stage_stats=learn_stage_stats(history, split.ids("train"), models.table.table_),
+        stage_stats={**learn_stage_stats(history, split.ids("train"), models.table.table_),
+                     "_response_rates": learn_response_rates(history, split.ids("train"))},
         training_window=to_jsonable(window),
         metrics={"win": {k: model_sec[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece",
                                                      "top_decile_lift")},
                  "stage": {k: stage_sec[k] for k in ("accuracy", "macro_f1")}},
-        history_stats=to_jsonable({"deals": len(history.deals), **counts, "snapshots": len(rows.snaps)}),
+        history_stats=to_jsonable({"deals": len(history.deals), **counts, "snapshots": len(rows.snaps),
+                                   **training_data_profile(history)}),
         context=rows.context,
     )
 
