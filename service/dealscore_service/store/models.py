@@ -155,3 +155,17 @@ class DealEventRecord(Base):
     at: Mapped[datetime] = mapped_column(DateTime(), nullable=False)
     key_name: Mapped[str | None] = mapped_column(String())
     detail: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=False)
+
+
+class EndedSessionRecord(Base):
+    """A web page session signed out before its cookie expires: the cookie stops working on every worker.
+
+    The cookie is signed, not stored, so a copy of it would otherwise work until
+    it expires; this lists the ones ended early, by the SHA-256 of the session's
+    own random id, until their expiry (rows past it are deleted at the next sign-out).
+    """
+
+    __tablename__ = "ended_sessions"
+
+    session_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(), nullable=False)

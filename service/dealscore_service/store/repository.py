@@ -53,7 +53,7 @@ from dealscore.scoring.result import ScoreResult
 from dealscore.times import naive_utc
 from dealscore_service.auth import Principal
 from dealscore_service.store.migrate import migrate
-from dealscore_service.store.models import DealEventRecord, DealRecord, ScoreRecord
+from dealscore_service.store.models import DealEventRecord, DealRecord, EndedSessionRecord, ScoreRecord
 from dealscore_service.store.ranking import AT_RISK_NO_AMOUNT, NOT_AT_RISK, level_bounds, rank_of
 from dealscore_service.store.timeline import STAGE_CHANGE_FIELDS, TOUCHPOINT_FIELDS, Columns, to_rows
 
@@ -617,6 +617,19 @@ class ScoreStore:
             return {}
         with self._session("read") as s:
             return _previous_p_wins(s, deal_ids, as_of)
+
+    def end_session(self, session_hash: str, expires_at: datetime, *, now: datetime | None = None) -> None:
+        """Mark a web page session as signed out (every worker refuses its cookie from now on)."""
+        current = naive_utc(now or datetime.now(UTC))
+        with self._session("save") as s, s.begin():
+            s.execute(delete(EndedSessionRecord).where(EndedSessionRecord.expires_at < current))
+            if s.get(EndedSessionRecord, session_hash) is None:
+                s.add(EndedSessionRecord(session_hash=session_hash, expires_at=naive_utc(expires_at)))
+
+    def session_ended(self, session_hash: str) -> bool:
+        """Whether a web page session was signed out."""
+        with self._session("read") as s:
+            return s.get(EndedSessionRecord, session_hash) is not None
 
     def count(self) -> int:
         """Number of stored scores (tests and the demo use it)."""

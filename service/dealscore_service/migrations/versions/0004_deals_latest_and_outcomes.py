@@ -1,4 +1,5 @@
-"""One row per deal (its stored owner/team, open or closed, its latest score), and the deal events.
+"""One row per deal (its stored owner/team, open or closed, its latest score), the deal events, and the
+web page sessions signed out before they expire.
 
 ``deals`` is what the tenant boundary, the at-risk list and the deal lifecycle
 read (see ``dealscore_service.store.models.DealRecord``); ``deal_events`` keeps
@@ -69,6 +70,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_deal_events"),
     )
     op.create_index("ix_deal_events_deal_id", "deal_events", ["deal_id"])
+    op.create_table(
+        "ended_sessions",
+        sa.Column("session_hash", sa.String(64), nullable=False),
+        sa.Column("expires_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("session_hash", name="pk_ended_sessions"),
+    )
     _fill_deals(deals)
 
 
@@ -106,6 +113,7 @@ def _fill_deals(deals: sa.Table) -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("ended_sessions")
     op.drop_index("ix_deal_events_deal_id", table_name="deal_events")
     op.drop_table("deal_events")
     for name in ("ix_deals_stage_rank", "ix_deals_owner_rank", "ix_deals_team_rank", "ix_deals_rank"):
