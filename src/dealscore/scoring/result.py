@@ -61,7 +61,9 @@ class NextAction(BaseModel):
     reason: str
     p_respond: float | None = Field(default=None, description="P(the customer takes it up | deals like this now)")
     change_if_responds: float | None = Field(default=None, description="points if the customer takes it up")
-    change_if_unanswered: float | None = Field(default=None, description="points of the attempt left unanswered")
+    change_if_unanswered: float | None = Field(
+        default=None, description="points of the attempt left unanswered (never positive: an unanswered attempt "
+                                  "shows no new customer behaviour)")
     interval_low: float | None = Field(default=None, description="80% interval of the expected change, low end")
     interval_high: float | None = Field(default=None, description="80% interval of the expected change, high end")
     similar_deals: int | None = Field(default=None, description="past deals the response rate rests on")
