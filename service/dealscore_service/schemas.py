@@ -13,9 +13,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, computed_field
 
-from dealscore.scoring.result import DealWarning, NextAction, ScoreResult
+from dealscore.scoring.result import DealWarning, NextAction, ScoreResult, percent_text
 from dealscore.times import naive_utc
 from dealscore_service.limits import MAX_BATCH_DEALS, MAX_STAGE_CHANGES_PER_DEAL, MAX_TOUCHPOINTS_PER_DEAL
 
@@ -249,6 +249,12 @@ class AtRiskItem(BaseModel):
     scored_at: UtcTime
     model_version: str
     recent_p_win: list[float] = Field(description="the last few win probabilities, oldest first (trend line)")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def p_win_display(self) -> str:
+        """``p_win`` as shown to people: '37%', '<1%' or '>99%' (never a false 0% or 100%)."""
+        return percent_text(self.p_win)
 
 
 class AtRiskResponse(BaseModel):
