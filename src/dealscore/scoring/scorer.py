@@ -397,7 +397,7 @@ class Scorer:
             inferred_probability=mm.inferred_probability, stage_proba=stage_proba,
             stage_names=list(self._taxonomy.names), verdict=mm.verdict, explanation=mm.explanation,
             typical=typical, value_at_risk=_value_at_risk(amount, p, typical, warns), warnings=warns,
-            model_version=self.version,
+            model_version=self.version, close_pmf=self._close_pmf(cols, as_of),
         )
         if contrib is not None:
             self._explain(block, contrib, base_p, cols, p)
@@ -408,6 +408,13 @@ class Scorer:
                 after = self._columns(vinp, slice(None))
                 block.actions = self._rank_actions(cols, p, after, p_all[n:], item_row, [a for _, a, _ in items])
         return block
+
+    def _close_pmf(self, cols: Columns, as_of: np.ndarray) -> np.ndarray | None:
+        """When each deal closes if won, from the bundle's time-to-close model (None for bundles without one)."""
+        model = getattr(self.bundle, "time_to_close", None)
+        if model is None:
+            return None
+        return model.pmf_of(cols, as_of)
 
     def _explain(self, block: ScoredBlock, contrib: np.ndarray, base_p: np.ndarray, cols: Columns, p: np.ndarray
                  ) -> None:
