@@ -15,7 +15,7 @@ import pytest
 def test_demo_runs_end_to_end_and_says_where_to_look(tmp_path: Path) -> None:
     env = dict(os.environ)
     env.pop("MLFLOW_TRACKING_URI", None)
-    env["COLUMNS"] = "160"
+    env.pop("COLUMNS", None)  # output to a pipe, as in `make demo > log`
     proc = subprocess.run(
         [sys.executable, "-m", "dealscore", "demo", "--deals", "1500", "--seed", "3",
          "--workdir", str(tmp_path / "demo"), "--port", "0", "--exit"],
@@ -35,3 +35,5 @@ def test_demo_runs_end_to_end_and_says_where_to_look(tmp_path: Path) -> None:
     # and it told the user where to look
     for needle in ("Load report", "roc auc", "deals at risk", "/docs", "/ui", "mlflow ui", "Demo API key"):
         assert needle in out, needle
+    # a log keeps commands whole: the curl line ends with its closing quote, not a wrapped border
+    assert any(ln.rstrip().endswith("limit=5'") and "curl -H" in ln for ln in out.splitlines())

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from dealscore.cli import app
 from dealscore.data.history import load_history
 from dealscore.data.simulate import SimConfig, SimulatedCRM, oracle_win_probability, simulate, write_simulation
-from dealscore.data.simulate.config import STAGES
+from dealscore.data.simulate.config import STAGES, profile_config, profile_names
 from dealscore.data.simulate.figures import aggregate_figures, weekly_snapshots
 from dealscore.data.simulate.latent import (
     Qualities,
@@ -378,3 +378,62 @@ def test_cli_generate_then_validate(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["generate", "--deals", "10", "--out", str(tmp_path / "x"), "--cut-date", "soon"])
     assert res.exit_code != 0
+
+
+# --------------------------------------------------------------------------- company presets
+
+
+@pytest.fixture(scope="module")
+def by_profile() -> dict[str, SimulatedCRM]:
+    return {name: simulate(900, seed=4, profile=name) for name in profile_names()}
+
+
+def test_every_preset_gives_a_valid_history(by_profile: dict[str, SimulatedCRM]) -> None:
+    assert {"mixed", "disciplined", "laggy", "optimistic", "sparse_evidence"} <= set(by_profile)
+    for name, s in by_profile.items():
+        _, report = validate_history(s.history, on_out_of_life="fail")
+        assert report.dropped == {}, name
+        assert report.open_deals > 0 and report.won_deals > 0 and report.lost_deals > 0, name
+        assert s.profile == name
+
+
+def test_presets_differ_in_the_documented_direction(by_profile: dict[str, SimulatedCRM]) -> None:
+    f = {name: aggregate_figures(s) for name, s in by_profile.items()}
+    mixed = f["mixed"]
+    assert f["disciplined"]["declared_real_agreement"] > mixed["declared_real_agreement"] + 0.25
+    assert f["laggy"]["declared_behind"] > mixed["declared_behind"] + 0.1
+    assert f["laggy"]["declared_ahead"] < mixed["declared_ahead"]
+    assert f["optimistic"]["declared_ahead"] > mixed["declared_ahead"] + 0.1
+    assert f["optimistic"]["declared_real_agreement"] < mixed["declared_real_agreement"]
+    # sparse evidence: the same recording habits, fewer logged touches and more demos held in discovery
+    assert f["sparse_evidence"]["declared_real_agreement"] == pytest.approx(mixed["declared_real_agreement"])
+    assert f["sparse_evidence"]["touches_median"] < mixed["touches_median"] - 2
+
+    def early_demo_share(s: SimulatedCRM) -> float:
+        a = s.history.activities
+        demos = a[a["type"] == "demo"]
+        real = _real_stage_at(s, demos["deal_id"], demos["occurred_at"])
+        return float((real < ORDER["solution"]).mean())
+
+    assert early_demo_share(by_profile["sparse_evidence"]) > early_demo_share(by_profile["mixed"]) + 0.1
+
+
+def test_default_preset_is_the_default_config(tmp_path: Path) -> None:
+    write_simulation(simulate(300, seed=3), tmp_path / "a")
+    write_simulation(simulate(300, seed=3, profile="mixed"), tmp_path / "b")
+    for rel in ("deals.csv", "stage_history.csv", "activities.csv", "history.yaml", "truth/params.json"):
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    assert profile_config("laggy").lag_median_days > SimConfig().lag_median_days
+    with pytest.raises(ConfigError, match="disciplined"):
+        simulate(10, seed=1, profile="careless")
+
+
+def test_cli_generate_with_a_profile(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "h"
+    res = runner.invoke(app, ["generate", "--deals", "200", "--seed", "2", "--out", str(out), "--profile", "laggy"])
+    assert res.exit_code == 0, res.output
+    assert "laggy" in res.output
+    assert load_history(out).meta.get("profile") == "laggy"
+    res = runner.invoke(app, ["generate", "--deals", "20", "--out", str(tmp_path / "x"), "--profile", "nope"])
+    assert res.exit_code != 0 and "mixed" in str(res.exception or "") + res.output

@@ -6,7 +6,9 @@ message and a non-zero exit, so users never see a traceback for bad input.
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import TextIO
 
 import typer
 from rich.console import Console
@@ -20,8 +22,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+#: Width when the output is not a terminal (a log, a pipe): wide enough that ids, paths and
+#: commands are never cut or wrapped, as rich's default of 80 columns did.
+PIPE_WIDTH = 200
+
+
+def _width(stream: TextIO) -> int | None:
+    """rich's own choice on a terminal or when ``COLUMNS`` says; :data:`PIPE_WIDTH` otherwise."""
+    if os.environ.get("COLUMNS") or stream.isatty():
+        return None
+    return PIPE_WIDTH
+
+
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))
 
 
 @app.callback()

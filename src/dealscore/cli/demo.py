@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.panel import Panel
 from rich.progress import Progress
 from rich.rule import Rule
@@ -94,7 +95,9 @@ def _print_where_to_look(workdir: Path, base_url: str | None, api_key: str | Non
             f"Demo API key:   {api_key}",
             f"Try it:         curl -H 'X-API-Key: {api_key}' '{base_url}/v1/deals/at-risk?limit=5'",
         ]
-    console.print(Panel("\n".join(lines), title="Where to look", border_style="green"))
+    # no side borders and no padding to the full width: every line can be copied as it is
+    console.print(Panel("\n".join(lines), title="Where to look", border_style="green", box=box.HORIZONTALS,
+                        expand=False))
 
 
 def _serve_demo(workdir: Path, history: Path, port: int, keep_serving: bool) -> None:

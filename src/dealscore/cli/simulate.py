@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from dealscore.cli import app, console
+from dealscore.data.simulate.config import DEFAULT_PROFILE, profile_config, profile_names
 from dealscore.errors import ConfigError
 
 
@@ -22,6 +23,10 @@ def generate(
     cut_date: Annotated[
         str | None, typer.Option("--cut-date", help="Data cut (export time), e.g. 2025-06-30. Default: 2025-06-30.")
     ] = None,
+    profile: Annotated[
+        str, typer.Option("--profile", help="Company preset: how reps record and what evidence selling leaves "
+                          f"({', '.join(profile_names())}; see docs/simulator.md).")
+    ] = DEFAULT_PROFILE,
 ) -> None:
     """Generate a synthetic B2B CRM export (deals over two years up to the data cut) and its truth."""
     from dealscore.data.simulate import simulate, write_simulation
@@ -32,8 +37,9 @@ def generate(
             pd.Timestamp(cut_date)
         except ValueError as exc:
             raise ConfigError(f"--cut-date {cut_date!r} is not a date; use ISO 8601 such as 2025-06-30") from exc
+    profile_config(profile)  # an unknown preset fails before any work, naming the valid ones
     started = time.perf_counter()
-    sim = simulate(deals, seed, cut_date=cut_date)
+    sim = simulate(deals, seed, cut_date=cut_date, profile=profile)
     write_simulation(sim, out)
     seconds = time.perf_counter() - started
     f = aggregate_figures(sim)
@@ -43,6 +49,7 @@ def generate(
     for name, frame in sim.history.tables().items():
         t.add_row(f"rows: {name}", f"{len(frame):,}")
     t.add_row("owners / accounts", f"{int(f['owners']):,} / {int(f['accounts']):,}")
+    t.add_row("company profile", profile)
     t.add_row("data cut", str(sim.history.data_cut)[:19])
     t.add_row("deals", f"{int(f['open_deals']):,} open · {int(f['won_deals']):,} won · {int(f['lost_deals']):,} lost")
     t.add_row("win rate (closed)", f"{f['win_rate']:.1%}")

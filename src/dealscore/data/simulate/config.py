@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from dealscore.errors import ConfigError
+
 STAGES: tuple[str, ...] = ("prospecting", "qualification", "discovery", "solution", "proposal", "negotiation")
 N_STAGES = len(STAGES)
 
@@ -216,3 +218,53 @@ class SimConfig:
         industry = rng.normal(0.0, self.affinity_industry_sd, size=(len(self.industries), 1))
         interaction = rng.normal(0.0, self.affinity_interaction_sd, size=(len(self.industries), len(self.products)))
         return np.round(industry + interaction, 3)
+
+
+# ---- company presets: how a company's reps record and what evidence its selling leaves.
+# Each preset is a set of SimConfig overrides (data, not code), so a preset's history
+# can be rebuilt from truth/params.json like any other. ``mixed`` is the default config
+# unchanged (byte-identical output); docs/simulator.md gives each preset's measured
+# declared-stage accuracy against the real stage.
+DEFAULT_PROFILE = "mixed"
+PROFILES: dict[str, dict[str, Any]] = {
+    # the default: median 12-day lag, about half the stages typed in before their evidence
+    "mixed": {},
+    # reps update within a day or two, almost never ahead, rarely skip, move stalled deals back
+    "disciplined": {
+        "lag_median_days": 0.7, "lag_sigma": 0.3,
+        "optimism_beta": (1.0, 30.0), "skip_beta": (1.0, 60.0), "regress_beta": (6.0, 1.5),
+        "start_qualified_beta": (1.0, 25.0),
+    },
+    # reps record weeks late and seldom ahead: the declared stage trails the real one
+    "laggy": {
+        "lag_median_days": 35.0, "lag_sigma": 0.45,
+        "optimism_beta": (1.0, 12.0), "skip_beta": (1.5, 6.0), "regress_beta": (1.0, 8.0),
+    },
+    # stages typed in before their evidence, seldom moved back: the declared stage runs ahead
+    "optimistic": {
+        "lag_median_days": 6.0,
+        "optimism_beta": (8.0, 1.5), "skip_beta": (1.0, 12.0), "regress_beta": (1.0, 12.0),
+        "start_qualified_beta": (4.0, 2.0),
+    },
+    # evidence habits change: few manual touches logged (meetings, calls, demos, notes), demos
+    # and quotes often given early, fewer meetings held; recording habits as in ``mixed``
+    "sparse_evidence": {
+        "logging_beta": (2.5, 3.5),
+        "meeting_rate": (0.0, 0.015, 0.04, 0.03, 0.025, 0.03),
+        "early_demo_prob": 0.45, "early_quote_prob": 0.3,
+    },
+}
+
+
+def profile_names() -> tuple[str, ...]:
+    """The simulator's company presets, default first (for CLIs, benchmarks and tests)."""
+    return tuple(PROFILES)
+
+
+def profile_config(profile: str = DEFAULT_PROFILE, base: SimConfig | None = None) -> SimConfig:
+    """``base`` (default config) with the preset's overrides applied; unknown names raise ConfigError."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown simulator profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+    cfg = base or SimConfig()
+    overrides = PROFILES[profile]
+    return dataclasses.replace(cfg, **overrides) if overrides else cfg

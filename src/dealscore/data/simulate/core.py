@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from dealscore.data.history import DealHistory, write_history
 from dealscore.data.simulate.config import (
+    DEFAULT_PROFILE,
     KIND_NAMES,
     N_STAGES,
     QUIET,
@@ -33,6 +34,7 @@ from dealscore.data.simulate.config import (
     STAGES,
     STALLED,
     SimConfig,
+    profile_config,
 )
 from dealscore.data.simulate.crm import CrmRecords, crm_records
 from dealscore.data.simulate.latent import LatentLaw, LatentPaths, build_law, is_single, simulate_paths, stage_z
@@ -67,6 +69,7 @@ class SimulatedCRM:
     origin: pd.Timestamp
     law: LatentLaw = field(repr=False)
     paths: LatentPaths = field(repr=False)
+    profile: str = DEFAULT_PROFILE
 
     def oracle(self, snapshots: pd.DataFrame) -> np.ndarray:
         """True win probability of each snapshot (see :func:`oracle_win_probability`)."""
@@ -110,16 +113,19 @@ def _obj(values: np.ndarray, valid: np.ndarray | None = None) -> pd.Series:
 
 
 def simulate(n_deals: int, seed: int = 0, *, cut_date: str | pd.Timestamp | None = None,
-             config: SimConfig | None = None) -> SimulatedCRM:
+             config: SimConfig | None = None, profile: str | None = None) -> SimulatedCRM:
     """Simulate a B2B pipeline of ``n_deals`` deals; the same seed gives the same tables.
 
     ``cut_date`` is the export time (default ``config.cut_date``); deals are
     created over ``config.span_days`` before it, so the history holds a mix of
-    closed and still-open deals.
+    closed and still-open deals. ``profile`` names a company preset
+    (:data:`~dealscore.data.simulate.config.PROFILES`) applied on top of ``config``.
     """
     if n_deals < 1:
         raise ConfigError(f"the simulator needs at least one deal (got {n_deals})")
     cfg = config or SimConfig()
+    if profile is not None:
+        cfg = profile_config(profile, cfg)
     cut = pd.Timestamp(cut_date if cut_date is not None else cfg.cut_date)
     if cut.tzinfo is not None:
         cut = cut.tz_convert("UTC").tz_localize(None)
@@ -139,8 +145,11 @@ def simulate(n_deals: int, seed: int = 0, *, cut_date: str | pd.Timestamp | None
     history = _history(cfg, pop, paths, touches, crm, origin, cut, cut_days, r_misc)
     truth = _truth(cfg, pop, law, paths, T, origin, cut_days)
     history = history.replace(stage_truth=truth["stage_truth"])
+    name = profile or DEFAULT_PROFILE
+    if name != DEFAULT_PROFILE:  # the default's files stay byte-identical to earlier versions
+        history = history.replace(meta={**history.meta, "profile": name})
     return SimulatedCRM(history=history, truth=truth, config=cfg, seed=int(seed), origin=origin, law=law,
-                        paths=paths)
+                        paths=paths, profile=name)
 
 
 def _history(cfg: SimConfig, pop: Population, paths: LatentPaths, touches: Touches, crm: CrmRecords,
@@ -304,6 +313,8 @@ def write_simulation(sim: SimulatedCRM, out_dir: str | Path) -> Path:
         _truth_csv(frame).to_csv(tdir / f"{name}.csv", index=False, lineterminator="\n")
     params = {"seed": sim.seed, "origin": sim.origin.strftime("%Y-%m-%dT%H:%M:%S"),
               "simulator_version": SIMULATOR_VERSION, "config": sim.config.to_dict()}
+    if sim.profile != DEFAULT_PROFILE:
+        params["profile"] = sim.profile
     (tdir / "params.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
