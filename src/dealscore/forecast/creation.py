@@ -26,6 +26,8 @@ from dealscore.data.history import DealHistory
 from dealscore.forecast.periods import naive_utc
 
 _DAY_NS = 86_400 * 10**9
+#: Forecast groupings and the deals column each reads.
+GROUP_COLUMNS = {"team": "team", "owner": "owner_id"}
 
 
 @dataclass
@@ -138,4 +140,10 @@ def _keys(deals: pd.DataFrame, column: str) -> np.ndarray:
                     dtype=object)
 
 
-__all__ = ["PipelineCreationModel"]
+def fit_creation_models(history: DealHistory, as_of: pd.Timestamp | str | None = None
+                        ) -> dict[str, PipelineCreationModel]:
+    """The creation models a bundle carries: one per grouping, fitted at ``as_of`` (default: the data cut)."""
+    return {by: PipelineCreationModel(group=col, pool="team").fit(history, as_of) for by, col in GROUP_COLUMNS.items()}
+
+
+__all__ = ["GROUP_COLUMNS", "PipelineCreationModel", "fit_creation_models"]

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from dealscore.data.history import DealHistory
 from dealscore.features import FeatureContext, FeatureSpec, build_features, make_labels, make_snapshots
+from dealscore.forecast.creation import fit_creation_models
 from dealscore.models.baselines import LogisticBaseline, NaiveBayesBaseline, StageTableBaseline
 from dealscore.models.bundle import ModelBundle, to_jsonable
 from dealscore.models.stage import StageModel
@@ -27,6 +28,7 @@ from dealscore.models.win import WinModel
 from dealscore.playbook import load_playbook
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore.training import plots
+from dealscore.training.close_time import fit_close_time
 from dealscore.training.config import TrainConfig
 from dealscore.training.evaluate import oracle_section, stage_section, win_section
 from dealscore.training.split import SLICES, DealSplit, split_deals
@@ -184,6 +186,12 @@ def train_models(
     stage.fit(features[st_tr], labels.loc[st_tr, "real_stage"], features[st_va], labels.loc[st_va, "real_stage"])
     lap("stage_model")
 
+    say("fitting the time-to-close model (when won deals close) and learning pipeline creation")
+    close_time, close_report = fit_close_time(history, snaps, features, y, slice_of, seed=cfg.seed,
+                                              num_threads=cfg.num_threads)
+    creation = fit_creation_models(history)
+    lap("time_to_close")
+
     say("evaluating on the test slice (the most recent holdout)")
     test = masks["test"]
     Xt, yt = features[test], y[test]
@@ -218,7 +226,7 @@ def train_models(
 
     data = _data_section(history, split, counts, slice_of, y, names, labels, history.stage_truth is not None,
                          (int(sampled.sum()), int(st_tr.sum())))
-    report = to_jsonable({"win": win_report, "stage": stage_report, "data": data})
+    report = to_jsonable({"win": win_report, "stage": stage_report, "time_to_close": close_report, "data": data})
 
     holdout = snaps[test].reset_index(drop=True).assign(
         won=yt, **{f"p_{k}": v for k, v in preds.items()},
@@ -241,7 +249,7 @@ def train_models(
                                                      "top_decile_lift")},
                  "stage": {k: stage_report["model"][k] for k in ("accuracy", "macro_f1")}},
         history_stats=to_jsonable({"deals": len(history.deals), **counts, "snapshots": len(snaps)}),
-        context=context,
+        context=context, time_to_close=close_time, pipeline_creation=creation,
     )
     figures = _figures(yt, preds, p_oracle, win_report, win, stage_report, tax.names)
     lap("bundle")
