@@ -46,6 +46,7 @@ def _root() -> None:
 from dealscore.cli import data as _data  # noqa: E402,F401
 from dealscore.cli import demo as _demo  # noqa: E402,F401
 from dealscore.cli import features as _features  # noqa: E402,F401
+from dealscore.cli import forecast as _forecast  # noqa: E402,F401
 from dealscore.cli import importers as _importers  # noqa: E402,F401
 from dealscore.cli import score as _score  # noqa: E402,F401
 from dealscore.cli import serve as _serve  # noqa: E402,F401
