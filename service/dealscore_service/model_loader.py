@@ -26,6 +26,7 @@ import structlog
 
 from dealscore.errors import DealscoreError, ModelNotReadyError
 from dealscore.taxonomy import StageTaxonomy
+from dealscore.times import naive_utc
 from dealscore_service.settings import Settings
 
 log = structlog.get_logger("dealscore_service.model")
@@ -160,7 +161,7 @@ class ModelLoader:
             ) from exc
         return LoadedModel(
             bundle=bundle, scorer=scorer, version=str(bundle.version), source=source,
-            loaded_at=datetime.now(UTC).replace(tzinfo=None), message=message,
+            loaded_at=naive_utc(datetime.now(UTC)), message=message,
             training_window=dict(getattr(bundle, "training_window", {}) or {}),
             metrics=dict(getattr(bundle, "metrics", {}) or {}),
         )

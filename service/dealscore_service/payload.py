@@ -26,6 +26,7 @@ from dealscore.data.request import REQUEST_TABLES, history_from_columns
 from dealscore.data.schema import TABLES
 from dealscore.errors import DataValidationError
 from dealscore.taxonomy import StageTaxonomy
+from dealscore.times import naive_utc
 from dealscore_service.errors import InvalidPayloadError, field_path
 from dealscore_service.schemas import DealPayload
 
@@ -47,7 +48,7 @@ class ConvertedDeals:
 
 
 def now_utc() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return naive_utc(datetime.now(UTC))
 
 
 def payload_hash(deal: DealPayload, as_of: datetime | None, today: datetime) -> str:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from dealscore.scoring.result import DealWarning, NextAction, ScoreResult
+from dealscore.times import naive_utc
 from dealscore_service.limits import MAX_BATCH_DEALS, MAX_STAGE_CHANGES_PER_DEAL, MAX_TOUCHPOINTS_PER_DEAL
 
 EARLIEST = datetime(1900, 1, 1)
@@ -24,8 +25,7 @@ LATEST = datetime(2200, 1, 1)
 
 def _utc_naive(value: datetime) -> datetime:
     """Times with an offset are converted to UTC; times without one are taken as UTC already."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
+    value = naive_utc(value)
     if not EARLIEST <= value < LATEST:
         raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year}")
     return value
@@ -218,7 +218,11 @@ class AtRiskItem(BaseModel):
     declared_stage: str | None
     inferred_stage: str
     stage_mismatch: str
-    value_at_risk: float | None
+    value_at_risk: float | None = Field(description="money: amount × (stage's usual win rate − p_win), ≤ amount")
+    priority: float | None = Field(default=None, description="orders the list: value at risk × warning and drop "
+                                                             "urgency (not money)")
+    risk_level: str | None = Field(default=None, description="high: top decile of priority among the deals at "
+                                                             "risk matching the filters; medium: next two deciles")
     previous_p_win: float | None = Field(description="the deal's score before this one")
     stage_typical_p_win: float | None = Field(description="usual win rate of deals in the declared stage")
     top_warning: DealWarning | None

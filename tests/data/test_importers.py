@@ -417,10 +417,10 @@ def test_generic_mapping_with_renames_formats_and_taxonomy_aliases(tmp_path: Pat
 
 
 def test_the_importers_doc_describes_every_mapping_key() -> None:
-    from dealscore.data.importers import csv_mapping
+    from dealscore.data.importers import mapping
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "importers.md").read_text(encoding="utf-8")
-    keys = csv_mapping._MAPPING_KEYS | csv_mapping._SOURCE_KEYS | csv_mapping._COLUMN_KEYS
+    keys = mapping.MAPPING_KEYS | mapping.SOURCE_KEYS | mapping.COLUMN_KEYS
     for key in sorted(keys):
         assert f"| `{key}` |" in doc, key
 

@@ -46,7 +46,7 @@ def test_scores_carry_a_close_outlook_that_the_forecast_reads_back(trained: Trai
 
 def test_company_row_is_the_sum_of_the_teams(trained: Trained) -> None:
     fc = forecast_history(trained.history, trained.bundle, "2025-03-03", kind="month", by="owner", n_sims=300)
-    for period, rows in fc.table.groupby("period"):
+    for _period, rows in fc.table.groupby("period"):
         company = rows[rows["group"] == "company"].iloc[0]
         owners = rows[rows["group"] != "company"]
         assert company["expected"] == pytest.approx(owners["expected"].sum(), rel=1e-9)

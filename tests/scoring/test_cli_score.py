@@ -55,8 +55,9 @@ def test_at_risk_table_json_and_csv(folders: dict[str, Path]) -> None:
     js = json.loads(_run("at-risk", folders["history"], "--model", folders["bundle"], "--top", "5",
                          "--format", "json").output)
     assert 1 <= len(js) <= 5
-    var = [r["value_at_risk"] for r in js]
-    assert var == sorted(var, reverse=True) and var[0] > 0
+    prio = [r["priority"] for r in js]
+    assert prio == sorted(prio, reverse=True) and js[0]["value_at_risk"] > 0
+    assert all(0 <= r["value_at_risk"] <= r["amount"] for r in js) and js[0]["risk_level"] == "high"
     assert all(r["p_win"] < r["stage_typical_p_win"] for r in js)
     assert any(r["reasons_down"] for r in js) and any(r["actions"] for r in js)
     owner = js[0]["owner_id"]

@@ -190,3 +190,11 @@ def test_scoring_time_with_a_zone_and_an_empty_pipeline(trained: Any, scorer: Sc
     assert scorer.score_many(h, before_all) == []
     empty = scorer.score_frame(h, before_all)
     assert len(empty) == 0 and {"deal_id", "p_win", "grade"} <= set(empty.columns)
+
+
+def test_the_scorer_values_risk_by_the_at_risk_rule(explained: list[ScoreResult]) -> None:
+    from dealscore.scoring.at_risk import value_at_risk
+
+    assert any(r.value_at_risk for r in explained)
+    for r in explained:
+        assert r.value_at_risk == pytest.approx(value_at_risk(r.amount, r.p_win, r.stage_typical_p_win, r.warnings))

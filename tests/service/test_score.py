@@ -116,7 +116,7 @@ def test_batch_scores_in_request_order_and_matches_single_scoring(
         assert [a["code"] for a in one["actions"]] == [a["code"] for a in batched["actions"]]
 
 
-def test_previous_score_is_attached_and_counts_in_value_at_risk(
+def test_previous_score_is_attached(
     scoring_client: TestClient, trained_model, keys: dict[str, str],
 ) -> None:
     h = {"X-API-Key": keys["crm"]}

@@ -43,8 +43,9 @@ def store(app: FastAPI, client: TestClient) -> ScoreStore:
 def seeded(store: ScoreStore) -> ScoreStore:
     """Four open deals in two teams plus one closed deal; D1 has a history of three scores.
 
-    Value at risk (amount × gap × boost): D1 = 100k × 0.25 × 1.2 × (1 + 2·0.1) = 36,000 — it fell 10 points;
-    D2 = 80k × 0.15 × 1.2 = 14,400; E1 (EMEA) = 50k × 0.20 × 1.2 = 12,000; D3 is above its stage
+    Value at risk (amount × gap, money) and priority (× warning and drop boosts): D1 = 100k × 0.25 = 25,000,
+    priority × 1.2 × (1 + 2·0.1) = 36,000 — it fell 10 points; D2 = 80k × 0.15 = 12,000 (priority 14,400);
+    E1 (EMEA) = 50k × 0.20 = 10,000 (priority 12,000); D3 is above its stage
     (not at risk); C1 is closed.
     """
     save(store,

@@ -54,7 +54,8 @@ def _item(r: ScoreResult, stored: StoredScore, recent: list[float]) -> AtRiskIte
     return AtRiskItem(
         deal_id=r.deal_id, account_id=r.account_id, owner_id=r.owner_id, team=r.team, amount=r.amount,
         p_win=r.p_win, grade=r.grade, declared_stage=r.declared_stage, inferred_stage=r.inferred_stage,
-        stage_mismatch=r.stage_mismatch, value_at_risk=r.value_at_risk, previous_p_win=r.previous_p_win,
+        stage_mismatch=r.stage_mismatch, value_at_risk=r.value_at_risk, priority=r.priority,
+        risk_level=r.risk_level, previous_p_win=r.previous_p_win,
         stage_typical_p_win=r.stage_typical_p_win,
         top_warning=r.warnings[0] if r.warnings else None, top_action=r.actions[0] if r.actions else None,
         as_of=stored.as_of, scored_at=stored.scored_at, model_version=r.model_version, recent_p_win=recent,
@@ -94,8 +95,9 @@ def at_risk_deals(
     """The latest score of every open deal, ranked by :func:`dealscore.scoring.at_risk`.
 
     A deal is at risk when it scores below the usual win rate of its declared
-    stage; the ranking weighs that gap by the amount, the deal's warnings and its
-    drop since the previous score. Totals cover every matching deal, not just this
+    stage; its value at risk is the amount times that gap (money), and the
+    ranking orders by priority: value at risk weighed by the deal's warnings and
+    its drop since the previous score. Totals cover every matching deal, not just this
     page. A key limited to owners or teams only sees theirs.
     """
     if stage is not None:

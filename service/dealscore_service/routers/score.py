@@ -65,7 +65,7 @@ def _score_fresh(
 
     One deal goes through ``Scorer.score``; a batch through ``score_many`` (one
     vectorised pass). The deal's previous stored score is attached so that a drop
-    counts in its value at risk, as the at-risk ranking counts it.
+    counts in its at-risk priority, as the at-risk ranking counts it.
     """
     if not deal_ids:
         return {}
@@ -78,7 +78,7 @@ def _score_fresh(
     for r in results:
         prev = previous.get(r.deal_id)
         if prev is not None:
-            var = value_at_risk(r.amount, r.p_win, r.stage_typical_p_win, r.warnings, prev)
+            var = value_at_risk(r.amount, r.p_win, r.stage_typical_p_win)
             r = r.model_copy(update={"previous_p_win": prev, "value_at_risk": var})
         out[r.deal_id] = r
     return out

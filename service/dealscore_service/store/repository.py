@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dealscore.errors import StoreUnavailableError
 from dealscore.scoring.result import ScoreResult
+from dealscore.times import naive_utc
 from dealscore_service.auth import Principal
 from dealscore_service.store.migrate import migrate
 from dealscore_service.store.models import ScoreRecord
@@ -43,13 +44,6 @@ log = structlog.get_logger("dealscore_service.store")
 _UPSERT_INSERTS: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 #: The columns of the unique key that makes a score idempotent.
 _SCORE_KEY = ["deal_id", "payload_hash", "model_version"]
-
-def utc_naive(t: datetime) -> datetime:
-    """Store every time as naive UTC, the convention of the whole product."""
-    if t.tzinfo is not None:
-        t = t.astimezone(UTC).replace(tzinfo=None)
-    return t
-
 
 #: A deal's scores, latest first: by as-of time, then when scored (the order of index ix_scores_deal_latest).
 #: One definition, so the at-risk list, the trend lines, the score history and the score-drop
@@ -261,7 +255,7 @@ class ScoreStore:
         """
         if not items:
             return []
-        scored_at = utc_naive(now or datetime.now(UTC))
+        scored_at = naive_utc(now or datetime.now(UTC))
         for attempt in (1, 2):
             try:
                 return self._save_once(items, scored_at)
@@ -288,7 +282,7 @@ class ScoreStore:
         if dialect not in _UPSERT_INSERTS:
             self.save(items, now=now)
             return
-        scored_at = utc_naive(now or datetime.now(UTC))
+        scored_at = naive_utc(now or datetime.now(UTC))
         rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         for it in items:
             rows.setdefault((it.result.deal_id, it.payload_hash, it.result.model_version), _row(it, scored_at))
@@ -456,12 +450,12 @@ def _previous_p_wins(s: Session, deal_ids: Sequence[str], as_of: datetime) -> di
     if len(deal_ids) == 1:
         # one deal (the single-score endpoint): its latest score is one seek on ix_scores_deal_latest,
         # where ranking all of the deal's scores would sort them on every request
-        p = s.scalar(_LATEST_P_WIN, {"deal_id": deal_ids[0], "as_of": utc_naive(as_of)})
+        p = s.scalar(_LATEST_P_WIN, {"deal_id": deal_ids[0], "as_of": naive_utc(as_of)})
         return {} if p is None else {deal_ids[0]: float(p)}
     ranked = select(
         ScoreRecord.deal_id, ScoreRecord.p_win,
         _newest_first_within_deal(),
-    ).where(ScoreRecord.deal_id.in_(list(deal_ids)), ScoreRecord.as_of <= utc_naive(as_of)).subquery()
+    ).where(ScoreRecord.deal_id.in_(list(deal_ids)), ScoreRecord.as_of <= naive_utc(as_of)).subquery()
     rows = s.execute(select(ranked.c.deal_id, ranked.c.p_win).where(ranked.c.rn == 1))
     return {d: float(p) for d, p in rows}
 
@@ -470,7 +464,7 @@ def _row(item: ScoreToSave, scored_at: datetime) -> dict[str, Any]:
     r = item.result
     return {
         "deal_id": r.deal_id, "payload_hash": item.payload_hash, "model_version": r.model_version,
-        "as_of": utc_naive(r.as_of), "scored_at": scored_at, "account_id": r.account_id, "owner_id": r.owner_id,
+        "as_of": naive_utc(r.as_of), "scored_at": scored_at, "account_id": r.account_id, "owner_id": r.owner_id,
         "team": r.team, "amount": r.amount, "declared_stage": r.declared_stage, "inferred_stage": r.inferred_stage,
         "stage_mismatch": r.stage_mismatch, "p_win": float(r.p_win), "grade": r.grade,
         "value_at_risk": r.value_at_risk, "is_open": item.is_open, "warnings": [w.code for w in r.warnings],

@@ -18,6 +18,8 @@ from datetime import datetime
 
 from markupsafe import Markup, escape
 
+from dealscore_service.ui.format import pct
+
 UP = "#1f6feb"  # blue: raises the odds
 DOWN = "#c2410c"  # dark orange: lowers them (distinguishable from blue for colour-blind readers)
 INK = "#1f2328"
@@ -33,7 +35,7 @@ def _f(x: float) -> str:
 
 
 def _pct(p: float) -> str:
-    return f"{100 * p:.0f}%"
+    return pct(p)
 
 
 def sparkline(values: Sequence[float], *, width: int = 96, height: int = 24) -> Markup:
@@ -42,9 +44,9 @@ def sparkline(values: Sequence[float], *, width: int = 96, height: int = 24) -> 
     if not vals:
         return Markup("")
     if len(vals) == 1:
-        label = f"Win probability {_pct(vals[0])}; one score so far, no trend yet"
-    else:
-        label = f"Win probability trend over the last {len(vals)} scores: {_pct(vals[0])} to {_pct(vals[-1])}"
+        # a trend needs two scores: one score draws no line (a flat line would read "steady")
+        return Markup('<span class="spark spark-none sub">one score, no trend yet</span>')
+    label = f"Win probability trend over the last {len(vals)} scores: {_pct(vals[0])} to {_pct(vals[-1])}"
     lo, hi = min(vals), max(vals)
     span = max(hi - lo, 0.10)  # a 2-point wiggle should not look like a cliff
     mid = (hi + lo) / 2
@@ -55,9 +57,7 @@ def sparkline(values: Sequence[float], *, width: int = 96, height: int = 24) -> 
 
     step = (width - 2 * pad) / max(len(vals) - 1, 1)
     pts = [(pad + i * step, y(v)) for i, v in enumerate(vals)]
-    if len(vals) == 1:
-        pts = [(pad, pts[0][1]), (width - pad, pts[0][1])]
-    colour = DOWN if len(vals) > 1 and vals[-1] < vals[0] - 0.03 else UP
+    colour = DOWN if vals[-1] < vals[0] - 0.03 else UP
     line = " ".join(f"{_f(x)},{_f(yy)}" for x, yy in pts)
     lx, ly = pts[-1]
     return Markup(

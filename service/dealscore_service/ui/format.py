@@ -41,8 +41,18 @@ def compact(value: float | None) -> str:
 
 
 def pct(value: float | None, digits: int = 0) -> str:
+    """A probability as a percentage; below half a unit of the last digit reads "<1%" rather than "0%".
+
+    A win probability of 0.3% is not zero, and "0%" tells a manager the deal is
+    already lost; symmetrically, "100%" is never shown for an open deal.
+    """
     if value is None or value != value:
         return "—"
+    unit = 10.0 ** -digits
+    if 0 < 100 * value < unit / 2:
+        return f"<{unit:g}%"
+    if 100 - unit / 2 <= 100 * value < 100:
+        return f">{100 - unit:g}%"
     return f"{100 * value:.{digits}f}%"
 
 

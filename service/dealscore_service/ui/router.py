@@ -34,7 +34,10 @@ PREFIX = "/ui"
 
 templates = Jinja2Templates(directory=str(files("dealscore_service") / "templates"))
 install_filters(templates.env)
-templates.env.globals.update(charts=charts, icons=icons, version=__version__, per_page_choices=PER_PAGE)
+templates.env.globals.update(charts=charts, icons=icons, version=__version__, per_page_choices=PER_PAGE,
+                             risk_titles={"high": "top 10% of the list by priority",
+                                          "medium": "next 20% of the list by priority",
+                                          "low": "the rest of the list"})
 templates.env.filters["urlquote"] = lambda s: quote(str(s), safe="")
 
 #: The page loads nothing from elsewhere and runs no inline script.

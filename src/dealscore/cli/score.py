@@ -20,6 +20,7 @@ from rich.table import Table
 from dealscore.cli import app, console, err_console
 from dealscore.errors import DataValidationError, DealscoreError, ModelNotReadyError
 from dealscore.scoring.result import ScoreResult
+from dealscore.times import naive_utc
 
 ModelOpt = Annotated[
     Path | None,
@@ -67,8 +68,7 @@ def _load(folder: Path, model: Path | None, as_of: str | None) -> tuple[Any, Any
         except (ValueError, TypeError) as exc:
             raise DataValidationError(f"--as-of {as_of!r} is not a date or time",
                                       fix="use ISO 8601, e.g. 2024-06-30 or 2024-06-30T18:00:00") from exc
-        if t.tzinfo is not None:
-            t = t.tz_convert("UTC").tz_localize(None)
+        t = naive_utc(t)
     return Scorer(bundle), history, t
 
 
@@ -130,8 +130,9 @@ def ranked_at_risk(
         return []
     full = {r.deal_id: r for r in scorer.score_many(history, as_of, deal_ids=[r.deal_id for r in quick],
                                                     explain=True)}
-    return [full[r.deal_id].model_copy(update={"value_at_risk": r.value_at_risk, "previous_p_win": r.previous_p_win})
-            for r in quick]
+    return [full[r.deal_id].model_copy(update={
+        "value_at_risk": r.value_at_risk, "priority": r.priority, "risk_level": r.risk_level,
+        "previous_p_win": r.previous_p_win}) for r in quick]
 
 
 def _top_reason(r: ScoreResult) -> str:
@@ -150,7 +151,7 @@ def render_at_risk(results: list[ScoreResult], title: str = "Deals at risk") -> 
     t = Table(title=title, show_header=True, header_style="bold", show_lines=True)
     for col, kw in [("#", {"justify": "right"}), ("deal", {}), ("owner", {}), ("stage", {}),
                     ("p_win / usual", {"justify": "right"}), ("amount", {"justify": "right"}),
-                    ("at risk", {"justify": "right"}), ("top warning", {"overflow": "fold"}),
+                    ("at risk", {"justify": "right"}), ("priority", {}), ("top warning", {"overflow": "fold"}),
                     ("top reason", {"overflow": "fold"}), ("top action", {"overflow": "fold"})]:
         t.add_column(col, **kw)
     for i, r in enumerate(results, 1):
@@ -160,7 +161,8 @@ def render_at_risk(results: list[ScoreResult], title: str = "Deals at risk") -> 
         typical = f" / {r.stage_typical_p_win:.0%}" if r.stage_typical_p_win is not None else ""
         warn = f"{r.warnings[0].title}: {r.warnings[0].evidence}" if r.warnings else "-"
         t.add_row(str(i), r.deal_id, r.owner_id or "-", stage, f"{r.p_win:.0%}{typical} ({r.grade})",
-                  "-" if r.amount is None else f"{r.amount:,.0f}", f"{r.value_at_risk or 0:,.0f}", warn,
+                  "-" if r.amount is None else f"{r.amount:,.0f}", f"{r.value_at_risk or 0:,.0f}",
+                  r.risk_level or "-", warn,
                   _top_reason(r), _top_action(r))
     return t
 
@@ -170,7 +172,8 @@ def at_risk_frame(results: list[ScoreResult]) -> pd.DataFrame:
     return pd.DataFrame([{
         "rank": i, "deal_id": r.deal_id, "owner_id": r.owner_id, "team": r.team, "amount": r.amount,
         "p_win": r.p_win, "stage_typical_p_win": r.stage_typical_p_win, "previous_p_win": r.previous_p_win,
-        "value_at_risk": r.value_at_risk, "grade": r.grade, "declared_stage": r.declared_stage,
+        "value_at_risk": r.value_at_risk, "priority": r.priority, "risk_level": r.risk_level,
+        "grade": r.grade, "declared_stage": r.declared_stage,
         "inferred_stage": r.inferred_stage, "stage_mismatch": r.stage_mismatch,
         "warnings": "; ".join(w.code for w in r.warnings), "top_reason": _top_reason(r),
         "top_action": r.actions[0].text if r.actions else None,

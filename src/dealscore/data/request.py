@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dealscore.data.history import DealHistory, _frame, from_frames, parse_cut_at
+from dealscore.data.history import DealHistory, frame_of_columns, from_frames, parse_cut_at
 from dealscore.data.schema import DIRECTIONS, TABLES
 from dealscore.data.validate import OutOfLifePolicy, _default_taxonomy, _vocabulary, validate_history
 from dealscore.taxonomy import StageTaxonomy
@@ -114,7 +114,7 @@ def frames_from_columns(tables: Mapping[str, Columns]) -> dict[str, pd.DataFrame
     for name, columns in tables.items():
         typed = typed_columns(name, columns)
         n = len(next(iter(typed.values()))) if typed else 0
-        out[name] = _frame(dict(typed), n)
+        out[name] = frame_of_columns(dict(typed), n)
     return out
 
 
@@ -136,7 +136,8 @@ def history_from_columns(
         direct = _direct(typed, tax, cut)
         if direct is not None:
             return direct
-    frames = {name: _frame(dict(cols), len(cols[TABLES[name].columns[0].name])) for name, cols in typed.items()}
+    frames = {name: frame_of_columns(dict(cols), len(cols[TABLES[name].columns[0].name]))
+              for name, cols in typed.items()}
     for name, cols in tables.items():  # stage_truth, or a misnamed table for from_frames to refuse
         if name not in typed:
             frames[name] = frames_from_columns({name: cols})[name] if name in TABLES else pd.DataFrame(dict(cols))
@@ -282,7 +283,7 @@ def _table(columns: dict[str, np.ndarray], n: int) -> pd.DataFrame:
     The blocks are fresh arrays, so the frame shares no memory with the caller.
     """
     if create_dataframe_from_blocks is None:  # pragma: no cover
-        return _frame(dict(columns), n)
+        return frame_of_columns(dict(columns), n)
     positions: dict[np.dtype, list[int]] = {}
     values = list(columns.values())
     for i, v in enumerate(values):

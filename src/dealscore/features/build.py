@@ -42,6 +42,7 @@ from dealscore.features.stage import StageTimeline, prepare_stage, stage_feature
 from dealscore.features.timeline import NAT
 from dealscore.features.touchpoints import Evidence, TouchLayout, TouchTimelines, prepare_touches, touch_features
 from dealscore.taxonomy import StageTaxonomy
+from dealscore.times import naive_utc
 
 CHUNK = 100_000
 
@@ -199,8 +200,7 @@ def prepare_history(history: DealHistory, spec: FeatureSpec) -> PreparedHistory:
 def _data_cut(history: DealHistory, deals: DealRows, *seen: np.ndarray) -> int:
     """``history.data_cut`` from arrays already read: cut_at, else the latest time in the history."""
     if history.cut_at is not None:
-        cut = pd.Timestamp(history.cut_at)
-        return (cut.tz_convert("UTC").tz_localize(None) if cut.tzinfo is not None else cut).as_unit("ns").value
+        return naive_utc(pd.Timestamp(history.cut_at)).as_unit("ns").value
     latest = [int(a.max()) for a in (deals.created, deals.closed, *seen) if len(a)]
     latest = [t for t in latest if t != NAT]
     return max(latest) if latest else pd.Timestamp("1970-01-01").value

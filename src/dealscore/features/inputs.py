@@ -19,6 +19,7 @@ import pandas as pd
 from dealscore.data.history import DealHistory
 from dealscore.errors import DataValidationError
 from dealscore.features.timeline import NAT
+from dealscore.times import naive_utc
 
 VALIDATE_FIX = "load it with dealscore.data.validate.load_and_validate (or run `dealscore validate DIR`) first"
 _NS = np.dtype("datetime64[ns]")
@@ -50,7 +51,7 @@ def as_ns(values: Any, *, table: str, column: str) -> np.ndarray:
         return (raw if raw.dtype == _NS else raw.astype(_NS)).view(np.int64)
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     if isinstance(s.dtype, pd.DatetimeTZDtype):
-        return s.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype=_NS).view(np.int64)
+        return naive_utc(s).to_numpy(dtype=_NS).view(np.int64)
     if len(s) == 0:
         return np.zeros(0, dtype=np.int64)
     if s.isna().all():

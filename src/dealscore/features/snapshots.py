@@ -17,6 +17,7 @@ from dealscore.data.history import DealHistory
 from dealscore.errors import DataValidationError
 from dealscore.features.inputs import Table, as_ns, deal_codes, deal_index, frame_of
 from dealscore.features.timeline import NAT
+from dealscore.times import naive_utc
 
 _DAY = 86_400 * 10**9
 
@@ -84,8 +85,5 @@ def scoring_snapshots(history: DealHistory, as_of: pd.Timestamp | str | None = N
 
 
 def _naive_utc(value: pd.Timestamp | str) -> pd.Timestamp:
-    """A time as naive UTC (the convention of every validated history)."""
-    t = pd.Timestamp(value)
-    if t.tzinfo is not None:
-        t = t.tz_convert("UTC").tz_localize(None)
-    return t.as_unit("ns")
+    """A time as a naive UTC nanosecond Timestamp (the convention of every validated history)."""
+    return naive_utc(pd.Timestamp(value)).as_unit("ns")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dealscore.data.history import DealHistory, _known_time
+from dealscore.data.history import DealHistory, known_time
 from dealscore.errors import ConfigError, NotFoundError
 
 #: Up to this many what-ifs, contacts are found with array masks rather than a join.
@@ -107,7 +107,7 @@ def _contacts_for(acts: pd.DataFrame, items: Sequence[tuple[str, Action, pd.Time
                     ["deal_id", "contact_role", "contact_id", "occurred_at"]]
     if not len(have):
         return out
-    have = have.assign(known=_known_time(acts.loc[have.index], "occurred_at").to_numpy(),
+    have = have.assign(known=known_time(acts.loc[have.index], "occurred_at").to_numpy(),
                        order=np.arange(len(have)))
     m = want.merge(have, on=["deal_id", "contact_role"], how="inner")
     m = m[m["known"] <= m["at"]].sort_values(["item", "occurred_at", "order"], kind="stable")

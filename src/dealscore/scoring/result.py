@@ -93,7 +93,17 @@ class ScoreResult(BaseModel):
     )
     warnings: list[DealWarning] = Field(default_factory=list)
     actions: list[NextAction] = Field(default_factory=list)
-    value_at_risk: float | None = None
+    value_at_risk: float | None = Field(
+        default=None,
+        description="money at risk: amount × max(0, stage_typical_p_win − p_win), never more than the amount",
+    )
+    priority: float | None = Field(
+        default=None,
+        description="what orders the at-risk list: value at risk × the urgency of its warnings and score drop",
+    )
+    risk_level: Literal["high", "medium", "low"] | None = Field(
+        default=None, description="high: top decile of priority in the list ranked; medium: next two deciles",
+    )
     previous_p_win: float | None = Field(
         default=None, description="the deal's previous score, when supplied (a drop raises value at risk)"
     )

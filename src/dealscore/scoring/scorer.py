@@ -29,16 +29,17 @@ from dealscore.scoring.actions import (
     contacts_of_rows,
     describe_change,
 )
-from dealscore.scoring.at_risk import WARNING_WEIGHTS
+from dealscore.scoring.at_risk import value_at_risk_array
 from dealscore.scoring.batch import ScoredBlock
-from dealscore.scoring.columns import Columns, nan_to_zero
+from dealscore.scoring.columns import Columns
 from dealscore.scoring.grading import DEFAULT_GRADE_CUTOFFS, check_cutoffs, grades
 from dealscore.scoring.mismatch import judge
 from dealscore.scoring.norms import StageNorms
 from dealscore.scoring.predict import ModelRunner
 from dealscore.scoring.reasons import MAX_REASONS, MIN_REASON_POINTS, ReasonGrouping, pick_reasons, probability_points
 from dealscore.scoring.result import NextAction, ScoreResult
-from dealscore.scoring.warnings import WarningHits, WarningRules, find_warnings
+from dealscore.scoring.warnings import WarningRules, find_warnings
+from dealscore.times import naive_utc
 
 #: Feature columns compared before/after an action to word why it helps.
 CHANGE_FEATURES = (
@@ -396,7 +397,7 @@ class Scorer:
             grade=grades(p, self._cutoffs), declared_stage=declared, inferred_stage=mm.inferred_stage,
             inferred_probability=mm.inferred_probability, stage_proba=stage_proba,
             stage_names=list(self._taxonomy.names), verdict=mm.verdict, explanation=mm.explanation,
-            typical=typical, value_at_risk=_value_at_risk(amount, p, typical, warns), warnings=warns,
+            typical=typical, value_at_risk=value_at_risk_array(amount, p, typical), warnings=warns,
             model_version=self.version, close_pmf=self._close_pmf(cols, as_of),
         )
         if contrib is not None:
@@ -554,9 +555,7 @@ def _as_time(value: pd.Timestamp | str | Any) -> pd.Timestamp:
                                   fix="use ISO 8601, e.g. 2024-06-30 or 2024-06-30T18:00:00Z") from exc
     if pd.isna(t):
         raise DataValidationError("the scoring time is empty", fix="pass a date or time, or none for the data cut")
-    if t.tzinfo is not None:
-        t = t.tz_convert("UTC").tz_localize(None)
-    return t.as_unit("ns")
+    return naive_utc(t).as_unit("ns")
 
 
 def _spec_info(spec: Any) -> dict[str, tuple[str, str, str | None]]:
@@ -589,10 +588,3 @@ def _deal_meta(history: DealHistory, deal_ids: np.ndarray) -> dict[str, np.ndarr
         out[col] = vals
     return out
 
-
-def _value_at_risk(amount: np.ndarray, p: np.ndarray, typical: np.ndarray, warnings: WarningHits) -> np.ndarray:
-    """Vectorised :func:`dealscore.scoring.at_risk.value_at_risk` without a previous score."""
-    gap = np.clip(nan_to_zero(typical) - p, 0.0, None)
-    w = np.array([min(1.0, sum(WARNING_WEIGHTS.get(s, 0.0) for s in sev)) for sev in warnings.severities()],
-                 dtype=float).reshape(len(p))
-    return nan_to_zero(amount) * gap * (1.0 + w)

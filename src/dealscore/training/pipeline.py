@@ -19,8 +19,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dealscore.data.history import DealHistory
+from dealscore.data.simulate import oracle_win_probability
 from dealscore.features import FeatureContext, FeatureSpec, build_features, make_labels, make_snapshots
-from dealscore.forecast.creation import fit_creation_models
+from dealscore.forecast.close_time import TimeToCloseModel
+from dealscore.forecast.creation import PipelineCreationModel, fit_creation_models
 from dealscore.models.baselines import LogisticBaseline, NaiveBayesBaseline, StageTableBaseline
 from dealscore.models.bundle import ModelBundle, to_jsonable
 from dealscore.models.stage import StageModel
@@ -31,6 +33,7 @@ from dealscore.training import plots
 from dealscore.training.close_time import fit_close_time
 from dealscore.training.config import TrainConfig
 from dealscore.training.evaluate import oracle_section, stage_section, win_section
+from dealscore.training.metrics import binary_metrics
 from dealscore.training.split import SLICES, DealSplit, split_deals
 from dealscore.training.stage_stats import learn_stage_stats
 from dealscore.training.thinness import check_history, check_slice_labels
@@ -74,10 +77,6 @@ def oracle_probabilities(truth: Any, snapshots: pd.DataFrame) -> tuple[np.ndarra
     """The simulator's true win probability per snapshot, when the history is simulated."""
     if truth is None:
         return None, "not a simulated history (no truth tables)"
-    try:
-        from dealscore.data.simulate import oracle_win_probability
-    except ImportError:
-        return None, "the simulator is not available in this installation"
     p = oracle_win_probability(truth, snapshots[["deal_id", "as_of"]].reset_index(drop=True))
     return np.asarray(p, dtype=float), ""
 
@@ -99,6 +98,261 @@ def _order_by_creation(history: DealHistory, snaps: pd.DataFrame) -> pd.DataFram
     return out.reset_index(drop=True)
 
 
+class _Laps:
+    """Wall-clock seconds per named step, for the report's ``timings_seconds``."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round(now - self._t0, 3)
+        self._t0 = now
+
+
+@dataclass
+class TrainingRows:
+    """The labelled snapshots of the split's slices, their encoded features and per-slice masks."""
+
+    snaps: pd.DataFrame
+    labels: pd.DataFrame
+    slice_of: np.ndarray
+    features: pd.DataFrame
+    spec: FeatureSpec
+    context: FeatureContext
+    y: np.ndarray
+    masks: dict[str, np.ndarray]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.spec.feature_names)
+
+
+@dataclass
+class FittedModels:
+    """The win model, its baselines and the real-stage model, fitted on the same split."""
+
+    win: WinModel
+    table: StageTableBaseline
+    naive_bayes: NaiveBayesBaseline
+    logistic: LogisticBaseline
+    stage: StageModel
+    win_rows: np.ndarray
+    stage_rows: np.ndarray
+
+
+@dataclass
+class Evaluation:
+    """Test-slice predictions and the report sections built from them."""
+
+    preds: dict[str, np.ndarray]
+    p_oracle: np.ndarray | None
+    win_report: dict[str, Any]
+    stage_report: dict[str, Any]
+
+
+def split_history(history: DealHistory, cfg: TrainConfig) -> tuple[DealSplit, dict[str, int]]:
+    """The time split of deals and the label counts, refused when a slice is too thin to learn from."""
+    split = split_deals(history.deals, history.data_cut, fractions=cfg.split.fractions,
+                        horizon_quantile=cfg.split.horizon_quantile, max_train_deals=cfg.split.max_train_deals)
+    counts = check_history(history.deals, split, min_won=cfg.thin.min_won, min_lost=cfg.thin.min_lost)
+    return split, counts
+
+
+def labelled_snapshots(
+    history: DealHistory, split: DealSplit, cfg: TrainConfig, tax: StageTaxonomy,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Snapshots of the split's deals in creation order, with labels; unlabelled snapshots dropped."""
+    snaps = make_snapshots(history, every_days=cfg.snapshots.every_days,
+                           at_stage_changes=cfg.snapshots.at_stage_changes)
+    snaps = snaps[np.isin(split.slice_of(snaps["deal_id"]), SLICES)]
+    snaps = _order_by_creation(history, snaps)
+    labels = make_labels(history, snaps, tax).reset_index(drop=True)
+    keep = labels["won"].notna().to_numpy()
+    return snaps[keep].reset_index(drop=True), labels[keep].reset_index(drop=True)
+
+
+def encoded_features(
+    history: DealHistory, snaps: pd.DataFrame, slice_of: np.ndarray, tax: StageTaxonomy,
+) -> tuple[pd.DataFrame, FeatureSpec, FeatureContext]:
+    """Features of every snapshot, encoded with vocabularies learned from the training slice only.
+
+    A categorical value first seen after the training slice is unknown (NaN), exactly
+    as it will be for the deployed model.
+    """
+    spec = FeatureSpec.default(tax)
+    context = FeatureContext().fit(history, tax, spec)
+    features = build_features(history, snaps, spec=spec, taxonomy=tax, context=context).reset_index(drop=True)
+    spec = spec.fit_vocabulary(features[slice_of == "train"])
+    return spec.encode(features), spec, context
+
+
+def training_rows(
+    history: DealHistory, split: DealSplit, cfg: TrainConfig, tax: StageTaxonomy, say: Progress, laps: _Laps,
+) -> TrainingRows:
+    """Snapshots, labels and encoded features of the split, each slice checked for both outcomes."""
+    say("taking snapshots across each deal's open life")
+    snaps, labels = labelled_snapshots(history, split, cfg, tax)
+    slice_of = split.slice_of(snaps["deal_id"])
+    laps.lap("snapshots")
+
+    say(f"building features for {len(snaps):,} snapshots")
+    features, spec, context = encoded_features(history, snaps, slice_of, tax)
+    laps.lap("features")
+
+    masks = {name: slice_of == name for name in SLICES}
+    y = labels["won"].to_numpy(dtype=float)
+    for name in SLICES:
+        check_slice_labels(y[masks[name]], name, len(split.ids(name)))
+    return TrainingRows(snaps=snaps, labels=labels, slice_of=slice_of, features=features, spec=spec,
+                        context=context, y=y, masks=masks)
+
+
+def fit_win(rows: TrainingRows, cfg: TrainConfig) -> tuple[WinModel, np.ndarray]:
+    """The win model: early stopping on the validation slice, calibration on the next; and its training rows."""
+    sampled = _cap_rows(rows.masks["train"], cfg.win.max_train_rows, cfg.seed)
+    Xs = {name: rows.features[sampled if name == "train" else rows.masks[name]] for name in SLICES}
+    ys = {name: rows.y[sampled if name == "train" else rows.masks[name]] for name in SLICES}
+    win = WinModel(params={**cfg.win.params, "num_threads": cfg.num_threads}, num_boost_round=cfg.win.num_boost_round,
+                   early_stopping_rounds=cfg.win.early_stopping_rounds, calibration=cfg.win.calibration,
+                   feature_names=rows.names, seed=cfg.seed)
+    win.fit(Xs["train"], ys["train"], Xs["validation"], ys["validation"], Xs["calibration"], ys["calibration"])
+    return win, sampled
+
+
+def fit_baselines(
+    rows: TrainingRows, train: np.ndarray, cfg: TrainConfig,
+) -> tuple[StageTableBaseline, NaiveBayesBaseline, LogisticBaseline]:
+    """The stage-table, naive-Bayes and logistic baselines on the win model's training rows."""
+    X, y = rows.features[train], rows.y[train]
+    table = StageTableBaseline().fit(X, y)
+    nb = NaiveBayesBaseline(naive_bayes_columns(rows.features), n_bins=cfg.baselines.naive_bayes_bins).fit(X, y)
+    logit = LogisticBaseline(feature_names=rows.names, C=cfg.baselines.logistic_c).fit(X, y)
+    return table, nb, logit
+
+
+def fit_stage(rows: TrainingRows, cfg: TrainConfig, tax: StageTaxonomy) -> tuple[StageModel, np.ndarray]:
+    """The real-stage model on the stage-labelled training rows (early stopping on validation)."""
+    stage_ok = rows.labels["real_stage"].notna().to_numpy()
+    st_tr, st_va = rows.masks["train"] & stage_ok, rows.masks["validation"] & stage_ok
+    st_tr = _cap_rows(st_tr, cfg.stage.max_train_rows, cfg.seed)
+    stage = StageModel(tax.names, params={**cfg.stage.params, "num_threads": cfg.num_threads},
+                       num_boost_round=cfg.stage.num_boost_round,
+                       early_stopping_rounds=cfg.stage.early_stopping_rounds, feature_names=rows.names,
+                       use_declared_stage=cfg.stage.use_declared_stage, seed=cfg.seed)
+    features, real = rows.features, rows.labels["real_stage"]
+    stage.fit(features[st_tr], real[st_tr], features[st_va], real[st_va])
+    return stage, st_tr
+
+
+def fit_models(rows: TrainingRows, cfg: TrainConfig, tax: StageTaxonomy, say: Progress, laps: _Laps) -> FittedModels:
+    """Win model, baselines and real-stage model, each step timed."""
+    say("fitting the win model (early stopping on the validation slice, calibration on the next)")
+    win, win_rows = fit_win(rows, cfg)
+    laps.lap("win_model")
+    say("fitting the baselines on the same split")
+    table, nb, logit = fit_baselines(rows, win_rows, cfg)
+    laps.lap("baselines")
+    say("fitting the real-stage model")
+    stage, stage_rows = fit_stage(rows, cfg, tax)
+    laps.lap("stage_model")
+    return FittedModels(win=win, table=table, naive_bayes=nb, logistic=logit, stage=stage,
+                        win_rows=win_rows, stage_rows=stage_rows)
+
+
+def evaluate_models(rows: TrainingRows, models: FittedModels, tax: StageTaxonomy, truth: Any) -> Evaluation:
+    """Win and stage sections on the test slice (the most recent holdout), baselines and oracle beside."""
+    test = rows.masks["test"]
+    Xt, yt = rows.features[test], rows.y[test]
+    preds = {
+        "model": models.win.predict_proba(Xt),
+        "stage_table": models.table.predict_proba(Xt),
+        "naive_bayes": models.naive_bayes.predict_proba(Xt),
+        "logistic": models.logistic.predict_proba(Xt),
+    }
+    p_oracle, oracle_reason = oracle_probabilities(truth, rows.snaps[test])
+    model_sec = win_section(yt, preds["model"], Xt)
+    model_sec["calibration_method"] = models.win.calibration_method_
+    model_sec["calibration_selection_log_loss"] = models.win.calibrator_.selection_
+    model_sec["best_iteration"] = models.win.best_iteration_
+    win_report = {
+        "model": model_sec,
+        "baselines": {k: win_section(yt, preds[k], Xt) for k in ("stage_table", "naive_bayes", "logistic")},
+        "oracle": oracle_section(yt, p_oracle, model_sec["roc_auc"], Xt, oracle_reason),
+    }
+    return Evaluation(preds=preds, p_oracle=p_oracle, win_report=win_report,
+                      stage_report=_stage_report(rows, models.stage, tax))
+
+
+def _stage_report(rows: TrainingRows, stage: StageModel, tax: StageTaxonomy) -> dict[str, Any]:
+    st_test = rows.masks["test"] & rows.labels["real_stage"].notna().to_numpy()
+    stage_proba = stage.predict_proba(rows.features[st_test])
+    inferred = np.asarray(stage.classes_, dtype=object)[stage_proba.to_numpy().argmax(axis=1)]
+    report = stage_section(
+        rows.labels.loc[st_test, "real_stage"].to_numpy(dtype=object), inferred,
+        rows.features.loc[st_test, "declared_stage"].astype(object).to_numpy(), stage_proba.to_numpy().max(axis=1),
+        tax.names, stage.feature_importance(),
+    )
+    report["model"]["best_iteration"] = stage.best_iteration_
+    report["model"]["warnings"] = list(stage.warnings_)
+    return report
+
+
+def scored_holdout(rows: TrainingRows, ev: Evaluation) -> pd.DataFrame:
+    """The test slice's snapshots with outcome, declared stage and every model's probability."""
+    test = rows.masks["test"]
+    holdout = rows.snaps[test].reset_index(drop=True).assign(
+        won=rows.y[test], **{f"p_{k}": v for k, v in ev.preds.items()},
+        declared_stage=rows.features.loc[test, "declared_stage"].astype(object).to_numpy(),
+    )
+    if ev.p_oracle is not None:
+        holdout["p_oracle"] = ev.p_oracle
+    return holdout
+
+
+def assemble_bundle(
+    history: DealHistory, split: DealSplit, counts: dict[str, int], rows: TrainingRows, models: FittedModels,
+    ev: Evaluation, tax: StageTaxonomy,
+) -> ModelBundle:
+    """The deployable bundle: spec, models, playbook, stage norms, training window and headline metrics."""
+    b = split.boundaries
+    window = {
+        "train_from": b.get("train_from"), "train_to": b.get("train_to"),
+        "test_from": b.get("test_from"), "test_to": b.get("test_to"),
+        "cut_at": split.cut_at, "cohort_end": split.cohort_end, "horizon_days": split.horizon_days,
+    }
+    model_sec, stage_sec = ev.win_report["model"], ev.stage_report["model"]
+    return ModelBundle(
+        spec=rows.spec, taxonomy=tax, win_model=models.win, stage_model=models.stage,
+        playbook=load_playbook(taxonomy=tax),
+        stage_stats=learn_stage_stats(history, split.ids("train"), models.table.table_),
+        training_window=to_jsonable(window),
+        metrics={"win": {k: model_sec[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece",
+                                                     "top_decile_lift")},
+                 "stage": {k: stage_sec[k] for k in ("accuracy", "macro_f1")}},
+        history_stats=to_jsonable({"deals": len(history.deals), **counts, "snapshots": len(rows.snaps)}),
+        context=rows.context,
+    )
+
+
+@dataclass
+class ForecastModels:
+    """What the forecast needs from training: when won deals close, and how fast new pipeline turns into bookings."""
+
+    close_time: TimeToCloseModel
+    creation: dict[str, PipelineCreationModel]
+    report: dict[str, Any]
+
+
+def fit_forecast_models(history: DealHistory, rows: TrainingRows, cfg: TrainConfig, say: Progress) -> ForecastModels:
+    """The time-to-close model on the won deals' snapshots of the same split, and creation rates at the data cut."""
+    say("fitting the time-to-close model (when won deals close) and learning pipeline creation")
+    close_time, report = fit_close_time(history, rows.snaps, rows.features, rows.y, rows.slice_of, seed=cfg.seed,
+                                        num_threads=cfg.num_threads)
+    return ForecastModels(close_time=close_time, creation=fit_creation_models(history), report=report)
+
+
 def train_models(
     history: DealHistory,
     config: TrainConfig | None = None,
@@ -115,154 +369,42 @@ def train_models(
     cfg = config or TrainConfig()
     tax = taxonomy or default_taxonomy()
     say = progress or _noop
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal t0
-        now = time.perf_counter()
-        timings[name] = round(now - t0, 3)
-        t0 = now
+    laps = _Laps()
 
     say("splitting deals by creation time")
-    split = split_deals(history.deals, history.data_cut, fractions=cfg.split.fractions,
-                        horizon_quantile=cfg.split.horizon_quantile, max_train_deals=cfg.split.max_train_deals)
-    counts = check_history(history.deals, split, min_won=cfg.thin.min_won, min_lost=cfg.thin.min_lost)
-    lap("split")
+    split, counts = split_history(history, cfg)
+    laps.lap("split")
+    rows = training_rows(history, split, cfg, tax, say, laps)
+    models = fit_models(rows, cfg, tax, say, laps)
 
-    say("taking snapshots across each deal's open life")
-    snaps = make_snapshots(history, every_days=cfg.snapshots.every_days,
-                           at_stage_changes=cfg.snapshots.at_stage_changes)
-    snaps = snaps[np.isin(split.slice_of(snaps["deal_id"]), SLICES)]
-    snaps = _order_by_creation(history, snaps)
-    labels = make_labels(history, snaps, tax).reset_index(drop=True)
-    keep = labels["won"].notna().to_numpy()
-    snaps, labels = snaps[keep].reset_index(drop=True), labels[keep].reset_index(drop=True)
-    slice_of = split.slice_of(snaps["deal_id"])
-    lap("snapshots")
-
-    say(f"building features for {len(snaps):,} snapshots")
-    context = FeatureContext().fit(history, tax, FeatureSpec.default(tax))
-    features = build_features(history, snaps, spec=FeatureSpec.default(tax), taxonomy=tax,
-                              context=context).reset_index(drop=True)
-    # Categorical vocabularies come from the training slice only: a value first seen later is unknown (NaN),
-    # exactly as it will be for the deployed model.
-    spec = FeatureSpec.default(tax).fit_vocabulary(features[slice_of == "train"])
-    features = spec.encode(features)
-    lap("features")
-
-    masks = {name: slice_of == name for name in SLICES}
-    y = labels["won"].to_numpy(dtype=float)
-    for name in SLICES:
-        check_slice_labels(y[masks[name]], name, len(split.ids(name)))
-    sampled = _cap_rows(masks["train"], cfg.win.max_train_rows, cfg.seed)
-    Xs = {name: features[sampled if name == "train" else masks[name]] for name in SLICES}
-    ys = {name: y[sampled if name == "train" else masks[name]] for name in SLICES}
-    names = list(spec.feature_names)
-
-    say("fitting the win model (early stopping on the validation slice, calibration on the next)")
-    params = {**cfg.win.params, "num_threads": cfg.num_threads}
-    win = WinModel(params=params, num_boost_round=cfg.win.num_boost_round,
-                   early_stopping_rounds=cfg.win.early_stopping_rounds, calibration=cfg.win.calibration,
-                   feature_names=names, seed=cfg.seed)
-    win.fit(Xs["train"], ys["train"], Xs["validation"], ys["validation"], Xs["calibration"], ys["calibration"])
-    lap("win_model")
-
-    say("fitting the baselines on the same split")
-    table = StageTableBaseline().fit(Xs["train"], ys["train"])
-    nb = NaiveBayesBaseline(naive_bayes_columns(features), n_bins=cfg.baselines.naive_bayes_bins)
-    nb.fit(Xs["train"], ys["train"])
-    logit = LogisticBaseline(feature_names=names, C=cfg.baselines.logistic_c).fit(Xs["train"], ys["train"])
-    lap("baselines")
-
-    say("fitting the real-stage model")
-    stage_ok = labels["real_stage"].notna().to_numpy()
-    st_tr, st_va = masks["train"] & stage_ok, masks["validation"] & stage_ok
-    st_tr = _cap_rows(st_tr, cfg.stage.max_train_rows, cfg.seed)
-    stage = StageModel(tax.names, params={**cfg.stage.params, "num_threads": cfg.num_threads},
-                       num_boost_round=cfg.stage.num_boost_round,
-                       early_stopping_rounds=cfg.stage.early_stopping_rounds, feature_names=names,
-                       use_declared_stage=cfg.stage.use_declared_stage, seed=cfg.seed)
-    stage.fit(features[st_tr], labels.loc[st_tr, "real_stage"], features[st_va], labels.loc[st_va, "real_stage"])
-    lap("stage_model")
-
-    say("fitting the time-to-close model (when won deals close) and learning pipeline creation")
-    close_time, close_report = fit_close_time(history, snaps, features, y, slice_of, seed=cfg.seed,
-                                              num_threads=cfg.num_threads)
-    creation = fit_creation_models(history)
-    lap("time_to_close")
+    forecast = fit_forecast_models(history, rows, cfg, say)
+    laps.lap("time_to_close")
 
     say("evaluating on the test slice (the most recent holdout)")
-    test = masks["test"]
-    Xt, yt = features[test], y[test]
-    preds = {
-        "model": win.predict_proba(Xt),
-        "stage_table": table.predict_proba(Xt),
-        "naive_bayes": nb.predict_proba(Xt),
-        "logistic": logit.predict_proba(Xt),
-    }
-    p_oracle, oracle_reason = oracle_probabilities(truth, snaps[test])
-    model_sec = win_section(yt, preds["model"], Xt)
-    model_sec["calibration_method"] = win.calibration_method_
-    model_sec["calibration_selection_log_loss"] = win.calibrator_.selection_
-    model_sec["best_iteration"] = win.best_iteration_
-    win_report = {
-        "model": model_sec,
-        "baselines": {k: win_section(yt, preds[k], Xt) for k in ("stage_table", "naive_bayes", "logistic")},
-        "oracle": oracle_section(yt, p_oracle, model_sec["roc_auc"], Xt, oracle_reason),
-    }
-    st_test = test & stage_ok
-    stage_proba = stage.predict_proba(features[st_test])
-    inferred = np.asarray(stage.classes_, dtype=object)[stage_proba.to_numpy().argmax(axis=1)]
-    stage_importance = stage.feature_importance()
-    stage_report = stage_section(
-        labels.loc[st_test, "real_stage"].to_numpy(dtype=object), inferred,
-        features.loc[st_test, "declared_stage"].astype(object).to_numpy(), stage_proba.to_numpy().max(axis=1),
-        tax.names, stage_importance,
-    )
-    stage_report["model"]["best_iteration"] = stage.best_iteration_
-    stage_report["model"]["warnings"] = list(stage.warnings_)
-    lap("evaluation")
-
-    data = _data_section(history, split, counts, slice_of, y, names, labels, history.stage_truth is not None,
-                         (int(sampled.sum()), int(st_tr.sum())))
-    report = to_jsonable({"win": win_report, "stage": stage_report, "time_to_close": close_report, "data": data})
-
-    holdout = snaps[test].reset_index(drop=True).assign(
-        won=yt, **{f"p_{k}": v for k, v in preds.items()},
-        declared_stage=Xt["declared_stage"].astype(object).to_numpy(),
-    )
-    if p_oracle is not None:
-        holdout["p_oracle"] = p_oracle
+    ev = evaluate_models(rows, models, tax, truth)
+    laps.lap("evaluation")
+    data = _data_section(history, split, counts, rows, history.stage_truth is not None,
+                         (int(models.win_rows.sum()), int(models.stage_rows.sum())))
+    report = to_jsonable({"win": ev.win_report, "stage": ev.stage_report, "time_to_close": forecast.report,
+                          "data": data})
 
     say("learning stage norms and assembling the bundle")
-    window = {
-        "train_from": split.boundaries.get("train_from"), "train_to": split.boundaries.get("train_to"),
-        "test_from": split.boundaries.get("test_from"), "test_to": split.boundaries.get("test_to"),
-        "cut_at": split.cut_at, "cohort_end": split.cohort_end, "horizon_days": split.horizon_days,
-    }
-    bundle = ModelBundle(
-        spec=spec, taxonomy=tax, win_model=win, stage_model=stage, playbook=load_playbook(taxonomy=tax),
-        stage_stats=learn_stage_stats(history, split.ids("train"), table.table_),
-        training_window=to_jsonable(window),
-        metrics={"win": {k: model_sec[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece",
-                                                     "top_decile_lift")},
-                 "stage": {k: stage_report["model"][k] for k in ("accuracy", "macro_f1")}},
-        history_stats=to_jsonable({"deals": len(history.deals), **counts, "snapshots": len(snaps)}),
-        context=context, time_to_close=close_time, pipeline_creation=creation,
-    )
-    figures = _figures(yt, preds, p_oracle, win_report, win, stage_report, tax.names)
-    lap("bundle")
-    report["data"]["timings_seconds"] = timings
-    return TrainingResult(bundle=bundle, report=report, split=split, holdout=holdout,
-                          test_features=Xt.reset_index(drop=True), figures=figures, config=cfg, timings=timings)
+    bundle = assemble_bundle(history, split, counts, rows, models, ev, tax)
+    bundle.time_to_close, bundle.pipeline_creation = forecast.close_time, forecast.creation
+    test = rows.masks["test"]
+    figures = _figures(rows.y[test], ev.preds, ev.p_oracle, ev.win_report, models.win, ev.stage_report, tax.names)
+    laps.lap("bundle")
+    report["data"]["timings_seconds"] = laps.timings
+    return TrainingResult(bundle=bundle, report=report, split=split, holdout=scored_holdout(rows, ev),
+                          test_features=rows.features[test].reset_index(drop=True), figures=figures, config=cfg,
+                          timings=laps.timings)
 
 
 def _data_section(
-    history: DealHistory, split: DealSplit, counts: dict[str, int], slice_of: np.ndarray, y: np.ndarray,
-    names: list[str], labels: pd.DataFrame, has_truth: bool, train_rows: tuple[int, int],
+    history: DealHistory, split: DealSplit, counts: dict[str, int], rows: TrainingRows, has_truth: bool,
+    train_rows: tuple[int, int],
 ) -> dict[str, Any]:
-    deals = history.deals
+    deals, slice_of, y, names = history.deals, rows.slice_of, rows.y, rows.names
     return {
         "deals": len(deals),
         "open_at_cut": int(deals["closed_at"].isna().sum()),
@@ -272,7 +414,7 @@ def _data_section(
         "train_rows_used": {"win_and_baselines": int(train_rows[0]), "stage": int(train_rows[1])},
         "win_rate": {s: float(y[slice_of == s].mean()) for s in SLICES},
         "stage_labels": "stage_truth" if has_truth else "retrospective rule over the stage history",
-        "stage_labelled_snapshots": int(labels["real_stage"].notna().sum()),
+        "stage_labelled_snapshots": int(rows.labels["real_stage"].notna().sum()),
         "n_features": len(names),
         "features": names,
         "open_deal_bias": BIAS_NOTE,
@@ -307,8 +449,6 @@ def _figures(
 def holdout_metrics(bundle: ModelBundle, history: DealHistory, holdout: pd.DataFrame,
                     features: pd.DataFrame | None = None) -> dict[str, Any]:
     """A bundle's win metrics on a holdout (rows of deal_id, as_of, won), built with its own spec."""
-    from dealscore.training.metrics import binary_metrics
-
     X = features if features is not None else build_features(
         history, holdout[["deal_id", "as_of"]], spec=bundle.spec, taxonomy=bundle.taxonomy)
     p = bundle.win_model.predict_proba(X)

@@ -14,292 +14,41 @@ format reads): each problem is one :class:`MappingError` or
 the offending ids and the fix.
 """
 
+
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from dealscore.data.history import parse_cut_at
 from dealscore.data.importers.common import ImportReport, ImportResult, finish, read_source_csv
+from dealscore.data.importers.mapping import (
+    SHIPPED_MAPPINGS,
+    ColumnSpec,
+    CsvMapping,
+    MappingError,
+    SourceSpec,
+    load_mapping,
+    normalise,
+    suggest,
+)
 from dealscore.data.schema import DIRECTIONS, OUTCOMES, TABLES
-from dealscore.errors import ConfigError, DataValidationError
+from dealscore.errors import DataValidationError
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
+from dealscore.times import naive_utc
 
-SHIPPED_MAPPINGS = files("dealscore.config") / "mappings"
 _ZONE_SUFFIX = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
-
-_MAPPING_KEYS = {"name", "description", "tables", "date_formats", "timezone", "csv", "true_values", "numbers",
-                 "cut_at"}
-_SOURCE_KEYS = {"file", "columns", "where", "drop_unknown_deals", "create_missing", "close_from_stage_history"}
-_COLUMN_KEYS = {"column", "fallback", "constant", "values", "other", "missing", "format", "only_if", "end_of_day",
-                "lookup"}
-_LOOKUP_KEYS = {"file", "match", "column"}
 # contract columns whose values must come out of a closed vocabulary
 _ENUMERATED = {("stage_history", "stage"), ("stage_truth", "stage"), ("activities", "type"),
                ("activities", "direction"), ("activities", "contact_role"), ("deals", "outcome")}
 _UNMAPPED = object()
 
 
-class MappingError(ConfigError):
-    """The mapping file is wrong, or does not fit the export it is applied to."""
-
-    http_status = 400
-
-    def __init__(self, message: str, *, path: str, where: str, fix: str) -> None:
-        self.where = where
-        super().__init__(f"mapping {path}, {where}: {message}. Fix: {fix}", path=path, where=where, fix=fix)
-
-
-def _norm(value: object) -> str:
-    """How source values are compared with a value map's keys: stripped, case-insensitive."""
-    return str(value).strip().casefold()
-
-
-@dataclass(frozen=True)
-class Lookup:
-    """Take a column from another file by matching key columns (e.g. a contact's role on a deal)."""
-
-    file: str
-    match: dict[str, str]  # lookup file's column -> this source file's column
-    column: str
-
-
-@dataclass(frozen=True)
-class ColumnSpec:
-    """How one contract column is made from the source file."""
-
-    target: str
-    column: str | None = None
-    fallback: tuple[str, ...] = ()
-    constant: Any = None
-    has_constant: bool = False
-    values: dict[str, Any] | None = None
-    other: Any = None
-    has_other: bool = False
-    missing: Any = None
-    formats: tuple[str, ...] | None = None
-    only_if: str | None = None
-    end_of_day: bool = False
-    lookup: Lookup | None = None
-
-    @property
-    def source_columns(self) -> list[str]:
-        """Columns this spec reads from its own source file."""
-        cols = [c for c in (self.column, *self.fallback, self.only_if) if c]
-        if self.lookup:
-            cols += list(self.lookup.match.values())
-        return cols
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """One export file feeding one contract table."""
-
-    table: str
-    file: str
-    columns: dict[str, ColumnSpec]
-    where: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    drop_unknown_deals: bool = False
-    create_missing: bool = False
-    close_from_stage_history: bool = False
-
-
-@dataclass(frozen=True)
-class CsvMapping:
-    """A parsed, checked mapping file."""
-
-    path: str
-    name: str
-    sources: dict[str, list[SourceSpec]]
-    date_formats: tuple[str, ...] = ("ISO8601",)
-    timezone: str = "UTC"
-    encoding: str = "utf-8-sig"
-    delimiter: str = ","
-    true_values: frozenset[str] = frozenset({"true", "1", "yes", "y", "t"})
-    thousands: str | None = None
-    decimal: str = "."
-    cut_at: str | None = None
-
-    @classmethod
-    def from_dict(cls, raw: Any, path: str = "<mapping>") -> CsvMapping:
-        """Check the YAML structure key by key, so a typo is named where it is."""
-        return _MappingParser(path).mapping(raw)
-
-    @classmethod
-    def load(cls, path_or_name: str | Path) -> CsvMapping:
-        """Load a mapping file, or a shipped mapping by name (``salesforce``)."""
-        p = Path(path_or_name)
-        if not p.is_file():
-            shipped = SHIPPED_MAPPINGS / f"{path_or_name}.yaml"
-            if "/" not in str(path_or_name) and shipped.is_file():
-                return cls.from_dict(_yaml(shipped.read_text(encoding="utf-8"), str(path_or_name)), str(path_or_name))
-            names = sorted(f.name.removesuffix(".yaml") for f in SHIPPED_MAPPINGS.iterdir() if f.name.endswith(".yaml"))
-            raise MappingError(
-                "file does not exist", path=str(p), where="file",
-                fix=f"pass the path of your mapping YAML, or the name of a shipped one: {names}",
-            )
-        return cls.from_dict(_yaml(p.read_text(encoding="utf-8"), str(p)), str(p))
-
-
-def _yaml(text: str, path: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise MappingError(f"not valid YAML ({exc})", path=path, where="file",
-                           fix="fix the YAML syntax (indentation, quotes, colons)") from exc
-
-
-def _suggest(name: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-class _MappingParser:
-    """Turns the YAML structure into a :class:`CsvMapping`, naming the key of each problem."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def fail(self, where: str, message: str, fix: str) -> MappingError:
-        return MappingError(message, path=self.path, where=where, fix=fix)
-
-    def keys(self, where: str, raw: Any, allowed: set[str]) -> dict[str, Any]:
-        if not isinstance(raw, dict):
-            raise self.fail(where, f"expected a mapping of keys, got {type(raw).__name__}",
-                            f"write {where} as 'key: value' lines; allowed keys: {sorted(allowed)}")
-        unknown = [str(k) for k in raw if str(k) not in allowed]
-        if unknown:
-            raise self.fail(where, f"unknown key {unknown[0]!r}{_suggest(unknown[0], sorted(allowed))}",
-                            f"use only {sorted(allowed)}")
-        return {str(k): v for k, v in raw.items()}
-
-    def mapping(self, raw: Any) -> CsvMapping:
-        top = self.keys("top level", raw, _MAPPING_KEYS)
-        if "tables" not in top:
-            raise self.fail("top level", "no 'tables' key",
-                            "add 'tables:' with accounts, deals, stage_history and (optionally) activities")
-        tables = self.keys("tables", top["tables"], set(TABLES))
-        for required in ("accounts", "deals"):
-            if required not in tables:
-                raise self.fail("tables", f"table {required} is not mapped",
-                                f"add 'tables.{required}' naming the export file and its columns")
-        sources = {name: [self.source(name, i, s) for i, s in enumerate(self.as_list(name, spec))]
-                   for name, spec in tables.items()}
-        csv = self.keys("csv", top.get("csv") or {}, {"encoding", "delimiter"})
-        numbers = self.keys("numbers", top.get("numbers") or {}, {"thousands", "decimal"})
-        tz = str(top.get("timezone") or "UTC")
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise self.fail("timezone", f"unknown time zone {tz!r}",
-                            "use an IANA name such as UTC, Europe/Berlin or America/New_York") from exc
-        formats = top.get("date_formats", ["ISO8601"])
-        if isinstance(formats, str):
-            formats = [formats]
-        if not isinstance(formats, list) or not formats:
-            raise self.fail("date_formats", "expected a list of formats",
-                            "write e.g. date_formats: [ISO8601, '%m/%d/%Y %I:%M %p', '%m/%d/%Y']")
-        true_values = top.get("true_values", ["true", "1", "yes", "y", "t"])
-        return CsvMapping(
-            path=self.path,
-            name=str(top.get("name") or Path(self.path).stem),
-            sources=sources,
-            date_formats=tuple(str(f) for f in formats),
-            timezone=tz,
-            encoding=str(csv.get("encoding", "utf-8-sig")),
-            delimiter=str(csv.get("delimiter", ",")),
-            true_values=frozenset(_norm(v) for v in true_values),
-            thousands=None if numbers.get("thousands") is None else str(numbers["thousands"]),
-            decimal=str(numbers.get("decimal", ".")),
-            cut_at=None if top.get("cut_at") is None else str(top["cut_at"]),
-        )
-
-    def as_list(self, table: str, spec: Any) -> list[Any]:
-        if isinstance(spec, list):
-            if not spec:
-                raise self.fail(f"tables.{table}", "empty list of files", "name at least one file or drop the table")
-            return spec
-        return [spec]
-
-    def source(self, table: str, i: int, raw: Any) -> SourceSpec:
-        where = f"tables.{table}" + (f"[{i}]" if i else "")
-        s = self.keys(where, raw, _SOURCE_KEYS)
-        if not s.get("file"):
-            raise self.fail(where, "no 'file'", "name the export file, e.g. file: Opportunity.csv")
-        contract = TABLES[table]
-        cols = self.keys(f"{where}.columns", s.get("columns") or {}, set(contract.column_names))
-        missing = [c for c in contract.required_columns if c not in cols]
-        if missing:
-            raise self.fail(f"{where}.columns", f"required contract column(s) {missing} are not mapped",
-                            f"map every required column of {table}: {contract.required_columns}")
-        columns = {target: self.column(f"{where}.columns.{target}", target, spec) for target, spec in cols.items()}
-        where_raw = self.keys(f"{where}.where", s.get("where") or {}, set(s.get("where") or {}))
-        where_values = {str(k): tuple(_norm(x) for x in (v if isinstance(v, list) else [v]))
-                        for k, v in where_raw.items()}
-        flags = {k: bool(s.get(k, False)) for k in ("drop_unknown_deals", "create_missing", "close_from_stage_history")}
-        if flags["drop_unknown_deals"] and "deal_id" not in contract.column_names:
-            raise self.fail(where, "drop_unknown_deals applies to tables with a deal_id", "remove it here")
-        if flags["create_missing"] and table != "accounts":
-            raise self.fail(where, "create_missing applies to accounts only", "move it to tables.accounts")
-        if flags["close_from_stage_history"] and table != "deals":
-            raise self.fail(where, "close_from_stage_history applies to deals only", "move it to tables.deals")
-        return SourceSpec(table=table, file=str(s["file"]), columns=columns, where=where_values, **flags)
-
-    def column(self, where: str, target: str, raw: Any) -> ColumnSpec:
-        if isinstance(raw, str):
-            return ColumnSpec(target=target, column=raw)
-        c = self.keys(where, raw, _COLUMN_KEYS)
-        sources = [k for k in ("column", "constant", "lookup") if k in c]
-        if len(sources) != 1:
-            raise self.fail(where, f"needs exactly one of column, constant or lookup (found {sources or 'none'})",
-                            "write e.g. {column: StageName} or {constant: unknown}")
-        values = c.get("values")
-        if values is not None and not isinstance(values, dict):
-            raise self.fail(f"{where}.values", "expected a map of source value: contract value",
-                            "write e.g. values: {'Closed Won': won}")
-        fmt = c.get("format")
-        lookup = None
-        if "lookup" in c:
-            lk = self.keys(f"{where}.lookup", c["lookup"], _LOOKUP_KEYS)
-            if not lk.get("file") or not lk.get("column") or not isinstance(lk.get("match"), dict) or not lk["match"]:
-                raise self.fail(f"{where}.lookup", "needs file, match and column",
-                                "write e.g. lookup: {file: OpportunityContactRole.csv, "
-                                "match: {OpportunityId: WhatId, ContactId: WhoId}, column: Role}")
-            lookup = Lookup(file=str(lk["file"]), match={str(k): str(v) for k, v in lk["match"].items()},
-                            column=str(lk["column"]))
-        fallback = c.get("fallback") or []
-        return ColumnSpec(
-            target=target,
-            column=None if c.get("column") is None else str(c["column"]),
-            fallback=tuple(str(f) for f in (fallback if isinstance(fallback, list) else [fallback])),
-            constant=c.get("constant"),
-            has_constant="constant" in c,
-            values=None if values is None else {_norm(k): v for k, v in values.items()},
-            other=c.get("other"),
-            has_other="other" in c,
-            missing=c.get("missing"),
-            formats=None if fmt is None else tuple(str(f) for f in (fmt if isinstance(fmt, list) else [fmt])),
-            only_if=None if c.get("only_if") is None else str(c["only_if"]),
-            end_of_day=bool(c.get("end_of_day", False)),
-            lookup=lookup,
-        )
-
-
-def load_mapping(path_or_name: str | Path) -> CsvMapping:
-    """Load and check a mapping YAML (or a shipped mapping by name, e.g. ``salesforce``)."""
-    return CsvMapping.load(path_or_name)
-
-
-# --------------------------------------------------------------------------- applying a mapping
 
 
 @dataclass
@@ -349,7 +98,7 @@ def _check_columns(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: 
     for key, col in needed:
         if col not in have:
             raise MappingError(
-                f"column {col!r} is not in {spec.file}{_suggest(col, have)}; the file has {have}",
+                f"column {col!r} is not in {spec.file}{suggest(col, have)}; the file has {have}",
                 path=ctx.mapping.path, where=f"{where}.{key}",
                 fix=f"correct the column name in the mapping or export {spec.file} with that column",
             )
@@ -380,7 +129,7 @@ def _lookup(ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame
     for col in [*lk.match, lk.column]:
         if col not in have:
             raise MappingError(
-                f"column {col!r} is not in {lk.file}{_suggest(col, have)}; the file has {have}",
+                f"column {col!r} is not in {lk.file}{suggest(col, have)}; the file has {have}",
                 path=ctx.mapping.path, where=f"{where}.columns.{cs.target}.lookup",
                 fix=f"correct the column name in the mapping or export {lk.file} with that column",
             )
@@ -416,7 +165,7 @@ def _raw_values(ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataF
 
 
 def _truthy(ctx: _Context, s: pd.Series) -> pd.Series:
-    return _per_value(s, lambda v: _norm(v) in ctx.mapping.true_values, missing=False).astype(bool)
+    return _per_value(s, lambda v: normalise(v) in ctx.mapping.true_values, missing=False).astype(bool)
 
 
 def _apply_values(
@@ -428,7 +177,7 @@ def _apply_values(
     table = cs.values
 
     def one(v: str) -> Any:
-        key = _norm(v)
+        key = normalise(v)
         if key in table:
             return table[key]
         return cs.other if cs.has_other else _UNMAPPED
@@ -504,12 +253,11 @@ def _parse_dates(
 def _to_utc(parsed: pd.Series, ctx: _Context) -> pd.Series:
     """Zone-aware → UTC; naive → localised in the mapping's time zone first. Always naive UTC ns."""
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        return parsed.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
+        return naive_utc(parsed).astype("datetime64[ns]")
     parsed = parsed.astype("datetime64[ns]")
     if ctx.mapping.timezone != "UTC" and len(parsed):
-        parsed = parsed.dt.tz_localize(
-            ctx.mapping.timezone, ambiguous=np.zeros(len(parsed), dtype=bool), nonexistent="shift_forward"
-        ).dt.tz_convert("UTC").dt.tz_localize(None)
+        parsed = naive_utc(parsed.dt.tz_localize(
+            ctx.mapping.timezone, ambiguous=np.zeros(len(parsed), dtype=bool), nonexistent="shift_forward"))
     return parsed
 
 
@@ -540,7 +288,7 @@ def _convert_source(ctx: _Context, spec: SourceSpec, index: int) -> _Part:
     frame = ctx.read(spec.file)
     _check_columns(ctx, spec, frame, where)
     for col, allowed in spec.where.items():
-        keep = _per_value(frame[col], lambda v, a=allowed: _norm(v) in a, missing=False).astype(bool)
+        keep = _per_value(frame[col], lambda v, a=allowed: normalise(v) in a, missing=False).astype(bool)
         ctx.report.drop(f"{spec.file}: {col} not in {list(allowed)}", int((~keep).sum()))
         frame = frame[keep]
     kinds = {c.name: c.kind for c in TABLES[spec.table].columns}
@@ -590,7 +338,7 @@ def _canonical(ctx: _Context, parts: list[_Part], table: str) -> None:
             if (table, target) not in _ENUMERATED:
                 continue
             vocab = _closed_vocabulary(ctx, table, target)
-            canon, bad = _translate(part[target], lambda v, voc=vocab: voc.get(_norm(v), _UNMAPPED))
+            canon, bad = _translate(part[target], lambda v, voc=vocab: voc.get(normalise(v), _UNMAPPED))
             if bad.any():
                 seen = sorted({str(v) for v in part.loc[bad, target]})[:5]
                 ids = _ids(frame, bad, spec)
@@ -749,3 +497,6 @@ def _latest_record(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
             fix="map deals.created_at, or pass --cut-at with the export time",
         )
     return max(found)
+
+
+__all__ = ["SHIPPED_MAPPINGS", "CsvMapping", "MappingError", "import_csv", "load_mapping"]

@@ -48,6 +48,7 @@ from dealscore.data.simulate.touchpoints import (
     join_times,
 )
 from dealscore.errors import ConfigError
+from dealscore.times import naive_utc
 
 TRUTH_DIR = "truth"
 SIMULATOR_VERSION = "1"
@@ -126,9 +127,7 @@ def simulate(n_deals: int, seed: int = 0, *, cut_date: str | pd.Timestamp | None
     cfg = config or SimConfig()
     if profile is not None:
         cfg = profile_config(profile, cfg)
-    cut = pd.Timestamp(cut_date if cut_date is not None else cfg.cut_date)
-    if cut.tzinfo is not None:
-        cut = cut.tz_convert("UTC").tz_localize(None)
+    cut = naive_utc(pd.Timestamp(cut_date if cut_date is not None else cfg.cut_date))
     origin = (cut - pd.Timedelta(days=cfg.span_days)).normalize()
     cut_days = (cut - origin) / pd.Timedelta(days=1)
     ss = np.random.SeedSequence(seed)

@@ -1,0 +1,40 @@
+"""Naive UTC: the one time convention of the whole product, and the one conversion into it.
+
+Every validated history, score, store row and page compares times without a
+zone attribute, all meaning UTC. A time given with an offset is converted to UTC
+and its zone dropped; a time without one is taken as UTC already. Keeping this
+in one function means a change of convention (or a bug) has one home.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TypeVar, overload
+
+import pandas as pd
+
+_T = TypeVar("_T", bound=datetime)
+
+
+@overload
+def naive_utc(value: pd.Series) -> pd.Series: ...
+@overload
+def naive_utc(value: _T) -> _T: ...
+def naive_utc(value: pd.Series | datetime) -> pd.Series | datetime:
+    """``value`` in UTC without a zone attribute: a datetime, a :class:`pandas.Timestamp` or a Series.
+
+    The type is kept (a ``datetime`` stays a ``datetime``, a Timestamp a
+    Timestamp), as is the unit of a pandas value. ``NaT`` passes through.
+    """
+    if isinstance(value, pd.Series):
+        if isinstance(value.dtype, pd.DatetimeTZDtype):
+            return value.dt.tz_convert("UTC").dt.tz_localize(None)
+        return value
+    if value is pd.NaT or value.tzinfo is None:
+        return value
+    if isinstance(value, pd.Timestamp):
+        return value.tz_convert("UTC").tz_localize(None)
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+__all__ = ["naive_utc"]
