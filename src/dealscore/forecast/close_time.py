@@ -181,7 +181,7 @@ def describe_close(pmf: np.ndarray, as_of: np.datetime64 | pd.Timestamp, edges: 
     year = 1970 + q_first // 12
     return {
         "likely_months": labels[best[0]: best[1] + 1],
-        "likely_text": name,
+        "likely": name,
         "this_quarter": f"{year}-Q{(q_first % 12) // 3 + 1}",
         "p_this_quarter_if_won": round(min(1.0, max(0.0, q)), 4),
         "text": f"likely to close: {name} ({q:.0%} this quarter if won)",

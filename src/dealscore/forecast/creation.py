@@ -17,6 +17,7 @@ drawn from the reference wins in proportion to their rates.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,14 +98,20 @@ class PipelineCreationModel:
         mu, pool = self._rates(group, offsets)
         return mu.T @ pool.amounts if pool is not None else np.zeros(len(offsets))
 
-    def simulate(self, groups: list[str], offsets: np.ndarray, n_sims: int, rng: np.random.Generator) -> np.ndarray:
-        """Drawn bookings (sims × groups × periods) from deals created after the forecast time."""
+    def simulate(self, groups: list[str], offsets: np.ndarray, n_sims: int, seed: int) -> np.ndarray:
+        """Drawn bookings (sims × groups × periods) from deals created after the forecast time.
+
+        Each group draws from its own random stream (seeded by ``seed`` and the group's
+        name), so a group's numbers do not depend on which other groups are forecast
+        beside it (a team-limited API key sees the same figures as the full CLI run).
+        """
         off = np.asarray(offsets, dtype=float)
         out = np.zeros((n_sims, len(groups), len(off)))
         for gi, g in enumerate(groups):
             mu, pool = self._rates(g, off)
             if pool is None or not len(pool.amounts):
                 continue
+            rng = np.random.default_rng([seed, zlib.crc32(str(g).encode("utf-8"))])
             for m in range(len(off)):
                 total = mu[:, m].sum()
                 if total <= 0:

@@ -123,7 +123,7 @@ class ScoredBlock:
             out[f"p_stage_{s}"] = self.stage_proba[:, j]
         if self.close_pmf is not None:
             looks = self.close_outlooks()
-            out["close_likely"] = [o.likely_text if o else None for o in looks]
+            out["close_likely"] = [o.likely if o else None for o in looks]
             out["close_p_this_quarter_if_won"] = [o.p_this_quarter_if_won if o else np.nan for o in looks]
         if self.reasons_up is not None and self.reasons_down is not None:
             out["base_points"] = self.base_points

@@ -57,6 +57,7 @@ class CloseOutlook(BaseModel):
     """When the deal is likely to close if it is won (the time-to-close model's distribution)."""
 
     text: str = Field(description="e.g. 'likely to close: Aug–Sep (58% this quarter if won)'")
+    likely: str = Field(description="the likely months in words, e.g. 'Aug–Sep'")
     likely_months: list[str] = Field(description="the shortest run of months holding half the close-time mass")
     this_quarter: str
     p_this_quarter_if_won: float = Field(ge=0.0, le=1.0)
