@@ -39,6 +39,9 @@ from dealscore.scoring import Scorer
 from dealscore.training.config import TrainConfig
 from dealscore.training.pipeline import train_models
 
+#: The default training, except a short real-stage model: the forecast reads p_win and the time-to-close model only.
+TRAIN = TrainConfig.from_dict({"stage": {"num_boost_round": 40, "early_stopping_rounds": 10}})
+
 
 def _targets(summary: pd.DataFrame) -> dict[str, Any]:
     s = summary.set_index("method")
@@ -107,7 +110,7 @@ def main() -> None:
         history, _ = validate_history(sim.history)
         quarters = backtest_quarters(history)
         first = forecast_times(quarters, weeks)[0][2]
-        bundle = train_models(history.as_known_at(first), TrainConfig()).bundle
+        bundle = train_models(history.as_known_at(first), TRAIN).bundle
         train_s = time.perf_counter() - started
         result = run_backtest(history, bundle, quarters, weeks=weeks, n_sims=args.sims, seed=args.seed)
         summary = result.summary
