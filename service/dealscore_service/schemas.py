@@ -60,6 +60,10 @@ Text = Annotated[str, Field(max_length=1000), AfterValidator(_no_nul)]
 Ident = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
 Money = Annotated[float, Field(ge=0, le=1e15)]
+#: A name shown to people (deal, account, owner, contact): display only, never a feature.
+DisplayName = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_no_nul)]
+Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code, e.g. EUR"),
+                     AfterValidator(str.upper)]
 
 
 class _Strict(BaseModel):
@@ -75,6 +79,7 @@ class AccountPayload(_Strict):
     annual_revenue: Money | None = None
     region: Text | None = None
     created_at: Timestamp | None = None
+    account_name: DisplayName | None = Field(default=None, description="the customer's name (display only)")
 
 
 class StageChangePayload(_Strict):
@@ -99,6 +104,7 @@ class ActivityPayload(_Strict):
         default=None, description="decision_maker | champion | influencer | user | other"
     )
     recorded_at: Timestamp | None = Field(default=None, description="when the touchpoint was logged, if later")
+    contact_name: DisplayName | None = Field(default=None, description="the contact's name (display only)")
 
 
 class DealPayload(_Strict):
@@ -115,6 +121,9 @@ class DealPayload(_Strict):
     expected_close_date: Day | None = None
     closed_at: Timestamp | None = Field(default=None, description="close time; empty while open")
     outcome: Literal["won", "lost"] | None = Field(default=None, description="won | lost; empty while open")
+    deal_name: DisplayName | None = Field(default=None, description="the deal's name in the CRM (display only)")
+    owner_name: DisplayName | None = Field(default=None, description="the owner's name (display only)")
+    currency: Currency | None = Field(default=None, description="ISO 4217 code of amount (display only)")
     account: AccountPayload
     stage_history: list[StageChangePayload] = Field(default_factory=list, max_length=MAX_STAGE_CHANGES_PER_DEAL)
     activities: list[ActivityPayload] = Field(
@@ -124,10 +133,12 @@ class DealPayload(_Strict):
 
 
 EXAMPLE_DEAL: dict[str, Any] = {
-    "deal_id": "OPP-1042", "account_id": "ACC-77", "owner_id": "rep-ana", "team": "EMEA Mid-Market",
+    "deal_id": "OPP-1042", "deal_name": "Globex Growth rollout", "account_id": "ACC-77", "owner_id": "rep-ana",
+    "owner_name": "Ana Silva", "team": "EMEA Mid-Market", "currency": "EUR",
     "created_at": "2025-03-03T09:12:00Z", "amount": 48000, "product": "Growth", "source": "inbound",
     "expected_close_date": "2025-06-30",
-    "account": {"industry": "software", "employees": 420, "annual_revenue": 61000000, "region": "EMEA"},
+    "account": {"account_name": "Globex GmbH", "industry": "software", "employees": 420,
+                "annual_revenue": 61000000, "region": "EMEA"},
     "stage_history": [
         {"stage": "qualification", "changed_at": "2025-03-03T09:12:00Z", "amount": 48000},
         {"stage": "discovery", "changed_at": "2025-03-20T15:00:00Z"},

@@ -14,7 +14,13 @@ import yaml
 
 from dealscore.data.history import write_history
 from dealscore.data.importers import import_maven
-from dealscore.data.importers.csv_mapping import SHIPPED_MAPPINGS, MappingError, import_csv, load_mapping
+from dealscore.data.importers.csv_mapping import (
+    SHIPPED_MAPPINGS,
+    MappingError,
+    guess_date_format,
+    import_csv,
+    load_mapping,
+)
 from dealscore.data.importers.maven import UNKNOWN_ACCOUNT
 from dealscore.data.validate import load_and_validate
 from dealscore.errors import DataValidationError, DealscoreError
@@ -164,7 +170,7 @@ def _rewrite(path: Path, old: str, new: str) -> None:
 
 
 def sf_mapping() -> dict[str, Any]:
-    return yaml.safe_load((SHIPPED_MAPPINGS / "salesforce.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load((SHIPPED_MAPPINGS / "salesforce-api.yaml").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +180,7 @@ def sf() -> Any:
 
 def test_shipped_mapping_loads_by_name_and_by_path() -> None:
     by_name = load_mapping("salesforce")
-    by_path = load_mapping(Path(str(SHIPPED_MAPPINGS / "salesforce.yaml")))
+    by_path = load_mapping(Path(str(SHIPPED_MAPPINGS / "salesforce-api.yaml")))
     assert by_name.sources.keys() == by_path.sources.keys()
     assert [s.file for s in by_name.sources["activities"]] == ["Task.csv", "Event.csv"]
 
@@ -346,6 +352,36 @@ def test_date_matching_no_format_names_rows(tmp_path: Path) -> None:
     assert isinstance(err, DataValidationError)
     assert (err.table, err.column, err.ids) == ("deals", "created_at", ["006A000000OppC"])
     assert "'26.02.2024 13:20'" in str(err) and "date_formats" in str(err)
+
+
+def test_three_independent_errors_come_in_one_message(tmp_path: Path) -> None:
+    """A date error no longer hides an unknown stage, nor a contract problem found after the import."""
+    src = copy_fixture(tmp_path)
+    _rewrite(src / "Opportunity.csv", "2/26/2024 1:20 PM", "26.02.2024 13:20")  # a date no format reads
+    _rewrite(src / "OpportunityHistory.csv", "Needs Analysis", "Discovery Call")  # a stage no map covers
+    _rewrite(src / "Opportunity.csv", '"15,000.00"', '"-15,000.00"')  # a contract rule: negative amount
+    err = mapping_fails(sf_mapping(), DataValidationError, src)
+    text = str(err)
+    assert text.startswith("3 problems in the export:")
+    assert len(err.problems) == 3
+    where = {(p.table, p.column) for p in err.problems}
+    assert where == {("deals", "created_at"), ("stage_history", "stage"), ("deals", "amount")}
+    for needle in ("'26.02.2024 13:20'", "'%d.%m.%Y %H:%M'", "['Discovery Call']", "006A000000OppC",
+                   "line 4 (deal 006A000000OppA)", "006A000000OppB"):
+        assert needle in text, needle
+    assert text.count("Fix:") == 3
+
+
+@pytest.mark.parametrize(("example", "fmt"), [
+    ("28.11.2025 14:20", "%d.%m.%Y %H:%M"),
+    ("28.11.2025", "%d.%m.%Y"),
+    ("3/5/2024 2:22 PM", "%m/%d/%Y %I:%M %p"),
+    ("25/12/2024 18:00:05", "%d/%m/%Y %H:%M:%S"),
+    ("2024-12-25 18:00", "%Y-%m-%d %H:%M"),
+])
+def test_date_format_hint_keeps_the_time_part(example: str, fmt: str) -> None:
+    assert guess_date_format(example) == fmt
+    assert pd.to_datetime(example, format=fmt) is not pd.NaT
 
 
 def test_missing_export_file_and_lookup_column(tmp_path: Path) -> None:

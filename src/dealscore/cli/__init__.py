@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TextIO
+from typing import Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -41,6 +41,14 @@ err_console = Console(stderr=True, width=_width(sys.stderr))
 @app.callback()
 def _root() -> None:
     """Score open B2B deals: real stage, win probability, reasons and next-best actions."""
+
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option("--scheduler", envvar="DEALSCORE_SCHEDULER",
+                 help="Run on a Dask cluster: a scheduler address (tcp://host:8786) or local:N for a LocalCluster "
+                 "of N workers. The history is then a partitioned one (docs/scale-out.md). Default: this process."),
+]
+"""The ``--scheduler`` option of the commands that can run on a cluster (and its ``DEALSCORE_SCHEDULER`` setting)."""
 
 # Sub-modules register their commands on ``app`` when imported.
 from dealscore.cli import data as _data  # noqa: E402,F401

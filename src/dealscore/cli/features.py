@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dealscore.cli import app, console, err_console
+from dealscore.cli import SchedulerOpt, app, console, err_console
 from dealscore.errors import DataValidationError
 from dealscore.taxonomy import StageTaxonomy
 
@@ -30,8 +30,11 @@ def catalog_table(taxonomy: StageTaxonomy | None = None) -> Table:
 
 @app.command()
 def features(
-    folder: Annotated[Path | None, typer.Argument(help="History folder (CSV or Parquet tables).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Parquet file to write the training frame to.")] = None,
+    folder: Annotated[str | None, typer.Argument(
+        help="History folder (CSV or Parquet tables); with --scheduler a partitioned history (path or URL).")] = None,
+    out: Annotated[str | None, typer.Option(
+        "--out", help="Parquet file to write the training frame to; with --scheduler a folder (path or URL) "
+        "that gets one Parquet file per partition.")] = None,
     list_: Annotated[bool, typer.Option("--list", help="Print the feature catalog and exit.")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="With --list: print the catalog as Markdown.")] = False,
     update_doc: Annotated[
@@ -51,6 +54,7 @@ def features(
     taxonomy: Annotated[
         Path | None, typer.Option("--taxonomy", help="Stage taxonomy YAML (default: the shipped stages).")
     ] = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Build point-in-time features (one row per snapshot) for a history, or list the catalog."""
     tax = StageTaxonomy.load(taxonomy)
@@ -75,34 +79,44 @@ def features(
             "dealscore features needs a history folder and --out FILE.parquet",
             fix="run `dealscore features DIR --out features.parquet`, or `dealscore features --list` for the catalog",
         )
-    from dealscore.data.validate import load_and_validate
-    from dealscore.features import FeatureSpec, build_features, make_labels, make_snapshots
+    from dealscore.features import FeatureSpec
 
     started = time.perf_counter()
-    history, report = load_and_validate(str(folder), tax)
-    for warning in report.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    snaps = make_snapshots(history, every_days=every_days, at_stage_changes=stage_changes)
-    spec = FeatureSpec.default(tax)
-    frame = build_features(history, snaps, spec=spec, taxonomy=tax, progress=True)
-    spec = spec.fit_vocabulary(frame)
-    if labels:
-        lab = make_labels(history, snaps, tax, lag_days=lag_days)
-        frame["won"] = lab["won"].to_numpy()
-        frame["real_stage"] = lab["real_stage"].to_numpy()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(out, index=False)
+    options = {"every_days": every_days, "at_stage_changes": stage_changes, "labels": labels, "lag_days": lag_days}
+    if scheduler:
+        from dealscore.scale import features_on_cluster
+
+        summary, spec = features_on_cluster(scheduler, folder, out, tax, **options,
+                                            warn=lambda w: err_console.print(f"[yellow]warning:[/] {w}",
+                                                                             highlight=False))
+    else:
+        from dealscore.data.validate import load_and_validate
+        from dealscore.features.frame import feature_frame
+
+        history, report = load_and_validate(folder, tax)
+        for warning in report.warnings:
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        spec = FeatureSpec.default(tax)
+        frame = feature_frame(history, spec, tax, **options, progress=True)
+        spec = spec.fit_vocabulary(frame)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(out, index=False)
+        summary = {"snapshots": len(frame), "deals": frame["deal_id"].nunique()}
+        if labels:
+            summary["labelled"] = int(frame["won"].notna().sum())
+            summary["real_stage"] = int(frame["real_stage"].notna().sum())
     if spec_out is not None:
         spec_out.write_text(json.dumps(spec.to_dict(), indent=2), encoding="utf-8")
     elapsed = time.perf_counter() - started
     t = Table(title=f"Features: {folder}", show_header=False)
     t.add_column("what")
     t.add_column("value")
-    t.add_row("snapshots", f"{len(frame):,} of {snaps['deal_id'].nunique():,} deals")
+    t.add_row("snapshots", f"{summary['snapshots']:,} of {summary['deals']:,} deals")
     t.add_row("feature columns", f"{len(spec.feature_names)}")
     if labels:
-        t.add_row("labelled (closed deals)", f"{int(frame['won'].notna().sum()):,}")
-        t.add_row("real stage known", f"{int(frame['real_stage'].notna().sum()):,}")
-    t.add_row("written", f"{out}" + (f" and {spec_out}" if spec_out else ""))
+        t.add_row("labelled (closed deals)", f"{summary['labelled']:,}")
+        t.add_row("real stage known", f"{summary['real_stage']:,}")
+    t.add_row("written", f"{out}" + (" (one Parquet file per partition)" if scheduler else "")
+              + (f" and {spec_out}" if spec_out else ""))
     t.add_row("time", f"{elapsed:.1f} s")
     console.print(t)

@@ -17,8 +17,9 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from dealscore.cli import app, console, err_console
+from dealscore.cli import SchedulerOpt, app, console, err_console
 from dealscore.errors import DataValidationError, DealscoreError, ModelNotReadyError
+from dealscore.models.data_fit import data_mismatch
 from dealscore.scoring.result import ScoreResult
 from dealscore.times import naive_utc
 
@@ -55,51 +56,82 @@ def load_bundle(model: Path | None) -> Any:
         ) from exc
 
 
-def _load(folder: Path, model: Path | None, as_of: str | None) -> tuple[Any, Any, pd.Timestamp | None]:
+def _load(folder: str | Path, model: Path | None, as_of: str | None) -> tuple[Any, Any, pd.Timestamp | None]:
     from dealscore.data.validate import load_and_validate
     from dealscore.scoring import Scorer
 
     bundle = load_bundle(model)
     history, _ = load_and_validate(str(folder), bundle.taxonomy)
-    t = None
-    if as_of is not None:
-        try:
-            t = pd.Timestamp(as_of)
-        except (ValueError, TypeError) as exc:
-            raise DataValidationError(f"--as-of {as_of!r} is not a date or time",
-                                      fix="use ISO 8601, e.g. 2024-06-30 or 2024-06-30T18:00:00") from exc
-        t = naive_utc(t)
-    return Scorer(bundle), history, t
+    mismatch = data_mismatch(bundle.history_stats, history)
+    if mismatch is not None:  # once per command, before any table: the scores below may not fit
+        err_console.print(f"[bold yellow]warning:[/] {mismatch.message}", highlight=False, soft_wrap=True)
+    return Scorer(bundle), history, _as_of(as_of)
+
+
+def _as_of(as_of: str | None) -> pd.Timestamp | None:
+    """``--as-of`` as a naive UTC time (None: the history's data cut)."""
+    if as_of is None:
+        return None
+    try:
+        t = pd.Timestamp(as_of)
+    except (ValueError, TypeError) as exc:
+        raise DataValidationError(f"--as-of {as_of!r} is not a date or time",
+                                  fix="use ISO 8601, e.g. 2024-06-30 or 2024-06-30T18:00:00") from exc
+    return naive_utc(t)
 
 
 @app.command()
 def score(
-    folder: Annotated[Path, typer.Argument(help="History folder (CSV or Parquet tables).")],
-    out: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv.")],
+    folder: Annotated[str, typer.Argument(
+        help="History folder (CSV or Parquet tables); with --scheduler a partitioned history (path or URL).")],
+    out: Annotated[str, typer.Option(
+        "--out", help="Output file: .parquet or .csv; with --scheduler a folder (path or URL) that gets one "
+        "Parquet file per partition.")],
     model: ModelOpt = None,
     as_of: AsOfOpt = None,
     explain: Annotated[
         bool, typer.Option("--explain/--no-explain", help="Add reasons and the top next-best action (slower).")
     ] = False,
+    backtest_every: Annotated[float | None, typer.Option(
+        "--backtest-every", help="With --scheduler: score every deal every N days across its open life "
+        "(a backtest) instead of the deals open now.")] = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Score every deal open at the data cut (or --as-of) and write one row per deal."""
-    suffix = out.suffix.lower()
+    if scheduler:
+        from dealscore.scale import score_on_cluster
+
+        started = time.perf_counter()
+        bundle = load_bundle(model)
+        done = score_on_cluster(scheduler, folder, out, bundle, as_of=_as_of(as_of), explain=explain,
+                                every_days=backtest_every)
+        took = time.perf_counter() - started
+        console.print(f"scored [bold]{done['rows']:,}[/] {'snapshots' if backtest_every else 'open deals'} of "
+                      f"{done['partitions']} partitions with model {bundle.version} on {scheduler} in {took:.1f}s "
+                      f"→ {out}/<partition>.parquet")
+        return
+    if backtest_every is not None:
+        raise DataValidationError("--backtest-every needs --scheduler",
+                                  fix="run it on a cluster (--scheduler local:2), or score snapshots with "
+                                  "Scorer.score_snapshots")
+    target = Path(out)
+    suffix = target.suffix.lower()
     if suffix not in (".parquet", ".csv"):
-        raise DataValidationError(f"--out {out}: unknown file type {suffix or '(none)'}",
+        raise DataValidationError(f"--out {target}: unknown file type {suffix or '(none)'}",
                                   fix="name the output file *.parquet or *.csv")
     scorer, history, t = _load(folder, model, as_of)
     started = time.perf_counter()
     frame = scorer.score_frame(history, t, explain=explain, progress=True)
     took = time.perf_counter() - started
-    out.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".parquet":
-        frame.to_parquet(out, index=False)
+        frame.to_parquet(target, index=False)
     else:
-        frame.to_csv(out, index=False)
+        frame.to_csv(target, index=False)
     grades = frame["grade"].value_counts().reindex(["A", "B", "C", "D"], fill_value=0) if len(frame) else None
     rate = len(frame) / took if took > 0 else float("inf")
     console.print(f"scored [bold]{len(frame):,}[/] open deals with model {scorer.version} "
-                  f"in {took:.2f}s ({rate:,.0f} deals/s) → {out}")
+                  f"in {took:.2f}s ({rate:,.0f} deals/s) → {target}")
     if grades is not None:
         console.print("grades: " + ", ".join(f"{g} {n:,}" for g, n in grades.items()))
 
@@ -146,11 +178,25 @@ def _top_action(r: ScoreResult) -> str:
     return f"{a.text} ({'+' if a.expected_change >= 0 else '−'}{abs(a.expected_change):.1f} pts)"
 
 
+def deal_label(r: ScoreResult) -> str:
+    """The deal as people know it: its name and customer with the id beneath, or the id alone."""
+    name = " · ".join(n for n in (r.deal_name, r.account_name) if n)
+    return f"{name}\n{r.deal_id}" if name else r.deal_id
+
+
+def amount_label(value: float | None, currency: str | None) -> str:
+    """An amount with its currency code when the history gives one (amounts are never converted)."""
+    if value is None or value != value:
+        return "-"
+    return f"{value:,.0f}" + (f" {currency}" if currency else "")
+
+
 def render_at_risk(results: list[ScoreResult], title: str = "Deals at risk") -> Table:
     """The at-risk list as a rich table: value at risk, score vs stage norm, top warning, reason, action."""
     t = Table(title=title, show_header=True, header_style="bold", show_lines=True)
-    for col, kw in [("#", {"justify": "right"}), ("deal", {}), ("owner", {}), ("stage", {}),
+    for col, kw in [("#", {"justify": "right"}), ("deal", {"no_wrap": True}), ("owner", {}), ("stage", {}),
                     ("p_win / usual", {"justify": "right"}), ("amount", {"justify": "right"}),
+                    ("closes", {"no_wrap": True}),
                     ("at risk", {"justify": "right"}), ("priority", {}), ("top warning", {"overflow": "fold"}),
                     ("top reason", {"overflow": "fold"}), ("top action", {"overflow": "fold"})]:
         t.add_column(col, **kw)
@@ -160,8 +206,10 @@ def render_at_risk(results: list[ScoreResult], title: str = "Deals at risk") -> 
             stage += f" → {r.inferred_stage}"
         typical = f" / {r.stage_typical_p_win:.0%}" if r.stage_typical_p_win is not None else ""
         warn = f"{r.warnings[0].title}: {r.warnings[0].evidence}" if r.warnings else "-"
-        t.add_row(str(i), r.deal_id, r.owner_id or "-", stage, f"{r.p_win:.0%}{typical} ({r.grade})",
-                  "-" if r.amount is None else f"{r.amount:,.0f}", f"{r.value_at_risk or 0:,.0f}",
+        t.add_row(str(i), deal_label(r), r.owner_name or r.owner_id or "-", stage,
+                  f"{r.p_win:.0%}{typical} ({r.grade})", amount_label(r.amount, r.currency),
+                  "-" if r.expected_close_date is None else f"{r.expected_close_date:%Y-%m-%d}",
+                  amount_label(r.value_at_risk or 0, r.currency),
                   r.risk_level or "-", warn,
                   _top_reason(r), _top_action(r))
     return t
@@ -170,7 +218,9 @@ def render_at_risk(results: list[ScoreResult], title: str = "Deals at risk") -> 
 def at_risk_frame(results: list[ScoreResult]) -> pd.DataFrame:
     """Flat form of the at-risk list for CSV."""
     return pd.DataFrame([{
-        "rank": i, "deal_id": r.deal_id, "owner_id": r.owner_id, "team": r.team, "amount": r.amount,
+        "rank": i, "deal_id": r.deal_id, "deal_name": r.deal_name, "account_name": r.account_name,
+        "owner_id": r.owner_id, "owner_name": r.owner_name, "team": r.team, "amount": r.amount,
+        "currency": r.currency, "expected_close_date": r.expected_close_date,
         "p_win": r.p_win, "stage_typical_p_win": r.stage_typical_p_win, "previous_p_win": r.previous_p_win,
         "value_at_risk": r.value_at_risk, "priority": r.priority, "risk_level": r.risk_level,
         "grade": r.grade, "declared_stage": r.declared_stage,

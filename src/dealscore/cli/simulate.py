@@ -10,7 +10,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from dealscore.cli import app, console
+from dealscore.cli import SchedulerOpt, app, console
 from dealscore.data.simulate.config import DEFAULT_PROFILE, profile_config, profile_names
 from dealscore.errors import ConfigError
 
@@ -27,6 +27,11 @@ def generate(
         str, typer.Option("--profile", help="Company preset: how reps record and what evidence selling leaves "
                           f"({', '.join(profile_names())}; see docs/simulator.md).")
     ] = DEFAULT_PROFILE,
+    partitions: Annotated[int | None, typer.Option(
+        "--partitions", min=1, help="Write a partitioned history (Parquet, one file per table and partition) "
+        "in this many chunks, never holding all deals in memory; read it with --scheduler "
+        "(docs/scale-out.md). A different, equally valid draw than one piece; no truth folder.")] = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Generate a synthetic B2B CRM export (deals over two years up to the data cut) and its truth."""
     from dealscore.data.simulate import simulate, write_simulation
@@ -39,6 +44,9 @@ def generate(
             raise ConfigError(f"--cut-date {cut_date!r} is not a date; use ISO 8601 such as 2025-06-30") from exc
     profile_config(profile)  # an unknown preset fails before any work, naming the valid ones
     started = time.perf_counter()
+    if partitions is not None:
+        _generate_partitioned(out, deals, partitions, seed, cut_date, profile, scheduler, started)
+        return
     sim = simulate(deals, seed, cut_date=cut_date, profile=profile)
     write_simulation(sim, out)
     seconds = time.perf_counter() - started
@@ -61,4 +69,31 @@ def generate(
               f"(ahead {f['declared_ahead']:.0%}, behind {f['declared_behind']:.0%})")
     t.add_row("truth", f"{Path(out) / 'truth'} (deal_truth, latent_path, stage_truth, reps, params.json)")
     t.add_row("time", f"{seconds:.1f} s (seed {seed})")
+    console.print(t)
+
+
+def _generate_partitioned(out: Path, deals: int, partitions: int, seed: int, cut_date: str | None, profile: str,
+                          scheduler: str | None, started: float) -> None:
+    """``generate --partitions``: chunk by chunk here, or on the workers of ``--scheduler``."""
+    from tqdm.auto import tqdm
+
+    from dealscore.scale.cluster import connect
+    from dealscore.scale.generate import generate_partitioned
+
+    with tqdm(total=partitions, unit="partition", desc="generating") as bar:
+        if scheduler:
+            with connect(scheduler) as client:
+                totals = generate_partitioned(str(out), deals, partitions, seed, cut_date=cut_date, profile=profile,
+                                              client=client, progress=bar.update)
+        else:
+            totals = generate_partitioned(str(out), deals, partitions, seed, cut_date=cut_date, profile=profile,
+                                          progress=bar.update)
+    t = Table(title=f"Partitioned synthetic CRM written to {out}", show_header=True, header_style="bold")
+    t.add_column("what")
+    t.add_column("value")
+    for name, n in totals.items():
+        t.add_row(f"rows: {name}", f"{n:,}")
+    t.add_row("company profile", profile)
+    t.add_row("partitions", f"{partitions} (by deal; seed {seed}, each chunk its own derived seed)")
+    t.add_row("time", f"{time.perf_counter() - started:.1f} s")
     console.print(t)

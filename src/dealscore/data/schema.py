@@ -50,6 +50,7 @@ ACCOUNTS = Table(
         Column("annual_revenue", "float", False, "annual revenue"),
         Column("region", "str", False, "sales region or country"),
         Column("created_at", "timestamp", False, "when the account was created"),
+        Column("account_name", "str", False, "the customer's name, as people know it (display only)"),
     ),
     id_column="account_id",
 )
@@ -68,6 +69,9 @@ DEALS = Table(
         Column("closed_at", "timestamp", False, "close time; empty while open"),
         Column("outcome", "str", False, "won | lost; empty while open"),
         Column("team", "str", False, "the owner's team (used for access control and filters)"),
+        Column("deal_name", "str", False, "the deal's name in the CRM (display only)"),
+        Column("owner_name", "str", False, "the owner's name (display only)"),
+        Column("currency", "str", False, "ISO 4217 code of amount, e.g. EUR (display only)"),
     ),
     id_column="deal_id",
 )
@@ -95,6 +99,7 @@ ACTIVITIES = Table(
         Column("contact_id", "str", False),
         Column("contact_role", "str", False, "decision_maker | champion | influencer | user | other"),
         Column("recorded_at", "timestamp", False, "when the touchpoint was logged, if later"),
+        Column("contact_name", "str", False, "the contact's name (display only)"),
     ),
     id_column="activity_id",
 )

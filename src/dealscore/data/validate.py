@@ -41,6 +41,45 @@ class LoadReport:
     lost_deals: int = 0
     stages_seen: dict[str, int] = field(default_factory=dict)
     activity_types_seen: dict[str, int] = field(default_factory=dict)
+    # per ``dropped`` key: (table, why, first ids), what the drop warnings are written from
+    drops: dict[str, tuple[str, str, list[str]]] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def merge(cls, parts: list[LoadReport], taxonomy: StageTaxonomy | None = None) -> LoadReport:
+        """One report for a history validated in parts (a partitioned history, partition by partition).
+
+        Counts add up, times take the extremes, drop warnings are written once per
+        kind from the summed counts (ids from the first parts), and the warnings about
+        an empty table are judged on the whole history, so the result reads as the
+        report of validating the history in one piece. Parts must share the data cut.
+        """
+        tax = taxonomy or _default_taxonomy()
+        out = cls()
+        for part in parts:
+            for name, n in part.rows.items():
+                out.rows[name] = out.rows.get(name, 0) + n
+            for key, n in part.dropped.items():
+                out.dropped[key] = out.dropped.get(key, 0) + n
+                table, why, ids = part.drops[key]
+                seen = out.drops.get(key, (table, why, []))[2]
+                out.drops[key] = (table, why, list(dict.fromkeys([*seen, *ids]))[:5])
+            out.open_deals += part.open_deals
+            out.won_deals += part.won_deals
+            out.lost_deals += part.lost_deals
+            for src, dst in ((part.stages_seen, out.stages_seen), (part.activity_types_seen, out.activity_types_seen)):
+                for k, n in src.items():
+                    dst[k] = dst.get(k, 0) + n
+        firsts = [p.first_event for p in parts if p.first_event is not None and not pd.isna(p.first_event)]
+        lasts = [p.last_event for p in parts if p.last_event is not None and not pd.isna(p.last_event)]
+        out.first_event = min(firsts) if firsts else None
+        out.last_event = max(lasts) if lasts else None
+        cuts = [p.cut_at for p in parts if p.cut_at is not None]
+        out.cut_at = max(cuts) if cuts else None
+        order = {n: i for i, n in enumerate(tax.names)}
+        out.stages_seen = dict(sorted(out.stages_seen.items(), key=lambda kv: order.get(kv[0], 99)))
+        out.activity_types_seen = dict(sorted(out.activity_types_seen.items(), key=lambda kv: -kv[1]))
+        _finish_warnings(out)
+        return out
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (timestamps as ISO strings)."""
@@ -407,10 +446,7 @@ def _out_of_life(
             else:
                 key = f"{name}: {col} {what}"
                 report.dropped[key] = int(mask.sum())
-                report.warnings.append(
-                    f"dropped {int(mask.sum())} {name} row(s) dated {what} "
-                    f"(ids: {', '.join(_ids(cols, name, mask))})"
-                )
+                report.drops[key] = (name, f"dated {what}", _ids(cols, name, mask))
         out = before | after
         kept[name] = np.flatnonzero(~out) if policy == "drop" and out.any() else np.arange(len(when))
     return kept
@@ -529,13 +565,21 @@ def validate_history(
     report.stages_seen = {k: int(seen[k]) for k in sorted(seen, key=lambda s: order.get(s, 99))}
     types, counts = _counts(cols("activities", "type")[act_rows])
     report.activity_types_seen = {str(k): int(v) for k, v in zip(types, counts, strict=True)}
+    _finish_warnings(report)
+    return h, report
+
+
+def _finish_warnings(report: LoadReport) -> None:
+    """The report's warnings from its counts: each kind of dropped row, then empty event tables."""
+    for key, n in report.dropped.items():
+        table, why, ids = report.drops[key]
+        report.warnings.append(f"dropped {n} {table} row(s) {why} (ids: {', '.join(ids)})")
     if report.rows.get("activities", 0) == 0:
         report.warnings.append(
             "no activities: touchpoint features will be empty and stages cannot be inferred from evidence"
         )
     if report.rows.get("stage_history", 0) == 0:
         report.warnings.append("no stage history: declared-stage features will be empty")
-    return h, report
 
 
 def load_and_validate(

@@ -57,6 +57,37 @@ class _Counts:
                    created=Timeline(key, created, n_keys))
 
 
+@dataclass(frozen=True)
+class ContextPart:
+    """What one set of deals teaches the context: each deal's keys and dates, and its won-stage durations.
+
+    A partitioned history (:mod:`dealscore.scale`) computes one part per partition
+    on the cluster and fits the context from all of them; one history in memory is
+    a single part. Either way the same :meth:`FeatureContext.fit_parts` runs, and
+    every figure it answers is independent of how the deals were split.
+    """
+
+    ids: np.ndarray
+    created: np.ndarray
+    closed: np.ndarray
+    won: np.ndarray
+    owner: np.ndarray
+    account: np.ndarray
+    durations: tuple[np.ndarray, np.ndarray, np.ndarray]  # (stage code, closed_at, days) per won deal and stage
+
+    @classmethod
+    def of(cls, deals: DealRows, stage: StageTimeline) -> ContextPart:
+        return cls(ids=np.asarray(deals.ids, dtype=object), created=deals.created, closed=deals.closed,
+                   won=deals.won, owner=deals.owner, account=deals.account,
+                   durations=won_stage_durations(stage, deals))
+
+    @classmethod
+    def of_history(cls, history: DealHistory, stages: list[str]) -> ContextPart:
+        """The part of a (validated) history, read the way feature building reads it."""
+        deals = read_deals(history)
+        return cls.of(deals, prepare_stage(read_stage_rows(history, deals.index, Vocab.of(stages)), len(deals)))
+
+
 class FeatureContext:
     """Cross-deal aggregates fitted on a history and queried at any ``as_of``.
 
@@ -76,32 +107,36 @@ class FeatureContext:
             spec: FeatureSpec | None = None) -> FeatureContext:
         """Learn from every deal of ``history`` (queries still only see deals closed before their as_of)."""
         spec = spec or FeatureSpec.default(taxonomy)
-        deals = read_deals(history)
-        stage = prepare_stage(read_stage_rows(history, deals.index, Vocab.of(spec.stages)), len(deals))
-        return self.fit_prepared(deals, stage, spec.stages)
+        return self.fit_parts([ContextPart.of_history(history, spec.stages)], spec.stages)
 
     def fit_prepared(self, deals: DealRows, stage: StageTimeline, stages: list[str]) -> FeatureContext:
         """Fit from arrays the feature pipeline already prepared (saves a second pass over the history)."""
+        return self.fit_parts([ContextPart.of(deals, stage)], stages)
+
+    def fit_parts(self, parts: list[ContextPart], stages: list[str]) -> FeatureContext:
+        """Fit from the parts of a history split by deal (each deal in exactly one part)."""
         self.stages_ = list(stages)
-        self.deals_ = Vocab.of([str(d) for d in deals.ids])
-        self.created_ = deals.created.copy()
-        self.closed_ = deals.closed.copy()
-        self.won_ = deals.won.copy()
-        owners, owner_code = _factorize(deals.owner)
-        accounts, account_code = _factorize(deals.account)
+        ids = np.concatenate([p.ids for p in parts]) if parts else np.zeros(0, dtype=object)
+        self.deals_ = Vocab.of([str(d) for d in ids])
+        self.created_, self.closed_, self.won_, owner, account = (
+            np.concatenate([getattr(p, name) for p in parts]) if parts else np.zeros(0)
+            for name in ("created", "closed", "won", "owner", "account"))
+        created, closed_at, won = self.created_, self.closed_, self.won_
+        owners, owner_code = _factorize(owner)
+        accounts, account_code = _factorize(account)
         self.owners_, self.owner_code_ = Vocab.of(owners), owner_code
         self.accounts_, self.account_code_ = Vocab.of(accounts), account_code
-        self._owner = _Counts.of(owner_code, len(owners), deals.created, deals.closed, deals.won)
-        self._account = _Counts.of(account_code, len(accounts), deals.created, deals.closed, deals.won)
-        self._all = _Counts.of(np.zeros(len(deals), np.int64), 1, deals.created, deals.closed, deals.won)
-        stage_code, closed, days = won_stage_durations(stage, deals)
+        self._owner = _Counts.of(owner_code, len(owners), created, closed_at, won)
+        self._account = _Counts.of(account_code, len(accounts), created, closed_at, won)
+        self._all = _Counts.of(np.zeros(len(ids), np.int64), 1, created, closed_at, won)
+        stage_code, closed, days = (np.concatenate([p.durations[i] for p in parts]) for i in range(3))
         self.stage_durations_ = []
         for s in range(len(stages)):
             m = stage_code == s
             o = np.argsort(closed[m], kind="stable")
             self.stage_durations_.append((closed[m][o], days[m][o]))
         self._norms: dict[int, np.ndarray] = {}
-        self.n_deals_ = len(deals)
+        self.n_deals_ = len(ids)
         return self
 
     # ------------------------------------------------------------------ queries

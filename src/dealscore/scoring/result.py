@@ -6,7 +6,7 @@ ranking, the CLI and the HTTP API all hand out the same object.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, computed_field
@@ -74,6 +74,11 @@ class ScoreResult(BaseModel):
     owner_id: str | None = None
     team: str | None = None
     amount: float | None = None
+    deal_name: str | None = Field(default=None, description="the deal's name in the CRM (display only)")
+    account_name: str | None = Field(default=None, description="the customer's name (display only)")
+    owner_name: str | None = Field(default=None, description="the owner's name (display only)")
+    currency: str | None = Field(default=None, description="ISO 4217 code of amount and value_at_risk")
+    expected_close_date: date | None = Field(default=None, description="the deal's current expected close date")
     p_win: float = Field(ge=0.0, le=1.0, description="calibrated probability of winning")
     grade: Grade
     declared_stage: str | None = None

@@ -30,7 +30,7 @@ from dealscore.scoring.actions import (
     describe_change,
 )
 from dealscore.scoring.at_risk import value_at_risk_array
-from dealscore.scoring.batch import ScoredBlock
+from dealscore.scoring.batch import LABEL_COLUMNS, ScoredBlock
 from dealscore.scoring.columns import Columns
 from dealscore.scoring.grading import DEFAULT_GRADE_CUTOFFS, check_cutoffs, grades
 from dealscore.scoring.mismatch import judge
@@ -151,18 +151,24 @@ class Scorer:
     def score_frame(
         self, history: DealHistory, as_of: pd.Timestamp | str | None = None, *, explain: bool = False,
         progress: bool = False, actions: bool | None = None, deal_ids: Sequence[str] | None = None,
-        chunk_size: int = DEFAULT_CHUNK,
+        chunk_size: int = DEFAULT_CHUNK, context: Any = None,
     ) -> pd.DataFrame:
-        """Like :meth:`score_many` but as one flat DataFrame (what ``dealscore score --out`` writes)."""
+        """Like :meth:`score_many` but as one flat DataFrame (what ``dealscore score --out`` writes).
+
+        ``context``: the cross-deal aggregates when already known (a cluster fits them
+        over every partition of a history, see :mod:`dealscore.scale`); by default
+        :meth:`feature_context` decides.
+        """
         frames = [b.frame() for b in self.score_blocks(history, as_of, explain=explain, progress=progress,
-                                                       actions=actions, deal_ids=deal_ids, chunk_size=chunk_size)]
+                                                       actions=actions, deal_ids=deal_ids, chunk_size=chunk_size,
+                                                       context=context)]
         if not frames:
             return _empty_frame(self._taxonomy.names)
         return pd.concat(frames, ignore_index=True)
 
     def score_snapshots(
         self, history: DealHistory, snapshots: pd.DataFrame, *, explain: bool = False, actions: bool | None = None,
-        as_frame: bool = False,
+        as_frame: bool = False, context: Any = None,
     ) -> Any:
         """Score given (deal_id, as_of) rows, e.g. weekly snapshots for a backtest of warnings or scores.
 
@@ -179,13 +185,13 @@ class Scorer:
             return _empty_frame(self._taxonomy.names) if as_frame else []
         block = self._score_block(history, *_snapshot_columns(snaps), explain=explain,
                                   actions=explain if actions is None else actions,
-                                  context=self.feature_context(history))
+                                  context=self.feature_context(history) if context is None else context)
         return block.frame() if as_frame else block.results()
 
     def score_blocks(
         self, history: DealHistory, as_of: pd.Timestamp | str | None = None, *, explain: bool = False,
         progress: bool = False, actions: bool | None = None, deal_ids: Sequence[str] | None = None,
-        chunk_size: int = DEFAULT_CHUNK,
+        chunk_size: int = DEFAULT_CHUNK, context: Any = None,
     ) -> Iterator[ScoredBlock]:
         """The open deals' scores, block by block (a progress bar counts deals when asked)."""
         t = None if as_of is None else _as_time(as_of)
@@ -200,7 +206,8 @@ class Scorer:
                 )
             snaps = snaps[snaps["deal_id"].isin(wanted)]
         do_actions = explain if actions is None else actions
-        context = self.feature_context(history)
+        if context is None:
+            context = self.feature_context(history)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -265,19 +272,34 @@ class Scorer:
         ``"bundle"`` force one or the other. Fitted once per call, then shared by
         every feature build of that call (base scores and all action what-ifs).
         """
-        stored = getattr(self.bundle, "context", None)
         has_closed = "closed_at" in history.deals.columns and not np.isnat(
             _column(history.deals, "closed_at").astype("datetime64[ns]")).all()
-        if self.context == "bundle" or (self.context == "auto" and not has_closed and stored is not None):
-            if stored is None:
-                raise ModelNotReadyError(
-                    f"model bundle {self.version} holds no feature context; retrain it or score with "
-                    "Scorer(bundle, context='history')"
-                )
-            return stored
+        if not self.learns_context(has_closed):
+            return self.bundle_context()
+        return self.unfitted_context().fit(history, spec=self.bundle.spec)
+
+    def learns_context(self, has_closed: bool) -> bool:
+        """Whether the aggregates come from the history scored (one holding closed deals ``has_closed``)
+        rather than from the bundle: the rule of :meth:`feature_context`, also asked by a cluster."""
+        stored = getattr(self.bundle, "context", None)
+        return not (self.context == "bundle" or (self.context == "auto" and not has_closed and stored is not None))
+
+    def bundle_context(self) -> Any:
+        """The context stored in the bundle (refused when the bundle has none)."""
+        stored = getattr(self.bundle, "context", None)
+        if stored is None:
+            raise ModelNotReadyError(
+                f"model bundle {self.version} holds no feature context; retrain it or score with "
+                "Scorer(bundle, context='history')"
+            )
+        return stored
+
+    def unfitted_context(self) -> Any:
+        """A new context with the bundle context's parameters, to be fitted on the history scored."""
+        stored = getattr(self.bundle, "context", None)
         ctx_type = type(stored) if stored is not None else _features_api().FeatureContext
         params = {k: getattr(stored, k) for k in ("owner_shrinkage", "account_shrinkage") if hasattr(stored, k)}
-        return ctx_type(**params).fit(history, spec=self.bundle.spec)
+        return ctx_type(**params)
 
     def _predict(self, block: Any, copies_of: tuple[_CategoryCodes, Sequence[int]] | None = None) -> _Inputs:
         """Model inputs for a feature block: one float matrix per booster (fast path) or its frame.
@@ -398,7 +420,8 @@ class Scorer:
             inferred_probability=mm.inferred_probability, stage_proba=stage_proba,
             stage_names=list(self._taxonomy.names), verdict=mm.verdict, explanation=mm.explanation,
             typical=typical, value_at_risk=value_at_risk_array(amount, p, typical), warnings=warns,
-            model_version=self.version, close_pmf=self._close_pmf(cols, as_of),
+            model_version=self.version, labels=_deal_labels(own, deal_ids),
+            close_pmf=self._close_pmf(cols, as_of),
         )
         if contrib is not None:
             self._explain(block, contrib, base_p, cols, p)
@@ -564,6 +587,38 @@ def _spec_info(spec: Any) -> dict[str, tuple[str, str, str | None]]:
     for info in getattr(spec, "columns", None) or []:
         out[str(info.name)] = (str(getattr(info, "group", "other")), str(getattr(info, "meaning", info.name)),
                                getattr(info, "unit", None))
+    return out
+
+
+def _deal_labels(history: DealHistory, deal_ids: np.ndarray) -> dict[str, np.ndarray] | None:
+    """Names, currency and expected close date of each deal, for people; ``None`` when the history has none.
+
+    Read from the deal's current row (and its account's name): they identify a deal
+    to a manager and never reach a feature.
+    """
+    deals, accounts = history.deals, history.accounts
+    have = [c for c in LABEL_COLUMNS if c in deals.columns and c != "account_name"]
+    has_account_name = "account_name" in accounts.columns and bool(accounts["account_name"].notna().any())
+    if not has_account_name and not any(bool(deals[c].notna().any()) for c in have):
+        return None
+    idx = pd.Index(_column(deals, "deal_id")).get_indexer(deal_ids)
+    ok = idx >= 0
+    out: dict[str, np.ndarray] = {}
+    for col in LABEL_COLUMNS:
+        vals = np.full(len(deal_ids), None, dtype=object)
+        if col == "account_name":
+            if has_account_name:
+                names = dict(zip(_column(accounts, "account_id"), _column(accounts, "account_name"), strict=True))
+                account = _column(deals, "account_id")[idx[ok]]
+                vals[ok] = [names.get(a) for a in account]
+        elif col in have:
+            got = _column(deals, col)[idx[ok]]
+            if col == "expected_close_date":
+                vals[ok] = [None if pd.isna(v) else pd.Timestamp(v).date() for v in got]
+            else:
+                vals[ok] = list(got)
+        out[col] = np.array([None if v is None or (isinstance(v, float) and v != v) else v for v in vals],
+                            dtype=object)
     return out
 
 

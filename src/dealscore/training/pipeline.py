@@ -25,6 +25,7 @@ from dealscore.forecast.close_time import TimeToCloseModel
 from dealscore.forecast.creation import PipelineCreationModel, fit_creation_models
 from dealscore.models.baselines import LogisticBaseline, NaiveBayesBaseline, StageTableBaseline
 from dealscore.models.bundle import ModelBundle, to_jsonable
+from dealscore.models.data_fit import training_data_profile
 from dealscore.models.stage import StageModel
 from dealscore.models.win import WinModel
 from dealscore.playbook import load_playbook
@@ -331,7 +332,8 @@ def assemble_bundle(
         metrics={"win": {k: model_sec[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece",
                                                      "top_decile_lift")},
                  "stage": {k: stage_sec[k] for k in ("accuracy", "macro_f1")}},
-        history_stats=to_jsonable({"deals": len(history.deals), **counts, "snapshots": len(rows.snaps)}),
+        history_stats=to_jsonable({"deals": len(history.deals), **counts, "snapshots": len(rows.snaps),
+                                   **training_data_profile(history)}),
         context=rows.context,
     )
 

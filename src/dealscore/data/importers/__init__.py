@@ -2,7 +2,7 @@
 
 - :func:`import_maven`: the public Maven Analytics CRM export (a fixed layout).
 - :func:`import_csv`: any CSV export, driven by a YAML mapping file (table and column
-  renames, value maps, date formats); ``config/mappings/salesforce.yaml`` is the example.
+  renames, value maps, date formats); ``config/mappings/salesforce-api.yaml`` is the example.
 
 Both return an :class:`ImportResult` whose history already passed validation;
 write it with :func:`dealscore.data.write_history`. Every choice and count is in

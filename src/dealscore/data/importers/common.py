@@ -16,7 +16,7 @@ import pandas as pd
 
 from dealscore.data.history import DealHistory, from_frames
 from dealscore.data.validate import LoadReport, validate_history
-from dealscore.errors import DataValidationError
+from dealscore.errors import DataValidationError, DealscoreError
 from dealscore.taxonomy import StageTaxonomy
 
 
@@ -101,6 +101,21 @@ def read_source_csv(
             fix=f"export {path.name} with the columns {required}",
         )
     return frame
+
+
+def raise_problems(problems: list[DealscoreError], where: str) -> None:
+    """Raise every problem at once: one alone as it is, several as one error that lists them all.
+
+    A user fixing an export wants the whole list in one run, not one round trip per mistake.
+    """
+    if not problems:
+        return
+    if len(problems) == 1:
+        raise problems[0]
+    first = problems[0]
+    text = f"{len(problems)} problems in {where}:\n" + "\n".join(f"  - {p}" for p in problems)
+    raise DataValidationError(text, table=getattr(first, "table", None), column=getattr(first, "column", None),
+                              ids=getattr(first, "ids", ()), problems=problems)
 
 
 def source_ids(frame: pd.DataFrame, mask: pd.Series, id_column: str | None) -> list[str]:

@@ -17,6 +17,7 @@ the offending ids and the fix.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dealscore.data.history import parse_cut_at
-from dealscore.data.importers.common import ImportReport, ImportResult, finish, read_source_csv
+from dealscore.data.history import from_frames, parse_cut_at
+from dealscore.data.importers.common import ImportReport, ImportResult, finish, raise_problems, read_source_csv
 from dealscore.data.importers.mapping import (
     SHIPPED_MAPPINGS,
     ColumnSpec,
@@ -38,7 +39,8 @@ from dealscore.data.importers.mapping import (
     suggest,
 )
 from dealscore.data.schema import DIRECTIONS, OUTCOMES, TABLES
-from dealscore.errors import DataValidationError
+from dealscore.data.validate import validate_history
+from dealscore.errors import DataValidationError, DealscoreError
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore.times import naive_utc
 
@@ -47,6 +49,8 @@ _ZONE_SUFFIX = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2}
 _ENUMERATED = {("stage_history", "stage"), ("stage_truth", "stage"), ("activities", "type"),
                ("activities", "direction"), ("activities", "contact_role"), ("deals", "outcome")}
 _UNMAPPED = object()
+#: the source file's line of an unpivoted row (its index no longer is)
+_LINE = "__line__"
 
 
 
@@ -61,6 +65,8 @@ class _Context:
     taxonomy: StageTaxonomy
     cut_at: pd.Timestamp | None
     cache: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: every problem found so far: the import goes on to find the others, then reports all at once
+    problems: list[DealscoreError] = field(default_factory=list)
 
     def read(self, name: str) -> pd.DataFrame:
         if name not in self.cache:
@@ -77,12 +83,13 @@ def _ids(frame: pd.DataFrame, mask: pd.Series, spec: SourceSpec) -> list[str]:
     deal_col = spec.columns["deal_id"].column if "deal_id" in spec.columns else None
     out: list[str] = []
     for i in frame.index[mask.to_numpy()][:500]:
+        line = int(frame.at[i, _LINE]) if _LINE in frame else int(i) + 2
         if id_col and id_col in frame and not pd.isna(frame.at[i, id_col]):
             label = str(frame.at[i, id_col])
         elif deal_col and deal_col in frame and not pd.isna(frame.at[i, deal_col]):
-            label = f"line {int(i) + 2} (deal {frame.at[i, deal_col]})"
+            label = f"line {line} (deal {frame.at[i, deal_col]})"
         else:
-            label = f"line {int(i) + 2}"
+            label = f"line {line}"
         if label not in out:
             out.append(label)
         if len(out) == 5:
@@ -90,18 +97,48 @@ def _ids(frame: pd.DataFrame, mask: pd.Series, spec: SourceSpec) -> list[str]:
     return out
 
 
-def _check_columns(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: str) -> None:
-    """Every source column the mapping names must be in the file."""
+def _check_columns(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: str) -> bool:
+    """Every source column the mapping names must be in the file; each one that is not is a problem."""
     have = list(frame.columns)
     needed = [(f"columns.{t}", c) for t, cs in spec.columns.items() for c in cs.source_columns]
     needed += [("where", c) for c in spec.where]
+    ok = True
     for key, col in needed:
         if col not in have:
-            raise MappingError(
+            ok = False
+            ctx.problems.append(MappingError(
                 f"column {col!r} is not in {spec.file}{suggest(col, have)}; the file has {have}",
                 path=ctx.mapping.path, where=f"{where}.{key}",
                 fix=f"correct the column name in the mapping or export {spec.file} with that column",
-            )
+            ))
+    return ok
+
+
+def _unpivot(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Wide columns → rows (see :class:`Unpivot`); empty cells make no row and are counted.
+
+    Each row remembers its source line (column ``_LINE``), so a message still names the export's line.
+    """
+    u = spec.unpivot
+    assert u is not None
+    pattern = re.compile(u.columns)
+    matched = {c: (m.group(1) if m.groups() else c) for c in frame.columns if (m := pattern.fullmatch(c))}
+    if not matched:
+        ctx.problems.append(MappingError(
+            f"no column of {spec.file} matches {u.columns!r}; the file has {list(frame.columns)}",
+            path=ctx.mapping.path, where=f"{where}.unpivot.columns",
+            fix="correct the pattern (a regular expression matched against whole headers)",
+        ))
+        return frame.iloc[:0].assign(**{u.name: None, u.value: None})
+    wide = frame.assign(**{_LINE: frame.index.to_numpy() + 2})
+    keep = [c for c in wide.columns if c not in matched]
+    long = wide.melt(id_vars=keep, value_vars=list(matched), var_name=u.name, value_name=u.value,
+                     ignore_index=False)
+    long[u.name] = long[u.name].map(matched)
+    empty = long[u.value].isna()
+    ctx.report.drop(f"{spec.file}: empty cells of the {len(matched)} unpivoted columns (nothing recorded)",
+                    int(empty.sum()))
+    return long[~empty].sort_index(kind="stable").reset_index(drop=True)
 
 
 def _per_value(s: pd.Series, fn: Callable[[str], Any], missing: Any = None) -> pd.Series:
@@ -126,13 +163,15 @@ def _lookup(ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame
     assert lk is not None
     table = ctx.read(lk.file)
     have = list(table.columns)
-    for col in [*lk.match, lk.column]:
-        if col not in have:
-            raise MappingError(
-                f"column {col!r} is not in {lk.file}{suggest(col, have)}; the file has {have}",
-                path=ctx.mapping.path, where=f"{where}.columns.{cs.target}.lookup",
-                fix=f"correct the column name in the mapping or export {lk.file} with that column",
-            )
+    absent = [col for col in [*lk.match, lk.column] if col not in have]
+    for col in absent:
+        ctx.problems.append(MappingError(
+            f"column {col!r} is not in {lk.file}{suggest(col, have)}; the file has {have}",
+            path=ctx.mapping.path, where=f"{where}.columns.{cs.target}.lookup",
+            fix=f"correct the column name in the mapping or export {lk.file} with that column",
+        ))
+    if absent:
+        return pd.Series(None, index=frame.index, dtype=object)
     keys = list(lk.match)
     repeated = table.duplicated(keys)
     if repeated.any():
@@ -171,28 +210,34 @@ def _truthy(ctx: _Context, s: pd.Series) -> pd.Series:
 def _apply_values(
     ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame, s: pd.Series, where: str
 ) -> pd.Series:
-    """Translate spellings with the value map; an unmapped spelling is an error unless ``other`` is set."""
-    if cs.values is None:
+    """Translate spellings with the value map (or the prefix map); an unmapped spelling is a problem
+    unless ``other`` is set."""
+    if cs.values is None and cs.prefixes is None:
         return s
-    table = cs.values
+    table = cs.values or {}
+    prefixes = cs.prefixes or {}
 
     def one(v: str) -> Any:
         key = normalise(v)
         if key in table:
             return table[key]
+        for prefix, value in prefixes.items():
+            if key.startswith(prefix):
+                return value
         return cs.other if cs.has_other else _UNMAPPED
 
     out, unmapped = _translate(s, one)
     if unmapped.any():
         seen = sorted({str(v) for v in s[unmapped]})[:5]
         ids = _ids(frame, unmapped, spec)
-        raise DataValidationError(
+        key = "values" if cs.values is not None else "prefixes"
+        ctx.problems.append(DataValidationError(
             f"{spec.file}, column {cs.column or cs.target} → {spec.table}.{cs.target}: {int(unmapped.sum())} row(s) "
-            f"hold value(s) {seen} that the mapping's values do not cover (ids: {', '.join(ids)})",
+            f"hold value(s) {seen} that the mapping's {key} do not cover (ids: {', '.join(ids)})",
             table=spec.table, column=cs.target, ids=ids,
-            fix=f"add them under {where}.columns.{cs.target}.values in {ctx.mapping.path}, "
+            fix=f"add them under {where}.columns.{cs.target}.{key} in {ctx.mapping.path}, "
             "or set 'other:' for every value not listed",
-        )
+        ))
     return out.astype(object).where(out.notna(), None)
 
 
@@ -224,23 +269,26 @@ def _parse_dates(
             try:
                 parsed = _to_utc(pd.to_datetime(sub, format=fmt, errors="coerce"), ctx)
             except ValueError as exc:
-                raise MappingError(f"date format {fmt!r} is not usable ({exc})", path=ctx.mapping.path,
-                                   where=f"{where}.columns.{cs.target}.format",
-                                   fix="use strftime codes such as '%m/%d/%Y %I:%M %p', or ISO8601") from exc
+                ctx.problems.append(MappingError(
+                    f"date format {fmt!r} is not usable ({exc})", path=ctx.mapping.path,
+                    where=f"{where}.columns.{cs.target}.format",
+                    fix="use strftime codes such as '%m/%d/%Y %I:%M %p', or ISO8601"))
+                continue
         ok = parsed.notna()
         out[ok[ok].index] = parsed[ok]
         todo = todo & out.isna()
     if todo.any():
         ids = _ids(frame, todo, spec)
         examples = ", ".join(repr(str(v)) for v in text[todo].head(3))
-        raise DataValidationError(
+        hint = guess_date_format(str(text[todo].iloc[0]))
+        ctx.problems.append(DataValidationError(
             f"{spec.file}, column {cs.column or cs.target} → {spec.table}.{cs.target}: {int(todo.sum())} value(s) "
             f"such as {examples} match none of the date formats {list(cs.formats or ctx.mapping.date_formats)} "
             f"(ids: {', '.join(ids)})",
             table=spec.table, column=cs.target, ids=ids,
             fix=f"add the export's format to date_formats (or {where}.columns.{cs.target}.format) "
-            f"in {ctx.mapping.path}, e.g. '%d.%m.%Y'",
-        )
+            f"in {ctx.mapping.path}, e.g. {hint!r}",
+        ))
     if cs.end_of_day:
         date_only = text.notna() & ~text.str.contains(":", regex=False, na=False).astype(bool)
         late = out[date_only] + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
@@ -282,11 +330,48 @@ class _Part:
     source: pd.DataFrame
 
 
-def _convert_source(ctx: _Context, spec: SourceSpec, index: int) -> _Part:
-    """One export file → the contract columns it feeds (typed dates, mapped values)."""
+def _column_values(
+    ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame, where: str, kind: str
+) -> pd.Series:
+    """One contract column of one file: read, flag-filtered, value-mapped, filled and typed.
+
+    A list of alternatives is tried in order, row by row: the first value wins.
+    """
+    if cs.alternatives:
+        out = None
+        for alt in cs.alternatives:
+            s = _column_values(ctx, spec, alt, frame, where, kind)
+            out = s if out is None else out.where(out.notna(), s)
+        assert out is not None
+        return out
+    s = _raw_values(ctx, spec, cs, frame, where)
+    if cs.only_if is not None:
+        s = s.where(_truthy(ctx, frame[cs.only_if]), None)
+    present = s.notna()
+    s = _apply_values(ctx, spec, cs, frame, s, where)
+    if cs.missing is not None:
+        empty = s.isna() & (~present if cs.only_if is None else ~present & _truthy(ctx, frame[cs.only_if]))
+        ctx.report.fill(f"{spec.table}.{cs.target}: empty in {spec.file}, written as {cs.missing!r}",
+                        int(empty.sum()))
+        s = s.where(~empty, str(cs.missing))
+    if kind in ("timestamp", "date"):
+        return _parse_dates(ctx, spec, cs, frame, s, where)
+    if kind in ("int", "float"):
+        return _numbers(ctx, s)
+    return s
+
+
+def _convert_source(ctx: _Context, spec: SourceSpec, index: int) -> _Part | None:
+    """One export file → the contract columns it feeds (typed dates, mapped values).
+
+    ``None`` when the file lacks columns the mapping names (each one is a problem in ``ctx``).
+    """
     where = f"tables.{spec.table}" + (f"[{index}]" if index else "")
     frame = ctx.read(spec.file)
-    _check_columns(ctx, spec, frame, where)
+    if spec.unpivot is not None:
+        frame = _unpivot(ctx, spec, frame, where)
+    if not _check_columns(ctx, spec, frame, where):
+        return None
     for col, allowed in spec.where.items():
         keep = _per_value(frame[col], lambda v, a=allowed: normalise(v) in a, missing=False).astype(bool)
         ctx.report.drop(f"{spec.file}: {col} not in {list(allowed)}", int((~keep).sum()))
@@ -294,22 +379,14 @@ def _convert_source(ctx: _Context, spec: SourceSpec, index: int) -> _Part:
     kinds = {c.name: c.kind for c in TABLES[spec.table].columns}
     out = pd.DataFrame(index=frame.index)
     for target, cs in spec.columns.items():
-        s = _raw_values(ctx, spec, cs, frame, where)
-        if cs.only_if is not None:
-            s = s.where(_truthy(ctx, frame[cs.only_if]), None)
-        present = s.notna()
-        s = _apply_values(ctx, spec, cs, frame, s, where)
-        if cs.missing is not None:
-            empty = s.isna() & (~present if cs.only_if is None else ~present & _truthy(ctx, frame[cs.only_if]))
-            ctx.report.fill(f"{spec.table}.{target}: empty in {spec.file}, written as {cs.missing!r}",
-                            int(empty.sum()))
-            s = s.where(~empty, str(cs.missing))
-        if kinds[target] in ("timestamp", "date"):
-            out[target] = _parse_dates(ctx, spec, cs, frame, s, where)
-        elif kinds[target] in ("int", "float"):
-            out[target] = _numbers(ctx, s)
-        else:
-            out[target] = s
+        out[target] = _column_values(ctx, spec, cs, frame, where, kinds[target])
+    if spec.distinct:
+        id_col = TABLES[spec.table].id_column
+        assert id_col is not None
+        repeated = out[id_col].notna() & out.duplicated(id_col)
+        ctx.report.drop(f"{spec.file}: rows repeating a {spec.table}.{id_col} (distinct: the first row is kept)",
+                        int(repeated.sum()))
+        out, frame = out[~repeated], frame[~repeated]
     return _Part(frame=out, spec=spec, source=frame)
 
 
@@ -343,13 +420,14 @@ def _canonical(ctx: _Context, parts: list[_Part], table: str) -> None:
                 seen = sorted({str(v) for v in part.loc[bad, target]})[:5]
                 ids = _ids(frame, bad, spec)
                 cs = spec.columns[target]
-                raise DataValidationError(
-                    f"{spec.file}, column {cs.column or target} → {table}.{target}: {int(bad.sum())} row(s) hold "
+                column = cs.column or (cs.alternatives[0].column if cs.alternatives else None) or target
+                ctx.problems.append(DataValidationError(
+                    f"{spec.file}, column {column} → {table}.{target}: {int(bad.sum())} row(s) hold "
                     f"{seen}, which is not a configured {target} (ids: {', '.join(ids)})",
                     table=table, column=target, ids=ids,
                     fix=f"map them under tables.{table}.columns.{target}.values in {ctx.mapping.path} "
                     f"onto one of {sorted(set(v for v in vocab.values() if v))}, or add aliases to the taxonomy",
-                )
+                ))
             part[target] = canon.astype(object).where(canon.notna(), None)
 
 
@@ -423,9 +501,12 @@ def import_csv(
         specs = m.sources.get(name)
         if not specs:
             continue
-        parts = [_convert_source(ctx, spec, i) for i, spec in enumerate(specs)]
+        parts = [p for i, spec in enumerate(specs) if (p := _convert_source(ctx, spec, i)) is not None]
         _canonical(ctx, parts, name)
-        tables[name] = pd.concat([p.frame for p in parts], ignore_index=True)
+        if parts:
+            tables[name] = pd.concat([p.frame for p in parts], ignore_index=True)
+    if "accounts" not in tables or "deals" not in tables:  # nothing to go on with: say what is wrong so far
+        raise_problems(ctx.problems, "the export")
 
     if "stage_history" not in tables:
         report.notes.append("no stage_history mapped: the history has no stage changes")
@@ -435,6 +516,7 @@ def import_csv(
         report.notes.append("no activities mapped: the history has no touchpoints")
         tables["activities"] = pd.DataFrame({c: pd.Series(dtype=object) for c in ("deal_id", "occurred_at",
                                                                                     "type")})
+    tables["stage_history"] = _distinct_changes(ctx, tables["stage_history"])
     deals_spec = m.sources["deals"][0]
     tables["stage_history"] = _close_from_stage_history(
         ctx, tables["deals"], tables["stage_history"], any(s.close_from_stage_history for s in m.sources["deals"]),
@@ -466,7 +548,75 @@ def import_csv(
         future = pd.Series(acts["occurred_at"] > cut, index=acts.index).fillna(False).astype(bool)
         report.drop("activities: dated after the data cut (scheduled, not happened yet)", int(future.sum()))
         tables["activities"] = acts[~future]
+    _note_missing_directions(report, tables["activities"])
+    if ctx.problems:
+        _raise_all(ctx, tables, cut)
     return finish(tables, report, cut_at=cut, taxonomy=ctx.taxonomy, meta={"source": m.name})
+
+
+def _distinct_changes(ctx: _Context, sh: pd.DataFrame) -> pd.DataFrame:
+    """The same stage change given twice (a wide "date entered" column and the current stage) is kept once."""
+    if not len(sh):
+        return sh
+    key = [c for c in ("deal_id", "stage", "changed_at") if c in sh]
+    repeated = sh.duplicated(key)
+    ctx.report.drop("stage_history: the same change (deal, stage, time) given twice, kept once", int(repeated.sum()))
+    return sh[~repeated]
+
+
+def _note_missing_directions(report: ImportReport, acts: pd.DataFrame) -> None:
+    """Say how many emails and calls have no direction: they count as neither a reply nor an outreach."""
+    if not len(acts) or "type" not in acts:
+        return
+    talk = acts["type"].isin(["email", "call"])
+    direction = acts["direction"] if "direction" in acts else pd.Series(None, index=acts.index, dtype=object)
+    missing = int((talk & direction.isna()).sum())
+    if missing:
+        report.notes.append(
+            f"{missing} of {int(talk.sum())} emails and calls have no direction: they count as neither a reply "
+            "nor an outreach (map a direction column, or a subject-prefix rule, to use them)")
+
+
+def _raise_all(ctx: _Context, tables: dict[str, pd.DataFrame], cut: pd.Timestamp | None) -> None:
+    """Raise every problem the import found, plus the contract problems of the tables it could build.
+
+    Cells the import could not read are empty in ``tables``; a contract problem in the
+    same table and column is the same problem seen again, so it is left out.
+    """
+    problems = list(ctx.problems)
+    seen = {(getattr(p, "table", None), getattr(p, "column", None)) for p in problems}
+    try:
+        validate_history(from_frames(tables, cut_at=cut), ctx.taxonomy)
+    except DataValidationError as exc:
+        problems += [p for p in exc.problems or [exc]
+                     if (getattr(p, "table", None), getattr(p, "column", None)) not in seen]
+    raise_problems(problems, "the export")
+
+
+def guess_date_format(example: str) -> str:
+    """A strftime format that reads ``example``, time part included: the hint in a date error.
+
+    ``'28.11.2025 14:20'`` → ``'%d.%m.%Y %H:%M'``; ``'3/5/2024 2:22 PM'`` → ``'%m/%d/%Y %I:%M %p'``.
+    Day first unless the first number cannot be a day or the separator is ``/`` (US exports)
+    and the first number could be a month.
+    """
+    m = re.fullmatch(
+        r"\s*(\d{1,4})([./-])(\d{1,2})\2(\d{2,4})(?:([ T])(\d{1,2}):(\d{2})(:\d{2})?(\.\d+)?\s*([AaPp][Mm])?)?\s*",
+        example)
+    if not m:
+        return "%d.%m.%Y %H:%M"
+    first, sep, _, last, tsep, _, _, secs, frac, ampm = m.groups()
+    year = "%Y" if len(last) == 4 else "%y"
+    if len(first) == 4:
+        date = f"%Y{sep}%m{sep}%d"
+    elif sep == "/" and int(first) <= 12:
+        date = f"%m{sep}%d{sep}{year}"
+    else:
+        date = f"%d{sep}%m{sep}{year}"
+    if tsep is None:
+        return date
+    clock = ("%I" if ampm else "%H") + ":%M" + (":%S" if secs else "") + (".%f" if frac else "")
+    return f"{date}{tsep}{clock}" + (" %p" if ampm else "")
 
 
 def _latest_record(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
@@ -499,4 +649,4 @@ def _latest_record(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
     return max(found)
 
 
-__all__ = ["SHIPPED_MAPPINGS", "CsvMapping", "MappingError", "import_csv", "load_mapping"]
+__all__ = ["SHIPPED_MAPPINGS", "CsvMapping", "MappingError", "guess_date_format", "import_csv", "load_mapping"]

@@ -9,6 +9,7 @@ naming the key and the fix. Applying a mapping to an export lives in
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -24,10 +25,14 @@ SHIPPED_MAPPINGS = files("dealscore.config") / "mappings"
 
 MAPPING_KEYS = {"name", "description", "tables", "date_formats", "timezone", "csv", "true_values", "numbers",
                  "cut_at"}
-SOURCE_KEYS = {"file", "columns", "where", "drop_unknown_deals", "create_missing", "close_from_stage_history"}
+SOURCE_KEYS = {"file", "columns", "where", "drop_unknown_deals", "create_missing", "close_from_stage_history",
+                "unpivot", "distinct"}
 COLUMN_KEYS = {"column", "fallback", "constant", "values", "other", "missing", "format", "only_if", "end_of_day",
-                "lookup"}
+                "lookup", "prefixes"}
 LOOKUP_KEYS = {"file", "match", "column"}
+_UNPIVOT_KEYS = {"columns", "name", "value"}
+#: Names of the shipped mappings kept for mappings written before the Salesforce one was split in two.
+_MAPPING_ALIASES = {"salesforce": "salesforce-api"}
 
 
 class MappingError(ConfigError):
@@ -55,8 +60,27 @@ class Lookup:
 
 
 @dataclass(frozen=True)
+class Unpivot:
+    """Turn wide columns (one per stage, say) into rows: HubSpot's ``Date entered "<stage> (...)"`` columns.
+
+    Every column whose header fully matches ``columns`` becomes one row per source
+    row, holding the header's first captured group (or the whole header) in the new
+    column ``name`` and the cell in the new column ``value``; empty cells make no row.
+    """
+
+    columns: str
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
 class ColumnSpec:
-    """How one contract column is made from the source file."""
+    """How one contract column is made from the source file.
+
+    ``alternatives`` holds the specs of a list-valued mapping entry: the first one
+    that gives a value wins, row by row (the direction from a call type, else from
+    the subject's prefix).
+    """
 
     target: str
     column: str | None = None
@@ -71,6 +95,8 @@ class ColumnSpec:
     only_if: str | None = None
     end_of_day: bool = False
     lookup: Lookup | None = None
+    prefixes: dict[str, Any] | None = None
+    alternatives: tuple[ColumnSpec, ...] = ()
 
     @property
     def source_columns(self) -> list[str]:
@@ -78,6 +104,8 @@ class ColumnSpec:
         cols = [c for c in (self.column, *self.fallback, self.only_if) if c]
         if self.lookup:
             cols += list(self.lookup.match.values())
+        for alt in self.alternatives:
+            cols += [c for c in alt.source_columns if c not in cols]
         return cols
 
 
@@ -92,6 +120,8 @@ class SourceSpec:
     drop_unknown_deals: bool = False
     create_missing: bool = False
     close_from_stage_history: bool = False
+    unpivot: Unpivot | None = None
+    distinct: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,10 +147,11 @@ class CsvMapping:
 
     @classmethod
     def load(cls, path_or_name: str | Path) -> CsvMapping:
-        """Load a mapping file, or a shipped mapping by name (``salesforce``)."""
+        """Load a mapping file, or a shipped mapping by name (``salesforce-api``, ``hubspot``, ...)."""
         p = Path(path_or_name)
         if not p.is_file():
-            shipped = SHIPPED_MAPPINGS / f"{path_or_name}.yaml"
+            name = _MAPPING_ALIASES.get(str(path_or_name), str(path_or_name))
+            shipped = SHIPPED_MAPPINGS / f"{name}.yaml"
             if "/" not in str(path_or_name) and shipped.is_file():
                 return cls.from_dict(_yaml(shipped.read_text(encoding="utf-8"), str(path_or_name)), str(path_or_name))
             names = sorted(f.name.removesuffix(".yaml") for f in SHIPPED_MAPPINGS.iterdir() if f.name.endswith(".yaml"))
@@ -226,18 +257,41 @@ class _MappingParser:
         where_raw = self.keys(f"{where}.where", s.get("where") or {}, set(s.get("where") or {}))
         where_values = {str(k): tuple(normalise(x) for x in (v if isinstance(v, list) else [v]))
                         for k, v in where_raw.items()}
-        flags = {k: bool(s.get(k, False)) for k in ("drop_unknown_deals", "create_missing", "close_from_stage_history")}
+        flags = {k: bool(s.get(k, False)) for k in ("drop_unknown_deals", "create_missing", "close_from_stage_history",
+                                                     "distinct")}
         if flags["drop_unknown_deals"] and "deal_id" not in contract.column_names:
             raise self.fail(where, "drop_unknown_deals applies to tables with a deal_id", "remove it here")
         if flags["create_missing"] and table != "accounts":
             raise self.fail(where, "create_missing applies to accounts only", "move it to tables.accounts")
         if flags["close_from_stage_history"] and table != "deals":
             raise self.fail(where, "close_from_stage_history applies to deals only", "move it to tables.deals")
-        return SourceSpec(table=table, file=str(s["file"]), columns=columns, where=where_values, **flags)
+        if flags["distinct"] and contract.id_column is None:
+            raise self.fail(where, f"distinct applies to tables with an id column; {table} has none",
+                            "remove it here")
+        unpivot = None
+        if s.get("unpivot") is not None:
+            u = self.keys(f"{where}.unpivot", s["unpivot"], _UNPIVOT_KEYS)
+            if not all(isinstance(u.get(k), str) and u[k] for k in _UNPIVOT_KEYS):
+                raise self.fail(f"{where}.unpivot", "needs columns (a pattern), name and value",
+                                "write e.g. unpivot: {columns: 'Date entered \"(.+) \\(Sales Pipeline\\)\"', "
+                                "name: Stage entered, value: Date entered}")
+            try:
+                re.compile(u["columns"])
+            except re.error as exc:
+                raise self.fail(f"{where}.unpivot.columns", f"not a valid regular expression ({exc})",
+                                "escape brackets and quotes: \\( \\) match a literal parenthesis") from exc
+            unpivot = Unpivot(columns=u["columns"], name=u["name"], value=u["value"])
+        return SourceSpec(table=table, file=str(s["file"]), columns=columns, where=where_values, unpivot=unpivot,
+                          **flags)
 
     def column(self, where: str, target: str, raw: Any) -> ColumnSpec:
         if isinstance(raw, str):
             return ColumnSpec(target=target, column=raw)
+        if isinstance(raw, list):
+            if not raw:
+                raise self.fail(where, "empty list of alternatives", "give at least one column spec")
+            alts = tuple(self.column(f"{where}[{i}]", target, r) for i, r in enumerate(raw))
+            return ColumnSpec(target=target, alternatives=alts)
         c = self.keys(where, raw, COLUMN_KEYS)
         sources = [k for k in ("column", "constant", "lookup") if k in c]
         if len(sources) != 1:
@@ -247,6 +301,10 @@ class _MappingParser:
         if values is not None and not isinstance(values, dict):
             raise self.fail(f"{where}.values", "expected a map of source value: contract value",
                             "write e.g. values: {'Closed Won': won}")
+        prefixes = c.get("prefixes")
+        if prefixes is not None and (not isinstance(prefixes, dict) or not prefixes):
+            raise self.fail(f"{where}.prefixes", "expected a map of text prefix: contract value",
+                            "write e.g. prefixes: {'← Email:': inbound, 'Email:': outbound}")
         fmt = c.get("format")
         lookup = None
         if "lookup" in c:
@@ -272,12 +330,12 @@ class _MappingParser:
             only_if=None if c.get("only_if") is None else str(c["only_if"]),
             end_of_day=bool(c.get("end_of_day", False)),
             lookup=lookup,
+            # longest prefix first, so "Re: Email:" is tried before "Re:"
+            prefixes=None if prefixes is None else dict(sorted(
+                ((normalise(k), v) for k, v in prefixes.items()), key=lambda kv: -len(kv[0]))),
         )
 
 
 def load_mapping(path_or_name: str | Path) -> CsvMapping:
     """Load and check a mapping YAML (or a shipped mapping by name, e.g. ``salesforce``)."""
     return CsvMapping.load(path_or_name)
-
-
-# --------------------------------------------------------------------------- applying a mapping

@@ -1,0 +1,58 @@
+"""`dealscore generate --partitions`, `features --scheduler` and `score --scheduler` end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from dealscore.cli import app
+from dealscore.scale.layout import open_partitioned, read_result
+
+runner = CliRunner()
+
+
+def test_generate_partitioned_is_seeded_and_partitioned_by_deal(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        res = runner.invoke(app, ["generate", "--out", str(tmp_path / name), "--deals", "1000", "--partitions", "2",
+                                  "--seed", "3"])
+        assert res.exit_code == 0, res.output
+    source = open_partitioned(str(tmp_path / "a"))
+    assert source.keys == ("part-00000", "part-00001")
+    for table in ("accounts", "deals", "stage_history", "activities"):
+        for key in source.keys:
+            a = pd.read_parquet(tmp_path / "a" / table / f"{key}.parquet")
+            assert a.equals(pd.read_parquet(tmp_path / "b" / table / f"{key}.parquet")), table
+    frames = [source.read_frames(k) for k in source.keys]
+    deal_ids = [set(f["deals"]["deal_id"]) for f in frames]
+    assert not deal_ids[0] & deal_ids[1]
+    assert sum(map(len, deal_ids)) == 1000
+    for f, ids in zip(frames, deal_ids, strict=True):  # every event row sits in its deal's partition
+        assert set(f["activities"]["deal_id"]) <= ids
+        assert set(f["stage_history"]["deal_id"]) <= ids
+    assert source.cut_at is not None
+
+
+def test_features_and_score_commands_run_on_a_scheduler(partitioned: Any, cluster_client: Any, small_bundle: Any,
+                                                        tmp_path: Path) -> None:
+    address = cluster_client.scheduler.address
+    res = runner.invoke(app, ["features", str(partitioned.root), "--out", str(tmp_path / "f"), "--no-labels"],
+                        env={"DEALSCORE_SCHEDULER": address})
+    assert res.exit_code == 0, res.output
+    frame = read_result(str(tmp_path / "f"))
+    assert frame["deal_id"].nunique() == len(partitioned.whole.deals)
+    assert "won" not in frame
+    small_bundle.save(tmp_path / "model")
+    res = runner.invoke(app, ["score", str(partitioned.root), "--out", str(tmp_path / "s"), "--model",
+                              str(tmp_path / "model"), "--scheduler", address])
+    assert res.exit_code == 0, res.output
+    assert len(read_result(str(tmp_path / "s"))) == partitioned.report.open_deals
+
+
+def test_a_plain_folder_is_refused_with_the_fix(cluster_client: Any, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["features", str(tmp_path), "--out", str(tmp_path / "f"), "--scheduler",
+                              cluster_client.scheduler.address])
+    assert res.exit_code != 0
+    assert "not a partitioned history" in str(res.exception)
