@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import time
 from typing import Any
 
@@ -73,11 +74,12 @@ def _speed(history: Any, bundle: Any, sims: int) -> dict[str, float]:
     score_s = time.perf_counter() - started
     pipe = _tile(pipeline_from_blocks(blocks), 5000)
     creation = PipelineCreationModel().fit(history, t)
-    runs = []
+    runs, cpu = [], []
     for _ in range(3):
-        started = time.perf_counter()
+        started, c0 = time.perf_counter(), time.process_time()
         forecast_pipeline(pipe, t, kind="quarter", by="team", creation=creation, n_sims=sims, seed=0)
         runs.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - c0)
     started = time.perf_counter()
     for _ in range(20):
         float(np.sum(np.nan_to_num(pipe.amount) * pipe.p_win))
@@ -87,7 +89,9 @@ def _speed(history: Any, bundle: Any, sims: int) -> dict[str, float]:
     started = time.perf_counter()
     forecast_pipeline(pipeline_from_results(results), t, creation=bundle.pipeline_creation["team"], n_sims=sims)
     stored_s = time.perf_counter() - started
-    return {"open_deals": 5000, "forecast_seconds": round(min(runs), 4), "peer_sum_seconds": round(peer_s, 6),
+    return {"open_deals": 5000, "sims": sims, "forecast_seconds": round(min(runs), 4),
+            "forecast_cpu_seconds": round(min(cpu), 4), "load_average_1m": round(os.getloadavg()[0], 1),
+            "peer_sum_seconds": round(peer_s, 6),
             "stored_scores_forecast_seconds": round(stored_s, 4), "score_open_deals_seconds": round(score_s, 3),
             "open_deals_scored": int(sum(len(b) for b in blocks)), "target_under_2s": bool(min(runs) < 2.0)}
 
