@@ -328,8 +328,8 @@ class ForecastRow(BaseModel):
 
     group: str = Field(description="'company', a team or an owner id")
     period: str = Field(description="e.g. 2025-Q3 or 2025-08")
-    start: datetime
-    end: datetime
+    start: UtcTime
+    end: UtcTime
     booked: float = Field(description="already won in the period (0 from stored scores: the store holds open deals)")
     open_expected: float = Field(description="expected bookings from deals open now")
     new_expected: float = Field(description="expected bookings from deals not created yet")
@@ -368,7 +368,7 @@ class ForecastDriver(BaseModel):
 class ForecastResponse(BaseModel):
     """``GET /v1/forecast``: bookings per period with a range, from the latest stored scores."""
 
-    as_of: datetime
+    as_of: UtcTime
     period: Literal["month", "quarter"]
     by: Literal["team", "owner"]
     sims: int

@@ -63,4 +63,7 @@ def test_bad_parameters_are_422_with_the_field(scoring_client: TestClient, keys:
     r = scoring_client.get("/v1/forecast", params={"period": "week"}, headers={"X-API-Key": keys["manager"]})
     assert r.status_code == 422
     assert "period" in r.text
+    r = scoring_client.get("/v1/forecast", params={"as_of": "0719-12-30T19:56:16+02:09"},
+                           headers={"X-API-Key": keys["manager"]})
+    assert r.status_code == 422 and "as_of" in r.text
     assert scoring_client.get("/v1/forecast").status_code == 401

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from dealscore_service.deps import ReadKey, ServicesDep
 from dealscore_service.forecasting import DEFAULT_SIMS, compute_forecast, forecast_response
-from dealscore_service.schemas import ForecastResponse, error_responses
+from dealscore_service.schemas import ForecastResponse, Timestamp, error_responses
 
 router = APIRouter(prefix="/v1/forecast", tags=["forecast"])
 
@@ -21,7 +20,8 @@ def get_forecast(
     services: ServicesDep,
     period: Annotated[Literal["month", "quarter"], Query(description="month or quarter")] = "quarter",
     by: Annotated[Literal["team", "owner"], Query(description="split by team or by owner")] = "team",
-    as_of: Annotated[datetime | None, Query(description="forecast time (default: the newest stored score's)")] = None,
+    as_of: Annotated[Timestamp | None, Query(description="forecast time, 1900–2200 (default: the newest stored "
+                                                          "score's)")] = None,
     sims: Annotated[int, Query(ge=100, le=20_000, description="Monte Carlo draws")] = DEFAULT_SIMS,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1, description="random seed: same seed, same numbers")] = 0,
 ) -> ForecastResponse:

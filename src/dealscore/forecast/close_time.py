@@ -104,7 +104,11 @@ class TimeToCloseModel:
         """Bucket probabilities (rows × buckets), each row summing to 1."""
         if not len(X):
             return np.zeros((0, self.n_classes_))
-        p = np.asarray(self.booster_.predict(X, num_iteration=self.best_iteration_), dtype=float)
+        return self.normalise(np.asarray(self.booster_.predict(X, num_iteration=self.best_iteration_), dtype=float))
+
+    @staticmethod
+    def normalise(p: np.ndarray) -> np.ndarray:
+        """Rows summing to exactly 1 (the booster's softmax is off by rounding)."""
         return p / p.sum(axis=1, keepdims=True)
 
     def pmf_of(self, columns: Any, as_of: np.ndarray) -> np.ndarray:

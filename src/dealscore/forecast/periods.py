@@ -103,13 +103,16 @@ def quarter_position(as_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Days since the quarter began and days until it ends, for an array of ``datetime64[ns]``.
 
     Deals are often pushed to close before a quarter ends; the time-to-close model
-    sees where in the quarter its snapshot sits through these two numbers.
+    sees where in the quarter its snapshot sits through these two numbers. NumPy's
+    month arithmetic keeps this at microseconds for the one-deal scoring path.
     """
-    t = pd.DatetimeIndex(np.asarray(as_of, dtype="datetime64[ns]"))
-    start = t.to_period("Q").start_time.as_unit("ns")
-    end = (t.to_period("Q") + 1).start_time.as_unit("ns")
-    since = (t.asi8 - start.asi8) / _DAY_NS
-    until = (end.asi8 - t.asi8) / _DAY_NS
+    t = np.asarray(as_of, dtype="datetime64[ns]")
+    months = t.astype("datetime64[M]").astype(np.int64)
+    first = (months - months % 3).astype("datetime64[M]")
+    start = first.astype("datetime64[ns]")
+    end = (first + 3).astype("datetime64[ns]")
+    since = (t - start).astype(np.int64) / _DAY_NS
+    until = (end - t).astype(np.int64) / _DAY_NS
     return since, until
 
 
