@@ -35,6 +35,12 @@ class PermissionDeniedError(DealscoreError):
     http_status = 403
 
 
+class DealClosedError(DealscoreError):
+    """The deal was closed (its outcome recorded): it is no longer scored."""
+
+    http_status = 409
+
+
 class InvalidPayloadError(DataValidationError):
     """A deal payload breaks the data contract; ``fields`` points at the offending JSON values.
 

@@ -9,6 +9,7 @@ page saying when to retry, and each says what to do next.
 from __future__ import annotations
 
 import ipaddress
+from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -24,7 +25,6 @@ from dealscore_service.auth import Principal, Scope
 from dealscore_service.deps import Services, services_of
 from dealscore_service.errors import AuthenticationError
 from dealscore_service.forecasting import compute_forecast
-from dealscore_service.routers.model import model_info
 from dealscore_service.ui import charts, icons
 from dealscore_service.ui.data import PER_PAGE, ListQuery, build_deal, build_list
 from dealscore_service.ui.evaluation import EvaluationCache
@@ -104,6 +104,8 @@ def page_user(request: Request) -> PageUser:
     if session is None:
         raise LoginRequired(_path_with_query(request))
     services = services_of(request)
+    if services.store.session_ended(session.id_hash):  # signed out: a copy of the cookie is worthless
+        raise LoginRequired(_path_with_query(request))
     principal = principal_for_hash(services.keys, session.key_hash)
     if principal is None:
         raise LoginRequired(_path_with_query(request), "Your key is no longer configured on this service; "
@@ -245,6 +247,9 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") ->
             "message": "The sign-out request did not come from this page.",
             "fix": "Use the Sign out button on the page.",
         }, status_code=403)
+    if session is not None:  # ended on the server too, so a copied cookie stops working everywhere
+        services_of(request).store.end_session(
+            session.id_hash, datetime.fromtimestamp(session.issued_at + sessions(request).max_age, UTC))
     response = RedirectResponse(f"{PREFIX}/login?notice=out", status_code=303)
     SessionManager.clear(response)
     return response
@@ -327,7 +332,7 @@ def forecast_page(request: Request, user: User) -> Response:
 def model_page(request: Request, user: User) -> Response:
     """The model in use, its training window, and its calibration and lift on held-out deals."""
     services = services_of(request)
-    info = model_info(services)
+    info = services.models.info()
     evaluation, why = (None, None)
     loaded = services.models.current
     if loaded is not None:
