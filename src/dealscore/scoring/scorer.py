@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dealscore._compat import NORMAL, predict_matrix
 from dealscore.data.history import DealHistory
 from dealscore.errors import ConfigError, DataValidationError, ModelNotReadyError, NotFoundError
 from dealscore.forecast.features import close_time_matrix
@@ -32,7 +33,6 @@ from dealscore.scoring.actions import (
 )
 from dealscore.scoring.at_risk import value_at_risk_array
 from dealscore.scoring.batch import LABEL_COLUMNS, ScoredBlock
-from dealscore.scoring.booster_call import NORMAL, predict_matrix
 from dealscore.scoring.columns import Columns
 from dealscore.scoring.grading import DEFAULT_GRADE_CUTOFFS, check_cutoffs, grades
 from dealscore.scoring.mismatch import judge
