@@ -81,7 +81,7 @@ class AccountPayload(_Strict):
     """The customer profile (contract table ``accounts``)."""
 
     account_id: Ident | None = Field(default=None, description="defaults to the deal's account_id; must match it")
-    industry: Text
+    industry: Annotated[Text, Field(min_length=1)]
     employees: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
     annual_revenue: Money | None = None
     region: Text | None = None

@@ -106,3 +106,34 @@ def test_a_closed_deal_leaves_the_list_and_is_not_scored_again(west_deal, keys: 
     assert events[0]["outcome"] == "won" and events[0]["last_p_win"] == out["last_p_win"]
     # the history stays readable
     assert client.get(f"/v1/deals/{deal_id}/scores", headers=manager).status_code == 200
+
+
+# --------------------------------------------------------------------------- issue 17, defects 2 and 7
+
+
+@pytest.mark.parametrize("created_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"])
+def test_timestamps_leaving_the_calendar_after_their_offset_are_a_422(
+    scoring_client: TestClient, trained_model: Any, keys: dict[str, str], created_at: str,
+) -> None:
+    r = scoring_client.post("/v1/score", json=trained_model.payload(created_at=created_at),
+                            headers={"X-API-Key": keys["crm"]})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["fields"][0]["path"] == "created_at"
+
+
+def test_request_shape_errors_say_what_is_wrong(scoring_client: TestClient, trained_model: Any,
+                                                keys: dict[str, str]) -> None:
+    h = {"X-API-Key": keys["manager"]}
+    r = scoring_client.get("/v1/deals/at-risk", params=[("team", "a"), ("team", "b")], headers=h)
+    assert r.status_code == 422 and r.json()["error"]["fields"][0]["path"] == "query.team"
+    crm = {"X-API-Key": keys["crm"]}
+    r = scoring_client.post("/v1/score", content=b'{"deal_id": "x", "amount": 1', headers={
+        **crm, "Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["fields"][0]["path"] == "body"
+    r = scoring_client.post("/v1/score", content=b'{"deal_id": "x"}', headers={**crm, "Content-Type": "text/plain"})
+    assert r.status_code == 422 and "Content-Type" in r.json()["error"]["message"]
+    body = trained_model.payload()
+    body["account"] = {**body["account"], "industry": ""}
+    assert scoring_client.post("/v1/score", json=body, headers=crm).status_code == 422
+    schema = scoring_client.get("/openapi.json").json()["components"]["schemas"]["AccountPayload"]
+    assert schema["properties"]["industry"]["minLength"] == 1
