@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dealscore.paths import DEFAULT_DATA_DIR
 from dealscore_service import limits
 
 
@@ -23,8 +24,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DEALSCORE_", extra="ignore", protected_namespaces=())
 
     data_dir: Path = Field(
-        default=Path(".dealscore"),
-        description="folder for the default SQLite score store and the local copy of the model",
+        default=DEFAULT_DATA_DIR,
+        description="the installation's one data folder (shared with the library's tracking defaults): the "
+        "default SQLite score store, the embedded MLflow store and the local copy of the model",
     )
     database_url: SecretStr | None = Field(
         default=None,
@@ -32,6 +34,11 @@ class Settings(BaseSettings):
         "default sqlite:///<data_dir>/scores.db",
     )
     migrate_on_start: bool = Field(default=True, description="apply Alembic migrations when the service starts")
+    scores_kept_per_deal: int = Field(
+        default=100, ge=1,
+        description="the newest scores kept per deal (its history and trend); older ones are deleted as new "
+        "ones arrive. Only the latest score of a deal keeps its touchpoints and stage changes",
+    )
     store_retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After sent with a 503 store error")
 
     model_name: str = Field(default="dealscore", description="registered model name in the MLflow registry")

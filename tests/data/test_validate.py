@@ -402,3 +402,42 @@ def test_direction_and_role_aliases_become_canonical() -> None:
     first = clean.activities.set_index("activity_id").loc[list(acts["activity_id"].iloc[:3])]
     assert list(first["direction"].iloc[:2]) == ["outbound", "inbound"]
     assert first["contact_role"].iloc[2] == "decision_maker"
+
+
+def test_errors_carry_their_facts_as_fields_not_only_as_text() -> None:
+    t = frames()
+    t["activities"].loc[[0, 2], "type"] = "carrier pigeon"  # X1 and X3
+    err = fails(t)
+    assert (err.table, err.column, err.ids, err.rows) == ("activities", "type", ["X1", "X3"], [0, 2])
+    assert err.fix and err.fix in str(err) and err.fix not in err.summary and "X1" in err.summary
+    t = frames()
+    t["deals"]["amount"] = ["1000", "12 EUR", None]  # a typing error, raised while loading
+    with pytest.raises(DataValidationError) as e:
+        history(t)
+    assert (e.value.table, e.value.column, e.value.ids, e.value.rows) == ("deals", "amount", ["D2"], [1])
+
+
+def test_reports_of_parts_merge_into_the_report_of_the_whole() -> None:
+    """A history validated deal-group by deal-group (a partitioned history) reports as if validated whole."""
+    from dealscore.data.simulate import simulate
+    from dealscore.data.validate import LoadReport
+
+    h = simulate(300, seed=2).history
+    acts = h.activities.copy()
+    created = acts["deal_id"].map(h.deals.set_index("deal_id")["created_at"])
+    early = acts.index[::40]  # a few touchpoints dated before their deal existed, in every part
+    acts.loc[early, "occurred_at"] = created[early] - pd.Timedelta(days=3)
+    acts.loc[early, "recorded_at"] = pd.NaT
+    h = h.replace(activities=acts)
+    whole_clean, whole = validate_history(h)
+    ids = h.deals["deal_id"].to_numpy()
+    parts = [validate_history(h.for_deals(ids[i::3]).replace(cut_at=whole_clean.data_cut))[1] for i in range(3)]
+    merged = LoadReport.merge(parts)
+    assert whole.dropped and len(parts[0].warnings) == 1
+    expected = whole.to_dict()
+    got = merged.to_dict()
+    got["rows"]["accounts"] = expected["rows"]["accounts"]  # every part holds every account: counted by the caller
+    # drop warnings name the first ids found: the whole history's file order differs from the parts' order
+    assert [w.split(" (ids:")[0] for w in got.pop("warnings")] == [w.split(" (ids:")[0]
+                                                                   for w in expected.pop("warnings")]
+    assert got == expected

@@ -16,6 +16,7 @@ from dealscore import tracking
 from dealscore.cli import app
 from dealscore.errors import ModelNotReadyError, NotFoundError
 from dealscore.training.run import RunSummary, run_training
+from tests.registry_down import registry_down
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -69,6 +70,10 @@ def test_run_logs_params_metrics_plots_report_and_one_model(first):
     assert "data.horizon_days" in run.data.params and "data.deals.test" in run.data.params
     assert abs(run.data.metrics["win.model.roc_auc"] - first["report"]["win"]["model"]["roc_auc"]) < 1e-9
     assert "win.baselines.naive_bayes.log_loss" in run.data.metrics
+    assert "win.comparison.log_loss.difference" in run.data.metrics
+    curve = client.get_metric_history(run_id, "win.learning_curve.roc_auc")
+    points = first["report"]["win"]["learning_curve"]["points"]
+    assert [m.step for m in curve] == [p["train_deals"] for p in points]
     plots = {Path(a.path).name for a in client.list_artifacts(run_id, "plots")}
     assert plots >= PLOTS
     assert tracking.read_run_report(run_id)["win"]["model"]["n"] == first["report"]["win"]["model"]["n"]
@@ -108,13 +113,13 @@ def test_load_champion_keeps_a_copy_and_falls_back_to_it(first, tmp_path, monkey
     cache = tmp_path / "cache"
     bundle = tracking.load_champion(local_cache_dir=cache)
     assert bundle.version == "dealscore/1"
-    assert (cache / "dealscore" / "bundle" / "bundle.json").is_file()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
-    with pytest.warns(UserWarning, match="using the local copy of dealscore/1"):
-        cached = tracking.load_champion(local_cache_dir=cache)
-    assert cached.version == "dealscore/1"
-    with pytest.raises(ModelNotReadyError, match="no local copy"):
-        tracking.load_champion(local_cache_dir=tmp_path / "empty")
+    assert (tracking.local_copy_dir(local_cache_dir=cache) / "bundle" / "bundle.json").is_file()
+    with registry_down(tracking.tracking_uri()):
+        with pytest.warns(UserWarning, match="local copy of dealscore/1"):
+            cached = tracking.load_champion(local_cache_dir=cache)
+        assert cached.version == "dealscore/1"
+        with pytest.raises(ModelNotReadyError, match="no local copy"):
+            tracking.load_champion(local_cache_dir=tmp_path / "empty")
 
 
 def test_promote_forces_and_says_what_it_overrides(second):

@@ -101,7 +101,7 @@ def _train_and_register(tmp: Path) -> tuple[Any, str]:
 
 def _score_through_api(base_url: str, crm_key: str, history: Any) -> int:
     """Send every deal open at the cut, as it stood at each scoring date, to the batch endpoint."""
-    from dealscore.data.payload import deal_payload
+    from dealscore_service.client import deal_payload
 
     cut = history.data_cut
     open_deals = history.deals[history.deals["closed_at"].isna()]
@@ -255,11 +255,19 @@ def test_sign_in_and_see_the_ranked_list(laptop: Page) -> None:
     laptop.login("manager")
     assert page.get_by_role("heading", level=1).inner_text() == "Deals at risk"
     assert laptop.rows().count() > 0
-    var = [float(t.replace(",", "")) for t in
-           page.locator("table.deals tbody td[data-label='Value at risk']").all_inner_texts()]
-    assert var == sorted(var, reverse=True) and var[0] > 0
+    cells = page.locator("table.deals tbody td[data-label='Value at risk']").all_inner_texts()
+    var = [float(t.split()[0].replace(",", "")) for t in cells]
+    amounts = [float(t.replace(",", "")) for t in
+               page.locator("table.deals tbody td[data-label='Amount']").all_inner_texts()]
+    assert var[0] > 0 and all(v <= a for v, a in zip(var, amounts, strict=True))  # money, never above the amount
+    # ordered by priority; "high" only for the top tenth of the list, so the first page is not all high
+    levels = [t.split()[1] for t in cells]
+    assert levels[0] == "high" and set(levels) <= {"high", "medium", "low"} and len(set(levels)) > 1
     assert page.locator("[data-testid=pipeline-value]").inner_text() not in ("", "0")
-    assert page.locator("table.deals svg.spark").count() == laptop.rows().count()
+    # a trend line needs two scores; a deal scored once says so instead
+    assert page.locator("table.deals svg.spark").count() + page.locator("table.deals .spark-none").count() == \
+        laptop.rows().count()
+    assert not any(t.startswith("0%") for t in page.locator("table.deals .pwin-value").all_inner_texts())
     laptop.shot("at-risk-list-laptop")
     print(f"live service: {laptop.live.scored_deals} scores; seconds {laptop.live.seconds}")
 
@@ -333,7 +341,9 @@ def test_open_a_deal_and_see_reasons_actions_and_history(laptop: Page) -> None:
     assert page.locator("ol.timeline > li.ev-stage").count() >= 1  # the CRM's stage changes, dated
     times = page.locator("ol.timeline > li > time").evaluate_all("els => els.map(e => e.getAttribute('datetime'))")
     assert times == sorted(times, reverse=True)  # newest first
-    assert re.match(r"\d+%", page.locator("[data-testid=p-win]").inner_text())
+    assert re.match(r"[<>]?\d+%", page.locator("[data-testid=p-win]").inner_text())
+    first = page.locator("ol.actions-list > li").first.inner_text()
+    assert re.search(r"If .+ \(about \d+ in \d+ for deals like this\).*expected [+−]", first), first
     laptop.shot("deal-laptop")
     page.get_by_role("link", name="← Deals at risk").click()
     page.wait_for_url(re.compile(r"/ui/\?show=all&per=100$"))  # back to the same list
@@ -549,3 +559,38 @@ def test_the_deal_timeline_opens_on_its_last_weeks(laptop: Page) -> None:
     collapsed.get_by_role("link", name="Show all").click()
     page.wait_for_url(re.compile(r"touchpoints=all"))
     assert page.locator("ol.timeline > li").count() > shown
+
+
+def test_forecast_page_shows_a_fan_per_team_and_the_api_numbers(laptop: Page) -> None:
+    page = laptop.page
+    laptop.login("manager")
+    page.get_by_role("link", name="Forecast").click()
+    page.wait_for_url(re.compile(r"/ui/forecast"))
+    assert page.get_by_role("heading", level=1).inner_text() == "Bookings forecast"
+    fans = page.locator("[data-testid=fan] svg")
+    assert fans.count() >= 2  # the company and at least one team with open deals
+    assert "median" in (fans.first.get_attribute("aria-label") or "")
+    assert page.locator("[data-testid=drivers] tbody tr").count() >= 1
+    api = httpx.get(f"{laptop.live.base_url}/v1/forecast", headers={"X-API-Key": laptop.live.keys["manager"]},
+                    timeout=30).json()
+    for row in api["rows"]:
+        cells = page.locator(f"tr[data-group='{row['group']}'][data-period='{row['period']}']")
+        assert cells.locator("[data-testid=p50]").inner_text() == f"{row['p50']:,.0f}"
+        assert cells.locator("[data-testid=p10]").inner_text() == f"{row['p10']:,.0f}"
+    laptop.shot("forecast-laptop")
+    page.locator("[data-testid=drivers] tbody th a").first.click()
+    page.wait_for_url(re.compile(r"/ui/deals/"))
+    assert re.match(r"likely to close: \w{3}(–\w{3})? \(\d+% this quarter if won\)",
+                    page.locator("[data-testid=close-outlook]").inner_text())
+
+
+def test_team_limited_key_forecasts_only_its_team(browser: Any, live_service: LiveService) -> None:
+    tab = Page(browser, live_service, LAPTOP)
+    try:
+        tab.login("team-lead")
+        tab.page.goto("/ui/forecast")
+        groups = set(tab.page.locator("[data-testid=forecast-table] tbody th").all_inner_texts())
+        assert groups == {"company", live_service.team}
+        tab.shot("forecast-team-limited")
+    finally:
+        tab.close()

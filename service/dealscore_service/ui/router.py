@@ -9,6 +9,7 @@ page saying when to retry, and each says what to do next.
 from __future__ import annotations
 
 import ipaddress
+from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -18,12 +19,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from dealscore import __version__
-from dealscore.errors import StoreUnavailableError
+from dealscore.errors import ModelNotReadyError, StoreUnavailableError
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore_service.auth import Principal, Scope
 from dealscore_service.deps import Services, services_of
 from dealscore_service.errors import AuthenticationError
-from dealscore_service.routers.model import model_info
+from dealscore_service.forecasting import compute_forecast
 from dealscore_service.ui import charts, icons
 from dealscore_service.ui.data import PER_PAGE, ListQuery, build_deal, build_list
 from dealscore_service.ui.evaluation import EvaluationCache
@@ -103,6 +104,8 @@ def page_user(request: Request) -> PageUser:
     if session is None:
         raise LoginRequired(_path_with_query(request))
     services = services_of(request)
+    if services.store.session_ended(session.id_hash):  # signed out: a copy of the cookie is worthless
+        raise LoginRequired(_path_with_query(request))
     principal = principal_for_hash(services.keys, session.key_hash)
     if principal is None:
         raise LoginRequired(_path_with_query(request), "Your key is no longer configured on this service; "
@@ -244,6 +247,9 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") ->
             "message": "The sign-out request did not come from this page.",
             "fix": "Use the Sign out button on the page.",
         }, status_code=403)
+    if session is not None:  # ended on the server too, so a copied cookie stops working everywhere
+        services_of(request).store.end_session(
+            session.id_hash, datetime.fromtimestamp(session.issued_at + sessions(request).max_age, UTC))
     response = RedirectResponse(f"{PREFIX}/login?notice=out", status_code=303)
     SessionManager.clear(response)
     return response
@@ -295,11 +301,38 @@ def deal_page(request: Request, deal_id: str, user: User) -> Response:
     })
 
 
+@router.get("/forecast", response_class=HTMLResponse)
+def forecast_page(request: Request, user: User) -> Response:
+    """Bookings per team (or owner) with a range, a fan chart per group and the deals behind the range."""
+    services = services_of(request)
+    period = request.query_params.get("period", "quarter")
+    by = request.query_params.get("by", "team")
+    period = period if period in ("month", "quarter") else "quarter"
+    by = by if by in ("team", "owner") else "team"
+    try:
+        fc = compute_forecast(services, user.principal, period=period, by=by)
+    except StoreUnavailableError as exc:
+        return store_error(request, exc, user)
+    except ModelNotReadyError as exc:
+        return render(request, "error.html", {
+            "user": user, "title": "No forecast yet", "status": 503, "message": exc.message,
+            "fix": exc.detail.get("fix") or "Retry shortly.",
+        }, status_code=503)
+    fans = []
+    for group, sub in fc.fan.groupby("group", sort=False):
+        fans.append({"group": group, "months": list(sub["month"]),
+                     "bands": {q: list(sub[q]) for q in ("q10", "q25", "q50", "q75", "q90")}})
+    return render(request, "forecast.html", {
+        "user": user, "nav": "forecast", "fc": fc, "rows": fc.table.to_dict("records"), "fans": fans,
+        "drivers": fc.drivers.to_dict("records"),
+    })
+
+
 @router.get("/model", response_class=HTMLResponse)
 def model_page(request: Request, user: User) -> Response:
     """The model in use, its training window, and its calibration and lift on held-out deals."""
     services = services_of(request)
-    info = model_info(services)
+    info = services.models.info()
     evaluation, why = (None, None)
     loaded = services.models.current
     if loaded is not None:

@@ -10,7 +10,7 @@ import typer
 from rich.status import Status
 from rich.table import Table
 
-from dealscore.cli import app, console
+from dealscore.cli import SchedulerOpt, app, console
 
 
 class _Steps:
@@ -60,6 +60,29 @@ def evaluation_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def win_readings(report: dict[str, Any]) -> list[str]:
+    """Which model won the cross-validation and by how much, how it compares with the best baseline (bootstrap
+    over deals), and what the learning curve says about more history."""
+    from dealscore.training.bootstrap import sentence  # the CLI imports training code on use, as below
+
+    win = report["win"]
+    out = []
+    sel = win["model"].get("selection")
+    if sel:
+        margin = sel["margin"]
+        by = (f" by {margin['over_runner_up']:.4f} CV log loss over {margin['runner_up']}"
+              if margin.get("over_runner_up") is not None else "")
+        out.append(f"model chosen by time-series cross-validation: {sel['champion']} ({sel['family']}){by}; "
+                   f"calibration {sel['calibration']}")
+    for metric, row in (win.get("comparison") or {}).items():
+        if not metric.startswith("_"):
+            out.append(f"{metric.replace('_', ' ')}: model {sentence(metric, row)}")
+    note = (win.get("learning_curve") or {}).get("note")
+    if note:
+        out.append(f"learning curve: {note}")
+    return out
+
+
 def stage_table(report: dict[str, Any]) -> Table:
     """Real-stage model vs trusting the declared stage."""
     st = report["stage"]
@@ -74,23 +97,40 @@ def stage_table(report: dict[str, Any]) -> Table:
 
 @app.command("train")
 def train(
-    directory: Annotated[Path, typer.Argument(help="history folder (CSV or Parquet tables)")],
+    directory: Annotated[str, typer.Argument(
+        help="history folder (CSV or Parquet tables); with --scheduler a partitioned history (path or URL)")],
     config: Annotated[Path | None, typer.Option("--config", help="training YAML (see training/configs)")] = None,
     report_json: Annotated[Path | None, typer.Option("--report-json", help="write the evaluation report here")] = None,
     experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow experiment name")] = None,
+    scheduler: SchedulerOpt = None,
+    max_deals: Annotated[int | None, typer.Option(
+        "--max-deals", min=1, help="With --scheduler: train on a seeded sample of at most this many deals, "
+        "stratified by slice and outcome (default: all deals of the split).")] = None,
 ) -> None:
     """Train the win and stage models, evaluate them beside baselines, log to MLflow and gate promotion."""
     from dealscore.training.config import TrainConfig
-    from dealscore.training.run import run_training
+    from dealscore.training.run import run_training, track_training
 
     cfg = TrainConfig.load(config)
     steps = _Steps()
     try:
-        summary = run_training(directory, cfg, report_json=report_json, experiment=experiment, progress=steps)
+        if scheduler:
+            from dealscore.scale.cluster import connect
+            from dealscore.scale.train import train_partitioned
+
+            with connect(scheduler) as client:
+                result, history, warnings = train_partitioned(client, directory, cfg, max_deals=max_deals,
+                                                               progress=steps)
+            summary = track_training(result, history, cfg, warnings=warnings, report_json=report_json,
+                                     experiment=experiment, progress=steps)
+        else:
+            summary = run_training(directory, cfg, report_json=report_json, experiment=experiment, progress=steps)
     finally:
         steps.close()
     report = summary.result.report
     console.print(evaluation_table(report))
+    for line in win_readings(report):
+        console.print(line)
     oracle = report["win"]["oracle"]
     if oracle.get("available") and oracle.get("model_auc_share_of_oracle") is not None:
         console.print(f"model reaches {oracle['model_auc_share_of_oracle']:.0%} of the oracle's AUC above chance")

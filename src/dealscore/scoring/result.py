@@ -12,6 +12,25 @@ from typing import Literal
 from pydantic import BaseModel, Field, computed_field
 
 Grade = Literal["A", "B", "C", "D"]
+
+
+def percent_text(p: float | None, digits: int = 0) -> str:
+    """A probability as people read it: ``37%``, and ``<1%`` / ``>99%`` rather than a false ``0%`` or ``100%``.
+
+    A win probability of 0.3 % is not zero, and "0%" tells a manager the deal is
+    already lost; calibrated probabilities are bounded away from 0 and 1 (see
+    :func:`dealscore.models.calibration.probability_bounds`) and rounding must not
+    undo that on the page or in the API. Exactly 0 or 1 (a share, not an
+    estimate) reads as itself.
+    """
+    if p is None or p != p:
+        return "—"
+    unit = 10.0 ** -digits  # the last digit shown, in percent
+    if 0 < 100 * p < unit:
+        return f"<{unit:g}%"
+    if 100 - unit < 100 * p < 100:
+        return f">{100 - unit:g}%"
+    return f"{100 * p:.{digits}f}%"
 Mismatch = Literal["ahead_of_evidence", "behind_evidence", "consistent", "unknown"]
 
 
@@ -42,15 +61,44 @@ class DealWarning(BaseModel):
 
 
 class NextAction(BaseModel):
-    """A concrete next touchpoint, ranked by the model's estimated change in win probability."""
+    """A concrete next step the rep can attempt, ranked by its expected change in win probability.
+
+    ``expected_change = shrink · (p_respond · change_if_responds + (1 − p_respond) · change_if_unanswered)``
+    where ``p_respond`` is how often customers of deals like this took such an
+    attempt up (learned from the history's outreach and replies), the two changes
+    are the model's re-scores of the deal with the customer's response or with the
+    unanswered attempt added now, and ``shrink = similar_deals / (similar_deals + 10)``.
+    """
 
     code: str
     text: str = Field(description="e.g. 'Book a discovery meeting with the decision maker'")
     stage: str = Field(description="the stage of the playbook this action belongs to")
     expected_change: float = Field(
-        description="model's estimate of the change in p_win (probability points) if done now; not a causal guarantee"
+        description="expected change in p_win (probability points) if attempted now, counting the chance that "
+                    "the customer does not take it up; an estimate from past deals, not a causal guarantee"
     )
     reason: str
+    p_respond: float | None = Field(default=None, description="P(the customer takes it up | deals like this now)")
+    change_if_responds: float | None = Field(default=None, description="points if the customer takes it up")
+    change_if_unanswered: float | None = Field(
+        default=None, description="points of the attempt left unanswered (never positive: an unanswered attempt "
+                                  "shows no new customer behaviour)")
+    interval_low: float | None = Field(default=None, description="80% interval of the expected change, low end")
+    interval_high: float | None = Field(default=None, description="80% interval of the expected change, high end")
+    similar_deals: int | None = Field(default=None, description="past deals the response rate rests on")
+    response_text: str | None = Field(default=None, description="the outcome that counts as taking it up")
+
+
+class CloseOutlook(BaseModel):
+    """When the deal is likely to close if it is won (the time-to-close model's distribution)."""
+
+    text: str = Field(description="e.g. 'likely to close: Aug–Sep (58% this quarter if won)'")
+    likely: str = Field(description="the likely months in words, e.g. 'Aug–Sep'")
+    likely_months: list[str] = Field(description="the shortest run of months holding half the close-time mass")
+    this_quarter: str
+    p_this_quarter_if_won: float = Field(ge=0.0, le=1.0)
+    bucket_days: list[float] = Field(description="bucket edges in days after as_of")
+    bucket_probabilities: list[float] = Field(description="P(close in each bucket | won); the forecast draws on it")
 
 
 class ScoreResult(BaseModel):
@@ -106,4 +154,13 @@ class ScoreResult(BaseModel):
     previous_p_win: float | None = Field(
         default=None, description="the deal's previous score, when supplied (a drop raises value at risk)"
     )
+    close_outlook: CloseOutlook | None = Field(
+        default=None, description="when it is likely to close if won (absent when the model has no time-to-close part)"
+    )
     model_version: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def p_win_display(self) -> str:
+        """``p_win`` as shown to people: '37%', '<1%' or '>99%' (never a false 0% or 100%)."""
+        return percent_text(self.p_win)

@@ -21,6 +21,8 @@ from matplotlib.figure import Figure
 from dealscore.data.history import DealHistory
 from dealscore.data.simulate import oracle_win_probability
 from dealscore.features import FeatureContext, FeatureSpec, build_features, make_labels, make_snapshots
+from dealscore.forecast.close_time import TimeToCloseModel
+from dealscore.forecast.creation import PipelineCreationModel, fit_creation_models
 from dealscore.models.baselines import LogisticBaseline, NaiveBayesBaseline, StageTableBaseline
 from dealscore.models.bundle import ModelBundle, to_jsonable
 from dealscore.models.data_fit import training_data_profile
@@ -29,9 +31,14 @@ from dealscore.models.win import WinModel
 from dealscore.playbook import load_playbook
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore.training import plots
+from dealscore.training.bootstrap import compare_to_baselines
+from dealscore.training.close_time import fit_close_time
 from dealscore.training.config import TrainConfig
 from dealscore.training.evaluate import oracle_section, stage_section, win_section
+from dealscore.training.learning_curve import learning_curve
 from dealscore.training.metrics import binary_metrics
+from dealscore.training.response_rates import learn_response_rates
+from dealscore.training.selection import Selection, fit_win_model
 from dealscore.training.split import SLICES, DealSplit, split_deals
 from dealscore.training.stage_stats import learn_stage_stats
 from dealscore.training.thinness import check_history, check_slice_labels
@@ -90,10 +97,8 @@ def _cap_rows(mask: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
 
 
 def _order_by_creation(history: DealHistory, snaps: pd.DataFrame) -> pd.DataFrame:
-    created = history.deals.set_index("deal_id")["created_at"]
-    out = snaps.assign(_created=snaps["deal_id"].map(created).to_numpy())
-    out = out.sort_values(["_created", "deal_id", "as_of"], kind="stable").drop(columns="_created")
-    return out.reset_index(drop=True)
+    order = order_by_creation(snaps, history.deals.set_index("deal_id")["created_at"])
+    return snaps.take(order).reset_index(drop=True)
 
 
 class _Laps:
@@ -138,6 +143,7 @@ class FittedModels:
     stage: StageModel
     win_rows: np.ndarray
     stage_rows: np.ndarray
+    selection: Selection | None = None
 
 
 @dataclass
@@ -182,8 +188,15 @@ def encoded_features(
     spec = FeatureSpec.default(tax)
     context = FeatureContext().fit(history, tax, spec)
     features = build_features(history, snaps, spec=spec, taxonomy=tax, context=context).reset_index(drop=True)
-    spec = spec.fit_vocabulary(features[slice_of == "train"])
-    return spec.encode(features), spec, context
+    encoded, spec = train_vocabulary(features, slice_of, tax)
+    return encoded, spec, context
+
+
+def train_vocabulary(features: pd.DataFrame, slice_of: np.ndarray, tax: StageTaxonomy
+                     ) -> tuple[pd.DataFrame, FeatureSpec]:
+    """Features encoded with categorical vocabularies learned from the training slice only, and that spec."""
+    spec = FeatureSpec.default(tax).fit_vocabulary(features[slice_of == "train"])
+    return spec.encode(features), spec
 
 
 def training_rows(
@@ -198,7 +211,22 @@ def training_rows(
     say(f"building features for {len(snaps):,} snapshots")
     features, spec, context = encoded_features(history, snaps, slice_of, tax)
     laps.lap("features")
+    return rows_of(snaps, labels, features, spec, context, split)
 
+
+def order_by_creation(snaps: pd.DataFrame, created: pd.Series) -> np.ndarray:
+    """Positions that put snapshots in training order: deal creation, deal id, time (``created``: by deal id)."""
+    key = pd.DataFrame({"_created": snaps["deal_id"].map(created).to_numpy(), "deal_id": snaps["deal_id"].to_numpy(),
+                        "as_of": snaps["as_of"].to_numpy()})
+    return key.sort_values(["_created", "deal_id", "as_of"], kind="stable").index.to_numpy()
+
+
+def rows_of(snaps: pd.DataFrame, labels: pd.DataFrame, features: pd.DataFrame, spec: FeatureSpec,
+            context: FeatureContext, split: DealSplit) -> TrainingRows:
+    """Training rows from labelled snapshots in training order and their features encoded with ``spec``
+    (see :func:`train_vocabulary`). A cluster builds the parts on its workers and joins them here
+    (:mod:`dealscore.scale.train`)."""
+    slice_of = split.slice_of(snaps["deal_id"])
     masks = {name: slice_of == name for name in SLICES}
     y = labels["won"].to_numpy(dtype=float)
     for name in SLICES:
@@ -207,8 +235,20 @@ def training_rows(
                         context=context, y=y, masks=masks)
 
 
-def fit_win(rows: TrainingRows, cfg: TrainConfig) -> tuple[WinModel, np.ndarray]:
-    """The win model: early stopping on the validation slice, calibration on the next; and its training rows."""
+def fit_win(rows: TrainingRows, cfg: TrainConfig) -> tuple[WinModel, np.ndarray, Selection | None]:
+    """The win model, the rows it (and the baselines) learn from, and the model selection behind it.
+
+    With ``win.selection`` (the default) family, settings and calibration are chosen by
+    time-series cross-validation over every deal before the test slice, and the champion
+    learns from all of them (:mod:`dealscore.training.selection`); otherwise early stopping
+    on the validation slice and calibration on the next.
+    """
+    if cfg.win.selection:
+        pool = rows.masks["train"] | rows.masks["validation"] | rows.masks["calibration"]
+        sampled = _cap_rows(pool, cfg.win.max_train_rows, cfg.seed)
+        win, selection = fit_win_model(rows.features, rows.y, rows.snaps["deal_id"].to_numpy(), pool, sampled,
+                                       rows.names, cfg.win, seed=cfg.seed, threads=cfg.num_threads)
+        return win, sampled, selection
     sampled = _cap_rows(rows.masks["train"], cfg.win.max_train_rows, cfg.seed)
     Xs = {name: rows.features[sampled if name == "train" else rows.masks[name]] for name in SLICES}
     ys = {name: rows.y[sampled if name == "train" else rows.masks[name]] for name in SLICES}
@@ -216,13 +256,13 @@ def fit_win(rows: TrainingRows, cfg: TrainConfig) -> tuple[WinModel, np.ndarray]
                    early_stopping_rounds=cfg.win.early_stopping_rounds, calibration=cfg.win.calibration,
                    feature_names=rows.names, seed=cfg.seed)
     win.fit(Xs["train"], ys["train"], Xs["validation"], ys["validation"], Xs["calibration"], ys["calibration"])
-    return win, sampled
+    return win, sampled, None
 
 
 def fit_baselines(
     rows: TrainingRows, train: np.ndarray, cfg: TrainConfig,
 ) -> tuple[StageTableBaseline, NaiveBayesBaseline, LogisticBaseline]:
-    """The stage-table, naive-Bayes and logistic baselines on the win model's training rows."""
+    """The stage-table, naive-Bayes and logistic baselines on the win model's training rows (like with like)."""
     X, y = rows.features[train], rows.y[train]
     table = StageTableBaseline().fit(X, y)
     nb = NaiveBayesBaseline(naive_bayes_columns(rows.features), n_bins=cfg.baselines.naive_bayes_bins).fit(X, y)
@@ -246,21 +286,26 @@ def fit_stage(rows: TrainingRows, cfg: TrainConfig, tax: StageTaxonomy) -> tuple
 
 def fit_models(rows: TrainingRows, cfg: TrainConfig, tax: StageTaxonomy, say: Progress, laps: _Laps) -> FittedModels:
     """Win model, baselines and real-stage model, each step timed."""
-    say("fitting the win model (early stopping on the validation slice, calibration on the next)")
-    win, win_rows = fit_win(rows, cfg)
+    say("choosing the win model by time-series cross-validation (rolling origins), then refitting it"
+        if cfg.win.selection
+        else "fitting the win model (early stopping on the validation slice, calibration on the next)")
+    win, win_rows, selection = fit_win(rows, cfg)
     laps.lap("win_model")
-    say("fitting the baselines on the same split")
+    say("fitting the baselines on the win model's training deals")
     table, nb, logit = fit_baselines(rows, win_rows, cfg)
     laps.lap("baselines")
     say("fitting the real-stage model")
     stage, stage_rows = fit_stage(rows, cfg, tax)
     laps.lap("stage_model")
     return FittedModels(win=win, table=table, naive_bayes=nb, logistic=logit, stage=stage,
-                        win_rows=win_rows, stage_rows=stage_rows)
+                        win_rows=win_rows, stage_rows=stage_rows, selection=selection)
 
 
-def evaluate_models(rows: TrainingRows, models: FittedModels, tax: StageTaxonomy, truth: Any) -> Evaluation:
-    """Win and stage sections on the test slice (the most recent holdout), baselines and oracle beside."""
+def evaluate_models(rows: TrainingRows, models: FittedModels, tax: StageTaxonomy, truth: Any,
+                    cfg: TrainConfig | None = None) -> Evaluation:
+    """Win and stage sections on the test slice (the most recent holdout), baselines and oracle beside,
+    and the model's difference to the best baseline per metric with a bootstrap interval over deals."""
+    cfg = cfg or TrainConfig()
     test = rows.masks["test"]
     Xt, yt = rows.features[test], rows.y[test]
     preds = {
@@ -271,16 +316,31 @@ def evaluate_models(rows: TrainingRows, models: FittedModels, tax: StageTaxonomy
     }
     p_oracle, oracle_reason = oracle_probabilities(truth, rows.snaps[test])
     model_sec = win_section(yt, preds["model"], Xt)
-    model_sec["calibration_method"] = models.win.calibration_method_
-    model_sec["calibration_selection_log_loss"] = models.win.calibrator_.selection_
-    model_sec["best_iteration"] = models.win.best_iteration_
+    win = models.win
+    model_sec["family"] = win.family
+    model_sec["calibration_method"] = win.calibration_method_
+    model_sec["calibration_selection_log_loss"] = win.calibrator_.selection_
+    model_sec["probability_bounds"] = {"floor": win.calibrator_.floor_, "ceiling": win.calibrator_.ceiling_}
+    model_sec["best_iteration"] = win.best_iteration_
+    if models.selection is not None:
+        model_sec["selection"] = models.selection.to_dict()
     win_report = {
         "model": model_sec,
         "baselines": {k: win_section(yt, preds[k], Xt) for k in ("stage_table", "naive_bayes", "logistic")},
         "oracle": oracle_section(yt, p_oracle, model_sec["roc_auc"], Xt, oracle_reason),
+        "comparison": compare_to_baselines(yt, preds, rows.snaps.loc[test, "deal_id"].to_numpy(),
+                                           n_boot=cfg.win.bootstrap_replicates, seed=cfg.seed),
     }
     return Evaluation(preds=preds, p_oracle=p_oracle, win_report=win_report,
                       stage_report=_stage_report(rows, models.stage, tax))
+
+
+def win_learning_curve(rows: TrainingRows, selection: Selection, cfg: TrainConfig) -> dict[str, Any]:
+    """The champion's learning curve on the selection's folds (:mod:`dealscore.training.learning_curve`)."""
+    pool = rows.masks["train"] | rows.masks["validation"] | rows.masks["calibration"]
+    return learning_curve(selection, rows.features[pool], rows.y[pool], rows.snaps.loc[pool, "deal_id"].to_numpy(),
+                          rows.names, base_params={**cfg.win.params, "num_threads": cfg.num_threads},
+                          linear_c=cfg.win.linear_c, max_rows=cfg.win.max_cv_rows, seed=cfg.seed)
 
 
 def _stage_report(rows: TrainingRows, stage: StageModel, tax: StageTaxonomy) -> dict[str, Any]:
@@ -324,7 +384,8 @@ def assemble_bundle(
     return ModelBundle(
         spec=rows.spec, taxonomy=tax, win_model=models.win, stage_model=models.stage,
         playbook=load_playbook(taxonomy=tax),
-        stage_stats=learn_stage_stats(history, split.ids("train"), models.table.table_),
+        stage_stats={**learn_stage_stats(history, split.ids("train"), models.table.table_),
+                     "_response_rates": learn_response_rates(history, split.ids("train"))},
         training_window=to_jsonable(window),
         metrics={"win": {k: model_sec[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece",
                                                      "top_decile_lift")},
@@ -333,6 +394,23 @@ def assemble_bundle(
                                    **training_data_profile(history)}),
         context=rows.context,
     )
+
+
+@dataclass
+class ForecastModels:
+    """What the forecast needs from training: when won deals close, and how fast new pipeline turns into bookings."""
+
+    close_time: TimeToCloseModel
+    creation: dict[str, PipelineCreationModel]
+    report: dict[str, Any]
+
+
+def fit_forecast_models(history: DealHistory, rows: TrainingRows, cfg: TrainConfig, say: Progress) -> ForecastModels:
+    """The time-to-close model on the won deals' snapshots of the same split, and creation rates at the data cut."""
+    say("fitting the time-to-close model (when won deals close) and learning pipeline creation")
+    close_time, report = fit_close_time(history, rows.snaps, rows.features, rows.y, rows.slice_of, seed=cfg.seed,
+                                        num_threads=cfg.num_threads)
+    return ForecastModels(close_time=close_time, creation=fit_creation_models(history), report=report)
 
 
 def train_models(
@@ -357,17 +435,39 @@ def train_models(
     split, counts = split_history(history, cfg)
     laps.lap("split")
     rows = training_rows(history, split, cfg, tax, say, laps)
+    return train_on_rows(history, split, counts, rows, cfg, tax, truth=truth, say=say, laps=laps)
+
+
+def train_on_rows(
+    history: DealHistory, split: DealSplit, counts: dict[str, int], rows: TrainingRows, cfg: TrainConfig,
+    tax: StageTaxonomy, *, truth: Any = None, say: Progress = _noop, laps: _Laps | None = None,
+) -> TrainingResult:
+    """The steps after the training rows: fit, evaluate, report and bundle (one machine or a cluster's rows).
+
+    ``history`` gives the deal counts of the report and the stage statistics of the
+    bundle; a cluster passes every deal and the rows of the deals it trained on.
+    """
+    laps = laps or _Laps()
     models = fit_models(rows, cfg, tax, say, laps)
 
+    forecast = fit_forecast_models(history, rows, cfg, say)
+    laps.lap("time_to_close")
+
     say("evaluating on the test slice (the most recent holdout)")
-    ev = evaluate_models(rows, models, tax, truth)
+    ev = evaluate_models(rows, models, tax, truth, cfg)
     laps.lap("evaluation")
+    if models.selection is not None:
+        say("measuring the learning curve (25/50/100% of the training deals, last cross-validation fold)")
+        ev.win_report["learning_curve"] = win_learning_curve(rows, models.selection, cfg)
+        laps.lap("learning_curve")
     data = _data_section(history, split, counts, rows, history.stage_truth is not None,
                          (int(models.win_rows.sum()), int(models.stage_rows.sum())))
-    report = to_jsonable({"win": ev.win_report, "stage": ev.stage_report, "data": data})
+    report = to_jsonable({"win": ev.win_report, "stage": ev.stage_report, "time_to_close": forecast.report,
+                          "data": data})
 
     say("learning stage norms and assembling the bundle")
     bundle = assemble_bundle(history, split, counts, rows, models, ev, tax)
+    bundle.time_to_close, bundle.pipeline_creation = forecast.close_time, forecast.creation
     test = rows.masks["test"]
     figures = _figures(rows.y[test], ev.preds, ev.p_oracle, ev.win_report, models.win, ev.stage_report, tax.names)
     laps.lap("bundle")
@@ -438,4 +538,5 @@ def find_truth(folder: Path) -> Path | None:
     return t if t.is_dir() else None
 
 
-__all__ = ["TrainingResult", "find_truth", "holdout_metrics", "train_models"]
+__all__ = ["TrainingResult", "find_truth", "holdout_metrics", "order_by_creation", "rows_of", "train_models",
+           "train_on_rows", "train_vocabulary"]
