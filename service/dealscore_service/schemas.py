@@ -310,6 +310,9 @@ class AtRiskResponse(BaseModel):
 class OutcomeRequest(_Strict):
     """``POST /v1/deals/{deal_id}/outcome``: the CRM says the deal closed."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"outcome": "won",
+                                                               "closed_at": "2025-06-27T16:40:00Z"}]})
+
     outcome: Literal["won", "lost"] = Field(description="how the deal closed")
     closed_at: Timestamp = Field(description="when it closed (ISO 8601; without an offset it is UTC)")
 
