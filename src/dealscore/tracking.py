@@ -232,6 +232,8 @@ def log_training_run(
         mlflow.log_params({k: str(v)[:5000] for k, v in all_params.items()})
         mlflow.log_metrics(_numeric_metrics(result.report))
         mlflow.log_dict(to_jsonable(result.report), "report.json")
+        if result.report.get("stage", {}).get("recording_habits"):  # per rep, for coaching (also in report.json)
+            mlflow.log_dict(to_jsonable(result.report["stage"]["recording_habits"]), "recording_habits.json")
         for fname, fig in result.figures.items():
             mlflow.log_figure(fig, f"plots/{fname}")
         hold = Path(tmp) / "holdout.parquet"

@@ -75,6 +75,9 @@ class ModelBundle:
     #: ``dealscore.features.FeatureContext`` fitted on the training history: the cross-deal aggregates
     #: (owner/account win rates, stage norms) the API needs when it scores a single deal.
     context: Any = None
+    #: Recording habits learned with the real-stage labels: the company's and each rep's lag, share of stages
+    #: typed in ahead of their evidence and of stages skipped (``StageLabeler.habits_summary``).
+    recording_habits: dict[str, Any] = field(default_factory=dict)
 
     @property
     def feature_names(self) -> list[str]:
@@ -101,6 +104,7 @@ class ModelBundle:
             "training_window": self.training_window,
             "metrics": self.metrics,
             "history_stats": self.history_stats,
+            "recording_habits": self.recording_habits,
         }
         (path / MANIFEST).write_text(json.dumps(to_jsonable(manifest), indent=2), encoding="utf-8")
         return path
@@ -130,6 +134,7 @@ class ModelBundle:
             metrics=manifest.get("metrics", {}),
             version=str(manifest.get("version", "unregistered")),
             history_stats=manifest.get("history_stats", {}),
+            recording_habits=manifest.get("recording_habits", {}),
             context=joblib.load(path / "context.joblib") if (path / "context.joblib").is_file() else None,
         )
 

@@ -24,6 +24,7 @@ from dealscore.features import FeatureContext, FeatureSpec, build_features, make
 from dealscore.models.baselines import LogisticBaseline, NaiveBayesBaseline, StageTableBaseline
 from dealscore.models.bundle import ModelBundle, to_jsonable
 from dealscore.models.stage import StageModel
+from dealscore.models.stage_labels import StageLabeler
 from dealscore.models.win import WinModel
 from dealscore.playbook import load_playbook
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
@@ -32,6 +33,7 @@ from dealscore.training.config import TrainConfig
 from dealscore.training.evaluate import oracle_section, stage_section, win_section
 from dealscore.training.metrics import binary_metrics
 from dealscore.training.split import SLICES, DealSplit, split_deals
+from dealscore.training.stage_checks import label_free_checks
 from dealscore.training.stage_stats import learn_stage_stats
 from dealscore.training.thinness import check_history, check_slice_labels
 
@@ -120,6 +122,7 @@ class TrainingRows:
     context: FeatureContext
     y: np.ndarray
     masks: dict[str, np.ndarray]
+    labeler: StageLabeler | None = None
 
     @property
     def names(self) -> list[str]:
@@ -170,6 +173,25 @@ def labelled_snapshots(
     return snaps[keep].reset_index(drop=True), labels[keep].reset_index(drop=True)
 
 
+def infer_real_stages(
+    history: DealHistory, split: DealSplit, snaps: pd.DataFrame, labels: pd.DataFrame, tax: StageTaxonomy,
+) -> tuple[pd.DataFrame, StageLabeler]:
+    """Real-stage labels: the audited stage where ``stage_truth`` has one, else the estimator's.
+
+    The estimator learns the company's recording habits from the deals before the
+    test slice only, so nothing about the test deals' outcomes reaches the labels
+    the stage model learns from. ``truth_stage`` keeps the audited stage alone: the
+    only labels the stage model is ever evaluated against.
+    """
+    fit_ids = [i for name in SLICES if name != "test" for i in split.ids(name)]
+    labeler = StageLabeler.for_taxonomy(tax).fit(history, deal_ids=fit_ids)
+    inferred = labeler.label(history, snaps)["real_stage"].to_numpy(dtype=object)
+    truth = labels["real_stage"].to_numpy(dtype=object)
+    audited = pd.notna(truth)
+    return labels.assign(truth_stage=truth, real_stage=np.where(audited, truth, inferred),
+                         stage_label_source=np.where(audited, "stage_truth", "inferred")), labeler
+
+
 def encoded_features(
     history: DealHistory, snaps: pd.DataFrame, slice_of: np.ndarray, tax: StageTaxonomy,
 ) -> tuple[pd.DataFrame, FeatureSpec, FeatureContext]:
@@ -193,6 +215,9 @@ def training_rows(
     snaps, labels = labelled_snapshots(history, split, cfg, tax)
     slice_of = split.slice_of(snaps["deal_id"])
     laps.lap("snapshots")
+    say("learning the reps' recording habits and inferring real stages")
+    labels, labeler = infer_real_stages(history, split, snaps, labels, tax)
+    laps.lap("stage_labels")
 
     say(f"building features for {len(snaps):,} snapshots")
     features, spec, context = encoded_features(history, snaps, slice_of, tax)
@@ -203,7 +228,7 @@ def training_rows(
     for name in SLICES:
         check_slice_labels(y[masks[name]], name, len(split.ids(name)))
     return TrainingRows(snaps=snaps, labels=labels, slice_of=slice_of, features=features, spec=spec,
-                        context=context, y=y, masks=masks)
+                        context=context, y=y, masks=masks, labeler=labeler)
 
 
 def fit_win(rows: TrainingRows, cfg: TrainConfig) -> tuple[WinModel, np.ndarray]:
@@ -258,7 +283,8 @@ def fit_models(rows: TrainingRows, cfg: TrainConfig, tax: StageTaxonomy, say: Pr
                         win_rows=win_rows, stage_rows=stage_rows)
 
 
-def evaluate_models(rows: TrainingRows, models: FittedModels, tax: StageTaxonomy, truth: Any) -> Evaluation:
+def evaluate_models(rows: TrainingRows, models: FittedModels, tax: StageTaxonomy, truth: Any,
+                    history: DealHistory, seed: int = 0) -> Evaluation:
     """Win and stage sections on the test slice (the most recent holdout), baselines and oracle beside."""
     test = rows.masks["test"]
     Xt, yt = rows.features[test], rows.y[test]
@@ -279,21 +305,66 @@ def evaluate_models(rows: TrainingRows, models: FittedModels, tax: StageTaxonomy
         "oracle": oracle_section(yt, p_oracle, model_sec["roc_auc"], Xt, oracle_reason),
     }
     return Evaluation(preds=preds, p_oracle=p_oracle, win_report=win_report,
-                      stage_report=_stage_report(rows, models.stage, tax))
+                      stage_report=_stage_report(rows, models, tax, history, seed))
 
 
-def _stage_report(rows: TrainingRows, stage: StageModel, tax: StageTaxonomy) -> dict[str, Any]:
-    st_test = rows.masks["test"] & rows.labels["real_stage"].notna().to_numpy()
-    stage_proba = stage.predict_proba(rows.features[st_test])
-    inferred = np.asarray(stage.classes_, dtype=object)[stage_proba.to_numpy().argmax(axis=1)]
-    report = stage_section(
-        rows.labels.loc[st_test, "real_stage"].to_numpy(dtype=object), inferred,
-        rows.features.loc[st_test, "declared_stage"].astype(object).to_numpy(), stage_proba.to_numpy().max(axis=1),
-        tax.names, stage.feature_importance(),
-    )
+def _stage_report(rows: TrainingRows, models: FittedModels, tax: StageTaxonomy, history: DealHistory,
+                  seed: int) -> dict[str, Any]:
+    """The stage model against audited stages only (never against the labels it learned), and label-free."""
+    stage = models.stage
+    test = rows.masks["test"]
+    audited = pd.notna(rows.labels["truth_stage"]).to_numpy()
+    st_test = test & audited
+    if st_test.any():
+        proba = stage.predict_proba(rows.features[st_test])
+        report = stage_section(
+            rows.labels.loc[st_test, "truth_stage"].to_numpy(dtype=object),
+            np.asarray(stage.classes_, dtype=object)[proba.to_numpy().argmax(axis=1)],
+            rows.features.loc[st_test, "declared_stage"].astype(object).to_numpy(), proba.to_numpy().max(axis=1),
+            tax.names, stage.feature_importance(),
+        )
+    else:
+        report = {"model": {"accuracy": None, "macro_f1": None, "n": 0}, "declared": {"accuracy": None,
+                                                                                      "macro_f1": None, "n": 0}}
     report["model"]["best_iteration"] = stage.best_iteration_
     report["model"]["warnings"] = list(stage.warnings_)
+    report["label_free"] = _label_free(rows, models, history, seed)
+    report["labels"] = _label_words(rows, int(st_test.sum()))
+    if rows.labeler is not None:
+        report["recording_habits"] = rows.labeler.habits_summary()
     return report
+
+
+def _label_free(rows: TrainingRows, models: FittedModels, history: DealHistory, seed: int) -> dict[str, Any]:
+    """Win-rate-table AUC and time-to-close error keyed on the stage model's stage vs the declared one."""
+    closed = history.deals.set_index("deal_id")["closed_at"]
+    part = {}
+    for name, mask in (("train", models.stage_rows), ("test", rows.masks["test"])):
+        X = rows.features[mask]
+        snaps = rows.snaps[mask]
+        left = (snaps["deal_id"].map(closed) - snaps["as_of"]).dt.total_seconds().to_numpy() / 86_400.0
+        part[name] = {"inferred": models.stage.predict(X), "declared": X["declared_stage"].astype(object).to_numpy(),
+                      "won": rows.y[mask], "days_left": left, "deal": snaps["deal_id"].to_numpy(dtype=object)}
+    return label_free_checks(part["train"], part["test"], seed=seed)
+
+
+def _label_words(rows: TrainingRows, n_test_audited: int) -> dict[str, Any]:
+    """Which real-stage labels the stage model learned from and was judged by, in words."""
+    train = rows.masks["train"] | rows.masks["validation"]
+    share = float((rows.labels.loc[train, "stage_label_source"] == "stage_truth").mean()) if train.any() else 0.0
+    if share >= 0.999:
+        learned = "audited stages (stage_truth) for every training snapshot"
+    elif share > 0:
+        learned = (f"audited stages (stage_truth) for {share:.0%} of training snapshots; the rest inferred from "
+                   "evidence and each rep's learned recording habits (StageLabeler)")
+    else:
+        learned = ("no audited stages: every label inferred from evidence and each rep's learned recording habits "
+                   "(StageLabeler); no fixed rule")
+    judged = (f"accuracy is measured against stage_truth only ({n_test_audited:,} audited test snapshots), never "
+              "against inferred labels" if n_test_audited else
+              "no audited stages in the test slice, so no accuracy is reported: only the label-free checks "
+              "(win-rate table AUC and time to close keyed on the inferred vs the declared stage)")
+    return {"trained_on": learned, "evaluated_against": judged, "truth_share_of_training": share}
 
 
 def scored_holdout(rows: TrainingRows, ev: Evaluation) -> pd.DataFrame:
@@ -327,7 +398,9 @@ def assemble_bundle(
         training_window=to_jsonable(window),
         metrics={"win": {k: model_sec[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece",
                                                      "top_decile_lift")},
-                 "stage": {k: stage_sec[k] for k in ("accuracy", "macro_f1")}},
+                 "stage": {**{k: stage_sec[k] for k in ("accuracy", "macro_f1")},
+                           "win_rate_table_auc_gain": ev.stage_report["label_free"]["win_rate_table_auc"]["gain"]}},
+        recording_habits=ev.stage_report.get("recording_habits", {}),
         history_stats=to_jsonable({"deals": len(history.deals), **counts, "snapshots": len(rows.snaps)}),
         context=rows.context,
     )
@@ -358,7 +431,7 @@ def train_models(
     models = fit_models(rows, cfg, tax, say, laps)
 
     say("evaluating on the test slice (the most recent holdout)")
-    ev = evaluate_models(rows, models, tax, truth)
+    ev = evaluate_models(rows, models, tax, truth, history, cfg.seed)
     laps.lap("evaluation")
     data = _data_section(history, split, counts, rows, history.stage_truth is not None,
                          (int(models.win_rows.sum()), int(models.stage_rows.sum())))
@@ -388,7 +461,8 @@ def _data_section(
         "snapshots": {s: int((slice_of == s).sum()) for s in SLICES},
         "train_rows_used": {"win_and_baselines": int(train_rows[0]), "stage": int(train_rows[1])},
         "win_rate": {s: float(y[slice_of == s].mean()) for s in SLICES},
-        "stage_labels": "stage_truth" if has_truth else "retrospective rule over the stage history",
+        "stage_labels": ("stage_truth where audited, else inferred (StageLabeler)" if has_truth
+                         else "inferred from evidence and learned recording habits (StageLabeler)"),
         "stage_labelled_snapshots": int(rows.labels["real_stage"].notna().sum()),
         "n_features": len(names),
         "features": names,
@@ -406,16 +480,18 @@ def _figures(
     if p_oracle is not None:
         curves["oracle"] = p_oracle
         aucs["oracle"] = win_report["oracle"]["roc_auc"]
-    cm = stage_report["model"]["confusion_matrix"]
-    return {
+    figures = {
         "calibration.png": plots.calibration_plot(y, {k: curves[k] for k in curves if k != "stage_table"}),
         "roc.png": plots.roc_plot(y, curves, aucs),
         "lift.png": plots.lift_plot(y, curves),
         "feature_importance.png": plots.importance_plot(win.feature_importance()),
-        "stage_confusion.png": plots.confusion_plot(cm["matrix"], stages, "Real-stage model (test slice)"),
-        "stage_confusion_declared.png": plots.confusion_plot(
-            stage_report["declared"]["confusion_matrix"]["matrix"], stages, "Declared stage (test slice)"),
     }
+    if "confusion_matrix" in stage_report["model"]:  # only with audited stages in the test slice
+        figures["stage_confusion.png"] = plots.confusion_plot(
+            stage_report["model"]["confusion_matrix"]["matrix"], stages, "Real-stage model vs audited stage (test)")
+        figures["stage_confusion_declared.png"] = plots.confusion_plot(
+            stage_report["declared"]["confusion_matrix"]["matrix"], stages, "Declared stage vs audited stage (test)")
+    return figures
 
 
 # --------------------------------------------------------------------------- champion comparison
