@@ -26,7 +26,7 @@ def test_candidates_are_the_stage_actions_plus_any_stage(taxonomy: Any) -> None:
     pb = load_playbook(taxonomy=taxonomy)
     got = candidate_actions(pb, "discovery")
     codes = [a.code for a in got]
-    assert codes[:3] == ["meet_decision_maker", "multithread", "call_champion"]
+    assert codes[:2] == ["meet_decision_maker", "multithread"]
     assert "re_engage_champion" in codes
     assert {a.stage for a in got} == {"discovery", "any_stage"}
     assert candidate_actions(pb, "not_a_stage") == [a for a in got if a.stage == "any_stage"]
@@ -85,8 +85,28 @@ def test_describe_change_words_the_feature_deltas() -> None:
     facts = describe_change(before, after)
     assert facts == ["engages a decision maker for the first time", "brings the deal to 2 contacts",
                      "ends 21 days without a customer reply"]
-    assert action_reason(6.04, facts).startswith("Model estimate +6.0 pts if done now: it engages")
-    assert action_reason(-0.5, []) == "Model estimate −0.5 pts if done now"
+    text = action_reason(4.2, 18.0, -1.0, 0.26, "the decision maker takes the call", (1.0, 8.0), 140, facts)
+    assert text == ("If the decision maker takes the call (about 1 in 4 for deals like this): +18 pts; if not: "
+                    "−1 pt; expected +4 pts (80%: +1 pt to +8 pts), from 140 similar past deals; it engages a "
+                    "decision maker for the first time, brings the deal to 2 contacts and ends 21 days without a "
+                    "customer reply")
+    assert "about 7 in 10" in action_reason(0.5, 1.0, 0.0, 0.7, "x", (0.0, 1.0), 1, [])
+
+
+def test_once_only_actions_carry_their_follow_up(taxonomy: Any) -> None:
+    pb = load_playbook(taxonomy=taxonomy)
+    send = next(a for a in candidate_actions(pb, "proposal") if a.code == "send_proposal")
+    assert not send.repeat and send.done_when == ("has_proposal",)
+    assert send.follow_up is not None and send.follow_up.code == "follow_up_proposal" and send.follow_up.repeat
+    # the attempt is the rep's outbound touchpoint, the response the customer's inbound one
+    assert (send.attempt_type, send.unanswered().direction) == ("proposal", "outbound")
+    assert send.direction == "inbound"
+    # the old one-touchpoint format still loads: the touchpoint is the response, the attempt an outbound e-mail
+    old = Action.from_playbook({"code": "x", "text": "y", "touchpoint": {"type": "meeting", "direction": "inbound",
+                                                                        "contact_role": "champion"}}, "discovery")
+    assert old.unanswered().touch_key() == ("email", "outbound", "champion", False) and old.repeat
+    with pytest.raises(ConfigError, match="needs done_when"):
+        Action.from_playbook({"code": "x", "text": "y", "repeat": False, "touchpoint": {"type": "call"}}, "discovery")
 
 
 def test_contacts_from_read_arrays_equal_contact_ids(trained: Any) -> None:

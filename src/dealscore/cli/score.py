@@ -19,6 +19,7 @@ from rich.table import Table
 
 from dealscore.cli import SchedulerOpt, app, console, err_console
 from dealscore.errors import DataValidationError, DealscoreError, ModelNotReadyError
+from dealscore.models.data_fit import data_mismatch
 from dealscore.scoring.result import ScoreResult
 from dealscore.times import naive_utc
 
@@ -61,6 +62,9 @@ def _load(folder: str | Path, model: Path | None, as_of: str | None) -> tuple[An
 
     bundle = load_bundle(model)
     history, _ = load_and_validate(str(folder), bundle.taxonomy)
+    mismatch = data_mismatch(bundle.history_stats, history)
+    if mismatch is not None:  # once per command, before any table: the scores below may not fit
+        err_console.print(f"[bold yellow]warning:[/] {mismatch.message}", highlight=False, soft_wrap=True)
     return Scorer(bundle), history, _as_of(as_of)
 
 
@@ -174,11 +178,25 @@ def _top_action(r: ScoreResult) -> str:
     return f"{a.text} ({'+' if a.expected_change >= 0 else '−'}{abs(a.expected_change):.1f} pts)"
 
 
+def deal_label(r: ScoreResult) -> str:
+    """The deal as people know it: its name and customer with the id beneath, or the id alone."""
+    name = " · ".join(n for n in (r.deal_name, r.account_name) if n)
+    return f"{name}\n{r.deal_id}" if name else r.deal_id
+
+
+def amount_label(value: float | None, currency: str | None) -> str:
+    """An amount with its currency code when the history gives one (amounts are never converted)."""
+    if value is None or value != value:
+        return "-"
+    return f"{value:,.0f}" + (f" {currency}" if currency else "")
+
+
 def render_at_risk(results: list[ScoreResult], title: str = "Deals at risk") -> Table:
     """The at-risk list as a rich table: value at risk, score vs stage norm, top warning, reason, action."""
     t = Table(title=title, show_header=True, header_style="bold", show_lines=True)
-    for col, kw in [("#", {"justify": "right"}), ("deal", {}), ("owner", {}), ("stage", {}),
+    for col, kw in [("#", {"justify": "right"}), ("deal", {"no_wrap": True}), ("owner", {}), ("stage", {}),
                     ("p_win / usual", {"justify": "right"}), ("amount", {"justify": "right"}),
+                    ("closes", {"no_wrap": True}),
                     ("at risk", {"justify": "right"}), ("priority", {}), ("top warning", {"overflow": "fold"}),
                     ("top reason", {"overflow": "fold"}), ("top action", {"overflow": "fold"})]:
         t.add_column(col, **kw)
@@ -188,8 +206,10 @@ def render_at_risk(results: list[ScoreResult], title: str = "Deals at risk") -> 
             stage += f" → {r.inferred_stage}"
         typical = f" / {r.stage_typical_p_win:.0%}" if r.stage_typical_p_win is not None else ""
         warn = f"{r.warnings[0].title}: {r.warnings[0].evidence}" if r.warnings else "-"
-        t.add_row(str(i), r.deal_id, r.owner_id or "-", stage, f"{r.p_win:.0%}{typical} ({r.grade})",
-                  "-" if r.amount is None else f"{r.amount:,.0f}", f"{r.value_at_risk or 0:,.0f}",
+        t.add_row(str(i), deal_label(r), r.owner_name or r.owner_id or "-", stage,
+                  f"{r.p_win:.0%}{typical} ({r.grade})", amount_label(r.amount, r.currency),
+                  "-" if r.expected_close_date is None else f"{r.expected_close_date:%Y-%m-%d}",
+                  amount_label(r.value_at_risk or 0, r.currency),
                   r.risk_level or "-", warn,
                   _top_reason(r), _top_action(r))
     return t
@@ -198,7 +218,9 @@ def render_at_risk(results: list[ScoreResult], title: str = "Deals at risk") -> 
 def at_risk_frame(results: list[ScoreResult]) -> pd.DataFrame:
     """Flat form of the at-risk list for CSV."""
     return pd.DataFrame([{
-        "rank": i, "deal_id": r.deal_id, "owner_id": r.owner_id, "team": r.team, "amount": r.amount,
+        "rank": i, "deal_id": r.deal_id, "deal_name": r.deal_name, "account_name": r.account_name,
+        "owner_id": r.owner_id, "owner_name": r.owner_name, "team": r.team, "amount": r.amount,
+        "currency": r.currency, "expected_close_date": r.expected_close_date,
         "p_win": r.p_win, "stage_typical_p_win": r.stage_typical_p_win, "previous_p_win": r.previous_p_win,
         "value_at_risk": r.value_at_risk, "priority": r.priority, "risk_level": r.risk_level,
         "grade": r.grade, "declared_stage": r.declared_stage,

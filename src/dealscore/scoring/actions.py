@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from dealscore.data.history import DealHistory, known_time
-from dealscore.errors import ConfigError, NotFoundError
+from dealscore.errors import NotFoundError
+from dealscore.playbook import normalise_action
 
 #: Up to this many what-ifs, contacts are found with array masks rather than a join.
 SMALL_ITEMS = 64
@@ -33,7 +34,14 @@ SMALL_ITEMS = 64
 
 @dataclass(frozen=True)
 class Action:
-    """One playbook action: a concrete touchpoint a rep can make happen."""
+    """One playbook action as the touchpoint its what-if adds.
+
+    The fields ``type`` … ``new_contact`` are the customer's *response* (what
+    happens when the action is taken up); :meth:`unanswered` is the rep's attempt
+    alone, the what-if of an attempt nobody answers. ``repeat`` False marks a
+    once-only action: when any ``done_when`` feature is already 1, ``follow_up``
+    is suggested instead (see :func:`dealscore.playbook.normalise_action`).
+    """
 
     code: str
     text: str
@@ -42,17 +50,37 @@ class Action:
     direction: str | None = None
     contact_role: str | None = None
     new_contact: bool = False
+    attempt_type: str | None = None
+    attempt_role: str | None = None
+    attempt_new_contact: bool = False
+    response_text: str = "the customer takes it up"
+    repeat: bool = True
+    done_when: tuple[str, ...] = ()
+    follow_up: Action | None = None
 
     @classmethod
     def from_playbook(cls, raw: Mapping[str, Any], stage: str) -> Action:
-        tp = raw.get("touchpoint") or {}
-        if "type" not in tp:
-            raise ConfigError(f"playbook action {raw.get('code')!r} under {stage!r} has no touchpoint.type")
+        a = normalise_action(raw, stage)
+        tp, at = a["response"], a["attempt"]
+        follow = a["follow_up"]
         return cls(
-            code=str(raw["code"]), text=str(raw["text"]), stage=stage, type=str(tp["type"]),
-            direction=tp.get("direction"), contact_role=tp.get("contact_role"),
-            new_contact=bool(tp.get("new_contact", False)),
+            code=a["code"], text=a["text"], stage=stage, type=str(tp["type"]), direction=tp.get("direction"),
+            contact_role=tp.get("contact_role"), new_contact=bool(tp.get("new_contact", False)),
+            attempt_type=str(at["type"]), attempt_role=at.get("contact_role"),
+            attempt_new_contact=bool(at.get("new_contact", False)), response_text=a["response_text"],
+            repeat=a["repeat"], done_when=tuple(a["done_when"]),
+            follow_up=None if follow is None else cls.from_playbook(follow, stage),
         )
+
+    def unanswered(self) -> Action:
+        """The rep's attempt alone (outbound), as the touchpoint of its what-if."""
+        return Action(code=self.code, text=self.text, stage=self.stage, type=self.attempt_type or "email",
+                      direction="outbound", contact_role=self.attempt_role or self.contact_role,
+                      new_contact=self.attempt_new_contact)
+
+    def touch_key(self) -> tuple[Any, ...]:
+        """What the what-if adds: two actions with the same key have the same effect on the deal's features."""
+        return (self.type, self.direction, self.contact_role, self.new_contact)
 
 
 def candidate_actions(playbook: Mapping[str, Any], stage: str) -> list[Action]:
@@ -248,7 +276,7 @@ def describe_change(before: Mapping[str, float], after: Mapping[str, float]) -> 
     c0, c1 = before.get("n_contacts", np.nan), after.get("n_contacts", np.nan)
     if c1 > c0 or (np.isnan(c0) and c1 >= 1):
         facts.append(f"brings the deal to {int(c1)} contact{'s' if c1 != 1 else ''}")
-    for col, text in (("has_meeting", "first meeting"), ("has_demo", "first demo"),
+    for col, text in (("has_meeting", "holds a first meeting"), ("has_demo", "runs a first demo"),
                       ("has_proposal", "puts a proposal on the table"), ("has_contract", "sends the contract")):
         if _gained(before.get(col, np.nan), after.get(col, np.nan)):
             facts.append(text)
@@ -270,11 +298,25 @@ def describe_change(before: Mapping[str, float], after: Mapping[str, float]) -> 
     return facts
 
 
-def action_reason(change_points: float, facts: Sequence[str]) -> str:
-    """One sentence: the model's estimate and what drives it."""
-    sign = "+" if change_points >= 0 else "−"
-    what = f": it {', '.join(facts[:-1]) + ' and ' + facts[-1] if len(facts) > 1 else facts[0]}" if facts else ""
-    return f"Model estimate {sign}{abs(change_points):.1f} pts if done now{what}"
+def odds_text(p: float) -> str:
+    """A chance as a manager says it: "about 1 in 4", "about 7 in 10"."""
+    if p >= 0.5:
+        return f"about {min(10, max(5, round(10 * p)))} in 10"
+    return f"about 1 in {max(2, round(1 / max(p, 0.01)))}"
+
+
+def _pts(x: float) -> str:
+    shown = f"{abs(x):.0f}" if abs(x) >= 0.95 else f"{abs(x):.1f}"
+    return f"{'+' if x >= 0 else '−'}{shown} {'pt' if shown == '1' else 'pts'}"
+
+
+def action_reason(expected: float, if_responds: float, if_unanswered: float, p_respond: float, response_text: str,
+                  interval: tuple[float, float], deals: int, facts: Sequence[str]) -> str:
+    """Both parts of the expected change in words, its interval, what it rests on and what it changes."""
+    what = f"; it {', '.join(facts[:-1]) + ' and ' + facts[-1] if len(facts) > 1 else facts[0]}" if facts else ""
+    return (f"If {response_text} ({odds_text(p_respond)} for deals like this): {_pts(if_responds)}; "
+            f"if not: {_pts(if_unanswered)}; expected {_pts(expected)} (80%: {_pts(interval[0])} to "
+            f"{_pts(interval[1])}), from {deals:,} similar past deal{'s' if deals != 1 else ''}{what}")
 
 
 def _typed(values: np.ndarray, dtype: Any, index: pd.Index | None = None) -> pd.Series | np.ndarray:

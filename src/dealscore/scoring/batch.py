@@ -26,6 +26,8 @@ FRAME_COLUMNS = (
     "inferred_stage", "inferred_stage_probability", "stage_mismatch", "mismatch_explanation", "stage_typical_p_win",
     "value_at_risk", "n_warnings", "warnings", "model_version",
 )
+#: Display columns the scorer carries from the history when it has them (never features).
+LABEL_COLUMNS = ("deal_name", "account_name", "owner_name", "currency", "expected_close_date")
 
 
 @dataclass
@@ -51,6 +53,8 @@ class ScoredBlock:
     value_at_risk: np.ndarray
     warnings: WarningHits
     model_version: str
+    #: display columns (``LABEL_COLUMNS``): names, currency, expected close date; ``None`` when unknown
+    labels: dict[str, np.ndarray] | None = None
     base_points: np.ndarray | None = None
     reasons_up: list[list[Reason]] | None = None
     reasons_down: list[list[Reason]] | None = None
@@ -73,9 +77,11 @@ class ScoredBlock:
         base = self.base_points.tolist() if self.base_points is not None else [None] * n
         other = self.other_points.tolist() if self.other_points is not None else [None] * n
         warnings = self.warnings.lists()
+        labels = {k: v.tolist() for k, v in (self.labels or {}).items()}
         out = []
         for i in range(n):
             out.append(ScoreResult(
+                **{k: v[i] for k, v in labels.items()},
                 deal_id=self.deal_id[i], as_of=as_of[i], account_id=self.account_id[i], owner_id=self.owner_id[i],
                 team=self.team[i], amount=amount[i], p_win=p[i], grade=self.grade[i],
                 declared_stage=self.declared_stage[i], inferred_stage=self.inferred_stage[i],
@@ -105,6 +111,8 @@ class ScoredBlock:
             "warnings": np.array(["; ".join(c) for c in codes], dtype=object),
             "model_version": self.model_version,
         })
+        for name, values in (self.labels or {}).items():
+            out[name] = values
         for j, s in enumerate(self.stage_names):
             out[f"p_stage_{s}"] = self.stage_proba[:, j]
         if self.reasons_up is not None and self.reasons_down is not None:

@@ -69,7 +69,8 @@ class StageNorms:
             overall = raw.get("overall") or {}
         else:
             overall = raw.pop("overall", None) or raw.pop("_overall", None) or {}
-            stages = {k: v for k, v in raw.items() if isinstance(v, Mapping)}
+            # keys starting with "_" hold other learned tables (e.g. "_response_rates"), not stages
+            stages = {k: v for k, v in raw.items() if isinstance(v, Mapping) and not str(k).startswith("_")}
         return cls(stats=stages, overall=overall)
 
     def _get(self, stage: str | None, key: str) -> float | None:

@@ -6,7 +6,7 @@ ranking, the CLI and the HTTP API all hand out the same object.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, computed_field
@@ -42,15 +42,30 @@ class DealWarning(BaseModel):
 
 
 class NextAction(BaseModel):
-    """A concrete next touchpoint, ranked by the model's estimated change in win probability."""
+    """A concrete next step the rep can attempt, ranked by its expected change in win probability.
+
+    ``expected_change = shrink · (p_respond · change_if_responds + (1 − p_respond) · change_if_unanswered)``
+    where ``p_respond`` is how often customers of deals like this took such an
+    attempt up (learned from the history's outreach and replies), the two changes
+    are the model's re-scores of the deal with the customer's response or with the
+    unanswered attempt added now, and ``shrink = similar_deals / (similar_deals + 10)``.
+    """
 
     code: str
     text: str = Field(description="e.g. 'Book a discovery meeting with the decision maker'")
     stage: str = Field(description="the stage of the playbook this action belongs to")
     expected_change: float = Field(
-        description="model's estimate of the change in p_win (probability points) if done now; not a causal guarantee"
+        description="expected change in p_win (probability points) if attempted now, counting the chance that "
+                    "the customer does not take it up; an estimate from past deals, not a causal guarantee"
     )
     reason: str
+    p_respond: float | None = Field(default=None, description="P(the customer takes it up | deals like this now)")
+    change_if_responds: float | None = Field(default=None, description="points if the customer takes it up")
+    change_if_unanswered: float | None = Field(default=None, description="points of the attempt left unanswered")
+    interval_low: float | None = Field(default=None, description="80% interval of the expected change, low end")
+    interval_high: float | None = Field(default=None, description="80% interval of the expected change, high end")
+    similar_deals: int | None = Field(default=None, description="past deals the response rate rests on")
+    response_text: str | None = Field(default=None, description="the outcome that counts as taking it up")
 
 
 class ScoreResult(BaseModel):
@@ -62,6 +77,11 @@ class ScoreResult(BaseModel):
     owner_id: str | None = None
     team: str | None = None
     amount: float | None = None
+    deal_name: str | None = Field(default=None, description="the deal's name in the CRM (display only)")
+    account_name: str | None = Field(default=None, description="the customer's name (display only)")
+    owner_name: str | None = Field(default=None, description="the owner's name (display only)")
+    currency: str | None = Field(default=None, description="ISO 4217 code of amount and value_at_risk")
+    expected_close_date: date | None = Field(default=None, description="the deal's current expected close date")
     p_win: float = Field(ge=0.0, le=1.0, description="calibrated probability of winning")
     grade: Grade
     declared_stage: str | None = None

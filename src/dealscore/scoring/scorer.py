@@ -30,13 +30,14 @@ from dealscore.scoring.actions import (
     describe_change,
 )
 from dealscore.scoring.at_risk import value_at_risk_array
-from dealscore.scoring.batch import ScoredBlock
+from dealscore.scoring.batch import LABEL_COLUMNS, ScoredBlock
 from dealscore.scoring.columns import Columns
 from dealscore.scoring.grading import DEFAULT_GRADE_CUTOFFS, check_cutoffs, grades
 from dealscore.scoring.mismatch import judge
 from dealscore.scoring.norms import StageNorms
 from dealscore.scoring.predict import ModelRunner
 from dealscore.scoring.reasons import MAX_REASONS, MIN_REASON_POINTS, ReasonGrouping, pick_reasons, probability_points
+from dealscore.scoring.response import ResponseRates, action_interval, shrink
 from dealscore.scoring.result import NextAction, ScoreResult
 from dealscore.scoring.warnings import WarningRules, find_warnings
 from dealscore.times import naive_utc
@@ -105,6 +106,12 @@ class Scorer:
             s: candidate_actions(bundle.playbook or {}, s) for s in self._taxonomy.names
         }
         self._typical = {s: self._norms.win_rate(s) for s in self._taxonomy.names}
+        self._responses = ResponseRates.from_stage_stats(bundle.stage_stats)
+        self._done_features = sorted({f for acts in self._candidates.values() for a in acts for f in a.done_when})
+        unknown = [f for f in self._done_features if f not in self._feature_names]
+        if unknown:
+            raise ConfigError(f"the playbook's done_when names {unknown}, which are not features of model "
+                              f"{bundle.version}; use 0/1 features such as has_proposal or decision_maker_engaged")
         self._runner = ModelRunner(bundle.win_model, bundle.stage_model, threads=predict_threads)
         self._fast: bool | None = None if fast_path else False
         self._learned_touch_gaps = any(self._norms.gap_days(st).learned for st in self._taxonomy.names)
@@ -386,12 +393,27 @@ class Scorer:
         mm = judge(cols, stage_proba, self._taxonomy)
         items: list[tuple[str, Action, pd.Timestamp]] = []
         item_row: list[int] = []
+        pairs: list[tuple[int, Action, int, int]] = []  # (row, action, its response what-if, its attempt what-if)
         if actions and n:
             times = stamps if stamps is not None else [pd.Timestamp(t) for t in as_of]
+            done = {f: cols.num(f) for f in self._done_features}
             for i, s in enumerate(mm.inferred_stage):
+                # one what-if per distinct touchpoint of the row: actions adding the same touchpoint share it
+                copies: dict[tuple[Any, ...], int] = {}
                 for a in self._candidates.get(s, []):
-                    items.append((deal_ids[i], a, times[i]))
-                    item_row.append(i)
+                    if not a.repeat and any(done[f][i] >= 1 for f in a.done_when):
+                        if a.follow_up is None:
+                            continue
+                        a = a.follow_up
+                    js = []
+                    for t in (a, a.unanswered()):
+                        key = t.touch_key()
+                        if key not in copies:
+                            copies[key] = len(items)
+                            items.append((deal_ids[i], t, times[i]))
+                            item_row.append(i)
+                        js.append(copies[key])
+                    pairs.append((i, a, js[0], js[1]))
         copies_of = (inp.codes, item_row) if inp.codes is not None else None
         vinp = (self._predict(what_if.with_touchpoints(self._touchpoints(own, what_if, items, item_row, as_of)),
                               copies_of=copies_of)
@@ -420,7 +442,7 @@ class Scorer:
             inferred_probability=mm.inferred_probability, stage_proba=stage_proba,
             stage_names=list(self._taxonomy.names), verdict=mm.verdict, explanation=mm.explanation,
             typical=typical, value_at_risk=value_at_risk_array(amount, p, typical), warnings=warns,
-            model_version=self.version,
+            model_version=self.version, labels=_deal_labels(own, deal_ids),
         )
         if contrib is not None:
             self._explain(block, contrib, base_p, cols, p)
@@ -429,7 +451,7 @@ class Scorer:
                 block.actions = [[] for _ in range(n)]
             else:
                 after = self._columns(vinp, slice(None))
-                block.actions = self._rank_actions(cols, p, after, p_all[n:], item_row, [a for _, a, _ in items])
+                block.actions = self._rank_actions(cols, p, after, p_all[n:], pairs, declared)
         return block
 
     def _explain(self, block: ScoredBlock, contrib: np.ndarray, base_p: np.ndarray, cols: Columns, p: np.ndarray
@@ -446,24 +468,47 @@ class Scorer:
         block.base_points, block.reasons_up, block.reasons_down, block.other_points = base, ups, downs, other
 
     def _rank_actions(self, before: Columns, p: np.ndarray, after: Columns, p_after: np.ndarray,
-                      item_row: Sequence[int], actions: Sequence[Action]) -> list[list[NextAction]]:
-        """Top actions per row by expected change (probability points), each with its reason."""
-        change = 100.0 * (np.asarray(p_after) - p[np.asarray(item_row, dtype=np.int64)]) if len(item_row) else []
+                      pairs: Sequence[tuple[int, Action, int, int]], declared: Sequence[str | None],
+                      ) -> list[list[NextAction]]:
+        """Top actions per row by expected change (probability points), each with its own reason.
+
+        An action's two what-ifs (the customer's response, the unanswered attempt)
+        are weighed by how often such attempts were taken up in deals like this
+        (:class:`~dealscore.scoring.response.ResponseRates`), and shrunk toward 0
+        when few past deals back that rate. Two actions whose what-ifs give the same
+        change to the score (e.g. a call and an e-mail the features do not tell apart) have the
+        same effect: only the first by expected change (then playbook order) is kept.
+        """
+        p_after = np.asarray(p_after)
         b = {c: before.num(c) for c in CHANGE_FEATURES}
         a_ = {c: after.num(c) for c in CHANGE_FEATURES}
-        by_row: dict[int, list[int]] = {}
-        for j, i in enumerate(item_row):
-            by_row.setdefault(i, []).append(j)
+        silence = b["days_since_last_inbound"]
+        by_row: dict[int, list[tuple[float, int, Action, int, int, Any]]] = {}
+        for k, (i, a, js, jf) in enumerate(pairs):
+            d_s, d_f = 100.0 * (p_after[js] - p[i]), 100.0 * (p_after[jf] - p[i])
+            r = self._responses.lookup(declared[i], float(silence[i]), a.contact_role)
+            f = shrink(r.deals)
+            expected = f * (r.p * d_s + (1.0 - r.p) * d_f)
+            by_row.setdefault(i, []).append((expected, k, a, js, jf, (r, f, d_s, d_f)))
         out: list[list[NextAction]] = [[] for _ in range(len(p))]
-        for i, js in by_row.items():
-            ranked = sorted(js, key=lambda j: -change[j])
-            chosen = [j for j in ranked if change[j] >= self.min_action_change][: self.n_actions]
+        for i, cands in by_row.items():
+            cands.sort(key=lambda c: (-c[0], c[1]))
+            seen: set[tuple[float, float]] = set()
             row_before = {c: b[c][i] for c in CHANGE_FEATURES}
-            for j in chosen:
-                facts = describe_change(row_before, {c: a_[c][j] for c in CHANGE_FEATURES})
+            for expected, _, a, js, _jf, (r, f, d_s, d_f) in cands:
+                if len(out[i]) >= self.n_actions or expected < self.min_action_change:
+                    break
+                effect = (round(d_s, 6), round(d_f, 6))
+                if effect in seen:  # the same change as an action already chosen: the same effect, said once
+                    continue
+                seen.add(effect)
+                low, high = action_interval(r, f, d_s, d_f)
+                facts = describe_change(row_before, {c: a_[c][js] for c in CHANGE_FEATURES})
                 out[i].append(NextAction(
-                    code=actions[j].code, text=actions[j].text, stage=actions[j].stage,
-                    expected_change=float(change[j]), reason=action_reason(float(change[j]), facts)))
+                    code=a.code, text=a.text, stage=a.stage, expected_change=float(expected),
+                    reason=action_reason(expected, d_s, d_f, r.p, a.response_text, (low, high), r.deals, facts),
+                    p_respond=r.p, change_if_responds=float(d_s), change_if_unanswered=float(d_f),
+                    interval_low=low, interval_high=high, similar_deals=r.deals, response_text=a.response_text))
         return out
 
 
@@ -579,6 +624,38 @@ def _spec_info(spec: Any) -> dict[str, tuple[str, str, str | None]]:
     for info in getattr(spec, "columns", None) or []:
         out[str(info.name)] = (str(getattr(info, "group", "other")), str(getattr(info, "meaning", info.name)),
                                getattr(info, "unit", None))
+    return out
+
+
+def _deal_labels(history: DealHistory, deal_ids: np.ndarray) -> dict[str, np.ndarray] | None:
+    """Names, currency and expected close date of each deal, for people; ``None`` when the history has none.
+
+    Read from the deal's current row (and its account's name): they identify a deal
+    to a manager and never reach a feature.
+    """
+    deals, accounts = history.deals, history.accounts
+    have = [c for c in LABEL_COLUMNS if c in deals.columns and c != "account_name"]
+    has_account_name = "account_name" in accounts.columns and bool(accounts["account_name"].notna().any())
+    if not has_account_name and not any(bool(deals[c].notna().any()) for c in have):
+        return None
+    idx = pd.Index(_column(deals, "deal_id")).get_indexer(deal_ids)
+    ok = idx >= 0
+    out: dict[str, np.ndarray] = {}
+    for col in LABEL_COLUMNS:
+        vals = np.full(len(deal_ids), None, dtype=object)
+        if col == "account_name":
+            if has_account_name:
+                names = dict(zip(_column(accounts, "account_id"), _column(accounts, "account_name"), strict=True))
+                account = _column(deals, "account_id")[idx[ok]]
+                vals[ok] = [names.get(a) for a in account]
+        elif col in have:
+            got = _column(deals, col)[idx[ok]]
+            if col == "expected_close_date":
+                vals[ok] = [None if pd.isna(v) else pd.Timestamp(v).date() for v in got]
+            else:
+                vals[ok] = list(got)
+        out[col] = np.array([None if v is None or (isinstance(v, float) and v != v) else v for v in vals],
+                            dtype=object)
     return out
 
 

@@ -23,6 +23,7 @@ from dealscore.data.simulate import oracle_win_probability
 from dealscore.features import FeatureContext, FeatureSpec, build_features, make_labels, make_snapshots
 from dealscore.models.baselines import LogisticBaseline, NaiveBayesBaseline, StageTableBaseline
 from dealscore.models.bundle import ModelBundle, to_jsonable
+from dealscore.models.data_fit import training_data_profile
 from dealscore.models.stage import StageModel
 from dealscore.models.stage_labels import StageLabeler
 from dealscore.models.win import WinModel
@@ -32,6 +33,7 @@ from dealscore.training import plots
 from dealscore.training.config import TrainConfig
 from dealscore.training.evaluate import oracle_section, stage_section, win_section
 from dealscore.training.metrics import binary_metrics
+from dealscore.training.response_rates import learn_response_rates
 from dealscore.training.split import SLICES, DealSplit, split_deals
 from dealscore.training.stage_checks import label_free_checks
 from dealscore.training.stage_stats import learn_stage_stats
@@ -394,14 +396,16 @@ def assemble_bundle(
     return ModelBundle(
         spec=rows.spec, taxonomy=tax, win_model=models.win, stage_model=models.stage,
         playbook=load_playbook(taxonomy=tax),
-        stage_stats=learn_stage_stats(history, split.ids("train"), models.table.table_),
+        stage_stats={**learn_stage_stats(history, split.ids("train"), models.table.table_),
+                     "_response_rates": learn_response_rates(history, split.ids("train"))},
         training_window=to_jsonable(window),
         metrics={"win": {k: model_sec[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece",
                                                      "top_decile_lift")},
                  "stage": {**{k: stage_sec[k] for k in ("accuracy", "macro_f1")},
                            "win_rate_table_auc_gain": ev.stage_report["label_free"]["win_rate_table_auc"]["gain"]}},
         recording_habits=ev.stage_report.get("recording_habits", {}),
-        history_stats=to_jsonable({"deals": len(history.deals), **counts, "snapshots": len(rows.snaps)}),
+        history_stats=to_jsonable({"deals": len(history.deals), **counts, "snapshots": len(rows.snaps),
+                                   **training_data_profile(history)}),
         context=rows.context,
     )
 

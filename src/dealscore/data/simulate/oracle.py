@@ -35,7 +35,7 @@ def _truth_folder(path: str | Path) -> Path:
     )
 
 
-def _load(path: str | Path) -> tuple[LatentLaw, pd.Index, pd.Timestamp, pd.DataFrame]:
+def _load(path: str | Path) -> tuple[LatentLaw, pd.Index, pd.Timestamp, pd.DataFrame, pd.DataFrame]:
     folder = _truth_folder(path)
     params = json.loads((folder / "params.json").read_text(encoding="utf-8"))
     cfg = SimConfig.from_dict(params["config"])
@@ -58,28 +58,31 @@ def _load(path: str | Path) -> tuple[LatentLaw, pd.Index, pd.Timestamp, pd.DataF
         "revivals": lp["revivals"].to_numpy(np.int64),
         "start": (pd.to_datetime(lp["entered_at"]) - origin) / pd.Timedelta(days=1),
     })
-    return law, ids, origin, path
+    return law, ids, origin, path, dt
 
 
-def _from_sim(sim: SimulatedCRM) -> tuple[LatentLaw, pd.Index, pd.Timestamp, pd.DataFrame]:
+def _from_sim(sim: SimulatedCRM) -> tuple[LatentLaw, pd.Index, pd.Timestamp, pd.DataFrame, pd.DataFrame]:
     p = sim.paths
     path = pd.DataFrame({"deal": p.deal, "kind": p.kind, "stage": p.stage, "revivals": p.revivals,
                          "start": p.start})
-    return sim.law, pd.Index(sim.truth["deal_truth"]["deal_id"]), sim.origin, path
+    truth = sim.truth["deal_truth"]
+    return sim.law, pd.Index(truth["deal_id"]), sim.origin, path, truth
 
 
-def oracle_win_probability(sim_or_truth_dir: SimulatedCRM | str | Path, snapshots: pd.DataFrame) -> np.ndarray:
-    """True P(win) of each snapshot ``(deal_id, as_of)`` from the deal's real latent state then.
-
-    Exact for the simulator's process (see :mod:`dealscore.data.simulate.latent`):
-    it conditions on the latent state at ``as_of``, the time already spent in it
-    and the deal's latent qualities, nothing later. Snapshots at or after the
-    deal's (true) close give 1 or 0; snapshots before the deal was created give NaN.
-    """
+def load_truth(sim_or_truth_dir: SimulatedCRM | str | Path,
+               ) -> tuple[LatentLaw, pd.Index, pd.Timestamp, pd.DataFrame, pd.DataFrame]:
+    """The latent law, deal ids, origin, latent path and deal truth of a simulation (in memory or written)."""
     if isinstance(sim_or_truth_dir, SimulatedCRM):
-        law, ids, origin, path = _from_sim(sim_or_truth_dir)
-    else:
-        law, ids, origin, path = _load(sim_or_truth_dir)
+        return _from_sim(sim_or_truth_dir)
+    return _load(sim_or_truth_dir)
+
+
+def latent_state_at(ids: pd.Index, origin: pd.Timestamp, path: pd.DataFrame, snapshots: pd.DataFrame,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each snapshot's deal index, latent (kind, stage, revivals), days τ spent in that state, and validity.
+
+    ``ok`` is False before the deal was created. A state entered at t counts from t on.
+    """
     missing = [c for c in ("deal_id", "as_of") if c not in snapshots]
     if missing:
         raise DataValidationError(f"snapshots: missing column(s) {missing}", table="snapshots", column=missing[0],
@@ -107,6 +110,19 @@ def oracle_win_probability(sim_or_truth_dir: SimulatedCRM | str | Path, snapshot
     stage = path["stage"].to_numpy()[pos]
     rev = path["revivals"].to_numpy()[pos]
     tau = t - path["start"].to_numpy()[pos]
+    return idx, kind, stage, rev, tau, ok
+
+
+def oracle_win_probability(sim_or_truth_dir: SimulatedCRM | str | Path, snapshots: pd.DataFrame) -> np.ndarray:
+    """True P(win) of each snapshot ``(deal_id, as_of)`` from the deal's real latent state then.
+
+    Exact for the simulator's process (see :mod:`dealscore.data.simulate.latent`):
+    it conditions on the latent state at ``as_of``, the time already spent in it
+    and the deal's latent qualities, nothing later. Snapshots at or after the
+    deal's (true) close give 1 or 0; snapshots before the deal was created give NaN.
+    """
+    law, ids, origin, path, _ = load_truth(sim_or_truth_dir)
+    idx, kind, stage, rev, tau, ok = latent_state_at(ids, origin, path, snapshots)
     out = win_probability(law, idx, kind, stage, rev, tau)
     out[~ok] = np.nan
     return out
