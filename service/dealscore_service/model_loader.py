@@ -46,6 +46,7 @@ class LoadedModel:
     message: str | None = None
     training_window: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    recording_habits: dict[str, Any] = field(default_factory=dict)
 
     @property
     def taxonomy(self) -> StageTaxonomy:
@@ -164,6 +165,7 @@ class ModelLoader:
             loaded_at=naive_utc(datetime.now(UTC)), message=message,
             training_window=dict(getattr(bundle, "training_window", {}) or {}),
             metrics=dict(getattr(bundle, "metrics", {}) or {}),
+            recording_habits=dict(getattr(bundle, "recording_habits", {}) or {}),
         )
 
     # ------------------------------------------------------------------ public

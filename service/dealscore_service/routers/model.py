@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
+from dealscore.models.stage_labels import describe_habits
 from dealscore_service import heap
 from dealscore_service.deps import AdminKey, AnyKey, Services, ServicesDep
-from dealscore_service.schemas import ModelInfo, ReloadResponse, error_responses
+from dealscore_service.schemas import ModelInfo, RecordingHabits, ReloadResponse, error_responses
 
 router = APIRouter(prefix="/v1/model", tags=["model"])
 
@@ -18,8 +19,12 @@ def model_info(services: Services) -> ModelInfo:
     name = services.settings.model_name
     if m is None:
         return ModelInfo(loaded=False, name=name, message=services.models.last_error or "loading")
+    habits = m.recording_habits or {}
     return ModelInfo(loaded=True, name=name, version=m.version, source=m.source, loaded_at=m.loaded_at,
-                     training_window=m.training_window, metrics=m.metrics, message=m.message)
+                     training_window=m.training_window, metrics=m.metrics, message=m.message,
+                     recording_habits=RecordingHabits(company=habits.get("company") or {},
+                                                      reps=habits.get("reps") or [],
+                                                      summary=describe_habits(habits)))
 
 
 @router.get("", response_model=ModelInfo, summary="The model in use", responses=error_responses(401, 403))

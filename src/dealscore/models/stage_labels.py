@@ -332,4 +332,22 @@ class StageLabeler:
         }
 
 
-__all__ = ["AHEAD_DAYS", "StageLabeler"]
+def describe_habits(summary: Mapping[str, Any], top: int = 5) -> list[str]:
+    """Plain sentences a manager can coach with, largest lags first (for the report, API and page).
+
+    e.g. "R0032 records stage changes 12 days late on average; 8% of its stages are typed in ahead of
+    their evidence (34 stage entries)".
+    """
+    company = summary.get("company") or {}
+    out = []
+    if company:
+        out.append(f"The company records stage changes {company.get('lag_days', 0):.0f} days late on average; "
+                   f"{company.get('ahead_share', 0):.0%} of stages are typed in ahead of their evidence.")
+    for rep in list(summary.get("reps") or [])[:top]:
+        out.append(f"{rep['rep_id']} records stage changes {rep['lag_days']:.0f} days late on average; "
+                   f"{rep['ahead_share']:.0%} of its stages are typed in ahead of their evidence "
+                   f"({rep['stage_entries']} stage entries compared).")
+    return out
+
+
+__all__ = ["AHEAD_DAYS", "StageLabeler", "describe_habits"]
