@@ -35,4 +35,4 @@ bench: $(STAMP)
 	bash bench/run_all.sh
 
 clean:
-	rm -rf $(VENV) .demo build *.egg-info
+	rm -rf $(VENV) .dealscore build *.egg-info

@@ -32,12 +32,12 @@ import numpy as np
 import pandas as pd
 
 from dealscore.data.history import DealHistory, from_frames, load_history, write_history
-from dealscore.data.payload import deal_payload
 from dealscore.data.request import history_from_columns
 from dealscore.data.schema import TABLES
 from dealscore.data.simulate import simulate
 from dealscore.data.validate import validate_history
 from dealscore.taxonomy import default_taxonomy
+from dealscore_service.client import deal_payload
 
 N_TOUCH = 200
 

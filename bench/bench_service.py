@@ -50,7 +50,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scoring import deal_with_touchpoints
 
-from dealscore.data.payload import deal_payload
 from dealscore.data.simulate import simulate
 from dealscore.data.validate import validate_history
 from dealscore.features import build_features, scoring_snapshots
@@ -58,6 +57,7 @@ from dealscore.scoring import Scorer
 from dealscore.training.config import TrainConfig
 from dealscore.training.pipeline import train_models
 from dealscore_service.auth import generate_key, hash_key
+from dealscore_service.client import deal_payload
 
 BIN = Path(sys.executable).parent
 

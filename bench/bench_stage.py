@@ -40,7 +40,7 @@ from dealscore.data.validate import validate_history
 from dealscore.features import build_features
 from dealscore.taxonomy import default_taxonomy
 from dealscore.training.config import TrainConfig
-from dealscore.training.pipeline import _Laps, fit_stage, split_history, training_rows
+from dealscore.training.pipeline import _Laps, fit_stage, split_history, training_rows, with_real_stages
 
 
 def _truth_stage_at(truth: pd.DataFrame, deal_ids: np.ndarray, t: pd.Timestamp) -> np.ndarray:
@@ -67,7 +67,7 @@ def score_at_cut(history: DealHistory, truth: pd.DataFrame, cut: pd.Timestamp, c
     h, _ = validate_history(history.as_known_at(cut) if cut < history.data_cut else history)
     laps = _Laps()
     split, _ = split_history(h, cfg)
-    rows = training_rows(h, split, cfg, tax, lambda _: None, laps)
+    rows = with_real_stages(h, split, training_rows(h, split, cfg, tax, lambda _: None, laps), tax)
     stage, _ = fit_stage(rows, cfg, tax)
     d = h.deals
     open_ids = d.loc[d["closed_at"].isna(), "deal_id"].to_numpy(dtype=object)

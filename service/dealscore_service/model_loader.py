@@ -3,9 +3,10 @@
 Where the bundle comes from, in order:
 
 1. ``DEALSCORE_MODEL_PATH``: a bundle folder (tests, containers with the model baked in);
-2. the MLflow registry's ``champion`` through :func:`dealscore.tracking.load_champion`,
-   which also refreshes the local copy under ``<data_dir>/model``;
-3. that local copy, when the registry cannot be reached.
+2. the MLflow registry's ``champion`` through :func:`dealscore.tracking.champion`,
+   which also refreshes the local copy of *this* registry under ``<data_dir>/model_cache``;
+3. that local copy, when the registry cannot be reached (or is disabled); the
+   library's one fallback says which source served.
 
 With none of them the service still starts: ``/readyz`` answers 503 and scoring
 answers 503 saying what to do, and a background task keeps retrying. A reload
@@ -16,7 +17,6 @@ requests already running keep the object they started with.
 from __future__ import annotations
 
 import threading
-import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,9 +24,12 @@ from typing import Any, Literal
 
 import structlog
 
+from dealscore import tracking
 from dealscore.errors import DealscoreError, ModelNotReadyError
+from dealscore.models.stage_labels import describe_habits
 from dealscore.taxonomy import StageTaxonomy
 from dealscore.times import naive_utc
+from dealscore_service.schemas import ModelInfo, RecordingHabits
 from dealscore_service.settings import Settings
 
 log = structlog.get_logger("dealscore_service.model")
@@ -79,24 +82,6 @@ class ModelLoader:
 
     # ------------------------------------------------------------------ sources
 
-    def _from_registry(self) -> tuple[Any, Source, str | None]:
-        """Champion from the registry; ``load_champion`` keeps the local copy and falls back to it.
-
-        The fallback announces itself with a warning, which is how the service
-        learns (and reports on ``/v1/model``) that it serves the local copy.
-        """
-        from dealscore import tracking
-
-        cache = self.settings.resolved_model_cache_dir
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            bundle = tracking.load_champion(name=self.settings.model_name, local_cache_dir=cache)
-        fallback = [str(w.message) for w in caught if "local copy" in str(w.message)]
-        if fallback:
-            log.warning("serving_local_copy", reason=fallback[0][:300])
-            return bundle, "local_copy", fallback[0][:500]
-        return bundle, "registry", None
-
     def _load(self) -> LoadedModel:
         """Build a new :class:`LoadedModel` from the configured sources (no swap)."""
         s = self.settings
@@ -121,27 +106,15 @@ class ModelLoader:
                     fix="retrain the model with this version of dealscore (dealscore train) and point at it",
                 ) from exc
         else:
-            if s.use_registry:
-                try:
-                    bundle, source, message = self._from_registry()
-                except Exception as exc:  # any registry failure means: try the local copy
-                    errors.append(f"registry: {_short(exc)}")
-                    log.warning("registry_unavailable", error=type(exc).__name__, reason=_short(exc))
-            if bundle is None:
-                # load_champion falls back to its copy itself; reading it here too covers a registry client
-                # that cannot even be imported, and DEALSCORE_USE_REGISTRY=false with a copy from earlier.
-                copy = s.resolved_model_cache_dir / s.model_name / "bundle"
-                if _has_bundle(copy):
-                    try:
-                        bundle, source = _load_bundle_folder(copy), "local_copy"
-                        why = errors[0] if errors else "the registry is disabled (DEALSCORE_USE_REGISTRY=false)"
-                        message = f"{why}; serving the local copy in {copy}"
-                    except Exception as exc:  # a corrupt copy must not stop the service
-                        errors.append(f"local copy {copy}: {_short(exc)}")
-                else:
-                    errors.append(f"no local copy in {copy}")
-                    if not s.use_registry:
-                        errors.append("the registry is disabled (DEALSCORE_USE_REGISTRY=false)")
+            try:
+                got = tracking.champion(s.model_name, s.resolved_model_cache_dir, use_registry=s.use_registry)
+                bundle, source, message = got.bundle, got.source, got.note
+                if source == "local_copy":
+                    log.warning("serving_local_copy", reason=(message or "")[:300])
+            except ModelNotReadyError as exc:
+                errors.append(exc.message)
+            except Exception as exc:  # a corrupt local copy must not stop the service
+                errors.append(f"local copy: {_short(exc)}")
         if bundle is None or source is None:
             raise ModelNotReadyError(
                 "no model is loaded: " + "; ".join(errors),
@@ -204,6 +177,18 @@ class ModelLoader:
             self.last_error = None
             log.info("model_loaded", version=new.version, source=new.source, previous=previous, note=new.message)
             return previous, new
+
+    def info(self) -> ModelInfo:
+        """What ``/v1/model`` reports and the model page shows: the model in use, or why there is none."""
+        m, name = self.current, self.settings.model_name
+        if m is None:
+            return ModelInfo(loaded=False, name=name, message=self.last_error or "loading")
+        habits = m.recording_habits or {}
+        return ModelInfo(loaded=True, name=name, version=m.version, source=m.source, loaded_at=m.loaded_at,
+                         training_window=m.training_window, metrics=m.metrics, message=m.message,
+                         recording_habits=RecordingHabits(company=habits.get("company") or {},
+                                                          reps=habits.get("reps") or [],
+                                                          summary=describe_habits(habits)))
 
     def require(self) -> LoadedModel:
         """The model in use, or :class:`ModelNotReadyError` (503) saying why there is none."""

@@ -13,7 +13,6 @@ row ids) back onto JSON paths such as ``deals[2].activities[7].type``.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,7 +34,6 @@ Loc = list[str | int]
 # A CRM's clock may run a little ahead of ours: facts this far past "now" are accepted.
 CLOCK_SKEW = timedelta(minutes=5)
 
-_ROW_ID = re.compile(r"^row (\d+)(?: \(deal .*\))?$")
 
 
 @dataclass(frozen=True)
@@ -155,20 +153,15 @@ class _Frames:
             out.extend([base] if n is None else ([*base, i] for i in range(n)))
         return out
 
-    def locate(self, table: str | None, column: str | None, ids: Sequence[str]) -> list[Loc]:
-        """JSON locations of the rows a library error names (by id or by 'row N')."""
+    def locate(self, table: str | None, column: str | None, rows: Sequence[int], ids: Sequence[str]) -> list[Loc]:
+        """JSON locations of the rows a library error names: by their positions (the error's ``rows``
+        field, which the tables keep in payload order), else by id for an error that has no positions."""
         if table is None or table not in self.runs:
             return []
         locs = self.locs(table)
         id_column = {"accounts": "account_id", "deals": "deal_id", "activities": "activity_id"}.get(table)
-        out: list[Loc] = []
-        for raw in ids:
-            m = _ROW_ID.match(raw)
-            if m:
-                idx = int(m.group(1)) - 2  # the library numbers rows as CSV lines (header = line 1)
-                if 0 <= idx < len(locs):
-                    out.append(locs[idx])
-                continue
+        out: list[Loc] = [locs[r] for r in rows if 0 <= r < len(locs)]
+        for raw in [] if rows else ids:
             if id_column:
                 for value, loc in zip(self.columns[table][id_column], locs, strict=True):
                     if value == raw:
@@ -184,14 +177,13 @@ def _as_invalid(exc: DataValidationError, frames: _Frames) -> InvalidPayloadErro
     for p in exc.problems or [exc]:
         if not isinstance(p, DataValidationError):
             continue
-        message = p.message.split(". Fix:")[0]
-        locs = frames.locate(p.table, p.column, p.ids)
+        message = p.summary
+        locs = frames.locate(p.table, p.column, p.rows, p.ids)
         if not locs:
             locs = [["body", p.table or "deal", *([p.column] if p.column else [])]]
         fields.extend(_field_error(loc, message, p.fix) for loc in locs)
-    message = exc.message.removesuffix(f". Fix: {exc.fix}") if exc.fix else exc.message
     return InvalidPayloadError(
-        message, fields=fields, table=exc.table, column=exc.column, ids=exc.ids, fix=exc.fix,
+        exc.summary, fields=fields, table=exc.table, column=exc.column, ids=exc.ids, fix=exc.fix,
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dealscore.paths import DEFAULT_DATA_DIR
 from dealscore_service import limits
 
 
@@ -22,8 +23,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DEALSCORE_", extra="ignore", protected_namespaces=())
 
     data_dir: Path = Field(
-        default=Path(".dealscore"),
-        description="folder for the default SQLite score store and the local copy of the model",
+        default=DEFAULT_DATA_DIR,
+        description="the installation's one data folder (shared with the library's tracking defaults): the "
+        "default SQLite score store, the embedded MLflow store and the local copy of the model",
     )
     database_url: SecretStr | None = Field(
         default=None,

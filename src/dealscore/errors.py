@@ -41,7 +41,12 @@ class DataValidationError(DealscoreError):
 
     The message always names the table, the column, up to five offending ids and
     how to fix it, because the person reading it is usually a sales-ops analyst
-    looking at a CRM export, not the author of the code.
+    looking at a CRM export, not the author of the code. The same facts are fields
+    for programs: ``table``, ``column``, ``ids`` (labels as the message shows them),
+    ``rows`` (the offending rows' positions in the table, 0 = first data row) and
+    ``fix``; ``summary`` is the message with its ids but without the fix. A caller
+    mapping an error back onto its own input (the service's JSON paths) reads
+    ``rows``, never the text.
     """
 
     http_status = 422
@@ -53,17 +58,20 @@ class DataValidationError(DealscoreError):
         table: str | None = None,
         column: str | None = None,
         ids: Sequence[Any] = (),
+        rows: Sequence[int] = (),
         fix: str | None = None,
         problems: Iterable[DealscoreError] = (),
     ) -> None:
         self.table = table
         self.column = column
         self.ids = [str(i) for i in list(ids)[:5]]
+        self.rows = [int(r) for r in list(rows)[:5]]
         self.fix = fix
         self.problems = list(problems)
         text = message
         if ids and "ids" not in message:
             text += f" (e.g. {', '.join(self.ids)})"
+        self.summary = text
         if fix:
             text += f". Fix: {fix}"
         super().__init__(text, table=table, column=column, ids=self.ids, fix=fix)

@@ -1,8 +1,9 @@
 """MLflow tracking and model registry: the ONLY module that imports mlflow.
 
 - Store: ``MLFLOW_TRACKING_URI`` when set, else an embedded SQLite file
-  ``<cwd>/.demo/mlflow.db`` with artifacts in ``<cwd>/.demo/mlartifacts``. Browse
-  it with ``mlflow ui --backend-store-uri sqlite:///$PWD/.demo/mlflow.db``.
+  ``<data dir>/mlflow.db`` with artifacts in ``<data dir>/mlartifacts``, the data
+  dir being :func:`dealscore.paths.data_dir` (``.dealscore`` by default). Browse it
+  with ``mlflow ui --backend-store-uri sqlite:///$PWD/.dealscore/mlflow.db``.
 - A training run logs its config as params, the data window and sizes, every
   numeric figure of the report as metrics, the plots, the report and holdout
   predictions, and the bundle as ONE pyfunc model with a signature and an input
@@ -13,13 +14,17 @@
   ``dealscore.scoring`` / the service instead, which add reasons and actions.
 - Versions are registered under one name (``dealscore``); the ``champion``
   alias marks the version that serves, ``challenger`` one that failed the gate.
-- :func:`load_champion` keeps a local copy of the champion's bundle and falls
-  back to it when the registry is unreachable, so the service can still start.
+- :func:`champion` keeps a local copy of the champion's bundle and falls back to
+  it when the registry is unreachable, so the service can still start; it says
+  which source it used. The copy is keyed by the registry (its tracking URI) and
+  checked against the champion's version and run, so it is never served for
+  another registry or for a version recreated under the same number.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -30,7 +35,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 # An embedded, often offline product does not phone home: MLflow's usage telemetry is off unless the user
 # explicitly turns it back on (MLFLOW_DISABLE_TELEMETRY=false).
@@ -44,6 +49,7 @@ from mlflow.exceptions import MlflowException
 
 from dealscore.errors import ModelNotReadyError, NotFoundError
 from dealscore.models.bundle import MANIFEST, ModelBundle, to_jsonable
+from dealscore.paths import data_dir
 
 DEFAULT_NAME = "dealscore"
 CHAMPION = "champion"
@@ -54,19 +60,14 @@ CACHE_META = "cache.json"
 _ABSENT = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
-def project_dir() -> Path:
-    """Where the embedded stores live: the current working directory."""
-    return Path.cwd()
-
-
 def tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` when set, else the embedded SQLite store under ``.demo/``."""
+    """``MLFLOW_TRACKING_URI`` when set, else the embedded SQLite store in the data folder."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
-    demo = project_dir() / ".demo"
-    demo.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(demo / 'mlflow.db').resolve()}"
+    folder = data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(folder / 'mlflow.db').resolve()}"
 
 
 def artifact_location(uri: str) -> str | None:
@@ -193,6 +194,18 @@ def _requirements() -> list[str]:
 # --------------------------------------------------------------------------- logging a run
 
 
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (for MLflow params and metrics)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
 def _numeric_metrics(report: dict[str, Any]) -> dict[str, float]:
     """Every finite number in the report (except matrices and timings) as an MLflow metric."""
     out: dict[str, float] = {}
@@ -218,8 +231,6 @@ def log_training_run(
     test_features: pd.DataFrame | None = None,
 ) -> TrackedRun:
     """Log one :class:`~dealscore.training.pipeline.TrainingResult` as an MLflow run with the bundle model."""
-    from dealscore.training.config import flatten
-
     name = experiment or result.config.experiment
     exp_id = ensure_experiment(name)
     uri = tracking_uri()
@@ -412,7 +423,7 @@ def latest_run_id(experiment: str = DEFAULT_NAME) -> str | None:
 
 
 @contextlib.contextmanager
-def _quick_failure() -> Iterator[None]:
+def quick_failure() -> Iterator[None]:
     """Fail fast instead of retrying for minutes when a tracking server is down."""
     keys = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
@@ -428,49 +439,105 @@ def _quick_failure() -> Iterator[None]:
 
 
 def default_cache_dir() -> Path:
-    """Where :func:`load_champion` keeps its local copy by default."""
-    return project_dir() / ".demo" / "model_cache"
+    """Where the local copies of champions are kept by default: ``<data dir>/model_cache``."""
+    return data_dir() / "model_cache"
 
 
-def load_champion(name: str = DEFAULT_NAME, local_cache_dir: str | Path | None = None) -> ModelBundle:
-    """The champion bundle from the registry, refreshing a local copy; the copy if the registry fails.
+def registry_key(uri: str | None = None) -> str:
+    """A short, stable name for one registry (its tracking URI), for keying local copies."""
+    return hashlib.sha256((uri or tracking_uri()).encode("utf-8")).hexdigest()[:16]
 
-    Raises :class:`ModelNotReadyError` when neither the registry nor a local
-    copy can provide a bundle.
-    """
+
+def local_copy_dir(name: str = DEFAULT_NAME, local_cache_dir: str | Path | None = None,
+                   uri: str | None = None) -> Path:
+    """The local copy of ``name``'s champion from the registry at ``uri`` (default: the current one)."""
     cache = Path(local_cache_dir) if local_cache_dir is not None else default_cache_dir()
-    target = cache / name
+    return cache / registry_key(uri) / name
+
+
+Source = Literal["registry", "local_copy"]
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The champion bundle and where it came from; ``note`` says why the local copy serves."""
+
+    bundle: ModelBundle
+    source: Source
+    note: str | None = None
+
+
+def _champion_version(client: MlflowClient, name: str) -> Any:
     try:
-        with _quick_failure():
-            version = get_champion_version(name)
-            if version is None:
-                raise ModelNotReadyError(f"model {name!r} has no champion version; train one with `dealscore train`")
-            meta_path = target / CACHE_META
-            if meta_path.is_file() and json.loads(meta_path.read_text()).get("version") == version:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as exc:
+        if exc.error_code in _ABSENT:
+            raise ModelNotReadyError(
+                f"model {name!r} has no champion version; train one with `dealscore train`") from exc
+        raise
+
+
+def _from_registry(name: str, target: Path) -> ModelBundle:
+    """The champion from the registry, through the local copy when it is this very version and run."""
+    with quick_failure():
+        mv = _champion_version(_client(), name)
+        version, run_id = str(mv.version), mv.run_id
+        meta_path = target / CACHE_META
+        if meta_path.is_file():
+            meta = json.loads(meta_path.read_text())
+            if meta.get("version") == version and meta.get("run_id") == run_id:
                 bundle = ModelBundle.load(target / BUNDLE_ARTIFACT)
                 bundle.version = f"{name}/{version}"
                 return bundle
-            bundle = load_bundle(version, name)
-        cache.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=cache, prefix=".tmp-"))
-        bundle.save(staging / BUNDLE_ARTIFACT)
-        (staging / CACHE_META).write_text(json.dumps({"name": name, "version": version,
-                                                      "tracking_uri": tracking_uri()}))
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-        return bundle
+        bundle = load_bundle(version, name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    bundle.save(staging / BUNDLE_ARTIFACT)
+    (staging / CACHE_META).write_text(json.dumps({"name": name, "version": version, "run_id": run_id,
+                                                  "tracking_uri": tracking_uri()}))
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return bundle
+
+
+def local_copy(name: str = DEFAULT_NAME, local_cache_dir: str | Path | None = None, *,
+               reason: str) -> Champion:
+    """The local copy of the current registry's champion, served because of ``reason``.
+
+    Raises :class:`ModelNotReadyError` when this registry has no local copy.
+    """
+    target = local_copy_dir(name, local_cache_dir)
+    if not (target / BUNDLE_ARTIFACT / MANIFEST).is_file():
+        raise ModelNotReadyError(f"{reason}; and there is no local copy in {target}",
+                                 fix="start the registry or train a model (dealscore train)")
+    meta = json.loads((target / CACHE_META).read_text()) if (target / CACHE_META).is_file() else {}
+    bundle = ModelBundle.load(target / BUNDLE_ARTIFACT)
+    bundle.version = f"{name}/{meta.get('version', 'cached')}"
+    return Champion(bundle, "local_copy", f"{reason}; serving the local copy of {bundle.version} in {target}")
+
+
+def champion(name: str = DEFAULT_NAME, local_cache_dir: str | Path | None = None, *,
+             use_registry: bool = True) -> Champion:
+    """The champion from the registry, refreshing its local copy; that copy when the registry fails.
+
+    The one fallback of the product (the CLI and the service both come here);
+    the result says which source served. Raises :class:`ModelNotReadyError`
+    when neither the registry nor a local copy of *this* registry can provide a bundle.
+    """
+    if not use_registry:
+        return local_copy(name, local_cache_dir, reason="the registry is disabled (DEALSCORE_USE_REGISTRY=false)")
+    try:
+        return Champion(_from_registry(name, local_copy_dir(name, local_cache_dir)), "registry")
     except Exception as exc:  # registry down, store corrupt, network: fall back to the copy
-        if (target / BUNDLE_ARTIFACT / MANIFEST).is_file():
-            meta = json.loads((target / CACHE_META).read_text()) if (target / CACHE_META).is_file() else {}
-            bundle = ModelBundle.load(target / BUNDLE_ARTIFACT)
-            bundle.version = f"{name}/{meta.get('version', 'cached')}"
-            warnings.warn(f"model registry unavailable ({exc}); using the local copy of {bundle.version}",
-                          stacklevel=2)
-            return bundle
-        if isinstance(exc, ModelNotReadyError):
-            raise ModelNotReadyError(f"{exc}; and there is no local copy in {target}") from exc
-        raise ModelNotReadyError(
-            f"cannot load the champion of {name!r} from {tracking_uri()} ({type(exc).__name__}: {exc}) and there "
-            f"is no local copy in {target}; start the registry or train a model"
-        ) from exc
+        reason = (exc.message if isinstance(exc, ModelNotReadyError)
+                  else f"model registry {tracking_uri()} unavailable ({type(exc).__name__}: {exc})")
+        return local_copy(name, local_cache_dir, reason=reason)
+
+
+def load_champion(name: str = DEFAULT_NAME, local_cache_dir: str | Path | None = None) -> ModelBundle:
+    """The champion bundle (see :func:`champion`); serving the local copy is announced by a warning."""
+    got = champion(name, local_cache_dir)
+    if got.source == "local_copy":
+        warnings.warn(got.note or "serving the local copy", stacklevel=2)
+    return got.bundle

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from dealscore.cli import PIPE_WIDTH, demo
+from dealscore.cli import PIPE_WIDTH
+from dealscore_service.cli import demo
 
 _PROBE = "from dealscore.cli import console, err_console; print(console.width, err_console.width)"
 

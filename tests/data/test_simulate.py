@@ -215,7 +215,6 @@ def test_oracle_round_trips_through_the_truth_folder(tmp_path: Path, sim: Simula
     for where in (tmp_path, tmp_path / "truth", str(tmp_path)):
         disk = oracle_win_probability(where, snaps)
         np.testing.assert_allclose(disk, mem, atol=1e-6)
-    np.testing.assert_allclose(sim.oracle(snaps), mem)
 
 
 def test_oracle_edges_and_errors(tmp_path: Path, sim: SimulatedCRM) -> None:

@@ -389,3 +389,42 @@ def test_each_taxonomy_object_gets_its_own_lookups() -> None:
         clean, _ = validate_history(history(tables), StageTaxonomy.from_dict(raw))
         assert clean.stage_history.loc[1, "stage"] == raw["stages"][target]["name"]
     fails(tables)  # the default taxonomy does not know the alias
+
+
+def test_errors_carry_their_facts_as_fields_not_only_as_text() -> None:
+    t = frames()
+    t["activities"].loc[[0, 2], "type"] = "carrier pigeon"  # X1 and X3
+    err = fails(t)
+    assert (err.table, err.column, err.ids, err.rows) == ("activities", "type", ["X1", "X3"], [0, 2])
+    assert err.fix and err.fix in str(err) and err.fix not in err.summary and "X1" in err.summary
+    t = frames()
+    t["deals"]["amount"] = ["1000", "12 EUR", None]  # a typing error, raised while loading
+    with pytest.raises(DataValidationError) as e:
+        history(t)
+    assert (e.value.table, e.value.column, e.value.ids, e.value.rows) == ("deals", "amount", ["D2"], [1])
+
+
+def test_reports_of_parts_merge_into_the_report_of_the_whole() -> None:
+    """A history validated deal-group by deal-group (a partitioned history) reports as if validated whole."""
+    from dealscore.data.simulate import simulate
+    from dealscore.data.validate import LoadReport
+
+    h = simulate(300, seed=2).history
+    acts = h.activities.copy()
+    created = acts["deal_id"].map(h.deals.set_index("deal_id")["created_at"])
+    early = acts.index[::40]  # a few touchpoints dated before their deal existed, in every part
+    acts.loc[early, "occurred_at"] = created[early] - pd.Timedelta(days=3)
+    acts.loc[early, "recorded_at"] = pd.NaT
+    h = h.replace(activities=acts)
+    whole_clean, whole = validate_history(h)
+    ids = h.deals["deal_id"].to_numpy()
+    parts = [validate_history(h.for_deals(ids[i::3]).replace(cut_at=whole_clean.data_cut))[1] for i in range(3)]
+    merged = LoadReport.merge(parts)
+    assert whole.dropped and len(parts[0].warnings) == 1
+    expected = whole.to_dict()
+    got = merged.to_dict()
+    got["rows"]["accounts"] = expected["rows"]["accounts"]  # every part holds every account: counted by the caller
+    # drop warnings name the first ids found: the whole history's file order differs from the parts' order
+    assert [w.split(" (ids:")[0] for w in got.pop("warnings")] == [w.split(" (ids:")[0]
+                                                                   for w in expected.pop("warnings")]
+    assert got == expected

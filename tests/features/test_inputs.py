@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dealscore.features.inputs import NAT, Table, _column_names, as_ns
+from dealscore._compat import column_names
+from dealscore.features.inputs import NAT, Table, as_ns
 
 
 def _frame() -> pd.DataFrame:
@@ -38,5 +39,5 @@ def test_times_follow_a_reassigned_column() -> None:
 
 def test_column_names_keep_the_index_order() -> None:
     frame = _frame()
-    assert _column_names(frame.columns) == list(frame.columns)
-    assert _column_names(pd.Index(["x", 1, None], dtype=object)) == ["x", 1, None]
+    assert column_names(frame.columns) == list(frame.columns)
+    assert column_names(pd.Index(["x", 1, None], dtype=object)) == ["x", 1, None]

@@ -14,6 +14,7 @@ from dealscore.data.validate import LoadReport, validate_history
 from dealscore.scale.generate import generate_partitioned
 from dealscore.scale.layout import PartitionedHistory, open_partitioned, read_whole
 from dealscore.taxonomy import default_taxonomy
+from dealscore.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,17 @@ def cluster_client() -> Iterator[Any]:
         yield client
 
 
+FAST = TrainConfig.from_dict({
+    "num_threads": 1, "snapshots": {"every_days": 14},
+    "win": {"num_boost_round": 60, "early_stopping_rounds": 10},
+    "stage": {"num_boost_round": 30, "early_stopping_rounds": 10},
+})
+"""Few boosting rounds on one thread: seconds, and the same trees on every run."""
+
+
 @pytest.fixture(scope="session")
 def small_bundle(partitioned: Partitioned) -> Any:
     """A bundle trained on the single-machine twin with few boosting rounds."""
-    from dealscore.training.config import TrainConfig
     from dealscore.training.pipeline import train_models
 
-    cfg = TrainConfig.from_dict({
-        "num_threads": 1, "snapshots": {"every_days": 14},
-        "win": {"num_boost_round": 60, "early_stopping_rounds": 10},
-        "stage": {"num_boost_round": 30, "early_stopping_rounds": 10},
-    })
-    return train_models(partitioned.whole, cfg).bundle
+    return train_models(partitioned.whole, FAST).bundle

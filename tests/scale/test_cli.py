@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,26 @@ def test_a_plain_folder_is_refused_with_the_fix(cluster_client: Any, tmp_path: P
                               cluster_client.scheduler.address])
     assert res.exit_code != 0
     assert "not a partitioned history" in str(res.exception)
+
+
+def test_train_command_on_a_scheduler_logs_and_registers_like_one_machine(
+        partitioned: Any, cluster_client: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    import yaml
+
+    from dealscore import tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text(yaml.safe_dump({"num_threads": 1, "snapshots": {"every_days": 14},
+                                   "win": {"num_boost_round": 40, "early_stopping_rounds": 10},
+                                   "stage": {"num_boost_round": 20, "early_stopping_rounds": 10}}))
+    res = runner.invoke(app, ["train", str(partitioned.root), "--config", str(cfg), "--max-deals", "600",
+                              "--report-json", str(tmp_path / "r.json"),
+                              "--scheduler", cluster_client.scheduler.address])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "registered dealscore v1 as champion" in res.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["data"]["cluster"]["deals_trained_on"] <= 600 < report["data"]["cluster"]["deals_in_split"]
+    bundle = tracking.load_champion()
+    assert bundle.context.n_deals_ == len(partitioned.whole.deals)  # cross-deal figures from every deal

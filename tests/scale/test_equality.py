@@ -74,3 +74,22 @@ def test_cluster_backtest_scores_equal_single_machine(partitioned: Any, cluster_
     snaps = make_snapshots(partitioned.whole, every_days=60, at_stage_changes=False)
     single = Scorer(small_bundle).score_snapshots(partitioned.whole, snaps, as_frame=True)
     assert_frames_equal(single, read_result(str(tmp_path / "b")), ["deal_id", "as_of"])
+
+
+def test_training_on_the_cluster_matches_one_machine(partitioned: Any, cluster_client: Any) -> None:
+    from dealscore.scale.train import train_partitioned
+    from dealscore.training.pipeline import train_models
+
+    from .conftest import FAST
+
+    single = train_models(partitioned.whole, FAST)
+    dist, described, _ = train_partitioned(cluster_client, str(partitioned.root), FAST)
+    for k in ("roc_auc", "log_loss"):
+        assert abs(dist.report["win"]["model"][k] - single.report["win"]["model"][k]) <= 0.005, k
+    assert dist.report["data"]["snapshots"] == single.report["data"]["snapshots"]
+    assert dist.report["data"]["split"] == single.report["data"]["split"]
+    assert dist.bundle.spec.to_dict() == single.bundle.spec.to_dict()
+    assert dist.bundle.stage_stats == single.bundle.stage_stats
+    assert type(dist.bundle) is type(single.bundle)
+    assert dist.report["data"]["cluster"]["partitions"] == 3
+    assert len(described.deals) == len(partitioned.whole.deals)

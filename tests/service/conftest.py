@@ -21,10 +21,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from dealscore.data.history import DealHistory
-from dealscore.data.payload import deal_payload
 from dealscore.scoring.result import DealWarning, NextAction, ScoreResult
 from dealscore_service import Settings, create_app
 from dealscore_service.auth import add_key_to_file
+from dealscore_service.client import deal_payload
 from dealscore_service.store import ScoreStore
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 
 from dealscore.scoring import at_risk
 from dealscore.scoring.result import ScoreResult
-from dealscore_service.routers.deals import trend_of
 from dealscore_service.store import DealFilter, ScoreToSave, StoredScore
+from dealscore_service.trend import trend_of
 
 MakeResult = Callable[..., ScoreResult]
 

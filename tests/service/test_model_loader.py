@@ -17,8 +17,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dealscore.errors import ModelNotReadyError
+from dealscore.tracking import local_copy_dir
 from dealscore_service.model_loader import ModelLoader
 from dealscore_service.settings import Settings
+from tests.registry_down import registry_down
 
 pytestmark = pytest.mark.slow
 
@@ -65,16 +67,20 @@ def test_champion_from_registry_then_local_copy_when_it_is_down(
     habits = info["recording_habits"]  # learned with the real-stage labels, for coaching
     assert habits["reps"] and {"rep_id", "lag_days", "ahead_share", "skipped_share"} <= set(habits["reps"][0])
     assert "records stage changes" in habits["summary"][1] and habits["company"]["lag_days"] >= 0
-    assert (cache / "dealscore" / "bundle" / "bundle.json").is_file(), "a local copy is kept"
+    assert (local_copy_dir(local_cache_dir=cache, uri=registry) / "bundle" / "bundle.json").is_file(), "a copy is kept"
 
-    tracking_uri(UNREACHABLE)
-    down = make_client(use_registry=True, model_cache_dir=cache, data_dir=tmp_path / "other")
-    info = down.get("/v1/model", headers={"X-API-Key": keys["manager"]}).json()
-    assert info["loaded"] and info["source"] == "local_copy" and info["version"] == "dealscore/1"
-    assert "local copy" in info["message"] and "unavailable" in info["message"]
-    assert down.get("/readyz").status_code == 200
-    r = down.post("/v1/score", json=trained_model.payload(), headers={"X-API-Key": keys["crm"]})
-    assert r.status_code == 200 and r.json()["model_version"] == "dealscore/1"
+    with registry_down(registry):
+        down = make_client(use_registry=True, model_cache_dir=cache, data_dir=tmp_path / "other")
+        info = down.get("/v1/model", headers={"X-API-Key": keys["manager"]}).json()
+        assert info["loaded"] and info["source"] == "local_copy" and info["version"] == "dealscore/1"
+        assert "local copy" in info["message"] and "unavailable" in info["message"]
+        assert down.get("/readyz").status_code == 200
+        r = down.post("/v1/score", json=trained_model.payload(), headers={"X-API-Key": keys["crm"]})
+        assert r.status_code == 200 and r.json()["model_version"] == "dealscore/1"
+
+    tracking_uri(UNREACHABLE)  # another registry: the copy of this one never stands in for it
+    other = make_client(use_registry=True, model_cache_dir=cache, data_dir=tmp_path / "other")
+    assert other.get("/readyz").status_code == 503
 
 
 def test_neither_registry_nor_copy_stays_up_and_recovers_by_itself(

@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from dealscore.data.payload import deal_payload
 from dealscore.data.validate import validate_history
+from dealscore_service.client import deal_payload
 from dealscore_service.errors import InvalidPayloadError
 from dealscore_service.payload import payload_hash, to_history
 from dealscore_service.schemas import BatchScoreRequest, DealPayload, ScoreRequest

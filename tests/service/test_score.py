@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from dealscore.data.payload import deal_payload
 from dealscore.scoring import Scorer
 from dealscore.scoring.result import ScoreResult
+from dealscore_service.client import deal_payload
 from dealscore_service.schemas import api_result
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from dealscore.errors import ConfigError
-from dealscore.training.config import TrainConfig, flatten
+from dealscore.tracking import flatten
+from dealscore.training.config import TrainConfig
 
 SHIPPED = Path(__file__).resolve().parents[2] / "training" / "configs" / "default.yaml"
 

@@ -16,6 +16,7 @@ from dealscore import tracking
 from dealscore.cli import app
 from dealscore.errors import ModelNotReadyError, NotFoundError
 from dealscore.training.run import RunSummary, run_training
+from tests.registry_down import registry_down
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -108,13 +109,13 @@ def test_load_champion_keeps_a_copy_and_falls_back_to_it(first, tmp_path, monkey
     cache = tmp_path / "cache"
     bundle = tracking.load_champion(local_cache_dir=cache)
     assert bundle.version == "dealscore/1"
-    assert (cache / "dealscore" / "bundle" / "bundle.json").is_file()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
-    with pytest.warns(UserWarning, match="using the local copy of dealscore/1"):
-        cached = tracking.load_champion(local_cache_dir=cache)
-    assert cached.version == "dealscore/1"
-    with pytest.raises(ModelNotReadyError, match="no local copy"):
-        tracking.load_champion(local_cache_dir=tmp_path / "empty")
+    assert (tracking.local_copy_dir(local_cache_dir=cache) / "bundle" / "bundle.json").is_file()
+    with registry_down(tracking.tracking_uri()):
+        with pytest.warns(UserWarning, match="local copy of dealscore/1"):
+            cached = tracking.load_champion(local_cache_dir=cache)
+        assert cached.version == "dealscore/1"
+        with pytest.raises(ModelNotReadyError, match="no local copy"):
+            tracking.load_champion(local_cache_dir=tmp_path / "empty")
 
 
 def test_promote_forces_and_says_what_it_overrides(second):

@@ -101,7 +101,7 @@ def _train_and_register(tmp: Path) -> tuple[Any, str]:
 
 def _score_through_api(base_url: str, crm_key: str, history: Any) -> int:
     """Send every deal open at the cut, as it stood at each scoring date, to the batch endpoint."""
-    from dealscore.data.payload import deal_payload
+    from dealscore_service.client import deal_payload
 
     cut = history.data_cut
     open_deals = history.deals[history.deals["closed_at"].isna()]

@@ -21,33 +21,14 @@ from dealscore_service.schemas import (
     AtRiskResponse,
     DealScoresResponse,
     ScorePoint,
-    Trend,
     api_result,
     error_responses,
 )
 from dealscore_service.store import DealFilter, StoredScore
+from dealscore_service.trend import trend_of
 
 router = APIRouter(prefix="/v1/deals", tags=["deals"])
 
-TREND_WINDOW = 5
-STEADY_POINTS = 3.0
-
-
-def trend_of(scores: list[StoredScore]) -> tuple[Trend, float | None]:
-    """Where the deal is heading: the change in win probability over its last few scores.
-
-    Less than ``STEADY_POINTS`` probability points either way is "steady"; one
-    score alone has no trend yet.
-    """
-    recent = scores[-TREND_WINDOW:]
-    if len(recent) < 2:
-        return "unknown", None
-    change = round((recent[-1].p_win - recent[0].p_win) * 100, 2)
-    if change >= STEADY_POINTS:
-        return "improving", change
-    if change <= -STEADY_POINTS:
-        return "declining", change
-    return "steady", change
 
 
 def _item(r: ScoreResult, stored: StoredScore, recent: list[float]) -> AtRiskItem:

@@ -222,7 +222,7 @@ class EvaluationCache:
         name, number = match.group("name"), match.group("number")
         started = time.perf_counter()
         try:
-            with tracking._quick_failure():  # a registry that is down must cost seconds, not minutes of retries
+            with tracking.quick_failure():  # a registry that is down must cost seconds, not minutes of retries
                 run_id = tracking.version_info(number, name).get("run_id")
                 if not run_id:
                     raise _Unavailable(f"Model {version} has no training run in the registry; retrain it with "

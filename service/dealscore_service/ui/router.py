@@ -23,7 +23,6 @@ from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore_service.auth import Principal, Scope
 from dealscore_service.deps import Services, services_of
 from dealscore_service.errors import AuthenticationError
-from dealscore_service.routers.model import model_info
 from dealscore_service.ui import charts, icons
 from dealscore_service.ui.data import PER_PAGE, ListQuery, build_deal, build_list
 from dealscore_service.ui.evaluation import EvaluationCache
@@ -299,7 +298,7 @@ def deal_page(request: Request, deal_id: str, user: User) -> Response:
 def model_page(request: Request, user: User) -> Response:
     """The model in use, its training window, and its calibration and lift on held-out deals."""
     services = services_of(request)
-    info = model_info(services)
+    info = services.models.info()
     evaluation, why = (None, None)
     loaded = services.models.current
     if loaded is not None:

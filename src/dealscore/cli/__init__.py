@@ -6,8 +6,10 @@ message and a non-zero exit, so users never see a traceback for bad input.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from importlib.metadata import entry_points
 from typing import Annotated, TextIO
 
 import typer
@@ -52,13 +54,28 @@ SchedulerOpt = Annotated[
 
 # Sub-modules register their commands on ``app`` when imported.
 from dealscore.cli import data as _data  # noqa: E402,F401
-from dealscore.cli import demo as _demo  # noqa: E402,F401
 from dealscore.cli import features as _features  # noqa: E402,F401
 from dealscore.cli import importers as _importers  # noqa: E402,F401
 from dealscore.cli import score as _score  # noqa: E402,F401
-from dealscore.cli import serve as _serve  # noqa: E402,F401
 from dealscore.cli import simulate as _simulate  # noqa: E402,F401
 from dealscore.cli import train as _train  # noqa: E402,F401
+
+#: Entry-point group through which installed packages add commands (the service adds serve, api-key, demo).
+PLUGIN_GROUP = "dealscore.cli"
+
+
+def _load_plugins() -> None:
+    """Import every module registered under :data:`PLUGIN_GROUP`; each adds its commands to ``app``.
+
+    A plugin whose code is not importable (a partial installation) is skipped:
+    the library's own commands still work, and the missing command says so.
+    """
+    for ep in entry_points(group=PLUGIN_GROUP):
+        with contextlib.suppress(ImportError):
+            ep.load()
+
+
+_load_plugins()
 
 
 def main() -> None:

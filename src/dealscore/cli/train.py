@@ -10,7 +10,7 @@ import typer
 from rich.status import Status
 from rich.table import Table
 
-from dealscore.cli import app, console
+from dealscore.cli import SchedulerOpt, app, console
 
 
 class _Steps:
@@ -81,20 +81,35 @@ def stage_table(report: dict[str, Any]) -> Table:
 
 @app.command("train")
 def train(
-    directory: Annotated[Path, typer.Argument(help="history folder (CSV or Parquet tables)")],
+    directory: Annotated[str, typer.Argument(
+        help="history folder (CSV or Parquet tables); with --scheduler a partitioned history (path or URL)")],
     config: Annotated[Path | None, typer.Option("--config", help="training YAML (see training/configs)")] = None,
     report_json: Annotated[Path | None, typer.Option("--report-json", help="write the evaluation report here")] = None,
     experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow experiment name")] = None,
+    scheduler: SchedulerOpt = None,
+    max_deals: Annotated[int | None, typer.Option(
+        "--max-deals", min=1, help="With --scheduler: train on a seeded sample of at most this many deals, "
+        "stratified by slice and outcome (default: all deals of the split).")] = None,
 ) -> None:
     """Train the win and stage models, evaluate them beside baselines, log to MLflow and gate promotion."""
     from dealscore.models.stage_labels import describe_habits
     from dealscore.training.config import TrainConfig
-    from dealscore.training.run import run_training
+    from dealscore.training.run import run_training, track_training
 
     cfg = TrainConfig.load(config)
     steps = _Steps()
     try:
-        summary = run_training(directory, cfg, report_json=report_json, experiment=experiment, progress=steps)
+        if scheduler:
+            from dealscore.scale.cluster import connect
+            from dealscore.scale.train import train_partitioned
+
+            with connect(scheduler) as client:
+                result, history, warnings = train_partitioned(client, directory, cfg, max_deals=max_deals,
+                                                               progress=steps)
+            summary = track_training(result, history, cfg, warnings=warnings, report_json=report_json,
+                                     experiment=experiment, progress=steps)
+        else:
+            summary = run_training(directory, cfg, report_json=report_json, experiment=experiment, progress=steps)
     finally:
         steps.close()
     report = summary.result.report

@@ -31,15 +31,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dealscore._compat import frame_from_blocks
 from dealscore.data.history import DealHistory, frame_of_columns, from_frames, parse_cut_at
 from dealscore.data.schema import DIRECTIONS, TABLES
-from dealscore.data.validate import OutOfLifePolicy, _default_taxonomy, _vocabulary, validate_history
+from dealscore.data.validate import OutOfLifePolicy, cached_default_taxonomy, taxonomy_vocabulary, validate_history
 from dealscore.taxonomy import StageTaxonomy
-
-try:  # pandas >= 3: a frame straight from its blocks
-    from pandas.api.internals import create_dataframe_from_blocks
-except ImportError:  # pragma: no cover - older pandas builds the frame column by column
-    create_dataframe_from_blocks = None
 
 #: One table as columns of Python values: ``{column: [value, ...]}``, all of one length.
 Columns = Mapping[str, Sequence[Any]]
@@ -129,7 +125,7 @@ def history_from_columns(
     already clean. No load report: with ``on_out_of_life="fail"`` (the API's
     policy) a request has nothing dropped to report.
     """
-    tax = taxonomy or _default_taxonomy()
+    tax = taxonomy or cached_default_taxonomy()
     typed = {name: typed_columns(name, tables[name]) for name in REQUEST_TABLES if name in tables}
     cut = parse_cut_at(cut_at)
     if set(tables) == set(REQUEST_TABLES):
@@ -213,7 +209,7 @@ def _direct(
     if any(d not in deal_row for d in stage_deals) or any(d not in deal_row for d in act_deals):
         return None
     # ---- canonical names (a spelling the taxonomy does not know, or an outcome used as a stage)
-    vocab = _vocabulary(tax)
+    vocab = taxonomy_vocabulary(tax)
     canonical: dict[str, str] = {}
     stage_names = []
     for v in stages["stage"].tolist():
@@ -282,15 +278,13 @@ def _table(columns: dict[str, np.ndarray], n: int) -> pd.DataFrame:
     groups every column again), which on a request is most of the direct path.
     The blocks are fresh arrays, so the frame shares no memory with the caller.
     """
-    if create_dataframe_from_blocks is None:  # pragma: no cover
-        return frame_of_columns(dict(columns), n)
     positions: dict[np.dtype, list[int]] = {}
     values = list(columns.values())
     for i, v in enumerate(values):
         positions.setdefault(v.dtype, []).append(i)
     blocks = [(np.array([values[i] for i in idx]).reshape(len(idx), n), np.array(idx, dtype=np.intp))
               for idx in positions.values()]
-    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n), columns=_labels(tuple(columns)))
+    return frame_from_blocks(blocks, pd.RangeIndex(n), _labels(tuple(columns)))
 
 
 @functools.lru_cache(maxsize=32)

@@ -53,7 +53,7 @@ class LoadReport:
         an empty table are judged on the whole history, so the result reads as the
         report of validating the history in one piece. Parts must share the data cut.
         """
-        tax = taxonomy or _default_taxonomy()
+        tax = taxonomy or cached_default_taxonomy()
         out = cls()
         for part in parts:
             for name, n in part.rows.items():
@@ -148,11 +148,11 @@ class _Problems:
     def add(self, table: str, column: str, mask: np.ndarray, what: str, fix: str) -> None:
         if not bool(mask.any()):
             return
-        ids = _ids(self.cols, table, mask)
+        ids, rows = _offenders(self.cols, table, mask)
         self.items.append(
             DataValidationError(
                 f"table {table}, column {column}: {int(mask.sum())} row(s) {what} (ids: {', '.join(ids)})",
-                table=table, column=column, ids=ids, fix=fix,
+                table=table, column=column, ids=ids, rows=rows, fix=fix,
             )
         )
 
@@ -164,12 +164,17 @@ class _Problems:
         first = self.items[0]
         text = f"{len(self.items)} problems in the deal history:\n" + "\n".join(f"  - {p}" for p in self.items)
         raise DataValidationError(
-            text, table=first.table, column=first.column, ids=first.ids, problems=self.items
+            text, table=first.table, column=first.column, ids=first.ids, rows=first.rows, problems=self.items
         )
 
 
 def _ids(cols: _Columns, table: str, mask: np.ndarray) -> list[str]:
-    """Up to five distinct ids of offending rows (row numbers where a table has no id).
+    """Up to five distinct ids of offending rows (row numbers where a table has no id)."""
+    return _offenders(cols, table, mask)[0]
+
+
+def _offenders(cols: _Columns, table: str, mask: np.ndarray) -> tuple[list[str], list[int]]:
+    """Up to five distinct ids of offending rows (row numbers where a table has no id), and their positions.
 
     Row numbers count file lines (header = line 1) as long as the table was not
     re-sorted, which holds for every rule: the sort happens after all checks.
@@ -180,19 +185,22 @@ def _ids(cols: _Columns, table: str, mask: np.ndarray) -> list[str]:
     ids = cols(table, id_col) if id_col and cols.has(table, id_col) else None
     deals = cols(table, "deal_id") if cols.has(table, "deal_id") else None
     out: list[str] = []
+    rows: list[int] = []
     # a bounded head keeps this cheap even when a million rows share one bad id
     for r in np.flatnonzero(mask)[:500]:
+        row = int(frame.index[r])
         if ids is not None and not pd.isna(ids[r]):
             label = str(ids[r])
         elif deals is not None and not pd.isna(deals[r]):
-            label = f"row {int(frame.index[r]) + 2} (deal {deals[r]})"
+            label = f"row {row + 2} (deal {deals[r]})"
         else:
-            label = f"row {int(frame.index[r]) + 2}"
+            label = f"row {row + 2}"
         if label not in out:
             out.append(label)
+            rows.append(row)
         if len(out) == 5:
             break
-    return out
+    return out, rows
 
 
 def _not_empty(h: DealHistory, p: _Problems) -> None:
@@ -311,7 +319,7 @@ class _Vocabulary:
 _VOCABULARIES: dict[int, tuple[weakref.ref[StageTaxonomy], _Vocabulary]] = {}
 
 
-def _vocabulary(tax: StageTaxonomy) -> _Vocabulary:
+def taxonomy_vocabulary(tax: StageTaxonomy) -> _Vocabulary:
     """The lookups of a taxonomy, cached by object: a service validates every request with the same one."""
     hit = _VOCABULARIES.get(id(tax))
     if hit is not None and hit[0]() is tax:
@@ -337,7 +345,7 @@ def _canonical_names(h: DealHistory, cols: _Columns, tax: StageTaxonomy, p: _Pro
     The taxonomy's aliases are how a user maps their CRM's names onto ours, so the
     check is "is this spelling configured", and the result holds canonical names only.
     """
-    vocab = _vocabulary(tax)
+    vocab = taxonomy_vocabulary(tax)
     for name in ("stage_history", "stage_truth"):
         if h.table(name) is None:
             continue
@@ -505,7 +513,7 @@ def _counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.cache
-def _default_taxonomy() -> StageTaxonomy:
+def cached_default_taxonomy() -> StageTaxonomy:
     return default_taxonomy()
 
 
@@ -523,7 +531,7 @@ def validate_history(
     """
     if on_out_of_life not in ("drop", "fail"):
         raise ValueError(f"on_out_of_life must be 'drop' or 'fail', not {on_out_of_life!r}")
-    tax = taxonomy or _default_taxonomy()
+    tax = taxonomy or cached_default_taxonomy()
     report = LoadReport(rows={k: len(v) for k, v in history.tables().items()})
     cols = _Columns(history)
     p = _Problems(cols)

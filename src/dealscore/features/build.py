@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandas.api.internals import create_dataframe_from_blocks
 
+from dealscore._compat import frame_from_blocks
 from dealscore.data.history import DealHistory
 from dealscore.errors import ConfigError, DataValidationError
 from dealscore.features.context import FeatureContext
@@ -56,7 +56,7 @@ and whether that time is at or after the data cut (they never read touchpoints).
 
 
 @dataclass(frozen=True)
-class _Plan:
+class FeaturePlan:
     """What a spec needs at build time, derived once per spec (the one-deal path reuses it)."""
 
     key: tuple[Any, ...]
@@ -77,7 +77,7 @@ class _Plan:
     reused_columns: tuple[list[str], np.ndarray]
 
 
-def _plan(spec: FeatureSpec) -> _Plan:
+def feature_plan(spec: FeatureSpec) -> FeaturePlan:
     # cheap fingerprint: specs change through select()/fit_vocabulary(), which return new objects
     key = (id(spec.columns), len(spec.columns), tuple((k, len(v)) for k, v in spec.categories.items()),
            id(spec.stages), id(spec.activity_types), id(spec.contact_roles), id(spec.evidence))
@@ -102,7 +102,7 @@ def _plan(spec: FeatureSpec) -> _Plan:
         vocab = spec.categories.get(name) or []
         dtypes[name] = spec.dtype(name) if vocab else None
         vocabs[name] = Vocab.of(vocab)
-    plan = _Plan(
+    plan = FeaturePlan(
         key=key, stages=Vocab.of(spec.stages), types=Vocab.of(spec.activity_types), roles=Vocab.of(roles),
         layout=layout, evidence=Evidence.of([(s, list(spec.evidence.get(s, []))) for s in spec.stages], layout),
         names=spec.feature_names, numeric=numeric,
@@ -123,7 +123,7 @@ def _columns_of(numeric: list[str], names: tuple[str, ...]) -> tuple[list[str], 
     return kept, np.array([numeric.index(n) for n in kept], dtype=np.int64)
 
 
-def _resolve_spec(spec: FeatureSpec | None, taxonomy: StageTaxonomy | None) -> FeatureSpec:
+def resolve_spec(spec: FeatureSpec | None, taxonomy: StageTaxonomy | None) -> FeatureSpec:
     if spec is None:
         return FeatureSpec.default(taxonomy)
     if taxonomy is not None and list(taxonomy.names) != list(spec.stages):
@@ -186,18 +186,18 @@ class PreparedHistory:
 
 def prepare_history(history: DealHistory, spec: FeatureSpec) -> PreparedHistory:
     """Steps 2-3: read the tables into arrays and sort them once."""
-    plan = _plan(spec)
+    plan = feature_plan(spec)
     deals = read_deals(history)
     stage_rows = read_stage_rows(history, deals.index, plan.stages)
     activity_rows = read_activity_rows(history, deals.index, plan.types, plan.roles)
     return PreparedHistory(
         index=deals.index, deals=deals, stage=prepare_stage(stage_rows, len(deals)),
         touches=prepare_touches(activity_rows, len(deals), plan.layout),
-        data_cut=_data_cut(history, deals, stage_rows.seen, activity_rows.seen),
+        data_cut=data_cut_ns(history, deals, stage_rows.seen, activity_rows.seen),
     )
 
 
-def _data_cut(history: DealHistory, deals: DealRows, *seen: np.ndarray) -> int:
+def data_cut_ns(history: DealHistory, deals: DealRows, *seen: np.ndarray) -> int:
     """``history.data_cut`` from arrays already read: cut_at, else the latest time in the history."""
     if history.cut_at is not None:
         return naive_utc(pd.Timestamp(history.cut_at)).as_unit("ns").value
@@ -229,8 +229,8 @@ def build_feature_block(history: DealHistory, snapshots: pd.DataFrame, *, spec: 
     Scoring feeds boosters a float matrix; going through a DataFrame and back costs
     more than the features of one deal, so the scorer takes the block.
     """
-    spec = _resolve_spec(spec, taxonomy)
-    plan = _plan(spec)
+    spec = resolve_spec(spec, taxonomy)
+    plan = feature_plan(spec)
     bar = _progress(progress, len(snapshots))
     try:
         if bar is not None:
@@ -256,7 +256,7 @@ class FeatureBlock:
     :meth:`frame` gives the typed DataFrame of :func:`build_features`.
     """
 
-    plan: _Plan
+    plan: FeaturePlan
     deals: DealRows
     q_deal: np.ndarray
     q_time: np.ndarray
@@ -311,7 +311,7 @@ def resolve_context(context: FeatureContext | None, prepared: PreparedHistory | 
     return context
 
 
-def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: _Plan, q_deal: np.ndarray,
+def compute_block(prepared: PreparedHistory, context: FeatureContext, plan: FeaturePlan, q_deal: np.ndarray,
                   q_time: np.ndarray, *, touch_group: np.ndarray | None = None,
                   same_as: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, chunk_size: int = CHUNK,
                   bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -364,7 +364,7 @@ def _known(columns: tuple[list[str], np.ndarray], numeric: np.ndarray, rows: np.
     return {name: got[:, i] for i, name in enumerate(names)}
 
 
-def _chunk_features(prepared: PreparedHistory, context: FeatureContext, plan: _Plan, q_deal: np.ndarray,
+def _chunk_features(prepared: PreparedHistory, context: FeatureContext, plan: FeaturePlan, q_deal: np.ndarray,
                     q_time: np.ndarray, touch_group: np.ndarray | None,
                     known: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Step 5: every feature of a chunk of snapshots (``known``: its stage and profile features, already known)."""
@@ -386,13 +386,13 @@ def _chunk_features(prepared: PreparedHistory, context: FeatureContext, plan: _P
     return values
 
 
-def _assemble(plan: _Plan, deals: DealRows, q_deal: np.ndarray, q_time: np.ndarray, block: np.ndarray,
+def _assemble(plan: FeaturePlan, deals: DealRows, q_deal: np.ndarray, q_time: np.ndarray, block: np.ndarray,
               stage_codes: np.ndarray, index: pd.Index) -> pd.DataFrame:
     """Step 6: the typed frame, columns in spec order.
 
     The frame is handed to pandas as its blocks (the whole float block in one piece,
     as :func:`compute_block` already laid it out column-major, plus one block per
-    other column) through ``pandas.api.internals.create_dataframe_from_blocks``: no
+    other column) through :func:`dealscore._compat.frame_from_blocks`: no
     copy and no per-column inspection, which for one deal scored now costs more than
     computing its features, and for a million snapshots saves a copy of the block.
     """
@@ -409,14 +409,14 @@ def _assemble(plan: _Plan, deals: DealRows, q_deal: np.ndarray, q_time: np.ndarr
         else:
             values = _categorical(plan, name, getattr(deals, name), q_deal)
         blocks.append((values, pos[name]))
-    return create_dataframe_from_blocks(blocks, index=index, columns=plan.frame_columns)
+    return frame_from_blocks(blocks, index, plan.frame_columns)
 
 
-def _stage_dtype(plan: _Plan) -> pd.CategoricalDtype:
+def _stage_dtype(plan: FeaturePlan) -> pd.CategoricalDtype:
     return pd.CategoricalDtype(pd.Index(list(plan.stages.names), dtype=object))
 
 
-def _category_codes(plan: _Plan, name: str, per_deal: np.ndarray, q_deal: np.ndarray
+def _category_codes(plan: FeaturePlan, name: str, per_deal: np.ndarray, q_deal: np.ndarray
                     ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Codes of an open-vocabulary column: the fixed vocabulary when fitted, else the sorted observed values."""
     if plan.dtypes[name] is None:
@@ -428,7 +428,7 @@ def _category_codes(plan: _Plan, name: str, per_deal: np.ndarray, q_deal: np.nda
     return codes[q_deal], vocab.names
 
 
-def _categorical(plan: _Plan, name: str, per_deal: np.ndarray, q_deal: np.ndarray) -> pd.Categorical:
+def _categorical(plan: FeaturePlan, name: str, per_deal: np.ndarray, q_deal: np.ndarray) -> pd.Categorical:
     """An open-vocabulary column as a pandas Categorical (see :func:`_category_codes`)."""
     codes, names = _category_codes(plan, name, per_deal, q_deal)
     dtype = plan.dtypes[name]

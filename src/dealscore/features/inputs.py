@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dealscore._compat import column_array, column_names, naive_ns_columns
 from dealscore.data.history import DealHistory
 from dealscore.errors import DataValidationError
 from dealscore.features.timeline import NAT
@@ -30,15 +31,12 @@ def raw_column(frame: pd.DataFrame, name: str) -> Any:
     """The stored array of one column (ndarray or pandas extension array), without building a Series.
 
     ``frame[name]`` constructs a Series each time, which costs more than many of the
-    features of one deal; ``DataFrame._get_column_array`` (what pandas itself uses)
-    hands out the stored array. The public route is the fallback when a pandas
-    version lacks it or column names repeat; both give the same values.
+    features of one deal (see :func:`dealscore._compat.column_array`); repeated
+    column names take the public route.
     """
-    getter = getattr(frame, "_get_column_array", None)
-    if getter is not None:
-        loc = frame.columns.get_loc(name)
-        if isinstance(loc, int):
-            return getter(loc)
+    loc = frame.columns.get_loc(name)
+    if isinstance(loc, int):
+        return column_array(frame, loc)
     return frame[name].array
 
 
@@ -84,29 +82,6 @@ def column(frame: pd.DataFrame, name: str, kind: str = "str", raw: Any = None) -
     if isinstance(raw, np.ndarray) and raw.dtype == object:
         return raw
     return np.asarray(raw.to_numpy(dtype=object) if hasattr(raw, "to_numpy") else raw, dtype=object)
-
-
-def frame_of(columns: pd.Index, arrays: list[Any], index: pd.Index | None = None) -> pd.DataFrame:
-    """A DataFrame from finished column arrays, without pandas re-inspecting each one.
-
-    Building a small frame through the public constructors costs more than
-    computing a deal's features; ``DataFrame._from_arrays`` (used by pandas' own
-    readers) takes the arrays as they are. Falls back to the public constructor
-    when a pandas version lacks it; tests check both give the same frame.
-    """
-    n = len(arrays[0]) if arrays else 0
-    index = pd.RangeIndex(n) if index is None else index
-    if hasattr(pd.DataFrame, "_from_arrays"):
-        return pd.DataFrame._from_arrays(arrays, columns=columns, index=index, verify_integrity=False)
-    return public_frame_of(columns, arrays, index)
-
-
-def public_frame_of(columns: pd.Index, arrays: list[Any], index: pd.Index) -> pd.DataFrame:
-    """:func:`frame_of` through public pandas API only (object columns stay object)."""
-    data = {c: pd.Series(a, dtype=object, index=index, copy=False)
-            if isinstance(a, np.ndarray) and a.dtype.kind == "O" else pd.Series(a, index=index, copy=False)
-            for c, a in zip(columns, arrays, strict=True)}
-    return pd.DataFrame(data, index=index, columns=columns)
 
 
 @dataclass(frozen=True)
@@ -278,18 +253,17 @@ class Table:
 
     def __init__(self, frame: pd.DataFrame, name: str) -> None:
         self.frame, self.name, self.n = frame, name, len(frame)
-        names = _column_names(frame.columns)
+        names = column_names(frame.columns)
         self._pos = {c: i for i, c in enumerate(names)} if len(set(names)) == len(names) else None
-        self._get = getattr(frame, "_get_column_array", None)
-        self._stamps = _naive_ns_columns(frame) if self._pos is not None and self._get is not None else {}
+        self._stamps = naive_ns_columns(frame) if self._pos is not None else {}
 
     def has(self, name: str) -> bool:
         return name in self._pos if self._pos is not None else name in self.frame.columns
 
     def raw(self, name: str) -> Any:
         """The stored array of a present column (see :func:`raw_column`)."""
-        if self._pos is not None and self._get is not None:
-            return self._get(self._pos[name])
+        if self._pos is not None:
+            return column_array(self.frame, self._pos[name])
         return raw_column(self.frame, name)
 
     def labels(self, name: str) -> Any:
@@ -314,40 +288,6 @@ class Table:
         if stamps is not None:
             return stamps.view(np.int64)
         return times(self.frame, name, self.name, raw=self.raw(name))
-
-
-def _column_names(columns: pd.Index) -> list[Any]:
-    """A frame's column names as a list; pandas' string index converts element by element, Arrow in one call."""
-    chunks = getattr(getattr(columns, "_values", None), "_pa_array", None)
-    if chunks is not None and hasattr(chunks, "to_pylist") and len(chunks) == len(columns):
-        return list(chunks.to_pylist())
-    return list(columns.to_numpy(dtype=object))
-
-
-def _naive_ns_columns(frame: pd.DataFrame) -> dict[int, np.ndarray]:
-    """Column position -> datetime64[ns] storage of every zone-less ns timestamp column, read block by block.
-
-    pandas builds a new DatetimeArray for each column it hands out (more than the one-deal
-    path spends on a feature); the block's backing array already holds the column as rows.
-    Anything else (zones, other units, unfamiliar pandas internals) is left to :func:`times`.
-    """
-    out: dict[int, np.ndarray] = {}
-    blocks = getattr(getattr(frame, "_mgr", None), "blocks", None)
-    if blocks is None:
-        return out
-    for blk in blocks:
-        values = getattr(blk, "values", None)
-        if not (isinstance(values, pd.arrays.DatetimeArray) and values.tz is None and values.dtype == _NS):
-            continue
-        data, locs = getattr(values, "_ndarray", None), getattr(blk, "mgr_locs", None)
-        if not (isinstance(data, np.ndarray) and data.dtype == _NS and locs is not None):
-            continue
-        positions = np.asarray(locs.as_array if hasattr(locs, "as_array") else locs).tolist()
-        if data.ndim == 2 and data.shape[0] == len(positions):
-            out.update(zip(positions, data, strict=True))
-        elif data.ndim == 1 and len(positions) == 1:
-            out[positions[0]] = data
-    return out
 
 
 def read_deals(history: DealHistory) -> DealRows:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dealscore._compat import frame_from_arrays
 from dealscore.data.history import DealHistory
 from dealscore.errors import DataValidationError
-from dealscore.features.inputs import Table, as_ns, deal_codes, deal_index, frame_of
+from dealscore.features.inputs import Table, as_ns, deal_codes, deal_index
 from dealscore.features.timeline import NAT
 from dealscore.times import naive_utc
 
@@ -26,7 +27,7 @@ _COLUMNS = pd.Index(["deal_id", "as_of"])
 
 
 def _frame(ids: np.ndarray, times: np.ndarray) -> pd.DataFrame:
-    return frame_of(_COLUMNS, [np.asarray(ids, dtype=object), times.view("datetime64[ns]")])
+    return frame_from_arrays(_COLUMNS, [np.asarray(ids, dtype=object), times.view("datetime64[ns]")])
 
 
 def make_snapshots(history: DealHistory, *, every_days: float = 7, at_stage_changes: bool = True) -> pd.DataFrame:

@@ -41,14 +41,14 @@ from dealscore.data.history import DealHistory
 from dealscore.errors import ConfigError
 from dealscore.features.build import (
     FeatureBlock,
+    FeaturePlan,
     PreparedHistory,
-    _data_cut,
-    _Plan,
-    _plan,
-    _resolve_spec,
     check_snapshots,
     compute_block,
+    data_cut_ns,
+    feature_plan,
     resolve_context,
+    resolve_spec,
 )
 from dealscore.features.context import FeatureContext
 from dealscore.features.inputs import (
@@ -92,12 +92,12 @@ class WhatIf:
     def __init__(self, history: DealHistory, snapshots: pd.DataFrame | tuple[Any, Any], *,
                  spec: FeatureSpec | None = None, taxonomy: StageTaxonomy | None = None,
                  context: FeatureContext | None = None) -> None:
-        self.spec = _resolve_spec(spec, taxonomy)
-        self.plan = _plan(self.spec)
+        self.spec = resolve_spec(spec, taxonomy)
+        self.plan = feature_plan(self.spec)
         self.deals = read_deals(history)
         self.stage_rows = read_stage_rows(history, self.deals.index, self.plan.stages)
         self.acts = read_activity_rows(history, self.deals.index, self.plan.types, self.plan.roles)
-        self.cut = _data_cut(history, self.deals, self.stage_rows.seen, self.acts.seen)
+        self.cut = data_cut_ns(history, self.deals, self.stage_rows.seen, self.acts.seen)
         self.q_deal, self.q_time = check_snapshots(snapshots, self.deals.index, self.deals)
         self._stage = prepare_stage(self.stage_rows, len(self.deals))
         self.context = (resolve_context(context, None, self.spec) if context is not None
@@ -202,7 +202,7 @@ def _code(vocab: Vocab, value: str | None, what: str) -> int:
     return code
 
 
-def _touch_rows(plan: _Plan, acts: ActivityRows, touches: Sequence[Touchpoint], deal: np.ndarray,
+def _touch_rows(plan: FeaturePlan, acts: ActivityRows, touches: Sequence[Touchpoint], deal: np.ndarray,
                 at: np.ndarray) -> ActivityRows:
     """The added touchpoints as activity rows (contact ids the history knows keep their code)."""
     known = {c: i for i, c in enumerate(acts.contact_names)}

@@ -40,7 +40,7 @@ def connect(address: str, *, memory_limit: str | None = None) -> Iterator[Client
     """
     n = parse_local(address)
     if n is not None:
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                           memory_limit=memory_limit or "auto") as cluster, Client(cluster) as client:
             yield client
         return

@@ -36,9 +36,11 @@ def features_partition(history: ValidatedHistory, key: str, out: str, spec: Feat
 
 
 def prepare(client: Client, url: str, taxonomy: StageTaxonomy, spec: FeatureSpec | None = None,
-            storage_options: dict[str, Any] | None = None) -> tuple[ValidatedHistory, FirstPass]:
+            storage_options: dict[str, Any] | None = None, *, keep_deals: bool = False
+            ) -> tuple[ValidatedHistory, FirstPass]:
     """Pass 1: open and validate the partitioned history at ``url`` (and collect the cross-deal parts)."""
-    return validate_partitioned(client, open_partitioned(url, storage_options), taxonomy, spec=spec)
+    return validate_partitioned(client, open_partitioned(url, storage_options), taxonomy, spec=spec,
+                                keep_deals=keep_deals)
 
 
 def build_features_partitioned(client: Client, url: str, out: str, taxonomy: StageTaxonomy, *,

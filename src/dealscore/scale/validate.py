@@ -37,6 +37,7 @@ class FirstPass:
     report: LoadReport
     context_parts: list[ContextPart]
     categories: list[dict[str, list[str]]]
+    deals: pd.DataFrame | None = None  # every validated deal, when asked for (training splits them)
 
     @property
     def has_closed(self) -> bool:
@@ -78,10 +79,12 @@ class PartitionCheck:
     id_hashes: dict[str, np.ndarray]
     context: ContextPart | None
     categories: dict[str, list[str]]
+    deals: pd.DataFrame | None = None
 
 
 def check_partition(source: PartitionedHistory, key: str, taxonomy: StageTaxonomy,
-                    on_out_of_life: OutOfLifePolicy, spec: FeatureSpec | None = None) -> PartitionCheck:
+                    on_out_of_life: OutOfLifePolicy, spec: FeatureSpec | None = None,
+                    keep_deals: bool = False) -> PartitionCheck:
     """Validate one partition; with it, the hashes of its unique ids and its part of the feature context
     (and of ``spec``'s open vocabularies, when given).
 
@@ -98,7 +101,8 @@ def check_partition(source: PartitionedHistory, key: str, taxonomy: StageTaxonom
         values = values[values.notna()]
         hashes[table] = pd.util.hash_array(values.to_numpy(dtype=object)) if len(values) else np.zeros(0, np.uint64)
     return PartitionCheck(key, report, None, hashes, ContextPart.of_history(history, taxonomy.names),
-                          {} if spec is None else observed_categories(history, spec))
+                          {} if spec is None else observed_categories(history, spec),
+                          history.deals if keep_deals else None)
 
 
 def _ids_with_hashes(source: PartitionedHistory, key: str, table: str, col: str, wanted: np.ndarray) -> list[str]:
@@ -111,7 +115,7 @@ def _ids_with_hashes(source: PartitionedHistory, key: str, table: str, col: str,
 
 def validate_partitioned(
     client: Client, source: PartitionedHistory, taxonomy: StageTaxonomy | None = None, *,
-    on_out_of_life: OutOfLifePolicy = "drop", spec: FeatureSpec | None = None,
+    on_out_of_life: OutOfLifePolicy = "drop", spec: FeatureSpec | None = None, keep_deals: bool = False,
 ) -> tuple[ValidatedHistory, FirstPass]:
     """Validate every partition on the cluster: the clean history's handle and the first pass's figures.
 
@@ -120,7 +124,7 @@ def validate_partitioned(
     """
     tax = taxonomy or default_taxonomy()
     futures = client.map(check_partition, [source] * len(source), list(source.keys), taxonomy=tax,
-                         on_out_of_life=on_out_of_life, spec=spec, pure=False)
+                         on_out_of_life=on_out_of_life, spec=spec, keep_deals=keep_deals, pure=False)
     checks: list[PartitionCheck] = client.gather(futures)
     problems: list[DataValidationError] = []
     for c in checks:
@@ -147,7 +151,9 @@ def validate_partitioned(
     accounts = [c.id_hashes["accounts"] for c in checks]
     report.rows["accounts"] = len(np.unique(np.concatenate(accounts))) if accounts else 0
     parts = [c.context for c in checks if c.context is not None]
-    return ValidatedHistory(source, tax, on_out_of_life, cut), FirstPass(report, parts, [c.categories for c in checks])
+    deals = pd.concat([c.deals for c in checks], ignore_index=True) if keep_deals else None
+    return ValidatedHistory(source, tax, on_out_of_life, cut), FirstPass(report, parts, [c.categories for c in checks],
+                                                                         deals)
 
 
 def _in_partition(problem: DataValidationError, key: str) -> DataValidationError:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dealscore._compat import column_array
 from dealscore.data.history import DealHistory, known_time
 from dealscore.errors import NotFoundError
 from dealscore.playbook import normalise_action
@@ -99,10 +100,9 @@ def contact_ids(history: DealHistory, items: Sequence[tuple[str, Action, pd.Time
 
 def column_values(frame: pd.DataFrame, name: str, dtype: Any = None) -> np.ndarray:
     """One column as a NumPy array without building a Series (that costs more than the one-deal lookups)."""
-    getter = getattr(frame, "_get_column_array", None)
-    loc = frame.columns.get_loc(name) if getter is not None else None
+    loc = frame.columns.get_loc(name)
     if isinstance(loc, int):
-        values = getter(loc)  # type: ignore[misc]
+        values = column_array(frame, loc)
         if isinstance(values, pd.arrays.DatetimeArray) and values.tz is None:
             values = np.asarray(values)
         out = values if isinstance(values, np.ndarray) else values.to_numpy()

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dealscore.scoring.booster_call import CONTRIB, NORMAL, RAW_SCORE, predict_matrix
+from dealscore._compat import CONTRIB, NORMAL, RAW_SCORE, predict_matrix
 
 #: Blocks smaller than this are predicted on one thread.
 SINGLE_THREAD_ROWS = 2_000
@@ -54,7 +54,7 @@ class _Booster:
                    int(booster.num_model_per_iteration()))
 
     def predict(self, mat: np.ndarray, kind: int, threads: int) -> np.ndarray:
-        """This booster on a float matrix (flat; see :func:`~dealscore.scoring.booster_call.predict_matrix`)."""
+        """This booster on a float matrix (flat; see :func:`~dealscore._compat.predict_matrix`)."""
         return predict_matrix(self.booster, mat, kind=kind, iteration=self.iteration, threads=threads,
                               models=self.models)
 

@@ -146,15 +146,3 @@ def _build(kind: type, raw: dict[str, Any], where: str) -> Any:
         current = getattr(defaults, name)
         values[name] = _build(type(current), value, f"{where}.{name}") if is_dataclass(current) else value
     return kind(**values)
-
-
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (for MLflow params and metrics)."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out

@@ -8,6 +8,7 @@ bundle and pass it through the promotion gate.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,10 +94,8 @@ def _cap_rows(mask: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
 
 
 def _order_by_creation(history: DealHistory, snaps: pd.DataFrame) -> pd.DataFrame:
-    created = history.deals.set_index("deal_id")["created_at"]
-    out = snaps.assign(_created=snaps["deal_id"].map(created).to_numpy())
-    out = out.sort_values(["_created", "deal_id", "as_of"], kind="stable").drop(columns="_created")
-    return out.reset_index(drop=True)
+    order = order_by_creation(snaps, history.deals.set_index("deal_id")["created_at"])
+    return snaps.take(order).reset_index(drop=True)
 
 
 class _Laps:
@@ -205,8 +204,15 @@ def encoded_features(
     spec = FeatureSpec.default(tax)
     context = FeatureContext().fit(history, tax, spec)
     features = build_features(history, snaps, spec=spec, taxonomy=tax, context=context).reset_index(drop=True)
-    spec = spec.fit_vocabulary(features[slice_of == "train"])
-    return spec.encode(features), spec, context
+    encoded, spec = train_vocabulary(features, slice_of, tax)
+    return encoded, spec, context
+
+
+def train_vocabulary(features: pd.DataFrame, slice_of: np.ndarray, tax: StageTaxonomy
+                     ) -> tuple[pd.DataFrame, FeatureSpec]:
+    """Features encoded with categorical vocabularies learned from the training slice only, and that spec."""
+    spec = FeatureSpec.default(tax).fit_vocabulary(features[slice_of == "train"])
+    return spec.encode(features), spec
 
 
 def training_rows(
@@ -217,20 +223,42 @@ def training_rows(
     snaps, labels = labelled_snapshots(history, split, cfg, tax)
     slice_of = split.slice_of(snaps["deal_id"])
     laps.lap("snapshots")
-    say("learning the reps' recording habits and inferring real stages")
-    labels, labeler = infer_real_stages(history, split, snaps, labels, tax)
-    laps.lap("stage_labels")
 
     say(f"building features for {len(snaps):,} snapshots")
     features, spec, context = encoded_features(history, snaps, slice_of, tax)
     laps.lap("features")
+    return rows_of(snaps, labels, features, spec, context, split)
 
+
+def order_by_creation(snaps: pd.DataFrame, created: pd.Series) -> np.ndarray:
+    """Positions that put snapshots in training order: deal creation, deal id, time (``created``: by deal id)."""
+    key = pd.DataFrame({"_created": snaps["deal_id"].map(created).to_numpy(), "deal_id": snaps["deal_id"].to_numpy(),
+                        "as_of": snaps["as_of"].to_numpy()})
+    return key.sort_values(["_created", "deal_id", "as_of"], kind="stable").index.to_numpy()
+
+
+def rows_of(snaps: pd.DataFrame, labels: pd.DataFrame, features: pd.DataFrame, spec: FeatureSpec,
+            context: FeatureContext, split: DealSplit) -> TrainingRows:
+    """Training rows from labelled snapshots in training order and their features encoded with ``spec``
+    (see :func:`train_vocabulary`). A cluster builds the parts on its workers and joins them here
+    (:mod:`dealscore.scale.train`)."""
+    slice_of = split.slice_of(snaps["deal_id"])
     masks = {name: slice_of == name for name in SLICES}
     y = labels["won"].to_numpy(dtype=float)
     for name in SLICES:
         check_slice_labels(y[masks[name]], name, len(split.ids(name)))
     return TrainingRows(snaps=snaps, labels=labels, slice_of=slice_of, features=features, spec=spec,
-                        context=context, y=y, masks=masks, labeler=labeler)
+                        context=context, y=y, masks=masks)
+
+
+def with_real_stages(history: DealHistory, split: DealSplit, rows: TrainingRows, tax: StageTaxonomy) -> TrainingRows:
+    """The rows with real-stage labels filled in by the recording-habits estimator (see :func:`infer_real_stages`).
+
+    One step for one machine and for a cluster's rows (``history`` then holds the rows
+    of the deals trained on), so both learn the same labels.
+    """
+    labels, labeler = infer_real_stages(history, split, rows.snaps, rows.labels, tax)
+    return dataclasses.replace(rows, labels=labels, labeler=labeler)
 
 
 def fit_win(rows: TrainingRows, cfg: TrainConfig) -> tuple[WinModel, np.ndarray]:
@@ -432,6 +460,22 @@ def train_models(
     split, counts = split_history(history, cfg)
     laps.lap("split")
     rows = training_rows(history, split, cfg, tax, say, laps)
+    return train_on_rows(history, split, counts, rows, cfg, tax, truth=truth, say=say, laps=laps)
+
+
+def train_on_rows(
+    history: DealHistory, split: DealSplit, counts: dict[str, int], rows: TrainingRows, cfg: TrainConfig,
+    tax: StageTaxonomy, *, truth: Any = None, say: Progress = _noop, laps: _Laps | None = None,
+) -> TrainingResult:
+    """The steps after the training rows: fit, evaluate, report and bundle (one machine or a cluster's rows).
+
+    ``history`` gives the deal counts of the report and the stage statistics of the
+    bundle; a cluster passes every deal and the rows of the deals it trained on.
+    """
+    laps = laps or _Laps()
+    say("learning the reps' recording habits and inferring real stages")
+    rows = with_real_stages(history, split, rows, tax)
+    laps.lap("stage_labels")
     models = fit_models(rows, cfg, tax, say, laps)
 
     say("evaluating on the test slice (the most recent holdout)")
@@ -516,4 +560,5 @@ def find_truth(folder: Path) -> Path | None:
     return t if t.is_dir() else None
 
 
-__all__ = ["TrainingResult", "find_truth", "holdout_metrics", "train_models"]
+__all__ = ["TrainingResult", "find_truth", "holdout_metrics", "order_by_creation", "rows_of", "train_models",
+           "train_on_rows", "train_vocabulary"]

@@ -77,7 +77,20 @@ def run_training(
         if truth is None:
             truth = find_truth(Path(folder))
     result = train_models(history, cfg, truth=truth, progress=say)
+    return track_training(result, history, cfg, warnings=warnings, report_json=report_json, experiment=experiment,
+                          progress=say)
 
+
+def track_training(
+    result: TrainingResult, history: DealHistory, cfg: TrainConfig, *, warnings: list[str] | None = None,
+    report_json: str | Path | None = None, experiment: str | None = None, progress: Progress | None = None,
+) -> RunSummary:
+    """Log a finished training to MLflow, compare with the champion on its holdout, register and gate.
+
+    Shared by one-machine training and training on a cluster (:mod:`dealscore.scale.train`).
+    """
+    say = progress or (lambda _m: None)
+    warnings = list(warnings or [])
     say("logging the run to MLflow")
     run = tracking.log_training_run(result, experiment=experiment)
     say("comparing with the current champion on the same holdout")

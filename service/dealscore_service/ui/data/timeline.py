@@ -11,8 +11,8 @@ from dealscore.scoring.result import ScoreResult
 from dealscore.taxonomy import StageTaxonomy
 from dealscore.times import naive_utc
 from dealscore_service.auth import Principal
-from dealscore_service.routers.deals import trend_of
 from dealscore_service.store import ScoreStore, StoredScore
+from dealscore_service.trend import trend_of
 from dealscore_service.ui.charts import HistoryPoint
 from dealscore_service.ui.data.query import stage_order
 from dealscore_service.ui.format import money

@@ -67,7 +67,7 @@ class _Typing:
         return DataValidationError(
             f"table {self.table.name}, column {col}: {int(mask.sum())} value(s) {what}{examples} "
             f"(ids: {', '.join(ids)})",
-            table=self.table.name, column=col, ids=ids, fix=fix,
+            table=self.table.name, column=col, ids=ids, rows=np.flatnonzero(mask)[:5], fix=fix,
         )
 
 
@@ -157,14 +157,8 @@ def _number(t: _Typing, col: str) -> tuple[np.ndarray, bool]:
     num = pd.to_numeric(src, errors="coerce")
     bad = (src.notna() & num.isna()).to_numpy()
     if bad.any():
-        ids = t.row_ids(bad)
-        examples = ", ".join(repr(str(v)) for v in src[bad].head(3))
-        raise DataValidationError(
-            f"table {t.table.name}, column {col}: {int(bad.sum())} value(s) are not numbers "
-            f"such as {examples} (ids: {', '.join(ids)})",
-            table=t.table.name, column=col, ids=ids,
-            fix="use plain numbers without currency symbols or thousands separators",
-        )
+        raise t.error(col, bad, "are not numbers", values=src.to_numpy(),
+                      fix="use plain numbers without currency symbols or thousands separators")
     return num.astype("float64").to_numpy(), False
 
 

@@ -72,12 +72,6 @@ class SimulatedCRM:
     paths: LatentPaths = field(repr=False)
     profile: str = DEFAULT_PROFILE
 
-    def oracle(self, snapshots: pd.DataFrame) -> np.ndarray:
-        """True win probability of each snapshot (see :func:`oracle_win_probability`)."""
-        from dealscore.data.simulate.oracle import oracle_win_probability
-
-        return oracle_win_probability(self, snapshots)
-
 
 def _to_ts(origin: pd.Timestamp, t_days: np.ndarray) -> np.ndarray:
     """Days since origin -> datetime64[ns] (whole seconds; NaN/inf -> NaT)."""

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from dealscore.cli import app, console, err_console
 from dealscore.errors import ConfigError
+from dealscore_service.auth import add_key_to_file
 
 api_key_app = typer.Typer(help="Create API keys for the scoring service (stored hashed).", no_args_is_help=True)
 app.add_typer(api_key_app, name="api-key")
@@ -36,6 +38,7 @@ def serve(
     DEALSCORE_DATA_DIR), DEALSCORE_API_KEYS_FILE, DEALSCORE_MODEL_PATH or the MLflow registry
     (MLFLOW_TRACKING_URI), DEALSCORE_LOG_JSON.
     """
+    # the app and its server are imported when serving, not whenever the CLI starts
     import uvicorn
 
     from dealscore_service import listener
@@ -66,8 +69,6 @@ def serve(
 
 def _checked_settings() -> Any:
     """Settings and keys read once here, so a bad variable or keys file is a one-line error, not a traceback."""
-    from pydantic import ValidationError
-
     from dealscore_service.main import load_keyring
     from dealscore_service.settings import Settings
 
@@ -89,8 +90,6 @@ def create_key(
     owner: Annotated[list[str] | None, typer.Option(help="limit the key to this owner (repeatable)")] = None,
 ) -> None:
     """Create a key, store its hash in FILE and print the key once (it cannot be recovered)."""
-    from dealscore_service.auth import add_key_to_file
-
     bad = [s for s in scope if s not in SCOPES]
     if bad:
         raise ConfigError(f"unknown scope(s) {bad}; use {list(SCOPES)}")

@@ -1,4 +1,4 @@
-"""One deal of a history as the JSON body a CRM sends to ``POST /v1/score``.
+"""The client side of the service: one deal of a history as the JSON body a CRM sends to ``POST /v1/score``.
 
 The demo, the service benchmarks and the web-page tests all need to replay a
 history through the HTTP API exactly as a CRM would; this is the one place that

@@ -26,6 +26,9 @@ from rich.rule import Rule
 
 from dealscore.cli import app, console
 from dealscore.errors import DealscoreError
+from dealscore.paths import DATA_DIR_ENV, data_dir
+from dealscore_service.auth import add_key_to_file
+from dealscore_service.client import deal_payloads
 
 
 def _run(args: list[str]) -> None:
@@ -52,7 +55,11 @@ def _free_port(preferred: int) -> int:
 def demo(
     deals: Annotated[int, typer.Option("--deals", help="Size of the synthetic CRM.")] = 8000,
     seed: Annotated[int, typer.Option("--seed")] = 7,
-    workdir: Annotated[Path, typer.Option("--workdir", help="Where the demo writes everything.")] = Path(".demo"),
+    workdir: Annotated[
+        Path | None,
+        typer.Option("--workdir", help="Where the demo writes everything (default: the data folder, "
+                     "$DEALSCORE_DATA_DIR or .dealscore)."),
+    ] = None,
     port: Annotated[int, typer.Option("--port", help="Port for the scoring service.")] = 8000,
     serve: Annotated[
         bool, typer.Option("--serve/--no-serve", help="End by starting the scoring service.")
@@ -62,9 +69,10 @@ def demo(
     ] = True,
 ) -> None:
     """Run the whole product end to end on a synthetic CRM and print where to look."""
-    workdir = workdir.resolve()
+    workdir = (workdir or data_dir()).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
+    # the demo's folder is the data folder of everything it runs: MLflow store, model copy, service files
+    os.environ[DATA_DIR_ENV] = str(workdir)
     history = workdir / "history"
     started = time.perf_counter()
     _run(["generate", "--deals", str(deals), "--seed", str(seed), "--out", str(history)])
@@ -81,11 +89,13 @@ def demo(
 
 
 def _print_where_to_look(workdir: Path, base_url: str | None, api_key: str | None) -> None:
+    from dealscore.tracking import tracking_uri  # MLflow loads in seconds: only when the demo gets here
+
     lines = [
         f"History:        {workdir / 'history'}",
         f"Eval report:    {workdir / 'report.json'}",
         f"Scores:         {workdir / 'scores.parquet'}",
-        f"MLflow UI:      .venv/bin/mlflow ui --backend-store-uri sqlite:///{workdir / 'mlflow.db'} --port 5000",
+        f"MLflow UI:      .venv/bin/mlflow ui --backend-store-uri {tracking_uri()} --port 5000",
     ]
     if base_url:
         lines += [
@@ -103,9 +113,6 @@ def _print_where_to_look(workdir: Path, base_url: str | None, api_key: str | Non
 def _serve_demo(workdir: Path, history: Path, port: int, keep_serving: bool) -> None:
     """Start `dealscore serve` on the demo model, score a few deals over HTTP, print the URLs."""
     import httpx
-
-    from dealscore.data.payload import deal_payloads
-    from dealscore_service.auth import add_key_to_file
 
     keys_file = workdir / "api_keys.yaml"
     keys_file.unlink(missing_ok=True)  # a fresh demo key each run; only its hash is stored
