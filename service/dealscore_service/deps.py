@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from dealscore_service.auth import KeyRing, Principal, Scope
@@ -87,3 +88,13 @@ ScoreKey = Annotated[Principal, Depends(require(Scope.score))]
 ReadKey = Annotated[Principal, Depends(require(Scope.read))]
 AdminKey = Annotated[Principal, Depends(require(Scope.admin))]
 AnyKey = Annotated[Principal, Depends(require(Scope.read, Scope.score))]
+
+
+async def single_valued_query(request: Request) -> None:
+    """Every query parameter of these endpoints holds one value: ``?team=a&team=b`` is refused, not half-read."""
+    repeated = sorted({k for k, _ in request.query_params.multi_items()
+                       if len(request.query_params.getlist(k)) > 1})
+    if repeated:
+        raise RequestValidationError([
+            {"type": "repeated_parameter", "loc": ("query", k), "input": request.query_params.getlist(k),
+             "msg": f"given {len(request.query_params.getlist(k))} times; send it once"} for k in repeated])

@@ -35,6 +35,12 @@ class PermissionDeniedError(DealscoreError):
     http_status = 403
 
 
+class DealClosedError(DealscoreError):
+    """The deal was closed (its outcome recorded): it is no longer scored."""
+
+    http_status = 409
+
+
 class InvalidPayloadError(DataValidationError):
     """A deal payload breaks the data contract; ``fields`` points at the offending JSON values.
 
@@ -131,9 +137,16 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
         if kind == "json_invalid":
             ctx = err.get("ctx") or {}
             item["message"] = f"JSON decode error: {ctx.get('error', 'invalid JSON')} at character {loc[-1]}"
+            item["path"] = "body"  # the number is a character position in the body, not a list index
         if kind in _FIXES:
             item["fix"] = _FIXES[kind]
         fields.append(item)
+    content_type = request.headers.get("content-type", "")
+    if request.method in ("POST", "PUT", "PATCH") and "json" not in content_type.lower():
+        # FastAPI reads a body that is not declared as JSON as raw bytes: say why it was not understood
+        fields.insert(0, {"loc": ["header", "content-type"], "path": "Content-Type", "type": "content_type",
+                          "message": f"Content-Type must be application/json, got {content_type or 'none'!r}",
+                          "fix": "send the header Content-Type: application/json"})
     summary = "; ".join(f"{f['path']}: {f['message']}" for f in fields[:5])
     more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
     return JSONResponse(

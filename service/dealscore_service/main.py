@@ -72,7 +72,8 @@ def build_services(settings: Settings) -> Services:
     """Everything the app holds, not yet opened (no I/O besides reading the keys file)."""
     return Services(
         settings=settings,
-        store=ScoreStore(settings.resolved_database_url, migrate_on_start=settings.migrate_on_start),
+        store=ScoreStore(settings.resolved_database_url, migrate_on_start=settings.migrate_on_start,
+                         keep_scores=settings.scores_kept_per_deal),
         models=ModelLoader(settings),
         keys=load_keyring(settings),
         metrics=Metrics(),

@@ -13,9 +13,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, computed_field
 
-from dealscore.scoring.result import DealWarning, NextAction, ScoreResult
+from dealscore.scoring.result import DealWarning, NextAction, ScoreResult, percent_text
 from dealscore.times import naive_utc
 from dealscore_service.limits import MAX_BATCH_DEALS, MAX_STAGE_CHANGES_PER_DEAL, MAX_TOUCHPOINTS_PER_DEAL
 
@@ -24,8 +24,15 @@ LATEST = datetime(2200, 1, 1)
 
 
 def _utc_naive(value: datetime) -> datetime:
-    """Times with an offset are converted to UTC; times without one are taken as UTC already."""
-    value = naive_utc(value)
+    """Times with an offset are converted to UTC; times without one are taken as UTC already.
+
+    A time at the edge of the calendar can leave it once its offset is applied
+    (``0001-01-01T00:00:00+01:00`` is in year 0): refused like any time out of range.
+    """
+    try:
+        value = naive_utc(value)
+    except OverflowError:
+        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year} once converted to UTC") from None
     if not EARLIEST <= value < LATEST:
         raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year}")
     return value
@@ -74,7 +81,7 @@ class AccountPayload(_Strict):
     """The customer profile (contract table ``accounts``)."""
 
     account_id: Ident | None = Field(default=None, description="defaults to the deal's account_id; must match it")
-    industry: Text
+    industry: Annotated[Text, Field(min_length=1)]
     employees: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
     annual_revenue: Money | None = None
     region: Text | None = None
@@ -243,6 +250,12 @@ class AtRiskItem(BaseModel):
     model_version: str
     recent_p_win: list[float] = Field(description="the last few win probabilities, oldest first (trend line)")
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def p_win_display(self) -> str:
+        """``p_win`` as shown to people: '37%', '<1%' or '>99%' (never a false 0% or 100%)."""
+        return percent_text(self.p_win)
+
 
 class AtRiskResponse(BaseModel):
     """``GET /v1/deals/at-risk``: one page of the ranking and totals over every matching deal."""
@@ -272,6 +285,25 @@ class RecordingHabits(BaseModel):
     company: dict[str, float] = Field(default_factory=dict)
     reps: list[RepHabit] = Field(default_factory=list)
     summary: list[str] = Field(default_factory=list, description="the same in plain sentences")
+
+
+class OutcomeRequest(_Strict):
+    """``POST /v1/deals/{deal_id}/outcome``: the CRM says the deal closed."""
+
+    outcome: Literal["won", "lost"] = Field(description="how the deal closed")
+    closed_at: Timestamp = Field(description="when it closed (ISO 8601; without an offset it is UTC)")
+
+
+class OutcomeResponse(BaseModel):
+    """The deal's recorded outcome; it has left the at-risk list."""
+
+    deal_id: str
+    outcome: Literal["won", "lost"]
+    closed_at: UtcTime
+    recorded_at: UtcTime
+    is_open: bool = Field(description="always false: a deal with an outcome is closed")
+    last_p_win: float | None = Field(description="the win probability of the deal's latest score (monitoring)")
+    model_version: str | None = Field(description="the model of that latest score")
 
 
 class ModelInfo(BaseModel):
@@ -336,7 +368,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the error statuses a route can return."""
     text = {
         401: "missing or unknown API key", 403: "the key lacks the scope or may not see this deal",
-        404: "not found", 413: "request body over 1 MiB", 422: "invalid request (field paths in error.fields)",
+        404: "not found", 409: "the deal was closed: it is no longer scored",
+        413: "request body over 1 MiB", 422: "invalid request (field paths in error.fields)",
         503: "model not loaded or score store unavailable (see Retry-After)",
     }
     return {c: {"model": ErrorResponse, "description": text.get(c, "error")} for c in codes}

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         "default sqlite:///<data_dir>/scores.db",
     )
     migrate_on_start: bool = Field(default=True, description="apply Alembic migrations when the service starts")
+    scores_kept_per_deal: int = Field(
+        default=100, ge=1,
+        description="the newest scores kept per deal (its history and trend); older ones are deleted as new "
+        "ones arrive. Only the latest score of a deal keeps its touchpoints and stage changes",
+    )
     store_retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After sent with a 503 store error")
 
     model_name: str = Field(default="dealscore", description="registered model name in the MLflow registry")

@@ -242,6 +242,12 @@ def log_training_run(
                            "data.n_features": result.report["data"]["n_features"]})
         mlflow.log_params({k: str(v)[:5000] for k, v in all_params.items()})
         mlflow.log_metrics(_numeric_metrics(result.report))
+        # the learning curve as stepped metrics (step = training deals): MLflow draws it as a curve
+        for point in (result.report.get("win", {}).get("learning_curve") or {}).get("points", []):
+            for metric in ("roc_auc", "log_loss"):
+                if point.get(metric) is not None:
+                    mlflow.log_metric(f"win.learning_curve.{metric}", float(point[metric]),
+                                      step=int(point["train_deals"]))
         mlflow.log_dict(to_jsonable(result.report), "report.json")
         if result.report.get("stage", {}).get("recording_habits"):  # per rep, for coaching (also in report.json)
             mlflow.log_dict(to_jsonable(result.report["stage"]["recording_habits"]), "recording_habits.json")

@@ -31,6 +31,8 @@ def test_demo_runs_end_to_end_and_says_where_to_look(tmp_path: Path) -> None:
     assert (demo / "mlflow.db").is_file()
     scores = pd.read_parquet(demo / "scores.parquet")
     assert len(scores) > 0 and scores["p_win"].between(0, 1).all()
+    # value at risk is money: never more than the deal's amount, on every row
+    assert (scores["value_at_risk"] <= scores["amount"].fillna(0.0) + 1e-9).all()
     assert (demo / "scores.db").is_file()
     # and it told the user where to look
     for needle in ("Load report", "roc auc", "deals at risk", "/docs", "/ui", "mlflow ui", "Demo API key"):

@@ -35,10 +35,25 @@ def test_naive_bayes_bins_numerics_and_tolerates_missing_and_unseen(synthetic):
 def test_logistic_uses_all_features_and_ranks_well(synthetic):
     X, y, _ = synthetic["train"]
     lr = LogisticBaseline().fit(X, y)
-    assert set(lr.categorical_) == {"declared_stage", "industry"}
+    assert set(lr.categories_) == {"declared_stage", "industry"}
     Xt, yt, _ = synthetic["test"]
     p = lr.predict_proba(Xt)
     assert safe_auc(yt, p) > 0.65
     inf = Xt.copy()
     inf.loc[inf.index[0], "amount"] = np.inf
     assert np.isfinite(lr.predict_proba(inf)).all()
+
+
+def test_logistic_terms_reproduce_scikit_learn_on_the_design_matrix(synthetic):
+    """The stored per-feature terms are the fitted regression itself, not an approximation of it."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, _ = synthetic["train"]
+    lr = LogisticBaseline(C=0.5).fit(X, y)
+    design, _ = lr._design_fit(lr.matrix(X))  # deterministic: recomputes the same preprocessing
+    ref = LogisticRegression(C=0.5, max_iter=500).fit(design, y.astype(int)).decision_function(design)
+    np.testing.assert_allclose(lr.predict_raw(X), ref, rtol=1e-6, atol=1e-6)
+    Xt = synthetic["test"][0].copy()
+    Xt["industry"] = Xt["industry"].cat.set_categories(["tech", "retail", "finance", "health", "new"])
+    Xt.loc[Xt.index[:5], "industry"] = "new"
+    assert np.isfinite(lr.predict_raw(Xt)).all()  # unknown levels score like missing ones

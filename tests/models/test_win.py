@@ -28,8 +28,9 @@ def test_probabilities_are_calibrated_and_beat_the_stage_table(fitted, synthetic
     assert model["roc_auc"] > table["roc_auc"] + 0.03
     assert model["log_loss"] < table["log_loss"]
     assert model["ece"] < 0.06
-    assert fitted.calibration_method_ in ("isotonic", "platt")
-    assert set(fitted.calibrator_.selection_) == {"isotonic", "platt"}
+    assert fitted.calibration_method_ in ("isotonic", "platt", "beta")
+    assert set(fitted.calibrator_.selection_) == {"isotonic", "platt", "beta"}
+    assert fitted.family == "lightgbm" and fitted.linear is None
 
 
 def test_feature_names_exclude_snapshot_ids(fitted):
@@ -62,3 +63,23 @@ def test_one_class_training_slice_is_a_clear_error(synthetic):
     tr, va, ca = synthetic["train"], synthetic["validation"], synthetic["calibration"]
     with pytest.raises(InsufficientDataError, match="every closed deal in it was lost"):
         WinModel(**FAST).fit(tr[0], np.zeros(len(tr[1])), va[0], va[1], ca[0], ca[1])
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+def test_blend_and_logistic_families_serve_raw_scores_and_contributions_alike(synthetic, weight):
+    """A blend (or the logistic regression alone) is one raw score, with contributions summing to it."""
+    tr, te = synthetic["train"], synthetic["test"]
+    model = WinModel(params={"min_data_in_leaf": 20}, num_boost_round=40, blend_weight=weight).fit_components(
+        tr[0], tr[1])
+    X = te[0]
+    raw = model.predict_raw(X)
+    lin = model.linear.predict_raw(X)
+    if weight == 0:
+        assert model.family == "logistic" and model.booster_ is None
+        np.testing.assert_allclose(raw, lin)
+    else:
+        assert model.family == "blend"
+        boost = model.booster_.predict(X[model.feature_names_], num_iteration=40, raw_score=True)
+        np.testing.assert_allclose(raw, 0.5 * boost + 0.5 * lin)
+    np.testing.assert_allclose(model.contributions(X).sum(axis=1), raw, atol=1e-9)
+    assert model.feature_importance().index[0] in model.feature_names_

@@ -70,6 +70,7 @@ def test_api_score_equals_the_library_score(scoring_client: TestClient, trained_
                                                 as_of=trained_model.history.data_cut)
     api = ScoreResult.model_validate(r.json())
     assert api.p_win == pytest.approx(direct.p_win, abs=1e-12)
+    assert r.json()["p_win_display"] == direct.p_win_display not in ("0%", "100%")
     assert api.inferred_stage == direct.inferred_stage and api.grade == direct.grade
     assert [w.code for w in api.warnings] == [w.code for w in direct.warnings]
     assert [a.code for a in api.actions] == [a.code for a in direct.actions]

@@ -12,7 +12,9 @@ from dealscore.training.config import TrainConfig
 
 FAST = {
     "snapshots": {"every_days": 14},
-    "win": {"num_boost_round": 80, "early_stopping_rounds": 15, "params": {"learning_rate": 0.1}},
+    "win": {"num_boost_round": 80, "early_stopping_rounds": 15, "params": {"learning_rate": 0.1},
+            "search": {"base": {}, "small": {"num_leaves": 7, "min_data_in_leaf": 100}}, "blends": [0.5],
+            "bootstrap_replicates": 50},
     "stage": {"num_boost_round": 40, "early_stopping_rounds": 10, "params": {"learning_rate": 0.15}},
     "num_threads": 2,
 }

@@ -12,7 +12,7 @@ from dealscore.models.bundle import ModelBundle
 from dealscore.training.pipeline import train_models
 from dealscore.training.split import SLICES
 
-REPORT_KEYS = {"win": {"model", "baselines", "oracle"},
+REPORT_KEYS = {"win": {"model", "baselines", "oracle", "comparison", "learning_curve"},
                "stage": {"model", "declared", "label_free", "labels", "recording_habits"}}
 
 
@@ -27,6 +27,39 @@ def test_report_has_the_agreed_shape(trained):
             assert key in sec
     assert r["win"]["oracle"]["available"] is True
     assert {"accuracy", "macro_f1", "confusion_matrix"} <= set(r["stage"]["model"]) & set(r["stage"]["declared"])
+
+
+def test_the_served_win_model_is_the_cross_validated_champion(trained):
+    model = trained.report["win"]["model"]
+    sel = model["selection"]
+    cv = {k: c["cv_log_loss"] for k, c in sel["candidates"].items()}
+    assert cv[sel["champion"]] == min(cv.values())
+    assert {c["family"] for c in sel["candidates"].values()} == {"lightgbm", "logistic", "blend"}
+    assert trained.bundle.win_model.family == sel["family"] == model["family"]
+    assert len(sel["folds"]) == 3 and all(f["held_out_deals"] > 0 for f in sel["folds"])
+    bounds = model["probability_bounds"]
+    assert 0 < bounds["floor"] <= 0.005 and 0.995 <= bounds["ceiling"] < 1
+    p = trained.holdout["p_model"].to_numpy()
+    assert p.min() >= bounds["floor"] and p.max() <= bounds["ceiling"]
+
+
+def test_report_compares_with_the_best_baseline_over_deals_and_has_a_learning_curve(trained):
+    win = trained.report["win"]
+    comp = win["comparison"]
+    assert comp["_about"]["resampled"] == "deals"
+    assert comp["_about"]["deals"] == trained.holdout["deal_id"].nunique() < comp["_about"]["snapshots"]
+    for metric in ("roc_auc", "log_loss", "brier", "ece", "top_decile_lift"):
+        row = comp[metric]
+        assert row["best_baseline"] in win["baselines"] and row["verdict"] in {"better", "tied", "worse"}
+        lo, hi = row["interval"]
+        assert lo <= hi
+        assert row["difference"] == pytest.approx(win["model"][metric] - win["baselines"][row["best_baseline"]][metric])
+    curve = win["learning_curve"]
+    assert [p["fraction"] for p in curve["points"]] == [0.25, 0.5, 1.0]
+    deals = [p["train_deals"] for p in curve["points"]]
+    assert deals == sorted(deals) and deals[0] < deals[-1]
+    assert all(0.5 < p["roc_auc"] <= 1 and p["log_loss"] > 0 for p in curve["points"])
+    assert "training deals" in curve["note"]
 
 
 def test_model_learns_signal_and_the_oracle_is_the_ceiling(trained):

@@ -70,6 +70,10 @@ def test_run_logs_params_metrics_plots_report_and_one_model(first):
     assert "data.horizon_days" in run.data.params and "data.deals.test" in run.data.params
     assert abs(run.data.metrics["win.model.roc_auc"] - first["report"]["win"]["model"]["roc_auc"]) < 1e-9
     assert "win.baselines.naive_bayes.log_loss" in run.data.metrics
+    assert "win.comparison.log_loss.difference" in run.data.metrics
+    curve = client.get_metric_history(run_id, "win.learning_curve.roc_auc")
+    points = first["report"]["win"]["learning_curve"]["points"]
+    assert [m.step for m in curve] == [p["train_deals"] for p in points]
     plots = {Path(a.path).name for a in client.list_artifacts(run_id, "plots")}
     assert plots >= PLOTS
     assert tracking.read_run_report(run_id)["win"]["model"]["n"] == first["report"]["win"]["model"]["n"]

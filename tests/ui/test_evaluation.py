@@ -93,3 +93,40 @@ def test_cache_says_when_the_run_cannot_be_read_and_remembers_it(monkeypatch) ->
 
     monkeypatch.setattr(tracking, "version_info", boom)
     assert cache.get(missing) == (None, why)
+
+
+def _report(verdicts: dict[str, str]) -> dict:
+    from dealscore_service.ui.evaluation import HIGHER_IS_BETTER
+
+    return {"win": {
+        "model": {"roc_auc": 0.80, "log_loss": 0.45, "brier": 0.15, "ece": 0.03, "top_decile_lift": 2.0,
+                  "family": "blend"},
+        "baselines": {"logistic": {"roc_auc": 0.81, "log_loss": 0.44, "brier": 0.14, "ece": 0.02,
+                                   "top_decile_lift": 2.1}},
+        "comparison": {m: {"best_baseline": "logistic", "difference": -0.01, "interval": [-0.02, 0.005],
+                           "verdict": verdicts.get(m, "tied")} for m in HIGHER_IS_BETTER},
+    }}
+
+
+def test_the_model_row_is_emphasised_only_when_it_beats_the_best_baseline():
+    import pandas as pd
+
+    from dealscore_service.ui.evaluation import evaluation_from_holdout
+
+    holdout = pd.DataFrame({"won": [0.0, 1.0] * 20, "p_model": [0.2, 0.7] * 20, "p_logistic": [0.3, 0.6] * 20})
+    losing = evaluation_from_holdout("m/1", holdout, _report({"log_loss": "worse"}))
+    assert not losing.model_wins and losing.best["log_loss"] == "logistic" and losing.family == "blend"
+    assert [c.metric for c in losing.comparison][:2] == ["roc_auc", "log_loss"]
+    assert losing.comparison[1].reading().startswith("worse than logistic regression: -0.0100 (95% interval")
+    assert not evaluation_from_holdout("m/1", holdout, _report({"log_loss": "tied"})).model_wins
+    assert evaluation_from_holdout("m/1", holdout, _report({"log_loss": "better"})).model_wins
+    assert not evaluation_from_holdout("m/1", holdout, _report({"log_loss": "better", "ece": "worse"})).model_wins
+
+
+def test_probabilities_never_read_0_or_100_percent():
+    from dealscore.scoring.result import percent_text
+    from dealscore_service.ui.format import pct
+
+    assert [pct(v) for v in (0.003, 0.009, 0.01, 0.37, 0.991, 0.999)] == ["<1%", "<1%", "1%", "37%", ">99%", ">99%"]
+    assert pct(0.0) == "0%" and pct(1.0) == "100%" and pct(None) == "—"  # exact shares read as themselves
+    assert percent_text(0.0004, 1) == "<0.1%" and percent_text(0.5, 1) == "50.0%"

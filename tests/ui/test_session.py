@@ -101,10 +101,18 @@ def test_cross_site_posts_are_refused(client: TestClient) -> None:
     refused = client.post("/ui/logout", data={"csrf": "wrong"})
     assert refused.status_code == 403
     assert client.get("/ui").status_code == 200  # still signed in
+    copied = client.cookies.get(COOKIE_NAME)
     out = client.post("/ui/logout", data={"csrf": csrf})
     assert out.status_code == 303 and out.headers["location"] == "/ui/login?notice=out"
     assert 'max-age=0' in _set_cookie_header(out).lower()
     assert client.get("/ui").status_code == 303
+    # the session ended on the server: a cookie copied before signing out no longer works
+    client.cookies.set(COOKIE_NAME, copied)
+    assert client.get("/ui").status_code == 303
+    assert client.get("/ui/login").status_code == 200  # the login form, not a redirect into the page
+    client.cookies.clear()
+    login(client, "manager")  # a new session works
+    assert client.get("/ui").status_code == 200
 
 
 def test_secret_is_shared_through_the_data_dir_and_removed_keys_lose_access(tmp_path: Path) -> None:

@@ -7,31 +7,31 @@ deal exists) for anyone else's score history.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from dealscore.errors import NotFoundError
-from dealscore.scoring import at_risk
-from dealscore.scoring.result import ScoreResult
-from dealscore_service.deps import ReadKey, ServicesDep
+from dealscore_service.deps import ReadKey, ScoreKey, ServicesDep, single_valued_query
 from dealscore_service.schemas import (
     AtRiskItem,
     AtRiskResponse,
     DealScoresResponse,
+    OutcomeRequest,
+    OutcomeResponse,
     ScorePoint,
     api_result,
     error_responses,
 )
-from dealscore_service.store import DealFilter, StoredScore
+from dealscore_service.store import DealFilter, ListedDeal, ListRequest
 from dealscore_service.trend import trend_of
 
-router = APIRouter(prefix="/v1/deals", tags=["deals"])
+router = APIRouter(prefix="/v1/deals", tags=["deals"], dependencies=[Depends(single_valued_query)])
 
 
 
-def _item(r: ScoreResult, stored: StoredScore, recent: list[float]) -> AtRiskItem:
+def _item(listed: ListedDeal, recent: list[float]) -> AtRiskItem:
+    r = listed.result
     return AtRiskItem(
         deal_id=r.deal_id, account_id=r.account_id, owner_id=r.owner_id, team=r.team, amount=r.amount,
         p_win=r.p_win, grade=r.grade, declared_stage=r.declared_stage, inferred_stage=r.inferred_stage,
@@ -39,20 +39,11 @@ def _item(r: ScoreResult, stored: StoredScore, recent: list[float]) -> AtRiskIte
         risk_level=r.risk_level, previous_p_win=r.previous_p_win,
         stage_typical_p_win=r.stage_typical_p_win,
         top_warning=r.warnings[0] if r.warnings else None, top_action=r.actions[0] if r.actions else None,
-        as_of=stored.as_of, scored_at=stored.scored_at, model_version=r.model_version, recent_p_win=recent,
+        as_of=listed.as_of, scored_at=listed.scored_at, model_version=r.model_version, recent_p_win=recent,
     )
 
 
 SortKey = Literal["value_at_risk", "p_win", "amount", "as_of", "deal_id"]
-
-
-def _sort_key(sort: SortKey) -> Callable[[ScoreResult], tuple[Any, ...]]:
-    """Secondary sorts the page offers besides the library's ranking; missing values go last."""
-    def key(r: ScoreResult) -> tuple[Any, ...]:
-        value = getattr(r, sort)
-        return (value is None, value if value is not None else 0, r.deal_id)
-
-    return key
 
 
 @router.get(
@@ -79,31 +70,54 @@ def at_risk_deals(
     stage; its value at risk is the amount times that gap (money), and the
     ranking orders by priority: value at risk weighed by the deal's warnings and
     its drop since the previous score. Totals cover every matching deal, not just this
-    page. A key limited to owners or teams only sees theirs.
+    page. A key limited to owners or teams only sees theirs. Closed deals (an
+    outcome recorded) are not listed. Filtered, ranked and paged by the database.
     """
     if stage is not None:
         current = services.models.current
         if current is not None:
             stage = current.taxonomy.canonical_stage(stage) or stage
-    latest = services.store.latest_open_scores(
-        DealFilter(owner=owner, team=team, declared_stage=stage, min_amount=min_amount), principal
-    )
-    results = [s.score_result() for s in latest]
-    ranked = at_risk(results)
-    if sort != "value_at_risk":
-        ranked = sorted(ranked, key=_sort_key(sort), reverse=order == "desc")
-        if order == "desc":  # keep missing values last either way
-            ranked = [r for r in ranked if getattr(r, sort) is not None] + [
-                r for r in ranked if getattr(r, sort) is None]
-    page = ranked[offset: offset + limit]
-    stored = {s.deal_id: s for s in latest}
-    recent = services.store.recent_p_wins([r.deal_id for r in page])
+    req = ListRequest(filters=DealFilter(owner=owner, team=team, declared_stage=stage, min_amount=min_amount),
+                      sort="rank" if sort == "value_at_risk" else sort,
+                      order="desc" if sort == "value_at_risk" else order, limit=limit, offset=offset)
+    page = services.store.list_page(req, principal)
+    recent = services.store.recent_p_wins([i.result.deal_id for i in page.items])
     return AtRiskResponse(
-        items=[_item(r, stored[r.deal_id], recent.get(r.deal_id, [])) for r in page],
-        total=len(ranked), open_deals=len(results), limit=limit, offset=offset,
-        pipeline_value=float(sum(r.amount or 0.0 for r in results)),
-        value_at_risk=float(sum(r.value_at_risk or 0.0 for r in ranked)),
+        items=[_item(i, recent.get(i.result.deal_id, [])) for i in page.items],
+        total=page.at_risk, open_deals=page.open_deals, limit=limit, offset=offset,
+        pipeline_value=page.pipeline_value, value_at_risk=page.value_at_risk,
     )
+
+
+@router.post(
+    "/{deal_id}/outcome", response_model=OutcomeResponse, summary="Record that a deal closed (won or lost)",
+    responses=error_responses(401, 403, 404, 422, 503),
+)
+def record_outcome(
+    deal_id: Annotated[str, Path(min_length=1, max_length=200)],
+    body: OutcomeRequest,
+    principal: ScoreKey,
+    services: ServicesDep,
+) -> OutcomeResponse:
+    """The CRM says the deal closed: its outcome and close time are kept (model monitoring, retraining).
+
+    The deal leaves the at-risk list and the page, and is no longer scored
+    (409). Sending the same outcome again changes nothing; a different one
+    corrects it. Every change is recorded with the key's name. A key limited
+    to owners or teams may only close deals it may see (404 otherwise).
+    """
+    state = services.store.deal_states([deal_id]).get(deal_id)
+    if state is None or not principal.can_see(state.owner_id, state.team):
+        raise NotFoundError(
+            f"no deal {deal_id!r}" + (" visible to this API key" if principal.limited else ""),
+            fix="score the deal first (POST /v1/score), or check the deal id",
+        )
+    closed = services.store.record_outcome(deal_id, body.outcome, body.closed_at, key_name=principal.name)
+    if closed is None or closed.outcome is None or closed.closed_at is None or closed.outcome_recorded_at is None:
+        raise NotFoundError(f"no deal {deal_id!r}", fix="score the deal first (POST /v1/score)")
+    return OutcomeResponse(deal_id=deal_id, outcome=closed.outcome, closed_at=closed.closed_at,  # type: ignore[arg-type]
+                           recorded_at=closed.outcome_recorded_at, is_open=closed.is_open,
+                           last_p_win=closed.p_win, model_version=closed.model_version)
 
 
 @router.get(
@@ -117,8 +131,9 @@ def deal_scores(
     limit: Annotated[int, Query(ge=1, le=1000, description="at most this many recent scores")] = 100,
 ) -> DealScoresResponse:
     """Every stored score of the deal (oldest first), its latest full result, and the trend."""
-    scores = services.store.deal_scores(deal_id, limit=limit)
-    if not scores or not principal.can_see(scores[-1].owner_id, scores[-1].team):
+    state = services.store.deal_states([deal_id]).get(deal_id)
+    scores = services.store.deal_scores(deal_id, limit=limit) if state is not None else []
+    if not scores or state is None or not principal.can_see(state.owner_id, state.team):
         raise NotFoundError(
             f"no scores for deal {deal_id!r}" + (" visible to this API key" if principal.limited else ""),
             fix="score the deal first (POST /v1/score), or check the deal id",

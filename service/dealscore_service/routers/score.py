@@ -24,7 +24,7 @@ from dealscore.scoring.result import ScoreResult
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore_service.auth import Principal
 from dealscore_service.deps import ScoreKey, Services, ServicesDep
-from dealscore_service.errors import PermissionDeniedError
+from dealscore_service.errors import DealClosedError, PermissionDeniedError
 from dealscore_service.model_loader import LoadedModel
 from dealscore_service.payload import ConvertedDeals, to_history
 from dealscore_service.schemas import (
@@ -35,7 +35,7 @@ from dealscore_service.schemas import (
     api_result,
     error_responses,
 )
-from dealscore_service.store import ScoreToSave
+from dealscore_service.store import DealEvent, DealState, ScoreToSave
 from dealscore_service.store.timeline import deal_timelines
 
 router = APIRouter(prefix="/v1", tags=["score"])
@@ -46,8 +46,8 @@ def _default_taxonomy() -> StageTaxonomy:
     return default_taxonomy()
 
 
-def _authorize(principal: Principal, deals: Sequence[DealPayload], batch: bool) -> None:
-    """A team- or owner-limited key may only score its own deals."""
+def _authorize_payload(principal: Principal, deals: Sequence[DealPayload], batch: bool) -> None:
+    """A team- or owner-limited key may only send deals of its own owners or teams (checked before parsing)."""
     for i, d in enumerate(deals):
         if not principal.can_see(d.owner_id, d.team):
             where = f"deals[{i}] " if batch else ""
@@ -56,6 +56,42 @@ def _authorize(principal: Principal, deals: Sequence[DealPayload], batch: bool) 
                 f"(owner {d.owner_id!r}, team {d.team!r}): it is limited to other owners or teams",
                 fix="use a key allowed for this owner or team",
             )
+
+
+def _authorize(
+    principal: Principal, deals: Sequence[DealPayload], states: dict[str, DealState], batch: bool,
+) -> list[DealEvent]:
+    """The tenant boundary on writes, judged on the STORED owner and team of each deal, not the payload's.
+
+    A limited key may create deals of its owners/teams, and re-score deals it
+    may see now. Changing a stored deal's owner or team is a move: it needs a
+    key that may see the deal both before and after (an admin key, an
+    unlimited key, or one limited to both teams), and is recorded as an event.
+    A closed deal is not scored again. Returns the moves to record.
+    """
+    moves: list[DealEvent] = []
+    for i, d in enumerate(deals):
+        where = f"deals[{i}] " if batch else ""
+        state = states.get(d.deal_id)
+        if state is not None and not principal.can_see(state.owner_id, state.team):
+            raise PermissionDeniedError(
+                f"the API key {principal.name!r} may not score {where}deal {d.deal_id!r}: the stored deal "
+                "belongs to an owner or team this key is not allowed to see",
+                fix="use a key allowed for the deal's current owner or team; an admin key moves a deal between teams",
+            )
+        if state is None:
+            continue
+        if not state.is_open:
+            raise DealClosedError(
+                f"{where}deal {d.deal_id!r} was closed ({state.outcome or 'closed'}"
+                + (f" on {state.closed_at:%Y-%m-%d}" if state.closed_at else "") + "); closed deals are not scored",
+                fix="stop sending the deal; a deal reopened in the CRM needs a new deal id",
+            )
+        if (state.owner_id, state.team) != (d.owner_id, d.team):
+            moves.append(DealEvent(d.deal_id, "moved", principal.name, {
+                "from": {"owner_id": state.owner_id, "team": state.team},
+                "to": {"owner_id": d.owner_id, "team": d.team}}))
+    return moves
 
 
 def _score_fresh(
@@ -88,13 +124,14 @@ def score_deals(
     services: Services, principal: Principal, deals: Sequence[DealPayload], as_of: datetime | None, *, batch: bool,
 ) -> tuple[list[ScoreResult], int, str]:
     """Score and persist; returns results in request order, how many were replays, and the model version."""
-    _authorize(principal, deals, batch)
+    _authorize_payload(principal, deals, batch)
     current = services.models.current
     taxonomy = current.taxonomy if current is not None else _default_taxonomy()
     converted = to_history(deals, as_of=as_of, taxonomy=taxonomy, batch=batch)
     model = services.models.require()
     keys = [(d.deal_id, h) for d, h in zip(deals, converted.hashes, strict=True)]
-    stored, previous = services.store.lookup(keys, model.version, converted.as_of)
+    stored, previous, states = services.store.lookup(keys, model.version, converted.as_of)
+    moves = _authorize(principal, deals, states, batch)
     todo = [d.deal_id for d, k in zip(deals, keys, strict=True) if k not in stored]
     fresh = _score_fresh(model, converted, todo, previous)
     # what was scored (the validated history), kept for the timeline in the score's own row
@@ -111,7 +148,7 @@ def score_deals(
             to_save.append(ScoreToSave(result=result, payload_hash=h, is_open=True, touchpoints=tl.touchpoints,
                                        stage_changes=tl.stage_changes))
     try:
-        services.store.add(to_save)
+        services.store.add(to_save, events=moves)
     except StoreUnavailableError:
         services.metrics.store_errors.inc()
         raise
@@ -127,7 +164,7 @@ def score_deals(
 
 @router.post(
     "/score", response_model=ScoreResult, summary="Score one deal",
-    responses=error_responses(401, 403, 413, 422, 503),
+    responses=error_responses(401, 403, 409, 413, 422, 503),
 )
 async def score(body: ScoreRequest, principal: ScoreKey, services: ServicesDep) -> Response:
     """Score one deal (its account, stage history and touchpoints) and store the score.
@@ -144,7 +181,7 @@ async def score(body: ScoreRequest, principal: ScoreKey, services: ServicesDep) 
 
 @router.post(
     "/score/batch", response_model=BatchScoreResponse, summary="Score up to 1,000 deals",
-    responses=error_responses(401, 403, 413, 422, 503),
+    responses=error_responses(401, 403, 409, 413, 422, 503),
 )
 async def score_batch(body: BatchScoreRequest, principal: ScoreKey, services: ServicesDep) -> Response:
     """Score a batch of deals as of the same time; all of them are stored, or none (one transaction)."""

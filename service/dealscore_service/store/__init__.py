@@ -1,5 +1,16 @@
 """The score store: SQLAlchemy tables, Alembic migrations and the repository."""
 
-from dealscore_service.store.repository import DealFilter, ScoreStore, ScoreToSave, StoredScore
+from dealscore_service.store.repository import (
+    DealEvent,
+    DealFilter,
+    DealState,
+    ListedDeal,
+    ListPageData,
+    ListRequest,
+    ScoreStore,
+    ScoreToSave,
+    StoredScore,
+)
 
-__all__ = ["DealFilter", "ScoreStore", "ScoreToSave", "StoredScore"]
+__all__ = ["DealEvent", "DealFilter", "DealState", "ListPageData", "ListRequest", "ListedDeal", "ScoreStore",
+           "ScoreToSave", "StoredScore"]

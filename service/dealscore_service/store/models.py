@@ -20,7 +20,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, MetaData, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -79,3 +90,82 @@ class ScoreRecord(Base):
         Index("ix_scores_owner_id", "owner_id"),
         Index("ix_scores_team", "team"),
     )
+
+
+class DealRecord(Base):
+    """One row per deal: who owns it now, whether it is open, and its latest score's headline numbers.
+
+    The store keeps it in step with ``scores`` in the same transaction as every
+    score written, so that three things read one small row per deal instead of
+    ranking every stored score on each request:
+
+    - the tenant boundary: the *stored* owner and team of a deal decide which
+      keys may score it again, read it, or move it (never the payload alone);
+    - the at-risk list and the page: filtered, ranked and paginated by the
+      database on ``(is_open, rank_group, rank_key, deal_id)``;
+    - the lifecycle: a deal's outcome (won/lost, close time) once the CRM says
+      it closed, kept for monitoring and retraining.
+
+    ``rank_group`` and ``rank_key`` are :func:`dealscore.scoring.at_risk`'s
+    order stated as two columns: group 0 = at risk with an amount (ordered by
+    priority), 1 = at risk without one (gap × urgency), 2 = not at risk
+    (ordered by amount, for the page's "all open deals" view).
+    """
+
+    __tablename__ = "deals"
+
+    deal_id: Mapped[str] = mapped_column(String(), primary_key=True)
+    owner_id: Mapped[str | None] = mapped_column(String())
+    team: Mapped[str | None] = mapped_column(String())
+    account_id: Mapped[str | None] = mapped_column(String())
+    is_open: Mapped[bool] = mapped_column(Boolean(), nullable=False)
+    outcome: Mapped[str | None] = mapped_column(String(8))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime())
+    outcome_recorded_at: Mapped[datetime | None] = mapped_column(DateTime())
+    # the latest score: its row in ``scores`` (unique key) and the numbers the list filters and sorts on
+    payload_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    model_version: Mapped[str] = mapped_column(String(), nullable=False)
+    as_of: Mapped[datetime] = mapped_column(DateTime(), nullable=False)
+    scored_at: Mapped[datetime] = mapped_column(DateTime(), nullable=False)
+    amount: Mapped[float | None] = mapped_column(Float())
+    declared_stage: Mapped[str | None] = mapped_column(String())
+    inferred_stage: Mapped[str] = mapped_column(String(), nullable=False)
+    p_win: Mapped[float] = mapped_column(Float(), nullable=False)
+    value_at_risk: Mapped[float | None] = mapped_column(Float())
+    rank_group: Mapped[int] = mapped_column(Integer(), nullable=False)
+    rank_key: Mapped[float] = mapped_column(Float(), nullable=False)
+
+    __table_args__ = (
+        Index("ix_deals_rank", "is_open", "rank_group", "rank_key", "deal_id"),
+        Index("ix_deals_team_rank", "team", "is_open", "rank_group", "rank_key", "deal_id"),
+        Index("ix_deals_owner_rank", "owner_id", "is_open", "rank_group", "rank_key", "deal_id"),
+        Index("ix_deals_stage_rank", "declared_stage", "is_open", "rank_group", "rank_key", "deal_id"),
+    )
+
+
+class DealEventRecord(Base):
+    """What happened to a deal besides being scored: moved between owners/teams, closed (audit trail)."""
+
+    __tablename__ = "deal_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    deal_id: Mapped[str] = mapped_column(String(), nullable=False, index=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    at: Mapped[datetime] = mapped_column(DateTime(), nullable=False)
+    key_name: Mapped[str | None] = mapped_column(String())
+    detail: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=False)
+
+
+class EndedSessionRecord(Base):
+    """A web page session signed out before its cookie expires: the cookie stops working on every worker.
+
+    The cookie is signed, not stored, so a copy of it would otherwise work until
+    it expires; this lists the ones ended early, by the SHA-256 of the session's
+    own random id, until their expiry (rows past it are deleted at the next sign-out).
+    """
+
+    __tablename__ = "ended_sessions"
+
+    session_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(), nullable=False)

@@ -23,7 +23,25 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, bindparam, create_engine, event, func, insert, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    create_engine,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -35,7 +53,8 @@ from dealscore.scoring.result import ScoreResult
 from dealscore.times import naive_utc
 from dealscore_service.auth import Principal
 from dealscore_service.store.migrate import migrate
-from dealscore_service.store.models import ScoreRecord
+from dealscore_service.store.models import DealEventRecord, DealRecord, EndedSessionRecord, ScoreRecord
+from dealscore_service.store.ranking import AT_RISK_NO_AMOUNT, NOT_AT_RISK, level_bounds, rank_of
 from dealscore_service.store.timeline import STAGE_CHANGE_FIELDS, TOUCHPOINT_FIELDS, Columns, to_rows
 
 log = structlog.get_logger("dealscore_service.store")
@@ -131,6 +150,86 @@ class DealFilter:
     min_amount: float | None = None
 
 
+@dataclass(frozen=True)
+class DealState:
+    """What the store knows of a deal besides its scores: who owns it now, and whether it closed."""
+
+    deal_id: str
+    owner_id: str | None
+    team: str | None
+    is_open: bool
+    outcome: str | None = None
+    closed_at: datetime | None = None
+    outcome_recorded_at: datetime | None = None
+    p_win: float | None = None
+    model_version: str | None = None
+
+    @classmethod
+    def from_record(cls, r: DealRecord) -> DealState:
+        return cls(deal_id=r.deal_id, owner_id=r.owner_id, team=r.team, is_open=r.is_open, outcome=r.outcome,
+                   closed_at=r.closed_at, outcome_recorded_at=r.outcome_recorded_at, p_win=r.p_win,
+                   model_version=r.model_version)
+
+
+@dataclass(frozen=True)
+class DealEvent:
+    """A move between owners/teams or a recorded outcome, written with the change it records."""
+
+    deal_id: str
+    kind: str
+    key_name: str | None
+    detail: dict[str, Any]
+
+
+#: Sorts the list offers besides the ranking, by the ``deals`` column they read.
+SORT_COLUMNS = {
+    "deal_id": DealRecord.deal_id, "account_id": DealRecord.account_id, "owner_id": DealRecord.owner_id,
+    "amount": DealRecord.amount, "p_win": DealRecord.p_win, "as_of": DealRecord.as_of,
+    "value_at_risk": DealRecord.value_at_risk, "declared_stage": DealRecord.declared_stage,
+    "inferred_stage": DealRecord.inferred_stage,
+}
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    """One page of the at-risk list: filters, which deals, the order and the page.
+
+    ``sort="rank"`` is the at-risk ranking (``desc``) or its reverse (``asc``);
+    any key of :data:`SORT_COLUMNS` sorts by that column, missing values last.
+    ``stage_order`` maps stage names to their place in the taxonomy, for the
+    two stage sorts (stages it does not know sort after those it does).
+    """
+
+    filters: DealFilter = DealFilter()
+    include_not_at_risk: bool = False
+    sort: str = "rank"
+    order: str = "desc"
+    limit: int = 50
+    offset: int = 0
+    stage_order: dict[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class ListedDeal:
+    """One row of a list page: the deal's latest full result, ranked (value at risk, priority, level)."""
+
+    result: ScoreResult
+    as_of: datetime
+    scored_at: datetime
+    at_risk: bool
+
+
+@dataclass(frozen=True)
+class ListPageData:
+    """A page of the list and the totals over every deal matching the filters (not just the page)."""
+
+    items: list[ListedDeal]
+    open_deals: int
+    at_risk: int
+    pipeline_value: float
+    value_at_risk: float
+
+
 def _engine(url: str) -> Engine:
     """An engine with settings that make failures fast and recoverable."""
     parsed = make_url(url)
@@ -166,8 +265,10 @@ def _engine(url: str) -> Engine:
 class ScoreStore:
     """Repository over the ``scores`` table."""
 
-    def __init__(self, url: str, *, migrate_on_start: bool = True) -> None:
+    def __init__(self, url: str, *, migrate_on_start: bool = True, keep_scores: int = 100) -> None:
         self.url = url
+        #: scores kept per deal (the newest); older ones are deleted as new ones arrive
+        self.keep_scores = keep_scores
         self.engine = _engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._auto_migrate = migrate_on_start
@@ -232,21 +333,64 @@ class ScoreStore:
 
     def lookup(
         self, keys: Sequence[tuple[str, str]], model_version: str, as_of: datetime,
-    ) -> tuple[dict[tuple[str, str], StoredScore], dict[str, float]]:
+    ) -> tuple[dict[tuple[str, str], StoredScore], dict[str, float], dict[str, DealState]]:
         """What scoring a request needs from the store, in one session: :meth:`find` of its (deal, payload
-        hash) pairs, and :meth:`previous_p_wins` as of ``as_of`` of the deals among them not stored yet.
+        hash) pairs, :meth:`previous_p_wins` as of ``as_of`` of the deals among them not stored yet, and
+        the stored :class:`DealState` of every deal (who may score it: the tenant boundary).
 
-        One session rather than two because on one deal the fixed cost of a session
+        One session rather than three because on one deal the fixed cost of a session
         (a pooled connection, its transaction) is most of the cost of these reads.
         """
         if not keys:
-            return {}, {}
+            return {}, {}, {}
         with self._session("read") as s:
+            states = _deal_states(s, list(dict.fromkeys(d for d, _ in keys)))
             stored = _find(s, keys, model_version)
             todo = list(dict.fromkeys(d for d, h in keys if (d, h) not in stored))
-            return stored, _previous_p_wins(s, todo, as_of) if todo else {}
+            return stored, _previous_p_wins(s, todo, as_of) if todo else {}, states
 
-    def save(self, items: Sequence[ScoreToSave], *, now: datetime | None = None) -> list[StoredScore]:
+    def deal_states(self, deal_ids: Sequence[str]) -> dict[str, DealState]:
+        """The stored state of some deals (absent: never scored)."""
+        if not deal_ids:
+            return {}
+        with self._session("read") as s:
+            return _deal_states(s, list(deal_ids))
+
+    def record_outcome(
+        self, deal_id: str, outcome: str, closed_at: datetime, *, key_name: str | None, now: datetime | None = None,
+    ) -> DealState | None:
+        """Close a stored deal as won or lost: it leaves the at-risk list; the outcome is kept (and audited).
+
+        Returns the new state, or ``None`` when the deal was never scored. Sending
+        the same outcome again changes nothing; a different one corrects it (both
+        are recorded as events).
+        """
+        recorded_at = naive_utc(now or datetime.now(UTC))
+        closed = naive_utc(closed_at)
+        with self._session("save") as s, s.begin():
+            row = s.get(DealRecord, deal_id, with_for_update=True)
+            if row is None:
+                return None
+            if row.outcome == outcome and row.closed_at == closed:
+                return DealState.from_record(row)
+            previous = {"outcome": row.outcome, "closed_at": row.closed_at.isoformat() if row.closed_at else None}
+            row.is_open, row.outcome, row.closed_at, row.outcome_recorded_at = False, outcome, closed, recorded_at
+            s.add(DealEventRecord(deal_id=deal_id, kind="outcome", at=recorded_at, key_name=key_name, detail={
+                "outcome": outcome, "closed_at": closed.isoformat(), "previous": previous,
+                "last_p_win": row.p_win, "model_version": row.model_version}))
+            s.flush()
+            return DealState.from_record(row)
+
+    def deal_events(self, deal_id: str) -> list[dict[str, Any]]:
+        """A deal's moves and outcomes, oldest first (the audit trail)."""
+        with self._session("read") as s:
+            rows = s.scalars(select(DealEventRecord).where(DealEventRecord.deal_id == deal_id)
+                             .order_by(DealEventRecord.id)).all()
+            return [{"kind": r.kind, "at": r.at, "key_name": r.key_name, **r.detail} for r in rows]
+
+    def save(
+        self, items: Sequence[ScoreToSave], *, now: datetime | None = None, events: Sequence[DealEvent] = (),
+    ) -> list[StoredScore]:
         """Persist scores in one transaction; already-stored ones are returned, not duplicated.
 
         Returns one :class:`StoredScore` per item, in order. A race with another
@@ -258,7 +402,7 @@ class ScoreStore:
         scored_at = naive_utc(now or datetime.now(UTC))
         for attempt in (1, 2):
             try:
-                return self._save_once(items, scored_at)
+                return self._save_once(items, scored_at, events)
             except IntegrityError as exc:
                 log.info("store_save_conflict", attempt=attempt, error=str(exc.orig).splitlines()[0][:200])
         raise StoreUnavailableError(
@@ -266,7 +410,9 @@ class ScoreStore:
             fix="retry after the number of seconds in the Retry-After header",
         )
 
-    def add(self, items: Sequence[ScoreToSave], *, now: datetime | None = None) -> None:
+    def add(
+        self, items: Sequence[ScoreToSave], *, now: datetime | None = None, events: Sequence[DealEvent] = (),
+    ) -> None:
         """Persist fresh scores in one transaction, skipping any already stored; what the scoring endpoints use.
 
         The same rows and the same idempotency as :meth:`save`, for a caller that
@@ -280,7 +426,7 @@ class ScoreStore:
             return
         dialect = self.engine.dialect.name
         if dialect not in _UPSERT_INSERTS:
-            self.save(items, now=now)
+            self.save(items, now=now, events=events)
             return
         scored_at = naive_utc(now or datetime.now(UTC))
         rows: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -292,6 +438,7 @@ class ScoreStore:
             try:
                 with self._guard("save"), self.engine.begin() as conn:
                     conn.execute(stmt, list(rows.values()))
+                    self._after_insert(conn, items, scored_at, events)
                 return
             except IntegrityError as exc:  # not the unique key (ON CONFLICT takes that): a constraint or trigger
                 log.info("store_save_conflict", attempt=attempt, error=str(exc.orig).splitlines()[0][:200])
@@ -300,7 +447,36 @@ class ScoreStore:
             fix="retry after the number of seconds in the Retry-After header",
         )
 
-    def _save_once(self, items: Sequence[ScoreToSave], scored_at: datetime) -> list[StoredScore]:
+    def _after_insert(
+        self, conn: Any, items: Sequence[ScoreToSave], scored_at: datetime, events: Sequence[DealEvent],
+    ) -> None:
+        """In the scores' own transaction: the deals' rows, the events, and each deal's bounded history.
+
+        The deals' rows take each deal's newest score (by as-of time, then when
+        scored) unless a newer one is stored already. Only that latest score keeps
+        its touchpoints and stage changes (the deal page's timeline shows the
+        latest only); older scores of these deals drop theirs, and scores beyond
+        the newest ``keep_scores`` of each deal are deleted.
+        """
+        newest: dict[str, ScoreToSave] = {}
+        for it in items:
+            cur = newest.get(it.result.deal_id)
+            if cur is None or naive_utc(it.result.as_of) >= naive_utc(cur.result.as_of):
+                newest[it.result.deal_id] = it
+        conn.execute(_deal_upsert(conn.dialect.name), [_deal_row(it, scored_at) for it in newest.values()])
+        if events:
+            conn.execute(insert(DealEventRecord), [
+                {"deal_id": e.deal_id, "kind": e.kind, "at": scored_at, "key_name": e.key_name, "detail": e.detail}
+                for e in events])
+        ids = sorted(newest)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            conn.execute(_DROP_OLD_TIMELINES, {"deal_ids": chunk})
+            conn.execute(_DROP_BEYOND_RETENTION, {"deal_ids": chunk, "keep": self.keep_scores})
+
+    def _save_once(
+        self, items: Sequence[ScoreToSave], scored_at: datetime, events: Sequence[DealEvent] = (),
+    ) -> list[StoredScore]:
         versions = {it.result.model_version for it in items}
         with self._session("save") as s, s.begin():
             existing: dict[tuple[str, str, str], StoredScore] = {}
@@ -323,6 +499,8 @@ class ScoreStore:
                     key = (r.deal_id, r.payload_hash, r.model_version)
                     if key in new_rows:
                         existing[key] = StoredScore.from_record(r)
+                self._after_insert(s.connection(), [it for it in items if (
+                    it.result.deal_id, it.payload_hash, it.result.model_version) in new_rows], scored_at, events)
             return [existing[(it.result.deal_id, it.payload_hash, it.result.model_version)] for it in items]
 
     # ------------------------------------------------------------------ reads
@@ -369,33 +547,69 @@ class ScoreStore:
         return out
 
     def latest_open_scores(self, filters: DealFilter, principal: Principal | None = None) -> list[StoredScore]:
-        """The latest score of every open deal matching the filters and visible to the key.
+        """The latest score of every open deal matching the filters and visible to the key (by deal id).
 
-        "Latest" is by as-of time, then by when it was scored. Visibility is judged
-        on the latest score's owner and team, i.e. who owns the deal now.
+        Read through the ``deals`` rows, i.e. judged on who owns the deal now.
         """
-        ranked = select(
-            ScoreRecord.id,
-            _newest_first_within_deal(),
-        ).subquery()
-        latest = select(ScoreRecord).join(ranked, ranked.c.id == ScoreRecord.id).where(
-            ranked.c.rn == 1, ScoreRecord.is_open.is_(True)
-        )
-        if filters.owner is not None:
-            latest = latest.where(ScoreRecord.owner_id == filters.owner)
-        if filters.team is not None:
-            latest = latest.where(ScoreRecord.team == filters.team)
-        if filters.declared_stage is not None:
-            latest = latest.where(ScoreRecord.declared_stage == filters.declared_stage)
-        if filters.min_amount is not None:
-            latest = latest.where(ScoreRecord.amount >= filters.min_amount)
-        if principal is not None and principal.limited:
-            latest = latest.where(
-                ScoreRecord.owner_id.in_(sorted(principal.owners)) | ScoreRecord.team.in_(sorted(principal.teams))
-            )
+        stmt = (select(ScoreRecord)
+                .join(DealRecord, and_(DealRecord.deal_id == ScoreRecord.deal_id,
+                                       DealRecord.payload_hash == ScoreRecord.payload_hash,
+                                       DealRecord.model_version == ScoreRecord.model_version))
+                .where(*_matching(filters, principal)).order_by(ScoreRecord.deal_id))
         with self._session("read") as s:
-            rows = s.scalars(latest.order_by(ScoreRecord.deal_id)).all()
-            return [StoredScore.from_record(r) for r in rows]
+            return [StoredScore.from_record(r) for r in s.scalars(stmt).all()]
+
+    def list_page(self, req: ListRequest, principal: Principal | None = None) -> ListPageData:
+        """One page of the open deals, filtered, ordered and paginated by the database.
+
+        The totals cover every matching deal; the risk levels are relative to the
+        filtered ranking (top decile ``high``), as :func:`dealscore.scoring.at_risk` sets them.
+        Only the page's rows read their full result.
+        """
+        where = _matching(req.filters, principal)
+        at_risk_only = [DealRecord.rank_group < NOT_AT_RISK]
+        at_risk_flag = DealRecord.rank_group < NOT_AT_RISK
+        totals = select(
+            func.count(),
+            func.coalesce(func.sum(DealRecord.amount), 0.0),
+            func.coalesce(func.sum(case((at_risk_flag, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((DealRecord.rank_group == 0, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((at_risk_flag, DealRecord.value_at_risk), else_=0.0)), 0.0),
+        ).where(*where)
+        page_where = where if req.include_not_at_risk else [*where, *at_risk_only]
+        page = (select(DealRecord.deal_id, DealRecord.payload_hash, DealRecord.model_version, DealRecord.rank_group,
+                       DealRecord.rank_key, DealRecord.value_at_risk, DealRecord.as_of, DealRecord.scored_at)
+                .where(*page_where).order_by(*_order_by(req)).limit(req.limit).offset(req.offset))
+        with self._session("read") as s:
+            n_open, pipeline, n_risk, n_amount, var = s.execute(totals).one()
+            rows = s.execute(page).all()
+            thresholds = _level_thresholds(s, where, level_bounds(int(n_amount)))
+            results = {}
+            if rows:
+                keys = [(r.deal_id, r.payload_hash, r.model_version) for r in rows]
+                stmt = select(ScoreRecord.deal_id, ScoreRecord.result).where(
+                    tuple_(ScoreRecord.deal_id, ScoreRecord.payload_hash, ScoreRecord.model_version).in_(keys))
+                results = dict(s.execute(stmt).tuples().all())
+        items = []
+        for r in rows:
+            result = ScoreResult.model_validate(results[r.deal_id])
+            if r.rank_group < NOT_AT_RISK:
+                result = result.model_copy(update={"value_at_risk": r.value_at_risk, "priority": -r.rank_key,
+                                                   "risk_level": _level(r, thresholds)})
+            items.append(ListedDeal(result=result, as_of=r.as_of, scored_at=r.scored_at,
+                                    at_risk=r.rank_group < NOT_AT_RISK))
+        return ListPageData(items=items, open_deals=int(n_open), at_risk=int(n_risk), pipeline_value=float(pipeline),
+                            value_at_risk=float(var))
+
+    def filter_choices(self, principal: Principal | None = None) -> tuple[list[str], list[str]]:
+        """The owners and the teams of the open deals the key may see (the page's filter menus)."""
+        where = [DealRecord.is_open.is_(True), *_visible(principal)]
+        with self._session("read") as s:
+            owners = s.scalars(select(DealRecord.owner_id).where(*where, DealRecord.owner_id.is_not(None))
+                               .distinct().order_by(DealRecord.owner_id)).all()
+            teams = s.scalars(select(DealRecord.team).where(*where, DealRecord.team.is_not(None))
+                              .distinct().order_by(DealRecord.team)).all()
+        return [str(o) for o in owners], [str(t) for t in teams]
 
     def previous_p_wins(self, deal_ids: Sequence[str], as_of: datetime) -> dict[str, float]:
         """Each deal's latest stored win probability as of ``as_of`` or earlier (what a new score is compared to)."""
@@ -403,6 +617,19 @@ class ScoreStore:
             return {}
         with self._session("read") as s:
             return _previous_p_wins(s, deal_ids, as_of)
+
+    def end_session(self, session_hash: str, expires_at: datetime, *, now: datetime | None = None) -> None:
+        """Mark a web page session as signed out (every worker refuses its cookie from now on)."""
+        current = naive_utc(now or datetime.now(UTC))
+        with self._session("save") as s, s.begin():
+            s.execute(delete(EndedSessionRecord).where(EndedSessionRecord.expires_at < current))
+            if s.get(EndedSessionRecord, session_hash) is None:
+                s.add(EndedSessionRecord(session_hash=session_hash, expires_at=naive_utc(expires_at)))
+
+    def session_ended(self, session_hash: str) -> bool:
+        """Whether a web page session was signed out."""
+        with self._session("read") as s:
+            return s.get(EndedSessionRecord, session_hash) is not None
 
     def count(self) -> int:
         """Number of stored scores (tests and the demo use it)."""
@@ -458,6 +685,137 @@ def _previous_p_wins(s: Session, deal_ids: Sequence[str], as_of: datetime) -> di
     ).where(ScoreRecord.deal_id.in_(list(deal_ids)), ScoreRecord.as_of <= naive_utc(as_of)).subquery()
     rows = s.execute(select(ranked.c.deal_id, ranked.c.p_win).where(ranked.c.rn == 1))
     return {d: float(p) for d, p in rows}
+
+
+_DEAL_ROW_COLUMNS = (
+    "owner_id", "team", "account_id", "payload_hash", "model_version", "as_of", "scored_at", "amount",
+    "declared_stage", "inferred_stage", "p_win", "value_at_risk", "rank_group", "rank_key",
+)
+
+
+@functools.cache
+def _deal_upsert(dialect: str) -> Any:
+    """INSERT of a deal's row, or UPDATE to the new score when it is at least as new as the stored one.
+
+    A closed deal stays closed: its outcome decides, not the score.
+    """
+    ins = _UPSERT_INSERTS[dialect](DealRecord.__table__)
+    t, ex = DealRecord.__table__.c, ins.excluded
+    newer = (ex.as_of > t.as_of) | ((ex.as_of == t.as_of) & (ex.scored_at >= t.scored_at))
+    values: dict[str, Any] = {c: ex[c] for c in _DEAL_ROW_COLUMNS}
+    values["is_open"] = case((t.outcome.is_(None), ex.is_open), else_=False)
+    return ins.on_conflict_do_update(index_elements=["deal_id"], set_=values, where=newer)
+
+
+def _deal_row(item: ScoreToSave, scored_at: datetime) -> dict[str, Any]:
+    r = item.result
+    rank = rank_of(r)
+    return {
+        "deal_id": r.deal_id, "owner_id": r.owner_id, "team": r.team, "account_id": r.account_id,
+        "is_open": item.is_open, "outcome": None, "closed_at": None, "outcome_recorded_at": None,
+        "payload_hash": item.payload_hash, "model_version": r.model_version, "as_of": naive_utc(r.as_of),
+        "scored_at": scored_at, "amount": r.amount, "declared_stage": r.declared_stage,
+        "inferred_stage": r.inferred_stage, "p_win": float(r.p_win), "value_at_risk": rank.value_at_risk,
+        "rank_group": rank.group, "rank_key": rank.key,
+    }
+
+
+def _is_latest_of_deal() -> ColumnElement[bool]:
+    """The score is its deal's latest (the one the ``deals`` row points at)."""
+    return exists().where(DealRecord.deal_id == ScoreRecord.deal_id,
+                          DealRecord.payload_hash == ScoreRecord.payload_hash,
+                          DealRecord.model_version == ScoreRecord.model_version)
+
+
+_DROP_OLD_TIMELINES = (
+    update(ScoreRecord)
+    .where(ScoreRecord.deal_id.in_(bindparam("deal_ids", expanding=True)),
+           ScoreRecord.touchpoints.is_not(None) | ScoreRecord.stage_changes.is_not(None),
+           ~_is_latest_of_deal())
+    .values(touchpoints=None, stage_changes=None)
+    .execution_options(synchronize_session=False)
+)
+_RETAINED = select(
+    ScoreRecord.id, _newest_first_within_deal(),
+).where(ScoreRecord.deal_id.in_(bindparam("deal_ids", expanding=True))).subquery()
+_DROP_BEYOND_RETENTION = (
+    delete(ScoreRecord)
+    .where(ScoreRecord.id.in_(select(_RETAINED.c.id).where(_RETAINED.c.rn > bindparam("keep"))))
+    .execution_options(synchronize_session=False)
+)
+
+
+def _deal_states(s: Session, deal_ids: list[str]) -> dict[str, DealState]:
+    out: dict[str, DealState] = {}
+    for i in range(0, len(deal_ids), 500):
+        for r in s.scalars(select(DealRecord).where(DealRecord.deal_id.in_(deal_ids[i:i + 500]))):
+            out[r.deal_id] = DealState.from_record(r)
+    return out
+
+
+def _visible(principal: Principal | None) -> list[ColumnElement[bool]]:
+    """The tenant boundary as a condition on ``deals``: a limited key sees its owners' and teams' deals."""
+    if principal is None or not principal.limited:
+        return []
+    return [or_(DealRecord.owner_id.in_(sorted(principal.owners)), DealRecord.team.in_(sorted(principal.teams)))]
+
+
+def _matching(filters: DealFilter, principal: Principal | None) -> list[ColumnElement[bool]]:
+    """Open deals matching the filters and visible to the key."""
+    where: list[ColumnElement[bool]] = [DealRecord.is_open.is_(True), *_visible(principal)]
+    if filters.owner is not None:
+        where.append(DealRecord.owner_id == filters.owner)
+    if filters.team is not None:
+        where.append(DealRecord.team == filters.team)
+    if filters.declared_stage is not None:
+        where.append(DealRecord.declared_stage == filters.declared_stage)
+    if filters.min_amount is not None:
+        where.append(DealRecord.amount >= filters.min_amount)
+    return where
+
+
+def _order_by(req: ListRequest) -> list[Any]:
+    """The ORDER BY of a list page; every order ends on the deal id, so pages tile."""
+    desc = req.order == "desc"
+    if req.sort == "rank":
+        if desc:
+            return [DealRecord.rank_group.asc(), DealRecord.rank_key.asc(), DealRecord.deal_id.asc()]
+        return [DealRecord.rank_group.desc(), DealRecord.rank_key.desc(), DealRecord.deal_id.desc()]
+    col: Any = SORT_COLUMNS[req.sort]
+    if req.sort in ("declared_stage", "inferred_stage") and req.stage_order is not None:
+        known = case(*((col == name, literal(i)) for name, i in req.stage_order.items()), else_=literal(9_999))
+        col = case((col.is_(None), literal(None)), else_=known) if req.stage_order else col
+    return [col.is_(None).asc(), col.desc() if desc else col.asc(),
+            DealRecord.deal_id.desc() if desc else DealRecord.deal_id.asc()]
+
+
+def _level_thresholds(
+    s: Session, where: list[ColumnElement[bool]], bounds: tuple[int, int],
+) -> list[tuple[float, str]]:
+    """The last deal (rank key, deal id) of the ``high`` and of the ``medium`` level in the filtered ranking."""
+    out = []
+    for n in bounds:
+        if n <= 0:
+            out.append((float("inf"), ""))
+            continue
+        row = s.execute(
+            select(DealRecord.rank_key, DealRecord.deal_id).where(*where, DealRecord.rank_group == 0)
+            .order_by(DealRecord.rank_key.asc(), DealRecord.deal_id.asc()).limit(1).offset(n - 1)
+        ).one()
+        out.append((float(row[0]), str(row[1])))
+    return out
+
+
+def _level(row: Any, thresholds: list[tuple[float, str]]) -> str | None:
+    """A listed deal's risk level: at or above the high cut ``high``, then ``medium``; without an amount ``low``."""
+    if row.rank_group == NOT_AT_RISK:
+        return None
+    if row.rank_group == AT_RISK_NO_AMOUNT:
+        return "low"
+    for level, (value, deal_id) in zip(("high", "medium"), thresholds, strict=True):
+        if row.rank_key < value or (row.rank_key == value and row.deal_id <= deal_id):
+            return level
+    return "low"
 
 
 def _row(item: ScoreToSave, scored_at: datetime) -> dict[str, Any]:

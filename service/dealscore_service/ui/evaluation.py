@@ -63,6 +63,59 @@ class MetricsRow:
     top_decile_lift: float | None
 
 
+#: metric → True when higher is better (the table's columns)
+HIGHER_IS_BETTER = {"roc_auc": True, "log_loss": False, "brier": False, "ece": False, "top_decile_lift": True}
+METRIC_NAMES = {"roc_auc": "ROC AUC", "log_loss": "Log loss", "brier": "Brier", "ece": "Calibration error",
+                "top_decile_lift": "Top-decile lift"}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The model against the best baseline on one metric, with a bootstrap interval over deals."""
+
+    metric: str
+    baseline: str
+    difference: float
+    low: float
+    high: float
+    verdict: str  # better | tied | worse
+
+    @property
+    def name(self) -> str:
+        return METRIC_NAMES.get(self.metric, self.metric)
+
+    def reading(self) -> str:
+        """E.g. 'better than logistic regression: −0.004 (95% interval −0.007 to −0.001)'."""
+        what = {"better": "better than", "worse": "worse than"}.get(self.verdict, "tied with")
+        return (f"{what} {self.baseline}: {self.difference:+.4f} "
+                f"(95% interval {self.low:+.4f} to {self.high:+.4f}, resampling deals)")
+
+
+def comparisons(report: dict[str, Any] | None) -> list[Comparison]:
+    """The report's model-vs-best-baseline differences, in the table's column order (none for older runs)."""
+    section = ((report or {}).get("win") or {}).get("comparison") or {}
+    out = []
+    for metric in HIGHER_IS_BETTER:
+        row = section.get(metric)
+        if not isinstance(row, dict) or row.get("difference") is None:
+            continue
+        lo, hi = (row.get("interval") or [float("nan"), float("nan")])[:2]
+        out.append(Comparison(metric, NAMES.get(row.get("best_baseline"), str(row.get("best_baseline"))),
+                              float(row["difference"]), float(lo if lo is not None else "nan"),
+                              float(hi if hi is not None else "nan"), str(row.get("verdict", "tied"))))
+    return out
+
+
+def best_cells(rows: list[MetricsRow]) -> dict[str, str]:
+    """metric → key of the scorer with the best value among the model and the baselines (never the oracle)."""
+    out = {}
+    for metric, higher in HIGHER_IS_BETTER.items():
+        values = [(getattr(r, metric), r.key) for r in rows if r.key != "oracle" and getattr(r, metric) is not None]
+        if values:
+            out[metric] = (max if higher else min)(values)[1]
+    return out
+
+
 @dataclass
 class Evaluation:
     """The curves, the metrics table and the readings for one model version."""
@@ -74,6 +127,24 @@ class Evaluation:
     calibration: list[CalibrationBin]
     lift: dict[str, list[float]]  # scorer → lift per decile (1 = highest scores)
     table: list[MetricsRow] = field(default_factory=list)
+    comparison: list[Comparison] = field(default_factory=list)
+    family: str | None = None
+
+    @property
+    def best(self) -> dict[str, str]:
+        """metric → the scorer whose cell is emphasised (the best of model and baselines)."""
+        return best_cells(self.table)
+
+    @property
+    def model_wins(self) -> bool:
+        """Whether the model row deserves emphasis: better than the best baseline on log loss and worse on none.
+
+        Without bootstrap figures (older runs), the model must have the best log loss in the table.
+        """
+        if self.comparison:
+            verdicts = {c.metric: c.verdict for c in self.comparison}
+            return verdicts.get("log_loss") == "better" and "worse" not in verdicts.values()
+        return self.best.get("log_loss") == "model"
 
     @property
     def ece(self) -> float:
@@ -174,7 +245,8 @@ def evaluation_from_holdout(
     return Evaluation(
         version=version, run_id=run_id, n=len(holdout), base_rate=float(y.mean()) if len(y) else 0.0,
         calibration=calibration_bins(y, holdout["p_model"].to_numpy(dtype=float)), lift=lift,
-        table=metrics_table(report, headline or {}),
+        table=metrics_table(report, headline or {}), comparison=comparisons(report),
+        family=(((report or {}).get("win") or {}).get("model") or {}).get("family"),
     )
 
 

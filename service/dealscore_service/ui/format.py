@@ -11,6 +11,8 @@ from typing import Any
 
 from jinja2 import Environment
 
+from dealscore.scoring.result import percent_text
+
 MISMATCH_LABELS = {
     "ahead_of_evidence": "CRM ahead of evidence",
     "behind_evidence": "CRM behind evidence",
@@ -41,19 +43,9 @@ def compact(value: float | None) -> str:
 
 
 def pct(value: float | None, digits: int = 0) -> str:
-    """A probability as a percentage; below half a unit of the last digit reads "<1%" rather than "0%".
-
-    A win probability of 0.3% is not zero, and "0%" tells a manager the deal is
-    already lost; symmetrically, "100%" is never shown for an open deal.
-    """
-    if value is None or value != value:
-        return "—"
-    unit = 10.0 ** -digits
-    if 0 < 100 * value < unit / 2:
-        return f"<{unit:g}%"
-    if 100 - unit / 2 <= 100 * value < 100:
-        return f">{100 - unit:g}%"
-    return f"{100 * value:.{digits}f}%"
+    """A probability or share as a percentage: '37%', '<1%' / '>99%' instead of a rounded 0% or 100%
+    (the same rule as the API's ``p_win_display``)."""
+    return percent_text(value, digits)
 
 
 def pts(value: float | None) -> str:

@@ -9,6 +9,7 @@ page saying when to retry, and each says what to do next.
 from __future__ import annotations
 
 import ipaddress
+from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -102,6 +103,8 @@ def page_user(request: Request) -> PageUser:
     if session is None:
         raise LoginRequired(_path_with_query(request))
     services = services_of(request)
+    if services.store.session_ended(session.id_hash):  # signed out: a copy of the cookie is worthless
+        raise LoginRequired(_path_with_query(request))
     principal = principal_for_hash(services.keys, session.key_hash)
     if principal is None:
         raise LoginRequired(_path_with_query(request), "Your key is no longer configured on this service; "
@@ -243,6 +246,9 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") ->
             "message": "The sign-out request did not come from this page.",
             "fix": "Use the Sign out button on the page.",
         }, status_code=403)
+    if session is not None:  # ended on the server too, so a copied cookie stops working everywhere
+        services_of(request).store.end_session(
+            session.id_hash, datetime.fromtimestamp(session.issued_at + sessions(request).max_age, UTC))
     response = RedirectResponse(f"{PREFIX}/login?notice=out", status_code=303)
     SessionManager.clear(response)
     return response

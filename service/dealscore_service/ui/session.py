@@ -16,6 +16,7 @@ does the process fall back to a secret of its own, and says so in the log.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import secrets
@@ -49,6 +50,11 @@ class UISession:
     key_name: str
     csrf: str
     issued_at: int
+
+    @property
+    def id_hash(self) -> str:
+        """What the store keeps of a signed-out session: the SHA-256 of its random CSRF token (its id)."""
+        return hashlib.sha256(self.csrf.encode("utf-8")).hexdigest()
 
 
 def _read_or_create_secret(path: Path) -> str:

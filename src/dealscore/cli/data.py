@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dealscore.cli import app, console
+from dealscore.cli import SchedulerOpt, app, console
 from dealscore.data.validate import LoadReport, load_and_validate
 from dealscore.taxonomy import StageTaxonomy
 
@@ -49,16 +49,26 @@ def _d(t: object) -> str:
 
 @app.command()
 def validate(
-    folder: Annotated[Path, typer.Argument(help="History folder (CSV or Parquet tables).")],
+    folder: Annotated[str, typer.Argument(
+        help="History folder (CSV or Parquet tables); with --scheduler a partitioned history (path or URL).")],
     taxonomy: TaxonomyOpt = None,
     fail_out_of_life: Annotated[
         bool, typer.Option("--fail-out-of-life", help="Fail instead of dropping events outside a deal's life.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Validate a deal history against the data contract and print its load report."""
     tax = StageTaxonomy.load(taxonomy)
-    _, report = load_and_validate(str(folder), tax, on_out_of_life="fail" if fail_out_of_life else "drop")
+    policy = "fail" if fail_out_of_life else "drop"
+    if scheduler:
+        from dealscore.scale import connect, open_partitioned, validate_partitioned
+
+        with connect(scheduler) as client:  # partition by partition on the workers, one merged report
+            _, first = validate_partitioned(client, open_partitioned(folder), tax, on_out_of_life=policy)
+        report = first.report
+    else:
+        _, report = load_and_validate(folder, tax, on_out_of_life=policy)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:

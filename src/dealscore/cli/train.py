@@ -60,6 +60,29 @@ def evaluation_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def win_readings(report: dict[str, Any]) -> list[str]:
+    """Which model won the cross-validation and by how much, how it compares with the best baseline (bootstrap
+    over deals), and what the learning curve says about more history."""
+    from dealscore.training.bootstrap import sentence  # the CLI imports training code on use, as below
+
+    win = report["win"]
+    out = []
+    sel = win["model"].get("selection")
+    if sel:
+        margin = sel["margin"]
+        by = (f" by {margin['over_runner_up']:.4f} CV log loss over {margin['runner_up']}"
+              if margin.get("over_runner_up") is not None else "")
+        out.append(f"model chosen by time-series cross-validation: {sel['champion']} ({sel['family']}){by}; "
+                   f"calibration {sel['calibration']}")
+    for metric, row in (win.get("comparison") or {}).items():
+        if not metric.startswith("_"):
+            out.append(f"{metric.replace('_', ' ')}: model {sentence(metric, row)}")
+    note = (win.get("learning_curve") or {}).get("note")
+    if note:
+        out.append(f"learning curve: {note}")
+    return out
+
+
 def stage_table(report: dict[str, Any]) -> Table:
     """Real-stage model vs trusting the declared stage."""
     st = report["stage"]
@@ -114,6 +137,8 @@ def train(
         steps.close()
     report = summary.result.report
     console.print(evaluation_table(report))
+    for line in win_readings(report):
+        console.print(line)
     oracle = report["win"]["oracle"]
     if oracle.get("available") and oracle.get("model_auc_share_of_oracle") is not None:
         console.print(f"model reaches {oracle['model_auc_share_of_oracle']:.0%} of the oracle's AUC above chance")

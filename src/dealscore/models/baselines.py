@@ -6,7 +6,7 @@
   (categorical naive Bayes with numerics binned), the approach open-source CRMs
   ship for predictive lead scoring.
 - :class:`LogisticBaseline`: a regularized logistic regression on exactly the
-  model's features (impute + scale + one-hot).
+  model's features (impute + scale + one-hot), the same one the win model may pick.
 
 If the win model cannot beat these, its complexity is not earning its keep.
 """
@@ -17,20 +17,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import CategoricalNB
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from dealscore.models.win import ID_COLUMNS, select_features
+from dealscore.models.inputs import select_features
+from dealscore.models.linear import LinearLogit, is_categorical
 
 MISSING = "__missing__"
-
-
-def _is_categorical(s: pd.Series) -> bool:
-    return isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or pd.api.types.is_string_dtype(s)
 
 
 def _as_labels(s: pd.Series) -> np.ndarray:
@@ -92,7 +84,7 @@ class NaiveBayesBaseline:
         self.edges_: dict[str, np.ndarray] = {}
         self.vocab_: dict[str, dict[str, int]] = {}
         for c in self.columns_:
-            if _is_categorical(Xs[c]):
+            if is_categorical(Xs[c]):
                 labels = sorted(set(_as_labels(Xs[c])) - {MISSING})
                 self.vocab_[c] = {k: i + 1 for i, k in enumerate(labels)}
             else:
@@ -111,42 +103,9 @@ class NaiveBayesBaseline:
         return proba[:, list(self.model_.classes_).index(1)]
 
 
-class LogisticBaseline:
-    """L2-regularized logistic regression on the model's own features."""
+class LogisticBaseline(LinearLogit):
+    """L2-regularized logistic regression on the model's own features (impute + scale + one-hot).
 
-    def __init__(self, feature_names: Sequence[str] | None = None, C: float = 1.0, max_iter: int = 500) -> None:
-        self.feature_names = feature_names
-        self.C = C
-        self.max_iter = max_iter
-
-    def _prepare(self, X: pd.DataFrame) -> pd.DataFrame:
-        Xs = select_features(X, self.feature_names_, who="logistic baseline")
-        out = {}
-        for c in self.feature_names_:
-            if c in self.categorical_:
-                out[c] = _as_labels(Xs[c])
-            else:
-                out[c] = pd.to_numeric(Xs[c], errors="coerce").to_numpy(dtype=float)
-        frame = pd.DataFrame(out, index=Xs.index)
-        num = [c for c in self.feature_names_ if c not in self.categorical_]
-        frame[num] = frame[num].replace([np.inf, -np.inf], np.nan)
-        return frame
-
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> LogisticBaseline:
-        """Fit the imputer, scaler, encoder and regression on the training slice."""
-        names = self.feature_names or [c for c in X.columns if c not in ID_COLUMNS]
-        self.feature_names_ = list(names)
-        self.categorical_ = [c for c in self.feature_names_ if _is_categorical(X[c])]
-        numeric = [c for c in self.feature_names_ if c not in self.categorical_]
-        prep = ColumnTransformer([
-            ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-                                  StandardScaler()), numeric),
-            ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=5), self.categorical_),
-        ])
-        self.model_ = Pipeline([("prep", prep), ("lr", LogisticRegression(C=self.C, max_iter=self.max_iter))])
-        self.model_.fit(self._prepare(X), np.asarray(y, dtype=int))
-        return self
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """P(won) per row."""
-        return self.model_.predict_proba(self._prepare(X))[:, 1]
+    The same regression the win model can choose or blend in (:class:`~dealscore.models.linear.LinearLogit`),
+    fitted on the training slice alone: as a baseline it answers whether the boosted trees add anything.
+    """

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.errors import DataValidationError
-from dealscore.models.win import feature_columns, select_features
+from dealscore.models.inputs import feature_columns, select_features
 
 #: Multiclass boosting grows one tree per stage per round, so the defaults favour few rounds
 #: (a higher learning rate) and coarse histograms: the real stage is well determined by evidence.

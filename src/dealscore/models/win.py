@@ -1,27 +1,29 @@
-"""The win model: LightGBM on snapshots, early-stopped and calibrated on later time slices.
+"""The win model: LightGBM (or a logistic regression, or a blend) on snapshots, calibrated on later deals.
 
-Three slices, in time order, each with one job: the booster learns on the
-training slice, stops adding trees when the validation slice stops improving,
-and its raw scores are calibrated on the calibration slice, which neither of the
-first two steps saw. There is no class weighting: weights would shift the raw
-probabilities away from the observed win rate, which the calibrator would then
-have to undo; an unweighted log-loss objective already estimates the win
-probability directly.
+Training chooses the family, the booster's size and its round count by
+time-series cross-validation and calibrates on out-of-fold scores
+(:mod:`dealscore.training.selection`), then calls :meth:`WinModel.fit_components`.
+:meth:`WinModel.fit` keeps the simpler three-slice scheme, each slice with one job
+in time order: the booster learns on the training slice, stops adding trees when
+the validation slice stops improving, and its raw scores are calibrated on the
+calibration slice, which neither of the first two steps saw. There is no class
+weighting: weights would shift the raw probabilities away from the observed win
+rate, which the calibrator would then have to undo; an unweighted log-loss
+objective already estimates the win probability directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from dealscore.errors import DataValidationError, InsufficientDataError
 from dealscore.models.calibration import Calibrator
-
-ID_COLUMNS = ("deal_id", "as_of")
+from dealscore.models.inputs import check_binary, feature_columns, select_features
+from dealscore.models.linear import LinearLogit
 
 #: Defaults chosen on the validation and calibration slices of a simulated history (never its test
 #: slice): outcomes are noisy, so small trees, large leaves, column subsampling and L2 shrinkage
@@ -40,43 +42,18 @@ DEFAULT_WIN_PARAMS: dict[str, Any] = {
 }
 
 
-def feature_columns(X: pd.DataFrame, feature_names: Sequence[str] | None) -> list[str]:
-    """The model's feature columns: the given names, else every column but the snapshot ids."""
-    if feature_names is not None:
-        return list(feature_names)
-    return [c for c in X.columns if c not in ID_COLUMNS]
-
-
-def select_features(X: pd.DataFrame, names: Sequence[str], *, who: str) -> pd.DataFrame:
-    """The feature columns in training order, with a clear error when some are missing."""
-    missing = [c for c in names if c not in X.columns]
-    if missing:
-        raise DataValidationError(
-            f"{who}: feature frame lacks column(s) {missing[:5]}"
-            + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""),
-            table="features", column=missing[0],
-            fix="build the frame with dealscore.features.build_features using the bundle's FeatureSpec",
-        )
-    return X.loc[:, list(names)]
-
-
-def check_binary(y: np.ndarray, where: str) -> None:
-    """Refuse a one-class label set with a message instead of a LightGBM traceback."""
-    values = set(np.unique(np.asarray(y, dtype=float)).tolist())
-    if not values <= {0.0, 1.0}:
-        raise DataValidationError(f"{where}: win labels must be 0/1 (NaN only for open deals, which are excluded)",
-                                  table="labels", column="won")
-    if len(values) < 2:
-        only = "won" if values == {1.0} else "lost"
-        raise InsufficientDataError(
-            f"{where}: every closed deal in it was {only}; the win model needs both won and lost deals. "
-            "Add history with the other outcome (or a longer period)",
-            slice=where, only=only,
-        )
+FAMILIES = ("lightgbm", "logistic", "blend")
 
 
 class WinModel:
-    """Calibrated LightGBM win-probability model (scikit-learn style)."""
+    """Calibrated win-probability model: LightGBM, a logistic regression, or a blend of their log-odds.
+
+    ``blend_weight`` is the booster's share of the raw log-odds (1 = LightGBM alone,
+    0 = the logistic regression alone); training chooses it by time-series
+    cross-validation (:mod:`dealscore.training.selection`). Whatever the mix, the
+    model exposes one raw score, one calibrator and per-feature contributions that
+    sum to the raw score, so the scorer serves and explains every family alike.
+    """
 
     def __init__(
         self,
@@ -86,6 +63,8 @@ class WinModel:
         calibration: str = "auto",
         feature_names: Sequence[str] | None = None,
         seed: int = 0,
+        blend_weight: float = 1.0,
+        linear_c: float = 1.0,
     ) -> None:
         self.params = params
         self.num_boost_round = num_boost_round
@@ -93,12 +72,30 @@ class WinModel:
         self.calibration = calibration
         self.feature_names = feature_names
         self.seed = seed
+        self.blend_weight = blend_weight
+        self.linear_c = linear_c
 
     def _lgb_params(self) -> dict[str, Any]:
         p = {**DEFAULT_WIN_PARAMS, **dict(self.params or {})}
         p.setdefault("seed", self.seed)
         p["objective"] = "binary"
         return p
+
+    @property
+    def family(self) -> str:
+        """``lightgbm``, ``logistic`` or ``blend``."""
+        w = self.weight_
+        return "lightgbm" if w >= 1 else "logistic" if w <= 0 else "blend"
+
+    @property
+    def weight_(self) -> float:
+        """The booster's share of the raw score (1 for bundles written before blends existed)."""
+        return float(getattr(self, "blend_weight_", 1.0))
+
+    @property
+    def linear(self) -> LinearLogit | None:
+        """The fitted logistic part, when the model has one."""
+        return getattr(self, "linear_", None)
 
     def fit(
         self,
@@ -112,8 +109,8 @@ class WinModel:
         """Fit the booster on (X, y), early-stop on (X_val, y_val), calibrate on (X_cal, y_cal).
 
         Each pair must come from a later time slice than the previous one, and the
-        calibration rows in time order (the calibrator picks isotonic vs Platt on
-        a later sub-slice of it).
+        calibration rows in time order (the calibrator picks its method on a later
+        sub-slice of it).
         """
         y, y_val, y_cal = (np.asarray(v, dtype=float) for v in (y, y_val, y_cal))
         check_binary(y, "training slice")
@@ -132,14 +129,62 @@ class WinModel:
                        lgb.record_evaluation(self.evals_result_)],
         )
         self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
+        self._fit_linear(Xt, y)
         self.calibrator_ = Calibrator(self.calibration).fit(self.predict_raw(X_cal), y_cal)
         self.calibration_method_ = self.calibrator_.method_
+        return self
+
+    def fit_components(self, X: pd.DataFrame, y: np.ndarray) -> WinModel:
+        """Fit the booster (exactly ``num_boost_round`` rounds) and/or the logistic part on (X, y), uncalibrated.
+
+        Used when the round count, the blend weight and the calibrator were chosen by
+        cross-validation; attach the calibrator with :meth:`with_calibrator`.
+        """
+        y = np.asarray(y, dtype=float)
+        check_binary(y, "training slice")
+        self.feature_names_ = feature_columns(X, self.feature_names)
+        Xt = select_features(X, self.feature_names_, who="WinModel.fit")
+        self.evals_result_ = {}
+        if self.blend_weight > 0:
+            self.booster_ = lgb.train(self._lgb_params(), lgb.Dataset(Xt, label=y, free_raw_data=True),
+                                      num_boost_round=self.num_boost_round)
+            self.best_iteration_ = int(self.num_boost_round)
+        else:
+            self.booster_, self.best_iteration_ = None, 0
+        self._fit_linear(Xt, y)
+        return self
+
+    def _fit_linear(self, X: pd.DataFrame, y: np.ndarray) -> None:
+        self.blend_weight_ = float(np.clip(self.blend_weight, 0.0, 1.0))
+        self.linear_ = (LinearLogit(self.feature_names_, C=self.linear_c).fit(X, y) if self.blend_weight_ < 1
+                        else None)
+
+    def with_calibrator(self, calibrator: Calibrator) -> WinModel:
+        """Attach a calibrator fitted elsewhere (on out-of-fold scores); returns self."""
+        self.calibrator_ = calibrator
+        self.calibration_method_ = getattr(calibrator, "variant_", calibrator.method_)
         return self
 
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
         """Log-odds before calibration."""
         Xs = select_features(X, self.feature_names_, who="WinModel")
-        return np.asarray(self.booster_.predict(Xs, num_iteration=self.best_iteration_, raw_score=True), dtype=float)
+        return self.mix(lambda: np.asarray(self.booster_.predict(Xs, num_iteration=self.best_iteration_,
+                                                                 raw_score=True), dtype=float),
+                        lambda lin: lin.raw_matrix(lin.matrix(Xs)))
+
+    def mix(self, booster_part: Callable[[], np.ndarray], linear_part: Callable[[LinearLogit], np.ndarray]
+            ) -> np.ndarray:
+        """``weight * booster_part() + (1 - weight) * linear_part(linear)``, calling only the parts in use.
+
+        The one place the blend rule lives: the DataFrame methods here and the
+        scorer's matrix path both go through it.
+        """
+        w, lin = self.weight_, self.linear
+        if lin is None or w >= 1:
+            return booster_part()
+        if w <= 0:
+            return linear_part(lin)
+        return w * booster_part() + (1 - w) * linear_part(lin)
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
         """Calibrated probabilities for raw log-odds (used by explanations and what-ifs)."""
@@ -150,16 +195,20 @@ class WinModel:
         return self.calibrate(self.predict_raw(X))
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
-        """Per-feature contributions in log-odds (TreeSHAP); last column is the bias.
+        """Per-feature contributions in log-odds (TreeSHAP, and/or the linear terms); last column is the bias.
 
         Rows sum to :meth:`predict_raw`; the scoring layer turns them into
         probability points and business reasons.
         """
         Xs = select_features(X, self.feature_names_, who="WinModel")
-        out = self.booster_.predict(Xs, num_iteration=self.best_iteration_, pred_contrib=True)
-        return np.asarray(out, dtype=float)
+        return self.mix(lambda: np.asarray(self.booster_.predict(Xs, num_iteration=self.best_iteration_,
+                                                                 pred_contrib=True), dtype=float),
+                        lambda lin: lin.contributions_matrix(lin.matrix(Xs)))
 
     def feature_importance(self, kind: str = "gain") -> pd.Series:
-        """Importance per feature (total gain by default), largest first."""
-        imp = self.booster_.feature_importance(importance_type=kind, iteration=self.best_iteration_)
+        """Importance per feature (the booster's total gain; a logistic model's spread of each term), largest first."""
+        if self.booster_ is None:
+            imp = np.asarray(self.linear.term_std_)
+        else:
+            imp = self.booster_.feature_importance(importance_type=kind, iteration=self.best_iteration_)
         return pd.Series(imp, index=self.feature_names_, dtype=float).sort_values(ascending=False)

@@ -46,14 +46,17 @@ def prepare(client: Client, url: str, taxonomy: StageTaxonomy, spec: FeatureSpec
 def build_features_partitioned(client: Client, url: str, out: str, taxonomy: StageTaxonomy, *,
                                every_days: float = 7.0, at_stage_changes: bool = True, labels: bool = True,
                                storage_options: dict[str, Any] | None = None,
-                               warn: Callable[[str], None] | None = None) -> tuple[dict[str, int], FeatureSpec]:
+                               warn: Callable[[str], None] | None = None,
+                               prepared: tuple[ValidatedHistory, FirstPass] | None = None,
+                               ) -> tuple[dict[str, int], FeatureSpec]:
     """``dealscore features`` on a cluster: the frame of every partition under ``out``; counts and fitted spec.
 
     The frame equals the single-machine one row for row (floats to rounding,
     categories exactly), partitions in key order instead of the history's row order.
+    ``prepared``: a first pass already made with the default spec (saves validating twice).
     """
     spec = FeatureSpec.default(taxonomy)
-    history, first = prepare(client, url, taxonomy, spec, storage_options)
+    history, first = prepared or prepare(client, url, taxonomy, spec, storage_options)
     for w in first.report.warnings:
         if warn is not None:
             warn(w)

@@ -20,7 +20,7 @@ from dealscore.features import make_snapshots
 from dealscore.scale.context import fit_context
 from dealscore.scale.features import prepare
 from dealscore.scale.layout import write_frame
-from dealscore.scale.validate import ValidatedHistory
+from dealscore.scale.validate import FirstPass, ValidatedHistory
 from dealscore.scoring import Scorer
 
 
@@ -45,10 +45,15 @@ def score_partition(history: ValidatedHistory, key: str, out: str, bundle: Any, 
 
 def score_partitioned(client: Client, url: str, out: str, bundle: Any, *, as_of: pd.Timestamp | None = None,
                       explain: bool = False, every_days: float | None = None,
-                      storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``dealscore score`` on a cluster: validate, fit the context once, score every partition into ``out``."""
+                      storage_options: dict[str, Any] | None = None,
+                      prepared: tuple[ValidatedHistory, FirstPass] | None = None) -> dict[str, Any]:
+    """``dealscore score`` on a cluster: validate, fit the context once, score every partition into ``out``.
+
+    ``prepared``: a first pass already made with the bundle's taxonomy (features and scores of one
+    history in one session validate it once).
+    """
     scorer = Scorer(bundle)
-    history, first = prepare(client, url, bundle.taxonomy, storage_options=storage_options)
+    history, first = prepared or prepare(client, url, bundle.taxonomy, storage_options=storage_options)
     if scorer.learns_context(first.has_closed):
         context = fit_context(first.context_parts, list(bundle.spec.stages), scorer.unfitted_context())
     else:

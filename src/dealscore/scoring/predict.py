@@ -49,6 +49,9 @@ class _Booster:
     @classmethod
     def of(cls, model: Any) -> _Booster:
         booster = model.booster_
+        if booster is None:  # a logistic-only win model: its matrix carries the regression's categories
+            names, lin = list(model.feature_names_), model.linear
+            return cls(None, 0, names, [list(lin.categories_[c]) for c in names if c in lin.categories_], 1)
         return cls(booster, int(model.best_iteration_), list(model.feature_names_),
                    [list(c) for c in (getattr(booster, "pandas_categorical", None) or [])],
                    int(booster.num_model_per_iteration()))
@@ -196,12 +199,15 @@ class ModelRunner:
         return mw, self._matrix(X, self._stage)
 
     def win_raw(self, mw: np.ndarray) -> np.ndarray:
-        """Raw log-odds (what ``WinModel.predict_raw`` returns)."""
-        return self._win.predict(mw, RAW_SCORE, self._threads(len(mw)))
+        """Raw log-odds (what ``WinModel.predict_raw`` returns; a blend's logistic part reads the same matrix)."""
+        return self.win_model.mix(lambda: self._win.predict(mw, RAW_SCORE, self._threads(len(mw))),
+                                  lambda lin: lin.raw_matrix(mw))
 
     def contributions(self, mw: np.ndarray) -> np.ndarray:
         """``pred_contrib`` in log-odds, last column the bias (what ``WinModel.contributions`` returns)."""
-        return self._win.predict(mw, CONTRIB, self._threads(len(mw))).reshape(len(mw), -1)
+        return self.win_model.mix(
+            lambda: self._win.predict(mw, CONTRIB, self._threads(len(mw))).reshape(len(mw), -1),
+            lambda lin: lin.contributions_matrix(mw))
 
     def stage_proba(self, ms: np.ndarray, order: Sequence[str]) -> np.ndarray:
         """Stage probabilities with columns in ``order`` (the taxonomy's)."""

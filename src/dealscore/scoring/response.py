@@ -40,40 +40,49 @@ class Response:
 class ResponseRates:
     """Lookup of :class:`Response` by (stage, days since the customer's last inbound touch, role)."""
 
-    cells: Mapping[tuple[str, str, str], tuple[float, float, int]] = field(default_factory=dict)
-    _memo: dict[tuple[str | None, int, str], Response] = field(default_factory=dict, repr=False)
+    cells: Mapping[tuple[str, str, str, bool], tuple[float, float, int]] = field(default_factory=dict)
+    _memo: dict[tuple[str | None, int, str, bool], Response] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_stage_stats(cls, stage_stats: Mapping[str, Any] | None) -> ResponseRates:
         raw = (stage_stats or {}).get("_response_rates") or {}
-        cells = {(r["stage"], r["silence"], r["role"]): (float(r["attempts"]), float(r["answered"]), int(r["deals"]))
-                 for r in raw.get("rows") or []}
+        cells = {(r["stage"], r["silence"], r["role"], bool(r.get("new", False))):
+                 (float(r["attempts"]), float(r["answered"]), int(r["deals"])) for r in raw.get("rows") or []}
         return cls(cells=cells)
 
-    def _sum(self, stage: str | None, silence: str | None, role: str | None) -> tuple[float, float, int]:
+    def _sum(self, stage: str | None, silence: str | None, role: str | None, new: bool | None,
+             ) -> tuple[float, float, int]:
         n = a = 0.0
         d = 0
-        for (s, b, r), (x, y, k) in self.cells.items():
-            if (stage is None or s == stage) and (silence is None or b == silence) and (role is None or r == role):
+        for (s, b, r, w), (x, y, k) in self.cells.items():
+            if ((stage is None or s == stage) and (silence is None or b == silence) and (role is None or r == role)
+                    and (new is None or w == new)):
                 n, a, d = n + x, a + y, d + k
         return n, a, d
 
-    def lookup(self, stage: str | None, days_since_inbound: float, role: str | None) -> Response:
-        """P(answered) for deals like this, shrunk toward the broader cells when this one is thin."""
+    def lookup(self, stage: str | None, days_since_inbound: float, role: str | None, new: bool = False) -> Response:
+        """P(answered) for deals like this, shrunk toward the broader cells when this one is thin.
+
+        ``new``: the action needs a decision maker or champion who has not engaged in the deal yet.
+        """
         bucket = int(silence_bucket(np.array([days_since_inbound]))[0])
-        key = (stage, bucket, role_group(role))
+        grp = role_group(role)
+        new = bool(new) and grp != "other"
+        key = (stage, bucket, grp, new)
         hit = self._memo.get(key)
         if hit is not None:
             return hit
         if not self.cells:
             out = Response(UNKNOWN_RATE, 0.1, 0.6, 0)
         else:
-            silence, grp = SILENCE_BUCKETS[bucket], role_group(role)
-            n_all, a_all, _ = self._sum(None, silence, grp)
+            silence = SILENCE_BUCKETS[bucket]
+            n_all, a_all, _ = self._sum(None, silence, grp, new)
             if n_all == 0:
-                n_all, a_all, _ = self._sum(None, silence, None)
+                n_all, a_all, _ = self._sum(None, None, grp, new)
+            if n_all == 0:
+                n_all, a_all, _ = self._sum(None, silence, None, None)
             base = (a_all + 1.0) / (n_all + 2.0)
-            n, a, deals = self._sum(stage, silence, grp)
+            n, a, deals = self._sum(stage, silence, grp, new)
             p = (a + PRIOR_ATTEMPTS * base) / (n + PRIOR_ATTEMPTS)
             # 80% interval of the Beta posterior over past *deals* (attempts of one deal are not independent)
             k = max(float(deals), 1.0) + PRIOR_ATTEMPTS

@@ -12,6 +12,25 @@ from typing import Literal
 from pydantic import BaseModel, Field, computed_field
 
 Grade = Literal["A", "B", "C", "D"]
+
+
+def percent_text(p: float | None, digits: int = 0) -> str:
+    """A probability as people read it: ``37%``, and ``<1%`` / ``>99%`` rather than a false ``0%`` or ``100%``.
+
+    A win probability of 0.3 % is not zero, and "0%" tells a manager the deal is
+    already lost; calibrated probabilities are bounded away from 0 and 1 (see
+    :func:`dealscore.models.calibration.probability_bounds`) and rounding must not
+    undo that on the page or in the API. Exactly 0 or 1 (a share, not an
+    estimate) reads as itself.
+    """
+    if p is None or p != p:
+        return "—"
+    unit = 10.0 ** -digits  # the last digit shown, in percent
+    if 0 < 100 * p < unit:
+        return f"<{unit:g}%"
+    if 100 - unit < 100 * p < 100:
+        return f">{100 - unit:g}%"
+    return f"{100 * p:.{digits}f}%"
 Mismatch = Literal["ahead_of_evidence", "behind_evidence", "consistent", "unknown"]
 
 
@@ -61,7 +80,9 @@ class NextAction(BaseModel):
     reason: str
     p_respond: float | None = Field(default=None, description="P(the customer takes it up | deals like this now)")
     change_if_responds: float | None = Field(default=None, description="points if the customer takes it up")
-    change_if_unanswered: float | None = Field(default=None, description="points of the attempt left unanswered")
+    change_if_unanswered: float | None = Field(
+        default=None, description="points of the attempt left unanswered (never positive: an unanswered attempt "
+                                  "shows no new customer behaviour)")
     interval_low: float | None = Field(default=None, description="80% interval of the expected change, low end")
     interval_high: float | None = Field(default=None, description="80% interval of the expected change, high end")
     similar_deals: int | None = Field(default=None, description="past deals the response rate rests on")
@@ -117,3 +138,9 @@ class ScoreResult(BaseModel):
         default=None, description="the deal's previous score, when supplied (a drop raises value at risk)"
     )
     model_version: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def p_win_display(self) -> str:
+        """``p_win`` as shown to people: '37%', '<1%' or '>99%' (never a false 0% or 100%)."""
+        return percent_text(self.p_win)

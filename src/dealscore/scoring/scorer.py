@@ -483,10 +483,15 @@ class Scorer:
         b = {c: before.num(c) for c in CHANGE_FEATURES}
         a_ = {c: after.num(c) for c in CHANGE_FEATURES}
         silence = b["days_since_last_inbound"]
+        engaged = {"decision_maker": b["decision_maker_engaged"], "champion": b["champion_engaged"]}
         by_row: dict[int, list[tuple[float, int, Action, int, int, Any]]] = {}
         for k, (i, a, js, jf) in enumerate(pairs):
-            d_s, d_f = 100.0 * (p_after[js] - p[i]), 100.0 * (p_after[jf] - p[i])
-            r = self._responses.lookup(declared[i], float(silence[i]), a.contact_role)
+            # an unanswered attempt shows the customer doing nothing: any rise the model gives it comes from the
+            # rep's own activity, which reps spend on deals going well anyway (a symptom, not a lever)
+            d_s, d_f = 100.0 * (p_after[js] - p[i]), min(0.0, 100.0 * (p_after[jf] - p[i]))
+            role = a.contact_role
+            new = a.new_contact or (role in engaged and not engaged[role][i] >= 1)
+            r = self._responses.lookup(declared[i], float(silence[i]), role, new)
             f = shrink(r.deals)
             expected = f * (r.p * d_s + (1.0 - r.p) * d_f)
             by_row.setdefault(i, []).append((expected, k, a, js, jf, (r, f, d_s, d_f)))

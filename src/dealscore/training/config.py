@@ -15,6 +15,17 @@ import yaml
 
 from dealscore.errors import ConfigError
 
+#: The LightGBM search: the shipped defaults, a smaller/more regularised and a larger/less regularised
+#: booster, and the defaults with monotone constraints
+#: (:data:`dealscore.training.selection.MONOTONE`).
+DEFAULT_SEARCH: dict[str, dict[str, Any]] = {
+    "base": {},
+    "small": {"num_leaves": 7, "min_data_in_leaf": 500, "lambda_l2": 30.0},
+    "large": {"num_leaves": 31, "min_data_in_leaf": 150, "lambda_l2": 5.0},
+    "monotone": {"monotone": True},
+}
+DEFAULT_BLENDS = (0.25, 0.5, 0.75)
+
 
 @dataclass
 class SnapshotConfig:
@@ -50,6 +61,15 @@ class WinConfig:
     are highly redundant, so beyond a few hundred thousand rows more of them buy
     little accuracy and cost linear time. Validation, calibration and test slices
     are never sampled.
+
+    Model selection (:mod:`dealscore.training.selection`): ``cv_folds`` rolling time
+    origins over the deals before the test slice, the first at ``cv_first_origin``
+    of them; ``search`` names LightGBM settings (overrides of ``params``; ``monotone:
+    true`` adds the unambiguous monotone constraints); ``blends`` are the booster's
+    weights tried in a blend with the logistic regression (C = ``linear_c``);
+    ``max_cv_rows`` caps each fold's training rows. ``selection: false`` keeps the
+    older three-slice fit (early stopping on validation, calibration on the next
+    slice). ``bootstrap_replicates`` resamplings of the test deals give each metric's interval.
     """
 
     params: dict[str, Any] = field(default_factory=dict)
@@ -57,6 +77,14 @@ class WinConfig:
     early_stopping_rounds: int = 50
     calibration: str = "auto"
     max_train_rows: int | None = 300_000
+    selection: bool = True
+    cv_folds: int = 3
+    cv_first_origin: float = 0.5
+    max_cv_rows: int | None = 150_000
+    search: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_SEARCH.items()})
+    blends: list[float] = field(default_factory=lambda: list(DEFAULT_BLENDS))
+    linear_c: float = 1.0
+    bootstrap_replicates: int = 200
 
 
 @dataclass

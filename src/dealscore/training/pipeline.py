@@ -31,10 +31,13 @@ from dealscore.models.win import WinModel
 from dealscore.playbook import load_playbook
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore.training import plots
+from dealscore.training.bootstrap import compare_to_baselines
 from dealscore.training.config import TrainConfig
 from dealscore.training.evaluate import oracle_section, stage_section, win_section
+from dealscore.training.learning_curve import learning_curve
 from dealscore.training.metrics import binary_metrics
 from dealscore.training.response_rates import learn_response_rates
+from dealscore.training.selection import Selection, fit_win_model
 from dealscore.training.split import SLICES, DealSplit, split_deals
 from dealscore.training.stage_checks import label_free_checks
 from dealscore.training.stage_stats import learn_stage_stats
@@ -141,6 +144,7 @@ class FittedModels:
     stage: StageModel
     win_rows: np.ndarray
     stage_rows: np.ndarray
+    selection: Selection | None = None
 
 
 @dataclass
@@ -261,8 +265,20 @@ def with_real_stages(history: DealHistory, split: DealSplit, rows: TrainingRows,
     return dataclasses.replace(rows, labels=labels, labeler=labeler)
 
 
-def fit_win(rows: TrainingRows, cfg: TrainConfig) -> tuple[WinModel, np.ndarray]:
-    """The win model: early stopping on the validation slice, calibration on the next; and its training rows."""
+def fit_win(rows: TrainingRows, cfg: TrainConfig) -> tuple[WinModel, np.ndarray, Selection | None]:
+    """The win model, the rows it (and the baselines) learn from, and the model selection behind it.
+
+    With ``win.selection`` (the default) family, settings and calibration are chosen by
+    time-series cross-validation over every deal before the test slice, and the champion
+    learns from all of them (:mod:`dealscore.training.selection`); otherwise early stopping
+    on the validation slice and calibration on the next.
+    """
+    if cfg.win.selection:
+        pool = rows.masks["train"] | rows.masks["validation"] | rows.masks["calibration"]
+        sampled = _cap_rows(pool, cfg.win.max_train_rows, cfg.seed)
+        win, selection = fit_win_model(rows.features, rows.y, rows.snaps["deal_id"].to_numpy(), pool, sampled,
+                                       rows.names, cfg.win, seed=cfg.seed, threads=cfg.num_threads)
+        return win, sampled, selection
     sampled = _cap_rows(rows.masks["train"], cfg.win.max_train_rows, cfg.seed)
     Xs = {name: rows.features[sampled if name == "train" else rows.masks[name]] for name in SLICES}
     ys = {name: rows.y[sampled if name == "train" else rows.masks[name]] for name in SLICES}
@@ -270,13 +286,13 @@ def fit_win(rows: TrainingRows, cfg: TrainConfig) -> tuple[WinModel, np.ndarray]
                    early_stopping_rounds=cfg.win.early_stopping_rounds, calibration=cfg.win.calibration,
                    feature_names=rows.names, seed=cfg.seed)
     win.fit(Xs["train"], ys["train"], Xs["validation"], ys["validation"], Xs["calibration"], ys["calibration"])
-    return win, sampled
+    return win, sampled, None
 
 
 def fit_baselines(
     rows: TrainingRows, train: np.ndarray, cfg: TrainConfig,
 ) -> tuple[StageTableBaseline, NaiveBayesBaseline, LogisticBaseline]:
-    """The stage-table, naive-Bayes and logistic baselines on the win model's training rows."""
+    """The stage-table, naive-Bayes and logistic baselines on the win model's training rows (like with like)."""
     X, y = rows.features[train], rows.y[train]
     table = StageTableBaseline().fit(X, y)
     nb = NaiveBayesBaseline(naive_bayes_columns(rows.features), n_bins=cfg.baselines.naive_bayes_bins).fit(X, y)
@@ -300,22 +316,26 @@ def fit_stage(rows: TrainingRows, cfg: TrainConfig, tax: StageTaxonomy) -> tuple
 
 def fit_models(rows: TrainingRows, cfg: TrainConfig, tax: StageTaxonomy, say: Progress, laps: _Laps) -> FittedModels:
     """Win model, baselines and real-stage model, each step timed."""
-    say("fitting the win model (early stopping on the validation slice, calibration on the next)")
-    win, win_rows = fit_win(rows, cfg)
+    say("choosing the win model by time-series cross-validation (rolling origins), then refitting it"
+        if cfg.win.selection
+        else "fitting the win model (early stopping on the validation slice, calibration on the next)")
+    win, win_rows, selection = fit_win(rows, cfg)
     laps.lap("win_model")
-    say("fitting the baselines on the same split")
+    say("fitting the baselines on the win model's training deals")
     table, nb, logit = fit_baselines(rows, win_rows, cfg)
     laps.lap("baselines")
     say("fitting the real-stage model")
     stage, stage_rows = fit_stage(rows, cfg, tax)
     laps.lap("stage_model")
     return FittedModels(win=win, table=table, naive_bayes=nb, logistic=logit, stage=stage,
-                        win_rows=win_rows, stage_rows=stage_rows)
+                        win_rows=win_rows, stage_rows=stage_rows, selection=selection)
 
 
 def evaluate_models(rows: TrainingRows, models: FittedModels, tax: StageTaxonomy, truth: Any,
-                    history: DealHistory, seed: int = 0) -> Evaluation:
-    """Win and stage sections on the test slice (the most recent holdout), baselines and oracle beside."""
+                    history: DealHistory, cfg: TrainConfig | None = None) -> Evaluation:
+    """Win and stage sections on the test slice (the most recent holdout), baselines and oracle beside,
+    and the model's difference to the best baseline per metric with a bootstrap interval over deals."""
+    cfg = cfg or TrainConfig()
     test = rows.masks["test"]
     Xt, yt = rows.features[test], rows.y[test]
     preds = {
@@ -326,16 +346,31 @@ def evaluate_models(rows: TrainingRows, models: FittedModels, tax: StageTaxonomy
     }
     p_oracle, oracle_reason = oracle_probabilities(truth, rows.snaps[test])
     model_sec = win_section(yt, preds["model"], Xt)
-    model_sec["calibration_method"] = models.win.calibration_method_
-    model_sec["calibration_selection_log_loss"] = models.win.calibrator_.selection_
-    model_sec["best_iteration"] = models.win.best_iteration_
+    win = models.win
+    model_sec["family"] = win.family
+    model_sec["calibration_method"] = win.calibration_method_
+    model_sec["calibration_selection_log_loss"] = win.calibrator_.selection_
+    model_sec["probability_bounds"] = {"floor": win.calibrator_.floor_, "ceiling": win.calibrator_.ceiling_}
+    model_sec["best_iteration"] = win.best_iteration_
+    if models.selection is not None:
+        model_sec["selection"] = models.selection.to_dict()
     win_report = {
         "model": model_sec,
         "baselines": {k: win_section(yt, preds[k], Xt) for k in ("stage_table", "naive_bayes", "logistic")},
         "oracle": oracle_section(yt, p_oracle, model_sec["roc_auc"], Xt, oracle_reason),
+        "comparison": compare_to_baselines(yt, preds, rows.snaps.loc[test, "deal_id"].to_numpy(),
+                                           n_boot=cfg.win.bootstrap_replicates, seed=cfg.seed),
     }
     return Evaluation(preds=preds, p_oracle=p_oracle, win_report=win_report,
-                      stage_report=_stage_report(rows, models, tax, history, seed))
+                      stage_report=_stage_report(rows, models, tax, history, cfg.seed))
+
+
+def win_learning_curve(rows: TrainingRows, selection: Selection, cfg: TrainConfig) -> dict[str, Any]:
+    """The champion's learning curve on the selection's folds (:mod:`dealscore.training.learning_curve`)."""
+    pool = rows.masks["train"] | rows.masks["validation"] | rows.masks["calibration"]
+    return learning_curve(selection, rows.features[pool], rows.y[pool], rows.snaps.loc[pool, "deal_id"].to_numpy(),
+                          rows.names, base_params={**cfg.win.params, "num_threads": cfg.num_threads},
+                          linear_c=cfg.win.linear_c, max_rows=cfg.win.max_cv_rows, seed=cfg.seed)
 
 
 def _stage_report(rows: TrainingRows, models: FittedModels, tax: StageTaxonomy, history: DealHistory,
@@ -479,8 +514,12 @@ def train_on_rows(
     models = fit_models(rows, cfg, tax, say, laps)
 
     say("evaluating on the test slice (the most recent holdout)")
-    ev = evaluate_models(rows, models, tax, truth, history, cfg.seed)
+    ev = evaluate_models(rows, models, tax, truth, history, cfg)
     laps.lap("evaluation")
+    if models.selection is not None:
+        say("measuring the learning curve (25/50/100% of the training deals, last cross-validation fold)")
+        ev.win_report["learning_curve"] = win_learning_curve(rows, models.selection, cfg)
+        laps.lap("learning_curve")
     data = _data_section(history, split, counts, rows, history.stage_truth is not None,
                          (int(models.win_rows.sum()), int(models.stage_rows.sum())))
     report = to_jsonable({"win": ev.win_report, "stage": ev.stage_report, "data": data})

@@ -5,9 +5,13 @@ may not take it up. What the attempt is worth depends on that chance, which the
 history tells: every outbound touchpoint of a training deal is an attempt, and it
 was answered when an inbound touchpoint followed within ``REPLY_WINDOW_DAYS``
 (from the same role when the outreach went to a decision maker or a champion:
-"the decision maker took the call"). Attempts are counted per *deals like this*:
+"the decision maker took the call"). Before a decision maker or champion has
+ever answered in a deal, every attempt counts for that role's *new* cell: how
+often the role engaged for the first time within the window, in deals like this.
+Attempts are counted per *deals like this*:
 the declared stage at the time, how long the customer had been silent
-(:data:`dealscore.playbook.SILENCE_BUCKETS`) and the role reached out to. The table is stored in
+(:data:`dealscore.playbook.SILENCE_BUCKETS`), the role reached out to and whether
+that role had engaged before. The table is stored in
 ``bundle.stage_stats["_response_rates"]``; scoring reads it through
 :class:`dealscore.scoring.response.ResponseRates`.
 
@@ -55,29 +59,64 @@ def learn_response_rates(history: DealHistory, train_deal_ids: pd.Index) -> dict
                          left_on="t", right_on="t_in", by="deal_id", direction="backward", allow_exact_matches=False)
     last = last.sort_values("index")["t_in"].to_numpy("datetime64[ns]")
     days = (out["t"].to_numpy("datetime64[ns]") - last) / np.timedelta64(1, "D")
-    # an answer: the next inbound touch (any role; the same role for decision makers and champions)
+    # an answer: the next inbound touch within the window (any role; the same role for decision makers and
+    # champions). An attempt made before its role ever answered in the deal counts for that role's *new* cell
+    # ("the decision maker engages for the first time"), whichever contact the rep wrote to: that is how often
+    # such a first engagement follows outreach in deals like this, including the deals that have nobody in
+    # that role to engage.
     window = np.timedelta64(int(REPLY_WINDOW_DAYS * 86400), "s")
-    answered = np.zeros(len(out), dtype=bool)
-    for grp, by in (("any", ["deal_id"]), ("role", ["deal_id", "role"])):
-        nxt = pd.merge_asof(out[[*by, "t"]].reset_index(), inb[[*by, "t"]].rename(columns={"t": "t_next"}),
-                            left_on="t", right_on="t_next", by=by, direction="forward")
-        nxt = nxt.sort_values("index")["t_next"].to_numpy("datetime64[ns]")
-        hit = ~np.isnat(nxt) & (nxt - out["t"].to_numpy("datetime64[ns]") <= window)
-        use = out["role"].isin(["decision_maker", "champion"]).to_numpy() == (grp == "role")
-        answered |= hit & use
+    t_out = out["t"].to_numpy("datetime64[ns]")
+    keys = out[["deal_id", "t"]].reset_index()
+    parts = [frame_part(out, _answered(keys, inb[["deal_id", "t"]], ["deal_id"], t_out, window),
+                        out["role"].to_numpy(), np.zeros(len(out), dtype=bool))]
+    parts[0] = parts[0][~out["role"].isin(["decision_maker", "champion"]).to_numpy()]
+    for role in ("decision_maker", "champion"):
+        mine = inb[inb["role"] == role][["deal_id", "t"]]
+        seen_before = _seen_before(keys, mine, len(out))
+        answered = _answered(keys, mine, ["deal_id"], t_out, window)
+        # known: the rep wrote to this role after it had answered; new: the role never answered before
+        known = (out["role"] == role).to_numpy() & seen_before
+        parts.append(frame_part(out, answered, np.full(len(out), role, dtype=object), ~seen_before)[
+            known | ~seen_before])
     # the declared stage at the attempt
     sh = history.stage_history[history.stage_history["deal_id"].isin(train_deal_ids)]
-    st = pd.merge_asof(out[["deal_id", "t"]].reset_index(),
-                       pd.DataFrame({"deal_id": sh["deal_id"].astype(str).to_numpy(),
-                                     "t_s": sh["changed_at"].to_numpy("datetime64[ns]"),
-                                     "stage": sh["stage"].to_numpy(dtype=object)}).sort_values("t_s"),
+    st = pd.merge_asof(keys, pd.DataFrame({"deal_id": sh["deal_id"].astype(str).to_numpy(),
+                                           "t_s": sh["changed_at"].to_numpy("datetime64[ns]"),
+                                           "stage": sh["stage"].to_numpy(dtype=object)}).sort_values("t_s"),
                        left_on="t", right_on="t_s", by="deal_id", direction="backward")
-    stage = st.sort_values("index")["stage"].to_numpy(dtype=object)
-    frame = pd.DataFrame({"stage": stage, "silence": np.asarray(SILENCE_BUCKETS, dtype=object)[silence_bucket(days)],
-                          "role": out["role"].to_numpy(), "answered": answered, "deal_id": out["deal_id"].to_numpy()})
+    stage = pd.Series(st.sort_values("index")["stage"].to_numpy(dtype=object))
+    silence = pd.Series(np.asarray(SILENCE_BUCKETS, dtype=object)[silence_bucket(days)])
+    frame = pd.concat([p.assign(stage=stage.loc[p.index].to_numpy(), silence=silence.loc[p.index].to_numpy())
+                       for p in parts], ignore_index=True)
     frame = frame[pd.notna(frame["stage"])]
-    g = frame.groupby(["stage", "silence", "role"], sort=True)
+    g = frame.groupby(["stage", "silence", "role", "new"], sort=True)
     table = pd.DataFrame({"attempts": g.size(), "answered": g["answered"].sum(), "deals": g["deal_id"].nunique()})
-    rows = [{"stage": s, "silence": b, "role": r, "attempts": int(x.attempts), "answered": int(x.answered),
-             "deals": int(x.deals)} for (s, b, r), x in table.iterrows()]
+    rows = [{"stage": s, "silence": b, "role": r, "new": bool(w), "attempts": int(x.attempts),
+             "answered": int(x.answered), "deals": int(x.deals)} for (s, b, r, w), x in table.iterrows()]
     return {"window_days": REPLY_WINDOW_DAYS, "rows": rows}
+
+
+def frame_part(out: pd.DataFrame, answered: np.ndarray, role: np.ndarray, new: np.ndarray) -> pd.DataFrame:
+    """Attempts (indexed like ``out``) with their answer, the role they count for and whether it was new."""
+    return pd.DataFrame({"deal_id": out["deal_id"].to_numpy(), "role": role, "new": new, "answered": answered},
+                        index=out.index)
+
+
+def _answered(keys: pd.DataFrame, inbound: pd.DataFrame, by: list[str], t_out: np.ndarray,
+              window: np.timedelta64) -> np.ndarray:
+    """Whether an inbound touch of ``inbound`` followed each attempt within the window."""
+    if not len(inbound):
+        return np.zeros(len(keys), dtype=bool)
+    nxt = pd.merge_asof(keys, inbound.rename(columns={"t": "t_next"}).sort_values("t_next"), left_on="t",
+                        right_on="t_next", by=by, direction="forward")
+    nxt = nxt.sort_values("index")["t_next"].to_numpy("datetime64[ns]")
+    return ~np.isnat(nxt) & (nxt - t_out <= window)
+
+
+def _seen_before(keys: pd.DataFrame, inbound: pd.DataFrame, n: int) -> np.ndarray:
+    """Whether an inbound touch of ``inbound`` came strictly before each attempt in its deal."""
+    if not len(inbound):
+        return np.zeros(n, dtype=bool)
+    prev = pd.merge_asof(keys, inbound.rename(columns={"t": "t_prev"}).sort_values("t_prev"), left_on="t",
+                         right_on="t_prev", by="deal_id", direction="backward", allow_exact_matches=False)
+    return ~np.isnat(prev.sort_values("index")["t_prev"].to_numpy("datetime64[ns]"))

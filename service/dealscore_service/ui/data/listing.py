@@ -7,14 +7,13 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from dealscore.scoring import at_risk
 from dealscore.scoring.result import DealWarning, ScoreResult
 from dealscore.taxonomy import StageTaxonomy
 from dealscore_service.auth import Principal
-from dealscore_service.store import DealFilter, ScoreStore, StoredScore
-from dealscore_service.ui.data.query import ListQuery, Order, stage_order
+from dealscore_service.store import DealFilter, ListRequest, ScoreStore, StoredScore
+from dealscore_service.ui.data.query import ListQuery, stage_order
 
 HISTORY_LIMIT = 200
 SPARK_POINTS = 8
@@ -96,61 +95,46 @@ class ParsedResults:
 
 
 
-def _sort_rows(rows: list[DealRow], sort: str, order: Order, taxonomy: StageTaxonomy) -> list[DealRow]:
-    """Re-sort a ranked list by a column; rows missing the value stay last either way."""
-    if sort == "risk":
-        return rows if order == "desc" else list(reversed(rows))
-    getters: dict[str, Any] = {
-        "deal": lambda r: r.result.deal_id,
-        "account": lambda r: r.result.account_id,
-        "owner": lambda r: r.result.owner_id,
-        "amount": lambda r: r.result.amount,
-        "stage": lambda r: None if r.result.declared_stage is None else stage_order(taxonomy,
-                                                                                    r.result.declared_stage),
-        "inferred": lambda r: stage_order(taxonomy, r.result.inferred_stage),
-        "p_win": lambda r: r.result.p_win,
-        "as_of": lambda r: r.as_of,
-    }
-    get = getters[sort]
-    present = [r for r in rows if get(r) is not None]
-    missing = [r for r in rows if get(r) is None]
-    present.sort(key=lambda r: (get(r), r.result.deal_id), reverse=order == "desc")
-    return present + missing
+#: The page's sort columns, by the store's column they sort on ("risk" is the at-risk ranking).
+_SORTS = {"risk": "rank", "deal": "deal_id", "account": "account_id", "owner": "owner_id", "amount": "amount",
+          "stage": "declared_stage", "inferred": "inferred_stage", "p_win": "p_win", "as_of": "as_of"}
+
+
+def _stage_order(taxonomy: StageTaxonomy) -> dict[str, int]:
+    """Each stage's place in the taxonomy (what the two stage columns sort by)."""
+    return {name: stage_order(taxonomy, name) for name in taxonomy.names}
 
 
 def build_list(store: ScoreStore, principal: Principal, query: ListQuery, taxonomy: StageTaxonomy,
                parsed: ParsedResults | None = None) -> ListPage:
-    """The at-risk list for this key: ranked by value at risk, filtered, sorted and paged.
+    """The at-risk list for this key: ranked by value at risk, filtered, sorted and paged by the database.
 
-    One store read gives every open deal the key may see (the filter choices
-    come from it too); filters then narrow it with the store's own semantics.
-    Only the rows shown are parsed into full results beyond that.
+    One query counts and sums every matching open deal; another reads the page's
+    rows; only those rows' full results are read and parsed. ``parsed`` is kept
+    for callers that pass it; the store now parses only the page's rows.
     """
-    visible = store.latest_open_scores(DealFilter(), principal)
-    owners = sorted({s.owner_id for s in visible if s.owner_id})
-    teams = sorted({s.team for s in visible if s.team})
-    matching = [s for s in visible if query.matches(s)]
-    results = [parsed.get(s) for s in matching] if parsed is not None else [s.score_result() for s in matching]
-    as_of = {s.deal_id: s.as_of for s in matching}
-    ranked = at_risk(results)
-    rows = [DealRow(r, float(r.value_at_risk or 0.0), True, [], as_of[r.deal_id]) for r in ranked]
-    if query.show == "all":
-        risky = {r.deal_id for r in ranked}
-        rest = sorted((r for r in results if r.deal_id not in risky), key=lambda r: (-(r.amount or 0.0), r.deal_id))
-        rows += [DealRow(r, 0.0, False, [], as_of[r.deal_id]) for r in rest]
-    rows = _sort_rows(rows, query.sort, query.order, taxonomy)
-    pages = max(1, math.ceil(len(rows) / query.per))
+    del parsed
+    filters = DealFilter(owner=query.owner, team=query.team, declared_stage=query.stage,
+                         min_amount=query.min_amount)
+    req = ListRequest(filters=filters, include_not_at_risk=query.show == "all", sort=_SORTS[query.sort],
+                      order=query.order, limit=query.per, offset=(query.page - 1) * query.per,
+                      stage_order=_stage_order(taxonomy))
+    data = store.list_page(req, principal)
+    n_rows = data.open_deals if query.show == "all" else data.at_risk
+    pages = max(1, math.ceil(n_rows / query.per))
     page = min(query.page, pages)
-    shown = rows[(page - 1) * query.per: page * query.per]
-    recent = store.recent_p_wins([r.result.deal_id for r in shown], n=SPARK_POINTS) if shown else {}
-    shown = [replace(r, recent=recent.get(r.result.deal_id, [])) for r in shown]
+    if page != query.page:  # past the last page: show the last one
+        data = store.list_page(replace(req, offset=(page - 1) * query.per), principal)
+    recent = store.recent_p_wins([i.result.deal_id for i in data.items], n=SPARK_POINTS) if data.items else {}
+    shown = [DealRow(i.result, float(i.result.value_at_risk or 0.0) if i.at_risk else 0.0, i.at_risk,
+                     recent.get(i.result.deal_id, []), i.as_of) for i in data.items]
+    owners, teams = store.filter_choices(principal)
     out = ListPage(
-        query=replace(query, page=page), rows=shown, n_rows=len(rows), n_open=len(results), n_at_risk=len(ranked),
-        pipeline_value=float(sum(r.amount or 0.0 for r in results)),
-        value_at_risk=float(sum(r.value_at_risk or 0.0 for r in ranked)),
+        query=replace(query, page=page), rows=shown, n_rows=n_rows, n_open=data.open_deals, n_at_risk=data.at_risk,
+        pipeline_value=data.pipeline_value, value_at_risk=data.value_at_risk,
         page=page, pages=pages, owners=owners, teams=teams,
     )
-    if not visible:
+    if not owners and not teams:  # no open deal visible to this key at all, whatever the filters
         out.scored_deals = store.count()
         if out.scored_deals == 0:
             out.empty = "no_scores"
@@ -158,8 +142,8 @@ def build_list(store: ScoreStore, principal: Principal, query: ListQuery, taxono
             out.empty = "none_visible"
         else:
             out.empty = "no_open"
-    elif not results:
+    elif data.open_deals == 0:
         out.empty = "no_match"
-    elif not rows:
+    elif n_rows == 0:
         out.empty = "none_at_risk"
     return out

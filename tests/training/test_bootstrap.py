@@ -1,0 +1,44 @@
+"""Bootstrap intervals resample deals, not snapshots, and say better / tied / worse."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dealscore.training.bootstrap import compare_to_baselines, deal_weights, verdict
+
+
+def _one_row_per_deal(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.35).astype(float)
+    good = np.clip(0.35 + 0.35 * (y - 0.35) + rng.normal(0, 0.2, n), 0.02, 0.98)
+    weak = np.clip(0.35 + 0.15 * (y - 0.35) + rng.normal(0, 0.2, n), 0.02, 0.98)
+    return y, {"model": good, "stage_table": weak, "logistic": np.full(n, 0.35)}, np.array([f"D{i}" for i in range(n)])
+
+
+def test_intervals_are_computed_over_deals_so_repeating_snapshots_does_not_narrow_them():
+    y, preds, ids = _one_row_per_deal(400, 1)
+    once = compare_to_baselines(y, preds, ids, n_boot=100, seed=3)
+    rep = np.repeat(np.arange(len(y)), 6)  # six snapshots per deal, same outcome and scores
+    many = compare_to_baselines(y[rep], {k: v[rep] for k, v in preds.items()}, ids[rep], n_boot=100, seed=3)
+    for metric in ("roc_auc", "log_loss", "brier"):
+        np.testing.assert_allclose(many[metric]["interval"], once[metric]["interval"], rtol=1e-9, atol=1e-12)
+    assert many["_about"]["deals"] == 400 and many["_about"]["snapshots"] == 2400
+
+
+def test_replicate_weights_draw_whole_deals():
+    ids = np.array(["a", "a", "b", "c", "c", "c"])
+    w = deal_weights(ids, 50, seed=0)
+    assert w.shape == (50, 6)
+    assert (w[:, 0] == w[:, 1]).all() and (w[:, 3] == w[:, 5]).all()
+    assert (w[:, [0, 2, 3]].sum(axis=1) == 3).all()  # three deals drawn per replicate
+
+
+def test_verdicts_follow_the_interval_and_the_metric_direction():
+    y, preds, ids = _one_row_per_deal(600, 2)
+    out = compare_to_baselines(y, preds, ids, n_boot=100, seed=0)
+    assert out["roc_auc"]["best_baseline"] == "stage_table"
+    assert out["roc_auc"]["verdict"] == "better" and out["log_loss"]["verdict"] == "better"
+    lo, hi = out["log_loss"]["interval"]
+    assert lo <= out["log_loss"]["difference"] <= hi < 0
+    assert verdict(-0.1, 0.2, True) == "tied" and verdict(0.01, 0.2, False) == "worse"
+    assert verdict(-0.2, -0.01, True) == "worse" and verdict(float("nan"), 1.0, True) == "tied"
