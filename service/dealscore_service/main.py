@@ -28,7 +28,7 @@ from dealscore_service.logging import configure_logging
 from dealscore_service.metrics import Metrics
 from dealscore_service.middleware import RequestContextMiddleware
 from dealscore_service.model_loader import ModelLoader
-from dealscore_service.routers import deals, health, model, score
+from dealscore_service.routers import deals, forecast, health, model, score
 from dealscore_service.settings import Settings
 from dealscore_service.store import ScoreStore
 from dealscore_service.ui import mount_ui
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (score.router, deals.router, model.router, health.router):
+    for router in (score.router, deals.router, forecast.router, model.router, health.router):
         app.include_router(router)
     mount_ui(app)  # the manager web page at /ui, behind the same keys
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

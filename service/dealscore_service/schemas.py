@@ -373,3 +373,60 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         503: "model not loaded or score store unavailable (see Retry-After)",
     }
     return {c: {"model": ErrorResponse, "description": text.get(c, "error")} for c in codes}
+
+
+class ForecastRow(BaseModel):
+    """Bookings of one group in one period: already won, expected from open and future deals, and the range."""
+
+    group: str = Field(description="'company', a team or an owner id")
+    period: str = Field(description="e.g. 2025-Q3 or 2025-08")
+    start: UtcTime
+    end: UtcTime
+    booked: float = Field(description="already won in the period (0 from stored scores: the store holds open deals)")
+    open_expected: float = Field(description="expected bookings from deals open now")
+    new_expected: float = Field(description="expected bookings from deals not created yet")
+    expected: float
+    p10: float
+    p50: float
+    p90: float
+    open_deals: int
+
+
+class ForecastFanPoint(BaseModel):
+    """Cumulative bookings through the end of one month: quantiles over the draws."""
+
+    group: str
+    month: str
+    q05: float
+    q10: float
+    q25: float
+    q50: float
+    q75: float
+    q90: float
+    q95: float
+
+
+class ForecastDriver(BaseModel):
+    """An open deal that makes the current period's range wide (its share of the variance)."""
+
+    deal_id: str
+    group: str
+    amount: float
+    p_win: float
+    p_this_period: float
+    share_of_variance: float
+
+
+class ForecastResponse(BaseModel):
+    """``GET /v1/forecast``: bookings per period with a range, from the latest stored scores."""
+
+    as_of: UtcTime
+    period: Literal["month", "quarter"]
+    by: Literal["team", "owner"]
+    sims: int
+    seed: int
+    model_version: str
+    rows: list[ForecastRow]
+    fan: list[ForecastFanPoint]
+    drivers: list[ForecastDriver]
+    notes: list[str]

@@ -274,6 +274,30 @@ def log_training_run(
         return TrackedRun(run_id=run.info.run_id, experiment_id=exp_id, model_uri=info.model_uri, tracking_uri=uri)
 
 
+def log_backtest_run(
+    summary: pd.DataFrame, rows: pd.DataFrame, figures: dict[str, Any], *, params: dict[str, Any] | None = None,
+    experiment: str = "dealscore-forecast-backtest",
+) -> TrackedRun:
+    """Log a forecast backtest: per-method metrics, the per-cell table and its plots."""
+    exp_id = ensure_experiment(experiment)
+    with mlflow.start_run(experiment_id=exp_id) as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params({k: str(v)[:5000] for k, v in (params or {}).items()})
+        metrics = {}
+        for r in summary.to_dict("records"):
+            for k in ("mape", "bias", "coverage_p10_p90", "crps"):
+                v = r.get(k)
+                if v is not None and np.isfinite(v):
+                    metrics[f"week{r['week']}.{r['method']}.{k}"] = float(v)
+        mlflow.log_metrics(metrics)
+        cells = Path(tmp) / "backtest_cells.csv"
+        rows.to_csv(cells, index=False)
+        mlflow.log_artifact(str(cells), "backtest")
+        mlflow.log_dict(to_jsonable(summary.to_dict("records")), "backtest/summary.json")
+        for fname, fig in figures.items():
+            mlflow.log_figure(fig, f"plots/{fname}")
+        return TrackedRun(run_id=run.info.run_id, experiment_id=exp_id, model_uri="", tracking_uri=tracking_uri())
+
+
 def log_gate(run: TrackedRun, decision: dict[str, Any], version: str, name: str = DEFAULT_NAME) -> None:
     """Record the gate decision on the run and on the model version."""
     client = _client()

@@ -449,3 +449,38 @@ def test_sign_out(laptop: Page) -> None:
     assert "You are signed out" in page.locator("main").inner_text()
     page.goto("/ui")
     assert "/ui/login" in page.url
+
+
+def test_forecast_page_shows_a_fan_per_team_and_the_api_numbers(laptop: Page) -> None:
+    page = laptop.page
+    laptop.login("manager")
+    page.get_by_role("link", name="Forecast").click()
+    page.wait_for_url(re.compile(r"/ui/forecast"))
+    assert page.get_by_role("heading", level=1).inner_text() == "Bookings forecast"
+    fans = page.locator("[data-testid=fan] svg")
+    assert fans.count() >= 2  # the company and at least one team with open deals
+    assert "median" in (fans.first.get_attribute("aria-label") or "")
+    assert page.locator("[data-testid=drivers] tbody tr").count() >= 1
+    api = httpx.get(f"{laptop.live.base_url}/v1/forecast", headers={"X-API-Key": laptop.live.keys["manager"]},
+                    timeout=30).json()
+    for row in api["rows"]:
+        cells = page.locator(f"tr[data-group='{row['group']}'][data-period='{row['period']}']")
+        assert cells.locator("[data-testid=p50]").inner_text() == f"{row['p50']:,.0f}"
+        assert cells.locator("[data-testid=p10]").inner_text() == f"{row['p10']:,.0f}"
+    laptop.shot("forecast-laptop")
+    page.locator("[data-testid=drivers] tbody th a").first.click()
+    page.wait_for_url(re.compile(r"/ui/deals/"))
+    assert re.match(r"likely to close: \w{3}(–\w{3})? \(\d+% this quarter if won\)",
+                    page.locator("[data-testid=close-outlook]").inner_text())
+
+
+def test_team_limited_key_forecasts_only_its_team(browser: Any, live_service: LiveService) -> None:
+    tab = Page(browser, live_service, LAPTOP)
+    try:
+        tab.login("team-lead")
+        tab.page.goto("/ui/forecast")
+        groups = set(tab.page.locator("[data-testid=forecast-table] tbody th").all_inner_texts())
+        assert groups == {"company", live_service.team}
+        tab.shot("forecast-team-limited")
+    finally:
+        tab.close()

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from markupsafe import Markup, escape
 
-from dealscore_service.ui.format import pct
+from dealscore_service.ui.format import compact, pct
 
 UP = "#1f6feb"  # blue: raises the odds
 DOWN = "#c2410c"  # dark orange: lowers them (distinguishable from blue for colour-blind readers)
@@ -271,3 +271,43 @@ def lift_chart(model: Sequence[float], baselines: Sequence[Series], *, label: st
     out += _legend(legend, width - right - 150, top + 12)
     out.append("</svg>")
     return Markup("".join(out))
+
+
+def fan_chart(months: Sequence[str], bands: dict[str, Sequence[float]], *, title: str, width: int = 340,
+              height: int = 170) -> Markup:
+    """Cumulative bookings by month end: P10–P90 and P25–P75 bands and the median line (a forecast's fan)."""
+    n = len(months)
+    if n == 0:
+        return Markup("")
+    top = max(max(bands["q90"]), 1.0)
+    left, right, pad_top, bottom = 52.0, 8.0, 8.0, 22.0
+    step = (width - left - right) / max(n - 1, 1)
+
+    def x(i: int) -> float:
+        return left + i * step
+
+    def y(v: float) -> float:
+        return pad_top + (1 - v / top) * (height - pad_top - bottom)
+
+    def band(lo: str, hi: str) -> str:
+        pts = [(x(i), y(v)) for i, v in enumerate(bands[hi])] + [
+            (x(i), y(v)) for i, v in reversed(list(enumerate(bands[lo])))]
+        return " ".join(f"{_f(a)},{_f(b)}" for a, b in pts)
+
+    median = " ".join(f"{_f(x(i))},{_f(y(v))}" for i, v in enumerate(bands["q50"]))
+    label = (f"{title}: by the end of {months[-1]}, median {compact(bands['q50'][-1])}, "
+             f"P10 {compact(bands['q10'][-1])} to P90 {compact(bands['q90'][-1])}")
+    ticks = "".join(
+        f'<text x="{_f(x(i))}" y="{height - 6}" font-size="9" text-anchor="middle" fill="{MUTED}">'
+        f'{escape(m[2:])}</text>' for i, m in enumerate(months))
+    grid = "".join(
+        f'<line x1="{left}" x2="{width - right}" y1="{_f(y(v))}" y2="{_f(y(v))}" stroke="{GRID}"/>'
+        f'<text x="{left - 4}" y="{_f(y(v) + 3)}" font-size="9" text-anchor="end" fill="{MUTED}">{compact(v)}</text>'
+        for v in (0.0, top / 2, top))
+    return Markup(
+        f'<svg class="fan" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="{escape(label)}">{grid}'
+        f'<polygon points="{band("q10", "q90")}" fill="{UP}" fill-opacity="0.18"/>'
+        f'<polygon points="{band("q25", "q75")}" fill="{UP}" fill-opacity="0.32"/>'
+        f'<polyline points="{median}" fill="none" stroke="{UP}" stroke-width="2"/>{ticks}</svg>'
+    )

@@ -19,11 +19,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from dealscore import __version__
-from dealscore.errors import StoreUnavailableError
+from dealscore.errors import ModelNotReadyError, StoreUnavailableError
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore_service.auth import Principal, Scope
 from dealscore_service.deps import Services, services_of
 from dealscore_service.errors import AuthenticationError
+from dealscore_service.forecasting import compute_forecast
 from dealscore_service.ui import charts, icons
 from dealscore_service.ui.data import PER_PAGE, ListQuery, build_deal, build_list
 from dealscore_service.ui.evaluation import EvaluationCache
@@ -297,6 +298,33 @@ def deal_page(request: Request, deal_id: str, user: User) -> Response:
     return render(request, "deal.html", {
         "user": user, "nav": "deal", "d": view, "r": view.latest, "stage_labels": stage_labels, "back": back,
         "all_touchpoints_url": "?" + urlencode({"touchpoints": "all", "back": back}) + "#tl-title",
+    })
+
+
+@router.get("/forecast", response_class=HTMLResponse)
+def forecast_page(request: Request, user: User) -> Response:
+    """Bookings per team (or owner) with a range, a fan chart per group and the deals behind the range."""
+    services = services_of(request)
+    period = request.query_params.get("period", "quarter")
+    by = request.query_params.get("by", "team")
+    period = period if period in ("month", "quarter") else "quarter"
+    by = by if by in ("team", "owner") else "team"
+    try:
+        fc = compute_forecast(services, user.principal, period=period, by=by)
+    except StoreUnavailableError as exc:
+        return store_error(request, exc, user)
+    except ModelNotReadyError as exc:
+        return render(request, "error.html", {
+            "user": user, "title": "No forecast yet", "status": 503, "message": exc.message,
+            "fix": exc.detail.get("fix") or "Retry shortly.",
+        }, status_code=503)
+    fans = []
+    for group, sub in fc.fan.groupby("group", sort=False):
+        fans.append({"group": group, "months": list(sub["month"]),
+                     "bands": {q: list(sub[q]) for q in ("q10", "q25", "q50", "q75", "q90")}})
+    return render(request, "forecast.html", {
+        "user": user, "nav": "forecast", "fc": fc, "rows": fc.table.to_dict("records"), "fans": fans,
+        "drivers": fc.drivers.to_dict("records"),
     })
 
 

@@ -55,6 +55,7 @@ SchedulerOpt = Annotated[
 # Sub-modules register their commands on ``app`` when imported.
 from dealscore.cli import data as _data  # noqa: E402,F401
 from dealscore.cli import features as _features  # noqa: E402,F401
+from dealscore.cli import forecast as _forecast  # noqa: E402,F401
 from dealscore.cli import importers as _importers  # noqa: E402,F401
 from dealscore.cli import score as _score  # noqa: E402,F401
 from dealscore.cli import simulate as _simulate  # noqa: E402,F401

@@ -8,7 +8,8 @@ means a scorer can never pair a model with the wrong feature definition.
 
 Layout: ``bundle.json`` (manifest, window, metrics, stats), ``spec.json``,
 ``taxonomy.yaml``, ``playbook.yaml``, ``win_model.joblib``, ``stage_model.joblib`` and
-``context.joblib`` (the feature context, when present).
+``context.joblib`` (the feature context, when present), ``time_to_close.joblib`` and
+``pipeline_creation.joblib`` (the forecast's models, when present).
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def _optional(file: Path) -> Any:
+    """A joblib part of the bundle that older bundles lack (None then)."""
+    return joblib.load(file) if file.is_file() else None
+
+
 def _spec_from_dict(raw: dict[str, Any]) -> Any:
     from dealscore.features import FeatureSpec  # models sit downstream of features
 
@@ -78,6 +84,11 @@ class ModelBundle:
     #: Recording habits learned with the real-stage labels: the company's and each rep's lag, share of stages
     #: typed in ahead of their evidence and of stages skipped (``StageLabeler.habits_summary``).
     recording_habits: dict[str, Any] = field(default_factory=dict)
+    #: ``dealscore.forecast.close_time.TimeToCloseModel``: when an open deal closes if won (None in older bundles).
+    time_to_close: Any = None
+    #: ``{"team": PipelineCreationModel, "owner_id": ...}`` fitted at the data cut: bookings from deals not created
+    #: yet, for forecasts made from stored scores (the service has no history to learn them from).
+    pipeline_creation: Any = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -95,8 +106,9 @@ class ModelBundle:
                                             encoding="utf-8")
         joblib.dump(self.win_model, path / "win_model.joblib")
         joblib.dump(self.stage_model, path / "stage_model.joblib")
-        if self.context is not None:
-            joblib.dump(self.context, path / "context.joblib")
+        for name in ("context", "time_to_close", "pipeline_creation"):
+            if getattr(self, name) is not None:
+                joblib.dump(getattr(self, name), path / f"{name}.joblib")
         manifest = {
             "format_version": FORMAT_VERSION,
             "version": self.version,
@@ -135,7 +147,9 @@ class ModelBundle:
             version=str(manifest.get("version", "unregistered")),
             history_stats=manifest.get("history_stats", {}),
             recording_habits=manifest.get("recording_habits", {}),
-            context=joblib.load(path / "context.joblib") if (path / "context.joblib").is_file() else None,
+            context=_optional(path / "context.joblib"),
+            time_to_close=_optional(path / "time_to_close.joblib"),
+            pipeline_creation=_optional(path / "pipeline_creation.joblib"),
         )
 
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:

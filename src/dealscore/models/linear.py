@@ -158,17 +158,12 @@ class LinearLogit:
     # ------------------------------------------------------------------ predict
 
     def _terms(self, M: np.ndarray) -> np.ndarray:
-        """Each feature's additive term per row, shape (n, n_features)."""
-        out = np.empty(M.shape, dtype=np.float64)
-        for j in range(M.shape[1]):
-            v = M[:, j]
-            miss = ~np.isfinite(v)
-            table = self.levels_.get(j)
-            if table is not None:
-                out[:, j] = table[np.where(miss, -1, v).astype(np.int64)]
-            else:
-                out[:, j] = self.slope_[j] * np.where(miss, self.median_[j], v) + np.where(
-                    miss, self.missing_term_[j], self.present_term_[j])
+        """Each feature's additive term per row, shape (n, n_features): numerics in one vectorised step,
+        then one table lookup per categorical column (a one-deal score calls this on a few rows)."""
+        miss = ~np.isfinite(M)
+        out = self.slope_ * np.where(miss, self.median_, M) + np.where(miss, self.missing_term_, self.present_term_)
+        for j, table in self.levels_.items():
+            out[:, j] = table[np.where(miss[:, j], -1, M[:, j]).astype(np.int64)]
         return out
 
     def raw_matrix(self, M: np.ndarray) -> np.ndarray:

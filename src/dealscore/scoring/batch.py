@@ -17,7 +17,8 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from dealscore.scoring.result import NextAction, Reason, ScoreResult
+from dealscore.forecast.close_time import BUCKET_EDGES, describe_close
+from dealscore.scoring.result import CloseOutlook, NextAction, Reason, ScoreResult
 from dealscore.scoring.warnings import WarningHits
 
 #: Columns of the batch output (``dealscore score --out``), in order.
@@ -60,6 +61,8 @@ class ScoredBlock:
     reasons_down: list[list[Reason]] | None = None
     other_points: np.ndarray | None = None
     actions: list[list[NextAction]] | None = None
+    #: P(close in each time-to-close bucket | won), rows × buckets (None: the bundle has no time-to-close model)
+    close_pmf: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.deal_id)
@@ -78,6 +81,7 @@ class ScoredBlock:
         other = self.other_points.tolist() if self.other_points is not None else [None] * n
         warnings = self.warnings.lists()
         labels = {k: v.tolist() for k, v in (self.labels or {}).items()}
+        outlooks = self.close_outlooks()
         out = []
         for i in range(n):
             out.append(ScoreResult(
@@ -93,9 +97,19 @@ class ScoredBlock:
                 reasons_down=self.reasons_down[i] if self.reasons_down is not None else [],
                 base_points=base[i], other_points=other[i], warnings=warnings[i],
                 actions=self.actions[i] if self.actions is not None else [],
-                value_at_risk=var[i], previous_p_win=None, model_version=self.model_version,
+                value_at_risk=var[i], previous_p_win=None, close_outlook=outlooks[i],
+                model_version=self.model_version,
             ))
         return out
+
+    def close_outlooks(self) -> list[CloseOutlook | None]:
+        """Each deal's close outlook ("likely to close: Aug–Sep (58% this quarter if won)"), when the model has one."""
+        if self.close_pmf is None:
+            return [None] * len(self)
+        edges = [float(e) for e in BUCKET_EDGES]
+        return [CloseOutlook(**describe_close(row, self.as_of[i]), bucket_days=edges,
+                             bucket_probabilities=np.round(row, 6).tolist())
+                for i, row in enumerate(self.close_pmf)]
 
     def frame(self) -> pd.DataFrame:
         """Flat table for files: one row per deal, lists joined as text."""
@@ -115,6 +129,10 @@ class ScoredBlock:
             out[name] = values
         for j, s in enumerate(self.stage_names):
             out[f"p_stage_{s}"] = self.stage_proba[:, j]
+        if self.close_pmf is not None:
+            looks = self.close_outlooks()
+            out["close_likely"] = [o.likely if o else None for o in looks]
+            out["close_p_this_quarter_if_won"] = [o.p_this_quarter_if_won if o else np.nan for o in looks]
         if self.reasons_up is not None and self.reasons_down is not None:
             out["base_points"] = self.base_points
             out["reasons_up"] = ["; ".join(r.display for r in rs) for rs in self.reasons_up]

@@ -89,6 +89,18 @@ class NextAction(BaseModel):
     response_text: str | None = Field(default=None, description="the outcome that counts as taking it up")
 
 
+class CloseOutlook(BaseModel):
+    """When the deal is likely to close if it is won (the time-to-close model's distribution)."""
+
+    text: str = Field(description="e.g. 'likely to close: Aug–Sep (58% this quarter if won)'")
+    likely: str = Field(description="the likely months in words, e.g. 'Aug–Sep'")
+    likely_months: list[str] = Field(description="the shortest run of months holding half the close-time mass")
+    this_quarter: str
+    p_this_quarter_if_won: float = Field(ge=0.0, le=1.0)
+    bucket_days: list[float] = Field(description="bucket edges in days after as_of")
+    bucket_probabilities: list[float] = Field(description="P(close in each bucket | won); the forecast draws on it")
+
+
 class ScoreResult(BaseModel):
     """Everything dealscore says about one deal at one time."""
 
@@ -136,6 +148,9 @@ class ScoreResult(BaseModel):
     )
     previous_p_win: float | None = Field(
         default=None, description="the deal's previous score, when supplied (a drop raises value at risk)"
+    )
+    close_outlook: CloseOutlook | None = Field(
+        default=None, description="when it is likely to close if won (absent when the model has no time-to-close part)"
     )
     model_version: str
 

@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dealscore._compat import NORMAL, predict_matrix
 from dealscore.data.history import DealHistory
 from dealscore.errors import ConfigError, DataValidationError, ModelNotReadyError, NotFoundError
+from dealscore.forecast.features import close_time_matrix
 from dealscore.scoring.actions import (
     SMALL_ITEMS,
     Action,
@@ -35,7 +37,7 @@ from dealscore.scoring.columns import Columns
 from dealscore.scoring.grading import DEFAULT_GRADE_CUTOFFS, check_cutoffs, grades
 from dealscore.scoring.mismatch import judge
 from dealscore.scoring.norms import StageNorms
-from dealscore.scoring.predict import ModelRunner
+from dealscore.scoring.predict import SINGLE_THREAD_ROWS, ModelRunner
 from dealscore.scoring.reasons import MAX_REASONS, MIN_REASON_POINTS, ReasonGrouping, pick_reasons, probability_points
 from dealscore.scoring.response import ResponseRates, action_interval, shrink
 from dealscore.scoring.result import NextAction, ScoreResult
@@ -443,6 +445,7 @@ class Scorer:
             stage_names=list(self._taxonomy.names), verdict=mm.verdict, explanation=mm.explanation,
             typical=typical, value_at_risk=value_at_risk_array(amount, p, typical), warnings=warns,
             model_version=self.version, labels=_deal_labels(own, deal_ids),
+            close_pmf=self._close_pmf(cols, as_of),
         )
         if contrib is not None:
             self._explain(block, contrib, base_p, cols, p)
@@ -453,6 +456,21 @@ class Scorer:
                 after = self._columns(vinp, slice(None))
                 block.actions = self._rank_actions(cols, p, after, p_all[n:], pairs, declared)
         return block
+
+    def _close_pmf(self, cols: Columns, as_of: np.ndarray) -> np.ndarray | None:
+        """When each deal closes if won, from the bundle's time-to-close model (None for bundles without one).
+
+        The booster is called on the model's input matrix directly (as the win and stage
+        boosters are), which keeps its cost on the one-deal path to microseconds.
+        """
+        model = getattr(self.bundle, "time_to_close", None)
+        if model is None:
+            return None
+        times = np.asarray(as_of, dtype="datetime64[ns]")
+        X = close_time_matrix(cols, times, len(times))
+        flat = predict_matrix(model.booster_, X, kind=NORMAL, iteration=model.best_iteration_,
+                              threads=1 if len(X) < SINGLE_THREAD_ROWS else 0, models=model.n_classes_)
+        return model.normalise(flat.reshape(len(X), model.n_classes_))
 
     def _explain(self, block: ScoredBlock, contrib: np.ndarray, base_p: np.ndarray, cols: Columns, p: np.ndarray
                  ) -> None:

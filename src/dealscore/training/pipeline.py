@@ -22,6 +22,8 @@ from matplotlib.figure import Figure
 from dealscore.data.history import DealHistory
 from dealscore.data.simulate import oracle_win_probability
 from dealscore.features import FeatureContext, FeatureSpec, build_features, make_labels, make_snapshots
+from dealscore.forecast.close_time import TimeToCloseModel
+from dealscore.forecast.creation import PipelineCreationModel, fit_creation_models
 from dealscore.models.baselines import LogisticBaseline, NaiveBayesBaseline, StageTableBaseline
 from dealscore.models.bundle import ModelBundle, to_jsonable
 from dealscore.models.data_fit import training_data_profile
@@ -32,6 +34,7 @@ from dealscore.playbook import load_playbook
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore.training import plots
 from dealscore.training.bootstrap import compare_to_baselines
+from dealscore.training.close_time import fit_close_time
 from dealscore.training.config import TrainConfig
 from dealscore.training.evaluate import oracle_section, stage_section, win_section
 from dealscore.training.learning_curve import learning_curve
@@ -473,6 +476,23 @@ def assemble_bundle(
     )
 
 
+@dataclass
+class ForecastModels:
+    """What the forecast needs from training: when won deals close, and how fast new pipeline turns into bookings."""
+
+    close_time: TimeToCloseModel
+    creation: dict[str, PipelineCreationModel]
+    report: dict[str, Any]
+
+
+def fit_forecast_models(history: DealHistory, rows: TrainingRows, cfg: TrainConfig, say: Progress) -> ForecastModels:
+    """The time-to-close model on the won deals' snapshots of the same split, and creation rates at the data cut."""
+    say("fitting the time-to-close model (when won deals close) and learning pipeline creation")
+    close_time, report = fit_close_time(history, rows.snaps, rows.features, rows.y, rows.slice_of, seed=cfg.seed,
+                                        num_threads=cfg.num_threads)
+    return ForecastModels(close_time=close_time, creation=fit_creation_models(history), report=report)
+
+
 def train_models(
     history: DealHistory,
     config: TrainConfig | None = None,
@@ -513,6 +533,9 @@ def train_on_rows(
     laps.lap("stage_labels")
     models = fit_models(rows, cfg, tax, say, laps)
 
+    forecast = fit_forecast_models(history, rows, cfg, say)
+    laps.lap("time_to_close")
+
     say("evaluating on the test slice (the most recent holdout)")
     ev = evaluate_models(rows, models, tax, truth, history, cfg)
     laps.lap("evaluation")
@@ -522,10 +545,12 @@ def train_on_rows(
         laps.lap("learning_curve")
     data = _data_section(history, split, counts, rows, history.stage_truth is not None,
                          (int(models.win_rows.sum()), int(models.stage_rows.sum())))
-    report = to_jsonable({"win": ev.win_report, "stage": ev.stage_report, "data": data})
+    report = to_jsonable({"win": ev.win_report, "stage": ev.stage_report, "time_to_close": forecast.report,
+                          "data": data})
 
     say("learning stage norms and assembling the bundle")
     bundle = assemble_bundle(history, split, counts, rows, models, ev, tax)
+    bundle.time_to_close, bundle.pipeline_creation = forecast.close_time, forecast.creation
     test = rows.masks["test"]
     figures = _figures(rows.y[test], ev.preds, ev.p_oracle, ev.win_report, models.win, ev.stage_report, tax.names)
     laps.lap("bundle")

@@ -1,0 +1,188 @@
+"""Replay past quarters: forecast each team's bookings from the history as it looked then, compare with what was booked.
+
+For each past quarter and each chosen week of it (week 2 by default), the
+forecast time ``T`` is the start of that week. Everything is computed from
+``history.as_known_at(T)``: the open deals and their scores, the pipeline
+creation rates, what was already booked, and the three peers
+(:mod:`dealscore.forecast.peers`). The model bundle is passed in: it must have
+been trained on the history as known at or before the first forecast time (the
+CLI and the benchmark train it on ``history.as_known_at(first T)``), so no
+forecast uses a model that saw its own outcomes.
+
+Metrics per method over team × quarter cells with bookings > 0: MAPE, bias
+(Σ(forecast − actual) / Σ actual), coverage of P10–P90 (the model only), and
+CRPS (for a point forecast it is the absolute error, so all share one scale).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from dealscore.data.history import DealHistory
+from dealscore.errors import InsufficientDataError
+from dealscore.features import build_features, scoring_snapshots
+from dealscore.forecast.creation import PipelineCreationModel
+from dealscore.forecast.engine import booked_so_far, forecast_pipeline, pipeline_from_blocks
+from dealscore.forecast.montecarlo import crps_from_draws
+from dealscore.forecast.peers import PEERS, bookings, peer_forecasts
+from dealscore.forecast.periods import Period, naive_utc, quarters_between
+from dealscore.scoring import Scorer
+
+METHODS: tuple[str, ...] = ("model", *PEERS)
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BacktestResult:
+    """Per-cell rows (quarter × week × team) and the summary per method."""
+
+    rows: pd.DataFrame
+    summary: pd.DataFrame
+    quarters: list[Period]
+    trained_at: pd.Timestamp
+
+
+def backtest_quarters(history: DealHistory, *, min_history_days: float = 365.0) -> list[Period]:
+    """Full past quarters with at least ``min_history_days`` of history before them (the run rate needs a year)."""
+    first = naive_utc(history.deals["created_at"].min()) + pd.Timedelta(days=min_history_days)
+    quarters = quarters_between(first, naive_utc(history.data_cut))
+    if not quarters:
+        raise InsufficientDataError(
+            f"no full quarter after the first {min_history_days:.0f} days of history to backtest on",
+            fix="backtest on a history spanning at least five quarters",
+        )
+    return quarters
+
+
+def forecast_times(quarters: Sequence[Period], weeks: Sequence[int]) -> list[tuple[Period, int, pd.Timestamp]]:
+    """(quarter, week, T) for each quarter and week number (week 1 starts on the quarter's first day)."""
+    out = []
+    for q in quarters:
+        for w in weeks:
+            t = q.start + pd.Timedelta(days=7 * (w - 1))
+            if t < q.end:
+                out.append((q, int(w), t))
+    return out
+
+
+def run_backtest(history: DealHistory, bundle: Any, quarters: Sequence[Period], *, weeks: Sequence[int] = (2,),
+                 group: str = "team", n_sims: int = 1000, seed: int = 0, progress: Progress | None = None,
+                 ) -> BacktestResult:
+    """Forecast every (quarter, week, team) cell from the truncated history and score it against bookings."""
+    say = progress or (lambda _: None)
+    scorer = Scorer(bundle)
+    rows = []
+    times = forecast_times(quarters, weeks)
+    for q, w, t in times:
+        say(f"{q.label} week {w}: forecasting as of {t:%Y-%m-%d}")
+        past = history.as_known_at(t)
+        blocks = list(scorer.score_blocks(past, t, explain=False, actions=False))
+        pipe = pipeline_from_blocks(blocks)
+        by = "team" if group == "team" else "owner"
+        creation = PipelineCreationModel(group=group, pool="team").fit(past, t)
+        fc = forecast_pipeline(pipe, t, kind="quarter", by=by, creation=creation,
+                               booked=booked_so_far(past, t, [q], by), n_sims=n_sims, seed=seed)
+        open_deals = _open_deal_frame(past, t, bundle, blocks, group)
+        peers = peer_forecasts(past, t, q, open_deals, group)
+        booked = bookings(past, q.start, q.end, group, until=t)
+        actual = bookings(history, q.start, q.end, group)
+        teams = sorted(set(actual.index) | set(fc.table["group"]) - {"company"})
+        for g in teams:
+            sel = fc.table[(fc.table["group"] == g) & (fc.table["period"] == q.label)]
+            draws = fc.draws.get(f"{g}|{q.label}")
+            b = float(booked.get(g, 0.0))
+            row = {
+                "quarter": q.label, "week": w, "as_of": t, "group": g, "actual": float(actual.get(g, 0.0)),
+                "booked_at_forecast": b,
+                "model": float(sel["p50"].iloc[0]) if len(sel) else b,
+                "model_mean": float(sel["expected"].iloc[0]) if len(sel) else b,
+                "model_p10": float(sel["p10"].iloc[0]) if len(sel) else b,
+                "model_p90": float(sel["p90"].iloc[0]) if len(sel) else b,
+                "model_crps": crps_from_draws(draws, float(actual.get(g, 0.0))) if draws is not None
+                else abs(b - float(actual.get(g, 0.0))),
+            }
+            for p in PEERS:
+                extra = float(peers[p].get(g, 0.0)) if p in peers else 0.0
+                row[p] = extra if p == "run_rate" else b + extra
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    trained = naive_utc(bundle.training_window.get("cut_at") or times[0][2]) if times else pd.NaT
+    return BacktestResult(rows=frame, summary=summarize(frame), quarters=list(quarters), trained_at=trained)
+
+
+def _open_deal_frame(past: DealHistory, t: pd.Timestamp, bundle: Any, blocks: list[Any], group: str) -> pd.DataFrame:
+    """Open deals at ``t`` with their scores and the CRM fields the peers read (declared stage, expected close)."""
+    snaps = scoring_snapshots(past, t)
+    feats = build_features(past, snaps, spec=bundle.spec, taxonomy=bundle.taxonomy)
+    scored = pd.DataFrame({
+        "deal_id": np.concatenate([b.deal_id for b in blocks]) if blocks else [],
+        "p_win": np.concatenate([b.p_win for b in blocks]) if blocks else [],
+        "amount": np.concatenate([b.amount for b in blocks]) if blocks else [],
+        "declared_stage": np.concatenate([b.declared_stage for b in blocks]) if blocks else [],
+    })
+    meta = past.deals.set_index("deal_id")[group]
+    scored[group] = scored["deal_id"].map(meta).to_numpy()
+    exp = feats.set_index("deal_id")["days_to_expected_close"]
+    scored["days_to_expected_close"] = scored["deal_id"].map(exp).to_numpy(dtype=float)
+    return scored
+
+
+def summarize(rows: pd.DataFrame) -> pd.DataFrame:
+    """MAPE, bias, P10–P90 coverage and CRPS per method (cells with bookings > 0), one row per method and week."""
+    out = []
+    if not len(rows):
+        return pd.DataFrame(columns=["week", "method", "cells", "mape", "bias", "coverage_p10_p90", "crps"])
+    for w, sub in rows.groupby("week"):
+        cells = sub[sub["actual"] > 0]
+        a = cells["actual"].to_numpy(dtype=float)
+        for m in METHODS:
+            f = cells[m].to_numpy(dtype=float)
+            crps = cells["model_crps"].to_numpy(dtype=float) if m == "model" else np.abs(f - a)
+            cover = (float(((cells["model_p10"] <= a) & (a <= cells["model_p90"])).mean()) if m == "model"
+                     else np.nan)
+            out.append({"week": int(w), "method": m, "cells": len(cells),
+                        "mape": float(np.mean(np.abs(f - a) / a)), "bias": float((f - a).sum() / a.sum()),
+                        "coverage_p10_p90": cover, "crps": float(crps.mean())})
+    return pd.DataFrame(out)
+
+
+def backtest_figures(result: BacktestResult) -> dict[str, Figure]:
+    """Forecast vs actual per cell (model range as error bars, peers as points) and MAPE per method."""
+    rows = result.rows
+    figs: dict[str, Figure] = {}
+    fig = Figure(figsize=(7, 6))
+    ax = fig.subplots()
+    wk = rows[rows["week"] == rows["week"].min()]
+    lo = np.maximum(wk["model"] - wk["model_p10"], 0)
+    hi = np.maximum(wk["model_p90"] - wk["model"], 0)
+    ax.errorbar(wk["actual"], wk["model"], yerr=[lo, hi], fmt="o", ms=3, alpha=0.6, label="model (P10–P90)")
+    ax.scatter(wk["actual"], wk["weighted_pipeline"], s=8, alpha=0.6, label="weighted pipeline")
+    top = float(max(wk["actual"].max(), wk["model_p90"].max(), 1.0))
+    ax.plot([0, top], [0, top], color="grey", lw=1)
+    ax.set_xlabel("booked (actual)")
+    ax.set_ylabel("forecast")
+    ax.set_title(f"Team × quarter forecasts, week {int(wk['week'].min())}")
+    ax.legend(loc="upper left", fontsize=8)
+    figs["forecast_vs_actual.png"] = fig
+    summ = result.summary
+    fig2 = Figure(figsize=(7, 4))
+    ax2 = fig2.subplots()
+    for m in METHODS:
+        s = summ[summ["method"] == m]
+        ax2.plot(s["week"], s["mape"], marker="o", label=m)
+    ax2.set_xlabel("week of quarter")
+    ax2.set_ylabel("MAPE")
+    ax2.set_title("Team × quarter MAPE by forecast week")
+    ax2.legend(fontsize=8)
+    figs["mape_by_week.png"] = fig2
+    return figs
+
+
+__all__ = ["METHODS", "BacktestResult", "backtest_figures", "backtest_quarters", "forecast_times", "run_backtest",
+           "summarize"]

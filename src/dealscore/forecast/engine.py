@@ -1,0 +1,284 @@
+"""The forecast use case: open deals' scores + pipeline creation → bookings per period, with a range.
+
+Two entry points, one computation (:func:`forecast_pipeline`):
+
+- :func:`forecast_history` scores a history's open deals with the bundle (the
+  public :class:`~dealscore.scoring.Scorer`, so the win model's calibration and
+  the time-to-close model flow in unchanged) and learns pipeline creation from
+  the history as known at the forecast time (the CLI and the backtest);
+- :func:`pipeline_from_results` reads stored :class:`~dealscore.scoring.ScoreResult`
+  objects (the service's latest scores) and uses the creation model the bundle
+  carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dealscore.data.history import DealHistory
+from dealscore.errors import ConfigError, ModelNotReadyError
+from dealscore.forecast.close_time import BUCKET_EDGES, period_probabilities
+from dealscore.forecast.creation import GROUP_COLUMNS, PipelineCreationModel
+from dealscore.forecast.montecarlo import draw_open_bookings, quantiles, range_drivers
+from dealscore.forecast.periods import Period, check_kind, current_and_next, day_offsets, month_grid, naive_utc
+from dealscore.scoring import Scorer
+from dealscore.scoring.result import ScoreResult
+
+COMPANY = "company"
+#: Months the simulation covers: enough for the current and next quarter from any day of a quarter.
+GRID_MONTHS = 6
+DEFAULT_SIMS = 2000
+_DAY_NS = 86_400 * 10**9
+
+
+@dataclass
+class OpenPipeline:
+    """What the forecast needs of each open deal, sorted by deal id (so draws do not depend on input order)."""
+
+    deal_id: np.ndarray
+    team: np.ndarray
+    owner_id: np.ndarray
+    amount: np.ndarray
+    p_win: np.ndarray
+    pmf: np.ndarray
+    scored_at: np.ndarray  # datetime64[ns]: the time each pmf is measured from
+
+    def __post_init__(self) -> None:
+        order = np.argsort(self.deal_id.astype(str), kind="stable")
+        for name in ("deal_id", "team", "owner_id", "amount", "p_win", "pmf", "scored_at"):
+            setattr(self, name, np.asarray(getattr(self, name))[order])
+
+    def __len__(self) -> int:
+        return len(self.deal_id)
+
+    def keys(self, by: str) -> np.ndarray:
+        col = self.team if by == "team" else self.owner_id
+        return np.array(["(none)" if v is None or v != v else str(v) for v in col], dtype=object)
+
+
+@dataclass
+class Forecast:
+    """A forecast's table, fan data and range drivers (see :func:`forecast_pipeline`)."""
+
+    as_of: pd.Timestamp
+    kind: str
+    by: str
+    periods: list[Period]
+    table: pd.DataFrame
+    fan: pd.DataFrame
+    drivers: pd.DataFrame
+    n_sims: int
+    seed: int
+    notes: list[str] = field(default_factory=list)
+    draws: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def row(self, group: str, period: str) -> pd.Series:
+        sel = self.table[(self.table["group"] == group) & (self.table["period"] == period)]
+        return sel.iloc[0]
+
+
+# ---------------------------------------------------------------------- inputs
+
+
+def pipeline_from_blocks(blocks: Sequence[Any]) -> OpenPipeline:
+    """Open deals from :meth:`Scorer.score_blocks` output (the bundle must hold a time-to-close model)."""
+    if any(b.close_pmf is None for b in blocks):
+        raise ModelNotReadyError("the model bundle has no time-to-close model; retrain it with this dealscore "
+                                 "(`dealscore train DIR`) to forecast")
+    k = len(BUCKET_EDGES) - 1
+
+    def cat(name: str, empty: Any) -> np.ndarray:
+        parts = [np.asarray(getattr(b, name)) for b in blocks]
+        return np.concatenate(parts) if parts else empty
+
+    return OpenPipeline(
+        deal_id=cat("deal_id", np.array([], dtype=object)), team=cat("team", np.array([], dtype=object)),
+        owner_id=cat("owner_id", np.array([], dtype=object)), amount=cat("amount", np.array([], dtype=float)),
+        p_win=cat("p_win", np.array([], dtype=float)), pmf=cat("close_pmf", np.zeros((0, k))),
+        scored_at=cat("as_of", np.array([], dtype="datetime64[ns]")).astype("datetime64[ns]"),
+    )
+
+
+def pipeline_from_results(results: Sequence[ScoreResult]) -> OpenPipeline:
+    """Open deals from score results; those scored without a close outlook are refused by name."""
+    return pipeline_from_records([{
+        "deal_id": r.deal_id, "team": r.team, "owner_id": r.owner_id, "amount": r.amount, "p_win": r.p_win,
+        "as_of": r.as_of, "close_outlook": None if r.close_outlook is None else {
+            "bucket_probabilities": r.close_outlook.bucket_probabilities},
+    } for r in results])
+
+
+def pipeline_from_records(records: Sequence[Mapping[str, Any]]) -> OpenPipeline:
+    """Open deals from score results in their JSON form (what the score store keeps), without re-validating them.
+
+    Reading five thousand stored results this way costs milliseconds; building
+    :class:`ScoreResult` objects first would cost a large share of the API's budget.
+    """
+    missing = [r.get("deal_id") for r in records if not (r.get("close_outlook") or {}).get("bucket_probabilities")]
+    if missing:
+        raise ModelNotReadyError(
+            f"{len(missing)} stored score(s) carry no close outlook (scored by a model without a time-to-close "
+            f"part), e.g. {missing[:5]}", fix="rescore the open deals with a model trained by this dealscore",
+        )
+    k = len(BUCKET_EDGES) - 1
+    as_of = pd.to_datetime(pd.Series([r["as_of"] for r in records], dtype=object), utc=True, format="ISO8601")
+    return OpenPipeline(
+        deal_id=np.array([r["deal_id"] for r in records], dtype=object),
+        team=np.array([r.get("team") for r in records], dtype=object),
+        owner_id=np.array([r.get("owner_id") for r in records], dtype=object),
+        amount=np.array([np.nan if r.get("amount") is None else r["amount"] for r in records], dtype=float),
+        p_win=np.array([r["p_win"] for r in records], dtype=float),
+        pmf=np.array([r["close_outlook"]["bucket_probabilities"] for r in records], dtype=float).reshape(-1, k),
+        scored_at=as_of.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]"),
+    )
+
+
+def booked_so_far(history: DealHistory, as_of: pd.Timestamp, periods: list[Period], by: str,
+                  ) -> dict[tuple[str, str], float]:
+    """Amounts already won in each period up to ``as_of``, per group (they are bookings, not forecasts)."""
+    d = history.deals
+    if "closed_at" not in d or "outcome" not in d:
+        return {}
+    closed = pd.DatetimeIndex(d["closed_at"])
+    won = (d["outcome"].to_numpy(dtype=object) == "won") & (closed <= as_of)
+    keys = _group_keys(d, by)
+    amount = np.nan_to_num(d["amount"].to_numpy(dtype=float), nan=0.0) if "amount" in d else np.zeros(len(d))
+    out: dict[tuple[str, str], float] = {}
+    for p in periods:
+        sel = won & (closed >= p.start) & (closed < p.end)
+        for g, a in pd.Series(amount[sel]).groupby(keys[sel]).sum().items():
+            out[(str(g), p.label)] = float(a)
+    return out
+
+
+def _group_keys(deals: pd.DataFrame, by: str) -> np.ndarray:
+    col = GROUP_COLUMNS[by]
+    if col not in deals:
+        return np.full(len(deals), "(none)", dtype=object)
+    return np.array(["(none)" if v is None or v != v else str(v) for v in deals[col].to_numpy(dtype=object)],
+                    dtype=object)
+
+
+def check_by(by: str) -> str:
+    if by not in GROUP_COLUMNS:
+        raise ConfigError(f"unknown forecast grouping {by!r}", fix="use --by team or --by owner")
+    return by
+
+
+# ---------------------------------------------------------------------- the computation
+
+
+def forecast_pipeline(
+    pipe: OpenPipeline, as_of: pd.Timestamp | str, *, kind: str = "quarter", by: str = "team",
+    creation: PipelineCreationModel | None = None, booked: dict[tuple[str, str], float] | None = None,
+    n_sims: int = DEFAULT_SIMS, seed: int = 0, groups: Sequence[str] | None = None, top_drivers: int = 10,
+) -> Forecast:
+    """Median and P10–P90 of bookings per group and period (current and next), by Monte Carlo over deals.
+
+    Bookings = already won this period (``booked``) + open deals won in it + deals
+    created later and won in it (``creation``). Deterministic for a given ``seed``.
+    ``groups`` restricts the rows to some groups (a team-limited key); the company
+    row is then the sum of those groups only.
+    """
+    check_kind(kind)
+    check_by(by)
+    t = naive_utc(as_of)
+    periods = current_and_next(t, kind)
+    grid = month_grid(t, GRID_MONTHS)
+    keys = pipe.keys(by)
+    wanted = sorted(set(keys) | (set(creation.rate_per_day_) if creation is not None else set())
+                    | {g for g, _ in (booked or {})})
+    if groups is not None:
+        allowed = {str(g) for g in groups}
+        wanted = [g for g in wanted if g in allowed]
+    index = {g: i for i, g in enumerate(wanted)}
+    keep = np.array([k in index for k in keys], dtype=bool)
+    gi = np.array([index[k] for k in keys[keep]], dtype=np.int64)
+    elapsed = (t.value - pipe.scored_at[keep].astype("datetime64[ns]").astype(np.int64)) / _DAY_NS
+    grid_off = day_offsets(t, grid)
+    # offsets measured from each deal's scoring time, conditioned on its still being open now
+    off = grid_off[None, :, :] + elapsed[:, None, None]
+    month_prob = period_probabilities(pipe.pmf[keep], off, BUCKET_EDGES, elapsed=elapsed)
+    rng = np.random.default_rng(seed)
+    amount, p_win = pipe.amount[keep], pipe.p_win[keep]
+    open_draws = draw_open_bookings(amount, p_win, month_prob, gi, len(wanted), n_sims, rng)
+    new_draws = (creation.simulate(wanted, grid_off, n_sims, seed) if creation is not None
+                 else np.zeros_like(open_draws))
+    rows, fan_rows = [], []
+    booked = booked or {}
+    period_months = [np.array([i for i, m in enumerate(grid) if p.start <= m.start < p.end]) for p in periods]
+    labels = [COMPANY, *wanted]
+    draws: dict[str, np.ndarray] = {}
+    for li, label in enumerate(labels):
+        sel = slice(None) if li == 0 else slice(li - 1, li)
+        o = open_draws[:, sel, :].sum(axis=1)
+        nw = new_draws[:, sel, :].sum(axis=1)
+        for p, months in zip(periods, period_months, strict=True):
+            b = (sum(v for (g, lab), v in booked.items() if lab == p.label and g in index) if li == 0
+                 else booked.get((label, p.label), 0.0))
+            total = b + o[:, months].sum(axis=1) + nw[:, months].sum(axis=1)
+            q10, q50, q90 = quantiles(total)
+            draws[f"{label}|{p.label}"] = total
+            rows.append({
+                "group": label, "period": p.label, "start": p.start, "end": p.end, "booked": b,
+                "open_expected": float(o[:, months].sum(axis=1).mean()),
+                "new_expected": float(nw[:, months].sum(axis=1).mean()),
+                "expected": float(total.mean()), "p10": float(q10), "p50": float(q50), "p90": float(q90),
+                "open_deals": int((gi == li - 1).sum()) if li else len(gi),
+            })
+        # fan: cumulative bookings through the end of each grid month (booked so far in the first period included)
+        b0 = (sum(v for (g, lab), v in booked.items() if lab == periods[0].label and g in index) if li == 0
+              else booked.get((label, periods[0].label), 0.0))
+        cum = np.cumsum(o + nw, axis=1) + b0
+        qs = np.quantile(cum, (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95), axis=0)
+        for mi, m in enumerate(grid):
+            fan_rows.append({"group": label, "month": m.label, "end": m.end,
+                             **{f"q{round(lv * 100):02d}": float(qs[j, mi])
+                                for j, lv in enumerate((0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95))}})
+    # deals that drive the current period's range
+    cur = period_months[0]
+    p_cur = np.clip(p_win, 0, 1) * month_prob[:, cur].sum(axis=1)
+    share = range_drivers(amount, p_cur)
+    order = np.argsort(-share, kind="stable")[:top_drivers]
+    drivers = pd.DataFrame({
+        "deal_id": pipe.deal_id[keep][order], "group": keys[keep][order], "amount": amount[order],
+        "p_win": p_win[order], "p_this_period": p_cur[order], "share_of_variance": share[order],
+    })
+    notes = ["deals are drawn independently given their probabilities (correlated risk is not modelled)"]
+    if creation is None:
+        notes.append("bookings from deals not created yet are not included (no pipeline creation model)")
+    return Forecast(as_of=t, kind=kind, by=by, periods=periods, table=pd.DataFrame(rows), fan=pd.DataFrame(fan_rows),
+                    drivers=drivers, n_sims=n_sims, seed=seed, notes=notes, draws=draws)
+
+
+def forecast_history(
+    history: DealHistory, bundle: Any, as_of: pd.Timestamp | str | None = None, *, kind: str = "quarter",
+    by: str = "team", n_sims: int = DEFAULT_SIMS, seed: int = 0, scorer: Scorer | None = None,
+    creation: PipelineCreationModel | None = None,
+) -> Forecast:
+    """Forecast from a history: score its deals open at ``as_of`` and learn creation as known then.
+
+    A forecast for a past time reads the history as it looked at that time
+    (:meth:`DealHistory.as_known_at`), so it is exactly what could have been said then.
+    """
+    check_by(by)
+    t = naive_utc(history.data_cut if as_of is None else as_of)
+    past = history if t >= naive_utc(history.data_cut) else history.as_known_at(t)
+    scorer = scorer or Scorer(bundle)
+    blocks = list(scorer.score_blocks(past, t, explain=False, actions=False))
+    pipe = pipeline_from_blocks(blocks)
+    if creation is None:
+        col = GROUP_COLUMNS[by]
+        creation = PipelineCreationModel(group=col, pool="team").fit(past, t)
+    periods = current_and_next(t, kind)
+    return forecast_pipeline(pipe, t, kind=kind, by=by, creation=creation,
+                             booked=booked_so_far(past, t, periods, by), n_sims=n_sims, seed=seed)
+
+
+__all__ = ["COMPANY", "Forecast", "OpenPipeline", "booked_so_far", "forecast_history",
+           "forecast_pipeline", "pipeline_from_blocks", "pipeline_from_records", "pipeline_from_results"]

@@ -1,0 +1,43 @@
+"""One small simulated history and a bundle trained on it (fast settings), shared by the forecast tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dealscore.data.history import DealHistory
+from dealscore.data.simulate import simulate, write_simulation
+from dealscore.data.validate import validate_history
+from dealscore.training.config import TrainConfig
+
+FAST = {
+    "snapshots": {"every_days": 14},
+    "win": {"num_boost_round": 60, "early_stopping_rounds": 10, "params": {"learning_rate": 0.15}},
+    "stage": {"num_boost_round": 30, "early_stopping_rounds": 10, "params": {"learning_rate": 0.2}},
+    "num_threads": 2,
+}
+
+
+@dataclass
+class Trained:
+    history: DealHistory
+    bundle: Any
+    report: dict[str, Any]
+    folder: Path
+    bundle_dir: Path
+
+
+@pytest.fixture(scope="package")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """1,200 simulated deals over two years, trained once with few boosting rounds."""
+    from dealscore.training.pipeline import train_models
+
+    sim = simulate(1200, seed=7)
+    folder = write_simulation(sim, tmp_path_factory.mktemp("forecast") / "sim")
+    history, _ = validate_history(sim.history)
+    result = train_models(history, TrainConfig.from_dict(FAST))
+    bundle_dir = result.bundle.save(tmp_path_factory.mktemp("forecast") / "bundle")
+    return Trained(history=history, bundle=result.bundle, report=result.report, folder=folder, bundle_dir=bundle_dir)

@@ -1,0 +1,68 @@
+"""The forecast on a trained bundle: the bundle carries its models, scores carry an outlook, rows add up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dealscore.cli import app
+from dealscore.forecast.engine import forecast_history, forecast_pipeline, pipeline_from_results
+from dealscore.models.bundle import ModelBundle
+from dealscore.scoring import Scorer
+
+from .conftest import Trained
+
+
+def test_training_fits_the_time_to_close_model_beside_its_stage_peer(trained: Trained) -> None:
+    section = trained.report["time_to_close"]
+    assert section["train_rows"] > 100
+    test = section["test"]
+    assert test["log_loss"] < test["log_loss_stage_baseline"]
+    loaded = ModelBundle.load(trained.bundle_dir)
+    assert loaded.time_to_close is not None and set(loaded.pipeline_creation) == {"team", "owner"}
+
+
+def test_scores_carry_a_close_outlook_that_the_forecast_reads_back(trained: Trained) -> None:
+    t = pd.Timestamp("2025-05-12")
+    results = Scorer(trained.bundle).score_many(trained.history, t)
+    outlook = results[0].close_outlook
+    assert outlook is not None and outlook.text.startswith("likely to close: ")
+    assert abs(sum(outlook.bucket_probabilities) - 1) < 1e-4
+    assert outlook.this_quarter == "2025-Q2"
+    # the stored-score path and the history path give the same numbers (same deals, same seed)
+    fc = forecast_history(trained.history, trained.bundle, t, n_sims=400, seed=2)
+    creation = trained.bundle.pipeline_creation["team"]  # the service's creation model (fitted at the data cut)
+    again = forecast_pipeline(pipeline_from_results(results), t, creation=creation, n_sims=400, seed=2)
+    fresh = forecast_history(trained.history, trained.bundle, t, n_sims=400, seed=2, creation=creation)
+    cols = ["group", "period", "open_expected", "new_expected"]
+    both = fresh.table[cols].merge(again.table[cols], on=["group", "period"], suffixes=("", "_stored"))
+    assert len(both) == len(again.table)  # the history path only adds teams with bookings and no open deal
+    np.testing.assert_allclose(both["open_expected"], both["open_expected_stored"], rtol=1e-5)
+    np.testing.assert_allclose(both["new_expected"], both["new_expected_stored"], rtol=1e-5)
+    assert fc.table["open_deals"].iloc[0] == len(results)
+
+
+def test_company_row_is_the_sum_of_the_teams(trained: Trained) -> None:
+    fc = forecast_history(trained.history, trained.bundle, "2025-03-03", kind="month", by="owner", n_sims=300)
+    for _period, rows in fc.table.groupby("period"):
+        company = rows[rows["group"] == "company"].iloc[0]
+        owners = rows[rows["group"] != "company"]
+        assert company["expected"] == pytest.approx(owners["expected"].sum(), rel=1e-9)
+        assert company["booked"] == pytest.approx(owners["booked"].sum())
+        assert company["p10"] <= company["p50"] <= company["p90"]
+    assert list(fc.table["period"].unique()) == ["2025-03", "2025-04"]
+    assert np.isclose(fc.drivers["share_of_variance"].sum(), 1.0) or len(fc.drivers) == 10
+
+
+def test_cli_prints_the_table_and_writes_the_fan_chart(trained: Trained, tmp_path) -> None:
+    chart, out = tmp_path / "fan.png", tmp_path / "fc.csv"
+    res = CliRunner().invoke(app, ["forecast", str(trained.folder), "--model", str(trained.bundle_dir), "--as-of",
+                                   "2025-05-12", "--sims", "300", "--chart", str(chart), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Bookings forecast" in res.output and "company" in res.output
+    assert chart.stat().st_size > 10_000
+    table = pd.read_csv(out)
+    direct = forecast_history(trained.history, trained.bundle, "2025-05-12", n_sims=300).table
+    np.testing.assert_allclose(table["p50"], direct["p50"])

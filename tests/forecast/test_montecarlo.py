@@ -1,0 +1,79 @@
+"""The Monte Carlo: certain deals give their sum with no range; draws are deterministic and unbiased."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dealscore.forecast.close_time import BUCKET_EDGES, period_probabilities
+from dealscore.forecast.engine import OpenPipeline, forecast_pipeline
+from dealscore.forecast.montecarlo import crps_from_draws, draw_open_bookings, range_drivers
+
+K = len(BUCKET_EDGES) - 1
+
+
+def _pipeline(amounts: list[float], p_win: list[float], bucket: list[int], teams: list[str],
+              at: pd.Timestamp) -> OpenPipeline:
+    pmf = np.zeros((len(amounts), K))
+    pmf[np.arange(len(amounts)), bucket] = 1.0
+    return OpenPipeline(deal_id=np.array([f"D{i}" for i in range(len(amounts))], dtype=object),
+                        team=np.array(teams, dtype=object), owner_id=np.array(["o"] * len(amounts), dtype=object),
+                        amount=np.array(amounts, dtype=float), p_win=np.array(p_win, dtype=float), pmf=pmf,
+                        scored_at=np.full(len(amounts), at.asm8, dtype="datetime64[ns]"))
+
+
+def test_a_pipeline_of_certain_deals_forecasts_their_sum_with_zero_width() -> None:
+    t = pd.Timestamp("2025-07-07")  # a week into Q3: buckets 0-3 close in July, all inside the quarter
+    pipe = _pipeline([100.0, 250.0, 40.0], [1.0, 1.0, 1.0], [0, 2, 3], ["a", "a", "b"], t)
+    fc = forecast_pipeline(pipe, t, kind="quarter", by="team", creation=None, n_sims=500, seed=3)
+    company = fc.row("company", "2025-Q3")
+    assert company["p10"] == company["p50"] == company["p90"] == pytest.approx(390.0)
+    a = fc.row("a", "2025-Q3")
+    assert (a["p10"], a["p90"]) == (pytest.approx(350.0), pytest.approx(350.0))
+    assert fc.row("b", "2025-Q4")["p90"] == 0.0  # won in July: nothing left for the next quarter
+
+
+def test_draws_are_deterministic_given_the_seed_and_unbiased() -> None:
+    rng = np.random.default_rng(0)
+    n = 400
+    amount = rng.uniform(1, 100, n)
+    p = rng.uniform(0, 1, n)
+    month = rng.dirichlet(np.ones(4), n)[:, :3]
+    group = rng.integers(0, 3, n)
+    a = draw_open_bookings(amount, p, month, group, 3, 3000, np.random.default_rng(1))
+    b = draw_open_bookings(amount, p, month, group, 3, 3000, np.random.default_rng(1))
+    np.testing.assert_array_equal(a, b)
+    expected = np.array([[(amount * p * month[:, m])[group == g].sum() for m in range(3)] for g in range(3)])
+    np.testing.assert_allclose(a.mean(axis=0), expected, rtol=0.03)
+
+
+def test_a_large_uncertain_deal_widens_the_range_and_leads_the_drivers() -> None:
+    t = pd.Timestamp("2025-07-07")
+    small = _pipeline([10.0] * 20, [0.5] * 20, [1] * 20, ["a"] * 20, t)
+    big = _pipeline([10.0] * 20 + [500.0], [0.5] * 21, [1] * 21, ["a"] * 21, t)
+    w_small = forecast_pipeline(small, t, n_sims=2000).row("a", "2025-Q3")
+    w_big = forecast_pipeline(big, t, n_sims=2000).row("a", "2025-Q3")
+    assert w_big["p90"] - w_big["p10"] > 5 * (w_small["p90"] - w_small["p10"])
+    share = range_drivers(np.array([10.0, 500.0]), np.array([0.5, 0.5]))
+    assert share[1] > 0.99
+
+
+def test_period_probabilities_split_a_bucket_uniformly_and_condition_on_elapsed_time() -> None:
+    pmf = np.zeros((1, K))
+    pmf[0, 4] = 1.0  # days 28-42
+    p = period_probabilities(pmf, np.array([[0.0, 35.0], [35.0, 100.0]]))
+    np.testing.assert_allclose(p, [[0.5, 0.5]])
+    # a week after scoring (day 7), the same periods measured from the score
+    q = period_probabilities(pmf, np.array([[[7.0, 35.0], [35.0, 100.0]]]), elapsed=np.array([7.0]))
+    np.testing.assert_allclose(q, [[0.5, 0.5]])
+    pmf2 = np.zeros((1, K))
+    pmf2[0, [0, 4]] = 0.5  # half within the first week: gone once a week has passed open
+    r = period_probabilities(pmf2, np.array([[[7.0, 42.0]]]), elapsed=np.array([7.0]))
+    np.testing.assert_allclose(r, [[1.0]])
+
+
+def test_crps_of_a_point_forecast_is_the_absolute_error_and_sharper_right_forecasts_score_better() -> None:
+    assert crps_from_draws(np.full(100, 5.0), 8.0) == pytest.approx(3.0)
+    rng = np.random.default_rng(0)
+    assert crps_from_draws(rng.normal(0, 1, 4000), 0.0) < crps_from_draws(rng.normal(0, 3, 4000), 0.0)

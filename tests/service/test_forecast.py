@@ -1,0 +1,69 @@
+"""GET /v1/forecast: the same numbers as the CLI from the same scores; team-limited keys see only their groups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from dealscore.cli import app
+from dealscore.data.history import write_history
+
+from .conftest import TrainedModel
+
+
+def _score_all_open(client: TestClient, trained_model: TrainedModel, keys: dict[str, str]) -> int:
+    bodies = trained_model.payloads(len(trained_model.open_ids))
+    r = client.post("/v1/score/batch", json={"deals": bodies, "as_of": trained_model.as_of},
+                    headers={"X-API-Key": keys["crm"]})
+    assert r.status_code == 200, r.text[:500]
+    return len(bodies)
+
+
+def test_api_forecast_equals_the_cli_forecast_from_the_same_history(
+    scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str], tmp_path
+) -> None:
+    n = _score_all_open(scoring_client, trained_model, keys)
+    r = scoring_client.get("/v1/forecast", params={"sims": 500, "seed": 4}, headers={"X-API-Key": keys["manager"]})
+    assert r.status_code == 200, r.text[:500]
+    body = r.json()
+    api = pd.DataFrame(body["rows"])
+    assert api.loc[api["group"] == "company", "open_deals"].iloc[0] == n
+    assert body["fan"] and body["drivers"] and any("score store" in note for note in body["notes"])
+
+    folder = write_history(trained_model.history, tmp_path / "history")
+    out = tmp_path / "cli.csv"
+    res = CliRunner().invoke(app, ["forecast", str(folder), "--model", str(trained_model.bundle_dir), "--sims", "500",
+                                   "--seed", "4", "--chart", str(tmp_path / "fan.png"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    cli = pd.read_csv(out)
+    both = cli.merge(api, on=["group", "period"], suffixes=("_cli", "_api"))
+    assert set(api["group"]) <= set(cli["group"]) and len(both) == len(api)
+    for col in ("open_expected", "new_expected"):
+        np.testing.assert_allclose(both[f"{col}_cli"], both[f"{col}_api"], rtol=1e-6, atol=1e-6)
+    # the next period has nothing booked yet on either side, so the whole range must agree
+    nxt = both[both["period"] == both["period"].max()]
+    for col in ("p10", "p50", "p90"):
+        np.testing.assert_allclose(nxt[f"{col}_cli"], nxt[f"{col}_api"], rtol=1e-6, atol=1e-6)
+
+
+def test_team_limited_key_gets_only_its_teams(scoring_client: TestClient, trained_model: TrainedModel,
+                                              keys: dict[str, str]) -> None:
+    _score_all_open(scoring_client, trained_model, keys)
+    r = scoring_client.get("/v1/forecast", params={"sims": 200}, headers={"X-API-Key": keys["east_manager"]})
+    assert r.status_code == 200
+    rows = r.json()["rows"]
+    assert {row["group"] for row in rows} == {"company"}  # no team called "east" in this history
+    assert all(row["p90"] == 0 and row["open_deals"] == 0 for row in rows)
+    assert r.json()["drivers"] == []
+
+
+def test_bad_parameters_are_422_with_the_field(scoring_client: TestClient, keys: dict[str, str]) -> None:
+    r = scoring_client.get("/v1/forecast", params={"period": "week"}, headers={"X-API-Key": keys["manager"]})
+    assert r.status_code == 422
+    assert "period" in r.text
+    r = scoring_client.get("/v1/forecast", params={"as_of": "0719-12-30T19:56:16+02:09"},
+                           headers={"X-API-Key": keys["manager"]})
+    assert r.status_code == 422 and "as_of" in r.text
+    assert scoring_client.get("/v1/forecast").status_code == 401
