@@ -26,9 +26,10 @@ import structlog
 
 from dealscore import tracking
 from dealscore.errors import DealscoreError, ModelNotReadyError
+from dealscore.models.stage_labels import describe_habits
 from dealscore.taxonomy import StageTaxonomy
 from dealscore.times import naive_utc
-from dealscore_service.schemas import ModelInfo
+from dealscore_service.schemas import ModelInfo, RecordingHabits
 from dealscore_service.settings import Settings
 
 log = structlog.get_logger("dealscore_service.model")
@@ -48,6 +49,7 @@ class LoadedModel:
     message: str | None = None
     training_window: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    recording_habits: dict[str, Any] = field(default_factory=dict)
 
     @property
     def taxonomy(self) -> StageTaxonomy:
@@ -136,6 +138,7 @@ class ModelLoader:
             loaded_at=naive_utc(datetime.now(UTC)), message=message,
             training_window=dict(getattr(bundle, "training_window", {}) or {}),
             metrics=dict(getattr(bundle, "metrics", {}) or {}),
+            recording_habits=dict(getattr(bundle, "recording_habits", {}) or {}),
         )
 
     # ------------------------------------------------------------------ public
@@ -180,8 +183,12 @@ class ModelLoader:
         m, name = self.current, self.settings.model_name
         if m is None:
             return ModelInfo(loaded=False, name=name, message=self.last_error or "loading")
+        habits = m.recording_habits or {}
         return ModelInfo(loaded=True, name=name, version=m.version, source=m.source, loaded_at=m.loaded_at,
-                         training_window=m.training_window, metrics=m.metrics, message=m.message)
+                         training_window=m.training_window, metrics=m.metrics, message=m.message,
+                         recording_habits=RecordingHabits(company=habits.get("company") or {},
+                                                          reps=habits.get("reps") or [],
+                                                          summary=describe_habits(habits)))
 
     def require(self) -> LoadedModel:
         """The model in use, or :class:`ModelNotReadyError` (503) saying why there is none."""

@@ -307,6 +307,24 @@ class AtRiskResponse(BaseModel):
     value_at_risk: float = Field(description="sum of the value at risk of the deals at risk")
 
 
+class RepHabit(BaseModel):
+    """One rep's recording habits, learned with the real-stage labels."""
+
+    rep_id: str
+    stage_entries: int = Field(description="stage entries whose record and evidence were compared")
+    lag_days: float = Field(description="typical days between a stage's evidence and the rep typing it in")
+    ahead_share: float = Field(description="share of stages typed in before their evidence")
+    skipped_share: float = Field(description="share of stages with evidence the rep never recorded")
+
+
+class RecordingHabits(BaseModel):
+    """How the company's reps record stages (largest lag first), for coaching."""
+
+    company: dict[str, float] = Field(default_factory=dict)
+    reps: list[RepHabit] = Field(default_factory=list)
+    summary: list[str] = Field(default_factory=list, description="the same in plain sentences")
+
+
 class OutcomeRequest(_Strict):
     """``POST /v1/deals/{deal_id}/outcome``: the CRM says the deal closed."""
 
@@ -341,6 +359,7 @@ class ModelInfo(BaseModel):
     loaded_at: UtcTime | None = None
     training_window: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
+    recording_habits: RecordingHabits = Field(default_factory=RecordingHabits)
     message: str | None = Field(default=None, description="why the model is missing or came from the local copy")
 
 

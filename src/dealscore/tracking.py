@@ -249,6 +249,8 @@ def log_training_run(
                     mlflow.log_metric(f"win.learning_curve.{metric}", float(point[metric]),
                                       step=int(point["train_deals"]))
         mlflow.log_dict(to_jsonable(result.report), "report.json")
+        if result.report.get("stage", {}).get("recording_habits"):  # per rep, for coaching (also in report.json)
+            mlflow.log_dict(to_jsonable(result.report["stage"]["recording_habits"]), "recording_habits.json")
         for fname, fig in result.figures.items():
             mlflow.log_figure(fig, f"plots/{fname}")
         hold = Path(tmp) / "holdout.parquet"

@@ -1,4 +1,4 @@
-"""Labels: the outcome, and the real stage from audits or the retrospective lag rule."""
+"""Labels: the outcome, and the real stage from audits (inferred later in training where none exist)."""
 
 from __future__ import annotations
 
@@ -38,24 +38,19 @@ def test_won_is_the_outcome_and_nan_while_open() -> None:
     assert lab["won"].iloc[:2].tolist() == [1.0, 0.0] and np.isnan(lab["won"].iloc[2])
 
 
-def test_retrospective_rule_looks_lag_days_ahead_but_not_past_the_close() -> None:
+def test_without_audits_the_real_stage_is_left_to_the_estimator() -> None:
     h = _history()
     snaps = snapshot(["W", "W", "W", "L", "L", "O", "O"], [1, 10, 30, 10, 20, 30, 40])
-    lab = make_labels(h, snaps, lag_days=14)
-    # W: day 1 -> recorded by day 15: qualification; day 10 -> by day 24: solution; day 30 -> negotiation (38 < 40)
-    # L: day 10 -> discovery; day 20 -> horizon min(34, close 30) includes the clean-up edit at 30
-    # O: nothing recorded by day 44 -> unknown; by day 54 -> proposal
-    assert lab["real_stage"].tolist() == ["qualification", "solution", "negotiation", "discovery", "prospecting",
-                                          None, "proposal"]
-    no_lag = make_labels(h, snaps, lag_days=0)
-    assert no_lag["real_stage"].tolist()[:3] == ["qualification", "qualification", "solution"]
+    lab = make_labels(h, snaps)
+    # no fixed rule ("the stage recorded 14 days later") stands in for an audit any more
+    assert lab["real_stage"].isna().all()
     assert lab.index.equals(snaps.index)
 
 
 def test_stage_truth_wins_when_an_audit_exists_at_or_before_the_snapshot() -> None:
     h = _history(with_truth=True)
     lab = make_labels(h, snapshot(["W", "W", "W", "L"], [0.5, 10, 30, 10]))
-    assert lab["real_stage"].tolist() == ["qualification", "discovery", "proposal", "discovery"]
+    assert lab["real_stage"].tolist() == [None, "discovery", "proposal", None]
 
 
 def test_labels_for_training_snapshots_of_a_random_history() -> None:
@@ -64,7 +59,7 @@ def test_labels_for_training_snapshots_of_a_random_history() -> None:
     lab = make_labels(h, snaps)
     assert len(lab) == len(snaps)
     assert set(lab["won"].dropna().unique()) <= {0.0, 1.0}
-    assert set(lab["real_stage"].dropna()) <= set(h.stage_history["stage"]) | set(h.stage_truth["stage"])
+    assert set(lab["real_stage"].dropna()) <= set(h.stage_truth["stage"])
     open_ids = set(h.deals.loc[h.deals["outcome"].isna(), "deal_id"])
     assert lab.loc[snaps["deal_id"].isin(open_ids), "won"].isna().all()
 

@@ -64,6 +64,9 @@ def test_champion_from_registry_then_local_copy_when_it_is_down(
     info = up.get("/v1/model", headers={"X-API-Key": keys["manager"]}).json()
     assert info["loaded"] and info["source"] == "registry" and info["version"] == "dealscore/1"
     assert info["metrics"]["win"]["roc_auc"] > 0.5 and info["training_window"]
+    habits = info["recording_habits"]  # learned with the real-stage labels, for coaching
+    assert habits["reps"] and {"rep_id", "lag_days", "ahead_share", "skipped_share"} <= set(habits["reps"][0])
+    assert "records stage changes" in habits["summary"][1] and habits["company"]["lag_days"] >= 0
     assert (local_copy_dir(local_cache_dir=cache, uri=registry) / "bundle" / "bundle.json").is_file(), "a copy is kept"
 
     with registry_down(registry):

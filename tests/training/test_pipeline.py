@@ -12,7 +12,8 @@ from dealscore.models.bundle import ModelBundle
 from dealscore.training.pipeline import train_models
 from dealscore.training.split import SLICES
 
-REPORT_KEYS = {"win": {"model", "baselines", "oracle", "comparison", "learning_curve"}, "stage": {"model", "declared"}}
+REPORT_KEYS = {"win": {"model", "baselines", "oracle", "comparison", "learning_curve"},
+               "stage": {"model", "declared", "label_free", "labels", "recording_habits"}}
 
 
 def test_report_has_the_agreed_shape(trained):

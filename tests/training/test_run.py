@@ -56,7 +56,7 @@ def test_cli_run_reports_registers_and_crowns_the_first_version(first):
     assert set(report) == {"win", "stage", "data"}
     assert set(report["win"]) == {"model", "baselines", "oracle"}
     assert set(report["win"]["baselines"]) == {"stage_table", "naive_bayes", "logistic"}
-    assert set(report["stage"]) == {"model", "declared"}
+    assert {"model", "declared", "label_free", "labels", "recording_habits"} == set(report["stage"])
     assert "stage table" in out and "naive bayes" in out and "registered dealscore v1 as champion" in out
     assert "MLflow run:" in out
     assert tracking.get_champion_version() == "1"

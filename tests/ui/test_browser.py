@@ -364,6 +364,10 @@ def test_model_page_shows_the_plots_with_a_reading(laptop: Page) -> None:
     assert "held-out snapshots" in page.locator("[data-testid=calibration-reading]").inner_text()
     assert "top 10% of scores" in page.locator("[data-testid=lift-reading]").inner_text()
     assert page.locator("table.metrics tbody tr").count() >= 4  # the model and three baselines
+    habits = page.locator("[data-testid=recording-habits]")
+    assert habits.is_visible() and habits.locator("tbody tr").count() >= 2
+    assert re.match(r"R\d+ records stage changes \d+ days late on average",
+                    page.locator("[data-testid=habits-reading]").inner_text())
     laptop.shot("model-laptop")
 
 

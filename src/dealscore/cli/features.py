@@ -44,10 +44,9 @@ def features(
     stage_changes: Annotated[
         bool, typer.Option("--stage-changes/--no-stage-changes", help="Also snapshot when a stage change is seen.")
     ] = True,
-    labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Add the won and real_stage labels.")] = True,
-    lag_days: Annotated[
-        float, typer.Option("--lag-days", help="Update lag the real-stage rule corrects for, when no stage_truth.")
-    ] = 14.0,
+    labels: Annotated[
+        bool, typer.Option("--labels/--no-labels", help="Add the won and the audited real_stage labels.")
+    ] = True,
     spec_out: Annotated[
         Path | None, typer.Option("--spec", help="Also write the feature spec (vocabularies fitted) as JSON.")
     ] = None,
@@ -82,7 +81,7 @@ def features(
     from dealscore.features import FeatureSpec
 
     started = time.perf_counter()
-    options = {"every_days": every_days, "at_stage_changes": stage_changes, "labels": labels, "lag_days": lag_days}
+    options = {"every_days": every_days, "at_stage_changes": stage_changes, "labels": labels}
     if scheduler:
         from dealscore.scale import features_on_cluster
 

@@ -90,8 +90,15 @@ def stage_table(report: dict[str, Any]) -> Table:
     table.add_column("metric")
     table.add_column("model", justify="right")
     table.add_column("declared stage", justify="right")
-    for metric in ("accuracy", "macro_f1"):
-        table.add_row(metric.replace("_", " "), _fmt(st["model"].get(metric)), _fmt(st["declared"].get(metric)))
+    if st["model"].get("accuracy") is not None:
+        for metric in ("accuracy", "macro_f1"):
+            table.add_row(f"{metric.replace('_', ' ')} vs audited stage", _fmt(st["model"].get(metric)),
+                          _fmt(st["declared"].get(metric)))
+    free = st.get("label_free") or {}
+    if free:
+        auc, eta = free["win_rate_table_auc"], free["time_to_close_mae_days"]
+        table.add_row("win-rate table AUC (label-free)", _fmt(auc["inferred"]), _fmt(auc["declared"]))
+        table.add_row("time-to-close error, days (label-free)", _fmt(eta["inferred"]), _fmt(eta["declared"]))
     return table
 
 
@@ -108,6 +115,7 @@ def train(
         "stratified by slice and outcome (default: all deals of the split).")] = None,
 ) -> None:
     """Train the win and stage models, evaluate them beside baselines, log to MLflow and gate promotion."""
+    from dealscore.models.stage_labels import describe_habits
     from dealscore.training.config import TrainConfig
     from dealscore.training.run import run_training, track_training
 
@@ -135,6 +143,11 @@ def train(
     if oracle.get("available") and oracle.get("model_auc_share_of_oracle") is not None:
         console.print(f"model reaches {oracle['model_auc_share_of_oracle']:.0%} of the oracle's AUC above chance")
     console.print(stage_table(report))
+    labels = report["stage"].get("labels") or {}
+    if labels:
+        console.print(f"real-stage labels: {labels['trained_on']}; {labels['evaluated_against']}")
+    for line in describe_habits(report["stage"].get("recording_habits") or {}, top=3):
+        console.print(f"  {line}")
     for warning in report["stage"]["model"].get("warnings", []):
         console.print(f"[yellow]note:[/] {warning}")
     d = report["data"]

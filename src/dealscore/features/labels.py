@@ -3,14 +3,12 @@
 Labels may look into the future (that is what they are for); features never do.
 
 ``real_stage`` comes from ``stage_truth`` (audited stages) when the deal has a
-truth row at or before the snapshot: the latest such row. Otherwise it follows
-the retrospective rule: the stage the CRM recorded as of ``as_of + lag_days``
-(by ``changed_at``), but never past the close. Reps enter stage changes late, so
-the stage recorded a couple of weeks later is a better estimate of where the
-deal really stood than the stage shown at the time; bounding by the close keeps
-the final "we lost it" clean-up edits from leaking into earlier labels. Set
-``lag_days=0`` for a CRM whose ``changed_at`` is already back-dated to the real
-change.
+truth row at or before the snapshot: the latest such row; otherwise it is None.
+Where no audited stage exists, training infers one with the recording-habits
+estimator (:class:`dealscore.models.stage_labels.StageLabeler`), which learns
+from the company's own history how its reps record; a fixed rule such as "the
+stage recorded 14 days later" does not carry from one company to another (it is
+worse than the declared stage on reps who record carefully).
 """
 
 from __future__ import annotations
@@ -20,15 +18,12 @@ import pandas as pd
 
 from dealscore.data.history import DealHistory
 from dealscore.features.inputs import Vocab, as_ns, deal_codes, deal_index
-from dealscore.features.timeline import NAT, Timeline, take
+from dealscore.features.timeline import Timeline, take
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 
-DEFAULT_LAG_DAYS = 14.0
 
-
-def make_labels(history: DealHistory, snapshots: pd.DataFrame, taxonomy: StageTaxonomy | None = None, *,
-                lag_days: float = DEFAULT_LAG_DAYS) -> pd.DataFrame:
-    """``won`` (1/0, NaN while open at the data cut) and ``real_stage`` (None when unknown) per snapshot."""
+def make_labels(history: DealHistory, snapshots: pd.DataFrame, taxonomy: StageTaxonomy | None = None) -> pd.DataFrame:
+    """``won`` (1/0, NaN while open at the data cut) and the audited ``real_stage`` (None when unknown)."""
     tax = taxonomy or default_taxonomy()
     index = deal_index(history.deals)
     q = deal_codes(index, snapshots["deal_id"], table="snapshots")
@@ -36,17 +31,12 @@ def make_labels(history: DealHistory, snapshots: pd.DataFrame, taxonomy: StageTa
     d = history.deals
     outcome = d["outcome"].to_numpy(dtype=object) if "outcome" in d else np.full(len(d), None, dtype=object)
     won_by_deal = np.where(outcome == "won", 1.0, np.where(outcome == "lost", 0.0, np.nan))
-    closed = as_ns(d["closed_at"], table="deals", column="closed_at") if "closed_at" in d else np.full(len(d), NAT)
     stage_names = np.array([*tax.names, None], dtype=object)
     lookup = {n: i for i, n in enumerate(tax.names)}
-    # retrospective rule: latest recorded change at or before min(as_of + lag, close)
-    horizon = t + round(lag_days * 86_400 * 10**9)
-    horizon = np.where(closed[q] != NAT, np.minimum(horizon, closed[q]), horizon)
-    real = _latest_stage(index, history.stage_history, "stage_history", "changed_at", q, horizon, lookup, len(d))
+    real = np.full(len(q), -1, dtype=np.int64)
     truth = history.stage_truth
     if truth is not None and len(truth):
-        audited = _latest_stage(index, truth, "stage_truth", "as_of", q, t, lookup, len(d))
-        real = np.where(audited >= 0, audited, real)
+        real = _latest_stage(index, truth, "stage_truth", "as_of", q, t, lookup, len(d))
     return pd.DataFrame({
         "won": won_by_deal[q],
         "real_stage": pd.Series(stage_names[np.where(real >= 0, real, len(tax.names))], dtype=object),

@@ -81,6 +81,9 @@ class ModelBundle:
     #: ``dealscore.features.FeatureContext`` fitted on the training history: the cross-deal aggregates
     #: (owner/account win rates, stage norms) the API needs when it scores a single deal.
     context: Any = None
+    #: Recording habits learned with the real-stage labels: the company's and each rep's lag, share of stages
+    #: typed in ahead of their evidence and of stages skipped (``StageLabeler.habits_summary``).
+    recording_habits: dict[str, Any] = field(default_factory=dict)
     #: ``dealscore.forecast.close_time.TimeToCloseModel``: when an open deal closes if won (None in older bundles).
     time_to_close: Any = None
     #: ``{"team": PipelineCreationModel, "owner_id": ...}`` fitted at the data cut: bookings from deals not created
@@ -113,6 +116,7 @@ class ModelBundle:
             "training_window": self.training_window,
             "metrics": self.metrics,
             "history_stats": self.history_stats,
+            "recording_habits": self.recording_habits,
         }
         (path / MANIFEST).write_text(json.dumps(to_jsonable(manifest), indent=2), encoding="utf-8")
         return path
@@ -142,6 +146,7 @@ class ModelBundle:
             metrics=manifest.get("metrics", {}),
             version=str(manifest.get("version", "unregistered")),
             history_stats=manifest.get("history_stats", {}),
+            recording_habits=manifest.get("recording_habits", {}),
             context=_optional(path / "context.joblib"),
             time_to_close=_optional(path / "time_to_close.joblib"),
             pipeline_creation=_optional(path / "pipeline_creation.joblib"),

@@ -45,7 +45,7 @@ def prepare(client: Client, url: str, taxonomy: StageTaxonomy, spec: FeatureSpec
 
 def build_features_partitioned(client: Client, url: str, out: str, taxonomy: StageTaxonomy, *,
                                every_days: float = 7.0, at_stage_changes: bool = True, labels: bool = True,
-                               lag_days: float = 14.0, storage_options: dict[str, Any] | None = None,
+                               storage_options: dict[str, Any] | None = None,
                                warn: Callable[[str], None] | None = None,
                                prepared: tuple[ValidatedHistory, FirstPass] | None = None,
                                ) -> tuple[dict[str, int], FeatureSpec]:
@@ -63,8 +63,7 @@ def build_features_partitioned(client: Client, url: str, out: str, taxonomy: Sta
     spec = fit_vocabulary(spec, first.categories)
     context = fit_context(first.context_parts, spec.stages)
     spec_f, context_f = client.scatter([spec, context], broadcast=True)
-    options = {"every_days": every_days, "at_stage_changes": at_stage_changes, "labels": labels,
-               "lag_days": lag_days}
+    options = {"every_days": every_days, "at_stage_changes": at_stage_changes, "labels": labels}
     futures = client.map(features_partition, [history] * len(history.keys), list(history.keys), out=out,
                          spec=spec_f, context=context_f, options=options, pure=False)
     totals: dict[str, int] = {}

@@ -8,6 +8,7 @@ bundle and pass it through the promotion gate.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from dealscore.models.baselines import LogisticBaseline, NaiveBayesBaseline, Sta
 from dealscore.models.bundle import ModelBundle, to_jsonable
 from dealscore.models.data_fit import training_data_profile
 from dealscore.models.stage import StageModel
+from dealscore.models.stage_labels import StageLabeler
 from dealscore.models.win import WinModel
 from dealscore.playbook import load_playbook
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
@@ -40,6 +42,7 @@ from dealscore.training.metrics import binary_metrics
 from dealscore.training.response_rates import learn_response_rates
 from dealscore.training.selection import Selection, fit_win_model
 from dealscore.training.split import SLICES, DealSplit, split_deals
+from dealscore.training.stage_checks import label_free_checks
 from dealscore.training.stage_stats import learn_stage_stats
 from dealscore.training.thinness import check_history, check_slice_labels
 
@@ -126,6 +129,7 @@ class TrainingRows:
     context: FeatureContext
     y: np.ndarray
     masks: dict[str, np.ndarray]
+    labeler: StageLabeler | None = None
 
     @property
     def names(self) -> list[str]:
@@ -175,6 +179,25 @@ def labelled_snapshots(
     labels = make_labels(history, snaps, tax).reset_index(drop=True)
     keep = labels["won"].notna().to_numpy()
     return snaps[keep].reset_index(drop=True), labels[keep].reset_index(drop=True)
+
+
+def infer_real_stages(
+    history: DealHistory, split: DealSplit, snaps: pd.DataFrame, labels: pd.DataFrame, tax: StageTaxonomy,
+) -> tuple[pd.DataFrame, StageLabeler]:
+    """Real-stage labels: the audited stage where ``stage_truth`` has one, else the estimator's.
+
+    The estimator learns the company's recording habits from the deals before the
+    test slice only, so nothing about the test deals' outcomes reaches the labels
+    the stage model learns from. ``truth_stage`` keeps the audited stage alone: the
+    only labels the stage model is ever evaluated against.
+    """
+    fit_ids = [i for name in SLICES if name != "test" for i in split.ids(name)]
+    labeler = StageLabeler.for_taxonomy(tax).fit(history, deal_ids=fit_ids)
+    inferred = labeler.label(history, snaps)["real_stage"].to_numpy(dtype=object)
+    truth = labels["real_stage"].to_numpy(dtype=object)
+    audited = pd.notna(truth)
+    return labels.assign(truth_stage=truth, real_stage=np.where(audited, truth, inferred),
+                         stage_label_source=np.where(audited, "stage_truth", "inferred")), labeler
 
 
 def encoded_features(
@@ -233,6 +256,16 @@ def rows_of(snaps: pd.DataFrame, labels: pd.DataFrame, features: pd.DataFrame, s
         check_slice_labels(y[masks[name]], name, len(split.ids(name)))
     return TrainingRows(snaps=snaps, labels=labels, slice_of=slice_of, features=features, spec=spec,
                         context=context, y=y, masks=masks)
+
+
+def with_real_stages(history: DealHistory, split: DealSplit, rows: TrainingRows, tax: StageTaxonomy) -> TrainingRows:
+    """The rows with real-stage labels filled in by the recording-habits estimator (see :func:`infer_real_stages`).
+
+    One step for one machine and for a cluster's rows (``history`` then holds the rows
+    of the deals trained on), so both learn the same labels.
+    """
+    labels, labeler = infer_real_stages(history, split, rows.snaps, rows.labels, tax)
+    return dataclasses.replace(rows, labels=labels, labeler=labeler)
 
 
 def fit_win(rows: TrainingRows, cfg: TrainConfig) -> tuple[WinModel, np.ndarray, Selection | None]:
@@ -302,7 +335,7 @@ def fit_models(rows: TrainingRows, cfg: TrainConfig, tax: StageTaxonomy, say: Pr
 
 
 def evaluate_models(rows: TrainingRows, models: FittedModels, tax: StageTaxonomy, truth: Any,
-                    cfg: TrainConfig | None = None) -> Evaluation:
+                    history: DealHistory, cfg: TrainConfig | None = None) -> Evaluation:
     """Win and stage sections on the test slice (the most recent holdout), baselines and oracle beside,
     and the model's difference to the best baseline per metric with a bootstrap interval over deals."""
     cfg = cfg or TrainConfig()
@@ -332,7 +365,7 @@ def evaluate_models(rows: TrainingRows, models: FittedModels, tax: StageTaxonomy
                                            n_boot=cfg.win.bootstrap_replicates, seed=cfg.seed),
     }
     return Evaluation(preds=preds, p_oracle=p_oracle, win_report=win_report,
-                      stage_report=_stage_report(rows, models.stage, tax))
+                      stage_report=_stage_report(rows, models, tax, history, cfg.seed))
 
 
 def win_learning_curve(rows: TrainingRows, selection: Selection, cfg: TrainConfig) -> dict[str, Any]:
@@ -343,18 +376,63 @@ def win_learning_curve(rows: TrainingRows, selection: Selection, cfg: TrainConfi
                           linear_c=cfg.win.linear_c, max_rows=cfg.win.max_cv_rows, seed=cfg.seed)
 
 
-def _stage_report(rows: TrainingRows, stage: StageModel, tax: StageTaxonomy) -> dict[str, Any]:
-    st_test = rows.masks["test"] & rows.labels["real_stage"].notna().to_numpy()
-    stage_proba = stage.predict_proba(rows.features[st_test])
-    inferred = np.asarray(stage.classes_, dtype=object)[stage_proba.to_numpy().argmax(axis=1)]
-    report = stage_section(
-        rows.labels.loc[st_test, "real_stage"].to_numpy(dtype=object), inferred,
-        rows.features.loc[st_test, "declared_stage"].astype(object).to_numpy(), stage_proba.to_numpy().max(axis=1),
-        tax.names, stage.feature_importance(),
-    )
+def _stage_report(rows: TrainingRows, models: FittedModels, tax: StageTaxonomy, history: DealHistory,
+                  seed: int) -> dict[str, Any]:
+    """The stage model against audited stages only (never against the labels it learned), and label-free."""
+    stage = models.stage
+    test = rows.masks["test"]
+    audited = pd.notna(rows.labels["truth_stage"]).to_numpy()
+    st_test = test & audited
+    if st_test.any():
+        proba = stage.predict_proba(rows.features[st_test])
+        report = stage_section(
+            rows.labels.loc[st_test, "truth_stage"].to_numpy(dtype=object),
+            np.asarray(stage.classes_, dtype=object)[proba.to_numpy().argmax(axis=1)],
+            rows.features.loc[st_test, "declared_stage"].astype(object).to_numpy(), proba.to_numpy().max(axis=1),
+            tax.names, stage.feature_importance(),
+        )
+    else:
+        report = {"model": {"accuracy": None, "macro_f1": None, "n": 0}, "declared": {"accuracy": None,
+                                                                                      "macro_f1": None, "n": 0}}
     report["model"]["best_iteration"] = stage.best_iteration_
     report["model"]["warnings"] = list(stage.warnings_)
+    report["label_free"] = _label_free(rows, models, history, seed)
+    report["labels"] = _label_words(rows, int(st_test.sum()))
+    if rows.labeler is not None:
+        report["recording_habits"] = rows.labeler.habits_summary()
     return report
+
+
+def _label_free(rows: TrainingRows, models: FittedModels, history: DealHistory, seed: int) -> dict[str, Any]:
+    """Win-rate-table AUC and time-to-close error keyed on the stage model's stage vs the declared one."""
+    closed = history.deals.set_index("deal_id")["closed_at"]
+    part = {}
+    for name, mask in (("train", models.stage_rows), ("test", rows.masks["test"])):
+        X = rows.features[mask]
+        snaps = rows.snaps[mask]
+        left = (snaps["deal_id"].map(closed) - snaps["as_of"]).dt.total_seconds().to_numpy() / 86_400.0
+        part[name] = {"inferred": models.stage.predict(X), "declared": X["declared_stage"].astype(object).to_numpy(),
+                      "won": rows.y[mask], "days_left": left, "deal": snaps["deal_id"].to_numpy(dtype=object)}
+    return label_free_checks(part["train"], part["test"], seed=seed)
+
+
+def _label_words(rows: TrainingRows, n_test_audited: int) -> dict[str, Any]:
+    """Which real-stage labels the stage model learned from and was judged by, in words."""
+    train = rows.masks["train"] | rows.masks["validation"]
+    share = float((rows.labels.loc[train, "stage_label_source"] == "stage_truth").mean()) if train.any() else 0.0
+    if share >= 0.999:
+        learned = "audited stages (stage_truth) for every training snapshot"
+    elif share > 0:
+        learned = (f"audited stages (stage_truth) for {share:.0%} of training snapshots; the rest inferred from "
+                   "evidence and each rep's learned recording habits (StageLabeler)")
+    else:
+        learned = ("no audited stages: every label inferred from evidence and each rep's learned recording habits "
+                   "(StageLabeler); no fixed rule")
+    judged = (f"accuracy is measured against stage_truth only ({n_test_audited:,} audited test snapshots), never "
+              "against inferred labels" if n_test_audited else
+              "no audited stages in the test slice, so no accuracy is reported: only the label-free checks "
+              "(win-rate table AUC and time to close keyed on the inferred vs the declared stage)")
+    return {"trained_on": learned, "evaluated_against": judged, "truth_share_of_training": share}
 
 
 def scored_holdout(rows: TrainingRows, ev: Evaluation) -> pd.DataFrame:
@@ -389,7 +467,9 @@ def assemble_bundle(
         training_window=to_jsonable(window),
         metrics={"win": {k: model_sec[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece",
                                                      "top_decile_lift")},
-                 "stage": {k: stage_sec[k] for k in ("accuracy", "macro_f1")}},
+                 "stage": {**{k: stage_sec[k] for k in ("accuracy", "macro_f1")},
+                           "win_rate_table_auc_gain": ev.stage_report["label_free"]["win_rate_table_auc"]["gain"]}},
+        recording_habits=ev.stage_report.get("recording_habits", {}),
         history_stats=to_jsonable({"deals": len(history.deals), **counts, "snapshots": len(rows.snaps),
                                    **training_data_profile(history)}),
         context=rows.context,
@@ -448,13 +528,16 @@ def train_on_rows(
     bundle; a cluster passes every deal and the rows of the deals it trained on.
     """
     laps = laps or _Laps()
+    say("learning the reps' recording habits and inferring real stages")
+    rows = with_real_stages(history, split, rows, tax)
+    laps.lap("stage_labels")
     models = fit_models(rows, cfg, tax, say, laps)
 
     forecast = fit_forecast_models(history, rows, cfg, say)
     laps.lap("time_to_close")
 
     say("evaluating on the test slice (the most recent holdout)")
-    ev = evaluate_models(rows, models, tax, truth, cfg)
+    ev = evaluate_models(rows, models, tax, truth, history, cfg)
     laps.lap("evaluation")
     if models.selection is not None:
         say("measuring the learning curve (25/50/100% of the training deals, last cross-validation fold)")
@@ -490,7 +573,8 @@ def _data_section(
         "snapshots": {s: int((slice_of == s).sum()) for s in SLICES},
         "train_rows_used": {"win_and_baselines": int(train_rows[0]), "stage": int(train_rows[1])},
         "win_rate": {s: float(y[slice_of == s].mean()) for s in SLICES},
-        "stage_labels": "stage_truth" if has_truth else "retrospective rule over the stage history",
+        "stage_labels": ("stage_truth where audited, else inferred (StageLabeler)" if has_truth
+                         else "inferred from evidence and learned recording habits (StageLabeler)"),
         "stage_labelled_snapshots": int(rows.labels["real_stage"].notna().sum()),
         "n_features": len(names),
         "features": names,
@@ -508,16 +592,18 @@ def _figures(
     if p_oracle is not None:
         curves["oracle"] = p_oracle
         aucs["oracle"] = win_report["oracle"]["roc_auc"]
-    cm = stage_report["model"]["confusion_matrix"]
-    return {
+    figures = {
         "calibration.png": plots.calibration_plot(y, {k: curves[k] for k in curves if k != "stage_table"}),
         "roc.png": plots.roc_plot(y, curves, aucs),
         "lift.png": plots.lift_plot(y, curves),
         "feature_importance.png": plots.importance_plot(win.feature_importance()),
-        "stage_confusion.png": plots.confusion_plot(cm["matrix"], stages, "Real-stage model (test slice)"),
-        "stage_confusion_declared.png": plots.confusion_plot(
-            stage_report["declared"]["confusion_matrix"]["matrix"], stages, "Declared stage (test slice)"),
     }
+    if "confusion_matrix" in stage_report["model"]:  # only with audited stages in the test slice
+        figures["stage_confusion.png"] = plots.confusion_plot(
+            stage_report["model"]["confusion_matrix"]["matrix"], stages, "Real-stage model vs audited stage (test)")
+        figures["stage_confusion_declared.png"] = plots.confusion_plot(
+            stage_report["declared"]["confusion_matrix"]["matrix"], stages, "Declared stage vs audited stage (test)")
+    return figures
 
 
 # --------------------------------------------------------------------------- champion comparison
