@@ -30,6 +30,11 @@ BASE = {"errors", "times", "paths", "taxonomy", "playbook", "_compat", "config"}
 RANKS = {"data": 1, "features": 2, "models": 3, "tracking": 4, "training": 5, "scoring": 5, "scale": 6, "cli": 7,
          "__main__": 7}
 SERVICE_RANK = 8
+#: The forecast package spans two layers: its models (when a deal closes, how
+#: much new pipeline a team creates) sit beside the win and stage models, and
+#: training and scoring use them; its engine, peers and backtest run the scorer.
+SUB_RANKS = {"forecast.periods": 3, "forecast.features": 3, "forecast.close_time": 3, "forecast.creation": 3,
+             "forecast.montecarlo": 3, "forecast": 6}
 
 
 @dataclass(frozen=True)
@@ -101,8 +106,11 @@ def rank(module: str) -> int:
     top, _, rest = module.partition(".")
     if top == "dealscore_service":
         return SERVICE_RANK
-    first = rest.split(".")[0]
-    return 0 if not first or first in BASE else RANKS[first]
+    parts = rest.split(".")
+    for key in (".".join(parts[:2]), parts[0]):
+        if key in SUB_RANKS:
+            return SUB_RANKS[key]
+    return 0 if not parts[0] or parts[0] in BASE else RANKS[parts[0]]
 
 
 def test_every_module_has_a_layer() -> None:

@@ -1,4 +1,4 @@
-"""The two predictors: boosters on block matrices (the latency path) against the models' own frame methods."""
+"""The latency path (boosters on float matrices built from a feature block) against the models' own frame methods."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dealscore.features import build_feature_block, scoring_snapshots
-from dealscore.scoring.predict import CategoryCodes, FramePredictor, MatrixPredictor
+from dealscore.scoring.predict import ModelRunner
 
 
 def _block(trained: Any, rows: int | None = None) -> Any:
@@ -18,33 +18,38 @@ def _block(trained: Any, rows: int | None = None) -> Any:
     return build_feature_block(trained.history, snaps, spec=b.spec, context=b.context)
 
 
-@pytest.fixture(scope="module")
-def block(trained: Any) -> Any:
-    return _block(trained)
-
-
 @pytest.mark.parametrize("rows", [1, 7, None])
 def test_the_matrix_path_gives_the_models_own_numbers(trained: Any, rows: int | None) -> None:
     b = trained.bundle
-    part = _block(trained, rows)
-    fast, ref = MatrixPredictor(b.win_model, b.stage_model), FramePredictor(b.win_model, b.stage_model)
-    got, want = fast.inputs(part, CategoryCodes(part)), ref.inputs(part, CategoryCodes(part))
-    np.testing.assert_allclose(fast.win_raw(got), ref.win_raw(want), rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(fast.win_raw(got, got), ref.win_raw(want, want), rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(fast.contributions(got), ref.contributions(want), rtol=1e-9, atol=1e-9)
+    block = _block(trained, rows)
+    frame = block.frame()
+    runner = ModelRunner(b.win_model, b.stage_model)
+    mw, ms = runner.block_matrices(block)
+    np.testing.assert_allclose(runner.win_raw(mw), np.asarray(b.win_model.predict_raw(frame), dtype=float),
+                               rtol=1e-9, atol=1e-9)
     order = list(reversed(b.taxonomy.names))  # columns come in the order asked for, not the model's
-    np.testing.assert_allclose(fast.stage_proba(got, order), ref.stage_proba(want, order), rtol=1e-9, atol=1e-9)
-    for name in ("declared_stage", "amount", "days_in_stage"):
-        fc, rc = fast.columns(got), ref.columns(want)
-        if name == "declared_stage":
-            assert list(fc.text(name)) == list(rc.text(name))
-        else:
-            np.testing.assert_allclose(fc.num(name), rc.num(name), equal_nan=True)
+    want = b.stage_model.predict_proba(frame)
+    np.testing.assert_allclose(runner.stage_proba(ms, order), np.asarray(want[order]), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(runner.contributions(mw), np.asarray(b.win_model.contributions(frame), dtype=float),
+                               rtol=1e-9, atol=1e-9)
+    # the frame conversion (used when no block is at hand) builds the same matrices
+    fw, fs = runner.matrices(frame)
+    np.testing.assert_allclose(fw, mw, equal_nan=True)
+    np.testing.assert_allclose(fs, ms, equal_nan=True)
+    assert runner.agrees(frame, b.taxonomy.names, mats=(mw, ms))
 
 
-def test_the_matrix_path_threads_by_block_size(trained: Any, block: Any) -> None:
+def test_a_runner_that_disagrees_is_caught(trained: Any) -> None:
     b = trained.bundle
-    one = MatrixPredictor(b.win_model, b.stage_model, threads=1)
-    auto = MatrixPredictor(b.win_model, b.stage_model)
-    inp = one.inputs(block, CategoryCodes(block))
-    assert np.array_equal(one.win_raw(inp), auto.win_raw(inp))
+    block = _block(trained, 20)
+    runner = ModelRunner(b.win_model, b.stage_model)
+    mw, ms = runner.block_matrices(block)
+    assert not runner.agrees(block.frame(), b.taxonomy.names, mats=(mw + 1.0, ms))
+
+
+def test_threads_do_not_change_the_numbers(trained: Any) -> None:
+    b = trained.bundle
+    block = _block(trained)
+    one, auto = ModelRunner(b.win_model, b.stage_model, threads=1), ModelRunner(b.win_model, b.stage_model)
+    mw, _ = one.block_matrices(block)
+    np.testing.assert_allclose(one.win_raw(mw), auto.win_raw(mw), rtol=1e-12, atol=1e-12)
