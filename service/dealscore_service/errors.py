@@ -121,6 +121,7 @@ _FIXES = {
     "missing": "add the field",
     "json_invalid": "send a valid JSON document with Content-Type: application/json",
     "extra_forbidden": "remove the field; see the request schema at /docs",
+    "duplicate_key": "send each key once per object",
 }
 _ISO_TIME = "an ISO 8601 date-time such as 2025-03-12T14:30:00Z (UTC) or 2025-03-12T15:30:00+01:00"
 _ISO_DAY = "an ISO 8601 date such as 2025-03-12"
