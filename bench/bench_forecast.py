@@ -33,7 +33,7 @@ import pandas as pd
 from dealscore.data.simulate import simulate
 from dealscore.data.simulate.config import SimConfig, profile_names
 from dealscore.data.validate import validate_history
-from dealscore.forecast.backtest import backtest_quarters, forecast_times, run_backtest
+from dealscore.forecast.backtest import backtest_quarters, bias_parts, forecast_times, run_backtest
 from dealscore.forecast.creation import PipelineCreationModel
 from dealscore.forecast.engine import OpenPipeline, forecast_pipeline, pipeline_from_blocks, pipeline_from_results
 from dealscore.scoring import Scorer
@@ -90,7 +90,8 @@ def _speed(history: Any, bundle: Any, sims: int) -> dict[str, float]:
     results = [r for b in blocks for r in b.results()]
     results = [results[i % len(results)].model_copy(update={"deal_id": f"X{i:06d}"}) for i in range(5000)]
     started = time.perf_counter()
-    forecast_pipeline(pipeline_from_results(results), t, creation=bundle.pipeline_creation["team"], n_sims=sims)
+    forecast_pipeline(pipeline_from_results(results), t, creation=bundle.pipeline_creation["team"], n_sims=sims,
+                      calibration=bundle.forecast_calibration)
     stored_s = time.perf_counter() - started
     return {"open_deals": 5000, "sims": sims, "forecast_seconds": round(min(runs), 4),
             "forecast_cpu_seconds": round(min(cpu), 4), "load_average_1m": round(os.getloadavg()[0], 1),
@@ -130,12 +131,18 @@ def main() -> None:
             cov = "" if pd.isna(r["coverage_p10_p90"]) else f"{r['coverage_p10_p90']:.0%}"
             print(f"{r['week']:>4} {r['method']:<18} {r['cells']:>5} {r['mape']:>7.1%} {r['bias']:>+7.1%} "
                   f"{cov:>6} {r['crps']:>12,.0f}")
+        parts = bias_parts(result.rows)
+        for r in parts.to_dict("records"):
+            print(f"bias parts, week {r['week']}: open deals {r['open']:+.1%} (uncalibrated "
+                  f"{r['open_uncalibrated']:+.1%}), new pipeline {r['new_pipeline']:+.1%}; calibration ratio "
+                  f"{r['calibration_ratio']:.3f}, spread {r['calibration_spread']:.1%}")
         week2 = summary[summary["week"] == weeks[0]]
         targets = _targets(week2)
         speed = _speed(history, bundle, 2000)
         print(f"targets: {targets}")
         print(f"speed: {speed}", flush=True)
-        out[name] = {"summary": summary.round(4).to_dict("records"), "targets": targets, "speed": speed,
+        out[name] = {"summary": summary.round(4).to_dict("records"), "bias_parts": parts.round(4).to_dict("records"),
+                     "targets": targets, "speed": speed,
                      "quarters": [q.label for q in quarters], "trained_at": str(first)}
     print(json.dumps({"benchmark": "forecast", "deals": args.deals, "quarters": args.quarters, "seed": args.seed,
                       "sims": args.sims, "profiles": out}, default=str))

@@ -55,8 +55,9 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
         t = pd.Timestamp(pipe.scored_at.max())
     else:
         t = naive_utc(pd.Timestamp.now(tz="UTC"))
+    calibration = getattr(current.bundle, "forecast_calibration", None)
     fc = forecast_pipeline(pipe, t, kind=period, by=by, creation=creation, n_sims=sims, seed=seed,
-                           groups=_allowed_groups(principal, by, creation))
+                           groups=_allowed_groups(principal, by, creation), calibration=calibration)
     fc.notes.append(STORE_NOTE)
     if creation is None:
         fc.notes.append("the model bundle carries no pipeline-creation model: retrain it to include future deals")

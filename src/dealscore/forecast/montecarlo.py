@@ -18,7 +18,7 @@ _CHUNK_CELLS = 20_000_000
 
 
 def draw_open_bookings(amount: np.ndarray, p_win: np.ndarray, month_prob: np.ndarray, group: np.ndarray,
-                       n_groups: int, n_sims: int, rng: np.random.Generator) -> np.ndarray:
+                       n_groups: int, n_sims: int, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
     """Bookings from open deals per draw, group and month (sims × groups × months).
 
     ``month_prob`` (deals × months) is P(close in month | won); what is left of a
@@ -29,7 +29,9 @@ def draw_open_bookings(amount: np.ndarray, p_win: np.ndarray, month_prob: np.nda
     in their group's column (deals × groups) is that month's bookings per draw and
     group: one matrix product per month, which BLAS does far faster than a scatter.
     Single precision is plenty for the uniforms and the sums of a few thousand amounts
-    each (the sums are accumulated per month, not over draws).
+    each (the sums are accumulated per month, not over draws). ``scale`` multiplies
+    every deal's per-month probabilities (the open-deal calibration's ratio); a row
+    whose total would pass 1 is scaled back to 1.
     """
     n, m = month_prob.shape
     out = np.zeros((n_sims, n_groups, m))
@@ -37,6 +39,7 @@ def draw_open_bookings(amount: np.ndarray, p_win: np.ndarray, month_prob: np.nda
         return out
     amount = np.nan_to_num(np.asarray(amount, dtype=float), nan=0.0)
     probs = np.clip(np.asarray(p_win, dtype=float), 0.0, 1.0)[:, None] * np.clip(month_prob, 0.0, 1.0)
+    probs = scaled_probabilities(probs, scale)
     edges = np.concatenate([np.zeros((n, 1)), np.cumsum(probs, axis=1)], axis=1).astype(np.float32)
     placed = np.zeros((n, n_groups), dtype=np.float64)
     placed[np.arange(n), np.asarray(group, dtype=np.int64)] = amount
@@ -52,6 +55,15 @@ def draw_open_bookings(amount: np.ndarray, p_win: np.ndarray, month_prob: np.nda
             out[s0:s1, :, j] = hit @ placed32
             below = above
     return out
+
+
+def scaled_probabilities(probs: np.ndarray, scale: float) -> np.ndarray:
+    """Per-month probabilities × ``scale``, each deal's total kept at or below 1 (a deal is won at most once)."""
+    if scale == 1.0:
+        return probs
+    out = probs * float(scale)
+    total = out.sum(axis=-1, keepdims=True)
+    return np.where(total > 1.0, out / np.maximum(total, 1e-12), out)
 
 
 def range_drivers(amount: np.ndarray, p_period: np.ndarray) -> np.ndarray:
@@ -89,4 +101,4 @@ def crps_from_draws(draws: np.ndarray, actual: float) -> float:
     return float(term1 - 0.5 * term2)
 
 
-__all__ = ["crps_from_draws", "draw_open_bookings", "quantiles", "range_drivers"]
+__all__ = ["crps_from_draws", "draw_open_bookings", "quantiles", "range_drivers", "scaled_probabilities"]
