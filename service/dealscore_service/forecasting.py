@@ -1,6 +1,7 @@
 """The forecast use case behind ``GET /v1/forecast`` and the Forecast page: stored scores → bookings with a range.
 
-It reads the latest score of every open deal the key may see, and hands them to
+It reads the latest score of every open deal the key may see (only the columns the
+forecast needs: :meth:`ScoreStore.forecast_inputs`), and hands them to
 :func:`dealscore.forecast.engine.forecast_pipeline` with the pipeline-creation
 model the bundle carries (the service holds no history to learn creation from).
 A team- or owner-limited key gets only its groups: its deals, and the future
@@ -25,7 +26,6 @@ from dealscore.times import naive_utc
 from dealscore_service.auth import Principal
 from dealscore_service.deps import Services
 from dealscore_service.schemas import ForecastDriver, ForecastFanPoint, ForecastResponse, ForecastRow
-from dealscore_service.store import DealFilter
 
 DEFAULT_SIMS = 2000
 #: Forecasts kept per process, keyed by model version, the stored scores they read (the data cut) and the request.
@@ -53,8 +53,7 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
     if current is None:
         raise ModelNotReadyError("no model is loaded yet; the forecast needs one",
                                  fix="retry shortly, or check GET /readyz")
-    stored = services.store.latest_open_scores(DealFilter(), principal)
-    records = [s.result for s in stored]
+    records = services.store.forecast_inputs(principal)
     creation = (current.bundle.pipeline_creation or {}).get(by) if getattr(current.bundle, "pipeline_creation",
                                                                             None) else None
     groups = _allowed_groups(principal, by, creation)
