@@ -75,7 +75,7 @@ def _lowest_threshold(value: np.ndarray, lost: np.ndarray, deal: np.ndarray, req
     none = {"threshold": None, "precision": None, "support": len(np.unique(deal))}
     if not len(value):
         return none
-    candidates = np.unique(np.quantile(value, np.linspace(0.0, 0.99, N_CANDIDATES)))
+    candidates = np.unique(np.quantile(value, np.linspace(0.0, 0.99, N_CANDIDATES), method="lower"))
     # rows sorted by measure: the rows at or above a candidate are a suffix
     order = np.argsort(value, kind="stable")
     v, lo = value[order], lost[order]
