@@ -67,3 +67,38 @@ def test_bad_parameters_are_422_with_the_field(scoring_client: TestClient, keys:
                            headers={"X-API-Key": keys["manager"]})
     assert r.status_code == 422 and "as_of" in r.text
     assert scoring_client.get("/v1/forecast").status_code == 401
+
+
+def test_a_repeated_forecast_is_served_from_the_cache_until_a_score_changes(
+    scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str]
+) -> None:
+    from dealscore_service import forecasting
+
+    _score_all_open(scoring_client, trained_model, keys)
+    params, auth = {"sims": 300, "seed": 9}, {"X-API-Key": keys["manager"]}
+    first = scoring_client.get("/v1/forecast", params=params, headers=auth)
+    cached = dict(forecasting._cache)
+    again = scoring_client.get("/v1/forecast", params=params, headers=auth)
+    assert first.json() == again.json() and dict(forecasting._cache) == cached  # no new entry: a hit
+    # one deal rescored later: its as_of changes, so does the key, and the forecast is computed afresh
+    body = trained_model.payloads(1)[0]
+    later = (trained_model.history.data_cut + pd.Timedelta(days=1)).isoformat()
+    r = scoring_client.post("/v1/score/batch", json={"deals": [body], "as_of": later},
+                            headers={"X-API-Key": keys["crm"]})
+    assert r.status_code == 200, r.text[:300]
+    third = scoring_client.get("/v1/forecast", params=params, headers=auth)
+    assert third.status_code == 200 and len(forecasting._cache) == len(cached) + 1
+    assert third.json()["as_of"] != first.json()["as_of"]
+
+
+def test_cache_key_changes_with_any_score_or_request_field() -> None:
+    from dealscore_service.forecasting import cache_key
+
+    rec = {"deal_id": "d1", "as_of": "2025-01-01T00:00:00", "p_win": 0.4, "amount": 10.0, "team": "a",
+           "owner_id": "o", "close_outlook": {"bucket_probabilities": [0.5, 0.5]}}
+    base = cache_key("v1", [rec], period="quarter", sims=100)
+    assert cache_key("v1", [dict(rec)], period="quarter", sims=100) == base
+    assert cache_key("v2", [rec], period="quarter", sims=100) != base
+    assert cache_key("v1", [rec], period="month", sims=100) != base
+    for field, value in (("as_of", "2025-01-02T00:00:00"), ("p_win", 0.41), ("amount", 11.0), ("team", "b")):
+        assert cache_key("v1", [{**rec, field: value}], period="quarter", sims=100) != base

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from dealscore.data.history import DealHistory
 from dealscore.data.simulate import oracle_win_probability
 from dealscore.features import FeatureContext, FeatureSpec, build_features, make_labels, make_snapshots
+from dealscore.forecast.calibration import fit_open_calibration
 from dealscore.forecast.close_time import TimeToCloseModel
 from dealscore.forecast.creation import PipelineCreationModel, fit_creation_models
 from dealscore.models.baselines import LogisticBaseline, NaiveBayesBaseline, StageTableBaseline
@@ -562,6 +563,12 @@ def train_on_rows(
     say("learning stage norms and assembling the bundle")
     bundle = assemble_bundle(history, split, counts, rows, models, ev, tax, cfg)
     bundle.time_to_close, bundle.pipeline_creation = forecast.close_time, forecast.creation
+    say("calibrating the forecast's open deals on past quarter windows (what such deals really booked)")
+    from dealscore.scoring import Scorer  # scoring reads the bundle assembled just above
+
+    bundle.forecast_calibration = fit_open_calibration(history, Scorer(bundle), history.data_cut)
+    report["time_to_close"]["open_deal_calibration"] = to_jsonable(bundle.forecast_calibration.summary())
+    laps.lap("forecast_calibration")
     test = rows.masks["test"]
     figures = _figures(rows.y[test], ev.preds, ev.p_oracle, ev.win_report, models.win, ev.stage_report, tax.names)
     laps.lap("bundle")
