@@ -34,7 +34,7 @@ SERVICE_RANK = 8
 #: much new pipeline a team creates) sit beside the win and stage models, and
 #: training and scoring use them; its engine, peers and backtest run the scorer.
 SUB_RANKS = {"forecast.periods": 3, "forecast.features": 3, "forecast.close_time": 3, "forecast.creation": 3,
-             "forecast.montecarlo": 3, "forecast": 6}
+             "forecast.montecarlo": 3, "forecast.calibration": 3, "forecast": 6}
 
 
 @dataclass(frozen=True)

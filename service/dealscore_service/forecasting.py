@@ -1,6 +1,7 @@
 """The forecast use case behind ``GET /v1/forecast`` and the Forecast page: stored scores → bookings with a range.
 
-It reads the latest score of every open deal the key may see, and hands them to
+It reads the latest score of every open deal the key may see (only the columns the
+forecast needs: :meth:`ScoreStore.forecast_inputs`), and hands them to
 :func:`dealscore.forecast.engine.forecast_pipeline` with the pipeline-creation
 model the bundle carries (the service holds no history to learn creation from).
 A team- or owner-limited key gets only its groups: its deals, and the future
@@ -9,6 +10,9 @@ pipeline of its teams (or owners), never the company's.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -16,14 +20,16 @@ import numpy as np
 import pandas as pd
 
 from dealscore.errors import ModelNotReadyError
-from dealscore.forecast.engine import Forecast, forecast_pipeline, pipeline_from_records
+from dealscore.forecast.engine import DEFAULT_SIMS, Forecast, forecast_pipeline, pipeline_from_records
 from dealscore.times import naive_utc
 from dealscore_service.auth import Principal
 from dealscore_service.deps import Services
 from dealscore_service.schemas import ForecastDriver, ForecastFanPoint, ForecastResponse, ForecastRow
-from dealscore_service.store import DealFilter
 
-DEFAULT_SIMS = 2000
+#: Forecasts kept per process, keyed by model version, the stored scores they read (the data cut) and the request.
+CACHE_SIZE = 32
+_cache: OrderedDict[str, Forecast] = OrderedDict()
+_cache_lock = threading.Lock()
 STORE_NOTE = ("bookings already won this period are not in the score store (it holds open deals' scores): "
               "'booked' is 0 and the current period's figures count future bookings only")
 
@@ -45,22 +51,48 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
     if current is None:
         raise ModelNotReadyError("no model is loaded yet; the forecast needs one",
                                  fix="retry shortly, or check GET /readyz")
-    stored = services.store.latest_open_scores(DealFilter(), principal)
-    pipe = pipeline_from_records([s.result for s in stored])
     creation = (current.bundle.pipeline_creation or {}).get(by) if getattr(current.bundle, "pipeline_creation",
                                                                             None) else None
+    groups = _allowed_groups(principal, by, creation)
+    key = cache_key(current.version, services.store.forecast_fingerprint(principal), period=period, by=by,
+                    as_of=as_of, sims=sims, seed=seed, groups=groups)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    pipe = pipeline_from_records(services.store.forecast_inputs(principal))
     if as_of is not None:
         t = naive_utc(pd.Timestamp(as_of))
     elif len(pipe):
         t = pd.Timestamp(pipe.scored_at.max())
     else:
         t = naive_utc(pd.Timestamp.now(tz="UTC"))
+    calibration = getattr(current.bundle, "forecast_calibration", None)
     fc = forecast_pipeline(pipe, t, kind=period, by=by, creation=creation, n_sims=sims, seed=seed,
-                           groups=_allowed_groups(principal, by, creation))
+                           groups=groups, calibration=calibration)
     fc.notes.append(STORE_NOTE)
     if creation is None:
         fc.notes.append("the model bundle carries no pipeline-creation model: retrain it to include future deals")
+    with _cache_lock:
+        _cache[key] = fc
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
     return fc
+
+
+def cache_key(model_version: str, fingerprint: tuple[int, ...], **request: Any) -> str:
+    """What a forecast depends on: the model version, the stored rows it reads (their id fingerprint), the request.
+
+    The forecast is deterministic given these (same seed, same draws), so a page
+    reload or a second manager asking between two scoring runs is served from
+    memory, and any new or closed score changes the fingerprint
+    (:meth:`ScoreStore.forecast_fingerprint`). The service's forecast time defaults
+    to the newest stored score's, which the fingerprint covers.
+    """
+    h = hashlib.blake2b(digest_size=20)
+    h.update(repr((str(model_version), tuple(fingerprint), sorted(request.items()))).encode())
+    return h.hexdigest()
 
 
 def forecast_response(fc: Forecast, model_version: str) -> ForecastResponse:

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
+from dealscore.forecast.calibration import fit_open_calibration
 from dealscore.forecast.engine import forecast_history, forecast_pipeline, pipeline_from_results
 from dealscore.models.bundle import ModelBundle
 from dealscore.scoring import Scorer
@@ -34,7 +35,12 @@ def test_scores_carry_a_close_outlook_that_the_forecast_reads_back(trained: Trai
     # the stored-score path and the history path give the same numbers (same deals, same seed)
     fc = forecast_history(trained.history, trained.bundle, t, n_sims=400, seed=2)
     creation = trained.bundle.pipeline_creation["team"]  # the service's creation model (fitted at the data cut)
-    again = forecast_pipeline(pipeline_from_results(results), t, creation=creation, n_sims=400, seed=2)
+    # t is before the bundle's cut: the history path learns its calibration from windows that ended by t
+    calibration = fit_open_calibration(trained.history, Scorer(trained.bundle), t)
+    assert calibration.as_of_ == t and calibration.as_of_ < trained.bundle.forecast_calibration.as_of_
+    assert any(f"{calibration.windows_} past windows" in n for n in fc.notes)
+    again = forecast_pipeline(pipeline_from_results(results), t, creation=creation, n_sims=400, seed=2,
+                              calibration=calibration)
     fresh = forecast_history(trained.history, trained.bundle, t, n_sims=400, seed=2, creation=creation)
     cols = ["group", "period", "open_expected", "new_expected"]
     both = fresh.table[cols].merge(again.table[cols], on=["group", "period"], suffixes=("", "_stored"))

@@ -67,3 +67,46 @@ def test_bad_parameters_are_422_with_the_field(scoring_client: TestClient, keys:
                            headers={"X-API-Key": keys["manager"]})
     assert r.status_code == 422 and "as_of" in r.text
     assert scoring_client.get("/v1/forecast").status_code == 401
+
+
+def test_a_repeated_forecast_is_served_from_the_cache_until_a_score_changes(
+    scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str]
+) -> None:
+    from dealscore_service import forecasting
+
+    _score_all_open(scoring_client, trained_model, keys)
+    params, auth = {"sims": 300, "seed": 9}, {"X-API-Key": keys["manager"]}
+    first = scoring_client.get("/v1/forecast", params=params, headers=auth)
+    cached = dict(forecasting._cache)
+    again = scoring_client.get("/v1/forecast", params=params, headers=auth)
+    assert first.json() == again.json() and dict(forecasting._cache) == cached  # no new entry: a hit
+    # one deal rescored later: its as_of changes, so does the key, and the forecast is computed afresh
+    body = trained_model.payloads(1)[0]
+    later = (trained_model.history.data_cut + pd.Timedelta(days=1)).isoformat()
+    r = scoring_client.post("/v1/score/batch", json={"deals": [body], "as_of": later},
+                            headers={"X-API-Key": keys["crm"]})
+    assert r.status_code == 200, r.text[:300]
+    third = scoring_client.get("/v1/forecast", params=params, headers=auth)
+    assert third.status_code == 200 and len(forecasting._cache) == len(cached) + 1
+    assert third.json()["as_of"] != first.json()["as_of"]
+
+
+def test_cache_key_changes_with_the_model_the_stored_rows_and_the_request() -> None:
+    from dealscore_service.forecasting import cache_key
+
+    base = cache_key("v1", (3, 10, 6), period="quarter", sims=100)
+    assert cache_key("v1", (3, 10, 6), sims=100, period="quarter") == base
+    assert cache_key("v2", (3, 10, 6), period="quarter", sims=100) != base
+    assert cache_key("v1", (3, 13, 7), period="quarter", sims=100) != base
+    assert cache_key("v1", (3, 10, 6), period="month", sims=100) != base
+
+
+def test_defaults_are_one_number_for_the_cli_the_api_and_the_engine() -> None:
+    import inspect
+
+    from dealscore.cli.forecast import forecast
+    from dealscore.forecast.engine import DEFAULT_SIMS
+    from dealscore_service.routers.forecast import get_forecast
+
+    assert inspect.signature(forecast).parameters["sims"].default == DEFAULT_SIMS
+    assert inspect.signature(get_forecast).parameters["sims"].default == DEFAULT_SIMS

@@ -195,6 +195,45 @@ def test_latest_open_scores_filter_and_respect_visibility(store: ScoreStore, mak
     assert [s.deal_id for s in store.latest_open_scores(DealFilter(), r3)] == ["c"]
 
 
+def test_forecast_inputs_are_the_latest_open_scores_narrowed(store: ScoreStore, make_result: MakeResult) -> None:
+    """The forecast's narrow read returns the same rows as the full one, with the close outlook's buckets."""
+    from dealscore.scoring.result import CloseOutlook
+
+    outlook = CloseOutlook(text="likely to close: May", likely="May", likely_months=["2024-05"], this_quarter="2024-Q2",
+                           p_this_quarter_if_won=0.9, bucket_days=[0.0, 7.0, 14.0], bucket_probabilities=[0.25, 0.75])
+    save(store, make_result("a", owner="r1", team="east", as_of="2024-05-01"))
+    save(store, make_result("a", owner="r2", team="west", as_of="2024-05-02").model_copy(
+        update={"close_outlook": outlook}))
+    save(store, make_result("b", owner="r1", team="east", amount=None))
+    full = store.latest_open_scores(DealFilter())
+    narrow = store.forecast_inputs()
+    assert [(r["deal_id"], r["team"], r["owner_id"], r["amount"], r["p_win"]) for r in narrow] == [
+        (s.deal_id, s.team, s.owner_id, s.amount, s.p_win) for s in full]
+    assert [r["as_of"] for r in narrow] == [s.as_of for s in full]
+    assert narrow[0]["close_outlook"] == {"bucket_probabilities": [0.25, 0.75]}
+    assert narrow[1]["close_outlook"] is None  # scored without an outlook: the forecast refuses it by name
+    east = Principal("east", frozenset({Scope.read}), teams=frozenset({"east"}))
+    assert [r["deal_id"] for r in store.forecast_inputs(east)] == ["b"]
+
+
+def test_forecast_fingerprint_changes_with_any_change_to_the_rows_read(store: ScoreStore,
+                                                                       make_result: MakeResult) -> None:
+    save(store, make_result("a", team="east"), make_result("b", team="east"))
+    first = store.forecast_fingerprint()
+    assert first[0] == 2 and store.forecast_fingerprint() == first
+    save(store, make_result("a", team="east"))  # the same payload again: nothing new is stored
+    assert store.forecast_fingerprint() == first
+    save(store, make_result("a", team="east", as_of="2024-05-09"))  # rescored
+    second = store.forecast_fingerprint()
+    assert second != first and second[0] == 2
+    store.record_outcome("b", "won", datetime(2024, 5, 10), key_name="t")  # closed: leaves the forecast
+    third = store.forecast_fingerprint()
+    assert third[0] == 1 and third != second
+    assert sum(r["id"] for r in store.forecast_inputs()) == third[1]
+    east = Principal("east", frozenset({Scope.read}), teams=frozenset({"west"}))
+    assert store.forecast_fingerprint(east) == (0, 0, 0)
+
+
 def refuse_deal_boom(store: ScoreStore) -> None:
     """Make the database reject any score row of deal 'boom' (a write failing half-way through a batch)."""
     with store.engine.begin() as conn:

@@ -27,14 +27,17 @@ from matplotlib.figure import Figure
 from dealscore.data.history import DealHistory
 from dealscore.errors import InsufficientDataError
 from dealscore.features import build_features, scoring_snapshots
+from dealscore.forecast.calibration import WindowCache
 from dealscore.forecast.creation import PipelineCreationModel
-from dealscore.forecast.engine import booked_so_far, forecast_pipeline, pipeline_from_blocks
+from dealscore.forecast.engine import booked_so_far, fit_open_calibration, forecast_pipeline, pipeline_from_blocks
 from dealscore.forecast.montecarlo import crps_from_draws
 from dealscore.forecast.peers import PEERS, bookings, peer_forecasts
 from dealscore.forecast.periods import Period, naive_utc, quarters_between
 from dealscore.scoring import Scorer
 
 METHODS: tuple[str, ...] = ("model", *PEERS)
+#: The model without its open-deal calibration, reported beside it (what the calibration step adds).
+UNCALIBRATED = "model_uncalibrated"
 Progress = Callable[[str], None]
 
 
@@ -79,6 +82,7 @@ def run_backtest(history: DealHistory, bundle: Any, quarters: Sequence[Period], 
     scorer = Scorer(bundle)
     rows = []
     times = forecast_times(quarters, weeks)
+    cache = WindowCache()
     for q, w, t in times:
         say(f"{q.label} week {w}: forecasting as of {t:%Y-%m-%d}")
         past = history.as_known_at(t)
@@ -86,8 +90,14 @@ def run_backtest(history: DealHistory, bundle: Any, quarters: Sequence[Period], 
         pipe = pipeline_from_blocks(blocks)
         by = "team" if group == "team" else "owner"
         creation = PipelineCreationModel(group=group, pool="team").fit(past, t)
-        fc = forecast_pipeline(pipe, t, kind="quarter", by=by, creation=creation,
-                               booked=booked_so_far(past, t, [q], by), n_sims=n_sims, seed=seed)
+        # learned from windows that ended by t, read from the history as known at t
+        calibration = fit_open_calibration(past, scorer, t, cache=cache)
+        so_far = booked_so_far(past, t, [q], by)
+        fc = forecast_pipeline(pipe, t, kind="quarter", by=by, creation=creation, booked=so_far, n_sims=n_sims,
+                               seed=seed, calibration=calibration)
+        raw = forecast_pipeline(pipe, t, kind="quarter", by=by, creation=creation, booked=so_far, n_sims=n_sims,
+                                seed=seed)
+        opened = _won_in(history, pipe.deal_id, q, group)
         open_deals = _open_deal_frame(past, t, bundle, blocks, group)
         peers = peer_forecasts(past, t, q, open_deals, group)
         booked = bookings(past, q.start, q.end, group, until=t)
@@ -95,8 +105,10 @@ def run_backtest(history: DealHistory, bundle: Any, quarters: Sequence[Period], 
         teams = sorted(set(actual.index) | set(fc.table["group"]) - {"company"})
         for g in teams:
             sel = fc.table[(fc.table["group"] == g) & (fc.table["period"] == q.label)]
+            rsel = raw.table[(raw.table["group"] == g) & (raw.table["period"] == q.label)]
             draws = fc.draws.get(f"{g}|{q.label}")
             b = float(booked.get(g, 0.0))
+            act = float(actual.get(g, 0.0))
             row = {
                 "quarter": q.label, "week": w, "as_of": t, "group": g, "actual": float(actual.get(g, 0.0)),
                 "booked_at_forecast": b,
@@ -104,9 +116,20 @@ def run_backtest(history: DealHistory, bundle: Any, quarters: Sequence[Period], 
                 "model_mean": float(sel["expected"].iloc[0]) if len(sel) else b,
                 "model_p10": float(sel["p10"].iloc[0]) if len(sel) else b,
                 "model_p90": float(sel["p90"].iloc[0]) if len(sel) else b,
-                "model_crps": crps_from_draws(draws, float(actual.get(g, 0.0))) if draws is not None
-                else abs(b - float(actual.get(g, 0.0))),
+                "model_crps": crps_from_draws(draws, act) if draws is not None else abs(b - act),
+                UNCALIBRATED: float(rsel["p50"].iloc[0]) if len(rsel) else b,
+                f"{UNCALIBRATED}_p10": float(rsel["p10"].iloc[0]) if len(rsel) else b,
+                f"{UNCALIBRATED}_p90": float(rsel["p90"].iloc[0]) if len(rsel) else b,
+                f"{UNCALIBRATED}_crps": crps_from_draws(raw.draws[f"{g}|{q.label}"], act)
+                if f"{g}|{q.label}" in raw.draws else abs(b - act),
+                # the bias decomposition: open deals and deals not created yet, forecast (mean) vs booked
+                "open_expected": float(sel["open_expected"].iloc[0]) if len(sel) else 0.0,
+                "open_expected_uncalibrated": float(rsel["open_expected"].iloc[0]) if len(rsel) else 0.0,
+                "actual_open": float(opened.get(g, 0.0)),
+                "new_expected": float(sel["new_expected"].iloc[0]) if len(sel) else 0.0,
+                "calibration_ratio": float(calibration.ratio_), "calibration_spread": float(calibration.spread_),
             }
+            row["actual_new"] = act - b - row["actual_open"]
             for p in PEERS:
                 extra = float(peers[p].get(g, 0.0)) if p in peers else 0.0
                 row[p] = extra if p == "run_rate" else b + extra
@@ -114,6 +137,15 @@ def run_backtest(history: DealHistory, bundle: Any, quarters: Sequence[Period], 
     frame = pd.DataFrame(rows)
     trained = naive_utc(bundle.training_window.get("cut_at") or times[0][2]) if times else pd.NaT
     return BacktestResult(rows=frame, summary=summarize(frame), quarters=list(quarters), trained_at=trained)
+
+
+def _won_in(history: DealHistory, deal_ids: np.ndarray, q: Period, group: str) -> pd.Series:
+    """Won amount per group, inside quarter ``q``, of the given deals (those open at the forecast time)."""
+    d = history.deals
+    sel = d["deal_id"].isin(pd.Index(deal_ids.astype(str))) & (d["outcome"] == "won") & (d["closed_at"] >= q.start) \
+        & (d["closed_at"] < q.end)
+    keys = d[group].astype(object).where(d[group].notna(), "(none)").astype(str)
+    return d.loc[sel, "amount"].fillna(0.0).groupby(keys[sel]).sum().astype(float)
 
 
 def _open_deal_frame(past: DealHistory, t: pd.Timestamp, bundle: Any, blocks: list[Any], group: str) -> pd.DataFrame:
@@ -141,10 +173,13 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     for w, sub in rows.groupby("week"):
         cells = sub[sub["actual"] > 0]
         a = cells["actual"].to_numpy(dtype=float)
-        for m in METHODS:
+        for m in (*METHODS, UNCALIBRATED):
+            if m not in cells:
+                continue
             f = cells[m].to_numpy(dtype=float)
-            crps = cells["model_crps"].to_numpy(dtype=float) if m == "model" else np.abs(f - a)
-            cover = (float(((cells["model_p10"] <= a) & (a <= cells["model_p90"])).mean()) if m == "model"
+            ranged = m in ("model", UNCALIBRATED)
+            crps = cells[f"{m}_crps"].to_numpy(dtype=float) if ranged else np.abs(f - a)
+            cover = (float(((cells[f"{m}_p10"] <= a) & (a <= cells[f"{m}_p90"])).mean()) if ranged
                      else np.nan)
             out.append({"week": int(w), "method": m, "cells": len(cells),
                         "mape": float(np.mean(np.abs(f - a) / a)), "bias": float((f - a).sum() / a.sum()),
@@ -184,5 +219,27 @@ def backtest_figures(result: BacktestResult) -> dict[str, Figure]:
     return figs
 
 
-__all__ = ["METHODS", "BacktestResult", "backtest_figures", "backtest_quarters", "forecast_times", "run_backtest",
-           "summarize"]
+
+
+def bias_parts(rows: pd.DataFrame) -> pd.DataFrame:
+    """Where the bias comes from, per week: open deals (calibrated and not) and deals not created yet.
+
+    Each part is Σ(forecast mean − booked) over all cells, divided by Σ booked in the
+    quarter, so the parts add up to the mean forecast's bias (booked-so-far is exact).
+    """
+    out = []
+    for w, sub in rows.groupby("week"):
+        total = float(sub["actual"].sum()) or 1.0
+        out.append({
+            "week": int(w),
+            "open": float((sub["open_expected"] - sub["actual_open"]).sum()) / total,
+            "open_uncalibrated": float((sub["open_expected_uncalibrated"] - sub["actual_open"]).sum()) / total,
+            "new_pipeline": float((sub["new_expected"] - sub["actual_new"]).sum()) / total,
+            "calibration_ratio": float(sub["calibration_ratio"].mean()),
+            "calibration_spread": float(sub["calibration_spread"].mean()),
+        })
+    return pd.DataFrame(out)
+
+
+__all__ = ["METHODS", "UNCALIBRATED", "BacktestResult", "backtest_figures", "backtest_quarters", "bias_parts",
+           "forecast_times", "run_backtest", "summarize"]

@@ -18,18 +18,21 @@ _CHUNK_CELLS = 20_000_000
 
 
 def draw_open_bookings(amount: np.ndarray, p_win: np.ndarray, month_prob: np.ndarray, group: np.ndarray,
-                       n_groups: int, n_sims: int, rng: np.random.Generator) -> np.ndarray:
+                       n_groups: int, n_sims: int, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
     """Bookings from open deals per draw, group and month (sims × groups × months).
 
     ``month_prob`` (deals × months) is P(close in month | won); what is left of a
     row's mass is "won after the last month". ``group`` holds each deal's group index.
     One uniform number per (draw, deal) decides: the deal is won in month ``j`` when
     the number falls between its cumulative probabilities before and through ``j``.
-    Each month's hits (a draws × deals 0/1 matrix) times the deals' amounts placed
-    in their group's column (deals × groups) is that month's bookings per draw and
-    group: one matrix product per month, which BLAS does far faster than a scatter.
-    Single precision is plenty for the uniforms and the sums of a few thousand amounts
-    each (the sums are accumulated per month, not over draws).
+    Only the (draw, deal) pairs won inside the grid (a quarter or so of them) are
+    kept; each one's month is the count of month edges below its number, and one
+    weighted ``bincount`` over (draw, group, month) sums the amounts. That touches the
+    full draws × deals matrix three times instead of three times per month (the
+    earlier per-month 0/1 matrix products), which halves the time for a 6-month grid.
+    Uniforms and edges are single precision (plenty for probabilities); sums are
+    double. ``scale`` multiplies every deal's per-month probabilities (the open-deal
+    calibration's ratio); a row whose total would pass 1 is scaled back to 1.
     """
     n, m = month_prob.shape
     out = np.zeros((n_sims, n_groups, m))
@@ -37,21 +40,33 @@ def draw_open_bookings(amount: np.ndarray, p_win: np.ndarray, month_prob: np.nda
         return out
     amount = np.nan_to_num(np.asarray(amount, dtype=float), nan=0.0)
     probs = np.clip(np.asarray(p_win, dtype=float), 0.0, 1.0)[:, None] * np.clip(month_prob, 0.0, 1.0)
-    edges = np.concatenate([np.zeros((n, 1)), np.cumsum(probs, axis=1)], axis=1).astype(np.float32)
-    placed = np.zeros((n, n_groups), dtype=np.float64)
-    placed[np.arange(n), np.asarray(group, dtype=np.int64)] = amount
-    placed32 = placed.astype(np.float32)
+    probs = scaled_probabilities(probs, scale)
+    # by_month[j]: P(won by the end of month j), one contiguous row per month for fast gathers
+    by_month = np.cumsum(probs, axis=1).astype(np.float32).T.copy()
+    cell = np.asarray(group, dtype=np.int64) * m  # each deal's first (group, month) cell
+    flat = out.reshape(-1)
     chunk = max(1, _CHUNK_CELLS // (4 * n))
     for s0 in range(0, n_sims, chunk):
         s1 = min(n_sims, s0 + chunk)
         u = rng.random((s1 - s0, n), dtype=np.float32)
-        below = u >= edges[:, 0]
-        for j in range(m):
-            above = u >= edges[:, j + 1]
-            hit = (below & ~above).astype(np.float32)
-            out[s0:s1, :, j] = hit @ placed32
-            below = above
+        hits = np.flatnonzero(u < by_month[m - 1])  # (draw, deal) pairs won inside the grid
+        sim, deal = np.divmod(hits, n)
+        uh = u.reshape(-1)[hits]
+        month = np.zeros(len(hits), dtype=np.int64)
+        for j in range(m - 1):
+            month += uh >= by_month[j][deal]
+        idx = (sim + s0) * (n_groups * m) + cell[deal] + month
+        flat += np.bincount(idx, weights=amount[deal], minlength=flat.size)
     return out
+
+
+def scaled_probabilities(probs: np.ndarray, scale: float) -> np.ndarray:
+    """Per-month probabilities × ``scale``, each deal's total kept at or below 1 (a deal is won at most once)."""
+    if scale == 1.0:
+        return probs
+    out = probs * float(scale)
+    total = out.sum(axis=-1, keepdims=True)
+    return np.where(total > 1.0, out / np.maximum(total, 1e-12), out)
 
 
 def range_drivers(amount: np.ndarray, p_period: np.ndarray) -> np.ndarray:
@@ -89,4 +104,4 @@ def crps_from_draws(draws: np.ndarray, actual: float) -> float:
     return float(term1 - 0.5 * term2)
 
 
-__all__ = ["crps_from_draws", "draw_open_bookings", "quantiles", "range_drivers"]
+__all__ = ["crps_from_draws", "draw_open_bookings", "quantiles", "range_drivers", "scaled_probabilities"]

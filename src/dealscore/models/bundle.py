@@ -9,7 +9,7 @@ means a scorer can never pair a model with the wrong feature definition.
 Layout: ``bundle.json`` (manifest, window, metrics, stats), ``spec.json``,
 ``taxonomy.yaml``, ``playbook.yaml``, ``win_model.joblib``, ``stage_model.joblib`` and
 ``context.joblib`` (the feature context, when present), ``time_to_close.joblib`` and
-``pipeline_creation.joblib`` (the forecast's models, when present).
+``pipeline_creation.joblib``, ``forecast_calibration.joblib`` (the forecast's models, when present).
 """
 
 from __future__ import annotations
@@ -89,6 +89,9 @@ class ModelBundle:
     #: ``{"team": PipelineCreationModel, "owner_id": ...}`` fitted at the data cut: bookings from deals not created
     #: yet, for forecasts made from stored scores (the service has no history to learn them from).
     pipeline_creation: Any = None
+    #: ``dealscore.forecast.calibration.OpenDealCalibration`` fitted at the data cut: how far open deals' forecast
+    #: bookings were off in past windows (scale) and how much a team's deals move together (spread).
+    forecast_calibration: Any = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -106,7 +109,7 @@ class ModelBundle:
                                             encoding="utf-8")
         joblib.dump(self.win_model, path / "win_model.joblib")
         joblib.dump(self.stage_model, path / "stage_model.joblib")
-        for name in ("context", "time_to_close", "pipeline_creation"):
+        for name in ("context", "time_to_close", "pipeline_creation", "forecast_calibration"):
             if getattr(self, name) is not None:
                 joblib.dump(getattr(self, name), path / f"{name}.joblib")
         manifest = {
@@ -150,6 +153,7 @@ class ModelBundle:
             context=_optional(path / "context.joblib"),
             time_to_close=_optional(path / "time_to_close.joblib"),
             pipeline_creation=_optional(path / "pipeline_creation.joblib"),
+            forecast_calibration=_optional(path / "forecast_calibration.joblib"),
         )
 
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:

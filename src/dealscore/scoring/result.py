@@ -58,6 +58,12 @@ class DealWarning(BaseModel):
     evidence: str = Field(description="the facts that triggered it")
     threshold: str | None = Field(default=None, description="the limit and where it was learned from")
     severity: Literal["low", "medium", "high"] = "medium"
+    precision: float | None = Field(
+        default=None, ge=0, le=1,
+        description="share of the company's closed training deals flagged like this that were followed by a loss "
+                    "(the learned threshold's track record); absent when a fixed rule fired")
+    support: int | None = Field(default=None, ge=0,
+                                description="closed training deals the precision was measured on")
 
 
 class NextAction(BaseModel):

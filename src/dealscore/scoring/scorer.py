@@ -41,6 +41,7 @@ from dealscore.scoring.predict import SINGLE_THREAD_ROWS, ModelRunner
 from dealscore.scoring.reasons import MAX_REASONS, MIN_REASON_POINTS, ReasonGrouping, pick_reasons, probability_points
 from dealscore.scoring.response import ResponseRates, action_interval, shrink
 from dealscore.scoring.result import NextAction, ScoreResult
+from dealscore.scoring.track_record import WarningThresholds
 from dealscore.scoring.warnings import WarningRules, find_warnings
 from dealscore.times import naive_utc
 
@@ -98,6 +99,7 @@ class Scorer:
             raise ConfigError(f"Scorer context must be 'auto', 'history' or 'bundle'; got {context!r}")
         self._cutoffs = check_cutoffs(grade_cutoffs) if grade_cutoffs is not None else dict(DEFAULT_GRADE_CUTOFFS)
         self._norms = StageNorms.from_stage_stats(bundle.stage_stats)
+        self._thresholds = WarningThresholds.from_stage_stats(bundle.stage_stats)
         self._feature_names = list(bundle.win_model.feature_names_)
         self._grouping = ReasonGrouping.build(
             self._feature_names, _spec_info(bundle.spec),
@@ -432,7 +434,7 @@ class Scorer:
         touchpoints = len(history.activities) > 0 or self._learned_touch_gaps
         warns = find_warnings(cols, self._norms, self._taxonomy, inferred_stage=mm.inferred_stage,
                               mismatch_verdict=mm.verdict, mismatch_text=mm.explanation, rules=self.warning_rules,
-                              touchpoints=touchpoints)
+                              touchpoints=touchpoints, thresholds=self._thresholds)
         declared = cols.text("declared_stage")
         typical = np.array([self._typical.get(s) if s is not None else None for s in declared], dtype=float)
         amount = cols.num("amount")

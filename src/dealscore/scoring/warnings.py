@@ -21,6 +21,7 @@ import numpy as np
 from dealscore.scoring.columns import Columns, nan_to_zero
 from dealscore.scoring.norms import StageNorms
 from dealscore.scoring.result import DealWarning
+from dealscore.scoring.track_record import STALLED_MAX_UNANSWERED, WarningThresholds, warning_measures
 from dealscore.taxonomy import StageTaxonomy
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
@@ -167,12 +168,17 @@ def find_warnings(
     mismatch_text: Sequence[str] | None = None,
     rules: WarningRules | None = None,
     touchpoints: bool = True,
+    thresholds: WarningThresholds | None = None,
 ) -> WarningHits:
     """Which rules fire on which rows; the texts are built lazily by :class:`WarningHits`.
 
     ``touchpoints=False`` says the CRM records no touchpoints at all (an export of
     deals and stages only): the rules that read touchpoints would then flag every
     deal, so only the stage and close-date rules run.
+
+    ``thresholds``: the episode warnings' thresholds learned per declared stage for
+    a stated precision (:mod:`dealscore.scoring.track_record`); in a stage where
+    none was learned the fixed rule applies.
     """
     r = rules or WarningRules()
     hits = WarningHits(cols.n)
@@ -184,7 +190,7 @@ def find_warnings(
     )
     index, discovery, proposal = _pivots(taxonomy)
     order = np.array([index.get(s, -1) if s is not None else -1 for s in stage], dtype=np.int64)
-    ctx = _Context(cols, norms, taxonomy, r, stage, order, discovery, proposal)
+    ctx = _Context(cols, norms, taxonomy, r, stage, order, discovery, proposal, thresholds or WarningThresholds())
 
     # stage ahead of evidence (from the stage model's verdict)
     if mismatch_verdict is not None and mismatch_text is not None:
@@ -214,6 +220,32 @@ class _Context:
     order: np.ndarray
     discovery: int | None
     proposal: int | None
+    thresholds: WarningThresholds
+    _measures: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+
+    def learned(self, code: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``code``'s learned firing mask, where a learned threshold applies, and the measure per row."""
+        limit = self.thresholds.limits(code, self.stage)
+        applies = ~np.isnan(limit)
+        if self._measures is None:
+            self._measures = warning_measures(self.cols)
+        value, eligible = self._measures[code]
+        return applies & eligible & (value >= np.where(applies, limit, np.inf)), applies, value
+
+    def record(self, code: str, i: int, what: str) -> tuple[str, float | None, int | None]:
+        """The track-record sentence, precision and support of row ``i``'s learned threshold (else empty)."""
+        t = self.thresholds.get(code, self.stage[i])
+        if t is None:
+            return "", None, None
+        return f"; {t.record(what)}", t.precision, t.support
+
+
+def _learned_text(x: _Context, code: str, i: int) -> str:
+    """The learned threshold of row ``i`` in words with its provenance (for the ``threshold`` field)."""
+    t = x.thresholds.get(code, x.stage[i])
+    assert t is not None
+    target = f"{x.thresholds.target:.0%}" if x.thresholds.target is not None else "the stated precision"
+    return f"learned from this company's closed deals in {x.stage[i]} for a precision of at least {target}"
 
 
 def _rows(mask: np.ndarray) -> np.ndarray:
@@ -230,18 +262,30 @@ def _stalled(x: _Context, hits: WarningHits) -> None:
     days_in_stage = x.cols.num("days_in_stage")
     stall = {s: x.norms.stall_days(s) for s in set(x.stage)}
     limit = np.array([stall[s].value for s in x.stage], dtype=float)
-    rows = _rows(days_in_stage > limit)
+    fired, applies, silent = x.learned("stalled_in_stage")
+    rows = _rows(np.where(applies, fired, days_in_stage > limit))
+    lim = np.where(applies, x.thresholds.limits("stalled_in_stage", x.stage), limit)
+    measure = np.where(applies, silent, days_in_stage)
 
     def make(i: int) -> DealWarning:
         nm, s = stall[x.stage[i]], x.stage[i]
         med = x.norms.median_days(s)
         typical = f"; won deals needed a median of {_days(med)}" if med else ""
+        record, precision, support = x.record("stalled_in_stage", i, "stalled warnings")
+        if applies[i]:
+            evidence = (f"no touchpoint in {_days(silent[i])} and nobody chasing the customer; "
+                        f"{_days(days_in_stage[i])} in {s}")
+            threshold = (f"no touchpoint for {_days(lim[i])} or more, with at most {STALLED_MAX_UNANSWERED} unanswered "
+                         f"outbound touches ({_learned_text(x, 'stalled_in_stage', i)}){record}")
+        else:
+            evidence = f"{_days(days_in_stage[i])} in {s}{typical}"
+            threshold = f"more than {_days(nm.value)} ({nm.source('90th percentile of days in stage', s)})"
         return DealWarning(
-            code="stalled_in_stage", title=f"Stalled in {s}", evidence=f"{_days(days_in_stage[i])} in {s}{typical}",
-            threshold=f"more than {_days(nm.value)} ({nm.source('90th percentile of days in stage', s)})",
-            severity="high" if days_in_stage[i] > x.r.high_ratio * limit[i] else "medium",
+            code="stalled_in_stage", title=f"Stalled in {s}", evidence=evidence, threshold=threshold,
+            severity="high" if measure[i] > x.r.high_ratio * lim[i] else "medium", precision=precision,
+            support=support,
         )
-    hits.add(rows, "stalled_in_stage", lambda: _sev(days_in_stage[rows] > x.r.high_ratio * limit[rows]), make)
+    hits.add(rows, "stalled_in_stage", lambda: _sev(measure[rows] > x.r.high_ratio * lim[rows]), make)
 
 
 def _gone_quiet_and_ghosting(x: _Context, hits: WarningHits) -> None:
@@ -253,35 +297,52 @@ def _gone_quiet_and_ghosting(x: _Context, hits: WarningHits) -> None:
     gap = {s: x.norms.gap_days(s) for s in set(x.stage)}
     gap_limit = r.quiet_factor * np.array([gap[s].value for s in x.stage], dtype=float)
     times = "twice" if r.quiet_factor == 2 else f"{r.quiet_factor:g}×"
-    rows = _rows(quiet > gap_limit)
+    fired, q_applies, no_reply = x.learned("gone_quiet")
+    rows = _rows(np.where(q_applies, fired, quiet > gap_limit))
+    q_lim = np.where(q_applies, x.thresholds.limits("gone_quiet", x.stage), gap_limit)
+    q_measure = np.where(q_applies, no_reply, quiet)
 
     def make_quiet(i: int) -> DealWarning:
-        ev = (f"No touchpoint in {_days(quiet[i])}" if not np.isnan(since_touch[i])
-              else f"No touchpoint since the deal was opened {_days(quiet[i])} ago")
+        record, precision, support = x.record("gone_quiet", i, "gone-quiet warnings")
+        if q_applies[i]:
+            ev = (f"No reply from the customer in {_days(no_reply[i])}" if not np.isnan(cols.num(
+                "days_since_last_inbound")[i]) else f"The customer has not replied since the deal was opened "
+                  f"{_days(no_reply[i])} ago")
+            threshold = (f"{_days(q_lim[i])} or more without a customer reply "
+                         f"({_learned_text(x, 'gone_quiet', i)}){record}")
+        else:
+            ev = (f"No touchpoint in {_days(quiet[i])}" if not np.isnan(since_touch[i])
+                  else f"No touchpoint since the deal was opened {_days(quiet[i])} ago")
+            threshold = (f"more than {_days(gap_limit[i])} without a touchpoint: {times} the "
+                         f"{gap[x.stage[i]].source('90th percentile gap between touchpoints', x.stage[i])}")
         return DealWarning(
-            code="gone_quiet", title="Gone quiet", evidence=ev,
-            threshold=f"more than {_days(gap_limit[i])} without a touchpoint: {times} the "
-            f"{gap[x.stage[i]].source('90th percentile gap between touchpoints', x.stage[i])}",
-            severity="high" if quiet[i] > r.high_ratio * gap_limit[i] else "medium",
+            code="gone_quiet", title="Gone quiet", evidence=ev, threshold=threshold,
+            severity="high" if q_measure[i] > r.high_ratio * q_lim[i] else "medium", precision=precision,
+            support=support,
         )
-    hits.add(rows, "gone_quiet", lambda: _sev(quiet[rows] > r.high_ratio * gap_limit[rows]), make_quiet)
+    hits.add(rows, "gone_quiet", lambda: _sev(q_measure[rows] > r.high_ratio * q_lim[rows]), make_quiet)
 
     unanswered = nan_to_zero(cols.num("n_outbound_unanswered"))
     since_reply = cols.num("days_since_last_inbound")
     silent = np.where(np.isnan(since_reply), age, since_reply)
     need = np.where(x.order <= 0, r.unanswered_touches_first_stage, r.unanswered_touches)
-    ghosts = _rows((unanswered >= need) & ~(silent <= gap_limit))
+    fired, g_applies, _ = x.learned("ghosting")
+    ghosts = _rows(np.where(g_applies, fired, (unanswered >= need) & ~(silent <= gap_limit)))
+    need = np.where(g_applies, x.thresholds.limits("ghosting", x.stage), need)
 
     def make_ghost(i: int) -> DealWarning:
         k = int(unanswered[i])
         last = ("the customer has never replied" if np.isnan(since_reply[i])
                 else f"the customer last replied {_days(since_reply[i])} ago")
+        record, precision, support = x.record("ghosting", i, "ghosting warnings")
+        threshold = (f"{int(np.ceil(need[i]))} or more unanswered outbound touches in a row "
+                     f"({_learned_text(x, 'ghosting', i)}){record}" if g_applies[i] else
+                     f"{int(need[i])} or more unanswered outbound touches in a row (default) and no reply for "
+                     f"more than {_days(gap_limit[i])} ({times} the usual gap, learned as for gone quiet)")
         return DealWarning(
             code="ghosting", title="Outreach without replies",
-            evidence=f"{k} outbound touches since the last customer reply; {last}",
-            threshold=f"{int(need[i])} or more unanswered outbound touches in a row (default) and no reply for "
-            f"more than {_days(gap_limit[i])} ({times} the usual gap, learned as for gone quiet)",
-            severity="high" if k >= 2 * need[i] else "medium",
+            evidence=f"{k} outbound touches since the last customer reply; {last}", threshold=threshold,
+            severity="high" if k >= 2 * need[i] else "medium", precision=precision, support=support,
         )
     hits.add(ghosts, "ghosting", lambda: _sev(unanswered[ghosts] >= 2 * need[ghosts]), make_ghost)
 
@@ -301,12 +362,24 @@ def _stakeholders_and_pricing(x: _Context, hits: WarningHits) -> None:
             severity="high" if x.proposal is not None and x.order[i] >= x.proposal else "medium",
         ))
         contacts = nan_to_zero(cols.num("n_contacts"))
-        rows = _rows((x.order >= x.discovery) & (contacts < x.r.min_contacts))
-        hits.add(rows, "single_threaded", "medium", lambda i: DealWarning(
-            code="single_threaded", title="Single-threaded",
-            evidence=f"{'no named contact' if contacts[i] < 1 else 'only one contact'} involved in {x.stage[i]}",
-            threshold=f"at least {x.r.min_contacts} contacts from {names[x.discovery]} on", severity="medium",
-        ))
+        fired, s_applies, replies = x.learned("single_threaded")
+        rows = _rows(np.where(s_applies, fired, (x.order >= x.discovery) & (contacts < x.r.min_contacts)))
+        s_lim = x.thresholds.limits("single_threaded", x.stage)
+
+        def make_single(i: int) -> DealWarning:
+            who = "no named contact" if contacts[i] < 1 else "only one contact"
+            record, precision, support = x.record("single_threaded", i, "single-threaded warnings")
+            if s_applies[i]:
+                n = int(replies[i])
+                evidence = f"{who} involved in {x.stage[i]} after {n} customer repl{'y' if n == 1 else 'ies'}"
+                threshold = (f"at most one contact after {int(np.ceil(s_lim[i]))} or more customer replies "
+                             f"({_learned_text(x, 'single_threaded', i)}){record}")
+            else:
+                evidence = f"{who} involved in {x.stage[i]}"
+                threshold = f"at least {x.r.min_contacts} contacts from {names[x.discovery]} on"
+            return DealWarning(code="single_threaded", title="Single-threaded", evidence=evidence,
+                               threshold=threshold, severity="medium", precision=precision, support=support)
+        hits.add(rows, "single_threaded", "medium", make_single)
     if x.proposal is not None:
         pricing = nan_to_zero(cols.num("pricing_discussed"))
         rows = _rows((x.order >= x.proposal) & (pricing < 1))

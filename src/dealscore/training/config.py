@@ -120,6 +120,18 @@ class GateConfig:
 
 
 @dataclass
+class WarningConfig:
+    """Episode-warning thresholds learned for a stated precision (:mod:`dealscore.training.warning_thresholds`)."""
+
+    #: share of flagged closed training deals that must have been followed by a loss
+    target_precision: float = 0.6
+    #: ... and flagged deals may win at most this share of the stage's usual win rate
+    max_win_ratio: float = 0.5
+    #: fewer flagged closed deals than this and the stage keeps the fixed rule
+    min_support: int = 30
+
+
+@dataclass
 class TrainConfig:
     """Everything a training run depends on besides the data."""
 
@@ -134,6 +146,7 @@ class TrainConfig:
     stage: StageConfig = field(default_factory=StageConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    warnings: WarningConfig = field(default_factory=WarningConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (for MLflow params and the report)."""

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from dealscore.data.history import DealHistory
 from dealscore.data.simulate import oracle_win_probability
 from dealscore.features import FeatureContext, FeatureSpec, build_features, make_labels, make_snapshots
+from dealscore.forecast.calibration import fit_open_calibration
 from dealscore.forecast.close_time import TimeToCloseModel
 from dealscore.forecast.creation import PipelineCreationModel, fit_creation_models
 from dealscore.models.baselines import LogisticBaseline, NaiveBayesBaseline, StageTableBaseline
@@ -45,6 +46,7 @@ from dealscore.training.split import SLICES, DealSplit, split_deals
 from dealscore.training.stage_checks import label_free_checks
 from dealscore.training.stage_stats import learn_stage_stats
 from dealscore.training.thinness import check_history, check_slice_labels
+from dealscore.training.warning_thresholds import learn_warning_thresholds
 
 Progress = Callable[[str], None]
 
@@ -447,9 +449,18 @@ def scored_holdout(rows: TrainingRows, ev: Evaluation) -> pd.DataFrame:
     return holdout
 
 
+def warning_thresholds(rows: TrainingRows, cfg: TrainConfig) -> dict[str, Any]:
+    """Episode-warning thresholds from the training slice's snapshots only (never a later period)."""
+    train = rows.masks["train"]
+    w = cfg.warnings
+    return learn_warning_thresholds(rows.features[train], rows.y[train], rows.snaps.loc[train, "deal_id"].to_numpy(),
+                                    target_precision=w.target_precision, max_win_ratio=w.max_win_ratio,
+                                    min_support=w.min_support)
+
+
 def assemble_bundle(
     history: DealHistory, split: DealSplit, counts: dict[str, int], rows: TrainingRows, models: FittedModels,
-    ev: Evaluation, tax: StageTaxonomy,
+    ev: Evaluation, tax: StageTaxonomy, cfg: TrainConfig | None = None,
 ) -> ModelBundle:
     """The deployable bundle: spec, models, playbook, stage norms, training window and headline metrics."""
     b = split.boundaries
@@ -463,7 +474,8 @@ def assemble_bundle(
         spec=rows.spec, taxonomy=tax, win_model=models.win, stage_model=models.stage,
         playbook=load_playbook(taxonomy=tax),
         stage_stats={**learn_stage_stats(history, split.ids("train"), models.table.table_),
-                     "_response_rates": learn_response_rates(history, split.ids("train"))},
+                     "_response_rates": learn_response_rates(history, split.ids("train")),
+                     "_warning_thresholds": warning_thresholds(rows, cfg or TrainConfig())},
         training_window=to_jsonable(window),
         metrics={"win": {k: model_sec[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece",
                                                      "top_decile_lift")},
@@ -549,8 +561,14 @@ def train_on_rows(
                           "data": data})
 
     say("learning stage norms and assembling the bundle")
-    bundle = assemble_bundle(history, split, counts, rows, models, ev, tax)
+    bundle = assemble_bundle(history, split, counts, rows, models, ev, tax, cfg)
     bundle.time_to_close, bundle.pipeline_creation = forecast.close_time, forecast.creation
+    say("calibrating the forecast's open deals on past quarter windows (what such deals really booked)")
+    from dealscore.scoring import Scorer  # scoring reads the bundle assembled just above
+
+    bundle.forecast_calibration = fit_open_calibration(history, Scorer(bundle), history.data_cut)
+    report["time_to_close"]["open_deal_calibration"] = to_jsonable(bundle.forecast_calibration.summary())
+    laps.lap("forecast_calibration")
     test = rows.masks["test"]
     figures = _figures(rows.y[test], ev.preds, ev.p_oracle, ev.win_report, models.win, ev.stage_report, tax.names)
     laps.lap("bundle")

@@ -1,0 +1,100 @@
+"""Episode-warning thresholds learned for a stated precision on the training slice's closed deals.
+
+A warning is right when the deal it flags goes on to be lost: the label a user can
+check on their own CRM (no real CRM records "stalled" or "ghosting" episodes).
+For each warning of :data:`dealscore.scoring.track_record.LEARNED_CODES` and each
+declared stage, the training snapshots (weekly across each training deal's open
+life, features as the model saw them) give the measure of
+:func:`~dealscore.scoring.track_record.warning_measures` and whether the deal was
+lost. Candidate thresholds run from low to high (quantiles of the measure); the
+first one at which
+
+- the flagged snapshots were followed by a loss at least ``required`` of the time, where
+  ``required = max(target_precision, 1 − (1 − stage loss rate) · max_win_ratio)``: at least
+  the stated precision, and flagged deals won at most ``max_win_ratio`` times as often as
+  the stage's usual (in a stage where 80% of deals are lost anyway, "followed by a loss
+  6 times in 10" would flag deals *better* than average), and
+- at least ``min_support`` distinct closed deals were flagged,
+
+is kept with its measured precision and support. A stage where no threshold gets
+there keeps the fixed rule (scoring says so). Only the training slice is read:
+deals created before the validation, calibration and test periods, so nothing of
+an evaluation period moves a threshold.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dealscore.scoring.columns import Columns
+from dealscore.scoring.track_record import LEARNED_CODES, warning_measures
+
+#: Candidate thresholds per (warning, stage): quantiles of the measure on the eligible snapshots.
+N_CANDIDATES = 100
+
+
+def learn_warning_thresholds(
+    features: pd.DataFrame, won: np.ndarray, deal_ids: np.ndarray, *, target_precision: float = 0.6,
+    max_win_ratio: float = 0.5, min_support: int = 30,
+) -> dict[str, Any]:
+    """The thresholds table stored in ``bundle.stage_stats["_warning_thresholds"]`` (see module docstring).
+
+    ``features``, ``won`` and ``deal_ids`` are the training slice's snapshots only
+    (the caller selects them); ``won`` is 1 for a deal later won, 0 for lost.
+    """
+    if not 0 < target_precision < 1:
+        raise ValueError(f"target_precision must be between 0 and 1, got {target_precision}")
+    lost = np.asarray(won, dtype=float) == 0
+    deal_ids = np.asarray(deal_ids, dtype=object)
+    stage = (features["declared_stage"].astype(object).to_numpy() if "declared_stage" in features.columns
+             else np.full(len(features), None, dtype=object))
+    measures = warning_measures(Columns(features))
+    codes: dict[str, dict[str, dict[str, Any]]] = {}
+    stages = sorted({s for s in stage.tolist() if isinstance(s, str)})
+    for code in LEARNED_CODES:
+        value, eligible = measures[code]
+        codes[code] = {}
+        for s in stages:
+            in_stage = stage == s
+            base = float(lost[in_stage].mean())
+            required = max(target_precision, 1.0 - (1.0 - base) * max_win_ratio)
+            rows = in_stage & eligible & ~np.isnan(value)
+            codes[code][s] = {"base_loss_rate": base, "required_precision": required,
+                              **_lowest_threshold(value[rows], lost[rows], deal_ids[rows], required, min_support)}
+    return {"target_precision": target_precision, "max_win_ratio": max_win_ratio, "min_support": min_support,
+            "label": "followed by a loss", "source": "snapshots of the training slice's closed deals",
+            "codes": codes}
+
+
+def _lowest_threshold(value: np.ndarray, lost: np.ndarray, deal: np.ndarray, required: float,
+                      min_support: int) -> dict[str, Any]:
+    """The lowest candidate threshold whose flagged rows reach ``required`` precision on enough deals."""
+    none = {"threshold": None, "precision": None, "support": len(np.unique(deal))}
+    if not len(value):
+        return none
+    candidates = np.unique(np.quantile(value, np.linspace(0.0, 0.99, N_CANDIDATES), method="lower"))
+    # rows sorted by measure: the rows at or above a candidate are a suffix
+    order = np.argsort(value, kind="stable")
+    v, lo = value[order], lost[order]
+    lost_above = np.cumsum(lo[::-1])[::-1]
+    codes, first = pd.factorize(deal[order])[0], None
+    # distinct deals in each suffix: a deal counts from its highest-measure row down
+    last_pos = np.full(codes.max() + 1, -1)
+    last_pos[codes] = np.arange(len(codes))  # the last (largest-measure) row of each deal
+    deals_from = np.bincount(last_pos, minlength=len(codes))
+    deals_above = np.cumsum(deals_from[::-1])[::-1]
+    for t in candidates:
+        k = int(np.searchsorted(v, t, side="left"))
+        if k >= len(v):
+            break
+        support = int(deals_above[k])
+        if support < min_support:
+            break
+        precision = float(lost_above[k] / (len(v) - k))
+        if precision >= required:
+            first = {"threshold": float(t), "precision": precision, "support": support}
+            break
+    return first or none

@@ -1,0 +1,147 @@
+"""The open-deal calibration learns from past windows only: later outcomes cannot move it, and it finds a known bias."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dealscore.data.history import DealHistory
+from dealscore.forecast.calibration import OpenDealCalibration, OpenScores, WindowCache, window_origins
+from dealscore.forecast.close_time import BUCKET_EDGES
+from dealscore.forecast.engine import OpenPipeline, forecast_pipeline
+from dealscore.forecast.periods import period_of
+from dealscore.models.bundle import ModelBundle
+
+from .conftest import Trained
+
+T = pd.Timestamp("2025-01-15")
+K = len(BUCKET_EDGES) - 1
+
+
+def _open_at(past: DealHistory, t: pd.Timestamp) -> pd.DataFrame:
+    d = past.deals
+    return d[d["closed_at"].isna() & (d["created_at"] <= t)]
+
+
+def constant_score_at(past: DealHistory, t: pd.Timestamp) -> OpenScores:
+    """A scorer that reads only what it is given: every open deal 30% likely, closing in week one if won."""
+    d = _open_at(past, t)
+    pmf = np.zeros((len(d), K))
+    pmf[:, 0] = 1.0
+    return OpenScores(deal_id=d["deal_id"].to_numpy(dtype=object), team=d["team"].to_numpy(dtype=object),
+                      amount=d["amount"].to_numpy(dtype=float), p_win=np.full(len(d), 0.3), pmf=pmf)
+
+
+def _changed_after(history: DealHistory, t: pd.Timestamp) -> DealHistory:
+    """The same history with every outcome after ``t`` reversed and moved three days later."""
+    d = history.deals.copy()
+    later = d["closed_at"].notna() & (d["closed_at"] > t)
+    d.loc[later, "outcome"] = np.where(d.loc[later, "outcome"] == "won", "lost", "won")
+    d.loc[later, "closed_at"] = d.loc[later, "closed_at"] + pd.Timedelta(days=3)
+    return history.replace(deals=d)
+
+
+def test_windows_end_by_the_forecast_time_within_the_lookback() -> None:
+    wins = window_origins(T, 365, 14, 14)
+    assert wins and all(end <= T for _, end in wins)
+    assert all(end == period_of(o, "quarter").end and end - o >= pd.Timedelta(days=14) for o, end in wins)
+    assert min(o for o, _ in wins) >= T - pd.Timedelta(days=365)
+    # the grid is fixed: a later forecast time reuses the same origins
+    later = {o for o, _ in window_origins(T + pd.Timedelta(days=90), 365, 14, 14)}
+    assert {o for o, _ in wins if o >= T + pd.Timedelta(days=90 - 365)} <= later
+
+
+def test_future_outcomes_do_not_move_the_calibration(trained: Trained) -> None:
+    before = OpenDealCalibration().fit(trained.history, constant_score_at, T)
+    changed = _changed_after(trained.history, T)
+    after = OpenDealCalibration().fit(changed, constant_score_at, T)
+    assert before.windows_ >= 3
+    assert after.ratio_ == before.ratio_ and after.spread_ == before.spread_
+    pd.testing.assert_frame_equal(after.table_, before.table_)
+    # the same change *does* move a calibration made once those outcomes are known (the test can fail)
+    late = T + pd.Timedelta(days=200)
+    moved = OpenDealCalibration().fit(changed, constant_score_at, late)
+    assert moved.ratio_ != OpenDealCalibration().fit(trained.history, constant_score_at, late).ratio_
+
+
+def test_a_forecast_that_says_80_percent_of_what_was_won_learns_to_scale_by_1_25(trained: Trained) -> None:
+    """An oracle scorer (it peeks at the full history on purpose) forecasting 0.8 × each deal's window win."""
+    full = trained.history.deals.set_index("deal_id")
+
+    def oracle(past: DealHistory, t: pd.Timestamp) -> OpenScores:
+        d = _open_at(past, t)
+        end = period_of(t, "quarter").end
+        closed = full.loc[d["deal_id"], "closed_at"]
+        won = (full.loc[d["deal_id"], "outcome"] == "won") & (closed >= t) & (closed < end)
+        pmf = np.zeros((len(d), K))
+        pmf[:, 0] = 1.0
+        return OpenScores(deal_id=d["deal_id"].to_numpy(dtype=object), team=d["team"].to_numpy(dtype=object),
+                          amount=d["amount"].to_numpy(dtype=float), p_win=0.8 * won.to_numpy(dtype=float), pmf=pmf)
+
+    cal = OpenDealCalibration().fit(trained.history, oracle, T)
+    assert cal.ratio_ == pytest.approx(1.25, rel=1e-9)
+    assert cal.spread_ == 0.0  # every window's error is exactly the ratio: nothing left for a shared factor
+
+
+def test_too_few_windows_is_neutral(trained: Trained) -> None:
+    first = trained.history.deals["created_at"].min()
+    cal = OpenDealCalibration().fit(trained.history, constant_score_at, first + pd.Timedelta(days=60))
+    assert cal.quarters_ < 2 and cal.ratio_ == 1.0 and cal.spread_ == 0.0
+
+
+def test_window_scores_are_cached_per_origin(trained: Trained) -> None:
+    calls: list[pd.Timestamp] = []
+
+    def counting(past: DealHistory, t: pd.Timestamp) -> OpenScores:
+        calls.append(t)
+        return constant_score_at(past, t)
+
+    cache = WindowCache()
+    OpenDealCalibration().fit(trained.history, counting, T, cache=cache)
+    n = len(calls)
+    again = OpenDealCalibration().fit(trained.history, counting, T + pd.Timedelta(days=14), cache=cache)
+    assert len(calls) - n <= 1 and again.windows_ >= 3
+
+
+def _pipe() -> OpenPipeline:
+    pmf = np.zeros((3, K))
+    pmf[:, 2] = 1.0  # closes 14–21 days after scoring, if won
+    t = np.datetime64("2025-04-07", "ns")
+    return OpenPipeline(deal_id=np.array(["a", "b", "c"], dtype=object), team=np.array(["x", "x", "y"], dtype=object),
+                        owner_id=np.array(["o1", "o2", "o3"], dtype=object), amount=np.array([100.0, 200.0, 300.0]),
+                        p_win=np.array([0.2, 0.5, 0.9]), pmf=pmf, scored_at=np.array([t, t, t]))
+
+
+def test_the_forecast_applies_ratio_and_spread() -> None:
+    pipe = _pipe()
+    plain = forecast_pipeline(pipe, "2025-04-07", n_sims=4000, seed=1)
+    neutral = forecast_pipeline(pipe, "2025-04-07", n_sims=4000, seed=1, calibration=OpenDealCalibration.neutral())
+    pd.testing.assert_frame_equal(plain.table, neutral.table)
+    cal = OpenDealCalibration.neutral()
+    cal.ratio_, cal.spread_ = 1.1, 0.2
+    scaled = forecast_pipeline(pipe, "2025-04-07", n_sims=4000, seed=1, calibration=cal)
+    cur = scaled.table[scaled.table["period"] == "2025-Q2"].set_index("group")
+    # deal c (0.9 × 1.1 > 1) is capped at certain; a and b scale by 1.1
+    assert cur.loc["y", "open_expected"] == pytest.approx(300.0, rel=0.08)
+    assert cur.loc["x", "open_expected"] == pytest.approx(1.1 * (20 + 100), rel=0.08)
+    assert cur.loc["y", "p90"] - cur.loc["y", "p10"] > 0  # a certain deal still moves with its team's shared factor
+    assert any("calibrated" in n for n in scaled.notes)
+
+
+def test_factors_have_mean_one_and_do_not_depend_on_the_other_groups() -> None:
+    cal = OpenDealCalibration.neutral()
+    cal.spread_ = 0.25
+    f = cal.factors(["a", "b"], 20000, 3)
+    assert f.mean(axis=0) == pytest.approx([1, 1], abs=0.01)
+    assert f.std(axis=0) == pytest.approx([0.25, 0.25], rel=0.05)
+    np.testing.assert_array_equal(cal.factors(["b"], 20000, 3)[:, 0], f[:, 1])
+
+
+def test_training_stores_a_calibration_learned_at_the_data_cut(trained: Trained) -> None:
+    cal = trained.bundle.forecast_calibration
+    assert cal is not None and cal.as_of_ == pd.Timestamp(trained.history.data_cut).tz_localize(None)
+    assert (cal.table_["end"] <= cal.as_of_).all()
+    assert trained.report["time_to_close"]["open_deal_calibration"]["windows"] == cal.windows_
+    loaded = ModelBundle.load(trained.bundle_dir)
+    assert loaded.forecast_calibration.ratio_ == cal.ratio_
