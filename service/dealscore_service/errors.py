@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dealscore.errors import DataValidationError, DealscoreError, ModelNotReadyError, StoreUnavailableError
+from dealscore_service.limits import too_large_fix
 
 log = structlog.get_logger("dealscore_service.errors")
 
@@ -185,10 +186,14 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
             ),
             status_code=422,
         )
-    kind = "PayloadTooLargeError" if exc.status_code == 413 else "HTTPError"
+    kinds = {413: "PayloadTooLargeError", 408: "RequestTimeoutError"}
+    kind = kinds.get(exc.status_code, "HTTPError")
     fix = None
     if exc.status_code == 413:
-        fix = "send at most 1 MiB per request; split large batches into several requests"
+        limit = getattr(exc, "limit", None)
+        fix = too_large_fix(limit) if limit else "send a smaller body; split large batches into several requests"
+    elif exc.status_code == 408:
+        fix = "send the whole body at once, promptly"
     elif exc.status_code == 404:
         fix = "check the URL; the API is documented at /docs"
     return JSONResponse(

@@ -474,7 +474,9 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {
         401: "missing or unknown API key", 403: "the key lacks the scope or may not see this deal",
         404: "not found", 409: "the deal was closed: it is no longer scored",
-        413: "request body over 1 MiB", 422: "invalid request (field paths in error.fields)",
+        413: "request body over its route's cap (POST /v1/score 4 MiB, batch 8 MiB, others 1 MiB; after gzip "
+        "decoding)",
+        422: "invalid request (field paths in error.fields)",
         503: "model not loaded or score store unavailable (see Retry-After)",
     }
     return {c: {"model": ErrorResponse, "description": text.get(c, "error")} for c in codes}
