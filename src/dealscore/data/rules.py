@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime
 from collections.abc import Mapping
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
