@@ -93,7 +93,8 @@ def test_cells_longer_than_the_api_accepts_are_refused(
 def test_display_names_have_the_apis_cap(tmp_path: Path) -> None:
     folder = history_folder(tmp_path / "h")
     name = "n" * (MAX_DISPLAY_CHARS + 1)
-    edit(folder / "accounts.csv", "account_id,industry\nA1,software", f"account_id,industry,account_name\nA1,software,{name}")
+    edit(folder / "accounts.csv", "account_id,industry\nA1,software",
+         f"account_id,industry,account_name\nA1,software,{name}")
     edit(folder / "accounts.csv", "A2,retail", "A2,retail,")
     with pytest.raises(DataValidationError, match=f"account_name: 1 value.*longer than {MAX_DISPLAY_CHARS}"):
         load_history(folder)
