@@ -39,13 +39,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-import httpx
 import numpy as np
 from sqlalchemy import create_engine, insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_service import free_port, start, stop, wait_ready
+from bench_service import LeanClient, encode, free_port, start, stop, wait_ready
 
 from dealscore.data.simulate import simulate
 from dealscore.data.validate import validate_history
@@ -179,6 +179,40 @@ def seed_store(url: str, template: ScoreResult, n_deals: int, n_scores: int, tea
 # --------------------------------------------------------------------------- the traffic
 
 
+class SoakClient(LeanClient):
+    """``bench_service``'s lean keep-alive client, for any method and path.
+
+    httpx's pool costs the load generator more CPU per request than the server
+    spends on some of these routes, and on a shared 2-core machine a starved
+    generator stalled (its queue of waiting requests grows, and its pool scans
+    the queue on every release): the figures measured the client.
+    """
+
+    def __init__(self, url: str, headers: dict[str, str], max_connections: int = 64) -> None:
+        super().__init__(url, headers, max_connections)
+        self._extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+
+    async def request(self, method: str, target: str, body: bytes | None = None) -> tuple[int, bytes]:
+        head = f"{method} {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self._extra}"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        raw = (head + "\r\n").encode() + (body or b"")
+        async with self._slots:
+            conn = self._take_idle() or await asyncio.open_connection(self.host, self.port)
+            reader, writer = conn
+            try:
+                writer.write(raw)
+                status, data, keep = await self._response(reader)
+            except BaseException:
+                writer.close()
+                raise
+            if keep:
+                self._idle.append(conn)
+            else:
+                writer.close()
+            return status, data
+
+
 def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 2) if values else None
 
@@ -192,12 +226,10 @@ async def soak(base: str, key: str, mix: dict[str, float], rate: float, seconds:
     lat: dict[str, list[float]] = {r: [] for r in routes}
     errors: dict[str, int] = dict.fromkeys(routes, 0)
     samples: list[str] = []
-    headers = {"X-API-Key": key}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     n = int(rate * seconds)
     scored_ids: list[str] = []
-
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as client:
+    client = SoakClient(base, {"X-API-Key": key})
+    try:
 
         async def one(i: int, route: str, at: float) -> None:
             delay = at - time.perf_counter()
@@ -206,8 +238,8 @@ async def soak(base: str, key: str, mix: dict[str, float], rate: float, seconds:
             try:
                 if route == "score":
                     body = {**bodies[i % len(bodies)], "amount": 1000.0 + i}
-                    r = await client.post("/v1/score", json=body)
-                    if r.status_code == 200:
+                    status, data = await client.request("POST", "/v1/score", encode(body))
+                    if status == 200:
                         scored_ids.append(body["deal_id"])
                 elif route == "at_risk":
                     params: dict[str, Any] = {"limit": page_limit, "offset": page_limit * rng.randrange(0, 50)}
@@ -218,13 +250,13 @@ async def soak(base: str, key: str, mix: dict[str, float], rate: float, seconds:
                         params["owner"] = f"rep-{rng.randrange(owners)}"
                     elif which == 3:
                         params["min_amount"] = rng.choice([1000, 10000, 50000])
-                    r = await client.get("/v1/deals/at-risk", params=params)
+                    status, data = await client.request("GET", f"/v1/deals/at-risk?{urlencode(params)}")
                 else:
                     pool = scored_ids if scored_ids and rng.random() < 0.3 else deal_ids
-                    r = await client.get(f"/v1/deals/{rng.choice(pool)}/scores")
-                ok = r.status_code == 200
-                what = f"{route} {r.status_code} {r.text[:160]}"
-            except httpx.HTTPError as exc:
+                    status, data = await client.request("GET", f"/v1/deals/{rng.choice(pool)}/scores")
+                ok = status == 200
+                what = f"{route} {status} {data[:160]!r}"
+            except (OSError, asyncio.IncompleteReadError) as exc:
                 ok, what = False, f"{route} {type(exc).__name__}: {exc}"
             lat[route].append((time.perf_counter() - at) * 1000)
             if not ok:
@@ -236,6 +268,8 @@ async def soak(base: str, key: str, mix: dict[str, float], rate: float, seconds:
         tasks = [asyncio.create_task(one(i, rng.choices(routes, weights)[0], start_at + i / rate)) for i in range(n)]
         await asyncio.gather(*tasks)
         took = time.perf_counter() - start_at
+    finally:
+        await client.aclose()
     out: dict[str, Any] = {"requests": n, "seconds": round(took, 1), "achieved_rps": round(n / took, 1),
                            "errors": sum(errors.values()), "error_samples": samples, "routes": {}}
     for r in routes:
