@@ -137,3 +137,17 @@ def test_one_file_alone_gets_no_note(tmp_path: Path) -> None:
     with pytest.raises(DataValidationError) as e:
         load_and_validate(folder)
     assert "beside it" not in str(e.value)
+
+
+@pytest.mark.parametrize(("text", "zoned"), [
+    ("2025-03-12T14:30:00", False), ("2025-03-12 14:30:00", False), ("2025-03-12", False),
+    ("2025-03-12T14:30:00.123", False), ("2025-03-12T14:30:00Z", True), ("2025-03-12T14:30Z", True),
+    ("2025-03-12T14:30:00+01:00", True), ("2025-03-12T14:30:00-0500", True), ("2025-03-12T14:30:00.5+00:00", True),
+    (" 2025-03-12T14:30:00Z ", True),
+])
+def test_one_zone_rule_reads_a_timestamp_as_the_csv_column_rule_does(text: str, zoned: bool) -> None:
+    """The API's per-value check and the CSV column's pattern agree on every spelling."""
+    from dealscore.data.rules import text_has_zone, texts_have_zone
+
+    assert text_has_zone(text) is zoned
+    assert bool(texts_have_zone(pd.Series([text.strip()], dtype="string"))[0]) is zoned

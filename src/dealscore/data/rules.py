@@ -52,6 +52,10 @@ def text_has_zone(text: str) -> bool:
     microsecond: an API request holds hundreds of timestamps); other spellings by
     the same pattern a CSV column is read with.
     """
+    if len(text) == 19 and text[13] == ":" and text[16] == ":":
+        return False  # 2025-03-12T14:30:00, the common spelling without a zone: no parse needed
+    if len(text) == 20 and text[19] == "Z" and text[13] == ":" and text[16] == ":":
+        return True  # 2025-03-12T14:30:00Z
     text = text.strip()
     try:
         return datetime.fromisoformat(text).tzinfo is not None
