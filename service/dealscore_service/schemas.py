@@ -518,7 +518,7 @@ class ForecastDriver(BaseModel):
 
     deal_id: str
     group: str
-    amount: float
+    amount: float | None = Field(description="the deal's amount; null when the CRM sent none")
     p_win: float
     p_this_period: float
     share_of_variance: float
