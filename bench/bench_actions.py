@@ -23,6 +23,8 @@ value, i.e. ``change_if_responds``):
   and recall at the cut against the simulator's latent state (targets ≥ 0.6 and ≥ 0.5).
 
     python bench/bench_actions.py [--train-deals 5000] [--deals 20000] [--seed 5] [--profiles mixed,laggy]
+    python bench/bench_actions.py --warnings-only   # the warnings alone: learned thresholds beside the fixed
+                                                    # rules, loss precision and each measure's ceiling
 
 The last line printed is one JSON object with every figure.
 """
