@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dealscore.errors import DataValidationError, DealscoreError, ModelNotReadyError, StoreUnavailableError
+from dealscore_service.limits import too_large_fix
 
 log = structlog.get_logger("dealscore_service.errors")
 
@@ -121,6 +122,7 @@ _FIXES = {
     "missing": "add the field",
     "json_invalid": "send a valid JSON document with Content-Type: application/json",
     "extra_forbidden": "remove the field; see the request schema at /docs",
+    "duplicate_key": "send each key once per object",
 }
 _ISO_TIME = "an ISO 8601 date-time such as 2025-03-12T14:30:00Z (UTC) or 2025-03-12T15:30:00+01:00"
 _ISO_DAY = "an ISO 8601 date such as 2025-03-12"
@@ -184,10 +186,14 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
             ),
             status_code=422,
         )
-    kind = "PayloadTooLargeError" if exc.status_code == 413 else "HTTPError"
+    kinds = {413: "PayloadTooLargeError", 408: "RequestTimeoutError"}
+    kind = kinds.get(exc.status_code, "HTTPError")
     fix = None
     if exc.status_code == 413:
-        fix = "send at most 1 MiB per request; split large batches into several requests"
+        limit = getattr(exc, "limit", None)
+        fix = too_large_fix(limit) if limit else "send a smaller body; split large batches into several requests"
+    elif exc.status_code == 408:
+        fix = "send the whole body at once, promptly"
     elif exc.status_code == 404:
         fix = "check the URL; the API is documented at /docs"
     return JSONResponse(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,13 +20,12 @@ import numpy as np
 import pandas as pd
 
 from dealscore.errors import ModelNotReadyError
-from dealscore.forecast.engine import Forecast, forecast_pipeline, pipeline_from_records
+from dealscore.forecast.engine import DEFAULT_SIMS, Forecast, forecast_pipeline, pipeline_from_records
 from dealscore.times import naive_utc
 from dealscore_service.auth import Principal
 from dealscore_service.deps import Services
 from dealscore_service.schemas import ForecastDriver, ForecastFanPoint, ForecastResponse, ForecastRow
 
-DEFAULT_SIMS = 2000
 #: Forecasts kept per process, keyed by model version, the stored scores they read (the data cut) and the request.
 CACHE_SIZE = 32
 _cache: OrderedDict[str, Forecast] = OrderedDict()
@@ -53,17 +51,17 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
     if current is None:
         raise ModelNotReadyError("no model is loaded yet; the forecast needs one",
                                  fix="retry shortly, or check GET /readyz")
-    records = services.store.forecast_inputs(principal)
     creation = (current.bundle.pipeline_creation or {}).get(by) if getattr(current.bundle, "pipeline_creation",
                                                                             None) else None
     groups = _allowed_groups(principal, by, creation)
-    key = cache_key(current.version, records, period=period, by=by, as_of=as_of, sims=sims, seed=seed, groups=groups)
+    key = cache_key(current.version, services.store.forecast_fingerprint(principal), period=period, by=by,
+                    as_of=as_of, sims=sims, seed=seed, groups=groups)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
             return hit
-    pipe = pipeline_from_records(records)
+    pipe = pipeline_from_records(services.store.forecast_inputs(principal))
     if as_of is not None:
         t = naive_utc(pd.Timestamp(as_of))
     elif len(pipe):
@@ -83,22 +81,17 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
     return fc
 
 
-def cache_key(model_version: str, records: Sequence[Mapping[str, Any]], **request: Any) -> str:
-    """A digest of what a forecast depends on: the model version, every stored score it reads, and the request.
+def cache_key(model_version: str, fingerprint: tuple[int, ...], **request: Any) -> str:
+    """What a forecast depends on: the model version, the stored rows it reads (their id fingerprint), the request.
 
     The forecast is deterministic given these (same seed, same draws), so a page
     reload or a second manager asking between two scoring runs is served from
-    memory; any new or changed score (a new ``as_of``, ``p_win`` or amount) changes
-    the key. Hashing 5,000 scores costs a few milliseconds.
+    memory, and any new or closed score changes the fingerprint
+    (:meth:`ScoreStore.forecast_fingerprint`). The service's forecast time defaults
+    to the newest stored score's, which the fingerprint covers.
     """
     h = hashlib.blake2b(digest_size=20)
-    h.update(repr(sorted(request.items())).encode("utf-8"))
-    h.update(str(model_version).encode("utf-8"))
-    for r in records:
-        h.update(f"|{r['deal_id']}|{r['as_of']}|{r['p_win']}|{r.get('amount')}|{r.get('team')}|{r.get('owner_id')}"
-                 .encode())
-        outlook = r.get("close_outlook") or {}
-        h.update(repr(outlook.get("bucket_probabilities")).encode("utf-8"))
+    h.update(repr((str(model_version), tuple(fingerprint), sorted(request.items()))).encode())
     return h.hexdigest()
 
 

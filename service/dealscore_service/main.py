@@ -23,7 +23,7 @@ from dealscore_service import heap
 from dealscore_service.auth import KeyRing
 from dealscore_service.deps import Services
 from dealscore_service.errors import install_error_handlers
-from dealscore_service.limits import BodySizeLimitMiddleware
+from dealscore_service.limits import BATCH_PATH, SCORE_PATH, BodySizeLimitMiddleware
 from dealscore_service.logging import configure_logging
 from dealscore_service.metrics import Metrics
 from dealscore_service.middleware import RequestContextMiddleware
@@ -119,6 +119,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (score.router, deals.router, forecast.router, model.router, health.router):
         app.include_router(router)
     mount_ui(app)  # the manager web page at /ui, behind the same keys
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes,
+        route_limits={SCORE_PATH: settings.max_score_body_bytes, BATCH_PATH: settings.max_batch_body_bytes},
+        body_timeout=settings.timeout_request_body_seconds,
+    )
     app.add_middleware(RequestContextMiddleware, metrics=services.metrics)
     return app

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from dealscore.data import rules
 from dealscore.data.history import DealHistory
 from dealscore.data.request import REQUEST_TABLES, history_from_columns
 from dealscore.data.schema import TABLES
@@ -107,6 +109,27 @@ def _checks(deal: DealPayload, prefix: Loc, as_of: datetime) -> list[dict[str, A
             f"account.account_id {deal.account.account_id!r} differs from the deal's account_id {deal.account_id!r}",
             "send the deal's own account, or leave account.account_id empty"))
     return problems
+
+
+def _zone_mix(deals: Sequence[DealPayload], batch: bool) -> list[dict[str, Any]]:
+    """The data contract's zone rule over the request's timestamps, as sent (one request is one history).
+
+    All with an offset, or all without one (then taken as UTC): a time without a
+    zone among times with one cannot be placed in time. The CLI refuses the same
+    mix in a CSV column or across a folder's columns (``dealscore.data.rules.zone_mix``).
+    """
+    sent = [(["body", "deals", i] if batch else ["body"], t) for i, d in enumerate(deals) for t in d._sent_times]
+    if not sent:
+        return []
+    naive = rules.zone_mix(np.fromiter((t[2] for _, t in sent), dtype=bool, count=len(sent)))
+    if not naive.any():
+        return []
+    zoned = len(sent) - int(naive.sum())
+    return [_field_error(
+        [*prefix, *loc], f"{text!r} has no time zone while {zoned} other timestamp(s) of the request carry one",
+        "send every timestamp with its offset (e.g. 2025-03-12T14:30:00Z or +01:00), or all without one "
+        "(then all are taken as UTC)")
+        for (prefix, (loc, text, _)), bad in zip(sent, naive, strict=True) if bad]
 
 
 class _Frames:
@@ -271,7 +294,7 @@ def to_history(
         latest = max((_latest_fact(d) for d in deals), default=now)
         effective = max(now, latest) if latest <= now + CLOCK_SKEW else now
     frames = _Frames()
-    problems: list[dict[str, Any]] = []
+    problems: list[dict[str, Any]] = _zone_mix(deals, batch)
     notices: dict[str, list[str]] = {}
     for i, deal in enumerate(deals):
         prefix: Loc = ["body", "deals", i] if batch else ["body"]

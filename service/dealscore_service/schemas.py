@@ -13,8 +13,19 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, computed_field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    computed_field,
+    model_validator,
+)
 
+from dealscore.data.rules import text_has_zone
+from dealscore.data.schema import MAX_DISPLAY_CHARS, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS
 from dealscore.scoring.result import DealWarning, NextAction, ScoreResult, percent_text
 from dealscore.times import naive_utc
 from dealscore_service.limits import MAX_BATCH_DEALS, MAX_STAGE_CHANGES_PER_DEAL, MAX_TOUCHPOINTS_PER_DEAL
@@ -63,9 +74,10 @@ Timestamp = Annotated[datetime, AfterValidator(_utc_naive)]
 #: Times the API returns: UTC, serialised with their offset.
 UtcTime = Annotated[datetime, AfterValidator(_utc_aware)]
 Day = Annotated[date, AfterValidator(_sane_date)]
-Text = Annotated[str, Field(max_length=1000), AfterValidator(_no_nul)]
-Ident = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
-Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
+# the caps are the data contract's (dealscore.data.schema): a CSV cell and a JSON field are held to the same
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_no_nul)]
+Ident = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(_no_nul)]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_no_nul)]
 Money = Annotated[float, Field(ge=0, le=1e15)]
 OutOfLife = Literal["fail", "drop"]
 OUT_OF_LIFE_DOC = (
@@ -73,7 +85,7 @@ OUT_OF_LIFE_DOC = (
     "'drop' scores the deal without them and lists them in the result's notices. Default: the server's "
     "DEALSCORE_OUT_OF_LIFE setting ('fail')")
 #: A name shown to people (deal, account, owner, contact): display only, never a feature.
-DisplayName = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_no_nul)]
+DisplayName = Annotated[str, Field(min_length=1, max_length=MAX_DISPLAY_CHARS), AfterValidator(_no_nul)]
 Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code, e.g. EUR"),
                      AfterValidator(str.upper)]
 
@@ -129,8 +141,60 @@ class ActivityPayload(_Forgiving):
     contact_name: DisplayName | None = Field(default=None, description="the contact's name (display only)")
 
 
+#: (path below the deal, the value as sent, whether it carried a zone) of each of a deal's timestamps
+SentTime = tuple[tuple[str | int, ...], str, bool]
+_TIME_FIELDS = {"stage_history": ("changed_at", "recorded_at"), "activities": ("occurred_at", "recorded_at")}
+
+
+def _sent_zone(value: object) -> bool | None:
+    """Whether a timestamp as sent carried a zone (None: not a timestamp the schema would take)."""
+    if isinstance(value, str):
+        return text_has_zone(value)
+    if isinstance(value, datetime):
+        return value.tzinfo is not None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return True  # seconds since the epoch are UTC by definition
+    return None
+
+
+def sent_times(data: dict[str, Any]) -> list[SentTime]:
+    """Every timestamp of a deal as sent, before the schema turns them all into naive UTC."""
+    out: list[SentTime] = []
+
+    def one(loc: tuple[str | int, ...], value: object) -> None:
+        zoned = _sent_zone(value)
+        if zoned is not None:
+            out.append((loc, str(value), zoned))
+
+    one(("created_at",), data.get("created_at"))
+    one(("closed_at",), data.get("closed_at"))
+    account = data.get("account")
+    if isinstance(account, dict):
+        one(("account", "created_at"), account.get("created_at"))
+    for table, fields in _TIME_FIELDS.items():
+        items = data.get(table)
+        if isinstance(items, list):
+            for i, item in enumerate(items):
+                if isinstance(item, dict):
+                    for name in fields:
+                        one((table, i, name), item.get(name))
+    return out
+
+
 class DealPayload(_Forgiving):
     """One deal with everything needed to score it, in the data contract's shape."""
+
+    #: the deal's timestamps as sent: whether each carried a zone is lost once parsed, and the data
+    #: contract's rule (all with an offset, or none) is judged on it (``payload.to_history``)
+    _sent_times: list[SentTime] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_sent_times(cls, data: Any, handler: ModelWrapValidatorHandler[DealPayload]) -> DealPayload:
+        deal = handler(data)
+        if isinstance(data, dict):
+            deal._sent_times = sent_times(data)
+        return deal
 
     deal_id: Ident
     account_id: Ident
@@ -410,7 +474,9 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {
         401: "missing or unknown API key", 403: "the key lacks the scope or may not see this deal",
         404: "not found", 409: "the deal was closed: it is no longer scored",
-        413: "request body over 1 MiB", 422: "invalid request (field paths in error.fields)",
+        413: "request body over its route's cap (POST /v1/score 4 MiB, batch 8 MiB, others 1 MiB; after gzip "
+        "decoding)",
+        422: "invalid request (field paths in error.fields)",
         503: "model not loaded or score store unavailable (see Retry-After)",
     }
     return {c: {"model": ErrorResponse, "description": text.get(c, "error")} for c in codes}

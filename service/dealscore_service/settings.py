@@ -70,7 +70,28 @@ class Settings(BaseSettings):
         description="touchpoints and stage changes dated before their deal was created: 'fail' answers 422, "
         "'drop' scores without them and says so in the result's notices (a request's out_of_life overrides it)",
     )
-    max_body_bytes: int = Field(default=limits.MAX_BODY_BYTES, ge=1024)
+    max_body_bytes: int = Field(
+        default=limits.MAX_BODY_BYTES, ge=1024,
+        description="largest request body (after gzip decoding) of routes without a cap of their own: 413 above")
+    max_score_body_bytes: int = Field(
+        default=limits.MAX_SCORE_BODY_BYTES, ge=1024,
+        description="largest POST /v1/score body: room for the 10,000-touchpoint cap, which then answers 422")
+    max_batch_body_bytes: int = Field(
+        default=limits.MAX_BATCH_BODY_BYTES, ge=1024,
+        description="largest POST /v1/score/batch body: room for the 1,000-deal cap at up to ~8 KB a deal")
+    timeout_request_head_seconds: float = Field(
+        default=10.0, gt=0,
+        description="a connection must send a request's complete head (request line and headers) within this "
+        "long of opening, or of its previous response: else 408 and closed (slow headers, silent connections)")
+    timeout_request_body_seconds: float = Field(
+        default=limits.BODY_TIMEOUT_SECONDS, gt=0,
+        description="a request's body must arrive within this long of its head: else 408 and closed (slow bodies)")
+    timeout_keep_alive_seconds: int = Field(
+        default=5, ge=1, description="an idle keep-alive connection is closed after this long (uvicorn's own)")
+    worker_healthcheck_seconds: int = Field(
+        default=30, ge=1,
+        description="with several workers, the supervisor restarts a worker that does not answer its ping within "
+        "this long (uvicorn's default, 5 s, restarted workers still loading their model on a busy machine)")
     log_level: str = Field(default="INFO")
     log_json: bool = Field(default=True, description="JSON log lines (set false for readable console logs)")
 

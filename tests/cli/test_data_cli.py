@@ -236,3 +236,20 @@ def test_real_process_import_maven_and_validate(tmp_path: Path) -> None:
     val = subprocess.run([str(DEALSCORE), "validate", str(out_dir)], capture_output=True, text=True, timeout=300)
     assert val.returncode == 0, val.stderr
     assert "4,238 won" in val.stdout
+
+
+@pytest.mark.parametrize("amount", ["inf", "Infinity", "1e309"])
+def test_infinite_amount_exits_2_naming_table_column_rows_and_fix(run: Run, tmp_path: Path, amount: str) -> None:
+    folder = history_folder(tmp_path / "h")
+    edit(folder / "deals.csv", "D3,A1,o1,2024-02-01,,", f"D3,A1,o1,2024-02-01,{amount},")
+    code, out, err = run("validate", str(folder), "--json")
+    assert code == 2 and out == ""
+    assert_clean_error(code, err, "table deals", "column amount", "D3", "not finite")
+
+
+def test_json_output_never_holds_nan_or_infinity() -> None:
+    from dealscore.cli import json_text
+
+    text = json_text({"value_at_risk": float("inf"), "p": [float("nan"), -float("inf"), 0.5], "n": 1})
+    assert "Infinity" not in text and "NaN" not in text
+    assert json.loads(text) == {"value_at_risk": None, "p": [None, None, 0.5], "n": 1}

@@ -91,14 +91,22 @@ def test_a_repeated_forecast_is_served_from_the_cache_until_a_score_changes(
     assert third.json()["as_of"] != first.json()["as_of"]
 
 
-def test_cache_key_changes_with_any_score_or_request_field() -> None:
+def test_cache_key_changes_with_the_model_the_stored_rows_and_the_request() -> None:
     from dealscore_service.forecasting import cache_key
 
-    rec = {"deal_id": "d1", "as_of": "2025-01-01T00:00:00", "p_win": 0.4, "amount": 10.0, "team": "a",
-           "owner_id": "o", "close_outlook": {"bucket_probabilities": [0.5, 0.5]}}
-    base = cache_key("v1", [rec], period="quarter", sims=100)
-    assert cache_key("v1", [dict(rec)], period="quarter", sims=100) == base
-    assert cache_key("v2", [rec], period="quarter", sims=100) != base
-    assert cache_key("v1", [rec], period="month", sims=100) != base
-    for field, value in (("as_of", "2025-01-02T00:00:00"), ("p_win", 0.41), ("amount", 11.0), ("team", "b")):
-        assert cache_key("v1", [{**rec, field: value}], period="quarter", sims=100) != base
+    base = cache_key("v1", (3, 10, 6), period="quarter", sims=100)
+    assert cache_key("v1", (3, 10, 6), sims=100, period="quarter") == base
+    assert cache_key("v2", (3, 10, 6), period="quarter", sims=100) != base
+    assert cache_key("v1", (3, 13, 7), period="quarter", sims=100) != base
+    assert cache_key("v1", (3, 10, 6), period="month", sims=100) != base
+
+
+def test_defaults_are_one_number_for_the_cli_the_api_and_the_engine() -> None:
+    import inspect
+
+    from dealscore.cli.forecast import forecast
+    from dealscore.forecast.engine import DEFAULT_SIMS
+    from dealscore_service.routers.forecast import get_forecast
+
+    assert inspect.signature(forecast).parameters["sims"].default == DEFAULT_SIMS
+    assert inspect.signature(get_forecast).parameters["sims"].default == DEFAULT_SIMS

@@ -130,11 +130,27 @@ def test_two_deals_of_one_account_must_agree_on_its_profile() -> None:
 
 
 def test_time_zones_are_normalised_to_utc() -> None:
+    """Every time with an offset (any offsets) or none with one: the same instants, the same deal."""
     shifted = copy.deepcopy(deal())
     shifted["created_at"] = "2024-01-01T11:00:00+02:00"
+    for items in (shifted["stage_history"], shifted["activities"]):
+        for item in items:
+            for name in ("changed_at", "occurred_at", "recorded_at"):
+                if name in item:
+                    item[name] += "Z"
     a, b = convert(deal()), convert(shifted)
     assert a.history.deals.loc[0, "created_at"] == b.history.deals.loc[0, "created_at"]
     assert a.hashes == b.hashes
+
+
+def test_one_time_with_an_offset_among_times_without_is_refused() -> None:
+    """The data contract's zone rule, as the CLI applies it to a CSV file (``rules.zone_mix``)."""
+    mixed = deal(created_at="2024-01-01T11:00:00+02:00")
+    with pytest.raises(InvalidPayloadError) as e:
+        convert(mixed)
+    assert paths(e.value) == ["stage_history[0].changed_at", "stage_history[1].changed_at",
+                              "stage_history[1].recorded_at", "activities[0].occurred_at",
+                              "activities[1].occurred_at"]
 
 
 def test_hash_covers_content_and_as_of() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -27,12 +28,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(trained_model, keys_file, tmp_path: Path, workers: int = 1) -> Iterator[tuple[str, Path, subprocess.Popen]]:
+def _start(
+    trained_model, keys_file, tmp_path: Path, workers: int = 1, **settings: str,
+) -> Iterator[tuple[str, Path, subprocess.Popen]]:
     bundle = tmp_path / "bundle"
     shutil.copytree(trained_model.bundle_dir, bundle)
     port = _free_port()
     env = {**os.environ, "DEALSCORE_DATA_DIR": str(tmp_path / "data"), "DEALSCORE_MODEL_PATH": str(bundle),
-           "DEALSCORE_API_KEYS_FILE": str(keys_file[0]), "DEALSCORE_USE_REGISTRY": "false"}
+           "DEALSCORE_API_KEYS_FILE": str(keys_file[0]), "DEALSCORE_USE_REGISTRY": "false",
+           **{f"DEALSCORE_{k.upper()}": v for k, v in settings.items()}}
     log = (tmp_path / "server.log").open("w")
     exe = Path(sys.executable).parent / "dealscore"
     proc = subprocess.Popen([str(exe), "serve", "--port", str(port), "--workers", str(workers),
@@ -155,3 +159,59 @@ def test_connections_opened_together_spread_over_the_workers(two_workers) -> Non
 
     held = asyncio.run(burst())
     assert sum(held) == 16 and min(held) >= 1, f"connections per worker: {held}"
+
+
+@pytest.fixture
+def impatient_server(trained_model, keys_file, tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen]]:
+    yield from _start(trained_model, keys_file, tmp_path, timeout_request_head_seconds="1",
+                      timeout_request_body_seconds="1", timeout_keep_alive_seconds="1")
+
+
+def _until_closed(sock: socket.socket, limit: float = 10.0) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and how long that took."""
+    sock.settimeout(limit)
+    started = time.monotonic()
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data, time.monotonic() - started
+        data += chunk
+
+
+def test_slow_and_silent_clients_are_timed_out(impatient_server, keys: dict[str, str]) -> None:
+    """Slowloris headers, a trickled body and a silent connection each end in about the configured second."""
+    base, _bundle, _proc = impatient_server
+    port = int(base.rsplit(":", 1)[1])
+    # a connection that never sends anything
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        data, took = _until_closed(s)
+    assert data.startswith(b"HTTP/1.1 408") and b"RequestTimeoutError" in data and 0.8 < took < 5, (data, took)
+    # slow headers: the request line and a header, a byte now and then, never the blank line
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            for byte in b"X-Slow: 1234567890":
+                s.sendall(bytes([byte]))
+                time.sleep(0.2)
+                if time.monotonic() - started > 3:
+                    break
+        data, _ = _until_closed(s)
+    assert data.startswith(b"HTTP/1.1 408"), data
+    assert time.monotonic() - started < 6
+    # a slow body: the head promises 1,000 bytes, 10 arrive
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(f"POST /v1/score HTTP/1.1\r\nHost: x\r\nX-API-Key: {keys['crm']}\r\n"
+                  "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"deal_id\"".encode())
+        data, took = _until_closed(s)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408") and 0.8 < took < 5, (data, took)
+    assert json.loads(body)["error"]["type"] == "RequestTimeoutError"
+    # an idle keep-alive connection after a complete request
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        data, took = _until_closed(s)
+    assert data.startswith(b"HTTP/1.1 200") and b'{"status":"ok"}' in data and took < 5
+    # a prompt client is served as before
+    assert httpx.get(f"{base}/healthz").status_code == 200

@@ -216,6 +216,24 @@ def test_forecast_inputs_are_the_latest_open_scores_narrowed(store: ScoreStore, 
     assert [r["deal_id"] for r in store.forecast_inputs(east)] == ["b"]
 
 
+def test_forecast_fingerprint_changes_with_any_change_to_the_rows_read(store: ScoreStore,
+                                                                       make_result: MakeResult) -> None:
+    save(store, make_result("a", team="east"), make_result("b", team="east"))
+    first = store.forecast_fingerprint()
+    assert first[0] == 2 and store.forecast_fingerprint() == first
+    save(store, make_result("a", team="east"))  # the same payload again: nothing new is stored
+    assert store.forecast_fingerprint() == first
+    save(store, make_result("a", team="east", as_of="2024-05-09"))  # rescored
+    second = store.forecast_fingerprint()
+    assert second != first and second[0] == 2
+    store.record_outcome("b", "won", datetime(2024, 5, 10), key_name="t")  # closed: leaves the forecast
+    third = store.forecast_fingerprint()
+    assert third[0] == 1 and third != second
+    assert sum(r["id"] for r in store.forecast_inputs()) == third[1]
+    east = Principal("east", frozenset({Scope.read}), teams=frozenset({"west"}))
+    assert store.forecast_fingerprint(east) == (0, 0, 0)
+
+
 def refuse_deal_boom(store: ScoreStore) -> None:
     """Make the database reject any score row of deal 'boom' (a write failing half-way through a batch)."""
     with store.engine.begin() as conn:

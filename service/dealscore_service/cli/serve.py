@@ -58,8 +58,13 @@ def serve(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dealscore-metrics-")
     console.print(f"dealscore API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", highlight=False)
+    from dealscore_service.timeouts import TimedHTTPProtocol
+
     options: dict[str, Any] = {"factory": True, "host": host, "port": port, "workers": workers, "log_config": None,
-                               "log_level": log_level.lower(), "access_log": False, "server_header": False}
+                               "log_level": log_level.lower(), "access_log": False, "server_header": False,
+                               # deadlines for slow clients (docs/service.md, "Slow clients")
+                               "http": TimedHTTPProtocol, "timeout_keep_alive": settings.timeout_keep_alive_seconds,
+                               "timeout_worker_healthcheck": settings.worker_healthcheck_seconds}
     if workers > 1 and listener.supported():
         # one socket per worker, so connections opened together spread over the workers
         listener.run_workers(uvicorn.Config("dealscore_service.main:create_app", **options))

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from dealscore.errors import NotFoundError
 from dealscore_service.deps import ReadKey, ScoreKey, ServicesDep, single_valued_query
+from dealscore_service.jsonbody import StrictJSONRoute
 from dealscore_service.schemas import (
     AtRiskItem,
     AtRiskResponse,
@@ -26,7 +27,8 @@ from dealscore_service.schemas import (
 from dealscore_service.store import DealFilter, ListedDeal, ListRequest
 from dealscore_service.trend import trend_of
 
-router = APIRouter(prefix="/v1/deals", tags=["deals"], dependencies=[Depends(single_valued_query)])
+router = APIRouter(prefix="/v1/deals", tags=["deals"], dependencies=[Depends(single_valued_query)],
+                   route_class=StrictJSONRoute)
 
 
 

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query
 
 from dealscore_service.deps import ReadKey, ServicesDep
 from dealscore_service.forecasting import DEFAULT_SIMS, compute_forecast, forecast_response
+from dealscore_service.jsonbody import StrictJSONRoute
 from dealscore_service.schemas import ForecastResponse, Timestamp, error_responses
 
-router = APIRouter(prefix="/v1/forecast", tags=["forecast"])
+router = APIRouter(prefix="/v1/forecast", tags=["forecast"], route_class=StrictJSONRoute)
 
 
 @router.get("", response_model=ForecastResponse, summary="Bookings forecast with a P10–P90 range",

@@ -7,9 +7,10 @@ from starlette.concurrency import run_in_threadpool
 
 from dealscore_service import heap
 from dealscore_service.deps import AdminKey, AnyKey, ServicesDep
+from dealscore_service.jsonbody import StrictJSONRoute
 from dealscore_service.schemas import ModelInfo, ReloadResponse, error_responses
 
-router = APIRouter(prefix="/v1/model", tags=["model"])
+router = APIRouter(prefix="/v1/model", tags=["model"], route_class=StrictJSONRoute)
 
 
 @router.get("", response_model=ModelInfo, summary="The model in use", responses=error_responses(401, 403))

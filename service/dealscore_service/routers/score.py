@@ -26,6 +26,7 @@ from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore_service.auth import Principal
 from dealscore_service.deps import ScoreKey, Services, ServicesDep
 from dealscore_service.errors import DealClosedError, PermissionDeniedError
+from dealscore_service.jsonbody import StrictJSONRoute
 from dealscore_service.model_loader import LoadedModel
 from dealscore_service.payload import ConvertedDeals, to_history
 from dealscore_service.schemas import (
@@ -41,7 +42,7 @@ from dealscore_service.schemas import (
 from dealscore_service.store import DealEvent, DealState, ScoreToSave
 from dealscore_service.store.timeline import deal_timelines
 
-router = APIRouter(prefix="/v1", tags=["score"])
+router = APIRouter(prefix="/v1", tags=["score"], route_class=StrictJSONRoute)
 
 
 @lru_cache(maxsize=1)

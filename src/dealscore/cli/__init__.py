@@ -7,10 +7,12 @@ message and a non-zero exit, so users never see a traceback for bad input.
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import sys
 from importlib.metadata import entry_points
-from typing import Annotated, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
@@ -38,6 +40,27 @@ def _width(stream: TextIO) -> int | None:
 
 console = Console(width=_width(sys.stdout))
 err_console = Console(stderr=True, width=_width(sys.stderr))
+
+
+def _finite(obj: Any) -> Any:
+    """The value with every NaN or infinite float as None (JSON's null)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def json_text(obj: Any) -> str:
+    """Valid JSON for the commands' ``--json``/``--format json`` output: never ``NaN`` or ``Infinity``.
+
+    Python's ``json`` writes those tokens, which no JSON parser but Python's accepts;
+    a number that is not finite is written as null (inputs refuse such numbers,
+    so this is the last guard, not the rule).
+    """
+    return json.dumps(_finite(obj), indent=2, allow_nan=False)
 
 
 @app.callback()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from dealscore.cli import SchedulerOpt, app, console
+from dealscore.cli import SchedulerOpt, app, console, json_text
 from dealscore.data.validate import LoadReport, load_and_validate
 from dealscore.taxonomy import StageTaxonomy
 
@@ -70,7 +69,7 @@ def validate(
     else:
         _, report = load_and_validate(folder, tax, on_out_of_life=policy)
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+        typer.echo(json_text(report.to_dict()))
     else:
         console.print(render_report(report, title=f"Load report: {folder}"))
         console.print("[green]valid[/]: the history follows the data contract")

@@ -64,7 +64,7 @@ def forecast(
     backtest: Annotated[bool, typer.Option("--backtest", help="Replay past quarters instead of forecasting.")] = False,
     weeks: Annotated[str, typer.Option("--weeks", help="Backtest: weeks of each quarter to forecast from "
                                                         "(e.g. 2, 1,2,6 or all).")] = "2",
-    sims: Annotated[int, typer.Option("--sims", min=100, max=100_000, help="Monte Carlo draws.")] = 2000,
+    sims: Annotated[int, typer.Option("--sims", min=100, max=100_000, help="Monte Carlo draws.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same numbers).")] = 0,
     chart: Annotated[Path, typer.Option("--chart", help="Fan chart (forecast) or backtest plot PNG.")] = Path(
         "forecast.png"),

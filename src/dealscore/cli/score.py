@@ -7,7 +7,6 @@ validate the history folder with the bundle's taxonomy, and call
 
 from __future__ import annotations
 
-import json
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -17,7 +16,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from dealscore.cli import SchedulerOpt, app, console, err_console
+from dealscore.cli import SchedulerOpt, app, console, err_console, json_text
 from dealscore.errors import DataValidationError, DealscoreError, ModelNotReadyError
 from dealscore.models.data_fit import data_mismatch
 from dealscore.scoring.result import ScoreResult
@@ -248,7 +247,7 @@ def at_risk_cmd(
     scorer, history, t = _load(folder, model, as_of)
     ranked = ranked_at_risk(scorer, history, t, owner=owner, team=team, top=top, previous=_previous_scores(previous))
     if fmt is OutputFormat.json:
-        typer.echo(json.dumps([r.model_dump(mode="json") for r in ranked], indent=2))
+        typer.echo(json_text([r.model_dump(mode="json") for r in ranked]))
     elif fmt is OutputFormat.csv:
         typer.echo(at_risk_frame(ranked).to_csv(index=False), nl=False)
     else:

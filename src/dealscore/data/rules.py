@@ -15,6 +15,9 @@ be present is the rule :func:`missing`.
 from __future__ import annotations
 
 import functools
+import re
+from collections.abc import Mapping
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -35,6 +38,66 @@ def outside_date_window(values: np.ndarray) -> np.ndarray:
     """Times (``datetime64`` of any unit) before :data:`EARLIEST` or from :data:`LATEST` on."""
     lo, hi = date_window(values.dtype)
     return (values < lo) | (values >= hi)  # NaT compares False
+
+
+#: A timestamp written with its own zone: a time part followed by Z or a +hh:mm offset.
+ZONE_SUFFIX = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+_ZONE = re.compile(ZONE_SUFFIX, re.IGNORECASE)
+
+
+def text_has_zone(text: str) -> bool:
+    """Whether one timestamp, as written, carries its zone (``Z`` or an offset such as ``+01:00``).
+
+    ISO 8601 text is read by ``datetime.fromisoformat`` (in C, a fraction of a
+    microsecond: an API request holds hundreds of timestamps); other spellings by
+    the same pattern a CSV column is read with.
+    """
+    text = text.strip()
+    try:
+        return datetime.fromisoformat(text).tzinfo is not None
+    except ValueError:
+        return _ZONE.search(text) is not None
+
+
+def texts_have_zone(texts: pd.Series) -> np.ndarray:
+    """:func:`text_has_zone` over a column of text (missing values carry no zone)."""
+    return texts.str.contains(ZONE_SUFFIX, regex=True, na=False, case=False).to_numpy(dtype=bool)
+
+
+def zone_mix(zoned: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
+    """Timestamps written without a zone in a history where others carry one.
+
+    One history uses one convention: every timestamp with an offset (any offsets, all
+    go to UTC), or none with one (then all are taken as UTC). A time without a zone
+    among times with one cannot be placed in time, so it is refused, whatever the
+    path it came by: a column of a CSV file, the columns of a folder, or the
+    timestamps of one API request. ``zoned`` says which carry a zone, ``present``
+    which have a value at all (default: all of them).
+    """
+    zoned = np.asarray(zoned, dtype=bool)
+    have = np.ones(len(zoned), dtype=bool) if present is None else np.asarray(present, dtype=bool)
+    if not bool((zoned & have).any()):
+        return np.zeros(len(zoned), dtype=bool)
+    return have & ~zoned
+
+
+def zone_mix_columns(zones: Mapping[str, bool]) -> tuple[list[str], list[str]]:
+    """The columns carrying a zone and those without one, when a history mixes them (else two empty lists)."""
+    names = list(zones)
+    naive = zone_mix(np.array([zones[n] for n in names], dtype=bool))
+    if not naive.any():
+        return [], []
+    return sorted(n for n in names if zones[n]), sorted(n for n, bad in zip(names, naive, strict=True) if bad)
+
+
+def infinite(values: np.ndarray) -> np.ndarray:
+    """Numbers that are not finite (``inf``, ``-Infinity``, ``1e309``): no amount, count or revenue is infinite."""
+    return np.isinf(np.asarray(values, dtype=np.float64))
+
+
+def too_long(lengths: np.ndarray, limit: int) -> np.ndarray:
+    """Texts longer than ``limit`` characters (a whole document pasted into a cell, or a corrupt export)."""
+    return np.asarray(lengths) > limit
 
 
 def missing(values: np.ndarray) -> np.ndarray:
@@ -83,14 +146,21 @@ def duplicated(ids: np.ndarray) -> np.ndarray:
 __all__ = [
     "EARLIEST",
     "LATEST",
+    "ZONE_SUFFIX",
     "after_cut",
     "closed_before_created",
     "closed_without_outcome",
     "date_window",
     "duplicated",
+    "infinite",
     "missing",
     "negative",
     "outcome_while_open",
     "outside_date_window",
     "outside_life",
+    "text_has_zone",
+    "texts_have_zone",
+    "too_long",
+    "zone_mix",
+    "zone_mix_columns",
 ]

@@ -12,6 +12,13 @@ from typing import Literal
 
 Kind = Literal["str", "int", "float", "timestamp", "date"]
 
+#: Longest text a contract cell may hold, by what the column holds. The loader refuses longer cells
+#: and the API's request schema caps the same fields the same way: one limit whatever the path.
+MAX_ID_CHARS = 200
+MAX_NAME_CHARS = 100
+MAX_DISPLAY_CHARS = 300
+MAX_TEXT_CHARS = 1000
+
 
 @dataclass(frozen=True)
 class Column:
@@ -21,6 +28,8 @@ class Column:
     kind: Kind
     required: bool = True
     doc: str = ""
+    #: text columns: the longest value allowed (ids, names, free text and display names differ)
+    max_chars: int = MAX_NAME_CHARS
 
 
 @dataclass(frozen=True)
@@ -44,13 +53,14 @@ class Table:
 ACCOUNTS = Table(
     "accounts",
     (
-        Column("account_id", "str", doc="unique account id"),
-        Column("industry", "str", doc="industry / sector"),
+        Column("account_id", "str", doc="unique account id", max_chars=MAX_ID_CHARS),
+        Column("industry", "str", doc="industry / sector", max_chars=MAX_TEXT_CHARS),
         Column("employees", "int", False, "head count"),
         Column("annual_revenue", "float", False, "annual revenue"),
-        Column("region", "str", False, "sales region or country"),
+        Column("region", "str", False, "sales region or country", max_chars=MAX_TEXT_CHARS),
         Column("created_at", "timestamp", False, "when the account was created"),
-        Column("account_name", "str", False, "the customer's name, as people know it (display only)"),
+        Column("account_name", "str", False, "the customer's name, as people know it (display only)",
+               max_chars=MAX_DISPLAY_CHARS),
     ),
     id_column="account_id",
 )
@@ -58,19 +68,20 @@ ACCOUNTS = Table(
 DEALS = Table(
     "deals",
     (
-        Column("deal_id", "str", doc="unique deal id"),
-        Column("account_id", "str", doc="the customer; must exist in accounts"),
-        Column("owner_id", "str", doc="the sales rep who owns the deal"),
+        Column("deal_id", "str", doc="unique deal id", max_chars=MAX_ID_CHARS),
+        Column("account_id", "str", doc="the customer; must exist in accounts", max_chars=MAX_ID_CHARS),
+        Column("owner_id", "str", doc="the sales rep who owns the deal", max_chars=MAX_ID_CHARS),
         Column("created_at", "timestamp", doc="when the deal was opened"),
         Column("amount", "float", False, "current amount (may have been edited since)"),
-        Column("product", "str", False, "product or product line"),
-        Column("source", "str", False, "lead source"),
+        Column("product", "str", False, "product or product line", max_chars=MAX_TEXT_CHARS),
+        Column("source", "str", False, "lead source", max_chars=MAX_TEXT_CHARS),
         Column("expected_close_date", "date", False, "current expected close date"),
         Column("closed_at", "timestamp", False, "close time; empty while open"),
         Column("outcome", "str", False, "won | lost; empty while open"),
-        Column("team", "str", False, "the owner's team (used for access control and filters)"),
-        Column("deal_name", "str", False, "the deal's name in the CRM (display only)"),
-        Column("owner_name", "str", False, "the owner's name (display only)"),
+        Column("team", "str", False, "the owner's team (used for access control and filters)",
+               max_chars=MAX_ID_CHARS),
+        Column("deal_name", "str", False, "the deal's name in the CRM (display only)", max_chars=MAX_DISPLAY_CHARS),
+        Column("owner_name", "str", False, "the owner's name (display only)", max_chars=MAX_DISPLAY_CHARS),
         Column("currency", "str", False, "ISO 4217 code of amount, e.g. EUR (display only)"),
     ),
     id_column="deal_id",
@@ -79,7 +90,7 @@ DEALS = Table(
 STAGE_HISTORY = Table(
     "stage_history",
     (
-        Column("deal_id", "str"),
+        Column("deal_id", "str", max_chars=MAX_ID_CHARS),
         Column("stage", "str", doc="a configured stage name"),
         Column("changed_at", "timestamp"),
         Column("recorded_at", "timestamp", False, "when the change was entered, if later"),
@@ -91,15 +102,15 @@ STAGE_HISTORY = Table(
 ACTIVITIES = Table(
     "activities",
     (
-        Column("activity_id", "str", False),
-        Column("deal_id", "str"),
+        Column("activity_id", "str", False, max_chars=MAX_ID_CHARS),
+        Column("deal_id", "str", max_chars=MAX_ID_CHARS),
         Column("occurred_at", "timestamp"),
         Column("type", "str", doc="email, call, meeting, demo, proposal, contract, note, ..."),
         Column("direction", "str", False, "inbound | outbound"),
-        Column("contact_id", "str", False),
+        Column("contact_id", "str", False, max_chars=MAX_ID_CHARS),
         Column("contact_role", "str", False, "decision_maker | champion | influencer | user | other"),
         Column("recorded_at", "timestamp", False, "when the touchpoint was logged, if later"),
-        Column("contact_name", "str", False, "the contact's name (display only)"),
+        Column("contact_name", "str", False, "the contact's name (display only)", max_chars=MAX_DISPLAY_CHARS),
     ),
     id_column="activity_id",
 )
@@ -107,7 +118,7 @@ ACTIVITIES = Table(
 STAGE_TRUTH = Table(
     "stage_truth",
     (
-        Column("deal_id", "str"),
+        Column("deal_id", "str", max_chars=MAX_ID_CHARS),
         Column("as_of", "timestamp"),
         Column("stage", "str"),
     ),

@@ -606,7 +606,19 @@ def _finish_warnings(report: LoadReport) -> None:
 def load_and_validate(
     folder: str | Path, taxonomy: StageTaxonomy | None = None, *, on_out_of_life: OutOfLifePolicy = "drop"
 ) -> tuple[DealHistory, LoadReport]:
-    """Load a history folder and enforce the contract in one call (what every command does first)."""
-    from dealscore.data.history import load_history
+    """Load a history folder and enforce the contract in one call (what every command does first).
 
-    return validate_history(load_history(folder), taxonomy, on_out_of_life=on_out_of_life)
+    A table read from Parquet while a CSV of the same table lies beside it is
+    named in the report's warnings and in any error about that table.
+    """
+    from dealscore.data.history import load_history
+    from dealscore.data.history.load import naming_files_read, shadowed_files
+
+    path = Path(folder)
+    history = load_history(path)
+    with naming_files_read(path):
+        clean, report = validate_history(history, taxonomy, on_out_of_life=on_out_of_life)
+    for name, (read, ignored) in shadowed_files(path).items():
+        report.warnings.append(f"table {name} was read from {read.name}; {ignored.name} beside it was not read "
+                               "(remove the file you do not mean)")
+    return clean, report

@@ -33,7 +33,9 @@ from dealscore.scoring.result import ScoreResult
 COMPANY = "company"
 #: Months the simulation covers: enough for the current and next quarter from any day of a quarter.
 GRID_MONTHS = 6
-DEFAULT_SIMS = 2000
+#: Draws per forecast. At 1,000 the Monte Carlo standard deviation of P10, P50 and P90 is about 1.5–2.3% of
+#: the P10–P90 width (measured over 20 seeds, 5,000 open deals; docs/forecast.md); 2,000 roughly halves the variance.
+DEFAULT_SIMS = 1000
 _DAY_NS = 86_400 * 10**9
 
 
@@ -300,5 +302,5 @@ def forecast_history(
                              calibration=calibration)
 
 
-__all__ = ["COMPANY", "Forecast", "OpenPipeline", "booked_so_far", "forecast_history",
+__all__ = ["COMPANY", "DEFAULT_SIMS", "Forecast", "OpenPipeline", "booked_so_far", "forecast_history",
            "forecast_pipeline", "pipeline_from_blocks", "pipeline_from_records", "pipeline_from_results"]

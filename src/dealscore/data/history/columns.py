@@ -14,12 +14,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dealscore.data import rules
 from dealscore.data.schema import Table
 from dealscore.errors import DataValidationError
 from dealscore.times import naive_utc
 
-# A timestamp that carries its own zone: a time part followed by Z or a +hh:mm offset.
-_ZONE_SUFFIX = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 # Dates outside this window are placeholders (9999-12-31, 0001-01-01) or typos, never CRM facts.
 _EARLIEST = pd.Timestamp("1900-01-01")
 _LATEST = pd.Timestamp("2200-01-01")
@@ -110,35 +109,60 @@ def _arrow_text(s: pd.Series) -> _ArrowText:
 _TEXT_BATCH_CELLS = 65_536
 
 
-def _texts(columns: list[pd.Series]) -> list[tuple[np.ndarray, bool]]:
+def _texts(columns: list[pd.Series], caps: list[int]) -> list[tuple[np.ndarray, bool, np.ndarray | None]]:
     """Contract string columns: stripped text, None for missing or blank, as object arrays.
 
     Every text column goes through Arrow's whitespace trim (the one pandas' string
     dtype applies): the same kernel serves one row and millions. Also says, per
-    column, whether it already held exactly these values.
+    column, whether it already held exactly these values, and, only when some cell
+    is longer than the column's cap (``caps``) or holds a NUL character, each
+    cell's length with NUL cells marked -1 (else None).
     """
-    out: list[tuple[np.ndarray, bool]] = []
+    out: list[tuple[np.ndarray, bool, np.ndarray | None]] = []
     batch: list[_ArrowText] = []
     for i, s in enumerate(columns):
         batch.append(_arrow_text(s))
         if i == len(columns) - 1 or (len(batch) + 1) * len(s) > _TEXT_BATCH_CELLS:
-            out.extend(_trimmed(batch, len(s)))
+            out.extend(_trimmed(batch, len(s), min(caps[i + 1 - len(batch):i + 1])))
             batch = []
     return out
 
 
-def _trimmed(batch: list[_ArrowText], n: int) -> list[tuple[np.ndarray, bool]]:
-    """One Arrow pass over a few text columns of ``n`` rows each."""
+def _trimmed(batch: list[_ArrowText], n: int, cap: int) -> list[tuple[np.ndarray, bool, np.ndarray | None]]:
+    """One Arrow pass over a few text columns of ``n`` rows each (``cap``: the smallest cap among them)."""
     # pieces, not nested chunked arrays: pyarrow copies value by value when handed those
     chunks = [c for a, _ in batch for c in (a.chunks if isinstance(a, pa.ChunkedArray) else [a])]
     trimmed = pc.utf8_trim_whitespace(pa.chunked_array(chunks, type=pa.large_string()))
     cleaned = pc.if_else(pc.equal(trimmed, _BLANK), _NO_TEXT, trimmed)
     flat = np.asarray(cleaned.to_numpy(), dtype=object)
+    # the caps and the NUL rule (the API's, for every path): one cheap pass, cell detail only on a breach
+    lengths = pc.utf8_length(cleaned)
+    longest = pc.max(lengths).as_py() or 0
+    nul = pc.match_substring(cleaned, "\x00")
+    sizes = None
+    if longest > cap or pc.any(nul).as_py():
+        sizes = pc.fill_null(lengths, 0).to_numpy().astype(np.int64)
+        sizes[pc.fill_null(nul, False).to_numpy(zero_copy_only=False)] = -1
     out = []
     for i, (_, raw) in enumerate(batch):
         values = flat[i * n:(i + 1) * n]
-        out.append((values, raw is not None and bool(np.array_equal(raw, values))))
+        out.append((values, raw is not None and bool(np.array_equal(raw, values)),
+                    None if sizes is None else sizes[i * n:(i + 1) * n]))
     return out
+
+
+def _refuse_bad_text(t: _Typing, col: str, values: np.ndarray, sizes: np.ndarray, cap: int) -> None:
+    """Cells holding a NUL character, or longer than the column's cap: refused by id, as the API refuses them."""
+    nul = sizes < 0
+    if nul.any():
+        raise t.error(col, nul, "hold a NUL character (binary data, or a file saved in another encoding)",
+                      fix="remove the NUL characters, or re-export the file as UTF-8 text")
+    long = rules.too_long(sizes, cap)
+    if long.any():
+        shown = np.array([f"{str(v)[:40]}... ({len(str(v)):,} characters)" for v in values], dtype=object)
+        raise t.error(col, long, f"are longer than {cap:,} characters", values=shown,
+                      fix=f"shorten them to at most {cap:,} characters (keep long notes out of the contract "
+                      "columns), or check that the file's quoting is intact")
 
 
 def _number(t: _Typing, col: str) -> tuple[np.ndarray, bool]:
@@ -148,8 +172,10 @@ def _number(t: _Typing, col: str) -> tuple[np.ndarray, bool]:
     """
     src = t.frame[col]
     if isinstance(src.dtype, np.dtype) and src.dtype.kind in "iuf":
-        # already numbers: nothing to parse, nothing can be bad
-        return src.to_numpy(dtype="float64"), src.dtype == np.float64
+        # already numbers: nothing to parse, only an infinity (Parquet, a DataFrame) can be bad
+        values = src.to_numpy(dtype="float64")
+        _refuse_infinite(t, col, values, values)
+        return values, src.dtype == np.float64
     src = src.reset_index(drop=True)
     if src.dtype == object or pd.api.types.is_string_dtype(src):
         text = src.astype("string").str.strip()
@@ -159,7 +185,22 @@ def _number(t: _Typing, col: str) -> tuple[np.ndarray, bool]:
     if bad.any():
         raise t.error(col, bad, "are not numbers", values=src.to_numpy(),
                       fix="use plain numbers without currency symbols or thousands separators")
-    return num.astype("float64").to_numpy(), False
+    values = num.astype("float64").to_numpy()
+    _refuse_infinite(t, col, values, src.to_numpy())
+    return values, False
+
+
+def _refuse_infinite(t: _Typing, col: str, values: np.ndarray, given: np.ndarray) -> None:
+    """``inf``, ``Infinity`` and ``1e309`` parse as numbers but are none: refused like ``NaN``, by id.
+
+    An infinite amount would rank first in every at-risk list and turn into an
+    invalid JSON token (``Infinity``) on the way out.
+    """
+    bad = rules.infinite(values)
+    if bad.any():
+        raise t.error(col, bad, "are not finite numbers", values=np.asarray(given, dtype=object),
+                      fix="use plain finite numbers (inf, Infinity or values beyond 1.8e308 are none), "
+                      "or leave the cell empty when the value is unknown")
 
 
 def _parse_mixed_zones(t: _Typing, col: str, as_str: pd.Series, present: pd.Series) -> pd.Series:
@@ -168,8 +209,8 @@ def _parse_mixed_zones(t: _Typing, col: str, as_str: pd.Series, present: pd.Seri
     Different offsets (a summer and a winter time) are fine: all go to UTC. Values
     without any zone among values with one cannot be placed in time: refused by id.
     """
-    zoned = as_str.str.contains(_ZONE_SUFFIX, regex=True, na=False).astype(bool)
-    naive = (present & ~zoned).to_numpy()
+    zoned = rules.texts_have_zone(as_str)
+    naive = rules.zone_mix(zoned, present.to_numpy(dtype=bool))
     if bool(naive.any()):
         raise t.error(
             col, naive, f"have no time zone while {int(zoned.sum())} other(s) in the column do",
@@ -306,7 +347,8 @@ def coerce_table(frame: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[
     t = _Typing(frame, table)
     zones: dict[str, bool] = {}
     text = [col.name for col in table.columns if col.kind == "str" and col.name in frame]
-    texts = dict(zip(text, _texts([frame[name] for name in text]), strict=True))
+    caps = {col.name: col.max_chars for col in table.columns}
+    texts = dict(zip(text, _texts([frame[name] for name in text], [caps[name] for name in text]), strict=True))
     unchanged = True
     given: list[str] = []  # numbers and times passed through: still the caller's memory
     for col in table.columns:
@@ -314,7 +356,9 @@ def coerce_table(frame: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[
             unchanged = False
             continue
         if col.kind == "str":
-            t.typed[col.name], same = texts[col.name]
+            t.typed[col.name], same, sizes = texts[col.name]
+            if sizes is not None:
+                _refuse_bad_text(t, col.name, t.typed[col.name], sizes, col.max_chars)
         elif col.kind in ("int", "float"):
             t.typed[col.name], same = _number(t, col.name)
         else:

@@ -6,13 +6,17 @@ the business rules live in :mod:`dealscore.data.validate`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import csv
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
+from dealscore.data import rules
 from dealscore.data.history.columns import coerce_table
 from dealscore.data.history.model import DealHistory
 from dealscore.data.schema import TABLES, Table
@@ -22,16 +26,93 @@ from dealscore.times import naive_utc
 META_FILE = "history.yaml"
 
 
+def table_files(folder: Path, name: str) -> tuple[Path | None, Path | None]:
+    """The file a folder's table is read from, and a file beside it that is NOT read (else None).
+
+    The one precedence rule: ``<table>.parquet`` wins over ``<table>.csv`` (a folder
+    written as Parquet may keep an older CSV). Every message about such a table
+    names the file read, so a user editing the CSV learns why nothing changes.
+    """
+    pq, text = folder / f"{name}.parquet", folder / f"{name}.csv"
+    if pq.is_file():
+        return pq, text if text.is_file() else None
+    return (text if text.is_file() else None), None
+
+
+def shadowed_files(folder: Path) -> dict[str, tuple[Path, Path]]:
+    """Per table, the file read and the file beside it that is not, for the tables that have both."""
+    out: dict[str, tuple[Path, Path]] = {}
+    for name in TABLES:
+        read, ignored = table_files(folder, name)
+        if read is not None and ignored is not None:
+            out[name] = (read, ignored)
+    return out
+
+
+def shadow_note(folder: Path, tables: Iterable[str | None]) -> str:
+    """" (read from deals.parquet; deals.csv beside it was not read)" for the named tables that have both files."""
+    shadowed = shadowed_files(folder)
+    notes = [f"table {n} was read from {shadowed[n][0]}; {shadowed[n][1].name} beside it was not read"
+             for n in dict.fromkeys(tables) if n in shadowed]
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
+@contextlib.contextmanager
+def naming_files_read(folder: Path) -> Iterator[None]:
+    """Errors about a table that has both a Parquet and a CSV file name the file that was read."""
+    try:
+        yield
+    except DataValidationError as exc:
+        tables = [exc.table, *(getattr(p, "table", None) for p in exc.problems)]
+        note = shadow_note(folder, tables)
+        if not note:
+            raise
+        named = DataValidationError(
+            exc.summary + note, table=exc.table, column=exc.column, rows=exc.rows,
+            fix=(exc.fix + "; " if exc.fix else "") + "edit the file that is read, or remove the other one",
+            problems=exc.problems,
+        )
+        named.ids = exc.ids  # already in the summary: not appended twice
+        named.detail["ids"] = exc.ids
+        raise named from exc
+
+
+def refuse_duplicate_columns(names: Iterable[object], *, where: str, table: str) -> None:
+    """A header naming a column twice: which of the two is meant cannot be known, so neither is guessed.
+
+    Names are compared as the loader uses them (blanks around them dropped). pandas
+    would keep the first and rename the second (``amount.1``), and the second would
+    then be ignored without a word.
+    """
+    counts = Counter(str(n).strip() for n in names)
+    dup = sorted(n for n, k in counts.items() if k > 1)
+    if dup:
+        raise DataValidationError(
+            f"table {table}: {where} names the column(s) {dup} more than once", table=table, column=dup[0],
+            fix=f"keep one column of each name in {where} (rename or delete the others)",
+        )
+
+
+def csv_header(path: Path, *, encoding: str = "utf-8-sig", delimiter: str = ",") -> list[str]:
+    """The header row of a CSV file as written (pandas renames repeated names before anyone sees them)."""
+    try:
+        with path.open(encoding=encoding, newline="") as fh:
+            return next(csv.reader(fh, delimiter=delimiter), [])
+    except (UnicodeDecodeError, csv.Error, LookupError):
+        return []  # the full read that follows says what is wrong with the file
+
+
 def _read_table(folder: Path, table: Table) -> pd.DataFrame | None:
     """Read ``<table>.parquet`` or ``<table>.csv`` from a folder, with clear errors.
 
     CSV cells are read as text (only empty cells are missing, so a region "NA" stays
     "NA") and typed later by :func:`coerce_table`, which can then name the rows it
     cannot type. A UTF-8 byte-order mark and blanks around header names are dropped
-    because spreadsheet exports add them.
+    because spreadsheet exports add them. A header naming a column twice is refused.
     """
     pq, csv = folder / f"{table.name}.parquet", folder / f"{table.name}.csv"
-    if pq.is_file():
+    read, _ = table_files(folder, table.name)
+    if read == pq:
         try:
             frame = pd.read_parquet(pq)
         except Exception as exc:  # pyarrow raises many types for a bad file
@@ -39,7 +120,8 @@ def _read_table(folder: Path, table: Table) -> pd.DataFrame | None:
                 f"table {table.name}: cannot read {pq}: {exc}", table=table.name,
                 fix="re-export the file as Parquet or CSV",
             ) from exc
-    elif csv.is_file():
+    elif read == csv:
+        refuse_duplicate_columns(csv_header(csv), where=str(csv), table=table.name)
         try:
             frame = pd.read_csv(csv, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
         except pd.errors.EmptyDataError as exc:
@@ -61,6 +143,7 @@ def _read_table(folder: Path, table: Table) -> pd.DataFrame | None:
         )
     else:
         return None
+    refuse_duplicate_columns(frame.columns, where=str(read), table=table.name)
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
@@ -106,9 +189,8 @@ def from_frames(
             continue
         typed[name], z = coerce_table(frame, table)
         zones.update({f"{name}.{k}": v for k, v in z.items()})
-    if len(set(zones.values())) > 1:
-        aware = sorted(k for k, v in zones.items() if v)
-        naive = sorted(k for k, v in zones.items() if not v)
+    aware, naive = rules.zone_mix_columns(zones)
+    if naive:
         raise DataValidationError(
             f"timestamps are not time-zone consistent: {aware} carry a zone but {naive} do not",
             table=aware[0].split(".")[0], column=aware[0].split(".")[1],
@@ -136,6 +218,11 @@ def load_history(folder: str | Path) -> DealHistory:
             f"history folder {path} does not exist or is not a folder",
             fix="pass the folder holding accounts.csv, deals.csv, stage_history.csv and activities.csv",
         )
+    with naming_files_read(path):
+        return _load_folder(path)
+
+
+def _load_folder(path: Path) -> DealHistory:
     frames = {name: _read_table(path, table) for name, table in TABLES.items()}
     meta: dict[str, Any] = {}
     meta_path = path / META_FILE

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from dealscore.data.history import DealHistory, from_frames
+from dealscore.data.history.load import csv_header, refuse_duplicate_columns
 from dealscore.data.validate import LoadReport, validate_history
 from dealscore.errors import DataValidationError, DealscoreError
 from dealscore.taxonomy import StageTaxonomy
@@ -76,6 +77,7 @@ def read_source_csv(
             f"{label}: file {path} does not exist", table=label,
             fix=f"pass the export folder that holds {path.name}",
         )
+    refuse_duplicate_columns(csv_header(path, encoding=encoding, delimiter=delimiter), where=str(path), table=label)
     try:
         frame = pd.read_csv(
             path, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding, sep=delimiter
