@@ -23,6 +23,8 @@ value, i.e. ``change_if_responds``):
   and recall at the cut against the simulator's latent state (targets ≥ 0.6 and ≥ 0.5).
 
     python bench/bench_actions.py [--train-deals 5000] [--deals 20000] [--seed 5] [--profiles mixed,laggy]
+    python bench/bench_actions.py --warnings-only   # the warnings alone: learned thresholds beside the fixed
+                                                    # rules, loss precision and each measure's ceiling
 
 The last line printed is one JSON object with every figure.
 """
@@ -126,7 +128,8 @@ def warning_figures(sim: Any, results: list[Any]) -> dict[str, dict[str, float]]
     return out
 
 
-def measure_curves(sim: Any, results: list[Any], features: pd.DataFrame) -> dict[str, dict[str, float]]:
+def measure_curves(sim: Any, results: list[Any], features: pd.DataFrame, stages: list[str]
+                   ) -> dict[str, dict[str, float]]:
     """Evidence for what a learned threshold could reach: each learned warning's measure against its episode
     with the threshold chosen *on the truth itself* (a ceiling for any threshold on that measure, not a
     result): the best precision at recall ≥ 0.5 and the best recall at precision ≥ 0.6."""
@@ -134,9 +137,15 @@ def measure_curves(sim: Any, results: list[Any], features: pd.DataFrame) -> dict
     by_id = features.set_index(features["deal_id"].astype(str))
     cols = Columns(by_id.loc[[str(r.deal_id) for r in results]].reset_index(drop=True))
     measures = warning_measures(cols)
+    # single-threaded covers the stages from discovery on, as the rule does
+    order = {name: i for i, name in enumerate(stages)}
+    declared = np.array([order.get(x, -1) for x in cols.text("declared_stage")])
+    from_discovery = declared >= order.get("discovery", 0)
     out = {}
     for code, what in EPISODES.items():
         value, eligible = measures[code]
+        if code == "single_threaded":
+            eligible = eligible & from_discovery
         v = np.where(eligible & ~np.isnan(value), value, -np.inf)
         t = truths[what]
         order = np.argsort(-v, kind="stable")
@@ -168,7 +177,7 @@ def run_warnings(name: str, train_deals: int, deals: int, seed: int, threads: in
                               taxonomy=bundle.taxonomy)
     return {"open_deals": len(learned), "train_s": round(t_train, 1),
             "warnings": warning_figures(sim, learned), "warnings_fixed": warning_figures(sim, fixed),
-            "measure_ceiling": measure_curves(sim, learned, features),
+            "measure_ceiling": measure_curves(sim, learned, features, list(bundle.taxonomy.names)),
             "thresholds": bundle.stage_stats.get("_warning_thresholds", {})}
 
 

@@ -79,3 +79,22 @@ def test_no_table_means_todays_rules(make_frame: Any, stage_stats: Any, taxonomy
     got = _warnings(frame, stage_stats, taxonomy, {})
     assert got[0]["gone_quiet"].precision is None
     assert WarningThresholds.from_stage_stats({}).get("gone_quiet", "discovery") is None
+
+
+def test_thresholds_travel_with_the_bundle(trained: Any, tmp_path: Any) -> None:
+    """Training stores the table in the bundle; a saved and reloaded bundle scores with the same numbers."""
+    from dealscore.models.bundle import ModelBundle
+    from dealscore.scoring import Scorer
+
+    table = trained.bundle.stage_stats["_warning_thresholds"]
+    assert table["target_precision"] == 0.6 and set(table["codes"]) == {
+        "stalled_in_stage", "gone_quiet", "ghosting", "single_threaded"}
+    loaded = ModelBundle.load(trained.bundle.save(tmp_path / "bundle"))
+    assert WarningThresholds.from_stage_stats(loaded.stage_stats) == WarningThresholds.from_stage_stats(
+        trained.bundle.stage_stats)
+    results = Scorer(loaded).score_many(trained.history, explain=False, actions=False)
+    learned = [w for r in results for w in r.warnings if w.precision is not None]
+    assert learned, "some warning of the simulated pipeline should fire on a learned threshold"
+    for w in learned:
+        assert w.support is not None and w.support >= 30
+        assert "followed by a loss" in (w.threshold or "") and f"on {w.support:,} closed deal" in (w.threshold or "")

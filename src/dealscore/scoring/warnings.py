@@ -13,7 +13,7 @@ When the CRM gives no stage the inferred one is used instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -222,11 +222,21 @@ class _Context:
     proposal: int | None
     thresholds: WarningThresholds
     _measures: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+    _limits: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def limit(self, code: str) -> np.ndarray:
+        """Per row: ``code``'s learned threshold in its stage, NaN where the fixed rule applies."""
+        got = self._limits.get(code)
+        if got is None:
+            got = self._limits[code] = self.thresholds.limits(code, self.stage)
+        return got
 
     def learned(self, code: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``code``'s learned firing mask, where a learned threshold applies, and the measure per row."""
-        limit = self.thresholds.limits(code, self.stage)
+        limit = self.limit(code)
         applies = ~np.isnan(limit)
+        if not applies.any():  # no learned threshold for these rows: the fixed rule, nothing more to compute
+            return applies, applies, limit
         if self._measures is None:
             self._measures = warning_measures(self.cols)
         value, eligible = self._measures[code]
@@ -264,7 +274,7 @@ def _stalled(x: _Context, hits: WarningHits) -> None:
     limit = np.array([stall[s].value for s in x.stage], dtype=float)
     fired, applies, silent = x.learned("stalled_in_stage")
     rows = _rows(np.where(applies, fired, days_in_stage > limit))
-    lim = np.where(applies, x.thresholds.limits("stalled_in_stage", x.stage), limit)
+    lim = np.where(applies, x.limit("stalled_in_stage"), limit)
     measure = np.where(applies, silent, days_in_stage)
 
     def make(i: int) -> DealWarning:
@@ -299,7 +309,7 @@ def _gone_quiet_and_ghosting(x: _Context, hits: WarningHits) -> None:
     times = "twice" if r.quiet_factor == 2 else f"{r.quiet_factor:g}×"
     fired, q_applies, no_reply = x.learned("gone_quiet")
     rows = _rows(np.where(q_applies, fired, quiet > gap_limit))
-    q_lim = np.where(q_applies, x.thresholds.limits("gone_quiet", x.stage), gap_limit)
+    q_lim = np.where(q_applies, x.limit("gone_quiet"), gap_limit)
     q_measure = np.where(q_applies, no_reply, quiet)
 
     def make_quiet(i: int) -> DealWarning:
@@ -328,7 +338,7 @@ def _gone_quiet_and_ghosting(x: _Context, hits: WarningHits) -> None:
     need = np.where(x.order <= 0, r.unanswered_touches_first_stage, r.unanswered_touches)
     fired, g_applies, _ = x.learned("ghosting")
     ghosts = _rows(np.where(g_applies, fired, (unanswered >= need) & ~(silent <= gap_limit)))
-    need = np.where(g_applies, x.thresholds.limits("ghosting", x.stage), need)
+    need = np.where(g_applies, x.limit("ghosting"), need)
 
     def make_ghost(i: int) -> DealWarning:
         k = int(unanswered[i])
@@ -363,8 +373,10 @@ def _stakeholders_and_pricing(x: _Context, hits: WarningHits) -> None:
         ))
         contacts = nan_to_zero(cols.num("n_contacts"))
         fired, s_applies, replies = x.learned("single_threaded")
-        rows = _rows(np.where(s_applies, fired, (x.order >= x.discovery) & (contacts < x.r.min_contacts)))
-        s_lim = x.thresholds.limits("single_threaded", x.stage)
+        # the learned threshold sets how many replies make one contact telling, never the stages the rule covers
+        from_discovery = x.order >= x.discovery
+        rows = _rows(from_discovery & np.where(s_applies, fired, contacts < x.r.min_contacts))
+        s_lim = x.limit("single_threaded")
 
         def make_single(i: int) -> DealWarning:
             who = "no named contact" if contacts[i] < 1 else "only one contact"
