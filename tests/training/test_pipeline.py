@@ -18,7 +18,7 @@ REPORT_KEYS = {"win": {"model", "baselines", "oracle", "comparison", "learning_c
 
 def test_report_has_the_agreed_shape(trained):
     r = trained.report
-    assert set(r) == {"win", "stage", "data"}
+    assert set(r) == {"win", "stage", "data", "time_to_close"}
     assert set(r["win"]) == REPORT_KEYS["win"] and set(r["stage"]) == REPORT_KEYS["stage"]
     assert set(r["win"]["baselines"]) == {"stage_table", "naive_bayes", "logistic"}
     for sec in (r["win"]["model"], *r["win"]["baselines"].values(), r["win"]["oracle"]):

@@ -46,15 +46,18 @@ def first(store: Path, small_history_dir: Path, fast_dict: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def second(first: dict, small_history_dir: Path, fast_config) -> RunSummary:
-    """A deliberately worse run: the same holdout, but trained on only the 25 latest training deals."""
-    cfg = dataclasses.replace(fast_config, split=dataclasses.replace(fast_config.split, max_train_deals=25))
+    """A deliberately worse run: the same holdout, but trained on only the 60 latest training deals.
+
+    Enough won deals for the time-to-close model to train, too few for a good win model.
+    """
+    cfg = dataclasses.replace(fast_config, split=dataclasses.replace(fast_config.split, max_train_deals=60))
     return run_training(small_history_dir, cfg)
 
 
 def test_cli_run_reports_registers_and_crowns_the_first_version(first):
     out, report = first["output"], first["report"]
-    assert set(report) == {"win", "stage", "data"}
-    assert set(report["win"]) == {"model", "baselines", "oracle"}
+    assert set(report) == {"win", "stage", "data", "time_to_close"}
+    assert set(report["win"]) == {"model", "baselines", "oracle", "comparison", "learning_curve"}
     assert set(report["win"]["baselines"]) == {"stage_table", "naive_bayes", "logistic"}
     assert {"model", "declared", "label_free", "labels", "recording_habits"} == set(report["stage"])
     assert "stage table" in out and "naive bayes" in out and "registered dealscore v1 as champion" in out

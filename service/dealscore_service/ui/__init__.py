@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from dealscore_service.ui.data import ParsedResults
 from dealscore_service.ui.evaluation import EvaluationCache
-from dealscore_service.ui.router import PREFIX, LoginRequired, router
+from dealscore_service.ui.router import PREFIX, LoginRequired, PageStoreDown, router, store_error
 from dealscore_service.ui.session import SessionManager, resolve_secret
 
 __all__ = ["mount_ui"]
@@ -37,6 +37,11 @@ async def _to_login(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _store_down(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PageStoreDown)
+    return store_error(request, exc.cause, None)
+
+
 def mount_ui(app: FastAPI) -> None:
     """Add the page's routes, its static files and its session handling to the service app.
 
@@ -54,4 +59,5 @@ def mount_ui(app: FastAPI) -> None:
               name="ui-static")
     app.include_router(router)
     app.add_exception_handler(LoginRequired, _to_login)
+    app.add_exception_handler(PageStoreDown, _store_down)
     app.state.ui_mounted = True

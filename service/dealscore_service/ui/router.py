@@ -63,6 +63,18 @@ class LoginRequired(Exception):
         self.notice = notice
 
 
+class PageStoreDown(Exception):
+    """Raised by :func:`page_user` when the store cannot say whether the session was signed out.
+
+    Answered with the 503 page (not the API's JSON error): a manager's browser
+    asked for a page, and a session that may have been ended is never trusted.
+    """
+
+    def __init__(self, cause: StoreUnavailableError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 class PageUser:
     """The signed-in manager: the key's principal and the session (for the CSRF token)."""
 
@@ -104,7 +116,11 @@ def page_user(request: Request) -> PageUser:
     if session is None:
         raise LoginRequired(_path_with_query(request))
     services = services_of(request)
-    if services.store.session_ended(session.id_hash):  # signed out: a copy of the cookie is worthless
+    try:
+        ended = services.store.session_ended(session.id_hash)
+    except StoreUnavailableError as exc:
+        raise PageStoreDown(exc) from exc
+    if ended:  # signed out: a copy of the cookie is worthless
         raise LoginRequired(_path_with_query(request))
     principal = principal_for_hash(services.keys, session.key_hash)
     if principal is None:
