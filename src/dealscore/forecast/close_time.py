@@ -15,6 +15,7 @@ Why conditional on winning: the win model already says *whether*; this says
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import lightgbm as lgb
@@ -153,43 +154,78 @@ def period_probabilities(pmf: np.ndarray, offsets: np.ndarray, edges: tuple[floa
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def describe_close(pmf: np.ndarray, as_of: np.datetime64 | pd.Timestamp, edges: tuple[float, ...] = BUCKET_EDGES,
-                   mass: float = 0.5) -> dict[str, Any]:
-    """A deal's close outlook in words and numbers: the likeliest months and this quarter's share.
+@dataclass(frozen=True)
+class CloseDescriptions:
+    """Close outlooks of many deals as arrays (see :func:`describe_closes`); :meth:`row` gives one in words."""
+
+    month0: np.ndarray  # each deal's snapshot month, in months since 1970-01
+    first: np.ndarray  # offsets (months after month0) of the likely run's first and last month
+    last: np.ndarray
+    p_quarter: np.ndarray  # P(close in the snapshot's quarter | won)
+
+    def likely(self) -> np.ndarray:
+        """"Aug–Sep" (or "Aug" for a one-month run) per deal."""
+        names = np.array(_MONTH_NAMES, dtype=object)
+        a, b = names[(self.month0 + self.first) % 12], names[(self.month0 + self.last) % 12]
+        return np.where(self.first == self.last, a, a + "–" + b)
+
+    def p_this_quarter(self) -> np.ndarray:
+        return np.round(np.clip(self.p_quarter, 0.0, 1.0), 4)
+
+    def row(self, i: int) -> dict[str, Any]:
+        """The outlook of deal ``i`` in the fields of :class:`~dealscore.scoring.result.CloseOutlook`."""
+        m0, q = int(self.month0[i]), float(self.p_quarter[i])
+        first, last = int(self.first[i]), int(self.last[i])
+        q_first = m0 - m0 % 3
+        name = (_MONTH_NAMES[(m0 + first) % 12] if first == last
+                else f"{_MONTH_NAMES[(m0 + first) % 12]}–{_MONTH_NAMES[(m0 + last) % 12]}")
+        return {
+            "likely_months": [_month_label(m0 + k) for k in range(first, last + 1)],
+            "likely": name,
+            "this_quarter": f"{1970 + q_first // 12}-Q{(q_first % 12) // 3 + 1}",
+            "p_this_quarter_if_won": round(min(1.0, max(0.0, q)), 4),
+            "text": f"likely to close: {name} ({q:.0%} this quarter if won)",
+        }
+
+
+def describe_closes(pmf: np.ndarray, as_of: Any, edges: tuple[float, ...] = BUCKET_EDGES,
+                    mass: float = 0.5) -> CloseDescriptions:
+    """Deals' close outlooks: the likeliest months and this quarter's share, all deals in one pass.
 
     The likely months are the shortest run of consecutive months holding at least
     ``mass`` of the close-time distribution (e.g. "Aug–Sep"). Month arithmetic is
-    NumPy's (``datetime64[M]``): this runs once per scored deal, on the API's path.
+    NumPy's (``datetime64[M]``), and every step is an array operation over deals:
+    a batch scores every snapshot of a backtest through here.
     """
-    t = np.datetime64(pd.Timestamp(as_of).as_unit("ns").asm8, "ns")
+    p = np.atleast_2d(np.asarray(pmf, dtype=float))
+    t = np.asarray(pd.DatetimeIndex(np.atleast_1d(np.asarray(as_of))).as_unit("ns").asi8).view("datetime64[ns]")
     n = int(np.ceil(edges[-1] / 28)) + 2
     m0 = t.astype("datetime64[M]")
-    starts = (m0 + np.arange(n + 1)).astype("datetime64[ns]")
-    days = np.clip((starts - t).astype(np.int64) / _DAY_NS, 0.0, None)
-    probs = period_probabilities(pmf[None, :], np.stack([days[:-1], days[1:]], axis=1), edges)[0]
-    best = (0, n - 1)
-    csum = np.concatenate([[0.0], np.cumsum(probs)])
+    starts = (m0[:, None] + np.arange(n + 1)[None, :]).astype("datetime64[ns]")
+    days = np.clip((starts - t[:, None]).astype(np.int64) / _DAY_NS, 0.0, None)
+    probs = period_probabilities(p, np.stack([days[:, :-1], days[:, 1:]], axis=2), edges)
+    csum = np.concatenate([np.zeros((len(p), 1)), np.cumsum(probs, axis=1)], axis=1)
+    first, last = np.zeros(len(p), dtype=np.int64), np.full(len(p), n - 1, dtype=np.int64)
+    todo = np.ones(len(p), dtype=bool)
     for length in range(1, n + 1):
-        sums = csum[length:] - csum[:-length]
-        if sums.max() >= mass - 1e-9:
-            i = int(sums.argmax())
-            best = (i, i + length - 1)
+        if not todo.any():
             break
-    month0 = int(m0.astype(np.int64))  # months since 1970-01
+        sums = csum[:, length:] - csum[:, :-length]
+        hit = todo & (sums.max(axis=1) >= mass - 1e-9)
+        i = sums.argmax(axis=1)
+        first[hit], last[hit] = i[hit], i[hit] + length - 1
+        todo &= ~hit
+    month0 = m0.astype(np.int64)
     q_first = month0 - month0 % 3
-    q_in = [k for k in range(n) if q_first <= month0 + k < q_first + 3]
-    q = float(probs[q_in].sum())
-    labels = [_month_label(month0 + k) for k in range(n)]
-    first, last = _MONTH_NAMES[(month0 + best[0]) % 12], _MONTH_NAMES[(month0 + best[1]) % 12]
-    name = first if best[0] == best[1] else f"{first}–{last}"
-    year = 1970 + q_first // 12
-    return {
-        "likely_months": labels[best[0]: best[1] + 1],
-        "likely": name,
-        "this_quarter": f"{year}-Q{(q_first % 12) // 3 + 1}",
-        "p_this_quarter_if_won": round(min(1.0, max(0.0, q)), 4),
-        "text": f"likely to close: {name} ({q:.0%} this quarter if won)",
-    }
+    months = month0[:, None] + np.arange(n)[None, :]
+    in_q = (months >= q_first[:, None]) & (months < q_first[:, None] + 3)
+    return CloseDescriptions(month0, first, last, (probs * in_q).sum(axis=1))
+
+
+def describe_close(pmf: np.ndarray, as_of: np.datetime64 | pd.Timestamp, edges: tuple[float, ...] = BUCKET_EDGES,
+                   mass: float = 0.5) -> dict[str, Any]:
+    """One deal's close outlook in words and numbers (:func:`describe_closes` on one row)."""
+    return describe_closes(np.asarray(pmf)[None, :], [pd.Timestamp(as_of)], edges, mass).row(0)
 
 
 def _month_label(months_since_epoch: int) -> str:
@@ -203,5 +239,14 @@ def month_probabilities(pmf: np.ndarray, as_of: pd.Timestamp, n_months: int,
     return grid, period_probabilities(pmf, day_offsets(as_of, grid), edges)
 
 
-__all__ = ["BUCKET_EDGES", "TimeToCloseModel", "bucket_of", "describe_close", "month_probabilities",
-           "period_probabilities", "stage_pmf_baseline"]
+__all__ = [
+    "BUCKET_EDGES",
+    "CloseDescriptions",
+    "TimeToCloseModel",
+    "bucket_of",
+    "describe_close",
+    "describe_closes",
+    "month_probabilities",
+    "period_probabilities",
+    "stage_pmf_baseline",
+]

@@ -17,7 +17,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from dealscore.forecast.close_time import BUCKET_EDGES, describe_close
+from dealscore.forecast.close_time import BUCKET_EDGES, describe_closes
 from dealscore.scoring.result import CloseOutlook, NextAction, Reason, ScoreResult
 from dealscore.scoring.warnings import WarningHits
 
@@ -107,9 +107,10 @@ class ScoredBlock:
         if self.close_pmf is None:
             return [None] * len(self)
         edges = [float(e) for e in BUCKET_EDGES]
-        return [CloseOutlook(**describe_close(row, self.as_of[i]), bucket_days=edges,
-                             bucket_probabilities=np.round(row, 6).tolist())
-                for i, row in enumerate(self.close_pmf)]
+        described = describe_closes(self.close_pmf, self.as_of)
+        rounded = np.round(self.close_pmf, 6).tolist()
+        return [CloseOutlook(**described.row(i), bucket_days=edges, bucket_probabilities=rounded[i])
+                for i in range(len(self))]
 
     def frame(self) -> pd.DataFrame:
         """Flat table for files: one row per deal, lists joined as text."""
@@ -130,9 +131,9 @@ class ScoredBlock:
         for j, s in enumerate(self.stage_names):
             out[f"p_stage_{s}"] = self.stage_proba[:, j]
         if self.close_pmf is not None:
-            looks = self.close_outlooks()
-            out["close_likely"] = [o.likely if o else None for o in looks]
-            out["close_p_this_quarter_if_won"] = [o.p_this_quarter_if_won if o else np.nan for o in looks]
+            described = describe_closes(self.close_pmf, self.as_of)  # arrays: a batch has no per-row objects
+            out["close_likely"] = described.likely()
+            out["close_p_this_quarter_if_won"] = described.p_this_quarter()
         if self.reasons_up is not None and self.reasons_down is not None:
             out["base_points"] = self.base_points
             out["reasons_up"] = ["; ".join(r.display for r in rs) for rs in self.reasons_up]
