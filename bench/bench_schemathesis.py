@@ -40,12 +40,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_service import free_port, start, stop, wait_ready
+from bench_service import bench_bundle, free_port, start, stop, wait_ready
 
-from dealscore.data.simulate import simulate
-from dealscore.data.validate import validate_history
-from dealscore.training.config import TrainConfig
-from dealscore.training.pipeline import train_models
 from dealscore_service.auth import generate_key, hash_key
 
 BIN = Path(sys.executable).parent
@@ -114,12 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seed", type=int, default=11)
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="dealscore-bench-schemathesis-"))
-    history, _ = validate_history(simulate(args.train_deals, seed=args.seed).history)
-    result = train_models(history, TrainConfig.from_dict({
-        "num_threads": 1, "win": {"num_boost_round": 100, "early_stopping_rounds": 10},
-        "stage": {"num_boost_round": 50, "early_stopping_rounds": 5}}))
-    result.bundle.version = "schemathesis/1"
-    result.bundle.save(work / "bundle")
+    bench_bundle(args.train_deals, args.seed, 100, "schemathesis/1", work / "bundle")
 
     key = generate_key()
     env = {**os.environ, "DEALSCORE_DATA_DIR": str(work / "data"), "DEALSCORE_MODEL_PATH": str(work / "bundle"),

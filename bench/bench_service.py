@@ -276,6 +276,23 @@ async def closed_loop(url: str, bodies: Any, per_request: int, concurrency: int,
     return {"scores": done, "scores_per_s": round(done / elapsed, 1), "errors": errors}
 
 
+
+def bench_bundle(train_deals: int, seed: int, rounds: int, version: str, path: Path) -> tuple[Any, Any]:
+    """A simulated history and the training result on it (one thread), its bundle saved at ``path``.
+
+    What each service bench serves.
+
+    ``rounds`` caps the win model's boosting rounds (the stage model gets half); the
+    benches measure the service, so a smaller model only shortens the set-up.
+    """
+    history, _ = validate_history(simulate(train_deals, seed=seed).history)
+    result = train_models(history, TrainConfig.from_dict({
+        "num_threads": 1, "win": {"num_boost_round": rounds, "early_stopping_rounds": rounds // 10},
+        "stage": {"num_boost_round": rounds // 2, "early_stopping_rounds": rounds // 20}}))
+    result.bundle.version = version
+    result.bundle.save(path)
+    return history, result
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-deals", type=int, default=3000)
@@ -294,13 +311,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="dealscore-bench-service-"))
 
     # ---- the model, trained here, saved as a bundle and logged to a private MLflow store
-    history, _ = validate_history(simulate(args.train_deals, seed=args.seed).history)
-    result = train_models(history, TrainConfig.from_dict({
-        "num_threads": 1, "win": {"num_boost_round": 400, "early_stopping_rounds": 40},
-        "stage": {"num_boost_round": 200, "early_stopping_rounds": 20}}))
+    _, result = bench_bundle(args.train_deals, args.seed, 400, "bench/1", work / "bundle")
     bundle = result.bundle
-    bundle.version = "bench/1"
-    bundle.save(work / "bundle")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
     from dealscore import tracking
 

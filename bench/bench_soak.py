@@ -45,14 +45,10 @@ import numpy as np
 from sqlalchemy import create_engine, insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_service import LeanClient, encode, free_port, start, stop, wait_ready
+from bench_service import LeanClient, bench_bundle, encode, free_port, start, stop, wait_ready
 
-from dealscore.data.simulate import simulate
-from dealscore.data.validate import validate_history
 from dealscore.scoring import Scorer
 from dealscore.scoring.result import ScoreResult
-from dealscore.training.config import TrainConfig
-from dealscore.training.pipeline import train_models
 from dealscore_service.auth import generate_key, hash_key
 from dealscore_service.client import deal_payload
 from dealscore_service.store import ScoreStore
@@ -312,13 +308,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="dealscore-bench-soak-"))
 
     # ---- the model and the deals the score requests send
-    history, _ = validate_history(simulate(args.train_deals, seed=args.seed).history)
-    result = train_models(history, TrainConfig.from_dict({
-        "num_threads": 1, "win": {"num_boost_round": 200, "early_stopping_rounds": 20},
-        "stage": {"num_boost_round": 100, "early_stopping_rounds": 10}}))
+    history, result = bench_bundle(args.train_deals, args.seed, 200, "soak/1", work / "bundle")
     bundle = result.bundle
-    bundle.version = "soak/1"
-    bundle.save(work / "bundle")
     open_ids = sorted(history.deals.loc[history.deals["outcome"].isna(), "deal_id"].tolist())[: args.score_deals]
     bodies = []
     for k, d in enumerate(open_ids):
