@@ -165,7 +165,7 @@ def _serve_demo(workdir: Path, history: Path, port: int, keep_serving: bool) -> 
             sample = one.json()
             console.print(
                 f"Scored {len(results)} open deals through the HTTP API. Example, POST /v1/score for deal "
-                f"{sample['deal_id']}: p_win={sample['p_win']:.2f} (grade {sample['grade']}), declared "
+                f"{sample['deal_id']}: win probability {sample['p_win_display']} (grade {sample['grade']}), declared "
                 f"{sample['declared_stage']}, inferred {sample['inferred_stage']}"
             )
             if sample.get("actions"):
