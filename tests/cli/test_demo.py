@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,5 @@ def test_demo_runs_end_to_end_and_says_where_to_look(tmp_path: Path) -> None:
         assert needle in out, needle
     # a log keeps commands whole: the curl line ends with its closing quote, not a wrapped border
     assert any(ln.rstrip().endswith("limit=5'") and "curl -H" in ln for ln in out.splitlines())
+    # the example score reads as people read it: a percentage such as '37%' or '<1%', never 'p_win=0.00'
+    assert re.search(r"win probability (<1%|>99%|\d{1,2}%) \(grade [A-D]\)", out), out[-3000:]
