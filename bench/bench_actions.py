@@ -164,13 +164,21 @@ def fixed_rules(bundle: Any) -> Any:
     return peer
 
 
-def run_warnings(name: str, train_deals: int, deals: int, seed: int, threads: int) -> dict[str, Any]:
-    """Only the episode warnings (learned thresholds beside the fixed rules), without the actions' oracle."""
+def trained_and_current(name: str, train_deals: int, deals: int, seed: int, threads: int) -> tuple[Any, Any, float]:
+    """A bundle trained on one simulated past of preset ``name``, a separate current company, and the training seconds.
+
+    The current company has its own seed, so nothing measured on it was seen in training.
+    """
     t0 = time.perf_counter()
     past = simulate(train_deals, seed, profile=name)
     bundle = train_models(past.history, TrainConfig.from_dict({"num_threads": threads}), truth=past).bundle
     t_train = time.perf_counter() - t0
-    sim = simulate(deals, seed + 1000, profile=name)
+    return bundle, simulate(deals, seed + 1000, profile=name), t_train
+
+
+def run_warnings(name: str, train_deals: int, deals: int, seed: int, threads: int) -> dict[str, Any]:
+    """Only the episode warnings (learned thresholds beside the fixed rules), without the actions' oracle."""
+    bundle, sim, t_train = trained_and_current(name, train_deals, deals, seed, threads)
     learned = Scorer(bundle).score_many(sim.history, explain=False, actions=False)
     fixed = Scorer(fixed_rules(bundle)).score_many(sim.history, explain=False, actions=False)
     features = build_features(sim.history, scoring_snapshots(sim.history), spec=bundle.spec,
@@ -183,10 +191,7 @@ def run_warnings(name: str, train_deals: int, deals: int, seed: int, threads: in
 
 def run_preset(name: str, train_deals: int, deals: int, seed: int, threads: int) -> dict[str, Any]:
     t0 = time.perf_counter()
-    past = simulate(train_deals, seed, profile=name)
-    bundle = train_models(past.history, TrainConfig.from_dict({"num_threads": threads}), truth=past).bundle
-    t_train = time.perf_counter() - t0
-    sim = simulate(deals, seed + 1000, profile=name)
+    bundle, sim, t_train = trained_and_current(name, train_deals, deals, seed, threads)
     # every valid action of every open deal: no cap on their number, no floor on their change
     scorer = Scorer(bundle, n_actions=1_000, min_action_change=-np.inf)
     results = scorer.score_many(sim.history, explain=False, actions=True)

@@ -158,11 +158,15 @@ class LeanClient:
 
     async def post(self, body: bytes) -> tuple[int, bytes]:
         """POST ``body``; the status and the full response body."""
+        return await self._send(self._head + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    async def _send(self, raw: bytes) -> tuple[int, bytes]:
+        """Write one whole request on an idle kept-alive connection (or a new one) and read its response."""
         async with self._slots:
             conn = self._take_idle() or await asyncio.open_connection(self.host, self.port)
             reader, writer = conn
             try:
-                writer.write(self._head + str(len(body)).encode() + b"\r\n\r\n" + body)
+                writer.write(raw)
                 status, data, keep = await self._response(reader)
             except BaseException:
                 writer.close()

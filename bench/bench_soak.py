@@ -192,21 +192,7 @@ class SoakClient(LeanClient):
         head = f"{method} {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self._extra}"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        raw = (head + "\r\n").encode() + (body or b"")
-        async with self._slots:
-            conn = self._take_idle() or await asyncio.open_connection(self.host, self.port)
-            reader, writer = conn
-            try:
-                writer.write(raw)
-                status, data, keep = await self._response(reader)
-            except BaseException:
-                writer.close()
-                raise
-            if keep:
-                self._idle.append(conn)
-            else:
-                writer.close()
-            return status, data
+        return await self._send((head + "\r\n").encode() + (body or b""))
 
 
 def percentile(values: list[float], q: float) -> float | None:
