@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from dealscore.scoring import at_risk
 from dealscore.scoring.result import ScoreResult
@@ -120,3 +120,112 @@ def test_migration_0004_fills_the_deals_table_from_stored_scores(store: ScoreSto
     assert [i.result for i in after] == [i.result for i in before]
     assert [rank_of(i.result).group for i in after] == [rank_of(r).group for r in
                                                       [i.result for i in before]]
+
+
+def _assert_is_the_librarys_list(store: ScoreStore, latest: dict[str, ScoreResult], filters: DealFilter) -> None:
+    """The list's page, levels and totals equal the library's ranking of these open deals' latest results."""
+    keep = [r for r in latest.values() if (filters.team is None or r.team == filters.team)
+            and (filters.owner is None or r.owner_id == filters.owner)]
+    expected = at_risk(keep)
+    page = store.list_page(ListRequest(filters=filters, limit=500))
+    assert [(i.result.deal_id, i.result.risk_level) for i in page.items] == [
+        (r.deal_id, r.risk_level) for r in expected]
+    assert (page.open_deals, page.at_risk) == (len(keep), len(expected))
+    assert page.pipeline_value == pytest.approx(sum(r.amount or 0 for r in keep))
+    assert page.value_at_risk == pytest.approx(sum(r.value_at_risk or 0 for r in expected))
+
+
+@pytest.mark.parametrize("filters", [DealFilter(), DealFilter(owner="r1")])
+def test_totals_and_levels_kept_between_pages_follow_every_change_from_any_worker(
+    store: ScoreStore, make_result: MakeResult, filters: DealFilter,
+) -> None:
+    """The totals and level cut-offs are reused while ``deals`` is unchanged, never after a change.
+
+    ``other`` is a second worker on the same database: what it writes must show
+    on ``store``'s next page although ``store`` kept the totals of the page before.
+    """
+    latest = {r.deal_id: r for r in _population(make_result, n=40)}
+    _saved(store, list(latest.values()))
+    other = ScoreStore(store.url)
+    try:
+        _assert_is_the_librarys_list(store, latest, filters)
+        _assert_is_the_librarys_list(store, latest, filters)  # from what it kept: the same
+        # a new score: a safe deal of r1 becomes the largest at risk (totals, order and every cut-off move)
+        safe = next(r for r in latest.values() if r.owner_id == "r1" and r.deal_id not in
+                    {x.deal_id for x in at_risk(list(latest.values()))})
+        latest[safe.deal_id] = make_result(safe.deal_id, p_win=0.05, amount=900_000.0, owner="r1", team=safe.team,
+                                           as_of="2024-06-01")
+        other.add([ScoreToSave(latest[safe.deal_id], "rescored", True)])
+        _assert_is_the_librarys_list(store, latest, filters)
+        # an outcome: the top deal closes and leaves the list
+        other.record_outcome(safe.deal_id, "lost", datetime(2024, 6, 2), key_name="crm")
+        del latest[safe.deal_id]
+        _assert_is_the_librarys_list(store, latest, filters)
+        # a move: an r2 deal at risk goes to r1 (the owner filter's totals change, the unfiltered ones do not)
+        moved = next(r for r in at_risk(list(latest.values())) if r.owner_id == "r2")
+        latest[moved.deal_id] = moved.model_copy(update={"owner_id": "r1", "as_of": datetime(2024, 6, 3),
+                                                         "risk_level": None, "priority": None})
+        other.add([ScoreToSave(latest[moved.deal_id], "moved", True)])
+        _assert_is_the_librarys_list(store, latest, filters)
+    finally:
+        other.dispose()
+
+
+def test_a_page_of_an_unchanged_list_reads_only_the_page(store: ScoreStore, make_result: MakeResult) -> None:
+    """The second page does not count or sum the deals again, nor look for the level cut-offs."""
+    _saved(store, _population(make_result))
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        store.list_page(ListRequest(limit=5))
+        store.filter_choices()
+        first = list(statements)
+        statements.clear()
+        store.list_page(ListRequest(limit=5, offset=5))
+        store.filter_choices()
+        second = list(statements)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    assert any("count(" in s for s in first) and any("DISTINCT" in s for s in first)
+    assert not any("count(" in s or "DISTINCT" in s or "rank_group = " in s for s in second), second
+    assert len(second) == 3 + 1  # the revision, the page and its results; the revision
+
+
+def test_the_list_and_its_menus_read_deals_through_covering_indexes(store: ScoreStore,
+                                                                   make_result: MakeResult) -> None:
+    """On SQLite (whose plans do not depend on statistics), no statement of a list page scans ``deals``.
+
+    The totals and the level cut-offs read only index entries, the pages read the
+    rank index in its order (no sort), and the menus read the owner and team
+    indexes. A dropped column of an index or a changed WHERE shows up here as a
+    ``SCAN`` or a ``TEMP B-TREE``, the difference between milliseconds and
+    seconds at 200,000 deals.
+    """
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL chooses its plans from table statistics; its timings are in docs/service.md")
+    _saved(store, _population(make_result))
+    seen: list[tuple[str, object]] = []
+
+    def record(_conn: object, _cursor: object, statement: str, parameters: object, *_args: object) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        for filters in (DealFilter(), DealFilter(team="east"), DealFilter(owner="r1"),
+                        DealFilter(declared_stage="proposal"), DealFilter(min_amount=4000)):
+            store.list_page(ListRequest(filters=filters, limit=5, offset=5))
+        store.filter_choices()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    with store.engine.connect() as conn:
+        plans = [(s, " | ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {s}", p)))
+                 for s, p in seen if "FROM deals" in s]
+    assert len(plans) >= 5 * 4 + 2
+    for statement, plan in plans:
+        assert "SCAN deals" not in plan and "TEMP B-TREE" not in plan, (statement, plan)
+        if "count(" in statement or "DISTINCT" in statement or "rank_group = " in statement:
+            assert "COVERING INDEX" in plan, (statement, plan)

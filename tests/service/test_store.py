@@ -47,7 +47,7 @@ def with_timeline(r: ScoreResult, touchpoints: dict | None = TOUCHES, stage_chan
 
 
 def test_migrations_reach_head_and_are_idempotent(store: ScoreStore) -> None:
-    assert current_revision(store.engine) == head_revision() == "0004"
+    assert current_revision(store.engine) == head_revision() == "0005"
     store.migrate()  # a second start must not fail
     cols = {c["name"] for c in inspect(store.engine).get_columns("scores")}
     assert {"deal_id", "payload_hash", "model_version", "owner_id", "team", "amount", "declared_stage",

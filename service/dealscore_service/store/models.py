@@ -92,6 +92,10 @@ class ScoreRecord(Base):
     )
 
 
+#: The ``deals`` indexes' columns after the filter and ``is_open``: the rank order, then what the totals sum.
+_RANK_COLUMNS = ("rank_group", "rank_key", "deal_id", "amount", "value_at_risk")
+
+
 class DealRecord(Base):
     """One row per deal: who owns it now, whether it is open, and its latest score's headline numbers.
 
@@ -135,12 +139,29 @@ class DealRecord(Base):
     rank_group: Mapped[int] = mapped_column(Integer(), nullable=False)
     rank_key: Mapped[float] = mapped_column(Float(), nullable=False)
 
+    # the rank order after an optional filter column; amount and value at risk ride along (not for the
+    # order) so the list's totals, its risk-level cut-offs and a minimum amount are read from the index alone
     __table_args__ = (
-        Index("ix_deals_rank", "is_open", "rank_group", "rank_key", "deal_id"),
-        Index("ix_deals_team_rank", "team", "is_open", "rank_group", "rank_key", "deal_id"),
-        Index("ix_deals_owner_rank", "owner_id", "is_open", "rank_group", "rank_key", "deal_id"),
-        Index("ix_deals_stage_rank", "declared_stage", "is_open", "rank_group", "rank_key", "deal_id"),
+        Index("ix_deals_rank", "is_open", *_RANK_COLUMNS),
+        Index("ix_deals_team_rank", "team", "is_open", *_RANK_COLUMNS),
+        Index("ix_deals_owner_rank", "owner_id", "is_open", *_RANK_COLUMNS),
+        Index("ix_deals_stage_rank", "declared_stage", "is_open", *_RANK_COLUMNS),
     )
+
+
+class DealsRevisionRecord(Base):
+    """One row: a number that goes up in the same transaction as every change to ``deals``.
+
+    While it stays the same no deal was scored, closed or moved, so what the
+    store computed from ``deals`` under it (the at-risk list's totals and
+    risk-level cut-offs, the page's filter menus) is still exact: reading it is
+    one primary-key read where recomputing is a scan of every open deal.
+    """
+
+    __tablename__ = "deals_revision"
+
+    id: Mapped[int] = mapped_column(Integer(), primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger(), nullable=False)
 
 
 class DealEventRecord(Base):

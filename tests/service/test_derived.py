@@ -1,0 +1,28 @@
+"""The cache of what the store derives from ``deals``: one revision at a time, never an older one's value."""
+
+from __future__ import annotations
+
+from dealscore_service.store.derived import DerivedCache
+
+
+def test_a_value_is_served_only_under_the_revision_it_was_computed_after() -> None:
+    cache = DerivedCache()
+    cache.put(5, "totals", "at 5")
+    assert cache.get(5, "totals") == "at 5" and cache.get(5, "other") is None
+    assert cache.get(6, "totals") is None  # a deal changed: recompute
+    assert cache.get(5, "totals") is None  # and the old value is gone, even for a request that read 5 earlier
+    cache.put(5, "totals", "late, at 5")  # a slow request that read 5 before 6 was committed: not kept
+    assert cache.get(6, "totals") is None and cache.get(5, "totals") is None
+    cache.put(6, "totals", "at 6")
+    assert cache.get(6, "totals") == "at 6"
+    cache.put(None, "x", 1)  # no revision row: nothing is kept
+    assert cache.get(None, "x") is None
+
+
+def test_the_least_recently_used_values_go_first() -> None:
+    cache = DerivedCache(size=2)
+    cache.put(1, "a", 1)
+    cache.put(1, "b", 2)
+    assert cache.get(1, "a") == 1
+    cache.put(1, "c", 3)
+    assert (cache.get(1, "a"), cache.get(1, "b"), cache.get(1, "c")) == (1, None, 3)
