@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from datetime import datetime
 
@@ -192,17 +193,18 @@ def test_a_page_of_an_unchanged_list_reads_only_the_page(store: ScoreStore, make
         event.remove(store.engine, "before_cursor_execute", record)
     assert any("count(" in s for s in first) and any("DISTINCT" in s for s in first)
     assert not any("count(" in s or "DISTINCT" in s or "rank_group = " in s for s in second), second
-    assert len(second) == 3 + 1  # the revision, the page and its results; the revision
+    assert len(second) == 3 + 1  # the revision, the page's ids, its rows with their results; the revision
 
 
 def test_the_list_and_its_menus_read_deals_through_covering_indexes(store: ScoreStore,
                                                                    make_result: MakeResult) -> None:
     """On SQLite (whose plans do not depend on statistics), no statement of a list page scans ``deals``.
 
-    The totals and the level cut-offs read only index entries, the pages read the
-    rank index in its order (no sort), and the menus read the owner and team
-    indexes. A dropped column of an index or a changed WHERE shows up here as a
-    ``SCAN`` or a ``TEMP B-TREE``, the difference between milliseconds and
+    The totals and the level cut-offs read only index entries, the ranked pages
+    read the rank index in its order (no sort), the other sorts of every open
+    deal sort index entries (not rows), and the menus read the owner and team indexes. A dropped
+    column of an index or a changed WHERE shows up here as a ``SCAN``, a missing
+    ``COVERING`` or a ``TEMP B-TREE``: the difference between milliseconds and
     seconds at 200,000 deals.
     """
     if store.engine.dialect.name != "sqlite":
@@ -213,19 +215,36 @@ def test_the_list_and_its_menus_read_deals_through_covering_indexes(store: Score
     def record(_conn: object, _cursor: object, statement: str, parameters: object, *_args: object) -> None:
         seen.append((statement, parameters))
 
+    def plans() -> list[tuple[str, str]]:
+        statements = [(s, p) for s, p in seen if re.search(r"FROM deals\b", s) and not s.startswith("EXPLAIN")]
+        with store.engine.connect() as conn:
+            out = [(s, " | ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {s}", p)))
+                   for s, p in statements]
+        seen.clear()
+        return out
+
     event.listen(store.engine, "before_cursor_execute", record)
     try:
         for filters in (DealFilter(), DealFilter(team="east"), DealFilter(owner="r1"),
                         DealFilter(declared_stage="proposal"), DealFilter(min_amount=4000)):
             store.list_page(ListRequest(filters=filters, limit=5, offset=5))
         store.filter_choices()
+        ranked = plans()
+        for sort in ("amount", "p_win", "as_of", "account_id", "owner_id", "declared_stage", "inferred_stage"):
+            for order in ("asc", "desc"):
+                store.list_page(ListRequest(sort=sort, order=order, limit=5, offset=5,
+                                            stage_order={name: i for i, name in enumerate(STAGES)}))
+        sorted_otherwise = plans()
     finally:
         event.remove(store.engine, "before_cursor_execute", record)
-    with store.engine.connect() as conn:
-        plans = [(s, " | ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {s}", p)))
-                 for s, p in seen if "FROM deals" in s]
-    assert len(plans) >= 5 * 4 + 2
-    for statement, plan in plans:
-        assert "SCAN deals" not in plan and "TEMP B-TREE" not in plan, (statement, plan)
-        if "count(" in statement or "DISTINCT" in statement or "rank_group = " in statement:
-            assert "COVERING INDEX" in plan, (statement, plan)
+    by_key = [(st, plan) for st, plan in ranked + sorted_otherwise if "JOIN scores" in st]
+    ranked = [(st, plan) for st, plan in ranked if "JOIN scores" not in st]
+    sorted_otherwise = [(st, plan) for st, plan in sorted_otherwise if "JOIN scores" not in st]
+    assert len(by_key) >= 6 and len(ranked) >= 5 * 2 + 2 and len(sorted_otherwise) == 7 * 2
+    for statement, plan in ranked:
+        assert "SCAN deals" not in plan and "TEMP B-TREE" not in plan and "COVERING INDEX" in plan, (statement, plan)
+    for statement, plan in sorted_otherwise:
+        assert "SCAN deals" not in plan and "COVERING INDEX" in plan, (statement, plan)
+    for statement, plan in by_key:  # the page's rows and results: a seek per deal
+        assert "SEARCH deals USING INDEX sqlite_autoindex_deals_1 (deal_id=?)" in plan, (statement, plan)
+        assert "(deal_id=? AND payload_hash=? AND model_version=?)" in plan, (statement, plan)

@@ -92,8 +92,12 @@ class ScoreRecord(Base):
     )
 
 
-#: The ``deals`` indexes' columns after the filter and ``is_open``: the rank order, then what the totals sum.
-_RANK_COLUMNS = ("rank_group", "rank_key", "deal_id", "amount", "value_at_risk")
+#: The ``deals`` indexes' columns after the filter and ``is_open``: the rank order, then what the totals sum
+#: and the API's other sorts read (so that they sort index entries, not every open deal's row).
+_RANK_COLUMNS = ("rank_group", "rank_key", "deal_id", "amount", "value_at_risk", "p_win", "as_of")
+#: What the page's other sort columns read, carried by the unfiltered rank index only: the one list that
+#: covers every open deal (a filter by team, owner or stage reads a fraction of the rows).
+_PAGE_SORT_COLUMNS = ("account_id", "owner_id", "declared_stage", "inferred_stage")
 
 
 class DealRecord(Base):
@@ -139,10 +143,11 @@ class DealRecord(Base):
     rank_group: Mapped[int] = mapped_column(Integer(), nullable=False)
     rank_key: Mapped[float] = mapped_column(Float(), nullable=False)
 
-    # the rank order after an optional filter column; amount and value at risk ride along (not for the
-    # order) so the list's totals, its risk-level cut-offs and a minimum amount are read from the index alone
+    # the rank order after an optional filter column; amount, value at risk, win probability and as-of time
+    # ride along (not for the order) so the list's totals, its risk-level cut-offs, a minimum amount and the
+    # API's other sorts are read from the index alone; the unfiltered one also serves the page's sorts
     __table_args__ = (
-        Index("ix_deals_rank", "is_open", *_RANK_COLUMNS),
+        Index("ix_deals_rank", "is_open", *_RANK_COLUMNS, *_PAGE_SORT_COLUMNS),
         Index("ix_deals_team_rank", "team", "is_open", *_RANK_COLUMNS),
         Index("ix_deals_owner_rank", "owner_id", "is_open", *_RANK_COLUMNS),
         Index("ix_deals_stage_rank", "declared_stage", "is_open", *_RANK_COLUMNS),

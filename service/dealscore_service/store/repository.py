@@ -610,13 +610,16 @@ class ScoreStore:
         filtered ranking (top decile ``high``), as :func:`dealscore.scoring.at_risk` sets them.
         Both are computed once per revision of ``deals`` for each filter and key
         (:mod:`~dealscore_service.store.derived`), so paging through an unchanged
-        list reads only the page. Only the page's rows read their full result.
+        list reads only the page.
+
+        The page is found on index entries alone (the deal ids in order: the rank
+        indexes carry what the ranking and the API's other sorts read), then only
+        its rows and their full results are read, by key.
         """
         where = _matching(req.filters, principal)
         page_where = where if req.include_not_at_risk else [*where, DealRecord.rank_group < NOT_AT_RISK]
-        page = (select(DealRecord.deal_id, DealRecord.payload_hash, DealRecord.model_version, DealRecord.rank_group,
-                       DealRecord.rank_key, DealRecord.value_at_risk, DealRecord.as_of, DealRecord.scored_at)
-                .where(*page_where).order_by(*_order_by(req)).limit(req.limit).offset(req.offset))
+        page = (select(DealRecord.deal_id).where(*page_where).order_by(*_order_by(req))
+                .limit(req.limit).offset(req.offset))
         key = ("list", req.filters, _visibility_key(principal))
         with self._session("read") as s:
             revision = _deals_revision(s)  # before the summary, which then reflects this revision or a newer one
@@ -624,11 +627,11 @@ class ScoreStore:
             if summary is None:
                 summary = _list_summary(s, where)
                 self._derived.put(revision, key, summary)
-            rows = s.execute(page).all()
-            results = _page_results(s, rows)
+            ids = list(s.scalars(page))
+            found = {r.deal_id: r for r in s.execute(_PAGE_ROWS, {"deal_ids": ids})} if ids else {}
         items = []
-        for r in rows:
-            result = ScoreResult.model_validate(results[r.deal_id])
+        for r in (found[d] for d in ids if d in found):
+            result = ScoreResult.model_validate(r.result)
             if r.rank_group < NOT_AT_RISK:
                 result = result.model_copy(update={"value_at_risk": r.value_at_risk, "priority": -r.rank_key,
                                                    "risk_level": _level(r, summary.thresholds)})
@@ -695,9 +698,18 @@ _FIND = select(ScoreRecord).where(
 _REVISION = select(DealsRevisionRecord.revision).where(DealsRevisionRecord.id == 1)
 _BUMP_REVISION = (update(DealsRevisionRecord).where(DealsRevisionRecord.id == 1)
                   .values(revision=DealsRevisionRecord.revision + 1))
-_PAGE_RESULTS = select(ScoreRecord.deal_id, ScoreRecord.payload_hash, ScoreRecord.model_version,
-                       ScoreRecord.result).where(ScoreRecord.deal_id.in_(bindparam("deal_ids", expanding=True)),
-                                                 ScoreRecord.payload_hash.in_(bindparam("hashes", expanding=True)))
+# A list page's rows and their latest full results, by deal id: the deals' primary key, then the scores'
+# unique key (deal, hash, version), a seek per deal. Joined rather than a row-value IN over the three
+# columns, which SQLite answers by scanning every score, and rather than by deal id alone, which would read
+# and decode every stored score of the page's deals (five per deal at 1,000,000 scores).
+_PAGE_ROWS = (
+    select(DealRecord.deal_id, DealRecord.rank_group, DealRecord.rank_key, DealRecord.value_at_risk,
+           DealRecord.as_of, DealRecord.scored_at, ScoreRecord.result)
+    .join(ScoreRecord, and_(ScoreRecord.deal_id == DealRecord.deal_id,
+                            ScoreRecord.payload_hash == DealRecord.payload_hash,
+                            ScoreRecord.model_version == DealRecord.model_version))
+    .where(DealRecord.deal_id.in_(bindparam("deal_ids", expanding=True)))
+)
 _LATEST_P_WIN = (
     select(ScoreRecord.p_win)
     .where(ScoreRecord.deal_id == bindparam("deal_id"), ScoreRecord.as_of <= bindparam("as_of"))
@@ -908,23 +920,6 @@ def _visibility_key(principal: Principal | None) -> Hashable:
     if principal is None or not principal.limited:
         return None
     return principal.owners, principal.teams
-
-
-def _page_results(s: Session, rows: Sequence[Any]) -> dict[str, dict[str, Any]]:
-    """The full result of each page row's score, by deal id.
-
-    By deal ids and payload hashes, which the unique key's index (deal, hash,
-    version) answers with a seek per pair; the exact (deal, hash, version) is
-    picked here. SQLite answers a row-value IN over the three columns by
-    scanning every score, and by deal id alone every stored score of the page's
-    deals (five per deal at 1,000,000 scores) would be read and decoded.
-    """
-    if not rows:
-        return {}
-    keys = {(r.deal_id, r.payload_hash, r.model_version) for r in rows}
-    found = s.execute(_PAGE_RESULTS, {"deal_ids": sorted({k[0] for k in keys}),
-                                      "hashes": sorted({k[1] for k in keys})}).tuples()
-    return {d: res for d, h, v, res in found if (d, h, v) in keys}
 
 
 def _level(row: Any, thresholds: list[tuple[float, str]]) -> str | None:
