@@ -32,6 +32,7 @@ from dealscore.models.stage import StageModel
 from dealscore.models.stage_labels import StageLabeler
 from dealscore.models.win import WinModel
 from dealscore.playbook import load_playbook
+from dealscore.scoring.scorer import Scorer
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore.training import plots
 from dealscore.training.bootstrap import compare_to_baselines
@@ -564,8 +565,6 @@ def train_on_rows(
     bundle = assemble_bundle(history, split, counts, rows, models, ev, tax, cfg)
     bundle.time_to_close, bundle.pipeline_creation = forecast.close_time, forecast.creation
     say("calibrating the forecast's open deals on past quarter windows (what such deals really booked)")
-    from dealscore.scoring import Scorer  # scoring reads the bundle assembled just above
-
     bundle.forecast_calibration = fit_open_calibration(history, Scorer(bundle), history.data_cut)
     report["time_to_close"]["open_deal_calibration"] = to_jsonable(bundle.forecast_calibration.summary())
     laps.lap("forecast_calibration")
