@@ -451,12 +451,14 @@ def scored_holdout(rows: TrainingRows, ev: Evaluation) -> pd.DataFrame:
 
 
 def warning_thresholds(rows: TrainingRows, cfg: TrainConfig) -> dict[str, Any]:
-    """Episode-warning thresholds from the training slice's snapshots only (never a later period)."""
-    train = rows.masks["train"]
+    """Episode-warning thresholds chosen on the training slice's snapshots, their stated precision counted on
+    the validation and calibration periods' (later deals the choice never saw; the test period stays untouched)."""
+    train, later = rows.masks["train"], rows.masks["validation"] | rows.masks["calibration"]
     w = cfg.warnings
-    return learn_warning_thresholds(rows.features[train], rows.y[train], rows.snaps.loc[train, "deal_id"].to_numpy(),
-                                    target_precision=w.target_precision, max_win_ratio=w.max_win_ratio,
-                                    min_support=w.min_support)
+    return learn_warning_thresholds(
+        rows.features[train], rows.y[train], rows.snaps.loc[train, "deal_id"].to_numpy(),
+        target_precision=w.target_precision, max_win_ratio=w.max_win_ratio, min_support=w.min_support,
+        held_out=(rows.features[later], rows.y[later], rows.snaps.loc[later, "deal_id"].to_numpy()))
 
 
 def assemble_bundle(
