@@ -18,7 +18,9 @@ import pandas as pd
 from dealscore._compat import NORMAL, predict_matrix
 from dealscore.data.history import DealHistory
 from dealscore.errors import ConfigError, DataValidationError, ModelNotReadyError, NotFoundError
+from dealscore.features import FeatureContext, Touchpoint, WhatIf, scoring_snapshots
 from dealscore.forecast.features import close_time_matrix
+from dealscore.models.bundle import ModelBundle
 from dealscore.scoring.actions import (
     SMALL_ITEMS,
     Action,
@@ -53,14 +55,6 @@ CHANGE_FEATURES = (
 DEFAULT_CHUNK = 20_000
 
 
-
-def _features_api() -> Any:
-    """The features package (imported late: it sits upstream and may be heavy to import)."""
-    import dealscore.features as features
-
-    return features
-
-
 class Scorer:
     """Scores open deals with a trained :class:`~dealscore.models.bundle.ModelBundle`.
 
@@ -72,7 +66,7 @@ class Scorer:
 
     def __init__(
         self,
-        bundle: Any,
+        bundle: ModelBundle,
         *,
         grade_cutoffs: Mapping[str, float] | None = None,
         warning_rules: WarningRules | None = None,
@@ -207,7 +201,7 @@ class Scorer:
     ) -> Iterator[ScoredBlock]:
         """The open deals' scores, block by block (a progress bar counts deals when asked)."""
         t = None if as_of is None else _as_time(as_of)
-        snaps = _features_api().scoring_snapshots(history, t)
+        snaps = scoring_snapshots(history, t)
         if deal_ids is not None:
             wanted = pd.Index([str(d) for d in deal_ids])
             unknown = wanted.difference(pd.Index(snaps["deal_id"].astype(object)))
@@ -296,7 +290,7 @@ class Scorer:
         stored = getattr(self.bundle, "context", None)
         return not (self.context == "bundle" or (self.context == "auto" and not has_closed and stored is not None))
 
-    def bundle_context(self) -> Any:
+    def bundle_context(self) -> FeatureContext:
         """The context stored in the bundle (refused when the bundle has none)."""
         stored = getattr(self.bundle, "context", None)
         if stored is None:
@@ -306,10 +300,10 @@ class Scorer:
             )
         return stored
 
-    def unfitted_context(self) -> Any:
+    def unfitted_context(self) -> FeatureContext:
         """A new context with the bundle context's parameters, to be fitted on the history scored."""
         stored = getattr(self.bundle, "context", None)
-        ctx_type = type(stored) if stored is not None else _features_api().FeatureContext
+        ctx_type = type(stored) if stored is not None else FeatureContext
         params = {k: getattr(stored, k) for k in ("owner_shrinkage", "account_shrinkage") if hasattr(stored, k)}
         return ctx_type(**params)
 
@@ -330,7 +324,7 @@ class Scorer:
         A few items (one deal scored now) look their contacts up in the touchpoints
         the feature pass already read; many take one join over the history.
         """
-        touch = _features_api().Touchpoint
+        touch = Touchpoint
         if len(items) <= SMALL_ITEMS and as_of.dtype.kind == "M":
             known_at = as_of.astype("datetime64[ns]", copy=False).view(np.int64)[np.asarray(item_row, dtype=np.int64)]
             contacts = contacts_of_rows(what_if.acts, what_if.deals.index.lookup, what_if.plan.roles.lookup, items,
@@ -357,7 +351,7 @@ class Scorer:
         # The history is read once: the snapshots' features first (they give the inferred stage), then the
         # what-ifs of the actions valid for that stage only, as virtual deals (what-if rows cost about as
         # much as real ones, so building every stage's actions up front would cost more than a second pass).
-        what_if = _features_api().WhatIf(own, (deal_ids, when), spec=self.bundle.spec, taxonomy=self._taxonomy,
+        what_if = WhatIf(own, (deal_ids, when), spec=self.bundle.spec, taxonomy=self._taxonomy,
                                          context=context)
         predictor, inp = self._prepare(what_if.snapshots())
         stage_proba = predictor.stage_proba(inp, self._taxonomy.names)
