@@ -112,6 +112,10 @@ def episode_truths(sim: Any, results: list[Any]) -> tuple[dict[str, np.ndarray],
     return truths, ~truth["will_win"].to_numpy(bool)[idx]
 
 
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
 def warning_figures(sim: Any, results: list[Any]) -> dict[str, dict[str, float]]:
     """Precision and recall of each episode warning at the cut against the latent state then, and how often
     a flagged open deal goes on to be lost (the label the warning's stated precision is learned for)."""
@@ -124,6 +128,9 @@ def warning_figures(sim: Any, results: list[Any]) -> dict[str, dict[str, float]]
         out[code] = {"truth": what, "fires": int(fired.sum()), "true": int(t.sum()),
                      "precision": tp / max(int(fired.sum()), 1), "recall": tp / max(int(t.sum()), 1),
                      "loss_precision": float(will_lose[fired].mean()) if fired.any() else float("nan"),
+                     # what the fired warnings said of themselves (their stated precision), to set beside "loss"
+                     "stated": _mean([w.precision for r in results for w in r.warnings
+                                      if w.code == code and w.precision is not None]),
                      "loss_base": float(will_lose.mean())}
     return out
 
@@ -229,8 +236,9 @@ def print_warnings(name: str, r: dict[str, Any]) -> None:
         ceiling = (f"   {c['best_precision_at_recall_0.5']:.2f} / {c['best_recall_at_precision_0.6']:.2f}"
                    if c else "")
         print(f"{name:<16} {code:<17} {w['fires']:>5} {w['precision']:>5.2f} {w['recall']:>5.2f} "
-              f"{w['loss_precision']:>5.2f}   {f['fires']:>5} {f['precision']:>5.2f} {f['recall']:>5.2f} "
-              f"{f['loss_precision']:>5.2f}   {w['loss_base']:>4.2f}{ceiling}", flush=True)
+              f"{w['loss_precision']:>5.2f} {w['stated']:>6.2f}   "
+              f"{f['fires']:>5} {f['precision']:>5.2f} {f['recall']:>5.2f} {f['loss_precision']:>5.2f}   "
+              f"{w['loss_base']:>4.2f}{ceiling}", flush=True)
 
 
 def main() -> None:
@@ -245,7 +253,7 @@ def main() -> None:
     args = ap.parse_args()
     out: dict[str, Any] = {}
     if args.warnings_only:
-        print(f"{'preset':<16} {'warning':<17} {'learned: fires':>14} {'P':>5} {'R':>5} {'loss':>5}   "
+        print(f"{'preset':<16} {'warning':<17} {'learned: fires':>14} {'P':>5} {'R':>5} {'loss':>5} {'stated':>6}   "
               f"{'fixed: fires':>12} {'P':>5} {'R':>5} {'loss':>5}   base   ceiling P@R.5 / R@P.6", flush=True)
         for name in args.profiles.split(","):
             r = out[name] = run_warnings(name, args.train_deals, args.deals, args.seed, args.threads)

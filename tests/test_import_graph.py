@@ -6,7 +6,11 @@ functions, which a deferred import used to dodge a cycle would be. The layers,
 lowest first::
 
     base (errors, times, paths, taxonomy, playbook, _compat, config)
-    → data → features → models → tracking → training | scoring → scale (Dask) → cli → dealscore_service
+    → data → features → models → tracking → scoring → training → scale (Dask) → cli → dealscore_service
+
+Training sits above scoring: it learns the warnings' thresholds from the
+scorer's own measures and calibrates the forecast's open deals by scoring past
+windows with the bundle it has just assembled; scoring only reads a bundle.
 
 An edge from a lower layer to a higher one fails, as does any cycle between
 modules, the page (``dealscore_service.ui``) importing the API routers, and a
@@ -27,9 +31,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"dealscore": ROOT / "src" / "dealscore", "dealscore_service": ROOT / "service" / "dealscore_service"}
 BASE = {"errors", "times", "paths", "taxonomy", "playbook", "_compat", "config"}
-RANKS = {"data": 1, "features": 2, "models": 3, "tracking": 4, "training": 5, "scoring": 5, "scale": 6, "cli": 7,
-         "__main__": 7}
-SERVICE_RANK = 8
+RANKS = {"data": 1, "features": 2, "models": 3, "tracking": 4, "scoring": 5, "training": 6, "scale": 7, "cli": 8,
+         "__main__": 8}
+SERVICE_RANK = 9
 #: The forecast package spans two layers: its models (when a deal closes, how
 #: much new pipeline a team creates) sit beside the win and stage models, and
 #: training and scoring use them; its engine, peers and backtest run the scorer.

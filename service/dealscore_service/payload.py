@@ -91,11 +91,11 @@ def _checks(deal: DealPayload, prefix: Loc, as_of: datetime) -> list[dict[str, A
 
     after([*prefix, "created_at"], deal.created_at)
     after([*prefix, "closed_at"], deal.closed_at)
-    if deal.closed_at is not None and deal.closed_at <= as_of:
+    if deal.closed_at is not None and rules.closed_by(deal.closed_at, as_of):
         problems.append(_field_error(
             [*prefix, "closed_at"],
             f"deal {deal.deal_id!r} closed ({deal.outcome or 'no outcome'}) at {deal.closed_at.isoformat()}; "
-            "only open deals are scored",
+            f"{rules.ONLY_OPEN}",
             "send deals while they are open (closed_at and outcome empty), or pass an as_of before the close"))
     for i, sc in enumerate(deal.stage_history):
         after([*prefix, "stage_history", i, "changed_at"], sc.changed_at)

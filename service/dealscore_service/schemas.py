@@ -11,7 +11,7 @@ outcomes) are then checked by the library's one validation path
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -24,14 +24,16 @@ from pydantic import (
     model_validator,
 )
 
+from dealscore.data import rules
 from dealscore.data.rules import text_has_zone
-from dealscore.data.schema import MAX_DISPLAY_CHARS, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS
+from dealscore.data.schema import MAX_DISPLAY_CHARS, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, Outcome
 from dealscore.scoring.result import DealWarning, NextAction, ScoreResult, percent_text
 from dealscore.times import naive_utc
 from dealscore_service.limits import MAX_BATCH_DEALS, MAX_STAGE_CHANGES_PER_DEAL, MAX_TOUCHPOINTS_PER_DEAL
 
-EARLIEST = datetime(1900, 1, 1)
-LATEST = datetime(2200, 1, 1)
+# the data contract's rules (dealscore.data.rules) checked field by field, so each error has its path
+_Day = TypeVar("_Day", bound=date)
+_WINDOW_ERROR = f"must be between {rules.EARLIEST.year} and {rules.LATEST.year}"
 
 
 def _utc_naive(value: datetime) -> datetime:
@@ -43,20 +45,18 @@ def _utc_naive(value: datetime) -> datetime:
     try:
         value = naive_utc(value)
     except OverflowError:
-        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year} once converted to UTC") from None
-    if not EARLIEST <= value < LATEST:
-        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year}")
-    return value
+        raise ValueError(f"{_WINDOW_ERROR} once converted to UTC") from None
+    return _sane_date(value)
 
 
-def _sane_date(value: date) -> date:
-    if not EARLIEST.date() <= value < LATEST.date():
-        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year}")
+def _sane_date(value: _Day) -> _Day:
+    if rules.date_outside_window(value):
+        raise ValueError(_WINDOW_ERROR)
     return value
 
 
 def _no_nul(value: str) -> str:
-    if "\x00" in value:
+    if rules.holds_nul(value):
         raise ValueError("must not contain NUL characters")
     return value
 
@@ -78,7 +78,7 @@ Day = Annotated[date, AfterValidator(_sane_date)]
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_no_nul)]
 Ident = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(_no_nul)]
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_no_nul)]
-Money = Annotated[float, Field(ge=0, le=1e15)]
+Money = Annotated[float, Field(ge=rules.LOWEST_AMOUNT, le=1e15)]
 OutOfLife = Literal["fail", "drop"]
 OUT_OF_LIFE_DOC = (
     "touchpoints and stage changes dated before the deal was created: 'fail' answers 422 naming each one; "
@@ -206,7 +206,7 @@ class DealPayload(_Forgiving):
     source: Text | None = None
     expected_close_date: Day | None = None
     closed_at: Timestamp | None = Field(default=None, description="close time; empty while open")
-    outcome: Literal["won", "lost"] | None = Field(default=None, description="won | lost; empty while open")
+    outcome: Outcome | None = Field(default=None, description="won | lost; empty while open")
     deal_name: DisplayName | None = Field(default=None, description="the deal's name in the CRM (display only)")
     owner_name: DisplayName | None = Field(default=None, description="the owner's name (display only)")
     currency: Currency | None = Field(default=None, description="ISO 4217 code of amount (display only)")
@@ -395,7 +395,7 @@ class OutcomeRequest(_Strict):
     model_config = ConfigDict(json_schema_extra={"examples": [{"outcome": "won",
                                                                "closed_at": "2025-06-27T16:40:00Z"}]})
 
-    outcome: Literal["won", "lost"] = Field(description="how the deal closed")
+    outcome: Outcome = Field(description="how the deal closed")
     closed_at: Timestamp = Field(description="when it closed (ISO 8601; without an offset it is UTC)")
 
 
@@ -403,7 +403,7 @@ class OutcomeResponse(BaseModel):
     """The deal's recorded outcome; it has left the at-risk list."""
 
     deal_id: str
-    outcome: Literal["won", "lost"]
+    outcome: Outcome
     closed_at: UtcTime
     recorded_at: UtcTime
     is_open: bool = Field(description="always false: a deal with an outcome is closed")

@@ -70,7 +70,36 @@ def test_thresholds_do_not_move_when_evaluation_period_facts_change() -> None:
     later = pd.Index([i for s in ("validation", "calibration", "test") for i in split.ids(s)])
     changed = rewritten(later)
     after = warning_thresholds(training_rows(changed, split, cfg, tax, lambda _: None, _Laps()), cfg)
-    assert after == before
+    assert _chosen(after) == _chosen(before)
     moved = warning_thresholds(training_rows(rewritten(pd.Index(split.ids("train"))), split, cfg, tax,
                                              lambda _: None, _Laps()), cfg)
-    assert moved != before
+    assert _chosen(moved) != _chosen(before)
+
+
+def _chosen(table: dict) -> dict:
+    """What training chose (threshold and its training figures), without the later slice's count of it."""
+    return {code: {s: (v["threshold"], v.get("fit_precision", v["precision"]), v.get("fit_support", v["support"]))
+                   for s, v in by_stage.items()} for code, by_stage in table["codes"].items()}
+
+
+def test_stated_precision_is_counted_on_later_deals() -> None:
+    """The threshold is chosen on the training slice (83% lost from 2 unanswered on); later deals flagged the
+    same way were lost only half the time, and that later figure is what the warning states."""
+    un = np.repeat([0, 1, 2, 3, 4], 200)
+    lost_share = np.select([un <= 1, un == 2], [0.5, 0.7], 0.9)
+    won = (np.tile(np.arange(200) / 200, 5) >= lost_share).astype(float)
+    later_un = np.repeat([0, 1, 2, 3, 4], 40)
+    later_won = (np.tile(np.arange(40) / 40, 5) >= 0.5).astype(float)  # every level lost half the time
+    later = (_frame(later_un), later_won, np.char.add("L", np.arange(len(later_un)).astype(str)))
+    t = learn_warning_thresholds(_frame(un), won, np.arange(len(un)).astype(str), target_precision=0.78,
+                                 max_win_ratio=1.0, min_support=30, held_out=later)
+    got = t["codes"]["ghosting"]["discovery"]
+    assert got["threshold"] == 2.0 and got["checked_on"] == "later deals"
+    assert got["fit_precision"] > 0.8 and got["fit_support"] == 600
+    assert got["precision"] == 0.5 and got["support"] == 120
+    # too few later deals flagged: the training figure is stated and marked as such
+    few = (_frame(later_un[:8] + 4), later_won[:8], later[2][:8])
+    t = learn_warning_thresholds(_frame(un), won, np.arange(len(un)).astype(str), target_precision=0.78,
+                                 max_win_ratio=1.0, min_support=30, held_out=few)
+    got = t["codes"]["ghosting"]["discovery"]
+    assert got["checked_on"] == "training deals" and got["precision"] == got["fit_precision"]

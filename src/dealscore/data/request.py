@@ -7,24 +7,27 @@ is vectorised for millions of rows; on a request's few hundred its fixed cost of
 pandas and Arrow calls per column is most of the time, and it runs on every score.
 
 :func:`history_from_columns` therefore first tries a direct path: the same
-contract rules checked value by value in plain Python, and each clean table
-built once. It only ever *accepts*: the moment any value is not one it can
+rule functions (:mod:`dealscore.data.rules`) called on the request's small
+arrays, names looked up in plain Python, and each clean table built once.
+It only ever *accepts*: the moment any value is not one it can
 vouch for (text with whitespace at an edge, an unknown stage, a duplicate id,
 a date out of range, anything the rules would reject or rewrite in a way it
 does not reproduce), it steps aside and the general path runs on the very same
 tables, so every error, message and field stays exactly the library's.
 Whatever it accepts it returns exactly as the general path would (same
 frames, dtypes, order and index); ``tests/data/test_request.py`` checks that
-on random histories, valid and invalid. A rule added to ``validate_history``
-must be added to :func:`_direct` as well (or make it step aside), or that
-test's generator taught to break it.
+on random histories, valid and invalid. A rule added to
+:mod:`dealscore.data.rules` for ``validate_history`` is called by a step of
+:func:`_direct` as well (or makes it step aside), and that test's generator is
+taught to break it.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,8 +35,9 @@ import numpy as np
 import pandas as pd
 
 from dealscore._compat import frame_from_blocks
+from dealscore.data import rules
 from dealscore.data.history import DealHistory, frame_of_columns, from_frames, parse_cut_at
-from dealscore.data.schema import DIRECTIONS, TABLES
+from dealscore.data.schema import DIRECTIONS, TABLES, Column
 from dealscore.data.validate import OutOfLifePolicy, cached_default_taxonomy, taxonomy_vocabulary, validate_history
 from dealscore.taxonomy import StageTaxonomy
 
@@ -49,8 +53,8 @@ _EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
 # microseconds since the epoch that nanoseconds in int64 can hold (about 1678-2261)
 _NS_RANGE = (np.iinfo(np.int64).min // 1000 + 1, np.iinfo(np.int64).max // 1000)
-_EARLIEST = np.datetime64("1900-01-01", "ns")
-_LATEST = np.datetime64("2200-01-01", "ns")
+# the event tables and the time that places each row in its deal's life
+_EVENT_TIMES = (("stage_history", "changed_at"), ("activities", "occurred_at"))
 # characters that no whitespace trim removes: a text starting and ending with one is already trimmed
 _PLAIN_EDGE = frozenset(string.punctuation)
 # rows above which sorting them by (deal, time) is cheaper in NumPy than in Python
@@ -141,137 +145,187 @@ def history_from_columns(
     return validate_history(history, tax, on_out_of_life=on_out_of_life)[0]
 
 
-def _plain_text(values: np.ndarray, required: bool, seen: set[str]) -> bool:
-    """Every value is ``None`` (when allowed) or a non-blank ``str`` that no trim would change.
-
-    ``seen`` holds the texts already found plain: a request repeats a handful of
-    types, roles and ids hundreds of times.
-    """
-    for v in values.tolist():
-        if v is None:
-            if required:
-                return False
-            continue
-        if v.__class__ is not str:
-            return False
-        if v in seen:
-            continue
-        if not v:
-            return False
-        first, last = v[0], v[-1]
-        if not (first.isalnum() or first in _PLAIN_EDGE) or not (last.isalnum() or last in _PLAIN_EDGE):
-            return False
-        seen.add(v)
-    return True
-
-
 def _direct(
     typed: dict[str, dict[str, np.ndarray]], tax: StageTaxonomy, cut: pd.Timestamp | None,
 ) -> DealHistory | None:
     """The clean history when every rule holds for every value, else ``None`` (the general path decides).
 
-    The checks follow ``validate_history`` rule by rule; each returns ``None`` on
-    the first doubt rather than describing the problem, which is the general path's job.
-    ``typed`` is left as given (the general path may need it next).
+    The steps follow ``validate_history``'s and call the same rule functions of
+    :mod:`dealscore.data.rules` on the request's arrays; each step returns ``None``
+    on the first doubt rather than describing the problem, which is the general
+    path's job. ``typed`` is left as given (the general path may need it next).
     """
-    typed = {name: dict(cols) for name, cols in typed.items()}
-    # ---- loading: text already trimmed and non-blank, times within the plausible window
-    plain: set[str] = set()
+    loaded = _as_loaded(typed)
+    if loaded is None:
+        return None
+    deal_rows = _key_rows(*(loaded[n] for n in REQUEST_TABLES))
+    if deal_rows is None:
+        return None
+    named = _canonical(loaded, tax)
+    if named is None or _breaks_rules(named, deal_rows, cut):
+        return None
+    return _clean_history(named, cut)
+
+
+def _as_loaded(typed: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]] | None:
+    """The tables as the loader leaves them (dates floored to midnight), or ``None`` when it would change
+    or refuse a value: text with whitespace at an edge, too long or holding a NUL, a number that is not
+    finite, a date out of the window, a missing required value."""
+    plain: dict[int, set[str]] = {}  # per text cap, the texts found plain
+    out: dict[str, dict[str, np.ndarray]] = {}
     for name, cols in typed.items():
+        out[name] = loaded = {}
         for col in TABLES[name].columns:
-            values = cols[col.name]
-            if col.kind == "str":
-                if not _plain_text(values, col.required, plain):
-                    return None
-            elif col.kind in ("timestamp", "date"):
-                present = values[~np.isnat(values)]
-                if len(present) and (present.min() < _EARLIEST or present.max() >= _LATEST):
-                    return None
-                if col.kind == "date":
-                    cols[col.name] = values.astype("datetime64[D]").astype("datetime64[ns]")
-                if col.required and len(present) != len(values):
-                    return None
-    accounts, deals, stages, acts = (typed[n] for n in REQUEST_TABLES)
-    if len(accounts["account_id"]) == 0 or len(deals["deal_id"]) == 0:
-        return None
-    # ---- unique ids and foreign keys
-    account_ids = accounts["account_id"].tolist()
-    deal_ids = deals["deal_id"].tolist()
-    activity_ids = [a for a in acts["activity_id"].tolist() if a is not None]
-    if len(set(account_ids)) != len(account_ids) or len(set(deal_ids)) != len(deal_ids) \
-            or len(set(activity_ids)) != len(activity_ids):
-        return None
-    known_accounts = set(account_ids)
-    if any(a not in known_accounts for a in deals["account_id"].tolist()):
-        return None
-    deal_row = {d: i for i, d in enumerate(deal_ids)}
-    stage_deals, act_deals = stages["deal_id"].tolist(), acts["deal_id"].tolist()
-    if any(d not in deal_row for d in stage_deals) or any(d not in deal_row for d in act_deals):
-        return None
-    # ---- canonical names (a spelling the taxonomy does not know, or an outcome used as a stage)
-    vocab = taxonomy_vocabulary(tax)
-    canonical: dict[str, str] = {}
-    stage_names = []
-    for v in stages["stage"].tolist():
-        key = v.lower()
-        if key in vocab.closing or (c := vocab.stages.get(key)) is None:
-            return None
-        stage_names.append(c)
-    types = []
-    for v in acts["type"].tolist():
-        c = canonical.get(v)
-        if c is None:
-            c = tax.canonical_activity(v)
-            if c is None:
+            values, gaps = _loaded_column(col, cols[col.name], plain)
+            if values is None or (col.required and gaps and bool(rules.missing(values).any())):
                 return None
-            canonical[v] = c
-        types.append(c)
-    directions = _lowered(acts["direction"], frozenset(DIRECTIONS))
-    roles = _lowered(acts["contact_role"], vocab.roles)
-    if directions is None or roles is None:
-        return None
-    outcomes = []
-    for v in deals["outcome"].tolist():
+            loaded[col.name] = values
+    return out
+
+
+def _loaded_column(col: Column, values: np.ndarray, plain: dict[int, set[str]]) -> tuple[np.ndarray | None, bool]:
+    """One column as the loader leaves it (``None`` when loading would rewrite or refuse one of its values),
+    and whether it may hold a missing value."""
+    if col.kind == "str":
+        gaps = _plain_text(values, col.max_chars, plain.setdefault(col.max_chars, set()))
+        return (None, False) if gaps is None else (values, gaps)
+    if col.kind in ("int", "float"):
+        return (None if bool(rules.infinite(values).any()) else values), True
+    if bool(rules.outside_date_window(values).any()):
+        return None, False
+    return (values.astype("datetime64[D]").astype("datetime64[ns]") if col.kind == "date" else values), True
+
+
+def _plain_text(values: np.ndarray, cap: int, seen: set[str]) -> bool | None:
+    """Whether some value is ``None``, when every other one is a non-blank ``str`` that no trim would change
+    and the loader keeps (at most ``cap`` characters, no NUL); ``None`` when one is not.
+
+    Text found plain is a ``str`` or ``None``, so only a column holding a ``None``
+    can break the rule :func:`~dealscore.data.rules.missing`: the rule is asked
+    only then (pandas' check costs some 40 ns a value on text, a tenth of a request's
+    whole direct path). ``seen`` holds the texts already found plain under this cap: a
+    request repeats a handful of types, roles and ids hundreds of times.
+    """
+    fresh = []
+    gaps = False
+    for v in values.tolist():
         if v is None:
-            outcomes.append(None)
-        elif (c := vocab.outcomes.get(v.lower())) is None:
+            gaps = True
+            continue
+        if v.__class__ is not str or not v:
             return None
-        else:
-            outcomes.append(c)
-    # ---- outcomes, amounts, the data cut and each event inside its deal's life
-    created, closed = deals["created_at"], deals["closed_at"]
-    is_closed = ~np.isnat(closed)
-    if any(c != (o is not None) for c, o in zip(is_closed.tolist(), outcomes, strict=True)):
+        if v in seen:
+            continue
+        first, last = v[0], v[-1]
+        if not (first.isalnum() or first in _PLAIN_EDGE) or not (last.isalnum() or last in _PLAIN_EDGE):
+            return None
+        seen.add(v)
+        fresh.append(v)
+    if fresh and (rules.holds_nul("".join(fresh)) or rules.too_long(max(map(len, fresh)), cap)):
         return None
-    if bool((closed[is_closed] < created[is_closed]).any()):
+    return gaps
+
+
+def _key_rows(
+    accounts: dict[str, np.ndarray], deals: dict[str, np.ndarray], stages: dict[str, np.ndarray],
+    acts: dict[str, np.ndarray],
+) -> dict[str, np.ndarray] | None:
+    """Each event row's deal (its row in ``deals``) per event table, or ``None`` when a key rule breaks:
+    a table without rows, an id given twice, an account or deal that its table does not hold."""
+    account_ids, deal_ids = accounts["account_id"], deals["deal_id"]
+    if len(account_ids) == 0 or len(deal_ids) == 0:
         return None
-    if bool((deals["amount"] < 0).any()) or bool((stages["amount"] < 0).any()):
+    if any(bool(rules.duplicated(ids).any()) for ids in (account_ids, deal_ids, acts["activity_id"])):
         return None
-    changed, occurred = stages["changed_at"], acts["occurred_at"]
+    rows = {"deals": _positions(account_ids, deals["account_id"]),
+            "stage_history": _positions(deal_ids, stages["deal_id"]),
+            "activities": _positions(deal_ids, acts["deal_id"])}
+    refs = {"deals": deals["account_id"], "stage_history": stages["deal_id"], "activities": acts["deal_id"]}
+    if any(bool(rules.unknown_key(rows[n], refs[n]).any()) for n in rows):
+        return None
+    del rows["deals"]
+    return rows
+
+
+def _positions(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of each value among ``keys`` (distinct), -1 when it is not one: a dict, for a request's few keys."""
+    where = {k: i for i, k in enumerate(keys.tolist())}
+    return np.fromiter(map(where.get, values.tolist(), itertools.repeat(-1)), dtype=np.intp, count=len(values))
+
+
+def _canonical(
+    tables: dict[str, dict[str, np.ndarray]], tax: StageTaxonomy,
+) -> dict[str, dict[str, np.ndarray]] | None:
+    """The tables with canonical stage names, activity types, directions, roles and outcomes, or ``None``
+    when a spelling is one the taxonomy does not know (or one only an alias would map: the general path's)."""
+    vocab = taxonomy_vocabulary(tax)
+    stages, acts, deals = tables["stage_history"], tables["activities"], tables["deals"]
+    names = {
+        ("stage_history", "stage"): _mapped(stages["stage"], lambda k: None if k in vocab.closing
+                                            else vocab.stages.get(k)),
+        ("activities", "type"): _mapped(acts["type"], tax.canonical_activity, lower=False),
+        ("activities", "direction"): _mapped(acts["direction"], lambda k: k if k in DIRECTIONS else None),
+        ("activities", "contact_role"): _mapped(acts["contact_role"], lambda k: k if k in vocab.roles else None),
+        ("deals", "outcome"): _mapped(deals["outcome"], vocab.outcomes.get),
+    }
+    if any(v is None for v in names.values()):
+        return None
+    out = {name: dict(cols) for name, cols in tables.items()}
+    for (table, col), values in names.items():
+        out[table][col] = values
+    return out
+
+
+def _mapped(values: np.ndarray, canonical: Callable[[str], str | None], *, lower: bool = True) -> np.ndarray | None:
+    """Each value's canonical name (missing stays ``None``), or ``None`` when one has none.
+
+    ``canonical`` is asked once per distinct spelling (lower-cased first unless
+    ``lower`` is false): a request repeats a handful of them hundreds of times.
+    """
+    given = values.tolist()
+    names = {v: canonical(v.lower() if lower else v) for v in set(given) if v is not None}
+    if None in names.values():
+        return None
+    if all(k == v for k, v in names.items()):
+        return values  # already canonical (what the service sends): nothing to rewrite
+    names[None] = None
+    return _objects(list(map(names.__getitem__, given)))
+
+
+def _breaks_rules(tables: dict[str, dict[str, np.ndarray]], deal_rows: dict[str, np.ndarray],
+                  cut: pd.Timestamp | None) -> bool:
+    """Whether a value rule breaks: outcome set exactly when closed, close after creation, amounts
+    not negative, nothing after the data cut, each event inside its deal's life."""
+    deals = tables["deals"]
+    created, closed, outcome = deals["created_at"], deals["closed_at"], deals["outcome"]
+    broken = [rules.closed_without_outcome(closed, outcome), rules.outcome_while_open(closed, outcome),
+              rules.closed_before_created(created, closed),
+              rules.negative(deals["amount"]), rules.negative(tables["stage_history"]["amount"])]
+    events = {name: tables[name][col] for name, col in _EVENT_TIMES}
     if cut is not None:
         limit = cut.to_datetime64()
-        if any(bool((t[~np.isnat(t)] > limit).any()) for t in (created, closed, changed, occurred)):
-            return None
-    for deal_col, when in ((stage_deals, changed), (act_deals, occurred)):
-        rows = np.array([deal_row[d] for d in deal_col], dtype=np.intp)
-        if bool((when < created[rows]).any()) or bool((when > closed[rows]).any()):  # NaT compares False
-            return None
-    # ---- the clean tables: canonical names, events in (deal, time) order, file order on ties
-    stages = {**stages, "stage": _objects(stage_names)}
-    acts = {**acts, "type": _objects(types), "direction": directions, "contact_role": roles}
-    deals = {**deals, "outcome": _objects(outcomes)}
+        broken += [rules.after_cut(t, limit) for t in (created, closed, *events.values())]
+    for name, when in events.items():
+        rows = deal_rows[name]
+        broken += rules.outside_life(when, created[rows], closed[rows])
+    return any(bool(mask.any()) for mask in broken)
+
+
+def _clean_history(tables: dict[str, dict[str, np.ndarray]], cut: pd.Timestamp | None) -> DealHistory:
+    """The clean tables as a history: events in (deal, time) order, file order on ties."""
+    stages, acts = tables["stage_history"], tables["activities"]
     return DealHistory(
-        accounts=_table(accounts, len(account_ids)),
-        deals=_table(deals, len(deal_ids)),
-        stage_history=_table(_ordered(stages, stage_deals, changed), len(stage_deals)),
-        activities=_table(_ordered(acts, act_deals, occurred), len(act_deals)),
+        accounts=_table(tables["accounts"]),
+        deals=_table(tables["deals"]),
+        stage_history=_table(_ordered(stages, stages["deal_id"].tolist(), stages["changed_at"])),
+        activities=_table(_ordered(acts, acts["deal_id"].tolist(), acts["occurred_at"])),
         stage_truth=None,
         cut_at=cut,
         meta={},
     )
 
 
-def _table(columns: dict[str, np.ndarray], n: int) -> pd.DataFrame:
+def _table(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """A clean table from its typed columns: one block per dtype, no inference.
 
     A third of what ``pd.DataFrame`` of the columns costs (it wraps, checks and
@@ -280,6 +334,7 @@ def _table(columns: dict[str, np.ndarray], n: int) -> pd.DataFrame:
     """
     positions: dict[np.dtype, list[int]] = {}
     values = list(columns.values())
+    n = len(values[0])
     for i, v in enumerate(values):
         positions.setdefault(v.dtype, []).append(i)
     blocks = [(np.array([values[i] for i in idx]).reshape(len(idx), n), np.array(idx, dtype=np.intp))
@@ -297,20 +352,6 @@ def _objects(values: list[Any]) -> np.ndarray:
     arr = np.empty(len(values), dtype=object)
     arr[:] = values
     return arr
-
-
-def _lowered(values: np.ndarray, allowed: frozenset[str]) -> np.ndarray | None:
-    """Lower-cased spellings (missing stays ``None``), or ``None`` when one is not allowed."""
-    out = []
-    for v in values.tolist():
-        if v is None:
-            out.append(None)
-            continue
-        key = v.lower()
-        if key not in allowed:
-            return None
-        out.append(key)
-    return _objects(out)
 
 
 def _ordered(cols: dict[str, np.ndarray], deal_ids: list[str], when: np.ndarray) -> dict[str, np.ndarray]:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,12 @@ import pandas as pd
 #: Dates outside [EARLIEST, LATEST) are placeholders (9999-12-31, 0001-01-01) or typos, never CRM facts.
 EARLIEST = pd.Timestamp("1900-01-01")
 LATEST = pd.Timestamp("2200-01-01")
+#: The window as people read it, for messages ("1900-2199").
+DATE_WINDOW_TEXT = f"{EARLIEST.year}-{LATEST.year - 1}"
+_WINDOW = (EARLIEST.to_pydatetime(), LATEST.to_pydatetime())
+_DAY_WINDOW = (_WINDOW[0].date(), _WINDOW[1].date())
+#: The smallest amount there is (amounts are zero or more); the API's schema declares the same minimum.
+LOWEST_AMOUNT = 0
 
 
 @functools.cache
@@ -39,6 +46,20 @@ def outside_date_window(values: np.ndarray) -> np.ndarray:
     lo, hi = date_window(values.dtype)
     return (values < lo) | (values >= hi)  # NaT compares False
 
+
+def date_outside_window(value: date) -> bool:
+    """:func:`outside_date_window` for one Python date or naive datetime (a field of an API request).
+
+    In plain Python: a request's schema checks each of its hundreds of timestamps
+    one by one, where a NumPy call per value would cost more than the rest of the check.
+    """
+    if isinstance(value, datetime):
+        return not _WINDOW[0] <= value < _WINDOW[1]
+    return not _DAY_WINDOW[0] <= value < _DAY_WINDOW[1]
+
+
+#: Ids up to which a duplicate is first looked for with a Python set (an API request's tables)
+_SMALL_IDS = 10_000
 
 #: A timestamp written with its own zone: a time part followed by Z or a +hh:mm offset.
 ZONE_SUFFIX = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
@@ -99,9 +120,18 @@ def infinite(values: np.ndarray) -> np.ndarray:
     return np.isinf(np.asarray(values, dtype=np.float64))
 
 
-def too_long(lengths: np.ndarray, limit: int) -> np.ndarray:
+def too_long(lengths: np.ndarray | int, limit: int) -> np.ndarray:
     """Texts longer than ``limit`` characters (a whole document pasted into a cell, or a corrupt export)."""
     return np.asarray(lengths) > limit
+
+
+#: The character no text may hold: binary data, or a file saved in another encoding.
+NUL = "\x00"
+
+
+def holds_nul(text: str) -> bool:
+    """Whether one text holds a :data:`NUL` character (the loader's Arrow pass looks for the same one)."""
+    return NUL in text
 
 
 def missing(values: np.ndarray) -> np.ndarray:
@@ -110,8 +140,22 @@ def missing(values: np.ndarray) -> np.ndarray:
 
 
 def negative(amounts: np.ndarray) -> np.ndarray:
-    """Amounts below zero (amounts are zero or more)."""
-    return np.asarray(amounts, dtype=np.float64) < 0  # NaN compares False
+    """Amounts below :data:`LOWEST_AMOUNT` (amounts are zero or more)."""
+    return np.asarray(amounts, dtype=np.float64) < LOWEST_AMOUNT  # NaN compares False
+
+
+def unknown_key(positions: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Rows naming a key (an account, a deal) that the table it points into does not hold.
+
+    ``positions`` is each row's position among that table's keys, -1 where the
+    value is not one of them; how it is found is the caller's (a hash over
+    millions of ids, or a dict over a request's few). A missing key is not an
+    unknown one: whether it must be present is the rule :func:`missing`.
+    """
+    unknown = np.asarray(positions) < 0
+    if not unknown.any():
+        return unknown  # every key found (the common case): no need to ask which are missing
+    return unknown & ~missing(values)
 
 
 def closed_without_outcome(closed_at: np.ndarray, outcome: np.ndarray) -> np.ndarray:
@@ -134,6 +178,20 @@ def after_cut(values: np.ndarray, cut: np.datetime64) -> np.ndarray:
     return values > cut  # NaT compares False
 
 
+#: What a score is refused with when the deal is already closed (the library and the API say the same).
+ONLY_OPEN = "only open deals are scored"
+
+
+def closed_by(closed_at: Any, when: Any) -> Any:
+    """Deals already closed at ``when`` (closed at or before it): only open deals are scored.
+
+    A deal's score is what dealscore says while the deal is open; once its outcome
+    is known there is nothing to predict. Works on a column and ``when`` (NaT
+    compares False: a deal without a close time is open) as on two single times.
+    """
+    return closed_at <= when
+
+
 def outside_life(when: np.ndarray, created_at: np.ndarray, closed_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Events before their deal was created, and after it closed (an event exactly at either is inside)."""
     return when < created_at, when > closed_at  # NaT compares False: unknown dates are never out of life
@@ -141,6 +199,12 @@ def outside_life(when: np.ndarray, created_at: np.ndarray, closed_at: np.ndarray
 
 def duplicated(ids: np.ndarray) -> np.ndarray:
     """Rows repeating an id that must be unique (missing ids are never duplicates)."""
+    if len(ids) <= _SMALL_IDS:
+        values = ids.tolist()
+        if len(set(values)) == len(values):
+            # no value repeats at all (a request's few hundred ids, the common case): a set,
+            # about five times cheaper than hashing through pandas at this size
+            return np.zeros(len(values), dtype=bool)
     codes, uniques = pd.factorize(ids)
     # a trailing 0 is the count code -1 (a missing id) looks up
     counts = np.append(np.bincount(codes[codes >= 0], minlength=len(uniques)), 0)
@@ -148,14 +212,21 @@ def duplicated(ids: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
+    "DATE_WINDOW_TEXT",
     "EARLIEST",
     "LATEST",
+    "LOWEST_AMOUNT",
+    "NUL",
+    "ONLY_OPEN",
     "ZONE_SUFFIX",
     "after_cut",
     "closed_before_created",
+    "closed_by",
     "closed_without_outcome",
+    "date_outside_window",
     "date_window",
     "duplicated",
+    "holds_nul",
     "infinite",
     "missing",
     "negative",
@@ -165,6 +236,7 @@ __all__ = [
     "text_has_zone",
     "texts_have_zone",
     "too_long",
+    "unknown_key",
     "zone_mix",
     "zone_mix_columns",
 ]

@@ -8,7 +8,7 @@ one definition.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 Kind = Literal["str", "int", "float", "timestamp", "date"]
 
@@ -126,5 +126,8 @@ STAGE_TRUTH = Table(
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (ACCOUNTS, DEALS, STAGE_HISTORY, ACTIVITIES, STAGE_TRUTH)}
-OUTCOMES = ("won", "lost")
+#: How a deal closes. The API's schema declares exactly these (aliases such as "Closed Won" are a
+#: CRM export's spelling, mapped by the taxonomy when a history is loaded, never the API's).
+Outcome = Literal["won", "lost"]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 DIRECTIONS = ("inbound", "outbound")

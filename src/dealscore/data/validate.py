@@ -1,5 +1,7 @@
 """Business rules of the data contract (DESIGN §3) and the load report.
 
+Each rule is stated once, in :mod:`dealscore.data.rules` (or, for names, in the
+taxonomy); this module applies them to a whole history and says what breaks them.
 Each rule either fails with a message naming table, column, up to five ids and
 the fix, or (for events outside a deal's life, when configured to) drops the rows
 and counts them in the report. Nothing is dropped silently.
@@ -18,6 +20,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from dealscore.data import rules
 from dealscore.data.history import DealHistory
 from dealscore.data.schema import DIRECTIONS, OUTCOMES, TABLES
 from dealscore.errors import DataValidationError
@@ -219,7 +222,7 @@ def _not_empty(h: DealHistory, p: _Problems) -> None:
 def _required_values(h: DealHistory, cols: _Columns, p: _Problems) -> None:
     for name in h.tables():
         for col in TABLES[name].required_columns:
-            p.add(name, col, pd.isna(cols(name, col)), "have no value",
+            p.add(name, col, rules.missing(cols(name, col)), "have no value",
                   f"fill in {col} for every row of {name} or remove those rows")
 
 
@@ -228,11 +231,7 @@ def _unique_ids(cols: _Columns, p: _Problems) -> None:
         col = TABLES[name].id_column
         if col is None or not cols.has(name, col):
             continue
-        codes, uniques = pd.factorize(cols(name, col))
-        # a trailing 0 is the count code -1 (a missing id) looks up: missing ids are never duplicates
-        counts = np.append(np.bincount(codes[codes >= 0], minlength=len(uniques)), 0)
-        dup = counts[codes] > 1
-        p.add(name, col, dup, "repeat an id that must be unique",
+        p.add(name, col, rules.duplicated(cols(name, col)), "repeat an id that must be unique",
               f"give every {name} row its own {col}, or remove the duplicated rows")
 
 
@@ -266,13 +265,13 @@ def _positions(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
 def _foreign_keys(cols: _Columns, pos: dict[str, np.ndarray], p: _Problems) -> None:
     accounts = pd.unique(cols("accounts", "account_id"))
     account_id = cols("deals", "account_id")
-    unknown = ~pd.isna(account_id) & (_positions(accounts[~pd.isna(accounts)], account_id) < 0)
+    unknown = rules.unknown_key(_positions(accounts[~rules.missing(accounts)], account_id), account_id)
     p.add("deals", "account_id", unknown,
           f"name an account that is not in accounts {_distinct(account_id, unknown)}",
           "add those accounts to accounts or correct account_id")
     for name, where in pos.items():
         deal_id = cols(name, "deal_id")
-        unknown = (where < 0) & ~pd.isna(deal_id)
+        unknown = rules.unknown_key(where, deal_id)
         p.add(name, "deal_id", unknown,
               f"name a deal that is not in deals {_distinct(deal_id, unknown)}",
               "add those deals to deals or remove the rows")
@@ -411,18 +410,15 @@ def _outside(v: str, allowed: Collection[str]) -> bool:
 def _outcomes(cols: _Columns, p: _Problems) -> None:
     """Outcome set iff closed, close after creation, amounts not negative."""
     outcome, closed, created = cols("deals", "outcome"), cols("deals", "closed_at"), cols("deals", "created_at")
-    amount = cols("deals", "amount")
-    p.add("deals", "outcome", ~pd.isna(closed) & pd.isna(outcome),
+    p.add("deals", "outcome", rules.closed_without_outcome(closed, outcome),
           "are closed (closed_at set) but have no outcome", "set outcome to won or lost for closed deals")
-    p.add("deals", "closed_at", pd.isna(closed) & ~pd.isna(outcome),
+    p.add("deals", "closed_at", rules.outcome_while_open(closed, outcome),
           "have an outcome but no closed_at", "set closed_at for closed deals, or clear outcome while open")
-    p.add("deals", "closed_at", ~pd.isna(closed) & (closed < created),
+    p.add("deals", "closed_at", rules.closed_before_created(created, closed),
           "closed before they were created", "check created_at and closed_at of those deals")
-    p.add("deals", "amount", ~pd.isna(amount) & (amount < 0),
-          "have a negative amount", "amounts must be zero or more")
-    amount = cols("stage_history", "amount")
-    p.add("stage_history", "amount", ~pd.isna(amount) & (amount < 0),
-          "have a negative amount", "amounts must be zero or more")
+    for name in ("deals", "stage_history"):
+        p.add(name, "amount", rules.negative(cols(name, "amount")), "have a negative amount",
+              "amounts must be zero or more")
 
 
 def _before_cut(h: DealHistory, cols: _Columns, p: _Problems) -> None:
@@ -434,8 +430,7 @@ def _before_cut(h: DealHistory, cols: _Columns, p: _Problems) -> None:
     fix = "set cut_at in history.yaml to when the export was taken, or correct the dates"
     for name, col in (("deals", "created_at"), ("deals", "closed_at"), ("stage_history", "changed_at"),
                       ("activities", "occurred_at")):
-        values = cols(name, col)
-        p.add(name, col, ~pd.isna(values) & (values > limit), f"are dated after the data cut {cut}", fix)
+        p.add(name, col, rules.after_cut(cols(name, col), limit), f"are dated after the data cut {cut}", fix)
 
 
 def _out_of_life(
@@ -454,9 +449,7 @@ def _out_of_life(
     for name, col in (("stage_history", "changed_at"), ("activities", "occurred_at")):
         when = _ns(cols(name, col))
         created, closed = created_at[pos[name]], closed_at[pos[name]]
-        # comparisons with NaT are False, so unknown dates never count as out of life
-        before = when < created
-        after = when > closed
+        before, after = rules.outside_life(when, created, closed)  # unknown dates are never out of life
         for mask, what in ((before, "before the deal was created"), (after, "after the deal closed")):
             if not mask.any():
                 continue

@@ -32,7 +32,7 @@ from dealscore.forecast.creation import PipelineCreationModel
 from dealscore.forecast.engine import booked_so_far, fit_open_calibration, forecast_pipeline, pipeline_from_blocks
 from dealscore.forecast.montecarlo import crps_from_draws
 from dealscore.forecast.peers import PEERS, bookings, peer_forecasts
-from dealscore.forecast.periods import Period, naive_utc, quarters_between
+from dealscore.forecast.periods import Period, instant, quarters_between
 from dealscore.scoring import Scorer
 
 METHODS: tuple[str, ...] = ("model", *PEERS)
@@ -53,8 +53,8 @@ class BacktestResult:
 
 def backtest_quarters(history: DealHistory, *, min_history_days: float = 365.0) -> list[Period]:
     """Full past quarters with at least ``min_history_days`` of history before them (the run rate needs a year)."""
-    first = naive_utc(history.deals["created_at"].min()) + pd.Timedelta(days=min_history_days)
-    quarters = quarters_between(first, naive_utc(history.data_cut))
+    first = instant(history.deals["created_at"].min()) + pd.Timedelta(days=min_history_days)
+    quarters = quarters_between(first, instant(history.data_cut))
     if not quarters:
         raise InsufficientDataError(
             f"no full quarter after the first {min_history_days:.0f} days of history to backtest on",
@@ -135,7 +135,7 @@ def run_backtest(history: DealHistory, bundle: Any, quarters: Sequence[Period], 
                 row[p] = extra if p == "run_rate" else b + extra
             rows.append(row)
     frame = pd.DataFrame(rows)
-    trained = naive_utc(bundle.training_window.get("cut_at") or times[0][2]) if times else pd.NaT
+    trained = instant(bundle.training_window.get("cut_at") or times[0][2]) if times else pd.NaT
     return BacktestResult(rows=frame, summary=summarize(frame), quarters=list(quarters), trained_at=trained)
 
 

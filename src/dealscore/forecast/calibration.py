@@ -49,7 +49,7 @@ import pandas as pd
 
 from dealscore.data.history import DealHistory
 from dealscore.forecast.close_time import BUCKET_EDGES, period_probabilities
-from dealscore.forecast.periods import naive_utc, period_of
+from dealscore.forecast.periods import instant, period_of
 
 _DAY_NS = 86_400 * 10**9
 #: Origins sit on this fixed grid (a Monday), so two forecast times share their windows' scores.
@@ -93,7 +93,7 @@ class WindowCache:
 def window_origins(as_of: pd.Timestamp, lookback_days: float, every_days: int, min_days: float
                    ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     """(origin, end of the origin's quarter) for grid origins whose window ended by ``as_of``."""
-    t = naive_utc(as_of)
+    t = instant(as_of)
     step = pd.Timedelta(days=every_days)
     k = int(np.floor((t - _GRID_EPOCH) / step))
     out = []
@@ -150,7 +150,7 @@ class OpenDealCalibration:
         Outcomes are read from ``history.as_known_at(as_of)``: a deal won after the
         forecast time is open there, so nothing later can move the result.
         """
-        t = naive_utc(history.data_cut if as_of is None else as_of)
+        t = instant(history.data_cut if as_of is None else as_of)
         known = history.as_known_at(t)
         d = known.deals
         closed_at = pd.DatetimeIndex(d["closed_at"])

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.data.history import DealHistory
-from dealscore.forecast.periods import naive_utc
+from dealscore.forecast.periods import instant
 
 _DAY_NS = 86_400 * 10**9
 #: Forecast groupings and the deals column each reads.
@@ -58,7 +58,7 @@ class PipelineCreationModel:
 
     def fit(self, history: DealHistory, as_of: pd.Timestamp | str | None = None) -> PipelineCreationModel:
         """Learn rates and conversion from what ``history`` knew at ``as_of`` (default: its data cut)."""
-        t = naive_utc(history.data_cut if as_of is None else as_of)
+        t = instant(history.data_cut if as_of is None else as_of)
         d = history.deals
         created = pd.DatetimeIndex(d["created_at"]).asi8
         closed = pd.DatetimeIndex(d["closed_at"]).asi8 if "closed_at" in d else np.full(len(d), np.iinfo(np.int64).min)

@@ -26,7 +26,7 @@ from dealscore.forecast.calibration import OpenDealCalibration, fit_open_calibra
 from dealscore.forecast.close_time import BUCKET_EDGES, period_probabilities
 from dealscore.forecast.creation import GROUP_COLUMNS, PipelineCreationModel
 from dealscore.forecast.montecarlo import draw_open_bookings, quantiles, range_drivers, scaled_probabilities
-from dealscore.forecast.periods import Period, check_kind, current_and_next, day_offsets, month_grid, naive_utc
+from dealscore.forecast.periods import Period, check_kind, current_and_next, day_offsets, instant, month_grid
 from dealscore.scoring import Scorer
 from dealscore.scoring.result import ScoreResult
 
@@ -194,7 +194,7 @@ def forecast_pipeline(
     """
     check_kind(kind)
     check_by(by)
-    t = naive_utc(as_of)
+    t = instant(as_of)
     periods = current_and_next(t, kind)
     grid = month_grid(t, GRID_MONTHS)
     keys = pipe.keys(by)
@@ -283,8 +283,8 @@ def forecast_history(
     (:meth:`DealHistory.as_known_at`), so it is exactly what could have been said then.
     """
     check_by(by)
-    t = naive_utc(history.data_cut if as_of is None else as_of)
-    past = history if t >= naive_utc(history.data_cut) else history.as_known_at(t)
+    t = instant(history.data_cut if as_of is None else as_of)
+    past = history if t >= instant(history.data_cut) else history.as_known_at(t)
     scorer = scorer or Scorer(bundle)
     blocks = list(scorer.score_blocks(past, t, explain=False, actions=False))
     pipe = pipeline_from_blocks(blocks)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.errors import ConfigError
+from dealscore.times import naive_utc
 
 PeriodKind = Literal["month", "quarter"]
 PERIOD_KINDS: tuple[str, ...] = ("month", "quarter")
@@ -46,18 +47,16 @@ def check_kind(kind: str) -> str:
     return kind
 
 
-def naive_utc(value: pd.Timestamp | str) -> pd.Timestamp:
-    """A time as naive UTC in nanoseconds (the convention of every validated history)."""
-    t = pd.Timestamp(value)
-    if t.tzinfo is not None:
-        t = t.tz_convert("UTC").tz_localize(None)
-    return t.as_unit("ns")
+def instant(value: pd.Timestamp | str) -> pd.Timestamp:
+    """A time given as text or a Timestamp, in the product's convention (:func:`dealscore.times.naive_utc`),
+    in nanoseconds: the forecast takes its times from the command line and the API as well as from histories."""
+    return naive_utc(pd.Timestamp(value)).as_unit("ns")
 
 
 def period_of(t: pd.Timestamp | str, kind: str) -> Period:
     """The month or quarter holding ``t``."""
     check_kind(kind)
-    t = naive_utc(t)
+    t = instant(t)
     months = 3 if kind == "quarter" else 1
     first_month = ((t.month - 1) // months) * months + 1
     start = pd.Timestamp(year=t.year, month=first_month, day=1).as_unit("ns")
@@ -94,7 +93,7 @@ def months_in(period: Period, grid: list[Period]) -> np.ndarray:
 
 def day_offsets(as_of: pd.Timestamp, periods: list[Period]) -> np.ndarray:
     """Each period's ``[start, end)`` in days after ``as_of`` (clipped at 0: the past is not forecast)."""
-    t = naive_utc(as_of).value
+    t = instant(as_of).value
     out = np.array([[(p.start.value - t) / _DAY_NS, (p.end.value - t) / _DAY_NS] for p in periods], dtype=float)
     return np.clip(out, 0.0, None)
 
@@ -119,10 +118,10 @@ def quarter_position(as_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def quarters_between(first: pd.Timestamp, last: pd.Timestamp) -> list[Period]:
     """Every quarter that starts at or after ``first`` and ends at or before ``last``."""
     p = period_of(first, "quarter")
-    if p.start < naive_utc(first):
+    if p.start < instant(first):
         p = following(p)
     out = []
-    while p.end <= naive_utc(last):
+    while p.end <= instant(last):
         out.append(p)
         p = following(p)
     return out

@@ -25,6 +25,10 @@ import pandas as pd
 import yaml
 
 from dealscore.errors import ModelNotReadyError
+from dealscore.features import FeatureContext, FeatureSpec
+from dealscore.forecast.calibration import OpenDealCalibration
+from dealscore.forecast.close_time import TimeToCloseModel
+from dealscore.forecast.creation import PipelineCreationModel
 from dealscore.models.stage import StageModel
 from dealscore.models.win import WinModel
 from dealscore.taxonomy import StageTaxonomy
@@ -58,9 +62,7 @@ def _optional(file: Path) -> Any:
     return joblib.load(file) if file.is_file() else None
 
 
-def _spec_from_dict(raw: dict[str, Any]) -> Any:
-    from dealscore.features import FeatureSpec  # models sit downstream of features
-
+def _spec_from_dict(raw: dict[str, Any]) -> FeatureSpec:
     return FeatureSpec.from_dict(raw)
 
 
@@ -68,7 +70,7 @@ def _spec_from_dict(raw: dict[str, Any]) -> Any:
 class ModelBundle:
     """A trained, versioned scoring bundle (see module docstring)."""
 
-    spec: Any  # dealscore.features.FeatureSpec
+    spec: FeatureSpec
     taxonomy: StageTaxonomy
     win_model: WinModel
     stage_model: StageModel
@@ -78,20 +80,20 @@ class ModelBundle:
     metrics: dict[str, Any] = field(default_factory=dict)
     version: str = "unregistered"
     history_stats: dict[str, Any] = field(default_factory=dict)
-    #: ``dealscore.features.FeatureContext`` fitted on the training history: the cross-deal aggregates
+    #: Fitted on the training history: the cross-deal aggregates
     #: (owner/account win rates, stage norms) the API needs when it scores a single deal.
-    context: Any = None
+    context: FeatureContext | None = None
     #: Recording habits learned with the real-stage labels: the company's and each rep's lag, share of stages
     #: typed in ahead of their evidence and of stages skipped (``StageLabeler.habits_summary``).
     recording_habits: dict[str, Any] = field(default_factory=dict)
-    #: ``dealscore.forecast.close_time.TimeToCloseModel``: when an open deal closes if won (None in older bundles).
-    time_to_close: Any = None
+    #: When an open deal closes if won (None in older bundles).
+    time_to_close: TimeToCloseModel | None = None
     #: ``{"team": PipelineCreationModel, "owner_id": ...}`` fitted at the data cut: bookings from deals not created
     #: yet, for forecasts made from stored scores (the service has no history to learn them from).
-    pipeline_creation: Any = None
-    #: ``dealscore.forecast.calibration.OpenDealCalibration`` fitted at the data cut: how far open deals' forecast
+    pipeline_creation: dict[str, PipelineCreationModel] | None = None
+    #: Fitted at the data cut: how far open deals' forecast
     #: bookings were off in past windows (scale) and how much a team's deals move together (spread).
-    forecast_calibration: Any = None
+    forecast_calibration: OpenDealCalibration | None = None
 
     @property
     def feature_names(self) -> list[str]:

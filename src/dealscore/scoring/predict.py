@@ -1,17 +1,18 @@
-"""Runs the bundle's boosters on one float matrix per feature frame (the latency path).
+"""Runs the bundle's boosters on one float matrix per feature block (the latency path).
 
 ``WinModel.predict_raw`` and friends take a DataFrame, and LightGBM's pandas
 path re-checks dtypes and re-codes categoricals on every call: milliseconds for
 a one-row frame, against microseconds for the prediction itself. Scoring one
-deal calls three predictions (win score, contributions, stage), so the scorer
-converts the frame once, the way LightGBM does (categoricals as codes of the
+deal calls three predictions (win score, contributions, stage), so the block's
+columns are laid out once into a matrix, the way LightGBM converts a frame (categoricals as codes of the
 booster's stored categories, unknown → NaN), and calls each booster on the
 matrix with a single thread for small blocks (waking a thread pool costs more
 than predicting a few rows).
 
 The conversion is checked against the models' own DataFrame methods on the
-first block a scorer sees (:meth:`ModelRunner.agrees`); if they ever disagree
-the scorer falls back to the models' methods for good and says so.
+first block a scorer sees (:meth:`ModelRunner.agrees`, through
+:func:`dealscore.scoring.predictor.choose_predictor`); if they ever disagree the
+scorer keeps the models' methods for good and says so.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from dealscore._compat import CONTRIB, NORMAL, RAW_SCORE, predict_matrix
 
 #: Blocks smaller than this are predicted on one thread.
 SINGLE_THREAD_ROWS = 2_000
-#: Frames up to this many rows are converted through one object view (see ``_small_matrix``).
-SMALL_FRAME = 64
 
 
 @dataclass
@@ -36,8 +35,8 @@ class _Booster:
     """One booster with its feature order and the categories stored for its categorical columns.
 
     LightGBM pairs ``pandas_categorical`` with the frame's categorical columns in
-    column order, at training and at prediction alike; :meth:`ModelRunner._matrix`
-    does the same pairing.
+    column order, at training and at prediction alike; :meth:`ModelRunner._block_matrix`
+    (the block matrix) does the same pairing.
     """
 
     booster: Any
@@ -72,8 +71,6 @@ class ModelRunner:
         self._win = _Booster.of(win_model)
         self._stage = _Booster.of(stage_model)
         self.stage_classes = list(stage_model.classes_)
-        self._layouts: dict[tuple[Any, ...], tuple[list[str], list[int], list[str], list[int]]] = {}
-        self._lookups: dict[tuple[int, int], dict[Any, float]] = {}
         self._block_layouts: dict[tuple[int, int], tuple[Any, Any]] = {}
         self._luts: dict[tuple[int, int, tuple[str, ...]], np.ndarray] = {}
         # one matrix serves both boosters when they read the same columns with the same categories
@@ -89,55 +86,6 @@ class ModelRunner:
             return self.threads
         return 1 if n < SINGLE_THREAD_ROWS else 0
 
-    def _layout(self, X: pd.DataFrame, b: _Booster) -> tuple[list[str], list[int], list[str], list[int]]:
-        """Numeric and categorical columns of a frame for one booster (cached per column/dtype signature)."""
-        key = (id(b), tuple(X.columns))
-        got = self._layouts.get(key)
-        dtypes = X.dtypes
-        if got is not None and all(isinstance(dtypes[c], pd.CategoricalDtype) for c in got[2]):
-            return got
-        cats = [c for c in b.names if isinstance(dtypes[c], pd.CategoricalDtype)]
-        numeric = [c for c in b.names if c not in cats]
-        pos = {c: i for i, c in enumerate(b.names)}
-        got = (numeric, [pos[c] for c in numeric], cats, [pos[c] for c in cats])
-        self._layouts[key] = got
-        return got
-
-    def _matrix(self, X: pd.DataFrame, b: _Booster) -> np.ndarray:
-        numeric, num_pos, cats, cat_pos = self._layout(X, b)
-        if len(X) <= SMALL_FRAME:
-            return self._small_matrix(X, b, numeric, num_pos, cats, cat_pos)
-        out = np.empty((len(X), len(b.names)), dtype=np.float64)
-        if numeric:
-            out[:, num_pos] = X[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
-        for k, c in enumerate(cats):
-            col = X[c]
-            want = b.stored[k] if k < len(b.stored) else None
-            if want is not None and list(col.cat.categories) != want:
-                col = col.cat.set_categories(want)
-            codes = col.cat.codes.to_numpy().astype(np.float64)
-            codes[codes < 0] = np.nan
-            out[:, cat_pos[k]] = codes
-        return out
-
-    def _small_matrix(self, X: pd.DataFrame, b: _Booster, numeric: list[str], num_pos: list[int], cats: list[str],
-                      cat_pos: list[int]) -> np.ndarray:
-        """A few rows: one object view of the frame beats selecting 90 columns (pandas' per-column cost)."""
-        where = {c: i for i, c in enumerate(X.columns)}
-        values = X.to_numpy(dtype=object)
-        out = np.empty((len(X), len(b.names)), dtype=np.float64)
-        if numeric:
-            block = values[:, [where[c] for c in numeric]]
-            out[:, num_pos] = np.where(pd.isna(block), np.nan, block).astype(np.float64)
-        for k, c in enumerate(cats):
-            want = b.stored[k] if k < len(b.stored) else list(X[c].cat.categories)
-            lookup = self._lookups.get((id(b), k))
-            if lookup is None:
-                lookup = {v: float(j) for j, v in enumerate(want)}
-                self._lookups[(id(b), k)] = lookup
-            out[:, cat_pos[k]] = [lookup.get(v, np.nan) for v in values[:, where[c]]]
-        return out
-
     def _block_layout(self, block: Any, b: _Booster) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str, int]]]:
         """Where each booster column comes from in a feature block (cached per spec plan)."""
         key = (id(b), id(block.plan))
@@ -149,7 +97,7 @@ class ModelRunner:
         num_dst, num_src, cats = [], [], []
         for j, name in enumerate(b.names):
             if name in categorical:
-                cats.append((j, name, len(cats)))  # paired with the booster's k-th stored categories, as in _matrix
+                cats.append((j, name, len(cats)))  # paired with the k-th stored categories
             else:
                 num_dst.append(j)
                 num_src.append(pos[name])
@@ -191,13 +139,6 @@ class ModelRunner:
             return mw, mw
         return mw, self._block_matrix(block, self._stage, get)
 
-    def matrices(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """The win model's and the stage model's input matrices for a feature frame."""
-        mw = self._matrix(X, self._win)
-        if self._same_inputs:
-            return mw, mw
-        return mw, self._matrix(X, self._stage)
-
     def win_raw(self, mw: np.ndarray) -> np.ndarray:
         """Raw log-odds (what ``WinModel.predict_raw`` returns; a blend's logistic part reads the same matrix)."""
         return self.win_model.mix(lambda: self._win.predict(mw, RAW_SCORE, self._threads(len(mw))),
@@ -217,14 +158,12 @@ class ModelRunner:
         idx = [self.stage_classes.index(s) for s in order]
         return p[:, idx]
 
-    def agrees(self, X: pd.DataFrame, order: Sequence[str], rows: int = 64,
-               mats: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
-        """Whether this path reproduces the models' own DataFrame methods on (a sample of) ``X``.
-
-        ``mats`` are the matrices the scorer built for ``X`` (e.g. from its feature block).
-        """
+    def agrees(self, X: pd.DataFrame, order: Sequence[str], mats: tuple[np.ndarray, np.ndarray], rows: int = 64,
+               ) -> bool:
+        """Whether the matrices ``mats`` built for ``X`` (from its feature block) give the models' own
+        DataFrame methods' numbers, on the first ``rows`` rows."""
         sample = X.iloc[:rows]
-        mw, ms = self.matrices(sample) if mats is None else (mats[0][:rows], mats[1][:rows])
+        mw, ms = mats[0][:rows], mats[1][:rows]
         ref_raw = np.asarray(self.win_model.predict_raw(sample), dtype=float)
         ref_stage = self.stage_model.predict_proba(sample)
         ref_stage = np.asarray(ref_stage[list(order)] if isinstance(ref_stage, pd.DataFrame) else ref_stage)

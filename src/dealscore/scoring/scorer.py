@@ -9,9 +9,7 @@ batch or in a training snapshot gets identical inputs.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +18,9 @@ import pandas as pd
 from dealscore._compat import NORMAL, predict_matrix
 from dealscore.data.history import DealHistory
 from dealscore.errors import ConfigError, DataValidationError, ModelNotReadyError, NotFoundError
+from dealscore.features import FeatureContext, Touchpoint, WhatIf, scoring_snapshots
 from dealscore.forecast.features import close_time_matrix
+from dealscore.models.bundle import ModelBundle
 from dealscore.scoring.actions import (
     SMALL_ITEMS,
     Action,
@@ -38,6 +38,7 @@ from dealscore.scoring.grading import DEFAULT_GRADE_CUTOFFS, check_cutoffs, grad
 from dealscore.scoring.mismatch import judge
 from dealscore.scoring.norms import StageNorms
 from dealscore.scoring.predict import SINGLE_THREAD_ROWS, ModelRunner
+from dealscore.scoring.predictor import FramePredictor, Inputs, Predictor, choose_predictor
 from dealscore.scoring.reasons import MAX_REASONS, MIN_REASON_POINTS, ReasonGrouping, pick_reasons, probability_points
 from dealscore.scoring.response import ResponseRates, action_interval, shrink
 from dealscore.scoring.result import NextAction, ScoreResult
@@ -54,14 +55,6 @@ CHANGE_FEATURES = (
 DEFAULT_CHUNK = 20_000
 
 
-
-def _features_api() -> Any:
-    """The features package (imported late: it sits upstream and may be heavy to import)."""
-    import dealscore.features as features
-
-    return features
-
-
 class Scorer:
     """Scores open deals with a trained :class:`~dealscore.models.bundle.ModelBundle`.
 
@@ -73,7 +66,7 @@ class Scorer:
 
     def __init__(
         self,
-        bundle: Any,
+        bundle: ModelBundle,
         *,
         grade_cutoffs: Mapping[str, float] | None = None,
         warning_rules: WarningRules | None = None,
@@ -117,7 +110,9 @@ class Scorer:
             raise ConfigError(f"the playbook's done_when names {unknown}, which are not features of model "
                               f"{bundle.version}; use 0/1 features such as has_proposal or decision_maker_engaged")
         self._runner = ModelRunner(bundle.win_model, bundle.stage_model, threads=predict_threads)
-        self._fast: bool | None = None if fast_path else False
+        # chosen on the first non-empty block (the matrix path is checked there), or the reference when asked
+        self._predictor: Predictor | None = (None if fast_path
+                                             else FramePredictor(bundle.win_model, bundle.stage_model))
         self._learned_touch_gaps = any(self._norms.gap_days(st).learned for st in self._taxonomy.names)
 
     @property
@@ -206,7 +201,7 @@ class Scorer:
     ) -> Iterator[ScoredBlock]:
         """The open deals' scores, block by block (a progress bar counts deals when asked)."""
         t = None if as_of is None else _as_time(as_of)
-        snaps = _features_api().scoring_snapshots(history, t)
+        snaps = scoring_snapshots(history, t)
         if deal_ids is not None:
             wanted = pd.Index([str(d) for d in deal_ids])
             unknown = wanted.difference(pd.Index(snaps["deal_id"].astype(object)))
@@ -295,7 +290,7 @@ class Scorer:
         stored = getattr(self.bundle, "context", None)
         return not (self.context == "bundle" or (self.context == "auto" and not has_closed and stored is not None))
 
-    def bundle_context(self) -> Any:
+    def bundle_context(self) -> FeatureContext:
         """The context stored in the bundle (refused when the bundle has none)."""
         stored = getattr(self.bundle, "context", None)
         if stored is None:
@@ -305,55 +300,22 @@ class Scorer:
             )
         return stored
 
-    def unfitted_context(self) -> Any:
+    def unfitted_context(self) -> FeatureContext:
         """A new context with the bundle context's parameters, to be fitted on the history scored."""
         stored = getattr(self.bundle, "context", None)
-        ctx_type = type(stored) if stored is not None else _features_api().FeatureContext
+        ctx_type = type(stored) if stored is not None else FeatureContext
         params = {k: getattr(stored, k) for k in ("owner_shrinkage", "account_shrinkage") if hasattr(stored, k)}
         return ctx_type(**params)
 
-    def _predict(self, block: Any, copies_of: tuple[_CategoryCodes, Sequence[int]] | None = None) -> _Inputs:
-        """Model inputs for a feature block: one float matrix per booster (fast path) or its frame.
-
-        ``copies_of=(codes, rows)`` says row ``j`` is a what-if copy of row ``rows[j]`` of the
-        block those codes belong to (see :class:`_CategoryCodes`).
-        """
-        codes = _CategoryCodes(block, copies_of)
-        if self._fast is None and len(block):
-            mats = self._runner.block_matrices(block, codes)
-            self._fast = self._runner.agrees(block.frame(), self._taxonomy.names, mats=mats)
-            if self._fast is False:
-                warnings.warn("dealscore scoring: the fast prediction path disagrees with the models' own "
-                              "methods on this bundle; using the slower DataFrame path", RuntimeWarning,
-                              stacklevel=3)
-        if self._fast:
-            mw, ms = self._runner.block_matrices(block, codes)
-            return _Inputs(block, mw, ms, codes=codes)
-        return _Inputs(block, None, None, codes=codes)
-
-    def _win_raw(self, inp: _Inputs, more: _Inputs | None = None) -> np.ndarray:
-        """Raw win scores of a block's rows, then of ``more``'s rows (one booster call on the fast path)."""
-        if inp.mw is not None and (more is None or more.mw is not None):
-            return self._runner.win_raw(inp.mw if more is None else np.concatenate([inp.mw, more.mw]))
-        parts = [inp] if more is None else [inp, more]
-        return np.concatenate([np.asarray(self.bundle.win_model.predict_raw(x.frame), dtype=float) for x in parts])
-
-    def _stage_proba(self, inp: _Inputs, rows: slice) -> np.ndarray:
-        if inp.ms is not None:
-            return self._runner.stage_proba(inp.ms[rows], self._taxonomy.names)
-        proba = self.bundle.stage_model.predict_proba(inp.frame.iloc[rows])
-        return np.asarray(proba[self._taxonomy.names] if isinstance(proba, pd.DataFrame) else proba, dtype=float)
-
-    def _contributions(self, inp: _Inputs, rows: slice) -> np.ndarray:
-        if inp.mw is not None:
-            return self._runner.contributions(inp.mw[rows])
-        return np.asarray(self.bundle.win_model.contributions(inp.frame.iloc[rows]), dtype=float)
-
-    def _columns(self, inp: _Inputs, rows: slice | np.ndarray) -> Columns:
-        if inp.mw is not None:
-            return Columns.of_block(inp.block, inp.block_rows(rows), matrix=inp.mw[rows],
-                                    matrix_names=self._feature_names, categorical=inp.codes)
-        return Columns(inp.frame.iloc[rows])
+    def _prepare(self, block: Any) -> tuple[Predictor, Inputs]:
+        """The scorer's predictor (chosen on its first non-empty block) and ``block``'s inputs for it."""
+        if self._predictor is not None:
+            return self._predictor, self._predictor.prepare(block)
+        if not len(block):  # nothing to check the matrix path on yet: the reference takes an empty block
+            reference = FramePredictor(self.bundle.win_model, self.bundle.stage_model)
+            return reference, reference.prepare(block)
+        self._predictor, inp = choose_predictor(self._runner, self._feature_names, block, self._taxonomy.names)
+        return self._predictor, inp
 
     def _touchpoints(self, own: DealHistory, what_if: Any, items: Sequence[tuple[str, Action, pd.Timestamp]],
                      item_row: Sequence[int], as_of: np.ndarray) -> list[tuple[int, Any]]:
@@ -362,7 +324,7 @@ class Scorer:
         A few items (one deal scored now) look their contacts up in the touchpoints
         the feature pass already read; many take one join over the history.
         """
-        touch = _features_api().Touchpoint
+        touch = Touchpoint
         if len(items) <= SMALL_ITEMS and as_of.dtype.kind == "M":
             known_at = as_of.astype("datetime64[ns]", copy=False).view(np.int64)[np.asarray(item_row, dtype=np.int64)]
             contacts = contacts_of_rows(what_if.acts, what_if.deals.index.lookup, what_if.plan.roles.lookup, items,
@@ -389,11 +351,11 @@ class Scorer:
         # The history is read once: the snapshots' features first (they give the inferred stage), then the
         # what-ifs of the actions valid for that stage only, as virtual deals (what-if rows cost about as
         # much as real ones, so building every stage's actions up front would cost more than a second pass).
-        what_if = _features_api().WhatIf(own, (deal_ids, when), spec=self.bundle.spec, taxonomy=self._taxonomy,
+        what_if = WhatIf(own, (deal_ids, when), spec=self.bundle.spec, taxonomy=self._taxonomy,
                                          context=context)
-        inp = self._predict(what_if.snapshots())
-        stage_proba = self._stage_proba(inp, slice(None))
-        cols = self._columns(inp, slice(None))
+        predictor, inp = self._prepare(what_if.snapshots())
+        stage_proba = predictor.stage_proba(inp, self._taxonomy.names)
+        cols = predictor.columns(inp)
         mm = judge(cols, stage_proba, self._taxonomy)
         items: list[tuple[str, Action, pd.Timestamp]] = []
         item_row: list[int] = []
@@ -418,13 +380,12 @@ class Scorer:
                             item_row.append(i)
                         js.append(copies[key])
                     pairs.append((i, a, js[0], js[1]))
-        copies_of = (inp.codes, item_row) if inp.codes is not None else None
-        vinp = (self._predict(what_if.with_touchpoints(self._touchpoints(own, what_if, items, item_row, as_of)),
-                              copies_of=copies_of)
+        vinp = (predictor.prepare(what_if.with_touchpoints(self._touchpoints(own, what_if, items, item_row, as_of)),
+                                  copies_of=(inp.codes, item_row))
                 if items else None)
         # one win-model call for the scores and the what-ifs; contributions only for the scored rows
-        raw_all = self._win_raw(inp, vinp)
-        contrib = self._contributions(inp, slice(None)) if explain else None
+        raw_all = predictor.win_raw([inp] if vinp is None else [inp, vinp])
+        contrib = predictor.contributions(inp) if explain else None
         # one calibrator call for the scores, the what-ifs and (when explaining) the base of the reasons
         to_cal = raw_all if contrib is None else np.concatenate([raw_all, contrib[:, -1]])
         calibrated = np.asarray(self.bundle.win_model.calibrate(to_cal), dtype=float)
@@ -455,7 +416,7 @@ class Scorer:
             if vinp is None:
                 block.actions = [[] for _ in range(n)]
             else:
-                after = self._columns(vinp, slice(None))
+                after = predictor.columns(vinp)
                 block.actions = self._rank_actions(cols, p, after, p_all[n:], pairs, declared)
         return block
 
@@ -535,68 +496,6 @@ class Scorer:
                     p_respond=r.p, change_if_responds=float(d_s), change_if_unanswered=float(d_f),
                     interval_low=low, interval_high=high, similar_deals=r.deals, response_text=a.response_text))
         return out
-
-
-@dataclass
-class _Inputs:
-    """Some rows (``sel``) of a feature block and, on the fast path, their matrices for the two boosters."""
-
-    block: Any
-    mw: np.ndarray | None
-    ms: np.ndarray | None
-    sel: np.ndarray | None = None  # None: every row of the block
-    codes: _CategoryCodes | None = None
-    _frame: pd.DataFrame | None = None
-
-    @property
-    def frame(self) -> pd.DataFrame:
-        """The rows as a feature frame (for the models' own DataFrame methods; built once, only when asked)."""
-        if self._frame is None:
-            frame = self.block.frame()
-            self._frame = frame if self.sel is None else frame.iloc[self.sel].reset_index(drop=True)
-        return self._frame
-
-    def block_rows(self, rows: slice | np.ndarray) -> slice | np.ndarray:
-        """Positions in the block of some of these rows."""
-        if self.sel is None:
-            return rows
-        return self.sel[rows]
-
-
-
-class _CategoryCodes:
-    """A block's categorical codes, computed once per feature and shared by both boosters' matrices and the rules.
-
-    ``FeatureBlock.categorical`` encodes the column afresh on each call; a block
-    is asked for each categorical by the win matrix, the stage matrix and the
-    reason wording, which cost more than the one encoding they need.
-
-    What-if copies (``copies_of=(codes, rows)``: row ``j`` copies row ``rows[j]`` of
-    the block behind ``codes``) are the same deals at the same time with one more
-    touchpoint, and no categorical reads touchpoints (the declared stage is a
-    function of the stage rows and the time), so their codes are those rows' codes.
-    An open vocabulary may list more categories than the copies alone would, which
-    changes no matrix value: codes are mapped to the booster's categories by name.
-    """
-
-    __slots__ = ("_got", "_parent", "block")
-
-    def __init__(self, block: Any, copies_of: tuple[_CategoryCodes, Sequence[int]] | None = None) -> None:
-        self.block = block
-        self._parent = copies_of
-        self._got: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
-
-    def __call__(self, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
-        got = self._got.get(name)
-        if got is None:
-            if self._parent is not None:
-                parent, rows = self._parent
-                codes, cats = parent(name)
-                got = self._got[name] = (codes[np.asarray(rows, dtype=np.int64)], cats)
-            else:
-                codes, cats = self.block.categorical(name)
-                got = self._got[name] = (codes, tuple(cats))
-        return got
 
 
 # --------------------------------------------------------------------------- helpers

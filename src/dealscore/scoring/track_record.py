@@ -66,11 +66,15 @@ class LearnedThreshold:
     precision: float
     support: int
     base_loss_rate: float | None = None
+    #: The precision was counted on later deals than the threshold was chosen on (else on the same, flattering).
+    later: bool = False
 
     def record(self, what: str) -> str:
-        """'stalled warnings like this were followed by a loss 7 times in 10, on 143 closed deals'."""
-        return (f"{what} like this were followed by a loss {_in_ten(self.precision)}, on {self.support:,} closed "
-                f"deal{'s' if self.support != 1 else ''} of the training history")
+        """'stalled warnings like this were followed by a loss 7 times in 10, on 143 later closed deals'."""
+        deals = f"deal{'s' if self.support != 1 else ''}"
+        where = (f"later closed {deals} than the ones it was set on" if self.later
+                 else f"closed {deals} of the training history it was set on")
+        return f"{what} like this were followed by a loss {_in_ten(self.precision)}, on {self.support:,} {where}"
 
 
 def _in_ten(p: float) -> str:
@@ -90,7 +94,7 @@ class WarningThresholds:
         raw = (stage_stats or {}).get("_warning_thresholds") or {}
         codes = raw.get("codes") or {}
         table = {code: {stage: LearnedThreshold(float(v["threshold"]), float(v["precision"]), int(v["support"]),
-                                                v.get("base_loss_rate"))
+                                                v.get("base_loss_rate"), v.get("checked_on") == "later deals")
                         for stage, v in (codes.get(code) or {}).items() if v.get("threshold") is not None}
                  for code in LEARNED_CODES}
         return cls(table=table, target=raw.get("target_precision"))

@@ -32,6 +32,7 @@ from dealscore.models.stage import StageModel
 from dealscore.models.stage_labels import StageLabeler
 from dealscore.models.win import WinModel
 from dealscore.playbook import load_playbook
+from dealscore.scoring.scorer import Scorer
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore.training import plots
 from dealscore.training.bootstrap import compare_to_baselines
@@ -450,12 +451,14 @@ def scored_holdout(rows: TrainingRows, ev: Evaluation) -> pd.DataFrame:
 
 
 def warning_thresholds(rows: TrainingRows, cfg: TrainConfig) -> dict[str, Any]:
-    """Episode-warning thresholds from the training slice's snapshots only (never a later period)."""
-    train = rows.masks["train"]
+    """Episode-warning thresholds chosen on the training slice's snapshots, their stated precision counted on
+    the validation and calibration periods' (later deals the choice never saw; the test period stays untouched)."""
+    train, later = rows.masks["train"], rows.masks["validation"] | rows.masks["calibration"]
     w = cfg.warnings
-    return learn_warning_thresholds(rows.features[train], rows.y[train], rows.snaps.loc[train, "deal_id"].to_numpy(),
-                                    target_precision=w.target_precision, max_win_ratio=w.max_win_ratio,
-                                    min_support=w.min_support)
+    return learn_warning_thresholds(
+        rows.features[train], rows.y[train], rows.snaps.loc[train, "deal_id"].to_numpy(),
+        target_precision=w.target_precision, max_win_ratio=w.max_win_ratio, min_support=w.min_support,
+        held_out=(rows.features[later], rows.y[later], rows.snaps.loc[later, "deal_id"].to_numpy()))
 
 
 def assemble_bundle(
@@ -564,8 +567,6 @@ def train_on_rows(
     bundle = assemble_bundle(history, split, counts, rows, models, ev, tax, cfg)
     bundle.time_to_close, bundle.pipeline_creation = forecast.close_time, forecast.creation
     say("calibrating the forecast's open deals on past quarter windows (what such deals really booked)")
-    from dealscore.scoring import Scorer  # scoring reads the bundle assembled just above
-
     bundle.forecast_calibration = fit_open_calibration(history, Scorer(bundle), history.data_cut)
     report["time_to_close"]["open_deal_calibration"] = to_jsonable(bundle.forecast_calibration.summary())
     laps.lap("forecast_calibration")

@@ -16,10 +16,17 @@ first one at which
   6 times in 10" would flag deals *better* than average), and
 - at least ``min_support`` distinct closed deals were flagged,
 
-is kept with its measured precision and support. A stage where no threshold gets
-there keeps the fixed rule (scoring says so). Only the training slice is read:
-deals created before the validation, calibration and test periods, so nothing of
-an evaluation period moves a threshold.
+is kept. A stage where no threshold gets there keeps the fixed rule (scoring says
+so). Only the training slice chooses: deals created before the validation,
+calibration and test periods, so nothing of an evaluation period moves a threshold.
+
+The precision a warning *states* is not the one it was chosen on: the first
+threshold to pass on the training slice passed partly by luck, so its training
+precision flatters it. Each kept threshold is re-counted on the later deals the
+choice never saw (the ``held_out`` snapshots: the validation and calibration
+periods), and that figure, with its own support, is what the warning says.
+Where fewer than :data:`MIN_HELD_OUT_DEALS` later deals were flagged the training
+figure is stated instead and marked as such (``checked_on: "training deals"``).
 """
 
 from __future__ import annotations
@@ -34,16 +41,22 @@ from dealscore.scoring.track_record import LEARNED_CODES, warning_measures
 
 #: Candidate thresholds per (warning, stage): quantiles of the measure on the eligible snapshots.
 N_CANDIDATES = 100
+#: Later flagged deals needed before a warning states its later (held-out) precision rather than the training one.
+MIN_HELD_OUT_DEALS = 10
+
+#: Snapshots as (features, won, deal ids): one slice of the history.
+Slice = tuple[pd.DataFrame, np.ndarray, np.ndarray]
 
 
 def learn_warning_thresholds(
     features: pd.DataFrame, won: np.ndarray, deal_ids: np.ndarray, *, target_precision: float = 0.6,
-    max_win_ratio: float = 0.5, min_support: int = 30,
+    max_win_ratio: float = 0.5, min_support: int = 30, held_out: Slice | None = None,
 ) -> dict[str, Any]:
     """The thresholds table stored in ``bundle.stage_stats["_warning_thresholds"]`` (see module docstring).
 
     ``features``, ``won`` and ``deal_ids`` are the training slice's snapshots only
     (the caller selects them); ``won`` is 1 for a deal later won, 0 for lost.
+    ``held_out`` is a later slice in the same form, only counted, never chosen on.
     """
     if not 0 < target_precision < 1:
         raise ValueError(f"target_precision must be between 0 and 1, got {target_precision}")
@@ -64,9 +77,35 @@ def learn_warning_thresholds(
             rows = in_stage & eligible & ~np.isnan(value)
             codes[code][s] = {"base_loss_rate": base, "required_precision": required,
                               **_lowest_threshold(value[rows], lost[rows], deal_ids[rows], required, min_support)}
+    _count_later(codes, held_out)
     return {"target_precision": target_precision, "max_win_ratio": max_win_ratio, "min_support": min_support,
             "label": "followed by a loss", "source": "snapshots of the training slice's closed deals",
+            "stated_on": f"later deals (at least {MIN_HELD_OUT_DEALS} flagged), else the training deals",
             "codes": codes}
+
+
+def _count_later(codes: dict[str, dict[str, dict[str, Any]]], held_out: Slice | None) -> None:
+    """Re-count every kept threshold on the later slice; state that figure where it rests on enough deals."""
+    if held_out is not None:
+        features, won, deal_ids = held_out
+        lost = np.asarray(won, dtype=float) == 0
+        deal_ids = np.asarray(deal_ids, dtype=object)
+        stage = (features["declared_stage"].astype(object).to_numpy() if "declared_stage" in features.columns
+                 else np.full(len(features), None, dtype=object))
+        measures = warning_measures(Columns(features))
+    for code, by_stage in codes.items():
+        for s, entry in by_stage.items():
+            if entry.get("threshold") is None:
+                continue
+            entry["fit_precision"], entry["fit_support"] = entry["precision"], entry["support"]
+            entry["checked_on"] = "training deals"
+            if held_out is None:
+                continue
+            value, eligible = measures[code]
+            flagged = (stage == s) & eligible & (np.nan_to_num(value, nan=-np.inf) >= entry["threshold"])
+            support = len(np.unique(deal_ids[flagged]))
+            if support >= MIN_HELD_OUT_DEALS:
+                entry.update(precision=float(lost[flagged].mean()), support=support, checked_on="later deals")
 
 
 def _lowest_threshold(value: np.ndarray, lost: np.ndarray, deal: np.ndarray, required: float,

@@ -6,7 +6,6 @@ rules live in :mod:`dealscore.data.validate`. Timestamps come out as naive UTC.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,10 +17,6 @@ from dealscore.data import rules
 from dealscore.data.schema import Table
 from dealscore.errors import DataValidationError
 from dealscore.times import naive_utc
-
-# Dates outside this window are placeholders (9999-12-31, 0001-01-01) or typos, never CRM facts.
-_EARLIEST = pd.Timestamp("1900-01-01")
-_LATEST = pd.Timestamp("2200-01-01")
 
 
 class _Typing:
@@ -138,7 +133,7 @@ def _trimmed(batch: list[_ArrowText], n: int, cap: int) -> list[tuple[np.ndarray
     # the caps and the NUL rule (the API's, for every path): one cheap pass, cell detail only on a breach
     lengths = pc.utf8_length(cleaned)
     longest = pc.max(lengths).as_py() or 0
-    nul = pc.match_substring(cleaned, "\x00")
+    nul = pc.match_substring(cleaned, rules.NUL)
     sizes = None
     if longest > cap or pc.any(nul).as_py():
         sizes = pc.fill_null(lengths, 0).to_numpy().astype(np.int64)
@@ -247,13 +242,6 @@ def _parse_text_times(t: _Typing, col: str, raw: pd.Series) -> pd.Series:
     return parsed
 
 
-@functools.cache
-def _bounds(dtype: np.dtype) -> tuple[np.datetime64, np.datetime64]:
-    """The plausible-date window in a column's own unit: a year-9999 placeholder in seconds must
-    not overflow on its way to nanoseconds before it is refused."""
-    return _EARLIEST.to_datetime64().astype(dtype), _LATEST.to_datetime64().astype(dtype)
-
-
 def _parse_times(t: _Typing, col: str, kind: str) -> tuple[np.ndarray, bool | None, bool]:
     """Parse a timestamp/date column to naive UTC ``datetime64[ns]``; report bad rows by id.
 
@@ -277,17 +265,16 @@ def _parse_times(t: _Typing, col: str, kind: str) -> tuple[np.ndarray, bool | No
         values = np.asarray(parsed.array) if isinstance(parsed, pd.Series) else parsed
         if aware is None and not np.isnat(values).all():
             aware = False
-        lo, hi = _bounds(values.dtype)
-        out_of_range = (values < lo) | (values >= hi)  # NaT compares False
+        out_of_range = rules.outside_date_window(values)
     else:  # an Arrow timestamp column: let pandas compare it
         assert isinstance(parsed, pd.Series)
         if aware is None and bool(parsed.notna().any()):
             aware = False
-        out_of_range = (parsed.notna() & ((parsed < _EARLIEST) | (parsed >= _LATEST))).to_numpy()
+        out_of_range = (parsed.notna() & ((parsed < rules.EARLIEST) | (parsed >= rules.LATEST))).to_numpy()
         values = parsed
     if out_of_range.any():
         raise t.error(
-            col, out_of_range, f"lie outside {_EARLIEST.year}-{_LATEST.year - 1}",
+            col, out_of_range, f"lie outside {rules.DATE_WINDOW_TEXT}",
             values=pd.Series(values).astype(str).to_numpy(),
             fix="replace placeholder dates (such as 9999-12-31) by an empty cell and correct typos",
         )
