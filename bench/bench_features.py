@@ -4,7 +4,7 @@ Targets (issue 3):
 - training frame (snapshots + features) of a 100,000-deal simulated history
   (about a million snapshots) in under 60 s on 2 cores, peak memory under 8 GiB;
 - at least 50x faster per snapshot than the straightforward per-snapshot
-  implementation in bench/reference_features.py, measured in the same run on the
+  implementation in tests/features/reference_features.py, measured in the same run on the
   same history (the two must also agree there);
 - one deal with 200 touchpoints, as of now, with the bundle's context: median
   under 2 ms in process.
@@ -19,7 +19,6 @@ not of simulating. The last line printed is one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -49,11 +48,11 @@ HERE = Path(__file__).resolve().parent
 
 
 def _reference() -> Any:
-    spec = importlib.util.spec_from_file_location("reference_features", HERE / "reference_features.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The tests' oracle (tests/features/reference_features.py), importable from the repository root."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests.features import reference_features
+
+    return reference_features
 
 
 # ----------------------------------------------------------------------------- scale (child process)

@@ -15,6 +15,9 @@ import pandas as pd
 
 _T = TypeVar("_T", bound=datetime)
 
+#: Nanoseconds in a day: validated times are datetime64[ns], and day counts are computed on their integers.
+DAY_NS = 86_400 * 10**9
+
 
 @overload
 def naive_utc(value: pd.Series) -> pd.Series: ...
@@ -37,4 +40,4 @@ def naive_utc(value: pd.Series | datetime) -> pd.Series | datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-__all__ = ["naive_utc"]
+__all__ = ["DAY_NS", "naive_utc"]

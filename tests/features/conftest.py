@@ -10,8 +10,6 @@ deals. Histories go through ``validate_history`` like every real input.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -21,6 +19,7 @@ import pytest
 
 from dealscore.data.history import DealHistory, from_frames
 from dealscore.data.validate import validate_history
+from tests.features import reference_features
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ["prospecting", "qualification", "discovery", "solution", "proposal", "negotiation"]
@@ -132,22 +131,10 @@ def random_history(seed: int, n_deals: int = 12, n_owners: int = 3, n_accounts: 
     return history
 
 
-def load_reference() -> ModuleType:
-    """bench/reference_features.py: the straightforward per-snapshot implementation used as oracle."""
-    name = "dealscore_reference_features"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / "reference_features.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def reference() -> ModuleType:
-    return load_reference()
+    """The straightforward per-snapshot implementation of every feature, the oracle of the vectorised one."""
+    return reference_features
 
 
 def simulator_available() -> bool:

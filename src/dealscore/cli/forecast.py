@@ -19,7 +19,8 @@ from rich.table import Table
 
 from dealscore.cli import app, console
 from dealscore.cli.score import AsOfOpt, ModelOpt, load_bundle
-from dealscore.errors import ConfigError, DataValidationError
+from dealscore.cli.times import as_of_time
+from dealscore.errors import ConfigError
 
 
 def _money(v: float) -> str:
@@ -88,7 +89,7 @@ def forecast(
 
     bundle = load_bundle(model)
     history, _ = load_and_validate(str(folder), bundle.taxonomy)
-    t = _time(as_of)
+    t = as_of_time(as_of)
     fc = forecast_history(history, bundle, t, kind=period, by=by, n_sims=sims, seed=seed)
     console.print(forecast_table(fc))
     for note in fc.notes:
@@ -104,16 +105,6 @@ def forecast(
         fc.table.to_csv(out, index=False)
         console.print(f"table → {out}")
 
-
-def _time(as_of: str | None) -> pd.Timestamp | None:
-    if as_of is None:
-        return None
-    try:
-        t = pd.Timestamp(as_of)
-    except (ValueError, TypeError) as exc:
-        raise DataValidationError(f"--as-of {as_of!r} is not a date or time",
-                                  fix="use ISO 8601, e.g. 2024-06-30 or 2024-06-30T18:00:00") from exc
-    return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t
 
 
 def _backtest(folder: Path, model: Path | None, weeks: list[int], by: str, sims: int, seed: int, chart: Path,

@@ -17,10 +17,10 @@ import typer
 from rich.table import Table
 
 from dealscore.cli import SchedulerOpt, app, console, err_console, json_text
+from dealscore.cli.times import as_of_time
 from dealscore.errors import DataValidationError, DealscoreError, ModelNotReadyError
 from dealscore.models.data_fit import data_mismatch
 from dealscore.scoring.result import ScoreResult
-from dealscore.times import naive_utc
 
 ModelOpt = Annotated[
     Path | None,
@@ -64,19 +64,7 @@ def _load(folder: str | Path, model: Path | None, as_of: str | None) -> tuple[An
     mismatch = data_mismatch(bundle.history_stats, history)
     if mismatch is not None:  # once per command, before any table: the scores below may not fit
         err_console.print(f"[bold yellow]warning:[/] {mismatch.message}", highlight=False, soft_wrap=True)
-    return Scorer(bundle), history, _as_of(as_of)
-
-
-def _as_of(as_of: str | None) -> pd.Timestamp | None:
-    """``--as-of`` as a naive UTC time (None: the history's data cut)."""
-    if as_of is None:
-        return None
-    try:
-        t = pd.Timestamp(as_of)
-    except (ValueError, TypeError) as exc:
-        raise DataValidationError(f"--as-of {as_of!r} is not a date or time",
-                                  fix="use ISO 8601, e.g. 2024-06-30 or 2024-06-30T18:00:00") from exc
-    return naive_utc(t)
+    return Scorer(bundle), history, as_of_time(as_of)
 
 
 @app.command()
@@ -102,7 +90,7 @@ def score(
 
         started = time.perf_counter()
         bundle = load_bundle(model)
-        done = score_on_cluster(scheduler, folder, out, bundle, as_of=_as_of(as_of), explain=explain,
+        done = score_on_cluster(scheduler, folder, out, bundle, as_of=as_of_time(as_of), explain=explain,
                                 every_days=backtest_every)
         took = time.perf_counter() - started
         console.print(f"scored [bold]{done['rows']:,}[/] {'snapshots' if backtest_every else 'open deals'} of "

@@ -27,11 +27,12 @@ from dealscore.data.history import DealHistory
 from dealscore.errors import ModelNotReadyError
 from dealscore.features.inputs import DealRows, Vocab, read_deals, read_stage_rows
 from dealscore.features.spec import FeatureSpec
-from dealscore.features.stage import DAY, StageTimeline, prepare_stage, won_stage_durations
+from dealscore.features.stage import StageTimeline, prepare_stage, won_stage_durations
 from dealscore.features.timeline import NAT, NEVER, Timeline, prefix_sums, take
 from dealscore.taxonomy import StageTaxonomy
+from dealscore.times import DAY_NS
 
-WEEK = 7 * DAY
+WEEK = 7 * DAY_NS
 GRID_ANCHOR = pd.Timestamp("1970-01-05").value  # a Monday
 
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from dealscore.features.context import FeatureContext
 from dealscore.features.inputs import DealRows
-from dealscore.features.stage import DAY
 from dealscore.features.timeline import NAT
+from dealscore.times import DAY_NS
 
 #: What :func:`profile_features` returns: a function of the deal, the snapshot time and its amount alone (no
 #: touchpoint, no data cut), which is why a what-if copy can take its snapshot's values.
@@ -33,7 +33,7 @@ def profile_features(deals: DealRows, q_deal: np.ndarray, q_time: np.ndarray, am
         out = {
             "employees": deals.employees[q_deal],
             "annual_revenue": revenue,
-            "account_age_days": np.where(acc_created != NAT, (q_time - acc_created) / DAY, np.nan),
+            "account_age_days": np.where(acc_created != NAT, (q_time - acc_created) / DAY_NS, np.nan),
             "amount_to_revenue": np.where(revenue > 0, amount / revenue, np.nan),
         }
     out.update(context.cross_deal_features(deals.ids[q_deal], deals.owner[q_deal], deals.account[q_deal], q_time))

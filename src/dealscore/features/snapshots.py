@@ -18,10 +18,7 @@ from dealscore.data.history import DealHistory
 from dealscore.errors import DataValidationError
 from dealscore.features.inputs import Table, as_ns, deal_codes, deal_index
 from dealscore.features.timeline import NAT
-from dealscore.times import naive_utc
-
-_DAY = 86_400 * 10**9
-
+from dealscore.times import DAY_NS, naive_utc
 
 _COLUMNS = pd.Index(["deal_id", "as_of"])
 
@@ -46,7 +43,7 @@ def make_snapshots(history: DealHistory, *, every_days: float = 7, at_stage_chan
     closed = as_ns(d["closed_at"], table="deals", column="closed_at") if "closed_at" in d else np.full(len(d), NAT)
     cut = _naive_utc(history.data_cut).value
     is_closed = closed != NAT
-    step = round(every_days * _DAY)
+    step = round(every_days * DAY_NS)
     # count of k >= 0 with created + k*step < closed (closed) or <= cut (open)
     span = np.where(is_closed, closed - created - 1, cut - created)
     n = np.where(span >= 0, span // step + 1, 0)

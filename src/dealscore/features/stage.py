@@ -23,8 +23,7 @@ import numpy as np
 
 from dealscore.features.inputs import DealRows, StageRows
 from dealscore.features.timeline import NAT, Timeline, prefix_sums, segmented_cummax_index
-
-DAY = 86_400 * 10**9
+from dealscore.times import DAY_NS
 
 
 @dataclass(frozen=True)
@@ -90,8 +89,8 @@ def stage_features(st: StageTimeline, deals: DealRows, q_deal: np.ndarray, q_tim
     cur = np.where(has, hi - 1, 0)
     nan = np.nan
     stage_code = np.where(has, st.stage[cur] if len(st.stage) else -1, -1)
-    days_in_stage = np.where(has, (q_time - (st.run_start[cur] if len(st.stage) else 0)) / DAY, nan)
-    since_update = np.where(has, (q_time - (st.seen[cur] if len(st.stage) else 0)) / DAY, nan)
+    days_in_stage = np.where(has, (q_time - (st.run_start[cur] if len(st.stage) else 0)) / DAY_NS, nan)
+    since_update = np.where(has, (q_time - (st.seen[cur] if len(st.stage) else 0)) / DAY_NS, nan)
     counts = st.counts[:, hi] - st.counts[:, lo]
     max_order = np.where(has, (st.max_order[cur] if len(st.stage) else 0) + 1.0, nan)
     # amount: latest visible row carrying one, else the deal's amount (assumed known from creation)
@@ -112,8 +111,8 @@ def stage_features(st: StageTimeline, deals: DealRows, q_deal: np.ndarray, q_tim
         "close_date_pushes": counts[3],
         "max_stage_order": max_order,
         "days_since_stage_update": since_update,
-        "deal_age_days": (q_time - deals.created[q_deal]) / DAY,
-        "days_to_expected_close": np.where(close != NAT, (close - q_time) / DAY, nan),
+        "deal_age_days": (q_time - deals.created[q_deal]) / DAY_NS,
+        "days_to_expected_close": np.where(close != NAT, (close - q_time) / DAY_NS, nan),
         "amount": amount,
     }
 
@@ -149,7 +148,7 @@ def won_stage_durations(st: StageTimeline, deals: DealRows) -> tuple[np.ndarray,
         last[:-1] = run_owner[1:] != run_owner[:-1]
         end[:-1] = begin[1:]
         end[last] = deals.closed[won[run_owner[last]]]
-    days = np.maximum(end - begin, 0) / DAY
+    days = np.maximum(end - begin, 0) / DAY_NS
     stage = st.stage[run_rows]
     key = run_owner * (int(stage.max()) + 1 if len(stage) else 1) + stage
     uniq, inv = np.unique(key, return_inverse=True)

@@ -24,11 +24,11 @@ import numpy as np
 
 from dealscore.features.inputs import ActivityRows
 from dealscore.features.spec import KEY_TYPES
-from dealscore.features.stage import DAY
 from dealscore.features.timeline import NAT, NEVER, Timeline, prefix_sums, segmented_extreme, take
+from dealscore.times import DAY_NS
 
 ALL_WINDOWS = (7, 30, 60, 90)  # 60 only serves the trend (previous 30 days = 60-day minus 30-day count)
-WINDOW_NS = np.array(ALL_WINDOWS, dtype=np.int64) * DAY
+WINDOW_NS = np.array(ALL_WINDOWS, dtype=np.int64) * DAY_NS
 LAST_OF = ("any", "inbound", *KEY_TYPES)  # "days since the last ..." features
 
 
@@ -307,7 +307,7 @@ def touch_features(tt: TouchTimelines, q_deal: np.ndarray, q_time: np.ndarray, e
     has = hi > lo
     last = tt.last[:, hi - 1] if tt.last.shape[1] else np.full((len(LAST_OF), nq), NAT)
     last = np.where(has, last, NAT)
-    days_since = np.where(last != NAT, (q_time - last) / DAY, np.nan)
+    days_since = np.where(last != NAT, (q_time - last) / DAY_NS, np.nan)
     out["days_since_last_touch"] = days_since[0]
     out["days_since_last_inbound"] = days_since[1]
     for i, t in enumerate(KEY_TYPES):

@@ -50,8 +50,8 @@ import pandas as pd
 from dealscore.data.history import DealHistory
 from dealscore.forecast.close_time import BUCKET_EDGES, period_probabilities
 from dealscore.forecast.periods import instant, period_of
+from dealscore.times import DAY_NS
 
-_DAY_NS = 86_400 * 10**9
 #: Origins sit on this fixed grid (a Monday), so two forecast times share their windows' scores.
 _GRID_EPOCH = pd.Timestamp("2000-01-03")
 
@@ -109,7 +109,7 @@ def window_origins(as_of: pd.Timestamp, lookback_days: float, every_days: int, m
 def score_window(history: DealHistory, origin: pd.Timestamp, end: pd.Timestamp, score_at: ScoreAt) -> WindowScores:
     """Score the deals open at ``origin`` from the history as known then; P(won in [origin, end))."""
     s = score_at(history.as_known_at(origin), origin)
-    days = (end - origin).value / _DAY_NS
+    days = (end - origin).value / DAY_NS
     p_in = (period_probabilities(np.asarray(s.pmf, dtype=float), np.array([[0.0, days]]), BUCKET_EDGES)[:, 0]
             if len(s.deal_id) else np.zeros(0))
     return WindowScores(origin=origin, end=end, deal_id=np.asarray(s.deal_id, dtype=object),

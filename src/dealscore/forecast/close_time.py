@@ -25,10 +25,10 @@ import pandas as pd
 from dealscore.errors import InsufficientDataError
 from dealscore.forecast.features import CLOSE_TIME_COLUMNS, close_time_matrix
 from dealscore.forecast.periods import Period, day_offsets, month_grid
+from dealscore.times import DAY_NS
 
 #: Bucket edges in days after the snapshot; the last bucket ends the support (a won deal closing later counts there).
 BUCKET_EDGES: tuple[float, ...] = (0, 7, 14, 21, 28, 42, 56, 70, 91, 119, 154, 196, 273, 365, 548)
-_DAY_NS = 86_400 * 10**9
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "multiclass", "learning_rate": 0.08, "num_leaves": 15, "min_data_in_leaf": 40,
@@ -202,7 +202,7 @@ def describe_closes(pmf: np.ndarray, as_of: Any, edges: tuple[float, ...] = BUCK
     n = int(np.ceil(edges[-1] / 28)) + 2
     m0 = t.astype("datetime64[M]")
     starts = (m0[:, None] + np.arange(n + 1)[None, :]).astype("datetime64[ns]")
-    days = np.clip((starts - t[:, None]).astype(np.int64) / _DAY_NS, 0.0, None)
+    days = np.clip((starts - t[:, None]).astype(np.int64) / DAY_NS, 0.0, None)
     probs = period_probabilities(p, np.stack([days[:, :-1], days[:, 1:]], axis=2), edges)
     csum = np.concatenate([np.zeros((len(p), 1)), np.cumsum(probs, axis=1)], axis=1)
     first, last = np.zeros(len(p), dtype=np.int64), np.full(len(p), n - 1, dtype=np.int64)

@@ -25,8 +25,8 @@ import pandas as pd
 
 from dealscore.data.history import DealHistory
 from dealscore.forecast.periods import instant
+from dealscore.times import DAY_NS
 
-_DAY_NS = 86_400 * 10**9
 #: Forecast groupings and the deals column each reads.
 GROUP_COLUMNS = {"team": "team", "owner": "owner_id"}
 
@@ -69,8 +69,8 @@ class PipelineCreationModel:
         amount = np.nan_to_num(d["amount"].to_numpy(dtype=float), nan=0.0) if "amount" in d else np.zeros(len(d))
         # creation rate: deals created in (t - rate_days, t], per day (the window is cut at the first deal)
         first = created.min() if len(created) else t.value
-        span = min(self.rate_days, max((t.value - first) / _DAY_NS, 1.0))
-        recent = (created > t.value - span * _DAY_NS) & (created <= t.value)
+        span = min(self.rate_days, max((t.value - first) / DAY_NS, 1.0))
+        recent = (created > t.value - span * DAY_NS) & (created <= t.value)
         groups, counts = np.unique(group[recent], return_counts=True)
         self.rate_per_day_ = {str(g): float(c) / span for g, c in zip(groups, counts, strict=True)}
         # pool of each group: the most common pool value among its deals (a rep's team)
@@ -79,12 +79,12 @@ class PipelineCreationModel:
         for g, sub in frame.groupby("g", sort=True):
             self.pool_of_[str(g)] = str(sub["p"].mode().iloc[0])
         # reference cohort: old enough that every win within lead_days is known at t
-        hi = t.value - self.lead_days * _DAY_NS
-        lo = hi - self.reference_days * _DAY_NS
+        hi = t.value - self.lead_days * DAY_NS
+        lo = hi - self.reference_days * DAY_NS
         ref = (created > lo) & (created <= hi)
         if ref.sum() == 0:  # a young history: the oldest deals, whatever their age (documented bias: fewer slow wins)
-            ref = created <= t.value - 0.5 * self.lead_days * _DAY_NS
-        cycle = (closed - created) / _DAY_NS
+            ref = created <= t.value - 0.5 * self.lead_days * DAY_NS
+        cycle = (closed - created) / DAY_NS
         self.pools_ = {}
         for p in np.unique(pool[ref]):
             sel = ref & (pool == p)

@@ -29,6 +29,7 @@ from dealscore.forecast.montecarlo import draw_open_bookings, quantiles, range_d
 from dealscore.forecast.periods import Period, check_kind, current_and_next, day_offsets, instant, month_grid
 from dealscore.scoring import Scorer
 from dealscore.scoring.result import ScoreResult
+from dealscore.times import DAY_NS
 
 COMPANY = "company"
 #: Months the simulation covers: enough for the current and next quarter from any day of a quarter.
@@ -36,7 +37,6 @@ GRID_MONTHS = 6
 #: Draws per forecast. At 1,000 the Monte Carlo standard deviation of P10, P50 and P90 is about 1.5–2.3% of
 #: the P10–P90 width (measured over 20 seeds, 5,000 open deals; docs/forecast.md); 2,000 roughly halves the variance.
 DEFAULT_SIMS = 1000
-_DAY_NS = 86_400 * 10**9
 
 
 @dataclass
@@ -206,7 +206,7 @@ def forecast_pipeline(
     index = {g: i for i, g in enumerate(wanted)}
     keep = np.array([k in index for k in keys], dtype=bool)
     gi = np.array([index[k] for k in keys[keep]], dtype=np.int64)
-    elapsed = (t.value - pipe.scored_at[keep].astype("datetime64[ns]").astype(np.int64)) / _DAY_NS
+    elapsed = (t.value - pipe.scored_at[keep].astype("datetime64[ns]").astype(np.int64)) / DAY_NS
     grid_off = day_offsets(t, grid)
     # offsets measured from each deal's scoring time, conditioned on its still being open now
     off = grid_off[None, :, :] + elapsed[:, None, None]

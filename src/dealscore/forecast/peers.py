@@ -20,8 +20,8 @@ import pandas as pd
 
 from dealscore.data.history import DealHistory
 from dealscore.forecast.periods import Period, following
+from dealscore.times import DAY_NS
 
-_DAY_NS = 86_400 * 10**9
 PEERS: tuple[str, ...] = ("weighted_pipeline", "reps_dates", "run_rate")
 
 
@@ -47,7 +47,7 @@ def peer_forecasts(history: DealHistory, as_of: pd.Timestamp, quarter: Period, o
     rates = stage_win_rates(history, as_of)
     overall = float(np.mean(list(rates.values()))) if rates else 0.0
     t = as_of.value
-    exp_close = t + open_deals["days_to_expected_close"].to_numpy(dtype=float) * _DAY_NS
+    exp_close = t + open_deals["days_to_expected_close"].to_numpy(dtype=float) * DAY_NS
     in_q = (exp_close >= quarter.start.value) & (exp_close < quarter.end.value)
     amount = np.nan_to_num(open_deals["amount"].to_numpy(dtype=float), nan=0.0)
     stage_rate = open_deals["declared_stage"].map(lambda s: rates.get(str(s), overall)).to_numpy(dtype=float)

@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 
 from dealscore.errors import ConfigError
-from dealscore.times import naive_utc
+from dealscore.times import DAY_NS, naive_utc
 
 PeriodKind = Literal["month", "quarter"]
 PERIOD_KINDS: tuple[str, ...] = ("month", "quarter")
-_DAY_NS = 86_400 * 10**9
 
 
 @dataclass(frozen=True)
@@ -94,7 +93,7 @@ def months_in(period: Period, grid: list[Period]) -> np.ndarray:
 def day_offsets(as_of: pd.Timestamp, periods: list[Period]) -> np.ndarray:
     """Each period's ``[start, end)`` in days after ``as_of`` (clipped at 0: the past is not forecast)."""
     t = instant(as_of).value
-    out = np.array([[(p.start.value - t) / _DAY_NS, (p.end.value - t) / _DAY_NS] for p in periods], dtype=float)
+    out = np.array([[(p.start.value - t) / DAY_NS, (p.end.value - t) / DAY_NS] for p in periods], dtype=float)
     return np.clip(out, 0.0, None)
 
 
@@ -110,8 +109,8 @@ def quarter_position(as_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first = (months - months % 3).astype("datetime64[M]")
     start = first.astype("datetime64[ns]")
     end = (first + 3).astype("datetime64[ns]")
-    since = (t - start).astype(np.int64) / _DAY_NS
-    until = (end - t).astype(np.int64) / _DAY_NS
+    since = (t - start).astype(np.int64) / DAY_NS
+    until = (end - t).astype(np.int64) / DAY_NS
     return since, until
 
 

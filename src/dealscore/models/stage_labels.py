@@ -43,8 +43,8 @@ from dealscore.errors import ConfigError
 from dealscore.features.inputs import as_ns, deal_codes, deal_index
 from dealscore.features.timeline import NAT
 from dealscore.taxonomy import StageTaxonomy
+from dealscore.times import DAY_NS
 
-DAY = 86_400 * 10**9
 #: An entry typed in more than this many days before its evidence counts as "ahead of evidence".
 AHEAD_DAYS = 1.0
 
@@ -65,7 +65,7 @@ def _activity_markers(history: DealHistory) -> dict[str, tuple[np.ndarray, np.nd
     meeting = typ == "meeting"
     # a meeting with the decision maker, or with several people the same day (a lead may itself be the
     # decision maker, so any touch with them would mark the first e-mail)
-    day = t // DAY
+    day = t // DAY_NS
     m = pd.DataFrame({"deal": deal[meeting], "day": day[meeting], "c": contact[meeting]})
     width = m.groupby(["deal", "day"])["c"].transform("nunique").to_numpy() if len(m) else np.zeros(0)
     broad = np.zeros(len(a), dtype=bool)
@@ -131,7 +131,7 @@ class StageLabeler:
             for touch in keys.get(name, []):
                 deal, t = markers.get(_ALIASES.get(touch, touch), (np.zeros(0, np.int64), np.zeros(0, np.int64)))
                 if len(deal):
-                    np.minimum.at(out[:, j], deal, t / DAY)
+                    np.minimum.at(out[:, j], deal, t / DAY_NS)
         return out
 
     def _declared_entries(self, history: DealHistory) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -145,7 +145,7 @@ class StageLabeler:
         if not len(sh):
             return first, exact, initial
         deal = deal_codes(deal_index(history.deals), sh["deal_id"], table="stage_history")
-        t = as_ns(sh["changed_at"], table="stage_history", column="changed_at") / DAY
+        t = as_ns(sh["changed_at"], table="stage_history", column="changed_at") / DAY_NS
         code = pd.Index(list(self.stages)).get_indexer(sh["stage"].astype(object))
         ok = code >= 0
         deal, t, code = deal[ok], t[ok], code[ok]
@@ -162,10 +162,10 @@ class StageLabeler:
     @staticmethod
     def _deal_times(history: DealHistory) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         d = history.deals
-        created = as_ns(d["created_at"], table="deals", column="created_at") / DAY
+        created = as_ns(d["created_at"], table="deals", column="created_at") / DAY_NS
         closed_ns = as_ns(d["closed_at"], table="deals", column="closed_at") if "closed_at" in d \
             else np.full(len(d), NAT)
-        closed = np.where(closed_ns != NAT, closed_ns / DAY, np.inf)
+        closed = np.where(closed_ns != NAT, closed_ns / DAY_NS, np.inf)
         won = (d["outcome"].astype(object).to_numpy() == "won") if "outcome" in d else np.zeros(len(d), bool)
         return created, closed, won
 
@@ -231,7 +231,7 @@ class StageLabeler:
         if truth is None or not len(truth):
             return delays
         deal = deal_codes(deal_index(history.deals), truth["deal_id"], table="stage_truth")
-        t = as_ns(truth["as_of"], table="stage_truth", column="as_of") / DAY
+        t = as_ns(truth["as_of"], table="stage_truth", column="as_of") / DAY_NS
         code = pd.Index(list(self.stages)).get_indexer(truth["stage"].astype(object))
         real = np.full((len(history.deals), n_s), np.inf)
         ok = (code >= 0) & np.isin(deal, rows)
@@ -314,7 +314,7 @@ class StageLabeler:
     def label(self, history: DealHistory, snapshots: pd.DataFrame) -> pd.DataFrame:
         """The inferred real stage at each snapshot (the last stage entered by its ``as_of``)."""
         q = deal_codes(deal_index(history.deals), snapshots["deal_id"], table="snapshots")
-        t = as_ns(snapshots["as_of"], table="snapshots", column="as_of") / DAY
+        t = as_ns(snapshots["as_of"], table="snapshots", column="as_of") / DAY_NS
         entry = self.entry_times(history)
         stage = (entry[q] <= t[:, None]).sum(axis=1) - 1
         names = np.array([*self.stages, None], dtype=object)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore._compat import NORMAL, predict_matrix
+from dealscore.data import rules
 from dealscore.data.history import DealHistory
 from dealscore.errors import ConfigError, DataValidationError, ModelNotReadyError, NotFoundError
 from dealscore.features import FeatureContext, Touchpoint, WhatIf, scoring_snapshots
@@ -258,11 +259,11 @@ class Scorer:
                 table="deals", column="created_at", ids=[deal_id], fix="score it at or after its creation time",
             )
         closed = pd.Timestamp(_column(deals, "closed_at")[i]) if "closed_at" in deals.columns else pd.NaT
-        if not pd.isna(closed) and closed <= t:
+        if not pd.isna(closed) and rules.closed_by(closed, t):
             outcome = deals["outcome"].to_numpy(dtype=object)[i] if "outcome" in deals else None
             raise DataValidationError(
-                f"deal {deal_id} closed ({outcome or 'outcome unknown'}) at {closed}; only open deals "
-                "are scored", table="deals", column="closed_at", ids=[deal_id],
+                f"deal {deal_id} closed ({outcome or 'outcome unknown'}) at {closed}; {rules.ONLY_OPEN}",
+                table="deals", column="closed_at", ids=[deal_id],
                 fix=f"score it at a time before {closed} to see what dealscore said while it was open",
             )
 

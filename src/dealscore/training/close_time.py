@@ -17,10 +17,10 @@ import pandas as pd
 from dealscore.data.history import DealHistory
 from dealscore.forecast.close_time import BUCKET_EDGES, TimeToCloseModel, bucket_of, stage_pmf_baseline
 from dealscore.forecast.features import close_time_matrix
+from dealscore.times import DAY_NS
 
 #: At most this many won snapshots train the model (a seeded sample beyond it).
 MAX_ROWS = 150_000
-_DAY_NS = 86_400 * 10**9
 
 
 def days_to_close(history: DealHistory, snaps: pd.DataFrame) -> np.ndarray:
@@ -28,7 +28,7 @@ def days_to_close(history: DealHistory, snaps: pd.DataFrame) -> np.ndarray:
     closed = history.deals.set_index("deal_id")["closed_at"]
     c = pd.DatetimeIndex(snaps["deal_id"].map(closed)).asi8
     t = pd.DatetimeIndex(snaps["as_of"]).asi8
-    out = (c - t) / _DAY_NS
+    out = (c - t) / DAY_NS
     return np.where(c == np.iinfo(np.int64).min, np.nan, out)
 
 
