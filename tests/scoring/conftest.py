@@ -1,8 +1,8 @@
-"""Shared fixtures for the scoring tests: hand-built feature rows and tiny histories."""
+"""Shared fixtures for the scoring tests: hand-built feature rows and tiny histories (the trained bundle on the
+small seed-5 history is suite-wide: ``trained`` in ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -94,30 +94,3 @@ def stage_stats() -> dict[str, Any]:
 @pytest.fixture
 def tiny_history() -> DealHistory:
     return _tiny_history()
-
-
-@dataclass
-class Trained:
-    """A simulated CRM, its validated history and a bundle trained on it (real LightGBM, small budgets)."""
-
-    sim: Any
-    history: DealHistory
-    bundle: Any
-
-
-@pytest.fixture(scope="package")
-def trained() -> Trained:
-    """Trained once for the scoring tests: 1,200 simulated deals, bounded boosting rounds (~10 s)."""
-    from dealscore.data.simulate import simulate
-    from dealscore.data.validate import validate_history
-    from dealscore.training.config import TrainConfig
-    from dealscore.training.pipeline import train_models
-
-    sim = simulate(1200, seed=5)
-    history, _ = validate_history(sim.history)
-    cfg = TrainConfig.from_dict({
-        "num_threads": 1,
-        "win": {"num_boost_round": 200, "early_stopping_rounds": 20},
-        "stage": {"num_boost_round": 120, "early_stopping_rounds": 15},
-    })
-    return Trained(sim=sim, history=history, bundle=train_models(history, cfg).bundle)

@@ -109,11 +109,11 @@ def test_once_only_actions_carry_their_follow_up(taxonomy: Any) -> None:
         Action.from_playbook({"code": "x", "text": "y", "repeat": False, "touchpoint": {"type": "call"}}, "discovery")
 
 
-def test_contacts_from_read_arrays_equal_contact_ids(trained: Any) -> None:
+def test_contacts_from_read_arrays_equal_contact_ids(trained: Any, small_history: Any) -> None:
     """The scorer's lookup in the feature pass's arrays names the same contact as :func:`contact_ids`."""
     from dealscore.features import WhatIf, scoring_snapshots
 
-    history, bundle = trained.history, trained.bundle
+    history, bundle = small_history, trained.bundle
     acts = history.activities.copy()
     rng = np.random.default_rng(3)
     # logged later than it happened for some touchpoints, and ties in time, so "known at" and the order matter

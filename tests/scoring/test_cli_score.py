@@ -20,9 +20,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def folders(trained: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def folders(trained: Any, small_sim: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cli_score")
-    history = write_simulation(trained.sim, root / "history")
+    history = write_simulation(small_sim, root / "history")
     bundle = trained.bundle.save(root / "bundle")
     return {"history": history, "bundle": bundle, "root": root}
 
@@ -33,17 +33,17 @@ def _run(*args: str) -> Any:
     return result
 
 
-def test_score_writes_parquet_and_csv(folders: dict[str, Path], trained: Any) -> None:
+def test_score_writes_parquet_and_csv(folders: dict[str, Path], small_history: Any) -> None:
     out = folders["root"] / "scores.parquet"
     res = _run("score", folders["history"], "--out", out, "--model", folders["bundle"])
     assert "open deals" in res.output
     frame = pd.read_parquet(out)
-    n_open = len(scoring_snapshots(trained.history))
+    n_open = len(scoring_snapshots(small_history))
     assert len(frame) == n_open and frame["deal_id"].is_unique
     assert frame["p_win"].between(0, 1).all() and set(frame["grade"]) <= {"A", "B", "C", "D"}
     csv = folders["root"] / "scores.csv"
     _run("score", folders["history"], "--out", csv, "--model", folders["bundle"], "--explain",
-         "--as-of", str(trained.history.data_cut - pd.Timedelta(days=30)))
+         "--as-of", str(small_history.data_cut - pd.Timedelta(days=30)))
     again = pd.read_csv(csv)
     assert {"reasons_down", "top_action", "top_action_change"} <= set(again.columns)
     assert again["as_of"].nunique() == 1

@@ -12,17 +12,17 @@ from dealscore.scoring.predict import ModelRunner
 from dealscore.scoring.predictor import FramePredictor, MatrixPredictor, choose_predictor
 
 
-def _block(trained: Any, rows: int | None = None) -> Any:
+def _block(trained: Any, small_history: Any, rows: int | None = None) -> Any:
     b = trained.bundle
-    snaps = scoring_snapshots(trained.history)
+    snaps = scoring_snapshots(small_history)
     snaps = snaps if rows is None else snaps.iloc[:rows].reset_index(drop=True)
-    return build_feature_block(trained.history, snaps, spec=b.spec, context=b.context)
+    return build_feature_block(small_history, snaps, spec=b.spec, context=b.context)
 
 
 @pytest.mark.parametrize("rows", [1, 30])
-def test_both_predictors_give_the_same_numbers(trained: Any, rows: int) -> None:
+def test_both_predictors_give_the_same_numbers(trained: Any, small_history: Any, rows: int) -> None:
     b = trained.bundle
-    block, order = _block(trained, rows), list(b.taxonomy.names)
+    block, order = _block(trained, small_history, rows), list(b.taxonomy.names)
     runner = ModelRunner(b.win_model, b.stage_model)
     matrix, chosen = choose_predictor(runner, b.win_model.feature_names_, block, order)
     assert isinstance(matrix, MatrixPredictor)
@@ -38,21 +38,22 @@ def test_both_predictors_give_the_same_numbers(trained: Any, rows: int) -> None:
     assert list(matrix.columns(chosen).text("declared_stage")) == list(frame.columns(ref).text("declared_stage"))
 
 
-def test_a_matrix_path_that_disagrees_is_replaced_by_the_reference(trained: Any,
+def test_a_matrix_path_that_disagrees_is_replaced_by_the_reference(trained: Any, small_history: Any,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     b = trained.bundle
     runner = ModelRunner(b.win_model, b.stage_model)
     real = runner.block_matrices
     monkeypatch.setattr(runner, "block_matrices", lambda block, codes=None: tuple(m + 1.0 for m in real(block, codes)))
     with pytest.warns(RuntimeWarning, match="disagrees"):
-        chosen, inp = choose_predictor(runner, b.win_model.feature_names_, _block(trained, 10), b.taxonomy.names)
+        block = _block(trained, small_history, 10)
+        chosen, inp = choose_predictor(runner, b.win_model.feature_names_, block, b.taxonomy.names)
     assert isinstance(chosen, FramePredictor)
     assert len(chosen.win_raw([inp])) == 10
 
 
-def test_inputs_of_the_other_predictor_are_refused(trained: Any) -> None:
+def test_inputs_of_the_other_predictor_are_refused(trained: Any, small_history: Any) -> None:
     b = trained.bundle
-    block = _block(trained, 3)
+    block = _block(trained, small_history, 3)
     frame_inputs = FramePredictor(b.win_model, b.stage_model).prepare(block)
     with pytest.raises(ValueError, match="frame predictor"):
         MatrixPredictor(ModelRunner(b.win_model, b.stage_model), b.win_model.feature_names_).win_raw([frame_inputs])

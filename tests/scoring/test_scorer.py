@@ -22,8 +22,8 @@ def scorer(trained: Any) -> Scorer:
 
 
 @pytest.fixture(scope="module")
-def explained(trained: Any, scorer: Scorer) -> list[ScoreResult]:
-    return scorer.score_many(trained.history, explain=True)
+def explained(small_history: Any, scorer: Scorer) -> list[ScoreResult]:
+    return scorer.score_many(small_history, explain=True)
 
 
 def _action(bundle: Any, stage: str, code: str) -> Any:
@@ -31,13 +31,13 @@ def _action(bundle: Any, stage: str, code: str) -> Any:
     return next(x for a in acts for x in (a, a.follow_up) if x is not None and x.code == code and x.stage == stage)
 
 
-def test_score_one_deal_gives_a_complete_valid_result(trained: Any, scorer: Scorer) -> None:
-    deal = scoring_snapshots(trained.history)["deal_id"].iloc[0]
-    r = scorer.score(trained.history, deal)
+def test_score_one_deal_gives_a_complete_valid_result(trained: Any, small_history: Any, scorer: Scorer) -> None:
+    deal = scoring_snapshots(small_history)["deal_id"].iloc[0]
+    r = scorer.score(small_history, deal)
     again = ScoreResult.model_validate(r.model_dump())  # every field passes the declared validation
     assert again == r
     assert 0 < r.p_win < 1 and r.grade == grade(r.p_win)
-    assert r.model_version == trained.bundle.version and r.as_of == trained.history.data_cut
+    assert r.model_version == trained.bundle.version and r.as_of == small_history.data_cut
     assert set(r.stage_probabilities) == set(trained.bundle.taxonomy.names)
     assert sum(r.stage_probabilities.values()) == pytest.approx(1.0, abs=1e-4)
     assert r.inferred_stage == max(r.stage_probabilities, key=r.stage_probabilities.__getitem__)
@@ -57,17 +57,17 @@ def test_reasons_add_up_to_the_score(explained: list[ScoreResult]) -> None:
     assert len(bases) == 1  # the base is the model's, not the deal's
 
 
-def test_contributions_sum_to_the_raw_score_and_fast_path_matches(trained: Any) -> None:
+def test_contributions_sum_to_the_raw_score_and_fast_path_matches(trained: Any, small_history: Any) -> None:
     b = trained.bundle
-    X = build_features(trained.history, scoring_snapshots(trained.history), spec=b.spec, taxonomy=b.taxonomy)
+    X = build_features(small_history, scoring_snapshots(small_history), spec=b.spec, taxonomy=b.taxonomy)
     contrib = b.win_model.contributions(X)
     np.testing.assert_allclose(contrib.sum(axis=1), b.win_model.predict_raw(X), atol=1e-9)
     fast, slow = Scorer(b), Scorer(b, fast_path=False)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        a = fast.score_many(trained.history, explain=True)
+        a = fast.score_many(small_history, explain=True)
     assert not [w for w in seen if "fast prediction path disagrees" in str(w.message)]
-    c = slow.score_many(trained.history, explain=True)
+    c = slow.score_many(small_history, explain=True)
     for x, y in zip(a, c, strict=True):
         assert x.p_win == pytest.approx(y.p_win, abs=1e-12)
         assert [r.text for r in x.reasons_down] == [r.text for r in y.reasons_down]
@@ -75,8 +75,8 @@ def test_contributions_sum_to_the_raw_score_and_fast_path_matches(trained: Any) 
             [(z.code, round(z.expected_change, 9)) for z in y.actions]
 
 
-def test_reason_wording_names_the_deal_facts(explained: list[ScoreResult], trained: Any) -> None:
-    X = build_features(trained.history, scoring_snapshots(trained.history), spec=trained.bundle.spec,
+def test_reason_wording_names_the_deal_facts(explained: list[ScoreResult], trained: Any, small_history: Any) -> None:
+    X = build_features(small_history, scoring_snapshots(small_history), spec=trained.bundle.spec,
                        taxonomy=trained.bundle.taxonomy).set_index("deal_id")
     seen = 0
     for r in explained:
@@ -109,9 +109,9 @@ def test_actions_are_valid_for_the_inferred_stage(explained: list[ScoreResult]) 
             assert a.interval_low <= a.expected_change <= a.interval_high
 
 
-def test_an_action_already_done_is_not_suggested(trained: Any, explained: list[ScoreResult]) -> None:
+def test_an_action_already_done_is_not_suggested(small_history: Any, explained: list[ScoreResult]) -> None:
     """A proposal, demo, contract or decision-maker meeting already in the history is followed up, not repeated."""
-    acts = trained.history.activities
+    acts = small_history.activities
     once = {"send_proposal": acts["type"] == "proposal", "run_demo": acts["type"] == "demo",
             "send_contract": acts["type"] == "contract",
             "meet_decision_maker": acts["contact_role"] == "decision_maker",
@@ -137,10 +137,10 @@ def test_two_actions_never_share_rationale_and_effect(explained: list[ScoreResul
 
 
 @pytest.mark.parametrize("path", ["one_deal", "batch"])
-def test_adding_the_suggested_touchpoint_gives_the_predicted_change(trained: Any, scorer: Scorer,
+def test_adding_the_suggested_touchpoint_gives_the_predicted_change(trained: Any, small_history: Any, scorer: Scorer,
                                                                     explained: list[ScoreResult], path: str) -> None:
     """Apply the top action's response, then its attempt alone, to the real history: each re-score is its part."""
-    h = trained.history
+    h = small_history
     # deals whose owner and account have other deals: the cross-deal aggregates are not trivial
     deals = h.deals.set_index("deal_id")
     busy = [r for r in explained if r.actions and (deals["owner_id"] == deals.at[r.deal_id, "owner_id"]).sum() > 3]
@@ -159,9 +159,9 @@ def test_adding_the_suggested_touchpoint_gives_the_predicted_change(trained: Any
             assert (change if what is action else min(0.0, change)) == pytest.approx(part, abs=1e-9)
 
 
-def test_one_deal_payload_uses_the_bundle_context(trained: Any) -> None:
+def test_one_deal_payload_uses_the_bundle_context(trained: Any, small_history: Any) -> None:
     """The API sends one open deal: owner/account figures come from the bundle, not from nothing."""
-    h = trained.history
+    h = small_history
     deal = scoring_snapshots(h)["deal_id"].iloc[3]
     one = h.for_deals([deal])
     scorer = Scorer(trained.bundle)
@@ -173,28 +173,28 @@ def test_one_deal_payload_uses_the_bundle_context(trained: Any) -> None:
     assert abs(full.p_win - r.p_win) < 0.25
 
 
-def test_single_and_batch_scores_agree(trained: Any, scorer: Scorer, explained: list[ScoreResult]) -> None:
+def test_single_and_batch_scores_agree(small_history: Any, scorer: Scorer, explained: list[ScoreResult]) -> None:
     for r in explained[:5]:
-        one = scorer.score(trained.history, r.deal_id)
+        one = scorer.score(small_history, r.deal_id)
         assert one.p_win == pytest.approx(r.p_win, abs=1e-12)
         assert [(a.code, round(a.expected_change, 9)) for a in one.actions] == \
             [(a.code, round(a.expected_change, 9)) for a in r.actions]
         assert [w.code for w in one.warnings] == [w.code for w in r.warnings]
 
 
-def test_score_frame_and_restricting_to_deals(trained: Any, scorer: Scorer) -> None:
-    frame = scorer.score_frame(trained.history, explain=True)
-    open_ids = scoring_snapshots(trained.history)["deal_id"]
+def test_score_frame_and_restricting_to_deals(small_history: Any, scorer: Scorer) -> None:
+    frame = scorer.score_frame(small_history, explain=True)
+    open_ids = scoring_snapshots(small_history)["deal_id"]
     assert list(frame["deal_id"]) == list(open_ids)
     assert {"p_win", "grade", "inferred_stage", "value_at_risk", "reasons_down", "top_action"} <= set(frame.columns)
-    some = scorer.score_many(trained.history, deal_ids=list(open_ids[:3]))
+    some = scorer.score_many(small_history, deal_ids=list(open_ids[:3]))
     assert [r.deal_id for r in some] == list(open_ids[:3])
     with pytest.raises(NotFoundError, match="not open"):
-        scorer.score_many(trained.history, deal_ids=["no-such-deal"])
+        scorer.score_many(small_history, deal_ids=["no-such-deal"])
 
 
-def test_scoring_in_the_past_sees_only_the_past(trained: Any, scorer: Scorer) -> None:
-    h = trained.history
+def test_scoring_in_the_past_sees_only_the_past(small_history: Any, scorer: Scorer) -> None:
+    h = small_history
     t = h.data_cut - pd.Timedelta(days=60)
     past = scorer.score_many(h, t)
     truncated = scorer.score_many(h.as_known_at(t), t)
@@ -203,8 +203,8 @@ def test_scoring_in_the_past_sees_only_the_past(trained: Any, scorer: Scorer) ->
     np.testing.assert_allclose([r.p_win for r in past], [r.p_win for r in truncated], atol=1e-9)
 
 
-def test_bad_requests_get_clear_errors(trained: Any, scorer: Scorer) -> None:
-    h = trained.history
+def test_bad_requests_get_clear_errors(small_history: Any, scorer: Scorer) -> None:
+    h = small_history
     closed = h.deals.loc[h.deals["outcome"] == "won", "deal_id"].iloc[0]
     with pytest.raises(DataValidationError, match=r"closed \(won\).*only open deals"):
         scorer.score(h, closed)
@@ -217,8 +217,8 @@ def test_bad_requests_get_clear_errors(trained: Any, scorer: Scorer) -> None:
         scorer.score(h, young, h.data_cut - pd.Timedelta(days=3650))
 
 
-def test_scoring_time_with_a_zone_and_an_empty_pipeline(trained: Any, scorer: Scorer) -> None:
-    h = trained.history
+def test_scoring_time_with_a_zone_and_an_empty_pipeline(small_history: Any, scorer: Scorer) -> None:
+    h = small_history
     deal = scoring_snapshots(h)["deal_id"].iloc[0]
     naive = scorer.score(h, deal, "2025-06-01T12:00:00", explain=False, actions=False)
     zoned = scorer.score(h, deal, "2025-06-01T14:00:00+02:00", explain=False, actions=False)

@@ -82,7 +82,7 @@ def test_no_table_means_todays_rules(make_frame: Any, stage_stats: Any, taxonomy
     assert WarningThresholds.from_stage_stats({}).get("gone_quiet", "discovery") is None
 
 
-def test_thresholds_travel_with_the_bundle(trained: Any, tmp_path: Any) -> None:
+def test_thresholds_travel_with_the_bundle(trained: Any, small_history: Any, tmp_path: Any) -> None:
     """Training stores the table in the bundle; a saved and reloaded bundle scores with the same numbers."""
     from dealscore.models.bundle import ModelBundle
     from dealscore.scoring import Scorer
@@ -93,7 +93,7 @@ def test_thresholds_travel_with_the_bundle(trained: Any, tmp_path: Any) -> None:
     loaded = ModelBundle.load(trained.bundle.save(tmp_path / "bundle"))
     assert WarningThresholds.from_stage_stats(loaded.stage_stats) == WarningThresholds.from_stage_stats(
         trained.bundle.stage_stats)
-    results = Scorer(loaded).score_many(trained.history, explain=False, actions=False)
+    results = Scorer(loaded).score_many(small_history, explain=False, actions=False)
     learned = [w for r in results for w in r.warnings if w.precision is not None]
     assert learned, "some warning of the simulated pipeline should fire on a learned threshold"
     for w in learned:

@@ -37,8 +37,8 @@ def _state_at(latent_path: pd.DataFrame, deal_ids: np.ndarray, times: np.ndarray
 
 
 @pytest.fixture(scope="module")
-def scored(trained: Any) -> dict[str, Any]:
-    h, truth = trained.history, trained.sim.truth
+def scored(trained: Any, small_history: Any, small_sim: Any) -> dict[str, Any]:
+    h, truth = small_history, small_sim.truth
     snaps = make_snapshots(h, every_days=14, at_stage_changes=False)
     results = Scorer(trained.bundle).score_snapshots(h, snaps)
     deal_ids = np.array([r.deal_id for r in results], dtype=object)

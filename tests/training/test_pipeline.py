@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dealscore.data.validate import validate_history
 from dealscore.errors import InsufficientDataError
 from dealscore.models.bundle import ModelBundle
 from dealscore.training.pipeline import train_models
@@ -102,28 +101,28 @@ def test_bundle_round_trips(trained, tmp_path):
     assert any(v["win_rate"] is not None for v in stats["stages"].values())
 
 
-def test_too_thin_history_stops_with_counts(small_sim, fast_config):
-    history, _ = validate_history(small_sim.history)
+def test_too_thin_history_stops_with_counts(small_history, fast_config):
+    history = small_history
     closed = history.deals[history.deals["outcome"].notna()]
     keep = pd.concat([closed[closed["outcome"] == "won"].head(12), closed[closed["outcome"] == "lost"].head(30)])
     with pytest.raises(InsufficientDataError, match=r"at least 40 won and 40 lost"):
         train_models(history.for_deals(keep["deal_id"]), fast_config)
 
 
-def test_one_class_history_is_a_clear_error(small_sim, fast_config):
-    history, _ = validate_history(small_sim.history)
+def test_one_class_history_is_a_clear_error(small_history, fast_config):
+    history = small_history
     lost = history.deals[history.deals["outcome"] == "lost"]["deal_id"]
     with pytest.raises(InsufficientDataError, match="every closed deal in the history is lost"):
         train_models(history.for_deals(lost), fast_config)
 
 
-def test_cli_reports_thin_history_without_traceback(small_sim, tmp_path):
+def test_cli_reports_thin_history_without_traceback(small_history, tmp_path):
     from typer.testing import CliRunner
 
     from dealscore.cli import app
     from dealscore.data.history import write_history
 
-    history, _ = validate_history(small_sim.history)
+    history = small_history
     closed = history.deals[history.deals["outcome"].notna()]
     folder = write_history(history.for_deals(closed["deal_id"].head(50)), tmp_path / "thin")
     result = CliRunner().invoke(app, ["train", str(folder)])
