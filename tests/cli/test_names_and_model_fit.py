@@ -10,21 +10,17 @@ import pytest
 from dealscore.data.history import write_history
 from dealscore.data.importers.csv_mapping import import_csv
 from dealscore.data.simulate import simulate
-from dealscore.data.validate import validate_history
-from dealscore.training.config import TrainConfig
-from dealscore.training.pipeline import train_models
+from dealscore.training.pipeline import TrainingResult
 from tests.cli.conftest import Run
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture(scope="module")
-def demo_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small model trained on the simulator, saved as a bundle folder (the demo model's situation)."""
-    history, _ = validate_history(simulate(500, seed=11).history)
-    cfg = TrainConfig.from_dict({"num_threads": 1, "win": {"num_boost_round": 40, "early_stopping_rounds": 10},
-                                 "stage": {"num_boost_round": 30, "early_stopping_rounds": 10}})
-    return train_models(history, cfg).bundle.save(tmp_path_factory.mktemp("bundle") / "demo")
+def demo_model(trained: TrainingResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained on the simulator (the suite's one, ``tests/conftest.py``), saved as a bundle folder: the
+    demo model's situation."""
+    return trained.bundle.save(tmp_path_factory.mktemp("bundle") / "demo")
 
 
 @pytest.fixture(scope="module")

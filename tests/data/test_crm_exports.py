@@ -20,11 +20,8 @@ import yaml
 from dealscore.data.history import DealHistory, write_history
 from dealscore.data.importers.csv_mapping import import_csv, load_mapping
 from dealscore.data.importers.mapping import SHIPPED_MAPPINGS
-from dealscore.data.simulate import simulate
 from dealscore.data.validate import load_and_validate, validate_history
 from dealscore.scoring import Scorer
-from dealscore.training.config import TrainConfig
-from dealscore.training.pipeline import train_models
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 EXPORTS = {"salesforce-api": "salesforce", "salesforce-report": "salesforce_report", "hubspot": "hubspot",
@@ -206,12 +203,10 @@ def _mapping_dict(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def bundle() -> Any:
-    """A small real model trained on a simulated CRM (a few seconds): the importer's output must score."""
-    history, _ = validate_history(simulate(500, seed=11).history)
-    cfg = TrainConfig.from_dict({"num_threads": 1, "win": {"num_boost_round": 40, "early_stopping_rounds": 10},
-                                 "stage": {"num_boost_round": 30, "early_stopping_rounds": 10}})
-    return train_models(history, cfg).bundle
+def bundle(trained: Any) -> Any:
+    """A real model trained on a simulated CRM (the suite's one, ``tests/conftest.py``): the importer's output
+    must score."""
+    return trained.bundle
 
 
 @pytest.mark.parametrize("name", sorted(EXPORTS))

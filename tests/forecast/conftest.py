@@ -1,4 +1,5 @@
-"""One small simulated history and a bundle trained on it (fast settings), shared by the forecast tests."""
+"""One small simulated history and a bundle trained on it (the suite's fast settings), shared by the forecast
+tests."""
 
 from __future__ import annotations
 
@@ -13,13 +14,6 @@ from dealscore.data.simulate import simulate, write_simulation
 from dealscore.data.validate import validate_history
 from dealscore.training.config import TrainConfig
 
-FAST = {
-    "snapshots": {"every_days": 14},
-    "win": {"num_boost_round": 60, "early_stopping_rounds": 10, "params": {"learning_rate": 0.15}},
-    "stage": {"num_boost_round": 30, "early_stopping_rounds": 10, "params": {"learning_rate": 0.2}},
-    "num_threads": 2,
-}
-
 
 @dataclass
 class Trained:
@@ -31,13 +25,14 @@ class Trained:
 
 
 @pytest.fixture(scope="package")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    """1,200 simulated deals over two years, trained once with few boosting rounds."""
+def trained(fast_config: TrainConfig, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """1,200 simulated deals over two years (seed 7: its own history, for the forecast's windows), trained once
+    with the suite's fast settings."""
     from dealscore.training.pipeline import train_models
 
     sim = simulate(1200, seed=7)
     folder = write_simulation(sim, tmp_path_factory.mktemp("forecast") / "sim")
     history, _ = validate_history(sim.history)
-    result = train_models(history, TrainConfig.from_dict(FAST))
+    result = train_models(history, fast_config)
     bundle_dir = result.bundle.save(tmp_path_factory.mktemp("forecast") / "bundle")
     return Trained(history=history, bundle=result.bundle, report=result.report, folder=folder, bundle_dir=bundle_dir)

@@ -14,16 +14,10 @@ from dealscore.training.run import run_training
 
 pytestmark = pytest.mark.slow
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-FAST = {
-    "snapshots": {"every_days": 21},
-    "win": {"num_boost_round": 40, "early_stopping_rounds": 10, "params": {"learning_rate": 0.15}},
-    "stage": {"num_boost_round": 20, "early_stopping_rounds": 5, "params": {"learning_rate": 0.2}},
-    "num_threads": 2,
-}
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory):
+def workspace(fast_config: TrainConfig, tmp_path_factory: pytest.TempPathFactory):
     """A small history and one training run in a private MLflow store."""
     root = tmp_path_factory.mktemp("nb")
     history = write_simulation(simulate(800, seed=7), root / "history")
@@ -32,7 +26,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory):
         mp.setenv("DEALSCORE_HISTORY", str(history))
         mp.setenv("MPLBACKEND", "Agg")
         mp.chdir(root)
-        summary = run_training(history, TrainConfig.from_dict(FAST))
+        summary = run_training(history, fast_config)
         mp.setenv("DEALSCORE_RUN_ID", summary.run.run_id)
         yield root
 

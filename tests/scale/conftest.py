@@ -46,17 +46,10 @@ def cluster_client() -> Iterator[Any]:
         yield client
 
 
-FAST = TrainConfig.from_dict({
-    "num_threads": 1, "snapshots": {"every_days": 14},
-    "win": {"num_boost_round": 60, "early_stopping_rounds": 10},
-    "stage": {"num_boost_round": 30, "early_stopping_rounds": 10},
-})
-"""Few boosting rounds on one thread: seconds, and the same trees on every run."""
-
-
 @pytest.fixture(scope="session")
-def small_bundle(partitioned: Partitioned) -> Any:
-    """A bundle trained on the single-machine twin with few boosting rounds."""
+def small_bundle(partitioned: Partitioned, fast_config: TrainConfig) -> Any:
+    """A bundle trained on the single-machine twin with the suite's fast settings (one thread: the same trees on
+    every run, which the cluster-equality tests rely on)."""
     from dealscore.training.pipeline import train_models
 
-    return train_models(partitioned.whole, FAST).bundle
+    return train_models(partitioned.whole, fast_config).bundle

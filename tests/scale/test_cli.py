@@ -60,7 +60,7 @@ def test_a_plain_folder_is_refused_with_the_fix(cluster_client: Any, tmp_path: P
 
 
 def test_train_command_on_a_scheduler_logs_and_registers_like_one_machine(
-        partitioned: Any, cluster_client: Any, tmp_path: Path, monkeypatch: Any) -> None:
+        partitioned: Any, cluster_client: Any, fast_dict: dict[str, Any], tmp_path: Path, monkeypatch: Any) -> None:
     import yaml
 
     from dealscore import tracking
@@ -68,9 +68,7 @@ def test_train_command_on_a_scheduler_logs_and_registers_like_one_machine(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)
     cfg = tmp_path / "fast.yaml"
-    cfg.write_text(yaml.safe_dump({"num_threads": 1, "snapshots": {"every_days": 14},
-                                   "win": {"num_boost_round": 40, "early_stopping_rounds": 10},
-                                   "stage": {"num_boost_round": 20, "early_stopping_rounds": 10}}))
+    cfg.write_text(yaml.safe_dump(fast_dict))
     res = runner.invoke(app, ["train", str(partitioned.root), "--config", str(cfg), "--max-deals", "600",
                               "--report-json", str(tmp_path / "r.json"),
                               "--scheduler", cluster_client.scheduler.address])

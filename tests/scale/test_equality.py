@@ -76,14 +76,12 @@ def test_cluster_backtest_scores_equal_single_machine(partitioned: Any, cluster_
     assert_frames_equal(single, read_result(str(tmp_path / "b")), ["deal_id", "as_of"])
 
 
-def test_training_on_the_cluster_matches_one_machine(partitioned: Any, cluster_client: Any) -> None:
+def test_training_on_the_cluster_matches_one_machine(partitioned: Any, cluster_client: Any, fast_config: Any) -> None:
     from dealscore.scale.train import train_partitioned
     from dealscore.training.pipeline import train_models
 
-    from .conftest import FAST
-
-    single = train_models(partitioned.whole, FAST)
-    dist, described, _ = train_partitioned(cluster_client, str(partitioned.root), FAST)
+    single = train_models(partitioned.whole, fast_config)
+    dist, described, _ = train_partitioned(cluster_client, str(partitioned.root), fast_config)
     for k in ("roc_auc", "log_loss"):
         assert abs(dist.report["win"]["model"][k] - single.report["win"]["model"][k]) <= 0.005, k
     assert dist.report["data"]["snapshots"] == single.report["data"]["snapshots"]

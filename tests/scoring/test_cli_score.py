@@ -92,18 +92,15 @@ MAVEN = Path(__file__).resolve().parents[3] / "shared" / "data" / "maven_crm"
 
 @pytest.mark.slow
 @pytest.mark.skipif(not MAVEN.is_dir(), reason=f"Maven CRM export not found at {MAVEN}")
-def test_score_and_at_risk_on_the_imported_maven_export(tmp_path: Path) -> None:
+def test_score_and_at_risk_on_the_imported_maven_export(fast_config: Any, tmp_path: Path) -> None:
     """A real export without touchpoints: scores, stage and close-date warnings only, no invented silence."""
     from dealscore.data.validate import load_and_validate
-    from dealscore.training.config import TrainConfig
     from dealscore.training.pipeline import train_models
 
     history_dir = tmp_path / "maven"
     _run("import", "maven", MAVEN, "--out", history_dir)
     history, _ = load_and_validate(history_dir)
-    cfg = TrainConfig.from_dict({"num_threads": 1, "win": {"num_boost_round": 100, "early_stopping_rounds": 10},
-                                 "stage": {"num_boost_round": 50, "early_stopping_rounds": 5}})
-    bundle = train_models(history, cfg).bundle.save(tmp_path / "bundle")
+    bundle = train_models(history, fast_config).bundle.save(tmp_path / "bundle")
     out = tmp_path / "scores.csv"
     _run("score", history_dir, "--out", out, "--model", bundle)
     scores = pd.read_csv(out)

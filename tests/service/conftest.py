@@ -39,13 +39,6 @@ KEY_SPECS: dict[str, tuple[list[str], list[str], list[str]]] = {
     "rep_r1": (["read"], ["r1"], []),
 }
 
-FAST_TRAINING = {
-    "snapshots": {"every_days": 21},
-    "win": {"num_boost_round": 40, "early_stopping_rounds": 10, "params": {"learning_rate": 0.15}},
-    "stage": {"num_boost_round": 20, "early_stopping_rounds": 5, "params": {"learning_rate": 0.2}},
-    "num_threads": 1,
-}
-
 
 # --------------------------------------------------------------------------- PostgreSQL
 
@@ -212,16 +205,16 @@ class TrainedModel:
 
 
 @pytest.fixture(scope="session")
-def trained_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
-    """A LightGBM bundle trained with the library's pipeline on ~500 simulated deals (a few seconds)."""
+def trained_model(fast_config: Any, tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
+    """A LightGBM bundle trained with the library's pipeline and the suite's fast settings on ~500 simulated
+    deals (seed 11: the service's own small store, a few seconds)."""
     from dealscore.data.simulate import simulate
     from dealscore.data.validate import validate_history
-    from dealscore.training.config import TrainConfig
     from dealscore.training.pipeline import train_models
 
     sim = simulate(500, seed=11)
     history, _ = validate_history(sim.history)
-    result = train_models(history, TrainConfig.from_dict(FAST_TRAINING))
+    result = train_models(history, fast_config)
     result.bundle.version = "dealscore/7"
     folder = result.bundle.save(tmp_path_factory.mktemp("bundle") / "bundle")
     open_ids = sorted(history.deals.loc[history.deals["outcome"].isna(), "deal_id"].tolist())

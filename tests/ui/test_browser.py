@@ -43,12 +43,6 @@ LAPTOP = {"width": 1366, "height": 900}
 TABLET = {"width": 820, "height": 1180}
 N_DEALS = 900
 SEED = 11
-FAST_TRAINING = {
-    "snapshots": {"every_days": 21},
-    "win": {"num_boost_round": 60, "early_stopping_rounds": 10, "params": {"learning_rate": 0.12}},
-    "stage": {"num_boost_round": 30, "early_stopping_rounds": 8, "params": {"learning_rate": 0.2}},
-    "num_threads": 2,
-}
 SCORE_OFFSETS_DAYS = (28, 14, 0)  # each open deal is scored as of the cut minus these
 
 
@@ -73,17 +67,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _train_and_register(tmp: Path) -> tuple[Any, str]:
+def _train_and_register(tmp: Path, config: Any) -> tuple[Any, str]:
     """Simulate, train, and promote the model in a registry in ``tmp``; returns the history and tracking URI."""
     from dealscore import tracking
     from dealscore.data.simulate import simulate
     from dealscore.data.validate import validate_history
-    from dealscore.training.config import TrainConfig
     from dealscore.training.pipeline import train_models
 
     sim = simulate(N_DEALS, seed=SEED)
     history, _ = validate_history(sim.history)
-    trained = train_models(history, TrainConfig.from_dict(FAST_TRAINING), truth=sim)
+    trained = train_models(history, config, truth=sim)
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     previous = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = uri
@@ -124,11 +117,11 @@ def _score_through_api(base_url: str, crm_key: str, history: Any) -> int:
 
 
 @pytest.fixture(scope="session")
-def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+def live_service(fast_config: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
     tmp = tmp_path_factory.mktemp("ui-live")
     started = time.perf_counter()
     seconds: dict[str, float] = {}
-    history, tracking_uri = _train_and_register(tmp)
+    history, tracking_uri = _train_and_register(tmp, fast_config)
     seconds["train_and_register"] = round(time.perf_counter() - started, 1)
     open_deals = history.deals[history.deals["closed_at"].isna()]
     team = str(open_deals["team"].value_counts().index[0])
