@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dealscore._compat import column_names
+from dealscore._compat import column_names, naive_ns_columns
 from dealscore.features.inputs import NAT, Table, as_ns
 
 
@@ -26,8 +26,12 @@ def test_times_match_the_general_path() -> None:
     for name in ("at", "later", "zoned", "secs"):
         np.testing.assert_array_equal(table.times(name), as_ns(frame[name], table="t", column=name))
     assert table.times("at")[1] == NAT
-    # only zone-less nanosecond columns take the fast path; the others convert as before
-    assert set(table._stamps) == {1, 3}
+    # only zone-less nanosecond columns take the block shortcut, and they are read in place (no copy); the others
+    # are converted into new arrays
+    assert set(naive_ns_columns(frame)) == {frame.columns.get_loc("at"), frame.columns.get_loc("later")}
+    in_place = {name for name in ("at", "later", "zoned", "secs")
+                if np.shares_memory(table.times(name), frame[name].to_numpy())}
+    assert in_place == {"at", "later"}
     assert (table.times("missing_column") == NAT).all()
 
 

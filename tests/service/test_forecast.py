@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -70,16 +73,25 @@ def test_bad_parameters_are_422_with_the_field(scoring_client: TestClient, keys:
 
 
 def test_a_repeated_forecast_is_served_from_the_cache_until_a_score_changes(
-    scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str]
+    scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from dealscore_service import forecasting
 
+    computed: list[int] = []
+    real = forecasting.forecast_pipeline
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        computed.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(forecasting, "forecast_pipeline", counting)
     _score_all_open(scoring_client, trained_model, keys)
     params, auth = {"sims": 300, "seed": 9}, {"X-API-Key": keys["manager"]}
     first = scoring_client.get("/v1/forecast", params=params, headers=auth)
-    cached = dict(forecasting._cache)
+    assert first.status_code == 200
+    before = len(computed)
     again = scoring_client.get("/v1/forecast", params=params, headers=auth)
-    assert first.json() == again.json() and dict(forecasting._cache) == cached  # no new entry: a hit
+    assert first.json() == again.json() and len(computed) == before  # not computed again: a hit
     # one deal rescored later: its as_of changes, so does the key, and the forecast is computed afresh
     body = trained_model.payloads(1)[0]
     later = (trained_model.history.data_cut + pd.Timedelta(days=1)).isoformat()
@@ -87,7 +99,7 @@ def test_a_repeated_forecast_is_served_from_the_cache_until_a_score_changes(
                             headers={"X-API-Key": keys["crm"]})
     assert r.status_code == 200, r.text[:300]
     third = scoring_client.get("/v1/forecast", params=params, headers=auth)
-    assert third.status_code == 200 and len(forecasting._cache) == len(cached) + 1
+    assert third.status_code == 200 and len(computed) == before + 1
     assert third.json()["as_of"] != first.json()["as_of"]
 
 
