@@ -11,7 +11,7 @@ from dealscore.errors import ConfigError
 from dealscore.features import FeatureContext, FeatureSpec, Touchpoint, WhatIf, build_feature_block, build_features
 from dealscore.features.build import STAGE_FEATURES, FeatureBlock
 from dealscore.features.profile import PROFILE_FEATURES, profile_features
-from dealscore.features.stage import stage_features
+from dealscore.features.stage import prepare_stage, stage_features
 
 from .conftest import random_history
 from .test_build import assert_same_features
@@ -159,5 +159,6 @@ def test_stage_features_lists_what_stage_features_and_the_norms_return() -> None
     history = random_history(4)
     snaps = pd.DataFrame({"deal_id": history.deals["deal_id"].astype(object).iloc[:3], "as_of": history.data_cut})
     what_if = WhatIf(history, snaps, spec=SPEC)
-    got = stage_features(what_if._stage, what_if.deals, what_if.q_deal, what_if.q_time, what_if.cut)
+    timeline = prepare_stage(what_if.stage_rows, len(what_if.deals))
+    got = stage_features(timeline, what_if.deals, what_if.q_deal, what_if.q_time, what_if.cut)
     assert set(got) - {"_stage_code"} | {"stage_median_days_won", "stage_time_ratio"} == set(STAGE_FEATURES)
