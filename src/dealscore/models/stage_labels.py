@@ -321,6 +321,45 @@ class StageLabeler:
         return pd.DataFrame({"real_stage": names[np.where(stage >= 0, stage, len(self.stages))]},
                             index=snapshots.index)
 
+    def hindsight_frame(self, history: DealHistory, snapshots: pd.DataFrame) -> pd.DataFrame:
+        """What this labeler reads about each snapshot's deal, in days relative to the snapshot (hindsight).
+
+        Per stage: when its evidence appeared (``evidence_<stage>``), when the rep first declared it or a
+        later stage (``declared_<stage>``) and this labeler's estimate of its real entry (``entry_<stage>``),
+        each minus the snapshot time (NaN: never); the stage this labeler and the record put the deal in;
+        days to the close and its outcome; the deal's age; the rep's learned offset and spread. Where some
+        deals carry audited stages, :class:`dealscore.models.audited_labels.AuditedLabelModel` learns from
+        these readings how they map to the real stage. Labels only: it looks past the snapshot.
+        """
+        q = deal_codes(deal_index(history.deals), snapshots["deal_id"], table="snapshots")
+        t = as_ns(snapshots["as_of"], table="snapshots", column="as_of") / DAY_NS
+        ev = self._evidence_entries(history) - self.delay_days_[None, :]
+        dec, _, initial = self._declared_entries(history)
+        created, closed, won = self._deal_times(history)
+        entry = self.entry_times(history)
+        rep = self._rep_codes(history)
+        r = np.where(rep >= 0, rep, len(self.rep_offset_days_) - 1)[q]
+
+        def rel(x: np.ndarray) -> np.ndarray:
+            return np.where(np.isfinite(x), x - t, np.nan)
+
+        cols: dict[str, np.ndarray] = {}
+        for j, name in enumerate(self.stages):
+            if j == 0:
+                continue
+            cols[f"evidence_{name}"] = rel(ev[q, j])
+            cols[f"declared_{name}"] = rel(dec[q, j])
+            cols[f"entry_{name}"] = rel(entry[q, j])
+        cols["labeler_stage"] = ((entry[q] <= t[:, None]).sum(axis=1) - 1).astype(float)
+        cols["declared_stage"] = (dec[q, 1:] <= t[:, None]).sum(axis=1).astype(float)
+        cols["initial_stage"] = initial[q].astype(float)
+        cols["days_to_close"] = rel(closed[q])
+        cols["won"] = np.where(np.isfinite(closed[q]), won[q].astype(float), np.nan)
+        cols["age_days"] = t - created[q]
+        cols["rep_offset_days"] = self.rep_offset_days_[r]
+        cols["rep_spread_days"] = self.rep_spread_days_[r]
+        return pd.DataFrame(cols, index=snapshots.index)
+
     def habits_summary(self, top: int | None = None) -> dict[str, Any]:
         """JSON-ready recording habits: the company's and each rep's (largest lag first)."""
         reps = self.habits_ if top is None else self.habits_.head(top)

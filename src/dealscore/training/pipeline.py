@@ -25,6 +25,7 @@ from dealscore.features import FeatureContext, FeatureSpec, build_features, make
 from dealscore.forecast.calibration import fit_open_calibration
 from dealscore.forecast.close_time import TimeToCloseModel
 from dealscore.forecast.creation import PipelineCreationModel, fit_creation_models
+from dealscore.models.audited_labels import AuditedLabelModel
 from dealscore.models.baselines import LogisticBaseline, NaiveBayesBaseline, StageTableBaseline
 from dealscore.models.bundle import ModelBundle, to_jsonable
 from dealscore.models.data_fit import training_data_profile
@@ -133,6 +134,8 @@ class TrainingRows:
     y: np.ndarray
     masks: dict[str, np.ndarray]
     labeler: StageLabeler | None = None
+    #: what the audited deals taught the labels of the others (None without a partial audit)
+    audited_labels: AuditedLabelModel | None = None
 
     @property
     def names(self) -> list[str]:
@@ -186,21 +189,31 @@ def labelled_snapshots(
 
 def infer_real_stages(
     history: DealHistory, split: DealSplit, snaps: pd.DataFrame, labels: pd.DataFrame, tax: StageTaxonomy,
-) -> tuple[pd.DataFrame, StageLabeler]:
+) -> tuple[pd.DataFrame, StageLabeler, AuditedLabelModel | None]:
     """Real-stage labels: the audited stage where ``stage_truth`` has one, else the estimator's.
 
     The estimator learns the company's recording habits from the deals before the
     test slice only, so nothing about the test deals' outcomes reaches the labels
-    the stage model learns from. ``truth_stage`` keeps the audited stage alone: the
-    only labels the stage model is ever evaluated against.
+    the stage model learns from. Where some of those deals are audited, an
+    :class:`AuditedLabelModel` learns from them how the labeler's readings map to
+    the real stage and labels the unaudited deals instead, if it beats the labeler
+    on audited deals it did not learn from. ``truth_stage`` keeps the audited stage
+    alone: the only labels the stage model is ever evaluated against.
     """
     fit_ids = [i for name in SLICES if name != "test" for i in split.ids(name)]
     labeler = StageLabeler.for_taxonomy(tax).fit(history, deal_ids=fit_ids)
     inferred = labeler.label(history, snaps)["real_stage"].to_numpy(dtype=object)
     truth = labels["real_stage"].to_numpy(dtype=object)
     audited = pd.notna(truth)
+    guided = None
+    learn = audited & snaps["deal_id"].isin(pd.Index(fit_ids)).to_numpy()
+    if learn.any() and not audited.all():
+        frame = labeler.hindsight_frame(history, snaps)
+        guided = AuditedLabelModel(tax.names).fit(frame[learn], truth[learn], snaps["deal_id"].to_numpy()[learn])
+        if guided.used_:
+            inferred = np.where(audited, inferred, guided.predict(frame))
     return labels.assign(truth_stage=truth, real_stage=np.where(audited, truth, inferred),
-                         stage_label_source=np.where(audited, "stage_truth", "inferred")), labeler
+                         stage_label_source=np.where(audited, "stage_truth", "inferred")), labeler, guided
 
 
 def encoded_features(
@@ -267,8 +280,8 @@ def with_real_stages(history: DealHistory, split: DealSplit, rows: TrainingRows,
     One step for one machine and for a cluster's rows (``history`` then holds the rows
     of the deals trained on), so both learn the same labels.
     """
-    labels, labeler = infer_real_stages(history, split, rows.snaps, rows.labels, tax)
-    return dataclasses.replace(rows, labels=labels, labeler=labeler)
+    labels, labeler, guided = infer_real_stages(history, split, rows.snaps, rows.labels, tax)
+    return dataclasses.replace(rows, labels=labels, labeler=labeler, audited_labels=guided)
 
 
 def fit_win(rows: TrainingRows, cfg: TrainConfig) -> tuple[WinModel, np.ndarray, Selection | None]:
@@ -428,6 +441,12 @@ def _label_words(rows: TrainingRows, n_test_audited: int) -> dict[str, Any]:
     elif share > 0:
         learned = (f"audited stages (stage_truth) for {share:.0%} of training snapshots; the rest inferred from "
                    "evidence and each rep's learned recording habits (StageLabeler)")
+        guided = rows.audited_labels
+        if guided is not None and guided.used_:
+            acc = guided.holdout_accuracy_
+            learned += (f", read through what the {guided.n_audited_deals_:,} audited deals taught "
+                        f"(AuditedLabelModel: {acc['audited_model']:.0%} right on {acc['deals']:,} held-out audited "
+                        f"deals, the labeler alone {acc['labeler']:.0%})")
     else:
         learned = ("no audited stages: every label inferred from evidence and each rep's learned recording habits "
                    "(StageLabeler); no fixed rule")
@@ -435,7 +454,12 @@ def _label_words(rows: TrainingRows, n_test_audited: int) -> dict[str, Any]:
               "against inferred labels" if n_test_audited else
               "no audited stages in the test slice, so no accuracy is reported: only the label-free checks "
               "(win-rate table AUC and time to close keyed on the inferred vs the declared stage)")
-    return {"trained_on": learned, "evaluated_against": judged, "truth_share_of_training": share}
+    out = {"trained_on": learned, "evaluated_against": judged, "truth_share_of_training": share}
+    guided = rows.audited_labels
+    if guided is not None:
+        out["audited_labels"] = {"used": guided.used_, "audited_deals": guided.n_audited_deals_,
+                                 "holdout_accuracy": guided.holdout_accuracy_}
+    return out
 
 
 def scored_holdout(rows: TrainingRows, ev: Evaluation) -> pd.DataFrame:
