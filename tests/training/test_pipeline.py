@@ -128,3 +128,19 @@ def test_cli_reports_thin_history_without_traceback(small_history, tmp_path):
     result = CliRunner().invoke(app, ["train", str(folder)])
     assert isinstance(result.exception, InsufficientDataError)
     assert "Training needs at least 40 won and 40 lost" in str(result.exception)
+
+
+def test_a_partial_audit_teaches_the_labels_and_leaves_the_win_model_alone(small_history, fast_config, trained):
+    """30 % of deals audited: the report says what the audit taught the other deals' labels; the win model,
+    which never reads real-stage labels, is the one trained with every deal audited."""
+    truth = small_history.stage_truth
+    ids = small_history.deals["deal_id"].to_numpy(dtype=object)
+    audited = set(ids[np.random.default_rng(0).random(len(ids)) < 0.3])
+    partial = small_history.replace(stage_truth=truth[truth["deal_id"].isin(audited)].reset_index(drop=True))
+    report = train_models(partial, fast_config).report
+    taught = report["stage"]["labels"]["audited_labels"]
+    assert taught["audited_deals"] > 100
+    assert set(taught["holdout_accuracy"]) == {"labeler", "audited_model", "deals"}
+    assert ("AuditedLabelModel" in report["stage"]["labels"]["trained_on"]) == taught["used"]
+    for metric in ("roc_auc", "log_loss"):
+        assert report["win"]["model"][metric] == trained.report["win"]["model"][metric]
