@@ -73,7 +73,8 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         store=ScoreStore(settings.resolved_database_url, migrate_on_start=settings.migrate_on_start,
-                         keep_scores=settings.scores_kept_per_deal),
+                         keep_scores=settings.scores_kept_per_deal,
+                         totals_max_age=settings.list_totals_max_age_seconds),
         models=ModelLoader(settings),
         keys=load_keyring(settings),
         metrics=Metrics(),
