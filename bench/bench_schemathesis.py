@@ -87,7 +87,7 @@ def run_operation(op: Any, mode: Any, base: str, headers: dict[str, str], exampl
             tally.server_errors += 1
         try:
             case.validate_response(response, checks=CHECKS, headers=headers)
-        except Exception as exc:  # schemathesis raises one failure, or a group of them
+        except (Exception, BaseExceptionGroup) as exc:  # one failure, or a group (a BaseExceptionGroup)
             failures = getattr(exc, "exceptions", [exc])
             for f in failures:
                 tally.fail(label, getattr(f, "title", type(f).__name__), str(getattr(f, "message", f)))
@@ -96,7 +96,9 @@ def run_operation(op: Any, mode: Any, base: str, headers: dict[str, str], exampl
         check()
     except Unsatisfiable:  # no invalid request exists for an operation without inputs
         pass
-    except Exception as exc:  # a failure schemathesis re-raised through Hypothesis: tallied, the run goes on
+    # a failure schemathesis re-raised through Hypothesis (its FailureGroup is a BaseExceptionGroup, not an
+    # Exception): tallied, the run goes on
+    except (Exception, BaseExceptionGroup) as exc:
         for f in getattr(exc, "exceptions", [exc]):
             tally.fail(label, getattr(f, "title", type(f).__name__), str(getattr(f, "message", f)))
 

@@ -31,7 +31,7 @@ from dealscore_service.model_loader import ModelLoader
 from dealscore_service.routers import deals, forecast, health, model, score
 from dealscore_service.settings import Settings
 from dealscore_service.store import ScoreStore
-from dealscore_service.ui import mount_ui
+from dealscore_service.ui import mount_ui, warm_up_templates
 
 log = structlog.get_logger("dealscore_service")
 
@@ -55,6 +55,18 @@ def load_keyring(settings: Settings) -> KeyRing:
     return KeyRing.merged(*rings)
 
 
+def warm_up(services: Services) -> None:
+    """Pay the first request's one-off costs at start-up: the page templates, the list's totals and menus.
+
+    A store that is down is not an error here (the service starts anyway and says so on ``/readyz``).
+    """
+    warm_up_templates()
+    try:
+        services.store.warm_up()
+    except StoreUnavailableError as exc:
+        log.warning("warm_up_skipped", reason=exc.message)
+
+
 async def _retry_model(services: Services) -> None:
     """Keep trying to load a model while none is loaded (registry back, model promoted)."""
     delay = services.settings.model_retry_seconds
@@ -73,7 +85,8 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         store=ScoreStore(settings.resolved_database_url, migrate_on_start=settings.migrate_on_start,
-                         keep_scores=settings.scores_kept_per_deal),
+                         keep_scores=settings.scores_kept_per_deal,
+                         totals_max_age=settings.list_totals_max_age_seconds),
         models=ModelLoader(settings),
         keys=load_keyring(settings),
         metrics=Metrics(),
@@ -100,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retry = None
         if loaded is None and settings.model_retry_seconds > 0:
             retry = asyncio.create_task(_retry_model(services))
+        await run_in_threadpool(warm_up, services)
         heap.settle()
         log.info("service_started", model=loaded.version if loaded else None, store=services.store.safe_url,
                  keys=len(services.keys))

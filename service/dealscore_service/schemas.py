@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
@@ -61,6 +62,10 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _trimmed(value: object) -> object:
+    return rules.trim(value) if isinstance(value, str) else value
+
+
 def _utc_aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
@@ -76,7 +81,9 @@ UtcTime = Annotated[datetime, AfterValidator(_utc_aware)]
 Day = Annotated[date, AfterValidator(_sane_date)]
 # the caps are the data contract's (dealscore.data.schema): a CSV cell and a JSON field are held to the same
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_no_nul)]
-Ident = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(_no_nul)]
+# an id is trimmed before its length is checked, as the loader trims it: the deal looked up for access is the one stored
+Ident = Annotated[str, BeforeValidator(_trimmed), Field(min_length=1, max_length=MAX_ID_CHARS),
+                  AfterValidator(_no_nul)]
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_no_nul)]
 Money = Annotated[float, Field(ge=rules.LOWEST_AMOUNT, le=1e15)]
 OutOfLife = Literal["fail", "drop"]

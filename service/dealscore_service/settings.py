@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         description="the newest scores kept per deal (its history and trend); older ones are deleted as new "
         "ones arrive. Only the latest score of a deal keeps its touchpoints and stage changes",
     )
+    list_totals_max_age_seconds: float = Field(
+        default=1.0, ge=0, le=60,
+        description="how old the at-risk list's totals and risk-level cut-offs (and the page's filter menus) may "
+        "be while scores keep arriving; the rows, their order and the pages are always read fresh. Recomputing "
+        "them on every request after every score costs a scan of the matching deals; 0 recomputes after any change",
+    )
     store_retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After sent with a 503 store error")
 
     model_name: str = Field(default="dealscore", description="registered model name in the MLflow registry")

@@ -120,6 +120,9 @@ def make_settings(tmp_path: Path, keys_file: tuple[Path, dict[str, str]]) -> Cal
         values: dict[str, Any] = {
             "data_dir": tmp_path / "data", "api_keys_file": keys_file[0], "use_registry": False,
             "model_retry_seconds": 0, "log_level": "WARNING",
+            # exact totals after every write: the tests read right after they write (the default reuses
+            # totals for up to a second; test_deals.py checks that behaviour)
+            "list_totals_max_age_seconds": 0,
         }
         values.update(overrides)
         return Settings(**values)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -107,3 +108,22 @@ def test_trend_uses_the_last_five_scores(make_result: MakeResult) -> None:
 
     # an old high score outside the window does not make a recent rise look like a decline
     assert trend_of([stored(p) for p in (0.9, 0.3, 0.35, 0.4, 0.45, 0.5)]) == ("improving", 20.0)
+
+
+def test_list_totals_may_lag_by_at_most_their_max_age_while_rows_are_fresh(
+    make_client: Callable[..., TestClient], make_result: MakeResult, keys: dict[str, str],
+) -> None:
+    """Under a stream of scores the totals are reused for ``list_totals_max_age_seconds``, the rows never."""
+    client = make_client(list_totals_max_age_seconds=0.5)
+    store = client.app.state.services.store  # type: ignore[attr-defined]
+    manager = {"X-API-Key": keys["manager"]}
+    store.add([ScoreToSave(make_result("d1", p_win=0.05), "h1", True)])
+    first = client.get("/v1/deals/at-risk", headers=manager).json()
+    assert first["open_deals"] == 1
+    store.add([ScoreToSave(make_result("d2", p_win=0.04), "h2", True)])
+    soon = client.get("/v1/deals/at-risk", headers=manager).json()
+    assert {i["deal_id"] for i in soon["items"]} == {"d1", "d2"}  # the rows: read fresh
+    assert soon["open_deals"] == 1  # the totals: computed before d2, under half a second ago
+    time.sleep(0.6)
+    later = client.get("/v1/deals/at-risk", headers=manager).json()
+    assert later["open_deals"] == 2

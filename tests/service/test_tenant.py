@@ -50,6 +50,22 @@ def test_team_limited_key_cannot_take_over_another_teams_deal(west_deal, keys: d
     assert west_list["open_deals"] == 1
 
 
+@pytest.mark.parametrize("pad", [" ", "\u00a0", "\t", "\u2003"])
+def test_an_id_padded_with_whitespace_is_the_stored_deal(west_deal, keys: dict[str, str], pad: str) -> None:  # type: ignore[no-untyped-def]
+    """The history trims ids, so the access check must judge the trimmed one: a padded id is no new deal."""
+    client, body = west_deal
+    before = _state(client)
+    padded = {**body, "deal_id": body["deal_id"] + pad, "team": "east", "amount": 12_345.0}
+    r = client.post("/v1/score", json=padded, headers={"X-API-Key": keys["east_crm"]})
+    assert r.status_code == 403, r.text
+    assert _state(client) == before
+    # an allowed key re-scores the stored deal under its trimmed id (no second deal)
+    r = client.post("/v1/score", json={**padded, "team": "west"}, headers={"X-API-Key": keys["crm"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["deal_id"] == body["deal_id"]
+    assert [s[0] for s in _state(client)[1]] == [body["deal_id"]]
+
+
 def test_moving_a_deal_needs_a_key_for_both_teams_and_is_recorded(west_deal, keys: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
     client, body = west_deal
     store = client.app.state.services.store

@@ -271,7 +271,9 @@ def _engine(url: str) -> Engine:
 class ScoreStore:
     """Repository over the ``scores`` table."""
 
-    def __init__(self, url: str, *, migrate_on_start: bool = True, keep_scores: int = 100) -> None:
+    def __init__(
+        self, url: str, *, migrate_on_start: bool = True, keep_scores: int = 100, totals_max_age: float = 0.0,
+    ) -> None:
         self.url = url
         #: scores kept per deal (the newest); older ones are deleted as new ones arrive
         self.keep_scores = keep_scores
@@ -280,7 +282,8 @@ class ScoreStore:
         self._auto_migrate = migrate_on_start
         self._migrated = False
         #: the list's totals and cut-offs and the filter menus, per filter and key, under one ``deals`` revision
-        self._derived = DerivedCache()
+        #: or at most ``totals_max_age`` seconds old (:mod:`~dealscore_service.store.derived`)
+        self._derived = DerivedCache(max_age=totals_max_age)
 
     @property
     def safe_url(self) -> str:
@@ -388,7 +391,10 @@ class ScoreStore:
                 "last_p_win": row.p_win, "model_version": row.model_version}))
             s.flush()
             s.execute(_BUMP_REVISION)
-            return DealState.from_record(row)
+            revision = _deals_revision(s)
+            state = DealState.from_record(row)
+        self._derived.clear(revision)  # after the commit: this worker's next list counts the deal closed
+        return state
 
     def deal_events(self, deal_id: str) -> list[dict[str, Any]]:
         """A deal's moves and outcomes, oldest first (the audit trail)."""
@@ -639,6 +645,18 @@ class ScoreStore:
                                     at_risk=r.rank_group < NOT_AT_RISK))
         return ListPageData(items=items, open_deals=summary.open_deals, at_risk=summary.at_risk,
                             pipeline_value=summary.pipeline_value, value_at_risk=summary.value_at_risk)
+
+    def warm_up(self) -> None:
+        """Do, before the first request, what the first look at the list would pay for.
+
+        The unfiltered list's totals and cut-offs and the filter menus (kept under
+        the current revision, see :meth:`list_page`), the statements' compiled
+        forms, and the database pages of the rank and owner/team indexes: at
+        200,000 deals the first ``/ui`` request after a start otherwise took
+        several times as long as the next one.
+        """
+        self.list_page(ListRequest(limit=1))
+        self.filter_choices()
 
     def filter_choices(self, principal: Principal | None = None) -> tuple[list[str], list[str]]:
         """The owners and the teams of the open deals the key may see (the page's filter menus).

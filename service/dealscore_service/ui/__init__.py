@@ -17,10 +17,10 @@ from fastapi.staticfiles import StaticFiles
 
 from dealscore_service.ui.data import ParsedResults
 from dealscore_service.ui.evaluation import EvaluationCache
-from dealscore_service.ui.router import PREFIX, LoginRequired, PageStoreDown, router, store_error
+from dealscore_service.ui.router import PREFIX, LoginRequired, PageStoreDown, router, store_error, templates
 from dealscore_service.ui.session import SessionManager, resolve_secret
 
-__all__ = ["mount_ui"]
+__all__ = ["mount_ui", "warm_up_templates"]
 
 
 async def _to_login(request: Request, exc: Exception) -> Response:
@@ -61,3 +61,9 @@ def mount_ui(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, _to_login)
     app.add_exception_handler(PageStoreDown, _store_down)
     app.state.ui_mounted = True
+
+
+def warm_up_templates() -> None:
+    """Compile every page template now rather than on the first request that renders it."""
+    for name in templates.env.list_templates():
+        templates.env.get_template(name)

@@ -134,6 +134,16 @@ def holds_nul(text: str) -> bool:
     return NUL in text
 
 
+def trim(text: str) -> str:
+    """One id or text cell as every path compares it: without surrounding whitespace (Unicode's, e.g. a
+    no-break space pasted from a spreadsheet), as the loader's ``.str.strip()`` of a column leaves it.
+
+    The API trims an id with this before it looks the deal up, so that the deal it checks access to
+    is the deal the history holds (``"OPP-1\u00a0"`` is the stored ``"OPP-1"``).
+    """
+    return text.strip()
+
+
 def missing(values: np.ndarray) -> np.ndarray:
     """Rows with no value (a required column must have one)."""
     return np.asarray(pd.isna(values), dtype=bool)
