@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
 from dealscore.data.history import DealHistory
@@ -35,7 +34,8 @@ def observed_categories(history: DealHistory, spec: FeatureSpec) -> dict[str, li
     if not open_vocab:
         return {}
     deals = read_deals(history)
-    with_snapshots = np.isin(deals.ids, make_snapshots(history)["deal_id"].unique())
+    # pandas' hash lookup: np.isin compares object ids pairwise, quadratic in a partition's deals
+    with_snapshots = pd.Series(deals.ids).isin(make_snapshots(history)["deal_id"].unique()).to_numpy()
     frame = pd.DataFrame({n: pd.Series(getattr(deals, n)[with_snapshots], dtype=object) for n in open_vocab})
     fitted = spec.fit_vocabulary(frame)
     return {n: fitted.categories[n] for n in open_vocab}

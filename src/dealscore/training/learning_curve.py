@@ -68,7 +68,8 @@ def learning_curve(selection: Selection, X: pd.DataFrame, y: np.ndarray, deal_id
             n_deals = len(train_deals)
         else:
             n_deals = max(1, round(f * len(train_deals)))
-            keep = train & np.isin(ids, train_deals[-n_deals:])
+            # pandas' hash lookup: np.isin compares object ids pairwise (minutes at 100,000 deals)
+            keep = train & pd.Series(ids).isin(train_deals[-n_deals:]).to_numpy()
             rows = sample_rows(keep, max_rows, seed)
             if len(np.unique(y[rows])) < 2:
                 continue
