@@ -131,24 +131,31 @@ def period_probabilities(pmf: np.ndarray, offsets: np.ndarray, edges: tuple[floa
     (a stored score read a week later has had a week not to close).
     """
     e = np.asarray(edges, dtype=float)
-    lo, hi = e[:-1], e[1:]
+    width = np.diff(e)
     off = np.asarray(offsets, dtype=float)
     if off.ndim == 2:
         off = np.broadcast_to(off, (len(pmf), *off.shape))
-    a = off[:, :, 0][:, :, None]
-    b = off[:, :, 1][:, :, None]
-    if elapsed is not None:
-        el = np.asarray(elapsed, dtype=float)[:, None, None]
-        a = np.maximum(a, el)
-        b = np.maximum(b, el)
-    overlap = np.clip(np.minimum(b, hi) - np.maximum(a, lo), 0.0, None) / (hi - lo)
-    out = np.einsum("npk,nk->np", overlap, pmf)
+    a, b = off[:, :, 0], off[:, :, 1]
     if elapsed is not None:
         el = np.asarray(elapsed, dtype=float)[:, None]
-        left = np.clip((hi[None, :] - np.maximum(el, lo[None, :])) / (hi - lo)[None, :], 0.0, 1.0)
-        remaining = (left * pmf).sum(axis=1, keepdims=True)
+        a, b = np.maximum(a, el), np.maximum(b, el)
+    # Mass spread uniformly within each bucket makes the distribution's CDF piecewise linear, so a
+    # period's share is CDF(end) - CDF(start): (deals x periods) work, not (deals x periods x buckets).
+    out = np.maximum(_cdf(pmf, e, width, b) - _cdf(pmf, e, width, a), 0.0)
+    if elapsed is not None:
+        remaining = 1.0 - _cdf(pmf, e, width, np.asarray(elapsed, dtype=float)[:, None])
         out = np.where(remaining > 1e-12, out / np.maximum(remaining, 1e-12), 0.0)
     return out
+
+
+def _cdf(pmf: np.ndarray, edges: np.ndarray, width: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """P(close before ``x`` days | won) per deal (rows of ``x``), mass uniform within each bucket."""
+    p = np.asarray(pmf, dtype=float)
+    below = np.concatenate([np.zeros((len(p), 1)), np.cumsum(p, axis=1)], axis=1)  # mass before each edge
+    k = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(width) - 1)
+    rows = np.arange(len(p))[:, None]
+    inside = np.clip((x - edges[k]) / width[k], 0.0, 1.0)
+    return below[rows, k] + p[rows, k] * inside
 
 
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -198,7 +205,10 @@ def describe_closes(pmf: np.ndarray, as_of: Any, edges: tuple[float, ...] = BUCK
     a batch scores every snapshot of a backtest through here.
     """
     p = np.atleast_2d(np.asarray(pmf, dtype=float))
-    t = np.asarray(pd.DatetimeIndex(np.atleast_1d(np.asarray(as_of))).as_unit("ns").asi8).view("datetime64[ns]")
+    t = np.atleast_1d(np.asarray(as_of))
+    if t.dtype.kind != "M":  # Timestamps or text: through pandas; datetime64 (the scorer's) as it is
+        t = np.asarray(pd.DatetimeIndex(t).as_unit("ns").asi8).view("datetime64[ns]")
+    t = t.astype("datetime64[ns]", copy=False)
     n = int(np.ceil(edges[-1] / 28)) + 2
     m0 = t.astype("datetime64[M]")
     starts = (m0[:, None] + np.arange(n + 1)[None, :]).astype("datetime64[ns]")

@@ -552,6 +552,26 @@ def _spec_info(spec: Any) -> dict[str, tuple[str, str, str | None]]:
     return out
 
 
+def _deal_rows(deals: pd.DataFrame, deal_ids: np.ndarray) -> np.ndarray:
+    """Row of each deal id in ``deals`` (-1 if absent).
+
+    A few ids (the API's one deal, its what-ifs) are looked up in plain Python:
+    building a pandas index for them costs more than the rest of their labels.
+    """
+    known = _column(deals, "deal_id")
+    if len(deal_ids) > 16:
+        return pd.Index(known).get_indexer(deal_ids)
+    where = {d: i for i, d in enumerate(known)} if len(known) <= 64 else None
+    return np.array([where.get(d, -1) if where is not None else
+                     (int(m[0]) if len(m := np.flatnonzero(known == d)) else -1) for d in deal_ids],
+                    dtype=np.int64)
+
+
+def _any_value(values: np.ndarray) -> bool:
+    """Whether a column holds any value (NumPy's check: a Series' notna costs more on one deal)."""
+    return bool(pd.notna(values).any())
+
+
 def _deal_labels(history: DealHistory, deal_ids: np.ndarray) -> dict[str, np.ndarray] | None:
     """Names, currency and expected close date of each deal, for people; ``None`` when the history has none.
 
@@ -560,10 +580,10 @@ def _deal_labels(history: DealHistory, deal_ids: np.ndarray) -> dict[str, np.nda
     """
     deals, accounts = history.deals, history.accounts
     have = [c for c in LABEL_COLUMNS if c in deals.columns and c != "account_name"]
-    has_account_name = "account_name" in accounts.columns and bool(accounts["account_name"].notna().any())
-    if not has_account_name and not any(bool(deals[c].notna().any()) for c in have):
+    has_account_name = "account_name" in accounts.columns and _any_value(_column(accounts, "account_name"))
+    if not has_account_name and not any(_any_value(_column(deals, c)) for c in have):
         return None
-    idx = pd.Index(_column(deals, "deal_id")).get_indexer(deal_ids)
+    idx = _deal_rows(deals, deal_ids)
     ok = idx >= 0
     out: dict[str, np.ndarray] = {}
     for col in LABEL_COLUMNS:
@@ -576,25 +596,20 @@ def _deal_labels(history: DealHistory, deal_ids: np.ndarray) -> dict[str, np.nda
         elif col in have:
             got = _column(deals, col)[idx[ok]]
             if col == "expected_close_date":
-                vals[ok] = [None if pd.isna(v) else pd.Timestamp(v).date() for v in got]
+                # whole days as datetime.date objects (NaT becomes None), one array cast for the batch
+                days = got if got.dtype.kind == "M" else pd.DatetimeIndex(got).to_numpy()
+                vals[ok] = days.astype("datetime64[D]").astype(object)
             else:
                 vals[ok] = list(got)
-        out[col] = np.array([None if v is None or (isinstance(v, float) and v != v) else v for v in vals],
-                            dtype=object)
+        vals[pd.isna(vals)] = None  # a missing text (NaN) reads as no value
+        out[col] = vals
     return out
 
 
 def _deal_meta(history: DealHistory, deal_ids: np.ndarray) -> dict[str, np.ndarray]:
     """account, owner and team of each deal (current values: they identify, they are not features)."""
     deals = history.deals
-    known = _column(deals, "deal_id")
-    if len(deal_ids) <= 16:
-        where = {d: i for i, d in enumerate(known)} if len(known) <= 64 else None
-        idx = np.array([where.get(d, -1) if where is not None else
-                        (int(m[0]) if len(m := np.flatnonzero(known == d)) else -1) for d in deal_ids],
-                       dtype=np.int64)
-    else:
-        idx = pd.Index(known).get_indexer(deal_ids)
+    idx = _deal_rows(deals, deal_ids)
     out: dict[str, np.ndarray] = {}
     ok = idx >= 0
     for col in ("account_id", "owner_id", "team"):
