@@ -73,6 +73,34 @@ def test_period_probabilities_split_a_bucket_uniformly_and_condition_on_elapsed_
     np.testing.assert_allclose(r, [[1.0]])
 
 
+def test_period_probabilities_equal_the_bucket_overlaps_summed_one_by_one() -> None:
+    """The CDF form against the rule written plainly: each bucket's mass times the share of it inside the period."""
+    rng = np.random.default_rng(3)
+    n, periods = 40, 6
+    pmf = rng.dirichlet(np.ones(K), n)
+    # periods before day 0, across bucket edges and past the last edge
+    off = np.sort(rng.uniform(-30.0, BUCKET_EDGES[-1] + 60.0, (n, periods, 2)), axis=2)
+    elapsed = rng.uniform(0.0, 200.0, n)
+
+    def plain(i: int, a: float, b: float, since: float | None) -> float:
+        total = 0.0
+        for k in range(K):
+            lo, hi = BUCKET_EDGES[k], BUCKET_EDGES[k + 1]
+            a_, b_ = (a, b) if since is None else (max(a, since), max(b, since))
+            total += pmf[i, k] * max(0.0, min(b_, hi) - max(a_, lo)) / (hi - lo)
+        if since is None:
+            return total
+        left = sum(pmf[i, k] * min(1.0, max(0.0, (BUCKET_EDGES[k + 1] - max(since, BUCKET_EDGES[k]))
+                                          / (BUCKET_EDGES[k + 1] - BUCKET_EDGES[k]))) for k in range(K))
+        return total / left if left > 1e-12 else 0.0
+
+    for since in (None, elapsed):
+        got = period_probabilities(pmf, off, elapsed=since)
+        want = [[plain(i, off[i, j, 0], off[i, j, 1], None if since is None else since[i]) for j in range(periods)]
+                for i in range(n)]
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
 def test_crps_of_a_point_forecast_is_the_absolute_error_and_sharper_right_forecasts_score_better() -> None:
     assert crps_from_draws(np.full(100, 5.0), 8.0) == pytest.approx(3.0)
     rng = np.random.default_rng(0)
