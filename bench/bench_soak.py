@@ -195,6 +195,19 @@ class SoakClient(LeanClient):
         return await self._send((head + "\r\n").encode() + (body or b""))
 
 
+def slowest_seconds(timeline: list[tuple[float, str, float]], top: int = 5) -> list[dict[str, Any]]:
+    """The seconds of the run whose requests waited longest (by their worst latency), with how many were slow.
+
+    A p99 over a long run can come from a steady tail or from one stall; this says which.
+    """
+    per: dict[int, list[tuple[str, float]]] = {}
+    for at, route, ms in timeline:
+        per.setdefault(int(at), []).append((route, ms))
+    worst = sorted(per.items(), key=lambda kv: -max(ms for _, ms in kv[1]))[:top]
+    return [{"second": s, "requests": len(v), "max_ms": round(max(ms for _, ms in v), 1),
+             "over_50_ms": {r: sum(ms > 50 for rr, ms in v if rr == r) for r in ROUTES}} for s, v in worst]
+
+
 def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 2) if values else None
 
@@ -206,6 +219,7 @@ async def soak(base: str, key: str, mix: dict[str, float], rate: float, seconds:
     routes = list(mix)
     weights = [mix[r] for r in routes]
     lat: dict[str, list[float]] = {r: [] for r in routes}
+    timeline: list[tuple[float, str, float]] = []  # (scheduled second, route, latency ms): where a tail comes from
     errors: dict[str, int] = dict.fromkeys(routes, 0)
     samples: list[str] = []
     n = int(rate * seconds)
@@ -241,19 +255,30 @@ async def soak(base: str, key: str, mix: dict[str, float], rate: float, seconds:
             except (OSError, asyncio.IncompleteReadError) as exc:
                 ok, what = False, f"{route} {type(exc).__name__}: {exc}"
             lat[route].append((time.perf_counter() - at) * 1000)
+            timeline.append((at - start_at, route, lat[route][-1]))
             if not ok:
                 errors[route] += 1
                 if len(samples) < 5:
                     samples.append(what)
 
+        # each request's task is started at its time, not all up front: at 60,000 requests the first steps of
+        # the waiting tasks alone held the event loop for most of a second, and the first requests left late
+        plan = [rng.choices(routes, weights)[0] for _ in range(n)]
         start_at = time.perf_counter() + 0.5
-        tasks = [asyncio.create_task(one(i, rng.choices(routes, weights)[0], start_at + i / rate)) for i in range(n)]
+        tasks = []
+        for i in range(n):
+            at = start_at + i / rate
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, plan[i], at)))
         await asyncio.gather(*tasks)
         took = time.perf_counter() - start_at
     finally:
         await client.aclose()
     out: dict[str, Any] = {"requests": n, "seconds": round(took, 1), "achieved_rps": round(n / took, 1),
                            "errors": sum(errors.values()), "error_samples": samples, "routes": {}}
+    out["slowest_seconds"] = slowest_seconds(timeline)
     for r in routes:
         out["routes"][r] = {"requests": len(lat[r]), "errors": errors[r], "p50_ms": percentile(lat[r], 50),
                             "p99_ms": percentile(lat[r], 99), "max_ms": percentile(lat[r], 100)}

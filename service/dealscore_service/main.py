@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 import structlog
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -93,6 +94,18 @@ def build_services(settings: Settings) -> Services:
     )
 
 
+def limit_threads(n: int) -> None:
+    """Run at most ``n`` requests' work at once in this process (``Settings.worker_threads``).
+
+    Starlette runs every sync endpoint and ``run_in_threadpool`` call on anyio's
+    default thread limiter (40 tokens). Our requests are CPU work under one
+    interpreter lock plus short database round trips; with 40 threads on 2 cores a
+    burst makes each round trip wait for the lock behind dozens of threads and for
+    one of the pool's connections, so the burst drains slower than it came.
+    """
+    anyio.to_thread.current_default_thread_limiter().total_tokens = n
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the store and the model are opened by its lifespan."""
     settings = settings or Settings()
@@ -113,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retry = None
         if loaded is None and settings.model_retry_seconds > 0:
             retry = asyncio.create_task(_retry_model(services))
+        limit_threads(settings.worker_threads)
         await run_in_threadpool(warm_up, services)
         heap.settle()
         log.info("service_started", model=loaded.version if loaded else None, store=services.store.safe_url,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import anyio.to_thread
 import pytest
+from fastapi.testclient import TestClient
 
 from dealscore_service.settings import Settings
 
@@ -27,3 +30,14 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert s.data_dir == tmp_path and s.model_path == tmp_path / "bundle" and not s.use_registry
     assert s.resolved_database_url == "postgresql+psycopg://u:pw@db/scores"
     assert '"x"' not in repr(s) and "pw" not in repr(s), "keys and the store password stay out of reprs and logs"
+
+
+def test_worker_threads_bound_the_requests_a_worker_runs_at_once(make_client: Callable[..., TestClient]) -> None:
+    """The default thread limiter (40 in anyio) is replaced at start-up: sync endpoints and run_in_threadpool use it."""
+
+    def tokens() -> float:
+        return anyio.to_thread.current_default_thread_limiter().total_tokens
+
+    assert Settings().worker_threads == 4
+    client = make_client(worker_threads=3)
+    assert client.portal.call(tokens) == 3

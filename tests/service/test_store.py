@@ -364,3 +364,10 @@ def test_lookup_seeks_indexes_whatever_the_store_holds(tmp_path, make_result: Ma
             assert "USING INDEX" in plan and "SCAN scores" not in plan and "SCAN deals" not in plan, plan
             assert "TEMP B-TREE" not in plan, plan
     s.dispose()
+
+
+def test_warm_up_opens_the_pools_connections(store: ScoreStore) -> None:
+    """The first burst after a start finds the pool's connections open (one backend start each on PostgreSQL)."""
+    assert store.engine.pool.checkedin() <= 1, "nothing but the migration's connection before the warm-up"
+    store.warm_up()
+    assert store.engine.pool.checkedin() == store.engine.pool.size() == 5

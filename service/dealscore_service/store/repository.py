@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from dealscore.errors import StoreUnavailableError
 from dealscore.scoring.result import ScoreResult
@@ -653,10 +654,17 @@ class ScoreStore:
         the current revision, see :meth:`list_page`), the statements' compiled
         forms, and the database pages of the rank and owner/team indexes: at
         200,000 deals the first ``/ui`` request after a start otherwise took
-        several times as long as the next one.
+        several times as long as the next one. On a database server it also opens
+        the pool's connections: otherwise the first burst of requests waits for
+        new server connections one after another (each one a backend process start
+        on PostgreSQL), and on 2 cores that start-up backlog took seconds to drain.
         """
         self.list_page(ListRequest(limit=1))
         self.filter_choices()
+        size = self.engine.pool.size() if isinstance(self.engine.pool, QueuePool) else 0
+        with ExitStack() as held:  # all at once, or the pool hands the same one back each time
+            for _ in range(size):
+                held.enter_context(self.engine.connect())
 
     def filter_choices(self, principal: Principal | None = None) -> tuple[list[str], list[str]]:
         """The owners and the teams of the open deals the key may see (the page's filter menus).
