@@ -46,12 +46,13 @@ class Settings(BaseSettings):
         "them on every request after every score costs a scan of the matching deals; 0 recomputes after any change",
     )
     store_retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After sent with a 503 store error")
-    worker_threads: int = Field(
-        default=4, ge=1, le=200,
-        description="requests one worker process handles at once (its thread pool); more wait their turn in the "
-        "event loop. Scoring is CPU work under one interpreter lock: beyond a few threads per core, extra threads "
-        "only queue for the lock and for database connections, and every database round trip then waits its "
-        "turn (at 100 requests/s on 2 cores the default 40 threads multiplied PostgreSQL's scoring p99 several times)",
+    worker_threads: int | None = Field(
+        default=None, ge=1, le=200,
+        description="requests one worker process works on at once (its thread pool); more wait their turn in the "
+        "event loop. Default: 4 on a database server (PostgreSQL), where a request's work is CPU under one "
+        "interpreter lock between short round trips and more threads only queue for the lock and the pool's "
+        "connections; 40 (anyio's default) on SQLite, where a writer waiting for the file lock sleeps holding "
+        "its thread. See docs/service.md, 'Requests per worker'",
     )
 
     model_name: str = Field(default="dealscore", description="registered model name in the MLflow registry")

@@ -9,6 +9,7 @@ import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
 
+from dealscore_service.main import worker_threads
 from dealscore_service.settings import Settings
 
 
@@ -33,11 +34,18 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 
 
 def test_worker_threads_bound_the_requests_a_worker_runs_at_once(make_client: Callable[..., TestClient]) -> None:
-    """The default thread limiter (40 in anyio) is replaced at start-up: sync endpoints and run_in_threadpool use it."""
+    """The default thread limiter (40 in anyio) is set at start-up: sync endpoints and run_in_threadpool use it."""
 
     def tokens() -> float:
         return anyio.to_thread.current_default_thread_limiter().total_tokens
 
-    assert Settings().worker_threads == 4
-    client = make_client(worker_threads=3)
-    assert client.portal.call(tokens) == 3
+    assert make_client(worker_threads=3).portal.call(tokens) == 3
+    assert make_client().portal.call(tokens) == 40, "SQLite keeps anyio's default"
+
+
+def test_worker_threads_default_by_store() -> None:
+    """Few threads on a database server, anyio's 40 on SQLite; the setting wins over both."""
+    assert Settings().worker_threads is None
+    assert worker_threads(Settings(), "postgresql") == 4
+    assert worker_threads(Settings(), "sqlite") == 40
+    assert worker_threads(Settings(worker_threads=7), "postgresql") == 7
