@@ -94,8 +94,8 @@ def build_services(settings: Settings) -> Services:
     )
 
 
-#: Requests a worker works on at once when ``Settings.worker_threads`` is not set, by the store's dialect.
-DEFAULT_WORKER_THREADS = {"sqlite": 40}
+#: Requests a worker works on at once when ``Settings.worker_threads`` is not set: on SQLite, on a database server.
+SQLITE_THREADS = 40
 SERVER_STORE_THREADS = 4
 
 
@@ -107,14 +107,14 @@ def worker_threads(settings: Settings, dialect: str) -> int:
     one interpreter lock between short round trips: with 40 threads on 2 cores a
     burst makes each round trip wait for the lock behind dozens of threads and for
     one of the pool's connections, and the backlog drains slower than it came
-    (the 100 requests/s soak's scoring p99 went from 4.7 s to 58 ms with 4). On
+    (the 100 requests/s soak's scoring p99 went from 4.7 s to 83 ms with 4). On
     SQLite a writer waiting for the file lock sleeps in SQLite's busy handler while
     holding its thread, so fewer threads queue everyone behind it (the service
     benchmark's p99 went from 25 to 104 ms with 4): there anyio's 40 stay.
     """
     if settings.worker_threads is not None:
         return settings.worker_threads
-    return DEFAULT_WORKER_THREADS.get(dialect, SERVER_STORE_THREADS)
+    return SQLITE_THREADS if dialect == "sqlite" else SERVER_STORE_THREADS
 
 
 def limit_threads(n: int) -> None:

@@ -654,15 +654,16 @@ class ScoreStore:
         the current revision, see :meth:`list_page`), the statements' compiled
         forms, and the database pages of the rank and owner/team indexes: at
         200,000 deals the first ``/ui`` request after a start otherwise took
-        several times as long as the next one. On a database server it also opens
-        the pool's connections: otherwise the first burst of requests waits for
-        new server connections one after another (each one a backend process start
-        on PostgreSQL), and on 2 cores that start-up backlog took seconds to drain.
+        several times as long as the next one. It also opens the pool's
+        connections: otherwise the first burst of requests waits for new
+        connections one after another (on PostgreSQL each one a backend process
+        start), and on 2 cores that start-up backlog took seconds to drain.
         """
         self.list_page(ListRequest(limit=1))
         self.filter_choices()
         size = self.engine.pool.size() if isinstance(self.engine.pool, QueuePool) else 0
-        with ExitStack() as held:  # all at once, or the pool hands the same one back each time
+        # all at once, or the pool hands the same one back each time; a store gone meanwhile is a 503 as anywhere
+        with self._guard("read"), ExitStack() as held:
             for _ in range(size):
                 held.enter_context(self.engine.connect())
 
