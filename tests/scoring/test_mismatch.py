@@ -52,3 +52,21 @@ def test_many_rows_at_once(make_frame: Any, stage_proba: Any, taxonomy: Any) -> 
     res = judge(Columns(frame), stage_proba(["discovery", "discovery", "discovery"]), taxonomy)
     assert list(res.verdict) == ["ahead_of_evidence", "consistent", "behind_evidence"]
     assert "no demo has been given" in res.explanation[0]
+
+
+def test_a_batch_words_each_row_as_it_would_be_worded_alone(make_frame: Any, taxonomy: Any) -> None:
+    # the batch words each distinct case once: no row may take another case's text
+    rng = np.random.default_rng(3)
+    flags = ("has_meeting", "has_demo", "has_proposal", "has_contract", "decision_maker_engaged", "pricing_discussed")
+    stages = [*taxonomy.names, None, "no such stage"]
+    rows = [{"declared_stage": stages[rng.integers(len(stages))], **{f: float(rng.integers(2)) for f in flags}}
+            for _ in range(120)]
+    frame = make_frame(*rows)
+    proba = rng.dirichlet(np.full(len(taxonomy.names), 0.4), size=len(rows))
+    batch = judge(Columns(frame), proba, taxonomy)
+    assert len(set(batch.verdict)) == 4
+    for i in range(len(rows)):
+        alone = judge(Columns(frame.iloc[[i]].reset_index(drop=True)), proba[[i]], taxonomy)
+        assert (batch.verdict[i], batch.explanation[i], batch.inferred_stage[i]) == (
+            alone.verdict[0], alone.explanation[0], alone.inferred_stage[0])
+        assert batch.inferred_probability[i] == alone.inferred_probability[0]

@@ -8,7 +8,7 @@ import pytest
 
 from dealscore.scoring.columns import Columns
 from dealscore.scoring.norms import DEFAULT_GAP_DAYS, StageNorms
-from dealscore.scoring.warnings import WARNING_CODES, detect_warnings
+from dealscore.scoring.warnings import WARNING_CODES, detect_warnings, find_warnings
 
 
 def _codes(frame: Any, stats: Any, taxonomy: Any, **kw: Any) -> list[set[str]]:
@@ -122,3 +122,19 @@ def test_crm_without_touchpoints_gets_no_touchpoint_warnings(make_frame: Any, st
     without = {w.code for w in detect_warnings(Columns(frame), norms, taxonomy, touchpoints=False)[0]}
     assert {"gone_quiet", "single_threaded", "no_decision_maker"} <= with_touch
     assert without == {"stalled_in_stage", "close_date_passed"}
+
+
+def test_joined_codes_of_a_batch_are_each_rows_warnings_in_order(make_frame: Any, stage_stats: Any,
+                                                                  taxonomy: Any) -> None:
+    # a file's batch words each combination of warnings once; every row must still get its own, ordered
+    rows = [hit for _, hit, _ in CASES] + [miss for _, _, miss in CASES] + [
+        {"days_in_stage": 90.0, "close_date_pushes": 2.0, "n_contacts": 1.0, "days_to_expected_close": -40.0},
+        {"days_in_stage": 45.0, "days_since_last_touch": 60.0, "decision_maker_engaged": 0.0}, {}]
+    verdict = ["ahead_of_evidence" if i % 3 == 0 else "consistent" for i in range(len(rows))]
+    hits = find_warnings(Columns(make_frame(*rows)), StageNorms.from_stage_stats(stage_stats), taxonomy,
+                         mismatch_verdict=verdict, mismatch_text=["recorded as proposal"] * len(rows))
+    counts, joined = hits.joined_codes()
+    listed = hits.lists()
+    assert [len(ws) for ws in listed] == counts.tolist()
+    assert ["; ".join(w.code for w in ws) for ws in listed] == joined.tolist()
+    assert max(counts) >= 4 and min(counts) == 0

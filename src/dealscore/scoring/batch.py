@@ -114,7 +114,7 @@ class ScoredBlock:
 
     def frame(self) -> pd.DataFrame:
         """Flat table for files: one row per deal, lists joined as text."""
-        codes = self.warnings.codes()
+        n_warnings, warnings = self.warnings.joined_codes()
         out = pd.DataFrame({
             "deal_id": self.deal_id, "as_of": pd.DatetimeIndex(self.as_of), "account_id": self.account_id,
             "owner_id": self.owner_id, "team": self.team, "amount": self.amount, "p_win": self.p_win,
@@ -122,8 +122,7 @@ class ScoredBlock:
             "inferred_stage_probability": self.inferred_probability, "stage_mismatch": self.verdict,
             "mismatch_explanation": self.explanation, "stage_typical_p_win": self.typical,
             "value_at_risk": self.value_at_risk,
-            "n_warnings": np.array([len(c) for c in codes], dtype=np.int64),
-            "warnings": np.array(["; ".join(c) for c in codes], dtype=object),
+            "n_warnings": n_warnings, "warnings": warnings,
             "model_version": self.model_version,
         })
         for name, values in (self.labels or {}).items():

@@ -38,6 +38,7 @@ WARNING_CODES = (
     "close_date_passed",
     "close_date_pushed",
 )
+_CODE_RANK = {c: j for j, c in enumerate(WARNING_CODES)}
 
 
 @dataclass(frozen=True)
@@ -103,14 +104,17 @@ class WarningHits:
 
     A batch written to a file needs only the codes of each deal (and their
     severities, for the value at risk); the API needs every warning with its
-    evidence. Rules record ``(code, severity, make)`` per hit, and the text is
-    built by ``make(i)`` when :meth:`lists` is called.
+    evidence. Rules record ``(rows, code, severities, make)`` per firing, and the
+    text is built by ``make(i)`` when :meth:`lists` is called. Rows are kept as
+    arrays until a per-row list is asked for: a backtest's hundred thousand
+    snapshots need only :meth:`joined_codes`, which words each distinct
+    combination of warnings once.
     """
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self._hits: list[list[tuple[str, str, Callable[[int], DealWarning]]]] = [[] for _ in range(n)]
-        self._sorted = False
+        self._fired: list[tuple[np.ndarray, str, np.ndarray, Callable[[int], DealWarning]]] = []
+        self._hits: list[list[tuple[str, str, Callable[[int], DealWarning]]]] | None = None
 
     def add(self, rows: np.ndarray, code: str, severity: np.ndarray | str | Callable[[], np.ndarray],
             make: Callable[[int], DealWarning]) -> None:
@@ -123,32 +127,62 @@ class WarningHits:
             return
         if callable(severity):
             severity = severity()
-        sev = [severity] * len(rows) if isinstance(severity, str) else list(severity)
-        for i, v in zip(rows.tolist(), sev, strict=True):
-            self._hits[i].append((code, v, make))
+        sev = np.full(len(rows), severity, dtype=object) if isinstance(severity, str) else np.asarray(severity)
+        if len(sev) != len(rows):
+            raise ValueError(f"rule {code}: {len(sev)} severities for {len(rows)} rows")
+        self._fired.append((np.asarray(rows), code, sev, make))
+        self._hits = None
 
-    def _sort(self) -> None:
-        if not self._sorted:
-            rank = {c: j for j, c in enumerate(WARNING_CODES)}
-            for hits in self._hits:
-                if len(hits) > 1:
-                    hits.sort(key=lambda h: (SEVERITY_ORDER[h[1]], rank.get(h[0], 99)))
-            self._sorted = True
+    @staticmethod
+    def _order(hit: tuple[str, str, Callable[[int], DealWarning]] | tuple[str, str]) -> tuple[int, int]:
+        """Most severe first, then in the order of ``WARNING_CODES`` (a stable sort keeps the rules' order)."""
+        return SEVERITY_ORDER[hit[1]], _CODE_RANK.get(hit[0], 99)
+
+    def _per_row(self) -> list[list[tuple[str, str, Callable[[int], DealWarning]]]]:
+        if self._hits is None:
+            hits: list[list[tuple[str, str, Callable[[int], DealWarning]]]] = [[] for _ in range(self.n)]
+            for rows, code, sev, make in self._fired:
+                for i, v in zip(rows.tolist(), sev.tolist(), strict=True):
+                    hits[i].append((code, v, make))
+            for row in hits:
+                if len(row) > 1:
+                    row.sort(key=self._order)
+            self._hits = hits
+        return self._hits
 
     def lists(self) -> list[list[DealWarning]]:
         """Every row's warnings with evidence and threshold, most severe first."""
-        self._sort()
-        return [[make(i) for _, _, make in hits] for i, hits in enumerate(self._hits)]
+        return [[make(i) for _, _, make in hits] for i, hits in enumerate(self._per_row())]
 
     def codes(self) -> list[list[str]]:
         """Every row's warning codes, in the order of :meth:`lists`."""
-        self._sort()
-        return [[code for code, _, _ in hits] for hits in self._hits]
+        return [[code for code, _, _ in hits] for hits in self._per_row()]
 
-    def severities(self) -> list[list[str]]:
-        """Every row's warning severities, in the order of :meth:`lists`."""
-        self._sort()
-        return [[sev for _, sev, _ in hits] for hits in self._hits]
+    def joined_codes(self, sep: str = "; ") -> tuple[np.ndarray, np.ndarray]:
+        """Per row: how many warnings fired, and their codes joined by ``sep`` in the order of :meth:`lists`.
+
+        Each row's combination of (rule, severity) is packed into one integer, two
+        bits per firing, and each distinct combination is ordered and joined once.
+        """
+        if len(self._fired) > 31:  # more firings than an int64 packs: row by row
+            codes = self.codes()
+            return (np.array([len(c) for c in codes], dtype=np.int64),
+                    np.array([sep.join(c) for c in codes], dtype=object))
+        levels = tuple(SEVERITY_ORDER)
+        packed = np.zeros(self.n, dtype=np.int64)
+        for j, (rows, _, sev, _) in enumerate(self._fired):
+            level = np.zeros(len(sev), dtype=np.int64)
+            for k, name in enumerate(levels, start=1):
+                level[sev == name] = k
+            packed[rows] |= level << (2 * j)
+        unique, inverse = np.unique(packed, return_inverse=True)
+        counts, texts = np.zeros(len(unique), dtype=np.int64), np.empty(len(unique), dtype=object)
+        for c, key in enumerate(unique.tolist()):
+            hits = [(code, levels[(key >> 2 * j & 3) - 1]) for j, (_, code, _, _) in enumerate(self._fired)
+                    if key >> 2 * j & 3]
+            hits.sort(key=self._order)
+            counts[c], texts[c] = len(hits), sep.join(code for code, _ in hits)
+        return counts[inverse.reshape(-1)], texts[inverse.reshape(-1)]
 
 
 def detect_warnings(
