@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.errors import ModelNotReadyError
-from dealscore.forecast.engine import DEFAULT_SIMS, Forecast, forecast_pipeline, pipeline_from_records
+from dealscore.forecast.engine import DEFAULT_SIMS, Forecast, forecast_pipeline, pipeline_from_columns
 from dealscore.times import naive_utc
 from dealscore_service.auth import Principal
 from dealscore_service.deps import Services
@@ -61,7 +61,7 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
         if hit is not None:
             _cache.move_to_end(key)
             return hit
-    pipe = pipeline_from_records(services.store.forecast_inputs(principal))
+    pipe = pipeline_from_columns(services.store.forecast_inputs(principal))
     if as_of is not None:
         t = naive_utc(pd.Timestamp(as_of))
     elif len(pipe):
