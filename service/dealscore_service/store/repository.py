@@ -599,7 +599,8 @@ class ScoreStore:
         stmt = select(*columns).where(*_matching(DealFilter(), principal)).order_by(DealRecord.deal_id)
         with self._session("read") as s:
             rows = s.connection().execute(stmt).all()  # plain rows: no ORM loading for seven columns
-            columns = {name: [r[i] for r in rows] for i, name in enumerate(_FORECAST_FIELDS)}
+            by_field = list(zip(*rows, strict=True)) or [()] * len(_FORECAST_FIELDS)  # transposed in C
+            columns = {name: list(values) for name, values in zip(_FORECAST_FIELDS, by_field, strict=True)}
             not_kept = [i for i, pmf in enumerate(columns["pmf"]) if pmf is None]
             if not_kept:
                 from_json = _bucket_probabilities(s, [columns["deal_id"][i] for i in not_kept])

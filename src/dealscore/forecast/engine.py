@@ -146,9 +146,9 @@ def pipeline_from_columns(columns: Mapping[str, Sequence[Any]]) -> OpenPipeline:
             f"part), e.g. {missing[:5]}", fix="rescore the open deals with a model trained by this dealscore",
         )
     k = len(BUCKET_EDGES) - 1
-    if all(isinstance(p, bytes | bytearray | memoryview) for p in pmfs):
+    try:  # all in the compact form: one buffer
         pmf = np.frombuffer(b"".join(pmfs), dtype=PMF_DTYPE).astype(float)
-    else:
+    except TypeError:  # some as lists (JSON form)
         pmf = np.array([np.frombuffer(p, dtype=PMF_DTYPE) if isinstance(p, bytes | bytearray | memoryview) else p
                         for p in pmfs], dtype=float)
     as_of = pd.to_datetime(pd.Series(list(columns["as_of"]), dtype=object), utc=True, format="ISO8601")
