@@ -190,7 +190,8 @@ def _group_keys(deals: pd.DataFrame, by: str) -> np.ndarray:
 
 def _group_names(values: np.ndarray) -> np.ndarray:
     """Group names as text, ``(none)`` for a missing team or owner (None or NaN): one rule for deals and scores."""
-    return np.array(["(none)" if v is None or v != v else str(v) for v in values], dtype=object)
+    return np.array([v if type(v) is str else "(none)" if v is None or v != v else str(v) for v in values],
+                    dtype=object)
 
 
 def check_by(by: str) -> str:
@@ -230,8 +231,9 @@ def forecast_pipeline(
         allowed = {str(g) for g in groups}
         wanted = [g for g in wanted if g in allowed]
     index = {g: i for i, g in enumerate(wanted)}
-    keep = np.array([k in index for k in keys], dtype=bool)
-    gi = np.array([index[k] for k in keys[keep]], dtype=np.int64)
+    where = np.array([index.get(k, -1) for k in keys], dtype=np.int64)  # -1: a group the request leaves out
+    keep = where >= 0
+    gi = where[keep]
     elapsed = (t.value - pipe.scored_at[keep].astype("datetime64[ns]").astype(np.int64)) / DAY_NS
     grid_off = day_offsets(t, grid)
     # offsets measured from each deal's scoring time, conditioned on its still being open now
