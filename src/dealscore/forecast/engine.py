@@ -134,9 +134,11 @@ def pipeline_from_columns(columns: Mapping[str, Sequence[Any]]) -> OpenPipeline:
     """Open deals from one list per field: what the score store reads, column by column.
 
     ``deal_id``, ``team``, ``owner_id``, ``amount`` (None: unknown), ``p_win``,
-    ``as_of`` (datetimes or ISO text) and ``pmf``: each deal's bucket probabilities,
-    as :func:`~dealscore.forecast.close_time.pmf_bytes` stores them or as a list; ``None`` or empty when the score
-    carries no close outlook (refused by name: the forecast cannot place it in time).
+    ``as_of`` (datetimes, ISO text, or a ``datetime64`` array in naive UTC) and
+    ``pmf``: each deal's bucket probabilities, as
+    :func:`~dealscore.forecast.close_time.pmf_bytes` stores them or as a list;
+    ``None`` or empty when the score carries no close outlook (refused by name:
+    the forecast cannot place it in time).
     """
     pmfs = columns["pmf"]
     missing = [d for d, p in zip(columns["deal_id"], pmfs, strict=True) if p is None or len(p) == 0]
@@ -151,7 +153,12 @@ def pipeline_from_columns(columns: Mapping[str, Sequence[Any]]) -> OpenPipeline:
     except TypeError:  # some as lists (JSON form)
         pmf = np.array([np.frombuffer(p, dtype=PMF_DTYPE) if isinstance(p, bytes | bytearray | memoryview) else p
                         for p in pmfs], dtype=float)
-    as_of = pd.to_datetime(pd.Series(list(columns["as_of"]), dtype=object), utc=True, format="ISO8601")
+    as_of = columns["as_of"]
+    if isinstance(as_of, np.ndarray) and as_of.dtype.kind == "M":  # already times (naive UTC): nothing to parse
+        scored_at = as_of.astype("datetime64[ns]")
+    else:
+        parsed = pd.to_datetime(pd.Series(list(as_of), dtype=object), utc=True, format="ISO8601")
+        scored_at = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
     return OpenPipeline(
         deal_id=np.array(columns["deal_id"], dtype=object),
         team=np.array(columns["team"], dtype=object),
@@ -159,7 +166,7 @@ def pipeline_from_columns(columns: Mapping[str, Sequence[Any]]) -> OpenPipeline:
         amount=np.array(columns["amount"], dtype=float),  # None becomes NaN
         p_win=np.array(columns["p_win"], dtype=float),
         pmf=pmf.reshape(-1, k),
-        scored_at=as_of.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]"),
+        scored_at=scored_at,
     )
 
 
