@@ -214,12 +214,14 @@ def test_forecast_inputs_are_the_latest_open_scores_narrowed(store: ScoreStore, 
     save(store, make_result("a", owner="r1", team="east", as_of="2024-05-01"))
     save(store, make_result("a", owner="r2", team="west", as_of="2024-05-02").model_copy(
         update={"close_outlook": _outlook([0.25, 0.75])}))
-    save(store, make_result("b", owner="r1", team="east", amount=None))
+    save(store, make_result("b", owner="r1", team="east", amount=None, as_of="2024-05-03 10:11:12.345678"))
     full = store.latest_open_scores(DealFilter())
     narrow = store.forecast_inputs()
     assert list(zip(*(narrow[k] for k in ("deal_id", "team", "owner_id", "amount", "p_win")), strict=True)) == [
         (s.deal_id, s.team, s.owner_id, s.amount, s.p_win) for s in full]
-    assert [pd.Timestamp(v) for v in narrow["as_of"]] == [pd.Timestamp(s.as_of) for s in full]  # SQLite: ISO text
+    # read as text and parsed at once (to the microsecond, whatever PostgreSQL's DateStyle)
+    assert [pd.Timestamp(v) for v in narrow["as_of"]] == [pd.Timestamp(s.as_of) for s in full]
+    assert pd.Timestamp(narrow["as_of"][1]).microsecond == 345678
     assert narrow["pmf"] == [pmf_bytes([0.25, 0.75]), b""]  # b"": scored without an outlook (refused by name)
     east = Principal("east", frozenset({Scope.read}), teams=frozenset({"east"}))
     assert store.forecast_inputs(east)["deal_id"] == ["b"]

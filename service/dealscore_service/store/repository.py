@@ -586,24 +586,24 @@ class ScoreStore:
         """What the forecast reads of each open deal's latest score, one list per field, by deal id.
 
         The deals of :meth:`latest_open_scores` (no filters), read from their
-        ``deals`` rows alone: team, owner, amount, ``p_win``, as-of time (naive UTC;
-        on SQLite one ``datetime64`` array) and the close outlook's bucket
+        ``deals`` rows alone: team, owner, amount, ``p_win``, as-of time (naive UTC,
+        one ``datetime64`` array) and the close outlook's bucket
         probabilities in their compact form (``close_pmf``), so no score's JSON is
         touched (:func:`dealscore.forecast.engine.pipeline_from_columns` reads them). A row
         whose ``close_pmf`` is not kept (written before revision 0006) takes the
         probabilities from its score's JSON, as a list: the same numbers.
         """
         wanted = list(_FORECAST_COLUMNS)
-        sqlite = self.engine.dialect.name == "sqlite"
-        if sqlite:  # SQLite keeps datetimes as ISO text: read as text, parsed below for all rows at once
-            wanted[_FORECAST_FIELDS.index("as_of")] = type_coerce(DealRecord.as_of, String())
+        as_text = _ISO_TEXT.get(self.engine.dialect.name)
+        if as_text is not None:  # the as-of times as ISO text, parsed below for all rows at once
+            wanted[_FORECAST_FIELDS.index("as_of")] = as_text(DealRecord.as_of)
         stmt = select(*wanted).where(*_matching(DealFilter(), principal)).order_by(DealRecord.deal_id)
         with self._session("read") as s:
             rows = s.connection().execute(stmt).all()  # plain rows: no ORM loading for seven columns
             by_field = list(zip(*rows, strict=True)) or [()] * len(_FORECAST_FIELDS)  # transposed in C
             columns: dict[str, Any] = {name: list(values) for name, values in
                                        zip(_FORECAST_FIELDS, by_field, strict=True)}
-            if sqlite:  # naive UTC, as the store writes them (numpy parses 5,000 in well under a millisecond)
+            if as_text is not None:  # naive UTC, as the store writes them (numpy: well under a millisecond)
                 columns["as_of"] = np.array(columns["as_of"], dtype="datetime64[us]")
             not_kept = [i for i, pmf in enumerate(columns["pmf"]) if pmf is None]
             if not_kept:
@@ -864,6 +864,12 @@ def _deal_states(s: Session, deal_ids: list[str]) -> dict[str, DealState]:
     return out
 
 
+#: A datetime column as ISO text, per database: SQLite stores it so; PostgreSQL formats it (explicitly, whatever
+#: the server's DateStyle). Building a datetime object per row, then parsing them again, cost more than the read.
+_ISO_TEXT: dict[str, Any] = {
+    "sqlite": lambda col: type_coerce(col, String()),
+    "postgresql": lambda col: func.to_char(col, 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+}
 #: What :meth:`ScoreStore.forecast_inputs` reads of each open deal's row, and the names it gives them.
 _FORECAST_COLUMNS = (DealRecord.deal_id, DealRecord.team, DealRecord.owner_id, DealRecord.amount, DealRecord.p_win,
                      DealRecord.as_of, DealRecord.close_pmf)
