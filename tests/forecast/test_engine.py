@@ -8,10 +8,13 @@ import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
+from dealscore.errors import ModelNotReadyError
 from dealscore.forecast.calibration import fit_open_calibration
-from dealscore.forecast.engine import forecast_history, forecast_pipeline, pipeline_from_results
+from dealscore.forecast.close_time import pmf_bytes
+from dealscore.forecast.engine import forecast_history, forecast_pipeline, pipeline_from_columns, pipeline_from_results
 from dealscore.models.bundle import ModelBundle
 from dealscore.scoring import Scorer
+from dealscore.times import naive_utc
 
 from .conftest import Trained
 
@@ -72,3 +75,31 @@ def test_cli_prints_the_table_and_writes_the_fan_chart(trained: Trained, tmp_pat
     table = pd.read_csv(out)
     direct = forecast_history(trained.history, trained.bundle, "2025-05-12", n_sims=300).table
     np.testing.assert_allclose(table["p50"], direct["p50"])
+
+
+def test_stored_columns_in_compact_form_are_the_same_pipeline_as_the_results(trained: Trained) -> None:
+    """The store's columns (probabilities as float64 bytes, as-of times as ISO text) read back the exact numbers."""
+    t = pd.Timestamp("2025-05-12")
+    results = Scorer(trained.bundle).score_many(trained.history, t)
+    want = pipeline_from_results(results)
+    columns = {"deal_id": [r.deal_id for r in results], "team": [r.team for r in results],
+               "owner_id": [r.owner_id for r in results], "amount": [r.amount for r in results],
+               "p_win": [r.p_win for r in results],
+               "as_of": [naive_utc(r.as_of).strftime("%Y-%m-%d %H:%M:%S.%f") for r in results],  # as SQLite keeps it
+               "pmf": [pmf_bytes(r.close_outlook.bucket_probabilities) for r in results]}
+    for got in (pipeline_from_columns(columns),
+                pipeline_from_columns({**columns, "pmf": [*columns["pmf"][:-1],  # one row not kept compactly
+                                                          results[-1].close_outlook.bucket_probabilities]})):
+        for name in ("deal_id", "team", "owner_id", "amount", "p_win", "pmf", "scored_at"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+    with pytest.raises(ModelNotReadyError, match="1 stored score"):
+        pipeline_from_columns({**columns, "pmf": [b"", *columns["pmf"][1:]]})
+
+
+def test_each_rows_range_is_the_quantiles_of_its_own_draws(trained: Trained) -> None:
+    """Table and fan quantiles are computed for all groups at once: each must equal its own draws' quantiles."""
+    fc = forecast_history(trained.history, trained.bundle, "2025-03-03", by="owner", n_sims=300, seed=5)
+    for r in fc.table.to_dict("records"):
+        q = np.quantile(fc.draws[f"{r['group']}|{r['period']}"], (0.1, 0.5, 0.9))
+        assert (r["p10"], r["p50"], r["p90"]) == tuple(float(v) for v in q)
+    assert len(fc.fan) == len(fc.table["group"].unique()) * len(fc.fan["month"].unique())

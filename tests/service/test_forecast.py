@@ -122,3 +122,28 @@ def test_defaults_are_one_number_for_the_cli_the_api_and_the_engine() -> None:
 
     assert inspect.signature(forecast).parameters["sims"].default == DEFAULT_SIMS
     assert inspect.signature(get_forecast).parameters["sims"].default == DEFAULT_SIMS
+
+
+def test_the_response_carries_the_forecasts_tables_value_for_value() -> None:
+    """The JSON rows are built column by column: the same JSON as from the tables' records, NaN amount included."""
+    from dealscore.forecast.close_time import BUCKET_EDGES
+    from dealscore.forecast.engine import OpenPipeline, forecast_pipeline
+    from dealscore_service.forecasting import forecast_response
+    from dealscore_service.schemas import ForecastDriver, ForecastFanPoint, ForecastRow
+
+    t = pd.Timestamp("2025-07-07")
+    pmf = np.full((3, len(BUCKET_EDGES) - 1), 1.0 / (len(BUCKET_EDGES) - 1))
+    pipe = OpenPipeline(deal_id=np.array(["a", "b", "c"], dtype=object), team=np.array(["x", None, "y"], dtype=object),
+                        owner_id=np.array(["o1", "o2", "o2"], dtype=object), amount=np.array([100.0, np.nan, 40.0]),
+                        p_win=np.array([0.5, 0.9, 0.2]), pmf=pmf, scored_at=np.full(3, t.asm8, dtype="datetime64[ns]"))
+    fc = forecast_pipeline(pipe, t, n_sims=200, seed=1)
+    body = forecast_response(fc, "v1")
+
+    def records(frame: pd.DataFrame) -> list[dict[str, Any]]:  # the former form: row by row through pandas
+        return [{k: (float(v) if isinstance(v, np.floating) else v) for k, v in r.items()}
+                for r in frame.to_dict("records")]
+
+    assert body.rows == [ForecastRow(**r) for r in records(fc.table)]
+    assert body.fan == [ForecastFanPoint(**r) for r in records(fc.fan.drop(columns="end"))]
+    assert len(body.drivers) == 3 and body.model_dump_json() == body.model_copy(update={
+        "drivers": [ForecastDriver(**r) for r in records(fc.drivers)]}).model_dump_json()

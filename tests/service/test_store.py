@@ -6,12 +6,16 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from dealscore.errors import StoreUnavailableError
-from dealscore.scoring.result import ScoreResult
+from dealscore.forecast.close_time import BUCKET_EDGES, pmf_bytes
+from dealscore.forecast.engine import pipeline_from_columns
+from dealscore.scoring.result import CloseOutlook, ScoreResult
 from dealscore_service.auth import Principal, Scope
 from dealscore_service.store import DealFilter, ScoreStore, ScoreToSave
 from dealscore_service.store.migrate import current_revision, downgrade, head_revision, migrate
@@ -48,7 +52,7 @@ def with_timeline(r: ScoreResult, touchpoints: dict | None = TOUCHES, stage_chan
 
 
 def test_migrations_reach_head_and_are_idempotent(store: ScoreStore) -> None:
-    assert current_revision(store.engine) == head_revision() == "0005"
+    assert current_revision(store.engine) == head_revision() == "0006"
     store.migrate()  # a second start must not fail
     cols = {c["name"] for c in inspect(store.engine).get_columns("scores")}
     assert {"deal_id", "payload_hash", "model_version", "owner_id", "team", "amount", "declared_stage",
@@ -196,25 +200,73 @@ def test_latest_open_scores_filter_and_respect_visibility(store: ScoreStore, mak
     assert [s.deal_id for s in store.latest_open_scores(DealFilter(), r3)] == ["c"]
 
 
-def test_forecast_inputs_are_the_latest_open_scores_narrowed(store: ScoreStore, make_result: MakeResult) -> None:
-    """The forecast's narrow read returns the same rows as the full one, with the close outlook's buckets."""
-    from dealscore.scoring.result import CloseOutlook
+def _outlook(probabilities: list[float]) -> CloseOutlook:
+    return CloseOutlook(text="likely to close: May", likely="May", likely_months=["2024-05"], this_quarter="2024-Q2",
+                        p_this_quarter_if_won=0.9, bucket_days=list(BUCKET_EDGES[:len(probabilities) + 1]),
+                        bucket_probabilities=probabilities)
 
-    outlook = CloseOutlook(text="likely to close: May", likely="May", likely_months=["2024-05"], this_quarter="2024-Q2",
-                           p_this_quarter_if_won=0.9, bucket_days=[0.0, 7.0, 14.0], bucket_probabilities=[0.25, 0.75])
+
+#: A close outlook over every bucket, with probabilities whose decimal text is long (the numbers must survive exactly).
+PMF = [round(v, 6) for v in np.random.default_rng(0).dirichlet(np.ones(len(BUCKET_EDGES) - 1))]
+
+
+def test_forecast_inputs_are_the_latest_open_scores_narrowed(store: ScoreStore, make_result: MakeResult) -> None:
+    """The forecast's narrow read returns the same deals as the full one, with the close outlook's buckets."""
     save(store, make_result("a", owner="r1", team="east", as_of="2024-05-01"))
     save(store, make_result("a", owner="r2", team="west", as_of="2024-05-02").model_copy(
-        update={"close_outlook": outlook}))
-    save(store, make_result("b", owner="r1", team="east", amount=None))
+        update={"close_outlook": _outlook([0.25, 0.75])}))
+    save(store, make_result("b", owner="r1", team="east", amount=None, as_of="2024-05-03 10:11:12.345678"))
     full = store.latest_open_scores(DealFilter())
     narrow = store.forecast_inputs()
-    assert [(r["deal_id"], r["team"], r["owner_id"], r["amount"], r["p_win"]) for r in narrow] == [
+    assert list(zip(*(narrow[k] for k in ("deal_id", "team", "owner_id", "amount", "p_win")), strict=True)) == [
         (s.deal_id, s.team, s.owner_id, s.amount, s.p_win) for s in full]
-    assert [r["as_of"] for r in narrow] == [s.as_of for s in full]
-    assert narrow[0]["close_outlook"] == {"bucket_probabilities": [0.25, 0.75]}
-    assert narrow[1]["close_outlook"] is None  # scored without an outlook: the forecast refuses it by name
+    # read as text and parsed at once (to the microsecond, whatever PostgreSQL's DateStyle)
+    assert [pd.Timestamp(v) for v in narrow["as_of"]] == [pd.Timestamp(s.as_of) for s in full]
+    assert pd.Timestamp(narrow["as_of"][1]).microsecond == 345678
+    assert narrow["pmf"] == [pmf_bytes([0.25, 0.75]), b""]  # b"": scored without an outlook (refused by name)
     east = Principal("east", frozenset({Scope.read}), teams=frozenset({"east"}))
-    assert [r["deal_id"] for r in store.forecast_inputs(east)] == ["b"]
+    assert store.forecast_inputs(east)["deal_id"] == ["b"]
+
+
+def test_migration_0006_keeps_the_forecast_inputs_of_stores_written_before_it(
+    store: ScoreStore, make_result: MakeResult,
+) -> None:
+    """Down to 0005 (no close_pmf), scores written there, up again: the open deals read the same numbers.
+
+    The upgrade fills the open deals' compact probabilities from their scores' JSON; a row a
+    worker still on 0005 writes afterwards (NULL) is read from the JSON: the same pipeline either way.
+    """
+    save(store, make_result("a", as_of="2024-05-01").model_copy(update={"close_outlook": _outlook(PMF)}))
+    downgrade(store.engine, "0005")
+    assert "close_pmf" not in {c["name"] for c in inspect(store.engine).get_columns("deals")}
+    with store.engine.begin() as conn:  # deals scored by the previous version of the service: rows without it
+        for deal_id in ("b", "c", "gone"):
+            conn.execute(text("INSERT INTO scores (deal_id, payload_hash, model_version, as_of, scored_at, team, "
+                              "owner_id, amount, inferred_stage, stage_mismatch, p_win, grade, is_open, warnings, "
+                              "result) SELECT :d, payload_hash, model_version, as_of, scored_at, team, owner_id, "
+                              "amount, inferred_stage, stage_mismatch, 0.4, grade, is_open, warnings, result "
+                              "FROM scores WHERE deal_id = 'a'"), {"d": deal_id})
+            conn.execute(text("INSERT INTO deals (deal_id, owner_id, team, account_id, is_open, payload_hash, "
+                              "model_version, as_of, scored_at, amount, declared_stage, inferred_stage, p_win, "
+                              "value_at_risk, rank_group, rank_key) SELECT :d, owner_id, team, account_id, is_open, "
+                              "payload_hash, model_version, as_of, scored_at, amount, declared_stage, inferred_stage, "
+                              "0.4, value_at_risk, rank_group, rank_key FROM deals WHERE deal_id = 'a'"),
+                         {"d": deal_id})
+        conn.execute(text("UPDATE deals SET is_open = false, outcome = 'lost' WHERE deal_id = 'gone'"))
+    migrate(store.engine)
+    with store.engine.connect() as conn:
+        kept = dict(conn.execute(text("SELECT deal_id, close_pmf FROM deals")).all())
+    assert kept["gone"] is None  # closed: the forecast never reads it
+    assert {bytes(kept[d]) for d in "abc"} == {pmf_bytes(PMF)}
+    filled = store.forecast_inputs()
+    assert filled["deal_id"] == ["a", "b", "c"] and filled["p_win"] == [0.3, 0.4, 0.4]
+    with store.engine.begin() as conn:  # written meanwhile by a worker on 0005
+        conn.execute(text("UPDATE deals SET close_pmf = NULL WHERE deal_id = 'b'"))
+    mixed = store.forecast_inputs()
+    assert mixed["pmf"][1] == PMF and mixed["pmf"][0] == pmf_bytes(PMF)
+    a, b = pipeline_from_columns(filled), pipeline_from_columns(mixed)
+    np.testing.assert_array_equal(a.pmf, b.pmf)
+    np.testing.assert_array_equal(a.pmf[0], PMF)
 
 
 def test_forecast_fingerprint_changes_with_any_change_to_the_rows_read(store: ScoreStore,
@@ -230,7 +282,7 @@ def test_forecast_fingerprint_changes_with_any_change_to_the_rows_read(store: Sc
     store.record_outcome("b", "won", datetime(2024, 5, 10), key_name="t")  # closed: leaves the forecast
     third = store.forecast_fingerprint()
     assert third[0] == 1 and third != second
-    assert sum(r["id"] for r in store.forecast_inputs()) == third[1]
+    assert store.forecast_inputs()["deal_id"] == ["a"]
     east = Principal("east", frozenset({Scope.read}), teams=frozenset({"west"}))
     assert store.forecast_fingerprint(east) == (0, 0, 0)
 

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     UniqueConstraint,
@@ -104,7 +105,7 @@ class DealRecord(Base):
     """One row per deal: who owns it now, whether it is open, and its latest score's headline numbers.
 
     The store keeps it in step with ``scores`` in the same transaction as every
-    score written, so that three things read one small row per deal instead of
+    score written, so that four things read one small row per deal instead of
     ranking every stored score on each request:
 
     - the tenant boundary: the *stored* owner and team of a deal decide which
@@ -112,7 +113,9 @@ class DealRecord(Base):
     - the at-risk list and the page: filtered, ranked and paginated by the
       database on ``(is_open, rank_group, rank_key, deal_id)``;
     - the lifecycle: a deal's outcome (won/lost, close time) once the CRM says
-      it closed, kept for monitoring and retraining.
+      it closed, kept for monitoring and retraining;
+    - the forecast: each open deal's team, owner, amount, ``p_win``, as-of time
+      and close-time bucket probabilities (``close_pmf``), one row per deal.
 
     ``rank_group`` and ``rank_key`` are :func:`dealscore.scoring.at_risk`'s
     order stated as two columns: group 0 = at risk with an amount (ordered by
@@ -142,6 +145,10 @@ class DealRecord(Base):
     value_at_risk: Mapped[float | None] = mapped_column(Float())
     rank_group: Mapped[int] = mapped_column(Integer(), nullable=False)
     rank_key: Mapped[float] = mapped_column(Float(), nullable=False)
+    # the latest score's close-time bucket probabilities in the forecast's compact form
+    # (dealscore.forecast.close_time.pmf_bytes): the forecast reads them here, not out of each score's JSON.
+    # b"": scored without a close outlook; NULL: written before revision 0006 (read from the score's JSON)
+    close_pmf: Mapped[bytes | None] = mapped_column(LargeBinary(), deferred=True)
 
     # the rank order after an optional filter column; amount, value at risk, win probability and as-of time
     # ride along (not for the order) so the list's totals, its risk-level cut-offs, a minimum amount and the

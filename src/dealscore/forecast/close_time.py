@@ -15,6 +15,7 @@ Why conditional on winning: the win model already says *whether*; this says
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +120,16 @@ class TimeToCloseModel:
 
 
 # ---------------------------------------------------------------------- using a distribution
+
+
+#: The compact form of a close outlook's bucket probabilities: float64, little-endian, bucket by bucket. The same
+#: numbers as the JSON list (8 bytes each, no text to parse); the score store keeps it with each deal's latest score.
+PMF_DTYPE = np.dtype("<f8")
+
+
+def pmf_bytes(probabilities: Sequence[float] | None) -> bytes:
+    """A close outlook's bucket probabilities in their compact form (:data:`PMF_DTYPE`); ``b""`` without an outlook."""
+    return b"" if probabilities is None else np.asarray(probabilities, dtype=PMF_DTYPE).tobytes()
 
 
 def period_probabilities(pmf: np.ndarray, offsets: np.ndarray, edges: tuple[float, ...] = BUCKET_EDGES,
@@ -251,6 +262,7 @@ def month_probabilities(pmf: np.ndarray, as_of: pd.Timestamp, n_months: int,
 
 __all__ = [
     "BUCKET_EDGES",
+    "PMF_DTYPE",
     "CloseDescriptions",
     "TimeToCloseModel",
     "bucket_of",
@@ -258,5 +270,6 @@ __all__ = [
     "describe_closes",
     "month_probabilities",
     "period_probabilities",
+    "pmf_bytes",
     "stage_pmf_baseline",
 ]

@@ -23,7 +23,7 @@ import pandas as pd
 from dealscore.data.history import DealHistory
 from dealscore.errors import ConfigError, ModelNotReadyError
 from dealscore.forecast.calibration import OpenDealCalibration, fit_open_calibration
-from dealscore.forecast.close_time import BUCKET_EDGES, period_probabilities
+from dealscore.forecast.close_time import BUCKET_EDGES, PMF_DTYPE, period_probabilities
 from dealscore.forecast.creation import GROUP_COLUMNS, PipelineCreationModel
 from dealscore.forecast.montecarlo import draw_open_bookings, quantiles, range_drivers, scaled_probabilities
 from dealscore.forecast.periods import Period, check_kind, current_and_next, day_offsets, instant, month_grid
@@ -60,8 +60,9 @@ class OpenPipeline:
         return len(self.deal_id)
 
     def keys(self, by: str) -> np.ndarray:
+        """Each deal's group name: the team or owner as text, ``(none)`` when missing."""
         col = self.team if by == "team" else self.owner_id
-        return np.array(["(none)" if v is None or v != v else str(v) for v in col], dtype=object)
+        return _group_names(np.asarray(col, dtype=object))
 
 
 @dataclass
@@ -122,22 +123,50 @@ def pipeline_from_records(records: Sequence[Mapping[str, Any]]) -> OpenPipeline:
     Reading five thousand stored results this way costs milliseconds; building
     :class:`ScoreResult` objects first would cost a large share of the API's budget.
     """
-    missing = [r.get("deal_id") for r in records if not (r.get("close_outlook") or {}).get("bucket_probabilities")]
+    return pipeline_from_columns({
+        **{name: [r.get(name) for r in records] for name in ("deal_id", "team", "owner_id", "amount", "p_win",
+                                                              "as_of")},
+        "pmf": [(r.get("close_outlook") or {}).get("bucket_probabilities") for r in records],
+    })
+
+
+def pipeline_from_columns(columns: Mapping[str, Sequence[Any]]) -> OpenPipeline:
+    """Open deals from one list per field: what the score store reads, column by column.
+
+    ``deal_id``, ``team``, ``owner_id``, ``amount`` (None: unknown), ``p_win``,
+    ``as_of`` (datetimes, ISO text, or a ``datetime64`` array in naive UTC) and
+    ``pmf``: each deal's bucket probabilities, as
+    :func:`~dealscore.forecast.close_time.pmf_bytes` stores them or as a list;
+    ``None`` or empty when the score carries no close outlook (refused by name:
+    the forecast cannot place it in time).
+    """
+    pmfs = columns["pmf"]
+    missing = [d for d, p in zip(columns["deal_id"], pmfs, strict=True) if p is None or len(p) == 0]
     if missing:
         raise ModelNotReadyError(
             f"{len(missing)} stored score(s) carry no close outlook (scored by a model without a time-to-close "
             f"part), e.g. {missing[:5]}", fix="rescore the open deals with a model trained by this dealscore",
         )
     k = len(BUCKET_EDGES) - 1
-    as_of = pd.to_datetime(pd.Series([r["as_of"] for r in records], dtype=object), utc=True, format="ISO8601")
+    try:  # all in the compact form: one buffer
+        pmf = np.frombuffer(b"".join(pmfs), dtype=PMF_DTYPE).astype(float)
+    except TypeError:  # some as lists (JSON form)
+        pmf = np.array([np.frombuffer(p, dtype=PMF_DTYPE) if isinstance(p, bytes | bytearray | memoryview) else p
+                        for p in pmfs], dtype=float)
+    as_of = columns["as_of"]
+    if isinstance(as_of, np.ndarray) and as_of.dtype.kind == "M":  # already times (naive UTC): nothing to parse
+        scored_at = as_of.astype("datetime64[ns]")
+    else:
+        parsed = pd.to_datetime(pd.Series(list(as_of), dtype=object), utc=True, format="ISO8601")
+        scored_at = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
     return OpenPipeline(
-        deal_id=np.array([r["deal_id"] for r in records], dtype=object),
-        team=np.array([r.get("team") for r in records], dtype=object),
-        owner_id=np.array([r.get("owner_id") for r in records], dtype=object),
-        amount=np.array([np.nan if r.get("amount") is None else r["amount"] for r in records], dtype=float),
-        p_win=np.array([r["p_win"] for r in records], dtype=float),
-        pmf=np.array([r["close_outlook"]["bucket_probabilities"] for r in records], dtype=float).reshape(-1, k),
-        scored_at=as_of.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]"),
+        deal_id=np.array(columns["deal_id"], dtype=object),
+        team=np.array(columns["team"], dtype=object),
+        owner_id=np.array(columns["owner_id"], dtype=object),
+        amount=np.array(columns["amount"], dtype=float),  # None becomes NaN
+        p_win=np.array(columns["p_win"], dtype=float),
+        pmf=pmf.reshape(-1, k),
+        scored_at=scored_at,
     )
 
 
@@ -163,7 +192,12 @@ def _group_keys(deals: pd.DataFrame, by: str) -> np.ndarray:
     col = GROUP_COLUMNS[by]
     if col not in deals:
         return np.full(len(deals), "(none)", dtype=object)
-    return np.array(["(none)" if v is None or v != v else str(v) for v in deals[col].to_numpy(dtype=object)],
+    return _group_names(deals[col].to_numpy(dtype=object))
+
+
+def _group_names(values: np.ndarray) -> np.ndarray:
+    """Group names as text, ``(none)`` for a missing team or owner (None or NaN): one rule for deals and scores."""
+    return np.array([v if type(v) is str else "(none)" if v is None or v != v else str(v) for v in values],
                     dtype=object)
 
 
@@ -204,8 +238,9 @@ def forecast_pipeline(
         allowed = {str(g) for g in groups}
         wanted = [g for g in wanted if g in allowed]
     index = {g: i for i, g in enumerate(wanted)}
-    keep = np.array([k in index for k in keys], dtype=bool)
-    gi = np.array([index[k] for k in keys[keep]], dtype=np.int64)
+    where = np.array([index.get(k, -1) for k in keys], dtype=np.int64)  # -1: a group the request leaves out
+    keep = where >= 0
+    gi = where[keep]
     elapsed = (t.value - pipe.scored_at[keep].astype("datetime64[ns]").astype(np.int64)) / DAY_NS
     grid_off = day_offsets(t, grid)
     # offsets measured from each deal's scoring time, conditioned on its still being open now
@@ -219,11 +254,12 @@ def forecast_pipeline(
         open_draws *= calibration.factors(wanted, n_sims, seed)[:, :, None]
     new_draws = (creation.simulate(wanted, grid_off, n_sims, seed) if creation is not None
                  else np.zeros_like(open_draws))
-    rows, fan_rows = [], []
     booked = booked or {}
     period_months = [np.array([i for i, m in enumerate(grid) if p.start <= m.start < p.end]) for p in periods]
     labels = [COMPANY, *wanted]
-    draws: dict[str, np.ndarray] = {}
+    # every group's (and the company's) draws first, then the quantiles of all of them in two calls
+    # (one per table and fan): per-column quantiles are the same numbers as one call per column
+    cells, totals, cums = [], [], []
     for li, label in enumerate(labels):
         sel = slice(None) if li == 0 else slice(li - 1, li)
         o = open_draws[:, sel, :].sum(axis=1)
@@ -231,25 +267,29 @@ def forecast_pipeline(
         for p, months in zip(periods, period_months, strict=True):
             b = (sum(v for (g, lab), v in booked.items() if lab == p.label and g in index) if li == 0
                  else booked.get((label, p.label), 0.0))
-            total = b + o[:, months].sum(axis=1) + nw[:, months].sum(axis=1)
-            q10, q50, q90 = quantiles(total)
-            draws[f"{label}|{p.label}"] = total
-            rows.append({
-                "group": label, "period": p.label, "start": p.start, "end": p.end, "booked": b,
-                "open_expected": float(o[:, months].sum(axis=1).mean()),
-                "new_expected": float(nw[:, months].sum(axis=1).mean()),
-                "expected": float(total.mean()), "p10": float(q10), "p50": float(q50), "p90": float(q90),
-                "open_deals": int((gi == li - 1).sum()) if li else len(gi),
-            })
+            o_p, nw_p = o[:, months].sum(axis=1), nw[:, months].sum(axis=1)
+            totals.append(b + o_p + nw_p)
+            cells.append((li, label, p, b, float(o_p.mean()), float(nw_p.mean())))
         # fan: cumulative bookings through the end of each grid month (booked so far in the first period included)
         b0 = (sum(v for (g, lab), v in booked.items() if lab == periods[0].label and g in index) if li == 0
               else booked.get((label, periods[0].label), 0.0))
-        cum = np.cumsum(o + nw, axis=1) + b0
-        qs = np.quantile(cum, (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95), axis=0)
-        for mi, m in enumerate(grid):
-            fan_rows.append({"group": label, "month": m.label, "end": m.end,
-                             **{f"q{round(lv * 100):02d}": float(qs[j, mi])
-                                for j, lv in enumerate((0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95))}})
+        cums.append(np.cumsum(o + nw, axis=1) + b0)
+    q_table = quantiles(np.stack(totals, axis=1))
+    rows, draws = [], {}
+    for ci, (li, label, p, b, open_expected, new_expected) in enumerate(cells):
+        total = totals[ci]
+        draws[f"{label}|{p.label}"] = total
+        rows.append({
+            "group": label, "period": p.label, "start": p.start, "end": p.end, "booked": b,
+            "open_expected": open_expected, "new_expected": new_expected,
+            "expected": float(total.mean()), "p10": float(q_table[0, ci]), "p50": float(q_table[1, ci]),
+            "p90": float(q_table[2, ci]), "open_deals": int((gi == li - 1).sum()) if li else len(gi),
+        })
+    levels = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+    q_fan = np.quantile(np.stack(cums, axis=1), levels, axis=0)  # levels × labels × months
+    fan_rows = [{"group": label, "month": m.label, "end": m.end,
+                 **{f"q{round(lv * 100):02d}": float(q_fan[j, li, mi]) for j, lv in enumerate(levels)}}
+                for li, label in enumerate(labels) for mi, m in enumerate(grid)]
     # deals that drive the current period's range
     cur = period_months[0]
     p_cur = scaled_probabilities(np.clip(p_win, 0, 1)[:, None] * month_prob, ratio)[:, cur].sum(axis=1)
@@ -303,4 +343,5 @@ def forecast_history(
 
 
 __all__ = ["COMPANY", "DEFAULT_SIMS", "Forecast", "OpenPipeline", "booked_so_far", "forecast_history",
-           "forecast_pipeline", "pipeline_from_blocks", "pipeline_from_records", "pipeline_from_results"]
+           "forecast_pipeline", "pipeline_from_blocks", "pipeline_from_columns", "pipeline_from_records",
+           "pipeline_from_results"]
