@@ -15,15 +15,14 @@ are spread over neighbouring stages.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from dealscore.scoring.columns import Columns
-from dealscore.scoring.distinct import distinct
-from dealscore.taxonomy import Stage, StageTaxonomy
+from dealscore.taxonomy import StageTaxonomy
 
 #: Probability the real stage must have of lying on the far side of the declared one.
 SIDE_PROBABILITY = 0.5
@@ -84,14 +83,38 @@ def _join(parts: list[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-@functools.lru_cache(maxsize=16)
-def _stage_evidence(stages: tuple[Stage, ...]) -> tuple[
+#: Per taxonomy (by identity, holding it so the id is not reused): names, order, key evidence, test bits.
+_STAGE_EVIDENCE: dict[int, tuple[StageTaxonomy, tuple[Any, ...]]] = {}
+#: Up to this many rows each row is worded on its own; more are grouped into distinct cases first.
+SMALL_BLOCK = 64
+
+
+def _stage_evidence(taxonomy: StageTaxonomy) -> tuple[
         tuple[str, ...], dict[str, int], dict[str, list[Evidence]], dict[Callable[[Columns], np.ndarray], int]]:
     """Per taxonomy: stage names, their order, each stage's key evidence and one bit per distinct test."""
-    names = tuple(s.name for s in stages)
-    evidence = {s.name: [EVIDENCE[t] for t in s.key_touchpoints if t in EVIDENCE] for s in stages}
+    hit = _STAGE_EVIDENCE.get(id(taxonomy))
+    if hit is not None and hit[0] is taxonomy:
+        return hit[1]  # type: ignore[return-value]
+    names = tuple(s.name for s in taxonomy.stages)
+    evidence = {s.name: [EVIDENCE[t] for t in s.key_touchpoints if t in EVIDENCE] for s in taxonomy.stages}
     tests = dict.fromkeys(ev.test for evs in evidence.values() for ev in evs)
-    return names, {s: i for i, s in enumerate(names)}, evidence, {t: j for j, t in enumerate(tests)}
+    out = (names, {s: i for i, s in enumerate(names)}, evidence, {t: j for j, t in enumerate(tests)})
+    if len(_STAGE_EVIDENCE) > 16:
+        _STAGE_EVIDENCE.clear()
+    _STAGE_EVIDENCE[id(taxonomy)] = (taxonomy, out)
+    return out
+
+
+def _verdict(k: int, b: int, below: float, above: float) -> int:
+    """The verdict rule of the module docstring, for one case: declared stage ``k`` (-1: none or unknown),
+    inferred stage ``b``, and the probability the real stage lies below / above the declared one."""
+    if k < 0:
+        return _UNKNOWN
+    if b < k and below >= SIDE_PROBABILITY:
+        return _AHEAD
+    if b > k and above >= SIDE_PROBABILITY:
+        return _BEHIND
+    return _CONSISTENT
 
 
 def judge(
@@ -100,59 +123,77 @@ def judge(
     """Verdict and one-line explanation for every row.
 
     ``stage_proba`` is (n, n_stages) in taxonomy order, as the stage model returns it.
-    A row's text depends only on its declared and inferred stage, the rounded
-    probability, the verdict and which key touchpoints it has: a batch of a
-    hundred thousand snapshots holds a few hundred such cases, so each case is
-    worded once and the rows take their case's text.
+    A row's verdict and text depend only on its case: declared and inferred stage,
+    which side of the declared stage holds half the probability, the rounded
+    probability and which key touchpoints it has. A batch of a hundred thousand
+    snapshots holds a few hundred cases, so each case is judged and worded once and
+    the rows take their case's result; a few rows (the API's one deal) are judged
+    one by one, which costs less than grouping them.
     """
-    names, order, evidence, bit = _stage_evidence(taxonomy.stages)
-    proba = np.asarray(stage_proba, dtype=float).reshape(cols.n, len(names))
+    names, order, evidence, bit = _stage_evidence(taxonomy)
+    n = cols.n
+    proba = np.asarray(stage_proba, dtype=float).reshape(n, len(names))
     best = proba.argmax(axis=1)
-    best_p = proba[np.arange(cols.n), best]
-    declared = cols.text("declared_stage")
-    k = np.fromiter((order.get(d, -1) for d in declared), dtype=np.int64, count=cols.n)
-    known = k >= 0
-    kk = np.where(known, k, 0)
     cum = np.cumsum(proba, axis=1)
-    rows = np.arange(cols.n)
-    below = np.where(kk > 0, cum[rows, kk - 1], 0.0)  # kk - 1 = -1 only where masked
-    above = 1.0 - cum[rows, kk]
-    verdict = np.where(~known, _UNKNOWN, np.where((best < kk) & (below >= SIDE_PROBABILITY), _AHEAD,
-                       np.where((best > kk) & (above >= SIDE_PROBABILITY), _BEHIND, _CONSISTENT)))
-    flags = np.zeros(cols.n, dtype=np.int64)
-    named = (verdict == _AHEAD) | (verdict == _BEHIND)  # only these name touchpoints
-    if named.any():
-        for test, j in bit.items():
-            flags |= np.asarray(test(cols) & named, dtype=np.int64) << j
-    pct = np.rint(100 * best_p).astype(np.int64)  # half to even, as round() words a share
-    # one integer per case (pct < 2**7, verdict < 2**2, stage indices < 2**8)
-    case = ((((flags << 8 | kk) << 8 | best) << 2 | verdict) << 7) | pct
-    unique, inverse = distinct(case)
-    worded = np.empty(len(unique), dtype=object)
-    for c, key in enumerate(unique):
-        p, v, b_i, d_i, f = key & 127, key >> 7 & 3, key >> 9 & 255, key >> 17 & 255, key >> 25
-        inf, share = names[b_i], f"{p}%"
-        d = names[d_i]
+    declared = cols.text("declared_stage")
+
+    def word(k: int, b: int, v: int, p: int, has: Callable[[Evidence], bool]) -> str:
+        inf, share, d = names[b], f"{p}%", names[k] if k >= 0 else None
         if v == _UNKNOWN:
-            worded[c] = f"no declared stage to compare with; the evidence points to {inf} ({share})"
-        elif v == _AHEAD:
-            missing = [ev.absent for s in names[b_i + 1: d_i + 1] for ev in evidence[s]
-                       if not f >> bit[ev.test] & 1]
+            return f"no declared stage to compare with; the evidence points to {inf} ({share})"
+        if v == _AHEAD:
+            missing = [ev.absent for s in names[b + 1: k + 1] for ev in evidence[s] if not has(ev)]
             missing = list(dict.fromkeys(missing))[:max_facts]
             why = f"but {_join(missing)}" if missing else f"but the touchpoints look like {inf}"
-            worded[c] = f"recorded as {d}, {why}; the evidence points to {inf} ({share})"
-        elif v == _BEHIND:
-            done = [ev.present for s in reversed(names[d_i + 1: b_i + 1]) for ev in evidence[s]
-                    if f >> bit[ev.test] & 1]
+            return f"recorded as {d}, {why}; the evidence points to {inf} ({share})"
+        if v == _BEHIND:
+            done = [ev.present for s in reversed(names[k + 1: b + 1]) for ev in evidence[s] if has(ev)]
             done = list(dict.fromkeys(done))[:max_facts]
             why = f"but {_join(done)}" if done else f"but the touchpoints look like {inf}"
-            worded[c] = f"recorded as {d}, {why}; the evidence points to {inf} ({share})"
-        elif b_i == d_i:
-            worded[c] = f"recorded as {d}, and the evidence agrees ({inf}, {share})"
-        else:
-            worded[c] = (f"recorded as {d}; the evidence leans to {inf} ({share}) "
-                         f"but not clearly enough to call the stage wrong")
-    texts = worded[inverse]
-    verdicts = np.array(_VERDICTS, dtype=object)[verdict]
-    inferred = np.array(names, dtype=object)[best]
-    return MismatchResult(inferred, best_p, verdicts, texts)
+            return f"recorded as {d}, {why}; the evidence points to {inf} ({share})"
+        if b == k:
+            return f"recorded as {d}, and the evidence agrees ({inf}, {share})"
+        return (f"recorded as {d}; the evidence leans to {inf} ({share}) "
+                f"but not clearly enough to call the stage wrong")
+
+    verdicts, texts = np.empty(n, dtype=object), np.empty(n, dtype=object)
+    if n <= SMALL_BLOCK:
+        tests: dict[Any, np.ndarray] = {}
+
+        def has_in(i: int) -> Callable[[Evidence], bool]:
+            def has(ev: Evidence) -> bool:
+                if ev.test not in tests:
+                    tests[ev.test] = ev.test(cols)
+                return bool(tests[ev.test][i])
+            return has
+
+        for i, (d, b, row, probs) in enumerate(zip(declared.tolist(), best.tolist(), cum.tolist(), proba.tolist(),
+                                                   strict=True)):
+            k = order.get(d, -1)
+            below, above = (row[k - 1] if k > 0 else 0.0), (1.0 - row[k] if k >= 0 else 0.0)
+            v = _verdict(k, b, below, above)
+            p = round(100 * probs[b])
+            verdicts[i], texts[i] = _VERDICTS[v], word(k, b, v, p, has_in(i))
+    else:
+        k = np.fromiter((order.get(d, -1) for d in declared), dtype=np.int64, count=n)
+        rows, kk = np.arange(n), np.maximum(k, 0)
+        below_ok = (k > 0) & (cum[rows, kk - 1] >= SIDE_PROBABILITY)  # kk - 1 = -1 only where k <= 0
+        above_ok = 1.0 - cum[rows, kk] >= SIDE_PROBABILITY
+        pct = np.rint(100 * proba[rows, best]).astype(np.int64)  # half to even, as round() words a share
+        flags = np.zeros(n, dtype=np.int64)
+        for test, j in bit.items():
+            flags |= np.asarray(test(cols), dtype=np.int64) << j
+        # one integer per case, from the lowest bit: pct (7 bits, < 2**7), above_ok, below_ok, best (8 bits),
+        # declared stage + 1 (8 bits; 0: none), then one bit per key touchpoint test
+        case = (((((flags << 8 | (k + 1)) << 8 | best) << 1 | below_ok) << 1 | above_ok) << 7) | pct
+        unique, inverse = np.unique(case, return_inverse=True)
+        judged = []
+        for key in unique.tolist():
+            f, kc, b = key >> 25, (key >> 17 & 255) - 1, key >> 9 & 255
+            v = _verdict(kc, b, SIDE_PROBABILITY if key >> 8 & 1 else 0.0, SIDE_PROBABILITY if key >> 7 & 1 else 0.0)
+            judged.append((_VERDICTS[v], word(kc, b, v, key & 127, lambda ev, f=f: bool(f >> bit[ev.test] & 1))))
+        inverse = inverse.reshape(-1)
+        verdicts[:] = np.array([v for v, _ in judged], dtype=object)[inverse]
+        texts[:] = np.array([t for _, t in judged], dtype=object)[inverse]
+    best_p = proba[np.arange(n), best]
+    return MismatchResult(np.array(names, dtype=object)[best], best_p, verdicts, texts)

@@ -65,7 +65,10 @@ class ResponseRates:
 
         ``new``: the action needs a decision maker or champion who has not engaged in the deal yet.
         """
-        bucket = int(silence_bucket(np.array([days_since_inbound]))[0])
+        return self.rate(stage, int(silence_bucket(np.array([days_since_inbound]))[0]), role, new)
+
+    def rate(self, stage: str | None, bucket: int, role: str | None, new: bool = False) -> Response:
+        """:meth:`lookup` with the silence bucket already known (``silence_bucket`` of a whole block at once)."""
         grp = role_group(role)
         new = bool(new) and grp != "other"
         key = (stage, bucket, grp, new)

@@ -22,6 +22,7 @@ from dealscore.errors import ConfigError, DataValidationError, ModelNotReadyErro
 from dealscore.features import FeatureContext, Touchpoint, WhatIf, scoring_snapshots
 from dealscore.forecast.features import close_time_matrix
 from dealscore.models.bundle import ModelBundle
+from dealscore.playbook import silence_bucket
 from dealscore.scoring.actions import (
     SMALL_ITEMS,
     Action,
@@ -464,7 +465,7 @@ class Scorer:
         p_after = np.asarray(p_after)
         b = {c: before.num(c) for c in CHANGE_FEATURES}
         a_ = {c: after.num(c) for c in CHANGE_FEATURES}
-        silence = b["days_since_last_inbound"]
+        silence = silence_bucket(b["days_since_last_inbound"])
         engaged = {"decision_maker": b["decision_maker_engaged"], "champion": b["champion_engaged"]}
         by_row: dict[int, list[tuple[float, int, Action, int, int, Any]]] = {}
         for k, (i, a, js, jf) in enumerate(pairs):
@@ -473,7 +474,7 @@ class Scorer:
             d_s, d_f = 100.0 * (p_after[js] - p[i]), min(0.0, 100.0 * (p_after[jf] - p[i]))
             role = a.contact_role
             new = a.new_contact or (role in engaged and not engaged[role][i] >= 1)
-            r = self._responses.lookup(declared[i], float(silence[i]), role, new)
+            r = self._responses.rate(declared[i], int(silence[i]), role, new)
             f = shrink(r.deals)
             expected = f * (r.p * d_s + (1.0 - r.p) * d_f)
             by_row.setdefault(i, []).append((expected, k, a, js, jf, (r, f, d_s, d_f)))
