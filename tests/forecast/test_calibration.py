@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from dealscore.data.history import DealHistory
-from dealscore.forecast.calibration import OpenDealCalibration, OpenScores, WindowCache, window_origins
+from dealscore.forecast.calibration import (
+    OpenDealCalibration,
+    OpenScores,
+    WindowCache,
+    unseen_after,
+    window_origins,
+)
 from dealscore.forecast.close_time import BUCKET_EDGES
 from dealscore.forecast.engine import OpenPipeline, forecast_pipeline
 from dealscore.forecast.periods import period_of
@@ -84,6 +90,59 @@ def test_a_forecast_that_says_80_percent_of_what_was_won_learns_to_scale_by_1_25
     assert cal.spread_ == 0.0  # every window's error is exactly the ratio: nothing left for a shared factor
 
 
+def test_only_deals_the_model_was_not_fitted_on_are_learned_from(trained: Trained) -> None:
+    """A scorer exact on deals created by a date (its "training deals") and 0.8 × the truth on later ones: the
+    calibration learns the later deals' 1.25, not a blend flattered by the deals the model has seen."""
+    full = trained.history.deals.set_index("deal_id")
+    fitted_to = T - pd.Timedelta(days=200)
+
+    def fits_its_own_deals(past: DealHistory, t: pd.Timestamp) -> OpenScores:
+        d = _open_at(past, t)
+        end = period_of(t, "quarter").end
+        closed = full.loc[d["deal_id"], "closed_at"]
+        won = ((full.loc[d["deal_id"], "outcome"] == "won") & (closed >= t) & (closed < end)).to_numpy(dtype=float)
+        seen = (d["created_at"] <= fitted_to).to_numpy()
+        pmf = np.zeros((len(d), K))
+        pmf[:, 0] = 1.0
+        return OpenScores(deal_id=d["deal_id"].to_numpy(dtype=object), team=d["team"].to_numpy(dtype=object),
+                          amount=d["amount"].to_numpy(dtype=float), p_win=np.where(seen, won, 0.8 * won), pmf=pmf)
+
+    honest = OpenDealCalibration().fit(trained.history, fits_its_own_deals, T, unseen_after=fitted_to)
+    assert honest.sample_ == "unseen" and honest.windows_ >= 3
+    assert (honest.table_["origin"] > fitted_to).all()
+    assert honest.ratio_ == pytest.approx(1.25, rel=1e-9)
+    blended = OpenDealCalibration().fit(trained.history, fits_its_own_deals, T)
+    assert blended.sample_ == "all" and 1.0 < blended.ratio_ < 1.2  # what counting every deal would learn
+    # too few windows of unseen deals: every deal counts, as without a fitted-to date
+    late = OpenDealCalibration().fit(trained.history, fits_its_own_deals, T, unseen_after=T - pd.Timedelta(days=20))
+    assert late.sample_ == "all" and late.ratio_ == blended.ratio_
+
+
+def test_recent_windows_count_more_in_the_ratio(trained: Trained) -> None:
+    """A scorer exact until one quarter before the forecast time, then forecasting 0.8 × the truth: the ratio
+    leans to the recent 1.25 (each window's weight halves every ``half_life_days`` of age), beyond the pooled one."""
+    full = trained.history.deals.set_index("deal_id")
+    drift_from = T - pd.Timedelta(days=91)
+
+    def drifting(past: DealHistory, t: pd.Timestamp) -> OpenScores:
+        d = _open_at(past, t)
+        end = period_of(t, "quarter").end
+        closed = full.loc[d["deal_id"], "closed_at"]
+        won = ((full.loc[d["deal_id"], "outcome"] == "won") & (closed >= t) & (closed < end)).to_numpy(dtype=float)
+        pmf = np.zeros((len(d), K))
+        pmf[:, 0] = 1.0
+        return OpenScores(deal_id=d["deal_id"].to_numpy(dtype=object), team=d["team"].to_numpy(dtype=object),
+                          amount=d["amount"].to_numpy(dtype=float),
+                          p_win=0.8 * won if t >= drift_from else won, pmf=pmf)
+
+    cal = OpenDealCalibration().fit(trained.history, drifting, T)
+    tb = cal.table_
+    pooled = tb["booked"].sum() / tb["expected"].sum()
+    w = 0.5 ** ((T - pd.to_datetime(tb["end"])).dt.days.to_numpy() / cal.half_life_days)
+    assert cal.ratio_ == pytest.approx((w * tb["booked"]).sum() / (w * tb["expected"]).sum(), rel=1e-9)
+    assert 1.0 < pooled < cal.ratio_ < 1.25
+
+
 def test_too_few_windows_is_neutral(trained: Trained) -> None:
     first = trained.history.deals["created_at"].min()
     cal = OpenDealCalibration().fit(trained.history, constant_score_at, first + pd.Timedelta(days=60))
@@ -143,5 +202,9 @@ def test_training_stores_a_calibration_learned_at_the_data_cut(trained: Trained)
     assert cal is not None and cal.as_of_ == pd.Timestamp(trained.history.data_cut).tz_localize(None)
     assert (cal.table_["end"] <= cal.as_of_).all()
     assert trained.report["time_to_close"]["open_deal_calibration"]["windows"] == cal.windows_
+    # learned on the deals created after the last one the models were fitted on
+    fitted_to = unseen_after(trained.bundle)
+    assert fitted_to is not None and cal.unseen_after_ == fitted_to
+    assert cal.sample_ == "unseen" and (cal.table_["origin"] > fitted_to).all()
     loaded = ModelBundle.load(trained.bundle_dir)
     assert loaded.forecast_calibration.ratio_ == cal.ratio_

@@ -35,6 +35,17 @@ def test_slices_follow_creation_time_and_never_share_a_deal():
     assert len(split.assignment) == len(deals)  # nothing dropped silently: every deal has a slice name
 
 
+def test_deals_created_after_fitted_to_were_never_fitted_on():
+    deals, cut = _deals()
+    split = split_deals(deals, cut)
+    created = deals.set_index("deal_id")["created_at"]
+    fitted = split.fitted_to()
+    assert fitted == created[split.ids("calibration")].max()
+    later = created.index[created > fitted]
+    assert len(later) and not np.isin(split.slice_of(later), ["train", "validation", "calibration"]).any()
+    assert set(split.ids("test")) <= set(later)
+
+
 def test_recent_deals_and_open_cohort_deals_are_excluded():
     deals, cut = _deals()
     split = split_deals(deals, cut, horizon_quantile=0.9)

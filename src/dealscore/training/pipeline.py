@@ -495,6 +495,7 @@ def assemble_bundle(
         "train_from": b.get("train_from"), "train_to": b.get("train_to"),
         "test_from": b.get("test_from"), "test_to": b.get("test_to"),
         "cut_at": split.cut_at, "cohort_end": split.cohort_end, "horizon_days": split.horizon_days,
+        "fitted_to": split.fitted_to(),
     }
     model_sec, stage_sec = ev.win_report["model"], ev.stage_report["model"]
     return ModelBundle(

@@ -52,6 +52,16 @@ class DealSplit:
         """Slice name for each deal id (``unknown`` for ids the split never saw)."""
         return pd.Series(deal_ids).map(self.assignment).fillna("unknown").to_numpy(dtype=object)
 
+    def fitted_to(self) -> pd.Timestamp | None:
+        """Creation time of the last deal a fitting step learned from (train, validation and calibration slices).
+
+        Deals created after it were never fitted on (the test slice and everything later):
+        the open-deal calibration measures the models' error on those (see
+        :mod:`dealscore.forecast.calibration`).
+        """
+        ends = [self.boundaries[f"{n}_to"] for n in SLICES if n != "test" and f"{n}_to" in self.boundaries]
+        return max(ends) if ends else None
+
     def counts(self) -> dict[str, int]:
         """Number of deals per slice, including the excluded groups."""
         return {k: int(v) for k, v in self.assignment.value_counts().sort_index().items()}
