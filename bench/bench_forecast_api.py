@@ -24,19 +24,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_soak import PG_ADMIN_URL, store_url
+
 #: Short training: the forecast reads p_win and the close outlook only, and the timing does not depend on the trees.
 TRAIN = {"win": {"num_boost_round": 80, "early_stopping_rounds": 15, "params": {"learning_rate": 0.1},
                  "search": {"base": {}}, "blends": [0.5], "bootstrap_replicates": 20},
@@ -60,23 +60,6 @@ def stored_results(history: Any, bundle: Any, n: int) -> list[Any]:
     results = [r for b in Scorer(bundle).score_blocks(history, history.data_cut) for r in b.results()]
     idx = np.random.default_rng(0).integers(0, len(results), n)
     return [results[j].model_copy(update={"deal_id": f"X{i:06d}"}) for i, j in enumerate(idx)]
-
-
-@contextmanager
-def store_url(kind: str, tmp: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp / 'scores.db'}"
-        return
-    schema = f"dealscore_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _json_path_read() -> Any:
@@ -193,8 +176,11 @@ def main() -> None:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.stores.split(","):
-            with store_url(kind, Path(tmp)) as url:
+            url, drop = store_url(kind, Path(tmp), PG_ADMIN_URL)
+            try:
                 out[kind] = api_speed(bundle, results, url, args.repeats)
+            finally:
+                drop()
             print(f"{kind}: {out[kind]}", flush=True)
     print(json.dumps({"benchmark": "forecast_api", "deals": args.deals, "load_average_1m": round(os.getloadavg()[0], 1),
                       "stores": out}))

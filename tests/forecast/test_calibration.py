@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -48,6 +50,24 @@ def _changed_after(history: DealHistory, t: pd.Timestamp) -> DealHistory:
     return history.replace(deals=d)
 
 
+def _knowing_scorer(history: DealHistory, share: Any) -> Any:
+    """A scorer that peeks at the full history on purpose: each open deal's p_win is ``share(deals, t)`` times
+    whether it is won inside the window (1 or 0), closing in week one if won."""
+    full = history.deals.set_index("deal_id")
+
+    def score_at(past: DealHistory, t: pd.Timestamp) -> OpenScores:
+        d = _open_at(past, t)
+        end = period_of(t, "quarter").end
+        closed = full.loc[d["deal_id"], "closed_at"]
+        won = ((full.loc[d["deal_id"], "outcome"] == "won") & (closed >= t) & (closed < end)).to_numpy(dtype=float)
+        pmf = np.zeros((len(d), K))
+        pmf[:, 0] = 1.0
+        return OpenScores(deal_id=d["deal_id"].to_numpy(dtype=object), team=d["team"].to_numpy(dtype=object),
+                          amount=d["amount"].to_numpy(dtype=float), p_win=share(d, t) * won, pmf=pmf)
+
+    return score_at
+
+
 def test_windows_end_by_the_forecast_time_within_the_lookback() -> None:
     wins = window_origins(T, 365, 14, 14)
     assert wins and all(end <= T for _, end in wins)
@@ -73,17 +93,7 @@ def test_future_outcomes_do_not_move_the_calibration(trained: Trained) -> None:
 
 def test_a_forecast_that_says_80_percent_of_what_was_won_learns_to_scale_by_1_25(trained: Trained) -> None:
     """An oracle scorer (it peeks at the full history on purpose) forecasting 0.8 × each deal's window win."""
-    full = trained.history.deals.set_index("deal_id")
-
-    def oracle(past: DealHistory, t: pd.Timestamp) -> OpenScores:
-        d = _open_at(past, t)
-        end = period_of(t, "quarter").end
-        closed = full.loc[d["deal_id"], "closed_at"]
-        won = (full.loc[d["deal_id"], "outcome"] == "won") & (closed >= t) & (closed < end)
-        pmf = np.zeros((len(d), K))
-        pmf[:, 0] = 1.0
-        return OpenScores(deal_id=d["deal_id"].to_numpy(dtype=object), team=d["team"].to_numpy(dtype=object),
-                          amount=d["amount"].to_numpy(dtype=float), p_win=0.8 * won.to_numpy(dtype=float), pmf=pmf)
+    oracle = _knowing_scorer(trained.history, lambda d, t: 0.8)
 
     cal = OpenDealCalibration().fit(trained.history, oracle, T)
     assert cal.ratio_ == pytest.approx(1.25, rel=1e-9)
@@ -93,19 +103,9 @@ def test_a_forecast_that_says_80_percent_of_what_was_won_learns_to_scale_by_1_25
 def test_only_deals_the_model_was_not_fitted_on_are_learned_from(trained: Trained) -> None:
     """A scorer exact on deals created by a date (its "training deals") and 0.8 × the truth on later ones: the
     calibration learns the later deals' 1.25, not a blend flattered by the deals the model has seen."""
-    full = trained.history.deals.set_index("deal_id")
     fitted_to = T - pd.Timedelta(days=200)
-
-    def fits_its_own_deals(past: DealHistory, t: pd.Timestamp) -> OpenScores:
-        d = _open_at(past, t)
-        end = period_of(t, "quarter").end
-        closed = full.loc[d["deal_id"], "closed_at"]
-        won = ((full.loc[d["deal_id"], "outcome"] == "won") & (closed >= t) & (closed < end)).to_numpy(dtype=float)
-        seen = (d["created_at"] <= fitted_to).to_numpy()
-        pmf = np.zeros((len(d), K))
-        pmf[:, 0] = 1.0
-        return OpenScores(deal_id=d["deal_id"].to_numpy(dtype=object), team=d["team"].to_numpy(dtype=object),
-                          amount=d["amount"].to_numpy(dtype=float), p_win=np.where(seen, won, 0.8 * won), pmf=pmf)
+    fits_its_own_deals = _knowing_scorer(
+        trained.history, lambda d, t: np.where((d["created_at"] <= fitted_to).to_numpy(), 1.0, 0.8))
 
     honest = OpenDealCalibration().fit(trained.history, fits_its_own_deals, T, unseen_after=fitted_to)
     assert honest.sample_ == "unseen" and honest.windows_ >= 3
@@ -121,19 +121,8 @@ def test_only_deals_the_model_was_not_fitted_on_are_learned_from(trained: Traine
 def test_recent_windows_count_more_in_the_ratio(trained: Trained) -> None:
     """A scorer exact until one quarter before the forecast time, then forecasting 0.8 × the truth: the ratio
     leans to the recent 1.25 (each window's weight halves every ``half_life_days`` of age), beyond the pooled one."""
-    full = trained.history.deals.set_index("deal_id")
     drift_from = T - pd.Timedelta(days=91)
-
-    def drifting(past: DealHistory, t: pd.Timestamp) -> OpenScores:
-        d = _open_at(past, t)
-        end = period_of(t, "quarter").end
-        closed = full.loc[d["deal_id"], "closed_at"]
-        won = ((full.loc[d["deal_id"], "outcome"] == "won") & (closed >= t) & (closed < end)).to_numpy(dtype=float)
-        pmf = np.zeros((len(d), K))
-        pmf[:, 0] = 1.0
-        return OpenScores(deal_id=d["deal_id"].to_numpy(dtype=object), team=d["team"].to_numpy(dtype=object),
-                          amount=d["amount"].to_numpy(dtype=float),
-                          p_win=0.8 * won if t >= drift_from else won, pmf=pmf)
+    drifting = _knowing_scorer(trained.history, lambda d, t: 0.8 if t >= drift_from else 1.0)
 
     cal = OpenDealCalibration().fit(trained.history, drifting, T)
     tb = cal.table_

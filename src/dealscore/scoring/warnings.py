@@ -102,9 +102,8 @@ def _times(n: int) -> str:
 class WarningHits:
     """The warnings found in a block of deals, materialised only when asked.
 
-    A batch written to a file needs only the codes of each deal (and their
-    severities, for the value at risk); the API needs every warning with its
-    evidence. Rules record ``(rows, code, severities, make)`` per firing, and the
+    A batch written to a file needs only the codes of each deal; the API needs
+    every warning with its evidence. Rules record ``(rows, code, severities, make)`` per firing, and the
     text is built by ``make(i)`` when :meth:`lists` is called. Rows are kept as
     arrays until a per-row list is asked for: a backtest's hundred thousand
     snapshots need only :meth:`joined_codes`, which words each distinct

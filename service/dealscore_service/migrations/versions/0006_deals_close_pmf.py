@@ -58,8 +58,7 @@ def _fill_open_deals() -> None:
               .where(deals.c.is_open.is_(True), deals.c.close_pmf.is_(None)).order_by(deals.c.deal_id))
     fill = (sa.update(deals).where(deals.c.deal_id == sa.bindparam("key"))
             .values(close_pmf=sa.bindparam("pmf", type_=sa.LargeBinary())))
-    # each score's bucket list is encoded as it streams in (a few hundred bytes a deal are kept, not the lists),
-    # and written once the read is over
+    # every open deal's bytes are built from the read, then written in chunks (a few hundred bytes a deal)
     rows = [{"key": deal_id, "pmf": pmf_bytes(probs)} for deal_id, probs in bind.execute(latest)]
     for i in range(0, len(rows), _CHUNK):
         bind.execute(fill, rows[i:i + _CHUNK])
