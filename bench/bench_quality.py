@@ -19,7 +19,7 @@ The real-stage model is trained with fewer rounds (``--stage-rounds``): it does
 not enter any win figure and dominates the run time. The last line printed is
 one JSON object with every figure.
 
-    python bench/bench_quality.py [--deals 20000] [--seed 11] [--profiles mixed,laggy] [--threads 2]
+    python bench/bench_quality.py [--deals 20000] [--seed 11] [--profiles mixed,laggy] [--threads 2] [--config JSON]
 """
 
 from __future__ import annotations
@@ -118,8 +118,12 @@ def main() -> None:
     ap.add_argument("--profiles", default=",".join(profile_names()))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--stage-rounds", type=int, default=60)
+    ap.add_argument("--config", default="{}",
+                    help='training settings over the defaults, as JSON: \'{"win": {"max_cv_rows": 100000}}\'')
     args = ap.parse_args()
-    cfg = TrainConfig.from_dict({"num_threads": args.threads, "stage": {"num_boost_round": args.stage_rounds}})
+    extra = json.loads(args.config)
+    cfg = TrainConfig.from_dict({**extra, "num_threads": args.threads,
+                                 "stage": {**extra.get("stage", {}), "num_boost_round": args.stage_rounds}})
     rows: dict[str, dict[str, Any]] = {}
     for name in args.profiles.split(","):
         rows[name] = one_preset(name, args.deals, args.seed, cfg)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.models.baselines import LogisticBaseline, NaiveBayesBaseline, StageTableBaseline
+from dealscore.models.logistic_fit import SOLVER
 from dealscore.training.metrics import safe_auc
 
 
@@ -51,7 +52,7 @@ def test_logistic_terms_reproduce_scikit_learn_on_the_design_matrix(synthetic):
     X, y, _ = synthetic["train"]
     lr = LogisticBaseline(C=0.5).fit(X, y)
     design, _ = lr._design_fit(lr.matrix(X))  # deterministic: recomputes the same preprocessing
-    ref = LogisticRegression(C=0.5, max_iter=500).fit(design, y.astype(int)).decision_function(design)
+    ref = LogisticRegression(C=0.5, solver=SOLVER, max_iter=500).fit(design, y.astype(int)).decision_function(design)
     np.testing.assert_allclose(lr.predict_raw(X), ref, rtol=1e-6, atol=1e-6)
     Xt = synthetic["test"][0].copy()
     Xt["industry"] = Xt["industry"].cat.set_categories(["tech", "retail", "finance", "health", "new"])

@@ -42,3 +42,20 @@ def test_verdicts_follow_the_interval_and_the_metric_direction():
     assert lo <= out["log_loss"]["difference"] <= hi < 0
     assert verdict(-0.1, 0.2, True) == "tied" and verdict(0.01, 0.2, False) == "worse"
     assert verdict(-0.2, -0.01, True) == "worse" and verdict(float("nan"), 1.0, True) == "tied"
+
+
+def test_every_replicate_equals_the_metrics_of_its_resampled_rows():
+    from dealscore.training.bootstrap import DealDraws, _Scorer
+    from dealscore.training.metrics import binary_metrics
+
+    rng = np.random.default_rng(4)
+    deal = rng.integers(0, 60, 300)
+    y = (deal % 3 == 0).astype(float)  # one outcome per deal, several snapshots each
+    p = np.clip(0.3 + 0.3 * (y - 0.3) + rng.normal(0, 0.2, 300), 0.02, 0.98).round(2)  # ties on purpose
+    draws = DealDraws(np.array([f"D{d}" for d in deal]), 5, seed=1)
+    reps = _Scorer(y, p, draws).metrics()
+    for b in range(5):
+        rows = np.repeat(np.arange(300), draws.row_weights(b).astype(int))  # the replicate's rows, written out
+        direct = binary_metrics(y[rows], p[rows])
+        for m in ("roc_auc", "log_loss", "brier"):
+            assert abs(reps[m][b] - direct[m]) < 1e-9, m

@@ -45,3 +45,16 @@ def test_stage_metrics_confusion_rows_are_real_stages():
     out = stage_metrics(np.array(["a", "a", "b"]), np.array(["a", "b", "b"]), ["a", "b", "c"])
     assert out["confusion_matrix"]["matrix"] == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
     assert abs(out["accuracy"] - 2 / 3) < 1e-12
+
+
+def test_stage_metrics_equal_scikit_learn_on_the_names_with_unknown_predictions():
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    rng = np.random.default_rng(0)
+    labels = ["a", "b", "c", "d"]
+    true = rng.choice(labels[:3], 500).astype(object)
+    pred = rng.choice([*labels, "other"], 500).astype(object)
+    out = stage_metrics(true, pred, labels)
+    assert out["accuracy"] == accuracy_score(true, pred)
+    assert abs(out["macro_f1"] - f1_score(true, pred, labels=labels[:3], average="macro", zero_division=0)) < 1e-12
+    assert out["confusion_matrix"]["matrix"] == confusion_matrix(true, pred, labels=labels).tolist()

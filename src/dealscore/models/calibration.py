@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
 from dealscore.errors import ConfigError
+from dealscore.models.logistic_fit import logistic_regression
 
 METHODS = ("isotonic", "platt", "beta")
 #: Default bounds of a calibrated probability: no open deal is called less than 0.5 % or more than 99.5 %
@@ -66,9 +66,9 @@ class Calibrator:
             iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
             return iso.fit(raw, y, sample_weight=weight)
         if method == "platt":
-            return LogisticRegression(C=1e6, max_iter=1000).fit(raw.reshape(-1, 1), y, sample_weight=weight)
+            return logistic_regression(1e6).fit(raw.reshape(-1, 1), y, sample_weight=weight)
         if method == "beta":
-            return LogisticRegression(C=1e6, max_iter=1000).fit(_beta_features(raw), y, sample_weight=weight)
+            return logistic_regression(1e6).fit(_beta_features(raw), y, sample_weight=weight)
         raise ConfigError(f"unknown calibration method {method!r}; use one of {[*METHODS, 'auto']}")
 
     @staticmethod

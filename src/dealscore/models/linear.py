@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
 
 from dealscore.models.inputs import ID_COLUMNS, select_features
+from dealscore.models.logistic_fit import logistic_regression
 
 
 def is_categorical(s: pd.Series) -> bool:
@@ -82,7 +82,7 @@ class LinearLogit:
                                        else sorted({v for v in col.dropna().astype(object)}, key=str))
         M = self.matrix(X)
         design, layout = self._design_fit(M)
-        lr = LogisticRegression(C=self.C, max_iter=self.max_iter)
+        lr = logistic_regression(self.C, self.max_iter)
         lr.fit(design, np.asarray(y, dtype=int), sample_weight=sample_weight)
         self._store(lr.coef_.ravel(), float(lr.intercept_[0]), layout)
         terms = self._terms(M)

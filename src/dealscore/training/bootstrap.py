@@ -9,8 +9,9 @@ same draw, each metric for the model and for the best baseline on that metric
 difference; the verdict is *better* or *worse* when the interval excludes zero
 and *tied* otherwise.
 
-Replicates are weights on the fixed rows (how many times each deal was drawn),
-so the sort each rank metric needs is done once per scorer, not per replicate.
+Replicates are weights on the fixed rows (how many times each deal was drawn):
+sums over rows become sums over deals, taken once per scorer, and the sort each
+rank metric needs is done once per scorer, not per replicate.
 """
 
 from __future__ import annotations
@@ -29,50 +30,90 @@ METRICS: dict[str, bool] = {"roc_auc": True, "log_loss": False, "brier": False, 
 N_BINS = 10
 
 
+class DealDraws:
+    """Bootstrap replicates as how often each deal was drawn (``counts``: replicates x deals), and each row's deal.
+
+    A row's weight in a replicate is its deal's count, so sums over rows become sums
+    over deals (computed once per scorer) and rank metrics gather the counts in score
+    order: no replicates x rows matrix is ever built.
+    """
+
+    def __init__(self, deal_ids: np.ndarray, n_boot: int, seed: int) -> None:
+        codes, uniques = pd.factorize(pd.Series(np.asarray(deal_ids)), sort=False)
+        k = len(uniques)
+        self.codes, self.n_deals = codes, k
+        rng = np.random.default_rng(seed)
+        self.counts = (rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(float) if k
+                       else np.zeros((n_boot, 0)))
+
+    def per_deal(self, values: np.ndarray) -> np.ndarray:
+        """Per-deal sums of per-row ``values`` (rows, or rows x columns)."""
+        if values.ndim == 1:
+            return np.bincount(self.codes, weights=values, minlength=self.n_deals)
+        return np.stack([self.per_deal(values[:, j]) for j in range(values.shape[1])], axis=1)
+
+    def row_weights(self, b: int) -> np.ndarray:
+        """Row weights of replicate ``b``."""
+        return self.counts[b, self.codes]
+
+
+def rank_metrics(y_sorted: np.ndarray, group_id: np.ndarray, w_sorted: np.ndarray) -> tuple[float, float]:
+    """Weighted ROC AUC and top-decile lift of rows sorted by descending score.
+
+    ``group_id`` numbers the runs of tied scores (ties count half in the AUC).
+    """
+    wp = w_sorted * y_sorted
+    wn = w_sorted - wp
+    gpos, gneg = np.bincount(group_id, weights=wp), np.bincount(group_id, weights=wn)
+    P, N = gpos.sum(), gneg.sum()
+    neg_below = N - np.cumsum(gneg)  # descending order: later groups score lower
+    auc = float((gpos * (neg_below + 0.5 * gneg)).sum() / (P * N)) if P > 0 and N > 0 else np.nan
+    # lift: win rate of the top 10 % of the (weighted) rows over the overall rate
+    cum = np.cumsum(w_sorted)
+    total = cum[-1] if len(cum) else 0.0
+    top = cum - w_sorted < 0.1 * total  # rows starting before the 10 % mark (ceil(n / 10) rows at unit weights)
+    rate = P / total if total > 0 else 0.0
+    lift = float(wp[top].sum() / cum[top][-1] / rate) if rate > 0 else np.nan
+    return auc, lift
+
+
+def tie_groups(p_sorted: np.ndarray) -> np.ndarray:
+    """Run number of each row among rows sorted by score (equal scores share a run)."""
+    return np.cumsum(np.r_[True, p_sorted[1:] != p_sorted[:-1]]) - 1 if len(p_sorted) else np.zeros(0, dtype=int)
+
+
 class _Scorer:
-    """One scorer's predictions with what every replicate reuses (sort order, bins, per-row losses)."""
+    """One scorer's predictions reduced to what every replicate reuses: per-deal sums and the score order."""
 
-    def __init__(self, y: np.ndarray, p: np.ndarray) -> None:
+    def __init__(self, y: np.ndarray, p: np.ndarray, draws: DealDraws) -> None:
         p = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
-        self.y, self.p = y, p
-        self.order = np.argsort(-p, kind="stable")
-        sp = p[self.order]
-        self.group_start = np.r_[True, sp[1:] != sp[:-1]]  # first row of each run of tied scores
-        self.loss = -(y * np.log(p) + (1 - y) * np.log1p(-p))
-        self.sq = (p - y) ** 2
-        self.bins = np.minimum((p * N_BINS).astype(int), N_BINS - 1)
+        self.draws = draws
+        order = np.argsort(-p, kind="stable")
+        self.y_sorted, self.deal_sorted = y[order], draws.codes[order]
+        self.group_id = tie_groups(p[order])
+        bins = np.minimum((p * N_BINS).astype(int), N_BINS - 1)
+        loss = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+        onehot = np.zeros((len(p), N_BINS))
+        onehot[np.arange(len(p)), bins] = 1.0
+        self.sums = draws.per_deal(np.column_stack([np.ones(len(p)), loss, (p - y) ** 2,
+                                                    onehot * p[:, None], onehot * y[:, None]]))
 
-    def metrics(self, w: np.ndarray) -> dict[str, float]:
-        """Every metric of :data:`METRICS` with row weights ``w``."""
-        y, total = self.y, w.sum()
-        wp, wn = w * y, w * (1 - y)
-        out = {"log_loss": float(self.loss @ w / total), "brier": float(self.sq @ w / total)}
-        cp = np.bincount(self.bins, weights=w * self.p, minlength=N_BINS)
-        cy = np.bincount(self.bins, weights=wp, minlength=N_BINS)
-        out["ece"] = float(np.abs(cp - cy).sum() / total)
-        # AUC: for each positive, the weight of negatives scored lower, plus half the tied ones
-        spos, sneg = wp[self.order], wn[self.order]
-        gid = np.cumsum(self.group_start) - 1
-        gpos, gneg = np.bincount(gid, weights=spos), np.bincount(gid, weights=sneg)
-        neg_below = gneg.sum() - np.cumsum(gneg)  # descending order: later groups score lower
-        P, N = gpos.sum(), gneg.sum()
-        out["roc_auc"] = float((gpos * (neg_below + 0.5 * gneg)).sum() / (P * N)) if P > 0 and N > 0 else np.nan
-        # lift: win rate of the top 10 % of the (weighted) rows over the overall rate
-        ws = w[self.order]
-        cum = np.cumsum(ws)
-        top = cum - ws < 0.1 * total  # rows starting before the 10 % mark (ceil(n / 10) rows at unit weights)
-        rate = wp.sum() / total
-        out["top_decile_lift"] = float(spos[top].sum() / cum[top][-1] / rate) if rate > 0 else np.nan
+    def metrics(self) -> dict[str, np.ndarray]:
+        """Every metric of :data:`METRICS`, one value per replicate."""
+        s = self.draws.counts @ self.sums  # replicates x (rows, loss, squared error, bin p sums, bin y sums)
+        total = s[:, 0]
+        out = {"log_loss": s[:, 1] / total, "brier": s[:, 2] / total,
+               "ece": np.abs(s[:, 3:3 + N_BINS] - s[:, 3 + N_BINS:]).sum(axis=1) / total}
+        ranks = [rank_metrics(self.y_sorted, self.group_id, c[self.deal_sorted]) for c in self.draws.counts]
+        out["roc_auc"] = np.array([r[0] for r in ranks])
+        out["top_decile_lift"] = np.array([r[1] for r in ranks])
         return out
 
 
 def deal_weights(deal_ids: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     """Row weights of ``n_boot`` replicates (n_boot x rows): how often each row's deal was drawn."""
-    codes, uniques = pd.factorize(pd.Series(np.asarray(deal_ids)), sort=False)
-    k = len(uniques)
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(float)
-    return draws[:, codes]
+    draws = DealDraws(deal_ids, n_boot, seed)
+    return draws.counts[:, draws.codes]
 
 
 def verdict(lo: float, hi: float, higher_is_better: bool) -> str:
@@ -90,15 +131,14 @@ def compare_to_baselines(y: np.ndarray, preds: Mapping[str, np.ndarray], deal_id
                          model: str = "model", n_boot: int = 200, seed: int = 0) -> dict[str, Any]:
     """Per metric: the best baseline, the model's difference to it, its deal-level 95 % interval and a verdict."""
     y = np.asarray(y, dtype=float)
-    scorers = {k: _Scorer(y, v) for k, v in preds.items()}
     point = {k: binary_metrics(y, v) for k, v in preds.items()}  # exactly the report's figures
     baselines = [k for k in preds if k != model]
-    weights = deal_weights(deal_ids, n_boot, seed)
-    reps = {k: [s.metrics(w) for w in weights] for k, s in scorers.items()}
+    draws = DealDraws(deal_ids, n_boot, seed)
+    reps = {k: _Scorer(y, v, draws).metrics() for k, v in preds.items()}
     out: dict[str, Any] = {}
     for m, higher in METRICS.items():
         best = max(baselines, key=lambda b: point[b][m] if higher else -point[b][m])
-        diffs = np.array([r[m] - b[m] for r, b in zip(reps[model], reps[best], strict=True)])
+        diffs = reps[model][m] - reps[best][m]
         diffs = diffs[np.isfinite(diffs)]
         lo, hi = (np.percentile(diffs, [2.5, 97.5]) if len(diffs) else (np.nan, np.nan))
         out[m] = {"best_baseline": best, "model": point[model][m], "baseline": point[best][m],

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
+from dealscore.models.logistic_fit import logistic_regression
 from dealscore.training.metrics import safe_auc
 from dealscore.training.selection import Selection, fit_components, sample_rows
 
@@ -42,7 +42,7 @@ def cross_fitted_log_loss(raw: np.ndarray, y: np.ndarray, deal_ids: np.ndarray) 
         if len(np.unique(y[a])) < 2:
             p[b] = y[a].mean() if a.any() else 0.5
             continue
-        lr = LogisticRegression(C=1e6, max_iter=1000).fit(raw[a].reshape(-1, 1), y[a])
+        lr = logistic_regression(1e6).fit(raw[a].reshape(-1, 1), y[a])
         p[b] = lr.predict_proba(raw[b].reshape(-1, 1))[:, 1]
     return float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1]))
 

@@ -12,7 +12,8 @@ to the test slice, once with the inferred stage and once with the declared one:
 
 The gain (inferred minus declared; for the error, declared minus inferred) comes
 with a 95 % interval from a bootstrap over test *deals* (a deal's snapshots move
-together). Where the declared stage equals the real one, the two keys coincide
+together; drawn by :class:`~dealscore.training.bootstrap.DealDraws` like the win
+model's comparison). Where the declared stage equals the real one, the two keys coincide
 and the gain is zero by construction: the check cannot invent an improvement.
 """
 
@@ -23,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
+
+from dealscore.training.bootstrap import DealDraws, rank_metrics, tie_groups
 
 N_BOOT = 100
 
@@ -58,21 +61,20 @@ def label_free_checks(
     auc = {k: _auc(won_te, score[k]) for k in score}
     mae = {k: float(err[k].mean()) for k in err}
 
-    codes, deals = pd.factorize(pd.Series(test["deal"], dtype=object))
-    rng = np.random.default_rng(seed)
-    order = np.argsort(codes, kind="stable")
-    sizes = np.bincount(codes, minlength=len(deals))
-    starts = np.r_[0, np.cumsum(sizes)[:-1]]
-    auc_gain, mae_gain = [], []
-    for _ in range(n_boot if len(deals) else 0):
-        pick = rng.integers(0, len(deals), len(deals))
-        n = sizes[pick]
-        within = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-        rows = order[np.repeat(starts[pick], n) + within]
-        y = won_te[rows]
-        if len(np.unique(y)) == 2:
-            auc_gain.append(_auc(y, score["inferred"][rows]) - _auc(y, score["declared"][rows]))
-        mae_gain.append(float(err["declared"][rows].mean() - err["inferred"][rows].mean()))
+    draws = DealDraws(test["deal"], n_boot, seed)
+    # AUC per replicate: each row weighted by its deal's count, gathered in the score's order (sorted once)
+    order = {k: np.argsort(-score[k], kind="stable") for k in score}
+    ties = {k: tie_groups(score[k][order[k]]) for k in score}
+
+    def replicate_auc(key: str, counts: np.ndarray) -> float:
+        o = order[key]
+        return rank_metrics(won_te[o], ties[key], counts[draws.codes[o]])[0]
+
+    auc_gain = [replicate_auc("inferred", c) - replicate_auc("declared", c) for c in draws.counts]
+    auc_gain = [g for g in auc_gain if np.isfinite(g)]  # a replicate holding one outcome has no AUC
+    # the error gain: per-deal sums
+    sums = draws.counts @ draws.per_deal(np.column_stack([np.ones(len(won_te)), err["declared"] - err["inferred"]]))
+    mae_gain = list(sums[:, 1] / sums[:, 0]) if len(won_te) else []
 
     def interval(v: list[float]) -> list[float] | None:
         return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if len(v) >= 10 else None
@@ -84,7 +86,7 @@ def label_free_checks(
                                    "gain": mae["declared"] - mae["inferred"],
                                    "gain_interval_95": interval(mae_gain)},
         "n_test_snapshots": len(won_te),
-        "n_test_deals": len(deals),
+        "n_test_deals": draws.n_deals,
         "bootstrap": n_boot,
     }
 
