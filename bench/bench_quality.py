@@ -118,10 +118,13 @@ def main() -> None:
     ap.add_argument("--profiles", default=",".join(profile_names()))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--stage-rounds", type=int, default=60)
-    ap.add_argument("--config", default="{}",
-                    help='training settings over the defaults, as JSON: \'{"win": {"max_cv_rows": 100000}}\'')
+    ap.add_argument("--config", type=json.loads, default={},
+                    help='training settings over the defaults, as a JSON object: \'{"win": {"max_cv_rows": 100000}}\'')
     args = ap.parse_args()
-    extra = json.loads(args.config)
+    extra = args.config
+    if not isinstance(extra, dict) or not isinstance(extra.get("stage", {}), dict):
+        ap.error(f"--config must be a JSON object of training settings (as in training/configs/default.yaml); "
+                 f"got {args.config!r}")
     cfg = TrainConfig.from_dict({**extra, "num_threads": args.threads,
                                  "stage": {**extra.get("stage", {}), "num_boost_round": args.stage_rounds}})
     rows: dict[str, dict[str, Any]] = {}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dealscore.training.bootstrap import compare_to_baselines, deal_weights, verdict
+from dealscore.training.bootstrap import DealDraws, _Scorer, compare_to_baselines, verdict
+from dealscore.training.metrics import binary_metrics
 
 
 def _one_row_per_deal(n: int, seed: int):
@@ -27,7 +28,8 @@ def test_intervals_are_computed_over_deals_so_repeating_snapshots_does_not_narro
 
 def test_replicate_weights_draw_whole_deals():
     ids = np.array(["a", "a", "b", "c", "c", "c"])
-    w = deal_weights(ids, 50, seed=0)
+    draws = DealDraws(ids, 50, seed=0)
+    w = np.array([draws.row_weights(b) for b in range(50)])
     assert w.shape == (50, 6)
     assert (w[:, 0] == w[:, 1]).all() and (w[:, 3] == w[:, 5]).all()
     assert (w[:, [0, 2, 3]].sum(axis=1) == 3).all()  # three deals drawn per replicate
@@ -45,9 +47,6 @@ def test_verdicts_follow_the_interval_and_the_metric_direction():
 
 
 def test_every_replicate_equals_the_metrics_of_its_resampled_rows():
-    from dealscore.training.bootstrap import DealDraws, _Scorer
-    from dealscore.training.metrics import binary_metrics
-
     rng = np.random.default_rng(4)
     deal = rng.integers(0, 60, 300)
     y = (deal % 3 == 0).astype(float)  # one outcome per deal, several snapshots each

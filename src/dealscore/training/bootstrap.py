@@ -110,12 +110,6 @@ class _Scorer:
         return out
 
 
-def deal_weights(deal_ids: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """Row weights of ``n_boot`` replicates (n_boot x rows): how often each row's deal was drawn."""
-    draws = DealDraws(deal_ids, n_boot, seed)
-    return draws.counts[:, draws.codes]
-
-
 def verdict(lo: float, hi: float, higher_is_better: bool) -> str:
     """``better`` / ``worse`` when the interval of (model - baseline) excludes zero, else ``tied``."""
     if not (np.isfinite(lo) and np.isfinite(hi)):
