@@ -11,18 +11,22 @@ action) pair's predicted expected change with the **intervention oracle**'s true
 one (:mod:`dealscore.data.simulate.intervention`): the exact change in win
 probability if the action is attempted now versus not.
 
-Figures per preset, beside the same figures for the previous ranking (the peer:
-the model's change if the customer's touchpoint happened, shown as the action's
-value, i.e. ``change_if_responds``):
+Figures per preset, beside the same figures for two peers scored on the same deals:
+"previous", the same ranking with the response valued by the win model's re-score
+of the what-if (the bundle without its (real stage, silence) values), and "what-if",
+that re-score alone shown as the action's value (the first release). Each ranking
+is measured on its own valid pairs (actions of the same effect are counted once):
 
 - Spearman correlation of predicted vs true expected change over all pairs (target ≥ 0.5);
 - top-ranked action's true change / the average valid action's (target ≥ 1.5);
 - mean absolute error in points (target ≤ 3);
 - share of pairs whose 80% interval holds the true change (target ≥ 0.75; the peer has none);
 - for each episode warning (stalled, gone quiet, single-threaded, ghosting), precision
-  and recall at the cut against the simulator's latent state (targets ≥ 0.6 and ≥ 0.5).
+  and recall at the cut against the simulator's latent state (targets ≥ 0.6 and ≥ 0.5);
+- with ``--ceiling``, what the Spearman target asks of the inputs: a regressor fitted to the
+  oracle's truth itself over the pairs' point-in-time features and actions, on held-out deals.
 
-    python bench/bench_actions.py [--train-deals 5000] [--deals 20000] [--seed 5] [--profiles mixed,laggy]
+    python bench/bench_actions.py [--train-deals 5000] [--deals 20000] [--seed 5] [--profiles mixed,laggy] [--ceiling]
     python bench/bench_actions.py --warnings-only   # the warnings alone: learned thresholds beside the fixed
                                                     # rules, loss precision and each measure's ceiling
 
@@ -164,11 +168,47 @@ def measure_curves(sim: Any, results: list[Any], features: pd.DataFrame, stages:
     return out
 
 
-def fixed_rules(bundle: Any) -> Any:
-    """The same bundle without learned warning thresholds: today's fixed rules, the peer of the learned ones."""
+def bundle_without(bundle: Any, learned: str) -> Any:
+    """The same bundle without one learned table of its ``stage_stats``: the peer that table is measured against.
+
+    ``"_warning_thresholds"``: today's fixed warning rules; ``"_stage_values"``: responses valued by the win
+    model's re-score of the what-if.
+    """
     peer = copy.copy(bundle)
-    peer.stage_stats = {k: v for k, v in bundle.stage_stats.items() if k != "_warning_thresholds"}
+    peer.stage_stats = {k: v for k, v in bundle.stage_stats.items() if k != learned}
     return peer
+
+
+def oracle_ceiling(features: pd.DataFrame, deal: np.ndarray, codes: list[str], parts: dict[str, np.ndarray],
+                   true: np.ndarray, seed: int) -> dict[str, float]:
+    """How well *any* ranking built from what the product sees could agree with the oracle: a LightGBM regressor
+    trained on the oracle's own truth (which no product has) over each pair's point-in-time features, the
+    action and the predicted parts, scored on deals it did not learn from (two folds split by deal).
+
+    Not a result: an upper reference for the Spearman target. A ranking learned from the history alone (no
+    oracle) cannot be expected to beat a model fitted to the truth on the same inputs.
+    """
+    import lightgbm as lgb
+
+    by_id = features.drop_duplicates("deal_id").set_index(features["deal_id"].drop_duplicates().astype(str))
+    num = [c for c in by_id.columns if c not in ("deal_id", "as_of") and by_id[c].dtype.kind in "fiub"]
+    X = by_id.loc[[str(d) for d in deal], num].reset_index(drop=True)
+    X["action"] = pd.Categorical(codes)
+    for k, v in parts.items():
+        X[k] = v
+    ids = np.array(sorted({str(d) for d in deal}), dtype=object)
+    np.random.default_rng(seed).shuffle(ids)
+    fold = np.isin(np.array([str(d) for d in deal], dtype=object), ids[: len(ids) // 2])
+    out = {}
+    for label, cols in (("features_and_action", [c for c in X.columns if c not in parts]), ("with_predicted_parts",
+                                                                                           list(X.columns))):
+        rho = []
+        for tr in (fold, ~fold):
+            m = lgb.LGBMRegressor(n_estimators=400, learning_rate=0.03, num_leaves=15, min_child_samples=30,
+                                  n_jobs=1, verbose=-1).fit(X.loc[tr, cols], true[tr])
+            rho.append(float(spearmanr(m.predict(X.loc[~tr, cols]), true[~tr]).statistic))
+        out[label] = float(np.mean(rho))
+    return out
 
 
 def trained_and_current(name: str, train_deals: int, deals: int, seed: int, threads: int) -> tuple[Any, Any, float]:
@@ -187,7 +227,7 @@ def run_warnings(name: str, train_deals: int, deals: int, seed: int, threads: in
     """Only the episode warnings (learned thresholds beside the fixed rules), without the actions' oracle."""
     bundle, sim, t_train = trained_and_current(name, train_deals, deals, seed, threads)
     learned = Scorer(bundle).score_many(sim.history, explain=False, actions=False)
-    fixed = Scorer(fixed_rules(bundle)).score_many(sim.history, explain=False, actions=False)
+    fixed = Scorer(bundle_without(bundle, "_warning_thresholds")).score_many(sim.history, explain=False, actions=False)
     features = build_features(sim.history, scoring_snapshots(sim.history), spec=bundle.spec,
                               taxonomy=bundle.taxonomy)
     return {"open_deals": len(learned), "train_s": round(t_train, 1),
@@ -196,7 +236,8 @@ def run_warnings(name: str, train_deals: int, deals: int, seed: int, threads: in
             "thresholds": bundle.stage_stats.get("_warning_thresholds", {})}
 
 
-def run_preset(name: str, train_deals: int, deals: int, seed: int, threads: int) -> dict[str, Any]:
+def run_preset(name: str, train_deals: int, deals: int, seed: int, threads: int, ceiling: bool = False
+               ) -> dict[str, Any]:
     t0 = time.perf_counter()
     bundle, sim, t_train = trained_and_current(name, train_deals, deals, seed, threads)
     # every valid action of every open deal: no cap on their number, no floor on their change
@@ -212,16 +253,35 @@ def run_preset(name: str, train_deals: int, deals: int, seed: int, threads: int)
     pred = np.array([a.expected_change for _, _, a in rows])
     low = np.array([a.interval_low for _, _, a in rows])
     high = np.array([a.interval_high for _, _, a in rows])
-    peer = np.array([a.change_if_responds for _, _, a in rows])
-    return {
+    # the peers: this ranking without the state values (the win model's re-score of the response weighed by the
+    # response rate, the previous release), and its bare re-score of the response (the first release)
+    prev = Scorer(bundle_without(bundle, "_stage_values"), n_actions=1_000, min_action_change=-np.inf).score_many(
+        sim.history, explain=False, actions=True)
+    prows = [(r.deal_id, r.as_of, a) for r in prev for a in r.actions]
+    ptruth = intervention_effect(sim, pd.DataFrame({"deal_id": [d for d, _, _ in prows],
+                                                    "as_of": [t for _, t, _ in prows]}),
+                                 [_intervention(by_code[(a.stage, a.code)]) for _, _, a in prows])
+    ptrue, pdeal = ptruth["expected_change"].to_numpy(), np.array([d for d, _, _ in prows], dtype=object)
+    extra: dict[str, Any] = {}
+    if ceiling:
+        features = build_features(sim.history, scoring_snapshots(sim.history), spec=bundle.spec,
+                                  taxonomy=bundle.taxonomy)
+        parts = {f"pred_{k}": np.array([getattr(a, k) for _, _, a in rows], dtype=float) for k in (
+            "p_respond", "change_if_responds", "change_if_unanswered", "similar_deals")}
+        extra["oracle_ceiling"] = oracle_ceiling(features, deal, [a.code for _, _, a in rows], parts, true, seed)
+    return {**extra,
         "open_deals": len(results), "train_s": round(t_train, 1), "score_and_oracle_s": round(
             time.perf_counter() - t0 - t_train, 1),
         "actions": action_figures(pred, true, deal, low, high),
-        "peer_what_if": action_figures(peer, true, deal, None, None),
+        "previous": action_figures(np.array([a.expected_change for _, _, a in prows]), ptrue, pdeal,
+                                   np.array([a.interval_low for _, _, a in prows]),
+                                   np.array([a.interval_high for _, _, a in prows])),
+        "peer_what_if": action_figures(np.array([a.change_if_responds for _, _, a in prows]), ptrue, pdeal, None,
+                                       None),
         "effects": truth["effect"].value_counts().to_dict(),
         "warnings": warning_figures(sim, results),
-        "warnings_fixed": warning_figures(sim, Scorer(fixed_rules(bundle)).score_many(sim.history, explain=False,
-                                                                                      actions=False)),
+        "warnings_fixed": warning_figures(sim, Scorer(bundle_without(bundle, "_warning_thresholds")).score_many(
+            sim.history, explain=False, actions=False)),
     }
 
 
@@ -248,6 +308,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--profiles", default=",".join(profile_names()))
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also fit a regressor to the oracle's truth (deal-split folds): the Spearman any ranking "
+                         "from the same inputs could reach")
     ap.add_argument("--warnings-only", action="store_true",
                     help="only the episode warnings (learned vs fixed), without the actions and their oracle")
     args = ap.parse_args()
@@ -267,14 +330,19 @@ def main() -> None:
             "   warnings precision/recall: stalled, gone quiet, ghosting, single-threaded")
     print(head, flush=True)
     for name in args.profiles.split(","):
-        r = out[name] = run_preset(name, args.train_deals, args.deals, args.seed, args.threads)
+        r = out[name] = run_preset(name, args.train_deals, args.deals, args.seed, args.threads, args.ceiling)
         w = r["warnings"]
         ws = "  ".join(f"{w[c]['precision']:.2f}/{w[c]['recall']:.2f}" for c in
                        ("stalled_in_stage", "gone_quiet", "ghosting", "single_threaded"))
-        for label, f in (("actions", r["actions"]), ("what-if", r["peer_what_if"])):
+        for label, f in (("actions", r["actions"]), ("previous", r["previous"]), ("what-if", r["peer_what_if"])):
             cover = f"{f['coverage_80']:>7.2f}" if "coverage_80" in f else f"{'—':>7}"
             print(f"{name:<16} {label:<8} {f['pairs']:>6} {f['spearman']:>8.2f} {f['top_over_average']:>7.2f} "
                   f"{f['mae']:>5.2f} {cover}   {ws if label == 'actions' else ''}", flush=True)
+        if "oracle_ceiling" in r:
+            c = r["oracle_ceiling"]
+            print(f"{name:<16} ceiling  (a regressor fitted to the oracle's truth, held-out deals) spearman "
+                  f"{c['features_and_action']:.2f} from features and action, {c['with_predicted_parts']:.2f} "
+                  "with the predicted parts", flush=True)
         if r["open_deals"] < 2000:
             print(f"  note: only {r['open_deals']} open deals at the cut (the target asks for 2,000)", flush=True)
     print(json.dumps({"benchmark": "actions", "train_deals": args.train_deals, "deals": args.deals,

@@ -11,9 +11,11 @@ import pytest
 
 from dealscore.errors import DataValidationError, NotFoundError
 from dealscore.features import build_features, scoring_snapshots
+from dealscore.playbook import SILENCE_BUCKETS, silence_bucket
 from dealscore.scoring import Scorer, ScoreResult
 from dealscore.scoring.actions import apply_action, candidate_actions
 from dealscore.scoring.grading import grade
+from dealscore.scoring.stage_values import StageValues
 
 
 @pytest.fixture(scope="module")
@@ -136,11 +138,26 @@ def test_two_actions_never_share_rationale_and_effect(explained: list[ScoreResul
     assert n > 10
 
 
+def _silence(scorer: Scorer, h: Any, deal: str, at: pd.Timestamp) -> np.ndarray:
+    """The deal's silence bucket at ``at`` (days since the customer's last inbound touch), from its features."""
+    snaps = pd.DataFrame({"deal_id": [deal], "as_of": [at]})
+    f = build_features(h, snaps, spec=scorer.bundle.spec, taxonomy=scorer.bundle.taxonomy)
+    return silence_bucket(f["days_since_last_inbound"].to_numpy(dtype=float))
+
+
 @pytest.mark.parametrize("path", ["one_deal", "batch"])
 def test_adding_the_suggested_touchpoint_gives_the_predicted_change(trained: Any, small_history: Any, scorer: Scorer,
                                                                     explained: list[ScoreResult], path: str) -> None:
-    """Apply the top action's response, then its attempt alone, to the real history: each re-score is its part."""
+    """Apply the top action's response, then its attempt alone, to the real history and score it.
+
+    The response's part is the move of the deal's state: its real-stage probabilities and silence
+    before and after, valued by the bundle's (stage, silence) win rates and applied to its odds. The
+    unanswered attempt's part is the re-score itself, counted only when it lowers the score.
+    """
     h = small_history
+    values = StageValues.from_stage_stats(trained.bundle.stage_stats, trained.bundle.taxonomy.names)
+    assert values is not None
+    names = list(trained.bundle.taxonomy.names)
     # deals whose owner and account have other deals: the cross-deal aggregates are not trivial
     deals = h.deals.set_index("deal_id")
     busy = [r for r in explained if r.actions and (deals["owner_id"] == deals.at[r.deal_id, "owner_id"]).sum() > 3]
@@ -151,12 +168,21 @@ def test_adding_the_suggested_touchpoint_gives_the_predicted_change(trained: Any
             continue
         top = base.actions[0]
         action = _action(trained.bundle, top.stage, top.code)
-        for what, part in ((action, top.change_if_responds), (action.unanswered(), top.change_if_unanswered)):
-            rescored = scorer.score(apply_action(h, r.deal_id, what, base.as_of), r.deal_id, base.as_of,
-                                    explain=False, actions=False)
-            change = 100 * (rescored.p_win - base.p_win)
-            # the unanswered attempt counts only when it lowers the score (docs/scoring.md says why)
-            assert (change if what is action else min(0.0, change)) == pytest.approx(part, abs=1e-9)
+        responded = apply_action(h, r.deal_id, action, base.as_of)
+        after = scorer.score(responded, r.deal_id, base.as_of, explain=False, actions=False)
+        v_now = values.value(np.array([[base.stage_probabilities[s] for s in names]]),
+                             _silence(scorer, h, r.deal_id, base.as_of))
+        v_after = values.value(np.array([[after.stage_probabilities[s] for s in names]]),
+                               _silence(scorer, responded, r.deal_id, base.as_of))
+        moved = values.moved(np.array([base.p_win]), v_now, v_after)[0]
+        # (a result's stage probabilities are rounded to 6 decimals: agreement to 1e-3 points)
+        assert 100 * (moved - base.p_win) == pytest.approx(top.change_if_responds, abs=1e-3)
+        # the response ends the customer's silence
+        assert _silence(scorer, responded, r.deal_id, base.as_of)[0] == SILENCE_BUCKETS.index("under_7d")
+        rescored = scorer.score(apply_action(h, r.deal_id, action.unanswered(), base.as_of), r.deal_id, base.as_of,
+                                explain=False, actions=False)
+        # the unanswered attempt counts only when it lowers the score (docs/scoring.md says why)
+        assert min(0.0, 100 * (rescored.p_win - base.p_win)) == pytest.approx(top.change_if_unanswered, abs=1e-9)
 
 
 def test_one_deal_payload_uses_the_bundle_context(trained: Any, small_history: Any) -> None:

@@ -100,19 +100,22 @@ def shrink(deals: int) -> float:
     return deals / (deals + SHRINK_DEALS)
 
 
-#: relative uncertainty of the model's what-if changes (a re-score is an association, not an effect); set to
-#: hold 80% on one simulated company (mixed preset, 8,000 deals, seed 5) against the intervention oracle
-MODEL_SPREAD = 2.0
+#: uncertainty of an action's estimated changes (estimates from past deals, not measured effects): a band of
+#: ``MODEL_SPREAD`` times their weighted size plus ``MODEL_FLOOR_POINTS`` (a response valued at 0 may still be the
+#: step that moves the deal), both shrunk like the expected change. Set to hold 80% on one simulated company (mixed
+#: preset, 5,000 training deals, seed 5) against the intervention oracle; docs/scoring.md gives every preset
+MODEL_SPREAD = 1.0
+MODEL_FLOOR_POINTS = 2.0
 
 
 def action_interval(r: Response, factor: float, if_responds: float, if_unanswered: float) -> tuple[float, float]:
-    """80% interval of an expected change: the response rate's interval, widened by the model's own uncertainty.
+    """80% interval of an expected change: the response rate's interval, widened by the changes' own uncertainty.
 
     The expected change is linear in the response rate, so its ends come from the
-    rate's ends; the model's what-if changes are estimates from correlations in
-    past deals, so a band of ``MODEL_SPREAD`` times their weighted size is added
+    rate's ends; the changes themselves are estimates from past deals, so a band of
+    ``MODEL_SPREAD`` times their weighted size plus ``MODEL_FLOOR_POINTS`` is added
     on both sides (docs/scoring.md says how it was set and how often it held).
     """
     ends = [factor * (q * if_responds + (1.0 - q) * if_unanswered) for q in (r.low, r.high)]
-    band = MODEL_SPREAD * factor * (r.p * abs(if_responds) + (1.0 - r.p) * abs(if_unanswered))
+    band = factor * (MODEL_SPREAD * (r.p * abs(if_responds) + (1.0 - r.p) * abs(if_unanswered)) + MODEL_FLOOR_POINTS)
     return float(min(ends) - band), float(max(ends) + band)

@@ -44,6 +44,7 @@ from dealscore.scoring.predictor import FramePredictor, Inputs, Predictor, choos
 from dealscore.scoring.reasons import MAX_REASONS, MIN_REASON_POINTS, ReasonGrouping, pick_reasons, probability_points
 from dealscore.scoring.response import ResponseRates, action_interval, shrink
 from dealscore.scoring.result import NextAction, ScoreResult
+from dealscore.scoring.stage_values import StageValues
 from dealscore.scoring.track_record import WarningThresholds
 from dealscore.scoring.warnings import WarningRules, find_warnings
 from dealscore.times import naive_utc
@@ -106,6 +107,7 @@ class Scorer:
         }
         self._typical = {s: self._norms.win_rate(s) for s in self._taxonomy.names}
         self._responses = ResponseRates.from_stage_stats(bundle.stage_stats)
+        self._values = StageValues.from_stage_stats(bundle.stage_stats, self._taxonomy.names)
         self._done_features = sorted({f for acts in self._candidates.values() for a in acts for f in a.done_when})
         unknown = [f for f in self._done_features if f not in self._feature_names]
         if unknown:
@@ -419,7 +421,11 @@ class Scorer:
                 block.actions = [[] for _ in range(n)]
             else:
                 after = predictor.columns(vinp)
-                block.actions = self._rank_actions(cols, p, after, p_all[n:], pairs, declared)
+                # the real stage after each what-if, for valuing a response by the state it moves the deal to
+                stage_after = (predictor.stage_proba(vinp, self._taxonomy.names) if self._values is not None
+                               else None)
+                block.actions = self._rank_actions(cols, p, after, p_all[n:], pairs, declared,
+                                                   (stage_proba, stage_after))
         return block
 
     def _close_pmf(self, cols: Columns, as_of: np.ndarray) -> np.ndarray | None:
@@ -452,10 +458,14 @@ class Scorer:
 
     def _rank_actions(self, before: Columns, p: np.ndarray, after: Columns, p_after: np.ndarray,
                       pairs: Sequence[tuple[int, Action, int, int]], declared: Sequence[str | None],
-                      ) -> list[list[NextAction]]:
+                      stages: tuple[np.ndarray, np.ndarray | None] | None = None) -> list[list[NextAction]]:
         """Top actions per row by expected change (probability points), each with its own reason.
 
-        An action's two what-ifs (the customer's response, the unanswered attempt)
+        The change if the customer responds is the move the response makes to the deal's
+        state (real stage and silence, valued by :class:`StageValues` from the company's
+        history; ``stages`` holds the real-stage probabilities before and after each
+        what-if); a bundle without that table falls back to the win model's re-score of
+        the what-if. An action's two what-ifs (the customer's response, the unanswered attempt)
         are weighed by how often such attempts were taken up in deals like this
         (:class:`~dealscore.scoring.response.ResponseRates`), and shrunk toward 0
         when few past deals back that rate. Two actions whose what-ifs give the same
@@ -466,12 +476,20 @@ class Scorer:
         b = {c: before.num(c) for c in CHANGE_FEATURES}
         a_ = {c: after.num(c) for c in CHANGE_FEATURES}
         silence = silence_bucket(b["days_since_last_inbound"])
+        # the win probability if the customer responds, per pair: by default the what-if's re-score
+        p_responds = p_after[np.array([x[2] for x in pairs], dtype=np.int64)]
+        if self._values is not None and stages is not None and stages[1] is not None and len(pairs):
+            # the odds of the state the response moves the deal to over the state it is in now
+            rows_, js_ = (np.array([x[k] for x in pairs], dtype=np.int64) for k in (0, 2))
+            v_now = self._values.value(stages[0], silence)
+            v_after = self._values.value(stages[1][js_], silence_bucket(a_["days_since_last_inbound"][js_]))
+            p_responds = self._values.moved(p[rows_], v_now[rows_], v_after)
         engaged = {"decision_maker": b["decision_maker_engaged"], "champion": b["champion_engaged"]}
         by_row: dict[int, list[tuple[float, int, Action, int, int, Any]]] = {}
         for k, (i, a, js, jf) in enumerate(pairs):
             # an unanswered attempt shows the customer doing nothing: any rise the model gives it comes from the
             # rep's own activity, which reps spend on deals going well anyway (a symptom, not a lever)
-            d_s, d_f = 100.0 * (p_after[js] - p[i]), min(0.0, 100.0 * (p_after[jf] - p[i]))
+            d_s, d_f = 100.0 * (p_responds[k] - p[i]), min(0.0, 100.0 * (p_after[jf] - p[i]))
             role = a.contact_role
             new = a.new_contact or (role in engaged and not engaged[role][i] >= 1)
             r = self._responses.rate(declared[i], int(silence[i]), role, new)

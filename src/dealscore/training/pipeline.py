@@ -47,6 +47,7 @@ from dealscore.training.selection import Selection, fit_win_model
 from dealscore.training.split import SLICES, DealSplit, split_deals
 from dealscore.training.stage_checks import label_free_checks
 from dealscore.training.stage_stats import learn_stage_stats
+from dealscore.training.stage_values import learn_stage_values
 from dealscore.training.thinness import check_history, check_slice_labels
 from dealscore.training.warning_thresholds import learn_warning_thresholds
 
@@ -485,6 +486,17 @@ def warning_thresholds(rows: TrainingRows, cfg: TrainConfig) -> dict[str, Any]:
         held_out=(rows.features[later], rows.y[later], rows.snaps.loc[later, "deal_id"].to_numpy()))
 
 
+def stage_values(rows: TrainingRows, tax: StageTaxonomy) -> dict[str, Any]:
+    """Win rates per (real stage, silence) on the training slice's snapshots: what next-best actions value a
+    customer's response by (:mod:`dealscore.training.stage_values`)."""
+    train = rows.masks["train"]
+    if "days_since_last_inbound" not in rows.features.columns:  # a feature spec without touchpoint recency
+        return {"rows": []}
+    return learn_stage_values(rows.labels["real_stage"].to_numpy(dtype=object)[train],
+                              rows.features["days_since_last_inbound"].to_numpy(dtype=float)[train], rows.y[train],
+                              rows.snaps["deal_id"].to_numpy(dtype=object)[train], tax.names)
+
+
 def assemble_bundle(
     history: DealHistory, split: DealSplit, counts: dict[str, int], rows: TrainingRows, models: FittedModels,
     ev: Evaluation, tax: StageTaxonomy, cfg: TrainConfig | None = None,
@@ -503,6 +515,7 @@ def assemble_bundle(
         playbook=load_playbook(taxonomy=tax),
         stage_stats={**learn_stage_stats(history, split.ids("train"), models.table.table_),
                      "_response_rates": learn_response_rates(history, split.ids("train")),
+                     "_stage_values": stage_values(rows, tax),
                      "_warning_thresholds": warning_thresholds(rows, cfg or TrainConfig())},
         training_window=to_jsonable(window),
         metrics={"win": {k: model_sec[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece",
