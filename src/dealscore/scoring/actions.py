@@ -1,10 +1,12 @@
-"""Next-best actions: playbook touchpoints, ranked by re-scoring the deal with each one added.
+"""Next-best actions: playbook touchpoints, and the what-if copies of a deal that value them.
 
-An action's value is the model's answer to "what if this touchpoint happened
-now?": the deal's history gets the action's activity at the scoring time, goes
-through the very same feature code as any other history, and the change in the
-calibrated ``p_win`` is the action's expected change. That is the model's
-estimate from correlations in past deals, not a causal guarantee (docs/scoring.md).
+An action is an attempt the customer may take up. Its what-ifs are the deal's
+history with the customer's response, or with the rep's attempt alone, added at
+the scoring time, through the very same feature code as any other history. The
+scorer values the response by the state it moves the deal to (the real stage the
+what-if reads as, the silence it ends: :mod:`dealscore.scoring.stage_values`) and
+the unanswered attempt by the model's re-score. Both are estimates from past
+deals, not causal guarantees (docs/scoring.md).
 
 All candidates of all deals of a block are scored in one feature pass:
 :class:`dealscore.features.WhatIf` turns each (deal, action) pair into a virtual
@@ -12,7 +14,7 @@ copy of the deal with the action's touchpoint added at the scoring time, on the
 same vectorised code path as any history. The touchpoint is the one
 :func:`apply_action` adds (same type, direction, role and contact, see
 :func:`contact_ids`), so a copy's features are exactly those of the edited
-history, and tests check that the estimate equals re-scoring that history.
+history, and tests check the changes against scoring that history.
 """
 
 from __future__ import annotations

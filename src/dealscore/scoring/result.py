@@ -71,9 +71,12 @@ class NextAction(BaseModel):
 
     ``expected_change = shrink · (p_respond · change_if_responds + (1 − p_respond) · change_if_unanswered)``
     where ``p_respond`` is how often customers of deals like this took such an
-    attempt up (learned from the history's outreach and replies), the two changes
-    are the model's re-scores of the deal with the customer's response or with the
-    unanswered attempt added now, and ``shrink = similar_deals / (similar_deals + 10)``.
+    attempt up (learned from the history's outreach and replies), ``change_if_responds``
+    is the move the response makes to the deal's state (its real stage and the
+    customer's silence, valued by the company's own win rates per state),
+    ``change_if_unanswered`` the model's re-score of the deal with the unanswered
+    attempt added now (when it lowers the score), and
+    ``shrink = similar_deals / (similar_deals + 10)``.
     """
 
     code: str
@@ -85,7 +88,9 @@ class NextAction(BaseModel):
     )
     reason: str
     p_respond: float | None = Field(default=None, description="P(the customer takes it up | deals like this now)")
-    change_if_responds: float | None = Field(default=None, description="points if the customer takes it up")
+    change_if_responds: float | None = Field(
+        default=None, description="points if the customer takes it up: the odds of the state the response moves the "
+                                  "deal to (real stage, silence ended) over the state it is in now")
     change_if_unanswered: float | None = Field(
         default=None, description="points of the attempt left unanswered (never positive: an unanswered attempt "
                                   "shows no new customer behaviour)")

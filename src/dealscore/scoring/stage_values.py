@@ -7,9 +7,9 @@ win. :class:`StageValues` smooths those rates (``PRIOR_SNAPSHOTS``
 pseudo-snapshots at the stage's rate, which itself leans on the overall rate)
 and values a response as the move it makes:
 
-    v_before = Σ_s P(real stage s | deal now)       · V(s, silence now)
+    v_now    = Σ_s P(real stage s | deal now)       · V(s, silence now)
     v_after  = Σ_s P(real stage s | deal + response) · V(s, silence after the response)
-    p_after  = sigmoid(logit(p_win) + logit(v_after) − logit(v_before))
+    p_after  = sigmoid(logit(p_win) + logit(v_after) − logit(v_now))
 
 The stage probabilities are the real-stage model's on the deal and on its what-if
 (the response added now), so a response that completes the real stage's key step
