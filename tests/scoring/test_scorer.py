@@ -15,7 +15,7 @@ from dealscore.playbook import SILENCE_BUCKETS, silence_bucket
 from dealscore.scoring import Scorer, ScoreResult
 from dealscore.scoring.actions import apply_action, candidate_actions
 from dealscore.scoring.grading import grade
-from dealscore.scoring.stage_values import StageValues
+from dealscore.scoring.stage_values import StageValues, chase_bucket
 
 
 @pytest.fixture(scope="module")
@@ -138,11 +138,12 @@ def test_two_actions_never_share_rationale_and_effect(explained: list[ScoreResul
     assert n > 10
 
 
-def _silence(scorer: Scorer, h: Any, deal: str, at: pd.Timestamp) -> np.ndarray:
-    """The deal's silence bucket at ``at`` (days since the customer's last inbound touch), from its features."""
+def _state(scorer: Scorer, h: Any, deal: str, at: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    """The deal's silence and chase buckets at ``at``, from its features."""
     snaps = pd.DataFrame({"deal_id": [deal], "as_of": [at]})
     f = build_features(h, snaps, spec=scorer.bundle.spec, taxonomy=scorer.bundle.taxonomy)
-    return silence_bucket(f["days_since_last_inbound"].to_numpy(dtype=float))
+    return (silence_bucket(f["days_since_last_inbound"].to_numpy(dtype=float)),
+            chase_bucket(f["n_outbound_unanswered"].to_numpy(dtype=float)))
 
 
 @pytest.mark.parametrize("path", ["one_deal", "batch"])
@@ -150,8 +151,8 @@ def test_adding_the_suggested_touchpoint_gives_the_predicted_change(trained: Any
                                                                     explained: list[ScoreResult], path: str) -> None:
     """Apply the top action's response, then its attempt alone, to the real history and score it.
 
-    The response's part is the move of the deal's state: its real-stage probabilities and silence
-    before and after, valued by the bundle's (stage, silence) win rates and applied to its odds. The
+    The response's part is the move of the deal's state: its real-stage probabilities, silence and
+    chase before and after, valued by the bundle's win rates per state and applied to its odds. The
     unanswered attempt's part is the re-score itself, counted only when it lowers the score.
     """
     h = small_history
@@ -171,14 +172,14 @@ def test_adding_the_suggested_touchpoint_gives_the_predicted_change(trained: Any
         responded = apply_action(h, r.deal_id, action, base.as_of)
         after = scorer.score(responded, r.deal_id, base.as_of, explain=False, actions=False)
         v_now = values.value(np.array([[base.stage_probabilities[s] for s in names]]),
-                             _silence(scorer, h, r.deal_id, base.as_of))
-        v_after = values.value(np.array([[after.stage_probabilities[s] for s in names]]),
-                               _silence(scorer, responded, r.deal_id, base.as_of))
+                             *_state(scorer, h, r.deal_id, base.as_of))
+        state_after = _state(scorer, responded, r.deal_id, base.as_of)
+        v_after = values.value(np.array([[after.stage_probabilities[s] for s in names]]), *state_after)
         moved = values.moved(np.array([base.p_win]), v_now, v_after)[0]
         # (a result's stage probabilities are rounded to 6 decimals: agreement to 1e-3 points)
         assert 100 * (moved - base.p_win) == pytest.approx(top.change_if_responds, abs=1e-3)
-        # the response ends the customer's silence
-        assert _silence(scorer, responded, r.deal_id, base.as_of)[0] == SILENCE_BUCKETS.index("under_7d")
+        # the response ends the customer's silence and the rep's chase
+        assert (state_after[0][0], state_after[1][0]) == (SILENCE_BUCKETS.index("under_7d"), 0)
         rescored = scorer.score(apply_action(h, r.deal_id, action.unanswered(), base.as_of), r.deal_id, base.as_of,
                                 explain=False, actions=False)
         # the unanswered attempt counts only when it lowers the score (docs/scoring.md says why)

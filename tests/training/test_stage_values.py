@@ -1,4 +1,5 @@
-"""State values: win rates per (real stage, silence) of the training snapshots, and how a response moves a deal."""
+"""State values: win rates per (real stage, silence, chase) of the training snapshots, and how a response moves a
+deal."""
 
 from __future__ import annotations
 
@@ -6,50 +7,62 @@ import numpy as np
 import pytest
 
 from dealscore.playbook import SILENCE_BUCKETS
-from dealscore.scoring.stage_values import PRIOR_SNAPSHOTS, StageValues
+from dealscore.scoring.stage_values import CHASE_BUCKETS, PRIOR_SNAPSHOTS, StageValues, chase_bucket
 from dealscore.training.stage_values import learn_stage_values
 
 STAGES = ("discovery", "proposal")
 
 
 def _table() -> dict:
-    # (real stage, days since the customer's last inbound touch, won, deal)
-    rows = [("discovery", 2.0, 1, "D1"), ("discovery", 3.0, 0, "D1"), ("discovery", 40.0, 0, "D2"),
-            ("proposal", np.nan, 1, "D3"), ("proposal", 1.0, 1, "D4"), (None, 1.0, 1, "D5"),  # no label: left out
-            ("discovery", 1.0, np.nan, "D6")]  # no outcome: left out
-    stage, days, won, deal = (np.array(c, dtype=object) for c in zip(*rows, strict=True))
-    return learn_stage_values(stage, days.astype(float), won.astype(float), deal, STAGES)
+    # (real stage, days since the customer's last inbound touch, unanswered outbound touches since, won, deal)
+    rows = [("discovery", 2.0, 0, 1, "D1"), ("discovery", 3.0, 0, 0, "D1"), ("discovery", 40.0, 5, 0, "D2"),
+            ("proposal", np.nan, 1, 1, "D3"), ("proposal", 1.0, 0, 1, "D4"), (None, 1.0, 0, 1, "D5"),  # no label
+            ("discovery", 1.0, 0, np.nan, "D6")]  # no outcome: left out
+    stage, days, unanswered, won, deal = (np.array(c, dtype=object) for c in zip(*rows, strict=True))
+    return learn_stage_values(stage, days.astype(float), unanswered.astype(float), won.astype(float), deal, STAGES)
 
 
 def test_snapshots_wins_and_deals_are_counted_per_cell() -> None:
-    cells = {(r["stage"], r["silence"]): (r["snapshots"], r["won"], r["deals"]) for r in _table()["rows"]}
-    assert cells == {("discovery", "under_7d"): (2, 1.0, 1), ("discovery", "over_30d"): (1, 0.0, 1),
-                     ("proposal", "never"): (1, 1.0, 1), ("proposal", "under_7d"): (1, 1.0, 1)}
+    cells = {(r["stage"], r["silence"], r["chase"]): (r["snapshots"], r["won"], r["deals"]) for r in _table()["rows"]}
+    assert cells == {("discovery", "under_7d", "none"): (2, 1.0, 1), ("discovery", "over_30d", "4_to_6"): (1, 0.0, 1),
+                     ("proposal", "never", "1"): (1, 1.0, 1), ("proposal", "under_7d", "none"): (1, 1.0, 1)}
+
+
+def test_chase_buckets() -> None:
+    got = chase_bucket(np.array([np.nan, 0, 1, 2, 3, 4, 6, 7, 11, 12, 40]))
+    assert [CHASE_BUCKETS[i] for i in got] == ["none", "none", "1", "2_to_3", "2_to_3", "4_to_6", "4_to_6",
+                                              "7_to_11", "7_to_11", "12_plus", "12_plus"]
 
 
 def test_nothing_to_learn_gives_no_table() -> None:
-    assert learn_stage_values(np.array([None]), np.array([1.0]), np.array([1.0]), np.array(["D"]), STAGES) == {
-        "rows": []}
+    assert learn_stage_values(np.array([None]), np.array([1.0]), np.array([0.0]), np.array([1.0]), np.array(["D"]),
+                              STAGES) == {"rows": []}
     assert StageValues.from_stage_stats({"_stage_values": {"rows": []}}, STAGES) is None
     assert StageValues.from_stage_stats({}, STAGES) is None
 
 
-def test_a_thin_cell_leans_on_its_stage_and_the_stage_on_all() -> None:
+def test_a_thin_cell_leans_on_its_stage_and_silence_and_those_on_all() -> None:
     v = StageValues.from_stage_stats({"_stage_values": _table()}, STAGES)
-    assert v is not None and v.rates.shape == (2, len(SILENCE_BUCKETS))
+    assert v is not None and v.rates.shape == (2, len(SILENCE_BUCKETS), len(CHASE_BUCKETS))
     overall = (3.0 + 1) / (5 + 2)
     disc = (1.0 + PRIOR_SNAPSHOTS * overall) / (3 + PRIOR_SNAPSHOTS)
-    col = SILENCE_BUCKETS.index
-    assert v.rates[0, col("under_7d")] == pytest.approx((1.0 + PRIOR_SNAPSHOTS * disc) / (2 + PRIOR_SNAPSHOTS))
-    assert v.rates[0, col("7_to_30d")] == pytest.approx(disc)  # no snapshot: the stage's own rate
+    quick = (1.0 + PRIOR_SNAPSHOTS * disc) / (2 + PRIOR_SNAPSHOTS)  # discovery, replied within a week
+    s, c = SILENCE_BUCKETS.index, CHASE_BUCKETS.index
+    cell = (1.0 + PRIOR_SNAPSHOTS * quick) / (2 + PRIOR_SNAPSHOTS)
+    assert v.rates[0, s("under_7d"), c("none")] == pytest.approx(cell)
+    assert v.rates[0, s("under_7d"), c("12_plus")] == pytest.approx(quick)  # no snapshot: its (stage, silence) rate
+    assert v.rates[0, s("7_to_30d"), c("1")] == pytest.approx(disc)  # nothing in that silence: the stage's own rate
     assert v.rates[1].min() > v.rates[0].max()  # proposal deals won more often here
 
 
 def test_a_response_moves_the_odds_by_the_ratio_of_the_state_values() -> None:
-    v = StageValues(rates=np.array([[0.2, 0.4, 0.3, 0.1], [0.5, 0.7, 0.6, 0.3]]))
+    rates = np.zeros((2, len(SILENCE_BUCKETS), len(CHASE_BUCKETS)))
+    rates[0, :, :], rates[1, :, :] = 0.3, 0.6
+    rates[0, 3, 4], rates[1, 1, 0] = 0.1, 0.7
+    v = StageValues(rates=rates)
     proba = np.array([[0.75, 0.25], [0.0, 1.0]])
-    got = v.value(proba, np.array([3, 1]))
-    assert got == pytest.approx([0.75 * 0.1 + 0.25 * 0.3, 0.7])
+    got = v.value(proba, np.array([3, 1]), np.array([4, 0]))
+    assert got == pytest.approx([0.75 * 0.1 + 0.25 * 0.6, 0.7])
     before, after = np.array([0.2]), np.array([0.5])
     moved = v.moved(np.array([0.1]), before, after)
     odds = lambda p: p / (1 - p)  # noqa: E731

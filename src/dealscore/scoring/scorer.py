@@ -44,7 +44,7 @@ from dealscore.scoring.predictor import FramePredictor, Inputs, Predictor, choos
 from dealscore.scoring.reasons import MAX_REASONS, MIN_REASON_POINTS, ReasonGrouping, pick_reasons, probability_points
 from dealscore.scoring.response import ResponseRates, action_interval, shrink
 from dealscore.scoring.result import NextAction, ScoreResult
-from dealscore.scoring.stage_values import StageValues
+from dealscore.scoring.stage_values import StageValues, chase_bucket
 from dealscore.scoring.track_record import WarningThresholds
 from dealscore.scoring.warnings import WarningRules, find_warnings
 from dealscore.times import naive_utc
@@ -462,7 +462,7 @@ class Scorer:
         """Top actions per row by expected change (probability points), each with its own reason.
 
         The change if the customer responds is the move the response makes to the deal's
-        state (real stage and silence, valued by :class:`StageValues` from the company's
+        state (real stage, silence and unanswered chase, valued by :class:`StageValues` from the company's
         history; ``stages`` holds the real-stage probabilities before and after each
         what-if); a bundle without that table falls back to the win model's re-score of
         the what-if. An action's two what-ifs (the customer's response, the unanswered attempt)
@@ -481,8 +481,9 @@ class Scorer:
         if self._values is not None and stages is not None and stages[1] is not None and len(pairs):
             # the odds of the state the response moves the deal to over the state it is in now
             rows_, js_ = (np.array([x[k] for x in pairs], dtype=np.int64) for k in (0, 2))
-            v_now = self._values.value(stages[0], silence)
-            v_after = self._values.value(stages[1][js_], silence_bucket(a_["days_since_last_inbound"][js_]))
+            v_now = self._values.value(stages[0], silence, chase_bucket(before.num("n_outbound_unanswered")))
+            v_after = self._values.value(stages[1][js_], silence_bucket(a_["days_since_last_inbound"][js_]),
+                                         chase_bucket(after.num("n_outbound_unanswered")[js_]))
             p_responds = self._values.moved(p[rows_], v_now[rows_], v_after)
         engaged = {"decision_maker": b["decision_maker_engaged"], "champion": b["champion_engaged"]}
         by_row: dict[int, list[tuple[float, int, Action, int, int, Any]]] = {}

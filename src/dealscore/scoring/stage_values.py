@@ -2,18 +2,22 @@
 
 ``bundle.stage_stats["_stage_values"]`` (learned by
 :func:`dealscore.training.stage_values.learn_stage_values`) counts, per (real
-stage, silence bucket), the training snapshots and how many of them went on to
-win. :class:`StageValues` smooths those rates (``PRIOR_SNAPSHOTS``
-pseudo-snapshots at the stage's rate, which itself leans on the overall rate)
-and values a response as the move it makes:
+stage, silence, chase) cell, the training snapshots and how many of them went on
+to win. *Silence* is the days since the customer's last inbound touch (the
+response rates' buckets); *chase* is how many outbound touches in a row went
+unanswered (:data:`CHASE_EDGES`): a customer who stopped answering while the rep
+keeps writing is in another state than one who is merely between meetings.
+:class:`StageValues` smooths the rates down a hierarchy (``PRIOR_SNAPSHOTS``
+pseudo-snapshots at the rate of the cell's (stage, silence), which leans on the
+stage's, which leans on the overall rate) and values a response as the move it makes:
 
-    v_now    = Σ_s P(real stage s | deal now)       · V(s, silence now)
-    v_after  = Σ_s P(real stage s | deal + response) · V(s, silence after the response)
+    v_now    = Σ_s P(real stage s | deal now)       · V(s, silence now, chase now)
+    v_after  = Σ_s P(real stage s | deal + response) · V(s, silence after, chase after)
     p_after  = sigmoid(logit(p_win) + logit(v_after) − logit(v_now))
 
 The stage probabilities are the real-stage model's on the deal and on its what-if
 (the response added now), so a response that completes the real stage's key step
-moves the deal along, and a reply ends the customer's silence. The deal's own
+moves the deal along, and a reply ends the customer's silence and the chase. The deal's own
 win probability carries everything else the win model knows about it (a 3% deal
 does not jump to its stage's average): the move is applied as a change of odds.
 """
@@ -28,10 +32,19 @@ import numpy as np
 
 from dealscore.playbook import SILENCE_BUCKETS
 
-#: pseudo-snapshots at the stage's rate added to each (stage, silence) cell: a thin cell says little
+#: pseudo-snapshots at the broader rate added to each cell: a thin cell says little
 PRIOR_SNAPSHOTS = 20.0
+#: lower edges of the chase buckets (outbound touches in a row without a customer reply): 0, 1, 2–3, 4–6, 7–11, 12+
+CHASE_EDGES = (1.0, 2.0, 4.0, 7.0, 12.0)
+CHASE_BUCKETS = ("none", "1", "2_to_3", "4_to_6", "7_to_11", "12_plus")
 #: probabilities are kept this far from 0 and 1 before taking log-odds
 EPS = 1e-6
+
+
+def chase_bucket(unanswered: np.ndarray) -> np.ndarray:
+    """Bucket index of the outbound touches in a row without a customer reply (NaN counts as none)."""
+    u = np.nan_to_num(np.asarray(unanswered, dtype=float), nan=0.0)
+    return np.searchsorted(np.asarray(CHASE_EDGES), u, side="right")
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -41,9 +54,9 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class StageValues:
-    """Smoothed win rate per (real stage, silence bucket): rows in the taxonomy's stage order."""
+    """Smoothed win rate per (real stage, silence bucket, chase bucket): stages in the taxonomy's order."""
 
-    rates: np.ndarray  # (stages, len(SILENCE_BUCKETS))
+    rates: np.ndarray  # (stages, len(SILENCE_BUCKETS), len(CHASE_BUCKETS))
 
     @classmethod
     def from_stage_stats(cls, stage_stats: Mapping[str, Any] | None, stages: Sequence[str]) -> StageValues | None:
@@ -54,21 +67,25 @@ class StageValues:
             return None
         pos = {s: i for i, s in enumerate(stages)}
         col = {b: j for j, b in enumerate(SILENCE_BUCKETS)}
-        n = np.zeros((len(stages), len(SILENCE_BUCKETS)))
+        chase = {c: k for k, c in enumerate(CHASE_BUCKETS)}
+        n = np.zeros((len(stages), len(SILENCE_BUCKETS), len(CHASE_BUCKETS)))
         w = np.zeros_like(n)
         for r in rows:
-            i, j = pos.get(r["stage"]), col.get(r["silence"])
-            if i is not None and j is not None:
-                n[i, j], w[i, j] = float(r["snapshots"]), float(r["won"])
+            i, j, k = pos.get(r["stage"]), col.get(r["silence"]), chase.get(r["chase"])
+            if i is not None and j is not None and k is not None:
+                n[i, j, k], w[i, j, k] = float(r["snapshots"]), float(r["won"])
         overall = (w.sum() + 1.0) / (n.sum() + 2.0)
-        stage_rate = (w.sum(axis=1) + PRIOR_SNAPSHOTS * overall) / (n.sum(axis=1) + PRIOR_SNAPSHOTS)
-        rates = (w + PRIOR_SNAPSHOTS * stage_rate[:, None]) / (n + PRIOR_SNAPSHOTS)
+        stage_rate = (w.sum(axis=(1, 2)) + PRIOR_SNAPSHOTS * overall) / (n.sum(axis=(1, 2)) + PRIOR_SNAPSHOTS)
+        silence_rate = ((w.sum(axis=2) + PRIOR_SNAPSHOTS * stage_rate[:, None])
+                        / (n.sum(axis=2) + PRIOR_SNAPSHOTS))
+        rates = (w + PRIOR_SNAPSHOTS * silence_rate[:, :, None]) / (n + PRIOR_SNAPSHOTS)
         return cls(rates=rates)
 
-    def value(self, stage_proba: np.ndarray, bucket: np.ndarray) -> np.ndarray:
-        """Σ_s P(stage s) · V(s, bucket) per row."""
+    def value(self, stage_proba: np.ndarray, silence: np.ndarray, chase: np.ndarray) -> np.ndarray:
+        """Σ_s P(stage s) · V(s, silence, chase) per row (bucket indices, see ``silence_bucket``/``chase_bucket``)."""
         proba = np.asarray(stage_proba, dtype=float)
-        return (proba * self.rates[:, np.asarray(bucket, dtype=np.int64)].T).sum(axis=1)
+        cells = self.rates[:, np.asarray(silence, dtype=np.int64), np.asarray(chase, dtype=np.int64)]
+        return (proba * cells.T).sum(axis=1)
 
     def moved(self, p: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
         """Win probabilities ``p`` moved by the odds ratio of the state values ``after`` / ``before``."""

@@ -487,13 +487,15 @@ def warning_thresholds(rows: TrainingRows, cfg: TrainConfig) -> dict[str, Any]:
 
 
 def stage_values(rows: TrainingRows, tax: StageTaxonomy) -> dict[str, Any]:
-    """Win rates per (real stage, silence) on the training slice's snapshots: what next-best actions value a
+    """Win rates per (real stage, silence, chase) on the training slice's snapshots: what next-best actions value a
     customer's response by (:mod:`dealscore.training.stage_values`)."""
     train = rows.masks["train"]
-    if "days_since_last_inbound" not in rows.features.columns:  # a feature spec without touchpoint recency
+    f = rows.features
+    if not {"days_since_last_inbound", "n_outbound_unanswered"} <= set(f.columns):  # no touchpoint features
         return {"rows": []}
     return learn_stage_values(rows.labels["real_stage"].to_numpy(dtype=object)[train],
-                              rows.features["days_since_last_inbound"].to_numpy(dtype=float)[train], rows.y[train],
+                              f["days_since_last_inbound"].to_numpy(dtype=float)[train],
+                              f["n_outbound_unanswered"].to_numpy(dtype=float)[train], rows.y[train],
                               rows.snaps["deal_id"].to_numpy(dtype=object)[train], tax.names)
 
 
