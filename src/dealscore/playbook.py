@@ -47,6 +47,17 @@ def silence_bucket(days_since_inbound: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(d), 0, out)
 
 
+#: lower edges of the chase buckets (outbound touches in a row without a customer reply): 0, 1, 2–3, 4–6, 7–11, 12+
+CHASE_EDGES = (1.0, 2.0, 4.0, 7.0, 12.0)
+CHASE_BUCKETS = ("none", "1", "2_to_3", "4_to_6", "7_to_11", "12_plus")
+
+
+def chase_bucket(unanswered: np.ndarray) -> np.ndarray:
+    """Bucket index of the outbound touches in a row without a customer reply (NaN counts as none)."""
+    u = np.nan_to_num(np.asarray(unanswered, dtype=float), nan=0.0)
+    return np.searchsorted(np.asarray(CHASE_EDGES), u, side="right")
+
+
 def role_group(role: Any) -> str:
     """The role groups response rates are kept by: decision maker, champion, anyone else."""
     return role if role in ("decision_maker", "champion") else "other"

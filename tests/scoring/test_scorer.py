@@ -11,11 +11,11 @@ import pytest
 
 from dealscore.errors import DataValidationError, NotFoundError
 from dealscore.features import build_features, scoring_snapshots
-from dealscore.playbook import SILENCE_BUCKETS, silence_bucket
+from dealscore.playbook import SILENCE_BUCKETS, chase_bucket, silence_bucket
 from dealscore.scoring import Scorer, ScoreResult
 from dealscore.scoring.actions import apply_action, candidate_actions
 from dealscore.scoring.grading import grade
-from dealscore.scoring.stage_values import StageValues, chase_bucket
+from dealscore.scoring.stage_values import StageValues
 
 
 @pytest.fixture(scope="module")

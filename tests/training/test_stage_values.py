@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dealscore.playbook import SILENCE_BUCKETS
-from dealscore.scoring.stage_values import CHASE_BUCKETS, PRIOR_SNAPSHOTS, StageValues, chase_bucket
+from dealscore.playbook import CHASE_BUCKETS, SILENCE_BUCKETS, chase_bucket
+from dealscore.scoring.stage_values import PRIOR_SNAPSHOTS, StageValues
 from dealscore.training.stage_values import learn_stage_values
 
 STAGES = ("discovery", "proposal")

@@ -22,7 +22,7 @@ from dealscore.errors import ConfigError, DataValidationError, ModelNotReadyErro
 from dealscore.features import FeatureContext, Touchpoint, WhatIf, scoring_snapshots
 from dealscore.forecast.features import close_time_matrix
 from dealscore.models.bundle import ModelBundle
-from dealscore.playbook import silence_bucket
+from dealscore.playbook import chase_bucket, silence_bucket
 from dealscore.scoring.actions import (
     SMALL_ITEMS,
     Action,
@@ -44,7 +44,7 @@ from dealscore.scoring.predictor import FramePredictor, Inputs, Predictor, choos
 from dealscore.scoring.reasons import MAX_REASONS, MIN_REASON_POINTS, ReasonGrouping, pick_reasons, probability_points
 from dealscore.scoring.response import ResponseRates, action_interval, shrink
 from dealscore.scoring.result import NextAction, ScoreResult
-from dealscore.scoring.stage_values import StageValues, chase_bucket
+from dealscore.scoring.stage_values import StageValues
 from dealscore.scoring.track_record import WarningThresholds
 from dealscore.scoring.warnings import WarningRules, find_warnings
 from dealscore.times import naive_utc
@@ -476,12 +476,13 @@ class Scorer:
         b = {c: before.num(c) for c in CHANGE_FEATURES}
         a_ = {c: after.num(c) for c in CHANGE_FEATURES}
         silence = silence_bucket(b["days_since_last_inbound"])
+        chase = chase_bucket(before.num("n_outbound_unanswered"))
         # the win probability if the customer responds, per pair: by default the what-if's re-score
         p_responds = p_after[np.array([x[2] for x in pairs], dtype=np.int64)]
         if self._values is not None and stages is not None and stages[1] is not None and len(pairs):
             # the odds of the state the response moves the deal to over the state it is in now
             rows_, js_ = (np.array([x[k] for x in pairs], dtype=np.int64) for k in (0, 2))
-            v_now = self._values.value(stages[0], silence, chase_bucket(before.num("n_outbound_unanswered")))
+            v_now = self._values.value(stages[0], silence, chase)
             v_after = self._values.value(stages[1][js_], silence_bucket(a_["days_since_last_inbound"][js_]),
                                          chase_bucket(after.num("n_outbound_unanswered")[js_]))
             p_responds = self._values.moved(p[rows_], v_now[rows_], v_after)

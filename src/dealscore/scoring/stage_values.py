@@ -5,7 +5,7 @@
 stage, silence, chase) cell, the training snapshots and how many of them went on
 to win. *Silence* is the days since the customer's last inbound touch (the
 response rates' buckets); *chase* is how many outbound touches in a row went
-unanswered (:data:`CHASE_EDGES`): a customer who stopped answering while the rep
+unanswered (:data:`dealscore.playbook.CHASE_BUCKETS`): a customer who stopped answering while the rep
 keeps writing is in another state than one who is merely between meetings.
 :class:`StageValues` smooths the rates down a hierarchy (``PRIOR_SNAPSHOTS``
 pseudo-snapshots at the rate of the cell's (stage, silence), which leans on the
@@ -30,21 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from dealscore.playbook import SILENCE_BUCKETS
+from dealscore.playbook import CHASE_BUCKETS, SILENCE_BUCKETS
 
 #: pseudo-snapshots at the broader rate added to each cell: a thin cell says little
 PRIOR_SNAPSHOTS = 20.0
-#: lower edges of the chase buckets (outbound touches in a row without a customer reply): 0, 1, 2–3, 4–6, 7–11, 12+
-CHASE_EDGES = (1.0, 2.0, 4.0, 7.0, 12.0)
-CHASE_BUCKETS = ("none", "1", "2_to_3", "4_to_6", "7_to_11", "12_plus")
+
 #: probabilities are kept this far from 0 and 1 before taking log-odds
 EPS = 1e-6
-
-
-def chase_bucket(unanswered: np.ndarray) -> np.ndarray:
-    """Bucket index of the outbound touches in a row without a customer reply (NaN counts as none)."""
-    u = np.nan_to_num(np.asarray(unanswered, dtype=float), nan=0.0)
-    return np.searchsorted(np.asarray(CHASE_EDGES), u, side="right")
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

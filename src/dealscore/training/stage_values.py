@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dealscore.playbook import SILENCE_BUCKETS, silence_bucket
-from dealscore.scoring.stage_values import CHASE_BUCKETS, chase_bucket
+from dealscore.playbook import CHASE_BUCKETS, SILENCE_BUCKETS, chase_bucket, silence_bucket
 
 
 def learn_stage_values(real_stage: np.ndarray, days_since_inbound: np.ndarray, unanswered: np.ndarray,
