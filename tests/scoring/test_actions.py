@@ -91,6 +91,7 @@ def test_describe_change_words_the_feature_deltas() -> None:
                     "decision maker for the first time, brings the deal to 2 contacts and ends 21 days without a "
                     "customer reply")
     assert "about 7 in 10" in action_reason(0.5, 1.0, 0.0, 0.7, "x", (0.0, 1.0), 1, [])
+    assert "; if not: no change; " in action_reason(0.5, 1.0, 0.0, 0.7, "x", (0.0, 1.0), 1, [])
 
 
 def test_once_only_actions_carry_their_follow_up(taxonomy: Any) -> None:

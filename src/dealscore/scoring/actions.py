@@ -316,8 +316,9 @@ def action_reason(expected: float, if_responds: float, if_unanswered: float, p_r
                   interval: tuple[float, float], deals: int, facts: Sequence[str]) -> str:
     """Both parts of the expected change in words, its interval, what it rests on and what it changes."""
     what = f"; it {', '.join(facts[:-1]) + ' and ' + facts[-1] if len(facts) > 1 else facts[0]}" if facts else ""
+    if_not = _pts(if_unanswered) if abs(if_unanswered) >= 0.05 else "no change"
     return (f"If {response_text} ({odds_text(p_respond)} for deals like this): {_pts(if_responds)}; "
-            f"if not: {_pts(if_unanswered)}; expected {_pts(expected)} (80%: {_pts(interval[0])} to "
+            f"if not: {if_not}; expected {_pts(expected)} (80%: {_pts(interval[0])} to "
             f"{_pts(interval[1])}), from {deals:,} similar past deal{'s' if deals != 1 else ''}{what}")
 
 
