@@ -103,9 +103,9 @@ def shrink(deals: int) -> float:
 #: uncertainty of an action's estimated changes (estimates from past deals, not measured effects): a band of
 #: ``MODEL_SPREAD`` times their weighted size plus ``MODEL_FLOOR_POINTS`` (a response valued at 0 may still be the
 #: step that moves the deal), both shrunk like the expected change. Set to hold 80% on one simulated company (mixed
-#: preset, 5,000 training deals, seed 5) against the intervention oracle; docs/scoring.md gives every preset
+#: preset, 5,000 training deals, seed 5: 79%) against the intervention oracle; docs/scoring.md gives every preset
 MODEL_SPREAD = 1.0
-MODEL_FLOOR_POINTS = 2.0
+MODEL_FLOOR_POINTS = 1.0
 
 
 def action_interval(r: Response, factor: float, if_responds: float, if_unanswered: float) -> tuple[float, float]:
