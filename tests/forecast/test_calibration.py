@@ -98,6 +98,7 @@ def test_a_forecast_that_says_80_percent_of_what_was_won_learns_to_scale_by_1_25
     cal = OpenDealCalibration().fit(trained.history, oracle, T)
     assert cal.ratio_ == pytest.approx(1.25, rel=1e-9)
     assert cal.spread_ == 0.0  # every window's error is exactly the ratio: nothing left for a shared factor
+    assert cal.ratio_sd_ == pytest.approx(0.0, abs=1e-12)  # and the ratio is known exactly
 
 
 def test_only_deals_the_model_was_not_fitted_on_are_learned_from(trained: Trained) -> None:
@@ -130,6 +131,21 @@ def test_recent_windows_count_more_in_the_ratio(trained: Trained) -> None:
     w = 0.5 ** ((T - pd.to_datetime(tb["end"])).dt.days.to_numpy() / cal.half_life_days)
     assert cal.ratio_ == pytest.approx((w * tb["booked"]).sum() / (w * tb["expected"]).sum(), rel=1e-9)
     assert 1.0 < pooled < cal.ratio_ < 1.25
+
+
+def test_the_ratio_standard_error_is_clustered_by_quarter_end(trained: Trained) -> None:
+    """A noisy scorer: the ratio's relative standard error is the sandwich over quarter ends of the weighted
+    residuals (windows ending together share their outcomes), written out here from the table."""
+    noisy = _knowing_scorer(trained.history, lambda d, t: 0.5 + 0.5 * (np.arange(len(d)) % 2))
+    cal = OpenDealCalibration().fit(trained.history, noisy, T)
+    tb = cal.table_
+    w = 0.5 ** ((T - pd.to_datetime(tb["end"])).dt.days.to_numpy() / cal.half_life_days)
+    resid = w * (tb["booked"].to_numpy() - cal.ratio_ * tb["expected"].to_numpy())
+    per_end = pd.Series(resid).groupby(tb["end"].to_numpy()).sum().to_numpy()
+    k = len(per_end)
+    assert k >= 2
+    se = np.sqrt(k / (k - 1) * (per_end**2).sum()) / (w * tb["expected"].to_numpy()).sum()
+    assert cal.ratio_sd_ == pytest.approx(se / cal.ratio_, rel=1e-9) and cal.ratio_sd_ > 0
 
 
 def test_too_few_windows_is_neutral(trained: Trained) -> None:
@@ -184,6 +200,19 @@ def test_factors_have_mean_one_and_do_not_depend_on_the_other_groups() -> None:
     assert f.mean(axis=0) == pytest.approx([1, 1], abs=0.01)
     assert f.std(axis=0) == pytest.approx([0.25, 0.25], rel=0.05)
     np.testing.assert_array_equal(cal.factors(["b"], 20000, 3)[:, 0], f[:, 1])
+
+
+def test_the_ratio_error_moves_every_group_together() -> None:
+    cal = OpenDealCalibration.neutral()
+    cal.ratio_sd_ = 0.1
+    f = cal.factors(["a", "b"], 20000, 3)
+    assert f.mean(axis=0) == pytest.approx([1, 1], abs=0.01)
+    assert f.std(axis=0) == pytest.approx([0.1, 0.1], rel=0.05)
+    np.testing.assert_array_equal(f[:, 0], f[:, 1])  # one ratio for all groups: its error is shared
+    cal.spread_ = 0.25  # with a team's own spread on top, groups differ but still move together
+    g = cal.factors(["a", "b"], 20000, 3)
+    assert 0 < np.corrcoef(g[:, 0], g[:, 1])[0, 1] < 0.5
+    assert g.std(axis=0) == pytest.approx([np.sqrt((1 + 0.1**2) * (1 + 0.25**2) - 1)] * 2, rel=0.05)
 
 
 def test_training_stores_a_calibration_learned_at_the_data_cut(trained: Trained) -> None:

@@ -128,6 +128,7 @@ def run_backtest(history: DealHistory, bundle: Any, quarters: Sequence[Period], 
                 "actual_open": float(opened.get(g, 0.0)),
                 "new_expected": float(sel["new_expected"].iloc[0]) if len(sel) else 0.0,
                 "calibration_ratio": float(calibration.ratio_), "calibration_spread": float(calibration.spread_),
+                "calibration_ratio_sd": float(getattr(calibration, "ratio_sd_", 0.0)),
             }
             row["actual_new"] = act - b - row["actual_open"]
             for p in PEERS:
@@ -237,6 +238,7 @@ def bias_parts(rows: pd.DataFrame) -> pd.DataFrame:
             "new_pipeline": float((sub["new_expected"] - sub["actual_new"]).sum()) / total,
             "calibration_ratio": float(sub["calibration_ratio"].mean()),
             "calibration_spread": float(sub["calibration_spread"].mean()),
+            "calibration_ratio_sd": float(sub["calibration_ratio_sd"].mean()),
         })
     return pd.DataFrame(out)
 
