@@ -19,6 +19,7 @@ from dealscore.scoring.actions import (
     contact_ids,
     contacts_of_rows,
     describe_change,
+    state_text,
 )
 
 
@@ -92,6 +93,10 @@ def test_describe_change_words_the_feature_deltas() -> None:
                     "customer reply")
     assert "about 7 in 10" in action_reason(0.5, 1.0, 0.0, 0.7, "x", (0.0, 1.0), 1, [])
     assert "; if not: no change; " in action_reason(0.5, 1.0, 0.0, 0.7, "x", (0.0, 1.0), 1, [])
+    priced = action_reason(4.2, 18.0, -1.0, 0.26, "x", (1.0, 8.0), 140, facts[-1:], state_text(0.082, 0.311))
+    assert priced.endswith("; it ends 21 days without a customer reply; past deals in the state it is in won 8% of "
+                           "the time, in the state a response leads to 31%")
+    assert "won <1% of the time" in state_text(0.001, 0.2)
 
 
 def test_once_only_actions_carry_their_follow_up(taxonomy: Any) -> None:

@@ -30,6 +30,7 @@ from dealscore._compat import column_array
 from dealscore.data.history import DealHistory, known_time
 from dealscore.errors import NotFoundError
 from dealscore.playbook import normalise_action
+from dealscore.scoring.result import percent_text
 
 #: Up to this many what-ifs, contacts are found with array masks rather than a join.
 SMALL_ITEMS = 64
@@ -300,6 +301,12 @@ def describe_change(before: Mapping[str, float], after: Mapping[str, float]) -> 
     return facts
 
 
+def state_text(won_now: float, won_after: float) -> str:
+    """The state move behind a response's change, as the company's own history priced it (StageValues)."""
+    return (f"past deals in the state it is in won {percent_text(won_now)} of the time, "
+            f"in the state a response leads to {percent_text(won_after)}")
+
+
 def odds_text(p: float) -> str:
     """A chance as a manager says it: "about 1 in 4", "about 7 in 10"."""
     if p >= 0.5:
@@ -313,9 +320,11 @@ def _pts(x: float) -> str:
 
 
 def action_reason(expected: float, if_responds: float, if_unanswered: float, p_respond: float, response_text: str,
-                  interval: tuple[float, float], deals: int, facts: Sequence[str]) -> str:
-    """Both parts of the expected change in words, its interval, what it rests on and what it changes."""
+                  interval: tuple[float, float], deals: int, facts: Sequence[str], priced: str | None = None) -> str:
+    """Both parts of the expected change in words, its interval, what it rests on and what it changes
+    (``priced``: how the history prices the state move behind the change, :func:`state_text`)."""
     what = f"; it {', '.join(facts[:-1]) + ' and ' + facts[-1] if len(facts) > 1 else facts[0]}" if facts else ""
+    what += f"; {priced}" if priced else ""
     if_not = _pts(if_unanswered) if abs(if_unanswered) >= 0.05 else "no change"
     return (f"If {response_text} ({odds_text(p_respond)} for deals like this): {_pts(if_responds)}; "
             f"if not: {if_not}; expected {_pts(expected)} (80%: {_pts(interval[0])} to "

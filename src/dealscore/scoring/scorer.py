@@ -32,6 +32,7 @@ from dealscore.scoring.actions import (
     contact_ids,
     contacts_of_rows,
     describe_change,
+    state_text,
 )
 from dealscore.scoring.at_risk import value_at_risk_array
 from dealscore.scoring.batch import LABEL_COLUMNS, ScoredBlock
@@ -479,6 +480,7 @@ class Scorer:
         chase = chase_bucket(before.num("n_outbound_unanswered"))
         # the win probability if the customer responds, per pair: by default the what-if's re-score
         p_responds = p_after[np.array([x[2] for x in pairs], dtype=np.int64)]
+        won: tuple[np.ndarray, np.ndarray] | None = None  # per pair: the state values now and after, when used
         if self._values is not None and stages is not None and stages[1] is not None and len(pairs):
             # the odds of the state the response moves the deal to over the state it is in now
             rows_, js_ = (np.array([x[k] for x in pairs], dtype=np.int64) for k in (0, 2))
@@ -486,6 +488,7 @@ class Scorer:
             v_after = self._values.value(stages[1][js_], silence_bucket(a_["days_since_last_inbound"][js_]),
                                          chase_bucket(after.num("n_outbound_unanswered")[js_]))
             p_responds = self._values.moved(p[rows_], v_now[rows_], v_after)
+            won = (v_now[rows_], v_after)
         engaged = {"decision_maker": b["decision_maker_engaged"], "champion": b["champion_engaged"]}
         by_row: dict[int, list[tuple[float, int, Action, int, int, Any]]] = {}
         for k, (i, a, js, jf) in enumerate(pairs):
@@ -503,7 +506,7 @@ class Scorer:
             cands.sort(key=lambda c: (-c[0], c[1]))
             seen: set[tuple[float, float]] = set()
             row_before = {c: b[c][i] for c in CHANGE_FEATURES}
-            for expected, _, a, js, _jf, (r, f, d_s, d_f) in cands:
+            for expected, k, a, js, _jf, (r, f, d_s, d_f) in cands:
                 if len(out[i]) >= self.n_actions or expected < self.min_action_change:
                     break
                 effect = (round(d_s, 6), round(d_f, 6))
@@ -512,9 +515,11 @@ class Scorer:
                 seen.add(effect)
                 low, high = action_interval(r, f, d_s, d_f)
                 facts = describe_change(row_before, {c: a_[c][js] for c in CHANGE_FEATURES})
+                priced = state_text(float(won[0][k]), float(won[1][k])) if won is not None else None
                 out[i].append(NextAction(
                     code=a.code, text=a.text, stage=a.stage, expected_change=float(expected),
-                    reason=action_reason(expected, d_s, d_f, r.p, a.response_text, (low, high), r.deals, facts),
+                    reason=action_reason(expected, d_s, d_f, r.p, a.response_text, (low, high), r.deals, facts,
+                                         priced),
                     p_respond=r.p, change_if_responds=float(d_s), change_if_unanswered=float(d_f),
                     interval_low=low, interval_high=high, similar_deals=r.deals, response_text=a.response_text))
         return out
