@@ -39,6 +39,7 @@ import argparse
 import copy
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -243,49 +244,65 @@ def run_warnings(name: str, train_deals: int, deals: int, seed: int, threads: in
             "thresholds": bundle.stage_stats.get("_warning_thresholds", {})}
 
 
+@dataclass
+class OraclePairs:
+    """Every (deal, suggested action) pair of a scoring run, with the intervention oracle's truth for each."""
+
+    actions: list[Any]  # NextAction per pair
+    deal: np.ndarray
+    truth: pd.DataFrame
+
+    @classmethod
+    def of(cls, sim: Any, results: list[Any], by_code: dict[tuple[str, str], Action]) -> OraclePairs:
+        rows = [(r.deal_id, r.as_of, a) for r in results for a in r.actions]
+        snaps = pd.DataFrame({"deal_id": [d for d, _, _ in rows], "as_of": [t for _, t, _ in rows]})
+        truth = intervention_effect(sim, snaps, [_intervention(by_code[(a.stage, a.code)]) for _, _, a in rows])
+        return cls([a for _, _, a in rows], np.array([d for d, _, _ in rows], dtype=object), truth)
+
+    @property
+    def true(self) -> np.ndarray:
+        return self.truth["expected_change"].to_numpy()
+
+    def field(self, name: str) -> np.ndarray:
+        return np.array([getattr(a, name) for a in self.actions], dtype=float)
+
+    def figures(self, ranking: str = "expected_change", interval: bool = True) -> dict[str, float]:
+        """:func:`action_figures` of the ranking by the actions' field ``ranking``."""
+        low, high = (self.field("interval_low"), self.field("interval_high")) if interval else (None, None)
+        return action_figures(self.field(ranking), self.true, self.deal, low, high)
+
+
 def run_preset(name: str, train_deals: int, deals: int, seed: int, threads: int, ceiling: bool = False
                ) -> dict[str, Any]:
     t0 = time.perf_counter()
     bundle, sim, t_train = trained_and_current(name, train_deals, deals, seed, threads)
-    # every valid action of every open deal: no cap on their number, no floor on their change
-    scorer = Scorer(bundle, n_actions=1_000, min_action_change=-np.inf)
-    results = scorer.score_many(sim.history, explain=False, actions=True)
     by_code = _playbook_actions(bundle.playbook or {}, list(bundle.taxonomy.names))
-    rows = [(r.deal_id, r.as_of, a) for r in results for a in r.actions]
-    acts = [by_code[(a.stage, a.code)] for _, _, a in rows]
-    snaps = pd.DataFrame({"deal_id": [d for d, _, _ in rows], "as_of": [t for _, t, _ in rows]})
-    truth = intervention_effect(sim, snaps, [_intervention(a) for a in acts])
-    true = truth["expected_change"].to_numpy()
-    deal = snaps["deal_id"].to_numpy()
-    pred = np.array([a.expected_change for _, _, a in rows])
-    low = np.array([a.interval_low for _, _, a in rows])
-    high = np.array([a.interval_high for _, _, a in rows])
+
+    def every_action(b: Any) -> list[Any]:
+        # every valid action of every open deal: no cap on their number, no floor on their change
+        return Scorer(b, n_actions=1_000, min_action_change=-np.inf).score_many(sim.history, explain=False,
+                                                                                actions=True)
+
+    results = every_action(bundle)
+    pairs = OraclePairs.of(sim, results, by_code)
     # the peers: this ranking without the state values (the win model's re-score of the response weighed by the
     # response rate, the previous release), and its bare re-score of the response (the first release)
-    prev = Scorer(bundle_without(bundle, "_stage_values"), n_actions=1_000, min_action_change=-np.inf).score_many(
-        sim.history, explain=False, actions=True)
-    prows = [(r.deal_id, r.as_of, a) for r in prev for a in r.actions]
-    ptruth = intervention_effect(sim, pd.DataFrame({"deal_id": [d for d, _, _ in prows],
-                                                    "as_of": [t for _, t, _ in prows]}),
-                                 [_intervention(by_code[(a.stage, a.code)]) for _, _, a in prows])
-    ptrue, pdeal = ptruth["expected_change"].to_numpy(), np.array([d for d, _, _ in prows], dtype=object)
+    prev = OraclePairs.of(sim, every_action(bundle_without(bundle, "_stage_values")), by_code)
     extra: dict[str, Any] = {}
     if ceiling:
         features = build_features(sim.history, scoring_snapshots(sim.history), spec=bundle.spec,
                                   taxonomy=bundle.taxonomy)
-        parts = {f"pred_{k}": np.array([getattr(a, k) for _, _, a in rows], dtype=float) for k in (
+        parts = {f"pred_{k}": pairs.field(k) for k in (
             "p_respond", "change_if_responds", "change_if_unanswered", "similar_deals")}
-        extra["oracle_ceiling"] = oracle_ceiling(features, deal, [a.code for _, _, a in rows], parts, true, seed)
+        extra["oracle_ceiling"] = oracle_ceiling(features, pairs.deal, [a.code for a in pairs.actions], parts,
+                                                 pairs.true, seed)
     return {**extra,
         "open_deals": len(results), "train_s": round(t_train, 1), "score_and_oracle_s": round(
             time.perf_counter() - t0 - t_train, 1),
-        "actions": action_figures(pred, true, deal, low, high),
-        "previous": action_figures(np.array([a.expected_change for _, _, a in prows]), ptrue, pdeal,
-                                   np.array([a.interval_low for _, _, a in prows]),
-                                   np.array([a.interval_high for _, _, a in prows])),
-        "peer_what_if": action_figures(np.array([a.change_if_responds for _, _, a in prows]), ptrue, pdeal, None,
-                                       None),
-        "effects": truth["effect"].value_counts().to_dict(),
+        "actions": pairs.figures(),
+        "previous": prev.figures(),
+        "peer_what_if": prev.figures("change_if_responds", interval=False),
+        "effects": pairs.truth["effect"].value_counts().to_dict(),
         "warnings": warning_figures(sim, results),
         "warnings_fixed": warning_figures(sim, Scorer(bundle_without(bundle, "_warning_thresholds")).score_many(
             sim.history, explain=False, actions=False)),

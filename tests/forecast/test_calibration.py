@@ -193,24 +193,26 @@ def test_the_forecast_applies_ratio_and_spread() -> None:
     assert any("calibrated" in n for n in scaled.notes)
 
 
-def test_factors_have_mean_one_and_do_not_depend_on_the_other_groups() -> None:
+def _factors(spread: float = 0.0, ratio_sd: float = 0.0, groups: tuple[str, ...] = ("a", "b")) -> np.ndarray:
+    """20,000 draws of a neutral calibration's factors with the given spreads; each column has mean 1."""
     cal = OpenDealCalibration.neutral()
-    cal.spread_ = 0.25
-    f = cal.factors(["a", "b"], 20000, 3)
-    assert f.mean(axis=0) == pytest.approx([1, 1], abs=0.01)
+    cal.spread_, cal.ratio_sd_ = spread, ratio_sd
+    f = cal.factors(list(groups), 20000, 3)
+    assert f.mean(axis=0) == pytest.approx([1] * len(groups), abs=0.01)
+    return f
+
+
+def test_factors_have_mean_one_and_do_not_depend_on_the_other_groups() -> None:
+    f = _factors(spread=0.25)
     assert f.std(axis=0) == pytest.approx([0.25, 0.25], rel=0.05)
-    np.testing.assert_array_equal(cal.factors(["b"], 20000, 3)[:, 0], f[:, 1])
+    np.testing.assert_array_equal(_factors(spread=0.25, groups=("b",))[:, 0], f[:, 1])
 
 
 def test_the_ratio_error_moves_every_group_together() -> None:
-    cal = OpenDealCalibration.neutral()
-    cal.ratio_sd_ = 0.1
-    f = cal.factors(["a", "b"], 20000, 3)
-    assert f.mean(axis=0) == pytest.approx([1, 1], abs=0.01)
+    f = _factors(ratio_sd=0.1)
     assert f.std(axis=0) == pytest.approx([0.1, 0.1], rel=0.05)
     np.testing.assert_array_equal(f[:, 0], f[:, 1])  # one ratio for all groups: its error is shared
-    cal.spread_ = 0.25  # with a team's own spread on top, groups differ but still move together
-    g = cal.factors(["a", "b"], 20000, 3)
+    g = _factors(spread=0.25, ratio_sd=0.1)  # with a team's own spread on top, groups differ but move together
     assert 0 < np.corrcoef(g[:, 0], g[:, 1])[0, 1] < 0.5
     assert g.std(axis=0) == pytest.approx([np.sqrt((1 + 0.1**2) * (1 + 0.25**2) - 1)] * 2, rel=0.05)
 

@@ -39,6 +39,9 @@ def test_nothing_to_learn_gives_no_table() -> None:
                               STAGES) == {"rows": []}
     assert StageValues.from_stage_stats({"_stage_values": {"rows": []}}, STAGES) is None
     assert StageValues.from_stage_stats({}, STAGES) is None
+    # a table counted before the chase was: the scorer keeps the re-score rather than misreading it
+    unchased = [{k: v for k, v in r.items() if k != "chase"} for r in _table()["rows"]]
+    assert StageValues.from_stage_stats({"_stage_values": {"rows": unchased}}, STAGES) is None
 
 
 def test_a_thin_cell_leans_on_its_stage_and_silence_and_those_on_all() -> None:

@@ -203,8 +203,7 @@ class OpenDealCalibration:
         self.table_ = table
         self.windows_ = int(table["origin"].nunique()) if len(table) else 0
         self.quarters_ = int(table["end"].nunique()) if len(table) else 0
-        self.ratio_, self.spread_ = self._learn(self.table_)
-        self.ratio_sd_ = self._ratio_sd(self.table_, self.ratio_) if self._enough(self.table_) else 0.0
+        self.ratio_, self.spread_, self.ratio_sd_ = self._learn(self.table_)
         return self
 
     def _windows(self, history: DealHistory, windows: list[tuple[pd.Timestamp, pd.Timestamp]], score_at: ScoreAt,
@@ -240,41 +239,34 @@ class OpenDealCalibration:
         """One quarter's windows share their outcomes: two quarters and ``min_windows`` windows at least."""
         return bool(len(table)) and table["origin"].nunique() >= self.min_windows and table["end"].nunique() >= 2
 
-    def _learn(self, table: pd.DataFrame) -> tuple[float, float]:
+    def _learn(self, table: pd.DataFrame) -> tuple[float, float, float]:
+        """``ratio_``, ``spread_`` and ``ratio_sd_`` of the windows' table (see module docstring)."""
         if not self._enough(table):
-            return 1.0, 0.0
+            return 1.0, 0.0, 0.0
         e = table["expected"].to_numpy(dtype=float)
         a = table["booked"].to_numpy(dtype=float)
         v = table["variance"].to_numpy(dtype=float)
         if e.sum() <= 0:
-            return 1.0, 0.0
-        ratio = self._ratio(table, self.as_of_)
+            return 1.0, 0.0, 0.0
+        w = self._weights(table, self.as_of_)
+        lo, hi = self.ratio_bounds
+        ratio = float(np.clip((w * a).sum() / (w * e).sum(), lo, hi))
         # the scaled probabilities' own variance is ≈ ratio · V (π small); what is left is shared by the team's deals
         excess = float(((a - ratio * e) ** 2 - ratio * v).sum())
         scale = float(((ratio * e) ** 2).sum())
         spread = float(np.sqrt(max(excess, 0.0) / scale)) if scale > 0 else 0.0
-        return ratio, float(min(spread, self.max_spread))
+        return ratio, float(min(spread, self.max_spread)), self._ratio_sd(w, e, a, table["end"].to_numpy(), ratio)
 
     def _weights(self, table: pd.DataFrame, at: pd.Timestamp) -> np.ndarray:
-        """Each window's weight: halved every ``half_life_days`` of its end before ``at`` (the model's error
-        drifts as the bundle ages and the business moves)."""
+        """Each window's weight in the ratio: halved every ``half_life_days`` of its end before ``at`` (the
+        model's error drifts as the bundle ages and the business moves, and the next quarter is most like the last)."""
         age = (at.value - pd.DatetimeIndex(table["end"]).as_unit("ns").asi8) / DAY_NS
         return np.asarray(0.5 ** (age / self.half_life_days), dtype=float)
 
-    def _ratio(self, table: pd.DataFrame, at: pd.Timestamp) -> float:
-        """ΣA / ΣE over the windows, each weighted by how recently it ended (:meth:`_weights`), clipped."""
-        w = self._weights(table, at)
-        e = float((w * table["expected"].to_numpy(dtype=float)).sum())
-        a = float((w * table["booked"].to_numpy(dtype=float)).sum())
-        lo, hi = self.ratio_bounds
-        return float(np.clip(a / e, lo, hi)) if e > 0 else 1.0
-
-    def _ratio_sd(self, table: pd.DataFrame, ratio: float) -> float:
-        """Relative standard error of the weighted ratio, clustered by quarter end (see module docstring)."""
-        w = self._weights(table, self.as_of_)
-        e = table["expected"].to_numpy(dtype=float)
-        resid = w * (table["booked"].to_numpy(dtype=float) - ratio * e)
-        per_end = pd.Series(resid).groupby(table["end"].to_numpy()).sum().to_numpy()
+    def _ratio_sd(self, w: np.ndarray, e: np.ndarray, a: np.ndarray, ends: np.ndarray, ratio: float) -> float:
+        """Relative standard error of the weighted ratio Σw·A / Σw·E, clustered by quarter end (windows ending
+        together share their outcomes): the sandwich over the ends' summed weighted residuals."""
+        per_end = pd.Series(w * (a - ratio * e)).groupby(ends).sum().to_numpy()
         k, total = len(per_end), float((w * e).sum())
         if k < 2 or total <= 0 or ratio <= 0:
             return 0.0

@@ -72,8 +72,9 @@ class NextAction(BaseModel):
     ``expected_change = shrink · (p_respond · change_if_responds + (1 − p_respond) · change_if_unanswered)``
     where ``p_respond`` is how often customers of deals like this took such an
     attempt up (learned from the history's outreach and replies), ``change_if_responds``
-    is the move the response makes to the deal's state (its real stage and the
-    customer's silence, valued by the company's own win rates per state),
+    is the move the response makes to the deal's state (its real stage, the
+    customer's silence and the rep's unanswered chase, valued by the company's own
+    win rates per state),
     ``change_if_unanswered`` the model's re-score of the deal with the unanswered
     attempt added now (when it lowers the score), and
     ``shrink = similar_deals / (similar_deals + 10)``.
@@ -89,8 +90,9 @@ class NextAction(BaseModel):
     reason: str
     p_respond: float | None = Field(default=None, description="P(the customer takes it up | deals like this now)")
     change_if_responds: float | None = Field(
-        default=None, description="points if the customer takes it up: the odds of the state the response moves the "
-                                  "deal to (real stage, silence ended) over the state it is in now")
+        default=None, description="points if the customer takes it up: the odds of the state the response moves "
+                                  "the deal to (real stage; silence and unanswered chase ended) over the state it "
+                                  "is in now")
     change_if_unanswered: float | None = Field(
         default=None, description="points of the attempt left unanswered (never positive: an unanswered attempt "
                                   "shows no new customer behaviour)")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.special import expit, logit
 
 from dealscore.playbook import CHASE_BUCKETS, SILENCE_BUCKETS
 
@@ -40,8 +41,7 @@ EPS = 1e-6
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, EPS, 1.0 - EPS)
-    return np.log(q) - np.log1p(-q)
+    return logit(np.clip(np.asarray(p, dtype=float), EPS, 1.0 - EPS))
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,11 @@ class StageValues:
 
     @classmethod
     def from_stage_stats(cls, stage_stats: Mapping[str, Any] | None, stages: Sequence[str]) -> StageValues | None:
-        """The bundle's table, or None when it has none (a bundle trained before it existed)."""
+        """The bundle's table, or None when it has none (a bundle trained before it existed, or before the table
+        counted the chase): the scorer then values responses by the win model's re-score."""
         raw = (stage_stats or {}).get("_stage_values") or {}
         rows = raw.get("rows") or []
-        if not rows:
+        if not rows or any("chase" not in r for r in rows):
             return None
         pos = {s: i for i, s in enumerate(stages)}
         col = {b: j for j, b in enumerate(SILENCE_BUCKETS)}
@@ -81,5 +82,4 @@ class StageValues:
 
     def moved(self, p: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
         """Win probabilities ``p`` moved by the odds ratio of the state values ``after`` / ``before``."""
-        z = _logit(np.asarray(p, dtype=float)) + _logit(np.asarray(after)) - _logit(np.asarray(before))
-        return 1.0 / (1.0 + np.exp(-z))
+        return np.asarray(expit(_logit(p) + _logit(after) - _logit(before)), dtype=float)
