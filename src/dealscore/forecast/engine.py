@@ -148,6 +148,14 @@ def pipeline_from_columns(columns: Mapping[str, Sequence[Any]]) -> OpenPipeline:
             f"part), e.g. {missing[:5]}", fix="rescore the open deals with a model trained by this dealscore",
         )
     k = len(BUCKET_EDGES) - 1
+    width = np.dtype(PMF_DTYPE).itemsize
+    sizes = [len(p) // width if isinstance(p, bytes | bytearray | memoryview) else len(p) for p in pmfs]
+    other = [d for d, n in zip(columns["deal_id"], sizes, strict=True) if n != k]
+    if other:  # another bucket layout (a score from another dealscore, or a damaged row): never a reshape error
+        raise ModelNotReadyError(
+            f"{len(other)} stored score(s) carry a close outlook in another bucket layout than this dealscore's "
+            f"{k} buckets, e.g. {other[:5]}", fix="rescore the open deals with a model trained by this dealscore",
+        )
     try:  # all in the compact form: one buffer
         pmf = np.frombuffer(b"".join(pmfs), dtype=PMF_DTYPE).astype(float)
     except TypeError:  # some as lists (JSON form)
