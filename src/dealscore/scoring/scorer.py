@@ -35,7 +35,7 @@ from dealscore.scoring.actions import (
     state_text,
 )
 from dealscore.scoring.at_risk import value_at_risk_array
-from dealscore.scoring.batch import LABEL_COLUMNS, ScoredBlock
+from dealscore.scoring.batch import FRAME_COLUMNS, LABEL_COLUMNS, ScoredBlock
 from dealscore.scoring.columns import Columns
 from dealscore.scoring.grading import DEFAULT_GRADE_CUTOFFS, check_cutoffs, grades
 from dealscore.scoring.mismatch import judge
@@ -422,9 +422,13 @@ class Scorer:
                 block.actions = [[] for _ in range(n)]
             else:
                 after = predictor.columns(vinp)
-                # the real stage after each what-if, for valuing a response by the state it moves the deal to
-                stage_after = (predictor.stage_proba(vinp, self._taxonomy.names) if self._values is not None
-                               else None)
+                # the real stage after each response what-if, for valuing a response by the state it moves the
+                # deal to (the unanswered attempts' rows are never read: not predicted, left NaN)
+                stage_after = None
+                if self._values is not None and len(pairs):
+                    responds = np.unique(np.array([x[2] for x in pairs], dtype=np.int64))
+                    stage_after = np.full((len(p_all) - n, len(self._taxonomy.names)), np.nan)
+                    stage_after[responds] = predictor.stage_proba(vinp, self._taxonomy.names, responds)
                 block.actions = self._rank_actions(cols, p, after, p_all[n:], pairs, declared,
                                                    (stage_proba, stage_after))
         return block
@@ -530,8 +534,6 @@ class Scorer:
 
 def _empty_frame(stage_names: Sequence[str]) -> pd.DataFrame:
     """The batch frame's columns with no rows (no open deal at the scoring time)."""
-    from dealscore.scoring.batch import FRAME_COLUMNS
-
     return pd.DataFrame(columns=[*FRAME_COLUMNS, *(f"p_stage_{s}" for s in stage_names)])
 
 
