@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from dealscore.data import rules
-from dealscore.data.history import DealHistory
+from dealscore.data.history import DealHistory, load_history
+from dealscore.data.history.load import naming_files_read, shadowed_files
 from dealscore.data.schema import DIRECTIONS, OUTCOMES, TABLES
 from dealscore.errors import DataValidationError
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
@@ -604,9 +605,6 @@ def load_and_validate(
     A table read from Parquet while a CSV of the same table lies beside it is
     named in the report's warnings and in any error about that table.
     """
-    from dealscore.data.history import load_history
-    from dealscore.data.history.load import naming_files_read, shadowed_files
-
     path = Path(folder)
     history = load_history(path)
     with naming_files_read(path):
