@@ -27,9 +27,10 @@ import structlog
 from dealscore import tracking
 from dealscore.errors import DealscoreError, ModelNotReadyError
 from dealscore.models.stage_labels import describe_habits
+from dealscore.scoring.stage_values import StageValues
 from dealscore.taxonomy import StageTaxonomy
 from dealscore.times import naive_utc
-from dealscore_service.schemas import ModelInfo, RecordingHabits
+from dealscore_service.schemas import ModelInfo, RecordingHabits, StateValues
 from dealscore_service.settings import Settings
 
 log = structlog.get_logger("dealscore_service.model")
@@ -50,6 +51,7 @@ class LoadedModel:
     training_window: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     recording_habits: dict[str, Any] = field(default_factory=dict)
+    state_values: dict[str, Any] = field(default_factory=dict)
 
     @property
     def taxonomy(self) -> StageTaxonomy:
@@ -139,6 +141,7 @@ class ModelLoader:
             training_window=dict(getattr(bundle, "training_window", {}) or {}),
             metrics=dict(getattr(bundle, "metrics", {}) or {}),
             recording_habits=dict(getattr(bundle, "recording_habits", {}) or {}),
+            state_values=_state_values(bundle),
         )
 
     # ------------------------------------------------------------------ public
@@ -188,7 +191,8 @@ class ModelLoader:
                          training_window=m.training_window, metrics=m.metrics, message=m.message,
                          recording_habits=RecordingHabits(company=habits.get("company") or {},
                                                           reps=habits.get("reps") or [],
-                                                          summary=describe_habits(habits)))
+                                                          summary=describe_habits(habits)),
+                         state_values=StateValues(**m.state_values))
 
     def require(self) -> LoadedModel:
         """The model in use, or :class:`ModelNotReadyError` (503) saying why there is none."""
@@ -200,3 +204,10 @@ class ModelLoader:
                 "an admin can then POST /v1/model/reload",
             )
         return model
+
+
+def _state_values(bundle: Any) -> dict[str, Any]:
+    """The bundle's state values as the model page shows them (empty for a bundle trained without them)."""
+    tax = getattr(bundle, "taxonomy", None)
+    values = StageValues.from_stage_stats(getattr(bundle, "stage_stats", None), list(tax.names)) if tax else None
+    return values.summary() if values is not None else {}

@@ -396,6 +396,33 @@ class RecordingHabits(BaseModel):
     summary: list[str] = Field(default_factory=list, description="the same in plain sentences")
 
 
+class StateValueStage(BaseModel):
+    """One real stage's smoothed win rate per customer silence (every chase together)."""
+
+    stage: str
+    snapshots: int = Field(description="training snapshots in this real stage")
+    win_rates: dict[str, float] = Field(description="per silence bucket (days since the customer's last reply)")
+    snapshots_by_silence: dict[str, int]
+
+
+class StateValueChase(BaseModel):
+    """Outbound touches in a row without a reply, over every stage and silence."""
+
+    chase: str
+    snapshots: int
+    win_rate: float | None = Field(description="none when no training snapshot had that chase")
+
+
+class StateValues(BaseModel):
+    """What the next-best actions are priced with: past win rates by the state a deal is in."""
+
+    silence_buckets: list[str] = Field(default_factory=list)
+    stages: list[StateValueStage] = Field(default_factory=list)
+    chase: list[StateValueChase] = Field(default_factory=list)
+    prior_snapshots: float | None = Field(default=None, description="pseudo-snapshots a thin cell is smoothed with")
+    reading: list[str] = Field(default_factory=list, description="the same in plain sentences")
+
+
 class OutcomeRequest(_Strict):
     """``POST /v1/deals/{deal_id}/outcome``: the CRM says the deal closed."""
 
@@ -431,6 +458,8 @@ class ModelInfo(BaseModel):
     training_window: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     recording_habits: RecordingHabits = Field(default_factory=RecordingHabits)
+    state_values: StateValues = Field(default_factory=StateValues,
+                                      description="past win rates per deal state: what a response is worth")
     message: str | None = Field(default=None, description="why the model is missing or came from the local copy")
 
 

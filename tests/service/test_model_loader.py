@@ -67,6 +67,11 @@ def test_champion_from_registry_then_local_copy_when_it_is_down(
     habits = info["recording_habits"]  # learned with the real-stage labels, for coaching
     assert habits["reps"] and {"rep_id", "lag_days", "ahead_share", "skipped_share"} <= set(habits["reps"][0])
     assert "records stage changes" in habits["summary"][1] and habits["company"]["lag_days"] >= 0
+    values = info["state_values"]  # what the next-best actions are priced with
+    assert [r["stage"] for r in values["stages"]] == list(trained_model.bundle.taxonomy.names)
+    assert sum(r["snapshots"] for r in values["stages"]) == sum(c["snapshots"] for c in values["chase"]) > 0
+    assert all(0 < p < 1 for r in values["stages"] for p in r["win_rates"].values())
+    assert values["reading"] and values["reading"][0].startswith("Silence matters most in ")
     assert (local_copy_dir(local_cache_dir=cache, uri=registry) / "bundle" / "bundle.json").is_file(), "a copy is kept"
 
     with registry_down(registry):

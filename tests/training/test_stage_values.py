@@ -72,3 +72,27 @@ def test_a_response_moves_the_odds_by_the_ratio_of_the_state_values() -> None:
     assert odds(moved[0]) == pytest.approx(odds(0.1) * odds(0.5) / odds(0.2))
     assert v.moved(np.array([0.3]), after, after) == pytest.approx([0.3])  # no move, no change
     assert 0 < v.moved(np.array([0.0]), before, after)[0] < 1e-5  # kept off 0 and 1
+
+
+def test_the_summary_is_the_table_the_actions_are_priced_with() -> None:
+    v = StageValues.from_stage_stats({"_stage_values": _table()}, STAGES)
+    assert v is not None
+    got = v.summary()
+    assert got["silence_buckets"] == list(SILENCE_BUCKETS)
+    disc, prop = got["stages"]
+    assert (disc["stage"], disc["snapshots"], prop["snapshots"]) == ("discovery", 3, 2)
+    assert disc["snapshots_by_silence"] == {"never": 0, "under_7d": 2, "7_to_30d": 0, "over_30d": 1}
+    # each (stage, silence) rate is the smoothed one the cells lean on
+    s = SILENCE_BUCKETS.index
+    assert disc["win_rates"]["under_7d"] == pytest.approx(v.silence_rates[0, s("under_7d")])
+    assert disc["win_rates"]["under_7d"] > disc["win_rates"]["over_30d"]
+    chase = {c["chase"]: c for c in got["chase"]}
+    assert chase["none"]["snapshots"] == 3 and chase["12_plus"] == {"chase": "12_plus", "snapshots": 0,
+                                                                      "win_rate": None}
+    # the chase's rate: its cells' smoothed rates weighted by their snapshots
+    c = CHASE_BUCKETS.index
+    want = (2 * v.rates[0, s("under_7d"), c("none")] + v.rates[1, s("under_7d"), c("none")]) / 3
+    assert chase["none"]["win_rate"] == pytest.approx(want)
+    assert got["reading"][0].startswith("Silence matters most in discovery:")
+    assert "with 4–6 of them past deals won" in got["reading"][1]
+    assert StageValues(rates=v.rates).summary() == {}  # a table built by hand has no counts to show

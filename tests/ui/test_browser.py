@@ -361,6 +361,10 @@ def test_model_page_shows_the_plots_with_a_reading(laptop: Page) -> None:
     assert habits.is_visible() and habits.locator("tbody tr").count() >= 2
     assert re.match(r"R\d+ records stage changes \d+ days late on average",
                     page.locator("[data-testid=habits-reading]").inner_text())
+    values = page.locator("[data-testid=state-values]")  # what a response is worth: the actions' price list
+    assert values.is_visible() and values.locator("tbody tr").count() >= 4
+    assert re.match(r"\d+%$", values.locator("tbody td").first.inner_text())
+    assert "Silence matters most in " in values.locator("[data-testid=values-reading]").first.inner_text()
     laptop.shot("model-laptop")
 
 

@@ -49,6 +49,9 @@ class StageValues:
     """Smoothed win rate per (real stage, silence bucket, chase bucket): stages in the taxonomy's order."""
 
     rates: np.ndarray  # (stages, len(SILENCE_BUCKETS), len(CHASE_BUCKETS))
+    stages: tuple[str, ...] = ()
+    silence_rates: np.ndarray | None = None  # (stages, len(SILENCE_BUCKETS)): every chase together
+    snapshots: np.ndarray | None = None  # raw counts behind ``rates``
 
     @classmethod
     def from_stage_stats(cls, stage_stats: Mapping[str, Any] | None, stages: Sequence[str]) -> StageValues | None:
@@ -72,7 +75,29 @@ class StageValues:
         silence_rate = ((w.sum(axis=2) + PRIOR_SNAPSHOTS * stage_rate[:, None])
                         / (n.sum(axis=2) + PRIOR_SNAPSHOTS))
         rates = (w + PRIOR_SNAPSHOTS * silence_rate[:, :, None]) / (n + PRIOR_SNAPSHOTS)
-        return cls(rates=rates)
+        return cls(rates=rates, stages=tuple(stages), silence_rates=silence_rate, snapshots=n)
+
+    def summary(self) -> dict[str, Any]:
+        """What a manager reads on the model page: the smoothed win rate per real stage and customer silence
+        (every chase together), the chase's own effect, and the past snapshots each figure rests on.
+
+        The same numbers the next-best actions are priced with, so a suggestion's
+        "in the state a response leads to Y%" can be looked up here.
+        """
+        if self.silence_rates is None or self.snapshots is None:
+            return {}
+        n = self.snapshots
+        by_stage = [{"stage": st, "snapshots": int(n[i].sum()),
+                     "win_rates": {b: float(self.silence_rates[i, j]) for j, b in enumerate(SILENCE_BUCKETS)},
+                     "snapshots_by_silence": {b: int(n[i, j].sum()) for j, b in enumerate(SILENCE_BUCKETS)}}
+                    for i, st in enumerate(self.stages)]
+        # the chase over every stage and silence, each cell's smoothed rate weighted by its snapshots
+        weight = n.sum(axis=(0, 1))
+        chase_rate = (self.rates * n).sum(axis=(0, 1)) / np.where(weight > 0, weight, 1.0)
+        by_chase = [{"chase": c, "snapshots": int(weight[k]), "win_rate": float(chase_rate[k]) if weight[k] else None}
+                    for k, c in enumerate(CHASE_BUCKETS)]
+        return {"silence_buckets": list(SILENCE_BUCKETS), "stages": by_stage, "chase": by_chase,
+                "prior_snapshots": PRIOR_SNAPSHOTS, "reading": _reading(by_stage, by_chase)}
 
     def value(self, stage_proba: np.ndarray, silence: np.ndarray, chase: np.ndarray) -> np.ndarray:
         """Σ_s P(stage s) · V(s, silence, chase) per row (bucket indices, see ``silence_bucket``/``chase_bucket``)."""
@@ -83,3 +108,21 @@ class StageValues:
     def moved(self, p: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
         """Win probabilities ``p`` moved by the odds ratio of the state values ``after`` / ``before``."""
         return np.asarray(expit(_logit(p) + _logit(after) - _logit(before)), dtype=float)
+
+
+def _reading(by_stage: list[dict[str, Any]], by_chase: list[dict[str, Any]]) -> list[str]:
+    """Two plain sentences: where the customer's silence matters most, and what an unanswered chase says."""
+    out = []
+    seen = [r for r in by_stage if r["snapshots_by_silence"]["under_7d"] and r["snapshots_by_silence"]["over_30d"]]
+    if seen:
+        r = max(seen, key=lambda r: r["win_rates"]["under_7d"] - r["win_rates"]["over_30d"])
+        out.append(f"Silence matters most in {r['stage']}: past deals there won {r['win_rates']['under_7d']:.0%} "
+                   f"of the time when the customer had replied within the week, {r['win_rates']['over_30d']:.0%} "
+                   f"after more than 30 days without a reply.")
+    none = next((c for c in by_chase if c["chase"] == "none" and c["win_rate"] is not None), None)
+    chased = [c for c in by_chase if c["chase"] != "none" and c["win_rate"] is not None and c["snapshots"]]
+    if none is not None and chased:
+        c = max(chased, key=lambda c: c["snapshots"] if c["chase"] in ("4_to_6", "7_to_11") else 0)
+        out.append(f"Unanswered touches in a row are a warning: with {c['chase'].replace('_to_', '–')} of them past "
+                   f"deals won {c['win_rate']:.0%}, against {none['win_rate']:.0%} with none.")
+    return out
