@@ -159,7 +159,7 @@ def main() -> None:
         for r in parts.to_dict("records"):
             print(f"bias parts, week {r['week']}: open deals {r['open']:+.1%} (uncalibrated "
                   f"{r['open_uncalibrated']:+.1%}), new pipeline {r['new_pipeline']:+.1%}; calibration ratio "
-                  f"{r['calibration_ratio']:.3f} (standard error {r['calibration_ratio_sd']:.1%}), spread "
+                  f"{r['calibration_ratio']:.3f} (predictive error {r['calibration_ratio_sd']:.1%}), spread "
                   f"{r['calibration_spread']:.1%}")
         week2 = summary[summary["week"] == weeks[0]]
         targets = _targets(week2)

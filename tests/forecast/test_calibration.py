@@ -133,19 +133,24 @@ def test_recent_windows_count_more_in_the_ratio(trained: Trained) -> None:
     assert 1.0 < pooled < cal.ratio_ < 1.25
 
 
-def test_the_ratio_standard_error_is_clustered_by_quarter_end(trained: Trained) -> None:
-    """A noisy scorer: the ratio's relative standard error is the sandwich over quarter ends of the weighted
-    residuals (windows ending together share their outcomes), written out here from the table."""
+def test_the_ratio_error_is_predictive_over_quarter_ends(trained: Trained) -> None:
+    """A noisy scorer: the ratio's relative error is the learned ratio's standard error (the sandwich over
+    quarter ends of the weighted residuals: windows ending together share their outcomes) plus the quarter ends'
+    own ratios' variance around it (what the next quarter's ratio may do), written out here from the table."""
     noisy = _knowing_scorer(trained.history, lambda d, t: 0.5 + 0.5 * (np.arange(len(d)) % 2))
     cal = OpenDealCalibration().fit(trained.history, noisy, T)
     tb = cal.table_
     w = 0.5 ** ((T - pd.to_datetime(tb["end"])).dt.days.to_numpy() / cal.half_life_days)
+    ends = tb["end"].to_numpy()
     resid = w * (tb["booked"].to_numpy() - cal.ratio_ * tb["expected"].to_numpy())
-    per_end = pd.Series(resid).groupby(tb["end"].to_numpy()).sum().to_numpy()
-    k = len(per_end)
+    per_end = pd.Series(resid).groupby(ends).sum().to_numpy()
+    we = pd.Series(w * tb["expected"].to_numpy()).groupby(ends).sum().to_numpy()
+    k, total = len(per_end), we.sum()
     assert k >= 2
-    se = np.sqrt(k / (k - 1) * (per_end**2).sum()) / (w * tb["expected"].to_numpy()).sum()
-    assert cal.ratio_sd_ == pytest.approx(se / cal.ratio_, rel=1e-9) and cal.ratio_sd_ > 0
+    se2 = k / (k - 1) * (per_end**2).sum() / total**2
+    between2 = k / (k - 1) * ((we / total) * (per_end / we) ** 2).sum()
+    assert between2 > se2 > 0  # one quarter varies more than the mean of several is uncertain
+    assert cal.ratio_sd_ == pytest.approx(np.sqrt(se2 + between2) / cal.ratio_, rel=1e-9)
 
 
 def test_too_few_windows_is_neutral(trained: Trained) -> None:
