@@ -10,7 +10,7 @@ forecast reads one small row per open deal and nothing of ``scores``.
 
 Adding a nullable column is a catalogue-only change on PostgreSQL and SQLite.
 The upgrade then fills it for the open deals (the rows the forecast reads),
-from their latest score's JSON, in chunks; closed deals keep ``NULL``. A row
+from their latest score's JSON, a chunk of deals at a time; closed deals keep ``NULL``. A row
 left ``NULL`` (a closed deal, or one written meanwhile by a worker still on
 the previous revision) is read from its score's JSON, as before: slower, same
 numbers. ``b""`` means the score carries no close outlook.
@@ -58,10 +58,12 @@ def _fill_open_deals() -> None:
               .where(deals.c.is_open.is_(True), deals.c.close_pmf.is_(None)).order_by(deals.c.deal_id))
     fill = (sa.update(deals).where(deals.c.deal_id == sa.bindparam("key"))
             .values(close_pmf=sa.bindparam("pmf", type_=sa.LargeBinary())))
-    # every open deal's bytes are built from the read, then written in chunks (a few hundred bytes a deal)
-    rows = [{"key": deal_id, "pmf": pmf_bytes(probs)} for deal_id, probs in bind.execute(latest)]
-    for i in range(0, len(rows), _CHUNK):
-        bind.execute(fill, rows[i:i + _CHUNK])
+    # read and written a chunk at a time, by deal id (keyset pages): a store of 200,000 open deals never holds
+    # every score's probabilities in memory at once
+    last = ""
+    while chunk := bind.execute(latest.where(deals.c.deal_id > last).limit(_CHUNK)).all():
+        bind.execute(fill, [{"key": deal_id, "pmf": pmf_bytes(probs)} for deal_id, probs in chunk])
+        last = chunk[-1][0]
 
 
 def downgrade() -> None:
