@@ -9,9 +9,16 @@ from typer.testing import CliRunner
 
 from dealscore.cli import app
 from dealscore.errors import ModelNotReadyError
-from dealscore.forecast.calibration import fit_open_calibration
+from dealscore.forecast.calibration import OpenDealCalibration, fit_open_calibration
 from dealscore.forecast.close_time import pmf_bytes
-from dealscore.forecast.engine import forecast_history, forecast_pipeline, pipeline_from_columns, pipeline_from_results
+from dealscore.forecast.creation import PipelineCreationModel
+from dealscore.forecast.engine import (
+    forecast_history,
+    forecast_notes,
+    forecast_pipeline,
+    pipeline_from_columns,
+    pipeline_from_results,
+)
 from dealscore.models.bundle import ModelBundle
 from dealscore.scoring import Scorer
 from dealscore.times import naive_utc
@@ -107,3 +114,15 @@ def test_each_rows_range_is_the_quantiles_of_its_own_draws(trained: Trained) -> 
         q = np.quantile(fc.draws[f"{r['group']}|{r['period']}"], (0.1, 0.5, 0.9))
         assert (r["p10"], r["p50"], r["p90"]) == tuple(float(v) for v in q)
     assert len(fc.fan) == len(fc.table["group"].unique()) * len(fc.fan["month"].unique())
+
+
+def test_the_notes_say_which_uncertainties_the_range_carries() -> None:
+    """Without a calibration or a creation model the notes say what is missing; with them, what is drawn."""
+    bare = forecast_notes(None, None)
+    assert "correlated risk is not modelled" in bare[0] and "not created yet are not included" in bare[1]
+    cal = OpenDealCalibration.neutral()
+    cal.ratio_, cal.ratio_sd_, cal.spread_, cal.windows_ = 0.9, 0.05, 0.02, 7
+    full = forecast_notes(PipelineCreationModel(), cal)
+    assert full[0].startswith("open deals calibrated on 7 past windows: probabilities × 0.900")
+    assert "shared error of that factor (5.0%" in full[0] and "per-group spread (2.0%" in full[0]
+    assert "not modelled" not in " ".join(full) and "uncertain by its counts" in full[1]

@@ -307,17 +307,28 @@ def forecast_pipeline(
         "deal_id": pipe.deal_id[keep][order], "group": keys[keep][order], "amount": amount[order],
         "p_win": p_win[order], "p_this_period": p_cur[order], "share_of_variance": share[order],
     })
-    notes = ["deals are drawn independently given their probabilities (correlated risk is not modelled)"]
-    if creation is None:
-        notes.append("bookings from deals not created yet are not included (no pipeline creation model)")
-    if calibration is None:
-        notes.append("open deals are not calibrated against past windows (no open-deal calibration)")
-    else:
-        c = calibration.summary()
-        notes.append(f"open deals calibrated on {c['windows']} past windows: probabilities × {c['ratio']:.3f}, "
-                     f"correlated spread per group {c['spread']:.1%}")
+    notes = forecast_notes(creation, calibration)
     return Forecast(as_of=t, kind=kind, by=by, periods=periods, table=pd.DataFrame(rows), fan=pd.DataFrame(fan_rows),
                     drivers=drivers, n_sims=n_sims, seed=seed, notes=notes, draws=draws)
+
+
+def forecast_notes(creation: PipelineCreationModel | None, calibration: OpenDealCalibration | None) -> list[str]:
+    """What the range carries, in words: which uncertainties are drawn and which are not modelled."""
+    if calibration is None:
+        notes = ["open deals are drawn independently given their probabilities (correlated risk is not modelled: "
+                 "no open-deal calibration)"]
+    else:
+        c = calibration.summary()
+        notes = [f"open deals calibrated on {c['windows']} past windows: probabilities × {c['ratio']:.3f}; beyond "
+                 f"drawing each deal, the range carries a shared error of that factor ({c['ratio_sd']:.1%}, how far "
+                 f"one quarter's own factor fell from it) and a per-group spread ({c['spread']:.1%}, risk a team's "
+                 "deals share)"]
+    if creation is None:
+        notes.append("bookings from deals not created yet are not included (no pipeline creation model)")
+    else:
+        notes.append("deals not created yet: drawn from each group's creation rate and past wins, the rate itself "
+                     "uncertain by its counts")
+    return notes
 
 
 def forecast_history(
