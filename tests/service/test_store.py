@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
@@ -16,6 +20,7 @@ from dealscore.errors import StoreUnavailableError
 from dealscore.forecast.close_time import BUCKET_EDGES, pmf_bytes
 from dealscore.forecast.engine import pipeline_from_columns
 from dealscore.scoring.result import CloseOutlook, ScoreResult
+from dealscore_service import migrations
 from dealscore_service.auth import Principal, Scope
 from dealscore_service.store import DealFilter, ScoreStore, ScoreToSave
 from dealscore_service.store.migrate import current_revision, downgrade, head_revision, migrate
@@ -267,6 +272,25 @@ def test_migration_0006_keeps_the_forecast_inputs_of_stores_written_before_it(
     a, b = pipeline_from_columns(filled), pipeline_from_columns(mixed)
     np.testing.assert_array_equal(a.pmf, b.pmf)
     np.testing.assert_array_equal(a.pmf[0], PMF)
+
+
+def test_migration_0006_fills_every_open_deal_a_chunk_at_a_time(store: ScoreStore, make_result: MakeResult) -> None:
+    """The fill pages through the open deals by id (chunks of 2 here): every open deal is filled once, none skipped."""
+    ids = ["a", "b", "c", "d", "e"]
+    save(store, *[make_result(d, as_of="2024-05-01").model_copy(update={"close_outlook": _outlook(PMF)}) for d in ids])
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE deals SET close_pmf = NULL"))
+    path = Path(migrations.__file__).parent / "versions" / "0006_deals_close_pmf.py"
+    spec = importlib.util.spec_from_file_location("migration_0006_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module._CHUNK = 2
+    with store.engine.begin() as conn, Operations.context(MigrationContext.configure(conn)):
+        module._fill_open_deals()
+    with store.engine.connect() as conn:
+        kept = dict(conn.execute(text("SELECT deal_id, close_pmf FROM deals")).all())
+    assert {d: bytes(kept[d]) for d in ids} == {d: pmf_bytes(PMF) for d in ids}
 
 
 def test_forecast_fingerprint_changes_with_any_change_to_the_rows_read(store: ScoreStore,
