@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -17,13 +19,27 @@ def test_demo_runs_end_to_end_and_says_where_to_look(tmp_path: Path) -> None:
     env = dict(os.environ)
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("COLUMNS", None)  # output to a pipe, as in `make demo > log`
-    proc = subprocess.run(
+    # kept serving, as `make demo` does, then stopped the way `kill` or `timeout` stop it
+    proc = subprocess.Popen(
         [sys.executable, "-m", "dealscore", "demo", "--deals", "1500", "--seed", "3",
-         "--workdir", str(tmp_path / "demo"), "--port", "0", "--exit"],
-        capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path,
+         "--workdir", str(tmp_path / "demo"), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
     )
-    out = proc.stdout + proc.stderr
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "keeps running" in line:
+            break
+    served = re.search(r"API docs:\s+(http://127\.0\.0\.1:\d+)/docs", "".join(lines))
+    assert served, "".join(lines)[-4000:]
+    assert httpx.get(f"{served.group(1)}/healthz", timeout=10).status_code == 200
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=60)
+    out = "".join(lines) + rest
     assert proc.returncode == 0, out[-4000:]
+    with pytest.raises(httpx.TransportError):  # the demo took its server down with it
+        httpx.get(f"{served.group(1)}/healthz", timeout=5)
     assert "Traceback" not in out
     demo = tmp_path / "demo"
     # every stage left its product behind

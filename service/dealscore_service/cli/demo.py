@@ -14,7 +14,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -110,6 +112,28 @@ def _print_where_to_look(workdir: Path, base_url: str | None, api_key: str | Non
                         expand=False))
 
 
+def _stop_on_termination() -> Callable[[], None]:
+    """Make SIGTERM and SIGHUP (``kill``, ``timeout``, a closed terminal) stop the demo like Ctrl-C does.
+
+    By default they end Python without running ``finally``, which left the demo's
+    server running on its port after the demo was gone. Returns what restores the
+    previous handlers. Off the main thread (signals cannot be set there) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    sigs = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, interrupt) for s in sigs}
+
+    def restore() -> None:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return restore
+
+
 def _serve_demo(workdir: Path, history: Path, port: int, keep_serving: bool) -> None:
     """Start `dealscore serve` on the demo model, score a few deals over HTTP, print the URLs."""
     import httpx
@@ -132,6 +156,7 @@ def _serve_demo(workdir: Path, history: Path, port: int, keep_serving: bool) -> 
            "--log-level", "warning"]
     console.print(Rule(f"[bold]$ dealscore serve --port {port}", align="left", style="cyan"))
     proc = subprocess.Popen(cmd, env=env)
+    restore = _stop_on_termination()
     try:
         deadline = time.monotonic() + 90
         with httpx.Client(base_url=base_url, timeout=10) as client:
@@ -177,6 +202,7 @@ def _serve_demo(workdir: Path, history: Path, port: int, keep_serving: bool) -> 
     except KeyboardInterrupt:
         pass
     finally:
+        restore()
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             try:
