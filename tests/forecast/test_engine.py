@@ -102,7 +102,7 @@ def test_stored_columns_in_compact_form_are_the_same_pipeline_as_the_results(tra
     with pytest.raises(ModelNotReadyError, match="1 stored score"):
         pipeline_from_columns({**columns, "pmf": [b"", *columns["pmf"][1:]]})
     # another bucket layout (compact or as a list) is named, not a reshape error (the API would answer 500)
-    for other in (columns["pmf"][0][:-8], [0.5, 0.5]):
+    for other in (columns["pmf"][0][:-8], columns["pmf"][0] + b"\0\0\0", [0.5, 0.5]):  # +3 bytes: not float64s
         with pytest.raises(ModelNotReadyError, match=f"1 stored score.*another bucket layout.*{results[0].deal_id}"):
             pipeline_from_columns({**columns, "pmf": [other, *columns["pmf"][1:]]})
 

@@ -149,8 +149,9 @@ def pipeline_from_columns(columns: Mapping[str, Sequence[Any]]) -> OpenPipeline:
         )
     k = len(BUCKET_EDGES) - 1
     width = np.dtype(PMF_DTYPE).itemsize
-    sizes = [len(p) // width if isinstance(p, bytes | bytearray | memoryview) else len(p) for p in pmfs]
-    other = [d for d, n in zip(columns["deal_id"], sizes, strict=True) if n != k]
+    # a compact row holds exactly k float64s; a list exactly k numbers
+    other = [d for d, p in zip(columns["deal_id"], pmfs, strict=True)
+             if len(p) != (k * width if isinstance(p, bytes | bytearray | memoryview) else k)]
     if other:  # another bucket layout (a score from another dealscore, or a damaged row): never a reshape error
         raise ModelNotReadyError(
             f"{len(other)} stored score(s) carry a close outlook in another bucket layout than this dealscore's "

@@ -482,12 +482,12 @@ class Scorer:
         a_ = {c: after.num(c) for c in CHANGE_FEATURES}
         silence = silence_bucket(b["days_since_last_inbound"])
         chase = chase_bucket(before.num("n_outbound_unanswered"))
+        rows_, js_ = (np.array([x[k] for x in pairs], dtype=np.int64) for k in (0, 2))
         # the win probability if the customer responds, per pair: by default the what-if's re-score
-        p_responds = p_after[np.array([x[2] for x in pairs], dtype=np.int64)]
+        p_responds = p_after[js_]
         won: tuple[np.ndarray, np.ndarray] | None = None  # per pair: the state values now and after, when used
         if self._values is not None and stages is not None and stages[1] is not None and len(pairs):
             # the odds of the state the response moves the deal to over the state it is in now
-            rows_, js_ = (np.array([x[k] for x in pairs], dtype=np.int64) for k in (0, 2))
             v_now = self._values.value(stages[0], silence, chase)
             v_after = self._values.value(stages[1][js_], silence_bucket(a_["days_since_last_inbound"][js_]),
                                          chase_bucket(after.num("n_outbound_unanswered")[js_]))
