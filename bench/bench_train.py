@@ -9,7 +9,11 @@ matrix the size of the training slice: the ratio says what the whole honest pipe
 The history is written to disk first and loaded like a user's export; generation
 is not timed. The MLflow store is a temporary SQLite file.
 
-    python bench/bench_train.py [--deals 100000] [--seed 11] [--threads 2]
+    python bench/bench_train.py [--deals 100000] [--seed 11] [--threads 2] [--config JSON]
+
+``--config`` runs other training settings (a JSON object as in
+training/configs/default.yaml), e.g. ``'{"win": {"selection": false}}'`` for the
+pipeline without the cross-validated model choice, to say what each step costs.
 
 The last line printed is one JSON object with every figure.
 """
@@ -39,7 +43,12 @@ def main() -> None:
     parser.add_argument("--deals", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--config", type=json.loads, default={},
+                        help='training settings over the defaults, as a JSON object: \'{"win": {"selection": false}}\'')
     args = parser.parse_args()
+    if not isinstance(args.config, dict):
+        parser.error(f"--config must be a JSON object of training settings (as in training/configs/default.yaml); "
+                     f"got {args.config!r}")
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -49,7 +58,7 @@ def main() -> None:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
         print(f"generated {args.deals:,} deals in {generate_s:.1f}s", flush=True)
         t0 = time.perf_counter()
-        summary = run_training(folder, TrainConfig.from_dict({"num_threads": args.threads}),
+        summary = run_training(folder, TrainConfig.from_dict({**args.config, "num_threads": args.threads}),
                                progress=lambda m: print(f"{time.perf_counter() - t0:8.1f}s  {m}", flush=True))
         total_s = time.perf_counter() - t0
 
@@ -83,6 +92,7 @@ def main() -> None:
         "bench": "train",
         "deals": args.deals,
         "threads": args.threads,
+        "config": args.config,
         "train_deals": len(result.split.ids("train")),
         "snapshots": report["data"]["snapshots"],
         "generate_seconds": round(generate_s, 1),
