@@ -400,12 +400,14 @@ def _stage_report(rows: TrainingRows, models: FittedModels, tax: StageTaxonomy, 
     test = rows.masks["test"]
     audited = pd.notna(rows.labels["truth_stage"]).to_numpy()
     st_test = test & audited
+    # the whole test slice once: the audited rows' report and the label-free checks read the same predictions
+    test_proba = stage.predict_proba(rows.features[test]).to_numpy()
+    inferred = np.asarray(stage.classes_, dtype=object)[test_proba.argmax(axis=1)]
     if st_test.any():
-        proba = stage.predict_proba(rows.features[st_test])
+        of_test = audited[test]
         report = stage_section(
-            rows.labels.loc[st_test, "truth_stage"].to_numpy(dtype=object),
-            np.asarray(stage.classes_, dtype=object)[proba.to_numpy().argmax(axis=1)],
-            rows.features.loc[st_test, "declared_stage"].astype(object).to_numpy(), proba.to_numpy().max(axis=1),
+            rows.labels.loc[st_test, "truth_stage"].to_numpy(dtype=object), inferred[of_test],
+            rows.features.loc[st_test, "declared_stage"].astype(object).to_numpy(), test_proba[of_test].max(axis=1),
             tax.names, stage.feature_importance(),
         )
     else:
@@ -413,22 +415,25 @@ def _stage_report(rows: TrainingRows, models: FittedModels, tax: StageTaxonomy, 
                                                                                       "macro_f1": None, "n": 0}}
     report["model"]["best_iteration"] = stage.best_iteration_
     report["model"]["warnings"] = list(stage.warnings_)
-    report["label_free"] = _label_free(rows, models, history, seed)
+    report["label_free"] = _label_free(rows, models, history, seed, inferred)
     report["labels"] = _label_words(rows, int(st_test.sum()))
     if rows.labeler is not None:
         report["recording_habits"] = rows.labeler.habits_summary()
     return report
 
 
-def _label_free(rows: TrainingRows, models: FittedModels, history: DealHistory, seed: int) -> dict[str, Any]:
-    """Win-rate-table AUC and time-to-close error keyed on the stage model's stage vs the declared one."""
+def _label_free(rows: TrainingRows, models: FittedModels, history: DealHistory, seed: int,
+                inferred_test: np.ndarray) -> dict[str, Any]:
+    """Win-rate-table AUC and time-to-close error keyed on the stage model's stage vs the declared one
+    (``inferred_test``: the stage model's stage of each test-slice row)."""
     closed = history.deals.set_index("deal_id")["closed_at"]
     part = {}
     for name, mask in (("train", models.stage_rows), ("test", rows.masks["test"])):
         X = rows.features[mask]
         snaps = rows.snaps[mask]
         left = (snaps["deal_id"].map(closed) - snaps["as_of"]).dt.total_seconds().to_numpy() / 86_400.0
-        part[name] = {"inferred": models.stage.predict(X), "declared": X["declared_stage"].astype(object).to_numpy(),
+        inferred = inferred_test if name == "test" else models.stage.predict(X)
+        part[name] = {"inferred": inferred, "declared": X["declared_stage"].astype(object).to_numpy(),
                       "won": rows.y[mask], "days_left": left, "deal": snaps["deal_id"].to_numpy(dtype=object)}
     return label_free_checks(part["train"], part["test"], seed=seed)
 
