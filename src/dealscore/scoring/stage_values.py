@@ -122,7 +122,9 @@ def _reading(by_stage: list[dict[str, Any]], by_chase: list[dict[str, Any]]) -> 
     none = next((c for c in by_chase if c["chase"] == "none" and c["win_rate"] is not None), None)
     chased = [c for c in by_chase if c["chase"] != "none" and c["win_rate"] is not None and c["snapshots"]]
     if none is not None and chased:
-        c = max(chased, key=lambda c: c["snapshots"] if c["chase"] in ("4_to_6", "7_to_11") else 0)
+        # a mid-length chase (the busier of 4–6 and 7–11) says most; without one, the shortest chase seen
+        mid = [c for c in chased if c["chase"] in ("4_to_6", "7_to_11")]
+        c = max(mid, key=lambda c: c["snapshots"]) if mid else chased[0]
         out.append(f"Unanswered touches in a row are a warning: with {c['chase'].replace('_to_', '–')} of them past "
                    f"deals won {c['win_rate']:.0%}, against {none['win_rate']:.0%} with none.")
     return out
