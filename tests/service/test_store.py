@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -415,6 +417,62 @@ def test_sqlite_store_runs_in_wal_mode_with_normal_sync(tmp_path) -> None:  # ty
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
     finally:
+        s.dispose()
+
+
+def _concurrent_adds(store: ScoreStore, make_result: MakeResult, threads: int, each: int) -> list[str]:
+    """``threads`` threads of one worker each adding ``each`` scores at once; the errors they got."""
+    errors: list[str] = []
+    start = threading.Barrier(threads)
+
+    def write(t: int) -> None:
+        start.wait()
+        for i in range(each):
+            try:
+                store.add([with_timeline(make_result(f"d{t}-{i}"))])
+            except StoreUnavailableError as exc:
+                errors.append(exc.message)
+
+    pool = [threading.Thread(target=write, args=(t,)) for t in range(threads)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    return errors
+
+
+def test_threads_meeting_a_store_not_yet_migrated_migrate_it_once(tmp_path, make_result: MakeResult) -> None:  # type: ignore[no-untyped-def]
+    """A store down at start is migrated by the first request that finds it back; the others wait for that.
+
+    Several threads migrating at once failed on each other's tables ("table scores already
+    exists", 503s) until one had finished.
+    """
+    s = ScoreStore(f"sqlite:///{tmp_path / 'scores.db'}")  # not migrated: the first use does it
+    try:
+        errors = _concurrent_adds(s, make_result, threads=12, each=3)
+        assert errors == [] and s.count() == 12 * 3
+    finally:
+        s.dispose()
+
+
+def test_a_sqlite_write_waits_for_another_worker_as_long_as_set_then_is_refused(
+        tmp_path, make_result: MakeResult) -> None:  # type: ignore[no-untyped-def]
+    """Another worker holding the file longer than ``sqlite_busy_seconds``: a 503-style refusal, nothing written."""
+    path = tmp_path / "scores.db"
+    s = ScoreStore(f"sqlite:///{path}", sqlite_busy_seconds=0.2)
+    s.migrate()
+    other = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the other worker is writing
+        t = time.perf_counter()
+        with pytest.raises(StoreUnavailableError) as err:
+            s.add([with_timeline(make_result("d1"))])
+        assert time.perf_counter() - t < 5 and "nothing was written" in err.value.message
+        other.execute("ROLLBACK")
+        s.add([with_timeline(make_result("d1"))])  # the file free again: the write lands
+        assert s.count() == 1
+    finally:
+        other.close()
         s.dispose()
 
 

@@ -15,6 +15,7 @@ deal page's timeline needs them, and only the latest score's.
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Hashable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -281,7 +282,11 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(f"pooled connection failed its idle check: {exc}") from exc
 
 
-def _engine(url: str) -> Engine:
+#: How long a SQLite write waits for the database file (another worker writing) before it is refused with a 503.
+SQLITE_BUSY_SECONDS = 5.0
+
+
+def _engine(url: str, sqlite_busy_seconds: float = SQLITE_BUSY_SECONDS) -> Engine:
     """An engine with settings that make failures fast and recoverable."""
     parsed = make_url(url)
     kwargs: dict[str, Any] = {}
@@ -290,7 +295,7 @@ def _engine(url: str) -> Engine:
         db = parsed.database
         if db and db != ":memory:":
             Path(db).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"check_same_thread": False}
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": sqlite_busy_seconds}
         engine = create_engine(parsed, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -317,11 +322,12 @@ class ScoreStore:
 
     def __init__(
         self, url: str, *, migrate_on_start: bool = True, keep_scores: int = 100, totals_max_age: float = 0.0,
+        sqlite_busy_seconds: float = SQLITE_BUSY_SECONDS,
     ) -> None:
         self.url = url
         #: scores kept per deal (the newest); older ones are deleted as new ones arrive
         self.keep_scores = keep_scores
-        self.engine = _engine(url)
+        self.engine = _engine(url, sqlite_busy_seconds)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # reads on a server run without a transaction: BEGIN and ROLLBACK were two of a score's round trips
         # (nothing is lost: under PostgreSQL's default READ COMMITTED each statement takes its own snapshot anyway)
@@ -330,6 +336,7 @@ class ScoreStore:
         self._read_sessions = sessionmaker(reader, expire_on_commit=False)
         self._auto_migrate = migrate_on_start
         self._migrated = False
+        self._migrating = threading.Lock()
         #: the list's totals and cut-offs and the filter menus, per filter and key, under one ``deals`` revision
         #: or at most ``totals_max_age`` seconds old (:mod:`~dealscore_service.store.derived`)
         self._derived = DerivedCache(max_age=totals_max_age)
@@ -366,9 +373,16 @@ class ScoreStore:
         self._migrated = True
 
     def _ready(self) -> None:
-        """Migrate lazily when the store was down at start and has come back."""
-        if not self._migrated and self._auto_migrate:
-            self.migrate()
+        """Migrate lazily when the store was down at start and has come back.
+
+        Once per store, whichever of the worker's threads comes first: the others wait for it
+        (several threads migrating at once fail on each other's tables).
+        """
+        if self._migrated or not self._auto_migrate:
+            return
+        with self._migrating:
+            if not self._migrated:
+                self.migrate()
 
     def ping(self) -> None:
         """Raise :class:`StoreUnavailableError` unless the store answers and is migrated."""
