@@ -463,6 +463,44 @@ def test_threads_meeting_a_store_not_yet_migrated_migrate_it_once(tmp_path, make
         s.dispose()
 
 
+def test_a_workers_threads_take_turns_to_write_sqlite(tmp_path, make_result: MakeResult) -> None:  # type: ignore[no-untyped-def]
+    """Threads of one worker wait for each other's writes in turn, not in SQLite's busy handler.
+
+    SQLite's own wait is made tiny here, so any two of the worker's threads meeting at the
+    file lock would fail ("database is locked"); taking turns, every write lands.
+    """
+    # the turn may wait long on a slow machine; only the file lock's own wait is tiny
+    s = ScoreStore(f"sqlite:///{tmp_path / 'scores.db'}", sqlite_busy_seconds=0.001, write_turn_seconds=60.0)
+    s.migrate()
+    try:
+        errors = _concurrent_adds(s, make_result, threads=12, each=15)
+        assert errors == [] and s.count() == 12 * 15
+    finally:
+        s.dispose()
+
+
+def test_a_write_that_does_not_get_its_turn_in_time_is_refused(tmp_path, make_result: MakeResult) -> None:  # type: ignore[no-untyped-def]
+    """A worker's queue of writes is bounded in time like SQLite's own wait: refused, nothing written."""
+    path = tmp_path / "scores.db"
+    s = ScoreStore(f"sqlite:///{path}", sqlite_busy_seconds=3.0, write_turn_seconds=0.2)
+    s.migrate()
+    other = sqlite3.connect(path, isolation_level=None)
+    first = threading.Thread(target=s.add, args=([with_timeline(make_result("d1"))],))
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another worker is writing: this worker's first write waits for the file
+        first.start()
+        time.sleep(0.3)
+        with pytest.raises(StoreUnavailableError) as err:  # ... and its second one for its turn, not longer than set
+            s.add([with_timeline(make_result("d2"))])
+        assert "waited 0.2 s for earlier writes" in err.value.message and "nothing was written" in err.value.message
+        other.execute("ROLLBACK")
+        first.join()
+        assert [r.deal_id for r in s.latest_open_scores(DealFilter())] == ["d1"]
+    finally:
+        other.close()
+        s.dispose()
+
+
 def test_a_sqlite_write_waits_for_another_worker_as_long_as_set_then_is_refused(
         tmp_path, make_result: MakeResult) -> None:  # type: ignore[no-untyped-def]
     """Another worker holding the file longer than ``sqlite_busy_seconds``: a 503-style refusal, nothing written."""

@@ -322,7 +322,7 @@ class ScoreStore:
 
     def __init__(
         self, url: str, *, migrate_on_start: bool = True, keep_scores: int = 100, totals_max_age: float = 0.0,
-        sqlite_busy_seconds: float = SQLITE_BUSY_SECONDS,
+        sqlite_busy_seconds: float = SQLITE_BUSY_SECONDS, write_turn_seconds: float | None = None,
     ) -> None:
         self.url = url
         #: scores kept per deal (the newest); older ones are deleted as new ones arrive
@@ -337,6 +337,14 @@ class ScoreStore:
         self._auto_migrate = migrate_on_start
         self._migrated = False
         self._migrating = threading.Lock()
+        # SQLite lets one connection write the file at a time. The threads of one worker take turns on this lock
+        # (each waiting only for the writes before it), so only the workers meet in SQLite's busy handler, which
+        # waits in growing sleeps (up to 100 ms) and gives up after its timeout: with dozens of a worker's threads
+        # in it at once, a burst turned waits into "database is locked" 503s (docs/service.md, "Performance").
+        # A server database takes concurrent writers itself: no lock there.
+        self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
+        #: how long a write waits for its turn before it is refused (default: as long as SQLite waits for the file)
+        self._write_wait = sqlite_busy_seconds if write_turn_seconds is None else write_turn_seconds
         #: the list's totals and cut-offs and the filter menus, per filter and key, under one ``deals`` revision
         #: or at most ``totals_max_age`` seconds old (:mod:`~dealscore_service.store.derived`)
         self._derived = DerivedCache(max_age=totals_max_age)
@@ -394,8 +402,31 @@ class ScoreStore:
     def _session(self, what: str) -> Iterator[Session]:
         """A session for ``what``: "read" sessions never write (on a server they run without a transaction)."""
         self._ready()
-        with self._guard(what), (self._read_sessions if what == "read" else self._sessions)() as session:
+        if what == "read":
+            with self._guard(what), self._read_sessions() as session:
+                yield session
+            return
+        with self._writer(what), self._guard(what), self._sessions() as session:
             yield session
+
+    @contextmanager
+    def _writer(self, what: str) -> Iterator[None]:
+        """This worker's turn to write (SQLite only, see ``_write_lock``); refused like a locked file after the wait."""
+        if self._write_lock is None:
+            yield
+            return
+        if not self._write_lock.acquire(timeout=self._write_wait):
+            log.warning("store_unavailable", operation=what, error="WriteTurnTimeout",
+                        reason=f"waited {self._write_wait:g} s for this worker's earlier writes", store=self.safe_url)
+            raise StoreUnavailableError(
+                f"the score store is busy ({what} waited {self._write_wait:g} s for earlier writes); nothing was "
+                "written, retry later",
+                fix="retry after the number of seconds in the Retry-After header",
+            )
+        try:
+            yield
+        finally:
+            self._write_lock.release()
 
     # ------------------------------------------------------------------ writes
 
@@ -519,7 +550,7 @@ class ScoreStore:
         self._ready()
         for attempt in (1, 2):  # as save() does, so a refused write answers the same 503
             try:
-                with self._guard("save"), self.engine.begin() as conn:
+                with self._writer("save"), self._guard("save"), self.engine.begin() as conn:
                     conn.execute(stmt, list(rows.values()))
                     self._after_insert(conn, items, scored_at, events)
                 return
