@@ -449,32 +449,23 @@ def _concurrent_adds(store: ScoreStore, make_result: MakeResult, threads: int, e
     return errors
 
 
-def test_threads_meeting_a_store_not_yet_migrated_migrate_it_once(tmp_path, make_result: MakeResult) -> None:  # type: ignore[no-untyped-def]
-    """A store down at start is migrated by the first request that finds it back; the others wait for that.
-
-    Several threads migrating at once failed on each other's tables ("table scores already
-    exists", 503s) until one had finished.
-    """
-    s = ScoreStore(f"sqlite:///{tmp_path / 'scores.db'}")  # not migrated: the first use does it
+@pytest.mark.parametrize(("settings", "migrated", "each"), [
+    # a store down at start is migrated by the first request that finds it back; the others wait for that
+    # (several threads migrating at once failed on each other's tables, "table scores already exists", 503s)
+    pytest.param({}, False, 3, id="first-use-migrates-once"),
+    # threads of one worker take turns to write, not in SQLite's busy handler: with SQLite's own wait at 1 ms any
+    # two of them meeting at the file lock would fail ("database is locked"); the turn itself may wait long
+    pytest.param({"sqlite_busy_seconds": 0.001, "write_turn_seconds": 60.0}, True, 15, id="writers-take-turns"),
+])
+def test_a_workers_threads_writing_at_once_all_land_on_sqlite(  # type: ignore[no-untyped-def]
+        tmp_path, make_result: MakeResult, settings: dict, migrated: bool, each: int) -> None:
+    """Twelve threads of one worker adding scores at once: every write lands, none is refused."""
+    s = ScoreStore(f"sqlite:///{tmp_path / 'scores.db'}", **settings)
+    if migrated:
+        s.migrate()
     try:
-        errors = _concurrent_adds(s, make_result, threads=12, each=3)
-        assert errors == [] and s.count() == 12 * 3
-    finally:
-        s.dispose()
-
-
-def test_a_workers_threads_take_turns_to_write_sqlite(tmp_path, make_result: MakeResult) -> None:  # type: ignore[no-untyped-def]
-    """Threads of one worker wait for each other's writes in turn, not in SQLite's busy handler.
-
-    SQLite's own wait is made tiny here, so any two of the worker's threads meeting at the
-    file lock would fail ("database is locked"); taking turns, every write lands.
-    """
-    # the turn may wait long on a slow machine; only the file lock's own wait is tiny
-    s = ScoreStore(f"sqlite:///{tmp_path / 'scores.db'}", sqlite_busy_seconds=0.001, write_turn_seconds=60.0)
-    s.migrate()
-    try:
-        errors = _concurrent_adds(s, make_result, threads=12, each=15)
-        assert errors == [] and s.count() == 12 * 15
+        errors = _concurrent_adds(s, make_result, threads=12, each=each)
+        assert errors == [] and s.count() == 12 * each
     finally:
         s.dispose()
 

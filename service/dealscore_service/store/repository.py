@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Hashable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import structlog
 from sqlalchemy import (
     ColumnElement,
     Engine,
+    Row,
     String,
     and_,
     bindparam,
@@ -178,10 +179,13 @@ class DealState:
     model_version: str | None = None
 
     @classmethod
-    def from_record(cls, r: DealRecord) -> DealState:
-        return cls(deal_id=r.deal_id, owner_id=r.owner_id, team=r.team, is_open=r.is_open, outcome=r.outcome,
-                   closed_at=r.closed_at, outcome_recorded_at=r.outcome_recorded_at, p_win=r.p_win,
-                   model_version=r.model_version)
+    def from_record(cls, r: DealRecord | Row[Any]) -> DealState:
+        """From a ``deals`` row: the ORM record, or a result row of :data:`_DEAL_STATE_COLUMNS` (same names)."""
+        return cls(**{f.name: getattr(r, f.name) for f in fields(cls)})
+
+
+#: The ``deals`` columns a :class:`DealState` holds, named as its fields.
+_DEAL_STATE_COLUMNS = tuple(getattr(DealRecord, f.name) for f in fields(DealState))
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,8 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(f"pooled connection failed its idle check: {exc}") from exc
 
 
+#: What a client does about a refused write (the 503 carries Retry-After).
+_RETRY_FIX = "retry after the number of seconds in the Retry-After header"
 #: How long a SQLite write waits for the database file (another worker writing) before it is refused with a 503.
 SQLITE_BUSY_SECONDS = 5.0
 
@@ -371,7 +377,7 @@ class ScoreStore:
                         reason=str(getattr(exc, "orig", exc)).splitlines()[0][:200], store=self.safe_url)
             raise StoreUnavailableError(
                 f"the score store is unavailable ({what} failed); nothing was written, retry later",
-                fix="retry after the number of seconds in the Retry-After header",
+                fix=_RETRY_FIX,
             ) from exc
 
     def migrate(self) -> None:
@@ -421,7 +427,7 @@ class ScoreStore:
             raise StoreUnavailableError(
                 f"the score store is busy ({what} waited {self._write_wait:g} s for earlier writes); nothing was "
                 "written, retry later",
-                fix="retry after the number of seconds in the Retry-After header",
+                fix=_RETRY_FIX,
             )
         try:
             yield
@@ -521,7 +527,7 @@ class ScoreStore:
                 log.info("store_save_conflict", attempt=attempt, error=str(exc.orig).splitlines()[0][:200])
         raise StoreUnavailableError(
             "the score store refused the write twice; nothing was written, retry later",
-            fix="retry after the number of seconds in the Retry-After header",
+            fix=_RETRY_FIX,
         )
 
     def add(
@@ -558,7 +564,7 @@ class ScoreStore:
                 log.info("store_save_conflict", attempt=attempt, error=str(exc.orig).splitlines()[0][:200])
         raise StoreUnavailableError(
             "the score store refused the write twice; nothing was written, retry later",
-            fix="retry after the number of seconds in the Retry-After header",
+            fix=_RETRY_FIX,
         )
 
     def _after_insert(
@@ -858,9 +864,6 @@ _LATEST_P_WIN = (
 #: of its score for this payload under this model (a replay), and its latest score as of the request
 #: (:data:`_LATEST_P_WIN`). Every stored score has its deal's row (written in the same transaction; migration
 #: 0004 filled it for older stores), so a deal without one has no score either.
-_DEAL_STATE_COLUMNS = (DealRecord.deal_id, DealRecord.owner_id, DealRecord.team, DealRecord.is_open,
-                       DealRecord.outcome, DealRecord.closed_at, DealRecord.outcome_recorded_at, DealRecord.p_win,
-                       DealRecord.model_version)
 _STORED_ID = select(ScoreRecord.id).where(ScoreRecord.deal_id == bindparam("deal_id"),
                                           ScoreRecord.payload_hash == bindparam("hash"),
                                           ScoreRecord.model_version == bindparam("version"))
@@ -879,7 +882,7 @@ def _one_deal(s: Session, key: tuple[str, str], model_version: str, as_of: datet
                                 "as_of": naive_utc(as_of)}).one_or_none()
     if row is None:
         return {}, {}, {}
-    state = DealState(**{c.key: row._mapping[c.key] for c in _DEAL_STATE_COLUMNS})
+    state = DealState.from_record(row)
     if row.stored_id is not None:
         record = s.get(ScoreRecord, row.stored_id)
         if record is not None:
@@ -986,7 +989,7 @@ _DROP_BEYOND_RETENTION = (
 def _deal_states(s: Session, deal_ids: list[str]) -> dict[str, DealState]:
     out: dict[str, DealState] = {}
     for i in range(0, len(deal_ids), 500):
-        for r in s.scalars(select(DealRecord).where(DealRecord.deal_id.in_(deal_ids[i:i + 500]))):
+        for r in s.execute(select(*_DEAL_STATE_COLUMNS).where(DealRecord.deal_id.in_(deal_ids[i:i + 500]))):
             out[r.deal_id] = DealState.from_record(r)
     return out
 
