@@ -27,8 +27,9 @@ is measured on its own valid pairs (actions of the same effect are counted once)
   oracle's truth itself over the pairs' point-in-time features and actions, on held-out deals.
 
     python bench/bench_actions.py [--train-deals 5000] [--deals 20000] [--seed 5] [--profiles mixed,laggy] [--ceiling]
-    python bench/bench_actions.py --warnings-only   # the warnings alone: learned thresholds beside the fixed
-                                                    # rules, loss precision and each measure's ceiling
+    python bench/bench_actions.py --warnings-only   # the warnings alone: the episode model beside the previous
+                                                    # rule (a learned threshold on one measure), loss precision and
+                                                    # each measure's ceiling
 
 The last line printed is one JSON object with every figure.
 """
@@ -175,8 +176,9 @@ def measure_curves(sim: Any, results: list[Any], features: pd.DataFrame, stages:
 def bundle_without(bundle: Any, learned: str) -> Any:
     """The same bundle without one learned table of its ``stage_stats``: the peer that table is measured against.
 
-    ``"_warning_thresholds"``: today's fixed warning rules; ``"_stage_values"``: responses valued by the win
-    model's re-score of the what-if.
+    ``"_episodes"``: the episode warnings by thresholds on one measure each, learned for a loss precision
+    (the rule before the episode model); ``"_warning_thresholds"``: the fixed warning rules; ``"_stage_values"``:
+    responses valued by the win model's re-score of the what-if.
     """
     peer = copy.copy(bundle)
     peer.stage_stats = {k: v for k, v in bundle.stage_stats.items() if k != learned}
@@ -235,7 +237,8 @@ def run_warnings(name: str, train_deals: int, deals: int, seed: int, threads: in
     """Only the episode warnings (learned thresholds beside the fixed rules), without the actions' oracle."""
     bundle, sim, t_train = trained_and_current(name, train_deals, deals, seed, threads)
     learned = Scorer(bundle).score_many(sim.history, explain=False, actions=False)
-    fixed = Scorer(bundle_without(bundle, "_warning_thresholds")).score_many(sim.history, explain=False, actions=False)
+    # the peer: the same bundle without its episode model (thresholds learned per measure for a loss precision)
+    fixed = Scorer(bundle_without(bundle, "_episodes")).score_many(sim.history, explain=False, actions=False)
     features = build_features(sim.history, scoring_snapshots(sim.history), spec=bundle.spec,
                               taxonomy=bundle.taxonomy)
     return {"open_deals": len(learned), "train_s": round(t_train, 1),
@@ -313,7 +316,8 @@ WARNING_ORDER = ("stalled_in_stage", "gone_quiet", "ghosting", "single_threaded"
 
 
 def print_warnings(name: str, r: dict[str, Any]) -> None:
-    """One row per warning: learned thresholds beside the fixed rules (episode P/R, loss precision)."""
+    """One row per warning: the episode model beside the previous rule, thresholds learned per measure
+    (episode P/R, loss precision)."""
     for code in WARNING_ORDER:
         w, f = r["warnings"][code], r["warnings_fixed"][code]
         c = r.get("measure_ceiling", {}).get(code)
@@ -336,12 +340,14 @@ def main() -> None:
                     help="also fit a regressor to the oracle's truth (deal-split folds): the Spearman any ranking "
                          "from the same inputs could reach")
     ap.add_argument("--warnings-only", action="store_true",
-                    help="only the episode warnings (learned vs fixed), without the actions and their oracle")
+                    help="only the episode warnings (episode model vs thresholds on one measure), without the "
+                         "actions and their oracle")
     args = ap.parse_args()
     out: dict[str, Any] = {}
     if args.warnings_only:
-        print(f"{'preset':<16} {'warning':<17} {'learned: fires':>14} {'P':>5} {'R':>5} {'loss':>5} {'stated':>6}   "
-              f"{'fixed: fires':>12} {'P':>5} {'R':>5} {'loss':>5}   base   ceiling P@R.5 / R@P.6", flush=True)
+        print(f"{'preset':<16} {'warning':<17} {'model: fires':>14} {'P':>5} {'R':>5} {'loss':>5} {'stated':>6}   "
+              f"{'prev.: fires':>12} {'P':>5} {'R':>5} {'loss':>5}   base   measure ceiling P@R.5 / R@P.6",
+              flush=True)
         for name in args.profiles.split(","):
             r = out[name] = run_warnings(name, args.train_deals, args.deals, args.seed, args.threads)
             print_warnings(name, r)

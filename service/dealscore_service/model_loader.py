@@ -26,11 +26,13 @@ import structlog
 
 from dealscore import tracking
 from dealscore.errors import DealscoreError, ModelNotReadyError
+from dealscore.models.episodes import EpisodeModel
 from dealscore.models.stage_labels import describe_habits
 from dealscore.scoring.stage_values import StageValues
+from dealscore.scoring.warnings import WarningRules
 from dealscore.taxonomy import StageTaxonomy
 from dealscore.times import naive_utc
-from dealscore_service.schemas import ModelInfo, RecordingHabits, StateValues
+from dealscore_service.schemas import EpisodePaces, ModelInfo, RecordingHabits, StateValues
 from dealscore_service.settings import Settings
 
 log = structlog.get_logger("dealscore_service.model")
@@ -52,6 +54,7 @@ class LoadedModel:
     metrics: dict[str, Any] = field(default_factory=dict)
     recording_habits: dict[str, Any] = field(default_factory=dict)
     state_values: dict[str, Any] = field(default_factory=dict)
+    episodes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def taxonomy(self) -> StageTaxonomy:
@@ -142,6 +145,7 @@ class ModelLoader:
             metrics=dict(getattr(bundle, "metrics", {}) or {}),
             recording_habits=dict(getattr(bundle, "recording_habits", {}) or {}),
             state_values=_state_values(bundle),
+            episodes=_episodes(bundle, scorer.warning_rules or WarningRules()),
         )
 
     # ------------------------------------------------------------------ public
@@ -192,7 +196,7 @@ class ModelLoader:
                          recording_habits=RecordingHabits(company=habits.get("company") or {},
                                                           reps=habits.get("reps") or [],
                                                           summary=describe_habits(habits)),
-                         state_values=StateValues(**m.state_values))
+                         state_values=StateValues(**m.state_values), episodes=EpisodePaces(**m.episodes))
 
     def require(self) -> LoadedModel:
         """The model in use, or :class:`ModelNotReadyError` (503) saying why there is none."""
@@ -204,6 +208,13 @@ class ModelLoader:
                 "an admin can then POST /v1/model/reload",
             )
         return model
+
+
+def _episodes(bundle: Any, rules: WarningRules) -> dict[str, Any]:
+    """The episode model's paces as the model page shows them (empty for a bundle trained without one)."""
+    model = EpisodeModel.from_dict((getattr(bundle, "stage_stats", None) or {}).get("_episodes"))
+    return ({"deals": model.deals, "states": model.paces(), "reading": model.summary(),
+             "fires_at": rules.episode_probability} if model is not None else {})
 
 
 def _state_values(bundle: Any) -> dict[str, Any]:

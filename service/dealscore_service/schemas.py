@@ -423,6 +423,26 @@ class StateValues(BaseModel):
     reading: list[str] = Field(default_factory=list, description="the same in plain sentences")
 
 
+class EpisodePace(BaseModel):
+    """One hidden state of the episode model: how busy a deal in it is."""
+
+    state: Literal["active", "slow", "stalled", "quiet"]
+    rep_touches_per_week: float
+    customer_touches_per_week: float
+    other_touches_per_week: float = Field(description="meetings, demos, notes (touches without a direction)")
+    typical_days: float = Field(description="how long a spell in this state typically lasts")
+
+
+class EpisodePaces(BaseModel):
+    """What the stalled, gone-quiet and ghosting warnings read: the paces learned from the company's deals."""
+
+    deals: int = Field(default=0, description="training deals the paces were learned from (0: no episode model)")
+    states: list[EpisodePace] = Field(default_factory=list)
+    fires_at: float | None = Field(default=None, description="the probability of an episode at which its warning "
+                                   "fires")
+    reading: list[str] = Field(default_factory=list, description="the same in plain sentences")
+
+
 class OutcomeRequest(_Strict):
     """``POST /v1/deals/{deal_id}/outcome``: the CRM says the deal closed."""
 
@@ -460,6 +480,9 @@ class ModelInfo(BaseModel):
     recording_habits: RecordingHabits = Field(default_factory=RecordingHabits)
     state_values: StateValues = Field(default_factory=StateValues,
                                       description="past win rates per deal state: what a response is worth")
+    episodes: EpisodePaces = Field(default_factory=EpisodePaces,
+                                   description="the paces of active, slow, stalled and quiet deals the episode "
+                                   "warnings are judged by")
     message: str | None = Field(default=None, description="why the model is missing or came from the local copy")
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from dealscore.scoring.columns import Columns
 from dealscore.scoring.norms import DEFAULT_GAP_DAYS, StageNorms
+from dealscore.scoring.track_record import LearnedThreshold, WarningThresholds
 from dealscore.scoring.warnings import WARNING_CODES, detect_warnings, find_warnings
 
 
@@ -138,3 +139,39 @@ def test_joined_codes_of_a_batch_are_each_rows_warnings_in_order(make_frame: Any
     assert [len(ws) for ws in listed] == counts.tolist()
     assert ["; ".join(w.code for w in ws) for ws in listed] == joined.tolist()
     assert max(counts) >= 4 and min(counts) == 0
+
+
+def test_the_episode_model_decides_the_episode_warnings(make_frame: Any, stage_stats: Any, taxonomy: Any) -> None:
+    """With episode probabilities (active, slow, stalled, quiet) the three episode warnings fire at the stated
+    probability, whatever the single measures say, and not at all before the customer's first reply."""
+    import numpy as np
+
+    # every row has a long silence and unanswered touches: the rules on one measure would flag them all
+    frame = make_frame(*[{"days_since_last_touch": 40.0, "days_since_last_inbound": 40.0,
+                          "n_outbound_unanswered": 6.0, "days_in_stage": 80.0}] * 4)
+    episodes = np.array([[0.9, 0.1, 0.0, 0.0],  # busy by its own pace: nothing
+                         [0.1, 0.1, 0.75, 0.05],  # stalled, and stalled or quiet
+                         [0.0, 0.02, 0.02, 0.96],  # quiet: ghosting and gone quiet, high severity
+                         [np.nan] * 4])  # the customer never replied: no episode
+    rules = find_warnings(Columns(frame), StageNorms.from_stage_stats(stage_stats), taxonomy, episodes=episodes)
+    got = [{w.code: w for w in row if w.code in ("stalled_in_stage", "gone_quiet", "ghosting")}
+           for row in rules.lists()]
+    assert [set(row) for row in got] == [set(), {"stalled_in_stage", "gone_quiet"}, {"gone_quiet", "ghosting"},
+                                         set()]
+    assert got[1]["stalled_in_stage"].severity == "medium" and got[2]["ghosting"].severity == "high"
+    assert "(75% likely)" in got[1]["stalled_in_stage"].evidence
+    assert "the customer last replied 40 days ago" in got[2]["ghosting"].evidence
+    assert got[2]["ghosting"].threshold.startswith("at least 70% likely")
+    assert got[1]["stalled_in_stage"].precision is None  # no track record in these thresholds
+    # with the record training counted on later deals, each warning says how often it was right
+    record = WarningThresholds(episodes={"stalled_in_stage": LearnedThreshold(0.7, 0.78, 120, later=True)})
+    again = find_warnings(Columns(frame), StageNorms.from_stage_stats(stage_stats), taxonomy, episodes=episodes,
+                          thresholds=record).lists()
+    stalled = next(w for w in again[1] if w.code == "stalled_in_stage")
+    assert stalled.precision == 0.78 and stalled.support == 120
+    assert stalled.threshold.endswith("stalled warnings like this were followed by a loss 8 times in 10, on 120 "
+                                      "later closed deals than the ones it was set on")
+    # without touchpoints in the CRM the touch pattern says nothing
+    none = find_warnings(Columns(frame), StageNorms.from_stage_stats(stage_stats), taxonomy, episodes=episodes,
+                         touchpoints=False).codes()
+    assert not any(c in ("gone_quiet", "ghosting") for row in none for c in row)

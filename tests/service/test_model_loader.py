@@ -72,6 +72,12 @@ def test_champion_from_registry_then_local_copy_when_it_is_down(
     assert sum(r["snapshots"] for r in values["stages"]) == sum(c["snapshots"] for c in values["chase"]) > 0
     assert all(0 < p < 1 for r in values["stages"] for p in r["win_rates"].values())
     assert values["reading"] and values["reading"][0].startswith("Silence matters most in ")
+    episodes = info["episodes"]  # the paces the stalled / gone-quiet / ghosting warnings are judged by
+    assert [r["state"] for r in episodes["states"]] == ["active", "slow", "stalled", "quiet"]
+    pace = {r["state"]: r for r in episodes["states"]}
+    assert pace["quiet"]["customer_touches_per_week"] < pace["stalled"]["customer_touches_per_week"]
+    assert pace["stalled"]["rep_touches_per_week"] < pace["active"]["rep_touches_per_week"]
+    assert episodes["deals"] >= 50 and episodes["fires_at"] == 0.7 and len(episodes["reading"]) == 4
     assert (local_copy_dir(local_cache_dir=cache, uri=registry) / "bundle" / "bundle.json").is_file(), "a copy is kept"
 
     with registry_down(registry):

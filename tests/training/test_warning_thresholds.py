@@ -9,7 +9,7 @@ from dealscore.data.simulate import simulate
 from dealscore.taxonomy import default_taxonomy
 from dealscore.training.config import TrainConfig
 from dealscore.training.pipeline import _Laps, split_history, training_rows, warning_thresholds
-from dealscore.training.warning_thresholds import learn_warning_thresholds
+from dealscore.training.warning_thresholds import episode_track_record, learn_warning_thresholds
 
 
 def _frame(unanswered: np.ndarray, stage: str = "discovery") -> pd.DataFrame:
@@ -103,3 +103,17 @@ def test_stated_precision_is_counted_on_later_deals() -> None:
                                  max_win_ratio=1.0, min_support=30, held_out=few)
     got = t["codes"]["ghosting"]["discovery"]
     assert got["checked_on"] == "training deals" and got["precision"] == got["fit_precision"]
+
+
+def test_episode_track_record_counts_losses_among_the_snapshots_each_warning_fires_on() -> None:
+    # states: active, slow, stalled, quiet
+    p = np.array([[0.1, 0.1, 0.75, 0.05],  # stalled, gone quiet
+                  [0.1, 0.1, 0.75, 0.05],  # the same deal a week later
+                  [0.0, 0.0, 0.1, 0.9],  # quiet: gone quiet, ghosting
+                  [0.9, 0.1, 0.0, 0.0],  # busy: nothing
+                  [np.nan] * 4])  # no reply yet: never flagged
+    lost = np.array([True, True, False, True, True])
+    got = episode_track_record(p, lost, np.array(["D1", "D1", "D2", "D3", "D4"], dtype=object), at=0.7)
+    assert got["stalled_in_stage"] == {"at": 0.7, "precision": 1.0, "support": 1, "base_loss_rate": 0.8}
+    assert got["gone_quiet"]["precision"] == 2 / 3 and got["gone_quiet"]["support"] == 2
+    assert got["ghosting"]["precision"] == 0.0 and got["ghosting"]["support"] == 1

@@ -148,6 +148,11 @@ def train(
         console.print(f"real-stage labels: {labels['trained_on']}; {labels['evaluated_against']}")
     for line in describe_habits(report["stage"].get("recording_habits") or {}, top=3):
         console.print(f"  {line}")
+    episodes = report.get("episodes") or {}
+    if episodes.get("deals"):
+        console.print(f"deal episodes (what stalled / quiet warnings compare with), from {episodes['deals']} deals:")
+    for line in episodes.get("reading", []):
+        console.print(f"  {line}")
     for warning in report["stage"]["model"].get("warnings", []):
         console.print(f"[yellow]note:[/] {warning}")
     d = report["data"]

@@ -22,6 +22,7 @@ from dealscore.errors import ConfigError, DataValidationError, ModelNotReadyErro
 from dealscore.features import FeatureContext, Touchpoint, WhatIf, scoring_snapshots
 from dealscore.forecast.features import close_time_matrix
 from dealscore.models.bundle import ModelBundle
+from dealscore.models.episodes import EpisodeModel, touch_days_of
 from dealscore.playbook import chase_bucket, silence_bucket
 from dealscore.scoring.actions import (
     SMALL_ITEMS,
@@ -97,6 +98,7 @@ class Scorer:
         self._cutoffs = check_cutoffs(grade_cutoffs) if grade_cutoffs is not None else dict(DEFAULT_GRADE_CUTOFFS)
         self._norms = StageNorms.from_stage_stats(bundle.stage_stats)
         self._thresholds = WarningThresholds.from_stage_stats(bundle.stage_stats)
+        self._episodes = EpisodeModel.from_dict(bundle.stage_stats.get("_episodes"))
         self._feature_names = list(bundle.win_model.feature_names_)
         self._grouping = ReasonGrouping.build(
             self._feature_names, _spec_info(bundle.spec),
@@ -398,9 +400,13 @@ class Scorer:
         p = p_all[:n]
         # touchpoint rules need a CRM that records touchpoints: this history, or the one the bundle learned from
         touchpoints = len(history.activities) > 0 or self._learned_touch_gaps
+        acts = what_if.acts  # the touchpoints as the features read them
+        episodes = (self._episodes.probabilities(touch_days_of(acts.deal, acts.direction, acts.occurred, acts.seen,
+                                                               what_if.q_deal, what_if.q_time))
+                    if self._episodes is not None and touchpoints else None)
         warns = find_warnings(cols, self._norms, self._taxonomy, inferred_stage=mm.inferred_stage,
                               mismatch_verdict=mm.verdict, mismatch_text=mm.explanation, rules=self.warning_rules,
-                              touchpoints=touchpoints, thresholds=self._thresholds)
+                              touchpoints=touchpoints, thresholds=self._thresholds, episodes=episodes)
         declared = cols.text("declared_stage")
         typical = np.array([self._typical.get(s) if s is not None else None for s in declared], dtype=float)
         amount = cols.num("amount")

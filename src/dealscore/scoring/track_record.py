@@ -88,6 +88,9 @@ class WarningThresholds:
 
     table: Mapping[str, Mapping[str, LearnedThreshold]] = field(default_factory=dict)
     target: float | None = None
+    #: The episode model's warnings (one threshold, a probability, for every stage): how often they were right
+    #: on later closed deals than the model learned from (``stage_stats["_episodes"]["track_record"]``).
+    episodes: Mapping[str, LearnedThreshold] = field(default_factory=dict)
 
     @classmethod
     def from_stage_stats(cls, stage_stats: Mapping[str, Any] | None) -> WarningThresholds:
@@ -97,7 +100,11 @@ class WarningThresholds:
                                                 v.get("base_loss_rate"), v.get("checked_on") == "later deals")
                         for stage, v in (codes.get(code) or {}).items() if v.get("threshold") is not None}
                  for code in LEARNED_CODES}
-        return cls(table=table, target=raw.get("target_precision"))
+        record = ((stage_stats or {}).get("_episodes") or {}).get("track_record") or {}
+        episodes = {code: LearnedThreshold(float(v["at"]), float(v["precision"]), int(v["support"]),
+                                           v.get("base_loss_rate"), later=True)
+                    for code, v in record.items() if v.get("precision") is not None and v.get("support")}
+        return cls(table=table, target=raw.get("target_precision"), episodes=episodes)
 
     def get(self, code: str, stage: str | None) -> LearnedThreshold | None:
         """The learned threshold of ``code`` in ``stage``, None when the fixed rule applies there."""

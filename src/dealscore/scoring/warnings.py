@@ -5,6 +5,13 @@ where history can say what is normal, a threshold learned from won deals of the
 same declared stage (:mod:`dealscore.scoring.norms`). Rules are array
 expressions so that one deal and a whole pipeline go through the same code.
 
+The three episode warnings (stalled, gone quiet, ghosting) read the episode
+model when the bundle has one (:mod:`dealscore.models.episodes`): the
+probability, from the deal's touch pattern up to the snapshot, that it is stalled
+or that its customer went quiet. One measure with one threshold cannot tell a
+stalled deal from a slow healthy one; the model compares the deal's recent pace
+with the paces the company's own deals show in each state.
+
 The stage a rule checks against is the **declared** stage: the warnings speak
 to what the rep has recorded ("in proposal, yet pricing was never discussed").
 When the CRM gives no stage the inferred one is used instead.
@@ -18,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from dealscore.models.episodes import STATES
 from dealscore.scoring.columns import Columns, nan_to_zero
 from dealscore.scoring.norms import StageNorms
 from dealscore.scoring.result import DealWarning
@@ -60,6 +68,13 @@ class WarningRules:
     #: a silence counts as unusual beyond this many times the 90th-percentile gap between touchpoints
     #: of won deals (silence *so far* at a random moment runs longer than a typical completed gap)
     quiet_factor: float = 2.0
+    #: with an episode model: an episode warning fires when the deal is at least this likely to be in the
+    #: episode (stalled; stalled or quiet; quiet), and is high severity from ``episode_high`` on
+    episode_probability: float = 0.7
+    episode_high: float = 0.95
+
+
+_STALLED, _QUIET = STATES.index("stalled"), STATES.index("quiet")
 
 
 def _stage_order_by_role(taxonomy: StageTaxonomy, name: str, touchpoint: str) -> int | None:
@@ -202,6 +217,7 @@ def find_warnings(
     rules: WarningRules | None = None,
     touchpoints: bool = True,
     thresholds: WarningThresholds | None = None,
+    episodes: np.ndarray | None = None,
 ) -> WarningHits:
     """Which rules fire on which rows; the texts are built lazily by :class:`WarningHits`.
 
@@ -212,6 +228,12 @@ def find_warnings(
     ``thresholds``: the episode warnings' thresholds learned per declared stage for
     a stated precision (:mod:`dealscore.scoring.track_record`); in a stage where
     none was learned the fixed rule applies.
+
+    ``episodes``: per row, the episode model's state probabilities (columns as
+    :data:`dealscore.models.episodes.STATES`; NaN before the customer's first
+    reply). Given, it decides the stalled, gone-quiet and ghosting warnings: they
+    fire at ``rules.episode_probability`` and never on a deal whose customer has
+    not replied yet (a prospect has no episode to be in).
     """
     r = rules or WarningRules()
     hits = WarningHits(cols.n)
@@ -223,7 +245,8 @@ def find_warnings(
     )
     index, discovery, proposal = _pivots(taxonomy)
     order = np.array([index.get(s, -1) if s is not None else -1 for s in stage], dtype=np.int64)
-    ctx = _Context(cols, norms, taxonomy, r, stage, order, discovery, proposal, thresholds or WarningThresholds())
+    ctx = _Context(cols, norms, taxonomy, r, stage, order, discovery, proposal, thresholds or WarningThresholds(),
+                   episodes)
 
     # stage ahead of evidence (from the stage model's verdict)
     if mismatch_verdict is not None and mismatch_text is not None:
@@ -233,9 +256,13 @@ def find_warnings(
             evidence=str(mismatch_text[i]).capitalize(),
             threshold="the stage model gives at least 50% to an earlier real stage", severity="high",
         ))
-    _stalled(ctx, hits)
+    if episodes is not None and touchpoints:
+        _episodes(ctx, hits, episodes)
+    else:
+        _stalled(ctx, hits)
+        if touchpoints:
+            _gone_quiet_and_ghosting(ctx, hits)
     if touchpoints:
-        _gone_quiet_and_ghosting(ctx, hits)
         _stakeholders_and_pricing(ctx, hits)
     _close_date(ctx, hits)
     return hits
@@ -254,6 +281,7 @@ class _Context:
     discovery: int | None
     proposal: int | None
     thresholds: WarningThresholds
+    episodes: np.ndarray | None = None
     _measures: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
     _limits: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -388,6 +416,63 @@ def _gone_quiet_and_ghosting(x: _Context, hits: WarningHits) -> None:
             severity="high" if k >= 2 * need[i] else "medium", precision=precision, support=support,
         )
     hits.add(ghosts, "ghosting", lambda: _sev(unanswered[ghosts] >= 2 * need[ghosts]), make_ghost)
+
+
+#: The episode warnings the model decides: code, the states whose probability is summed, and the words.
+EPISODE_WARNINGS = (
+    ("stalled_in_stage", (_STALLED,), "stalled"),
+    ("gone_quiet", (_STALLED, _QUIET), "stalled or gone quiet"),
+    ("ghosting", (_QUIET,), "with a customer who stopped answering"),
+)
+
+
+_RECORD_WHAT = {"stalled_in_stage": "stalled warnings", "gone_quiet": "gone-quiet warnings",
+                "ghosting": "ghosting warnings"}
+
+
+def _episodes(x: _Context, hits: WarningHits, episodes: np.ndarray) -> None:
+    """Stalled, gone quiet, ghosting: the episode model's probability on the snapshot's day, at one threshold."""
+    r, cols = x.r, x.cols
+    since_touch, since_reply = cols.num("days_since_last_touch"), cols.num("days_since_last_inbound")
+    days_in_stage = cols.num("days_in_stage")
+    unanswered = nan_to_zero(cols.num("n_outbound_unanswered"))
+    n_out, n_in = cols.num("n_outbound_30d"), cols.num("n_inbound_30d")
+    known = ~np.isnan(episodes).any(axis=1)
+    filled = np.where(known[:, None], episodes, 0.0)
+    titles = {"stalled_in_stage": lambda i: f"Stalled in {x.stage[i]}", "gone_quiet": lambda i: "Gone quiet",
+              "ghosting": lambda i: "Outreach without replies"}
+
+    def pace(i: int) -> str:
+        parts = []
+        if not np.isnan(n_out[i]) and not np.isnan(n_in[i]):
+            parts.append(f"{int(n_out[i])} touches from the rep and {int(n_in[i])} from the customer in 30 days")
+        if not np.isnan(since_reply[i]):
+            parts.append(f"the customer last replied {_days(since_reply[i])} ago")
+        if not np.isnan(since_touch[i]):
+            parts.append(f"the last touchpoint was {_days(since_touch[i])} ago")
+        if unanswered[i] >= 1:
+            parts.append(f"{int(unanswered[i])} outbound touches since the last reply")
+        if x.stage[i] is not None and not np.isnan(days_in_stage[i]):
+            parts.append(f"{_days(days_in_stage[i])} in {x.stage[i]}")
+        return "; ".join(parts)
+
+    for code, states, words in EPISODE_WARNINGS:
+        p = filled[:, list(states)].sum(axis=1)
+        rows = _rows(known & (p >= r.episode_probability))
+
+        def make(i: int, code: str = code, p: np.ndarray = p, words: str = words) -> DealWarning:
+            t = x.thresholds.episodes.get(code)
+            record = f"; {t.record(_RECORD_WHAT[code])}" if t is not None else ""
+            return DealWarning(
+                code=code, title=titles[code](i),
+                evidence=f"The deal's touch pattern looks {words} ({p[i]:.0%} likely): {pace(i)}",
+                threshold=(f"at least {r.episode_probability:.0%} likely {words}, by a model of this company's "
+                           f"active, slow, stalled and quiet periods learned from its own deals' touchpoints"
+                           f"{record}"),
+                severity="high" if p[i] >= r.episode_high else "medium",
+                precision=t.precision if t is not None else None, support=t.support if t is not None else None,
+            )
+        hits.add(rows, code, (lambda rows=rows, p=p: _sev(p[rows] >= r.episode_high)), make)
 
 
 def _stakeholders_and_pricing(x: _Context, hits: WarningHits) -> None:

@@ -29,11 +29,13 @@ from dealscore.models.audited_labels import AuditedLabelModel
 from dealscore.models.baselines import LogisticBaseline, NaiveBayesBaseline, StageTableBaseline
 from dealscore.models.bundle import ModelBundle, to_jsonable
 from dealscore.models.data_fit import training_data_profile
+from dealscore.models.episodes import EpisodeModel, touch_days
 from dealscore.models.stage import StageModel
 from dealscore.models.stage_labels import StageLabeler
 from dealscore.models.win import WinModel
 from dealscore.playbook import load_playbook
 from dealscore.scoring.scorer import Scorer
+from dealscore.scoring.warnings import WarningRules
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore.training import plots
 from dealscore.training.bootstrap import compare_to_baselines
@@ -49,7 +51,7 @@ from dealscore.training.stage_checks import label_free_checks
 from dealscore.training.stage_stats import learn_stage_stats
 from dealscore.training.stage_values import learn_stage_values
 from dealscore.training.thinness import check_history, check_slice_labels
-from dealscore.training.warning_thresholds import learn_warning_thresholds
+from dealscore.training.warning_thresholds import episode_track_record, learn_warning_thresholds
 
 Progress = Callable[[str], None]
 
@@ -491,6 +493,24 @@ def warning_thresholds(rows: TrainingRows, cfg: TrainConfig) -> dict[str, Any]:
         held_out=(rows.features[later], rows.y[later], rows.snaps.loc[later, "deal_id"].to_numpy()))
 
 
+def episode_model(history: DealHistory, split: DealSplit, rows: TrainingRows, cfg: TrainConfig) -> dict[str, Any]:
+    """The episode model (:mod:`dealscore.models.episodes`) on the training slice's deals, each read to its close
+    or the data cut, with its warnings' track record on the validation and calibration periods' snapshots (later
+    deals; the test period stays untouched). Empty when too few deals have a customer reply (the warnings keep
+    their rules then)."""
+    deals = history.deals[history.deals["deal_id"].isin(split.ids("train"))]
+    end = pd.to_datetime(deals["closed_at"]).fillna(history.data_cut).clip(upper=history.data_cut)
+    model = EpisodeModel.fit(touch_days(history, deals["deal_id"].to_numpy(dtype=object),
+                                        end.to_numpy(dtype="datetime64[ns]")), seed=cfg.seed)
+    if model is None:
+        return {}
+    later = rows.masks["validation"] | rows.masks["calibration"]
+    ids = rows.snaps.loc[later, "deal_id"].to_numpy(dtype=object)
+    p = model.probabilities(touch_days(history, ids, rows.snaps.loc[later, "as_of"].to_numpy(dtype="datetime64[ns]")))
+    return {**model.to_dict(), "track_record": episode_track_record(p, rows.y[later] == 0, ids,
+                                                                    WarningRules().episode_probability)}
+
+
 def stage_values(rows: TrainingRows, tax: StageTaxonomy) -> dict[str, Any]:
     """Win rates per (real stage, silence, chase) on the training slice's snapshots: what next-best actions value a
     customer's response by (:mod:`dealscore.training.stage_values`)."""
@@ -523,7 +543,8 @@ def assemble_bundle(
         stage_stats={**learn_stage_stats(history, split.ids("train"), models.table.table_),
                      "_response_rates": learn_response_rates(history, split.ids("train")),
                      "_stage_values": stage_values(rows, tax),
-                     "_warning_thresholds": warning_thresholds(rows, cfg or TrainConfig())},
+                     "_warning_thresholds": warning_thresholds(rows, cfg or TrainConfig()),
+                     "_episodes": episode_model(history, split, rows, cfg or TrainConfig())},
         training_window=to_jsonable(window),
         metrics={"win": {k: model_sec[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece",
                                                      "top_decile_lift")},
@@ -611,6 +632,11 @@ def train_on_rows(
     say("learning stage norms and assembling the bundle")
     bundle = assemble_bundle(history, split, counts, rows, models, ev, tax, cfg)
     bundle.time_to_close, bundle.pipeline_creation = forecast.close_time, forecast.creation
+    episodes = EpisodeModel.from_dict(bundle.stage_stats.get("_episodes"))
+    report["episodes"] = ({"deals": episodes.deals, "paces": episodes.paces(), "reading": episodes.summary()}
+                          if episodes is not None else {"deals": 0, "reading": [
+                              "too few deals with a customer reply to learn episodes: the stalled, gone-quiet and "
+                              "ghosting warnings use thresholds on one measure each"]})
     say("calibrating the forecast's open deals on past quarter windows (what such deals really booked)")
     bundle.forecast_calibration = fit_open_calibration(history, Scorer(bundle), history.data_cut)
     report["time_to_close"]["open_deal_calibration"] = to_jsonable(bundle.forecast_calibration.summary())

@@ -38,6 +38,7 @@ import pandas as pd
 
 from dealscore.scoring.columns import Columns
 from dealscore.scoring.track_record import LEARNED_CODES, warning_measures
+from dealscore.scoring.warnings import EPISODE_WARNINGS
 
 #: Candidate thresholds per (warning, stage): quantiles of the measure on the eligible snapshots.
 N_CANDIDATES = 100
@@ -137,3 +138,22 @@ def _lowest_threshold(value: np.ndarray, lost: np.ndarray, deal: np.ndarray, req
             first = {"threshold": float(t), "precision": precision, "support": support}
             break
     return first or none
+
+
+def episode_track_record(probabilities: np.ndarray, lost: np.ndarray, deal_ids: np.ndarray, at: float
+                         ) -> dict[str, dict[str, Any]]:
+    """How often each episode-model warning was followed by a loss on closed snapshots it would have fired on.
+
+    ``probabilities``: the episode model's state probabilities per snapshot (later deals than the model was
+    fitted on); ``lost``: whether each snapshot's deal was lost. Precision is over the flagged snapshots,
+    support the distinct deals among them; the base rate is the loss rate of all of them.
+    """
+    known = ~np.isnan(probabilities).any(axis=1)
+    filled = np.where(known[:, None], probabilities, 0.0)
+    out: dict[str, dict[str, Any]] = {}
+    for code, states, _ in EPISODE_WARNINGS:
+        fired = known & (filled[:, list(states)].sum(axis=1) >= at)
+        out[code] = {"at": at, "precision": float(lost[fired].mean()) if fired.any() else None,
+                     "support": int(pd.unique(deal_ids[fired]).size),
+                     "base_loss_rate": float(lost.mean()) if len(lost) else None}
+    return out
