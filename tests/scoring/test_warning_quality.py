@@ -82,6 +82,7 @@ def test_warnings_find_the_truly_troubled_deals(scored: dict[str, Any]) -> None:
         assert r["rate_truth"] >= 2.0 * r["rate_other"], (code, r)
         assert r["recall"] >= 0.1, (code, r)
     assert rows["single_threaded"]["rate_truth"] >= 5 * rows["single_threaded"]["rate_other"]
-    # the episode model (learned from the training deals' touch patterns, no labels) meets the episode targets
-    for code in ("stalled_in_stage", "gone_quiet", "ghosting"):
+    # the episode model (learned from the training deals' touch patterns, no labels) meets the episode targets, and
+    # single-threaded does once it follows the real stage instead of the declared one
+    for code in ("stalled_in_stage", "gone_quiet", "ghosting", "single_threaded"):
         assert rows[code]["precision"] >= 0.6 and rows[code]["recall"] >= 0.5, (code, rows[code])

@@ -175,3 +175,22 @@ def test_the_episode_model_decides_the_episode_warnings(make_frame: Any, stage_s
     none = find_warnings(Columns(frame), StageNorms.from_stage_stats(stage_stats), taxonomy, episodes=episodes,
                          touchpoints=False).codes()
     assert not any(c in ("gone_quiet", "ghosting") for row in none for c in row)
+
+
+def test_single_threaded_follows_the_real_stage_when_the_stage_model_gives_it(make_frame: Any, stage_stats: Any,
+                                                                               taxonomy: Any) -> None:
+    """One contact is a risk from the real discovery stage on: a rep typing discovery early does not make the
+    deal single-threaded, a rep recording it late does not hide it."""
+    frame = make_frame({"declared_stage": "discovery", "n_contacts": 1.0},
+                       {"declared_stage": "qualification", "n_contacts": 1.0},
+                       {"declared_stage": "discovery", "n_contacts": 1.0})
+    norms = StageNorms.from_stage_stats(stage_stats)
+    real = ["qualification", "discovery", "discovery"]
+    got = find_warnings(Columns(frame), norms, taxonomy, inferred_stage=real).lists()
+    single = [next((w for w in row if w.code == "single_threaded"), None) for row in got]
+    assert single[0] is None and single[1] is not None and single[2] is not None
+    assert single[1].evidence == "only one contact involved in discovery (its real stage; declared qualification)"
+    assert single[2].evidence == "only one contact involved in discovery"
+    # without the estimate the declared stage decides, as before
+    assert [any(w.code == "single_threaded" for w in row) for row in
+            find_warnings(Columns(frame), norms, taxonomy).lists()] == [True, False, True]

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from dealscore_service.store import repository
+
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
@@ -97,6 +99,21 @@ def proxy() -> Iterator[TcpProxy]:
 @pytest.fixture
 def pg_via_proxy(pg_url: str, proxy: TcpProxy) -> str:
     return pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}").replace("?", "?connect_timeout=3&")
+
+
+def test_readiness_after_a_restart_is_not_fooled_by_a_stale_pooled_connection(
+    make_client: Callable[..., TestClient], pg_via_proxy: str, proxy: TcpProxy, trained_model,
+    keys: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server back within a second of its pooled connections' last use: the pool hands one out unchecked, it
+    fails, and readiness must ask again (on a fresh connection) instead of reporting the store down."""
+    monkeypatch.setattr(repository, "PING_AFTER_IDLE_SECONDS", 3600.0)  # no idle check: always the race's case
+    client = make_client(model_path=trained_model.bundle_dir, database_url=pg_via_proxy)
+    assert _score(client, trained_model.payload(trained_model.open_ids[0]), keys["crm"]).status_code == 200
+    proxy.stop()  # drops the pooled connections
+    proxy.start()
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["store"] is True
 
 
 def _score(client: TestClient, body: dict, key: str):  # type: ignore[no-untyped-def]

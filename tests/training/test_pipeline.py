@@ -17,8 +17,13 @@ REPORT_KEYS = {"win": {"model", "baselines", "oracle", "comparison", "learning_c
 
 def test_report_has_the_agreed_shape(trained):
     r = trained.report
-    assert set(r) == {"win", "stage", "data", "time_to_close"}
+    assert set(r) == {"win", "stage", "data", "time_to_close", "episodes"}
     assert set(r["win"]) == REPORT_KEYS["win"] and set(r["stage"]) == REPORT_KEYS["stage"]
+    # the paces the episode warnings are judged by, learned from the training deals
+    assert r["episodes"]["deals"] >= 50 and [p["state"] for p in r["episodes"]["paces"]] == [
+        "active", "slow", "stalled", "quiet"]
+    record = trained.bundle.stage_stats["_episodes"]["track_record"]  # counted on the later periods' deals
+    assert set(record) == {"stalled_in_stage", "gone_quiet", "ghosting"} and record["gone_quiet"]["support"] > 0
     assert set(r["win"]["baselines"]) == {"stage_table", "naive_bayes", "logistic"}
     for sec in (r["win"]["model"], *r["win"]["baselines"].values(), r["win"]["oracle"]):
         for key in ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_lift", "by_declared_stage",

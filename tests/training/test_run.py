@@ -56,7 +56,7 @@ def second(first: dict, small_history_dir: Path, fast_config) -> RunSummary:
 
 def test_cli_run_reports_registers_and_crowns_the_first_version(first):
     out, report = first["output"], first["report"]
-    assert set(report) == {"win", "stage", "data", "time_to_close"}
+    assert set(report) == {"win", "stage", "data", "time_to_close", "episodes"}
     assert set(report["win"]) == {"model", "baselines", "oracle", "comparison", "learning_curve"}
     assert set(report["win"]["baselines"]) == {"stage_table", "naive_bayes", "logistic"}
     assert {"model", "declared", "label_free", "labels", "recording_habits"} == set(report["stage"])

@@ -399,10 +399,22 @@ class ScoreStore:
                 self.migrate()
 
     def ping(self) -> None:
-        """Raise :class:`StoreUnavailableError` unless the store answers and is migrated."""
+        """Raise :class:`StoreUnavailableError` unless the store answers and is migrated.
+
+        A pooled connection that died within the last second is handed out unchecked (``_ping_when_idle``); its
+        failure makes the pool replace every old connection, so readiness asks once more before saying the store
+        is down: a server that is back must not be reported unavailable because of one stale connection.
+        """
         self._ready()
-        with self._guard("ping"), self.engine.connect() as conn:
-            conn.execute(text("SELECT 1 FROM scores WHERE 1 = 0"))
+        for attempt in (1, 2):
+            try:
+                with self._guard("ping"), self.engine.connect() as conn:
+                    conn.execute(text("SELECT 1 FROM scores WHERE 1 = 0"))
+                return
+            except StoreUnavailableError as exc:
+                cause = exc.__cause__
+                if attempt == 2 or not (isinstance(cause, DBAPIError) and cause.connection_invalidated):
+                    raise
 
     @contextmanager
     def _session(self, what: str) -> Iterator[Session]:

@@ -245,8 +245,10 @@ def find_warnings(
     )
     index, discovery, proposal = _pivots(taxonomy)
     order = np.array([index.get(s, -1) if s is not None else -1 for s in stage], dtype=np.int64)
+    real = (np.array([index.get(s, -1) if s is not None else -1 for s in inferred_stage], dtype=np.int64)
+            if inferred_stage is not None else None)
     ctx = _Context(cols, norms, taxonomy, r, stage, order, discovery, proposal, thresholds or WarningThresholds(),
-                   episodes)
+                   episodes, real)
 
     # stage ahead of evidence (from the stage model's verdict)
     if mismatch_verdict is not None and mismatch_text is not None:
@@ -282,6 +284,8 @@ class _Context:
     proposal: int | None
     thresholds: WarningThresholds
     episodes: np.ndarray | None = None
+    #: per row, the order of the real stage the stage model inferred (None: not given, the declared one stands in)
+    real_order: np.ndarray | None = None
     _measures: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
     _limits: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -491,22 +495,28 @@ def _stakeholders_and_pricing(x: _Context, hits: WarningHits) -> None:
         ))
         contacts = nan_to_zero(cols.num("n_contacts"))
         fired, s_applies, replies = x.learned("single_threaded")
-        # the learned threshold sets how many replies make one contact telling, never the stages the rule covers
-        from_discovery = x.order >= x.discovery
-        rows = _rows(from_discovery & np.where(s_applies, fired, contacts < x.r.min_contacts))
+        # the learned threshold sets how many replies make one contact telling, never the stages the rule covers;
+        # those are the deal's *real* stages when the stage model's estimate is given: a rep who types discovery
+        # before the discovery meeting does not make the deal single-threaded, one who records it weeks late
+        # does not hide it
+        real = x.real_order if x.real_order is not None else x.order
+        rows = _rows((real >= x.discovery) & np.where(s_applies, fired, contacts < x.r.min_contacts))
         s_lim = x.limit("single_threaded")
 
         def make_single(i: int) -> DealWarning:
             who = "no named contact" if contacts[i] < 1 else "only one contact"
+            where = (x.stage[i] if x.real_order is None or real[i] == x.order[i]
+                     else f"{names[real[i]]} (its real stage; declared {x.stage[i]})")
             record, precision, support = x.record("single_threaded", i, "single-threaded warnings")
             if s_applies[i]:
                 n = int(replies[i])
-                evidence = f"{who} involved in {x.stage[i]} after {n} customer repl{'y' if n == 1 else 'ies'}"
+                evidence = f"{who} involved in {where} after {n} customer repl{'y' if n == 1 else 'ies'}"
                 threshold = (f"at most one contact after {int(np.ceil(s_lim[i]))} or more customer replies "
                              f"({_learned_text(x, 'single_threaded', i)}){record}")
             else:
-                evidence = f"{who} involved in {x.stage[i]}"
-                threshold = f"at least {x.r.min_contacts} contacts from {names[x.discovery]} on"
+                evidence = f"{who} involved in {where}"
+                threshold = (f"at least {x.r.min_contacts} contacts from {names[x.discovery]} on"
+                             f"{' (the real stage)' if x.real_order is not None else ''}")
             return DealWarning(code="single_threaded", title="Single-threaded", evidence=evidence,
                                threshold=threshold, severity="medium", precision=precision, support=support)
         hits.add(rows, "single_threaded", "medium", make_single)
