@@ -397,12 +397,16 @@ class RecordingHabits(BaseModel):
 
 
 class StateValueStage(BaseModel):
-    """One real stage's smoothed win rate per customer silence (every chase together)."""
+    """One real stage's smoothed win rate per customer silence (every episode and chase together) and per episode."""
 
     stage: str
     snapshots: int = Field(description="training snapshots in this real stage")
     win_rates: dict[str, float] = Field(description="per silence bucket (days since the customer's last reply)")
     snapshots_by_silence: dict[str, int]
+    win_rates_by_episode: dict[str, float] = Field(
+        default_factory=dict, description="per episode (active, slow, stalled, quiet, unreplied: the episode model's "
+        "reading of the touch pattern), every silence and chase together")
+    snapshots_by_episode: dict[str, int] = Field(default_factory=dict)
 
 
 class StateValueChase(BaseModel):

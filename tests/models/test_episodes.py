@@ -8,7 +8,15 @@ import pandas as pd
 import pytest
 
 from dealscore.data.history import DealHistory, from_frames
-from dealscore.models.episodes import PAIRWISE_ROWS, STATES, EpisodeModel, TouchDays, touch_days
+from dealscore.models.episodes import (
+    EPISODES,
+    PAIRWISE_ROWS,
+    STATES,
+    EpisodeModel,
+    TouchDays,
+    episode_weights,
+    touch_days,
+)
 from dealscore.times import DAY_NS
 
 #: A known process: per day, touches from the rep / the customer / undirected, in each state of STATES.
@@ -100,6 +108,30 @@ def test_the_filter_tells_a_quiet_customer_from_a_busy_deal() -> None:
     p = model.probabilities(_as_touch_days(np.stack([busy, quiet])))
     assert p[0, STATES.index("active")] > 0.9
     assert p[1, STATES.index("quiet")] > 0.9
+
+
+def test_a_reply_today_moves_the_probabilities_as_the_filter_would_read_it() -> None:
+    model = _model()
+    quiet = np.zeros((60, 3))
+    quiet[:20, 1], quiet[:, 0] = 1, np.arange(60) % 2  # replies for 20 days, then the rep alone
+    answered = quiet.copy()
+    answered[-1, 1] += 1  # the customer answers on the snapshot's day
+    before, after = model.probabilities(_as_touch_days(np.stack([quiet, answered])))
+    assert before[STATES.index("quiet")] > 0.9
+    got = model.after_reply(episode_weights(before[None, :], 1))[0]
+    np.testing.assert_allclose(got, [*after, 0.0], atol=1e-12)
+    assert got[STATES.index("quiet")] < 0.5  # a quiet deal that answers is most likely revived
+    # a deal without a reply so far: the filter's first day, with this reply alone
+    first = model.probabilities(_as_touch_days(np.array([[[0.0, 1.0, 0.0]]])))[0]
+    np.testing.assert_allclose(model.after_reply(episode_weights(None, 1))[0], [*first, 0.0], atol=1e-12)
+
+
+def test_episode_weights_put_rows_without_a_reply_or_a_model_on_unreplied() -> None:
+    p = np.array([[0.7, 0.1, 0.1, 0.1], [np.nan] * 4])
+    w = episode_weights(p, 2)
+    assert w.shape == (2, len(EPISODES)) and EPISODES[-1] == "unreplied"
+    np.testing.assert_allclose(w, [[0.7, 0.1, 0.1, 0.1, 0.0], [0, 0, 0, 0, 1]])
+    np.testing.assert_allclose(episode_weights(None, 3), np.tile([0, 0, 0, 0, 1.0], (3, 1)))
 
 
 def test_states_are_named_by_their_rates_whatever_order_em_left_them_in() -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from dealscore.errors import DataValidationError, NotFoundError
 from dealscore.features import build_features, scoring_snapshots
+from dealscore.models.episodes import EpisodeModel, episode_weights, touch_days
 from dealscore.playbook import SILENCE_BUCKETS, chase_bucket, silence_bucket
 from dealscore.scoring import Scorer, ScoreResult
 from dealscore.scoring.actions import apply_action, candidate_actions
@@ -105,6 +106,7 @@ def test_actions_are_valid_for_the_inferred_stage(explained: list[ScoreResult]) 
         assert changes == sorted(changes, reverse=True) and all(c >= 0.05 for c in changes)
         assert all(a.reason.startswith("If ") and "similar past deal" in a.reason for a in r.actions)
         for a in r.actions:  # the expected change is the documented mix of its two parts, inside its interval
+            assert a.change_if_unanswered == 0.0  # an unanswered attempt changes nothing
             assert a.p_respond is not None and a.similar_deals is not None and 0 <= a.p_respond <= 1
             mix = a.p_respond * a.change_if_responds + (1 - a.p_respond) * a.change_if_unanswered
             assert a.expected_change == pytest.approx(a.similar_deals / (a.similar_deals + 10) * mix, abs=1e-9)
@@ -138,26 +140,32 @@ def test_two_actions_never_share_rationale_and_effect(explained: list[ScoreResul
     assert n > 10
 
 
-def _state(scorer: Scorer, h: Any, deal: str, at: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
-    """The deal's silence and chase buckets at ``at``, from its features."""
+def _state(scorer: Scorer, h: Any, deal: str, at: pd.Timestamp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The deal's episode probabilities (the bundle's episode filter on the history) and its silence and chase
+    buckets at ``at``, from its features."""
     snaps = pd.DataFrame({"deal_id": [deal], "as_of": [at]})
     f = build_features(h, snaps, spec=scorer.bundle.spec, taxonomy=scorer.bundle.taxonomy)
-    return (silence_bucket(f["days_since_last_inbound"].to_numpy(dtype=float)),
+    model = EpisodeModel.from_dict(scorer.bundle.stage_stats.get("_episodes"))
+    proba = model.probabilities(touch_days(h, [deal], [at])) if model is not None else None
+    return (episode_weights(proba, 1), silence_bucket(f["days_since_last_inbound"].to_numpy(dtype=float)),
             chase_bucket(f["n_outbound_unanswered"].to_numpy(dtype=float)))
 
 
 @pytest.mark.parametrize("path", ["one_deal", "batch"])
 def test_adding_the_suggested_touchpoint_gives_the_predicted_change(trained: Any, small_history: Any, scorer: Scorer,
                                                                     explained: list[ScoreResult], path: str) -> None:
-    """Apply the top action's response, then its attempt alone, to the real history and score it.
+    """Apply the top action's response to the real history and score it.
 
-    The response's part is the move of the deal's state: its real-stage probabilities, silence and
-    chase before and after, valued by the bundle's win rates per state and applied to its odds. The
-    unanswered attempt's part is the re-score itself, counted only when it lowers the score.
+    The response's part is the move of the deal's state: its real-stage and episode probabilities
+    before and after (the episode filter run on the history with the response added), valued by the
+    bundle's win rates per state among deals with the same silence and chase so far, and applied to
+    its odds. An unanswered
+    attempt changes nothing (docs/scoring.md says why).
     """
     h = small_history
     values = StageValues.from_stage_stats(trained.bundle.stage_stats, trained.bundle.taxonomy.names)
     assert values is not None
+    assert trained.bundle.stage_stats.get("_episodes")  # the episode model is part of the state here
     names = list(trained.bundle.taxonomy.names)
     # deals whose owner and account have other deals: the cross-deal aggregates are not trivial
     deals = h.deals.set_index("deal_id")
@@ -171,19 +179,19 @@ def test_adding_the_suggested_touchpoint_gives_the_predicted_change(trained: Any
         action = _action(trained.bundle, top.stage, top.code)
         responded = apply_action(h, r.deal_id, action, base.as_of)
         after = scorer.score(responded, r.deal_id, base.as_of, explain=False, actions=False)
-        v_now = values.value(np.array([[base.stage_probabilities[s] for s in names]]),
-                             *_state(scorer, h, r.deal_id, base.as_of))
+        episodes, silence, chase = _state(scorer, h, r.deal_id, base.as_of)
+        v_now = values.value(np.array([[base.stage_probabilities[s] for s in names]]), episodes, silence, chase)
         state_after = _state(scorer, responded, r.deal_id, base.as_of)
-        v_after = values.value(np.array([[after.stage_probabilities[s] for s in names]]), *state_after)
+        # the real stage and the episode move; silence and chase are the deal's behaviour so far: they stay
+        v_after = values.value(np.array([[after.stage_probabilities[s] for s in names]]), state_after[0], silence,
+                               chase)
         moved = values.moved(np.array([base.p_win]), v_now, v_after)[0]
         # (a result's stage probabilities are rounded to 6 decimals: agreement to 1e-3 points)
         assert 100 * (moved - base.p_win) == pytest.approx(top.change_if_responds, abs=1e-3)
-        # the response ends the customer's silence and the rep's chase
-        assert (state_after[0][0], state_after[1][0]) == (SILENCE_BUCKETS.index("under_7d"), 0)
-        rescored = scorer.score(apply_action(h, r.deal_id, action.unanswered(), base.as_of), r.deal_id, base.as_of,
-                                explain=False, actions=False)
-        # the unanswered attempt counts only when it lowers the score (docs/scoring.md says why)
-        assert min(0.0, 100 * (rescored.p_win - base.p_win)) == pytest.approx(top.change_if_unanswered, abs=1e-9)
+        # the response ends the customer's silence and the rep's chase in the history, and the deal has a reply now
+        assert (state_after[1][0], state_after[2][0], state_after[0][0, -1]) == (SILENCE_BUCKETS.index("under_7d"),
+                                                                                 0, 0.0)
+        assert top.change_if_unanswered == 0.0
 
 
 def test_one_deal_payload_uses_the_bundle_context(trained: Any, small_history: Any) -> None:

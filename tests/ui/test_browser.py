@@ -365,6 +365,9 @@ def test_model_page_shows_the_plots_with_a_reading(laptop: Page) -> None:
     assert values.is_visible() and values.locator("tbody tr").count() >= 4
     assert re.match(r"\d+%$", values.locator("tbody td").first.inner_text())
     assert "Silence matters most in " in values.locator("[data-testid=values-reading]").first.inner_text()
+    by_episode = values.locator("[data-testid=state-values-episodes]")  # the state a response moves
+    assert by_episode.is_visible() and "Gone quiet" in by_episode.locator("thead").inner_text()
+    assert re.match(r"\d+%$", by_episode.locator("tbody td").first.inner_text())
     paces = page.locator("[data-testid=episode-paces]")  # what stalled and quiet mean for this company
     assert paces.is_visible() and paces.locator("tbody tr").count() == 4
     assert "at least 70% likely" in paces.inner_text()

@@ -41,6 +41,9 @@ from dealscore.features.timeline import NAT
 from dealscore.times import DAY_NS
 
 STATES = ("active", "slow", "stalled", "quiet")
+#: What the next-best actions condition on: the four states, and "before the first customer reply" (the model
+#: says nothing then; prospecting deals and deals of a CRM without touchpoints are all in it).
+EPISODES = (*STATES, "unreplied")
 STREAMS = ("outbound", "inbound", "other")
 #: Sequences longer than this many days are cut for fitting (the filter reads any length).
 MAX_FIT_DAYS = 730
@@ -263,6 +266,26 @@ class EpisodeModel:
             self._powers = table = grown
         return table[gaps]
 
+    def after_reply(self, weights: np.ndarray) -> np.ndarray:
+        """:func:`episode_weights` once the customer answers today: one more inbound touch on the snapshot's day.
+
+        The filter's last step already holds the day's touches, so one more customer
+        touch multiplies each state's probability by its inbound rate (the Poisson
+        likelihood of k + 1 touches over k, up to a factor all states share); a deal
+        without a reply so far starts the model today, on a day with this reply alone. A quiet deal that
+        answers is then most likely active again: the revival an action can bring.
+        """
+        w = np.asarray(weights, dtype=float)
+        out = np.zeros_like(w)
+        inbound = self.rates[:, 1]
+        replied = w[:, :len(STATES)] * inbound[None, :]
+        total = replied.sum(1, keepdims=True)
+        first = self.initial * inbound * np.exp(-self.rates.sum(1))  # the filter's first day: this reply alone
+        out[:, :len(STATES)] = np.where(total > 0, replied / np.where(total > 0, total, 1.0), 0.0)
+        unreplied = w[:, len(STATES)][:, None]
+        out[:, :len(STATES)] = (1.0 - unreplied) * out[:, :len(STATES)] + unreplied * (first / first.sum())[None, :]
+        return out
+
     # ------------------------------------------------------------------ storage and words
 
     def to_dict(self) -> dict[str, Any]:
@@ -293,6 +316,37 @@ class EpisodeModel:
                 f"{p['customer_touches_per_week']:.1f} from the customer, {p['other_touches_per_week']:.1f} "
                 f"meetings, demos or notes; a spell lasts about {p['typical_days']:.0f} days"
                 for p in self.paces()]
+
+
+def episode_weights(proba: np.ndarray | None, n: int) -> np.ndarray:
+    """Per row, the probability of each of :data:`EPISODES`: the filter's states, or all weight on "unreplied"
+    for a row without a customer reply (NaN) or without a model (``proba`` None)."""
+    out = np.zeros((n, len(EPISODES)))
+    if proba is None:
+        out[:, -1] = 1.0
+        return out
+    p = np.asarray(proba, dtype=float)
+    known = ~np.isnan(p[:, 0])
+    out[known, :len(STATES)] = p[known]
+    out[~known, -1] = 1.0
+    return out
+
+
+#: Snapshots per pass of :func:`weights_at`: a pass pairs each snapshot with every touch of its deal.
+WEIGHTS_CHUNK = 50_000
+
+
+def weights_at(model: EpisodeModel | None, history: DealHistory, deal_ids: Any, as_of: Any) -> np.ndarray:
+    """:func:`episode_weights` of each ``(deal_ids[i], as_of[i])`` read from a history (training tables), in
+    passes of :data:`WEIGHTS_CHUNK` rows so that memory stays bounded on a long history."""
+    ids = np.asarray(deal_ids, dtype=object)
+    times = np.asarray(as_of, dtype="datetime64[ns]")
+    if model is None or not len(ids):
+        return episode_weights(None, len(ids))
+    return np.concatenate([
+        episode_weights(model.probabilities(touch_days(history, ids[lo:lo + WEIGHTS_CHUNK],
+                                                       times[lo:lo + WEIGHTS_CHUNK])), len(ids[lo:lo + WEIGHTS_CHUNK]))
+        for lo in range(0, len(ids), WEIGHTS_CHUNK)])
 
 
 def _dense(days: TouchDays, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -345,5 +399,5 @@ def _em_step(X: np.ndarray, mask: np.ndarray, rates: np.ndarray, transition: np.
     return rates, transition, initial, log_likelihood
 
 
-__all__ = ["MAX_FIT_DAYS", "MIN_DEALS", "PAIRWISE_ROWS", "STATES", "STREAMS", "EpisodeModel", "TouchDays", "touch_days",
-           "touch_days_of"]
+__all__ = ["EPISODES", "MAX_FIT_DAYS", "MIN_DEALS", "PAIRWISE_ROWS", "STATES", "STREAMS", "WEIGHTS_CHUNK",
+           "EpisodeModel", "TouchDays", "episode_weights", "touch_days", "touch_days_of", "weights_at"]

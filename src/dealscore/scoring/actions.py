@@ -41,8 +41,11 @@ class Action:
     """One playbook action as the touchpoint its what-if adds.
 
     The fields ``type`` … ``new_contact`` are the customer's *response* (what
-    happens when the action is taken up); :meth:`unanswered` is the rep's attempt
-    alone, the what-if of an attempt nobody answers. ``repeat`` False marks a
+    happens when the action is taken up: its what-if is what the action is valued
+    by); :meth:`unanswered` is the rep's attempt alone, as the rep logs it. An
+    attempt nobody answers changes nothing in the deal
+    (:data:`dealscore.scoring.scorer.UNANSWERED_CHANGE`), so it has no what-if of
+    its own. ``repeat`` False marks a
     once-only action: when any ``done_when`` feature is already 1, ``follow_up``
     is suggested instead (see :func:`dealscore.playbook.normalise_action`).
     """
@@ -77,7 +80,7 @@ class Action:
         )
 
     def unanswered(self) -> Action:
-        """The rep's attempt alone (outbound), as the touchpoint of its what-if."""
+        """The rep's attempt alone (outbound), as the touchpoint the rep logs when acting."""
         return Action(code=self.code, text=self.text, stage=self.stage, type=self.attempt_type or "email",
                       direction="outbound", contact_role=self.attempt_role or self.contact_role,
                       new_contact=self.attempt_new_contact)

@@ -2,12 +2,14 @@
 
 ``bundle.stage_stats["_response_rates"]`` (learned by
 :func:`dealscore.training.response_rates.learn_response_rates`) counts attempts
-and answers per (declared stage, silence bucket, role group). A cell with few
-attempts borrows from the broader one: the estimate is a Beta posterior mean
-with ``PRIOR_ATTEMPTS`` pseudo-attempts at the rate of the same stage and role
-over all silences (which itself leans on the role's overall rate). ``deals`` is
-how many past deals the cell rests on; the action's expected change is shrunk
-toward 0 by ``deals / (deals + SHRINK_DEALS)`` so that thin evidence promises little.
+and answers per (declared stage, episode, role group, first engagement), the
+episode being the episode model's reading of the touch pattern just before the
+attempt. A deal's chance is the episode cells' rates weighed by its own episode
+probabilities now. A cell with few attempts borrows from the broader one: each
+rate is a Beta posterior mean with ``PRIOR_ATTEMPTS`` pseudo-attempts at the rate
+of the same episode and role over all stages. ``deals`` is how many past deals
+the cells rest on; the action's expected change is shrunk toward 0 by
+``deals / (deals + SHRINK_DEALS)`` so that thin evidence promises little.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from dealscore.playbook import SILENCE_BUCKETS, role_group, silence_bucket
+from dealscore.models.episodes import EPISODES
+from dealscore.playbook import role_group
 
 PRIOR_ATTEMPTS = 10.0
 SHRINK_DEALS = 10.0
 #: used when the bundle holds no response table (trained before it existed): 1 in 3, resting on nothing
 UNKNOWN_RATE = 1.0 / 3.0
+
+_Cell = tuple[str | None, str, str, bool]  # (stage, episode, role group, first engagement)
 
 
 @dataclass(frozen=True)
@@ -38,61 +43,71 @@ class Response:
 
 @dataclass
 class ResponseRates:
-    """Lookup of :class:`Response` by (stage, days since the customer's last inbound touch, role)."""
+    """Lookup of :class:`Response` by (stage, episode probabilities, role, first engagement)."""
 
-    cells: Mapping[tuple[str, str, str, bool], tuple[float, float, int]] = field(default_factory=dict)
-    _memo: dict[tuple[str | None, int, str, bool], Response] = field(default_factory=dict, repr=False)
+    cells: Mapping[_Cell, tuple[float, float, int]] = field(default_factory=dict)
+    _memo: dict[_Cell, tuple[float, float]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_stage_stats(cls, stage_stats: Mapping[str, Any] | None) -> ResponseRates:
+        """The bundle's table. Rows counted before the table had episodes (per silence instead) count for every
+        episode alike, so an older bundle still gives each deal its stage's and role's rate."""
         raw = (stage_stats or {}).get("_response_rates") or {}
-        cells = {(r["stage"], r["silence"], r["role"], bool(r.get("new", False))):
-                 (float(r["attempts"]), float(r["answered"]), int(r["deals"])) for r in raw.get("rows") or []}
+        cells: dict[_Cell, tuple[float, float, int]] = {}
+        for r in raw.get("rows") or []:
+            for e in ([r["episode"]] if "episode" in r else EPISODES):
+                key = (r["stage"], e, r["role"], bool(r.get("new", False)))
+                n, a, d = cells.get(key, (0.0, 0.0, 0))
+                cells[key] = (n + float(r["attempts"]), a + float(r["answered"]), d + int(r["deals"]))
         return cls(cells=cells)
 
-    def _sum(self, stage: str | None, silence: str | None, role: str | None, new: bool | None,
+    def _sum(self, stage: str | None, episode: str | None, role: str | None, new: bool | None
              ) -> tuple[float, float, int]:
         n = a = 0.0
         d = 0
-        for (s, b, r, w), (x, y, k) in self.cells.items():
-            if ((stage is None or s == stage) and (silence is None or b == silence) and (role is None or r == role)
+        for (s, e, r, w), (x, y, k) in self.cells.items():
+            if ((stage is None or s == stage) and (episode is None or e == episode) and (role is None or r == role)
                     and (new is None or w == new)):
                 n, a, d = n + x, a + y, d + k
         return n, a, d
 
-    def lookup(self, stage: str | None, days_since_inbound: float, role: str | None, new: bool = False) -> Response:
-        """P(answered) for deals like this, shrunk toward the broader cells when this one is thin.
-
-        ``new``: the action needs a decision maker or champion who has not engaged in the deal yet.
-        """
-        return self.rate(stage, int(silence_bucket(np.array([days_since_inbound]))[0]), role, new)
-
-    def rate(self, stage: str | None, bucket: int, role: str | None, new: bool = False) -> Response:
-        """:meth:`lookup` with the silence bucket already known (``silence_bucket`` of a whole block at once)."""
-        grp = role_group(role)
-        new = bool(new) and grp != "other"
-        key = (stage, bucket, grp, new)
+    def _cell(self, stage: str | None, episode: str, grp: str, new: bool) -> tuple[float, float]:
+        """(rate, deals) of one episode's cell, shrunk toward the same episode and role over all stages."""
+        key = (stage, episode, grp, new)
         hit = self._memo.get(key)
         if hit is not None:
             return hit
-        if not self.cells:
-            out = Response(UNKNOWN_RATE, 0.1, 0.6, 0)
-        else:
-            silence = SILENCE_BUCKETS[bucket]
-            n_all, a_all, _ = self._sum(None, silence, grp, new)
-            if n_all == 0:
-                n_all, a_all, _ = self._sum(None, None, grp, new)
-            if n_all == 0:
-                n_all, a_all, _ = self._sum(None, silence, None, None)
-            base = (a_all + 1.0) / (n_all + 2.0)
-            n, a, deals = self._sum(stage, silence, grp, new)
-            p = (a + PRIOR_ATTEMPTS * base) / (n + PRIOR_ATTEMPTS)
-            # 80% interval of the Beta posterior over past *deals* (attempts of one deal are not independent)
-            k = max(float(deals), 1.0) + PRIOR_ATTEMPTS
-            sd = float(np.sqrt(p * (1 - p) / (k + 1)))
-            out = Response(float(p), max(0.0, p - 1.2816 * sd), min(1.0, p + 1.2816 * sd), deals)
+        n_all, a_all, _ = self._sum(None, episode, grp, new)
+        if n_all == 0:
+            n_all, a_all, _ = self._sum(None, None, grp, new)
+        if n_all == 0:
+            n_all, a_all, _ = self._sum(None, episode, None, None)
+        base = (a_all + 1.0) / (n_all + 2.0)
+        n, a, deals = self._sum(stage, episode, grp, new)
+        out = ((a + PRIOR_ATTEMPTS * base) / (n + PRIOR_ATTEMPTS), float(deals))
         self._memo[key] = out
         return out
+
+    def rate(self, stage: str | None, episodes: np.ndarray, role: str | None, new: bool = False) -> Response:
+        """P(answered) for deals like this: the episode cells' rates weighed by the deal's episode probabilities
+        (``episodes``, one row of :func:`~dealscore.models.episodes.episode_weights`).
+
+        ``new``: the action needs a decision maker or champion who has not engaged in the deal yet.
+        """
+        grp = role_group(role)
+        new = bool(new) and grp != "other"
+        if not self.cells:
+            return Response(UNKNOWN_RATE, 0.1, 0.6, 0)
+        p = deals_w = 0.0
+        for e, w in zip(EPISODES, np.asarray(episodes, dtype=float).tolist(), strict=True):
+            if w > 0:
+                q, d = self._cell(stage, e, grp, new)
+                p, deals_w = p + w * q, deals_w + w * d
+        deals = round(deals_w)
+        # 80% interval of the Beta posterior over past *deals* (attempts of one deal are not independent)
+        k = max(float(deals), 1.0) + PRIOR_ATTEMPTS
+        sd = float(np.sqrt(p * (1 - p) / (k + 1)))
+        return Response(float(p), max(0.0, p - 1.2816 * sd), min(1.0, p + 1.2816 * sd), deals)
 
 
 def shrink(deals: int) -> float:
@@ -103,9 +118,10 @@ def shrink(deals: int) -> float:
 #: uncertainty of an action's estimated changes (estimates from past deals, not measured effects): a band of
 #: ``MODEL_SPREAD`` times their weighted size plus ``MODEL_FLOOR_POINTS`` (a response valued at 0 may still be the
 #: step that moves the deal), both shrunk like the expected change. Set to hold 80% on one simulated company (mixed
-#: preset, 5,000 training deals, seed 5: 79%) against the intervention oracle; docs/scoring.md gives every preset
+#: preset, 5,000 training deals, seed 5: the smallest floor in steps of 0.25 that does, 81%; 78% at 1.0) against the
+#: intervention oracle; docs/scoring.md gives every preset
 MODEL_SPREAD = 1.0
-MODEL_FLOOR_POINTS = 1.0
+MODEL_FLOOR_POINTS = 1.5
 
 
 def action_interval(r: Response, factor: float, if_responds: float, if_unanswered: float) -> tuple[float, float]:

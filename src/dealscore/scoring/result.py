@@ -71,13 +71,12 @@ class NextAction(BaseModel):
 
     ``expected_change = shrink · (p_respond · change_if_responds + (1 − p_respond) · change_if_unanswered)``
     where ``p_respond`` is how often customers of deals like this took such an
-    attempt up (learned from the history's outreach and replies), ``change_if_responds``
-    is the move the response makes to the deal's state (its real stage, the
-    customer's silence and the rep's unanswered chase, valued by the company's own
-    win rates per state),
-    ``change_if_unanswered`` the model's re-score of the deal with the unanswered
-    attempt added now (when it lowers the score), and
-    ``shrink = similar_deals / (similar_deals + 10)``.
+    attempt up in the same episode (learned from the history's outreach and replies),
+    ``change_if_responds`` is the move the response makes to the deal's state (its
+    real stage and episode, valued by the company's own win rates per state among
+    deals with the same silence and unanswered chase so far),
+    ``change_if_unanswered`` is 0 (an attempt nobody answers leaves the customer's
+    state as it was), and ``shrink = similar_deals / (similar_deals + 10)``.
     """
 
     code: str
@@ -91,11 +90,12 @@ class NextAction(BaseModel):
     p_respond: float | None = Field(default=None, description="P(the customer takes it up | deals like this now)")
     change_if_responds: float | None = Field(
         default=None, description="points if the customer takes it up: the odds of the state the response moves "
-                                  "the deal to (real stage; silence and unanswered chase ended) over the state it "
-                                  "is in now")
+                                  "the deal to (real stage and episode, e.g. a quiet deal active again) over the "
+                                  "state it is in now")
     change_if_unanswered: float | None = Field(
-        default=None, description="points of the attempt left unanswered (never positive: an unanswered attempt "
-                                  "shows no new customer behaviour)")
+        default=None, description="points of the attempt left unanswered: 0, an attempt nobody answers leaves the "
+                                  "customer's state as it was (its drop in the win model's re-score is a symptom of "
+                                  "deals already in trouble, not an effect)")
     interval_low: float | None = Field(default=None, description="80% interval of the expected change, low end")
     interval_high: float | None = Field(default=None, description="80% interval of the expected change, high end")
     similar_deals: int | None = Field(default=None, description="past deals the response rate rests on")

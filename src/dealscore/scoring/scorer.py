@@ -22,7 +22,7 @@ from dealscore.errors import ConfigError, DataValidationError, ModelNotReadyErro
 from dealscore.features import FeatureContext, Touchpoint, WhatIf, scoring_snapshots
 from dealscore.forecast.features import close_time_matrix
 from dealscore.models.bundle import ModelBundle
-from dealscore.models.episodes import EpisodeModel, touch_days_of
+from dealscore.models.episodes import EpisodeModel, episode_weights, touch_days_of
 from dealscore.playbook import chase_bucket, silence_bucket
 from dealscore.scoring.actions import (
     SMALL_ITEMS,
@@ -56,6 +56,12 @@ CHANGE_FEATURES = (
     "decision_maker_engaged", "champion_engaged", "n_contacts", "has_meeting", "has_demo", "has_proposal",
     "has_contract", "pricing_discussed", "days_since_last_inbound", "n_outbound_unanswered", "days_since_last_touch",
 )
+#: What an attempt the customer leaves unanswered changes, in points: nothing. The rep's touch alone leaves the
+#: customer's state as it was; what it reveals (the customer did not answer) was already so before the rep asked.
+#: The win model's re-score of such a touch does fall, because unanswered outreach comes with deals already in
+#: trouble: a symptom, not an effect (valuing it so ranked worse against the simulator's intervention oracle on
+#: every preset, docs/scoring.md).
+UNANSWERED_CHANGE = 0.0
 #: Snapshots per block in batch scoring: bounds memory and paces the progress bar.
 DEFAULT_CHUNK = 20_000
 
@@ -366,7 +372,7 @@ class Scorer:
         mm = judge(cols, stage_proba, self._taxonomy)
         items: list[tuple[str, Action, pd.Timestamp]] = []
         item_row: list[int] = []
-        pairs: list[tuple[int, Action, int, int]] = []  # (row, action, its response what-if, its attempt what-if)
+        pairs: list[tuple[int, Action, int]] = []  # (row, action, its response what-if)
         if actions and n:
             times = stamps if stamps is not None else [pd.Timestamp(t) for t in as_of]
             done = {f: cols.num(f) for f in self._done_features}
@@ -378,15 +384,12 @@ class Scorer:
                         if a.follow_up is None:
                             continue
                         a = a.follow_up
-                    js = []
-                    for t in (a, a.unanswered()):
-                        key = t.touch_key()
-                        if key not in copies:
-                            copies[key] = len(items)
-                            items.append((deal_ids[i], t, times[i]))
-                            item_row.append(i)
-                        js.append(copies[key])
-                    pairs.append((i, a, js[0], js[1]))
+                    key = a.touch_key()
+                    if key not in copies:
+                        copies[key] = len(items)
+                        items.append((deal_ids[i], a, times[i]))
+                        item_row.append(i)
+                    pairs.append((i, a, copies[key]))
         vinp = (predictor.prepare(what_if.with_touchpoints(self._touchpoints(own, what_if, items, item_row, as_of)),
                                   copies_of=(inp.codes, item_row))
                 if items else None)
@@ -428,15 +431,11 @@ class Scorer:
                 block.actions = [[] for _ in range(n)]
             else:
                 after = predictor.columns(vinp)
-                # the real stage after each response what-if, for valuing a response by the state it moves the
-                # deal to (the unanswered attempts' rows are never read: not predicted, left NaN)
-                stage_after = None
-                if self._values is not None and len(pairs):
-                    responds = np.unique(np.array([x[2] for x in pairs], dtype=np.int64))
-                    stage_after = np.full((len(p_all) - n, len(self._taxonomy.names)), np.nan)
-                    stage_after[responds] = predictor.stage_proba(vinp, self._taxonomy.names, responds)
+                # the real stage after each response what-if, for valuing a response by the state it moves the deal to
+                stage_after = (predictor.stage_proba(vinp, self._taxonomy.names)
+                               if self._values is not None and len(pairs) else None)
                 block.actions = self._rank_actions(cols, p, after, p_all[n:], pairs, declared,
-                                                   (stage_proba, stage_after))
+                                                   (stage_proba, stage_after), episode_weights(episodes, n))
         return block
 
     def _close_pmf(self, cols: Columns, as_of: np.ndarray) -> np.ndarray | None:
@@ -468,58 +467,61 @@ class Scorer:
         block.base_points, block.reasons_up, block.reasons_down, block.other_points = base, ups, downs, other
 
     def _rank_actions(self, before: Columns, p: np.ndarray, after: Columns, p_after: np.ndarray,
-                      pairs: Sequence[tuple[int, Action, int, int]], declared: Sequence[str | None],
-                      stages: tuple[np.ndarray, np.ndarray | None] | None = None) -> list[list[NextAction]]:
+                      pairs: Sequence[tuple[int, Action, int]], declared: Sequence[str | None],
+                      stages: tuple[np.ndarray, np.ndarray | None], episodes: np.ndarray) -> list[list[NextAction]]:
         """Top actions per row by expected change (probability points), each with its own reason.
 
         The change if the customer responds is the move the response makes to the deal's
-        state (real stage, silence and unanswered chase, valued by :class:`StageValues` from the company's
-        history; ``stages`` holds the real-stage probabilities before and after each
-        what-if); a bundle without that table falls back to the win model's re-score of
-        the what-if. An action's two what-ifs (the customer's response, the unanswered attempt)
-        are weighed by how often such attempts were taken up in deals like this
-        (:class:`~dealscore.scoring.response.ResponseRates`), and shrunk toward 0
-        when few past deals back that rate. Two actions whose what-ifs give the same
-        change to the score (e.g. a call and an e-mail the features do not tell apart) have the
-        same effect: only the first by expected change (then playbook order) is kept.
+        state (its real stage and episode, valued by :class:`StageValues` from the company's
+        history among deals with the same silence and unanswered chase so far; ``stages`` holds the
+        real-stage probabilities before and after each response what-if, ``episodes`` each row's
+        episode probabilities now); a bundle without that
+        table falls back to the win model's re-score of the what-if. The response is weighed by how
+        often such attempts were taken up in deals like this, in the same episode
+        (:class:`~dealscore.scoring.response.ResponseRates`), and shrunk toward 0 when few past
+        deals back that rate. An attempt left unanswered changes nothing (:data:`UNANSWERED_CHANGE`).
+        Two actions whose responses give the same change (e.g. a call and an e-mail the features do
+        not tell apart) have the same effect: only the first by expected change (then playbook order)
+        is kept.
         """
         p_after = np.asarray(p_after)
         b = {c: before.num(c) for c in CHANGE_FEATURES}
         a_ = {c: after.num(c) for c in CHANGE_FEATURES}
-        silence = silence_bucket(b["days_since_last_inbound"])
-        chase = chase_bucket(before.num("n_outbound_unanswered"))
         rows_, js_ = (np.array([x[k] for x in pairs], dtype=np.int64) for k in (0, 2))
         # the win probability if the customer responds, per pair: by default the what-if's re-score
         p_responds = p_after[js_]
         won: tuple[np.ndarray, np.ndarray] | None = None  # per pair: the state values now and after, when used
-        if self._values is not None and stages is not None and stages[1] is not None and len(pairs):
+        if self._values is not None and stages[1] is not None and len(pairs):
             # the odds of the state the response moves the deal to over the state it is in now
-            v_now = self._values.value(stages[0], silence, chase)
-            v_after = self._values.value(stages[1][js_], silence_bucket(a_["days_since_last_inbound"][js_]),
-                                         chase_bucket(after.num("n_outbound_unanswered")[js_]))
-            p_responds = self._values.moved(p[rows_], v_now[rows_], v_after)
-            won = (v_now[rows_], v_after)
+            # the response moves the real stage and the episode; silence and chase stay as they were: they tell
+            # how this customer has behaved so far, which one answer does not undo (docs/scoring.md)
+            replied = self._episodes.after_reply(episodes[rows_]) if self._episodes is not None else episodes[rows_]
+            silence = silence_bucket(b["days_since_last_inbound"])[rows_]
+            chase = chase_bucket(before.num("n_outbound_unanswered"))[rows_]
+            v_now = self._values.value(stages[0][rows_], episodes[rows_], silence, chase)
+            v_after = self._values.value(stages[1][js_], replied, silence, chase)
+            p_responds = self._values.moved(p[rows_], v_now, v_after)
+            won = (v_now, v_after)
         engaged = {"decision_maker": b["decision_maker_engaged"], "champion": b["champion_engaged"]}
-        by_row: dict[int, list[tuple[float, int, Action, int, int, Any]]] = {}
-        for k, (i, a, js, jf) in enumerate(pairs):
-            # an unanswered attempt shows the customer doing nothing: any rise the model gives it comes from the
-            # rep's own activity, which reps spend on deals going well anyway (a symptom, not a lever)
-            d_s, d_f = 100.0 * (p_responds[k] - p[i]), min(0.0, 100.0 * (p_after[jf] - p[i]))
+        d_f = UNANSWERED_CHANGE
+        by_row: dict[int, list[tuple[float, int, Action, int, Any]]] = {}
+        for k, (i, a, js) in enumerate(pairs):
+            d_s = 100.0 * (p_responds[k] - p[i])
             role = a.contact_role
             new = a.new_contact or (role in engaged and not engaged[role][i] >= 1)
-            r = self._responses.rate(declared[i], int(silence[i]), role, new)
+            r = self._responses.rate(declared[i], episodes[i], role, new)
             f = shrink(r.deals)
             expected = f * (r.p * d_s + (1.0 - r.p) * d_f)
-            by_row.setdefault(i, []).append((expected, k, a, js, jf, (r, f, d_s, d_f)))
+            by_row.setdefault(i, []).append((expected, k, a, js, (r, f, d_s)))
         out: list[list[NextAction]] = [[] for _ in range(len(p))]
         for i, cands in by_row.items():
             cands.sort(key=lambda c: (-c[0], c[1]))
-            seen: set[tuple[float, float]] = set()
+            seen: set[float] = set()
             row_before = {c: b[c][i] for c in CHANGE_FEATURES}
-            for expected, k, a, js, _jf, (r, f, d_s, d_f) in cands:
+            for expected, k, a, js, (r, f, d_s) in cands:
                 if len(out[i]) >= self.n_actions or expected < self.min_action_change:
                     break
-                effect = (round(d_s, 6), round(d_f, 6))
+                effect = round(d_s, 6)
                 if effect in seen:  # the same change as an action already chosen: the same effect, said once
                     continue
                 seen.add(effect)

@@ -29,7 +29,7 @@ from dealscore.models.audited_labels import AuditedLabelModel
 from dealscore.models.baselines import LogisticBaseline, NaiveBayesBaseline, StageTableBaseline
 from dealscore.models.bundle import ModelBundle, to_jsonable
 from dealscore.models.data_fit import training_data_profile
-from dealscore.models.episodes import EpisodeModel, touch_days
+from dealscore.models.episodes import EpisodeModel, touch_days, weights_at
 from dealscore.models.stage import StageModel
 from dealscore.models.stage_labels import StageLabeler
 from dealscore.models.win import WinModel
@@ -493,15 +493,18 @@ def warning_thresholds(rows: TrainingRows, cfg: TrainConfig) -> dict[str, Any]:
         held_out=(rows.features[later], rows.y[later], rows.snaps.loc[later, "deal_id"].to_numpy()))
 
 
-def episode_model(history: DealHistory, split: DealSplit, rows: TrainingRows, cfg: TrainConfig) -> dict[str, Any]:
+def fit_episodes(history: DealHistory, split: DealSplit, cfg: TrainConfig) -> EpisodeModel | None:
     """The episode model (:mod:`dealscore.models.episodes`) on the training slice's deals, each read to its close
-    or the data cut, with its warnings' track record on the validation and calibration periods' snapshots (later
-    deals; the test period stays untouched). Empty when too few deals have a customer reply (the warnings keep
-    their rules then)."""
+    or the data cut; None when too few deals have a customer reply (the warnings keep their rules then)."""
     deals = history.deals[history.deals["deal_id"].isin(split.ids("train"))]
     end = pd.to_datetime(deals["closed_at"]).fillna(history.data_cut).clip(upper=history.data_cut)
-    model = EpisodeModel.fit(touch_days(history, deals["deal_id"].to_numpy(dtype=object),
-                                        end.to_numpy(dtype="datetime64[ns]")), seed=cfg.seed)
+    return EpisodeModel.fit(touch_days(history, deals["deal_id"].to_numpy(dtype=object),
+                                       end.to_numpy(dtype="datetime64[ns]")), seed=cfg.seed)
+
+
+def episode_stats(model: EpisodeModel | None, history: DealHistory, rows: TrainingRows) -> dict[str, Any]:
+    """The episode model as stored, with its warnings' track record on the validation and calibration periods'
+    snapshots (later deals; the test period stays untouched). Empty without a model."""
     if model is None:
         return {}
     later = rows.masks["validation"] | rows.masks["calibration"]
@@ -511,17 +514,27 @@ def episode_model(history: DealHistory, split: DealSplit, rows: TrainingRows, cf
                                                                     WarningRules().episode_probability)}
 
 
-def stage_values(rows: TrainingRows, tax: StageTaxonomy) -> dict[str, Any]:
-    """Win rates per (real stage, silence, chase) on the training slice's snapshots: what next-best actions value a
-    customer's response by (:mod:`dealscore.training.stage_values`)."""
-    train = rows.masks["train"]
+#: Training snapshots the state values are counted on at most (sampled with the run's seed beyond): each needs
+#: the episode filter at its time, and a table of rates is pinned down by far fewer rows than a long history has.
+STATE_VALUE_ROWS = 200_000
+
+
+def stage_values(rows: TrainingRows, tax: StageTaxonomy, history: DealHistory, episodes: EpisodeModel | None,
+                 seed: int = 0) -> dict[str, Any]:
+    """Win rates per (real stage, episode, silence, chase) on the training slice's snapshots: what next-best actions
+    value a customer's response by (:mod:`dealscore.training.stage_values`)."""
     f = rows.features
     if not {"days_since_last_inbound", "n_outbound_unanswered"} <= set(f.columns):  # no touchpoint features
         return {"rows": []}
+    train = np.flatnonzero(rows.masks["train"])
+    if len(train) > STATE_VALUE_ROWS:
+        train = np.sort(np.random.default_rng(seed).choice(train, STATE_VALUE_ROWS, replace=False))
+    ids = rows.snaps["deal_id"].to_numpy(dtype=object)[train]
+    weights = weights_at(episodes, history, ids, rows.snaps["as_of"].to_numpy(dtype="datetime64[ns]")[train])
     return learn_stage_values(rows.labels["real_stage"].to_numpy(dtype=object)[train],
                               f["days_since_last_inbound"].to_numpy(dtype=float)[train],
-                              f["n_outbound_unanswered"].to_numpy(dtype=float)[train], rows.y[train],
-                              rows.snaps["deal_id"].to_numpy(dtype=object)[train], tax.names)
+                              f["n_outbound_unanswered"].to_numpy(dtype=float)[train], rows.y[train], ids, tax.names,
+                              weights)
 
 
 def assemble_bundle(
@@ -537,14 +550,16 @@ def assemble_bundle(
         "fitted_to": split.fitted_to(),
     }
     model_sec, stage_sec = ev.win_report["model"], ev.stage_report["model"]
+    cfg = cfg or TrainConfig()
+    episodes = fit_episodes(history, split, cfg)
     return ModelBundle(
         spec=rows.spec, taxonomy=tax, win_model=models.win, stage_model=models.stage,
         playbook=load_playbook(taxonomy=tax),
         stage_stats={**learn_stage_stats(history, split.ids("train"), models.table.table_),
-                     "_response_rates": learn_response_rates(history, split.ids("train")),
-                     "_stage_values": stage_values(rows, tax),
-                     "_warning_thresholds": warning_thresholds(rows, cfg or TrainConfig()),
-                     "_episodes": episode_model(history, split, rows, cfg or TrainConfig())},
+                     "_response_rates": learn_response_rates(history, split.ids("train"), episodes, seed=cfg.seed),
+                     "_stage_values": stage_values(rows, tax, history, episodes, cfg.seed),
+                     "_warning_thresholds": warning_thresholds(rows, cfg),
+                     "_episodes": episode_stats(episodes, history, rows)},
         training_window=to_jsonable(window),
         metrics={"win": {k: model_sec[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece",
                                                      "top_decile_lift")},

@@ -9,14 +9,20 @@ was answered when an inbound touchpoint followed within ``REPLY_WINDOW_DAYS``
 ever answered in a deal, every attempt counts for that role's *new* cell: how
 often the role engaged for the first time within the window, in deals like this.
 Attempts are counted per *deals like this*:
-the declared stage at the time, how long the customer had been silent
-(:data:`dealscore.playbook.SILENCE_BUCKETS`), the role reached out to and whether
-that role had engaged before. The table is stored in
-``bundle.stage_stats["_response_rates"]``; scoring reads it through
-:class:`dealscore.scoring.response.ResponseRates`.
+the declared stage at the time, the deal's episode just before the attempt (active,
+slow, stalled, quiet or no reply yet, as the episode model reads the touch pattern
+known then: :func:`dealscore.models.episodes.weights_at`; each attempt counts for
+every episode by its probability), the role reached out to and whether that role
+had engaged before. The episode is what the chance of an answer turns on: a
+customer who went quiet answers far less often than one in an active spell, and
+days of silence alone cannot tell a quiet deal from one between two meetings.
+The table is stored in ``bundle.stage_stats["_response_rates"]``; scoring reads it
+through :class:`dealscore.scoring.response.ResponseRates`.
 
 Only deals of the training slice count, and only touches they had before they
-closed, so nothing of the evaluation periods leaks into scoring them.
+closed, so nothing of the evaluation periods leaks into scoring them. A long
+history's attempts are sampled down to ``MAX_ATTEMPTS`` (a fixed seed): the
+table is a set of rates, which that many attempts pin down.
 """
 
 from __future__ import annotations
@@ -27,15 +33,25 @@ import numpy as np
 import pandas as pd
 
 from dealscore.data.history import DealHistory
-from dealscore.playbook import SILENCE_BUCKETS, role_group, silence_bucket
+from dealscore.models.episodes import EPISODES, EpisodeModel, weights_at
+from dealscore.playbook import role_group
+from dealscore.training.episode_cells import count_by_episode
 
 REPLY_WINDOW_DAYS = 14.0
+#: attempts read at most (sampled with a fixed seed beyond): each needs the episode filter at its time
+MAX_ATTEMPTS = 200_000
 
 
-def learn_response_rates(history: DealHistory, train_deal_ids: pd.Index) -> dict[str, Any]:
-    """Attempts and answers per (declared stage, silence bucket, role group) over the training deals."""
+def learn_response_rates(history: DealHistory, train_deal_ids: pd.Index, episodes: EpisodeModel | None = None,
+                         *, seed: int = 0) -> dict[str, Any]:
+    """Attempts and answers per (declared stage, episode, role group, first engagement) over the training deals.
+
+    ``episodes``: the company's episode model (None: every attempt counts as "before a reply", so the
+    table is one of stage, role and first engagement). Attempts and answers are sums of episode weights;
+    a cell's deals are the distinct deals of the attempts whose most likely episode it is.
+    """
     acts = history.activities
-    empty = {"window_days": REPLY_WINDOW_DAYS, "rows": []}
+    empty = {"window_days": REPLY_WINDOW_DAYS, "episodes": list(EPISODES), "rows": []}
     if not len(acts) or "direction" not in acts.columns:
         return empty
     acts = acts[acts["deal_id"].isin(train_deal_ids) & acts["direction"].isin(["inbound", "outbound"])]
@@ -50,15 +66,14 @@ def learn_response_rates(history: DealHistory, train_deal_ids: pd.Index) -> dict
     closed = history.deals.set_index("deal_id")["closed_at"]
     a["closed"] = a["deal_id"].map(closed).to_numpy("datetime64[ns]")
     a = a[a["t"] <= a["closed"]].sort_values("t", kind="stable")
-    out = a[~a["inbound"]].reset_index(drop=True)
     inb = a[a["inbound"]]
+    out = a[~a["inbound"]]
+    if len(out) > MAX_ATTEMPTS:
+        out = out.loc[np.sort(np.random.default_rng(seed).choice(out.index.to_numpy(), MAX_ATTEMPTS,
+                                                                  replace=False))].sort_values("t", kind="stable")
+    out = out.reset_index(drop=True)
     if not len(out):
         return empty
-    # the customer's last inbound touch before each attempt (strictly before: a same-instant reply is an answer)
-    last = pd.merge_asof(out[["deal_id", "t"]].reset_index(), inb[["deal_id", "t"]].rename(columns={"t": "t_in"}),
-                         left_on="t", right_on="t_in", by="deal_id", direction="backward", allow_exact_matches=False)
-    last = last.sort_values("index")["t_in"].to_numpy("datetime64[ns]")
-    days = (out["t"].to_numpy("datetime64[ns]") - last) / np.timedelta64(1, "D")
     # an answer: the next inbound touch within the window (any role; the same role for decision makers and
     # champions). An attempt made before its role ever answered in the deal counts for that role's *new* cell
     # ("the decision maker engages for the first time"), whichever contact the rep wrote to: that is how often
@@ -78,22 +93,24 @@ def learn_response_rates(history: DealHistory, train_deal_ids: pd.Index) -> dict
         known = (out["role"] == role).to_numpy() & seen_before
         parts.append(frame_part(out, answered, np.full(len(out), role, dtype=object), ~seen_before)[
             known | ~seen_before])
-    # the declared stage at the attempt
+    # the declared stage at the attempt, and the episode just before it (the touches known then)
     sh = history.stage_history[history.stage_history["deal_id"].isin(train_deal_ids)]
     st = pd.merge_asof(keys, pd.DataFrame({"deal_id": sh["deal_id"].astype(str).to_numpy(),
                                            "t_s": sh["changed_at"].to_numpy("datetime64[ns]"),
                                            "stage": sh["stage"].to_numpy(dtype=object)}).sort_values("t_s"),
                        left_on="t", right_on="t_s", by="deal_id", direction="backward")
-    stage = pd.Series(st.sort_values("index")["stage"].to_numpy(dtype=object))
-    silence = pd.Series(np.asarray(SILENCE_BUCKETS, dtype=object)[silence_bucket(days)])
-    frame = pd.concat([p.assign(stage=stage.loc[p.index].to_numpy(), silence=silence.loc[p.index].to_numpy())
-                       for p in parts], ignore_index=True)
+    stage = st.sort_values("index")["stage"].to_numpy(dtype=object)
+    weight = weights_at(episodes, history, out["deal_id"].to_numpy(dtype=object), t_out - np.timedelta64(1, "ns"))
+    frame = pd.concat([p.assign(stage=stage[p.index.to_numpy()], row=p.index.to_numpy()) for p in parts],
+                      ignore_index=True)
     frame = frame[pd.notna(frame["stage"])]
-    g = frame.groupby(["stage", "silence", "role", "new"], sort=True)
-    table = pd.DataFrame({"attempts": g.size(), "answered": g["answered"].sum(), "deals": g["deal_id"].nunique()})
-    rows = [{"stage": s, "silence": b, "role": r, "new": bool(w), "attempts": int(x.attempts),
-             "answered": int(x.answered), "deals": int(x.deals)} for (s, b, r, w), x in table.iterrows()]
-    return {"window_days": REPLY_WINDOW_DAYS, "rows": rows}
+    table = count_by_episode({"stage": frame["stage"].to_numpy(dtype=object),
+                              "role": frame["role"].to_numpy(dtype=object), "new": frame["new"].to_numpy()},
+                             weight[frame["row"].to_numpy()], frame["deal_id"].to_numpy(dtype=object),
+                             {"answered": frame["answered"].to_numpy(dtype=float)})
+    rows = [{"stage": s, "episode": e, "role": r, "new": bool(n), "attempts": float(x.weight),
+             "answered": float(x.answered), "deals": int(x.deals)} for (s, r, n, e), x in table.iterrows()]
+    return {"window_days": REPLY_WINDOW_DAYS, "episodes": list(EPISODES), "rows": rows}
 
 
 def frame_part(out: pd.DataFrame, answered: np.ndarray, role: np.ndarray, new: np.ndarray) -> pd.DataFrame:

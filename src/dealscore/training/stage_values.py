@@ -12,13 +12,21 @@ the simulator's intervention oracle: a reply that moved nothing was valued at
 - how long the customer has been **silent**, and how many outbound touches in a
   row went unanswered (a reply ends both: a quiet deal revives).
 
+The customer's state is read two ways: the **episode** (active, slow, stalled,
+quiet, or no reply yet) that :class:`dealscore.models.episodes.EpisodeModel`
+reads from the company's own touch pattern, and how long the customer has been
+silent and how many outbound touches in a row went unanswered. The episode tells
+a quiet deal (whose reply revives it) from one merely between two meetings,
+which silence alone cannot; silence and chase keep how long the deal has been so.
+
 This module counts, over the training slice's snapshots, how often deals in each
-(real stage, silence bucket, chase bucket) went on to win: the real stage is the
-training label (audited or inferred from the company's recording habits), silence
-the point-in-time days since the customer's last inbound touch, chase the
-point-in-time outbound touches since it. Scoring reads the
-table through :class:`dealscore.scoring.stage_values.StageValues`. It is
-stored in ``bundle.stage_stats["_stage_values"]``.
+(real stage, episode, silence bucket, chase bucket) went on to win: the real stage
+is the training label (audited or inferred from the company's recording habits),
+the episode the filter's point-in-time probabilities (each snapshot counts for
+every episode by its probability), silence the point-in-time days since the
+customer's last inbound touch, chase the point-in-time outbound touches since it.
+Scoring reads the table through :class:`dealscore.scoring.stage_values.StageValues`.
+It is stored in ``bundle.stage_stats["_stage_values"]``.
 """
 
 from __future__ import annotations
@@ -29,14 +37,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dealscore.models.episodes import EPISODES
 from dealscore.playbook import CHASE_BUCKETS, SILENCE_BUCKETS, chase_bucket, silence_bucket
+from dealscore.training.episode_cells import count_by_episode
 
 
 def learn_stage_values(real_stage: np.ndarray, days_since_inbound: np.ndarray, unanswered: np.ndarray,
-                       won: np.ndarray, deal_ids: np.ndarray, stages: Sequence[str]) -> dict[str, Any]:
-    """Snapshots, wins and distinct deals per (real stage, silence, chase) of the rows given (the training slice).
+                       won: np.ndarray, deal_ids: np.ndarray, stages: Sequence[str], episodes: np.ndarray
+                       ) -> dict[str, Any]:
+    """Snapshots, wins and distinct deals per (real stage, episode, silence, chase) of the rows given (the training
+    slice); ``episodes`` holds each row's probability of each of :data:`~dealscore.models.episodes.EPISODES`.
 
-    Rows without a real-stage label or an outcome are left out. Counts are kept raw;
+    Rows without a real-stage label or an outcome are left out. A row counts for each
+    episode by its probability (snapshots and wins are sums of those weights); a cell's
+    deals are the distinct deals whose most likely episode it is. Counts are kept raw;
     :class:`~dealscore.scoring.stage_values.StageValues` smooths them when it reads them.
     """
     stage = pd.Series(np.asarray(real_stage, dtype=object))
@@ -44,14 +58,12 @@ def learn_stage_values(real_stage: np.ndarray, days_since_inbound: np.ndarray, u
     ok = stage.isin(list(stages)).to_numpy() & ~np.isnan(y)
     if not ok.any():
         return {"rows": []}
-    frame = pd.DataFrame({
-        "stage": stage.to_numpy()[ok],
-        "silence": np.asarray(SILENCE_BUCKETS, dtype=object)[silence_bucket(np.asarray(days_since_inbound,
-                                                                                        dtype=float)[ok])],
-        "chase": np.asarray(CHASE_BUCKETS, dtype=object)[chase_bucket(np.asarray(unanswered, dtype=float)[ok])],
-        "won": y[ok], "deal_id": np.asarray(deal_ids, dtype=object)[ok],
-    })
-    g = frame.groupby(["stage", "silence", "chase"], sort=True)
-    table = pd.DataFrame({"snapshots": g.size(), "won": g["won"].sum(), "deals": g["deal_id"].nunique()})
-    return {"rows": [{"stage": s, "silence": b, "chase": c, "snapshots": int(x.snapshots), "won": float(x.won),
-                      "deals": int(x.deals)} for (s, b, c), x in table.iterrows()]}
+    table = count_by_episode(
+        {"stage": stage.to_numpy()[ok],
+         "silence": np.asarray(SILENCE_BUCKETS, dtype=object)[silence_bucket(np.asarray(days_since_inbound,
+                                                                                     dtype=float)[ok])],
+         "chase": np.asarray(CHASE_BUCKETS, dtype=object)[chase_bucket(np.asarray(unanswered, dtype=float)[ok])]},
+        np.asarray(episodes, dtype=float)[ok], np.asarray(deal_ids, dtype=object)[ok], {"won": y[ok]})
+    return {"episodes": list(EPISODES),
+            "rows": [{"stage": s, "episode": e, "silence": b, "chase": c, "snapshots": float(x.weight),
+                      "won": float(x.won), "deals": int(x.deals)} for (s, b, c, e), x in table.iterrows()]}
