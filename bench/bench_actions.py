@@ -12,9 +12,9 @@ one (:mod:`dealscore.data.simulate.intervention`): the exact change in win
 probability if the action is attempted now versus not.
 
 Figures per preset, beside the same figures for two peers scored on the same deals:
-"previous", the same ranking with the response valued by the win model's re-score
-of the what-if (the bundle without its (real stage, silence) values), and "what-if",
-that re-score alone shown as the action's value (the first release). Each ranking
+"re-score", the same ranking with the response valued by the win model's re-score
+of the what-if (the bundle without its state values), and "what-if", that re-score
+alone shown as the action's value (the first release). Each ranking
 is measured on its own valid pairs (actions of the same effect are counted once):
 
 - Spearman correlation of predicted vs true expected change over all pairs (target ≥ 0.5);
@@ -289,7 +289,7 @@ def run_preset(name: str, train_deals: int, deals: int, seed: int, threads: int,
     results = every_action(bundle)
     pairs = OraclePairs.of(sim, results, by_code)
     # the peers: this ranking without the state values (the win model's re-score of the response weighed by the
-    # response rate, the previous release), and its bare re-score of the response (the first release)
+    # response rate; JSON key "previous"), and its bare re-score of the response (the first release)
     prev = OraclePairs.of(sim, every_action(bundle_without(bundle, "_stage_values")), by_code)
     extra: dict[str, Any] = {}
     if ceiling:
@@ -364,7 +364,7 @@ def main() -> None:
         w = r["warnings"]
         ws = "  ".join(f"{w[c]['precision']:.2f}/{w[c]['recall']:.2f}" for c in
                        ("stalled_in_stage", "gone_quiet", "ghosting", "single_threaded"))
-        for label, f in (("actions", r["actions"]), ("previous", r["previous"]), ("what-if", r["peer_what_if"])):
+        for label, f in (("actions", r["actions"]), ("re-score", r["previous"]), ("what-if", r["peer_what_if"])):
             cover = f"{f['coverage_80']:>7.2f}" if "coverage_80" in f else f"{'—':>7}"
             print(f"{name:<16} {label:<8} {f['pairs']:>6} {f['spearman']:>8.2f} {f['top_over_average']:>7.2f} "
                   f"{f['mae']:>5.2f} {cover}   {ws if label == 'actions' else ''}", flush=True)

@@ -78,14 +78,32 @@ class TouchDays:
 
 def touch_days(history: DealHistory, deal_ids: Any, as_of: Any) -> TouchDays:
     """The touches of each ``(deal_ids[i], as_of[i])`` known then, read from a history (training, tests)."""
-    index = deal_index(history.deals)
-    acts = Table(history.activities, "activities")
-    occurred = acts.times("occurred_at")
-    return touch_days_of(
-        deal_codes(index, acts.labels("deal_id"), table="activities"), encode(acts, "direction", DIRECTIONS),
-        occurred, np.maximum(occurred, acts.times("recorded_at")),
-        deal_codes(index, np.asarray(deal_ids, dtype=object), table="snapshots"),
-        as_ns(pd.DatetimeIndex(np.asarray(as_of, dtype="datetime64[ns]")), table="snapshots", column="as_of"))
+    return _HistoryTouches.of(history).at(deal_ids, as_of)
+
+
+@dataclass(frozen=True)
+class _HistoryTouches:
+    """A history's touchpoints encoded once (deal codes, directions, times), for reading many snapshots of it."""
+
+    index: Any
+    deal: np.ndarray
+    direction: np.ndarray
+    occurred: np.ndarray
+    seen: np.ndarray
+
+    @classmethod
+    def of(cls, history: DealHistory) -> _HistoryTouches:
+        index = deal_index(history.deals)
+        acts = Table(history.activities, "activities")
+        occurred = acts.times("occurred_at")
+        return cls(index, deal_codes(index, acts.labels("deal_id"), table="activities"),
+                   encode(acts, "direction", DIRECTIONS), occurred, np.maximum(occurred, acts.times("recorded_at")))
+
+    def at(self, deal_ids: Any, as_of: Any) -> TouchDays:
+        return touch_days_of(
+            self.deal, self.direction, self.occurred, self.seen,
+            deal_codes(self.index, np.asarray(deal_ids, dtype=object), table="snapshots"),
+            as_ns(pd.DatetimeIndex(np.asarray(as_of, dtype="datetime64[ns]")), table="snapshots", column="as_of"))
 
 
 def touch_days_of(deal: np.ndarray, direction: np.ndarray, occurred: np.ndarray, seen: np.ndarray,
@@ -100,14 +118,23 @@ def touch_days_of(deal: np.ndarray, direction: np.ndarray, occurred: np.ndarray,
     stream_of = np.full(len(DIRECTIONS) + 1, 2, dtype=np.int64)  # the last slot: no direction (code -1)
     stream_of[DIRECTIONS.lookup["outbound"]], stream_of[DIRECTIONS.lookup["inbound"]] = 0, 1
     stream = stream_of[direction]
-    order = np.lexsort((occurred, deal))
-    deal, occurred, seen, stream = deal[order], occurred[order], seen[order], stream[order]
-    lo, hi = np.searchsorted(deal, row_deal, "left"), np.searchsorted(deal, row_deal, "right")
-    # one pair per (row, touch of the row's deal); rows of one deal at many times repeat its touches
-    size = hi - lo
+    dated = occurred != NAT
+    deal, occurred, seen, stream = deal[dated], occurred[dated], seen[dated], stream[dated]
+    # touches sorted by (deal, day) under one integer key, so each row's touches are one slice of it, and only
+    # those that happened by the row's day (a backtest's many rows of a deal pair with their own past only)
+    day0 = int(occurred.min() // DAY_NS) if len(occurred) else 0
+    span = (int(occurred.max() // DAY_NS) - day0 + 2) if len(occurred) else 1
+    key = deal * span + (occurred // DAY_NS - day0)
+    order = np.argsort(key, kind="stable")
+    key, occurred, seen, stream = key[order], occurred[order], seen[order], stream[order]
+    row_day = np.clip(row_time // DAY_NS - day0, -1, span - 1)
+    lo = np.searchsorted(key, row_deal * span - 1, "right")
+    hi = np.searchsorted(key, row_deal * span + row_day, "right")
+    size = np.maximum(hi - lo, 0)
+    # one pair per (row, touch of its slice): rows ascending, and days ascending within a row
     row = np.repeat(np.arange(n), size)
     touch = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size) + np.repeat(lo, size)
-    known = (seen[touch] <= row_time[row]) & (occurred[touch] != NAT)
+    known = seen[touch] <= row_time[row]
     row, touch = row[known], touch[known]
     day = occurred[touch] // DAY_NS
     s = stream[touch]
@@ -116,12 +143,12 @@ def touch_days_of(deal: np.ndarray, direction: np.ndarray, occurred: np.ndarray,
     np.minimum.at(start, row[s == 1], day[s == 1])
     keep = day >= start[row]  # from the first customer reply on (rows without one keep nothing)
     row, day, s = row[keep], day[keep], s[keep]
-    o = np.lexsort((day, row))
-    row, day, s = row[o], day[o], s[o]
     new = np.ones(len(row), dtype=bool)
     new[1:] = (row[1:] != row[:-1]) | (day[1:] != day[:-1])
-    counts = np.zeros((int(new.sum()), len(STREAMS)))
-    np.add.at(counts, (np.cumsum(new) - 1, s), 1.0)
+    group = np.cumsum(new) - 1
+    groups = int(new.sum())
+    counts = np.bincount(group * len(STREAMS) + s, minlength=groups * len(STREAMS)).reshape(groups, len(STREAMS)
+                                                                                           ).astype(float)
     return TouchDays(start=np.where(start < none, start, -1), end=row_time // DAY_NS,
                      offsets=np.searchsorted(row[new], np.arange(n + 1)), day=day[new], counts=counts)
 
@@ -136,6 +163,7 @@ class EpisodeModel:
     deals: int = 0
     log_likelihood_per_day: float = float("nan")
     _powers: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _into_day: np.ndarray | None = field(default=None, repr=False, compare=False)  # each power times the transition
 
     # ------------------------------------------------------------------ fitting
 
@@ -243,7 +271,8 @@ class EpisodeModel:
 
     def _step(self, days: TouchDays, at: np.ndarray, e: np.ndarray) -> np.ndarray:
         """The matrix of touch day ``at``: the empty days since the row's previous touch day, then the day."""
-        return self._power(days.day[at] - days.day[at - 1] - 1) @ self.transition * e[at][:, None, :]
+        gaps = days.day[at] - days.day[at - 1] - 1
+        return self._tables(gaps)[1][gaps] * e[at][:, None, :]
 
     def _emission(self, counts: np.ndarray, log_rates: np.ndarray) -> np.ndarray:
         """Poisson likelihood of each row's counts under each state, scaled per row (the x! terms cancel)."""
@@ -251,20 +280,24 @@ class EpisodeModel:
         return np.exp(log_e - log_e.max(1, keepdims=True))
 
     def _power(self, gaps: np.ndarray) -> np.ndarray:
-        """The empty-day matrix ``A · diag(P(no touch))`` to the power of each gap (each power rescaled: the
-        filter normalises anyway, and a year of empty days would underflow)."""
+        """The empty-day matrix ``A · diag(P(no touch))`` to the power of each gap."""
+        return self._tables(gaps)[0][gaps]
+
+    def _tables(self, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The powers of the empty-day matrix up to the longest gap, and each power times the transition (the
+        step into a day with touches), grown on demand. Each power is rescaled: the filter normalises anyway, and
+        a year of empty days would underflow."""
         need = int(gaps.max()) if len(gaps) else 0
-        table = self._powers
-        if table is None or need >= len(table):
+        if self._powers is None or self._into_day is None or need >= len(self._powers):
             step = self.transition * np.exp(-self.rates.sum(1))[None, :]
-            size = max(need + 1, 2 * len(table) if table is not None else 512)
+            size = max(need + 1, 2 * len(self._powers) if self._powers is not None else 512)
             grown = np.empty((size, *step.shape))
             grown[0] = np.eye(len(step))
             for g in range(1, size):
                 p = grown[g - 1] @ step
                 grown[g] = p / p.max()
-            self._powers = table = grown
-        return table[gaps]
+            self._powers, self._into_day = grown, grown @ self.transition
+        return self._powers, self._into_day
 
     def after_reply(self, weights: np.ndarray) -> np.ndarray:
         """:func:`episode_weights` once the customer answers today: one more inbound touch on the snapshot's day.
@@ -343,9 +376,10 @@ def weights_at(model: EpisodeModel | None, history: DealHistory, deal_ids: Any, 
     times = np.asarray(as_of, dtype="datetime64[ns]")
     if model is None or not len(ids):
         return episode_weights(None, len(ids))
+    touches = _HistoryTouches.of(history)
     return np.concatenate([
-        episode_weights(model.probabilities(touch_days(history, ids[lo:lo + WEIGHTS_CHUNK],
-                                                       times[lo:lo + WEIGHTS_CHUNK])), len(ids[lo:lo + WEIGHTS_CHUNK]))
+        episode_weights(model.probabilities(touches.at(ids[lo:lo + WEIGHTS_CHUNK], times[lo:lo + WEIGHTS_CHUNK])),
+                        len(ids[lo:lo + WEIGHTS_CHUNK]))
         for lo in range(0, len(ids), WEIGHTS_CHUNK)])
 
 

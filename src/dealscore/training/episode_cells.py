@@ -26,17 +26,24 @@ def count_by_episode(keys: Mapping[str, np.ndarray], episodes: np.ndarray, deal_
     weighted sum, and ``"deals"``; one row per cell that any row has weight in, sorted by the cell's keys."""
     w = np.asarray(episodes, dtype=float)
     n, k = w.shape
+    # keys as integer codes (each key's values factorised on the n rows, not the n × episodes long form)
+    coded = {name: pd.factorize(np.asarray(v, dtype=object), sort=True, use_na_sentinel=False)
+             for name, v in keys.items()}
     long = pd.DataFrame({
-        **{name: np.repeat(np.asarray(v, dtype=object), k) for name, v in keys.items()},
-        "episode": np.tile(np.asarray(EPISODES, dtype=object), n),
+        **{name: np.repeat(codes, k) for name, (codes, _) in coded.items()},
+        "episode": np.tile(np.arange(k), n),
         "weight": w.ravel(),
         **{name: (w * np.asarray(v, dtype=float)[:, None]).ravel() for name, v in measures.items()},
-        "deal_id": np.repeat(np.asarray(deal_ids, dtype=object), k),
+        "deal": np.repeat(pd.factorize(np.asarray(deal_ids, dtype=object))[0], k),
         "likeliest": (np.arange(k)[None, :] == w.argmax(1)[:, None]).ravel(),
     })
     long = long[long["weight"] > 0]
     cells = [*keys, "episode"]
     table = long.groupby(cells, sort=True)[["weight", *measures]].sum()
-    table["deals"] = long[long["likeliest"]].groupby(cells)["deal_id"].nunique()
+    table["deals"] = long[long["likeliest"]].groupby(cells)["deal"].nunique()
     table["deals"] = table["deals"].fillna(0).astype(int)
+    labels = [uniques for _, uniques in coded.values()]
+    table.index = pd.MultiIndex.from_arrays(
+        [*(np.asarray(u, dtype=object)[table.index.get_level_values(i)] for i, u in enumerate(labels)),
+         np.asarray(EPISODES, dtype=object)[table.index.get_level_values(len(labels))]], names=cells)
     return table
