@@ -14,16 +14,17 @@ pseudo-snapshots at the rate of the cell's (stage, episode, silence), which lean
 on its (stage, episode), which leans on the stage's, which leans on the overall
 rate) and values a response as the move it makes:
 
-    v_now    = Σ_s Σ_e P(s | deal now) P(e | deal now) · V(s, e, silence now, chase now)
-    v_after  = Σ_s Σ_e P(s | deal + response) P(e | deal + response) · V(s, e, silence after, chase after)
+    v_now    = Σ_s Σ_e P(s | deal now) P(e | deal now)           · V(s, e, silence, chase)
+    v_after  = Σ_s Σ_e P(s | deal + response) P(e | after reply) · V(s, e, silence, chase)
     p_after  = sigmoid(logit(p_win) + logit(v_after) − logit(v_now))
 
 The stage probabilities are the real-stage model's on the deal and on its what-if
 (the response added now), so a response that completes the real stage's key step
 moves the deal along; the episode probabilities after a response are the episode
 filter's with the reply added (:meth:`dealscore.models.episodes.EpisodeModel.after_reply`:
-a quiet deal that answers is most likely active again), and a reply ends the
-customer's silence and the chase. The deal's own
+a quiet deal that answers is most likely active again). Silence and chase stay as
+they were: they tell how this customer has behaved so far, which one answer does not
+undo, so the move is priced among past deals that had behaved alike. The deal's own
 win probability carries everything else the win model knows about it (a 3% deal
 does not jump to its stage's average): the move is applied as a change of odds.
 """

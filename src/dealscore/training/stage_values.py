@@ -9,15 +9,14 @@ the simulator's intervention oracle: a reply that moved nothing was valued at
 
 - the **real stage** (the response may be the step that completes a stage: the
   decision maker engaging in discovery, the demo in solution), and
-- how long the customer has been **silent**, and how many outbound touches in a
-  row went unanswered (a reply ends both: a quiet deal revives).
+- the **episode** (active, slow, stalled, quiet, or no reply yet) that
+  :class:`dealscore.models.episodes.EpisodeModel` reads from the company's own
+  touch pattern: a reply revives a quiet deal, which days of silence alone cannot
+  tell from one merely between two meetings.
 
-The customer's state is read two ways: the **episode** (active, slow, stalled,
-quiet, or no reply yet) that :class:`dealscore.models.episodes.EpisodeModel`
-reads from the company's own touch pattern, and how long the customer has been
-silent and how many outbound touches in a row went unanswered. The episode tells
-a quiet deal (whose reply revives it) from one merely between two meetings,
-which silence alone cannot; silence and chase keep how long the deal has been so.
+How long the customer has been silent and how many outbound touches in a row went
+unanswered are counted too, as what the deal's state is priced among: they tell
+how the customer has behaved so far, which one reply does not undo.
 
 This module counts, over the training slice's snapshots, how often deals in each
 (real stage, episode, silence bucket, chase bucket) went on to win: the real stage
