@@ -105,12 +105,12 @@ def test_once_only_actions_carry_their_follow_up(taxonomy: Any) -> None:
     assert not send.repeat and send.done_when == ("has_proposal",)
     assert send.follow_up is not None and send.follow_up.code == "follow_up_proposal" and send.follow_up.repeat
     # the attempt is the rep's outbound touchpoint, the response the customer's inbound one
-    assert (send.attempt_type, send.unanswered().direction) == ("proposal", "outbound")
+    assert (send.attempt_type, send.attempt_role, send.attempt_new_contact) == ("proposal", "decision_maker", False)
     assert send.direction == "inbound"
     # the old one-touchpoint format still loads: the touchpoint is the response, the attempt an outbound e-mail
     old = Action.from_playbook({"code": "x", "text": "y", "touchpoint": {"type": "meeting", "direction": "inbound",
                                                                         "contact_role": "champion"}}, "discovery")
-    assert old.unanswered().touch_key() == ("email", "outbound", "champion", False) and old.repeat
+    assert (old.attempt_type, old.attempt_role, old.attempt_new_contact) == ("email", "champion", False) and old.repeat
     with pytest.raises(ConfigError, match="needs done_when"):
         Action.from_playbook({"code": "x", "text": "y", "repeat": False, "touchpoint": {"type": "call"}}, "discovery")
 

@@ -309,14 +309,14 @@ class EpisodeModel:
         answers is then most likely active again: the revival an action can bring.
         """
         w = np.asarray(weights, dtype=float)
-        out = np.zeros_like(w)
+        k = len(STATES)
         inbound = self.rates[:, 1]
-        replied = w[:, :len(STATES)] * inbound[None, :]
-        total = replied.sum(1, keepdims=True)
+        replied = w[:, :k] * inbound[None, :]
+        replied /= np.maximum(replied.sum(1, keepdims=True), np.finfo(float).tiny)
         first = self.initial * inbound * np.exp(-self.rates.sum(1))  # the filter's first day: this reply alone
-        out[:, :len(STATES)] = np.where(total > 0, replied / np.where(total > 0, total, 1.0), 0.0)
-        unreplied = w[:, len(STATES)][:, None]
-        out[:, :len(STATES)] = (1.0 - unreplied) * out[:, :len(STATES)] + unreplied * (first / first.sum())[None, :]
+        out = np.zeros_like(w)
+        # a row of episode_weights is either the filter's states or all "unreplied"
+        out[:, :k] = np.where(w[:, k:] > 0, (first / first.sum())[None, :], replied)
         return out
 
     # ------------------------------------------------------------------ storage and words

@@ -42,8 +42,8 @@ class Action:
 
     The fields ``type`` … ``new_contact`` are the customer's *response* (what
     happens when the action is taken up: its what-if is what the action is valued
-    by); :meth:`unanswered` is the rep's attempt alone, as the rep logs it. An
-    attempt nobody answers changes nothing in the deal
+    by); the ``attempt_*`` fields are the rep's outbound touch. An attempt nobody
+    answers changes nothing in the deal
     (:data:`dealscore.scoring.scorer.UNANSWERED_CHANGE`), so it has no what-if of
     its own. ``repeat`` False marks a
     once-only action: when any ``done_when`` feature is already 1, ``follow_up``
@@ -78,12 +78,6 @@ class Action:
             repeat=a["repeat"], done_when=tuple(a["done_when"]),
             follow_up=None if follow is None else cls.from_playbook(follow, stage),
         )
-
-    def unanswered(self) -> Action:
-        """The rep's attempt alone (outbound), as the touchpoint the rep logs when acting."""
-        return Action(code=self.code, text=self.text, stage=self.stage, type=self.attempt_type or "email",
-                      direction="outbound", contact_role=self.attempt_role or self.contact_role,
-                      new_contact=self.attempt_new_contact)
 
     def touch_key(self) -> tuple[Any, ...]:
         """What the what-if adds: two actions with the same key have the same effect on the deal's features."""

@@ -91,8 +91,8 @@ class Predictor(Protocol):
         """Raw win scores (log-odds) of every row of ``inputs``, in order, in as few model calls as it can."""
         ...
 
-    def stage_proba(self, inp: Inputs, order: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
-        """Real-stage probabilities, columns in ``order``; only the block's ``rows`` (positions) when given."""
+    def stage_proba(self, inp: Inputs, order: Sequence[str]) -> np.ndarray:
+        """Real-stage probabilities, columns in ``order``."""
         ...
 
     def contributions(self, inp: Inputs) -> np.ndarray:
@@ -120,9 +120,8 @@ class MatrixPredictor:
         mats = [_matrix(x.mw) for x in inputs]
         return self.runner.win_raw(mats[0] if len(mats) == 1 else np.concatenate(mats))
 
-    def stage_proba(self, inp: Inputs, order: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
-        ms = _matrix(inp.ms)
-        return self.runner.stage_proba(ms if rows is None else ms[rows], order)
+    def stage_proba(self, inp: Inputs, order: Sequence[str]) -> np.ndarray:
+        return self.runner.stage_proba(_matrix(inp.ms), order)
 
     def contributions(self, inp: Inputs) -> np.ndarray:
         return self.runner.contributions(_matrix(inp.mw))
@@ -145,8 +144,8 @@ class FramePredictor:
     def win_raw(self, inputs: Sequence[Inputs]) -> np.ndarray:
         return np.concatenate([np.asarray(self.win_model.predict_raw(x.frame), dtype=float) for x in inputs])
 
-    def stage_proba(self, inp: Inputs, order: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
-        proba = self.stage_model.predict_proba(inp.frame if rows is None else inp.frame.iloc[rows])
+    def stage_proba(self, inp: Inputs, order: Sequence[str]) -> np.ndarray:
+        proba = self.stage_model.predict_proba(inp.frame)
         return np.asarray(proba[list(order)] if isinstance(proba, pd.DataFrame) else proba, dtype=float)
 
     def contributions(self, inp: Inputs) -> np.ndarray:
