@@ -23,6 +23,8 @@ is measured on its own valid pairs (actions of the same effect are counted once)
 - share of pairs whose 80% interval holds the true change (target ≥ 0.75; the peer has none);
 - for each episode warning (stalled, gone quiet, single-threaded, ghosting), precision
   and recall at the cut against the simulator's latent state (targets ≥ 0.6 and ≥ 0.5);
+- which part limits the ranking ("parts"): P(response) and the change if it responds, each
+  against the oracle's own part, and the Spearman with either part swapped for the oracle's;
 - with ``--ceiling``, what the Spearman target asks of the inputs: a regressor fitted to the
   oracle's truth itself over the pairs' point-in-time features and actions, on held-out deals.
 
@@ -274,6 +276,21 @@ class OraclePairs:
         low, high = (self.field("interval_low"), self.field("interval_high")) if interval else (None, None)
         return action_figures(self.field(ranking), self.true, self.deal, low, high)
 
+    def parts(self) -> dict[str, float]:
+        """Which predicted part limits the ranking: each part's agreement with the oracle's own part, and the
+        Spearman of the expected change when one part is swapped for the oracle's (what a perfect estimate of
+        that part alone would give; a diagnosis, never a figure of the product)."""
+        pr, cr = self.field("p_respond"), self.field("change_if_responds")
+        t_pr, t_cr = self.truth["p_respond"].to_numpy(), self.truth["change_if_responds"].to_numpy()
+        return {
+            "p_respond_spearman": float(spearmanr(pr, t_pr).statistic),
+            "p_respond_mean": float(pr.mean()), "p_respond_true_mean": float(t_pr.mean()),
+            "change_if_responds_spearman": float(spearmanr(cr, t_cr).statistic),
+            "change_if_responds_mean": float(cr.mean()), "change_if_responds_true_mean": float(t_cr.mean()),
+            "spearman_with_true_p_respond": float(spearmanr(t_pr * cr, self.true).statistic),
+            "spearman_with_true_change_if_responds": float(spearmanr(pr * t_cr, self.true).statistic),
+        }
+
 
 def run_preset(name: str, train_deals: int, deals: int, seed: int, threads: int, ceiling: bool = False
                ) -> dict[str, Any]:
@@ -289,7 +306,7 @@ def run_preset(name: str, train_deals: int, deals: int, seed: int, threads: int,
     results = every_action(bundle)
     pairs = OraclePairs.of(sim, results, by_code)
     # the peers: this ranking without the state values (the win model's re-score of the response weighed by the
-    # response rate; JSON key "previous"), and its bare re-score of the response (the first release)
+    # response rate; JSON key "re_score"), and its bare re-score of the response (the first release)
     prev = OraclePairs.of(sim, every_action(bundle_without(bundle, "_stage_values")), by_code)
     extra: dict[str, Any] = {}
     if ceiling:
@@ -303,7 +320,8 @@ def run_preset(name: str, train_deals: int, deals: int, seed: int, threads: int,
         "open_deals": len(results), "train_s": round(t_train, 1), "score_and_oracle_s": round(
             time.perf_counter() - t0 - t_train, 1),
         "actions": pairs.figures(),
-        "previous": prev.figures(),
+        "parts": pairs.parts(),
+        "re_score": prev.figures(),
         "peer_what_if": prev.figures("change_if_responds", interval=False),
         "effects": pairs.truth["effect"].value_counts().to_dict(),
         "warnings": warning_figures(sim, results),
@@ -364,10 +382,17 @@ def main() -> None:
         w = r["warnings"]
         ws = "  ".join(f"{w[c]['precision']:.2f}/{w[c]['recall']:.2f}" for c in
                        ("stalled_in_stage", "gone_quiet", "ghosting", "single_threaded"))
-        for label, f in (("actions", r["actions"]), ("re-score", r["previous"]), ("what-if", r["peer_what_if"])):
+        for label, f in (("actions", r["actions"]), ("re-score", r["re_score"]), ("what-if", r["peer_what_if"])):
             cover = f"{f['coverage_80']:>7.2f}" if "coverage_80" in f else f"{'—':>7}"
             print(f"{name:<16} {label:<8} {f['pairs']:>6} {f['spearman']:>8.2f} {f['top_over_average']:>7.2f} "
                   f"{f['mae']:>5.2f} {cover}   {ws if label == 'actions' else ''}", flush=True)
+        pt = r["parts"]
+        print(f"{name:<16} parts    p_respond: spearman {pt['p_respond_spearman']:.2f}, "
+              f"mean {pt['p_respond_mean']:.2f} (true {pt['p_respond_true_mean']:.2f}); change if it responds: "
+              f"spearman {pt['change_if_responds_spearman']:.2f}, mean {pt['change_if_responds_mean']:.1f} pts "
+              f"(true {pt['change_if_responds_true_mean']:.1f}); spearman with the true p_respond "
+              f"{pt['spearman_with_true_p_respond']:.2f}, with the true change "
+              f"{pt['spearman_with_true_change_if_responds']:.2f}", flush=True)
         if "oracle_ceiling" in r:
             c = r["oracle_ceiling"]
             print(f"{name:<16} ceiling  (a regressor fitted to the oracle's truth, held-out deals) spearman "
