@@ -97,6 +97,9 @@ def test_describe_change_words_the_feature_deltas() -> None:
     assert priced.endswith("; it ends 21 days without a customer reply; past deals in the state it is in won 8% of "
                            "the time, in the state a response leads to 31%")
     assert "won <1% of the time" in state_text(0.001, 0.2)
+    # the deal's own move by the same odds ratio: a deal above its state's rate lands above the new state's
+    assert state_text(0.003, 0.42, 0.0076, 0.655).endswith(
+        "in the state a response leads to 42%; the same change of odds takes this deal from <1% to 66%")
 
 
 def test_once_only_actions_carry_their_follow_up(taxonomy: Any) -> None:

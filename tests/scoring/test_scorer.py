@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -111,6 +112,12 @@ def test_actions_are_valid_for_the_inferred_stage(explained: list[ScoreResult]) 
             mix = a.p_respond * a.change_if_responds + (1 - a.p_respond) * a.change_if_unanswered
             assert a.expected_change == pytest.approx(a.similar_deals / (a.similar_deals + 10) * mix, abs=1e-9)
             assert a.interval_low <= a.expected_change <= a.interval_high
+            # the reason names the deal's own move, and its two probabilities agree with the change it states
+            move = re.search(r"takes this deal from (<1|>99|\d+)% to (<1|>99|\d+)%", a.reason)
+            assert move is not None, a.reason
+            if "<" not in move[0] and ">" not in move[0]:
+                assert int(move[2]) - int(move[1]) == pytest.approx(a.change_if_responds, abs=1.01)
+                assert int(move[1]) == pytest.approx(100 * r.p_win, abs=0.51)
 
 
 def test_an_action_already_done_is_not_suggested(small_history: Any, explained: list[ScoreResult]) -> None:

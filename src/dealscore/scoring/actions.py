@@ -298,10 +298,19 @@ def describe_change(before: Mapping[str, float], after: Mapping[str, float]) -> 
     return facts
 
 
-def state_text(won_now: float, won_after: float) -> str:
-    """The state move behind a response's change, as the company's own history priced it (StageValues)."""
-    return (f"past deals in the state it is in won {percent_text(won_now)} of the time, "
+def state_text(won_now: float, won_after: float, p_now: float | None = None, p_after: float | None = None) -> str:
+    """The state move behind a response's change, as the company's own history priced it (StageValues), and
+    this deal's own move by the same change of odds (``p_now`` → ``p_after``, when given).
+
+    The deal keeps what the win model knows about it beyond its state, so it need not land on the new state's
+    rate: a deal scored above its state's past deals lands above theirs. Saying both probabilities lets the
+    reader check the points against the prices instead of taking them on trust.
+    """
+    text = (f"past deals in the state it is in won {percent_text(won_now)} of the time, "
             f"in the state a response leads to {percent_text(won_after)}")
+    if p_now is None or p_after is None:
+        return text
+    return text + f"; the same change of odds takes this deal from {percent_text(p_now)} to {percent_text(p_after)}"
 
 
 def odds_text(p: float) -> str:

@@ -527,7 +527,8 @@ class Scorer:
                 seen.add(effect)
                 low, high = action_interval(r, f, d_s, d_f)
                 facts = describe_change(row_before, {c: a_[c][js] for c in CHANGE_FEATURES})
-                priced = state_text(float(won[0][k]), float(won[1][k])) if won is not None else None
+                priced = (state_text(float(won[0][k]), float(won[1][k]), float(p[i]), float(p_responds[k]))
+                          if won is not None else None)
                 out[i].append(NextAction(
                     code=a.code, text=a.text, stage=a.stage, expected_change=float(expected),
                     reason=action_reason(expected, d_s, d_f, r.p, a.response_text, (low, high), r.deals, facts,
