@@ -3,6 +3,8 @@ was known at the snapshot."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -96,6 +98,23 @@ def test_the_filter_equals_a_day_by_day_forward_pass(n_rows: int) -> None:
     got = model.probabilities(_as_touch_days(counts))
     for i in range(len(counts)):
         np.testing.assert_allclose(got[i], _forward_day_by_day(model, counts[i]), atol=1e-10)
+
+
+def test_gaps_beyond_the_first_table_grow_it_consistently_under_threads() -> None:
+    """A silence longer than the precomputed tables (512 days) grows them; a service's threads share one model,
+    so every thread must read a grown pair of tables, never one grown and the other not."""
+    counts = np.zeros((2, 1400, 3))
+    counts[:, 0, 1] = 1
+    counts[0, 700, 0] = 1  # a rep's touch after 699 empty days, then 699 more
+    counts[1, 1300, 1] = 1
+    days = _as_touch_days(counts)
+    reference = [_forward_day_by_day(_model(), c) for c in counts]
+    model = _model()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: model.probabilities(days), range(32)))
+    for got in results:
+        for i in range(len(counts)):
+            np.testing.assert_allclose(got[i], reference[i], atol=1e-10)
 
 
 def test_the_filter_tells_a_quiet_customer_from_a_busy_deal() -> None:

@@ -162,8 +162,9 @@ class EpisodeModel:
     initial: np.ndarray  # (states,) on the day of the first customer reply
     deals: int = 0
     log_likelihood_per_day: float = float("nan")
-    _powers: np.ndarray | None = field(default=None, repr=False, compare=False)
-    _into_day: np.ndarray | None = field(default=None, repr=False, compare=False)  # each power times the transition
+    #: (powers of the empty-day matrix, each power times the transition), published as one object so that a
+    #: scorer's threads never see one table grown and the other not
+    _tables_cache: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ fitting
 
@@ -288,16 +289,17 @@ class EpisodeModel:
         step into a day with touches), grown on demand. Each power is rescaled: the filter normalises anyway, and
         a year of empty days would underflow."""
         need = int(gaps.max()) if len(gaps) else 0
-        if self._powers is None or self._into_day is None or need >= len(self._powers):
+        cached = self._tables_cache
+        if cached is None or need >= len(cached[0]):
             step = self.transition * np.exp(-self.rates.sum(1))[None, :]
-            size = max(need + 1, 2 * len(self._powers) if self._powers is not None else 512)
+            size = max(need + 1, 2 * len(cached[0]) if cached is not None else 512)
             grown = np.empty((size, *step.shape))
             grown[0] = np.eye(len(step))
             for g in range(1, size):
                 p = grown[g - 1] @ step
                 grown[g] = p / p.max()
-            self._powers, self._into_day = grown, grown @ self.transition
-        return self._powers, self._into_day
+            cached = self._tables_cache = (grown, grown @ self.transition)
+        return cached
 
     def after_reply(self, weights: np.ndarray) -> np.ndarray:
         """:func:`episode_weights` once the customer answers today: one more inbound touch on the snapshot's day.
