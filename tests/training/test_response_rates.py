@@ -108,3 +108,39 @@ def test_a_table_counted_per_silence_still_gives_the_stage_and_role_rate() -> No
         w = np.zeros(len(EPISODES))
         w[EPISODES.index(e)] = 1.0
         assert rates.rate("proposal", w, "other").p == pytest.approx((10 + 10 * 11 / 22) / 30)
+
+
+def _logged_late_history(stage_recorded: str | None, reply_recorded: str | None) -> object:
+    """One deal: qualification, then a proposal row dated 10 Jan; a decision maker's reply on 15 Jan; an
+    outbound attempt to the decision maker on 20 Jan. ``*_recorded``: when the row was entered (None: at once)."""
+    accounts = pd.DataFrame({"account_id": ["A1"], "industry": ["software"]})
+    deals = pd.DataFrame({"deal_id": ["D"], "account_id": ["A1"], "owner_id": ["o1"], "created_at": ["2024-01-01"],
+                          "amount": [1000.0], "closed_at": ["2024-04-01"], "outcome": ["won"]})
+    sh = pd.DataFrame({"deal_id": ["D", "D"], "stage": ["qualification", "proposal"],
+                       "changed_at": ["2024-01-01", "2024-01-10"],
+                       "recorded_at": [None, stage_recorded]})
+    acts = pd.DataFrame({
+        "deal_id": ["D", "D"], "occurred_at": ["2024-01-15", "2024-01-20"], "direction": ["inbound", "outbound"],
+        "contact_role": ["decision_maker", "decision_maker"], "recorded_at": [reply_recorded, None],
+        "type": "email", "activity_id": ["a0", "a1"], "contact_id": "c"})
+    return from_frames({"accounts": accounts, "deals": deals, "stage_history": sh, "activities": acts},
+                       cut_at="2024-06-01")
+
+
+def _dm_cells(h: object) -> dict[tuple[str, bool], float]:
+    rows = learn_response_rates(h, pd.Index(["D"]))["rows"]
+    return {(r["stage"], r["new"]): r["attempts"] for r in rows if r["role"] == "decision_maker"}
+
+
+def test_an_attempt_counts_under_the_stage_the_crm_showed_then() -> None:
+    # entered at once: the 20 Jan attempt was made in proposal
+    assert _dm_cells(_logged_late_history(None, None)) == {("proposal", False): 1.0}
+    # the proposal row was back-dated, entered on 1 Feb: on 20 Jan the CRM still showed qualification,
+    # the stage scoring looks the rate up by
+    assert _dm_cells(_logged_late_history("2024-02-01", None)) == {("qualification", False): 1.0}
+
+
+def test_a_reply_logged_after_the_attempt_does_not_make_the_role_known_yet() -> None:
+    # the decision maker's 15 Jan reply was logged on 25 Jan: on 20 Jan the rep was still waiting for a first
+    # engagement (the features' decision_maker_engaged is 0 then), so the attempt counts for the "new" cell
+    assert _dm_cells(_logged_late_history(None, "2024-01-25")) == {("proposal", True): 1.0}

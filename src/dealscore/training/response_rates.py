@@ -9,11 +9,12 @@ was answered when an inbound touchpoint followed within ``REPLY_WINDOW_DAYS``
 ever answered in a deal, every attempt counts for that role's *new* cell: how
 often the role engaged for the first time within the window, in deals like this.
 Attempts are counted per *deals like this*:
-the declared stage at the time, the deal's episode just before the attempt (active,
+the declared stage the CRM showed at the time (a stage change counts from when it was entered,
+as the features read it), the deal's episode just before the attempt (active,
 slow, stalled, quiet or no reply yet, as the episode model reads the touch pattern
 known then: :func:`dealscore.models.episodes.weights_at`; each attempt counts for
 every episode by its probability), the role reached out to and whether that role
-had engaged before. The episode is what the chance of an answer turns on: a
+had engaged before (a reply counts once it was logged). The episode is what the chance of an answer turns on: a
 customer who went quiet answers far less often than one in an active spell, and
 days of silence alone cannot tell a quiet deal from one between two meetings.
 The table is stored in ``bundle.stage_stats["_response_rates"]``; scoring reads it
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dealscore.data.history import DealHistory
+from dealscore.data.history import DealHistory, known_time
 from dealscore.models.episodes import EPISODES, EpisodeModel, weights_at
 from dealscore.playbook import role_group
 from dealscore.training.episode_cells import count_by_episode
@@ -60,6 +61,8 @@ def learn_response_rates(history: DealHistory, train_deal_ids: pd.Index, episode
     role = acts["contact_role"] if "contact_role" in acts.columns else pd.Series(None, index=acts.index)
     a = pd.DataFrame({
         "deal_id": acts["deal_id"].astype(str).to_numpy(), "t": acts["occurred_at"].to_numpy("datetime64[ns]"),
+        # when the CRM showed the touch: what an attempt's cell ("had this role answered?") may read
+        "seen": known_time(acts, "occurred_at").to_numpy("datetime64[ns]"),
         "inbound": (acts["direction"] == "inbound").to_numpy(),
         "role": np.array([role_group(r) for r in role.to_numpy(dtype=object)], dtype=object),
     })
@@ -86,18 +89,22 @@ def learn_response_rates(history: DealHistory, train_deal_ids: pd.Index, episode
                         out["role"].to_numpy(), np.zeros(len(out), dtype=bool))]
     parts[0] = parts[0][~out["role"].isin(["decision_maker", "champion"]).to_numpy()]
     for role in ("decision_maker", "champion"):
-        mine = inb[inb["role"] == role][["deal_id", "t"]]
-        seen_before = _seen_before(keys, mine, len(out))
-        answered = _answered(keys, mine, ["deal_id"], t_out, window)
+        mine = inb[inb["role"] == role]
+        seen_before = _seen_before(keys, mine[["deal_id", "seen"]].rename(columns={"seen": "t"}), len(out))
+        answered = _answered(keys, mine[["deal_id", "t"]], ["deal_id"], t_out, window)
         # known: the rep wrote to this role after it had answered; new: the role never answered before
         known = (out["role"] == role).to_numpy() & seen_before
         parts.append(frame_part(out, answered, np.full(len(out), role, dtype=object), ~seen_before)[
             known | ~seen_before])
-    # the declared stage at the attempt, and the episode just before it (the touches known then)
+    # the declared stage the CRM showed at the attempt (the last stage row entered by then, as the features read
+    # it: a back-dated change counts from when it was entered), and the episode just before it (the touches known
+    # then)
     sh = history.stage_history[history.stage_history["deal_id"].isin(train_deal_ids)]
-    st = pd.merge_asof(keys, pd.DataFrame({"deal_id": sh["deal_id"].astype(str).to_numpy(),
-                                           "t_s": sh["changed_at"].to_numpy("datetime64[ns]"),
-                                           "stage": sh["stage"].to_numpy(dtype=object)}).sort_values("t_s"),
+    shown = pd.DataFrame({"deal_id": sh["deal_id"].astype(str).to_numpy(),
+                          "t_s": known_time(sh, "changed_at").to_numpy("datetime64[ns]"),
+                          "changed": sh["changed_at"].to_numpy("datetime64[ns]"),
+                          "stage": sh["stage"].to_numpy(dtype=object)})
+    st = pd.merge_asof(keys, shown.sort_values(["t_s", "changed"], kind="stable").drop(columns="changed"),
                        left_on="t", right_on="t_s", by="deal_id", direction="backward")
     stage = st.sort_values("index")["stage"].to_numpy(dtype=object)
     weight = weights_at(episodes, history, out["deal_id"].to_numpy(dtype=object), t_out - np.timedelta64(1, "ns"))
@@ -131,7 +138,8 @@ def _answered(keys: pd.DataFrame, inbound: pd.DataFrame, by: list[str], t_out: n
 
 
 def _seen_before(keys: pd.DataFrame, inbound: pd.DataFrame, n: int) -> np.ndarray:
-    """Whether an inbound touch of ``inbound`` came strictly before each attempt in its deal."""
+    """Whether an inbound touch of ``inbound`` was known (its ``t``: when the CRM showed it) strictly before each
+    attempt in its deal."""
     if not len(inbound):
         return np.zeros(n, dtype=bool)
     prev = pd.merge_asof(keys, inbound.rename(columns={"t": "t_prev"}).sort_values("t_prev"), left_on="t",

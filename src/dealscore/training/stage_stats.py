@@ -7,6 +7,16 @@ evaluation periods), so warnings in an evaluation never use the future:
   in each declared stage (one figure per stage visit);
 - ``p90_gap_days``: the 90th percentile gap between consecutive touchpoints of
   won deals, attributed to the stage the deal was in at the later touchpoint.
+
+The norms are compared with point-in-time features of open deals (``days_in_stage``
+by the stalled warning), so they read the won deals' stages as the CRM showed them
+while the deals were open, the way the features do (``dealscore.features.stage``):
+a stage row counts from when it was entered (``recorded_at`` when later than
+``changed_at``), rows entered after the close never counted, and a visit is a run
+of rows in one stage (a row that only updates the amount or the close date does
+not start a new visit, as it does not reset ``days_in_stage``). A visit lasts from
+its first row's ``changed_at`` (where ``days_in_stage`` counts from) until the CRM
+showed the next stage, or the close: the most ``days_in_stage`` the won deal showed.
 Stages with fewer than ``min_deals`` won deals get ``None`` (the scoring layer
 then uses documented defaults and says so).
 """
@@ -19,25 +29,41 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dealscore.data.history import DealHistory
+from dealscore.data.history import DealHistory, known_time
+
+
+def _shown_stage_rows(history: DealHistory, deal_ids: pd.Index) -> pd.DataFrame:
+    """The deals' stage rows the CRM showed before each deal closed, in the order it showed them.
+
+    Columns: deal_id, stage, changed_at, seen (when the row was entered), closed.
+    """
+    sh = history.stage_history
+    sh = sh[sh["deal_id"].isin(deal_ids)]
+    closed = history.deals.set_index("deal_id")["closed_at"]
+    rows = pd.DataFrame({"deal_id": sh["deal_id"].to_numpy(dtype=object), "stage": sh["stage"].to_numpy(dtype=object),
+                         "changed_at": sh["changed_at"].to_numpy("datetime64[ns]"),
+                         "seen": known_time(sh, "changed_at").to_numpy("datetime64[ns]"),
+                         "closed": sh["deal_id"].map(closed).to_numpy("datetime64[ns]")})
+    rows = rows[rows["seen"] <= rows["closed"]]
+    return rows.sort_values(["deal_id", "seen", "changed_at"], kind="stable").reset_index(drop=True)
 
 
 def _stage_visits(history: DealHistory, deal_ids: pd.Index) -> pd.DataFrame:
-    """One row per stage visit of the given deals: deal, stage, start, days in stage."""
-    sh = history.stage_history
-    sh = sh[sh["deal_id"].isin(deal_ids)].sort_values(["deal_id", "changed_at"], kind="stable")
-    if sh.empty:
+    """One row per stage visit of the given (closed) deals: deal, stage, start, days in stage (module docstring)."""
+    rows = _shown_stage_rows(history, deal_ids)
+    if rows.empty:
         return pd.DataFrame(columns=["deal_id", "stage", "changed_at", "days"])
-    closed = history.deals.set_index("deal_id")["closed_at"]
-    nxt = sh.groupby("deal_id")["changed_at"].shift(-1)
-    end = nxt.fillna(sh["deal_id"].map(closed))
-    days = (end - sh["changed_at"]).dt.total_seconds() / 86400.0
-    return pd.DataFrame({"deal_id": sh["deal_id"].to_numpy(), "stage": sh["stage"].to_numpy(),
-                         "changed_at": sh["changed_at"].to_numpy(), "days": days.to_numpy()})
+    deal, stage = rows["deal_id"], rows["stage"]
+    runs = rows[(deal != deal.shift()) | (stage != stage.shift())]
+    same_deal_next = runs["deal_id"].shift(-1) == runs["deal_id"]
+    end = runs["seen"].shift(-1).where(same_deal_next, runs["closed"])
+    days = ((end - runs["changed_at"]).dt.total_seconds() / 86400.0).clip(lower=0.0)
+    return pd.DataFrame({"deal_id": runs["deal_id"].to_numpy(), "stage": runs["stage"].to_numpy(),
+                         "changed_at": runs["changed_at"].to_numpy(), "days": days.to_numpy()})
 
 
 def _touch_gaps(history: DealHistory, deal_ids: pd.Index) -> pd.DataFrame:
-    """Gaps (days) between consecutive touchpoints, labelled with the stage at the later one."""
+    """Gaps (days) between consecutive touchpoints, labelled with the stage the CRM showed at the later one."""
     acts = history.activities
     acts = acts[acts["deal_id"].isin(deal_ids)][["deal_id", "occurred_at"]].sort_values(
         ["deal_id", "occurred_at"], kind="stable")
@@ -45,10 +71,13 @@ def _touch_gaps(history: DealHistory, deal_ids: pd.Index) -> pd.DataFrame:
         return pd.DataFrame(columns=["stage", "gap"])
     gap = acts.groupby("deal_id")["occurred_at"].diff().dt.total_seconds() / 86400.0
     acts = acts.assign(gap=gap.to_numpy()).dropna(subset=["gap"])
-    sh = history.stage_history[history.stage_history["deal_id"].isin(deal_ids)][["deal_id", "changed_at", "stage"]]
+    shown = _shown_stage_rows(history, deal_ids)[["deal_id", "seen", "stage"]]
     merged = pd.merge_asof(
-        acts.sort_values("occurred_at", kind="stable"), sh.sort_values("changed_at", kind="stable"),
-        left_on="occurred_at", right_on="changed_at", by="deal_id", direction="backward",
+        acts.assign(deal_id=acts["deal_id"].to_numpy(dtype=object),
+                    occurred_at=acts["occurred_at"].to_numpy("datetime64[ns]")).sort_values(
+            "occurred_at", kind="stable"),
+        shown.sort_values("seen", kind="stable"),  # stable: rows entered at once keep their order, the last wins
+        left_on="occurred_at", right_on="seen", by="deal_id", direction="backward",
     )
     return merged[["stage", "gap"]]
 
