@@ -393,8 +393,11 @@ class Scorer:
         vinp = (predictor.prepare(what_if.with_touchpoints(self._touchpoints(own, what_if, items, item_row, as_of)),
                                   copies_of=(inp.codes, item_row))
                 if items else None)
-        # one win-model call for the scores and the what-ifs; contributions only for the scored rows
-        raw_all = predictor.win_raw([inp] if vinp is None else [inp, vinp])
+        # one win-model call for the scores and, when they price a response, the what-ifs (with the company's state
+        # values the response is priced by the state it moves the deal to, so the what-ifs' win scores go unused);
+        # contributions only for the scored rows
+        rescore = vinp is not None and self._values is None
+        raw_all = predictor.win_raw([inp, vinp] if rescore else [inp])
         contrib = predictor.contributions(inp) if explain else None
         # one calibrator call for the scores, the what-ifs and (when explaining) the base of the reasons
         to_cal = raw_all if contrib is None else np.concatenate([raw_all, contrib[:, -1]])
@@ -434,7 +437,7 @@ class Scorer:
                 # the real stage after each response what-if, for valuing a response by the state it moves the deal to
                 stage_after = (predictor.stage_proba(vinp, self._taxonomy.names)
                                if self._values is not None and len(pairs) else None)
-                block.actions = self._rank_actions(cols, p, after, p_all[n:], pairs, declared,
+                block.actions = self._rank_actions(cols, p, after, p_all[n:] if rescore else None, pairs, declared,
                                                    (stage_proba, stage_after), episode_weights(episodes, n))
         return block
 
@@ -466,7 +469,7 @@ class Scorer:
             other[i] = o
         block.base_points, block.reasons_up, block.reasons_down, block.other_points = base, ups, downs, other
 
-    def _rank_actions(self, before: Columns, p: np.ndarray, after: Columns, p_after: np.ndarray,
+    def _rank_actions(self, before: Columns, p: np.ndarray, after: Columns, p_after: np.ndarray | None,
                       pairs: Sequence[tuple[int, Action, int]], declared: Sequence[str | None],
                       stages: tuple[np.ndarray, np.ndarray | None], episodes: np.ndarray) -> list[list[NextAction]]:
         """Top actions per row by expected change (probability points), each with its own reason.
@@ -484,14 +487,15 @@ class Scorer:
         not tell apart) have the same effect: only the first by expected change (then playbook order)
         is kept.
         """
-        p_after = np.asarray(p_after)
         b = {c: before.num(c) for c in CHANGE_FEATURES}
         a_ = {c: after.num(c) for c in CHANGE_FEATURES}
         rows_, js_ = (np.array([x[k] for x in pairs], dtype=np.int64) for k in (0, 2))
-        # the win probability if the customer responds, per pair: by default the what-if's re-score
-        p_responds = p_after[js_]
+        # the win probability if the customer responds, per pair
         won: tuple[np.ndarray, np.ndarray] | None = None  # per pair: the state values now and after, when used
-        if self._values is not None and stages[1] is not None and len(pairs):
+        if p_after is not None or not len(pairs):
+            # a bundle without state values: the what-if's re-score
+            p_responds = np.asarray(p_after if p_after is not None else np.empty(0))[js_]
+        elif self._values is not None and stages[1] is not None:
             # the odds of the state the response moves the deal to over the state it is in now
             # the response moves the real stage and the episode; silence and chase stay as they were: they tell
             # how this customer has behaved so far, which one answer does not undo (docs/scoring.md)
@@ -502,6 +506,8 @@ class Scorer:
             v_after = self._values.value(stages[1][js_], replied, silence, chase)
             p_responds = self._values.moved(p[rows_], v_now, v_after)
             won = (v_now, v_after)
+        else:
+            raise ValueError("what-ifs priced by state values need the real stage after each response")
         engaged = {"decision_maker": b["decision_maker_engaged"], "champion": b["champion_engaged"]}
         d_f = UNANSWERED_CHANGE
         by_row: dict[int, list[tuple[float, int, Action, int, Any]]] = {}
