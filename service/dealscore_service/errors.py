@@ -42,6 +42,12 @@ class DealClosedError(DealscoreError):
     http_status = 409
 
 
+class DealChangedError(DealscoreError):
+    """Another request created, moved or closed the deal while this one was scored: nothing was written."""
+
+    http_status = 409
+
+
 class InvalidPayloadError(DataValidationError):
     """A deal payload breaks the data contract; ``fields`` points at the offending JSON values.
 
@@ -148,6 +154,8 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
             item["path"] = "body"  # the number is a character position in the body, not a list index
         if kind in _FIXES:
             item["fix"] = _FIXES[kind]
+        if "fix" in (err.get("ctx") or {}):  # the service's own errors say their fix where they are raised
+            item["fix"] = str(err["ctx"]["fix"])
         if kind in _TIME_ERRORS:
             expected = _TIME_ERRORS[kind]
             item["message"] = f"{item['message']}: got {err.get('input')!r}, expected {expected}"

@@ -6,6 +6,11 @@ parser would have kept the first. Which value the client meant cannot be known,
 so the body is refused, naming the path of each repeated key. Every route with a
 JSON body uses :class:`StrictJSONRoute`; the parsed body is handed to FastAPI as
 the request's JSON, so it is parsed once.
+
+A body Python's parser cannot hold is a 422 at the body too, never a 500: arrays or
+objects nested deeper than the interpreter's recursion limit (``[[[[...]]]]``, a few
+hundred kilobytes), and integers longer than Python converts (4,300 digits by default,
+its guard against quadratic-time parsing).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import email.message
 import json
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -57,16 +63,39 @@ def _duplicates(value: Any, loc: Loc) -> list[tuple[Loc, str, int]]:
     return out
 
 
+def _unreadable(message: str, fix: str) -> RequestValidationError:
+    """A 422 at the body itself: the document is valid JSON, but not one this parser can hold."""
+    return RequestValidationError([{
+        "type": "json_unreadable", "loc": ("body",), "msg": message, "input": None, "ctx": {"fix": fix},
+    }], body=None)
+
+
+def _loads(body: bytes, hook: Callable[[list[tuple[str, Any]]], Any]) -> Any:
+    """``json.loads`` with ``hook`` for objects; what it cannot hold (see the module docstring) is a 422."""
+    try:
+        return json.loads(body, object_pairs_hook=hook)
+    except (json.JSONDecodeError, UnicodeDecodeError, _DuplicateKeyError):
+        raise
+    except RecursionError:
+        raise _unreadable("the JSON document nests arrays or objects too deeply to be read",
+                          "send the document with its usual few levels of nesting") from None
+    except ValueError:  # the scanner's int() of a number longer than Python converts
+        digits = sys.get_int_max_str_digits()
+        raise _unreadable(f"a number in the JSON document has more than {digits} digits",
+                          f"send numbers with at most {digits} digits") from None
+
+
 def parse_json_body(body: bytes) -> Any:
-    """The body's JSON value; a repeated key raises a :class:`RequestValidationError` naming each one.
+    """The body's JSON value; a repeated key raises a :class:`RequestValidationError` naming each one,
+    and so does a document too deep or with a number too long to be read (at the body).
 
     Malformed JSON raises ``json.JSONDecodeError`` as ``json.loads`` does.
     """
     try:
-        return json.loads(body, object_pairs_hook=_unique_object)
+        return _loads(body, _unique_object)
     except _DuplicateKeyError:
         pass
-    tree = json.loads(body, object_pairs_hook=_Pairs)
+    tree = _loads(body, _Pairs)
     errors = [{
         "type": "duplicate_key", "loc": ("body", *loc, key),
         "msg": f"the key {key!r} appears {n} times in the same object; which value is meant cannot be known",

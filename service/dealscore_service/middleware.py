@@ -68,7 +68,8 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            # the template as the OpenAPI schema names it: "/v1/deals/{deal_id}/scores", not its "{deal_id:path}"
+            template = getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched"
             method = str(scope.get("method", ""))
             self.metrics.requests.labels(method=method, route=template, status=str(status)).inc()
             self.metrics.latency.labels(method=method, route=template).observe(elapsed)

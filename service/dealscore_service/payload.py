@@ -30,7 +30,7 @@ from dealscore.errors import DataValidationError
 from dealscore.taxonomy import StageTaxonomy
 from dealscore.times import naive_utc
 from dealscore_service.errors import InvalidPayloadError, field_path
-from dealscore_service.schemas import DealPayload
+from dealscore_service.schemas import DealPayload, SentTime, unknown_fields
 
 Loc = list[str | int]
 
@@ -66,9 +66,18 @@ def payload_hash(deal: DealPayload, as_of: datetime | None, today: datetime) -> 
     the cost of ``model_dump`` + ``json.dumps``): times are normalised to UTC and
     fields come in the schema's order, which holds no free-form mapping, so the
     same deal sent with other key order, spacing or time offsets hashes the same.
+    Unknown fields are left out at every level (:func:`unknown_fields`): they are
+    ignored, and pydantic keeps them in the order sent, so neither their order nor
+    their values make a new score.
     """
     when = as_of.isoformat() if as_of is not None else f"day:{today.date().isoformat()}"
-    digest = hashlib.sha256(deal.model_dump_json(exclude={"as_of", "out_of_life"}).encode("utf-8"))
+    exclude: dict[str | int, Any] = {"as_of": True, "out_of_life": True}
+    for loc, names in unknown_fields(deal):
+        node = exclude
+        for part in loc:
+            node = node.setdefault(part, {})
+        node.update(dict.fromkeys(names, True))
+    digest = hashlib.sha256(deal.model_dump_json(exclude=exclude).encode("utf-8"))
     digest.update(b"\nas_of:" + when.encode("ascii"))
     return digest.hexdigest()
 
@@ -111,14 +120,17 @@ def _checks(deal: DealPayload, prefix: Loc, as_of: datetime) -> list[dict[str, A
     return problems
 
 
-def _zone_mix(deals: Sequence[DealPayload], batch: bool) -> list[dict[str, Any]]:
+def _zone_mix(deals: Sequence[DealPayload], batch: bool, request_times: Sequence[SentTime]) -> list[dict[str, Any]]:
     """The data contract's zone rule over the request's timestamps, as sent (one request is one history).
 
     All with an offset, or all without one (then taken as UTC): a time without a
     zone among times with one cannot be placed in time. The CLI refuses the same
     mix in a CSV column or across a folder's columns (``dealscore.data.rules.zone_mix``).
+    The request's ``as_of`` is one of its times (a deal's own, or the batch's in
+    ``request_times``): it is compared with every fact sent.
     """
-    sent = [(["body", "deals", i] if batch else ["body"], t) for i, d in enumerate(deals) for t in d._sent_times]
+    sent = [(["body"], t) for t in request_times]
+    sent += [(["body", "deals", i] if batch else ["body"], t) for i, d in enumerate(deals) for t in d._sent_times]
     if not sent:
         return []
     naive = rules.zone_mix(np.fromiter((t[2] for _, t in sent), dtype=bool, count=len(sent)))
@@ -281,12 +293,14 @@ def _invalid(fields: list[dict[str, Any]]) -> InvalidPayloadError:
 
 def to_history(
     deals: Sequence[DealPayload], *, as_of: datetime | None, taxonomy: StageTaxonomy | None,
-    batch: bool, now: datetime | None = None, out_of_life: str = "fail",
+    batch: bool, now: datetime | None = None, out_of_life: str = "fail", request_times: Sequence[SentTime] = (),
 ) -> ConvertedDeals:
     """Validate the request's deals through the library and return their clean history.
 
     ``batch`` decides the JSON paths (``deals[i]....`` vs the body itself). Without
     ``as_of`` the deals are scored now, allowing a few minutes of client clock skew.
+    ``request_times`` are the request's timestamps outside its deals, as sent (a
+    batch's ``as_of``), for the zone rule.
     """
     now = now or now_utc()
     effective = as_of
@@ -294,7 +308,7 @@ def to_history(
         latest = max((_latest_fact(d) for d in deals), default=now)
         effective = max(now, latest) if latest <= now + CLOCK_SKEW else now
     frames = _Frames()
-    problems: list[dict[str, Any]] = _zone_mix(deals, batch)
+    problems: list[dict[str, Any]] = _zone_mix(deals, batch, request_times)
     notices: dict[str, list[str]] = {}
     for i, deal in enumerate(deals):
         prefix: Loc = ["body", "deals", i] if batch else ["body"]

@@ -10,8 +10,9 @@ outcomes) are then checked by the library's one validation path
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -30,6 +31,7 @@ from dealscore.data.rules import text_has_zone
 from dealscore.data.schema import MAX_DISPLAY_CHARS, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, Outcome
 from dealscore.scoring.result import DealWarning, NextAction, ScoreResult, percent_text
 from dealscore.times import naive_utc
+from dealscore_service.errors import field_path
 from dealscore_service.limits import MAX_BATCH_DEALS, MAX_STAGE_CHANGES_PER_DEAL, MAX_TOUCHPOINTS_PER_DEAL
 
 # the data contract's rules (dealscore.data.rules) checked field by field, so each error has its path
@@ -62,6 +64,17 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _unicode(value: str) -> str:
+    """Refuse a lone UTF-16 surrogate (``"\\ud800"`` is valid JSON): no UTF-8 text holds one, so the history's
+    Arrow columns and the database could not take it. pydantic refuses it in a plain ``str`` field, but
+    not once a before-validator (the id's trim) has handed the string on."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (it holds a lone UTF-16 surrogate such as \\ud800)") from None
+    return value
+
+
 def _trimmed(value: object) -> object:
     return rules.trim(value) if isinstance(value, str) else value
 
@@ -83,7 +96,7 @@ Day = Annotated[date, AfterValidator(_sane_date)]
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_no_nul)]
 # an id is trimmed before its length is checked, as the loader trims it: the deal looked up for access is the one stored
 Ident = Annotated[str, BeforeValidator(_trimmed), Field(min_length=1, max_length=MAX_ID_CHARS),
-                  AfterValidator(_no_nul)]
+                  AfterValidator(_no_nul), AfterValidator(_unicode)]
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_no_nul)]
 Money = Annotated[float, Field(ge=rules.LOWEST_AMOUNT, le=1e15)]
 OutOfLife = Literal["fail", "drop"]
@@ -164,8 +177,9 @@ def _sent_zone(value: object) -> bool | None:
     return None
 
 
-def sent_times(data: dict[str, Any]) -> list[SentTime]:
-    """Every timestamp of a deal as sent, before the schema turns them all into naive UTC."""
+def sent_times(data: dict[str, Any], top: tuple[str, ...]) -> list[SentTime]:
+    """Every timestamp of a deal as sent (its fields ``top``, its account's and its tables'), before the schema
+    turns them all into naive UTC."""
     out: list[SentTime] = []
 
     def one(loc: tuple[str | int, ...], value: object) -> None:
@@ -173,8 +187,8 @@ def sent_times(data: dict[str, Any]) -> list[SentTime]:
         if zoned is not None:
             out.append((loc, str(value), zoned))
 
-    one(("created_at",), data.get("created_at"))
-    one(("closed_at",), data.get("closed_at"))
+    for name in top:
+        one((name,), data.get(name))
     account = data.get("account")
     if isinstance(account, dict):
         one(("account", "created_at"), account.get("created_at"))
@@ -194,13 +208,15 @@ class DealPayload(_Forgiving):
     #: the deal's timestamps as sent: whether each carried a zone is lost once parsed, and the data
     #: contract's rule (all with an offset, or none) is judged on it (``payload.to_history``)
     _sent_times: list[SentTime] = PrivateAttr(default_factory=list)
+    #: the deal's own timestamp fields (a request that is one deal adds its ``as_of``)
+    _time_fields: ClassVar[tuple[str, ...]] = ("created_at", "closed_at")
 
     @model_validator(mode="wrap")
     @classmethod
     def _keep_sent_times(cls, data: Any, handler: ModelWrapValidatorHandler[DealPayload]) -> DealPayload:
         deal = handler(data)
         if isinstance(data, dict):
-            deal._sent_times = sent_times(data)
+            deal._sent_times = sent_times(data, cls._time_fields)
         return deal
 
     deal_id: Ident
@@ -249,22 +265,31 @@ EXAMPLE_DEAL: dict[str, Any] = {
 }
 
 
-def ignored_fields(deal: DealPayload, prefix: str = "") -> list[str]:
-    """Paths of the fields a deal carries that the schema does not know (``account.crm_url``, ...)."""
-    out = [f"{prefix}{k}" for k in deal.model_extra or {}]
-    out += [f"{prefix}account.{k}" for k in deal.account.model_extra or {}]
+def unknown_fields(deal: DealPayload) -> Iterator[tuple[tuple[str | int, ...], list[str]]]:
+    """Where a deal carries fields the schema does not know: (location below the deal, their names), for
+    every part that has some. Unknown fields are ignored: neither scored, nor part of the payload's hash."""
+    if deal.model_extra:
+        yield (), list(deal.model_extra)
+    if deal.account.model_extra:
+        yield ("account",), list(deal.account.model_extra)
     for table, items in (("stage_history", deal.stage_history), ("activities", deal.activities)):
         for i, item in enumerate(items):
             extra = item.__pydantic_extra__
             if extra:
-                out += [f"{prefix}{table}[{i}].{k}" for k in extra]
-    return out
+                yield (table, i), list(extra)
+
+
+def ignored_fields(deal: DealPayload, prefix: str = "") -> list[str]:
+    """Paths of the fields a deal carries that the schema does not know (``account.crm_url``, ...)."""
+    return [f"{prefix}{field_path([*loc, k])}" for loc, names in unknown_fields(deal) for k in names]
 
 
 class ScoreRequest(DealPayload):
     """``POST /v1/score``: one deal, scored as of ``as_of`` (default: now)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{**EXAMPLE_DEAL, "as_of": "2025-05-06T00:00:00Z"}]})
+    # as_of is one of the request's times: the zone rule holds it to the deal's
+    _time_fields: ClassVar[tuple[str, ...]] = ("created_at", "closed_at", "as_of")
 
     as_of: Timestamp | None = Field(
         default=None,
@@ -286,6 +311,18 @@ class BatchScoreRequest(_Forgiving):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"deals": [EXAMPLE_DEAL], "as_of": "2025-05-06T00:00:00Z"}]}
     )
+
+    #: the batch's own timestamps as sent (its as_of), held to the zone rule with its deals' (``payload.to_history``)
+    _sent_times: list[SentTime] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_sent_times(cls, data: Any, handler: ModelWrapValidatorHandler[BatchScoreRequest]) -> BatchScoreRequest:
+        batch = handler(data)
+        if isinstance(data, dict):
+            zoned = _sent_zone(data.get("as_of"))
+            batch._sent_times = [] if zoned is None else [(("as_of",), str(data["as_of"]), zoned)]
+        return batch
 
     deals: list[DealPayload] = Field(min_length=1, max_length=MAX_BATCH_DEALS)
     as_of: Timestamp | None = Field(default=None, description="default now")

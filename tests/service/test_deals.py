@@ -128,3 +128,27 @@ def test_list_totals_may_lag_by_at_most_their_max_age_while_rows_are_fresh(
     time.sleep(0.6)
     later = client.get("/v1/deals/at-risk", headers=manager).json()
     assert later["open_deals"] == 2
+
+
+@pytest.mark.slow
+def test_a_deal_id_with_slashes_is_scored_read_and_closed(scoring_client: TestClient, trained_model,
+                                                           keys: dict[str, str]) -> None:
+    """Starlette decodes %2F before routing: a {deal_id} segment never matched "OPP/2025/17", so the deal
+    could be scored but neither read nor closed, and stayed on the at-risk list for good."""
+    crm, manager = {"X-API-Key": keys["crm"]}, {"X-API-Key": keys["manager"]}
+    deal_id, quoted = "OPP/2025/17", "OPP%2F2025%2F17"
+    body = {**trained_model.payload(), "deal_id": deal_id}
+    assert scoring_client.post("/v1/score", json=body, headers=crm).status_code == 200
+    history = scoring_client.get(f"/v1/deals/{quoted}/scores", headers=manager)
+    assert history.status_code == 200, history.text
+    assert history.json()["deal_id"] == deal_id and len(history.json()["scores"]) == 1
+    assert scoring_client.get("/v1/deals/at-risk", headers=manager).json()["open_deals"] == 1  # not shadowed
+    closed = scoring_client.post(f"/v1/deals/{quoted}/outcome", headers=crm,
+                                 json={"outcome": "lost", "closed_at": trained_model.as_of})
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["deal_id"] == deal_id and closed.json()["is_open"] is False
+    assert scoring_client.get("/v1/deals/at-risk", headers=manager).json()["open_deals"] == 0
+    assert scoring_client.post("/v1/score", json=body, headers=crm).status_code == 409
+    # an id ending in a route's own segment is still the whole id; no other deal is found by a prefix
+    assert scoring_client.get("/v1/deals/OPP%2F2025/scores", headers=manager).status_code == 404
+    assert scoring_client.get("/v1/deals/OPP%2F2025%2F17%2Fscores/scores", headers=manager).status_code == 404

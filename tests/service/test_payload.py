@@ -182,6 +182,23 @@ def test_hash_ignores_key_order_and_spelling_of_the_same_content() -> None:
     assert payload_hash(DealPayload.model_validate(moved), AS_OF, today) != h
 
 
+def test_hash_leaves_out_unknown_fields_at_every_level() -> None:
+    """Unknown fields are ignored, but pydantic kept them in the hash in the order sent: the same deal with
+    its CRM's extra fields in another order was stored as a second score."""
+    today = datetime(2024, 3, 1, 10)
+    h = payload_hash(DealPayload.model_validate(deal()), AS_OF, today)
+    for first, second in ((1, 2), (2, 1), (3, "x")):
+        body = deal()
+        body.update({"crm_a": first, "crm_b": second} if first != 2 else {"crm_b": second, "crm_a": first})
+        body["account"] = {**body["account"], "crm_id": second}
+        body["stage_history"][0] = {"crm_note": first, **body["stage_history"][0]}
+        body["activities"][1] = {**body["activities"][1], "mood": [first, second]}
+        assert payload_hash(DealPayload.model_validate(body), AS_OF, today) == h, (first, second)
+    single = ScoreRequest.model_validate({**deal(), "crm_a": 1, "as_of": AS_OF.isoformat(), "out_of_life": "drop"})
+    assert payload_hash(single, single.as_of, today) == h
+    assert payload_hash(DealPayload.model_validate(deal(amount=12001)), AS_OF, today) != h  # known fields count
+
+
 def test_without_as_of_deals_are_scored_now_allowing_small_clock_skew() -> None:
     now = datetime(2024, 3, 1, 12, 0)
     c = convert(deal(), as_of=None, now=now)

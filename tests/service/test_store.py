@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import inspect, select, text
+from sqlalchemy import event, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from dealscore.errors import StoreUnavailableError
@@ -24,7 +24,7 @@ from dealscore.forecast.engine import pipeline_from_columns
 from dealscore.scoring.result import CloseOutlook, ScoreResult
 from dealscore_service import migrations
 from dealscore_service.auth import Principal, Scope
-from dealscore_service.store import DealFilter, ScoreStore, ScoreToSave
+from dealscore_service.store import DealEvent, DealFilter, ListRequest, ScoreStore, ScoreToSave
 from dealscore_service.store.migrate import current_revision, downgrade, head_revision, migrate
 from dealscore_service.store.models import ScoreRecord
 from dealscore_service.store.timeline import STAGE_CHANGE_FIELDS, TOUCHPOINT_FIELDS
@@ -607,3 +607,43 @@ def test_reads_run_without_a_transaction_on_postgresql(pg_url: str, make_result:
         assert seen and all(autocommit for _, autocommit in seen), seen
     finally:
         store.dispose()
+
+
+def test_the_risk_cut_offs_survive_deals_closed_while_the_list_is_read(store: ScoreStore,
+                                                                       make_result: MakeResult) -> None:
+    """The totals count the ranked deals, then the cut-offs seek into the ranking in later statements: deals
+    closed in between (another request's outcome) once left no entry at the cut and answered a 500."""
+    deals = [f"d{i:02}" for i in range(30)]  # ranked: 3 high, then 6 medium
+    save(store, *(make_result(d, p_win=0.01 * (i + 1), typical=0.5) for i, d in enumerate(deals)))
+    closed: list[str] = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def close_most(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "OFFSET" in statement.upper() and not closed:
+            closed.extend(deals[5:])  # before the first cut-off's seek, after the count
+            for d in closed:
+                store.record_outcome(d, "lost", datetime(2024, 5, 2), key_name="test")
+
+    page = store.list_page(ListRequest(limit=50))
+    event.remove(store.engine, "before_cursor_execute", close_most)
+    assert closed, "the cut-offs were read with OFFSET"
+    assert [i.result.deal_id for i in page.items] == deals[:5]
+    assert [i.result.risk_level for i in page.items] == ["high"] * 3 + ["medium"] * 2
+
+
+def test_a_move_is_recorded_only_when_the_deal_takes_the_score(store: ScoreStore, make_result: MakeResult) -> None:
+    """A back-fill (an older as-of time) under another team leaves the deal's row as it was: it recorded a
+    "moved" event all the same, for a move that never happened."""
+    store.add([ScoreToSave(make_result("d1", team="east", as_of="2024-05-01"), "h1", True)])
+
+    def moved_to_west(as_of: str, payload_hash: str) -> None:
+        store.add([ScoreToSave(make_result("d1", team="west", as_of=as_of), payload_hash, True)],
+                  events=[DealEvent("d1", "moved", "admin", {"from": {"owner_id": "r1", "team": "east"},
+                                                             "to": {"owner_id": "r1", "team": "west"}})])
+
+    moved_to_west("2024-04-20", "h0")  # older: stored, but not the deal's latest
+    assert store.count() == 2 and store.deal_states(["d1"])["d1"].team == "east"
+    assert store.deal_events("d1") == []
+    moved_to_west("2024-05-02", "h2")  # newer: the deal moves
+    assert store.deal_states(["d1"])["d1"].team == "west"
+    assert [e["kind"] for e in store.deal_events("d1")] == ["moved"]

@@ -7,10 +7,12 @@ stored, the same rule the CLI applies to a CSV file.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fastapi.exceptions import RequestValidationError
 from fastapi.testclient import TestClient
 
 from dealscore.data.schema import MAX_DISPLAY_CHARS, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS
@@ -85,6 +87,7 @@ def test_timestamps_mixing_zones_are_refused_as_the_cli_refuses_them(
     # all with an offset (any offsets) is fine, and scores the same instants as all without
     zoned = json.loads(json.dumps(body))
     zoned["created_at"] += "Z"
+    zoned["as_of"] += "Z"  # as_of is one of the request's times too
     if zoned["account"].get("created_at"):
         zoned["account"]["created_at"] += "-05:00"
         body["account"]["created_at"] = None  # the same instants: compare without the account's own
@@ -120,3 +123,77 @@ def test_the_api_caps_text_as_the_data_contract_does(make_client: Callable[..., 
     assert cap(props["deal_id"]) == MAX_ID_CHARS and cap(props["product"]) == MAX_TEXT_CHARS
     assert cap(props["deal_name"]) == MAX_DISPLAY_CHARS
     assert cap(schema["ActivityPayload"]["properties"]["type"]) == MAX_NAME_CHARS
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("[" * 100_000 + "]" * 100_000, "nests arrays or objects too deeply"),
+    ('{"deal_id": ' + "9" * 5_000 + "}", "more than 4300 digits"),
+])
+def test_json_too_deep_or_with_too_long_a_number_is_422_at_the_body(
+    scoring_client: TestClient, keys: dict[str, str], text: str, words: str,
+) -> None:
+    """Valid JSON Python's parser cannot hold (RecursionError; int() refusing 5,000 digits) was a 500."""
+    for path in ("/v1/score", "/v1/score/batch", "/v1/deals/D1/outcome"):
+        r = _post(scoring_client, path, text, keys["crm"])
+        assert r.status_code == 422, (path, r.text)
+        [field] = r.json()["error"]["fields"]
+        assert field["loc"] == ["body"] and field["path"] == "body" and field["type"] == "json_unreadable"
+        assert words in field["message"] and field["fix"]
+    with pytest.raises(RequestValidationError):
+        parse_json_body(('{"b": {"a": 1, "a": 2}, "c": ' + "[" * 100_000 + "]" * 100_000 + "}").encode())
+
+
+def test_an_id_with_a_lone_surrogate_is_422_at_its_path(
+    scoring_client: TestClient, trained_model, keys: dict[str, str],
+) -> None:
+    """``"X\\ud800"`` is valid JSON but no UTF-8 text: in an id (trimmed before it is checked) it reached the
+    history's Arrow columns and answered a 500; display names were already refused."""
+    for loc in (("deal_id",), ("team",), ("owner_id",), ("account_id",), ("account", "account_id"),
+                ("activities", 0, "contact_id")):
+        body = trained_model.payload()
+        body["account"]["account_id"] = body["account_id"]
+        *parent, last = loc
+        target = body
+        for part in parent:
+            target = target[part]
+        target[last] = "X\ud800"
+        r = _post(scoring_client, "/v1/score", json.dumps(body), keys["crm"])  # ensure_ascii: sent as \ud800
+        assert r.status_code == 422, (loc, r.text)
+        fields = {f["path"]: f["message"] for f in r.json()["error"]["fields"]}
+        path = ".".join(str(p) for p in loc).replace(".0.", "[0].")
+        assert "must be valid Unicode text" in fields[path], (loc, fields)
+    assert scoring_client.app.state.services.store.count() == 0
+
+
+def test_as_of_is_held_to_the_zone_rule_with_the_deals_times(
+    scoring_client: TestClient, trained_model, keys: dict[str, str],
+) -> None:
+    """as_of is one of the request's times: with an offset among deal times without one (or the reverse) it
+    was scored, while every other mix within a request is a 422."""
+    h = {"X-API-Key": keys["crm"]}
+    body = trained_model.payload()
+    assert not body["as_of"].endswith("Z") and not body["created_at"].endswith("Z")
+    zoned_as_of = {**body, "as_of": body["as_of"] + "+05:00"}
+    r = scoring_client.post("/v1/score", json=zoned_as_of, headers=h)
+    assert r.status_code == 422, r.text
+    paths = [f["path"] for f in r.json()["error"]["fields"]]
+    assert "created_at" in paths and "as_of" not in paths
+    # the reverse: every deal time with an offset, as_of without one
+    zoned = json.loads(re.sub(r'"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?)"', r'"\1Z"', json.dumps(body)))
+    zoned["as_of"] = body["as_of"]
+    r = scoring_client.post("/v1/score", json=zoned, headers=h)
+    assert r.status_code == 422, r.text
+    assert [f["path"] for f in r.json()["error"]["fields"]] == ["as_of"]
+    # a batch's own as_of, either way
+    deals = trained_model.payloads(2)
+    r = scoring_client.post("/v1/score/batch", json={"deals": deals, "as_of": trained_model.as_of + "Z"}, headers=h)
+    assert r.status_code == 422, r.text
+    assert "deals[1].created_at" in {f["path"] for f in r.json()["error"]["fields"]}
+    zoned_deals = [{k: v for k, v in zoned.items() if k != "as_of"}]
+    r = scoring_client.post("/v1/score/batch", json={"deals": zoned_deals, "as_of": trained_model.as_of}, headers=h)
+    assert r.status_code == 422, r.text
+    assert [f["path"] for f in r.json()["error"]["fields"]] == ["as_of"]
+    assert scoring_client.app.state.services.store.count() == 0
+    # all with an offset (as_of too) is scored
+    zoned["as_of"] = body["as_of"] + "+00:00"
+    assert scoring_client.post("/v1/score", json=zoned, headers=h).status_code == 200

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from dealscore_service.store import DealFilter
+from dealscore_service.store import DealFilter, ScoreToSave
 
 
 @pytest.fixture
@@ -153,3 +153,63 @@ def test_request_shape_errors_say_what_is_wrong(scoring_client: TestClient, trai
     assert scoring_client.post("/v1/score", json=body, headers=crm).status_code == 422
     schema = scoring_client.get("/openapi.json").json()["components"]["schemas"]["AccountPayload"]
     assert schema["properties"]["industry"]["minLength"] == 1
+
+
+def test_the_deal_page_shows_a_deal_closed_through_the_outcome_route(west_deal, keys: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    """The page read "open" from the latest score row, which the outcome route never changes (it closes the
+    deal's stored state, as the API reads it): a closed deal looked open on /ui for good."""
+    client, body = west_deal
+    client.base_url = "https://testserver"  # the session cookie is Secure
+    page_url = f"/ui/deals/{body['deal_id']}"
+    badge = '<span class="badge">closed</span>'
+    assert client.post("/ui/login", data={"api_key": keys["manager"], "next": "/ui"},
+                       follow_redirects=False).status_code == 303
+    before = client.get(page_url)
+    assert before.status_code == 200 and badge not in before.text and "Deal closed" not in before.text
+    r = client.post(f"/v1/deals/{body['deal_id']}/outcome", headers={"X-API-Key": keys["crm"]},
+                    json={"outcome": "lost", "closed_at": "2025-07-01T00:00:00Z"})
+    assert r.status_code == 200, r.text
+    after = client.get(page_url)
+    assert after.status_code == 200 and badge in after.text and "Deal closed" in after.text
+    assert "lost on 01 jul 2025" in after.text.lower()
+
+
+@pytest.mark.slow
+def test_a_deal_created_by_another_team_while_it_is_scored_is_a_409(  # type: ignore[no-untyped-def]
+    make_client: Callable[..., TestClient], trained_model: Any, keys: dict[str, str], store_url: str,
+    make_result, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tenant check read the stored deal before scoring, the write came after: two teams' keys sending
+    the same new deal id at once both got 200 and the deal ended in whichever team wrote last. The check is
+    now made again inside the write, on the state it changes (SQLite and PostgreSQL)."""
+    client = make_client(model_path=trained_model.bundle_dir, database_url=store_url)
+    store = client.app.state.services.store
+    version = client.app.state.services.models.require().version
+    lookup = store.lookup
+
+    def overtaken_by(team: str, owner: str):  # type: ignore[no-untyped-def]
+        def read_then_lose_the_race(keys_, model_version, as_of):  # type: ignore[no-untyped-def]
+            out = lookup(keys_, model_version, as_of)
+            monkeypatch.setattr(store, "lookup", lookup)
+            # another request writes the same deal between this one's read and its write
+            other = make_result(keys_[0][0], team=team, owner=owner, version=version, as_of="2025-06-01")
+            store.add([ScoreToSave(result=other, payload_hash="other-request", is_open=True)])
+            return out
+        monkeypatch.setattr(store, "lookup", read_then_lose_the_race)
+
+    overtaken_by("west", "w1")
+    east = {**trained_model.payload(), "deal_id": "RACE-1", "team": "east", "owner_id": "e1"}
+    r = client.post("/v1/score", json=east, headers={"X-API-Key": keys["east_crm"]})
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["type"] == "DealChangedError" and "nothing was written" in r.json()["error"]["message"]
+    state = store.deal_states(["RACE-1"])["RACE-1"]
+    assert (state.team, state.owner_id) == ("west", "w1") and store.count() == 1
+    assert store.deal_events("RACE-1") == []
+    # a key allowed for both teams still scores it: as the move it now is, recorded against the stored team
+    overtaken_by("west", "w1")
+    r = client.post("/v1/score", json={**east, "deal_id": "RACE-2"}, headers={"X-API-Key": keys["crm"]})
+    assert r.status_code == 200, r.text
+    [move] = store.deal_events("RACE-2")
+    assert move["kind"] == "moved" and move["from"] == {"owner_id": "w1", "team": "west"}
+    assert move["to"] == {"owner_id": "e1", "team": "east"}
+    assert store.deal_states(["RACE-2"])["RACE-2"].team == "east"

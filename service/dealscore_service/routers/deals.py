@@ -3,6 +3,12 @@
 Both only ever show deals the key may see: a team- or owner-limited key gets
 its own deals in the ranking, and a 404 (not a 403, which would confirm the
 deal exists) for anyone else's score history.
+
+A deal id is any text (``OPP/2025/17`` is scored like any other), and Starlette
+decodes ``%2F`` before routing, so the routes under a deal take its id with the
+``path`` converter: a ``{deal_id}`` segment never matched such a deal, which then
+could not be closed and stayed on the at-risk list. The fixed last segment
+(``/scores``, ``/outcome``) keeps ``/at-risk`` and each other apart.
 """
 
 from __future__ import annotations
@@ -92,7 +98,7 @@ def at_risk_deals(
 
 
 @router.post(
-    "/{deal_id}/outcome", response_model=OutcomeResponse, summary="Record that a deal closed (won or lost)",
+    "/{deal_id:path}/outcome", response_model=OutcomeResponse, summary="Record that a deal closed (won or lost)",
     responses=error_responses(401, 403, 404, 422, 503),
 )
 def record_outcome(
@@ -123,7 +129,7 @@ def record_outcome(
 
 
 @router.get(
-    "/{deal_id}/scores", response_model=DealScoresResponse, summary="A deal's score history and trend",
+    "/{deal_id:path}/scores", response_model=DealScoresResponse, summary="A deal's score history and trend",
     responses=error_responses(401, 403, 404, 422, 503),
 )
 def deal_scores(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
@@ -25,7 +25,7 @@ from dealscore.scoring.result import ScoreResult
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore_service.auth import Principal
 from dealscore_service.deps import ScoreKey, Services, ServicesDep
-from dealscore_service.errors import DealClosedError, PermissionDeniedError
+from dealscore_service.errors import DealChangedError, DealClosedError, PermissionDeniedError
 from dealscore_service.jsonbody import StrictJSONRoute
 from dealscore_service.model_loader import LoadedModel
 from dealscore_service.payload import ConvertedDeals, to_history
@@ -35,6 +35,7 @@ from dealscore_service.schemas import (
     DealPayload,
     ScoreRequest,
     ScoreResponse,
+    SentTime,
     api_result,
     error_responses,
     ignored_fields,
@@ -98,6 +99,30 @@ def _authorize(
     return moves
 
 
+def _authorize_again(
+    principal: Principal, deals: Sequence[DealPayload], states: dict[str, DealState], batch: bool,
+    written: dict[str, DealState],
+) -> list[DealEvent]:
+    """:func:`_authorize` inside the write's transaction, on the stored states of the deals it writes.
+
+    The first check read the states before the deals were scored; another request
+    may since have created, moved or closed one (two teams' keys sending the same
+    new deal id at once both passed it, and the deal ended in whichever team wrote
+    last). The store holds these states until the commit (``ScoreStore.add``), so
+    what is judged here is what the write changes. A deal no longer this key's to
+    score is a 409 (the request was valid when it came); the moves to record are
+    the ones against these states.
+    """
+    try:
+        return _authorize(principal, deals, {**states, **written}, batch)
+    except PermissionDeniedError as exc:
+        raise DealChangedError(
+            f"another request created or moved the deal while this one was scored, and nothing was written: "
+            f"{exc.message}",
+            fix=exc.detail.get("fix"),
+        ) from exc
+
+
 def _score_fresh(
     model: LoadedModel, converted: ConvertedDeals, deal_ids: list[str], previous: dict[str, float],
 ) -> dict[str, ScoreResult]:
@@ -135,18 +160,21 @@ def _with_notices(model: LoadedModel, converted: ConvertedDeals, fresh: dict[str
 
 def score_deals(
     services: Services, principal: Principal, deals: Sequence[DealPayload], as_of: datetime | None, *, batch: bool,
-    out_of_life: str | None = None,
+    out_of_life: str | None = None, request_times: Sequence[SentTime] = (),
 ) -> tuple[list[ScoreResult], int, str]:
-    """Score and persist; returns results in request order, how many were replays, and the model version."""
+    """Score and persist; returns results in request order, how many were replays, and the model version.
+
+    ``request_times`` are the request's own timestamps as sent, outside its deals (a batch's ``as_of``).
+    """
     _authorize_payload(principal, deals, batch)
     current = services.models.current
     taxonomy = current.taxonomy if current is not None else _default_taxonomy()
     converted = to_history(deals, as_of=as_of, taxonomy=taxonomy, batch=batch,
-                           out_of_life=out_of_life or services.settings.out_of_life)
+                           out_of_life=out_of_life or services.settings.out_of_life, request_times=request_times)
     model = services.models.require()
     keys = [(d.deal_id, h) for d, h in zip(deals, converted.hashes, strict=True)]
     stored, previous, states = services.store.lookup(keys, model.version, converted.as_of)
-    moves = _authorize(principal, deals, states, batch)
+    _authorize(principal, deals, states, batch)  # before scoring; judged again in the write (its moves recorded)
     todo = [d.deal_id for d, k in zip(deals, keys, strict=True) if k not in stored]
     fresh = _score_fresh(model, converted, todo, previous)
     _with_notices(model, converted, fresh)
@@ -164,7 +192,7 @@ def score_deals(
             to_save.append(ScoreToSave(result=result, payload_hash=h, is_open=True, touchpoints=tl.touchpoints,
                                        stage_changes=tl.stage_changes))
     try:
-        services.store.add(to_save, events=moves)
+        services.store.add(to_save, recheck=partial(_authorize_again, principal, deals, states, batch))
     except StoreUnavailableError:
         services.metrics.store_errors.inc()
         raise
@@ -204,7 +232,8 @@ async def score(body: ScoreRequest, principal: ScoreKey, services: ServicesDep) 
 async def score_batch(body: BatchScoreRequest, principal: ScoreKey, services: ServicesDep) -> Response:
     """Score a batch of deals as of the same time; all of them are stored, or none (one transaction)."""
     results, replayed, version = await run_in_threadpool(
-        score_deals, services, principal, body.deals, body.as_of, batch=True, out_of_life=body.out_of_life)
+        score_deals, services, principal, body.deals, body.as_of, batch=True, out_of_life=body.out_of_life,
+        request_times=body._sent_times)
     ignored = list(body.model_extra or {})
     for i, d in enumerate(body.deals):
         ignored += ignored_fields(d, f"deals[{i}].")

@@ -7,10 +7,11 @@ from dealscore_service.store.repository import (
     ListedDeal,
     ListPageData,
     ListRequest,
+    Recheck,
     ScoreStore,
     ScoreToSave,
     StoredScore,
 )
 
-__all__ = ["DealEvent", "DealFilter", "DealState", "ListPageData", "ListRequest", "ListedDeal", "ScoreStore",
-           "ScoreToSave", "StoredScore"]
+__all__ = ["DealEvent", "DealFilter", "DealState", "ListPageData", "ListRequest", "ListedDeal", "Recheck",
+           "ScoreStore", "ScoreToSave", "StoredScore"]

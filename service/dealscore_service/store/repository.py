@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
@@ -48,7 +48,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
@@ -196,6 +196,11 @@ class DealEvent:
     kind: str
     key_name: str | None
     detail: dict[str, Any]
+
+
+#: A caller's authorization judged again inside a write (:meth:`ScoreStore.add`): the stored states of the deals
+#: written, read under the write's locks → the events to record with the write; raising writes nothing.
+Recheck = Callable[[dict[str, DealState]], Sequence[DealEvent]]
 
 
 #: Sorts the list offers besides the ranking, by the ``deals`` column they read.
@@ -522,19 +527,21 @@ class ScoreStore:
 
     def save(
         self, items: Sequence[ScoreToSave], *, now: datetime | None = None, events: Sequence[DealEvent] = (),
+        recheck: Recheck | None = None,
     ) -> list[StoredScore]:
         """Persist scores in one transaction; already-stored ones are returned, not duplicated.
 
         Returns one :class:`StoredScore` per item, in order. A race with another
         worker writing the same payload shows up as a unique-key violation; the
         transaction is rolled back and retried once, when the other row is found.
+        ``recheck`` as for :meth:`add`.
         """
         if not items:
             return []
         scored_at = naive_utc(now or datetime.now(UTC))
         for attempt in (1, 2):
             try:
-                return self._save_once(items, scored_at, events)
+                return self._save_once(items, scored_at, events, recheck)
             except IntegrityError as exc:
                 log.info("store_save_conflict", attempt=attempt, error=str(exc.orig).splitlines()[0][:200])
         raise StoreUnavailableError(
@@ -544,6 +551,7 @@ class ScoreStore:
 
     def add(
         self, items: Sequence[ScoreToSave], *, now: datetime | None = None, events: Sequence[DealEvent] = (),
+        recheck: Recheck | None = None,
     ) -> None:
         """Persist fresh scores in one transaction, skipping any already stored; what the scoring endpoints use.
 
@@ -553,12 +561,19 @@ class ScoreStore:
         or raced by another worker adds no row and needs neither the read before
         the write nor the read back after it (which decoded every stored result
         again). On a database without ``ON CONFLICT`` it is :meth:`save`.
+
+        ``recheck`` is the caller's authorization, judged again inside the write:
+        it gets the stored states of the deals written (:meth:`_locked_states`:
+        no other write can change them until the commit) and returns the events
+        to record in place of ``events``, or raises, and nothing is written. A
+        check made on an earlier read could be overtaken by another request
+        creating or moving the same deal in between.
         """
         if not items:
             return
         dialect = self.engine.dialect.name
         if dialect not in _UPSERT_INSERTS:
-            self.save(items, now=now, events=events)
+            self.save(items, now=now, events=events, recheck=recheck)
             return
         scored_at = naive_utc(now or datetime.now(UTC))
         rows: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -570,6 +585,8 @@ class ScoreStore:
             try:
                 with self._writer("save"), self._guard("save"), self.engine.begin() as conn:
                     conn.execute(stmt, list(rows.values()))
+                    if recheck is not None:
+                        events = recheck(_locked_states(conn, [it.result.deal_id for it in items]))
                     self._after_insert(conn, items, scored_at, events)
                 return
             except IntegrityError as exc:  # not the unique key (ON CONFLICT takes that): a constraint or trigger
@@ -590,6 +607,10 @@ class ScoreStore:
         latest only); older scores of these deals drop theirs, and scores beyond
         the newest ``keep_scores`` of each deal are deleted. The ``deals``
         revision goes up, so totals computed before are not reused.
+
+        A move is recorded only when the deal's row took the score: a back-fill
+        (an older as-of time) under another owner or team changes no row, so
+        the deal did not move.
         """
         newest: dict[str, ScoreToSave] = {}
         for it in items:
@@ -597,6 +618,13 @@ class ScoreStore:
             if cur is None or naive_utc(it.result.as_of) >= naive_utc(cur.result.as_of):
                 newest[it.result.deal_id] = it
         conn.execute(_deal_upsert(conn.dialect.name), [_deal_row(it, scored_at) for it in newest.values()])
+        moved = sorted({e.deal_id for e in events if e.kind == "moved"})
+        if moved:
+            rows = conn.execute(select(DealRecord.deal_id, DealRecord.payload_hash, DealRecord.model_version)
+                                .where(DealRecord.deal_id.in_(moved)))
+            taken = {d for d, h, v in rows
+                     if d in newest and (h, v) == (newest[d].payload_hash, newest[d].result.model_version)}
+            events = [e for e in events if e.kind != "moved" or e.deal_id in taken]
         if events:
             conn.execute(insert(DealEventRecord), [
                 {"deal_id": e.deal_id, "kind": e.kind, "at": scored_at, "key_name": e.key_name, "detail": e.detail}
@@ -611,6 +639,7 @@ class ScoreStore:
 
     def _save_once(
         self, items: Sequence[ScoreToSave], scored_at: datetime, events: Sequence[DealEvent] = (),
+        recheck: Recheck | None = None,
     ) -> list[StoredScore]:
         versions = {it.result.model_version for it in items}
         with self._session("save") as s, s.begin():
@@ -634,8 +663,11 @@ class ScoreStore:
                     key = (r.deal_id, r.payload_hash, r.model_version)
                     if key in new_rows:
                         existing[key] = StoredScore.from_record(r)
-                self._after_insert(s.connection(), [it for it in items if (
-                    it.result.deal_id, it.payload_hash, it.result.model_version) in new_rows], scored_at, events)
+                written = [it for it in items if (it.result.deal_id, it.payload_hash, it.result.model_version)
+                           in new_rows]
+                if recheck is not None:
+                    events = recheck(_locked_states(s.connection(), [it.result.deal_id for it in written]))
+                self._after_insert(s.connection(), written, scored_at, events)
             return [existing[(it.result.deal_id, it.payload_hash, it.result.model_version)] for it in items]
 
     # ------------------------------------------------------------------ reads
@@ -998,12 +1030,39 @@ _DROP_BEYOND_RETENTION = (
 )
 
 
-def _deal_states(s: Session, deal_ids: list[str]) -> dict[str, DealState]:
+def _deal_states(s: Session | Connection, deal_ids: list[str], *, for_update: bool = False) -> dict[str, DealState]:
     out: dict[str, DealState] = {}
     for i in range(0, len(deal_ids), 500):
-        for r in s.execute(select(*_DEAL_STATE_COLUMNS).where(DealRecord.deal_id.in_(deal_ids[i:i + 500]))):
+        stmt = select(*_DEAL_STATE_COLUMNS).where(DealRecord.deal_id.in_(deal_ids[i:i + 500]))
+        for r in s.execute(stmt.with_for_update() if for_update else stmt):
             out[r.deal_id] = DealState.from_record(r)
     return out
+
+
+#: Serialises PostgreSQL writers of the same deals until their commit, whether or not the deals' rows exist yet
+#: (a row lock cannot be taken on a deal not yet stored): one transaction-level advisory lock per deal, in key
+#: order (no deadlock between two batches), in a key space of the store's own (the first argument).
+_LOCK_DEALS = text(
+    "SELECT pg_advisory_xact_lock(20251, k) FROM "
+    "(SELECT DISTINCT hashtext(d) AS k FROM unnest(CAST(:deal_ids AS text[])) AS d ORDER BY k) AS locks"
+)
+
+
+def _locked_states(conn: Connection, deal_ids: Sequence[str]) -> dict[str, DealState]:
+    """The stored states of the deals a write transaction is about to change, held until it commits.
+
+    SQLite: the write has already taken the database's one write lock (the scores' INSERT comes first), so
+    no other writer can commit before this one. PostgreSQL: concurrent writers of the same deals wait for
+    each other's commit on :data:`_LOCK_DEALS`, and the existing rows are locked too (an outcome recorded
+    meanwhile waits, or is read). What this returns is therefore what the write will change.
+    """
+    ids = sorted(set(deal_ids))
+    if not ids:
+        return {}
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        conn.execute(_LOCK_DEALS, {"deal_ids": ids})
+    return _deal_states(conn, ids, for_update=postgres)
 
 
 #: A datetime column as ISO text, per database: SQLite stores it so; PostgreSQL formats it (explicitly, whatever
@@ -1109,16 +1168,25 @@ def _list_summary(s: Session, where: list[ColumnElement[bool]]) -> _ListSummary:
 def _level_thresholds(
     s: Session, where: list[ColumnElement[bool]], bounds: tuple[int, int],
 ) -> tuple[tuple[float, str], ...]:
-    """The last deal (rank key, deal id) of the ``high`` and of the ``medium`` level in the filtered ranking."""
+    """The last deal (rank key, deal id) of the ``high`` and of the ``medium`` level in the filtered ranking.
+
+    ``bounds`` come from a count taken in an earlier statement (each statement of a read sees its own
+    snapshot): deals closed or moved in between can leave fewer than ``n`` ranked entries. The level then
+    ends at the ranking's last entry (every deal still ranked is within the top ``n``), never an error.
+    """
+    ranked = select(DealRecord.rank_key, DealRecord.deal_id).where(*where, DealRecord.rank_group == 0)
     out = []
     for n in bounds:
         if n <= 0:
             out.append((float("inf"), ""))
             continue
-        row = s.execute(
-            select(DealRecord.rank_key, DealRecord.deal_id).where(*where, DealRecord.rank_group == 0)
-            .order_by(DealRecord.rank_key.asc(), DealRecord.deal_id.asc()).limit(1).offset(n - 1)
-        ).one()
+        row = s.execute(ranked.order_by(DealRecord.rank_key.asc(), DealRecord.deal_id.asc())
+                        .limit(1).offset(n - 1)).first()
+        if row is None:
+            row = s.execute(ranked.order_by(DealRecord.rank_key.desc(), DealRecord.deal_id.desc()).limit(1)).first()
+        if row is None:  # nothing ranked any more: no listed deal is levelled by this cut
+            out.append((float("inf"), ""))
+            continue
         out.append((float(row[0]), str(row[1])))
     return tuple(out)
 

@@ -248,9 +248,17 @@ def build_deal(store: ScoreStore, principal: Principal, deal_id: str, taxonomy: 
     learn that another team's deal exists. The timeline shows the latest
     score's touchpoints (the newest :data:`MAX_TOUCHPOINTS`, or all of them)
     and CRM stage changes among what changed from score to score.
+
+    Who may see the deal and whether it is open are read from the deal's stored
+    state (table ``deals``), as the API reads them: an outcome recorded with
+    ``POST /v1/deals/{id}/outcome`` closes the deal there, not in its score rows,
+    which keep the state they were scored in.
     """
+    state = store.deal_states([deal_id]).get(deal_id)
+    if state is None or not principal.can_see(state.owner_id, state.team):
+        return None
     scores = store.deal_scores(deal_id, limit=HISTORY_LIMIT, with_timeline=True)
-    if not scores or not principal.can_see(scores[-1].owner_id, scores[-1].team):
+    if not scores:
         return None
     last = scores[-1]
     latest = last.score_result()
@@ -270,6 +278,10 @@ def build_deal(store: ScoreStore, principal: Principal, deal_id: str, taxonomy: 
     touches, hidden, kept = touchpoint_events(last, limit=None if all_touchpoints else MAX_TOUCHPOINTS)
     stage_changes, stages_kept = stage_change_events(last, taxonomy)
     scored = timeline(scores)
+    if not state.is_open and not any(e.kind == "closed" for e in scored):
+        outcome = f"{state.outcome} " if state.outcome else ""
+        scored.append(TimelineEvent(state.closed_at or last.as_of, "closed", "Deal closed",
+                                    f"{outcome}on {state.closed_at:%d %b %Y}" if state.closed_at else state.outcome))
     if stage_changes:
         # the CRM's own dated changes replace "the stage differed from the previous score"
         scored = [e for e in scored if e.kind != "stage"]
@@ -282,7 +294,7 @@ def build_deal(store: ScoreStore, principal: Principal, deal_id: str, taxonomy: 
         older = len(events) - len(recent) + hidden
         events = recent
     return DealView(
-        deal_id=deal_id, latest=latest, stored=last, is_open=last.is_open, value_at_risk=var, trend=trend,
+        deal_id=deal_id, latest=latest, stored=last, is_open=state.is_open, value_at_risk=var, trend=trend,
         trend_change=change, history=history, scores=scores, events=events, reasons_scale=scale,
         stage_rows=stage_rows, touchpoints_kept=kept, touchpoints_hidden=hidden, stage_changes_kept=stages_kept,
         touch_summary=touch_summary(last), all_touchpoints=all_touchpoints, events_hidden=older,
