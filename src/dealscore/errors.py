@@ -89,6 +89,17 @@ class ModelNotReadyError(DealscoreError):
     http_status = 503
 
 
+class BundleFormatError(ModelNotReadyError):
+    """A bundle written in another format version: this installation can neither score nor serve it."""
+
+
+class NoChampionError(ModelNotReadyError):
+    """The registry answered that the model has no champion (none promoted yet, or its alias removed).
+
+    An answer, not an outage: a local copy of an earlier champion must not be served in its place.
+    """
+
+
 class StoreUnavailableError(DealscoreError):
     """The score store cannot be reached; clients should retry later."""
 

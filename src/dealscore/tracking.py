@@ -47,7 +47,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from dealscore.errors import ModelNotReadyError, NotFoundError
+from dealscore.errors import ModelNotReadyError, NoChampionError, NotFoundError
 from dealscore.models.bundle import MANIFEST, ModelBundle, to_jsonable
 from dealscore.paths import data_dir
 
@@ -502,8 +502,9 @@ def _champion_version(client: MlflowClient, name: str) -> Any:
         return client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException as exc:
         if exc.error_code in _ABSENT:
-            raise ModelNotReadyError(
-                f"model {name!r} has no champion version; train one with `dealscore train`") from exc
+            raise NoChampionError(
+                f"model {name!r} has no champion version in {tracking_uri()}; train one with `dealscore train` "
+                "or promote one with `dealscore promote VERSION`") from exc
         raise
 
 
@@ -553,12 +554,17 @@ def champion(name: str = DEFAULT_NAME, local_cache_dir: str | Path | None = None
 
     The one fallback of the product (the CLI and the service both come here);
     the result says which source served. Raises :class:`ModelNotReadyError`
-    when neither the registry nor a local copy of *this* registry can provide a bundle.
+    when neither the registry nor a local copy of *this* registry can provide a bundle,
+    and :class:`NoChampionError` when the registry answers that the model has no
+    champion: that is the registry's answer (a model withdrawn by removing its alias,
+    or a registry recreated empty), not an outage the copy stands in for.
     """
     if not use_registry:
         return local_copy(name, local_cache_dir, reason="the registry is disabled (DEALSCORE_USE_REGISTRY=false)")
     try:
         return Champion(_from_registry(name, local_copy_dir(name, local_cache_dir)), "registry")
+    except NoChampionError:
+        raise
     except Exception as exc:  # registry down, store corrupt, network: fall back to the copy
         reason = (exc.message if isinstance(exc, ModelNotReadyError)
                   else f"model registry {tracking_uri()} unavailable ({type(exc).__name__}: {exc})")

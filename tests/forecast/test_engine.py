@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
-from dealscore.errors import ModelNotReadyError
+from dealscore.errors import ConfigError, ModelNotReadyError
 from dealscore.forecast.calibration import OpenDealCalibration, fit_open_calibration
 from dealscore.forecast.close_time import pmf_bytes
 from dealscore.forecast.creation import PipelineCreationModel
@@ -82,6 +82,21 @@ def test_cli_prints_the_table_and_writes_the_fan_chart(trained: Trained, tmp_pat
     table = pd.read_csv(out)
     direct = forecast_history(trained.history, trained.bundle, "2025-05-12", n_sims=300).table
     np.testing.assert_allclose(table["p50"], direct["p50"])
+
+
+def test_a_forecast_after_the_data_cut_is_refused(trained: Trained, tmp_path) -> None:
+    """Deals won or created after the cut are not in the export: a later forecast would miss them silently."""
+    cut = pd.Timestamp(trained.history.data_cut)
+    later = cut + pd.Timedelta(days=46)
+    with pytest.raises(ConfigError, match="data cut") as err:
+        forecast_history(trained.history, trained.bundle, later, n_sims=50)
+    assert "--as-of" in err.value.detail["fix"]
+    assert forecast_history(trained.history, trained.bundle, cut, n_sims=50).as_of == cut  # the cut itself is fine
+    out = tmp_path / "fc.csv"
+    res = CliRunner().invoke(app, ["forecast", str(trained.folder), "--model", str(trained.bundle_dir), "--as-of",
+                                   f"{later:%Y-%m-%d}", "--sims", "100", "--out", str(out)])
+    # a product error (the console entry point prints it and exits 2), and nothing written
+    assert isinstance(res.exception, ConfigError) and "data cut" in str(res.exception) and not out.exists()
 
 
 def test_stored_columns_in_compact_form_are_the_same_pipeline_as_the_results(trained: Trained) -> None:

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from dealscore import tracking
 from dealscore.cli import app
-from dealscore.errors import ModelNotReadyError, NotFoundError
-from dealscore.training.run import RunSummary, run_training
+from dealscore.errors import BundleFormatError, ModelNotReadyError, NotFoundError
+from dealscore.training.run import RunSummary, run_training, track_training
 from tests.registry_down import registry_down
 
 pytestmark = pytest.mark.slow
@@ -133,4 +133,32 @@ def test_promote_forces_and_says_what_it_overrides(second):
     assert tracking.get_champion_version() == "2" and tracking.get_alias_version("challenger") is None
     with pytest.raises(NotFoundError, match="no version 99"):
         tracking.promote("99")
+    tracking.promote("1")
+
+
+def _champion_fails(monkeypatch: pytest.MonkeyPatch, exc: Exception) -> None:
+    """The champion's bundle fails to load as ``exc`` (a corrupt artifact, another bundle format)."""
+    def fail(version: str, name: str = tracking.DEFAULT_NAME) -> None:
+        raise exc
+    monkeypatch.setattr(tracking, "load_bundle", fail)
+
+
+def test_a_champion_that_cannot_be_read_is_not_replaced_uncompared(second, small_history, fast_config,
+                                                                   monkeypatch):
+    """A corrupt or unreachable champion artifact says nothing about which model is better."""
+    assert tracking.get_champion_version() == "1"
+    _champion_fails(monkeypatch, json.JSONDecodeError("Expecting property name", "{ corrupted", 2))
+    summary = track_training(second.result, small_history, fast_config)
+    assert not summary.decision.promote and summary.decision.alias == "challenger"
+    assert tracking.get_champion_version() == "1" and tracking.get_alias_version("challenger") == summary.version
+    (reason,) = summary.decision.reasons
+    assert "could not be loaded or scored" in reason and "not compared" in reason and "dealscore promote" in reason
+
+
+def test_a_champion_in_another_bundle_format_is_replaced(second, small_history, fast_config, monkeypatch):
+    """This installation could not serve it either: the new version takes over, and says why."""
+    _champion_fails(monkeypatch, BundleFormatError("bundle at x has format 1, this dealscore reads 2"))
+    summary = track_training(second.result, small_history, fast_config)
+    assert summary.decision.promote and tracking.get_champion_version() == summary.version
+    assert "another bundle format" in summary.decision.reasons[0]
     tracking.promote("1")

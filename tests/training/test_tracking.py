@@ -10,7 +10,7 @@ import mlflow
 import pytest
 
 from dealscore import tracking
-from dealscore.errors import ModelNotReadyError
+from dealscore.errors import ModelNotReadyError, NoChampionError
 from dealscore.paths import DATA_DIR_ENV
 from tests.registry_down import registry_down
 
@@ -83,6 +83,23 @@ def test_a_version_recreated_under_the_same_number_is_not_served_from_the_copy(
     _train_into(trained, "new")
     assert tracking.get_champion_version() == "1"
     assert tracking.champion().bundle.history_stats["registry"] == "new"
+
+
+def test_a_champion_withdrawn_in_the_registry_is_not_served_from_the_copy(
+    trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The registry answering "no champion" is an answer, not an outage the local copy stands in for."""
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    _train_into(trained, "withdrawn")
+    assert tracking.champion().source == "registry"  # its local copy is kept
+    mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).delete_registered_model_alias(
+        tracking.DEFAULT_NAME, "champion")
+    with pytest.raises(NoChampionError, match="no champion version"):
+        tracking.champion()
+    with registry_down(uri):  # while the registry cannot answer, the copy still serves
+        assert tracking.champion().source == "local_copy"
 
 
 def test_registry_disabled_serves_this_registrys_copy_only(

@@ -341,10 +341,20 @@ def forecast_history(
 
     A forecast for a past time reads the history as it looked at that time
     (:meth:`DealHistory.as_known_at`), so it is exactly what could have been said then.
+    A time after the history's data cut is refused: what closed, was won or was
+    created since is not in the export, so its deals would be forecast as still
+    open and the quarter's bookings and new pipeline would be missing.
     """
     check_by(by)
     t = instant(history.data_cut if as_of is None else as_of)
-    past = history if t >= instant(history.data_cut) else history.as_known_at(t)
+    cut = instant(history.data_cut)
+    if t > cut:
+        raise ConfigError(
+            f"cannot forecast as of {t:%Y-%m-%d %H:%M}: the history's data cut is {cut:%Y-%m-%d %H:%M}, and what "
+            "closed or was created after it is not in the export",
+            fix="forecast as of the data cut or earlier (omit --as-of), or export the CRM again",
+        )
+    past = history if t == cut else history.as_known_at(t)
     scorer = scorer or Scorer(bundle)
     blocks = list(scorer.score_blocks(past, t, explain=False, actions=False))
     pipe = pipeline_from_blocks(blocks)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from dealscore.errors import ModelNotReadyError
+from dealscore.errors import BundleFormatError, ModelNotReadyError
 from dealscore.features import FeatureContext, FeatureSpec
 from dealscore.forecast.calibration import OpenDealCalibration
 from dealscore.forecast.close_time import TimeToCloseModel
@@ -136,7 +136,7 @@ class ModelBundle:
             )
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
         if manifest.get("format_version") != FORMAT_VERSION:
-            raise ModelNotReadyError(
+            raise BundleFormatError(
                 f"bundle at {path} has format {manifest.get('format_version')}, this dealscore reads "
                 f"{FORMAT_VERSION}; retrain it with this version"
             )

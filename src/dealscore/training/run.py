@@ -16,6 +16,7 @@ from typing import Any
 from dealscore import tracking
 from dealscore.data.history import DealHistory
 from dealscore.data.validate import load_and_validate
+from dealscore.errors import BundleFormatError
 from dealscore.models.bundle import to_jsonable
 from dealscore.training.config import TrainConfig
 from dealscore.training.gate import GateDecision, decide
@@ -36,22 +37,28 @@ class RunSummary:
 
 def compare_with_champion(
     result: TrainingResult, history: DealHistory, name: str
-) -> tuple[dict[str, Any] | None, str | None, str | None]:
-    """The champion's win metrics on the new run's holdout, its version, and why it could not be scored.
+) -> tuple[dict[str, Any] | None, str | None, str | None, bool]:
+    """The champion's win metrics on the new run's holdout, its version, why it could not be scored, and
+    whether the new version may replace it uncompared.
 
-    A champion this installation cannot load or score (e.g. a bundle written by an
-    incompatible version) could not be served either, so it does not block the new model.
+    Only a champion written in another bundle format may be replaced without a
+    comparison: this installation could not serve it either. Any other failure to
+    load or score it (a corrupt or missing artifact, a download or scoring error)
+    says nothing about which model is better, and the champion's local copy may
+    still be serving: the new version is then held as challenger.
     """
     version = tracking.get_champion_version(name)
     if version is None:
-        return None, None, None
+        return None, None, None, False
     try:
         champion = tracking.load_bundle(version, name)
         same_spec = champion.spec.to_dict() == result.bundle.spec.to_dict()
         feats = result.test_features if same_spec else None
-        return holdout_metrics(champion, history, result.holdout, feats), version, None
-    except Exception as exc:  # any failure to load or score means the champion is unusable here
-        return None, version, f"champion v{version} cannot be loaded or scored by this installation ({exc})"
+        return holdout_metrics(champion, history, result.holdout, feats), version, None, False
+    except BundleFormatError as exc:
+        return None, version, f"champion v{version} was written in another bundle format ({exc})", True
+    except Exception as exc:  # not a comparison: the gate cannot say the new version is better
+        return None, version, f"champion v{version} could not be loaded or scored ({type(exc).__name__}: {exc})", False
 
 
 def run_training(
@@ -94,12 +101,16 @@ def track_training(
     say("logging the run to MLflow")
     run = tracking.log_training_run(result, experiment=experiment)
     say("comparing with the current champion on the same holdout")
-    champ_metrics, champ_version, unusable = compare_with_champion(result, history, cfg.model_name)
+    champ_metrics, champ_version, unusable, replaceable = compare_with_champion(result, history, cfg.model_name)
     new_metrics = {k: result.report["win"]["model"][k] for k in ("roc_auc", "log_loss")}
     champ_small = None if champ_metrics is None else {k: champ_metrics[k] for k in ("roc_auc", "log_loss")}
     decision = decide(new_metrics, champ_small, cfg.gate, champ_version)
     if unusable is not None:
-        decision.reasons = [unusable + "; the new version replaces it"]
+        decision = GateDecision(
+            replaceable, [unusable + ("; this installation could not serve it either, so the new version replaces it"
+                                      if replaceable else "; the models were not compared, so the new version is "
+                                      "held as challenger (check the champion, or promote the new version with "
+                                      "`dealscore promote`)")], champ_version, new_metrics, {})
 
     say("registering the bundle")
     version = tracking.register_bundle(result.bundle, run, cfg.model_name)
