@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import unquote_to_bytes
 
 from fastapi import Depends, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -90,11 +91,38 @@ AdminKey = Annotated[Principal, Depends(require(Scope.admin))]
 AnyKey = Annotated[Principal, Depends(require(Scope.read, Scope.score))]
 
 
-async def single_valued_query(request: Request) -> None:
-    """Every query parameter of these endpoints holds one value: ``?team=a&team=b`` is refused, not half-read."""
+def _undecodable(query_string: bytes) -> list[str]:
+    """The names of the parameters whose name or value is not UTF-8 once percent-decoded (``?owner=%FF``).
+
+    Split as Starlette splits (``&``, then the first ``=``, ``+`` a space), which decodes with
+    ``errors="replace"``: ``%FF`` would reach the endpoint as ``"\ufffd"`` and, as an owner filter,
+    match no deal, so the client got an empty list where it had sent a mistake.
+    """
+    bad: list[str] = []
+    for part in query_string.split(b"&"):
+        name, _, value = part.partition(b"=")
+        raw_name, raw_value = (unquote_to_bytes(x.replace(b"+", b" ")) for x in (name, value))
+        try:
+            raw_name.decode("utf-8")
+            raw_value.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(raw_name.decode("utf-8", errors="replace"))
+    return bad
+
+
+async def well_formed_query(request: Request) -> None:
+    """Every query parameter of these endpoints holds one value of UTF-8 text, or the request is a 422 naming it.
+
+    ``?team=a&team=b`` is refused, not half-read; ``?owner=%FF`` is refused, not read as a replacement
+    character that filters everything out.
+    """
+    problems = [{"type": "query_not_utf8", "loc": ("query", name), "input": None,
+                 "msg": "is not UTF-8 text once percent-decoded",
+                 "ctx": {"fix": "encode the text as UTF-8, then percent-encode its bytes (é is %C3%A9, not %E9)"}}
+                for name in _undecodable(request.scope.get("query_string", b""))]
     repeated = sorted({k for k, _ in request.query_params.multi_items()
                        if len(request.query_params.getlist(k)) > 1})
-    if repeated:
-        raise RequestValidationError([
-            {"type": "repeated_parameter", "loc": ("query", k), "input": request.query_params.getlist(k),
-             "msg": f"given {len(request.query_params.getlist(k))} times; send it once"} for k in repeated])
+    problems += [{"type": "repeated_parameter", "loc": ("query", k), "input": request.query_params.getlist(k),
+                  "msg": f"given {len(request.query_params.getlist(k))} times; send it once"} for k in repeated]
+    if problems:
+        raise RequestValidationError(problems)

@@ -61,6 +61,16 @@ class InvalidPayloadError(DataValidationError):
         self.fields = list(fields)
 
 
+class InvalidQueryError(DealscoreError):
+    """A query parameter of a valid type that this request may not use; ``fields`` points at it (``query.by``)."""
+
+    http_status = 422
+
+    def __init__(self, message: str, *, fields: Sequence[dict[str, Any]] = (), **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.fields = list(fields)
+
+
 def field_path(loc: Sequence[str | int]) -> str:
     """``["body", "activities", 3, "type"]`` → ``activities[3].type`` (what a client developer reads)."""
     out = ""

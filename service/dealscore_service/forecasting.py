@@ -5,7 +5,8 @@ forecast needs: :meth:`ScoreStore.forecast_inputs`), and hands them to
 :func:`dealscore.forecast.engine.forecast_pipeline` with the pipeline-creation
 model the bundle carries (the service holds no history to learn creation from).
 A team- or owner-limited key gets only its groups: its deals, and the future
-pipeline of its teams (or owners), never the company's.
+pipeline of its teams (or owners), never the company's. A key limited to owners
+forecasts by owner only (:func:`groupings`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dealscore.forecast.engine import DEFAULT_SIMS, Forecast, forecast_pipeline,
 from dealscore.times import naive_utc
 from dealscore_service.auth import Principal
 from dealscore_service.deps import Services
+from dealscore_service.errors import InvalidQueryError
 from dealscore_service.schemas import ForecastDriver, ForecastFanPoint, ForecastResponse, ForecastRow
 
 #: Forecasts kept per process, keyed by model version, the stored scores they read (the data cut) and the request.
@@ -31,6 +33,17 @@ _cache: OrderedDict[str, Forecast] = OrderedDict()
 _cache_lock = threading.Lock()
 STORE_NOTE = ("bookings already won this period are not in the score store (it holds open deals' scores): "
               "'booked' is 0 and the current period's figures count future bookings only")
+
+
+def groupings(principal: Principal) -> tuple[str, ...]:
+    """The ``by`` values a key may forecast with: a key limited to owners has ``("owner",)`` only.
+
+    Its deals are a part of their teams: a team's row would either count the other owners' deals and the
+    team's future pipeline (which the key may not see) or show a part of the team under the team's name.
+    Without a team row its by-team forecast was a company row of 0 open deals beside a by-owner forecast of
+    its real deals. Unlimited and team-limited keys may ask either.
+    """
+    return ("owner",) if principal.owners else ("team", "owner")
 
 
 def _allowed_groups(principal: Principal, by: str, creation: Any) -> list[str] | None:
@@ -46,6 +59,15 @@ def _allowed_groups(principal: Principal, by: str, creation: Any) -> list[str] |
 def compute_forecast(services: Services, principal: Principal, *, period: str = "quarter", by: str = "team",
                      as_of: datetime | None = None, sims: int = DEFAULT_SIMS, seed: int = 0) -> Forecast:
     """The forecast from the latest stored scores (``as_of`` defaults to the newest score's time)."""
+    allowed = groupings(principal)
+    if by not in allowed:
+        owners = sorted(principal.owners)
+        message = (f"the API key {principal.name!r} is limited to owners {owners}: it forecasts by "
+                   f"{' or '.join(allowed)}, not by {by} (a team's row would hold other owners' deals)")
+        fix = f"ask by={allowed[0]} (its own deals, one row per owner); a key limited to teams may ask by=team"
+        raise InvalidQueryError(message, fix=fix, fields=[{
+            "loc": ["query", "by"], "path": "query.by", "type": "grouping_not_allowed", "message": message,
+            "fix": fix}])
     current = services.models.current
     if current is None:
         raise ModelNotReadyError("no model is loaded yet; the forecast needs one",

@@ -34,7 +34,8 @@ from dealscore_service.schemas import DealPayload, SentTime, unknown_fields
 
 Loc = list[str | int]
 
-# A CRM's clock may run a little ahead of ours: facts this far past "now" are accepted.
+# A CRM's clock may run a little ahead of ours: facts (and an outcome's close time) this far past "now" are
+# accepted (docs/service.md, "Clock skew and close times").
 CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -52,6 +53,30 @@ class ConvertedDeals:
 
 def now_utc() -> datetime:
     return naive_utc(datetime.now(UTC))
+
+
+def close_time_problems(closed_at: datetime, created_at: datetime | None, now: datetime) -> list[dict[str, Any]]:
+    """What is wrong with an outcome's ``closed_at`` (naive UTC), as field errors at ``closed_at``.
+
+    A deal closes after it was created (``created_at`` as stored with its latest score; ``None``, written before
+    the store kept it: not checked) and not after now plus :data:`CLOCK_SKEW`. A close time out of those bounds
+    is a mistake in the CRM's data or the integration (a swapped date, an expected close date sent for an actual
+    one, a lost time zone); kept, it would date the outcome wrongly in monitoring and retraining.
+    """
+    loc: Loc = ["body", "closed_at"]
+    if created_at is not None and closed_at < created_at:
+        return [_field_error(
+            loc, f"{closed_at.isoformat()} is before the deal was created ({created_at.isoformat()}, the created_at "
+                 "of its latest score)",
+            "send when the deal closed, at or after its created_at; if the stored created_at is wrong, score the "
+            "deal with the right one first (POST /v1/score)")]
+    if closed_at > now + CLOCK_SKEW:
+        minutes = int(CLOCK_SKEW.total_seconds() // 60)
+        return [_field_error(
+            loc, f"{closed_at.isoformat()} is in the future (the server's clock says {now.isoformat()} UTC; up to "
+                 f"{minutes} minutes ahead are allowed for clock skew)",
+            "send when the deal closed, not its expected close date; record the outcome once the deal has closed")]
+    return []
 
 
 def payload_hash(deal: DealPayload, as_of: datetime | None, today: datetime) -> str:

@@ -25,6 +25,7 @@ from pydantic import (
     computed_field,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from dealscore.data import rules
 from dealscore.data.rules import text_has_zone
@@ -98,6 +99,32 @@ Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_no_nul)]
 Ident = Annotated[str, BeforeValidator(_trimmed), Field(min_length=1, max_length=MAX_ID_CHARS),
                   AfterValidator(_no_nul), AfterValidator(_unicode)]
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_no_nul)]
+
+#: ids no URL can carry as one path segment: RFC 3986 clients remove them as dot segments before sending,
+#: and WHATWG ones (browsers, Node's fetch) even their percent-encoded forms ``%2E`` and ``%2E%2E``
+_DOT_SEGMENTS = frozenset({".", ".."})
+
+
+def _addressable(value: str) -> str:
+    """Refuse a deal id that ``/v1/deals/{deal_id}/outcome``, ``/scores`` and ``/ui/deals/`` cannot address.
+
+    Any other text reaches those routes once percent-encoded as one path segment (``/`` as ``%2F``, ``%`` as
+    ``%25``). ``.`` and ``..`` do not: ``encodeURIComponent("..")`` is ``..``, which every client resolves away
+    (``/v1/deals/../outcome`` is sent as ``/v1/outcome``), so such a deal would be scored, never closed nor
+    read, and stay at risk for good. Refused where it is scored, before anything is stored.
+    """
+    if value in _DOT_SEGMENTS:
+        raise PydanticCustomError(
+            "deal_id_dot_segment",
+            "a deal id may not be '.' or '..': URL clients remove such a path segment, so the deal could be scored "
+            "but never closed (POST /v1/deals/{deal_id}/outcome) nor read",
+            {"fix": "give the deal an id that is more than dots (e.g. the CRM's id with a prefix, 'OPP-1'); any other "
+                    "text is accepted, percent-encoded in the URL as one path segment"})
+    return value
+
+
+#: a deal's id: an id that is also one segment of the deal's URLs
+DealId = Annotated[Ident, AfterValidator(_addressable)]
 Money = Annotated[float, Field(ge=rules.LOWEST_AMOUNT, le=1e15)]
 OutOfLife = Literal["fail", "drop"]
 OUT_OF_LIFE_DOC = (
@@ -219,7 +246,7 @@ class DealPayload(_Forgiving):
             deal._sent_times = sent_times(data, cls._time_fields)
         return deal
 
-    deal_id: Ident
+    deal_id: DealId
     account_id: Ident
     owner_id: Ident
     team: Ident | None = Field(default=None, description="the owner's team (access control, filters)")
@@ -491,7 +518,9 @@ class OutcomeRequest(_Strict):
                                                                "closed_at": "2025-06-27T16:40:00Z"}]})
 
     outcome: Outcome = Field(description="how the deal closed")
-    closed_at: Timestamp = Field(description="when it closed (ISO 8601; without an offset it is UTC)")
+    closed_at: Timestamp = Field(description=(
+        "when it closed (ISO 8601; without an offset it is UTC): not before the deal's created_at, nor in the "
+        "future beyond the clock-skew allowance (422 at closed_at)"))
 
 
 class OutcomeResponse(BaseModel):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -152,3 +155,82 @@ def test_a_deal_id_with_slashes_is_scored_read_and_closed(scoring_client: TestCl
     # an id ending in a route's own segment is still the whole id; no other deal is found by a prefix
     assert scoring_client.get("/v1/deals/OPP%2F2025/scores", headers=manager).status_code == 404
     assert scoring_client.get("/v1/deals/OPP%2F2025%2F17%2Fscores/scores", headers=manager).status_code == 404
+
+
+def _as_served(client: TestClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """Send a request with its path decoded once, as uvicorn does (``dealscore serve``).
+
+    Starlette's TestClient decodes it twice (httpx's ``URL.path`` is decoded already, and it unquotes it
+    again), so ``/v1/deals/OPP%252F1/scores`` reached the app as ``OPP/1``: the 404 a review saw for the id
+    ``OPP%2F1`` came from the test client, not the service. httpx's ASGI transport decodes once; it runs
+    on the TestClient's event loop, where the app's lifespan ran.
+    """
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            return await http.request(method, url, **kwargs)
+
+    assert client.portal is not None, "the client is started (make_client enters it)"
+    return client.portal.call(send)
+
+
+@pytest.mark.slow
+def test_any_deal_id_the_score_accepts_is_read_and_closed_as_one_encoded_segment(
+        scoring_client: TestClient, trained_model, keys: dict[str, str]) -> None:
+    """Every id that scores is closed and read at ``/v1/deals/{quote(id, safe="")}/...``; ``.`` and ``..``
+    cannot be one segment (clients resolve them away before sending), so they are refused where they are
+    scored, with nothing stored, rather than left at risk for good."""
+    crm, manager = {"X-API-Key": keys["crm"]}, {"X-API-Key": keys["manager"]}
+    for deal_id in ("OPP%2F1", "50% off", "a/../b", "OPP?1#2", "..x"):
+        body = {**trained_model.payload(), "deal_id": deal_id}
+        assert scoring_client.post("/v1/score", json=body, headers=crm).status_code == 200
+        segment = quote(deal_id, safe="")
+        history = _as_served(scoring_client, "GET", f"/v1/deals/{segment}/scores", headers=manager)
+        assert history.status_code == 200 and history.json()["deal_id"] == deal_id, (deal_id, history.text)
+        closed = _as_served(scoring_client, "POST", f"/v1/deals/{segment}/outcome", headers=crm,
+                            json={"outcome": "lost", "closed_at": trained_model.as_of})
+        assert closed.status_code == 200 and closed.json()["deal_id"] == deal_id, (deal_id, closed.text)
+    assert scoring_client.get("/v1/deals/at-risk", headers=manager).json()["open_deals"] == 0
+
+    for deal_id in (".", "..", " .. "):
+        r = scoring_client.post("/v1/score", json={**trained_model.payload(), "deal_id": deal_id}, headers=crm)
+        assert r.status_code == 422, r.text
+        (field,) = [f for f in r.json()["error"]["fields"] if f["path"] == "deal_id"]
+        assert "'.' or '..'" in field["message"] and "prefix" in field["fix"]
+    batch = {"deals": [*trained_model.payloads(1), {**trained_model.payloads(2)[1], "deal_id": ".."}],
+             "as_of": trained_model.as_of}
+    r = scoring_client.post("/v1/score/batch", json=batch, headers=crm)
+    assert r.status_code == 422 and [f["path"] for f in r.json()["error"]["fields"]] == ["deals[1].deal_id"]
+    assert scoring_client.get("/v1/deals/at-risk", headers=manager).json()["open_deals"] == 0
+
+
+@pytest.mark.slow
+def test_an_outcome_closes_after_the_deal_was_created_and_not_in_the_future(
+        scoring_client: TestClient, trained_model, keys: dict[str, str]) -> None:
+    """Any closed_at was kept (2199-01-01, or a time before the deal existed), dating the outcome wrongly in
+    monitoring and retraining: a close before the stored creation, or beyond the clock-skew allowance, is a 422
+    at ``closed_at`` and the deal stays open."""
+    from datetime import UTC, datetime, timedelta
+
+    from dealscore_service.payload import CLOCK_SKEW
+
+    crm, manager = {"X-API-Key": keys["crm"]}, {"X-API-Key": keys["manager"]}
+    body = trained_model.payload()
+    assert scoring_client.post("/v1/score", json=body, headers=crm).status_code == 200
+    url = f"/v1/deals/{quote(body['deal_id'], safe='')}/outcome"
+    created = datetime.fromisoformat(body["created_at"].replace("Z", "+00:00"))
+    ahead = datetime.now(UTC) + CLOCK_SKEW + timedelta(minutes=5)
+    for closed_at, said in ((created - timedelta(seconds=1), "before the deal was created"),
+                            ("2199-01-01T00:00:00Z", "in the future"), (ahead, "in the future")):
+        sent = closed_at if isinstance(closed_at, str) else closed_at.isoformat()
+        r = scoring_client.post(url, headers=crm, json={"outcome": "won", "closed_at": sent})
+        assert r.status_code == 422, r.text
+        (field,) = r.json()["error"]["fields"]
+        assert field["path"] == "closed_at" and said in field["message"] and field["fix"], field
+    assert scoring_client.get("/v1/deals/at-risk", headers=manager).json()["open_deals"] == 1
+    assert scoring_client.app.state.services.store.deal_events(body["deal_id"]) == []
+    # at its creation, and within the allowance ahead of the server's clock, are both accepted
+    for closed_at in (created, datetime.now(UTC) + CLOCK_SKEW - timedelta(minutes=1)):
+        r = scoring_client.post(url, headers=crm, json={"outcome": "lost", "closed_at": closed_at.isoformat()})
+        assert r.status_code == 200, r.text
+    assert scoring_client.get("/v1/deals/at-risk", headers=manager).json()["open_deals"] == 0

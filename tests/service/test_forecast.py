@@ -147,3 +147,27 @@ def test_the_response_carries_the_forecasts_tables_value_for_value() -> None:
     assert body.fan == [ForecastFanPoint(**r) for r in records(fc.fan.drop(columns="end"))]
     assert len(body.drivers) == 3 and body.model_dump_json() == body.model_copy(update={
         "drivers": [ForecastDriver(**r) for r in records(fc.drivers)]}).model_dump_json()
+
+
+def test_an_owner_limited_key_forecasts_by_owner_and_is_told_so_by_team(
+        scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str]) -> None:
+    """A key limited to owners has no team row: by=team answered 200 with a company row of 0 open deals while
+    by=owner showed its deals. Its forecast is by owner by default, and asking by=team is a 422 at ``by`` saying
+    which grouping it may ask for."""
+    _score_all_open(scoring_client, trained_model, keys)
+    mine = {**trained_model.payload(), "deal_id": "MINE-1", "owner_id": "r1"}
+    assert scoring_client.post("/v1/score", json=mine, headers={"X-API-Key": keys["crm"]}).status_code == 200
+    rep = {"X-API-Key": keys["rep_r1"]}
+    for params in ({"sims": 200, "by": "owner"}, {"sims": 200}):  # by owner is its default
+        by_owner = scoring_client.get("/v1/forecast", params=params, headers=rep)
+        assert by_owner.status_code == 200, by_owner.text
+        assert by_owner.json()["by"] == "owner"
+        company = [row for row in by_owner.json()["rows"] if row["group"] == "company"]
+        assert company and all(row["open_deals"] == 1 for row in company)
+    r = scoring_client.get("/v1/forecast", params={"sims": 200, "by": "team"}, headers=rep)
+    assert r.status_code == 422, r.text
+    (field,) = r.json()["error"]["fields"]
+    assert field["path"] == "query.by" and "by=owner" in field["fix"] and "'rep_r1'" in field["message"]
+    # an unlimited key still forecasts by team by default
+    assert scoring_client.get("/v1/forecast", params={"sims": 200},
+                              headers={"X-API-Key": keys["manager"]}).json()["by"] == "team"

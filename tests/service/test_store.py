@@ -59,7 +59,7 @@ def with_timeline(r: ScoreResult, touchpoints: dict | None = TOUCHES, stage_chan
 
 
 def test_migrations_reach_head_and_are_idempotent(store: ScoreStore) -> None:
-    assert current_revision(store.engine) == head_revision() == "0006"
+    assert current_revision(store.engine) == head_revision() == "0007"
     store.migrate()  # a second start must not fail
     cols = {c["name"] for c in inspect(store.engine).get_columns("scores")}
     assert {"deal_id", "payload_hash", "model_version", "owner_id", "team", "amount", "declared_stage",
@@ -109,6 +109,21 @@ def test_migration_downgrade_and_upgrade_round_trip(store: ScoreStore) -> None:
     assert "scores" not in inspect(store.engine).get_table_names()
     migrate(store.engine)
     assert "scores" in inspect(store.engine).get_table_names()
+
+
+def test_a_deals_row_keeps_the_creation_time_of_its_latest_score(store: ScoreStore, make_result: MakeResult) -> None:
+    """The outcome route checks a close time against the deal's creation as stored (revision 0007): the created_at
+    of the payload behind its latest score; an older score or one saved without it changes nothing."""
+    first, corrected = datetime(2024, 3, 1, 9, 0), datetime(2024, 2, 28, 9, 0)
+    store.add([ScoreToSave(result=make_result("d1", as_of="2024-05-01"), payload_hash="a", is_open=True,
+                           created_at=first)])
+    assert store.deal_states(["d1"])["d1"].created_at == first
+    store.add([ScoreToSave(result=make_result("d1", as_of="2024-05-02"), payload_hash="b", is_open=True,
+                           created_at=corrected)])
+    store.add([ScoreToSave(result=make_result("d1", as_of="2024-04-01"), payload_hash="c", is_open=True,
+                           created_at=first)])  # a back-fill: not the latest
+    store.add([ScoreToSave(result=make_result("d1", as_of="2024-05-03"), payload_hash="d", is_open=True)])
+    assert store.deal_states(["d1"])["d1"].created_at == corrected
 
 
 def test_save_persists_everything_and_reads_back(store: ScoreStore, make_result: MakeResult) -> None:

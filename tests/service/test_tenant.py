@@ -102,15 +102,16 @@ def test_a_closed_deal_leaves_the_list_and_is_not_scored_again(west_deal, keys: 
                        headers=crm).status_code == 422
     assert client.post(f"/v1/deals/{deal_id}/outcome", json={"outcome": "won", "closed_at": "2025-01-02"},
                        headers=manager).status_code == 403  # a read key does not write
-    r = client.post(f"/v1/deals/{deal_id}/outcome", json={"outcome": "won", "closed_at": "2025-01-02T10:00:00+01:00"},
+    # closed after the history's cut (the deal was open then, so created before it)
+    r = client.post(f"/v1/deals/{deal_id}/outcome", json={"outcome": "won", "closed_at": "2025-07-02T10:00:00+01:00"},
                     headers=crm)
     assert r.status_code == 200, r.text
     out = r.json()
-    assert out["outcome"] == "won" and out["closed_at"].startswith("2025-01-02T09:00:00") and not out["is_open"]
+    assert out["outcome"] == "won" and out["closed_at"].startswith("2025-07-02T09:00:00") and not out["is_open"]
     assert 0 <= out["last_p_win"] <= 1
     # the same again changes nothing; the list no longer shows it; scoring it again is refused
     again = client.post(f"/v1/deals/{deal_id}/outcome",
-                        json={"outcome": "won", "closed_at": "2025-01-02T09:00:00Z"}, headers=crm)
+                        json={"outcome": "won", "closed_at": "2025-07-02T09:00:00Z"}, headers=crm)
     assert again.json()["recorded_at"] == out["recorded_at"]
     listed = client.get("/v1/deals/at-risk", params={"limit": 500}, headers=manager).json()
     assert listed["open_deals"] == 0 and listed["items"] == []

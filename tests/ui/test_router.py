@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from dealscore_service.store import ScoreStore
-from tests.ui.ui_helpers import T0, build_app, login, make_settings, result, save
+from tests.ui.ui_helpers import T0, build_app, key, login, make_settings, result, save
 
 
 def deal_ids(html: str) -> list[str]:
@@ -241,11 +241,30 @@ def test_only_closed_deals(client: TestClient, store: ScoreStore) -> None:
 
 
 def test_a_closed_deal_keeps_its_page(client: TestClient, store: ScoreStore) -> None:
+    """Closed the way a CRM closes it, through ``POST /v1/deals/{id}/outcome``: the outcome changes the deal's
+    stored state and writes no score, so the page reads that state (a score row saved closed, as this test
+    once built it, never happens)."""
     save(store, result("C2", as_of=T0 - timedelta(days=7)))
-    save(store, result("C2", as_of=T0), is_open=False)
+    save(store, result("C2", as_of=T0))
+    closed = client.post("/v1/deals/C2/outcome", headers={"X-API-Key": key("crm")},
+                         json={"outcome": "lost", "closed_at": (T0 + timedelta(days=1)).isoformat() + "Z"})
+    assert closed.status_code == 200, closed.text
+    assert [s.is_open for s in store.deal_scores("C2")] == [True, True]  # no score says closed
     login(client, "manager")
     page = client.get("/ui/deals/C2").text
     assert '<span class="badge">closed</span>' in page and "Deal closed" in page
+    assert "Lost on 02 May 2025" in page
+    assert 'data-deal="C2"' not in client.get("/ui").text
+
+
+def test_an_owner_limited_key_gets_the_forecast_page_by_owner(client: TestClient) -> None:
+    """The API refuses by=team for a key limited to owners (422 at ``by``); the page, whose default is by team,
+    asks by owner instead and offers no other grouping, rather than answering the API's JSON error."""
+    login(client, "ana")
+    for path in ("/ui/forecast", "/ui/forecast?by=team"):
+        resp = client.get(path)  # no model loaded here: the page's own 503, past the grouping
+        assert resp.status_code == 503 and resp.headers["content-type"].startswith("text/html"), resp.text
+        assert "No forecast yet" in resp.text
 
 
 def test_model_page_without_a_model(client: TestClient) -> None:

@@ -21,6 +21,7 @@ from dealscore_service.ui import mount_ui
 KEYS = {
     "manager": ("ui-manager-key-0123456789abcdef", ["read"], {}),
     "emea": ("ui-emea-key-0123456789abcdef", ["read"], {"teams": ["EMEA"]}),
+    "ana": ("ui-ana-key-0123456789abcdef", ["read"], {"owners": ["ana"]}),
     "crm": ("ui-crm-key-0123456789abcdef", ["score"], {}),
     "admin": ("ui-admin-key-0123456789abcdef", ["admin"], {}),
 }

@@ -4,10 +4,11 @@ Both only ever show deals the key may see: a team- or owner-limited key gets
 its own deals in the ranking, and a 404 (not a 403, which would confirm the
 deal exists) for anyone else's score history.
 
-A deal id is any text (``OPP/2025/17`` is scored like any other), and Starlette
-decodes ``%2F`` before routing, so the routes under a deal take its id with the
-``path`` converter: a ``{deal_id}`` segment never matched such a deal, which then
-could not be closed and stayed on the at-risk list. The fixed last segment
+A deal id is any text but ``.`` and ``..`` (``OPP/2025/17`` is scored like any other;
+:data:`dealscore_service.schemas.DealId` says why those two are refused), sent as one
+percent-encoded segment. Starlette decodes ``%2F`` before routing, so the routes under a
+deal take its id with the ``path`` converter: a ``{deal_id}`` segment never matched such a
+deal, which then could not be closed and stayed on the at-risk list. The fixed last segment
 (``/scores``, ``/outcome``) keeps ``/at-risk`` and each other apart.
 """
 
@@ -18,8 +19,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 
 from dealscore.errors import NotFoundError
-from dealscore_service.deps import ReadKey, ScoreKey, ServicesDep, single_valued_query
+from dealscore_service.deps import ReadKey, ScoreKey, ServicesDep, well_formed_query
+from dealscore_service.errors import InvalidPayloadError
 from dealscore_service.jsonbody import StrictJSONRoute
+from dealscore_service.payload import close_time_problems, now_utc
 from dealscore_service.schemas import (
     AtRiskItem,
     AtRiskResponse,
@@ -33,7 +36,7 @@ from dealscore_service.schemas import (
 from dealscore_service.store import DealFilter, ListedDeal, ListRequest
 from dealscore_service.trend import trend_of
 
-router = APIRouter(prefix="/v1/deals", tags=["deals"], dependencies=[Depends(single_valued_query)],
+router = APIRouter(prefix="/v1/deals", tags=["deals"], dependencies=[Depends(well_formed_query)],
                    route_class=StrictJSONRoute)
 
 
@@ -112,7 +115,9 @@ def record_outcome(
     The deal leaves the at-risk list and the page, and is no longer scored
     (409). Sending the same outcome again changes nothing; a different one
     corrects it. Every change is recorded with the key's name. A key limited
-    to owners or teams may only close deals it may see (404 otherwise).
+    to owners or teams may only close deals it may see (404 otherwise). A close
+    time before the deal's stored creation or in the future is a 422 at ``closed_at``
+    (:func:`~dealscore_service.payload.close_time_problems`).
     """
     state = services.store.deal_states([deal_id]).get(deal_id)
     if state is None or not principal.can_see(state.owner_id, state.team):
@@ -120,6 +125,10 @@ def record_outcome(
             f"no deal {deal_id!r}" + (" visible to this API key" if principal.limited else ""),
             fix="score the deal first (POST /v1/score), or check the deal id",
         )
+    problems = close_time_problems(body.closed_at, state.created_at, now_utc())
+    if problems:
+        summary = "; ".join(f"{f['path']}: {f['message']}" for f in problems)
+        raise InvalidPayloadError(f"the outcome is invalid: {summary}", fields=problems, fix=problems[0]["fix"])
     closed = services.store.record_outcome(deal_id, body.outcome, body.closed_at, key_name=principal.name)
     if closed is None or closed.outcome is None or closed.closed_at is None or closed.outcome_recorded_at is None:
         raise NotFoundError(f"no deal {deal_id!r}", fix="score the deal first (POST /v1/score)")

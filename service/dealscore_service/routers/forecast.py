@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from dealscore_service.deps import ReadKey, ServicesDep
-from dealscore_service.forecasting import DEFAULT_SIMS, compute_forecast, forecast_response
+from dealscore_service.deps import ReadKey, ServicesDep, well_formed_query
+from dealscore_service.forecasting import DEFAULT_SIMS, compute_forecast, forecast_response, groupings
 from dealscore_service.jsonbody import StrictJSONRoute
 from dealscore_service.schemas import ForecastResponse, Timestamp, error_responses
 
-router = APIRouter(prefix="/v1/forecast", tags=["forecast"], route_class=StrictJSONRoute)
+router = APIRouter(prefix="/v1/forecast", tags=["forecast"], dependencies=[Depends(well_formed_query)],
+                   route_class=StrictJSONRoute)
 
 
 @router.get("", response_model=ForecastResponse, summary="Bookings forecast with a P10–P90 range",
@@ -20,7 +21,8 @@ def get_forecast(
     principal: ReadKey,
     services: ServicesDep,
     period: Annotated[Literal["month", "quarter"], Query(description="month or quarter")] = "quarter",
-    by: Annotated[Literal["team", "owner"], Query(description="split by team or by owner")] = "team",
+    by: Annotated[Literal["team", "owner"] | None, Query(
+        description="split by team or by owner (default: team; owner for a key limited to owners)")] = None,
     as_of: Annotated[Timestamp | None, Query(description="forecast time, 1900–2200 (default: the newest stored "
                                                           "score's)")] = None,
     sims: Annotated[int, Query(ge=100, le=20_000, description="Monte Carlo draws")] = DEFAULT_SIMS,
@@ -30,8 +32,11 @@ def get_forecast(
 
     Drawn deal by deal from the latest stored scores (won or not by ``p_win``, and
     when by the deal's close outlook), plus deals not created yet from the bundle's
-    pipeline-creation model. A key limited to teams or owners sees only theirs.
+    pipeline-creation model. A key limited to teams or owners sees only theirs; one limited
+    to owners forecasts by owner, its default (``by=team`` is a 422 at ``by`` for it:
+    :func:`~dealscore_service.forecasting.groupings`).
     """
+    by = by or groupings(principal)[0]
     fc = compute_forecast(services, principal, period=period, by=by, as_of=as_of, sims=sims, seed=seed)
     current = services.models.current
     return forecast_response(fc, current.version if current is not None else "none")

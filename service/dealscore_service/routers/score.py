@@ -190,7 +190,7 @@ def score_deals(
             fresh[d.deal_id] = result
             tl = timelines[d.deal_id]
             to_save.append(ScoreToSave(result=result, payload_hash=h, is_open=True, touchpoints=tl.touchpoints,
-                                       stage_changes=tl.stage_changes))
+                                       stage_changes=tl.stage_changes, created_at=d.created_at))
     try:
         services.store.add(to_save, recheck=partial(_authorize_again, principal, deals, states, batch))
     except StoreUnavailableError:

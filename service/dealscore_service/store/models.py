@@ -133,6 +133,9 @@ class DealRecord(Base):
     outcome: Mapped[str | None] = mapped_column(String(8))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime())
     outcome_recorded_at: Mapped[datetime | None] = mapped_column(DateTime())
+    # the created_at of the payload behind the latest score (an outcome may not close before it);
+    # NULL: written before revision 0007 and not scored since
+    created_at: Mapped[datetime | None] = mapped_column(DateTime())
     # the latest score: its row in ``scores`` (unique key) and the numbers the list filters and sorts on
     payload_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     model_version: Mapped[str] = mapped_column(String(), nullable=False)

@@ -103,6 +103,8 @@ class ScoreToSave:
     is_open: bool
     touchpoints: Columns | None = None
     stage_changes: Columns | None = None
+    #: the payload's ``created_at`` (naive UTC), kept with the deal's row when this score is its latest
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,7 @@ class DealState:
     outcome_recorded_at: datetime | None = None
     p_win: float | None = None
     model_version: str | None = None
+    created_at: datetime | None = None
 
     @classmethod
     def from_record(cls, r: DealRecord | Row[Any]) -> DealState:
@@ -987,6 +990,7 @@ def _deal_upsert(dialect: str) -> Any:
     t, ex = DealRecord.__table__.c, ins.excluded
     newer = (ex.as_of > t.as_of) | ((ex.as_of == t.as_of) & (ex.scored_at >= t.scored_at))
     values: dict[str, Any] = {c: ex[c] for c in _DEAL_ROW_COLUMNS}
+    values["created_at"] = func.coalesce(ex.created_at, t.created_at)  # a score saved without it keeps the known one
     values["is_open"] = case((t.outcome.is_(None), ex.is_open), else_=False)
     return ins.on_conflict_do_update(index_elements=["deal_id"], set_=values, where=newer)
 
@@ -1002,6 +1006,7 @@ def _deal_row(item: ScoreToSave, scored_at: datetime) -> dict[str, Any]:
         "inferred_stage": r.inferred_stage, "p_win": float(r.p_win), "value_at_risk": rank.value_at_risk,
         "rank_group": rank.group, "rank_key": rank.key,
         "close_pmf": pmf_bytes(None if r.close_outlook is None else r.close_outlook.bucket_probabilities),
+        "created_at": None if item.created_at is None else naive_utc(item.created_at),
     }
 
 

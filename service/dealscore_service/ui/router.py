@@ -24,7 +24,7 @@ from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore_service.auth import Principal, Scope
 from dealscore_service.deps import Services, services_of
 from dealscore_service.errors import AuthenticationError
-from dealscore_service.forecasting import compute_forecast
+from dealscore_service.forecasting import compute_forecast, groupings
 from dealscore_service.ui import charts, icons
 from dealscore_service.ui.data import PER_PAGE, ListQuery, build_deal, build_list
 from dealscore_service.ui.evaluation import EvaluationCache
@@ -324,7 +324,8 @@ def forecast_page(request: Request, user: User) -> Response:
     period = request.query_params.get("period", "quarter")
     by = request.query_params.get("by", "team")
     period = period if period in ("month", "quarter") else "quarter"
-    by = by if by in ("team", "owner") else "team"
+    allowed = groupings(user.principal)
+    by = by if by in allowed else allowed[0]
     try:
         fc = compute_forecast(services, user.principal, period=period, by=by)
     except StoreUnavailableError as exc:
@@ -340,7 +341,7 @@ def forecast_page(request: Request, user: User) -> Response:
                      "bands": {q: list(sub[q]) for q in ("q10", "q25", "q50", "q75", "q90")}})
     return render(request, "forecast.html", {
         "user": user, "nav": "forecast", "fc": fc, "rows": fc.table.to_dict("records"), "fans": fans,
-        "drivers": fc.drivers.to_dict("records"),
+        "drivers": fc.drivers.to_dict("records"), "groupings": allowed,
     })
 
 

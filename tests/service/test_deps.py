@@ -1,0 +1,37 @@
+"""The shared dependencies: query parameters are one value each, of UTF-8 text, or the request is a 422."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+
+
+@pytest.mark.parametrize(("path", "query", "name"), [
+    ("/v1/deals/at-risk", "owner=%FF", "owner"),
+    ("/v1/deals/at-risk", "team=ok&stage=caf%E9", "stage"),  # Latin-1 é
+    ("/v1/deals/at-risk", "%FF=x", "\ufffd"),
+    ("/v1/deals/OPP-1/scores", "limit=%C3", "limit"),  # a truncated UTF-8 sequence
+    ("/v1/forecast", "by=%FFteam", "by"),
+])
+def test_a_query_parameter_that_is_not_utf8_is_422_naming_it(
+        make_client: Callable[..., TestClient], keys: dict[str, str], path: str, query: str, name: str) -> None:
+    """Starlette decodes a query with ``errors="replace"``: ``?owner=%FF`` became the owner "\\ufffd", matched
+    no deal, and the client got 200 with an empty list for a request it had got wrong."""
+    client = make_client()
+    r = client.get(f"{path}?{query}", headers={"X-API-Key": keys["manager"]})
+    assert r.status_code == 422, r.text
+    (field,) = r.json()["error"]["fields"]
+    assert field["loc"] == ["query", name] and field["path"] == f"query.{name}"
+    assert "UTF-8" in field["message"] and "%C3%A9" in field["fix"]
+
+
+def test_utf8_query_text_and_repeats(make_client: Callable[..., TestClient], keys: dict[str, str]) -> None:
+    """Percent-encoded UTF-8 is read as the text it encodes; a parameter given twice is still refused (forecast
+    included, which read the last of them)."""
+    client = make_client()
+    h = {"X-API-Key": keys["manager"]}
+    assert client.get("/v1/deals/at-risk?owner=Jos%C3%A9+Mar%C3%ADa&team=", headers=h).status_code == 200
+    r = client.get("/v1/forecast?by=team&by=owner", headers=h)
+    assert r.status_code == 422 and r.json()["error"]["fields"][0]["loc"] == ["query", "by"]
