@@ -125,7 +125,7 @@ def _addressable(value: str) -> str:
 
 #: a deal's id: an id that is also one segment of the deal's URLs
 DealId = Annotated[Ident, AfterValidator(_addressable)]
-Money = Annotated[float, Field(ge=rules.LOWEST_AMOUNT, le=1e15)]
+Money = Annotated[float, Field(ge=rules.LOWEST_AMOUNT, le=rules.HIGHEST_AMOUNT)]
 OutOfLife = Literal["fail", "drop"]
 OUT_OF_LIFE_DOC = (
     "touchpoints and stage changes dated before the deal was created: 'fail' answers 422 naming each one; "

@@ -247,6 +247,14 @@ def test_infinite_amount_exits_2_naming_table_column_rows_and_fix(run: Run, tmp_
     assert_clean_error(code, err, "table deals", "column amount", "D3", "not finite")
 
 
+def test_amount_beyond_the_apis_largest_exits_2_naming_table_column_rows_and_fix(run: Run, tmp_path: Path) -> None:
+    folder = history_folder(tmp_path / "h")
+    edit(folder / "deals.csv", "D3,A1,o1,2024-02-01,,", "D3,A1,o1,2024-02-01,1e308,")
+    code, _out, err = run("validate", str(folder))
+    assert code == 2
+    assert_clean_error(code, err, "table deals", "column amount", "D3", "above 1,000,000,000,000,000")
+
+
 def test_json_output_never_holds_nan_or_infinity() -> None:
     from dealscore.cli import json_text
 

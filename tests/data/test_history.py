@@ -10,8 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dealscore.data.history import DealHistory, from_frames, load_history, parse_cut_at, write_history
-from dealscore.errors import DataValidationError
+from dealscore.data.history import (
+    DealHistory,
+    from_frames,
+    load_history,
+    parse_cut_at,
+    refuse_after_cut,
+    write_history,
+)
+from dealscore.errors import ConfigError, DataValidationError
 
 
 def frames() -> dict[str, pd.DataFrame]:
@@ -85,6 +92,33 @@ def test_parquet_round_trip_and_no_stale_format_left(tmp_path: Path) -> None:
     back = load_history(tmp_path)
     pd.testing.assert_frame_equal(back.deals[h.deals.columns], h.deals)
     assert back.activities["recorded_at"].dtype == "datetime64[ns]"
+
+
+def test_a_clash_half_way_writes_nothing(tmp_path: Path) -> None:
+    """A folder where deals.csv goes is found before accounts.csv is written: no partial history."""
+    (tmp_path / "out" / "deals.csv").mkdir(parents=True)
+    with pytest.raises(DataValidationError, match=r"deals\.csv exists and is not a file"):
+        write_history(from_frames(frames()), tmp_path / "out")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["deals.csv"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left beside it
+
+
+def test_unwritable_folder_is_a_clean_error_and_leaves_nothing(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(DataValidationError, match="cannot write the history to") as info:
+        write_history(from_frames(frames()), tmp_path / "a-file" / "out")
+    assert "Fix:" in str(info.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["a-file"]
+
+
+def test_rewriting_an_existing_folder_keeps_other_files_and_leaves_no_staging(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_history(from_frames(frames()), out)
+    (out / "notes.txt").write_text("mine")
+    write_history(from_frames(frames()), out, fmt="parquet")
+    assert (out / "notes.txt").read_text() == "mine" and (out / "deals.parquet").is_file()
+    assert not (out / "deals.csv").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 def test_region_na_and_bom_and_blank_headers_survive(tmp_path: Path) -> None:
@@ -345,3 +379,12 @@ def test_a_placeholder_date_in_seconds_is_refused_before_it_can_overflow() -> No
     with pytest.raises(DataValidationError, match="9999-12-31") as e:
         from_frames(tables)
     assert (e.value.column, e.value.ids) == ("closed_at", ["D2"])
+
+
+def test_a_time_after_the_data_cut_is_refused_naming_the_cut() -> None:
+    h = from_frames(frames(), cut_at="2024-06-01")
+    refuse_after_cut(h, pd.Timestamp("2024-06-01"), "score", fix="omit --as-of")
+    with pytest.raises(ConfigError, match="cannot score as of 2024-06-02 00:00: the history's data cut is "
+                       "2024-06-01 00:00") as info:
+        refuse_after_cut(h, pd.Timestamp("2024-06-02"), "score", fix="omit --as-of")
+    assert "Fix: omit --as-of" in str(info.value) or info.value.detail["fix"] == "omit --as-of"

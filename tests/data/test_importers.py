@@ -24,6 +24,7 @@ from dealscore.data.importers.csv_mapping import (
 from dealscore.data.importers.maven import UNKNOWN_ACCOUNT
 from dealscore.data.validate import load_and_validate
 from dealscore.errors import DataValidationError, DealscoreError
+from tests.data.opportunity_export import opportunity_mapping
 
 MAVEN = Path(__file__).resolve().parents[3] / "shared" / "data" / "maven_crm"
 SALESFORCE = Path(__file__).resolve().parents[1] / "fixtures" / "salesforce"
@@ -511,3 +512,56 @@ def test_outcome_and_close_time_from_closing_stage_rows(tmp_path: Path) -> None:
     assert res.report.dropped[
         "stage_history: rows that close the deal (won/lost), used as the deal's outcome instead"] == 3
     assert res.report.filled["deals.outcome: empty, taken from the deal's closing stage-history row"] == 2
+
+
+def _day_first_export(tmp_path: Path, created: list[str]) -> tuple[Path, dict[str, Any]]:
+    """A two-file export whose dates are written day first, and a mapping listing month first before it."""
+    src = tmp_path / "uk"
+    src.mkdir()
+    (src / "Accounts.csv").write_text("Id,Industry\nA1,software\n")
+    rows = "".join(f"O{i},A1,R1,{c},,false,false\n" for i, c in enumerate(created, 1))
+    rows = rows.replace("O1,A1,R1,20/02/2024,,false,false", "O1,A1,R1,20/02/2024,03/04/2024,true,true")
+    (src / "Opps.csv").write_text("Id,AccountId,OwnerId,CreatedDate,CloseDate,IsClosed,IsWon\n" + rows)
+    mapping = opportunity_mapping("Accounts.csv", "Opps.csv", name="uk", date_formats=["%m/%d/%Y", "%d/%m/%Y"])
+    return src, mapping
+
+
+def test_date_format_is_chosen_for_the_whole_export_not_per_value(tmp_path: Path) -> None:
+    """'10/02/2024' beside '20/02/2024' is day first too, and so is the close date '03/04/2024' that either format
+    reads: an export writes its dates one way, so every column is read with the one format, noted once."""
+    src, mapping = _day_first_export(tmp_path, ["20/02/2024", "10/02/2024"])
+    res = import_csv(src, mapping, cut_at="2024-05-01")
+    deals = res.history.deals.set_index("deal_id")
+    assert deals.at["O2", "created_at"] == pd.Timestamp("2024-02-10")
+    assert deals.at["O1", "closed_at"] == pd.Timestamp("2024-04-03")  # not 4 March
+    notes = [n for n in res.report.notes if "dates read with" in n]
+    assert notes == ["dates read with '%d/%m/%Y': the first of the date formats ['%m/%d/%Y', '%d/%m/%Y'] that "
+                     "reads every date column of the export"]
+
+
+def test_a_column_the_exports_format_cannot_read_chooses_its_own(tmp_path: Path) -> None:
+    """Created dates day first, a close date written month first ('04/18/2024'): no format reads the whole export,
+    so each column takes the first format that reads all of its values."""
+    src, mapping = _day_first_export(tmp_path, ["20/02/2024", "10/02/2024"])
+    opps = (src / "Opps.csv").read_text().replace("03/04/2024", "04/18/2024")
+    (src / "Opps.csv").write_text(opps)
+    res = import_csv(src, mapping, cut_at="2024-05-01")
+    deals = res.history.deals.set_index("deal_id")
+    assert deals.at["O2", "created_at"] == pd.Timestamp("2024-02-10")
+    assert deals.at["O1", "closed_at"] == pd.Timestamp("2024-04-18")
+    notes = " ".join(res.report.notes)
+    assert "Opps.csv, column CreatedDate → deals.created_at: dates read with '%d/%m/%Y'" in notes
+    assert "column CloseDate → deals.closed_at: dates read with '%m/%d/%Y'" in notes
+
+
+def test_date_read_differently_by_two_formats_is_refused(tmp_path: Path) -> None:
+    """No single format reads the column: a value both formats read, differently, names file, column, line."""
+    src, mapping = _day_first_export(tmp_path, ["20/02/2024", "02/14/2024", "10/02/2024"])
+    with pytest.raises(DataValidationError) as info:
+        import_csv(src, mapping, cut_at="2024-05-01")
+    err = info.value
+    assert (err.table, err.column, err.ids) == ("deals", "created_at", ["O3"])
+    text = str(err)
+    for needle in ("Opps.csv, column CreatedDate", "'10/02/2024'", "line(s) 4", "ambiguous", "Fix:"):
+        assert needle in text, needle
+    assert "'20/02/2024'" not in text and "'02/14/2024'" not in text  # one format reads those: not ambiguous

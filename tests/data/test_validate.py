@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dealscore.data import rules
 from dealscore.data.history import DealHistory, from_frames
 from dealscore.data.simulate import simulate
 from dealscore.data.validate import validate_history
@@ -225,6 +226,18 @@ def test_outcome_spelling() -> None:
     tables["deals"].loc[0, "outcome"] = "maybe"
     err = fails(tables)
     assert (err.column, err.ids) == ("outcome", ["D1"])
+
+
+@pytest.mark.parametrize(("table", "column"), [("deals", "amount"), ("accounts", "annual_revenue")])
+def test_amount_beyond_the_largest_is_refused_as_the_api_refuses_it(table: str, column: str) -> None:
+    """1e308 is finite, so it passed; summed in a forecast it became inf. The bound is the API's own."""
+    tables = frames()
+    tables[table].loc[1, column] = 1e308
+    tables[table].loc[0, column] = rules.HIGHEST_AMOUNT  # the bound itself is accepted
+    err = fails(tables)
+    assert (err.table, err.column) == (table, column)
+    assert len(err.ids) == 1 and err.ids[0] == str(tables[table].iloc[1, 0])
+    assert "above 1,000,000,000,000,000" in str(err) and "Fix:" in str(err)
 
 
 def test_closed_before_created_and_negative_amounts() -> None:

@@ -67,3 +67,11 @@ def test_scoring_snapshots_are_the_deals_open_at_as_of() -> None:
 def test_bad_interval_is_refused() -> None:
     with pytest.raises(DataValidationError, match="every_days"):
         make_snapshots(random_history(0), every_days=0)
+
+
+@pytest.mark.parametrize("every_days", [float("nan"), float("inf"), -float("inf"), -1.0, 1e-18])
+def test_interval_that_is_not_a_finite_positive_number_is_refused(every_days: float) -> None:
+    """NaN slipped past ``<= 0`` and infinity overflowed the step: both ended in tracebacks."""
+    with pytest.raises(DataValidationError, match="finite number of days above zero") as info:
+        make_snapshots(random_history(0), every_days=every_days)
+    assert "Fix:" in str(info.value)

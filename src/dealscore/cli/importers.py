@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,6 +15,7 @@ from dealscore.data.history import write_history
 from dealscore.data.importers.common import ImportReport, ImportResult
 from dealscore.data.importers.csv_mapping import import_csv
 from dealscore.data.importers.maven import import_maven
+from dealscore.errors import DataValidationError
 from dealscore.taxonomy import StageTaxonomy
 
 import_app = typer.Typer(
@@ -50,7 +52,26 @@ def render_import_report(report: ImportReport) -> Table:
     return t
 
 
-def _finish(result: ImportResult, out: Path, fmt: str) -> None:
+def refuse_out_over_source(src: Path, out: Path, read: Iterable[str] = ()) -> None:
+    """Refuse an ``--out`` folder that is the export folder or holds a file the import reads.
+
+    Writing the history there would overwrite the export itself (a HubSpot or Maven
+    export has its own ``deals.csv``/``accounts.csv``) or mix the two, and the next
+    import of the same export would read the history back as the export. ``read``
+    names the files read, relative to ``src`` (the import report's ``rows_read``).
+    """
+    target, home = out.resolve(), src.resolve()
+    clash = [name for name in read if (src / name).resolve().parent == target]
+    if target == home or clash:
+        what = f"holds {clash[0]}, which the import reads" if clash else "is the export folder"
+        raise DataValidationError(
+            f"--out {out} {what}: the history would overwrite or mix with the export",
+            fix=f"write the history to a folder of its own, e.g. --out {home.with_name(home.name + '-history')}",
+        )
+
+
+def _finish(src: Path, result: ImportResult, out: Path, fmt: str) -> None:
+    refuse_out_over_source(src, out, result.report.rows_read)
     write_history(result.history, out, fmt=fmt)
     console.print(render_import_report(result.report))
     console.print(render_report(result.load_report, title=f"Load report: {out}"))
@@ -65,7 +86,8 @@ def maven(
     fmt: FormatOpt = "csv",
 ) -> None:
     """Import the public Maven Analytics CRM export (mapping choices: docs/importers.md)."""
-    _finish(import_maven(src, cut_at=cut_at), out, fmt)
+    refuse_out_over_source(src, out)
+    _finish(src, import_maven(src, cut_at=cut_at), out, fmt)
 
 
 @import_app.command("csv")
@@ -80,5 +102,6 @@ def csv(
     fmt: FormatOpt = "csv",
 ) -> None:
     """Import any CSV export with a YAML mapping of tables, columns, values and date formats."""
+    refuse_out_over_source(src, out)
     tax = StageTaxonomy.load(taxonomy)
-    _finish(import_csv(src, mapping, cut_at=cut_at, taxonomy=tax), out, fmt)
+    _finish(src, import_csv(src, mapping, cut_at=cut_at, taxonomy=tax), out, fmt)

@@ -17,7 +17,9 @@ import typer
 from rich.table import Table
 
 from dealscore.cli import SchedulerOpt, app, console, err_console, json_text
+from dealscore.cli.outputs import check_output_file, write_atomically
 from dealscore.cli.times import as_of_time
+from dealscore.data.history import refuse_after_cut
 from dealscore.errors import DataValidationError, DealscoreError, ModelNotReadyError
 from dealscore.models.data_fit import data_mismatch
 from dealscore.scoring.result import ScoreResult
@@ -59,12 +61,16 @@ def _load(folder: str | Path, model: Path | None, as_of: str | None) -> tuple[An
     from dealscore.data.validate import load_and_validate
     from dealscore.scoring import Scorer
 
+    t = as_of_time(as_of)
     bundle = load_bundle(model)
     history, _ = load_and_validate(str(folder), bundle.taxonomy)
+    if t is not None:
+        refuse_after_cut(history, t, "score",
+                         fix="score as of the data cut or earlier (omit --as-of), or export the CRM again")
     mismatch = data_mismatch(bundle.history_stats, history)
     if mismatch is not None:  # once per command, before any table: the scores below may not fit
         err_console.print(f"[bold yellow]warning:[/] {mismatch.message}", highlight=False, soft_wrap=True)
-    return Scorer(bundle), history, as_of_time(as_of)
+    return Scorer(bundle), history, t
 
 
 @app.command()
@@ -106,15 +112,19 @@ def score(
     if suffix not in (".parquet", ".csv"):
         raise DataValidationError(f"--out {target}: unknown file type {suffix or '(none)'}",
                                   fix="name the output file *.parquet or *.csv")
+    check_output_file(target, "--out")  # before scoring, which can take minutes
     scorer, history, t = _load(folder, model, as_of)
     started = time.perf_counter()
     frame = scorer.score_frame(history, t, explain=explain, progress=True)
     took = time.perf_counter() - started
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".parquet":
-        frame.to_parquet(target, index=False)
-    else:
-        frame.to_csv(target, index=False)
+
+    def write(tmp: Path) -> None:
+        if suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+
+    write_atomically(target, "--out", write)
     grades = frame["grade"].value_counts().reindex(["A", "B", "C", "D"], fill_value=0) if len(frame) else None
     rate = len(frame) / took if took > 0 else float("inf")
     console.print(f"scored [bold]{len(frame):,}[/] open deals with model {scorer.version} "
@@ -124,17 +134,50 @@ def score(
 
 
 def _previous_scores(path: Path | None) -> dict[str, float] | None:
-    """deal_id → p_win from an earlier ``dealscore score`` output."""
+    """deal_id → p_win from an earlier ``dealscore score`` output, checked like any other input.
+
+    A malformed file is refused with its rows named, never half-used: a repeated
+    deal or a p_win outside 0–1 would otherwise change which deals look at risk.
+    """
     if path is None:
         return None
+    fix = "pass a file written by `dealscore score` (CSV or Parquet with the columns deal_id and p_win)"
     if not path.is_file():
-        raise DataValidationError(f"--previous {path} does not exist", fix="pass an earlier `dealscore score` output")
-    prev = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path, dtype={"deal_id": str})
+        raise DataValidationError(f"--previous {path} does not exist", fix=fix)
+    parquet = path.suffix.lower() == ".parquet"
+    try:
+        prev = pd.read_parquet(path) if parquet else pd.read_csv(path, dtype={"deal_id": str})
+    except pd.errors.EmptyDataError as exc:
+        raise DataValidationError(f"--previous {path} is empty (not even a header row)", fix=fix) from exc
+    except (ValueError, OSError) as exc:  # pyarrow's and the decoders' errors are ValueErrors
+        kind = "Parquet" if parquet else "UTF-8 CSV"
+        raise DataValidationError(f"--previous {path} is not a readable {kind} file ({exc})", fix=fix) from exc
     missing = [c for c in ("deal_id", "p_win") if c not in prev.columns]
     if missing:
-        raise DataValidationError(f"--previous {path}: missing column(s) {missing}", column=missing[0],
-                                  fix="pass a file written by `dealscore score`")
-    return dict(zip(prev["deal_id"].astype(str), prev["p_win"].astype(float), strict=True))
+        raise DataValidationError(f"--previous {path}: missing column(s) {missing}; found {list(prev.columns)}",
+                                  column=missing[0], fix=fix)
+    prev = prev.reset_index(drop=True)
+    ids = prev["deal_id"].astype(object).where(prev["deal_id"].notna(), None)
+
+    def refuse(column: str, mask: pd.Series, what: str, how: str) -> None:
+        """Raise naming the file, the column and up to five rows (file lines for CSV) with their deals."""
+        if not mask.any():
+            return
+        at = [int(i) for i in prev.index[mask.to_numpy()][:5]]
+        found = [(f"row {i + 1}" if parquet else f"line {i + 2}") + (f" (deal {ids[i]})" if ids[i] else "")
+                 for i in at]
+        raise DataValidationError(
+            f"--previous {path}, column {column}: {int(mask.sum())} row(s) {what} (ids: {', '.join(found)})",
+            column=column, ids=found, rows=at, fix=how)
+
+    refuse("deal_id", ids.isna(), "have no deal_id", fix)
+    p_win = pd.to_numeric(prev["p_win"], errors="coerce")
+    refuse("p_win", ~p_win.between(0.0, 1.0), "hold no probability between 0 and 1",
+           "p_win must be a number from 0 to 1, as `dealscore score` writes it; " + fix)
+    key = ids.astype(str)
+    refuse("deal_id", key.duplicated(keep=False), "repeat a deal",
+           "keep one row per deal (one `dealscore score` output, not several appended)")
+    return dict(zip(key, p_win.astype(float), strict=True))
 
 
 def ranked_at_risk(
@@ -202,8 +245,17 @@ def render_at_risk(results: list[ScoreResult], title: str = "Deals at risk") -> 
     return t
 
 
+#: the at-risk CSV's columns, written even when no deal is listed (a reader of the file gets its header)
+AT_RISK_COLUMNS = [
+    "rank", "deal_id", "deal_name", "account_name", "owner_id", "owner_name", "team", "amount", "currency",
+    "expected_close_date", "p_win", "stage_typical_p_win", "previous_p_win", "value_at_risk", "priority",
+    "risk_level", "grade", "declared_stage", "inferred_stage", "stage_mismatch", "warnings", "top_reason",
+    "top_action", "top_action_change",
+]
+
+
 def at_risk_frame(results: list[ScoreResult]) -> pd.DataFrame:
-    """Flat form of the at-risk list for CSV."""
+    """Flat form of the at-risk list for CSV (the columns of :data:`AT_RISK_COLUMNS`, rows or not)."""
     return pd.DataFrame([{
         "rank": i, "deal_id": r.deal_id, "deal_name": r.deal_name, "account_name": r.account_name,
         "owner_id": r.owner_id, "owner_name": r.owner_name, "team": r.team, "amount": r.amount,
@@ -215,13 +267,50 @@ def at_risk_frame(results: list[ScoreResult]) -> pd.DataFrame:
         "warnings": "; ".join(w.code for w in r.warnings), "top_reason": _top_reason(r),
         "top_action": r.actions[0].text if r.actions else None,
         "top_action_change": r.actions[0].expected_change if r.actions else None,
-    } for i, r in enumerate(results, 1)])
+    } for i, r in enumerate(results, 1)], columns=AT_RISK_COLUMNS)
+
+
+def _refuse_unknown(history: Any, option: str, column: str, value: str | None) -> None:
+    """``--owner``/``--team`` must name one the history has: a typo would read as "nothing at risk"."""
+    if value is None:
+        return
+    deals = history.deals
+    known = sorted({str(v) for v in deals[column].dropna()}) if column in deals else []
+    if value not in known:
+        shown = ", ".join(known[:10]) + (f", ... ({len(known)} in all)" if len(known) > 10 else "")
+        shown = shown or f"none: the deals table has no {column}"
+        raise DataValidationError(
+            f"unknown {option.removeprefix('--')} {value!r} (known: {shown})",
+            table="deals", column=column,
+            fix=f"pass {option} with a value of deals.{column} in the history (it is compared exactly)",
+        )
+
+
+def _why_empty(scorer: Any, history: Any, as_of: pd.Timestamp | None, owner: str | None,
+               team: str | None) -> str:
+    """Why the at-risk list is empty: no open deals, none of them matching, or none below its stage's rate.
+
+    Only the last one is good news; the others must not read like it.
+    """
+    when = f"{as_of:%Y-%m-%d %H:%M}" if as_of is not None else "the data cut"
+    open_deals = scorer.score_many(history, as_of)
+    if not open_deals:
+        return f"no open deals at {when}: nothing to rank"
+    who = " and ".join(w for w in (f"owner {owner!r}" if owner else "", f"team {team!r}" if team else "") if w)
+    if who and not at_risk_candidates(open_deals, owner, team):
+        return f"no open deals match {who} at {when} ({len(open_deals):,} open deals in all)"
+    return "no open deal" + (f" of {who}" if who else "") + " scores below its stage's usual win rate"
+
+
+def at_risk_candidates(results: list[ScoreResult], owner: str | None, team: str | None) -> list[ScoreResult]:
+    """The open deals the ``--owner``/``--team`` filter keeps (as :func:`dealscore.scoring.at_risk` filters)."""
+    return [r for r in results if (owner is None or r.owner_id == owner) and (team is None or r.team == team)]
 
 
 @app.command("at-risk")
 def at_risk_cmd(
     folder: Annotated[Path, typer.Argument(help="History folder (CSV or Parquet tables).")],
-    owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's deals.")] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's deals (an owner_id).")] = None,
     team: Annotated[str | None, typer.Option("--team", help="Only this team's deals.")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="How many deals to list.")] = 20,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="table, csv or json.")] = OutputFormat.table,
@@ -232,15 +321,17 @@ def at_risk_cmd(
     as_of: AsOfOpt = None,
 ) -> None:
     """List open deals by value at risk, each with its top warning, reason and next-best action."""
+    earlier = _previous_scores(previous)  # a bad file is refused before the model and history load
     scorer, history, t = _load(folder, model, as_of)
-    ranked = ranked_at_risk(scorer, history, t, owner=owner, team=team, top=top, previous=_previous_scores(previous))
+    _refuse_unknown(history, "--owner", "owner_id", owner)
+    _refuse_unknown(history, "--team", "team", team)
+    ranked = ranked_at_risk(scorer, history, t, owner=owner, team=team, top=top, previous=earlier)
+    if not ranked:
+        err_console.print(_why_empty(scorer, history, t, owner, team), highlight=False, soft_wrap=True)
     if fmt is OutputFormat.json:
         typer.echo(json_text([r.model_dump(mode="json") for r in ranked]))
     elif fmt is OutputFormat.csv:
         typer.echo(at_risk_frame(ranked).to_csv(index=False), nl=False)
-    else:
-        if not ranked:
-            err_console.print("no open deal scores below its stage's usual win rate")
-            return
+    elif ranked:
         who = f" of {owner}" if owner else f" of team {team}" if team else ""
         console.print(render_at_risk(ranked, title=f"Top {len(ranked)} deals at risk{who} (model {scorer.version})"))

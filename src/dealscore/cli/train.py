@@ -11,6 +11,8 @@ from rich.status import Status
 from rich.table import Table
 
 from dealscore.cli import SchedulerOpt, app, console
+from dealscore.cli.outputs import check_output_file, output_error
+from dealscore.errors import DataValidationError
 
 
 class _Steps:
@@ -102,6 +104,15 @@ def stage_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def _concerns(exc: OSError, path: Path) -> bool:
+    """Whether ``exc`` was raised on ``path`` or on a folder that holds it."""
+    if not exc.filename:
+        return False
+    failed = Path(str(exc.filename)).absolute()
+    target = path.absolute()
+    return failed == target or failed in target.parents
+
+
 @app.command("train")
 def train(
     directory: Annotated[str, typer.Argument(
@@ -119,7 +130,14 @@ def train(
     from dealscore.training.config import TrainConfig
     from dealscore.training.run import run_training, track_training
 
+    if max_deals is not None and not scheduler:  # sampling is the cluster trainer's; never drop it silently
+        raise DataValidationError(
+            "--max-deals needs --scheduler: training in this process always uses every deal of the split",
+            fix="run it on a cluster (--scheduler local:2), or leave --max-deals out",
+        )
     cfg = TrainConfig.load(config)
+    if report_json is not None:  # the report is written after training and promotion: try the path first
+        check_output_file(report_json, "--report-json")
     steps = _Steps()
     try:
         if scheduler:
@@ -133,6 +151,11 @@ def train(
                                      experiment=experiment, progress=steps)
         else:
             summary = run_training(directory, cfg, report_json=report_json, experiment=experiment, progress=steps)
+    except OSError as exc:
+        if report_json is None or not _concerns(exc, report_json):
+            raise
+        raise output_error("--report-json", report_json, exc, note=" (the model was trained and registered "
+                           "before the report was due: see `dealscore models`)") from exc
     finally:
         steps.close()
     report = summary.result.report

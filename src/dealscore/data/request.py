@@ -295,12 +295,14 @@ def _mapped(values: np.ndarray, canonical: Callable[[str], str | None], *, lower
 def _breaks_rules(tables: dict[str, dict[str, np.ndarray]], deal_rows: dict[str, np.ndarray],
                   cut: pd.Timestamp | None) -> bool:
     """Whether a value rule breaks: outcome set exactly when closed, close after creation, amounts
-    not negative, nothing after the data cut, each event inside its deal's life."""
+    neither negative nor beyond the largest, nothing after the data cut, each event inside its deal's life."""
     deals = tables["deals"]
     created, closed, outcome = deals["created_at"], deals["closed_at"], deals["outcome"]
     broken = [rules.closed_without_outcome(closed, outcome), rules.outcome_while_open(closed, outcome),
               rules.closed_before_created(created, closed),
-              rules.negative(deals["amount"]), rules.negative(tables["stage_history"]["amount"])]
+              rules.negative(deals["amount"]), rules.negative(tables["stage_history"]["amount"]),
+              rules.too_large(deals["amount"]), rules.too_large(tables["stage_history"]["amount"]),
+              rules.too_large(tables["accounts"]["annual_revenue"])]
     events = {name: tables[name][col] for name, col in _EVENT_TIMES}
     if cut is not None:
         limit = cut.to_datetime64()

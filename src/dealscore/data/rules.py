@@ -32,6 +32,12 @@ _WINDOW = (EARLIEST.to_pydatetime(), LATEST.to_pydatetime())
 _DAY_WINDOW = (_WINDOW[0].date(), _WINDOW[1].date())
 #: The smallest amount there is (amounts are zero or more); the API's schema declares the same minimum.
 LOWEST_AMOUNT = 0
+#: The largest amount (and annual revenue) accepted: a quadrillion in any currency, above any real deal or
+#: company. A larger one is a corrupt cell or a unit mistake, and a few of them summed overflow to infinity
+#: in a forecast. The API's schema declares the same maximum.
+HIGHEST_AMOUNT = 1e15
+#: The bound as people read it, for messages.
+HIGHEST_AMOUNT_TEXT = f"{HIGHEST_AMOUNT:,.0f}"
 
 
 @functools.cache
@@ -152,6 +158,11 @@ def missing(values: np.ndarray) -> np.ndarray:
 def negative(amounts: np.ndarray) -> np.ndarray:
     """Amounts below :data:`LOWEST_AMOUNT` (amounts are zero or more)."""
     return np.asarray(amounts, dtype=np.float64) < LOWEST_AMOUNT  # NaN compares False
+
+
+def too_large(amounts: np.ndarray) -> np.ndarray:
+    """Amounts (or revenues) above :data:`HIGHEST_AMOUNT`."""
+    return np.asarray(amounts, dtype=np.float64) > HIGHEST_AMOUNT  # NaN compares False
 
 
 def unknown_key(positions: np.ndarray, values: np.ndarray) -> np.ndarray:

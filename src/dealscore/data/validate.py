@@ -409,7 +409,7 @@ def _outside(v: str, allowed: Collection[str]) -> bool:
 
 
 def _outcomes(cols: _Columns, p: _Problems) -> None:
-    """Outcome set iff closed, close after creation, amounts not negative."""
+    """Outcome set iff closed, close after creation, amounts neither negative nor beyond the largest."""
     outcome, closed, created = cols("deals", "outcome"), cols("deals", "closed_at"), cols("deals", "created_at")
     p.add("deals", "outcome", rules.closed_without_outcome(closed, outcome),
           "are closed (closed_at set) but have no outcome", "set outcome to won or lost for closed deals")
@@ -420,6 +420,10 @@ def _outcomes(cols: _Columns, p: _Problems) -> None:
     for name in ("deals", "stage_history"):
         p.add(name, "amount", rules.negative(cols(name, "amount")), "have a negative amount",
               "amounts must be zero or more")
+    for name, col in (("deals", "amount"), ("stage_history", "amount"), ("accounts", "annual_revenue")):
+        p.add(name, col, rules.too_large(cols(name, col)), f"are above {rules.HIGHEST_AMOUNT_TEXT}, the largest "
+              "amount accepted", "correct the values (a corrupt cell, or an amount in the wrong unit), or leave "
+              "them empty when unknown")
 
 
 def _before_cut(h: DealHistory, cols: _Columns, p: _Problems) -> None:

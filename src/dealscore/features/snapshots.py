@@ -10,6 +10,8 @@ before it, so the schedule itself carries no information about the outcome
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -34,9 +36,10 @@ def make_snapshots(history: DealHistory, *, every_days: float = 7, at_stage_chan
     stage change became visible (``recorded_at`` when later than ``changed_at``); all
     strictly before ``closed_at``, or at or before the data cut for open deals.
     """
-    if every_days <= 0:
-        raise DataValidationError(f"every_days must be positive, got {every_days}",
-                                  fix="pass the snapshot interval in days, e.g. every_days=7")
+    # NaN passes ``<= 0`` and infinity makes a step no integer holds: both would end in a traceback
+    if not math.isfinite(every_days) or every_days <= 0 or round(every_days * DAY_NS) < 1:
+        raise DataValidationError(f"every_days must be a finite number of days above zero, got {every_days}",
+                                  fix="pass the snapshot interval in days, e.g. every_days=7 (--every-days 7)")
     index = deal_index(history.deals)
     d = history.deals
     created = as_ns(d["created_at"], table="deals", column="created_at")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dealscore.data.history import DealHistory
+from dealscore.data.history import DealHistory, refuse_after_cut
 from dealscore.errors import ConfigError, ModelNotReadyError
 from dealscore.forecast.calibration import OpenDealCalibration, fit_open_calibration
 from dealscore.forecast.close_time import BUCKET_EDGES, PMF_DTYPE, period_probabilities
@@ -348,12 +348,8 @@ def forecast_history(
     check_by(by)
     t = instant(history.data_cut if as_of is None else as_of)
     cut = instant(history.data_cut)
-    if t > cut:
-        raise ConfigError(
-            f"cannot forecast as of {t:%Y-%m-%d %H:%M}: the history's data cut is {cut:%Y-%m-%d %H:%M}, and what "
-            "closed or was created after it is not in the export",
-            fix="forecast as of the data cut or earlier (omit --as-of), or export the CRM again",
-        )
+    refuse_after_cut(history, t, "forecast",
+                     fix="forecast as of the data cut or earlier (omit --as-of), or export the CRM again")
     past = history if t == cut else history.as_known_at(t)
     scorer = scorer or Scorer(bundle)
     blocks = list(scorer.score_blocks(past, t, explain=False, actions=False))

@@ -8,7 +8,7 @@ types the tables; the business rules live in :mod:`dealscore.data.validate`.
 
 from dealscore.data.history.columns import coerce_table, frame_of_columns
 from dealscore.data.history.load import META_FILE, from_frames, load_history, parse_cut_at
-from dealscore.data.history.model import DealHistory, known_time
+from dealscore.data.history.model import DealHistory, known_time, refuse_after_cut
 from dealscore.data.history.write import write_history
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "known_time",
     "load_history",
     "parse_cut_at",
+    "refuse_after_cut",
     "write_history",
 ]

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from dealscore.data.schema import TABLES
+from dealscore.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -119,3 +120,20 @@ def known_time(frame: pd.DataFrame, event_col: str) -> pd.Series:
         event = frame[event_col]
         return rec.where(rec.notna() & (rec > event), event)
     return frame[event_col]
+
+
+def refuse_after_cut(history: DealHistory, as_of: pd.Timestamp, doing: str, fix: str) -> None:
+    """Refuse to work as of a time after the history's data cut (``doing``: "score", "forecast", ...).
+
+    What closed, was won or was created after the export was taken is not in it: as
+    of a later time every deal open at the cut would look open and silent ever
+    since, and new pipeline would be missing. One rule for every command and the
+    forecast, so they accept and refuse the same times.
+    """
+    cut = history.data_cut
+    if pd.Timestamp(as_of) > cut:
+        raise ConfigError(
+            f"cannot {doing} as of {pd.Timestamp(as_of):%Y-%m-%d %H:%M}: the history's data cut is "
+            f"{cut:%Y-%m-%d %H:%M}, and what closed or was created after it is not in the export",
+            fix=fix,
+        )

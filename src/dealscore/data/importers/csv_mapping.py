@@ -67,6 +67,8 @@ class _Context:
     cache: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: every problem found so far: the import goes on to find the others, then reports all at once
     problems: list[DealscoreError] = field(default_factory=list)
+    #: the first of the mapping's date formats that reads every date column of the export (:func:`_export_format`)
+    export_format: str | None = None
 
     def read(self, name: str) -> pd.DataFrame:
         if name not in self.cache:
@@ -95,6 +97,12 @@ def _ids(frame: pd.DataFrame, mask: pd.Series, spec: SourceSpec) -> list[str]:
         if len(out) == 5:
             break
     return out
+
+
+def _lines(frame: pd.DataFrame, mask: pd.Series) -> list[int]:
+    """The export-file lines (header = line 1) of up to five offending rows."""
+    rows = frame.index[mask.reindex(frame.index, fill_value=False).to_numpy()][:5]
+    return [int(frame.at[i, _LINE]) if _LINE in frame else int(i) + 2 for i in rows]
 
 
 def _check_columns(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: str) -> bool:
@@ -241,10 +249,44 @@ def _apply_values(
     return out.astype(object).where(out.notna(), None)
 
 
+def _read_with(
+    ctx: _Context, cs: ColumnSpec, text: pd.Series, fmt: str, where: str
+) -> pd.Series | None:
+    """``text`` read with one date format (NaT where it does not fit), naive UTC; ``None`` if unusable."""
+    if fmt.upper() == "ISO8601":
+        zoned = text.str.contains(_ZONE_SUFFIX, regex=True, na=False).astype(bool)
+        parts = [
+            _to_utc(pd.to_datetime(text[zoned], format="ISO8601", errors="coerce", utc=True), ctx),
+            _to_utc(pd.to_datetime(text[~zoned], format="ISO8601", errors="coerce"), ctx),
+        ]
+        return pd.concat(parts).reindex(text.index)
+    try:
+        return _to_utc(pd.to_datetime(text, format=fmt, errors="coerce"), ctx)
+    except ValueError as exc:
+        ctx.problems.append(MappingError(
+            f"date format {fmt!r} is not usable ({exc})", path=ctx.mapping.path,
+            where=f"{where}.columns.{cs.target}.format",
+            fix="use strftime codes such as '%m/%d/%Y %I:%M %p', or ISO8601"))
+        return None
+
+
 def _parse_dates(
     ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame, s: pd.Series, where: str
 ) -> pd.Series:
-    """Read dates with the column's (else the mapping's) formats, tried in order; result naive UTC.
+    """Read dates with the column's (else the mapping's) formats; result naive UTC.
+
+    An export writes its dates one way: the first of the mapping's formats that
+    reads every value of *every* date column the mapping's formats apply to is tried
+    first (:func:`_export_format`), so a column whose values all fit two formats
+    (``03/04/2024``) is read like the export's other dates (``14/02/2024``: day first).
+    Otherwise the formats are chosen **per column**, not per value: the first format that
+    reads every value of the column is used for all of them. Tried value by value,
+    ``["%m/%d/%Y", "%d/%m/%Y"]`` would read ``03/04/2024`` month-first and
+    ``18/04/2024`` day-first in the same column, silently mixing two calendars.
+    Only when no single format reads the whole column (a column that mixes dates
+    with and without a time) are values read one by one, and then a value that two
+    listed formats read *differently* is refused as ambiguous. The choice is noted
+    in the import report.
 
     Values carrying an offset are converted to UTC; values without one are in the
     mapping's ``timezone``. With ``end_of_day``, a date without a time means "by the
@@ -252,45 +294,59 @@ def _parse_dates(
     """
     text = s.astype("string").str.strip()
     text = text.mask(text == "")
+    formats = list(cs.formats or ctx.mapping.date_formats)
+    if not cs.formats and ctx.export_format is not None:  # the export's one format first (it reads this column)
+        formats = [ctx.export_format, *(f for f in formats if f != ctx.export_format)]
+    present = text.notna()
+    sub = text[present]
+    readings: list[tuple[str, pd.Series]] = []
+    for fmt in formats:
+        parsed = _read_with(ctx, cs, sub, fmt, where)
+        if parsed is not None:
+            readings.append((fmt, parsed))
+    label = f"{spec.file}, column {cs.column or cs.target} → {spec.table}.{cs.target}"
     out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
-    todo = text.notna()
-    for fmt in cs.formats or ctx.mapping.date_formats:
-        if not todo.any():
-            break
-        sub = text[todo]
-        if fmt.upper() == "ISO8601":
-            zoned = sub.str.contains(_ZONE_SUFFIX, regex=True, na=False).astype(bool)
-            parts = [
-                _to_utc(pd.to_datetime(sub[zoned], format="ISO8601", errors="coerce", utc=True), ctx),
-                _to_utc(pd.to_datetime(sub[~zoned], format="ISO8601", errors="coerce"), ctx),
-            ]
-            parsed = pd.concat(parts).reindex(sub.index)
-        else:
-            try:
-                parsed = _to_utc(pd.to_datetime(sub, format=fmt, errors="coerce"), ctx)
-            except ValueError as exc:
-                ctx.problems.append(MappingError(
-                    f"date format {fmt!r} is not usable ({exc})", path=ctx.mapping.path,
-                    where=f"{where}.columns.{cs.target}.format",
-                    fix="use strftime codes such as '%m/%d/%Y %I:%M %p', or ISO8601"))
-                continue
-        ok = parsed.notna()
-        out[ok[ok].index] = parsed[ok]
-        todo = todo & out.isna()
+    whole = next((fmt for fmt, parsed in readings if parsed.notna().all()), None)
+    if whole is not None:
+        out[sub.index] = dict(readings)[whole]
+        if len(formats) > 1 and len(sub) and whole != ctx.export_format:  # the export's format is noted once
+            ctx.report.notes.append(f"{label}: dates read with {whole!r} (the first of the date formats that "
+                                    "reads every value)")
+    elif readings:
+        first = pd.Series(pd.NaT, index=sub.index, dtype="datetime64[ns]")
+        ambiguous = pd.Series(False, index=sub.index)
+        for _, parsed in readings:
+            ambiguous |= first.notna() & parsed.notna() & (parsed != first)
+            first = first.where(first.notna(), parsed)
+        out[sub.index] = first.where(~ambiguous)
+        if ambiguous.any():
+            mask = pd.Series(False, index=s.index)
+            mask[ambiguous[ambiguous].index] = True
+            lines = ", ".join(str(n) for n in _lines(frame, mask))
+            _date_problem(ctx, spec, cs, frame, text, mask,
+                          lambda n, examples, ids: f"{label}: {n} value(s) such as {examples} (line(s) {lines}) are "
+                          f"ambiguous: no single date format of {formats} reads the whole column, and more than one "
+                          f"reads these values differently (ids: {ids})",
+                          f"keep only the export's own format in date_formats (or set {where}.columns.{cs.target}"
+                          f".format) in {ctx.mapping.path}, or correct the values that are written the other way")
+        if len(formats) > 1 and len(sub):
+            ctx.report.notes.append(f"{label}: no single date format reads every value; each value read with "
+                                    f"the first of {formats} that fits")
+    todo = present & out.isna()
+    if readings:
+        unambiguous = pd.Series(True, index=s.index)
+        if whole is None:
+            unambiguous[sub.index] = ~ambiguous
+        todo &= unambiguous
     if todo.any():
-        ids = _ids(frame, todo, spec)
-        examples = ", ".join(repr(str(v)) for v in text[todo].head(3))
         hint = guess_date_format(str(text[todo].iloc[0]))
-        ctx.problems.append(DataValidationError(
-            f"{spec.file}, column {cs.column or cs.target} → {spec.table}.{cs.target}: {int(todo.sum())} value(s) "
-            f"such as {examples} match none of the date formats {list(cs.formats or ctx.mapping.date_formats)} "
-            f"(ids: {', '.join(ids)})",
-            table=spec.table, column=cs.target, ids=ids,
-            fix=f"add the export's format to date_formats (or {where}.columns.{cs.target}.format) "
-            f"in {ctx.mapping.path}, e.g. {hint!r}",
-        ))
+        _date_problem(ctx, spec, cs, frame, text, todo,
+                      lambda n, examples, ids: f"{label}: {n} value(s) such as {examples} match none of the date "
+                      f"formats {formats} (ids: {ids})",
+                      f"add the export's format to date_formats (or {where}.columns.{cs.target}.format) "
+                      f"in {ctx.mapping.path}, e.g. {hint!r}")
     if cs.end_of_day:
-        date_only = text.notna() & ~text.str.contains(":", regex=False, na=False).astype(bool)
+        date_only = text.notna() & out.notna() & ~text.str.contains(":", regex=False, na=False).astype(bool)
         late = out[date_only] + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
         if ctx.cut_at is not None:
             late = late.where(late <= ctx.cut_at, ctx.cut_at)
@@ -328,6 +384,65 @@ class _Part:
     frame: pd.DataFrame
     spec: SourceSpec
     source: pd.DataFrame
+
+
+def _date_problem(ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame, text: pd.Series,
+                  mask: pd.Series, message: Callable[[int, str, str], str], fix: str) -> None:
+    """Record the date values of ``mask`` as one problem; ``message(count, examples, ids)`` says what is wrong."""
+    ids = _ids(frame, mask, spec)
+    examples = ", ".join(repr(str(v)) for v in text[mask].head(3))
+    ctx.problems.append(DataValidationError(
+        message(int(mask.sum()), examples, ", ".join(ids)),
+        table=spec.table, column=cs.target, ids=ids, fix=fix))
+
+
+def _reads_all(text: pd.Series, fmt: str) -> bool:
+    """Whether one date format reads every value of ``text`` (stripped, non-empty); quiet on unusable formats
+    (:func:`_read_with` reports those when the column is read)."""
+    try:
+        if fmt.upper() == "ISO8601":
+            parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+        else:
+            parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+    except ValueError:
+        return False
+    return bool(parsed.notna().all())
+
+
+def _export_format(ctx: _Context) -> str | None:
+    """The first of the mapping's date formats that reads every value of every date column it applies to.
+
+    A CRM writes all its dates in one locale. Chosen column by column, a column whose
+    values happen to fit both ``%m/%d/%Y`` and ``%d/%m/%Y`` (every day at most 12) would
+    be read month first while the export's other columns prove it writes day first.
+    Columns with their own ``format``, looked-up or unpivoted ones are left to their
+    own choice. ``None`` when no single format reads them all (or the mapping lists one).
+    """
+    formats = list(ctx.mapping.date_formats)
+    if len(formats) < 2:
+        return None
+    columns: list[pd.Series] = []
+    for specs in ctx.mapping.sources.values():
+        for spec in specs:
+            if spec.unpivot is not None or not (ctx.src / spec.file).is_file():
+                continue
+            kinds = {c.name: c.kind for c in TABLES[spec.table].columns}
+            frame = ctx.read(spec.file)
+            for target, cs in spec.columns.items():
+                if kinds.get(target) not in ("timestamp", "date"):
+                    continue
+                for one in (cs.alternatives or (cs,)):
+                    if one.formats or one.lookup is not None or one.column not in frame.columns:
+                        continue
+                    text = frame[one.column].astype("string").str.strip()
+                    columns.append(text[text.notna() & (text != "")])
+    if not columns:
+        return None
+    chosen = next((f for f in formats if all(_reads_all(c, f) for c in columns)), None)
+    if chosen is not None:
+        ctx.report.notes.append(f"dates read with {chosen!r}: the first of the date formats {formats} that reads "
+                                "every date column of the export")
+    return chosen
 
 
 def _column_values(
@@ -495,6 +610,7 @@ def import_csv(
     cut = parse_cut_at(cut_raw)
     report = ImportReport(importer=f"csv ({m.name})", source=str(folder))
     ctx = _Context(src=folder, mapping=m, report=report, taxonomy=taxonomy or default_taxonomy(), cut_at=cut)
+    ctx.export_format = _export_format(ctx)
 
     tables: dict[str, pd.DataFrame] = {}
     for name in TABLES:

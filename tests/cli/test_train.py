@@ -1,0 +1,61 @@
+"""``dealscore train``: options and output paths refused before any training, never after it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dealscore.training import run as training_run
+from tests.cli.conftest import Run, assert_clean_error
+
+
+@pytest.fixture
+def no_training(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Record calls to the trainer instead of training: a refused command must not reach it."""
+    calls: list[Any] = []
+    monkeypatch.setattr(training_run, "run_training", lambda *a, **k: calls.append((a, k)))
+    return calls
+
+
+def test_unwritable_report_json_is_refused_before_training(
+    run: Run, tmp_path: Path, no_training: list[Any],
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    report = blocker / "sub" / "report.json"
+    code, _out, err = run("train", str(tmp_path), "--report-json", str(report))
+    assert code == 2
+    assert_clean_error(code, err, "--report-json", str(report), "cannot write there")
+    assert no_training == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_report_json_that_is_a_folder_is_refused(run: Run, tmp_path: Path, no_training: list[Any]) -> None:
+    code, _out, err = run("train", str(tmp_path), "--report-json", str(tmp_path))
+    assert_clean_error(code, err, "--report-json", "is a folder")
+    assert no_training == []
+
+
+def test_report_json_check_leaves_no_folder_behind_and_a_late_failure_is_clean(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The path is tried by a test write, cleaned up; a write failing after training is still one clean line."""
+    report = tmp_path / "new" / "deeper" / "report.json"
+
+    def fail(*_a: Any, **_k: Any) -> None:
+        assert not (tmp_path / "new").exists()
+        raise FileNotFoundError(2, "No such file or directory", str(report.parent))
+
+    monkeypatch.setattr(training_run, "run_training", fail)
+    code, _out, err = run("train", str(tmp_path), "--report-json", str(report))
+    assert code == 2
+    assert_clean_error(code, err, "--report-json", "trained and registered")
+
+
+def test_max_deals_without_scheduler_is_refused(run: Run, tmp_path: Path, no_training: list[Any]) -> None:
+    code, _out, err = run("train", str(tmp_path), "--max-deals", "100")
+    assert code == 2
+    assert_clean_error(code, err, "--max-deals needs --scheduler")
+    assert no_training == []
