@@ -59,7 +59,7 @@ def with_timeline(r: ScoreResult, touchpoints: dict | None = TOUCHES, stage_chan
 
 
 def test_migrations_reach_head_and_are_idempotent(store: ScoreStore) -> None:
-    assert current_revision(store.engine) == head_revision() == "0007"
+    assert current_revision(store.engine) == head_revision() == "0008"
     store.migrate()  # a second start must not fail
     cols = {c["name"] for c in inspect(store.engine).get_columns("scores")}
     assert {"deal_id", "payload_hash", "model_version", "owner_id", "team", "amount", "declared_stage",
@@ -662,3 +662,24 @@ def test_a_move_is_recorded_only_when_the_deal_takes_the_score(store: ScoreStore
     moved_to_west("2024-05-02", "h2")  # newer: the deal moves
     assert store.deal_states(["d1"])["d1"].team == "west"
     assert [e["kind"] for e in store.deal_events("d1")] == ["moved"]
+
+
+def test_migration_0008_fills_the_deals_names_and_currency_from_their_latest_scores(store: ScoreStore,
+                                                                       make_result: MakeResult) -> None:
+    """The page sorts and labels by the names in ``deals`` and totals per currency: a store written before 0008
+    gets them from the JSON."""
+    save(store, make_result("a", as_of="2024-05-01").model_copy(
+        update={"deal_name": "Acme renewal", "account_name": "Acme", "owner_name": "Ana Ruiz", "currency": "EUR"}),
+        make_result("b", as_of="2024-05-01"))
+    downgrade(store.engine, "0007")
+    assert "deal_name" not in {c["name"] for c in inspect(store.engine).get_columns("deals")}
+    migrate(store.engine)
+    with store.engine.connect() as conn:
+        names = {r[0]: tuple(r[1:]) for r in conn.execute(
+            text("SELECT deal_id, deal_name, account_name, owner_name, currency FROM deals"))}
+    assert names == {"a": ("Acme renewal", "Acme", "Ana Ruiz", "EUR"), "b": (None, None, None, None)}
+    totals = {t.currency: t.open_deals for t in store.list_page(ListRequest(include_not_at_risk=True)).by_currency}
+    assert totals == {"EUR": 1, None: 1}  # never one sum of EUR and amounts of no stated currency
+    save(store, make_result("b", as_of="2024-05-02").model_copy(update={"deal_name": "Beta"}))
+    with store.engine.connect() as conn:  # a new score writes its names with the deal's row
+        assert conn.execute(text("SELECT deal_name FROM deals WHERE deal_id = 'b'")).scalar() == "Beta"

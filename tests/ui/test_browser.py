@@ -178,8 +178,10 @@ def live_service(fast_config: Any, tmp_path_factory: pytest.TempPathFactory) -> 
             proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for this module's tests. Module-scoped: Playwright's sync API runs an event loop on the main
+    thread while it is open, and later tests of the same run (``asyncio.run`` in tests/service) need none."""
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"{CHROMIUM} is not installed (make system-deps installs Debian's chromium)")
     with playwright_sync.sync_playwright() as p:
@@ -510,6 +512,34 @@ def test_list_and_deal_show_names_currency_and_close_date(browser: Any, live_ser
         tab.close()
 
 
+def test_a_long_deal_name_wraps_and_keeps_the_value_at_risk_on_a_laptop_screen(
+    browser: Any, live_service: LiveService,
+) -> None:
+    """At 1366×768 a CRM name of 150 characters wraps inside its column; the value at risk stays on screen."""
+    named = _post_named_deal(live_service)
+    body = named | {
+        "deal_id": "LONG-NAME-1", "deal_name": "Enterprise-wide platform consolidation, migration and " * 3,
+        "account": named["account"] | {
+            "account_name": "Vereinigte Großhandelsgesellschaft für Industriebedarf und Logistik GmbH"},
+    }
+    resp = httpx.post(f"{live_service.base_url}/v1/score", json=body,
+                      headers={"X-API-Key": live_service.keys["crm"]}, timeout=60)
+    assert resp.status_code == 200, resp.text[:1000]
+    tab = Page(browser, live_service, {"width": 1366, "height": 768})
+    try:
+        page = tab.page
+        tab.login("manager")
+        page.goto(f"/ui?owner={NAMED_OWNER}&show=all")
+        row = page.locator("table.deals tbody tr[data-deal='LONG-NAME-1']")
+        cell = row.locator("td[data-label='Value at risk']").bounding_box()
+        assert cell is not None and cell["x"] + cell["width"] <= 1366, cell
+        name = row.locator("th").bounding_box()
+        assert name is not None and name["height"] > 40  # wrapped onto several lines
+        tab.shot("long-name-1366")
+    finally:
+        tab.close()
+
+
 def _no_sideways_scroll(page: Any, name: str) -> None:
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{name} scrolls sideways by {overflow}px"
@@ -597,7 +627,7 @@ def test_team_limited_key_forecasts_only_its_team(browser: Any, live_service: Li
         tab.login("team-lead")
         tab.page.goto("/ui/forecast")
         groups = set(tab.page.locator("[data-testid=forecast-table] tbody th").all_inner_texts())
-        assert groups == {"company", live_service.team}
+        assert groups == {"your teams", live_service.team}  # its total is its teams', not the company's
         tab.shot("forecast-team-limited")
     finally:
         tab.close()

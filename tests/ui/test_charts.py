@@ -59,6 +59,10 @@ def test_history_chart_plots_each_score_with_a_tooltip() -> None:
     assert "stage usually wins 45%" in texts and "01 May 2025" in texts and "15 May 2025" in texts
     single = parse(charts.history_chart(points[:1]))
     assert len(single.findall(f"{SVG}circle")) == 1 and single.find(f"{SVG}polyline") is None
+    assert single.get("aria-label") == "Win probability of the one score so far, on 01 May 2025: 60%"  # not "1 scores"
+    assert "Win probability over 3 scores" in svg.get("aria-label")
+    tiny = parse(charts.history_chart([charts.HistoryPoint(t, 0.004, "x")], typical=0.003))
+    assert "<1%" in tiny.get("aria-label") and "0%" not in tiny.get("aria-label")  # the page's one percent rule
     assert str(charts.history_chart([])) == ""
 
 

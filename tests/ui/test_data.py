@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
+from dealscore.scoring.result import ScoreResult
 from dealscore.taxonomy import default_taxonomy
 from dealscore_service.auth import Principal, Scope
 from dealscore_service.store import DealFilter, ScoreStore
@@ -13,11 +14,13 @@ from dealscore_service.ui.data import (
     ListQuery,
     ParsedResults,
     build_deal,
+    build_list,
     stage_change_events,
     timeline,
     touch_summary,
     touchpoint_events,
 )
+from dealscore_service.ui.data.query import MAX_PAGE
 from tests.ui.ui_helpers import T0, result, save
 
 TAX = default_taxonomy()
@@ -33,7 +36,11 @@ def test_query_parsing_is_lenient_and_says_what_is_wrong() -> None:
                                  "order": "sideways", "show": "some"}, TAX)
     assert bad.stage is None and bad.min_amount is None
     assert (bad.per, bad.page, bad.sort, bad.order, bad.show) == (25, 1, "risk", "desc", "at_risk")
-    assert len(bad.problems) == 2 and "Unknown stage 'closing'" in bad.problems[0]
+    assert "Unknown stage 'closing'" in bad.problems[0]
+    # every dropped value says so, as the page promises: not only the filters but also the list's own settings
+    assert [p.split(" ")[0] for p in bad.problems] == ["Unknown", "Minimum", "Show", "Sort", "Order", "Page", "'7'"]
+    reviewer = ListQuery.from_params({"per": "500", "sort": "value", "order": "up", "page": "abc", "show": "ALL"}, TAX)
+    assert len(reviewer.problems) == 5 and "'500' deals a page is not offered: pick 25, 50, 100." in reviewer.problems
     assert ListQuery.from_params({"min_amount": "nan"}, TAX).problems
     assert ListQuery.from_params({"min_amount": "inf"}, TAX).problems
 
@@ -175,3 +182,61 @@ def test_deal_timeline_merges_touchpoints_stage_changes_and_scores(store: ScoreS
     old = build_deal(store, manager, "M2", TAX)
     assert old is not None and not old.touchpoints_kept and old.touch_summary is None
     assert "CRM stage moved from proposal to negotiation" in [e.text for e in old.events]
+
+
+MANAGER = Principal("manager", frozenset({Scope.read}))
+
+
+def test_a_page_past_any_count_shows_the_last_page(store: ScoreStore) -> None:
+    """A page whose row offset overflows the database's integers (SQLite raised OverflowError: a 500)."""
+    save(store, *[result(f"P{i:02d}", amount=1000.0 * (i + 1)) for i in range(30)])
+    q = ListQuery.from_params({"page": "9223372036854775807"}, TAX)
+    assert q.page == MAX_PAGE
+    page = build_list(store, MANAGER, q, TAX)
+    assert (page.page, page.pages, [r.result.deal_id for r in page.rows]) == (2, 2, ["P04", "P03", "P02", "P01", "P00"])
+    assert page.query.page == 2
+
+
+def _named(deal_id: str, name: str | None, account: str | None, owner_id: str, owner: str | None) -> ScoreResult:
+    return result(deal_id, owner=owner_id).model_copy(
+        update={"deal_name": name, "account_name": account, "owner_name": owner})
+
+
+def test_name_columns_sort_by_the_names_shown(store: ScoreStore) -> None:
+    """The deal, account and owner columns show names (the id without one), so they sort by that text."""
+    save(store, _named("A1", "Zeta upgrade", "Yonder", "o1", "Carla"),
+         _named("B2", "Alpha renewal", None, "o2", "Bob"),
+         _named("C3", None, "delta", "o3", None))
+
+    def order(sort: str) -> list[str]:
+        page = build_list(store, MANAGER, ListQuery(sort=sort, order="asc", show="all"), TAX)
+        return [r.result.deal_id for r in page.rows]
+    assert order("deal") == ["B2", "C3", "A1"]  # "Alpha renewal" < "C3" (no name) < "Zeta upgrade"
+    assert order("account") == ["B2", "C3", "A1"]  # "acct-B2" (no name) < "delta" < "Yonder", case aside
+    assert order("owner") == ["B2", "A1", "C3"]  # "Bob" < "Carla" < "o3"
+
+
+def test_the_owner_filter_offers_names(store: ScoreStore) -> None:
+    save(store, _named("A1", None, None, "o1", "Carla"), _named("B2", None, None, "o2", "Bob"),
+         _named("C3", None, None, "o3", None))
+    page = build_list(store, MANAGER, ListQuery(owner="carla"), TAX)
+    assert page.owners == [("o2", "Bob"), ("o1", "Carla"), ("o3", "o3")]
+    # a name typed in the URL is not an id: the closest owners are offered by name, linking their ids
+    assert page.unknown_filters == [("owner", "carla", [("o1", "Carla")])]
+
+
+def test_timeline_and_chart_tooltips_read_percent_as_the_header_does(store: ScoreStore) -> None:
+    """One percent rule on the page: a win probability under 1% reads "<1%", never "0%"."""
+    save(store, result("T2", p_win=0.20, as_of=T0), result("T2", p_win=0.004, as_of=T0 + timedelta(days=7)))
+    texts = [e.text for e in timeline(store.deal_scores("T2"))]
+    assert "Win probability fell from 20% to <1%" in texts
+    view = build_deal(store, MANAGER, "T2", TAX)
+    assert view is not None and view.history[-1].label.startswith(f"{T0 + timedelta(days=7):%d %b %Y}: <1% ")
+
+
+def test_a_closed_deal_has_an_outcome_and_nothing_at_risk(store: ScoreStore) -> None:
+    save(store, result("C5", p_win=0.20, amount=100_000, typical=0.45))
+    assert store.record_outcome("C5", "lost", T0 + timedelta(days=2), key_name="crm") is not None
+    view = build_deal(store, MANAGER, "C5", TAX)
+    assert view is not None and not view.is_open
+    assert (view.value_at_risk, view.outcome, view.closed_at) == (0.0, "lost", T0 + timedelta(days=2))

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from dealscore_service.auth import Principal, Scope
 from dealscore_service.store import ScoreStore
+from dealscore_service.ui.router import group_label, mixed_currencies
 from tests.ui.ui_helpers import T0, build_app, key, login, make_settings, result, save
 
 
@@ -66,6 +68,16 @@ def test_filters(client: TestClient, seeded: ScoreStore) -> None:
     assert deal_ids(bad.text) == ["D1", "D2", "E1"]  # the bad filters are dropped, not fatal
 
 
+def test_totals_explain_the_share_at_risk_and_notices_agree_in_number(client: TestClient, store: ScoreStore) -> None:
+    notice = "this model was trained on a different history (another CRM)"
+    save(store, result("N1").model_copy(update={"notices": [notice]}), result("N2"))
+    login(client, "manager")
+    page = client.get("/ui").text
+    # the share is value at risk over pipeline; warnings and drops weigh the priority, not this share
+    assert "weighted by warnings" not in page and "over the pipeline value" in page
+    assert "1 of these deals was scored by a model trained on other data" in page
+
+
 def test_sorting_and_sort_links(client: TestClient, seeded: ScoreStore) -> None:
     login(client, "manager")
     assert deal_ids(client.get("/ui?show=all&sort=amount").text) == ["D1", "D2", "E1", "D3"]
@@ -90,6 +102,8 @@ def test_pagination(client: TestClient, store: ScoreStore) -> None:
     assert deal_ids(second) == ["P04", "P03", "P02", "P01", "P00"]
     assert "Deals at risk 26–30 of 30" in second
     assert deal_ids(client.get("/ui?page=99").text) == deal_ids(second)  # past the end: the last page
+    huge = client.get("/ui?page=9223372036854775807")  # an offset SQLite's integers cannot hold
+    assert huge.status_code == 200 and deal_ids(huge.text) == deal_ids(second)
     assert len(deal_ids(client.get("/ui?per=50").text)) == 30
 
 
@@ -232,6 +246,7 @@ def test_limited_key_with_nothing_visible(client: TestClient, store: ScoreStore)
     login(client, "emea")
     page = client.get("/ui").text
     assert "No open deals of yours have been scored" in page and "team EMEA" in page
+    assert "holds 1 score" not in page  # other teams' scores are not this key's to count
 
 
 def test_only_closed_deals(client: TestClient, store: ScoreStore) -> None:
@@ -254,6 +269,8 @@ def test_a_closed_deal_keeps_its_page(client: TestClient, store: ScoreStore) -> 
     page = client.get("/ui/deals/C2").text
     assert '<span class="badge">closed</span>' in page and "Deal closed" in page
     assert "Lost on 02 May 2025" in page
+    assert "Value at risk" not in page  # its outcome is known: nothing is at risk any more
+    assert '<dd data-testid="outcome">Lost on 02 May 2025: nothing left at risk</dd>' in page
     assert 'data-deal="C2"' not in client.get("/ui").text
 
 
@@ -285,3 +302,45 @@ def test_store_outage_is_a_503_page(tmp_path: Path) -> None:
             assert resp.status_code == 503, path
             assert resp.headers["retry-after"] == str(settings.store_retry_after_seconds)
             assert "Score store unavailable" in resp.text and "DEALSCORE_DATABASE_URL" in resp.text
+
+
+def test_the_back_link_says_where_it_goes(client: TestClient, seeded: ScoreStore) -> None:
+    login(client, "manager")
+    from_forecast = client.get("/ui/deals/D1?back=%2Fui%2Fforecast").text
+    assert '<a href="/ui/forecast">← Forecast</a>' in from_forecast
+    assert '<a href="/ui?owner=ana">← Deals at risk</a>' in client.get("/ui/deals/D1?back=%2Fui%3Fowner%3Dana").text
+
+
+def test_a_limited_keys_forecast_total_is_not_called_the_company() -> None:
+    assert group_label("company", Principal("all", frozenset({Scope.read}))) == "company"
+    assert group_label("company", Principal("emea", frozenset({Scope.read}), teams=frozenset({"EMEA"}))) == "your teams"
+    assert group_label("company", Principal("ana", frozenset({Scope.read}), owners=frozenset({"ana"}))) == "your deals"
+    assert group_label("EMEA", Principal("emea", frozenset({Scope.read}), teams=frozenset({"EMEA"}))) == "EMEA"
+
+
+def test_totals_of_deals_in_several_currencies_are_given_per_currency(client: TestClient, store: ScoreStore) -> None:
+    """EUR and JPY are never added into one number: the header shows one total per currency."""
+    save(store, result("EU1", amount=100_000).model_copy(update={"currency": "EUR"}),
+         result("JP1", amount=5_000_000).model_copy(update={"currency": "JPY"}),
+         result("EU2", amount=50_000).model_copy(update={"currency": "EUR"}))
+    login(client, "manager")
+    page = client.get("/ui").text
+    totals = page.split('data-testid="pipeline-value">')[1].split("</ul>")[0]
+    assert re.findall(r"<li>([^<]+) <span class=\"currency\">(\w+)</span></li>", totals) == [
+        ("5M", "JPY"), ("150k", "EUR")]
+    assert "5.15M" not in page and "in 2 currencies, totalled apart" in page
+    share = page.split('data-testid="share-at-risk">')[1].split("</ul>")[0]
+    assert share.count("<li>") == 2 and "15%" in share  # 0.30 against a usual 0.45: a third of each, 15 points
+    alone = client.get("/ui?min_amount=1000000").text  # only the JPY deal: one total, with its currency
+    assert '<span class="stat-value" data-testid="pipeline-value">5M <span class="currency">JPY</span></span>' in alone
+
+
+
+def test_the_forecast_says_when_its_amounts_mix_currencies(store: ScoreStore) -> None:
+    manager = Principal("manager", frozenset({Scope.read}))
+    save(store, *(result(d).model_copy(update={"currency": "EUR"}) for d in ("EU1", "EU2")))
+    assert mixed_currencies(store, manager) == []  # one currency: nothing to say
+    save(store, result("US1", team="EMEA").model_copy(update={"currency": "USD"}), result("NO1"))
+    assert mixed_currencies(store, manager) == ["EUR", "USD", "no currency"]
+    emea = Principal("emea", frozenset({Scope.read}), teams=frozenset({"EMEA"}))
+    assert mixed_currencies(store, emea) == []  # only the deals the key sees count

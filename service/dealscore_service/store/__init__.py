@@ -1,6 +1,7 @@
 """The score store: SQLAlchemy tables, Alembic migrations and the repository."""
 
 from dealscore_service.store.repository import (
+    CurrencyTotals,
     DealEvent,
     DealFilter,
     DealState,
@@ -13,5 +14,5 @@ from dealscore_service.store.repository import (
     StoredScore,
 )
 
-__all__ = ["DealEvent", "DealFilter", "DealState", "ListPageData", "ListRequest", "ListedDeal", "Recheck",
-           "ScoreStore", "ScoreToSave", "StoredScore"]
+__all__ = ["CurrencyTotals", "DealEvent", "DealFilter", "DealState", "ListPageData", "ListRequest", "ListedDeal",
+           "Recheck", "ScoreStore", "ScoreToSave", "StoredScore"]

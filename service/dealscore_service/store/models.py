@@ -94,11 +94,14 @@ class ScoreRecord(Base):
 
 
 #: The ``deals`` indexes' columns after the filter and ``is_open``: the rank order, then what the totals sum
-#: and the API's other sorts read (so that they sort index entries, not every open deal's row).
-_RANK_COLUMNS = ("rank_group", "rank_key", "deal_id", "amount", "value_at_risk", "p_win", "as_of")
+#: and the API's other sorts read (so that they sort index entries, not every open deal's row); the currency,
+#: so that the totals are summed per currency on index entries too.
+_RANK_COLUMNS = ("rank_group", "rank_key", "deal_id", "amount", "value_at_risk", "p_win", "as_of", "currency")
 #: What the page's other sort columns read, carried by the unfiltered rank index only: the one list that
-#: covers every open deal (a filter by team, owner or stage reads a fraction of the rows).
-_PAGE_SORT_COLUMNS = ("account_id", "owner_id", "declared_stage", "inferred_stage")
+#: covers every open deal (a filter by team, owner or stage reads a fraction of the rows). The names are
+#: there because the page sorts its deal, account and owner columns by the name it shows (the id without one).
+_PAGE_SORT_COLUMNS = ("account_id", "owner_id", "declared_stage", "inferred_stage",
+                      "deal_name", "account_name", "owner_name")
 
 
 class DealRecord(Base):
@@ -129,6 +132,11 @@ class DealRecord(Base):
     owner_id: Mapped[str | None] = mapped_column(String())
     team: Mapped[str | None] = mapped_column(String())
     account_id: Mapped[str | None] = mapped_column(String())
+    # the latest score's display names (``ScoreResult.deal_name`` …): what the page shows, sorts by and
+    # labels its owner filter with; NULL when the payload carried none (the page shows the id)
+    deal_name: Mapped[str | None] = mapped_column(String())
+    account_name: Mapped[str | None] = mapped_column(String())
+    owner_name: Mapped[str | None] = mapped_column(String())
     is_open: Mapped[bool] = mapped_column(Boolean(), nullable=False)
     outcome: Mapped[str | None] = mapped_column(String(8))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime())
@@ -142,6 +150,8 @@ class DealRecord(Base):
     as_of: Mapped[datetime] = mapped_column(DateTime(), nullable=False)
     scored_at: Mapped[datetime] = mapped_column(DateTime(), nullable=False)
     amount: Mapped[float | None] = mapped_column(Float())
+    # the amount's ISO 4217 code as the latest score carried it (NULL: not given): totals never add currencies
+    currency: Mapped[str | None] = mapped_column(String())
     declared_stage: Mapped[str | None] = mapped_column(String())
     inferred_stage: Mapped[str] = mapped_column(String(), nullable=False)
     p_win: Mapped[float] = mapped_column(Float(), nullable=False)
@@ -159,7 +169,8 @@ class DealRecord(Base):
     __table_args__ = (
         Index("ix_deals_rank", "is_open", *_RANK_COLUMNS, *_PAGE_SORT_COLUMNS),
         Index("ix_deals_team_rank", "team", "is_open", *_RANK_COLUMNS),
-        Index("ix_deals_owner_rank", "owner_id", "is_open", *_RANK_COLUMNS),
+        # the owner's name rides along for the page's owner filter, read from this index alone
+        Index("ix_deals_owner_rank", "owner_id", "is_open", *_RANK_COLUMNS, "owner_name"),
         Index("ix_deals_stage_rank", "declared_stage", "is_open", *_RANK_COLUMNS),
     )
 

@@ -212,6 +212,11 @@ SORT_COLUMNS = {
     "amount": DealRecord.amount, "p_win": DealRecord.p_win, "as_of": DealRecord.as_of,
     "value_at_risk": DealRecord.value_at_risk, "declared_stage": DealRecord.declared_stage,
     "inferred_stage": DealRecord.inferred_stage,
+    # what the page shows in its deal, account and owner columns: the name, the id when there is none,
+    # in the order a reader expects of text (case aside: "acme" next to "Acme", not after "Zeta")
+    "deal_name": func.lower(func.coalesce(DealRecord.deal_name, DealRecord.deal_id)),
+    "account_name": func.lower(func.coalesce(DealRecord.account_name, DealRecord.account_id)),
+    "owner_name": func.lower(func.coalesce(DealRecord.owner_name, DealRecord.owner_id)),
 }
 
 
@@ -245,14 +250,29 @@ class ListedDeal:
 
 
 @dataclass(frozen=True)
+class CurrencyTotals:
+    """The list's totals over its deals in one currency (``None``: deals whose payload gave none)."""
+
+    currency: str | None
+    open_deals: int
+    pipeline_value: float
+    value_at_risk: float
+
+
+@dataclass(frozen=True)
 class ListPageData:
-    """A page of the list and the totals over every deal matching the filters (not just the page)."""
+    """A page of the list and the totals over every deal matching the filters (not just the page).
+
+    ``pipeline_value`` and ``value_at_risk`` add every amount whatever its currency (what the API has always
+    returned); ``by_currency`` splits them, largest pipeline first, for a reader who must not add EUR to JPY.
+    """
 
     items: list[ListedDeal]
     open_deals: int
     at_risk: int
     pipeline_value: float
     value_at_risk: float
+    by_currency: tuple[CurrencyTotals, ...] = ()
 
 
 #: A pooled server connection idle for longer than this is tested before it is handed out.
@@ -809,7 +829,8 @@ class ScoreStore:
             items.append(ListedDeal(result=result, as_of=r.as_of, scored_at=r.scored_at,
                                     at_risk=r.rank_group < NOT_AT_RISK))
         return ListPageData(items=items, open_deals=summary.open_deals, at_risk=summary.at_risk,
-                            pipeline_value=summary.pipeline_value, value_at_risk=summary.value_at_risk)
+                            pipeline_value=summary.pipeline_value, value_at_risk=summary.value_at_risk,
+                            by_currency=summary.by_currency)
 
     def warm_up(self) -> None:
         """Do, before the first request, what the first look at the list would pay for.
@@ -831,10 +852,11 @@ class ScoreStore:
             for _ in range(size):
                 held.enter_context(self.engine.connect())
 
-    def filter_choices(self, principal: Principal | None = None) -> tuple[list[str], list[str]]:
-        """The owners and the teams of the open deals the key may see (the page's filter menus).
+    def filter_choices(self, principal: Principal | None = None) -> tuple[list[tuple[str, str]], list[str]]:
+        """The owners, as (id, name), and the teams of the open deals the key may see (the page's filter menus).
 
-        Kept per key while ``deals`` is unchanged, as the list's totals are.
+        An owner's name is the one on their deals' latest scores (the id when none carries one); owners are
+        in name order, as the menu shows them. Kept per key while ``deals`` is unchanged, as the list's totals are.
         """
         # "open" through an expression the rank indexes cannot answer, so that the database reads the owner
         # (team) index in its own order, covering, rather than every open deal's row through the rank index
@@ -843,13 +865,15 @@ class ScoreStore:
         key = ("choices", _visibility_key(principal))
         with self._session("read") as s:
             revision = _deals_revision(s)
-            choices: tuple[list[str], list[str]] | None = self._derived.get(revision, key)
+            choices: tuple[list[tuple[str, str]], list[str]] | None = self._derived.get(revision, key)
             if choices is None:
-                owners = s.scalars(select(DealRecord.owner_id).where(*where, DealRecord.owner_id.is_not(None))
-                                   .distinct().order_by(DealRecord.owner_id)).all()
+                owners = s.execute(select(DealRecord.owner_id, func.max(DealRecord.owner_name))
+                                   .where(*where, DealRecord.owner_id.is_not(None))
+                                   .group_by(DealRecord.owner_id).order_by(DealRecord.owner_id)).all()
                 teams = s.scalars(select(DealRecord.team).where(*where, DealRecord.team.is_not(None))
                                   .distinct().order_by(DealRecord.team)).all()
-                choices = ([str(o) for o in owners], [str(t) for t in teams])
+                named = [(str(o), str(n) if n else str(o)) for o, n in owners]
+                choices = (sorted(named, key=lambda o: (o[1].casefold(), o[0])), [str(t) for t in teams])
                 self._derived.put(revision, key, choices)
         return list(choices[0]), list(choices[1])
 
@@ -975,7 +999,8 @@ def _previous_p_wins(s: Session, deal_ids: Sequence[str], as_of: datetime) -> di
 
 
 _DEAL_ROW_COLUMNS = (
-    "owner_id", "team", "account_id", "payload_hash", "model_version", "as_of", "scored_at", "amount",
+    "owner_id", "team", "account_id", "deal_name", "account_name", "owner_name",
+    "payload_hash", "model_version", "as_of", "scored_at", "amount", "currency",
     "declared_stage", "inferred_stage", "p_win", "value_at_risk", "rank_group", "rank_key", "close_pmf",
 )
 
@@ -1000,9 +1025,10 @@ def _deal_row(item: ScoreToSave, scored_at: datetime) -> dict[str, Any]:
     rank = rank_of(r)
     return {
         "deal_id": r.deal_id, "owner_id": r.owner_id, "team": r.team, "account_id": r.account_id,
+        "deal_name": r.deal_name, "account_name": r.account_name, "owner_name": r.owner_name,
         "is_open": item.is_open, "outcome": None, "closed_at": None, "outcome_recorded_at": None,
         "payload_hash": item.payload_hash, "model_version": r.model_version, "as_of": naive_utc(r.as_of),
-        "scored_at": scored_at, "amount": r.amount, "declared_stage": r.declared_stage,
+        "scored_at": scored_at, "amount": r.amount, "currency": r.currency, "declared_stage": r.declared_stage,
         "inferred_stage": r.inferred_stage, "p_win": float(r.p_win), "value_at_risk": rank.value_at_risk,
         "rank_group": rank.group, "rank_key": rank.key,
         "close_pmf": pmf_bytes(None if r.close_outlook is None else r.close_outlook.bucket_probabilities),
@@ -1152,6 +1178,7 @@ class _ListSummary:
     value_at_risk: float
     #: the last (rank key, deal id) of the ``high`` and of the ``medium`` level (:func:`_level`)
     thresholds: tuple[tuple[float, str], ...]
+    by_currency: tuple[CurrencyTotals, ...] = ()
 
 
 def _list_summary(s: Session, where: list[ColumnElement[bool]]) -> _ListSummary:
@@ -1163,10 +1190,20 @@ def _list_summary(s: Session, where: list[ColumnElement[bool]]) -> _ListSummary:
         func.coalesce(func.sum(case((at_risk_flag, 1), else_=0)), 0),
         func.coalesce(func.sum(case((DealRecord.rank_group == 0, 1), else_=0)), 0),
         func.coalesce(func.sum(case((at_risk_flag, DealRecord.value_at_risk), else_=0.0)), 0.0),
+        func.min(DealRecord.currency), func.max(DealRecord.currency), func.count(DealRecord.currency),
     ).where(*where)
-    n_open, pipeline, n_risk, n_amount, var = s.execute(totals).one()
+    n_open, pipeline, n_risk, n_amount, var, lowest, highest, n_with = s.execute(totals).one()
+    if lowest == highest and n_with in (0, n_open):  # one currency (or none given): these totals are its totals
+        by_currency = [CurrencyTotals(lowest, int(n_open), float(pipeline), float(var))] if n_open else []
+    else:  # mixed: summed per currency (a GROUP BY's sort of index entries, only for lists that need it)
+        per_currency = (select(DealRecord.currency, func.count(), func.coalesce(func.sum(DealRecord.amount), 0.0),
+                               func.coalesce(func.sum(case((at_risk_flag, DealRecord.value_at_risk), else_=0.0)),
+                                             0.0))
+                        .where(*where).group_by(DealRecord.currency))
+        by_currency = sorted((CurrencyTotals(c, int(n), float(p), float(v)) for c, n, p, v in s.execute(per_currency)),
+                             key=lambda t: (-t.pipeline_value, t.currency or ""))
     return _ListSummary(open_deals=int(n_open), pipeline_value=float(pipeline), at_risk=int(n_risk),
-                        value_at_risk=float(var),
+                        value_at_risk=float(var), by_currency=tuple(by_currency),
                         thresholds=_level_thresholds(s, where, level_bounds(int(n_amount))))
 
 

@@ -34,10 +34,6 @@ def _f(x: float) -> str:
     return f"{x:.2f}".rstrip("0").rstrip(".")
 
 
-def _pct(p: float) -> str:
-    return pct(p)
-
-
 def sparkline(values: Sequence[float], *, width: int = 96, height: int = 24) -> Markup:
     """A tiny trend line of win probabilities (0–1), oldest first; last point marked."""
     vals = [float(v) for v in values]
@@ -46,7 +42,7 @@ def sparkline(values: Sequence[float], *, width: int = 96, height: int = 24) -> 
     if len(vals) == 1:
         # a trend needs two scores: one score draws no line (a flat line would read "steady")
         return Markup('<span class="spark spark-none sub">one score, no trend yet</span>')
-    label = f"Win probability trend over the last {len(vals)} scores: {_pct(vals[0])} to {_pct(vals[-1])}"
+    label = f"Win probability trend over the last {len(vals)} scores: {pct(vals[0])} to {pct(vals[-1])}"
     lo, hi = min(vals), max(vals)
     span = max(hi - lo, 0.10)  # a 2-point wiggle should not look like a cliff
     mid = (hi + lo) / 2
@@ -129,10 +125,13 @@ def history_chart(points: Sequence[HistoryPoint], *, typical: float | None = Non
         return top + (1 - p) * ph
 
     first, last = points[0].p_win, points[-1].p_win
-    label = (f"Win probability over {len(points)} scores from {points[0].when:%d %b %Y} to {points[-1].when:%d %b %Y}:"
-             f" {_pct(first)} to {_pct(last)}")
+    if len(points) == 1:
+        label = f"Win probability of the one score so far, on {points[0].when:%d %b %Y}: {pct(last)}"
+    else:
+        label = (f"Win probability over {len(points)} scores from {points[0].when:%d %b %Y} to "
+                 f"{points[-1].when:%d %b %Y}: {pct(first)} to {pct(last)}")
     if typical is not None:
-        label += f"; deals in this stage usually win {_pct(typical)}"
+        label += f"; deals in this stage usually win {pct(typical)}"
     out = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}">'
            f"<title>{escape(label)}</title>"]
     for g in (0.0, 0.25, 0.5, 0.75, 1.0):
@@ -140,7 +139,7 @@ def history_chart(points: Sequence[HistoryPoint], *, typical: float | None = Non
         out.append(f'<line x1="{_f(left)}" y1="{_f(gy)}" x2="{_f(width - right)}" y2="{_f(gy)}" '
                    f'stroke="{GRID}" stroke-width="1"/>')
         out.append(f'<text x="{_f(left - 6)}" y="{_f(gy + 4)}" text-anchor="end" font-size="11" '
-                   f'fill="{MUTED}">{_pct(g)}</text>')
+                   f'fill="{MUTED}">{pct(g)}</text>')
     ticks = [points[0].when] if len(points) == 1 else [points[0].when, points[-1].when]
     if len(points) >= 5:
         ticks.insert(1, points[len(points) // 2].when)
@@ -153,7 +152,7 @@ def history_chart(points: Sequence[HistoryPoint], *, typical: float | None = Non
         out.append(f'<line x1="{_f(left)}" y1="{_f(ty)}" x2="{_f(width - right)}" y2="{_f(ty)}" stroke="{MUTED}" '
                    f'stroke-width="1.2" stroke-dasharray="5 4"/>')
         out.append(f'<text x="{_f(width - right)}" y="{_f(ty - 5)}" text-anchor="end" font-size="11" '
-                   f'fill="{MUTED}">stage usually wins {_pct(typical)}</text>')
+                   f'fill="{MUTED}">stage usually wins {escape(pct(typical))}</text>')
     coords = [(x(p.when), y(p.p_win)) for p in points]
     if len(coords) > 1:
         line = " ".join(f"{_f(a)},{_f(b)}" for a, b in coords)
@@ -201,9 +200,9 @@ def calibration_chart(series: Sequence[Series], *, label: str, size: int = 340) 
     for g in (0.0, 0.25, 0.5, 0.75, 1.0):
         out.append(f'<line x1="{_f(px(0))}" y1="{_f(py(g))}" x2="{_f(px(1))}" y2="{_f(py(g))}" stroke="{GRID}"/>')
         out.append(f'<text x="{_f(left - 6)}" y="{_f(py(g) + 4)}" text-anchor="end" font-size="11" '
-                   f'fill="{MUTED}">{_pct(g)}</text>')
+                   f'fill="{MUTED}">{pct(g)}</text>')
         out.append(f'<text x="{_f(px(g))}" y="{_f(top + ph + 15)}" text-anchor="middle" font-size="11" '
-                   f'fill="{MUTED}">{_pct(g)}</text>')
+                   f'fill="{MUTED}">{pct(g)}</text>')
     out.append(f'<line x1="{_f(px(0))}" y1="{_f(py(0))}" x2="{_f(px(1))}" y2="{_f(py(1))}" stroke="{MUTED}" '
                f'stroke-dasharray="4 4"/>')
     out.append(f'<text x="{_f(left + pw / 2)}" y="{_f(size - 6)}" text-anchor="middle" font-size="11" '
@@ -216,7 +215,7 @@ def calibration_chart(series: Sequence[Series], *, label: str, size: int = 340) 
             out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>')
         for a, b in s.points:
             out.append(f'<circle cx="{_f(px(a))}" cy="{_f(py(b))}" r="3" fill="{colour}">'
-                       f"<title>{escape(s.name)}: predicted {_pct(a)}, won {_pct(b)}</title></circle>")
+                       f"<title>{escape(s.name)}: predicted {escape(pct(a))}, won {escape(pct(b))}</title></circle>")
     out += _legend(series, left + 10, top + 12)
     out.append("</svg>")
     return Markup("".join(out))

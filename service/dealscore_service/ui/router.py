@@ -20,11 +20,13 @@ from fastapi.templating import Jinja2Templates
 
 from dealscore import __version__
 from dealscore.errors import ModelNotReadyError, StoreUnavailableError
+from dealscore.forecast.engine import COMPANY
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore_service.auth import Principal, Scope
 from dealscore_service.deps import Services, services_of
 from dealscore_service.errors import AuthenticationError
 from dealscore_service.forecasting import compute_forecast, groupings
+from dealscore_service.store import ListRequest, ScoreStore
 from dealscore_service.ui import charts, icons
 from dealscore_service.ui.data import PER_PAGE, ListQuery, build_deal, build_list
 from dealscore_service.ui.evaluation import EvaluationCache
@@ -171,6 +173,33 @@ def safe_next(raw: object) -> str:
     return text
 
 
+#: Where a deal page's back link may lead, by path, and what it says (the list otherwise).
+BACK_LABELS = {f"{PREFIX}/forecast": "Forecast", f"{PREFIX}/model": "The model"}
+
+
+def back_label(back: str) -> str:
+    """The back link's text: the page it goes to (a deal opened from the forecast goes back to the forecast)."""
+    return BACK_LABELS.get(urlsplit(back).path.rstrip("/"), "Deals at risk")
+
+
+def group_label(group: str, principal: Principal) -> str:
+    """A forecast row's name. The total row of a limited key adds up only its teams' (owners') deals, so it is
+    not named the company's."""
+    if group != COMPANY or not principal.limited:
+        return group
+    return "your teams" if principal.teams else "your deals"
+
+
+def mixed_currencies(store: ScoreStore, principal: Principal) -> list[str]:
+    """The currencies of the open deals the key sees, when there are several (else none).
+
+    The forecast adds amounts as they come, so its page says when they mix currencies. Read from the list's
+    totals per currency, which the store keeps per revision: no second pass over the deals.
+    """
+    found = [c.currency or "no currency" for c in store.list_page(ListRequest(limit=0), principal).by_currency]
+    return sorted(found) if len(found) > 1 else []
+
+
 def same_origin(request: Request) -> bool:
     """A form post must come from this site (the cookie is SameSite=Lax; this covers older browsers).
 
@@ -313,6 +342,7 @@ def deal_page(request: Request, deal_id: str, user: User) -> Response:
     back = safe_next(request.query_params.get("back") or PREFIX)
     return render(request, "deal.html", {
         "user": user, "nav": "deal", "d": view, "r": view.latest, "stage_labels": stage_labels, "back": back,
+        "back_label": back_label(back),
         "all_touchpoints_url": "?" + urlencode({"touchpoints": "all", "back": back}) + "#tl-title",
     })
 
@@ -328,6 +358,7 @@ def forecast_page(request: Request, user: User) -> Response:
     by = by if by in allowed else allowed[0]
     try:
         fc = compute_forecast(services, user.principal, period=period, by=by)
+        currencies = mixed_currencies(services.store, user.principal)
     except StoreUnavailableError as exc:
         return store_error(request, exc, user)
     except ModelNotReadyError as exc:
@@ -337,11 +368,13 @@ def forecast_page(request: Request, user: User) -> Response:
         }, status_code=503)
     fans = []
     for group, sub in fc.fan.groupby("group", sort=False):
-        fans.append({"group": group, "months": list(sub["month"]),
+        fans.append({"group": group_label(str(group), user.principal), "months": list(sub["month"]),
                      "bands": {q: list(sub[q]) for q in ("q10", "q25", "q50", "q75", "q90")}})
     return render(request, "forecast.html", {
         "user": user, "nav": "forecast", "fc": fc, "rows": fc.table.to_dict("records"), "fans": fans,
         "drivers": fc.drivers.to_dict("records"), "groupings": allowed,
+        "group_label": lambda group: group_label(str(group), user.principal),
+        "mixed_currencies": currencies,
     })
 
 

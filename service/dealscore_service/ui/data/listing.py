@@ -13,7 +13,7 @@ from typing import Literal
 from dealscore.scoring.result import DealWarning, ScoreResult
 from dealscore.taxonomy import StageTaxonomy
 from dealscore_service.auth import Principal
-from dealscore_service.store import DealFilter, ListRequest, ScoreStore, StoredScore
+from dealscore_service.store import CurrencyTotals, DealFilter, ListRequest, ScoreStore, StoredScore
 from dealscore_service.ui.data.query import ListQuery, stage_order
 
 HISTORY_LIMIT = 200
@@ -54,15 +54,31 @@ class ListPage:
     value_at_risk: float
     page: int
     pages: int
-    owners: list[str]
+    #: the owner filter's choices: (owner id, the name rows show for them)
+    owners: list[tuple[str, str]]
     teams: list[str]
     empty: EmptyReason | None = None
+    #: every stored score, of any team: tells "nothing scored yet" from "none of yours"; the page never
+    #: shows it to a limited key (it would count other teams' scores)
     scored_deals: int = 0
-    #: an owner or team in the URL that no visible deal has: (filter, value given, closest existing values)
-    unknown_filters: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    #: an owner or team in the URL that no visible deal has: (filter, value given, closest existing
+    #: (value, label)s)
+    unknown_filters: list[tuple[str, str, list[tuple[str, str]]]] = field(default_factory=list)
     #: why some scores may not fit (a model trained on other data), and how many matching deals say so
     data_notice: str | None = None
     data_notice_deals: int = 0
+    #: the totals per currency, largest pipeline first (one entry when the deals share a currency or give none)
+    by_currency: list[CurrencyTotals] = field(default_factory=list)
+
+    @property
+    def mixed_currencies(self) -> bool:
+        """The matching deals are in more than one currency: the page shows a total per currency, never their sum."""
+        return len(self.by_currency) > 1
+
+    @property
+    def currency(self) -> str | None:
+        """The one currency of every matching deal, if they share one."""
+        return self.by_currency[0].currency if len(self.by_currency) == 1 else None
 
     @property
     def first(self) -> int:
@@ -115,8 +131,9 @@ def closest(given: str, known: list[str], n: int = 3) -> list[str]:
     return out[:n]
 
 
-#: The page's sort columns, by the store's column they sort on ("risk" is the at-risk ranking).
-_SORTS = {"risk": "rank", "deal": "deal_id", "account": "account_id", "owner": "owner_id", "amount": "amount",
+#: The page's sort columns, by the store's column they sort on ("risk" is the at-risk ranking). The deal,
+#: account and owner columns sort by the text they show: the name, or the id where there is none.
+_SORTS = {"risk": "rank", "deal": "deal_name", "account": "account_name", "owner": "owner_name", "amount": "amount",
           "stage": "declared_stage", "inferred": "inferred_stage", "p_win": "p_win", "as_of": "as_of"}
 
 
@@ -152,7 +169,7 @@ def build_list(store: ScoreStore, principal: Principal, query: ListQuery, taxono
     out = ListPage(
         query=replace(query, page=page), rows=shown, n_rows=n_rows, n_open=data.open_deals, n_at_risk=data.at_risk,
         pipeline_value=data.pipeline_value, value_at_risk=data.value_at_risk,
-        page=page, pages=pages, owners=owners, teams=teams,
+        page=page, pages=pages, owners=owners, teams=teams, by_currency=list(data.by_currency),
     )
     if not owners and not teams:  # no open deal visible to this key at all, whatever the filters
         out.scored_deals = store.count()
@@ -166,9 +183,14 @@ def build_list(store: ScoreStore, principal: Principal, query: ListQuery, taxono
         out.empty = "no_match"
     elif n_rows == 0:
         out.empty = "none_at_risk"
-    for name, given, known in (("owner", query.owner, owners), ("team", query.team, teams)):
-        if given is not None and given not in known:
-            out.unknown_filters.append((name, given, closest(given, known)))
+    # an owner is looked for by id and by name, and offered by name
+    owner_ids = {label: oid for oid, label in reversed(owners)} | {oid: oid for oid, _ in owners}
+    owner_labels = dict(owners)
+    if query.owner is not None and query.owner not in owner_labels:
+        near = [owner_ids[v] for v in closest(query.owner, list(owner_ids), n=6)]
+        out.unknown_filters.append(("owner", query.owner, [(o, owner_labels[o]) for o in dict.fromkeys(near)][:3]))
+    if query.team is not None and query.team not in teams:
+        out.unknown_filters.append(("team", query.team, [(t, t) for t in closest(query.team, teams)]))
     noted = [n for row in shown for n in row.result.notices if "trained on a different history" in n]
     if noted:
         out.data_notice, out.data_notice_deals = noted[0], len(noted)

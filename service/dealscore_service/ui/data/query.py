@@ -15,6 +15,9 @@ Show = Literal["at_risk", "all"]
 Order = Literal["asc", "desc"]
 SORTS = ("risk", "deal", "account", "owner", "amount", "stage", "inferred", "p_win", "as_of")
 PER_PAGE = (25, 50, 100)
+#: The highest page number the URL may ask for. Any page past the last shows the last one; this bound only
+#: keeps the row offset, (page - 1) × per, within what a database integer holds (SQLite: 2^63 - 1).
+MAX_PAGE = 1_000_000
 
 
 def _text(params: Mapping[str, str], name: str) -> str | None:
@@ -60,21 +63,36 @@ class ListQuery:
             except ValueError:
                 problems.append(f"Minimum amount {raw_amount!r} is not a number ≥ 0: type e.g. 50000.")
                 min_amount = None
-        show: Show = "all" if params.get("show") == "all" else "at_risk"
-        sort = params.get("sort") or "risk"
+        raw_show = _text(params, "show")
+        show: Show = "all" if raw_show == "all" else "at_risk"
+        if raw_show not in (None, "all", "at_risk"):
+            problems.append(f"Show {raw_show!r} is not known: use show=all for every open deal, or leave it out.")
+        sort = _text(params, "sort") or "risk"
         if sort not in SORTS:
+            problems.append(f"Sort {sort!r} is not a column: use one of {', '.join(SORTS)}.")
             sort = "risk"
-        order: Order = "asc" if params.get("order") == "asc" else "desc"
-        try:
-            page = max(1, int(params.get("page") or 1))
-        except ValueError:
-            page = 1
-        try:
-            per = int(params.get("per") or PER_PAGE[0])
-        except ValueError:
-            per = PER_PAGE[0]
-        if per not in PER_PAGE:
-            per = PER_PAGE[0]
+        raw_order = _text(params, "order")
+        order: Order = "asc" if raw_order == "asc" else "desc"
+        if raw_order not in (None, "asc", "desc"):
+            problems.append(f"Order {raw_order!r} is not asc or desc: sorted {order}ending.")
+        page = 1
+        raw_page = _text(params, "page")
+        if raw_page is not None:
+            try:
+                # past the last page shows the last one (:func:`build_list`); MAX_PAGE keeps the offset finite
+                page = min(int(raw_page), MAX_PAGE)
+                if page < 1:
+                    raise ValueError
+            except ValueError:
+                problems.append(f"Page {raw_page!r} is not a page number: showing page 1.")
+                page = 1
+        per = PER_PAGE[0]
+        raw_per = _text(params, "per")
+        if raw_per is not None:
+            if raw_per in {str(n) for n in PER_PAGE}:
+                per = int(raw_per)
+            else:
+                problems.append(f"{raw_per!r} deals a page is not offered: pick {', '.join(map(str, PER_PAGE))}.")
         return cls(owner=_text(params, "owner"), team=_text(params, "team"), stage=stage, min_amount=min_amount,
                    show=show, sort=sort, order=order, page=page, per=per, problems=tuple(problems))
 

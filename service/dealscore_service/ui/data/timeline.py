@@ -15,7 +15,7 @@ from dealscore_service.store import ScoreStore, StoredScore
 from dealscore_service.trend import trend_of
 from dealscore_service.ui.charts import HistoryPoint
 from dealscore_service.ui.data.query import stage_order
-from dealscore_service.ui.format import money
+from dealscore_service.ui.format import money, pct
 from dealscore_service.ui.icons import type_label
 
 HISTORY_LIMIT = 200
@@ -79,10 +79,9 @@ class DealView:
     #: events older than the last :data:`RECENT_DAYS` days, left out until "show all"
     events_hidden: int = 0
     recent_days: int = RECENT_DAYS
-
-
-def _pct(p: float) -> str:
-    return f"{100 * p:.0f}%"
+    #: a closed deal's recorded outcome ("won" / "lost") and close time, from its stored state
+    outcome: str | None = None
+    closed_at: datetime | None = None
 
 
 def timeline(scores: list[StoredScore]) -> list[TimelineEvent]:
@@ -101,7 +100,7 @@ def timeline(scores: list[StoredScore]) -> list[TimelineEvent]:
         events: list[TimelineEvent] = []
         if prev is None:
             events.append(TimelineEvent(
-                s.as_of, "scored", f"First scored: {_pct(s.p_win)} (grade {s.grade})",
+                s.as_of, "scored", f"First scored: {pct(s.p_win)} (grade {s.grade})",
                 f"CRM stage {s.declared_stage or 'unknown'}; evidence points to {s.inferred_stage}"))
         else:
             if s.declared_stage != prev.declared_stage:
@@ -115,7 +114,7 @@ def timeline(scores: list[StoredScore]) -> list[TimelineEvent]:
             if abs(change) >= MOVE_POINTS:
                 events.append(TimelineEvent(
                     s.as_of, "up" if change > 0 else "down",
-                    f"Win probability {'rose' if change > 0 else 'fell'} from {_pct(prev.p_win)} to {_pct(s.p_win)}",
+                    f"Win probability {'rose' if change > 0 else 'fell'} from {pct(prev.p_win)} to {pct(s.p_win)}",
                     f"{'+' if change > 0 else '−'}{abs(change):.0f} pts, grade {prev.grade} → {s.grade}"))
         for code, title in warnings.items():
             if code not in prev_warnings:
@@ -262,11 +261,12 @@ def build_deal(store: ScoreStore, principal: Principal, deal_id: str, taxonomy: 
         return None
     last = scores[-1]
     latest = last.score_result()
-    # the same inputs the list ranks with, so both pages show the same value at risk
-    var = value_at_risk(latest.amount, latest.p_win, latest.stage_typical_p_win)
+    # the same inputs the list ranks with, so both pages show the same value at risk; a closed deal has
+    # nothing left at risk (its outcome is known, and the page shows that instead)
+    var = value_at_risk(latest.amount, latest.p_win, latest.stage_typical_p_win) if state.is_open else 0.0
     trend, change = trend_of(scores)
     history = [
-        HistoryPoint(s.as_of, s.p_win, f"{s.as_of:%d %b %Y}: {_pct(s.p_win)} (grade {s.grade}), "
+        HistoryPoint(s.as_of, s.p_win, f"{s.as_of:%d %b %Y}: {pct(s.p_win)} (grade {s.grade}), "
                                        f"CRM stage {s.declared_stage or 'unknown'}, evidence {s.inferred_stage}")
         for s in scores
     ]
@@ -294,7 +294,8 @@ def build_deal(store: ScoreStore, principal: Principal, deal_id: str, taxonomy: 
         older = len(events) - len(recent) + hidden
         events = recent
     return DealView(
-        deal_id=deal_id, latest=latest, stored=last, is_open=state.is_open, value_at_risk=var, trend=trend,
+        deal_id=deal_id, latest=latest, stored=last, is_open=state.is_open, outcome=state.outcome,
+        closed_at=state.closed_at, value_at_risk=var, trend=trend,
         trend_change=change, history=history, scores=scores, events=events, reasons_scale=scale,
         stage_rows=stage_rows, touchpoints_kept=kept, touchpoints_hidden=hidden, stage_changes_kept=stages_kept,
         touch_summary=touch_summary(last), all_touchpoints=all_touchpoints, events_hidden=older,
