@@ -10,6 +10,7 @@ import pytest
 
 from dealscore.scoring.at_risk import (
     at_risk,
+    kept_by_filter,
     risk_factors,
     risk_levels,
     value_at_risk,
@@ -86,3 +87,16 @@ def test_one_deal_and_a_block_compute_value_at_risk_by_the_same_rule() -> None:
            for a, q, t in zip(amount, p, typical, strict=True)]
     np.testing.assert_allclose(block, one)
     assert (block <= np.nan_to_num(amount)).all()
+
+
+def test_the_owner_and_team_filter_is_one_rule_for_the_list_and_its_callers() -> None:
+    results = [_result("a", 0.1, 0.5, 1.0, owner="o1", team="east"), _result("b", 0.1, 0.5, 1.0, owner="o2",
+                                                                            team="east"),
+               _result("c", 0.1, 0.5, 1.0, owner="o1", team="west")]
+    assert [r.deal_id for r in kept_by_filter(results)] == ["a", "b", "c"]
+    assert [r.deal_id for r in kept_by_filter(results, owner="o1")] == ["a", "c"]
+    assert [r.deal_id for r in kept_by_filter(results, owner="o1", team="west")] == ["c"]
+    assert kept_by_filter(results, team="north") == []
+    for owner, team in ((None, None), ("o1", None), (None, "east"), ("o2", "west")):
+        listed = {r.deal_id for r in at_risk(results, owner=owner, team=team)}
+        assert listed == {r.deal_id for r in kept_by_filter(results, owner, team)}

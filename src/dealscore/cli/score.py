@@ -22,6 +22,7 @@ from dealscore.cli.times import as_of_time
 from dealscore.data.history import refuse_after_cut
 from dealscore.errors import DataValidationError, DealscoreError, ModelNotReadyError
 from dealscore.models.data_fit import data_mismatch
+from dealscore.scoring.at_risk import kept_by_filter
 from dealscore.scoring.result import ScoreResult
 
 ModelOpt = Annotated[
@@ -297,14 +298,9 @@ def _why_empty(scorer: Any, history: Any, as_of: pd.Timestamp | None, owner: str
     if not open_deals:
         return f"no open deals at {when}: nothing to rank"
     who = " and ".join(w for w in (f"owner {owner!r}" if owner else "", f"team {team!r}" if team else "") if w)
-    if who and not at_risk_candidates(open_deals, owner, team):
+    if who and not kept_by_filter(open_deals, owner, team):
         return f"no open deals match {who} at {when} ({len(open_deals):,} open deals in all)"
     return "no open deal" + (f" of {who}" if who else "") + " scores below its stage's usual win rate"
-
-
-def at_risk_candidates(results: list[ScoreResult], owner: str | None, team: str | None) -> list[ScoreResult]:
-    """The open deals the ``--owner``/``--team`` filter keeps (as :func:`dealscore.scoring.at_risk` filters)."""
-    return [r for r in results if (owner is None or r.owner_id == owner) and (team is None or r.team == team)]
 
 
 @app.command("at-risk")

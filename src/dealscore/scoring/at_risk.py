@@ -88,6 +88,13 @@ def risk_levels(n: int) -> list[str]:
     return ["high" if k < n_high else "medium" if k < n_medium else "low" for k in range(n)]
 
 
+def kept_by_filter(results: Iterable[ScoreResult], owner: str | None = None, team: str | None = None,
+                   ) -> list[ScoreResult]:
+    """The results an owner and team filter keeps (``None``: no filter on it): the at-risk list's rule, which the
+    CLI also reads to tell "nothing matches" from "nothing at risk"."""
+    return [r for r in results if (owner is None or r.owner_id == owner) and (team is None or r.team == team)]
+
+
 def at_risk(
     results: Iterable[ScoreResult],
     *,
@@ -104,11 +111,7 @@ def at_risk(
     ``previous_p_win``) filled in; levels are relative to this list (before ``top``).
     """
     ranked: list[tuple[bool, float, ScoreResult, float]] = []
-    for r in results:
-        if owner is not None and r.owner_id != owner:
-            continue
-        if team is not None and r.team != team:
-            continue
+    for r in kept_by_filter(results, owner, team):
         prev = previous.get(r.deal_id, r.previous_p_win) if previous is not None else r.previous_p_win
         gap, boost = risk_factors(r.p_win, _nan(r.stage_typical_p_win),
                                   warning_weight(w.severity for w in r.warnings), prev)
