@@ -18,7 +18,7 @@ from dealscore.data.history import (
     refuse_after_cut,
     write_history,
 )
-from dealscore.errors import ConfigError, DataValidationError
+from dealscore.errors import DataValidationError
 
 
 def frames() -> dict[str, pd.DataFrame]:
@@ -384,7 +384,8 @@ def test_a_placeholder_date_in_seconds_is_refused_before_it_can_overflow() -> No
 def test_a_time_after_the_data_cut_is_refused_naming_the_cut() -> None:
     h = from_frames(frames(), cut_at="2024-06-01")
     refuse_after_cut(h, pd.Timestamp("2024-06-01"), "score", fix="omit --as-of")
-    with pytest.raises(ConfigError, match="cannot score as of 2024-06-02 00:00: the history's data cut is "
+    with pytest.raises(DataValidationError, match="cannot score as of 2024-06-02 00:00: the history's data cut is "
                        "2024-06-01 00:00") as info:
         refuse_after_cut(h, pd.Timestamp("2024-06-02"), "score", fix="omit --as-of")
-    assert "Fix: omit --as-of" in str(info.value) or info.value.detail["fix"] == "omit --as-of"
+    assert info.value.fix == "omit --as-of" and "Fix: omit --as-of" in str(info.value)
+    assert info.value.http_status == 422  # a request the history cannot answer, not a broken configuration

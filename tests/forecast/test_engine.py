@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
-from dealscore.errors import ConfigError, ModelNotReadyError
+from dealscore.errors import DataValidationError, ModelNotReadyError
 from dealscore.forecast.calibration import OpenDealCalibration, fit_open_calibration
 from dealscore.forecast.close_time import pmf_bytes
 from dealscore.forecast.creation import PipelineCreationModel
@@ -88,7 +88,7 @@ def test_a_forecast_after_the_data_cut_is_refused(trained: Trained, tmp_path) ->
     """Deals won or created after the cut are not in the export: a later forecast would miss them silently."""
     cut = pd.Timestamp(trained.history.data_cut)
     later = cut + pd.Timedelta(days=46)
-    with pytest.raises(ConfigError, match="data cut") as err:
+    with pytest.raises(DataValidationError, match="data cut") as err:
         forecast_history(trained.history, trained.bundle, later, n_sims=50)
     assert "--as-of" in err.value.detail["fix"]
     assert forecast_history(trained.history, trained.bundle, cut, n_sims=50).as_of == cut  # the cut itself is fine
@@ -96,7 +96,8 @@ def test_a_forecast_after_the_data_cut_is_refused(trained: Trained, tmp_path) ->
     res = CliRunner().invoke(app, ["forecast", str(trained.folder), "--model", str(trained.bundle_dir), "--as-of",
                                    f"{later:%Y-%m-%d}", "--sims", "100", "--out", str(out)])
     # a product error (the console entry point prints it and exits 2), and nothing written
-    assert isinstance(res.exception, ConfigError) and "data cut" in str(res.exception) and not out.exists()
+    assert isinstance(res.exception, DataValidationError) and "data cut" in str(res.exception)
+    assert not out.exists()
 
 
 def test_stored_columns_in_compact_form_are_the_same_pipeline_as_the_results(trained: Trained) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from dealscore.data.schema import TABLES
-from dealscore.errors import ConfigError
+from dealscore.errors import DataValidationError
 
 
 @dataclass(frozen=True)
@@ -128,11 +128,12 @@ def refuse_after_cut(history: DealHistory, as_of: pd.Timestamp, doing: str, fix:
     What closed, was won or was created after the export was taken is not in it: as
     of a later time every deal open at the cut would look open and silent ever
     since, and new pipeline would be missing. One rule for every command and the
-    forecast, so they accept and refuse the same times.
+    forecast, so they accept and refuse the same times. A request the history cannot
+    answer, not a broken configuration: a 4xx for any caller that maps errors to HTTP.
     """
     cut = history.data_cut
     if pd.Timestamp(as_of) > cut:
-        raise ConfigError(
+        raise DataValidationError(
             f"cannot {doing} as of {pd.Timestamp(as_of):%Y-%m-%d %H:%M}: the history's data cut is "
             f"{cut:%Y-%m-%d %H:%M}, and what closed or was created after it is not in the export",
             fix=fix,
