@@ -503,8 +503,8 @@ def _champion_version(client: MlflowClient, name: str) -> Any:
     except MlflowException as exc:
         if exc.error_code in _ABSENT:
             raise NoChampionError(
-                f"model {name!r} has no champion version in {tracking_uri()}; train one with `dealscore train` "
-                "or promote one with `dealscore promote VERSION`") from exc
+                f"model {name!r} has no champion version in {tracking_uri()}",
+                fix="train one with `dealscore train`, or promote one with `dealscore promote VERSION`") from exc
         raise
 
 

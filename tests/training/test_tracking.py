@@ -70,16 +70,22 @@ def test_two_registries_from_one_working_directory_never_share_a_local_copy(
         tracking.champion()
 
 
-def test_a_version_recreated_under_the_same_number_is_not_served_from_the_copy(
-    trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _own_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, mlflow.MlflowClient]:
+    """A registry of the test's own, used from its own working directory: its URI and a client of it."""
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri, mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_a_version_recreated_under_the_same_number_is_not_served_from_the_copy(
+    trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _uri, client = _own_registry(tmp_path, monkeypatch)
     _train_into(trained, "old")
     assert tracking.champion().bundle.history_stats["registry"] == "old"
     # the registered model is deleted and trained again: its new version 1 is another model (another run)
-    mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).delete_registered_model(tracking.DEFAULT_NAME)
+    client.delete_registered_model(tracking.DEFAULT_NAME)
     _train_into(trained, "new")
     assert tracking.get_champion_version() == "1"
     assert tracking.champion().bundle.history_stats["registry"] == "new"
@@ -89,15 +95,13 @@ def test_a_champion_withdrawn_in_the_registry_is_not_served_from_the_copy(
     trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The registry answering "no champion" is an answer, not an outage the local copy stands in for."""
-    monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    uri, client = _own_registry(tmp_path, monkeypatch)
     _train_into(trained, "withdrawn")
     assert tracking.champion().source == "registry"  # its local copy is kept
-    mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).delete_registered_model_alias(
-        tracking.DEFAULT_NAME, "champion")
-    with pytest.raises(NoChampionError, match="no champion version"):
+    client.delete_registered_model_alias(tracking.DEFAULT_NAME, "champion")
+    with pytest.raises(NoChampionError, match="no champion version") as info:
         tracking.champion()
+    assert "dealscore promote" in info.value.detail["fix"]
     with registry_down(uri):  # while the registry cannot answer, the copy still serves
         assert tracking.champion().source == "local_copy"
 

@@ -487,15 +487,18 @@ class Scorer:
         not tell apart) have the same effect: only the first by expected change (then playbook order)
         is kept.
         """
+        if not pairs:
+            return [[] for _ in range(len(p))]
         b = {c: before.num(c) for c in CHANGE_FEATURES}
         a_ = {c: after.num(c) for c in CHANGE_FEATURES}
         rows_, js_ = (np.array([x[k] for x in pairs], dtype=np.int64) for k in (0, 2))
         # the win probability if the customer responds, per pair
         won: tuple[np.ndarray, np.ndarray] | None = None  # per pair: the state values now and after, when used
-        if p_after is not None or not len(pairs):
-            # a bundle without state values: the what-if's re-score
-            p_responds = np.asarray(p_after if p_after is not None else np.empty(0))[js_]
-        elif self._values is not None and stages[1] is not None:
+        if p_after is not None:  # a bundle without state values: the what-if's re-score
+            p_responds = np.asarray(p_after)[js_]
+        else:
+            # the scorer re-scores the what-ifs unless state values price them, and then gives the stages after
+            assert self._values is not None and stages[1] is not None
             # the odds of the state the response moves the deal to over the state it is in now
             # the response moves the real stage and the episode; silence and chase stay as they were: they tell
             # how this customer has behaved so far, which one answer does not undo (docs/scoring.md)
@@ -506,8 +509,6 @@ class Scorer:
             v_after = self._values.value(stages[1][js_], replied, silence, chase)
             p_responds = self._values.moved(p[rows_], v_now, v_after)
             won = (v_now, v_after)
-        else:
-            raise ValueError("what-ifs priced by state values need the real stage after each response")
         engaged = {"decision_maker": b["decision_maker_engaged"], "champion": b["champion_engaged"]}
         d_f = UNANSWERED_CHANGE
         by_row: dict[int, list[tuple[float, int, Action, int, Any]]] = {}
