@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
+from dealscore.data.history import META_FILE, write_history
+from dealscore.errors import DataValidationError
 from dealscore.scale.layout import open_partitioned, read_result
 
 runner = CliRunner()
@@ -50,6 +54,33 @@ def test_features_and_score_commands_run_on_a_scheduler(partitioned: Any, cluste
                               str(tmp_path / "model"), "--scheduler", address])
     assert res.exit_code == 0, res.output
     assert len(read_result(str(tmp_path / "s"))) == partitioned.report.open_deals
+
+
+@pytest.mark.parametrize("cut_from", ["history.yaml", "the partitions"])
+def test_score_on_a_scheduler_refuses_a_time_after_the_data_cut_like_one_machine(
+        partitioned: Any, cluster_client: Any, small_bundle: Any, tmp_path: Path, cut_from: str) -> None:
+    """One minute past the cut: the cluster's cut must be the whole history's, known before any partition is
+    scored, whether ``history.yaml`` states it or the latest time of all partitions gives it."""
+    root, whole = partitioned.root, partitioned.whole
+    if cut_from == "the partitions":  # the same rows without a stated cut, on both paths
+        root = Path(shutil.copytree(partitioned.root, tmp_path / "crm"))
+        (root / META_FILE).unlink()
+        whole = whole.replace(cut_at=None)
+    plain = write_history(whole, tmp_path / "plain")
+    after = f"{whole.data_cut + pd.Timedelta(minutes=1):%Y-%m-%dT%H:%M}"
+    small_bundle.save(tmp_path / "model")
+
+    def refusal(folder: Path, out: Path, *args: str) -> DataValidationError:
+        res = runner.invoke(app, ["score", str(folder), "--out", str(out), "--model", str(tmp_path / "model"),
+                                  "--as-of", after, *args])
+        assert isinstance(res.exception, DataValidationError), res.output + repr(res.exception)
+        return res.exception
+
+    one_machine = refusal(plain, tmp_path / "s.csv")
+    cluster = refusal(root, tmp_path / "s", "--scheduler", cluster_client.scheduler.address)
+    assert (cluster.message, cluster.fix) == (one_machine.message, one_machine.fix)
+    assert f"cannot score as of {after.replace('T', ' ')}" in cluster.message
+    assert not (tmp_path / "s").exists()  # no partition was scored
 
 
 def test_a_plain_folder_is_refused_with_the_fix(cluster_client: Any, tmp_path: Path) -> None:

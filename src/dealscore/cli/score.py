@@ -66,8 +66,7 @@ def _load(folder: str | Path, model: Path | None, as_of: str | None) -> tuple[An
     bundle = load_bundle(model)
     history, _ = load_and_validate(str(folder), bundle.taxonomy)
     if t is not None:
-        refuse_after_cut(history, t, "score",
-                         fix="score as of the data cut or earlier (omit --as-of), or export the CRM again")
+        refuse_after_cut(history, t, "score")  # its fix is the one `score --scheduler` gives too
     mismatch = data_mismatch(bundle.history_stats, history)
     if mismatch is not None:  # once per command, before any table: the scores below may not fit
         err_console.print(f"[bold yellow]warning:[/] {mismatch.message}", highlight=False, soft_wrap=True)

@@ -348,8 +348,7 @@ def forecast_history(
     check_by(by)
     t = instant(history.data_cut if as_of is None else as_of)
     cut = instant(history.data_cut)
-    refuse_after_cut(history, t, "forecast",
-                     fix="forecast as of the data cut or earlier (omit --as-of), or export the CRM again")
+    refuse_after_cut(history, t, "forecast")
     past = history if t == cut else history.as_known_at(t)
     scorer = scorer or Scorer(bundle)
     blocks = list(scorer.score_blocks(past, t, explain=False, actions=False))

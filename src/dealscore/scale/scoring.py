@@ -16,12 +16,14 @@ import numpy as np
 import pandas as pd
 from distributed import Client
 
+from dealscore.data.history import refuse_after_cut
 from dealscore.features import make_snapshots
 from dealscore.scale.context import fit_context
 from dealscore.scale.features import prepare
 from dealscore.scale.layout import write_frame
 from dealscore.scale.validate import FirstPass, ValidatedHistory
 from dealscore.scoring import Scorer
+from dealscore.times import naive_utc
 
 
 def score_partition(history: ValidatedHistory, key: str, out: str, bundle: Any, context: Any,
@@ -49,11 +51,17 @@ def score_partitioned(client: Client, url: str, out: str, bundle: Any, *, as_of:
                       prepared: tuple[ValidatedHistory, FirstPass] | None = None) -> dict[str, Any]:
     """``dealscore score`` on a cluster: validate, fit the context once, score every partition into ``out``.
 
+    An ``as_of`` after the history's data cut is refused as on one machine: the
+    first pass knows the cut (``history.yaml``, else the latest time of every
+    partition), so the refusal comes before the context is fitted or a partition scored.
+
     ``prepared``: a first pass already made with the bundle's taxonomy (features and scores of one
     history in one session validate it once).
     """
     scorer = Scorer(bundle)
     history, first = prepared or prepare(client, url, bundle.taxonomy, storage_options=storage_options)
+    if as_of is not None:  # the single-machine rule on the whole history's cut, before any task scores
+        refuse_after_cut(history, naive_utc(pd.Timestamp(as_of)), "score")  # a validated history is naive UTC
     if scorer.learns_context(first.has_closed):
         context = fit_context(first.context_parts, list(bundle.spec.stages), scorer.unfitted_context())
     else:

@@ -62,6 +62,13 @@ class ValidatedHistory:
     def keys(self) -> tuple[str, ...]:
         return self.source.keys
 
+    @property
+    def data_cut(self) -> pd.Timestamp:
+        """The whole history's data cut, as :attr:`DealHistory.data_cut <dealscore.data.history.DealHistory.data_cut>`
+        names it: rules stated on a history (such as
+        :func:`~dealscore.data.history.refuse_after_cut`) then apply to the partitioned one unchanged."""
+        return self.cut_at
+
     def load(self, key: str) -> DealHistory:
         """One partition, validated, with the whole history's data cut."""
         history, _ = validate_history(self.source.read(key, cut_at=self.cut_at), self.taxonomy,

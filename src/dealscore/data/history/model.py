@@ -7,7 +7,7 @@ comparison is between like values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -122,19 +122,31 @@ def known_time(frame: pd.DataFrame, event_col: str) -> pd.Series:
     return frame[event_col]
 
 
-def refuse_after_cut(history: DealHistory, as_of: pd.Timestamp, doing: str, fix: str) -> None:
+class KnowsDataCut(Protocol):
+    """Anything that can tell a history's data cut: a :class:`DealHistory`, or the handle of a history
+    too large to hold in one place (a partitioned history validated on a cluster), whose cut comes
+    from all of its partitions without their rows ever meeting."""
+
+    @property
+    def data_cut(self) -> pd.Timestamp: ...
+
+
+def refuse_after_cut(history: KnowsDataCut, as_of: pd.Timestamp, doing: str, fix: str | None = None) -> None:
     """Refuse to work as of a time after the history's data cut (``doing``: "score", "forecast", ...).
 
     What closed, was won or was created after the export was taken is not in it: as
     of a later time every deal open at the cut would look open and silent ever
     since, and new pipeline would be missing. One rule for every command and the
-    forecast, so they accept and refuse the same times. A request the history cannot
-    answer, not a broken configuration: a 4xx for any caller that maps errors to HTTP.
+    forecast, so they accept and refuse the same times, whether the history is held
+    in memory or partitioned across a cluster (hence any ``history`` that knows its
+    cut). A request the history cannot answer, not a broken configuration: a 4xx for
+    any caller that maps errors to HTTP. ``fix`` defaults to the advice every
+    command gives, so paths that do the same work give the same fix.
     """
     cut = history.data_cut
     if pd.Timestamp(as_of) > cut:
         raise DataValidationError(
             f"cannot {doing} as of {pd.Timestamp(as_of):%Y-%m-%d %H:%M}: the history's data cut is "
             f"{cut:%Y-%m-%d %H:%M}, and what closed or was created after it is not in the export",
-            fix=fix,
+            fix=fix or f"{doing} as of the data cut or earlier (omit --as-of), or export the CRM again",
         )
