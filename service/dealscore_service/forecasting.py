@@ -7,6 +7,10 @@ model the bundle carries (the service holds no history to learn creation from).
 A team- or owner-limited key gets only its groups: its deals, and the future
 pipeline of its teams (or owners), never the company's. A key limited to owners
 forecasts by owner only (:func:`groupings`).
+
+Amounts are added as they come, whatever their currency (the data contract's amounts
+carry none; the store keeps each deal's from its payload): the answer names the
+currencies it drew from (:func:`forecast_currencies`) rather than forecast each apart.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +30,14 @@ from dealscore.times import naive_utc
 from dealscore_service.auth import Principal
 from dealscore_service.deps import Services
 from dealscore_service.errors import InvalidQueryError
-from dealscore_service.schemas import ForecastDriver, ForecastFanPoint, ForecastResponse, ForecastRow
+from dealscore_service.schemas import (
+    ForecastDriver,
+    ForecastFanPoint,
+    ForecastResponse,
+    ForecastRow,
+    mixes_currencies,
+)
+from dealscore_service.store import ListRequest, ScoreStore
 
 #: Forecasts kept per process, keyed by model version, the stored scores they read (the data cut) and the request.
 CACHE_SIZE = 32
@@ -116,8 +128,21 @@ def cache_key(model_version: str, fingerprint: tuple[int, ...], **request: Any) 
     return h.hexdigest()
 
 
-def forecast_response(fc: Forecast, model_version: str) -> ForecastResponse:
-    """The API's JSON form of a forecast."""
+def forecast_currencies(store: ScoreStore, principal: Principal) -> list[str | None]:
+    """The currencies of the open deals the forecast draws from (those the key sees), largest pipeline first.
+
+    The same deals as :meth:`ScoreStore.forecast_inputs`: read from the at-risk list's
+    unfiltered totals per currency, which the store keeps per revision of the deals, so
+    no second pass over them (and at most ``list_totals_max_age_seconds`` old, like those totals).
+    """
+    return [t.currency for t in store.list_page(ListRequest(limit=0), principal).by_currency]
+
+
+def forecast_response(fc: Forecast, model_version: str, currencies: Sequence[str | None] = ()) -> ForecastResponse:
+    """The API's JSON form of a forecast, with the currencies of its deals (:func:`forecast_currencies`).
+
+    Mixed currencies add a note to the answer's notes, not to ``fc``'s, which the cache shares.
+    """
     def records(frame: pd.DataFrame, leave_out: str = "") -> list[dict[str, Any]]:
         # column by column (``tolist`` gives Python numbers): ``to_dict("records")`` walked the rows in pandas,
         # a tenth of a first request's time
@@ -130,5 +155,14 @@ def forecast_response(fc: Forecast, model_version: str) -> ForecastResponse:
         rows=[ForecastRow(**r) for r in records(fc.table)],
         fan=[ForecastFanPoint(**r) for r in records(fc.fan, leave_out="end")],
         drivers=[ForecastDriver(**r) for r in records(fc.drivers)],
-        notes=list(fc.notes),
+        notes=[*fc.notes, *_currency_notes(currencies)], currencies=list(currencies),
     )
+
+
+def _currency_notes(currencies: Sequence[str | None]) -> list[str]:
+    """The sentence a reader of the notes gets when the figures add unlike money (none otherwise)."""
+    if not mixes_currencies(currencies):
+        return []
+    named = ", ".join(c or "no currency given" for c in currencies)
+    return [f"the open deals are in several currencies ({named}): every figure adds their amounts as given, "
+            "not converted"]

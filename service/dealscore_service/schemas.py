@@ -10,7 +10,7 @@ outcomes) are then checked by the library's one validation path
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
@@ -404,6 +404,8 @@ class AtRiskItem(BaseModel):
     owner_id: str | None
     team: str | None
     amount: float | None
+    currency: str | None = Field(default=None, description="ISO 4217 code of amount and value_at_risk, from the "
+                                 "scoring payload; null when it gave none (amounts are never converted)")
     p_win: float
     grade: str
     declared_stage: str | None
@@ -430,16 +432,52 @@ class AtRiskItem(BaseModel):
         return percent_text(self.p_win)
 
 
+def mixes_currencies(currencies: Sequence[str | None]) -> bool:
+    """Whether amounts of these currencies may not be added: more than one, a missing one (``None``) counting as
+    its own, since nothing says it is any of the others. The one rule behind every ``mixed_currencies`` field."""
+    return len(set(currencies)) > 1
+
+
+class CurrencyTotal(BaseModel):
+    """The at-risk list's totals over the matching deals of one currency: the figures a reader may add up."""
+
+    currency: str | None = Field(description="ISO 4217 code from the scoring payloads; null: the deals scored "
+                                 "without one (kept apart: their currency is unknown)")
+    open_deals: int = Field(description="open deals in this currency matching the filters, at risk or not")
+    pipeline_value: float = Field(description="sum of their amounts, in this currency")
+    value_at_risk: float = Field(description="sum of the value at risk of those at risk, in this currency")
+
+
+_ADDED_AS_GIVEN = ("; amounts are added as given, whatever their currency (never converted): when "
+                   "mixed_currencies is true this adds unlike money, read by_currency instead")
+
+
 class AtRiskResponse(BaseModel):
-    """``GET /v1/deals/at-risk``: one page of the ranking and totals over every matching deal."""
+    """``GET /v1/deals/at-risk``: one page of the ranking and totals over every matching deal.
+
+    Amounts carry the currency their scoring payload gave and are never converted, so the money totals are also
+    given per currency (``by_currency``); the flat totals stay for the clients that read them.
+    """
 
     items: list[AtRiskItem]
     total: int = Field(description="deals at risk matching the filters (all pages)")
     open_deals: int = Field(description="open deals matching the filters, at risk or not")
     limit: int
     offset: int
-    pipeline_value: float = Field(description="sum of the amounts of the open deals matching the filters")
-    value_at_risk: float = Field(description="sum of the value at risk of the deals at risk")
+    pipeline_value: float = Field(description="sum of the amounts of the open deals matching the filters"
+                                  + _ADDED_AS_GIVEN)
+    value_at_risk: float = Field(description="sum of the value at risk of the deals at risk" + _ADDED_AS_GIVEN)
+    by_currency: list[CurrencyTotal] = Field(
+        default_factory=list, description="pipeline_value and value_at_risk per currency over every matching "
+        "deal (all pages), largest pipeline first: one entry when the deals share a currency, none when no deal "
+        "matches")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def mixed_currencies(self) -> bool:
+        """True when the matching deals are in more than one currency (those without one count as another):
+        pipeline_value and value_at_risk then add unlike money."""
+        return mixes_currencies([t.currency for t in self.by_currency])
 
 
 class RepHabit(BaseModel):
@@ -666,3 +704,13 @@ class ForecastResponse(BaseModel):
     fan: list[ForecastFanPoint]
     drivers: list[ForecastDriver]
     notes: list[str]
+    currencies: list[str | None] = Field(
+        default_factory=list, description="currencies of the open deals the forecast draws from, largest pipeline "
+        "first (null: deals scored without one). Every figure adds amounts as given, never converted")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def mixed_currencies(self) -> bool:
+        """True when the open deals are in more than one currency (those without one count as another): the
+        figures then add unlike money, and no per-currency forecast is made."""
+        return mixes_currencies(self.currencies)

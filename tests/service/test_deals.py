@@ -73,7 +73,46 @@ def test_at_risk_with_no_scores_is_an_empty_page(make_client: Callable[..., Test
     client = make_client()
     page = client.get("/v1/deals/at-risk", headers={"X-API-Key": keys["manager"]}).json()
     assert page == {"items": [], "total": 0, "open_deals": 0, "limit": 50, "offset": 0, "pipeline_value": 0.0,
-                    "value_at_risk": 0.0}
+                    "value_at_risk": 0.0, "by_currency": [], "mixed_currencies": False}
+
+
+def test_at_risk_says_each_amounts_currency_and_totals_per_currency(
+    make_client: Callable[..., TestClient], make_result: MakeResult, keys: dict[str, str],
+) -> None:
+    """EUR and USD deals (and one scored without a currency): the flat totals add them as plain numbers, so the
+    answer says each item's currency, gives the totals per currency and says that they mix."""
+    client = make_client()
+    store = client.app.state.services.store  # type: ignore[attr-defined]
+
+    def priced(deal_id: str, currency: str | None, **kw: Any) -> ScoreToSave:
+        return ScoreToSave(make_result(deal_id, **kw).model_copy(update={"currency": currency}), f"h-{deal_id}", True)
+
+    store.add([priced("eur-risk", "EUR", amount=1000.0, p_win=0.1),  # value at risk 1000 × (0.5 − 0.1) = 400
+               priced("eur-safe", "EUR", amount=3000.0, p_win=0.6),  # above its stage's usual rate: not at risk
+               priced("usd-risk", "USD", amount=2000.0, p_win=0.2, team="west"),  # 600
+               priced("unknown", None, amount=500.0, p_win=0.3, team="west")])  # 100
+    manager = {"X-API-Key": keys["manager"]}
+    page = client.get("/v1/deals/at-risk", headers=manager).json()
+    assert {i["deal_id"]: i["currency"] for i in page["items"]} == {"eur-risk": "EUR", "usd-risk": "USD",
+                                                                    "unknown": None}
+    assert page["pipeline_value"] == pytest.approx(6500.0) and page["value_at_risk"] == pytest.approx(1100.0)
+    assert page["mixed_currencies"] is True
+    assert page["by_currency"] == [  # largest pipeline first
+        {"currency": "EUR", "open_deals": 2, "pipeline_value": pytest.approx(4000.0),
+         "value_at_risk": pytest.approx(400.0)},
+        {"currency": "USD", "open_deals": 1, "pipeline_value": pytest.approx(2000.0),
+         "value_at_risk": pytest.approx(600.0)},
+        {"currency": None, "open_deals": 1, "pipeline_value": pytest.approx(500.0),
+         "value_at_risk": pytest.approx(100.0)},
+    ]
+    # the breakdown covers the filtered deals, and one currency is not a mix
+    east = client.get("/v1/deals/at-risk", params={"team": "east"}, headers=manager).json()
+    assert east["mixed_currencies"] is False
+    assert east["by_currency"] == [{"currency": "EUR", "open_deals": 2, "pipeline_value": pytest.approx(4000.0),
+                                    "value_at_risk": pytest.approx(400.0)}]
+    # ... and only the deals the key may see
+    limited = client.get("/v1/deals/at-risk", headers={"X-API-Key": keys["east_manager"]}).json()
+    assert [t["currency"] for t in limited["by_currency"]] == ["EUR"] and limited["mixed_currencies"] is False
 
 
 @pytest.mark.parametrize(

@@ -149,6 +149,43 @@ def test_the_response_carries_the_forecasts_tables_value_for_value() -> None:
         "drivers": [ForecastDriver(**r) for r in records(fc.drivers)]}).model_dump_json()
 
 
+def test_a_mix_of_currencies_is_told_in_the_answer_not_in_the_cached_forecast() -> None:
+    """The figures add amounts as given: the answer names the currencies, says when they mix (a deal without one
+    counting as another) and adds a note, leaving the forecast the cache shares untouched."""
+    from dealscore.forecast.close_time import BUCKET_EDGES
+    from dealscore.forecast.engine import OpenPipeline, forecast_pipeline
+    from dealscore_service.forecasting import forecast_response
+
+    t = pd.Timestamp("2025-07-07")
+    pmf = np.full((2, len(BUCKET_EDGES) - 1), 1.0 / (len(BUCKET_EDGES) - 1))
+    pipe = OpenPipeline(deal_id=np.array(["a", "b"], dtype=object), team=np.array(["x", "y"], dtype=object),
+                        owner_id=np.array(["o1", "o2"], dtype=object), amount=np.array([100.0, 40.0]),
+                        p_win=np.array([0.5, 0.2]), pmf=pmf, scored_at=np.full(2, t.asm8, dtype="datetime64[ns]"))
+    fc = forecast_pipeline(pipe, t, n_sims=100, seed=1)
+    notes = list(fc.notes)
+    mixed = forecast_response(fc, "v1", ["EUR", None])
+    assert mixed.currencies == ["EUR", None] and mixed.mixed_currencies
+    assert mixed.notes[:-1] == notes and "EUR, no currency given" in mixed.notes[-1] and fc.notes == notes
+    one = forecast_response(fc, "v1", ["EUR"]).model_dump()
+    assert one["currencies"] == ["EUR"] and one["mixed_currencies"] is False and one["notes"] == notes
+
+
+@pytest.mark.slow
+def test_the_forecast_names_the_currencies_of_the_deals_it_adds(
+        scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str]) -> None:
+    """An EUR and a USD deal scored through the API: the forecast adds both amounts, and says so."""
+    crm, manager = {"X-API-Key": keys["crm"]}, {"X-API-Key": keys["manager"]}
+    for deal_id, currency in zip(trained_model.open_ids[:2], ["EUR", "usd"], strict=True):
+        r = scoring_client.post("/v1/score", json=trained_model.payload(deal_id, currency=currency), headers=crm)
+        assert r.status_code == 200, r.text[:300]
+    body = scoring_client.get("/v1/forecast", params={"sims": 200}, headers=manager).json()
+    assert sorted(body["currencies"]) == ["EUR", "USD"] and body["mixed_currencies"] is True
+    assert any("several currencies" in note for note in body["notes"])
+    listed = scoring_client.get("/v1/deals/at-risk", headers=manager).json()
+    assert sorted(t["currency"] for t in listed["by_currency"]) == ["EUR", "USD"]
+    assert all(i["currency"] in ("EUR", "USD") for i in listed["items"])
+
+
 def test_an_owner_limited_key_forecasts_by_owner_and_is_told_so_by_team(
         scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str]) -> None:
     """A key limited to owners has no team row: by=team answered 200 with a company row of 0 open deals while

@@ -26,6 +26,7 @@ from dealscore_service.payload import close_time_problems, now_utc
 from dealscore_service.schemas import (
     AtRiskItem,
     AtRiskResponse,
+    CurrencyTotal,
     DealScoresResponse,
     OutcomeRequest,
     OutcomeResponse,
@@ -45,9 +46,9 @@ def _item(listed: ListedDeal, recent: list[float]) -> AtRiskItem:
     r = listed.result
     return AtRiskItem(
         deal_id=r.deal_id, account_id=r.account_id, owner_id=r.owner_id, team=r.team, amount=r.amount,
-        p_win=r.p_win, grade=r.grade, declared_stage=r.declared_stage, inferred_stage=r.inferred_stage,
-        stage_mismatch=r.stage_mismatch, value_at_risk=r.value_at_risk, priority=r.priority,
-        risk_level=r.risk_level, previous_p_win=r.previous_p_win,
+        currency=r.currency, p_win=r.p_win, grade=r.grade, declared_stage=r.declared_stage,
+        inferred_stage=r.inferred_stage, stage_mismatch=r.stage_mismatch, value_at_risk=r.value_at_risk,
+        priority=r.priority, risk_level=r.risk_level, previous_p_win=r.previous_p_win,
         stage_typical_p_win=r.stage_typical_p_win,
         top_warning=r.warnings[0] if r.warnings else None, top_action=r.actions[0] if r.actions else None,
         as_of=listed.as_of, scored_at=listed.scored_at, model_version=r.model_version, recent_p_win=recent,
@@ -83,6 +84,11 @@ def at_risk_deals(
     its drop since the previous score. Totals cover every matching deal, not just this
     page. A key limited to owners or teams only sees theirs. Closed deals (an
     outcome recorded) are not listed. Filtered, ranked and paged by the database.
+
+    Amounts are in the currency each deal's payload gave, never converted: each item
+    says its currency, and the money totals come per currency too (``by_currency``, with
+    ``mixed_currencies`` saying when the flat totals add unlike money). Those figures are
+    the ones the store keeps with the totals, per revision of the deals: no extra scan.
     """
     if stage is not None:
         current = services.models.current
@@ -97,6 +103,7 @@ def at_risk_deals(
         items=[_item(i, recent.get(i.result.deal_id, [])) for i in page.items],
         total=page.at_risk, open_deals=page.open_deals, limit=limit, offset=offset,
         pipeline_value=page.pipeline_value, value_at_risk=page.value_at_risk,
+        by_currency=[CurrencyTotal.model_validate(t, from_attributes=True) for t in page.by_currency],
     )
 
 

@@ -7,7 +7,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 
 from dealscore_service.deps import ReadKey, ServicesDep, well_formed_query
-from dealscore_service.forecasting import DEFAULT_SIMS, compute_forecast, forecast_response, groupings
+from dealscore_service.forecasting import (
+    DEFAULT_SIMS,
+    compute_forecast,
+    forecast_currencies,
+    forecast_response,
+    groupings,
+)
 from dealscore_service.jsonbody import StrictJSONRoute
 from dealscore_service.schemas import ForecastResponse, Timestamp, error_responses
 
@@ -34,9 +40,11 @@ def get_forecast(
     when by the deal's close outlook), plus deals not created yet from the bundle's
     pipeline-creation model. A key limited to teams or owners sees only theirs; one limited
     to owners forecasts by owner, its default (``by=team`` is a 422 at ``by`` for it:
-    :func:`~dealscore_service.forecasting.groupings`).
+    :func:`~dealscore_service.forecasting.groupings`). Amounts are added as given, whatever their
+    currency: ``currencies`` and ``mixed_currencies`` say when that mixes money.
     """
     by = by or groupings(principal)[0]
     fc = compute_forecast(services, principal, period=period, by=by, as_of=as_of, sims=sims, seed=seed)
     current = services.models.current
-    return forecast_response(fc, current.version if current is not None else "none")
+    return forecast_response(fc, current.version if current is not None else "none",
+                             forecast_currencies(services.store, principal))
