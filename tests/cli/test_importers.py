@@ -71,3 +71,15 @@ def test_import_to_a_new_folder_still_works(run: Run, tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["accounts.csv", "activities.csv", "deals.csv", "history.yaml",
                                                      "stage_history.csv"]
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["history"]
+
+
+def test_a_contract_error_names_the_export_file_and_line(run: Run, tmp_path: Path) -> None:
+    """The rules run on the converted tables; the user is told the line of their own file, and nothing is written."""
+    src, mapping = export(tmp_path)
+    (src / "deals.csv").write_text(DEALS.replace("O2,A1,R1,2024-02-14", "O2,A1,R1,2024-06-14"))
+    out = tmp_path / "history"
+    code, _out, err = run("import", "csv", "--mapping", str(mapping), str(src), "--out", str(out),
+                          "--cut-at", "2024-05-01")
+    assert_clean_error(code, err, "table deals, column created_at", "after the data cut", "(ids: O2)",
+                       "in the export: deals.csv line 3")
+    assert not out.exists()

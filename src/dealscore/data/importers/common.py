@@ -4,14 +4,21 @@ An importer turns a CRM export into the contract's tables. Whatever it drops,
 fills in or renames on the way is counted in an :class:`ImportReport`, which is
 printed by the CLI and stored in the history's ``history.yaml``, so that nothing
 changes silently between the export and the history dealscore learns from.
+
+Every converted row carries where it came from (the :data:`ORIGIN_COLUMNS`, dropped
+before the tables are typed): the contract's rules run on the converted tables, and
+a row number of a converted table is nothing a user can find in their export, so
+:func:`checked_history` adds the export file and line of each row an error names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from dealscore.data.history import DealHistory, from_frames
@@ -19,6 +26,23 @@ from dealscore.data.history.load import csv_header, refuse_duplicate_columns
 from dealscore.data.validate import LoadReport, validate_history
 from dealscore.errors import DataValidationError, DealscoreError
 from dealscore.taxonomy import StageTaxonomy
+
+#: Where a converted row came from, carried beside the contract columns until the tables are typed:
+#: the export file (as the mapping names it) and the row's line there (header = line 1, as in every
+#: message about an export); for a row no export line holds, how the import made it; for a row some of
+#: whose values were taken from another line, a :class:`TakenFrom`. An unpivoted source frame carries
+#: ``LINE`` too (its index no longer says the line).
+SOURCE, LINE, NOTE, TAKEN = "__source__", "__line__", "__note__", "__taken__"
+ORIGIN_COLUMNS = (SOURCE, LINE, NOTE, TAKEN)
+
+
+class TakenFrom(NamedTuple):
+    """Contract columns of a converted row whose values come from another export line (a deal's close
+    from its closing stage-history row): a problem in one of them may lie in that line."""
+
+    columns: tuple[str, ...]
+    file: str
+    line: int
 
 
 @dataclass
@@ -105,27 +129,155 @@ def read_source_csv(
     return frame
 
 
-def raise_problems(problems: list[DealscoreError], where: str) -> None:
-    """Raise every problem at once: one alone as it is, several as one error that lists them all.
+def combined(problems: Sequence[DealscoreError], where: str) -> DealscoreError:
+    """One problem as it is, several as one error that lists them all (with the first one's fields).
 
     A user fixing an export wants the whole list in one run, not one round trip per mistake.
     """
-    if not problems:
-        return
     if len(problems) == 1:
-        raise problems[0]
+        return problems[0]
     first = problems[0]
     text = f"{len(problems)} problems in {where}:\n" + "\n".join(f"  - {p}" for p in problems)
-    raise DataValidationError(text, table=getattr(first, "table", None), column=getattr(first, "column", None),
-                              ids=getattr(first, "ids", ()), problems=problems)
+    return DataValidationError(text, table=getattr(first, "table", None), column=getattr(first, "column", None),
+                               ids=getattr(first, "ids", ()), rows=getattr(first, "rows", ()), problems=problems)
+
+
+def raise_problems(problems: list[DealscoreError], where: str) -> None:
+    """Raise every problem at once (:func:`combined`); nothing when there is none."""
+    if problems:
+        raise combined(problems, where)
+
+
+def file_lines(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's line in the export file it was read from by :func:`read_source_csv` (header = line 1).
+
+    That reader numbers the rows from 0 in file order and filtering keeps the numbers,
+    so a row's line is its index + 2; a frame whose rows are no longer the file's
+    (unpivoted) carries the lines in :data:`LINE`.
+    """
+    if LINE in frame:
+        return frame[LINE].to_numpy(dtype="int64")
+    return frame.index.to_numpy(dtype="int64") + 2
+
+
+def from_file(out: pd.DataFrame, file: str, lines: np.ndarray) -> pd.DataFrame:
+    """``out`` (converted row by row from ``file``) with each row's origin: that file and ``lines``."""
+    return out.assign(**{SOURCE: file, LINE: lines, NOTE: None, TAKEN: None})
+
+
+def added_by_import(rows: pd.DataFrame, notes: Sequence[str]) -> pd.DataFrame:
+    """Rows the import made (no export line holds them), each saying why (:func:`added_note`)."""
+    return rows.assign(**{NOTE: list(notes)})
+
+
+def added_note(purpose: str = "", where: str = "") -> str:
+    """How a row the import made is named in a message: what it was made for, and the lines that asked for it."""
+    return "no line: the import added this row" + (f" for {purpose}" if purpose else "") + (
+        f" ({where})" if where else "")
+
+
+def describe_lines(file: str, lines: Iterable[int]) -> str:
+    """``deals.csv line 4``, ``deals.csv lines 3, 5`` or ``deals.csv lines 3, 5, 8, 9, 12 and 40 more``.
+
+    A line given twice (two rows unpivoted from it) is named once.
+    """
+    distinct = list(dict.fromkeys(int(n) for n in lines))
+    shown = ", ".join(str(n) for n in distinct[:5])
+    more = f" and {len(distinct) - 5:,} more" if len(distinct) > 5 else ""
+    return f"{file} line{'s' if len(distinct) > 1 else ''} {shown}{more}"
+
+
+def describe_rows(tagged: pd.DataFrame) -> str:
+    """Where the rows of a frame carrying its origin are in the export: their lines, file by file."""
+    rows = tagged[tagged[SOURCE].notna()]
+    return "; ".join(describe_lines(str(file), lines)
+                     for file, lines in rows.groupby(SOURCE, sort=False)[LINE].agg(list).items())
+
+
+def lines_by_value(tagged: pd.DataFrame, column: str, values: Collection[Any]) -> dict[Any, str]:
+    """For each of ``values``, where the rows of ``tagged`` holding it in ``column`` are in the export.
+
+    One grouping for all values: an import may add thousands of rows, each naming its lines.
+    """
+    hit = tagged.loc[tagged[column].isin(list(values)) & tagged[SOURCE].notna(), [column, SOURCE, LINE]]
+    out: dict[Any, list[str]] = {}
+    for (value, file), lines in hit.groupby([column, SOURCE], sort=False)[LINE].agg(list).items():
+        out.setdefault(value, []).append(describe_lines(str(file), lines))
+    return {value: "; ".join(files) for value, files in out.items()}
+
+
+def _where(origin: pd.DataFrame, rows: Sequence[int], column: str | None) -> str:
+    """Where converted rows (positions in their table) are in the export, for a problem in ``column``.
+
+    A made row says how it was made; a row whose ``column`` was taken from another line names that one too.
+    """
+    plain: list[int] = []
+    said: list[str] = []
+    for r in (r for r in rows if 0 <= r < len(origin)):
+        file, note, taken = origin[SOURCE].iat[r], origin[NOTE].iat[r], origin[TAKEN].iat[r]
+        if pd.isna(file):
+            said.append(added_note() if pd.isna(note) else str(note))
+        elif isinstance(taken, TakenFrom) and column in taken.columns:
+            said.append(f"{describe_lines(str(file), [int(origin[LINE].iat[r])])} "
+                        f"({column} from {describe_lines(taken.file, [taken.line])})")
+        else:
+            plain.append(r)
+    if plain:
+        said.insert(0, describe_rows(origin.iloc[plain]))
+    return "; ".join(dict.fromkeys(said))
+
+
+def in_export_terms(exc: DealscoreError, origins: Mapping[str, pd.DataFrame]) -> DealscoreError:
+    """``exc`` about converted tables, also naming the export lines of the rows it names.
+
+    The rows come from the error's ``rows`` field (positions in the converted table),
+    never from its text. Every field is kept: ``rows`` still counts converted rows,
+    as for any caller mapping the error back onto the tables it validated.
+    """
+    if not isinstance(exc, DataValidationError):
+        return exc
+    if exc.problems:
+        return combined([in_export_terms(p, origins) for p in exc.problems], "the export")
+    origin = origins.get(exc.table or "")
+    where = "" if origin is None else _where(origin, exc.rows, exc.column)
+    if not where:
+        return exc
+    located = DataValidationError(f"{exc.summary}; in the export: {where}", table=exc.table, column=exc.column,
+                                  rows=exc.rows, fix=exc.fix)
+    located.ids = exc.ids  # already in the summary: not appended twice
+    located.detail["ids"] = exc.ids
+    return located
+
+
+def checked_history(
+    frames: Mapping[str, pd.DataFrame], *, cut_at: pd.Timestamp | None, taxonomy: StageTaxonomy | None = None,
+    meta: dict[str, Any] | None = None,
+) -> tuple[DealHistory, LoadReport]:
+    """Type and validate converted tables; an error names the export lines of the rows it is about.
+
+    The origin columns are dropped first: they are the importer's, not the contract's.
+    """
+    origins: dict[str, pd.DataFrame] = {}
+    plain: dict[str, pd.DataFrame] = {}
+    for name, frame in frames.items():
+        if SOURCE in frame:
+            origins[name] = frame.reindex(columns=list(ORIGIN_COLUMNS)).reset_index(drop=True)
+        plain[name] = frame.drop(columns=[c for c in ORIGIN_COLUMNS if c in frame])
+    try:
+        history = from_frames(plain, cut_at=cut_at, meta=meta)
+        _, load_report = validate_history(history, taxonomy)
+    except DataValidationError as exc:
+        raise in_export_terms(exc, origins) from exc
+    return history, load_report
 
 
 def source_ids(frame: pd.DataFrame, mask: pd.Series, id_column: str | None) -> list[str]:
     """Up to five distinct ids of offending source rows: the id column's value, else the file line."""
     out: list[str] = []
-    for i in frame.index[mask.to_numpy()][:500]:
-        value = frame.at[i, id_column] if id_column and id_column in frame else None
-        label = f"line {int(i) + 2}" if value is None or pd.isna(value) else str(value)
+    lines = file_lines(frame)
+    for r in np.flatnonzero(mask.to_numpy())[:500]:
+        value = frame[id_column].iat[r] if id_column and id_column in frame else None
+        label = f"line {lines[r]}" if value is None or pd.isna(value) else str(value)
         if label not in out:
             out.append(label)
         if len(out) == 5:
@@ -144,6 +296,5 @@ def finish(
     """
     all_meta = dict(meta or {})
     all_meta["import"] = report.to_dict()
-    history = from_frames(frames, cut_at=cut_at, meta=all_meta)
-    _, load_report = validate_history(history, taxonomy)
+    history, load_report = checked_history(frames, cut_at=cut_at, taxonomy=taxonomy, meta=all_meta)
     return ImportResult(history=history, report=report, load_report=load_report)

@@ -26,8 +26,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dealscore.data.history import from_frames, parse_cut_at
-from dealscore.data.importers.common import ImportReport, ImportResult, finish, raise_problems, read_source_csv
+from dealscore.data.history import parse_cut_at
+from dealscore.data.importers.common import (
+    LINE,
+    SOURCE,
+    TAKEN,
+    ImportReport,
+    ImportResult,
+    TakenFrom,
+    added_by_import,
+    added_note,
+    checked_history,
+    file_lines,
+    finish,
+    from_file,
+    lines_by_value,
+    raise_problems,
+    read_source_csv,
+)
 from dealscore.data.importers.mapping import (
     SHIPPED_MAPPINGS,
     ColumnSpec,
@@ -39,7 +55,6 @@ from dealscore.data.importers.mapping import (
     suggest,
 )
 from dealscore.data.schema import DIRECTIONS, OUTCOMES, TABLES
-from dealscore.data.validate import validate_history
 from dealscore.errors import DataValidationError, DealscoreError
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore.times import naive_utc
@@ -49,10 +64,6 @@ _ZONE_SUFFIX = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2}
 _ENUMERATED = {("stage_history", "stage"), ("stage_truth", "stage"), ("activities", "type"),
                ("activities", "direction"), ("activities", "contact_role"), ("deals", "outcome")}
 _UNMAPPED = object()
-#: the source file's line of an unpivoted row (its index no longer is)
-_LINE = "__line__"
-
-
 
 
 @dataclass
@@ -84,14 +95,14 @@ def _ids(frame: pd.DataFrame, mask: pd.Series, spec: SourceSpec) -> list[str]:
     id_col = spec.columns[id_target].column if id_target in spec.columns else None
     deal_col = spec.columns["deal_id"].column if "deal_id" in spec.columns else None
     out: list[str] = []
-    for i in frame.index[mask.to_numpy()][:500]:
-        line = int(frame.at[i, _LINE]) if _LINE in frame else int(i) + 2
-        if id_col and id_col in frame and not pd.isna(frame.at[i, id_col]):
-            label = str(frame.at[i, id_col])
-        elif deal_col and deal_col in frame and not pd.isna(frame.at[i, deal_col]):
-            label = f"line {line} (deal {frame.at[i, deal_col]})"
+    lines = file_lines(frame)
+    for r in np.flatnonzero(mask.to_numpy())[:500]:
+        if id_col and id_col in frame and not pd.isna(frame[id_col].iat[r]):
+            label = str(frame[id_col].iat[r])
+        elif deal_col and deal_col in frame and not pd.isna(frame[deal_col].iat[r]):
+            label = f"line {lines[r]} (deal {frame[deal_col].iat[r]})"
         else:
-            label = f"line {line}"
+            label = f"line {lines[r]}"
         if label not in out:
             out.append(label)
         if len(out) == 5:
@@ -101,8 +112,7 @@ def _ids(frame: pd.DataFrame, mask: pd.Series, spec: SourceSpec) -> list[str]:
 
 def _lines(frame: pd.DataFrame, mask: pd.Series) -> list[int]:
     """The export-file lines (header = line 1) of up to five offending rows."""
-    rows = frame.index[mask.reindex(frame.index, fill_value=False).to_numpy()][:5]
-    return [int(frame.at[i, _LINE]) if _LINE in frame else int(i) + 2 for i in rows]
+    return [int(n) for n in file_lines(frame)[mask.reindex(frame.index, fill_value=False).to_numpy()][:5]]
 
 
 def _check_columns(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: str) -> bool:
@@ -125,7 +135,7 @@ def _check_columns(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: 
 def _unpivot(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: str) -> pd.DataFrame:
     """Wide columns → rows (see :class:`Unpivot`); empty cells make no row and are counted.
 
-    Each row remembers its source line (column ``_LINE``), so a message still names the export's line.
+    Each row remembers its source line (column ``LINE``), so a message still names the export's line.
     """
     u = spec.unpivot
     assert u is not None
@@ -138,7 +148,7 @@ def _unpivot(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: str) -
             fix="correct the pattern (a regular expression matched against whole headers)",
         ))
         return frame.iloc[:0].assign(**{u.name: None, u.value: None})
-    wide = frame.assign(**{_LINE: frame.index.to_numpy() + 2})
+    wide = frame.assign(**{LINE: file_lines(frame)})
     keep = [c for c in wide.columns if c not in matched]
     long = wide.melt(id_vars=keep, value_vars=list(matched), var_name=u.name, value_name=u.value,
                      ignore_index=False)
@@ -379,7 +389,8 @@ def _numbers(ctx: _Context, s: pd.Series) -> pd.Series:
 
 @dataclass
 class _Part:
-    """One converted export file: its contract columns, its mapping and the source rows (for ids)."""
+    """One converted export file: its contract columns (and each row's origin), its mapping and the source rows
+    (for ids)."""
 
     frame: pd.DataFrame
     spec: SourceSpec
@@ -502,7 +513,7 @@ def _convert_source(ctx: _Context, spec: SourceSpec, index: int) -> _Part | None
         ctx.report.drop(f"{spec.file}: rows repeating a {spec.table}.{id_col} (distinct: the first row is kept)",
                         int(repeated.sum()))
         out, frame = out[~repeated], frame[~repeated]
-    return _Part(frame=out, spec=spec, source=frame)
+    return _Part(frame=from_file(out, spec.file, file_lines(frame)), spec=spec, source=frame)
 
 
 def _closed_vocabulary(ctx: _Context, table: str, target: str) -> dict[str, str | None]:
@@ -561,25 +572,48 @@ def _close_from_stage_history(
     closing = sh["stage"].isin(OUTCOMES)
     ctx.report.drop("stage_history: rows that close the deal (won/lost), used as the deal's outcome instead",
                     int(closing.sum()))
-    if enabled and closing.any():
-        ordered = sh.sort_values(["deal_id", "changed_at"], kind="stable")
-        last = ordered.groupby("deal_id", sort=False).tail(1)
-        last = last[last["stage"].isin(OUTCOMES)].set_index("deal_id")
-        row_outcome = deals["deal_id"].map(last["stage"])
-        row_time = deals["deal_id"].map(last["changed_at"])
-        if "outcome" not in deals:
-            deals["outcome"] = None
-        if "closed_at" not in deals:
-            deals["closed_at"] = pd.Series(pd.NaT, index=deals.index, dtype="datetime64[ns]")
-        fill_outcome = deals["outcome"].isna() & row_outcome.notna() & (not outcome_mapped)
-        ctx.report.fill("deals.outcome: empty, taken from the deal's closing stage-history row",
-                        int(fill_outcome.sum()))
-        deals.loc[fill_outcome, "outcome"] = row_outcome[fill_outcome]
-        use_time = row_time.notna() & (deals["outcome"] == row_outcome)
-        ctx.report.fill("deals.closed_at: the time of the deal's closing stage-history row",
-                        int(use_time.sum()))
-        deals.loc[use_time, "closed_at"] = row_time[use_time]
+    if not (enabled and closing.any()):
+        return sh[~closing]
+    ordered = sh.sort_values(["deal_id", "changed_at"], kind="stable")
+    last = ordered.groupby("deal_id", sort=False).tail(1)
+    last = last[last["stage"].isin(OUTCOMES)].set_index("deal_id")
+    if last.empty:  # every close was reopened (and pandas cannot map through an empty datetime column)
+        return sh[~closing]
+    row_outcome = deals["deal_id"].map(last["stage"])
+    row_time = deals["deal_id"].map(last["changed_at"])
+    if "outcome" not in deals:
+        deals["outcome"] = None
+    if "closed_at" not in deals:
+        deals["closed_at"] = pd.Series(pd.NaT, index=deals.index, dtype="datetime64[ns]")
+    fill_outcome = deals["outcome"].isna() & row_outcome.notna() & (not outcome_mapped)
+    ctx.report.fill("deals.outcome: empty, taken from the deal's closing stage-history row",
+                    int(fill_outcome.sum()))
+    deals.loc[fill_outcome, "outcome"] = row_outcome[fill_outcome]
+    use_time = row_time.notna() & (deals["outcome"] == row_outcome)
+    ctx.report.fill("deals.closed_at: the time of the deal's closing stage-history row",
+                    int(use_time.sum()))
+    deals.loc[use_time, "closed_at"] = row_time[use_time]
+    _note_taken_from(deals, last, fill_outcome, use_time)
     return sh[~closing]
+
+
+def _note_taken_from(deals: pd.DataFrame, last: pd.DataFrame, outcome: pd.Series, closed_at: pd.Series) -> None:
+    """Note on each deal row the stage-history line its outcome or closed_at was taken from.
+
+    A contract error in such a value (closed before the deal was created, after the
+    data cut) may lie in that line rather than in the deal's own.
+    """
+    taken = (outcome | closed_at).to_numpy()
+    if not taken.any():
+        return
+    ids = deals["deal_id"][taken]
+    kinds = {(True, False): ("outcome",), (False, True): ("closed_at",), (True, True): ("outcome", "closed_at")}
+    columns = (kinds[pair] for pair in zip(outcome.to_numpy()[taken], closed_at.to_numpy()[taken], strict=True))
+    notes = np.full(len(deals), None, dtype=object)
+    notes[taken] = np.fromiter(  # one object per row (a list would be read as a second dimension)
+        map(TakenFrom, columns, ids.map(last[SOURCE]), ids.map(last[LINE]).astype("int64")),
+        dtype=object, count=len(ids))
+    deals[TAKEN] = notes
 
 
 def import_csv(
@@ -652,9 +686,11 @@ def import_csv(
         report.fill("accounts: account ids used by deals but absent from the accounts export, added with "
                     "industry 'unknown'", len(missing))
         if missing:
-            tables["accounts"] = pd.concat(
-                [accounts, pd.DataFrame({"account_id": missing, "industry": "unknown"})], ignore_index=True
-            )
+            named = lines_by_value(tables["deals"], "account_id", missing)
+            added = added_by_import(
+                pd.DataFrame({"account_id": missing, "industry": "unknown"}),
+                [added_note("an account id deals name but the accounts export lacks", named[a]) for a in missing])
+            tables["accounts"] = pd.concat([accounts, added], ignore_index=True)
     if cut is None:
         cut = _latest_record(tables)
         report.notes.append(f"cut_at {cut}: the latest time anything was recorded in the export "
@@ -702,7 +738,7 @@ def _raise_all(ctx: _Context, tables: dict[str, pd.DataFrame], cut: pd.Timestamp
     problems = list(ctx.problems)
     seen = {(getattr(p, "table", None), getattr(p, "column", None)) for p in problems}
     try:
-        validate_history(from_frames(tables, cut_at=cut), ctx.taxonomy)
+        checked_history(tables, cut_at=cut, taxonomy=ctx.taxonomy)
     except DataValidationError as exc:
         problems += [p for p in exc.problems or [exc]
                      if (getattr(p, "table", None), getattr(p, "column", None)) not in seen]

@@ -28,7 +28,19 @@ import numpy as np
 import pandas as pd
 
 from dealscore.data.history import parse_cut_at
-from dealscore.data.importers.common import ImportReport, ImportResult, finish, read_source_csv, source_ids
+from dealscore.data.importers.common import (
+    ImportReport,
+    ImportResult,
+    added_by_import,
+    added_note,
+    describe_rows,
+    file_lines,
+    finish,
+    from_file,
+    lines_by_value,
+    read_source_csv,
+    source_ids,
+)
 from dealscore.data.schema import ACTIVITIES
 from dealscore.errors import DataValidationError
 
@@ -108,32 +120,38 @@ def _check_stages(p: pd.DataFrame) -> None:
 
 
 def _accounts(raw: pd.DataFrame, pipeline: pd.DataFrame, report: ImportReport) -> pd.DataFrame:
-    """accounts.csv → accounts, plus the ``unknown`` row and stubs for names missing from accounts.csv."""
+    """accounts.csv → accounts, plus the ``unknown`` row and stubs for names missing from accounts.csv.
+
+    The rows added are in no export line: each names the pipeline lines it was made for.
+    """
     sector = raw["sector"].str.lower()
     fixed = sector.map(SECTOR_FIXES)
     for wrong, right in SECTOR_FIXES.items():
         report.fill(f"accounts.industry: misspelt sector '{wrong}' written as '{right}'", int((sector == wrong).sum()))
-    accounts = pd.DataFrame({
+    accounts = from_file(pd.DataFrame({
         "account_id": raw["account"],
         "industry": fixed.where(fixed.notna(), sector).fillna("unknown"),
         "employees": pd.to_numeric(raw["employees"], errors="coerce"),
         "annual_revenue": pd.to_numeric(raw["revenue"], errors="coerce") * REVENUE_UNIT,
         "region": raw["office_location"],
-    })
+    }), ACCOUNTS, file_lines(raw))
     report.fill("accounts.industry: no sector, written as 'unknown'", int(raw["sector"].isna().sum()))
     named = pipeline["account"].dropna().unique()
     stubs = sorted(set(named) - set(accounts["account_id"].dropna()))
     if stubs:
         report.fill("accounts: names used by deals but absent from accounts.csv, added with industry 'unknown'",
                     len(stubs))
+    naming = from_file(pipeline[["account"]], PIPELINE, file_lines(pipeline))
+    lines_of = lines_by_value(naming, "account", stubs)
     extra = list(stubs)
-    n_unknown = int(pipeline["account"].isna().sum())
-    if n_unknown:
+    notes = [added_note("an account deals name but accounts.csv lacks", lines_of[name]) for name in stubs]
+    no_account = pipeline["account"].isna()
+    if no_account.any():
         extra.append(UNKNOWN_ACCOUNT)
+        notes.append(added_note("the deals without an account", describe_rows(naming[no_account])))
     if extra:
-        accounts = pd.concat(
-            [accounts, pd.DataFrame({"account_id": extra, "industry": "unknown"})], ignore_index=True
-        )
+        added = added_by_import(pd.DataFrame({"account_id": extra, "industry": "unknown"}), notes)
+        accounts = pd.concat([accounts, added], ignore_index=True)
     return accounts
 
 
@@ -196,7 +214,7 @@ def import_maven(src: str | Path, *, cut_at: str | pd.Timestamp | None = None) -
         f"close_value ({int(p['close_value'].notna().sum())} values) is outcome information and is not carried"
     )
 
-    deals = pd.DataFrame({
+    deals = from_file(pd.DataFrame({
         "deal_id": p["opportunity_id"],
         "account_id": p["account"].where(~no_account, UNKNOWN_ACCOUNT),
         "owner_id": p["sales_agent"],
@@ -206,13 +224,13 @@ def import_maven(src: str | Path, *, cut_at: str | pd.Timestamp | None = None) -
         "closed_at": close,
         "outcome": stage.map(CLOSED_STAGES),
         "team": team,
-    })
-    stage_history = pd.DataFrame({
+    }), PIPELINE, file_lines(p))
+    stage_history = from_file(pd.DataFrame({
         "deal_id": p["opportunity_id"],
         "stage": np.where(prospecting, OPEN_STAGES["Prospecting"], OPEN_STAGES["Engaging"]),
         "changed_at": created,
         "amount": amount,
-    })
+    }), PIPELINE, file_lines(p))
     activities = pd.DataFrame({c: pd.Series(dtype=object) for c in ACTIVITIES.column_names})
     report.notes.append("no touchpoints in this export: activities is empty")
     frames = {"accounts": accounts, "deals": deals, "stage_history": stage_history, "activities": activities}
