@@ -631,3 +631,47 @@ def test_team_limited_key_forecasts_only_its_team(browser: Any, live_service: Li
         tab.shot("forecast-team-limited")
     finally:
         tab.close()
+
+
+# A filter value the list cannot use: no list, the form as typed, a fix.
+def test_a_bad_filter_value_lists_nothing_until_it_is_corrected(laptop: Page) -> None:
+    page = laptop.page
+    laptop.login("manager")
+    team = laptop.live.team
+    page.get_by_label("Team").select_option(team)
+    page.get_by_label("Minimum amount").fill("fifty thousand")
+    with page.expect_navigation() as nav:
+        page.get_by_role("button", name="Apply filters").click()
+    assert nav.value is not None and nav.value.status == 422
+    # what is wrong, and no list or totals that could pass for the filtered ones
+    alert = page.get_by_role("alert")
+    assert alert.is_visible() and "fifty thousand" in alert.inner_text() and "No deals are listed" in alert.inner_text()
+    assert page.locator("table.deals").count() == 0 and page.locator("[data-testid=pipeline-value]").count() == 0
+    # the form as typed, the refused field marked
+    amount = page.get_by_label("Minimum amount")
+    assert amount.input_value() == "fifty thousand" and amount.get_attribute("aria-invalid") == "true"
+    assert page.get_by_label("Team").input_value() == team
+    assert page.title().startswith("Filters not applied")
+    laptop.shot("at-risk-refused-filter")
+    # corrected in the form: the list, filtered by both
+    amount.fill("1000")
+    page.get_by_role("button", name="Apply filters").click()
+    page.wait_for_url(re.compile(r"min_amount=1000"))
+    assert page.get_by_role("alert").count() == 0
+    owners = page.locator("table.deals tbody td[data-label='Owner'] .sub").all_inner_texts()
+    assert owners and set(owners) == {team}
+    assert min(_amounts(laptop)) >= 1000
+
+
+def test_an_address_with_a_bad_sort_lists_nothing(laptop: Page) -> None:
+    page = laptop.page
+    laptop.login("manager")
+    response = page.goto("/ui?sort=value&show=all")
+    assert response is not None and response.status == 422
+    assert page.locator("table.deals").count() == 0
+    assert "Sort 'value' is not a column" in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("Include open deals not at risk").is_checked()
+    # the list without the refused value is one explicit click away
+    page.get_by_role("link", name="list the deals without it").click()
+    page.wait_for_url(re.compile(r"show=all"))
+    assert page.locator("table.deals tbody tr").count() > 0 and "sort=" not in page.url

@@ -62,10 +62,10 @@ def test_filters(client: TestClient, seeded: ScoreStore) -> None:
     none = client.get("/ui?owner=nobody").text
     assert "No deals match these filters" in none
     bad = client.get("/ui?min_amount=lots&stage=closing")
-    assert bad.status_code == 200
+    assert bad.status_code == 422  # refused, not dropped (tests/ui/test_refused_filters.py)
     assert "Minimum amount &#39;lots&#39; is not a number" in bad.text
     assert "Unknown stage &#39;closing&#39;" in bad.text
-    assert deal_ids(bad.text) == ["D1", "D2", "E1"]  # the bad filters are dropped, not fatal
+    assert deal_ids(bad.text) == []  # no list that would pass for the filtered one
 
 
 def test_totals_explain_the_share_at_risk_and_notices_agree_in_number(client: TestClient, store: ScoreStore) -> None:
@@ -89,7 +89,8 @@ def test_sorting_and_sort_links(client: TestClient, seeded: ScoreStore) -> None:
     page = client.get("/ui?sort=amount").text
     header = page.split('aria-sort="descending"')[1][:200]
     assert "sort=amount&amp;order=asc" in header  # a second click reverses
-    assert deal_ids(client.get("/ui?sort=bogus").text) == ["D1", "D2", "E1"]
+    bogus = client.get("/ui?sort=bogus")
+    assert bogus.status_code == 422 and deal_ids(bogus.text) == []
 
 
 def test_pagination(client: TestClient, store: ScoreStore) -> None:
@@ -275,13 +276,18 @@ def test_a_closed_deal_keeps_its_page(client: TestClient, store: ScoreStore) -> 
 
 
 def test_an_owner_limited_key_gets_the_forecast_page_by_owner(client: TestClient) -> None:
-    """The API refuses by=team for a key limited to owners (422 at ``by``); the page, whose default is by team,
-    asks by owner instead and offers no other grouping, rather than answering the API's JSON error."""
+    """The API refuses by=team for a key limited to owners (422 at ``by``); the page's default for that key is by
+    owner, and a URL asking by team (or for an unknown period) gets the page's own 422 saying what to ask instead,
+    never a forecast other than the one asked for."""
     login(client, "ana")
-    for path in ("/ui/forecast", "/ui/forecast?by=team"):
-        resp = client.get(path)  # no model loaded here: the page's own 503, past the grouping
-        assert resp.status_code == 503 and resp.headers["content-type"].startswith("text/html"), resp.text
-        assert "No forecast yet" in resp.text
+    resp = client.get("/ui/forecast")  # no model loaded here: the page's own 503, past the grouping
+    assert resp.status_code == 503 and resp.headers["content-type"].startswith("text/html"), resp.text
+    assert "No forecast yet" in resp.text
+    for path, said in (("/ui/forecast?by=team", "by &#39;team&#39; is not one of owner"),
+                       ("/ui/forecast?period=week", "period &#39;week&#39; is not month or quarter")):
+        resp = client.get(path)
+        assert resp.status_code == 422 and resp.headers["content-type"].startswith("text/html"), resp.text
+        assert "Forecast not made" in resp.text and said in resp.text and "by=owner" in resp.text
 
 
 def test_model_page_without_a_model(client: TestClient) -> None:

@@ -10,7 +10,7 @@ deal page's timeline), in one transaction before answering.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache, partial
 
@@ -23,6 +23,7 @@ from dealscore.models.data_fit import data_mismatch
 from dealscore.scoring import value_at_risk
 from dealscore.scoring.result import ScoreResult
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
+from dealscore.times import naive_utc
 from dealscore_service.auth import Principal
 from dealscore_service.deps import ScoreKey, Services, ServicesDep
 from dealscore_service.errors import DealChangedError, DealClosedError, PermissionDeniedError
@@ -40,7 +41,7 @@ from dealscore_service.schemas import (
     error_responses,
     ignored_fields,
 )
-from dealscore_service.store import DealEvent, DealState, ScoreToSave
+from dealscore_service.store import DealEvent, DealState, ScoreToSave, StoredScore
 from dealscore_service.store.timeline import deal_timelines
 
 router = APIRouter(prefix="/v1", tags=["score"], route_class=StrictJSONRoute)
@@ -101,7 +102,7 @@ def _authorize(
 
 def _authorize_again(
     principal: Principal, deals: Sequence[DealPayload], states: dict[str, DealState], batch: bool,
-    written: dict[str, DealState],
+    written: dict[str, DealState], *, as_of: datetime, backfills: Sequence[str],
 ) -> list[DealEvent]:
     """:func:`_authorize` inside the write's transaction, on the stored states of the deals it writes.
 
@@ -111,16 +112,83 @@ def _authorize_again(
     last). The store holds these states until the commit (``ScoreStore.add``), so
     what is judged here is what the write changes. A deal no longer this key's to
     score is a 409 (the request was valid when it came); the moves to record are
-    the ones against these states.
+    the ones against these states. So is a deal that another request scored at a
+    later time meanwhile, making this score a back-fill stored under the payload's
+    owner and team (:func:`_owned`): sent again, it is stored as one.
     """
+    now = {**states, **written}
     try:
-        return _authorize(principal, deals, {**states, **written}, batch)
+        moves = _authorize(principal, deals, now, batch)
     except PermissionDeniedError as exc:
         raise DealChangedError(
             f"another request created or moved the deal while this one was scored, and nothing was written: "
             f"{exc.message}",
             fix=exc.detail.get("fix"),
         ) from exc
+    late = sorted(set(_backfills(now, written, as_of)) - set(backfills))
+    if late:
+        raise DealChangedError(
+            f"another request scored deal {late[0]!r} at a later as-of time while this one was scored, and nothing "
+            "was written",
+            fix="send the request again",
+        )
+    return moves
+
+
+def _backfills(states: dict[str, DealState], deal_ids: Iterable[str], as_of: datetime) -> list[str]:
+    """The deals of ``deal_ids`` scored at an as-of time older than their latest stored score's (a back-fill)."""
+    when = naive_utc(as_of)
+    return [d for d in deal_ids
+            if (s := states.get(d)) is not None and s.as_of is not None and when < naive_utc(s.as_of)]
+
+
+def _authorize_backfill(
+    principal: Principal, deals: Sequence[DealPayload], then: dict[str, StoredScore], as_of: datetime, batch: bool,
+) -> None:
+    """A back-fill is stored under the owner and team the deal had then (:func:`_owned`): the key must be
+    allowed for them, not only for the deal's current ones. A key limited to the team a deal moved to would
+    otherwise write into the history of the team it came from, and read its owner and team in the answer."""
+    for i, d in enumerate(deals):
+        old = then.get(d.deal_id)
+        if old is not None and not principal.can_see(old.owner_id, old.team):
+            where = f"deals[{i}] " if batch else ""
+            raise PermissionDeniedError(
+                f"the API key {principal.name!r} may not back-fill {where}deal {d.deal_id!r} as of "
+                f"{naive_utc(as_of):%Y-%m-%d}: the deal belonged then to an owner or team this key is not allowed "
+                "to see",
+                fix="leave out the scores from before the deal came to this key's owners or teams, or send them "
+                    "with a key allowed for both (an admin key)",
+            )
+
+
+def _owned(result: ScoreResult, d: DealPayload, then: StoredScore | None) -> ScoreResult:
+    """The result as stored: under the payload's owner and team, or a back-fill's under the deal's at the time.
+
+    The payload is the authority on who owns a deal now: a newer score under
+    another owner or team moves it (:func:`_authorize`, recorded as an event),
+    and access control reads the stored owner and team. A back-fill (``then``:
+    the deal's score in force at its as-of time, ``ScoreStore.scores_in_force``)
+    moves nothing, and its payload usually carries the CRM's current owner and
+    team rather than those of its as-of time: stored under them, the history of
+    a deal moved since would show it in its new team before it came there. So a
+    back-fill keeps the owner and team the store knows the deal had then, and
+    its result says so when the payload said otherwise (an answer and a stored
+    notice, not a refusal: back-filling a batch of moved deals must not fail on
+    what every CRM export carries).
+    """
+    update: dict[str, object] = {"owner_id": d.owner_id, "team": d.team,
+                                 "account_id": result.account_id or d.account_id}
+    if then is not None and (then.owner_id, then.team) != (d.owner_id, d.team):
+        as_of, old = naive_utc(result.as_of), naive_utc(then.as_of)
+        known = (f"its score in force then, as of {old:%Y-%m-%d}" if old <= as_of
+                 else f"its earliest stored score, as of {old:%Y-%m-%d}; the store knows no older one")
+        update.update(owner_id=then.owner_id, team=then.team, notices=[*result.notices, (
+            f"Back-fill: scored as of {as_of:%Y-%m-%d}, before the deal's latest score, so stored under owner "
+            f"{then.owner_id!r} and team {then.team!r}, the deal's at the time ({known}), not the payload's owner "
+            f"{d.owner_id!r} and team {d.team!r}; a back-fill does not move a deal.")])
+        if then.owner_id != d.owner_id:  # the payload's owner name is another person's
+            update["owner_name"] = then.result.get("owner_name")
+    return result.model_copy(update=update)
 
 
 def _score_fresh(
@@ -176,6 +244,9 @@ def score_deals(
     stored, previous, states = services.store.lookup(keys, model.version, converted.as_of)
     _authorize(principal, deals, states, batch)  # before scoring; judged again in the write (its moves recorded)
     todo = [d.deal_id for d, k in zip(deals, keys, strict=True) if k not in stored]
+    backfills = _backfills(states, todo, converted.as_of)
+    then = services.store.scores_in_force(backfills, converted.as_of) if backfills else {}
+    _authorize_backfill(principal, deals, then, converted.as_of, batch)
     fresh = _score_fresh(model, converted, todo, previous)
     _with_notices(model, converted, fresh)
     # what was scored (the validated history), kept for the timeline in the score's own row
@@ -183,16 +254,13 @@ def score_deals(
     to_save = []
     for d, h in zip(deals, converted.hashes, strict=True):
         if d.deal_id in fresh:
-            result = fresh[d.deal_id]
-            # the payload is the authority on who owns the deal (access control reads these)
-            result = result.model_copy(update={"owner_id": d.owner_id, "team": d.team,
-                                               "account_id": result.account_id or d.account_id})
-            fresh[d.deal_id] = result
+            result = fresh[d.deal_id] = _owned(fresh[d.deal_id], d, then.get(d.deal_id))
             tl = timelines[d.deal_id]
             to_save.append(ScoreToSave(result=result, payload_hash=h, is_open=True, touchpoints=tl.touchpoints,
                                        stage_changes=tl.stage_changes, created_at=d.created_at))
     try:
-        services.store.add(to_save, recheck=partial(_authorize_again, principal, deals, states, batch))
+        services.store.add(to_save, recheck=partial(_authorize_again, principal, deals, states, batch,
+                                                    as_of=converted.as_of, backfills=backfills))
     except StoreUnavailableError:
         services.metrics.store_errors.inc()
         raise

@@ -180,6 +180,8 @@ class DealState:
     p_win: float | None = None
     model_version: str | None = None
     created_at: datetime | None = None
+    #: the as-of time of the deal's latest score (naive UTC): a score older than it is a back-fill
+    as_of: datetime | None = None
 
     @classmethod
     def from_record(cls, r: DealRecord | Row[Any]) -> DealState:
@@ -883,6 +885,31 @@ class ScoreStore:
             return {}
         with self._session("read") as s:
             return _previous_p_wins(s, deal_ids, as_of)
+
+    def scores_in_force(self, deal_ids: Sequence[str], as_of: datetime) -> dict[str, StoredScore]:
+        """Each deal's stored score in force at ``as_of``: its latest at or before that time (the one
+        :meth:`previous_p_wins` reads), or, for a deal with none so old, its earliest.
+
+        What the store knows of who owned a deal at a past time: it learns of an owner or a team only from the
+        scores that carry them, so the deal had those of its score in force until a later score said otherwise.
+        Before its first stored score the store knows nothing older; the earliest is the nearest it knows.
+        """
+        if not deal_ids:
+            return {}
+        before = ScoreRecord.as_of <= naive_utc(as_of)
+        # the latest at or before as_of first (newest first, as _NEWEST_FIRST), then the later ones, oldest first
+        order = (case((before, 0), else_=1), case((before, ScoreRecord.as_of)).desc(), ScoreRecord.as_of,
+                 ScoreRecord.scored_at.desc(), ScoreRecord.id.desc())
+        rn = func.row_number().over(partition_by=ScoreRecord.deal_id, order_by=order).label("rn")
+        out: dict[str, StoredScore] = {}
+        with self._session("read") as s:
+            ids = sorted(set(deal_ids))
+            for i in range(0, len(ids), 500):
+                ranked = select(ScoreRecord.id, rn).where(ScoreRecord.deal_id.in_(ids[i:i + 500])).subquery()
+                for r in s.scalars(select(ScoreRecord).where(ScoreRecord.id.in_(
+                        select(ranked.c.id).where(ranked.c.rn == 1)))):
+                    out[r.deal_id] = StoredScore.from_record(r)
+        return out
 
     def end_session(self, session_hash: str, expires_at: datetime, *, now: datetime | None = None) -> None:
         """Mark a web page session as signed out (every worker refuses its cookie from now on)."""

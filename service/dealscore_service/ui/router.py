@@ -25,8 +25,9 @@ from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore_service.auth import Principal, Scope
 from dealscore_service.deps import Services, services_of
 from dealscore_service.errors import AuthenticationError
-from dealscore_service.forecasting import compute_forecast, groupings
-from dealscore_service.store import ListRequest, ScoreStore
+from dealscore_service.forecasting import compute_forecast, forecast_currencies, groupings
+from dealscore_service.schemas import mixes_currencies
+from dealscore_service.store import ScoreStore
 from dealscore_service.ui import charts, icons
 from dealscore_service.ui.data import PER_PAGE, ListQuery, build_deal, build_list
 from dealscore_service.ui.evaluation import EvaluationCache
@@ -191,13 +192,10 @@ def group_label(group: str, principal: Principal) -> str:
 
 
 def mixed_currencies(store: ScoreStore, principal: Principal) -> list[str]:
-    """The currencies of the open deals the key sees, when there are several (else none).
-
-    The forecast adds amounts as they come, so its page says when they mix currencies. Read from the list's
-    totals per currency, which the store keeps per revision: no second pass over the deals.
-    """
-    found = [c.currency or "no currency" for c in store.list_page(ListRequest(limit=0), principal).by_currency]
-    return sorted(found) if len(found) > 1 else []
+    """The currencies of the open deals the key sees, when they mix (else none): the API's rule and reading
+    (:func:`~dealscore_service.forecasting.forecast_currencies`), named for the page."""
+    found = forecast_currencies(store, principal)
+    return sorted(c or "no currency" for c in found) if mixes_currencies(found) else []
 
 
 def same_origin(request: Request) -> bool:
@@ -306,18 +304,26 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") ->
 @router.get("", response_class=HTMLResponse)
 @router.get("/", response_class=HTMLResponse, name="ui_at_risk")
 def at_risk_page(request: Request, user: User) -> Response:
-    """The Monday list: open deals ranked by value at risk, filtered by the key's limits and the form."""
+    """The Monday list: open deals ranked by value at risk, filtered by the key's limits and the form.
+
+    A query with a value the list cannot use (:attr:`ListQuery.problems`) is a 422, as the API answers: the
+    page says what is wrong and shows the form with the values as given, and lists no deal and no total. The
+    list without the refused values would look like the one asked for, and is not; it is one click away.
+    """
     services = services_of(request)
     taxonomy = _taxonomy(services)
     query = ListQuery.from_params(request.query_params, taxonomy)
+    context = {"user": user, "nav": "list", "stages": taxonomy.stages, "model": services.models.current}
     try:
+        if query.problems:
+            owners, teams = services.store.filter_choices(user.principal)
+            return render(request, "at_risk.html", {**context, "page": None, "q": query, "owners": owners,
+                                                    "teams": teams}, status_code=422)
         page = build_list(services.store, user.principal, query, taxonomy, request.app.state.ui_parsed)
     except StoreUnavailableError as exc:
         return store_error(request, exc, user)
-    return render(request, "at_risk.html", {
-        "user": user, "nav": "list", "page": page, "q": page.query, "stages": taxonomy.stages,
-        "model": services.models.current,
-    })
+    return render(request, "at_risk.html", {**context, "page": page, "q": page.query, "owners": page.owners,
+                                            "teams": page.teams})
 
 
 @router.get("/deals/{deal_id:path}", response_class=HTMLResponse)
@@ -351,11 +357,18 @@ def deal_page(request: Request, deal_id: str, user: User) -> Response:
 def forecast_page(request: Request, user: User) -> Response:
     """Bookings per team (or owner) with a range, a fan chart per group and the deals behind the range."""
     services = services_of(request)
-    period = request.query_params.get("period", "quarter")
-    by = request.query_params.get("by", "team")
-    period = period if period in ("month", "quarter") else "quarter"
     allowed = groupings(user.principal)
-    by = by if by in allowed else allowed[0]
+    period = request.query_params.get("period", "quarter")
+    by = request.query_params.get("by", allowed[0])
+    if period not in ("month", "quarter") or by not in allowed:  # a forecast other than the one asked: none
+        bad = [f"period {period!r} is not month or quarter"] * (period not in ("month", "quarter")) + [
+            f"by {by!r} is not one of {', '.join(allowed)} for your key"] * (by not in allowed)
+        return render(request, "error.html", {
+            "user": user, "title": "Forecast not made", "status": 422,
+            "message": f"This forecast cannot be made as asked: {'; '.join(bad)}.",
+            "fix": f"Use period=month or period=quarter and by={' or by='.join(allowed)}, or open the forecast "
+                   "from the menu.",
+        }, status_code=422)
     try:
         fc = compute_forecast(services, user.principal, period=period, by=by)
         currencies = mixed_currencies(services.store, user.principal)

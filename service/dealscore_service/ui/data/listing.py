@@ -13,6 +13,7 @@ from typing import Literal
 from dealscore.scoring.result import DealWarning, ScoreResult
 from dealscore.taxonomy import StageTaxonomy
 from dealscore_service.auth import Principal
+from dealscore_service.schemas import mixes_currencies
 from dealscore_service.store import CurrencyTotals, DealFilter, ListRequest, ScoreStore, StoredScore
 from dealscore_service.ui.data.query import ListQuery, stage_order
 
@@ -73,7 +74,7 @@ class ListPage:
     @property
     def mixed_currencies(self) -> bool:
         """The matching deals are in more than one currency: the page shows a total per currency, never their sum."""
-        return len(self.by_currency) > 1
+        return mixes_currencies([t.currency for t in self.by_currency])
 
     @property
     def currency(self) -> str | None:

@@ -1,4 +1,4 @@
-"""The at-risk list's query state: filters, sort and page parsed leniently from the URL."""
+"""The at-risk list's query state: filters, sort and page parsed from the URL, and what in it cannot be used."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import urlencode
+
+from starlette.datastructures import ImmutableMultiDict
 
 from dealscore.taxonomy import StageTaxonomy
 from dealscore_service.store import StoredScore
@@ -25,12 +27,20 @@ def _text(params: Mapping[str, str], name: str) -> str | None:
     return value[:200] or None
 
 
+#: The URL parameters the list reads. Any other is refused like a bad value: a filter the list does not have
+#: (``min_p_win=0.3``) would otherwise be ignored, and the unfiltered list pass for a filtered one.
+PARAMS = ("owner", "team", "stage", "min_amount", "show", "sort", "order", "page", "per")
+
+
 @dataclass(frozen=True)
 class ListQuery:
-    """The at-risk list's filters, sort and page, parsed leniently from the URL.
+    """The at-risk list's filters, sort and page, parsed from the URL.
 
-    A bad value never breaks the page: it is dropped and ``problems`` says
-    which and how to fix it, next to the filter form.
+    A value the list cannot use is not replaced by a default here: ``problems``
+    says what is wrong with it and how to fix it, ``rejected`` keeps it as given
+    (for the form), and the page lists nothing for such a query (a 422, as the
+    API answers), since any list it showed would not be the one asked for. The
+    parsed fields keep only the values that could be used.
     """
 
     owner: str | None = None
@@ -43,15 +53,24 @@ class ListQuery:
     page: int = 1
     per: int = PER_PAGE[0]
     problems: tuple[str, ...] = ()
+    #: (URL parameter, value as given) of each value in ``problems``
+    rejected: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_params(cls, params: Mapping[str, str], taxonomy: StageTaxonomy) -> ListQuery:
-        problems: list[str] = []
+        refused: list[tuple[str, str, str]] = []  # (parameter, value as given, what is wrong)
+        if isinstance(params, ImmutableMultiDict):  # the URL itself, where a parameter may come more than once
+            for name in dict.fromkeys(k for k, _ in params.multi_items() if len(params.getlist(k)) > 1):
+                values = [str(v) for v in params.getlist(name)]
+                refused.append((name, values[-1][:200], f"The parameter {name!r} is given {len(values)} times "
+                                f"({', '.join(map(repr, values[:3]))}{', …' if len(values) > 3 else ''}): "
+                                "give it once."))
+            params = {k: v for k, v in params.items() if k not in {n for n, _, _ in refused}}
         stage = _text(params, "stage")
         if stage is not None:
             canonical = taxonomy.canonical_stage(stage)
             if canonical is None:
-                problems.append(f"Unknown stage {stage!r}: pick one of {', '.join(taxonomy.names)}.")
+                refused.append(("stage", stage, f"Unknown stage {stage!r}: pick one of {', '.join(taxonomy.names)}."))
             stage = canonical
         min_amount: float | None = None
         raw_amount = _text(params, "min_amount")
@@ -61,20 +80,22 @@ class ListQuery:
                 if not math.isfinite(min_amount) or min_amount < 0:
                     raise ValueError
             except ValueError:
-                problems.append(f"Minimum amount {raw_amount!r} is not a number ≥ 0: type e.g. 50000.")
+                refused.append(("min_amount", raw_amount,
+                                f"Minimum amount {raw_amount!r} is not a number ≥ 0: type e.g. 50000."))
                 min_amount = None
         raw_show = _text(params, "show")
         show: Show = "all" if raw_show == "all" else "at_risk"
         if raw_show not in (None, "all", "at_risk"):
-            problems.append(f"Show {raw_show!r} is not known: use show=all for every open deal, or leave it out.")
+            refused.append(("show", raw_show,
+                            f"Show {raw_show!r} is not known: use show=all for every open deal, or leave it out."))
         sort = _text(params, "sort") or "risk"
         if sort not in SORTS:
-            problems.append(f"Sort {sort!r} is not a column: use one of {', '.join(SORTS)}.")
+            refused.append(("sort", sort, f"Sort {sort!r} is not a column: use one of {', '.join(SORTS)}."))
             sort = "risk"
         raw_order = _text(params, "order")
         order: Order = "asc" if raw_order == "asc" else "desc"
         if raw_order not in (None, "asc", "desc"):
-            problems.append(f"Order {raw_order!r} is not asc or desc: sorted {order}ending.")
+            refused.append(("order", raw_order, f"Order {raw_order!r} is not asc or desc."))
         page = 1
         raw_page = _text(params, "page")
         if raw_page is not None:
@@ -84,7 +105,7 @@ class ListQuery:
                 if page < 1:
                     raise ValueError
             except ValueError:
-                problems.append(f"Page {raw_page!r} is not a page number: showing page 1.")
+                refused.append(("page", raw_page, f"Page {raw_page!r} is not a page number (1, 2, 3 …)."))
                 page = 1
         per = PER_PAGE[0]
         raw_per = _text(params, "per")
@@ -92,9 +113,26 @@ class ListQuery:
             if raw_per in {str(n) for n in PER_PAGE}:
                 per = int(raw_per)
             else:
-                problems.append(f"{raw_per!r} deals a page is not offered: pick {', '.join(map(str, PER_PAGE))}.")
+                refused.append(("per", raw_per,
+                                f"{raw_per!r} deals a page is not offered: pick {', '.join(map(str, PER_PAGE))}."))
+        for name in params:
+            if name not in PARAMS:
+                given = str(params.get(name) or "")[:200]
+                refused.append((name, given, f"The list has no filter {name!r}: it filters by owner, team, stage "
+                                             "and min_amount, and takes show, sort, order, page and per."))
         return cls(owner=_text(params, "owner"), team=_text(params, "team"), stage=stage, min_amount=min_amount,
-                   show=show, sort=sort, order=order, page=page, per=per, problems=tuple(problems))
+                   show=show, sort=sort, order=order, page=page, per=per,
+                   problems=tuple(m for _, _, m in refused), rejected=tuple((n, g) for n, g, _ in refused))
+
+    def given(self, name: str) -> str | None:
+        """The value of URL parameter ``name`` as given, when it was refused."""
+        return next((g for n, g in self.rejected if n == name), None)
+
+    def shown(self, name: str) -> str | None:
+        """What the filter form shows for parameter ``name``: the value as given when it was refused (so that
+        the form says what was asked), else the value used (``None``: the default)."""
+        given = self.given(name)
+        return given if given is not None else self.params().get(name)
 
     @property
     def filtered(self) -> bool:
