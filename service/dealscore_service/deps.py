@@ -110,11 +110,23 @@ def _undecodable(query_string: bytes) -> list[str]:
     return bad
 
 
+def declared_query(request: Request) -> frozenset[str] | None:
+    """The query parameters the matched endpoint declares, read from the app's OpenAPI schema (what clients
+    are told); None when the request matched no documented operation."""
+    path = getattr(request.scope.get("route"), "path_format", None)
+    operation = request.app.openapi().get("paths", {}).get(path, {}).get(request.method.lower())
+    if operation is None:
+        return None
+    return frozenset(p["name"] for p in operation.get("parameters", []) if p.get("in") == "query")
+
+
 async def well_formed_query(request: Request) -> None:
-    """Every query parameter of these endpoints holds one value of UTF-8 text, or the request is a 422 naming it.
+    """Every query parameter of these endpoints is one it declares and holds one value of UTF-8 text, or the
+    request is a 422 naming it.
 
     ``?team=a&team=b`` is refused, not half-read; ``?owner=%FF`` is refused, not read as a replacement
-    character that filters everything out.
+    character that filters everything out; ``?declared_stage=negotiation`` (the filter is ``stage``) is refused,
+    not ignored: the client would take the whole list for the filtered one.
     """
     problems = [{"type": "query_not_utf8", "loc": ("query", name), "input": None,
                  "msg": "is not UTF-8 text once percent-decoded",
@@ -124,5 +136,12 @@ async def well_formed_query(request: Request) -> None:
                        if len(request.query_params.getlist(k)) > 1})
     problems += [{"type": "repeated_parameter", "loc": ("query", k), "input": request.query_params.getlist(k),
                   "msg": f"given {len(request.query_params.getlist(k))} times; send it once"} for k in repeated]
+    known = declared_query(request)
+    if known is not None:
+        problems += [{"type": "unknown_parameter", "loc": ("query", k), "input": request.query_params.get(k),
+                      "msg": f"is not a parameter of this endpoint; it takes {', '.join(sorted(known)) or 'none'}",
+                      "ctx": {"fix": "check the parameter's name in the API reference (/docs)"}}
+                     for k in dict.fromkeys(request.query_params)
+                     if k not in known and k not in {str(p["loc"][1]) for p in problems}]
     if problems:
         raise RequestValidationError(problems)

@@ -1,4 +1,5 @@
-"""The shared dependencies: query parameters are one value each, of UTF-8 text, or the request is a 422."""
+"""The shared dependencies: query parameters are declared ones, one value each, of UTF-8 text, or the request is a
+422."""
 
 from __future__ import annotations
 
@@ -35,3 +36,23 @@ def test_utf8_query_text_and_repeats(make_client: Callable[..., TestClient], key
     assert client.get("/v1/deals/at-risk?owner=Jos%C3%A9+Mar%C3%ADa&team=", headers=h).status_code == 200
     r = client.get("/v1/forecast?by=team&by=owner", headers=h)
     assert r.status_code == 422 and r.json()["error"]["fields"][0]["loc"] == ["query", "by"]
+
+
+@pytest.mark.parametrize(("path", "query", "name"), [
+    ("/v1/deals/at-risk", "declared_stage=negotiation", "declared_stage"),  # the filter is `stage`
+    ("/v1/deals/at-risk", "owner=ana&min_p_win=0.3", "min_p_win"),
+    ("/v1/deals/OPP-1/scores", "sort=p_win", "sort"),
+    ("/v1/forecast", "group_by=owner", "group_by"),
+])
+def test_a_parameter_the_endpoint_does_not_declare_is_422_naming_it(
+        make_client: Callable[..., TestClient], keys: dict[str, str], path: str, query: str, name: str) -> None:
+    """Ignored, a misspelt filter returned the whole list as if it were the filtered one (200)."""
+    client = make_client()
+    r = client.get(f"{path}?{query}", headers={"X-API-Key": keys["manager"]})
+    assert r.status_code == 422, r.text
+    (field,) = r.json()["error"]["fields"]
+    assert field["loc"] == ["query", name] and "not a parameter of this endpoint" in field["message"]
+    assert "reference" in field["fix"]
+    declared = client.get("/v1/deals/at-risk?stage=negotiation&owner=ana&limit=5", headers={
+        "X-API-Key": keys["manager"]})
+    assert declared.status_code == 200, declared.text
