@@ -316,6 +316,8 @@ def test_required_contract_column_not_mapped() -> None:
     (lambda m: m["tables"].pop("deals"), "table deals is not mapped"),
     (lambda m: m["tables"].update(opportunities=m["tables"]["deals"]), "unknown key 'opportunities'"),
     (lambda m: m.update(timezone="Mars/Olympus"), "unknown time zone"),
+    (lambda m: m.update(csv={"delimiter": ";;"}), r"csv.delimiter: ';;' is not a delimiter"),
+    (lambda m: m.update(csv={"delimiter": '"'}), r"csv.delimiter: '\"' is not a delimiter"),
     (lambda m: m["tables"]["deals"]["columns"].update(amount={"column": "Amount", "constant": 1}),
      "exactly one of column, constant or lookup"),
     (lambda m: m["tables"]["stage_history"].update(create_missing=True), "create_missing applies to accounts"),

@@ -169,3 +169,76 @@ def test_an_imported_history_carries_no_origin_columns(tmp_path: Path) -> None:
                    import_maven(small_maven(tmp_path / "m"), cut_at="2017-06-01")):
         for name, frame in result.history.tables().items():
             assert not set(ORIGIN_COLUMNS) & set(frame.columns), name
+
+
+# ----------------------------------------------------------------- cells holding line breaks, blank lines
+
+#: D1's notes (a multi-line Salesforce description) fill lines 3 to 5, so D2 is on line 6
+NOTES = ("id,acc,own,at,amt,status,notes\n"
+         "D0,A1,o,2024-01-01,5,deleted,\n"
+         'D1,A1,o,2024-01-01,10,active,"Call notes:\n- budget ok, ""urgent""\n- next: demo"\n'
+         "D2,A1,o,2024-01-02,-20,active,short\n")
+
+
+def test_a_cell_holding_line_breaks_does_not_shift_the_lines_after_it(tmp_path: Path) -> None:
+    err = fails(export(tmp_path, NOTES), mapping())
+    assert (err.table, err.column, err.rows, err.ids) == ("deals", "amount", [1], ["D2"])
+    assert "in the export: d.csv line 6. Fix:" in str(err)
+
+
+def test_a_file_with_cr_lf_line_ends_names_the_same_lines(tmp_path: Path) -> None:
+    """Windows line ends, in the file and in the cell: one line end each, as an editor shows them."""
+    src = export(tmp_path)
+    (src / "d.csv").write_bytes(NOTES.replace("\n", "\r\n").encode("utf-8-sig"))
+    assert "in the export: d.csv line 6. Fix:" in str(fails(src, mapping()))
+
+
+def test_blank_lines_the_reader_skips_still_count(tmp_path: Path) -> None:
+    deals = DEALS.replace("D1,", "\n\nD1,").replace("D2,A1,o,2024-01-02,20", " \nD2,A1,o,2024-01-02,-20")
+    err = fails(export(tmp_path, deals), mapping())
+    assert (err.rows, err.ids) == ([1], ["D2"])
+    assert "in the export: d.csv line 7. Fix:" in str(err)
+
+
+def test_rows_unpivoted_after_a_cell_holding_line_breaks_name_their_line(tmp_path: Path) -> None:
+    wide = ("deal,notes,Entered Lead,Entered Qualified\n"
+            'D1,"first call\nsecond call",2024-01-01,2024-02-01\n'
+            "D2,,2024-01-02,2024-08-01\n")
+    m = mapping()
+    m["tables"]["stage_history"] = {
+        "file": "wide.csv", "unpivot": {"columns": "Entered (.*)", "name": "stage_name", "value": "entered"},
+        "columns": {"deal_id": "deal", "stage": "stage_name", "changed_at": "entered"}}
+    err = fails(export(tmp_path, **{"wide.csv": wide}), m)
+    assert (err.table, err.column, err.rows) == ("stage_history", "changed_at", [3])
+    assert "in the export: wide.csv line 4. Fix:" in str(err)
+
+
+def test_a_mapping_problem_names_the_line_after_a_cell_holding_line_breaks(tmp_path: Path) -> None:
+    """Stage-history rows have no id of their own: the importer names them by line (and deal)."""
+    history = ('deal,stage,at,comment\nD1,Prospecting,2024-01-01T00:00:00,"moved on\nafter the demo"\n'
+               "D2,Pitching,2024-01-02T00:00:00,\n")
+    m = closing_mapping()
+    err = fails(export(tmp_path, **{"h.csv": history}), m)
+    assert (err.table, err.column, err.ids) == ("stage_history", "stage", ["line 4 (deal D2)"])
+
+
+def test_the_line_column_is_not_one_of_the_files_columns(tmp_path: Path) -> None:
+    """The reader keeps each row's line beside the file's columns; a message listing those leaves it out."""
+    m = mapping()
+    m["tables"]["deals"]["columns"]["amount"] = "Amount"
+    m["tables"]["stage_history"] = {
+        "file": "wide.csv", "unpivot": {"columns": "Entered (.*)", "name": "stage_name", "value": "entered"},
+        "columns": {"deal_id": "deal", "stage": "stage_name", "changed_at": "entered"}}
+    err = fails(export(tmp_path, NOTES, **{"wide.csv": "deal,Stage\nD1,Lead\n"}), m)
+    said = {p.where: str(p) for p in err.problems}  # type: ignore[attr-defined]
+    assert "the file has ['id', 'acc', 'own', 'at', 'amt', 'status', 'notes']" in said["tables.deals.columns.amount"]
+    assert "the file has ['deal', 'Stage']" in said["tables.stage_history.unpivot.columns"]
+
+
+def test_maven_names_the_pipeline_line_after_a_cell_holding_line_breaks(tmp_path: Path) -> None:
+    folder = small_maven(tmp_path / "m")
+    pipeline = folder / "sales_pipeline.csv"
+    pipeline.write_text(pipeline.read_text().replace("OPP1,Ann,", 'OPP1,"Ann\nSmith",').replace("Newco", "N" * 300))
+    with pytest.raises(DataValidationError) as e:
+        import_maven(folder, cut_at="2017-06-01")
+    assert "(sales_pipeline.csv line 5). Fix:" in str(e.value)

@@ -9,14 +9,23 @@ Every converted row carries where it came from (the :data:`ORIGIN_COLUMNS`, drop
 before the tables are typed): the contract's rules run on the converted tables, and
 a row number of a converted table is nothing a user can find in their export, so
 :func:`checked_history` adds the export file and line of each row an error names.
+
+A line is the line of the file a text editor shows (header = line 1), where the row's
+record starts: a quoted cell may hold line breaks (multi-line notes and descriptions are
+common in CRM exports) and blank lines are skipped by the reader, so it is not the row's
+position + 2. :func:`read_source_csv` records each row's line in :data:`LINE`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import csv
+import re
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 import pandas as pd
@@ -30,10 +39,22 @@ from dealscore.taxonomy import StageTaxonomy
 #: Where a converted row came from, carried beside the contract columns until the tables are typed:
 #: the export file (as the mapping names it) and the row's line there (header = line 1, as in every
 #: message about an export); for a row no export line holds, how the import made it; for a row some of
-#: whose values were taken from another line, a :class:`TakenFrom`. An unpivoted source frame carries
-#: ``LINE`` too (its index no longer says the line).
+#: whose values were taken from another line, a :class:`TakenFrom`. A source frame carries ``LINE``
+#: from :func:`read_source_csv` on, so filtering and unpivoting its rows keep their lines.
 SOURCE, LINE, NOTE, TAKEN = "__source__", "__line__", "__note__", "__taken__"
 ORIGIN_COLUMNS = (SOURCE, LINE, NOTE, TAKEN)
+
+#: How an export's cells are quoted, given to both readers of a file: pandas, which reads the cells, and
+#: the csv module, which finds the lines the records start on. Both must split the file into the same
+#: records, and a quoted cell may hold delimiters, line breaks and doubled quotes.
+QUOTING: dict[str, Any] = {"quotechar": '"', "quoting": csv.QUOTE_MINIMAL, "doublequote": True,
+                           "escapechar": None, "skipinitialspace": False}
+#: The longest cell the csv module is let read: any cell of a file (its size bounds them) up to what
+#: the module's C ``long`` holds everywhere
+_MAX_CELL = 2**31 - 1
+#: Where pandas' tokenizer names a record in a parse error: "in line n" is the n-th record, "starting at
+#: row n" the one after the n-th, counting blank lines but a record with line breaks in a cell as one
+_READER_PLACE = re.compile(r"(?P<words>in line|starting at row) (?P<n>\d+)")
 
 
 class TakenFrom(NamedTuple):
@@ -94,7 +115,8 @@ def read_source_csv(
     """Read one export file as text (empty cells missing, nothing else guessed), with clear errors.
 
     ``label`` names the file in messages (e.g. ``sales_pipeline.csv``); ``required``
-    lists columns the importer cannot do without.
+    lists columns the importer cannot do without. Each row's line in the file is in
+    :data:`LINE` (:func:`_row_lines`), and a parse error names the file's line too.
     """
     if not path.is_file():
         raise DataValidationError(
@@ -102,19 +124,25 @@ def read_source_csv(
             fix=f"pass the export folder that holds {path.name}",
         )
     refuse_duplicate_columns(csv_header(path, encoding=encoding, delimiter=delimiter), where=str(path), table=label)
+    unreadable = "save it as CSV with a header row (set csv.encoding / csv.delimiter in the mapping if they differ)"
     try:
         frame = pd.read_csv(
-            path, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding, sep=delimiter
+            path, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding, sep=delimiter, **QUOTING
         )
     except pd.errors.EmptyDataError as exc:
         raise DataValidationError(
             f"{label}: file {path} is empty (not even a header row)", table=label,
             fix="re-export the file with its header row",
         ) from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, LookupError) as exc:
+    except pd.errors.ParserError as exc:
         raise DataValidationError(
-            f"{label}: {path} is not a readable CSV file: {exc}", table=label,
-            fix="save it as CSV with a header row (set csv.encoding / csv.delimiter in the mapping if they differ)",
+            f"{label}: {path} is not a readable CSV file: "
+            f"{_on_file_lines(str(exc).strip(), path, encoding=encoding, delimiter=delimiter)}",
+            table=label, fix=unreadable,
+        ) from exc
+    except (UnicodeDecodeError, OSError, LookupError) as exc:
+        raise DataValidationError(
+            f"{label}: {path} is not a readable CSV file: {exc}", table=label, fix=unreadable,
         ) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     for col in frame.columns:
@@ -126,7 +154,99 @@ def read_source_csv(
             f"{label}: missing column(s) {missing}; found {list(frame.columns)}", table=label, column=missing[0],
             fix=f"export {path.name} with the columns {required}",
         )
+    frame[LINE] = _row_lines(path, len(frame), encoding=encoding, delimiter=delimiter)
     return frame
+
+
+def _row_lines(path: Path, rows: int, *, encoding: str, delimiter: str) -> np.ndarray:
+    """The line of ``path`` each of the ``rows`` rows pandas read from it starts on (header = line 1).
+
+    A file of one line per record is the rule (its lines number the header and the rows, so row ``i``
+    is on line ``i + 2``) and is found by counting line breaks, cheap even for a 300,000-row export.
+    Any other file (a quoted cell holding line breaks, blank lines the reader skipped) is read again
+    record by record (:func:`_records`), which costs about as much as pandas' read.
+    """
+    if _line_count(path, encoding) == rows + 1:
+        return np.arange(2, rows + 2, dtype=np.int64)
+    with closing(_records(path, encoding=encoding, delimiter=delimiter)) as records:
+        starts = np.fromiter((r.line for r in records if r.row), dtype=np.int64)
+    return starts[1:]  # the first is the header's
+
+
+def _on_file_lines(message: str, path: Path, *, encoding: str, delimiter: str) -> str:
+    """pandas' parse error ``message`` about ``path``, naming the file line the record it is about starts on.
+
+    The tokenizer numbers records, not lines (:data:`_READER_PLACE`): after a cell holding a line break
+    its numbers are short of the lines a user sees.
+    """
+    found = _READER_PLACE.search(message)
+    if found is None:
+        return message
+    in_line = found["words"] == "in line"
+    index = int(found["n"]) - 1 if in_line else int(found["n"])
+    with closing(_records(path, encoding=encoding, delimiter=delimiter)) as records:
+        record = next(islice(records, index, None), None)
+    words = "in line" if in_line else "starting at line"
+    return message if record is None else f"{message[:found.start()]}{words} {record.line}{message[found.end():]}"
+
+
+class _Record(NamedTuple):
+    """One record of a file as the csv module reads it."""
+
+    line: int  #: the line it starts on
+    row: bool  #: pandas reads it as a row (or the header): not a blank line it skips
+
+
+class _Lines:
+    """A file's lines as csv.reader takes them, remembering the last one given.
+
+    A leading byte-order mark is dropped, as pandas drops it whatever the encoding is called.
+    """
+
+    def __init__(self, fh: TextIO) -> None:
+        self.fh = fh
+        self.last = ""
+
+    def __iter__(self) -> Iterator[str]:
+        for n, line in enumerate(self.fh):
+            self.last = line if n else line.removeprefix("\ufeff")
+            yield self.last
+
+
+def _records(path: Path, *, encoding: str, delimiter: str) -> Iterator[_Record]:
+    """Every record of ``path`` in file order, split as pandas splits it (:data:`QUOTING`), blank lines too.
+
+    ``csv.reader(...).line_num`` is the line a record ends on, so the next one starts a line later.
+    pandas skips an empty line and a line of spaces and tabs only (with no delimiter among them); the
+    csv module reads the second as one cell, as it reads a line holding one quoted cell of spaces (a row
+    to pandas), so the line itself decides. Bytes the encoding cannot read are replaced: pandas read
+    them (a row's line) or stopped before them (a parse error's line). The csv module's cell size limit
+    (128 KiB) is raised to the file's size, as pandas has none; never lowered, as it is process-wide.
+    """
+    size = min(path.stat().st_size, _MAX_CELL)
+    if csv.field_size_limit() < size:
+        csv.field_size_limit(size)
+    with path.open(encoding=encoding, errors="replace", newline="") as fh:
+        lines = _Lines(fh)
+        reader = csv.reader(lines, delimiter=delimiter, **QUOTING)
+        start = 1
+        for cells in reader:
+            yield _Record(start, row=len(cells) > 1 or bool(lines.last.strip(" \t\r\n")))
+            start = reader.line_num + 1
+
+
+def _line_count(path: Path, encoding: str) -> int:
+    """The lines of ``path`` as a text editor numbers them: each ends at a line feed, a carriage return and
+    line feed, or a lone carriage return (as pandas and the csv module end records); the last need not end."""
+    count, last = 0, ""
+    with path.open(encoding=encoding, errors="replace", newline="") as fh:
+        while chunk := fh.read(1 << 20):
+            lf, cr = chunk.count("\n"), chunk.count("\r")
+            crlf = chunk.count("\r\n") if cr else 0  # a file of LF line ends (most) skips this pass
+            split = last == "\r" and chunk[0] == "\n"  # a CR LF the chunks cut in two is one line end
+            count += lf + cr - crlf - split
+            last = chunk[-1]
+    return count + (last not in ("", "\n", "\r"))
 
 
 def combined(problems: Sequence[DealscoreError], where: str) -> DealscoreError:
@@ -149,15 +269,15 @@ def raise_problems(problems: list[DealscoreError], where: str) -> None:
 
 
 def file_lines(frame: pd.DataFrame) -> np.ndarray:
-    """Each row's line in the export file it was read from by :func:`read_source_csv` (header = line 1).
+    """Each row's line in the export file it was read from (header = line 1): :data:`LINE`, which
+    :func:`read_source_csv` records and filtering and unpivoting keep."""
+    return frame[LINE].to_numpy(dtype="int64")
 
-    That reader numbers the rows from 0 in file order and filtering keeps the numbers,
-    so a row's line is its index + 2; a frame whose rows are no longer the file's
-    (unpivoted) carries the lines in :data:`LINE`.
-    """
-    if LINE in frame:
-        return frame[LINE].to_numpy(dtype="int64")
-    return frame.index.to_numpy(dtype="int64") + 2
+
+def file_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns of the export file ``frame`` was read from, as a message lists them (:data:`LINE` is the
+    reader's)."""
+    return [c for c in frame.columns if c != LINE]
 
 
 def from_file(out: pd.DataFrame, file: str, lines: np.ndarray) -> pd.DataFrame:

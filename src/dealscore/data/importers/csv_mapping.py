@@ -37,6 +37,7 @@ from dealscore.data.importers.common import (
     added_by_import,
     added_note,
     checked_history,
+    file_columns,
     file_lines,
     finish,
     from_file,
@@ -117,7 +118,7 @@ def _lines(frame: pd.DataFrame, mask: pd.Series) -> list[int]:
 
 def _check_columns(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: str) -> bool:
     """Every source column the mapping names must be in the file; each one that is not is a problem."""
-    have = list(frame.columns)
+    have = file_columns(frame)
     needed = [(f"columns.{t}", c) for t, cs in spec.columns.items() for c in cs.source_columns]
     needed += [("where", c) for c in spec.where]
     ok = True
@@ -135,23 +136,23 @@ def _check_columns(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: 
 def _unpivot(ctx: _Context, spec: SourceSpec, frame: pd.DataFrame, where: str) -> pd.DataFrame:
     """Wide columns → rows (see :class:`Unpivot`); empty cells make no row and are counted.
 
-    Each row remembers its source line (column ``LINE``), so a message still names the export's line.
+    Each row keeps its source row's line (column ``LINE``), so a message still names the export's line.
     """
     u = spec.unpivot
     assert u is not None
     pattern = re.compile(u.columns)
-    matched = {c: (m.group(1) if m.groups() else c) for c in frame.columns if (m := pattern.fullmatch(c))}
+    have = file_columns(frame)
+    matched = {c: (m.group(1) if m.groups() else c) for c in have if (m := pattern.fullmatch(c))}
     if not matched:
         ctx.problems.append(MappingError(
-            f"no column of {spec.file} matches {u.columns!r}; the file has {list(frame.columns)}",
+            f"no column of {spec.file} matches {u.columns!r}; the file has {have}",
             path=ctx.mapping.path, where=f"{where}.unpivot.columns",
             fix="correct the pattern (a regular expression matched against whole headers)",
         ))
         return frame.iloc[:0].assign(**{u.name: None, u.value: None})
-    wide = frame.assign(**{LINE: file_lines(frame)})
-    keep = [c for c in wide.columns if c not in matched]
-    long = wide.melt(id_vars=keep, value_vars=list(matched), var_name=u.name, value_name=u.value,
-                     ignore_index=False)
+    keep = [c for c in frame.columns if c not in matched]
+    long = frame.melt(id_vars=keep, value_vars=list(matched), var_name=u.name, value_name=u.value,
+                      ignore_index=False)
     long[u.name] = long[u.name].map(matched)
     empty = long[u.value].isna()
     ctx.report.drop(f"{spec.file}: empty cells of the {len(matched)} unpivoted columns (nothing recorded)",
@@ -180,7 +181,7 @@ def _lookup(ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame
     lk = cs.lookup
     assert lk is not None
     table = ctx.read(lk.file)
-    have = list(table.columns)
+    have = file_columns(table)
     absent = [col for col in [*lk.match, lk.column] if col not in have]
     for col in absent:
         ctx.problems.append(MappingError(

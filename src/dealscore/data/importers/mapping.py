@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from dealscore.data.importers.common import QUOTING
 from dealscore.data.schema import TABLES
 from dealscore.errors import ConfigError
 
@@ -207,6 +208,12 @@ class _MappingParser:
         sources = {name: [self.source(name, i, s) for i, s in enumerate(self.as_list(name, spec))]
                    for name, spec in tables.items()}
         csv = self.keys("csv", top.get("csv") or {}, {"encoding", "delimiter"})
+        delimiter = str(csv.get("delimiter", ","))
+        if len(delimiter) != 1 or delimiter in QUOTING["quotechar"] + "\r\n":
+            # the csv module, which finds each row's line, splits on one character, as pandas does (a longer
+            # separator is a regular expression to pandas, and quotes are then ignored)
+            raise self.fail("csv.delimiter", f"{delimiter!r} is not a delimiter",
+                            "use one character other than a quote or a line break, e.g. ',', ';' or '\\t' (tab)")
         numbers = self.keys("numbers", top.get("numbers") or {}, {"thousands", "decimal"})
         tz = str(top.get("timezone") or "UTC")
         try:
@@ -228,7 +235,7 @@ class _MappingParser:
             date_formats=tuple(str(f) for f in formats),
             timezone=tz,
             encoding=str(csv.get("encoding", "utf-8-sig")),
-            delimiter=str(csv.get("delimiter", ",")),
+            delimiter=delimiter,
             true_values=frozenset(normalise(v) for v in true_values),
             thousands=None if numbers.get("thousands") is None else str(numbers["thousands"]),
             decimal=str(numbers.get("decimal", ".")),
