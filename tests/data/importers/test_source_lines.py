@@ -75,16 +75,21 @@ def test_several_problems_each_name_their_own_lines(tmp_path: Path) -> None:
     assert (err.table, err.column, err.rows) == ("deals", "amount", [0, 2])
 
 
-def test_stage_history_rows_unpivoted_from_a_wide_file_name_its_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("wide", "said"), [
+    ("deal,Entered Lead,Entered Qualified\nD1,2024-01-01,2024-02-01\nD2,2024-01-02,2024-08-01\n",
+     "(ids: row 5 (deal D2)); in the export: wide.csv line 3. Fix:"),
+    ('deal,notes,Entered Lead,Entered Qualified\nD1,"first call\nsecond call",2024-01-01,2024-02-01\n'
+     "D2,,2024-01-02,2024-08-01\n", "in the export: wide.csv line 4. Fix:"),  # after a cell holding a line break
+])
+def test_stage_history_rows_unpivoted_from_a_wide_file_name_its_line(tmp_path: Path, wide: str, said: str) -> None:
     """Stage history has no id: its rows were named by converted row only ("row 4 (deal D2)")."""
-    wide = "deal,Entered Lead,Entered Qualified\nD1,2024-01-01,2024-02-01\nD2,2024-01-02,2024-08-01\n"
     m = mapping()
     m["tables"]["stage_history"] = {
         "file": "wide.csv", "unpivot": {"columns": "Entered (.*)", "name": "stage_name", "value": "entered"},
         "columns": {"deal_id": "deal", "stage": "stage_name", "changed_at": "entered"}}
     err = fails(export(tmp_path, **{"wide.csv": wide}), m)
     assert (err.table, err.column, err.rows) == ("stage_history", "changed_at", [3])
-    assert "(ids: row 5 (deal D2)); in the export: wide.csv line 3. Fix:" in str(err)
+    assert said in str(err)
 
 
 def test_rows_of_a_second_file_name_that_file(tmp_path: Path) -> None:
@@ -198,19 +203,6 @@ def test_blank_lines_the_reader_skips_still_count(tmp_path: Path) -> None:
     err = fails(export(tmp_path, deals), mapping())
     assert (err.rows, err.ids) == ([1], ["D2"])
     assert "in the export: d.csv line 7. Fix:" in str(err)
-
-
-def test_rows_unpivoted_after_a_cell_holding_line_breaks_name_their_line(tmp_path: Path) -> None:
-    wide = ("deal,notes,Entered Lead,Entered Qualified\n"
-            'D1,"first call\nsecond call",2024-01-01,2024-02-01\n'
-            "D2,,2024-01-02,2024-08-01\n")
-    m = mapping()
-    m["tables"]["stage_history"] = {
-        "file": "wide.csv", "unpivot": {"columns": "Entered (.*)", "name": "stage_name", "value": "entered"},
-        "columns": {"deal_id": "deal", "stage": "stage_name", "changed_at": "entered"}}
-    err = fails(export(tmp_path, **{"wide.csv": wide}), m)
-    assert (err.table, err.column, err.rows) == ("stage_history", "changed_at", [3])
-    assert "in the export: wide.csv line 4. Fix:" in str(err)
 
 
 def test_a_mapping_problem_names_the_line_after_a_cell_holding_line_breaks(tmp_path: Path) -> None:
