@@ -8,6 +8,13 @@ A team- or owner-limited key gets only its groups: its deals, and the future
 pipeline of its teams (or owners), never the company's. A key limited to owners
 forecasts by owner only (:func:`groupings`).
 
+By owner, the store says who is in which team now, not the creation model (which
+knows the owners and teams of the history it was fitted on): a team-limited key has
+a row for every owner of its open deals (a rep new since training: open deals only,
+named in a note) and the future pipeline of the owners its teams have now
+(:func:`owner_teams`; the training history's team only for an owner with no open
+deal in the store), never that of an owner who moved to another team (:func:`owner_scope`).
+
 Amounts are added as they come, whatever their currency (the data contract's amounts
 carry none; the store keeps each deal's from its payload): the answer names the
 currencies it drew from (:func:`forecast_currencies`) rather than forecast each apart.
@@ -18,10 +25,11 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from dealscore.errors import ModelNotReadyError
@@ -58,14 +66,71 @@ def groupings(principal: Principal) -> tuple[str, ...]:
     return ("owner",) if principal.owners else ("team", "owner")
 
 
-def _allowed_groups(principal: Principal, by: str, creation: Any) -> list[str] | None:
-    """The groups a limited key may see (None: all)."""
+def owner_teams(owners: Sequence[Any], teams: Sequence[Any], as_of: Any) -> dict[str, str]:
+    """Each owner's team now per the score store's open deals (their owner, team and as-of time, one per deal).
+
+    The team of the owner's most recently scored open deal; when several were scored at that time, the team
+    most of them are in, then the first by name. A deal without an owner or a team says nothing. ``as_of``
+    as :meth:`ScoreStore.forecast_inputs` reads it (a ``datetime64`` array, or datetimes or ISO text).
+    """
+    if isinstance(as_of, np.ndarray) and as_of.dtype.kind == "M":
+        times = as_of.astype("datetime64[ns]").astype(np.int64)
+    else:
+        times = pd.to_datetime(pd.Series(list(as_of), dtype=object), utc=True, format="ISO8601").to_numpy(
+            dtype="datetime64[ns]").astype(np.int64)
+    owner, team = np.asarray(owners, dtype=object), np.asarray(teams, dtype=object)
+    known = pd.notna(owner) & pd.notna(team)
+    if not known.any():
+        return {}
+    o_code, o_names = pd.factorize(owner[known].astype(str), sort=True)
+    t_code, t_names = pd.factorize(team[known].astype(str), sort=True)  # codes in name order
+    t = times[known]
+    newest = np.full(len(o_names), np.iinfo(np.int64).min)
+    np.maximum.at(newest, o_code, t)
+    at = t == newest[o_code]  # each owner's deals scored at their newest time
+    pairs, n = np.unique(o_code[at].astype(np.int64) * len(t_names) + t_code[at], return_counts=True)
+    po, pt = pairs // len(t_names), pairs % len(t_names)
+    order = np.lexsort((pt, -n, po))  # by owner, most deals first, then team name
+    first = order[np.r_[True, po[order][1:] != po[order][:-1]]]
+    return {str(o_names[po[i]]): str(t_names[pt[i]]) for i in first}
+
+
+def owner_scope(principal: Principal, creation: Any, visible: Sequence[str], teams_now: Mapping[str, str],
+                ) -> tuple[list[str] | None, list[str] | None, list[str]]:
+    """By owner: the rows a key gets, the owners whose deals not created yet it gets (None: all), and notes.
+
+    ``visible`` are the owners (group names) of the open deals the key sees; ``teams_now`` each owner's team
+    per the store (:func:`owner_teams`, over every open deal). An owner's future pipeline counts in the team
+    the store has them in now (the training history's only for an owner with no open deal in the store), so
+    exactly one team's key gets it: a team key gets it for its owners now, and a row for every owner of its
+    deals (one who moved away: their open deals in its teams only). A key limited to owners gets its owners'.
+    """
+    trained: Mapping[str, str] = getattr(creation, "pool_of_", None) or {}
+    moved = sorted(o for o, team in teams_now.items() if o in trained and trained[o] != team)
     if not principal.limited:
-        return None
-    if by == "team":
-        return sorted(principal.teams)
-    pools = getattr(creation, "pool_of_", {}) if creation is not None else {}
-    return sorted(set(principal.owners) | {o for o, team in pools.items() if team in principal.teams})
+        rows, future = None, None
+        notes = [_moved_note(moved)] if moved else []
+    else:
+        team_of = {**trained, **teams_now}
+        drawn = set(principal.owners) | {o for o, team in team_of.items() if team in principal.teams}
+        rows, future = sorted(drawn | set(visible)), sorted(drawn)
+        notes = [_moved_note(m)] if (m := [o for o in moved if o in drawn]) else []
+        if away := sorted(set(visible) - drawn - {"(none)"}):
+            notes.append(f"{_owners(away)} now work in another team (per their latest open deals in the score "
+                         "store): their rows here count their open deals in this key's teams only, not their deals "
+                         "not created yet, which count in their team now")
+    return rows, future, notes
+
+
+def _owners(names: Sequence[str], shown: int = 10) -> str:
+    listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    return f"owner{'s' if len(names) > 1 else ''} {listed}"
+
+
+def _moved_note(owners: Sequence[str]) -> str:
+    return (f"{_owners(owners)} work in another team per the score store than in the history the pipeline-creation "
+            "model was trained on: their deals not created yet count in their team now, drawn at the rate and "
+            "from the wins learned before the move, until the model is retrained")
 
 
 def compute_forecast(services: Services, principal: Principal, *, period: str = "quarter", by: str = "team",
@@ -86,15 +151,32 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
                                  fix="retry shortly, or check GET /readyz")
     creation = (current.bundle.pipeline_creation or {}).get(by) if getattr(current.bundle, "pipeline_creation",
                                                                             None) else None
-    groups = _allowed_groups(principal, by, creation)
-    key = cache_key(current.version, services.store.forecast_fingerprint(principal), period=period, by=by,
-                    as_of=as_of, sims=sims, seed=seed, groups=groups)
+    # by owner, a team key's owners are those the store has in its teams now: read from every open deal
+    everyone = by == "owner" and bool(principal.teams)
+    fingerprint = services.store.forecast_fingerprint(principal)
+    if everyone:
+        fingerprint = (*fingerprint, *services.store.forecast_fingerprint(None))
+    key = cache_key(current.version, fingerprint, period=period, by=by, as_of=as_of, sims=sims, seed=seed,
+                    scope=(sorted(principal.owners), sorted(principal.teams)))
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
             return hit
-    pipe = pipeline_from_columns(services.store.forecast_inputs(principal))
+    inputs = services.store.forecast_inputs(principal)
+    pipe = pipeline_from_columns(inputs)
+    groups: list[str] | None = sorted(principal.teams) if principal.limited else None
+    new_groups: list[str] | None = None
+    scope_notes: list[str] = []
+    if by == "owner":
+        # a key limited to owners only sees every deal of its owners: its own rows tell their teams
+        if everyone:
+            every = services.store.forecast_inputs(None)
+            teams_now = owner_teams(every["owner_id"], every["team"], every["as_of"])
+        else:
+            teams_now = owner_teams(pipe.owner_id, pipe.team, pipe.scored_at)
+        groups, new_groups, scope_notes = owner_scope(principal, creation, sorted(set(pipe.keys("owner"))),
+                                                      teams_now)
     if as_of is not None:
         t = naive_utc(pd.Timestamp(as_of))
     elif len(pipe):
@@ -103,7 +185,8 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
         t = naive_utc(pd.Timestamp.now(tz="UTC"))
     calibration = getattr(current.bundle, "forecast_calibration", None)
     fc = forecast_pipeline(pipe, t, kind=period, by=by, creation=creation, n_sims=sims, seed=seed,
-                           groups=groups, calibration=calibration)
+                           groups=groups, calibration=calibration, new_groups=new_groups)
+    fc.notes.extend(scope_notes)
     fc.notes.append(STORE_NOTE)
     if creation is None:
         fc.notes.append("the model bundle carries no pipeline-creation model: retrain it to include future deals")

@@ -142,3 +142,37 @@ def test_the_notes_say_which_uncertainties_the_range_carries() -> None:
     assert full[0].startswith("open deals calibrated on 7 past windows: probabilities × 0.900")
     assert "shared error of that factor (5.0%" in full[0] and "per-group spread (2.0%" in full[0]
     assert "not modelled" not in " ".join(full) and "uncertain by its counts" in full[1]
+
+
+def test_an_owner_the_creation_model_does_not_know_has_open_deals_only_and_a_note() -> None:
+    """By owner, the rows a key gets and the owners whose future pipeline it gets are two lists: an owner left out
+    of ``new_groups`` keeps their open deals and draws no future pipeline (the others' draws unchanged), and an
+    owner with open deals the creation model never saw (a new rep) is a row of open deals named in the notes."""
+    from dealscore.data.simulate import simulate
+    from dealscore.data.validate import validate_history
+    from dealscore.forecast.close_time import BUCKET_EDGES
+
+    history, _ = validate_history(simulate(300, seed=3).history)
+    creation = PipelineCreationModel(group="owner_id", pool="team").fit(history)
+    busy = sorted(creation.rate_per_day_, key=lambda o: -creation.rate_per_day_[o])[:2]
+    t = pd.Timestamp(history.data_cut)
+    owners = np.array([*busy, "NEW-REP"], dtype=object)
+    pmf = np.full((3, len(BUCKET_EDGES) - 1), 1.0 / (len(BUCKET_EDGES) - 1))
+    pipe = pipeline_from_columns({"deal_id": ["a", "b", "c"], "team": ["x", "x", "x"], "owner_id": list(owners),
+                                  "amount": [100.0, 200.0, 300.0], "p_win": [0.5, 0.5, 0.5],
+                                  "as_of": np.full(3, t.asm8), "pmf": list(pmf)})
+    rows = [*busy, "NEW-REP"]
+    full = forecast_pipeline(pipe, t, by="owner", creation=creation, n_sims=300, seed=5, groups=rows)
+    part = forecast_pipeline(pipe, t, by="owner", creation=creation, n_sims=300, seed=5, groups=rows,
+                             new_groups=[busy[0]])
+
+    def new(fc: object, group: str) -> float:
+        return float(fc.table.loc[fc.table["group"] == group, "new_expected"].sum())  # type: ignore[attr-defined]
+
+    assert new(full, busy[1]) > 0 and new(part, busy[1]) == 0 and new(part, busy[0]) == new(full, busy[0]) > 0
+    for fc in (full, part):
+        assert set(fc.table["group"]) == {"company", *rows}
+        assert (fc.table.loc[fc.table["group"] == "company", "open_deals"] == 3).all()
+        assert new(fc, "NEW-REP") == 0
+        (note,) = [n for n in fc.notes if "does not know" in n]
+        assert "owner NEW-REP " in note and busy[0] not in note and "until the model is retrained" in note

@@ -208,3 +208,113 @@ def test_an_owner_limited_key_forecasts_by_owner_and_is_told_so_by_team(
     # an unlimited key still forecasts by team by default
     assert scoring_client.get("/v1/forecast", params={"sims": 200},
                               headers={"X-API-Key": keys["manager"]}).json()["by"] == "team"
+
+
+# ---------------------------------------------------------------------- by owner: owners the creation model does not
+# know as the store does (a new rep; a rep whose team changed since the training history)
+
+NA_MM = "North America Mid-Market"
+
+
+@pytest.fixture
+def own_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty forecast cache: it is per process and keyed by the stored rows' ids, which two tests' stores
+    written in the same order share."""
+    from collections import OrderedDict
+
+    from dealscore_service import forecasting
+
+    monkeypatch.setattr(forecasting, "_cache", OrderedDict())
+
+
+def _moved_store(client: TestClient, trained_model: TrainedModel, keys: dict[str, str]) -> tuple[str, list[str]]:
+    """Every open deal scored; owner R0004's (North America Mid-Market in the training history, where the
+    creation model learned their rate) now in team east; a new rep's deal in east.
+
+    Returns the moved owner and the ids of east's deals.
+    """
+    moved = "R0004"
+    deals = trained_model.history.deals.set_index("deal_id")
+    bodies = trained_model.payloads(len(trained_model.open_ids))
+    for b in bodies:
+        if deals.at[b["deal_id"], "owner_id"] == moved:
+            b["team"] = "east"
+    r = client.post("/v1/score/batch", json={"deals": bodies, "as_of": trained_model.as_of},
+                    headers={"X-API-Key": keys["crm"]})
+    assert r.status_code == 200, r.text[:500]
+    new = {**trained_model.payload(), "deal_id": "NEW-REP-1", "owner_id": "N-NEW", "team": "east"}
+    assert client.post("/v1/score", json=new, headers={"X-API-Key": keys["crm"]}).status_code == 200
+    return moved, [*(b["deal_id"] for b in bodies if b["team"] == "east"), "NEW-REP-1"]
+
+
+def test_a_team_key_by_owner_gets_its_owners_as_the_store_places_them(
+        scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str], own_cache: None) -> None:
+    """A team-limited key by owner: every owner of its teams' open deals has a row (a new rep with their open deals
+    and no future pipeline, named in a note; a rep moved into the team with their future pipeline too), the
+    company row counts all its deals, and an owner's row has the figures the unlimited key's has."""
+    moved, east_ids = _moved_store(scoring_client, trained_model, keys)
+    params = {"sims": 300, "seed": 3, "by": "owner"}
+    east = scoring_client.get("/v1/forecast", params=params, headers={"X-API-Key": keys["east_manager"]})
+    assert east.status_code == 200, east.text
+    rows = pd.DataFrame(east.json()["rows"])
+    assert set(rows["group"]) == {"company", moved, "N-NEW"}
+    company = rows[rows["group"] == "company"]
+    assert (company["open_deals"] == len(east_ids)).all()
+    new = rows[rows["group"] == "N-NEW"]
+    assert (new["open_deals"] == 1).all() and (new["new_expected"] == 0).all()
+    mover = rows[rows["group"] == moved]
+    assert (mover["open_deals"] == len(east_ids) - 1).all() and mover["new_expected"].sum() > 0
+    assert any("N-NEW" in note and "does not know" in note for note in east.json()["notes"])
+    # the same deals and future pipeline as in the unlimited key's rows (open deals are drawn together, so their
+    # Monte Carlo figures depend on the other deals drawn beside them; each owner's future pipeline does not)
+    everyone = pd.DataFrame(scoring_client.get("/v1/forecast", params=params,
+                                               headers={"X-API-Key": keys["manager"]}).json()["rows"])
+    columns = ["group", "period", "open_deals", "new_expected"]
+    same = everyone[everyone["group"].isin([moved, "N-NEW"])][columns].sort_values(["group", "period"])
+    mine = rows[rows["group"] != "company"][columns].sort_values(["group", "period"])
+    pd.testing.assert_frame_equal(mine.reset_index(drop=True), same.reset_index(drop=True))
+    # the mover moves on, to west (a deal scored later): east's own deals are unchanged, its answer is not cached
+    later = (trained_model.history.data_cut + pd.Timedelta(days=1)).isoformat()
+    west = {**trained_model.payload(), "deal_id": "WEST-1", "owner_id": moved, "team": "west", "as_of": later}
+    assert scoring_client.post("/v1/score", json=west, headers={"X-API-Key": keys["crm"]}).status_code == 200
+    again = scoring_client.get("/v1/forecast", params=params, headers={"X-API-Key": keys["east_manager"]}).json()
+    assert again["as_of"] == east.json()["as_of"]  # the same request on the same deals of east
+    mover = pd.DataFrame(again["rows"]).query("group == @moved")
+    assert (mover["open_deals"] == len(east_ids) - 1).all() and (mover["new_expected"] == 0).all()
+    assert any(moved in note and "now work in another team" in note for note in again["notes"])
+
+
+def test_a_team_key_by_owner_does_not_get_the_future_pipeline_of_an_owner_who_left_its_team(
+        scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str], own_cache: None) -> None:
+    """The owner's training-time team is not theirs any more: its key gets neither a row nor future pipeline for
+    them (their deals not created yet count in the team the store has them in now)."""
+    from dealscore_service.auth import Principal, Scope
+    from dealscore_service.client import deal_payload
+    from dealscore_service.forecasting import compute_forecast
+
+    moved, _ = _moved_store(scoring_client, trained_model, keys)
+    services = scoring_client.app.state.services  # type: ignore[attr-defined]
+    na_mm = Principal("na_mm", frozenset({Scope.read}), teams=frozenset({NA_MM}))
+    fc = compute_forecast(services, na_mm, by="owner", sims=300, seed=3)
+    deals = trained_model.history.deals
+    open_na_mm = deals["outcome"].isna() & (deals["team"] == NA_MM) & (deals["owner_id"] != moved)
+    stayed = set(deals.loc[open_na_mm, "owner_id"])
+    assert stayed and set(fc.table["group"]) == {"company", *stayed}
+    assert (fc.table.loc[fc.table["group"] == "company", "open_deals"] == int(open_na_mm.sum())).all()
+    # the mover's deal scored in the team before the move (earlier than their east deals): the team's key sees it,
+    # in a row of that deal only, told why it has no future pipeline
+    cut = trained_model.history.data_cut
+    old = sorted(deals.loc[deals["outcome"].isna() & (deals["created_at"] < cut - pd.Timedelta(days=60)), "deal_id"])[0]
+    before = {**deal_payload(trained_model.history, old, cut - pd.Timedelta(days=20)), "deal_id": "BEFORE-MOVE",
+              "owner_id": moved, "team": NA_MM}
+    assert scoring_client.post("/v1/score", json=before, headers={"X-API-Key": keys["crm"]}).status_code == 200
+    fc = compute_forecast(services, na_mm, by="owner", sims=300, seed=3)
+    assert set(fc.table["group"]) == {"company", *stayed, moved}
+    mover = fc.table[fc.table["group"] == moved]
+    assert (mover["open_deals"] == 1).all() and (mover["new_expected"] == 0).all()
+    assert any(moved in note and "now work in another team" in note for note in fc.notes)
+    # the east key still has the mover's future pipeline (their team now), told they moved since training
+    east = compute_forecast(services, Principal("east", frozenset({Scope.read}), teams=frozenset({"east"})),
+                            by="owner", sims=300, seed=3)
+    assert east.table.loc[east.table["group"] == moved, "new_expected"].sum() > 0
+    assert any(moved in note and "before the move" in note for note in east.notes)

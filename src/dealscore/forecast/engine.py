@@ -223,7 +223,7 @@ def forecast_pipeline(
     pipe: OpenPipeline, as_of: pd.Timestamp | str, *, kind: str = "quarter", by: str = "team",
     creation: PipelineCreationModel | None = None, booked: dict[tuple[str, str], float] | None = None,
     n_sims: int = DEFAULT_SIMS, seed: int = 0, groups: Sequence[str] | None = None, top_drivers: int = 10,
-    calibration: OpenDealCalibration | None = None,
+    calibration: OpenDealCalibration | None = None, new_groups: Sequence[str] | None = None,
 ) -> Forecast:
     """Median and P10–P90 of bookings per group and period (current and next), by Monte Carlo over deals.
 
@@ -233,7 +233,12 @@ def forecast_pipeline(
     probabilities by what such deals really booked in past windows and spreads each
     group's open bookings by the correlated risk those windows showed.
     ``groups`` restricts the rows to some groups (a team-limited key); the company
-    row is then the sum of those groups only.
+    row is then the sum of those groups only. ``new_groups`` restricts the deals not
+    created yet to some groups (None: every group the creation model has a rate for):
+    the other rows count their open deals only (an owner whose deals are in a key's
+    teams but who works in another team now). A group with open deals that the creation
+    model does not know (a rep or team new since it was fitted) has a row of open deals
+    only, and the notes name it (:func:`unknown_groups_note`).
     """
     check_kind(kind)
     check_by(by)
@@ -261,8 +266,12 @@ def forecast_pipeline(
     open_draws = draw_open_bookings(amount, p_win, month_prob, gi, len(wanted), n_sims, rng, scale=ratio)
     if calibration is not None:
         open_draws *= calibration.factors(wanted, n_sims, seed)[:, :, None]
-    new_draws = (creation.simulate(wanted, grid_off, n_sims, seed) if creation is not None
-                 else np.zeros_like(open_draws))
+    new_draws = np.zeros_like(open_draws)
+    if creation is not None:
+        drawn = list(range(len(wanted))) if new_groups is None else [
+            i for i, g in enumerate(wanted) if g in {str(n) for n in new_groups}]
+        if drawn:  # each group draws from its own stream: leaving some out changes no other group's draws
+            new_draws[:, drawn, :] = creation.simulate([wanted[i] for i in drawn], grid_off, n_sims, seed)
     booked = booked or {}
     period_months = [np.array([i for i, m in enumerate(grid) if p.start <= m.start < p.end]) for p in periods]
     labels = [COMPANY, *wanted]
@@ -309,6 +318,11 @@ def forecast_pipeline(
         "p_win": p_win[order], "p_this_period": p_cur[order], "share_of_variance": share[order],
     })
     notes = forecast_notes(creation, calibration)
+    if creation is not None:
+        with_deals = [g for g, n in zip(wanted, np.bincount(gi, minlength=len(wanted)), strict=True) if n]
+        note = unknown_groups_note(creation, with_deals, by)
+        if note:
+            notes.append(note)
     return Forecast(as_of=t, kind=kind, by=by, periods=periods, table=pd.DataFrame(rows), fan=pd.DataFrame(fan_rows),
                     drivers=drivers, n_sims=n_sims, seed=seed, notes=notes, draws=draws)
 
@@ -330,6 +344,26 @@ def forecast_notes(creation: PipelineCreationModel | None, calibration: OpenDeal
         notes.append("deals not created yet: drawn from each group's creation rate and past wins, the rate itself "
                      "uncertain by its counts")
     return notes
+
+
+def unknown_groups_note(creation: PipelineCreationModel, groups: Sequence[str], by: str, shown: int = 10) -> str:
+    """The note naming the ``groups`` (those with open deals) the creation model does not know, "" when none.
+
+    The model knows the teams or owners of the history it was fitted on; one that appears since (a new
+    rep) has no creation rate, so its row counts its open deals only until the model is retrained.
+    Deals without a team or owner (``(none)``) are not named.
+    """
+    known = getattr(creation, "pool_of_", None)
+    if known is None:  # a model fitted before it kept each group's pool: the groups it has a rate for
+        known = creation.rate_per_day_
+    unknown = [str(g) for g in groups if str(g) not in known and g != "(none)"]
+    if not unknown:
+        return ""
+    noun = ("team" if by == "team" else "owner") + ("s" if len(unknown) > 1 else "")
+    names = ", ".join(unknown[:shown]) + (f" and {len(unknown) - shown} more" if len(unknown) > shown else "")
+    return (f"the pipeline-creation model does not know {noun} {names} (not in the history it was trained on): "
+            f"{'their rows count' if len(unknown) > 1 else 'its row counts'} open deals only, no deals not created "
+            "yet, until the model is retrained")
 
 
 def forecast_history(
@@ -369,4 +403,4 @@ def forecast_history(
 
 __all__ = ["COMPANY", "DEFAULT_SIMS", "Forecast", "OpenPipeline", "booked_so_far", "forecast_history",
            "forecast_pipeline", "pipeline_from_blocks", "pipeline_from_columns", "pipeline_from_records",
-           "pipeline_from_results"]
+           "pipeline_from_results", "unknown_groups_note"]
