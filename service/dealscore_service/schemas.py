@@ -446,6 +446,9 @@ class CurrencyTotal(BaseModel):
     open_deals: int = Field(description="open deals in this currency matching the filters, at risk or not")
     pipeline_value: float = Field(description="sum of their amounts, in this currency")
     value_at_risk: float = Field(description="sum of the value at risk of those at risk, in this currency")
+    deals_at_risk: int = Field(description="how many of them are at risk (below their stage's usual win rate, "
+                               "those without an amount included): the deals value_at_risk sums; over all "
+                               "currencies these add up to total")
 
 
 _ADDED_AS_GIVEN = ("; amounts are added as given, whatever their currency (never converted): when "
@@ -468,9 +471,9 @@ class AtRiskResponse(BaseModel):
                                   + _ADDED_AS_GIVEN)
     value_at_risk: float = Field(description="sum of the value at risk of the deals at risk" + _ADDED_AS_GIVEN)
     by_currency: list[CurrencyTotal] = Field(
-        default_factory=list, description="pipeline_value and value_at_risk per currency over every matching "
-        "deal (all pages), largest pipeline first: one entry when the deals share a currency, none when no deal "
-        "matches")
+        default_factory=list, description="open deals, deals at risk, pipeline_value and value_at_risk per "
+        "currency over every matching deal (all pages), largest pipeline first: one entry when the deals share a "
+        "currency, none when no deal matches")
 
     @computed_field  # type: ignore[prop-decorator]
     @property

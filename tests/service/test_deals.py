@@ -99,20 +99,36 @@ def test_at_risk_says_each_amounts_currency_and_totals_per_currency(
     assert page["mixed_currencies"] is True
     assert page["by_currency"] == [  # largest pipeline first
         {"currency": "EUR", "open_deals": 2, "pipeline_value": pytest.approx(4000.0),
-         "value_at_risk": pytest.approx(400.0)},
+         "value_at_risk": pytest.approx(400.0), "deals_at_risk": 1},
         {"currency": "USD", "open_deals": 1, "pipeline_value": pytest.approx(2000.0),
-         "value_at_risk": pytest.approx(600.0)},
+         "value_at_risk": pytest.approx(600.0), "deals_at_risk": 1},
         {"currency": None, "open_deals": 1, "pipeline_value": pytest.approx(500.0),
-         "value_at_risk": pytest.approx(100.0)},
+         "value_at_risk": pytest.approx(100.0), "deals_at_risk": 1},
     ]
+    assert_adds_up(page)
     # the breakdown covers the filtered deals, and one currency is not a mix
     east = client.get("/v1/deals/at-risk", params={"team": "east"}, headers=manager).json()
     assert east["mixed_currencies"] is False
     assert east["by_currency"] == [{"currency": "EUR", "open_deals": 2, "pipeline_value": pytest.approx(4000.0),
-                                    "value_at_risk": pytest.approx(400.0)}]
+                                    "value_at_risk": pytest.approx(400.0), "deals_at_risk": 1}]
+    assert_adds_up(east)
+    west = client.get("/v1/deals/at-risk", params={"team": "west"}, headers=manager).json()
+    assert [(t["currency"], t["deals_at_risk"]) for t in west["by_currency"]] == [("USD", 1), (None, 1)]
+    assert_adds_up(west)
     # ... and only the deals the key may see
     limited = client.get("/v1/deals/at-risk", headers={"X-API-Key": keys["east_manager"]}).json()
     assert [t["currency"] for t in limited["by_currency"]] == ["EUR"] and limited["mixed_currencies"] is False
+    assert limited["by_currency"][0]["deals_at_risk"] == limited["total"] == 1
+    assert_adds_up(limited)
+
+
+def assert_adds_up(page: dict[str, Any]) -> None:
+    """The per-currency figures add up to the flat ones: a client may show either and they agree."""
+    parts = page["by_currency"]
+    assert sum(t["deals_at_risk"] for t in parts) == page["total"]
+    assert sum(t["open_deals"] for t in parts) == page["open_deals"]
+    assert sum(t["pipeline_value"] for t in parts) == pytest.approx(page["pipeline_value"])
+    assert sum(t["value_at_risk"] for t in parts) == pytest.approx(page["value_at_risk"])
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ from dealscore.forecast.engine import pipeline_from_columns
 from dealscore.scoring.result import CloseOutlook, ScoreResult
 from dealscore_service import migrations
 from dealscore_service.auth import Principal, Scope
-from dealscore_service.store import DealEvent, DealFilter, ListRequest, ScoreStore, ScoreToSave
+from dealscore_service.store import DealEvent, DealFilter, ListPageData, ListRequest, ScoreStore, ScoreToSave
 from dealscore_service.store.migrate import current_revision, downgrade, head_revision, migrate
 from dealscore_service.store.models import ScoreRecord
 from dealscore_service.store.timeline import STAGE_CHANGE_FIELDS, TOUCHPOINT_FIELDS
@@ -683,3 +684,66 @@ def test_migration_0008_fills_the_deals_names_and_currency_from_their_latest_sco
     save(store, make_result("b", as_of="2024-05-02").model_copy(update={"deal_name": "Beta"}))
     with store.engine.connect() as conn:  # a new score writes its names with the deal's row
         assert conn.execute(text("SELECT deal_name FROM deals WHERE deal_id = 'b'")).scalar() == "Beta"
+
+
+def _adds_up(page: ListPageData) -> dict[str | None, tuple[int, int, float, float]]:
+    """The page's per-currency figures, once checked to add up to its flat totals (what a client relies on)."""
+    parts = page.by_currency
+    assert sum(t.open_deals for t in parts) == page.open_deals
+    assert sum(t.deals_at_risk for t in parts) == page.at_risk
+    assert sum(t.pipeline_value for t in parts) == pytest.approx(page.pipeline_value)
+    assert sum(t.value_at_risk for t in parts) == pytest.approx(page.value_at_risk)
+    return {t.currency: (t.open_deals, t.deals_at_risk, t.pipeline_value, t.value_at_risk) for t in parts}
+
+
+def test_deals_at_risk_per_currency_add_up_to_the_total(store: ScoreStore, make_result: MakeResult) -> None:
+    """Each currency says how many of its deals are at risk: the mixed list's per-currency GROUP BY counts them,
+    a one-currency list reuses the flat count (no GROUP BY at all), and either way the counts add up to the
+    list's total, under its filters and within what a limited key may see. A deal at risk without an amount
+    counts (it is in the total) and a closed one does not."""
+
+    def priced(deal_id: str, currency: str | None, **kw: Any) -> ScoreResult:
+        return make_result(deal_id, **kw).model_copy(update={"currency": currency})
+
+    save(store,
+         priced("e-risk", "EUR", amount=1000.0, p_win=0.1),  # 1000 × (0.5 − 0.1) = 400
+         priced("e-safe", "EUR", amount=3000.0, p_win=0.6),  # above its stage's usual rate: not at risk
+         priced("e-no-amount", "EUR", amount=None, p_win=0.2, team="west"),  # at risk, nothing to add
+         priced("u-risk", "USD", amount=2000.0, p_win=0.2, owner="r2", team="west"),  # 600
+         priced("u-nego", "USD", amount=500.0, p_win=0.1, owner="r2", stage="negotiation"),  # 200
+         priced("x-risk", None, amount=800.0, p_win=0.3, owner="r3", team="west"),  # 160
+         priced("e-closed", "EUR", amount=9000.0, p_win=0.1))
+    store.record_outcome("e-closed", "lost", datetime(2024, 5, 2), key_name="test")
+
+    grouped: list[str] = []
+
+    def count_group_by(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "GROUP BY" in statement.upper():
+            grouped.append(statement)
+
+    def read(filters: DealFilter = DealFilter(), principal: Principal | None = None,
+             ) -> tuple[dict[str | None, tuple[int, int, float, float]], int]:
+        grouped.clear()
+        page = store.list_page(ListRequest(filters=filters, limit=0), principal)
+        return _adds_up(page), len(grouped)
+
+    event.listen(store.engine, "before_cursor_execute", count_group_by)
+    try:
+        # mixed: one GROUP BY, which counts the deals at risk alongside the money
+        assert read() == ({"EUR": (3, 2, 4000.0, 400.0), "USD": (2, 2, 2500.0, 800.0),
+                           None: (1, 1, 800.0, 160.0)}, 1)
+        assert read(DealFilter(team="east")) == ({"EUR": (2, 1, 4000.0, 400.0), "USD": (1, 1, 500.0, 200.0)}, 1)
+        assert read(DealFilter(min_amount=900.0)) == ({"EUR": (2, 1, 4000.0, 400.0), "USD": (1, 1, 2000.0, 600.0)},
+                                                      1)
+        west = Principal("west", frozenset({Scope.read}), teams=frozenset({"west"}))
+        assert read(principal=west) == ({"EUR": (1, 1, 0.0, 0.0), "USD": (1, 1, 2000.0, 600.0),
+                                         None: (1, 1, 800.0, 160.0)}, 1)
+        # one currency (or none given): the flat figures are its figures, no GROUP BY
+        assert read(DealFilter(owner="r1")) == ({"EUR": (3, 2, 4000.0, 400.0)}, 0)
+        assert read(DealFilter(declared_stage="negotiation")) == ({"USD": (1, 1, 500.0, 200.0)}, 0)
+        assert read(DealFilter(min_amount=2500.0)) == ({"EUR": (1, 0, 3000.0, 0.0)}, 0)  # none of them at risk
+        assert read(DealFilter(team="west"), Principal("r3", frozenset({Scope.read}), owners=frozenset({"r3"}))) \
+            == ({None: (1, 1, 800.0, 160.0)}, 0)
+        assert read(DealFilter(owner="nobody")) == ({}, 0)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count_group_by)

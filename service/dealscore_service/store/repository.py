@@ -253,12 +253,17 @@ class ListedDeal:
 
 @dataclass(frozen=True)
 class CurrencyTotals:
-    """The list's totals over its deals in one currency (``None``: deals whose payload gave none)."""
+    """The list's totals over its deals in one currency (``None``: deals whose payload gave none).
+
+    ``deals_at_risk`` counts what ``value_at_risk`` sums (deals below their stage's usual win rate, those
+    without an amount included), so a reader can weigh the money at risk against how many deals carry it.
+    """
 
     currency: str | None
     open_deals: int
     pipeline_value: float
     value_at_risk: float
+    deals_at_risk: int
 
 
 @dataclass(frozen=True)
@@ -1210,24 +1215,27 @@ class _ListSummary:
 
 def _list_summary(s: Session, where: list[ColumnElement[bool]]) -> _ListSummary:
     """The totals and the risk-level cut-offs of the deals matching ``where`` (a scan of their index entries)."""
+    # one definition of each figure for the flat totals and the per-currency ones, so the latter add up to the former
     at_risk_flag = DealRecord.rank_group < NOT_AT_RISK
+    pipeline_sum = func.coalesce(func.sum(DealRecord.amount), 0.0)
+    at_risk_count = func.coalesce(func.sum(case((at_risk_flag, 1), else_=0)), 0)
+    at_risk_sum = func.coalesce(func.sum(case((at_risk_flag, DealRecord.value_at_risk), else_=0.0)), 0.0)
     totals = select(
-        func.count(),
-        func.coalesce(func.sum(DealRecord.amount), 0.0),
-        func.coalesce(func.sum(case((at_risk_flag, 1), else_=0)), 0),
+        func.count(), pipeline_sum, at_risk_count,
         func.coalesce(func.sum(case((DealRecord.rank_group == 0, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((at_risk_flag, DealRecord.value_at_risk), else_=0.0)), 0.0),
+        at_risk_sum,
         func.min(DealRecord.currency), func.max(DealRecord.currency), func.count(DealRecord.currency),
     ).where(*where)
     n_open, pipeline, n_risk, n_amount, var, lowest, highest, n_with = s.execute(totals).one()
     if lowest == highest and n_with in (0, n_open):  # one currency (or none given): these totals are its totals
-        by_currency = [CurrencyTotals(lowest, int(n_open), float(pipeline), float(var))] if n_open else []
+        by_currency = [CurrencyTotals(currency=lowest, open_deals=int(n_open), pipeline_value=float(pipeline),
+                                      value_at_risk=float(var), deals_at_risk=int(n_risk))] if n_open else []
     else:  # mixed: summed per currency (a GROUP BY's sort of index entries, only for lists that need it)
-        per_currency = (select(DealRecord.currency, func.count(), func.coalesce(func.sum(DealRecord.amount), 0.0),
-                               func.coalesce(func.sum(case((at_risk_flag, DealRecord.value_at_risk), else_=0.0)),
-                                             0.0))
+        per_currency = (select(DealRecord.currency, func.count(), pipeline_sum, at_risk_sum, at_risk_count)
                         .where(*where).group_by(DealRecord.currency))
-        by_currency = sorted((CurrencyTotals(c, int(n), float(p), float(v)) for c, n, p, v in s.execute(per_currency)),
+        by_currency = sorted((CurrencyTotals(currency=c, open_deals=int(n), pipeline_value=float(p),
+                                             value_at_risk=float(v), deals_at_risk=int(r))
+                              for c, n, p, v, r in s.execute(per_currency)),
                              key=lambda t: (-t.pipeline_value, t.currency or ""))
     return _ListSummary(open_deals=int(n_open), pipeline_value=float(pipeline), at_risk=int(n_risk),
                         value_at_risk=float(var), by_currency=tuple(by_currency),
