@@ -161,3 +161,20 @@ def test_a_deal_scored_later_meanwhile_is_a_409_not_a_backfill_under_the_payload
     assert "later as-of time" in err.value.message and "nothing was written" in err.value.message
     # read as a back-fill, written as one: nothing changed
     assert _authorize_again(principal, deals, written, False, written, as_of=when, backfills=["d1"]) == []
+
+
+def test_a_key_of_the_new_team_cannot_read_the_old_teams_backfill_by_sending_it_again(
+        moved_deal, keys: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    """The same payload again is a replay answered with the stored score: one back-filled under west must be the
+    same 403 for an east key as scoring it afresh, not west's owner and team in a 200."""
+    client, body = moved_deal
+    _scored(client, body(10), keys["admin"])  # stored under w-rep / west
+    r = client.post("/v1/score", json=body(10), headers={"X-API-Key": keys["east_crm"]})
+    assert r.status_code == 403, r.text
+    assert "west" not in r.text and "w-rep" not in r.text and "Walt" not in r.text
+    batch = {"deals": [{k: v for k, v in body(10).items() if k != "as_of"}], "as_of": body(10)["as_of"]}
+    r = client.post("/v1/score/batch", json=batch, headers={"X-API-Key": keys["east_crm"]})
+    assert r.status_code == 403 and "west" not in r.text, r.text
+    # the admin's replay still answers
+    replay = client.post("/v1/score", json=body(10), headers={"X-API-Key": keys["admin"]})
+    assert replay.status_code == 200 and replay.headers.get("Idempotent-Replay") == "true"

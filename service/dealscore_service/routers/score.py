@@ -246,7 +246,9 @@ def score_deals(
     todo = [d.deal_id for d, k in zip(deals, keys, strict=True) if k not in stored]
     backfills = _backfills(states, todo, converted.as_of)
     then = services.store.scores_in_force(backfills, converted.as_of) if backfills else {}
-    _authorize_backfill(principal, deals, then, converted.as_of, batch)
+    # a replay answers with the stored score, which a back-fill stored under the team of its time: judged alike
+    replays = {d.deal_id: stored[k] for d, k in zip(deals, keys, strict=True) if k in stored}
+    _authorize_backfill(principal, deals, {**then, **replays}, converted.as_of, batch)
     fresh = _score_fresh(model, converted, todo, previous)
     _with_notices(model, converted, fresh)
     # what was scored (the validated history), kept for the timeline in the score's own row
