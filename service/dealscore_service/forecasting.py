@@ -29,7 +29,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from dealscore.errors import ModelNotReadyError
@@ -46,6 +45,7 @@ from dealscore_service.schemas import (
     mixes_currencies,
 )
 from dealscore_service.store import ListRequest, ScoreStore
+from dealscore_service.store.placements import owner_teams
 
 #: Forecasts kept per process, keyed by model version, the stored scores they read (the data cut) and the request.
 CACHE_SIZE = 32
@@ -64,35 +64,6 @@ def groupings(principal: Principal) -> tuple[str, ...]:
     its real deals. Unlimited and team-limited keys may ask either.
     """
     return ("owner",) if principal.owners else ("team", "owner")
-
-
-def owner_teams(owners: Sequence[Any], teams: Sequence[Any], as_of: Any) -> dict[str, str]:
-    """Each owner's team now per the score store's open deals (their owner, team and as-of time, one per deal).
-
-    The team of the owner's most recently scored open deal; when several were scored at that time, the team
-    most of them are in, then the first by name. A deal without an owner or a team says nothing. ``as_of``
-    as :meth:`ScoreStore.forecast_inputs` reads it (a ``datetime64`` array, or datetimes or ISO text).
-    """
-    if isinstance(as_of, np.ndarray) and as_of.dtype.kind == "M":
-        times = as_of.astype("datetime64[ns]").astype(np.int64)
-    else:
-        times = pd.to_datetime(pd.Series(list(as_of), dtype=object), utc=True, format="ISO8601").to_numpy(
-            dtype="datetime64[ns]").astype(np.int64)
-    owner, team = np.asarray(owners, dtype=object), np.asarray(teams, dtype=object)
-    known = pd.notna(owner) & pd.notna(team)
-    if not known.any():
-        return {}
-    o_code, o_names = pd.factorize(owner[known].astype(str), sort=True)
-    t_code, t_names = pd.factorize(team[known].astype(str), sort=True)  # codes in name order
-    t = times[known]
-    newest = np.full(len(o_names), np.iinfo(np.int64).min)
-    np.maximum.at(newest, o_code, t)
-    at = t == newest[o_code]  # each owner's deals scored at their newest time
-    pairs, n = np.unique(o_code[at].astype(np.int64) * len(t_names) + t_code[at], return_counts=True)
-    po, pt = pairs // len(t_names), pairs % len(t_names)
-    order = np.lexsort((pt, -n, po))  # by owner, most deals first, then team name
-    first = order[np.r_[True, po[order][1:] != po[order][:-1]]]
-    return {str(o_names[po[i]]): str(t_names[pt[i]]) for i in first}
 
 
 def owner_scope(principal: Principal, creation: Any, visible: Sequence[str], teams_now: Mapping[str, str],
@@ -151,13 +122,17 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
                                  fix="retry shortly, or check GET /readyz")
     creation = (current.bundle.pipeline_creation or {}).get(by) if getattr(current.bundle, "pipeline_creation",
                                                                             None) else None
-    # by owner, a team key's owners are those the store has in its teams now: read from every open deal
+    # by owner, a team key's owners are those the store has in its teams now (every open deal's, kept per
+    # revision): the answer depends on them beyond the key's own deals, so the placements that decide its rows,
+    # their future pipeline and its notes join the cache key (a write elsewhere that moves nobody keeps it)
     everyone = by == "owner" and bool(principal.teams)
-    fingerprint = services.store.forecast_fingerprint(principal)
-    if everyone:
-        fingerprint = (*fingerprint, *services.store.forecast_fingerprint(None))
-    key = cache_key(current.version, fingerprint, period=period, by=by, as_of=as_of, sims=sims, seed=seed,
-                    scope=(sorted(principal.owners), sorted(principal.teams)))
+    placed: dict[str, str] = services.store.owner_teams_now() if everyone else {}
+    trained: dict[str, str] = dict(getattr(creation, "pool_of_", None) or {})
+    relevant = sorted((o, t) for o, t in placed.items()
+                      if t in principal.teams or trained.get(o) in principal.teams)
+    key = cache_key(current.version, services.store.forecast_fingerprint(principal), period=period, by=by,
+                    as_of=as_of, sims=sims, seed=seed, scope=(sorted(principal.owners), sorted(principal.teams)),
+                    placed=relevant)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
@@ -170,11 +145,7 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
     scope_notes: list[str] = []
     if by == "owner":
         # a key limited to owners only sees every deal of its owners: its own rows tell their teams
-        if everyone:
-            every = services.store.forecast_inputs(None)
-            teams_now = owner_teams(every["owner_id"], every["team"], every["as_of"])
-        else:
-            teams_now = owner_teams(pipe.owner_id, pipe.team, pipe.scored_at)
+        teams_now = placed if everyone else owner_teams(pipe.owner_id, pipe.team, pipe.scored_at)
         groups, new_groups, scope_notes = owner_scope(principal, creation, sorted(set(pipe.keys("owner"))),
                                                       teams_now)
     if as_of is not None:

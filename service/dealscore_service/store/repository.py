@@ -68,6 +68,7 @@ from dealscore_service.store.models import (
     EndedSessionRecord,
     ScoreRecord,
 )
+from dealscore_service.store.placements import owner_teams
 from dealscore_service.store.ranking import AT_RISK_NO_AMOUNT, NOT_AT_RISK, level_bounds, rank_of
 from dealscore_service.store.timeline import STAGE_CHANGE_FIELDS, TOUCHPOINT_FIELDS, Columns, to_rows
 
@@ -883,6 +884,27 @@ class ScoreStore:
                 choices = (sorted(named, key=lambda o: (o[1].casefold(), o[0])), [str(t) for t in teams])
                 self._derived.put(revision, key, choices)
         return list(choices[0]), list(choices[1])
+
+    def owner_teams_now(self) -> dict[str, str]:
+        """Each owner's team now, over every open deal (:func:`~dealscore_service.store.placements.owner_teams`).
+
+        Read from three columns of the open deals (no score JSON, no close outlook) and kept while ``deals`` is
+        unchanged, as the list's totals are: a team key's by-owner forecast needs it on every request, and it
+        grows with the company, not with the key's deals.
+        """
+        key = ("owner_teams",)
+        with self._session("read") as s:
+            revision = _deals_revision(s)
+            teams: dict[str, str] | None = self._derived.get(revision, key)
+            if teams is None:
+                rows = s.connection().execute(
+                    select(DealRecord.owner_id, DealRecord.team, DealRecord.as_of)
+                    .where(DealRecord.is_open.is_(True), DealRecord.owner_id.is_not(None),
+                           DealRecord.team.is_not(None))).all()
+                owners, deal_teams, as_of = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [])
+                teams = owner_teams(owners, deal_teams, as_of)
+                self._derived.put(revision, key, teams)
+        return dict(teams)
 
     def previous_p_wins(self, deal_ids: Sequence[str], as_of: datetime) -> dict[str, float]:
         """Each deal's latest stored win probability as of ``as_of`` or earlier (what a new score is compared to)."""

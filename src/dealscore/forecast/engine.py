@@ -268,8 +268,8 @@ def forecast_pipeline(
         open_draws *= calibration.factors(wanted, n_sims, seed)[:, :, None]
     new_draws = np.zeros_like(open_draws)
     if creation is not None:
-        drawn = list(range(len(wanted))) if new_groups is None else [
-            i for i, g in enumerate(wanted) if g in {str(n) for n in new_groups}]
+        chosen = None if new_groups is None else {str(n) for n in new_groups}
+        drawn = [i for i, g in enumerate(wanted) if chosen is None or g in chosen]
         if drawn:  # each group draws from its own stream: leaving some out changes no other group's draws
             new_draws[:, drawn, :] = creation.simulate([wanted[i] for i in drawn], grid_off, n_sims, seed)
     booked = booked or {}
