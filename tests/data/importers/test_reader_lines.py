@@ -108,3 +108,14 @@ def test_a_parse_error_names_the_file_line(tmp_path: Path, text: str, said: str)
         read_source_csv(path, label="d.csv")
     assert f"d.csv: {path} is not a readable CSV file: Error tokenizing data. C error: {said}" in str(e.value)
     assert e.value.table == "d.csv" and e.value.fix
+
+
+def test_a_file_the_two_readers_split_differently_is_a_clear_error(tmp_path: Path) -> None:
+    """Lone CR line ends around a blank line and an empty row: pandas drops the row, the csv module keeps it, so
+    no row's line can be trusted (this was a raw ValueError from the column assignment)."""
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"a,b\r1,2\r\r,\r3,4\r")
+    with pytest.raises(DataValidationError) as info:
+        read_source_csv(path, label="d.csv")
+    assert "cannot be matched to the file's lines" in str(info.value)
+    assert info.value.fix is not None and "line ends" in info.value.fix

@@ -169,8 +169,13 @@ def _row_lines(path: Path, rows: int, *, encoding: str, delimiter: str) -> np.nd
     if _line_count(path, encoding) == rows + 1:
         return np.arange(2, rows + 2, dtype=np.int64)
     with closing(_records(path, encoding=encoding, delimiter=delimiter)) as records:
-        starts = np.fromiter((r.line for r in records if r.row), dtype=np.int64)
-    return starts[1:]  # the first is the header's
+        starts = np.fromiter((r.line for r in records if r.row), dtype=np.int64)[1:]  # the first is the header's
+    if len(starts) != rows:  # the two readers split the file differently: no line can be trusted
+        raise DataValidationError(
+            f"{path.name}: its records cannot be matched to the file's lines ({rows:,} rows read, {len(starts):,} "
+            "records counted); this happens with lone carriage-return line ends around blank or empty rows",
+            fix="save the export again as CSV with standard line ends (LF or CR LF) and no empty rows")
+    return starts
 
 
 def _on_file_lines(message: str, path: Path, *, encoding: str, delimiter: str) -> str:
