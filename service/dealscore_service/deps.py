@@ -91,7 +91,7 @@ AdminKey = Annotated[Principal, Depends(require(Scope.admin))]
 AnyKey = Annotated[Principal, Depends(require(Scope.read, Scope.score))]
 
 
-def _undecodable(query_string: bytes) -> list[str]:
+def undecodable_names(query_string: bytes) -> list[str]:
     """The names of the parameters whose name or value is not UTF-8 once percent-decoded (``?owner=%FF``).
 
     Split as Starlette splits (``&``, then the first ``=``, ``+`` a space), which decodes with
@@ -131,7 +131,7 @@ async def well_formed_query(request: Request) -> None:
     problems = [{"type": "query_not_utf8", "loc": ("query", name), "input": None,
                  "msg": "is not UTF-8 text once percent-decoded",
                  "ctx": {"fix": "encode the text as UTF-8, then percent-encode its bytes (é is %C3%A9, not %E9)"}}
-                for name in _undecodable(request.scope.get("query_string", b""))]
+                for name in undecodable_names(request.scope.get("query_string", b""))]
     repeated = sorted({k for k, _ in request.query_params.multi_items()
                        if len(request.query_params.getlist(k)) > 1})
     problems += [{"type": "repeated_parameter", "loc": ("query", k), "input": request.query_params.getlist(k),

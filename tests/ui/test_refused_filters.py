@@ -46,7 +46,9 @@ def _refused(client: TestClient, url: str) -> str:
     ("page=abc", "Page &#39;abc&#39; is not a page number"),
     ("page=0", "Page &#39;0&#39; is not a page number"),
     ("per=7", "&#39;7&#39; deals a page is not offered"),
-    ("min_p_win=0.3", "The list has no filter &#39;min_p_win&#39;"),
+    ("min_p_win=0.3", "The list has no parameter &#39;min_p_win&#39;"),
+    ("team=" + "x" * 250, "The team given is longer than 200 characters"),  # was cut to another team
+    ("team=%FF", "The parameter &#39;team&#39; is not UTF-8 text"),  # was read as a replacement character
     ("team=NA&team=EMEA", "The parameter &#39;team&#39; is given 2 times (&#39;NA&#39;, &#39;EMEA&#39;)"),
 ])
 def test_every_value_the_list_cannot_use_is_refused(client: TestClient, seeded: ScoreStore, query: str,
@@ -99,3 +101,18 @@ def test_an_owner_matching_nothing_shows_in_the_form_as_asked(client: TestClient
     resp = client.get("/ui?owner=Bob")
     assert resp.status_code == 200 and deal_ids(resp.text) == []
     assert '<option value="Bob" selected>Bob (no open deal you can see)</option>' in resp.text
+
+
+@pytest.mark.parametrize(("query", "said"), [
+    ("perod=month", "The forecast has no parameter &#39;perod&#39;"),
+    ("period=foo&period=month", "The parameter &#39;period&#39; is given 2 times"),
+    ("period=month&by=owner&by=team", "The parameter &#39;by&#39; is given 2 times"),
+    ("by=%FFteam", "The parameter &#39;by&#39; is not UTF-8 text"),
+])
+def test_the_forecast_page_refuses_a_url_it_would_otherwise_read_past(client: TestClient, query: str,
+                                                                      said: str) -> None:
+    """A misspelt or repeated parameter gave 200 with another forecast (the quarter's, or the last value's)."""
+    login(client, "manager")
+    resp = client.get(f"/ui/forecast?{query}")
+    assert resp.status_code == 422 and "Forecast not made" in resp.text, resp.text
+    assert said in resp.text

@@ -23,13 +23,13 @@ from dealscore.errors import ModelNotReadyError, StoreUnavailableError
 from dealscore.forecast.engine import COMPANY
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore_service.auth import Principal, Scope
-from dealscore_service.deps import Services, services_of
+from dealscore_service.deps import Services, services_of, undecodable_names
 from dealscore_service.errors import AuthenticationError
 from dealscore_service.forecasting import compute_forecast, forecast_currencies, groupings
 from dealscore_service.schemas import mixes_currencies
 from dealscore_service.store import ScoreStore
 from dealscore_service.ui import charts, icons
-from dealscore_service.ui.data import PER_PAGE, ListQuery, build_deal, build_list
+from dealscore_service.ui.data import PER_PAGE, ListQuery, build_deal, build_list, url_problems
 from dealscore_service.ui.evaluation import EvaluationCache
 from dealscore_service.ui.format import install as install_filters
 from dealscore_service.ui.session import SessionManager, UISession, principal_for_hash
@@ -312,7 +312,7 @@ def at_risk_page(request: Request, user: User) -> Response:
     """
     services = services_of(request)
     taxonomy = _taxonomy(services)
-    query = ListQuery.from_params(request.query_params, taxonomy)
+    query = ListQuery.from_params(request.query_params, taxonomy, _not_utf8(request))
     context = {"user": user, "nav": "list", "stages": taxonomy.stages, "model": services.models.current}
     try:
         if query.problems:
@@ -353,16 +353,23 @@ def deal_page(request: Request, deal_id: str, user: User) -> Response:
     })
 
 
+def _not_utf8(request: Request) -> list[str]:
+    """The query parameters whose raw text is not UTF-8 (Starlette reads them with replacement characters)."""
+    return undecodable_names(request.scope.get("query_string", b""))
+
+
 @router.get("/forecast", response_class=HTMLResponse)
 def forecast_page(request: Request, user: User) -> Response:
     """Bookings per team (or owner) with a range, a fan chart per group and the deals behind the range."""
     services = services_of(request)
     allowed = groupings(user.principal)
+    url = url_problems(request.query_params, ("period", "by"), _not_utf8(request), what="The forecast")
     period = request.query_params.get("period", "quarter")
     by = request.query_params.get("by", allowed[0])
-    if period not in ("month", "quarter") or by not in allowed:  # a forecast other than the one asked: none
-        bad = [f"period {period!r} is not month or quarter"] * (period not in ("month", "quarter")) + [
-            f"by {by!r} is not one of {', '.join(allowed)} for your key"] * (by not in allowed)
+    if url or period not in ("month", "quarter") or by not in allowed:  # a forecast other than the one asked: none
+        bad = [m.rstrip(".") for _, _, m in url] or (
+            [f"period {period!r} is not month or quarter"] * (period not in ("month", "quarter"))
+            + [f"by {by!r} is not one of {', '.join(allowed)} for your key"] * (by not in allowed))
         return render(request, "error.html", {
             "user": user, "title": "Forecast not made", "status": 422,
             "message": f"This forecast cannot be made as asked: {'; '.join(bad)}.",

@@ -9,7 +9,7 @@ here; everything shown was stored by ``POST /v1/score``.
 """
 
 from dealscore_service.ui.data.listing import DealRow, ListPage, ParsedResults, build_list
-from dealscore_service.ui.data.query import PER_PAGE, SORTS, ListQuery, stage_order
+from dealscore_service.ui.data.query import PER_PAGE, SORTS, ListQuery, stage_order, url_problems
 from dealscore_service.ui.data.timeline import (
     MAX_TOUCHPOINTS,
     DealView,
@@ -40,4 +40,5 @@ __all__ = [
     "timeline",
     "touch_summary",
     "touchpoint_events",
+    "url_problems",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -22,9 +22,38 @@ PER_PAGE = (25, 50, 100)
 MAX_PAGE = 1_000_000
 
 
+#: The longest value a parameter may hold, as the API's query limits (a longer owner is not cut to another one)
+MAX_VALUE = 200
+
+
 def _text(params: Mapping[str, str], name: str) -> str | None:
     value = (params.get(name) or "").strip()
-    return value[:200] or None
+    return value or None
+
+
+def url_problems(params: Mapping[str, str], known: Sequence[str], not_utf8: Sequence[str] = (),
+                 what: str = "The page") -> list[tuple[str, str, str]]:
+    """What makes a page's URL unusable before its values are read, as (parameter, value as given, message): a
+    parameter given more than once, one the page does not take, one that is not UTF-8 text (``not_utf8``,
+    :func:`~dealscore_service.deps.undecodable_names`) or longer than :data:`MAX_VALUE`. The API refuses the
+    same (``well_formed_query`` and its query limits); a page that read past them would show an answer other
+    than the one the URL asks for."""
+    out: list[tuple[str, str, str]] = []
+    multi = params if isinstance(params, ImmutableMultiDict) else None
+    for name in dict.fromkeys(params):
+        value = str(params.get(name) or "")
+        values = [str(v) for v in multi.getlist(name)] if multi is not None else [value]
+        if len(values) > 1:
+            out.append((name, values[-1][:MAX_VALUE], f"The parameter {name!r} is given {len(values)} times "
+                        f"({', '.join(map(repr, values[:3]))}{', …' if len(values) > 3 else ''}): give it once."))
+        elif name in not_utf8:
+            out.append((name, "", f"The parameter {name!r} is not UTF-8 text once percent-decoded: encode it as "
+                                  "UTF-8 (é is %C3%A9, not %E9)."))
+        elif name not in known:
+            out.append((name, value[:MAX_VALUE], f"{what} has no parameter {name!r}: it takes {', '.join(known)}."))
+        elif len(value.strip()) > MAX_VALUE:
+            out.append((name, value[:MAX_VALUE], f"The {name} given is longer than {MAX_VALUE} characters."))
+    return out
 
 
 #: The URL parameters the list reads. Any other is refused like a bad value: a filter the list does not have
@@ -57,15 +86,12 @@ class ListQuery:
     rejected: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def from_params(cls, params: Mapping[str, str], taxonomy: StageTaxonomy) -> ListQuery:
-        refused: list[tuple[str, str, str]] = []  # (parameter, value as given, what is wrong)
-        if isinstance(params, ImmutableMultiDict):  # the URL itself, where a parameter may come more than once
-            for name in dict.fromkeys(k for k, _ in params.multi_items() if len(params.getlist(k)) > 1):
-                values = [str(v) for v in params.getlist(name)]
-                refused.append((name, values[-1][:200], f"The parameter {name!r} is given {len(values)} times "
-                                f"({', '.join(map(repr, values[:3]))}{', …' if len(values) > 3 else ''}): "
-                                "give it once."))
-            params = {k: v for k, v in params.items() if k not in {n for n, _, _ in refused}}
+    def from_params(cls, params: Mapping[str, str], taxonomy: StageTaxonomy, not_utf8: Sequence[str] = ()
+                    ) -> ListQuery:
+        """``not_utf8``: the parameters whose raw text is not UTF-8 (refused, as the API refuses them)."""
+        # (parameter, value as given, what is wrong); a parameter refused here is not read below
+        refused = url_problems(params, PARAMS, not_utf8, what="The list")
+        params = {k: v for k, v in params.items() if k not in {n for n, _, _ in refused}}
         stage = _text(params, "stage")
         if stage is not None:
             canonical = taxonomy.canonical_stage(stage)
@@ -115,11 +141,6 @@ class ListQuery:
             else:
                 refused.append(("per", raw_per,
                                 f"{raw_per!r} deals a page is not offered: pick {', '.join(map(str, PER_PAGE))}."))
-        for name in params:
-            if name not in PARAMS:
-                given = str(params.get(name) or "")[:200]
-                refused.append((name, given, f"The list has no filter {name!r}: it filters by owner, team, stage "
-                                             "and min_amount, and takes show, sort, order, page and per."))
         return cls(owner=_text(params, "owner"), team=_text(params, "team"), stage=stage, min_amount=min_amount,
                    show=show, sort=sort, order=order, page=page, per=per,
                    problems=tuple(m for _, _, m in refused), rejected=tuple((n, g) for n, g, _ in refused))
