@@ -138,10 +138,10 @@ async def well_formed_query(request: Request) -> None:
                   "msg": f"given {len(request.query_params.getlist(k))} times; send it once"} for k in repeated]
     known = declared_query(request)
     if known is not None:
+        named = {str(p["loc"][1]) for p in problems}  # one problem per parameter
         problems += [{"type": "unknown_parameter", "loc": ("query", k), "input": request.query_params.get(k),
                       "msg": f"is not a parameter of this endpoint; it takes {', '.join(sorted(known)) or 'none'}",
                       "ctx": {"fix": "check the parameter's name in the API reference (/docs)"}}
-                     for k in dict.fromkeys(request.query_params)
-                     if k not in known and k not in {str(p["loc"][1]) for p in problems}]
+                     for k in dict.fromkeys(request.query_params) if k not in known and k not in named]
     if problems:
         raise RequestValidationError(problems)

@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from dealscore.errors import ModelNotReadyError
+from dealscore.forecast.creation import NO_GROUP
 from dealscore.forecast.engine import DEFAULT_SIMS, Forecast, forecast_pipeline, pipeline_from_columns
 from dealscore.times import naive_utc
 from dealscore_service.auth import Principal
@@ -66,8 +67,13 @@ def groupings(principal: Principal) -> tuple[str, ...]:
     return ("owner",) if principal.owners else ("team", "owner")
 
 
-def owner_scope(principal: Principal, creation: Any, visible: Sequence[str], teams_now: Mapping[str, str],
-                ) -> tuple[list[str] | None, list[str] | None, list[str]]:
+def trained_teams(creation: Any) -> dict[str, str]:
+    """Each owner's team in the history the by-owner creation model was fitted on (empty without one)."""
+    return dict(getattr(creation, "pool_of_", None) or {})
+
+
+def owner_scope(principal: Principal, trained: Mapping[str, str], visible: Sequence[str],
+                teams_now: Mapping[str, str]) -> tuple[list[str] | None, list[str] | None, list[str]]:
     """By owner: the rows a key gets, the owners whose deals not created yet it gets (None: all), and notes.
 
     ``visible`` are the owners (group names) of the open deals the key sees; ``teams_now`` each owner's team
@@ -75,8 +81,8 @@ def owner_scope(principal: Principal, creation: Any, visible: Sequence[str], tea
     the store has them in now (the training history's only for an owner with no open deal in the store), so
     exactly one team's key gets it: a team key gets it for its owners now, and a row for every owner of its
     deals (one who moved away: their open deals in its teams only). A key limited to owners gets its owners'.
+    ``trained``: each owner's team in the history the creation model was fitted on (:func:`trained_teams`).
     """
-    trained: Mapping[str, str] = getattr(creation, "pool_of_", None) or {}
     moved = sorted(o for o, team in teams_now.items() if o in trained and trained[o] != team)
     if not principal.limited:
         rows, future = None, None
@@ -86,7 +92,7 @@ def owner_scope(principal: Principal, creation: Any, visible: Sequence[str], tea
         drawn = set(principal.owners) | {o for o, team in team_of.items() if team in principal.teams}
         rows, future = sorted(drawn | set(visible)), sorted(drawn)
         notes = [_moved_note(m)] if (m := [o for o in moved if o in drawn]) else []
-        if away := sorted(set(visible) - drawn - {"(none)"}):
+        if away := sorted(set(visible) - drawn - {NO_GROUP}):
             notes.append(f"{_owners(away)} now work in another team (per their latest open deals in the score "
                          "store): their rows here count their open deals in this key's teams only, not their deals "
                          "not created yet, which count in their team now")
@@ -127,7 +133,7 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
     # their future pipeline and its notes join the cache key (a write elsewhere that moves nobody keeps it)
     everyone = by == "owner" and bool(principal.teams)
     placed: dict[str, str] = services.store.owner_teams_now() if everyone else {}
-    trained: dict[str, str] = dict(getattr(creation, "pool_of_", None) or {})
+    trained = trained_teams(creation)
     relevant = sorted((o, t) for o, t in placed.items()
                       if t in principal.teams or trained.get(o) in principal.teams)
     key = cache_key(current.version, services.store.forecast_fingerprint(principal), period=period, by=by,
@@ -146,7 +152,7 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
     if by == "owner":
         # a key limited to owners only sees every deal of its owners: its own rows tell their teams
         teams_now = placed if everyone else owner_teams(pipe.owner_id, pipe.team, pipe.scored_at)
-        groups, new_groups, scope_notes = owner_scope(principal, creation, sorted(set(pipe.keys("owner"))),
+        groups, new_groups, scope_notes = owner_scope(principal, trained, sorted(set(pipe.keys("owner"))),
                                                       teams_now)
     if as_of is not None:
         t = naive_utc(pd.Timestamp(as_of))

@@ -432,6 +432,11 @@ class AtRiskItem(BaseModel):
         return percent_text(self.p_win)
 
 
+#: The longest text a query filter takes (an owner, a team): the API's limit, and the web page's, so a longer
+#: value is refused in both rather than cut to another owner.
+MAX_QUERY_TEXT = 200
+
+
 def mixes_currencies(currencies: Sequence[str | None]) -> bool:
     """Whether amounts of these currencies may not be added: more than one, a missing one (``None``) counting as
     its own, since nothing says it is any of the others. The one rule behind every ``mixed_currencies`` field."""

@@ -24,6 +24,7 @@ from dealscore_service.errors import InvalidPayloadError
 from dealscore_service.jsonbody import StrictJSONRoute
 from dealscore_service.payload import close_time_problems, now_utc
 from dealscore_service.schemas import (
+    MAX_QUERY_TEXT,
     AtRiskItem,
     AtRiskResponse,
     CurrencyTotal,
@@ -65,8 +66,8 @@ SortKey = Literal["value_at_risk", "p_win", "amount", "as_of", "deal_id"]
 def at_risk_deals(
     principal: ReadKey,
     services: ServicesDep,
-    owner: Annotated[str | None, Query(max_length=200, description="only this owner's deals")] = None,
-    team: Annotated[str | None, Query(max_length=200, description="only this team's deals")] = None,
+    owner: Annotated[str | None, Query(max_length=MAX_QUERY_TEXT, description="only this owner's deals")] = None,
+    team: Annotated[str | None, Query(max_length=MAX_QUERY_TEXT, description="only this team's deals")] = None,
     stage: Annotated[str | None, Query(max_length=100, description="only deals in this declared stage")] = None,
     min_amount: Annotated[float | None, Query(ge=0, le=1e15, description="only deals worth at least this")] = None,
     sort: Annotated[SortKey, Query(description="value_at_risk keeps the at-risk ranking; others re-sort it")] = (

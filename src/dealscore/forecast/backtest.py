@@ -28,7 +28,7 @@ from dealscore.data.history import DealHistory
 from dealscore.errors import InsufficientDataError
 from dealscore.features import build_features, scoring_snapshots
 from dealscore.forecast.calibration import WindowCache
-from dealscore.forecast.creation import PipelineCreationModel
+from dealscore.forecast.creation import NO_GROUP, PipelineCreationModel
 from dealscore.forecast.engine import booked_so_far, fit_open_calibration, forecast_pipeline, pipeline_from_blocks
 from dealscore.forecast.montecarlo import crps_from_draws
 from dealscore.forecast.peers import PEERS, bookings, peer_forecasts
@@ -145,7 +145,7 @@ def _won_in(history: DealHistory, deal_ids: np.ndarray, q: Period, group: str) -
     d = history.deals
     sel = d["deal_id"].isin(pd.Index(deal_ids.astype(str))) & (d["outcome"] == "won") & (d["closed_at"] >= q.start) \
         & (d["closed_at"] < q.end)
-    keys = d[group].astype(object).where(d[group].notna(), "(none)").astype(str)
+    keys = d[group].astype(object).where(d[group].notna(), NO_GROUP).astype(str)
     return d.loc[sel, "amount"].fillna(0.0).groupby(keys[sel]).sum().astype(float)
 
 

@@ -73,6 +73,7 @@ import pandas as pd
 
 from dealscore.data.history import DealHistory
 from dealscore.forecast.close_time import BUCKET_EDGES, period_probabilities
+from dealscore.forecast.creation import NO_GROUP
 from dealscore.forecast.periods import instant, period_of
 from dealscore.times import DAY_NS
 
@@ -137,7 +138,7 @@ def score_window(history: DealHistory, origin: pd.Timestamp, end: pd.Timestamp, 
     p_in = (period_probabilities(np.asarray(s.pmf, dtype=float), np.array([[0.0, days]]), BUCKET_EDGES)[:, 0]
             if len(s.deal_id) else np.zeros(0))
     return WindowScores(origin=origin, end=end, deal_id=np.asarray(s.deal_id, dtype=object),
-                        team=np.array(["(none)" if v is None or v != v else str(v) for v in s.team], dtype=object),
+                        team=np.array([NO_GROUP if v is None or v != v else str(v) for v in s.team], dtype=object),
                         amount=np.nan_to_num(np.asarray(s.amount, dtype=float), nan=0.0),
                         p_window=np.clip(np.asarray(s.p_win, dtype=float), 0, 1) * np.clip(p_in, 0, 1))
 

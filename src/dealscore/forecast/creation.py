@@ -38,6 +38,8 @@ from dealscore.times import DAY_NS
 
 #: Forecast groupings and the deals column each reads.
 GROUP_COLUMNS = {"team": "team", "owner": "owner_id"}
+#: The group of a deal without a team (owner): its own row, never named as somebody's.
+NO_GROUP = "(none)"
 
 
 @dataclass
@@ -170,8 +172,8 @@ def _keys(deals: pd.DataFrame, column: str) -> np.ndarray:
     if column == "company":
         return np.full(len(deals), "company", dtype=object)
     if column not in deals:
-        return np.full(len(deals), "(none)", dtype=object)
-    return np.array(["(none)" if v is None or v != v else str(v) for v in deals[column].to_numpy(dtype=object)],
+        return np.full(len(deals), NO_GROUP, dtype=object)
+    return np.array([NO_GROUP if v is None or v != v else str(v) for v in deals[column].to_numpy(dtype=object)],
                     dtype=object)
 
 

@@ -24,7 +24,7 @@ from dealscore.data.history import DealHistory, refuse_after_cut
 from dealscore.errors import ConfigError, ModelNotReadyError
 from dealscore.forecast.calibration import OpenDealCalibration, fit_open_calibration
 from dealscore.forecast.close_time import BUCKET_EDGES, PMF_DTYPE, period_probabilities
-from dealscore.forecast.creation import GROUP_COLUMNS, PipelineCreationModel
+from dealscore.forecast.creation import GROUP_COLUMNS, NO_GROUP, PipelineCreationModel
 from dealscore.forecast.montecarlo import draw_open_bookings, quantiles, range_drivers, scaled_probabilities
 from dealscore.forecast.periods import Period, check_kind, current_and_next, day_offsets, instant, month_grid
 from dealscore.scoring import Scorer
@@ -200,13 +200,13 @@ def booked_so_far(history: DealHistory, as_of: pd.Timestamp, periods: list[Perio
 def _group_keys(deals: pd.DataFrame, by: str) -> np.ndarray:
     col = GROUP_COLUMNS[by]
     if col not in deals:
-        return np.full(len(deals), "(none)", dtype=object)
+        return np.full(len(deals), NO_GROUP, dtype=object)
     return _group_names(deals[col].to_numpy(dtype=object))
 
 
 def _group_names(values: np.ndarray) -> np.ndarray:
     """Group names as text, ``(none)`` for a missing team or owner (None or NaN): one rule for deals and scores."""
-    return np.array([v if type(v) is str else "(none)" if v is None or v != v else str(v) for v in values],
+    return np.array([v if type(v) is str else NO_GROUP if v is None or v != v else str(v) for v in values],
                     dtype=object)
 
 
@@ -356,7 +356,7 @@ def unknown_groups_note(creation: PipelineCreationModel, groups: Sequence[str], 
     known = getattr(creation, "pool_of_", None)
     if known is None:  # a model fitted before it kept each group's pool: the groups it has a rate for
         known = creation.rate_per_day_
-    unknown = [str(g) for g in groups if str(g) not in known and g != "(none)"]
+    unknown = [str(g) for g in groups if str(g) not in known and g != NO_GROUP]
     if not unknown:
         return ""
     noun = ("team" if by == "team" else "owner") + ("s" if len(unknown) > 1 else "")

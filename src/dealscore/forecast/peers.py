@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.data.history import DealHistory
+from dealscore.forecast.creation import NO_GROUP
 from dealscore.forecast.periods import Period, following
 from dealscore.times import DAY_NS
 
@@ -51,7 +52,7 @@ def peer_forecasts(history: DealHistory, as_of: pd.Timestamp, quarter: Period, o
     in_q = (exp_close >= quarter.start.value) & (exp_close < quarter.end.value)
     amount = np.nan_to_num(open_deals["amount"].to_numpy(dtype=float), nan=0.0)
     stage_rate = open_deals["declared_stage"].map(lambda s: rates.get(str(s), overall)).to_numpy(dtype=float)
-    keys = open_deals[group].astype(object).where(open_deals[group].notna(), "(none)").astype(str).to_numpy()
+    keys = open_deals[group].astype(object).where(open_deals[group].notna(), NO_GROUP).astype(str).to_numpy()
     frame = pd.DataFrame({
         "group": keys,
         "weighted_pipeline": np.where(in_q, amount * stage_rate, 0.0),
@@ -71,7 +72,7 @@ def bookings(history: DealHistory, start: pd.Timestamp, end: pd.Timestamp, group
     sel = (d["outcome"] == "won") & (closed >= start) & (closed < end)
     if until is not None:
         sel &= closed <= until
-    keys = d[group].astype(object).where(d[group].notna(), "(none)").astype(str)
+    keys = d[group].astype(object).where(d[group].notna(), NO_GROUP).astype(str)
     return d.loc[sel, "amount"].fillna(0.0).groupby(keys[sel]).sum().astype(float)
 
 

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from starlette.datastructures import ImmutableMultiDict
 
 from dealscore.taxonomy import StageTaxonomy
+from dealscore_service.schemas import MAX_QUERY_TEXT
 from dealscore_service.store import StoredScore
 
 Show = Literal["at_risk", "all"]
@@ -22,8 +23,6 @@ PER_PAGE = (25, 50, 100)
 MAX_PAGE = 1_000_000
 
 
-#: The longest value a parameter may hold, as the API's query limits (a longer owner is not cut to another one)
-MAX_VALUE = 200
 
 
 def _text(params: Mapping[str, str], name: str) -> str | None:
@@ -35,7 +34,7 @@ def url_problems(params: Mapping[str, str], known: Sequence[str], not_utf8: Sequ
                  what: str = "The page") -> list[tuple[str, str, str]]:
     """What makes a page's URL unusable before its values are read, as (parameter, value as given, message): a
     parameter given more than once, one the page does not take, one that is not UTF-8 text (``not_utf8``,
-    :func:`~dealscore_service.deps.undecodable_names`) or longer than :data:`MAX_VALUE`. The API refuses the
+    :func:`~dealscore_service.deps.undecodable_names`) or longer than :data:`MAX_QUERY_TEXT`. The API refuses the
     same (``well_formed_query`` and its query limits); a page that read past them would show an answer other
     than the one the URL asks for."""
     out: list[tuple[str, str, str]] = []
@@ -44,15 +43,16 @@ def url_problems(params: Mapping[str, str], known: Sequence[str], not_utf8: Sequ
         value = str(params.get(name) or "")
         values = [str(v) for v in multi.getlist(name)] if multi is not None else [value]
         if len(values) > 1:
-            out.append((name, values[-1][:MAX_VALUE], f"The parameter {name!r} is given {len(values)} times "
+            out.append((name, values[-1][:MAX_QUERY_TEXT], f"The parameter {name!r} is given {len(values)} times "
                         f"({', '.join(map(repr, values[:3]))}{', …' if len(values) > 3 else ''}): give it once."))
         elif name in not_utf8:
             out.append((name, "", f"The parameter {name!r} is not UTF-8 text once percent-decoded: encode it as "
                                   "UTF-8 (é is %C3%A9, not %E9)."))
         elif name not in known:
-            out.append((name, value[:MAX_VALUE], f"{what} has no parameter {name!r}: it takes {', '.join(known)}."))
-        elif len(value.strip()) > MAX_VALUE:
-            out.append((name, value[:MAX_VALUE], f"The {name} given is longer than {MAX_VALUE} characters."))
+            out.append((name, value[:MAX_QUERY_TEXT],
+                        f"{what} has no parameter {name!r}: it takes {', '.join(known)}."))
+        elif len(value.strip()) > MAX_QUERY_TEXT:
+            out.append((name, value[:MAX_QUERY_TEXT], f"The {name} given is longer than {MAX_QUERY_TEXT} characters."))
     return out
 
 

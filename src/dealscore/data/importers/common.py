@@ -32,6 +32,7 @@ import pandas as pd
 
 from dealscore.data.history import DealHistory, from_frames
 from dealscore.data.history.load import csv_header, refuse_duplicate_columns
+from dealscore.data.importers.mapping import QUOTING
 from dealscore.data.validate import LoadReport, validate_history
 from dealscore.errors import DataValidationError, DealscoreError
 from dealscore.taxonomy import StageTaxonomy
@@ -44,11 +45,6 @@ from dealscore.taxonomy import StageTaxonomy
 SOURCE, LINE, NOTE, TAKEN = "__source__", "__line__", "__note__", "__taken__"
 ORIGIN_COLUMNS = (SOURCE, LINE, NOTE, TAKEN)
 
-#: How an export's cells are quoted, given to both readers of a file: pandas, which reads the cells, and
-#: the csv module, which finds the lines the records start on. Both must split the file into the same
-#: records, and a quoted cell may hold delimiters, line breaks and doubled quotes.
-QUOTING: dict[str, Any] = {"quotechar": '"', "quoting": csv.QUOTE_MINIMAL, "doublequote": True,
-                           "escapechar": None, "skipinitialspace": False}
 #: The longest cell the csv module is let read: any cell of a file (its size bounds them) up to what
 #: the module's C ``long`` holds everywhere
 _MAX_CELL = 2**31 - 1

@@ -8,6 +8,7 @@ naming the key and the fix. Applying a mapping to an export lives in
 
 from __future__ import annotations
 
+import csv
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -18,9 +19,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from dealscore.data.importers.common import QUOTING
 from dealscore.data.schema import TABLES
 from dealscore.errors import ConfigError
+
+#: How an export's cells are quoted, stated beside the mapping's delimiter rule and given to both readers of
+#: a file: pandas, which reads the cells, and the csv module, which finds the lines the records start on.
+#: Both must split the file into the same records; a quoted cell may hold delimiters, line breaks and
+#: doubled quotes.
+QUOTING: dict[str, Any] = {"quotechar": '"', "quoting": csv.QUOTE_MINIMAL, "doublequote": True,
+                           "escapechar": None, "skipinitialspace": False}
 
 SHIPPED_MAPPINGS = files("dealscore.config") / "mappings"
 
