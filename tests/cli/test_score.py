@@ -91,6 +91,8 @@ def test_as_of_after_the_data_cut_is_refused(
 @pytest.mark.parametrize(("name", "content", "needles"), [
     ("bad.csv", "deal_id,p_win\nD1,high\nD2,0.4\n", ["column p_win", "line 2 (deal D1)", "between 0 and 1"]),
     ("range.csv", "deal_id,p_win\nD1,0.2\nD2,1.7\n", ["column p_win", "line 3 (deal D2)"]),
+    ("notes.csv", 'deal_id,p_win,note\nD1,0.2,"called\ntwice"\nD2,1.7,\n',  # a cell holding a line break
+     ["column p_win", "line 4 (deal D2)"]),
     ("dup.csv", "deal_id,p_win\nD1,0.2\nD1,0.3\n", ["column deal_id", "repeat a deal", "line 2 (deal D1)",
                                                     "line 3 (deal D1)"]),
     ("empty.csv", "", ["is empty"]),

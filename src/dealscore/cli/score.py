@@ -20,8 +20,10 @@ from dealscore.cli import SchedulerOpt, app, console, err_console, json_text
 from dealscore.cli.outputs import check_output_file, write_atomically
 from dealscore.cli.times import as_of_time
 from dealscore.data.history import refuse_after_cut
+from dealscore.data.importers.common import row_lines
 from dealscore.errors import DataValidationError, DealscoreError, ModelNotReadyError
 from dealscore.models.data_fit import data_mismatch
+from dealscore.scoring.at_risk import at_risk as rank_at_risk
 from dealscore.scoring.at_risk import kept_by_filter
 from dealscore.scoring.result import ScoreResult
 
@@ -158,14 +160,17 @@ def _previous_scores(path: Path | None) -> dict[str, float] | None:
                                   column=missing[0], fix=fix)
     prev = prev.reset_index(drop=True)
     ids = prev["deal_id"].astype(object).where(prev["deal_id"].notna(), None)
+    # where each row is, as a user finds it: the file line its record starts on (a quoted cell may hold line
+    # breaks, so not the row number + 2), or the row of a Parquet file
+    where = ([f"row {i + 1}" for i in range(len(prev))] if parquet
+             else [f"line {n}" for n in row_lines(path, len(prev), encoding="utf-8", delimiter=",")])
 
     def refuse(column: str, mask: pd.Series, what: str, how: str) -> None:
         """Raise naming the file, the column and up to five rows (file lines for CSV) with their deals."""
         if not mask.any():
             return
         at = [int(i) for i in prev.index[mask.to_numpy()][:5]]
-        found = [(f"row {i + 1}" if parquet else f"line {i + 2}") + (f" (deal {ids[i]})" if ids[i] else "")
-                 for i in at]
+        found = [where[i] + (f" (deal {ids[i]})" if ids[i] else "") for i in at]
         raise DataValidationError(
             f"--previous {path}, column {column}: {int(mask.sum())} row(s) {what} (ids: {', '.join(found)})",
             column=column, ids=found, rows=at, fix=how)
@@ -180,21 +185,21 @@ def _previous_scores(path: Path | None) -> dict[str, float] | None:
     return dict(zip(key, p_win.astype(float), strict=True))
 
 
-def ranked_at_risk(
-    scorer: Any, history: Any, as_of: pd.Timestamp | None = None, *, owner: str | None = None,
-    team: str | None = None, top: int | None = 20, previous: dict[str, float] | None = None,
-) -> list[ScoreResult]:
-    """Rank all open deals cheaply, then explain only the ones shown (also used by ``make demo``)."""
-    from dealscore.scoring import at_risk
-
-    quick = at_risk(scorer.score_many(history, as_of), owner=owner, team=team, top=top, previous=previous)
+def _ranked(
+    scorer: Any, history: Any, as_of: pd.Timestamp | None, *, owner: str | None, team: str | None,
+    top: int | None, previous: dict[str, float] | None,
+) -> tuple[list[ScoreResult], list[ScoreResult]]:
+    """Rank all open deals cheaply, then explain only the ones shown; also the quick scores of every open deal
+    (what an empty list's message reads, so the deals are not scored twice)."""
+    open_deals = scorer.score_many(history, as_of)
+    quick = rank_at_risk(open_deals, owner=owner, team=team, top=top, previous=previous)
     if not quick:
-        return []
+        return [], open_deals
     full = {r.deal_id: r for r in scorer.score_many(history, as_of, deal_ids=[r.deal_id for r in quick],
                                                     explain=True)}
     return [full[r.deal_id].model_copy(update={
         "value_at_risk": r.value_at_risk, "priority": r.priority, "risk_level": r.risk_level,
-        "previous_p_win": r.previous_p_win}) for r in quick]
+        "previous_p_win": r.previous_p_win}) for r in quick], open_deals
 
 
 def _top_reason(r: ScoreResult) -> str:
@@ -286,14 +291,14 @@ def _refuse_unknown(history: Any, option: str, column: str, value: str | None) -
         )
 
 
-def _why_empty(scorer: Any, history: Any, as_of: pd.Timestamp | None, owner: str | None,
+def _why_empty(open_deals: list[ScoreResult], as_of: pd.Timestamp | None, owner: str | None,
                team: str | None) -> str:
-    """Why the at-risk list is empty: no open deals, none of them matching, or none below its stage's rate.
+    """Why the at-risk list is empty (``open_deals``: every open deal's quick score): no open deals, none of them
+    matching, or none below its stage's rate.
 
     Only the last one is good news; the others must not read like it.
     """
     when = f"{as_of:%Y-%m-%d %H:%M}" if as_of is not None else "the data cut"
-    open_deals = scorer.score_many(history, as_of)
     if not open_deals:
         return f"no open deals at {when}: nothing to rank"
     who = " and ".join(w for w in (f"owner {owner!r}" if owner else "", f"team {team!r}" if team else "") if w)
@@ -320,9 +325,9 @@ def at_risk_cmd(
     scorer, history, t = _load(folder, model, as_of)
     _refuse_unknown(history, "--owner", "owner_id", owner)
     _refuse_unknown(history, "--team", "team", team)
-    ranked = ranked_at_risk(scorer, history, t, owner=owner, team=team, top=top, previous=earlier)
+    ranked, open_deals = _ranked(scorer, history, t, owner=owner, team=team, top=top, previous=earlier)
     if not ranked:
-        err_console.print(_why_empty(scorer, history, t, owner, team), highlight=False, soft_wrap=True)
+        err_console.print(_why_empty(open_deals, t, owner, team), highlight=False, soft_wrap=True)
     if fmt is OutputFormat.json:
         typer.echo(json_text([r.model_dump(mode="json") for r in ranked]))
     elif fmt is OutputFormat.csv:

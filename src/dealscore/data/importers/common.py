@@ -112,7 +112,7 @@ def read_source_csv(
 
     ``label`` names the file in messages (e.g. ``sales_pipeline.csv``); ``required``
     lists columns the importer cannot do without. Each row's line in the file is in
-    :data:`LINE` (:func:`_row_lines`), and a parse error names the file's line too.
+    :data:`LINE` (:func:`row_lines`), and a parse error names the file's line too.
     """
     if not path.is_file():
         raise DataValidationError(
@@ -150,11 +150,11 @@ def read_source_csv(
             f"{label}: missing column(s) {missing}; found {list(frame.columns)}", table=label, column=missing[0],
             fix=f"export {path.name} with the columns {required}",
         )
-    frame[LINE] = _row_lines(path, len(frame), encoding=encoding, delimiter=delimiter)
+    frame[LINE] = row_lines(path, len(frame), encoding=encoding, delimiter=delimiter)
     return frame
 
 
-def _row_lines(path: Path, rows: int, *, encoding: str, delimiter: str) -> np.ndarray:
+def row_lines(path: Path, rows: int, *, encoding: str, delimiter: str) -> np.ndarray:
     """The line of ``path`` each of the ``rows`` rows pandas read from it starts on (header = line 1).
 
     A file of one line per record is the rule (its lines number the header and the rows, so row ``i``
