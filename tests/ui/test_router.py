@@ -283,7 +283,7 @@ def test_an_owner_limited_key_gets_the_forecast_page_by_owner(client: TestClient
     resp = client.get("/ui/forecast")  # no model loaded here: the page's own 503, past the grouping
     assert resp.status_code == 503 and resp.headers["content-type"].startswith("text/html"), resp.text
     assert "No forecast yet" in resp.text
-    for path, said in (("/ui/forecast?by=team", "by &#39;team&#39; is not one of owner"),
+    for path, said in (("/ui/forecast?by=team", "it forecasts by owner, not by team"),
                        ("/ui/forecast?period=week", "period &#39;week&#39; is not month or quarter")):
         resp = client.get(path)
         assert resp.status_code == 422 and resp.headers["content-type"].startswith("text/html"), resp.text

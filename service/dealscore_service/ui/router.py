@@ -24,7 +24,7 @@ from dealscore.forecast.engine import COMPANY
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore_service.auth import Principal, Scope
 from dealscore_service.deps import Services, services_of, undecodable_names
-from dealscore_service.errors import AuthenticationError
+from dealscore_service.errors import AuthenticationError, InvalidQueryError
 from dealscore_service.forecasting import compute_forecast, forecast_currencies, groupings
 from dealscore_service.schemas import mixes_currencies
 from dealscore_service.store import ScoreStore
@@ -358,6 +358,12 @@ def _not_utf8(request: Request) -> list[str]:
     return undecodable_names(request.scope.get("query_string", b""))
 
 
+def _forecast_refused(request: Request, user: PageUser, message: str, fix: str) -> Response:
+    """The forecast page's 422: what cannot be forecast as asked, and what to ask instead."""
+    return render(request, "error.html", {"user": user, "title": "Forecast not made", "status": 422,
+                                          "message": message, "fix": fix}, status_code=422)
+
+
 @router.get("/forecast", response_class=HTMLResponse)
 def forecast_page(request: Request, user: User) -> Response:
     """Bookings per team (or owner) with a range, a fan chart per group and the deals behind the range."""
@@ -366,19 +372,16 @@ def forecast_page(request: Request, user: User) -> Response:
     url = url_problems(request.query_params, ("period", "by"), _not_utf8(request), what="The forecast")
     period = request.query_params.get("period", "quarter")
     by = request.query_params.get("by", allowed[0])
-    if url or period not in ("month", "quarter") or by not in allowed:  # a forecast other than the one asked: none
-        bad = [m.rstrip(".") for _, _, m in url] or (
-            [f"period {period!r} is not month or quarter"] * (period not in ("month", "quarter"))
-            + [f"by {by!r} is not one of {', '.join(allowed)} for your key"] * (by not in allowed))
-        return render(request, "error.html", {
-            "user": user, "title": "Forecast not made", "status": 422,
-            "message": f"This forecast cannot be made as asked: {'; '.join(bad)}.",
-            "fix": f"Use period=month or period=quarter and by={' or by='.join(allowed)}, or open the forecast "
-                   "from the menu.",
-        }, status_code=422)
+    fix = (f"Use period=month or period=quarter and by={' or by='.join(allowed)}, or open the forecast from the "
+           "menu.")
+    if url or period not in ("month", "quarter"):  # a forecast other than the one asked: none
+        bad = [m.rstrip(".") for _, _, m in url] or [f"period {period!r} is not month or quarter"]
+        return _forecast_refused(request, user, f"This forecast cannot be made as asked: {'; '.join(bad)}.", fix)
     try:
         fc = compute_forecast(services, user.principal, period=period, by=by)
         currencies = mixed_currencies(services.store, user.principal)
+    except InvalidQueryError as exc:  # a grouping the key may not use: the API's own refusal and words
+        return _forecast_refused(request, user, exc.message, exc.detail.get("fix") or fix)
     except StoreUnavailableError as exc:
         return store_error(request, exc, user)
     except ModelNotReadyError as exc:
