@@ -48,12 +48,12 @@ class DealChangedError(DealscoreError):
     http_status = 409
 
 
-class InvalidPayloadError(DataValidationError):
-    """A deal payload breaks the data contract; ``fields`` points at the offending JSON values.
+class FieldsError(DealscoreError):
+    """An error that points at the request's own values: ``fields`` holds one ``{loc, path, message, type}`` each.
 
-    Raised by the payload conversion, which knows how the contract's tables map
-    back onto the request body, so the client sees ``activities[3].type`` rather
-    than a CSV row number.
+    A mixin, so the payload error stays a :class:`DataValidationError` (the
+    library's checks raise that) while the query error does not; both carry their
+    field paths the one way the handler reads.
     """
 
     def __init__(self, message: str, *, fields: Sequence[dict[str, Any]] = (), **kwargs: Any) -> None:
@@ -61,14 +61,19 @@ class InvalidPayloadError(DataValidationError):
         self.fields = list(fields)
 
 
-class InvalidQueryError(DealscoreError):
+class InvalidPayloadError(FieldsError, DataValidationError):
+    """A deal payload breaks the data contract; ``fields`` points at the offending JSON values.
+
+    Raised by the payload conversion, which knows how the contract's tables map
+    back onto the request body, so the client sees ``activities[3].type`` rather
+    than a CSV row number.
+    """
+
+
+class InvalidQueryError(FieldsError):
     """A query parameter of a valid type that this request may not use; ``fields`` points at it (``query.by``)."""
 
     http_status = 422
-
-    def __init__(self, message: str, *, fields: Sequence[dict[str, Any]] = (), **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.fields = list(fields)
 
 
 def field_path(loc: Sequence[str | int]) -> str:
@@ -118,7 +123,7 @@ async def dealscore_error_handler(request: Request, exc: Exception) -> JSONRespo
     assert isinstance(exc, DealscoreError)
     status = int(getattr(exc, "http_status", 400))
     fix = getattr(exc, "fix", None) or exc.detail.get("fix")
-    fields = list(getattr(exc, "fields", []))
+    fields = exc.fields if isinstance(exc, FieldsError) else []
     detail = {k: v for k, v in exc.detail.items() if v not in (None, [], {}, "") and k != "fix"}
     problems = getattr(exc, "problems", [])
     if problems:
