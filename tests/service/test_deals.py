@@ -171,19 +171,25 @@ def test_trend_uses_the_last_five_scores(make_result: MakeResult) -> None:
 def test_list_totals_may_lag_by_at_most_their_max_age_while_rows_are_fresh(
     make_client: Callable[..., TestClient], make_result: MakeResult, keys: dict[str, str],
 ) -> None:
-    """Under a stream of scores the totals are reused for ``list_totals_max_age_seconds``, the rows never."""
+    """Under a stream of scores the totals are reused for ``list_totals_max_age_seconds``, the rows never.
+
+    The cache's clock is a fake one the test moves: on the wall clock a busy machine
+    could take over half a second between two requests and the test would fail by chance.
+    """
     client = make_client(list_totals_max_age_seconds=0.5)
     store = client.app.state.services.store  # type: ignore[attr-defined]
+    now = [time.monotonic() + 1.0]  # already past the start's warm-up of the empty store's totals
+    store._derived._clock = lambda: now[0]  # the cache takes its clock; the store builds it with the real one
     manager = {"X-API-Key": keys["manager"]}
     store.add([ScoreToSave(make_result("d1", p_win=0.05), "h1", True)])
-    time.sleep(0.6)  # the start's warm-up computed the empty store's totals: let them age out
     first = client.get("/v1/deals/at-risk", headers=manager).json()
     assert first["open_deals"] == 1
     store.add([ScoreToSave(make_result("d2", p_win=0.04), "h2", True)])
+    now[0] += 0.4
     soon = client.get("/v1/deals/at-risk", headers=manager).json()
     assert {i["deal_id"] for i in soon["items"]} == {"d1", "d2"}  # the rows: read fresh
     assert soon["open_deals"] == 1  # the totals: computed before d2, under half a second ago
-    time.sleep(0.6)
+    now[0] += 0.2
     later = client.get("/v1/deals/at-risk", headers=manager).json()
     assert later["open_deals"] == 2
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -96,14 +96,21 @@ def test_serve_answers_and_reloads_without_dropping_requests(server, trained_mod
                 r = c.post("/v1/score", json={**body, "amount": 1000 + i})  # new content each time: really scored
                 results.append((r.status_code, r.json().get("model_version")))
 
+    def wait_for(done: Callable[[], bool]) -> None:
+        """Wait on what the requests answered, not on the clock: a busy machine may stall for a second."""
+        deadline = time.monotonic() + 60
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     worker = threading.Thread(target=load)
     worker.start()
-    time.sleep(1.0)
+    wait_for(lambda: len(results) >= 3)  # a few answered by the old model
     old = bundle.parent / "old"
     bundle.rename(old)
     staged.rename(bundle)
     r = httpx.post(f"{base}/v1/model/reload", headers={"X-API-Key": keys["admin"]}, timeout=60)
-    time.sleep(1.0)
+    after = len(results)
+    wait_for(lambda: len(results) >= after + 3)  # a few more, once swapped
     stop.set()
     worker.join(timeout=60)
     assert r.status_code == 200 and r.json()["previous_version"] == "dealscore/7" and r.json()["changed"]

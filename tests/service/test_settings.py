@@ -23,14 +23,14 @@ def test_defaults_put_everything_under_the_data_folder(tmp_path: Path, monkeypat
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DEALSCORE_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("DEALSCORE_DATABASE_URL", "postgresql+psycopg://u:pw@db/scores")
+    monkeypatch.setenv("DEALSCORE_DATABASE_URL", "postgresql+psycopg://u:Zq9-pwd@db/scores")
     monkeypatch.setenv("DEALSCORE_MODEL_PATH", str(tmp_path / "bundle"))
     monkeypatch.setenv("DEALSCORE_USE_REGISTRY", "false")
     monkeypatch.setenv("DEALSCORE_API_KEYS", '[{"name": "x"}]')
     s = Settings()
     assert s.data_dir == tmp_path and s.model_path == tmp_path / "bundle" and not s.use_registry
-    assert s.resolved_database_url == "postgresql+psycopg://u:pw@db/scores"
-    assert '"x"' not in repr(s) and "pw" not in repr(s), "keys and the store password stay out of reprs and logs"
+    assert s.resolved_database_url == "postgresql+psycopg://u:Zq9-pwd@db/scores"
+    assert '"x"' not in repr(s) and "Zq9-pwd" not in repr(s), "keys and the store password stay out of reprs and logs"
 
 
 def test_worker_threads_bound_the_requests_a_worker_runs_at_once(make_client: Callable[..., TestClient]) -> None:

@@ -496,7 +496,9 @@ def test_a_write_that_does_not_get_its_turn_in_time_is_refused(tmp_path, make_re
     try:
         other.execute("BEGIN IMMEDIATE")  # another worker is writing: this worker's first write waits for the file
         first.start()
-        time.sleep(0.3)
+        deadline = time.monotonic() + 30  # wait until the first write holds the turn, however late its thread runs
+        while not s._write_lock.locked() and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.01)
         with pytest.raises(StoreUnavailableError) as err:  # ... and its second one for its turn, not longer than set
             s.add([with_timeline(make_result("d2"))])
         assert "waited 0.2 s for earlier writes" in err.value.message and "nothing was written" in err.value.message
