@@ -22,3 +22,13 @@ def settle() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+def after_model_load(freeze: bool) -> None:
+    """:func:`settle` after a model load when the service owns its process (``Settings.freeze_heap``).
+
+    Embedded in a process it does not own (a notebook, a test suite), the service
+    leaves that heap alone: each load would otherwise walk and freeze all of it.
+    """
+    if freeze:
+        settle()

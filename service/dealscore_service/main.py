@@ -77,7 +77,7 @@ async def _retry_model(services: Services) -> None:
             break
         loaded = await run_in_threadpool(services.models.load)
         if loaded is not None:
-            heap.settle()
+            heap.after_model_load(services.settings.freeze_heap)
             services.metrics.set_model(loaded.version, loaded.source)
 
 
@@ -144,7 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retry = asyncio.create_task(_retry_model(services))
         limit_threads(worker_threads(settings, services.store.engine.dialect.name))
         await run_in_threadpool(warm_up, services)
-        heap.settle()
+        heap.after_model_load(settings.freeze_heap)
         log.info("service_started", model=loaded.version if loaded else None, store=services.store.safe_url,
                  keys=len(services.keys))
         try:

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     model_retry_seconds: float = Field(
         default=30.0, ge=0, description="while no model is loaded, retry loading this often (0 = never)"
     )
+    freeze_heap: bool = Field(
+        default=True,
+        description="after each model load, collect garbage and freeze the heap so the collector skips the "
+        "model and the libraries (dealscore_service.heap); turn off when the app is embedded in another "
+        "process (a notebook, a test suite), whose whole heap each load would otherwise walk and freeze",
+    )
 
     api_keys_file: Path | None = Field(default=None, description="YAML or JSON file of hashed API keys")
     api_keys: SecretStr | None = Field(

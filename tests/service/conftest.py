@@ -123,6 +123,8 @@ def make_settings(tmp_path: Path, keys_file: tuple[Path, dict[str, str]]) -> Cal
             # exact totals after every write: the tests read right after they write (the default reuses
             # totals for up to a second; test_deals.py checks that behaviour)
             "list_totals_max_age_seconds": 0,
+            # each start would walk and freeze the whole suite's heap (~0.15 s); test_heap.py checks it is on
+            "freeze_heap": False,
         }
         values.update(overrides)
         return Settings(**values)

@@ -27,3 +27,16 @@ def test_settle_freezes_what_lives_and_frees_a_replaced_cycle() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_the_service_freezes_the_heap_after_its_model_loads_unless_embedded(
+        make_client, trained_model) -> None:  # type: ignore[no-untyped-def]
+    """On by default (a served process owns its heap); ``freeze_heap: false`` leaves a host process's heap alone."""
+    gc.unfreeze()
+    try:
+        make_client(model_path=trained_model.bundle_dir, freeze_heap=False)
+        assert gc.get_freeze_count() == 0
+        client = make_client(model_path=trained_model.bundle_dir, freeze_heap=True)
+        assert client.get("/readyz").status_code == 200 and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

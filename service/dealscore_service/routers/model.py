@@ -26,6 +26,6 @@ def get_model(principal: AnyKey, services: ServicesDep) -> ModelInfo:
 async def reload_model(principal: AdminKey, services: ServicesDep) -> ReloadResponse:
     """Load the champion again (admin). Requests keep being served by the old model until the new one is ready."""
     previous, new = await run_in_threadpool(services.models.reload)
-    await run_in_threadpool(heap.settle)
+    await run_in_threadpool(heap.after_model_load, services.settings.freeze_heap)
     services.metrics.set_model(new.version, new.source)
     return ReloadResponse(previous_version=previous, changed=previous != new.version, model=services.models.info())
