@@ -120,9 +120,12 @@ def declared_query(request: Request) -> frozenset[str] | None:
     return frozenset(p["name"] for p in operation.get("parameters", []) if p.get("in") == "query")
 
 
-async def well_formed_query(request: Request) -> None:
+async def well_formed_query(request: Request, _: Annotated[Principal, Depends(get_principal)]) -> None:
     """Every query parameter of these endpoints is one it declares and holds one value of UTF-8 text, or the
     request is a 422 naming it.
+
+    The caller is authenticated first (the same ``get_principal``, solved once per request): a caller
+    without a known key gets the 401, not a description of the endpoint's parameters.
 
     ``?team=a&team=b`` is refused, not half-read; ``?owner=%FF`` is refused, not read as a replacement
     character that filters everything out; ``?declared_stage=negotiation`` (the filter is ``stage``) is refused,

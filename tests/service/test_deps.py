@@ -56,3 +56,17 @@ def test_a_parameter_the_endpoint_does_not_declare_is_422_naming_it(
     declared = client.get("/v1/deals/at-risk?stage=negotiation&owner=ana&limit=5", headers={
         "X-API-Key": keys["manager"]})
     assert declared.status_code == 200, declared.text
+
+
+@pytest.mark.parametrize(("path", "query"), [
+    ("/v1/deals/at-risk", "declared_stage=negotiation"),
+    ("/v1/deals/OPP-1/scores", "limit=%C3"),
+    ("/v1/forecast", "by=team&by=owner"),
+])
+@pytest.mark.parametrize("key", [None, "not-a-key"])
+def test_a_caller_without_a_known_key_gets_the_401_before_any_query_check(
+        make_client: Callable[..., TestClient], path: str, query: str, key: str | None) -> None:
+    """The query's checks answered first, so a caller without a key learned the endpoint's parameters."""
+    r = make_client().get(f"{path}?{query}", headers={"X-API-Key": key} if key else {})
+    assert r.status_code == 401, r.text
+    assert "not a parameter" not in r.text and "fields" not in r.json()["error"]
