@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -48,9 +49,11 @@ from dealscore_service.schemas import (
 from dealscore_service.store import ListRequest, ScoreStore
 from dealscore_service.store.placements import owner_teams
 
-#: Forecasts kept per process, keyed by model version, the stored scores they read (the data cut) and the request.
+#: Forecasts kept per store (one per app), keyed by model version, the stored scores they read (the data cut)
+#: and the request. Per store, because the rows' id fingerprint is only unique within one store: two stores
+#: written in the same order share it. Held weakly, so a closed app's forecasts go with its store.
 CACHE_SIZE = 32
-_cache: OrderedDict[str, Forecast] = OrderedDict()
+_caches: weakref.WeakKeyDictionary[ScoreStore, OrderedDict[str, Forecast]] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 STORE_NOTE = ("bookings already won this period are not in the score store (it holds open deals' scores): "
               "'booked' is 0 and the current period's figures count future bookings only")
@@ -140,9 +143,10 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
                     as_of=as_of, sims=sims, seed=seed, scope=(sorted(principal.owners), sorted(principal.teams)),
                     placed=relevant)
     with _cache_lock:
-        hit = _cache.get(key)
+        cache = _caches.setdefault(services.store, OrderedDict())
+        hit = cache.get(key)
         if hit is not None:
-            _cache.move_to_end(key)
+            cache.move_to_end(key)
             return hit
     inputs = services.store.forecast_inputs(principal)
     pipe = pipeline_from_columns(inputs)
@@ -168,9 +172,9 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
     if creation is None:
         fc.notes.append("the model bundle carries no pipeline-creation model: retrain it to include future deals")
     with _cache_lock:
-        _cache[key] = fc
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+        cache[key] = fc
+        while len(cache) > CACHE_SIZE:
+            cache.popitem(last=False)
     return fc
 
 

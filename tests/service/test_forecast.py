@@ -216,15 +216,31 @@ def test_an_owner_limited_key_forecasts_by_owner_and_is_told_so_by_team(
 NA_MM = "North America Mid-Market"
 
 
-@pytest.fixture
-def own_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An empty forecast cache: it is per process and keyed by the stored rows' ids, which two tests' stores
-    written in the same order share."""
-    from collections import OrderedDict
+def test_two_stores_written_in_the_same_order_do_not_share_a_forecast(
+        make_client, trained_model: TrainedModel, keys: dict[str, str], tmp_path,  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache key holds the stored rows' ids, which two stores written in the same order share: the cache was
+    one per process, so the second app answered with the first store's forecast (other deals, other amounts)."""
+    import weakref
 
     from dealscore_service import forecasting
 
-    monkeypatch.setattr(forecasting, "_cache", OrderedDict())
+    params = {"sims": 200, "seed": 3}
+    every = trained_model.payloads(len(trained_model.open_ids))
+    half = len(every) // 2
+    answers = []
+    for n, bodies in enumerate((every[:half], every[half:2 * half])):  # other deals, the same number of rows
+        client = make_client(model_path=trained_model.bundle_dir, database_url=f"sqlite:///{tmp_path / f'{n}.db'}")
+        r = client.post("/v1/score/batch", json={"deals": bodies, "as_of": trained_model.as_of},
+                        headers={"X-API-Key": keys["crm"]})
+        assert r.status_code == 200, r.text[:500]
+        f = client.get("/v1/forecast", params=params, headers={"X-API-Key": keys["manager"]})
+        assert f.status_code == 200, f.text[:500]
+        answers.append(pd.DataFrame(f.json()["rows"]))
+    assert not np.allclose(answers[0]["open_expected"].sum(), answers[1]["open_expected"].sum())
+    monkeypatch.setattr(forecasting, "_caches", weakref.WeakKeyDictionary())  # what a fresh process answers
+    fresh = client.get("/v1/forecast", params=params, headers={"X-API-Key": keys["manager"]})
+    pd.testing.assert_frame_equal(answers[1], pd.DataFrame(fresh.json()["rows"]))
 
 
 def _moved_store(client: TestClient, trained_model: TrainedModel, keys: dict[str, str]) -> tuple[str, list[str]]:
@@ -248,7 +264,7 @@ def _moved_store(client: TestClient, trained_model: TrainedModel, keys: dict[str
 
 
 def test_a_team_key_by_owner_gets_its_owners_as_the_store_places_them(
-        scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str], own_cache: None) -> None:
+        scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str]) -> None:
     """A team-limited key by owner: every owner of its teams' open deals has a row (a new rep with their open deals
     and no future pipeline, named in a note; a rep moved into the team with their future pipeline too), the
     company row counts all its deals, and an owner's row has the figures the unlimited key's has."""
@@ -285,7 +301,7 @@ def test_a_team_key_by_owner_gets_its_owners_as_the_store_places_them(
 
 
 def test_a_team_key_by_owner_does_not_get_the_future_pipeline_of_an_owner_who_left_its_team(
-        scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str], own_cache: None) -> None:
+        scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str]) -> None:
     """The owner's training-time team is not theirs any more: its key gets neither a row nor future pipeline for
     them (their deals not created yet count in the team the store has them in now)."""
     from dealscore_service.auth import Principal, Scope
