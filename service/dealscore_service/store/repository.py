@@ -924,9 +924,10 @@ class ScoreStore:
         if not deal_ids:
             return {}
         before = ScoreRecord.as_of <= naive_utc(as_of)
-        # the latest at or before as_of first (newest first, as _NEWEST_FIRST), then the later ones, oldest first
+        # the latest at or before as_of first (newest first), then the later ones, oldest first; scores of one
+        # as-of time are ranked by _NEWEST_FIRST's own tie-break, as everywhere else in the store
         order = (case((before, 0), else_=1), case((before, ScoreRecord.as_of)).desc(), ScoreRecord.as_of,
-                 ScoreRecord.scored_at.desc(), ScoreRecord.id.desc())
+                 *_NEWEST_FIRST[1:])
         rn = func.row_number().over(partition_by=ScoreRecord.deal_id, order_by=order).label("rn")
         out: dict[str, StoredScore] = {}
         with self._session("read") as s:
