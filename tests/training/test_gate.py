@@ -29,3 +29,13 @@ def test_worse_log_loss_or_auc_stays_challenger_and_says_why():
 def test_missing_metric_keeps_the_champion():
     d = decide({"roc_auc": None, "log_loss": 0.5}, {"roc_auc": 0.8, "log_loss": 0.5}, CFG, "1")
     assert not d.promote
+
+
+def test_a_champion_that_could_not_be_compared_is_replaced_only_when_it_cannot_be_served_either():
+    why = "champion v3 could not score the holdout (its bundle format is unknown)"
+    held = decide({"roc_auc": 0.9, "log_loss": 0.3}, None, CFG, "3", unusable=why)
+    assert not held.promote and held.alias == "challenger" and held.champion_version == "3"
+    assert held.reasons == [why + "; the models were not compared, so the new version is held as challenger "
+                            "(check the champion, or promote the new version with `dealscore promote`)"]
+    replaced = decide({"roc_auc": 0.5, "log_loss": 0.7}, None, CFG, "3", unusable=why, replaceable=True)
+    assert replaced.promote and "replaces it" in replaced.reasons[0] and replaced.champion == {}

@@ -38,9 +38,22 @@ class GateDecision:
 
 
 def decide(
-    new: dict[str, Any], champion: dict[str, Any] | None, config: GateConfig, champion_version: str | None = None
+    new: dict[str, Any], champion: dict[str, Any] | None, config: GateConfig, champion_version: str | None = None,
+    *, unusable: str | None = None, replaceable: bool = False,
 ) -> GateDecision:
-    """Compare the new model's holdout metrics with the champion's on the same holdout."""
+    """Compare the new model's holdout metrics with the champion's on the same holdout.
+
+    ``unusable`` says why the champion could not be scored on that holdout (no
+    comparison was made). The new version then replaces it only when
+    ``replaceable`` (this installation could not serve the champion either);
+    otherwise it is held as challenger, since an uncompared model must not
+    displace one that may still be serving.
+    """
+    if unusable is not None:
+        outcome = ("; this installation could not serve it either, so the new version replaces it" if replaceable
+                   else "; the models were not compared, so the new version is held as challenger (check the "
+                   "champion, or promote the new version with `dealscore promote`)")
+        return GateDecision(replaceable, [unusable + outcome], champion_version, new, {})
     if champion is None:
         return GateDecision(True, ["no champion yet: the first registered model becomes champion"], None, new, {})
     reasons: list[str] = []

@@ -104,13 +104,7 @@ def track_training(
     champ_metrics, champ_version, unusable, replaceable = compare_with_champion(result, history, cfg.model_name)
     new_metrics = {k: result.report["win"]["model"][k] for k in ("roc_auc", "log_loss")}
     champ_small = None if champ_metrics is None else {k: champ_metrics[k] for k in ("roc_auc", "log_loss")}
-    decision = decide(new_metrics, champ_small, cfg.gate, champ_version)
-    if unusable is not None:
-        decision = GateDecision(
-            replaceable, [unusable + ("; this installation could not serve it either, so the new version replaces it"
-                                      if replaceable else "; the models were not compared, so the new version is "
-                                      "held as challenger (check the champion, or promote the new version with "
-                                      "`dealscore promote`)")], champ_version, new_metrics, {})
+    decision = decide(new_metrics, champ_small, cfg.gate, champ_version, unusable=unusable, replaceable=replaceable)
 
     say("registering the bundle")
     version = tracking.register_bundle(result.bundle, run, cfg.model_name)
