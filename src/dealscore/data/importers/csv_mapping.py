@@ -260,25 +260,34 @@ def _apply_values(
     return out.astype(object).where(out.notna(), None)
 
 
+def _parts_read_with(text: pd.Series, fmt: str) -> list[pd.Series]:
+    """``text`` read with one date format, NaT where it does not fit; ``ValueError`` if the format is unusable.
+
+    ISO 8601 values with an offset and without one are read apart (one part each),
+    since pandas will not hold both in one column: the first part is zone-aware.
+    """
+    if fmt.upper() == "ISO8601":
+        zoned = text.str.contains(_ZONE_SUFFIX, regex=True, na=False).astype(bool)
+        return [pd.to_datetime(text[zoned], format="ISO8601", errors="coerce", utc=True),
+                pd.to_datetime(text[~zoned], format="ISO8601", errors="coerce")]
+    return [pd.to_datetime(text, format=fmt, errors="coerce")]
+
+
 def _read_with(
     ctx: _Context, cs: ColumnSpec, text: pd.Series, fmt: str, where: str
 ) -> pd.Series | None:
     """``text`` read with one date format (NaT where it does not fit), naive UTC; ``None`` if unusable."""
-    if fmt.upper() == "ISO8601":
-        zoned = text.str.contains(_ZONE_SUFFIX, regex=True, na=False).astype(bool)
-        parts = [
-            _to_utc(pd.to_datetime(text[zoned], format="ISO8601", errors="coerce", utc=True), ctx),
-            _to_utc(pd.to_datetime(text[~zoned], format="ISO8601", errors="coerce"), ctx),
-        ]
-        return pd.concat(parts).reindex(text.index)
     try:
-        return _to_utc(pd.to_datetime(text, format=fmt, errors="coerce"), ctx)
+        parts = _parts_read_with(text, fmt)
     except ValueError as exc:
         ctx.problems.append(MappingError(
             f"date format {fmt!r} is not usable ({exc})", path=ctx.mapping.path,
             where=f"{where}.columns.{cs.target}.format",
             fix="use strftime codes such as '%m/%d/%Y %I:%M %p', or ISO8601"))
         return None
+    if len(parts) == 1:
+        return _to_utc(parts[0], ctx)
+    return pd.concat([_to_utc(part, ctx) for part in parts]).reindex(text.index)
 
 
 def _parse_dates(
@@ -412,13 +421,9 @@ def _reads_all(text: pd.Series, fmt: str) -> bool:
     """Whether one date format reads every value of ``text`` (stripped, non-empty); quiet on unusable formats
     (:func:`_read_with` reports those when the column is read)."""
     try:
-        if fmt.upper() == "ISO8601":
-            parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
-        else:
-            parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+        return all(bool(part.notna().all()) for part in _parts_read_with(text, fmt))
     except ValueError:
         return False
-    return bool(parsed.notna().all())
 
 
 def _export_format(ctx: _Context) -> str | None:
