@@ -46,7 +46,7 @@ from dealscore_service.schemas import (
     ForecastRow,
     mixes_currencies,
 )
-from dealscore_service.store import ListRequest, ScoreStore
+from dealscore_service.store import ScoreStore
 from dealscore_service.store.placements import owner_teams
 
 #: Forecasts kept per store (one per app), keyed by model version, the stored scores they read (the data cut)
@@ -193,13 +193,9 @@ def cache_key(model_version: str, fingerprint: tuple[int, ...], **request: Any) 
 
 
 def forecast_currencies(store: ScoreStore, principal: Principal) -> list[str | None]:
-    """The currencies of the open deals the forecast draws from (those the key sees), largest pipeline first.
-
-    The same deals as :meth:`ScoreStore.forecast_inputs`: read from the at-risk list's
-    unfiltered totals per currency, which the store keeps per revision of the deals, so
-    no second pass over them (and at most ``list_totals_max_age_seconds`` old, like those totals).
-    """
-    return [t.currency for t in store.list_page(ListRequest(limit=0), principal).by_currency]
+    """The currencies of the open deals the forecast draws from (those the key sees), largest pipeline first:
+    the same deals as :meth:`ScoreStore.forecast_inputs` (:meth:`ScoreStore.open_currencies`)."""
+    return store.open_currencies(principal)
 
 
 def forecast_response(fc: Forecast, model_version: str, currencies: Sequence[str | None] = ()) -> ForecastResponse:

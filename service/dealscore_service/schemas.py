@@ -133,7 +133,10 @@ OUT_OF_LIFE_DOC = (
     "DEALSCORE_OUT_OF_LIFE setting ('fail')")
 #: A name shown to people (deal, account, owner, contact): display only, never a feature.
 DisplayName = Annotated[str, Field(min_length=1, max_length=MAX_DISPLAY_CHARS), AfterValidator(_no_nul)]
-Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code, e.g. EUR"),
+#: An ISO 4217 code as the API and the page accept it (any case; kept upper case): one rule for the payload's
+#: currency and the list's currency filter.
+CURRENCY_PATTERN = r"^[A-Za-z]{3}$"
+Currency = Annotated[str, Field(pattern=CURRENCY_PATTERN, description="ISO 4217 code, e.g. EUR"),
                      AfterValidator(str.upper)]
 
 

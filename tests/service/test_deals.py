@@ -120,6 +120,13 @@ def test_at_risk_says_each_amounts_currency_and_totals_per_currency(
     assert [t["currency"] for t in limited["by_currency"]] == ["EUR"] and limited["mixed_currencies"] is False
     assert limited["by_currency"][0]["deals_at_risk"] == limited["total"] == 1
     assert_adds_up(limited)
+    # one currency at a time: a ranking and totals in like money (the code in either case)
+    for code in ("USD", "usd"):
+        usd = client.get("/v1/deals/at-risk", params={"currency": code}, headers=manager).json()
+        assert [i["deal_id"] for i in usd["items"]] == ["usd-risk"] and usd["mixed_currencies"] is False
+        assert usd["pipeline_value"] == pytest.approx(2000.0) and usd["value_at_risk"] == pytest.approx(600.0)
+    bad = client.get("/v1/deals/at-risk", params={"currency": "dollars"}, headers=manager)
+    assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["path"] == "query.currency", bad.text
 
 
 def assert_adds_up(page: dict[str, Any]) -> None:

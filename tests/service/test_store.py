@@ -747,5 +747,11 @@ def test_deals_at_risk_per_currency_add_up_to_the_total(store: ScoreStore, make_
         assert read(DealFilter(team="west"), Principal("r3", frozenset({Scope.read}), owners=frozenset({"r3"}))) \
             == ({None: (1, 1, 800.0, 160.0)}, 0)
         assert read(DealFilter(owner="nobody")) == ({}, 0)
+        # one currency asked for: its deals only (the closed one still left out), under the other filters too
+        assert read(DealFilter(currency="USD")) == ({"USD": (2, 2, 2500.0, 800.0)}, 0)
+        assert read(DealFilter(currency="EUR", team="west")) == ({"EUR": (1, 1, 0.0, 0.0)}, 0)
+        assert read(DealFilter(currency="GBP")) == ({}, 0)
     finally:
         event.remove(store.engine, "before_cursor_execute", count_group_by)
+    ranked = store.list_page(ListRequest(filters=DealFilter(currency="USD"), limit=10))
+    assert [i.result.deal_id for i in ranked.items] == ["u-risk", "u-nego"]  # ranked within the currency

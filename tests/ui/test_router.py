@@ -339,6 +339,22 @@ def test_totals_of_deals_in_several_currencies_are_given_per_currency(client: Te
     assert share.count("<li>") == 2 and "15%" in share  # 0.30 against a usual 0.45: a third of each, 15 points
     alone = client.get("/ui?min_amount=1000000").text  # only the JPY deal: one total, with its currency
     assert '<span class="stat-value" data-testid="pipeline-value">5M <span class="currency">JPY</span></span>' in alone
+    # the currencies mix: the form offers one at a time, so that the ranking compares like money
+    menu = page.split('<select id="f-currency" name="currency">')[1].split("</select>")[0]
+    assert re.findall(r'<option value="(\w*)"', menu) == ["", "EUR", "JPY"]
+    eur = client.get("/ui?currency=eur")
+    assert eur.status_code == 200 and deal_ids(eur.text) == ["EU1", "EU2"]
+    assert '<option value="EUR" selected>EUR</option>' in eur.text and 'href="?currency=EUR&amp;sort=' in eur.text
+    assert "totalled apart" not in eur.text
+    refused = client.get("/ui?currency=euros")
+    assert refused.status_code == 422 and "Currency &#39;euros&#39; is not a three-letter ISO 4217 code" in refused.text
+    assert '<option value="euros" selected>euros (cannot be used)</option>' in refused.text
+
+
+def test_one_currency_offers_no_currency_menu(client: TestClient, store: ScoreStore) -> None:
+    save(store, result("EU1", amount=100_000).model_copy(update={"currency": "EUR"}))
+    login(client, "manager")
+    assert 'name="currency"' not in client.get("/ui").text
 
 
 

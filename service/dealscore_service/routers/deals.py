@@ -24,6 +24,7 @@ from dealscore_service.errors import InvalidPayloadError
 from dealscore_service.jsonbody import StrictJSONRoute
 from dealscore_service.payload import close_time_problems, now_utc
 from dealscore_service.schemas import (
+    CURRENCY_PATTERN,
     MAX_QUERY_TEXT,
     AtRiskItem,
     AtRiskResponse,
@@ -70,6 +71,10 @@ def at_risk_deals(
     team: Annotated[str | None, Query(max_length=MAX_QUERY_TEXT, description="only this team's deals")] = None,
     stage: Annotated[str | None, Query(max_length=100, description="only deals in this declared stage")] = None,
     min_amount: Annotated[float | None, Query(ge=0, le=1e15, description="only deals worth at least this")] = None,
+    currency: Annotated[str | None, Query(
+        pattern=CURRENCY_PATTERN,
+        description="only deals in this currency (ISO 4217 code, e.g. EUR): with deals in several currencies, "
+        "the one way to a ranking and a min_amount that compare like money")] = None,
     sort: Annotated[SortKey, Query(description="value_at_risk keeps the at-risk ranking; others re-sort it")] = (
         "value_at_risk"
     ),
@@ -90,12 +95,16 @@ def at_risk_deals(
     says its currency, and the money totals come per currency too (``by_currency``, with
     ``mixed_currencies`` saying when the flat totals add unlike money). Those figures are
     the ones the store keeps with the totals, per revision of the deals: no extra scan.
+    The ranking itself compares values at risk as numbers, so with mixed currencies
+    ask for one currency at a time (``currency=EUR``) to rank like money.
     """
     if stage is not None:
         current = services.models.current
         if current is not None:
             stage = current.taxonomy.canonical_stage(stage) or stage
-    req = ListRequest(filters=DealFilter(owner=owner, team=team, declared_stage=stage, min_amount=min_amount),
+    filters = DealFilter(owner=owner, team=team, declared_stage=stage, min_amount=min_amount,
+                         currency=currency.upper() if currency else None)
+    req = ListRequest(filters=filters,
                       sort="rank" if sort == "value_at_risk" else sort,
                       order="desc" if sort == "value_at_risk" else order, limit=limit, offset=offset)
     page = services.store.list_page(req, principal)

@@ -165,6 +165,8 @@ class DealFilter:
     team: str | None = None
     declared_stage: str | None = None
     min_amount: float | None = None
+    #: ISO 4217 code, upper case: one currency's deals, so that the ranking and ``min_amount`` compare like money
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -860,6 +862,15 @@ class ScoreStore:
             for _ in range(size):
                 held.enter_context(self.engine.connect())
 
+    def open_currencies(self, principal: Principal | None = None) -> list[str | None]:
+        """The currencies of the open deals the key sees, largest pipeline first (``None``: scored without one).
+
+        Read from the at-risk list's unfiltered totals per currency, which are kept
+        per revision of the deals: no second pass over them (and at most
+        ``totals_max_age`` old, like those totals).
+        """
+        return [t.currency for t in self.list_page(ListRequest(limit=0), principal).by_currency]
+
     def filter_choices(self, principal: Principal | None = None) -> tuple[list[tuple[str, str]], list[str]]:
         """The owners, as (id, name), and the teams of the open deals the key may see (the page's filter menus).
 
@@ -1205,6 +1216,8 @@ def _matching(filters: DealFilter, principal: Principal | None) -> list[ColumnEl
         where.append(DealRecord.declared_stage == filters.declared_stage)
     if filters.min_amount is not None:
         where.append(DealRecord.amount >= filters.min_amount)
+    if filters.currency is not None:
+        where.append(DealRecord.currency == filters.currency)
     return where
 
 

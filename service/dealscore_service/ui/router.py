@@ -29,7 +29,7 @@ from dealscore_service.forecasting import compute_forecast, forecast_currencies,
 from dealscore_service.schemas import mixes_currencies
 from dealscore_service.store import ScoreStore
 from dealscore_service.ui import charts, icons
-from dealscore_service.ui.data import PER_PAGE, ListQuery, build_deal, build_list, url_problems
+from dealscore_service.ui.data import PER_PAGE, ListQuery, build_deal, build_list, currency_choices, url_problems
 from dealscore_service.ui.evaluation import EvaluationCache
 from dealscore_service.ui.format import install as install_filters
 from dealscore_service.ui.session import SessionManager, UISession, principal_for_hash
@@ -317,13 +317,14 @@ def at_risk_page(request: Request, user: User) -> Response:
     try:
         if query.problems:
             owners, teams = services.store.filter_choices(user.principal)
+            currencies = currency_choices(services.store, user.principal, query.currency or query.given("currency"))
             return render(request, "at_risk.html", {**context, "page": None, "q": query, "owners": owners,
-                                                    "teams": teams}, status_code=422)
+                                                    "teams": teams, "currencies": currencies}, status_code=422)
         page = build_list(services.store, user.principal, query, taxonomy, request.app.state.ui_parsed)
     except StoreUnavailableError as exc:
         return store_error(request, exc, user)
     return render(request, "at_risk.html", {**context, "page": page, "q": page.query, "owners": page.owners,
-                                            "teams": page.teams})
+                                            "teams": page.teams, "currencies": page.currencies})
 
 
 @router.get("/deals/{deal_id:path}", response_class=HTMLResponse)

@@ -8,7 +8,7 @@ through the store query and :meth:`Principal.can_see`. No score is computed
 here; everything shown was stored by ``POST /v1/score``.
 """
 
-from dealscore_service.ui.data.listing import DealRow, ListPage, ParsedResults, build_list
+from dealscore_service.ui.data.listing import DealRow, ListPage, ParsedResults, build_list, currency_choices
 from dealscore_service.ui.data.query import PER_PAGE, SORTS, ListQuery, stage_order, url_problems
 from dealscore_service.ui.data.timeline import (
     MAX_TOUCHPOINTS,
@@ -35,6 +35,7 @@ __all__ = [
     "TouchSummary",
     "build_deal",
     "build_list",
+    "currency_choices",
     "stage_change_events",
     "stage_order",
     "timeline",

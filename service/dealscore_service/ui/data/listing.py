@@ -70,6 +70,8 @@ class ListPage:
     data_notice_deals: int = 0
     #: the totals per currency, largest pipeline first (one entry when the deals share a currency or give none)
     by_currency: list[CurrencyTotals] = field(default_factory=list)
+    #: the currency filter's choices: the codes of the open deals the key sees, offered when there are several
+    currencies: list[str] = field(default_factory=list)
 
     @property
     def mixed_currencies(self) -> bool:
@@ -143,6 +145,15 @@ def _stage_order(taxonomy: StageTaxonomy) -> dict[str, int]:
     return {name: stage_order(taxonomy, name) for name in taxonomy.names}
 
 
+def currency_choices(store: ScoreStore, principal: Principal, asked: str | None = None) -> list[str]:
+    """The currency filter's choices: the codes of the open deals the key sees, when they are in more than one
+    currency (deals scored without one count as another) or one was asked for; else none (no menu to show)."""
+    every = store.open_currencies(principal)
+    if not mixes_currencies(every) and asked is None:
+        return []
+    return sorted(c for c in every if c is not None)
+
+
 def build_list(store: ScoreStore, principal: Principal, query: ListQuery, taxonomy: StageTaxonomy,
                parsed: ParsedResults | None = None) -> ListPage:
     """The at-risk list for this key: ranked by value at risk, filtered, sorted and paged by the database.
@@ -153,7 +164,7 @@ def build_list(store: ScoreStore, principal: Principal, query: ListQuery, taxono
     """
     del parsed
     filters = DealFilter(owner=query.owner, team=query.team, declared_stage=query.stage,
-                         min_amount=query.min_amount)
+                         min_amount=query.min_amount, currency=query.currency)
     req = ListRequest(filters=filters, include_not_at_risk=query.show == "all", sort=_SORTS[query.sort],
                       order=query.order, limit=query.per, offset=(query.page - 1) * query.per,
                       stage_order=_stage_order(taxonomy))
@@ -171,6 +182,7 @@ def build_list(store: ScoreStore, principal: Principal, query: ListQuery, taxono
         query=replace(query, page=page), rows=shown, n_rows=n_rows, n_open=data.open_deals, n_at_risk=data.at_risk,
         pipeline_value=data.pipeline_value, value_at_risk=data.value_at_risk,
         page=page, pages=pages, owners=owners, teams=teams, by_currency=list(data.by_currency),
+        currencies=currency_choices(store, principal, query.currency),
     )
     if not owners and not teams:  # no open deal visible to this key at all, whatever the filters
         out.scored_deals = store.count()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -11,7 +12,7 @@ from urllib.parse import urlencode
 from starlette.datastructures import ImmutableMultiDict
 
 from dealscore.taxonomy import StageTaxonomy
-from dealscore_service.schemas import MAX_QUERY_TEXT
+from dealscore_service.schemas import CURRENCY_PATTERN, MAX_QUERY_TEXT
 from dealscore_service.store import StoredScore
 
 Show = Literal["at_risk", "all"]
@@ -58,7 +59,7 @@ def url_problems(params: Mapping[str, str], known: Sequence[str], not_utf8: Sequ
 
 #: The URL parameters the list reads. Any other is refused like a bad value: a filter the list does not have
 #: (``min_p_win=0.3``) would otherwise be ignored, and the unfiltered list pass for a filtered one.
-PARAMS = ("owner", "team", "stage", "min_amount", "show", "sort", "order", "page", "per")
+PARAMS = ("owner", "team", "stage", "min_amount", "currency", "show", "sort", "order", "page", "per")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class ListQuery:
     team: str | None = None
     stage: str | None = None
     min_amount: float | None = None
+    #: ISO 4217 code, upper case (the store keeps the payloads' codes so)
+    currency: str | None = None
     show: Show = "at_risk"
     sort: str = "risk"
     order: Order = "desc"
@@ -109,6 +112,14 @@ class ListQuery:
                 refused.append(("min_amount", raw_amount,
                                 f"Minimum amount {raw_amount!r} is not a number ≥ 0: type e.g. 50000."))
                 min_amount = None
+        currency = _text(params, "currency")
+        if currency is not None:
+            if re.fullmatch(CURRENCY_PATTERN, currency):
+                currency = currency.upper()
+            else:
+                refused.append(("currency", currency,
+                                f"Currency {currency!r} is not a three-letter ISO 4217 code: pick e.g. EUR."))
+                currency = None
         raw_show = _text(params, "show")
         show: Show = "all" if raw_show == "all" else "at_risk"
         if raw_show not in (None, "all", "at_risk"):
@@ -142,7 +153,7 @@ class ListQuery:
                 refused.append(("per", raw_per,
                                 f"{raw_per!r} deals a page is not offered: pick {', '.join(map(str, PER_PAGE))}."))
         return cls(owner=_text(params, "owner"), team=_text(params, "team"), stage=stage, min_amount=min_amount,
-                   show=show, sort=sort, order=order, page=page, per=per,
+                   currency=currency, show=show, sort=sort, order=order, page=page, per=per,
                    problems=tuple(m for _, _, m in refused), rejected=tuple((n, g) for n, g, _ in refused))
 
     def given(self, name: str) -> str | None:
@@ -157,7 +168,7 @@ class ListQuery:
 
     @property
     def filtered(self) -> bool:
-        return any(v is not None for v in (self.owner, self.team, self.stage, self.min_amount))
+        return any(v is not None for v in (self.owner, self.team, self.stage, self.min_amount, self.currency))
 
     def params(self, **changes: Any) -> dict[str, str]:
         """The query as URL parameters (defaults left out), with some values changed."""
@@ -169,6 +180,8 @@ class ListQuery:
                 out[name] = value
         if q.min_amount is not None:
             out["min_amount"] = f"{q.min_amount:g}"
+        if q.currency is not None:
+            out["currency"] = q.currency
         if q.show != "at_risk":
             out["show"] = q.show
         if q.sort != "risk":
