@@ -10,6 +10,7 @@ outcomes) are then checked by the library's one validation path
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
@@ -138,6 +139,11 @@ DisplayName = Annotated[str, Field(min_length=1, max_length=MAX_DISPLAY_CHARS), 
 CURRENCY_PATTERN = r"^[A-Za-z]{3}$"
 Currency = Annotated[str, Field(pattern=CURRENCY_PATTERN, description="ISO 4217 code, e.g. EUR"),
                      AfterValidator(str.upper)]
+
+
+def currency_code(text: str) -> str | None:
+    """``text`` as the currency code it is (upper case), or ``None`` when it is not one (the pages' check)."""
+    return text.upper() if re.fullmatch(CURRENCY_PATTERN, text) else None
 
 
 class _Strict(BaseModel):

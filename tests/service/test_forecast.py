@@ -184,6 +184,26 @@ def test_the_forecast_names_the_currencies_of_the_deals_it_adds(
     listed = scoring_client.get("/v1/deals/at-risk", headers=manager).json()
     assert sorted(t["currency"] for t in listed["by_currency"]) == ["EUR", "USD"]
     assert all(i["currency"] in ("EUR", "USD") for i in listed["items"])
+    # one currency at a time: its open deal only, like money, and no future pipeline (it has no currency)
+    usd = scoring_client.get("/v1/forecast", params={"sims": 200, "currency": "usd"}, headers=manager).json()
+    rows = pd.DataFrame(usd["rows"])
+    assert usd["currencies"] == ["USD"] and usd["mixed_currencies"] is False
+    assert (rows.loc[rows["group"] == "company", "open_deals"] == 1).all() and (rows["new_expected"] == 0).all()
+    assert any("only the open deals in USD" in note for note in usd["notes"])
+    assert not any("several currencies" in note for note in usd["notes"])
+    both = pd.DataFrame(body["rows"])
+    assert (both.loc[both["group"] == "company", "open_deals"] == 2).all() and both["new_expected"].sum() > 0
+    bad = scoring_client.get("/v1/forecast", params={"currency": "US"}, headers=manager)
+    assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["path"] == "query.currency"
+    # the page offers the same choice (its session cookie is Secure: the same app over https)
+    page = TestClient(scoring_client.app, base_url="https://testserver", follow_redirects=False)
+    signed_in = page.post("/ui/login", data={"api_key": keys["manager"], "next": "/ui"})
+    assert signed_in.status_code == 303, signed_in.text[:300]
+    mixed = page.get("/ui/forecast").text
+    assert '<select name="currency">' in mixed and 'data-testid="mixed-currencies"' in mixed
+    usd_page = page.get("/ui/forecast?currency=usd").text
+    assert '<option value="USD" selected>USD</option>' in usd_page
+    assert "only the open deals in USD" in usd_page and 'data-testid="mixed-currencies"' not in usd_page
 
 
 def test_an_owner_limited_key_forecasts_by_owner_and_is_told_so_by_team(

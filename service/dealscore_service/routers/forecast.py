@@ -15,7 +15,7 @@ from dealscore_service.forecasting import (
     groupings,
 )
 from dealscore_service.jsonbody import StrictJSONRoute
-from dealscore_service.schemas import ForecastResponse, Timestamp, error_responses
+from dealscore_service.schemas import CURRENCY_PATTERN, ForecastResponse, Timestamp, error_responses
 
 router = APIRouter(prefix="/v1/forecast", tags=["forecast"], dependencies=[Depends(well_formed_query)],
                    route_class=StrictJSONRoute)
@@ -33,6 +33,10 @@ def get_forecast(
                                                           "score's)")] = None,
     sims: Annotated[int, Query(ge=100, le=20_000, description="Monte Carlo draws")] = DEFAULT_SIMS,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1, description="random seed: same seed, same numbers")] = 0,
+    currency: Annotated[str | None, Query(
+        pattern=CURRENCY_PATTERN,
+        description="only the open deals in this currency (ISO 4217 code, e.g. EUR), so the figures add like "
+        "money; deals not created yet have no currency, so the future pipeline is left out")] = None,
 ) -> ForecastResponse:
     """Median and P10–P90 of bookings for the current and next period, per group and for the company.
 
@@ -41,10 +45,13 @@ def get_forecast(
     pipeline-creation model. A key limited to teams or owners sees only theirs; one limited
     to owners forecasts by owner, its default (``by=team`` is a 422 at ``by`` for it:
     :func:`~dealscore_service.forecasting.groupings`). Amounts are added as given, whatever their
-    currency: ``currencies`` and ``mixed_currencies`` say when that mixes money.
+    currency: ``currencies`` and ``mixed_currencies`` say when that mixes money, and ``currency``
+    forecasts one currency's open deals at a time.
     """
     by = by or groupings(principal)[0]
-    fc = compute_forecast(services, principal, period=period, by=by, as_of=as_of, sims=sims, seed=seed)
+    code = currency.upper() if currency else None
+    fc = compute_forecast(services, principal, period=period, by=by, as_of=as_of, sims=sims, seed=seed,
+                          currency=code)
     current = services.models.current
     return forecast_response(fc, current.version if current is not None else "none",
-                             forecast_currencies(services.store, principal))
+                             [code] if code else forecast_currencies(services.store, principal))

@@ -759,8 +759,9 @@ class ScoreStore:
         with self._session("read") as s:
             return [StoredScore.from_record(r) for r in s.scalars(stmt).all()]
 
-    def forecast_inputs(self, principal: Principal | None = None) -> dict[str, Any]:
-        """What the forecast reads of each open deal's latest score, one list per field, by deal id.
+    def forecast_inputs(self, principal: Principal | None = None, *, currency: str | None = None) -> dict[str, Any]:
+        """What the forecast reads of each open deal's latest score (of the deals in ``currency`` when given),
+        one list per field, by deal id.
 
         The deals of :meth:`latest_open_scores` (no filters), read from their
         ``deals`` rows alone: team, owner, amount, ``p_win``, as-of time (naive UTC,
@@ -774,7 +775,7 @@ class ScoreStore:
         as_text = _ISO_TEXT.get(self.engine.dialect.name)
         if as_text is not None:  # the as-of times as ISO text, parsed below for all rows at once
             wanted[_FORECAST_FIELDS.index("as_of")] = as_text(DealRecord.as_of)
-        stmt = select(*wanted).where(*_matching(DealFilter(), principal)).order_by(DealRecord.deal_id)
+        stmt = select(*wanted).where(*_matching(DealFilter(currency=currency), principal)).order_by(DealRecord.deal_id)
         with self._session("read") as s:
             rows = s.connection().execute(stmt).all()  # plain rows: no ORM loading for seven columns
             by_field = list(zip(*rows, strict=True)) or [()] * len(_FORECAST_FIELDS)  # transposed in C

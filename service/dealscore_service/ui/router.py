@@ -26,7 +26,7 @@ from dealscore_service.auth import Principal, Scope
 from dealscore_service.deps import Services, services_of, undecodable_names
 from dealscore_service.errors import AuthenticationError, InvalidQueryError
 from dealscore_service.forecasting import compute_forecast, forecast_currencies, groupings
-from dealscore_service.schemas import mixes_currencies
+from dealscore_service.schemas import currency_code, mixes_currencies
 from dealscore_service.store import ScoreStore
 from dealscore_service.ui import charts, icons
 from dealscore_service.ui.data import PER_PAGE, ListQuery, build_deal, build_list, currency_choices, url_problems
@@ -370,17 +370,26 @@ def forecast_page(request: Request, user: User) -> Response:
     """Bookings per team (or owner) with a range, a fan chart per group and the deals behind the range."""
     services = services_of(request)
     allowed = groupings(user.principal)
-    url = url_problems(request.query_params, ("period", "by"), _not_utf8(request), what="The forecast")
+    url = url_problems(request.query_params, ("period", "by", "currency"), _not_utf8(request),
+                       what="The forecast")
     period = request.query_params.get("period", "quarter")
     by = request.query_params.get("by", allowed[0])
-    fix = (f"Use period=month or period=quarter and by={' or by='.join(allowed)}, or open the forecast from the "
-           "menu.")
-    if url or period not in ("month", "quarter"):  # a forecast other than the one asked: none
-        bad = [m.rstrip(".") for _, _, m in url] or [f"period {period!r} is not month or quarter"]
+    currency = request.query_params.get("currency") or None
+    fix = (f"Use period=month or period=quarter and by={' or by='.join(allowed)}, and a three-letter currency "
+           "code if any, or open the forecast from the menu.")
+    bad = [m.rstrip(".") for _, _, m in url]
+    if period not in ("month", "quarter"):
+        bad.append(f"period {period!r} is not month or quarter")
+    code = currency_code(currency) if currency is not None else None
+    if currency is not None and code is None:
+        bad.append(f"currency {currency!r} is not a three-letter ISO 4217 code")
+    if bad:  # a forecast other than the one asked: none
         return _forecast_refused(request, user, f"This forecast cannot be made as asked: {'; '.join(bad)}.", fix)
+    currency = code
     try:
-        fc = compute_forecast(services, user.principal, period=period, by=by)
-        currencies = mixed_currencies(services.store, user.principal)
+        fc = compute_forecast(services, user.principal, period=period, by=by, currency=currency)
+        currencies = [] if currency else mixed_currencies(services.store, user.principal)
+        choices = currency_choices(services.store, user.principal, currency)
     except InvalidQueryError as exc:  # a grouping the key may not use: the API's own refusal and words
         return _forecast_refused(request, user, exc.message, exc.detail.get("fix") or fix)
     except StoreUnavailableError as exc:
@@ -398,7 +407,7 @@ def forecast_page(request: Request, user: User) -> Response:
         "user": user, "nav": "forecast", "fc": fc, "rows": fc.table.to_dict("records"), "fans": fans,
         "drivers": fc.drivers.to_dict("records"), "groupings": allowed,
         "group_label": lambda group: group_label(str(group), user.principal),
-        "mixed_currencies": currencies,
+        "mixed_currencies": currencies, "currencies": choices, "currency": currency,
     })
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -12,7 +11,7 @@ from urllib.parse import urlencode
 from starlette.datastructures import ImmutableMultiDict
 
 from dealscore.taxonomy import StageTaxonomy
-from dealscore_service.schemas import CURRENCY_PATTERN, MAX_QUERY_TEXT
+from dealscore_service.schemas import MAX_QUERY_TEXT, currency_code
 from dealscore_service.store import StoredScore
 
 Show = Literal["at_risk", "all"]
@@ -112,14 +111,11 @@ class ListQuery:
                 refused.append(("min_amount", raw_amount,
                                 f"Minimum amount {raw_amount!r} is not a number ≥ 0: type e.g. 50000."))
                 min_amount = None
-        currency = _text(params, "currency")
-        if currency is not None:
-            if re.fullmatch(CURRENCY_PATTERN, currency):
-                currency = currency.upper()
-            else:
-                refused.append(("currency", currency,
-                                f"Currency {currency!r} is not a three-letter ISO 4217 code: pick e.g. EUR."))
-                currency = None
+        raw_currency = _text(params, "currency")
+        currency = currency_code(raw_currency) if raw_currency is not None else None
+        if raw_currency is not None and currency is None:
+            refused.append(("currency", raw_currency,
+                            f"Currency {raw_currency!r} is not a three-letter ISO 4217 code: pick e.g. EUR."))
         raw_show = _text(params, "show")
         show: Show = "all" if raw_show == "all" else "at_risk"
         if raw_show not in (None, "all", "at_risk"):
