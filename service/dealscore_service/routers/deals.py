@@ -34,6 +34,7 @@ from dealscore_service.schemas import (
     OutcomeResponse,
     ScorePoint,
     api_result,
+    currency_code,
     error_responses,
 )
 from dealscore_service.store import DealFilter, ListedDeal, ListRequest
@@ -103,7 +104,7 @@ def at_risk_deals(
         if current is not None:
             stage = current.taxonomy.canonical_stage(stage) or stage
     filters = DealFilter(owner=owner, team=team, declared_stage=stage, min_amount=min_amount,
-                         currency=currency.upper() if currency else None)
+                         currency=currency_code(currency) if currency else None)
     req = ListRequest(filters=filters,
                       sort="rank" if sort == "value_at_risk" else sort,
                       order="desc" if sort == "value_at_risk" else order, limit=limit, offset=offset)

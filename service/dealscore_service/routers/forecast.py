@@ -15,7 +15,13 @@ from dealscore_service.forecasting import (
     groupings,
 )
 from dealscore_service.jsonbody import StrictJSONRoute
-from dealscore_service.schemas import CURRENCY_PATTERN, ForecastResponse, Timestamp, error_responses
+from dealscore_service.schemas import (
+    CURRENCY_PATTERN,
+    ForecastResponse,
+    Timestamp,
+    currency_code,
+    error_responses,
+)
 
 router = APIRouter(prefix="/v1/forecast", tags=["forecast"], dependencies=[Depends(well_formed_query)],
                    route_class=StrictJSONRoute)
@@ -49,7 +55,7 @@ def get_forecast(
     forecasts one currency's open deals at a time.
     """
     by = by or groupings(principal)[0]
-    code = currency.upper() if currency else None
+    code = currency_code(currency) if currency else None  # the pattern held: the code, upper case
     fc = compute_forecast(services, principal, period=period, by=by, as_of=as_of, sims=sims, seed=seed,
                           currency=code)
     current = services.models.current

@@ -9,6 +9,7 @@ page saying when to retry, and each says what to do next.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Annotated, Any
@@ -27,7 +28,6 @@ from dealscore_service.deps import Services, services_of, undecodable_names
 from dealscore_service.errors import AuthenticationError, InvalidQueryError
 from dealscore_service.forecasting import compute_forecast, forecast_currencies, groupings
 from dealscore_service.schemas import currency_code, mixes_currencies
-from dealscore_service.store import ScoreStore
 from dealscore_service.ui import charts, icons
 from dealscore_service.ui.data import PER_PAGE, ListQuery, build_deal, build_list, currency_choices, url_problems
 from dealscore_service.ui.evaluation import EvaluationCache
@@ -191,10 +191,9 @@ def group_label(group: str, principal: Principal) -> str:
     return "your teams" if principal.teams else "your deals"
 
 
-def mixed_currencies(store: ScoreStore, principal: Principal) -> list[str]:
-    """The currencies of the open deals the key sees, when they mix (else none): the API's rule and reading
-    (:func:`~dealscore_service.forecasting.forecast_currencies`), named for the page."""
-    found = forecast_currencies(store, principal)
+def mixed_currencies(found: Sequence[str | None]) -> list[str]:
+    """The currencies ``found`` (:func:`~dealscore_service.forecasting.forecast_currencies`: those of the open
+    deals the key sees), when they mix (else none): the API's rule, named for the page."""
     return sorted(c or "no currency" for c in found) if mixes_currencies(found) else []
 
 
@@ -317,7 +316,8 @@ def at_risk_page(request: Request, user: User) -> Response:
     try:
         if query.problems:
             owners, teams = services.store.filter_choices(user.principal)
-            currencies = currency_choices(services.store, user.principal, query.currency or query.given("currency"))
+            currencies = currency_choices(services.store.open_currencies(user.principal),
+                                          query.currency or query.given("currency"))
             return render(request, "at_risk.html", {**context, "page": None, "q": query, "owners": owners,
                                                     "teams": teams, "currencies": currencies}, status_code=422)
         page = build_list(services.store, user.principal, query, taxonomy, request.app.state.ui_parsed)
@@ -388,8 +388,9 @@ def forecast_page(request: Request, user: User) -> Response:
     currency = code
     try:
         fc = compute_forecast(services, user.principal, period=period, by=by, currency=currency)
-        currencies = [] if currency else mixed_currencies(services.store, user.principal)
-        choices = currency_choices(services.store, user.principal, currency)
+        found = forecast_currencies(services.store, user.principal)  # read once for the notice and the menu
+        currencies = [] if currency else mixed_currencies(found)
+        choices = currency_choices(found, currency)
     except InvalidQueryError as exc:  # a grouping the key may not use: the API's own refusal and words
         return _forecast_refused(request, user, exc.message, exc.detail.get("fix") or fix)
     except StoreUnavailableError as exc:

@@ -6,6 +6,7 @@ import difflib
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
@@ -145,13 +146,13 @@ def _stage_order(taxonomy: StageTaxonomy) -> dict[str, int]:
     return {name: stage_order(taxonomy, name) for name in taxonomy.names}
 
 
-def currency_choices(store: ScoreStore, principal: Principal, asked: str | None = None) -> list[str]:
-    """The currency filter's choices: the codes of the open deals the key sees, when they are in more than one
-    currency (deals scored without one count as another) or one was asked for; else none (no menu to show)."""
-    every = store.open_currencies(principal)
-    if not mixes_currencies(every) and asked is None:
+def currency_choices(found: Sequence[str | None], asked: str | None = None) -> list[str]:
+    """The currency filter's choices: the codes ``found`` (:meth:`ScoreStore.open_currencies`: those of the open
+    deals the key sees), when they are in more than one currency (deals scored without one count as another) or
+    one was asked for; else none (no menu to show)."""
+    if not mixes_currencies(found) and asked is None:
         return []
-    return sorted(c for c in every if c is not None)
+    return sorted(c for c in found if c is not None)
 
 
 def build_list(store: ScoreStore, principal: Principal, query: ListQuery, taxonomy: StageTaxonomy,
@@ -182,7 +183,7 @@ def build_list(store: ScoreStore, principal: Principal, query: ListQuery, taxono
         query=replace(query, page=page), rows=shown, n_rows=n_rows, n_open=data.open_deals, n_at_risk=data.at_risk,
         pipeline_value=data.pipeline_value, value_at_risk=data.value_at_risk,
         page=page, pages=pages, owners=owners, teams=teams, by_currency=list(data.by_currency),
-        currencies=currency_choices(store, principal, query.currency),
+        currencies=currency_choices(store.open_currencies(principal), query.currency),
     )
     if not owners and not teams:  # no open deal visible to this key at all, whatever the filters
         out.scored_deals = store.count()
