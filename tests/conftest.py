@@ -52,8 +52,9 @@ FAST_TRAINING: dict[str, Any] = {
 
 @pytest.fixture(autouse=True)
 def _unfrozen_heap() -> Iterator[None]:
-    """Each service app started in a test freezes the heap (``dealscore_service.heap``); undo it after the test,
-    so that what one test leaves behind stays collectable in a suite that starts many apps."""
+    """A service app started in a test with ``freeze_heap`` on (the default; the test apps turn it off) freezes
+    the heap (``dealscore_service.heap``); undo it after the test, so that what one test leaves behind stays
+    collectable in a suite that starts many apps."""
     yield
     gc.unfreeze()
 

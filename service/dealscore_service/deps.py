@@ -125,7 +125,9 @@ async def well_formed_query(request: Request, _: Annotated[Principal, Depends(ge
     request is a 422 naming it.
 
     The caller is authenticated first (the same ``get_principal``, solved once per request): a caller
-    without a known key gets the 401, not a description of the endpoint's parameters.
+    without a known key is told it needs one (401) before anything about its query. The scope check
+    stays with each route, so a known key without the route's scope may get the 422 before its 403
+    (the parameters are public in the OpenAPI schema anyway).
 
     ``?team=a&team=b`` is refused, not half-read; ``?owner=%FF`` is refused, not read as a replacement
     character that filters everything out; ``?declared_stage=negotiation`` (the filter is ``stage``) is refused,

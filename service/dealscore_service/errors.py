@@ -51,9 +51,9 @@ class DealChangedError(DealscoreError):
 class FieldsError(DealscoreError):
     """An error that points at the request's own values: ``fields`` holds one ``{loc, path, message, type}`` each.
 
-    A mixin, so the payload error stays a :class:`DataValidationError` (the
-    library's checks raise that) while the query error does not; both carry their
-    field paths the one way the handler reads.
+    A base of both the payload error (which is also a :class:`DataValidationError`,
+    as the library's checks raise) and the query error, so both carry their field
+    paths the one way the handler reads.
     """
 
     def __init__(self, message: str, *, fields: Sequence[dict[str, Any]] = (), **kwargs: Any) -> None:
@@ -145,6 +145,9 @@ _FIXES = {
     "extra_forbidden": "remove the field; see the request schema at /docs",
     "duplicate_key": "send each key once per object",
 }
+#: The fix for a value that does not match a declared pattern, by pattern: filled where the pattern is declared
+#: (:mod:`dealscore_service.schemas`), so the pattern and its words stay together.
+PATTERN_FIXES: dict[str, str] = {}
 _ISO_TIME = "an ISO 8601 date-time such as 2025-03-12T14:30:00Z (UTC) or 2025-03-12T15:30:00+01:00"
 _ISO_DAY = "an ISO 8601 date such as 2025-03-12"
 #: pydantic's date errors ("invalid character in year") do not say what *is* expected
@@ -169,6 +172,9 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
             item["path"] = "body"  # the number is a character position in the body, not a list index
         if kind in _FIXES:
             item["fix"] = _FIXES[kind]
+        if kind == "string_pattern_mismatch":
+            pattern = str((err.get("ctx") or {}).get("pattern", ""))
+            item["fix"] = PATTERN_FIXES.get(pattern, f"send a value that matches {pattern}")
         if "fix" in (err.get("ctx") or {}):  # the service's own errors say their fix where they are raised
             item["fix"] = str(err["ctx"]["fix"])
         if kind in _TIME_ERRORS:

@@ -137,9 +137,11 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
                                  fix="retry shortly, or check GET /readyz")
     creation = (current.bundle.pipeline_creation or {}).get(by) if getattr(current.bundle, "pipeline_creation",
                                                                             None) else None
-    learned_creation = creation is not None
-    if currency is not None:
-        creation = None  # its deals not created yet have no currency
+    left_out = None
+    if currency is not None:  # its deals not created yet have no currency
+        creation = None
+        left_out = (f"only the open deals in {currency} are forecast, and deals not created yet have no currency "
+                    "(ask without currency for them)")
     # by owner, a team key's owners are those the store has in its teams now (every open deal's, kept per
     # revision): the answer depends on them beyond the key's own deals, so the placements that decide its rows,
     # their future pipeline and its notes join the cache key (a write elsewhere that moves nobody keeps it)
@@ -167,21 +169,21 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
         teams_now = placed if everyone else owner_teams(pipe.owner_id, pipe.team, pipe.scored_at)
         groups, new_groups, scope_notes = owner_scope(principal, trained, sorted(set(pipe.keys("owner"))),
                                                       teams_now)
+    newest = services.store.newest_open_as_of(principal) if currency is not None and as_of is None else None
     if as_of is not None:
         t = naive_utc(pd.Timestamp(as_of))
+    elif newest is not None:  # one currency's deals: the time of the forecast of them all, so the periods agree
+        t = pd.Timestamp(newest)
     elif len(pipe):
         t = pd.Timestamp(pipe.scored_at.max())
     else:
         t = naive_utc(pd.Timestamp.now(tz="UTC"))
     calibration = getattr(current.bundle, "forecast_calibration", None)
     fc = forecast_pipeline(pipe, t, kind=period, by=by, creation=creation, n_sims=sims, seed=seed,
-                           groups=groups, calibration=calibration, new_groups=new_groups)
+                           groups=groups, calibration=calibration, new_groups=new_groups, new_left_out=left_out)
     fc.notes.extend(scope_notes)
     fc.notes.append(STORE_NOTE)
-    if currency is not None:
-        fc.notes.append(f"only the open deals in {currency}: deals not created yet have no currency, so the future "
-                        "pipeline is left out (new_expected is 0); ask without currency for it")
-    elif not learned_creation:
+    if creation is None and left_out is None:
         fc.notes.append("the model bundle carries no pipeline-creation model: retrain it to include future deals")
     with _cache_lock:
         cache[key] = fc

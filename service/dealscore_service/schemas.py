@@ -33,7 +33,7 @@ from dealscore.data.rules import text_has_zone
 from dealscore.data.schema import MAX_DISPLAY_CHARS, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, Outcome
 from dealscore.scoring.result import DealWarning, NextAction, ScoreResult, percent_text
 from dealscore.times import naive_utc
-from dealscore_service.errors import field_path
+from dealscore_service.errors import PATTERN_FIXES, field_path
 from dealscore_service.limits import MAX_BATCH_DEALS, MAX_STAGE_CHANGES_PER_DEAL, MAX_TOUCHPOINTS_PER_DEAL
 
 # the data contract's rules (dealscore.data.rules) checked field by field, so each error has its path
@@ -137,6 +137,7 @@ DisplayName = Annotated[str, Field(min_length=1, max_length=MAX_DISPLAY_CHARS), 
 #: An ISO 4217 code as the API and the page accept it (any case; kept upper case): one rule for the payload's
 #: currency and the list's currency filter.
 CURRENCY_PATTERN = r"^[A-Za-z]{3}$"
+PATTERN_FIXES[CURRENCY_PATTERN] = "send a three-letter ISO 4217 currency code, such as EUR or usd"
 Currency = Annotated[str, Field(pattern=CURRENCY_PATTERN, description="ISO 4217 code, e.g. EUR"),
                      AfterValidator(str.upper)]
 

@@ -142,6 +142,9 @@ def test_the_notes_say_which_uncertainties_the_range_carries() -> None:
     assert full[0].startswith("open deals calibrated on 7 past windows: probabilities × 0.900")
     assert "shared error of that factor (5.0%" in full[0] and "per-group spread (2.0%" in full[0]
     assert "not modelled" not in " ".join(full) and "uncertain by its counts" in full[1]
+    # left out on purpose (a one-currency forecast): the reason given, not "no model"
+    why = forecast_notes(None, cal, new_left_out="only the open deals in EUR are forecast")
+    assert why[1] == "bookings from deals not created yet are not included: only the open deals in EUR are forecast"
 
 
 def test_an_owner_the_creation_model_does_not_know_has_open_deals_only_and_a_note() -> None:

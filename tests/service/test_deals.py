@@ -127,6 +127,7 @@ def test_at_risk_says_each_amounts_currency_and_totals_per_currency(
         assert usd["pipeline_value"] == pytest.approx(2000.0) and usd["value_at_risk"] == pytest.approx(600.0)
     bad = client.get("/v1/deals/at-risk", params={"currency": "dollars"}, headers=manager)
     assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["path"] == "query.currency", bad.text
+    assert "ISO 4217" in bad.json()["error"]["fields"][0]["fix"]
 
 
 def assert_adds_up(page: dict[str, Any]) -> None:

@@ -66,7 +66,8 @@ def test_a_parameter_the_endpoint_does_not_declare_is_422_naming_it(
 @pytest.mark.parametrize("key", [None, "not-a-key"])
 def test_a_caller_without_a_known_key_gets_the_401_before_any_query_check(
         make_client: Callable[..., TestClient], path: str, query: str, key: str | None) -> None:
-    """The query's checks answered first, so a caller without a key learned the endpoint's parameters."""
+    """The query's checks answered first, so a caller without a key was told about its parameters rather than
+    that it needs a key."""
     r = make_client().get(f"{path}?{query}", headers={"X-API-Key": key} if key else {})
     assert r.status_code == 401, r.text
     assert "not a parameter" not in r.text and "fields" not in r.json()["error"]

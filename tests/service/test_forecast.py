@@ -175,8 +175,10 @@ def test_the_forecast_names_the_currencies_of_the_deals_it_adds(
         scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str]) -> None:
     """An EUR and a USD deal scored through the API: the forecast adds both amounts, and says so."""
     crm, manager = {"X-API-Key": keys["crm"]}, {"X-API-Key": keys["manager"]}
+    later = (trained_model.history.data_cut + pd.Timedelta(days=100)).isoformat()  # the EUR deal: a later quarter
     for deal_id, currency in zip(trained_model.open_ids[:2], ["EUR", "usd"], strict=True):
-        r = scoring_client.post("/v1/score", json=trained_model.payload(deal_id, currency=currency), headers=crm)
+        body = trained_model.payload(deal_id, currency=currency, **({"as_of": later} if currency == "EUR" else {}))
+        r = scoring_client.post("/v1/score", json=body, headers=crm)
         assert r.status_code == 200, r.text[:300]
     body = scoring_client.get("/v1/forecast", params={"sims": 200}, headers=manager).json()
     assert sorted(body["currencies"]) == ["EUR", "USD"] and body["mixed_currencies"] is True
@@ -190,6 +192,8 @@ def test_the_forecast_names_the_currencies_of_the_deals_it_adds(
     assert usd["currencies"] == ["USD"] and usd["mixed_currencies"] is False
     assert (rows.loc[rows["group"] == "company", "open_deals"] == 1).all() and (rows["new_expected"] == 0).all()
     assert any("only the open deals in USD" in note for note in usd["notes"])
+    assert not any("no pipeline creation model" in note for note in usd["notes"])  # the bundle has one
+    assert usd["as_of"] == body["as_of"]  # the same forecast time, whichever currency is asked
     assert not any("several currencies" in note for note in usd["notes"])
     both = pd.DataFrame(body["rows"])
     assert (both.loc[both["group"] == "company", "open_deals"] == 2).all() and both["new_expected"].sum() > 0
@@ -204,6 +208,9 @@ def test_the_forecast_names_the_currencies_of_the_deals_it_adds(
     usd_page = page.get("/ui/forecast?currency=usd").text
     assert '<option value="USD" selected>USD</option>' in usd_page
     assert "only the open deals in USD" in usd_page and 'data-testid="mixed-currencies"' not in usd_page
+    assert "open deals in USD are likely to book" in usd_page
+    none = page.get("/ui/forecast?currency=gbp").text  # the form keeps what the URL asked, not "All"
+    assert '<option value="GBP" selected>GBP (no open deal you can see)</option>' in none
 
 
 def test_an_owner_limited_key_forecasts_by_owner_and_is_told_so_by_team(

@@ -755,3 +755,16 @@ def test_deals_at_risk_per_currency_add_up_to_the_total(store: ScoreStore, make_
         event.remove(store.engine, "before_cursor_execute", count_group_by)
     ranked = store.list_page(ListRequest(filters=DealFilter(currency="USD"), limit=10))
     assert [i.result.deal_id for i in ranked.items] == ["u-risk", "u-nego"]  # ranked within the currency
+
+
+def test_the_newest_open_as_of_is_over_every_open_deal_the_key_sees(store: ScoreStore,
+                                                                    make_result: MakeResult) -> None:
+    """A one-currency forecast is made at the time of the forecast of all the key's deals (its periods agree)."""
+    assert store.newest_open_as_of() is None
+    save(store, make_result("a", as_of="2024-05-01", team="east").model_copy(update={"currency": "EUR"}),
+         make_result("b", as_of="2024-06-01", team="west").model_copy(update={"currency": "USD"}),
+         make_result("c", as_of="2024-07-01", team="east"))
+    store.record_outcome("c", "won", datetime(2024, 7, 2), key_name="test")  # closed: not an open deal
+    assert store.newest_open_as_of() == datetime(2024, 6, 1)
+    east = Principal("east", frozenset({Scope.read}), teams=frozenset({"east"}))
+    assert store.newest_open_as_of(east) == datetime(2024, 5, 1)

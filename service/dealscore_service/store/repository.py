@@ -790,6 +790,13 @@ class ScoreStore:
                     columns["pmf"][i] = from_json.get(columns["deal_id"][i])
         return columns
 
+    def newest_open_as_of(self, principal: Principal | None = None) -> datetime | None:
+        """The newest as-of time of the open deals the key sees (naive UTC; ``None`` when none): the time a
+        forecast of every one of them is made at by default, and so any part of them (one currency's deals)."""
+        with self._session("read") as s:
+            newest = s.execute(select(func.max(DealRecord.as_of)).where(*_matching(DealFilter(), principal))).scalar()
+        return None if newest is None else naive_utc(newest)
+
     def forecast_fingerprint(self, principal: Principal | None = None) -> tuple[int, int, int]:
         """Count, sum and maximum of the ids of the rows :meth:`forecast_inputs` would return (one aggregate query).
 
@@ -829,7 +836,7 @@ class ScoreStore:
             if summary is None:
                 summary = _list_summary(s, where)
                 self._derived.put(revision, key, summary)
-            ids = list(s.scalars(page))
+            ids = list(s.scalars(page)) if req.limit > 0 else []  # limit 0: the totals alone
             found = {r.deal_id: r for r in s.execute(_PAGE_ROWS, {"deal_ids": ids})} if ids else {}
         items = []
         for r in (found[d] for d in ids if d in found):

@@ -27,9 +27,17 @@ from dealscore_service.auth import Principal, Scope
 from dealscore_service.deps import Services, services_of, undecodable_names
 from dealscore_service.errors import AuthenticationError, InvalidQueryError
 from dealscore_service.forecasting import compute_forecast, forecast_currencies, groupings
-from dealscore_service.schemas import currency_code, mixes_currencies
+from dealscore_service.schemas import mixes_currencies
 from dealscore_service.ui import charts, icons
-from dealscore_service.ui.data import PER_PAGE, ListQuery, build_deal, build_list, currency_choices, url_problems
+from dealscore_service.ui.data import (
+    PER_PAGE,
+    ListQuery,
+    build_deal,
+    build_list,
+    currency_choices,
+    read_currency,
+    url_problems,
+)
 from dealscore_service.ui.evaluation import EvaluationCache
 from dealscore_service.ui.format import install as install_filters
 from dealscore_service.ui.session import SessionManager, UISession, principal_for_hash
@@ -374,18 +382,16 @@ def forecast_page(request: Request, user: User) -> Response:
                        what="The forecast")
     period = request.query_params.get("period", "quarter")
     by = request.query_params.get("by", allowed[0])
-    currency = request.query_params.get("currency") or None
+    currency, currency_problem = read_currency((request.query_params.get("currency") or "").strip() or None)
     fix = (f"Use period=month or period=quarter and by={' or by='.join(allowed)}, and a three-letter currency "
            "code if any, or open the forecast from the menu.")
     bad = [m.rstrip(".") for _, _, m in url]
     if period not in ("month", "quarter"):
         bad.append(f"period {period!r} is not month or quarter")
-    code = currency_code(currency) if currency is not None else None
-    if currency is not None and code is None:
-        bad.append(f"currency {currency!r} is not a three-letter ISO 4217 code")
+    if currency_problem is not None:
+        bad.append(currency_problem.rstrip("."))
     if bad:  # a forecast other than the one asked: none
         return _forecast_refused(request, user, f"This forecast cannot be made as asked: {'; '.join(bad)}.", fix)
-    currency = code
     try:
         fc = compute_forecast(services, user.principal, period=period, by=by, currency=currency)
         found = forecast_currencies(services.store, user.principal)  # read once for the notice and the menu

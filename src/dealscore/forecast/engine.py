@@ -224,6 +224,7 @@ def forecast_pipeline(
     creation: PipelineCreationModel | None = None, booked: dict[tuple[str, str], float] | None = None,
     n_sims: int = DEFAULT_SIMS, seed: int = 0, groups: Sequence[str] | None = None, top_drivers: int = 10,
     calibration: OpenDealCalibration | None = None, new_groups: Sequence[str] | None = None,
+    new_left_out: str | None = None,
 ) -> Forecast:
     """Median and P10–P90 of bookings per group and period (current and next), by Monte Carlo over deals.
 
@@ -238,7 +239,8 @@ def forecast_pipeline(
     the other rows count their open deals only (an owner whose deals are in a key's
     teams but who works in another team now). A group with open deals that the creation
     model does not know (a rep or team new since it was fitted) has a row of open deals
-    only, and the notes name it (:func:`unknown_groups_note`).
+    only, and the notes name it (:func:`unknown_groups_note`). ``new_left_out`` is the notes' reason when
+    ``creation`` is left out on purpose (:func:`forecast_notes`).
     """
     check_kind(kind)
     check_by(by)
@@ -317,7 +319,7 @@ def forecast_pipeline(
         "deal_id": pipe.deal_id[keep][order], "group": keys[keep][order], "amount": amount[order],
         "p_win": p_win[order], "p_this_period": p_cur[order], "share_of_variance": share[order],
     })
-    notes = forecast_notes(creation, calibration)
+    notes = forecast_notes(creation, calibration, new_left_out)
     if creation is not None:
         with_deals = [g for g, n in zip(wanted, np.bincount(gi, minlength=len(wanted)), strict=True) if n]
         note = unknown_groups_note(creation, with_deals, by)
@@ -327,8 +329,14 @@ def forecast_pipeline(
                     drivers=drivers, n_sims=n_sims, seed=seed, notes=notes, draws=draws)
 
 
-def forecast_notes(creation: PipelineCreationModel | None, calibration: OpenDealCalibration | None) -> list[str]:
-    """What the range carries, in words: which uncertainties are drawn and which are not modelled."""
+def forecast_notes(creation: PipelineCreationModel | None, calibration: OpenDealCalibration | None,
+                   new_left_out: str | None = None) -> list[str]:
+    """What the range carries, in words: which uncertainties are drawn and which are not modelled.
+
+    ``new_left_out`` says why deals not created yet are left out when a creation model exists but does not
+    apply (a forecast of one currency's deals: deals not created yet have none); without it, ``creation``
+    ``None`` means there is no such model.
+    """
     if calibration is None:
         notes = ["open deals are drawn independently given their probabilities (correlated risk is not modelled: "
                  "no open-deal calibration)"]
@@ -338,7 +346,9 @@ def forecast_notes(creation: PipelineCreationModel | None, calibration: OpenDeal
                  f"drawing each deal, the range carries a shared error of that factor ({c['ratio_sd']:.1%}, how far "
                  f"one quarter's own factor fell from it) and a per-group spread ({c['spread']:.1%}, risk a team's "
                  "deals share)"]
-    if creation is None:
+    if new_left_out is not None:
+        notes.append(f"bookings from deals not created yet are not included: {new_left_out}")
+    elif creation is None:
         notes.append("bookings from deals not created yet are not included (no pipeline creation model)")
     else:
         notes.append("deals not created yet: drawn from each group's creation rate and past wins, the rate itself "

@@ -9,7 +9,7 @@ here; everything shown was stored by ``POST /v1/score``.
 """
 
 from dealscore_service.ui.data.listing import DealRow, ListPage, ParsedResults, build_list, currency_choices
-from dealscore_service.ui.data.query import PER_PAGE, SORTS, ListQuery, stage_order, url_problems
+from dealscore_service.ui.data.query import PER_PAGE, SORTS, ListQuery, read_currency, stage_order, url_problems
 from dealscore_service.ui.data.timeline import (
     MAX_TOUCHPOINTS,
     DealView,
@@ -36,6 +36,7 @@ __all__ = [
     "build_deal",
     "build_list",
     "currency_choices",
+    "read_currency",
     "stage_change_events",
     "stage_order",
     "timeline",

@@ -183,7 +183,9 @@ def build_list(store: ScoreStore, principal: Principal, query: ListQuery, taxono
         query=replace(query, page=page), rows=shown, n_rows=n_rows, n_open=data.open_deals, n_at_risk=data.at_risk,
         pipeline_value=data.pipeline_value, value_at_risk=data.value_at_risk,
         page=page, pages=pages, owners=owners, teams=teams, by_currency=list(data.by_currency),
-        currencies=currency_choices(store.open_currencies(principal), query.currency),
+        # unfiltered, the list's own totals are the key's: no second read of them
+        currencies=currency_choices([t.currency for t in data.by_currency] if filters == DealFilter()
+                                    else store.open_currencies(principal), query.currency),
     )
     if not owners and not teams:  # no open deal visible to this key at all, whatever the filters
         out.scored_deals = store.count()

@@ -56,6 +56,16 @@ def url_problems(params: Mapping[str, str], known: Sequence[str], not_utf8: Sequ
     return out
 
 
+def read_currency(raw: str | None) -> tuple[str | None, str | None]:
+    """A page's ``currency`` value (stripped; ``None``: not given) as (code, None), or (None, what is wrong)."""
+    if raw is None:
+        return None, None
+    code = currency_code(raw)
+    if code is None:
+        return None, f"Currency {raw!r} is not a three-letter ISO 4217 code: pick e.g. EUR."
+    return code, None
+
+
 #: The URL parameters the list reads. Any other is refused like a bad value: a filter the list does not have
 #: (``min_p_win=0.3``) would otherwise be ignored, and the unfiltered list pass for a filtered one.
 PARAMS = ("owner", "team", "stage", "min_amount", "currency", "show", "sort", "order", "page", "per")
@@ -112,10 +122,9 @@ class ListQuery:
                                 f"Minimum amount {raw_amount!r} is not a number ≥ 0: type e.g. 50000."))
                 min_amount = None
         raw_currency = _text(params, "currency")
-        currency = currency_code(raw_currency) if raw_currency is not None else None
-        if raw_currency is not None and currency is None:
-            refused.append(("currency", raw_currency,
-                            f"Currency {raw_currency!r} is not a three-letter ISO 4217 code: pick e.g. EUR."))
+        currency, problem = read_currency(raw_currency)
+        if problem is not None:
+            refused.append(("currency", raw_currency or "", problem))
         raw_show = _text(params, "show")
         show: Show = "all" if raw_show == "all" else "at_risk"
         if raw_show not in (None, "all", "at_risk"):
