@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
-from urllib.parse import unquote_to_bytes
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +19,7 @@ from dealscore_service.auth import KeyRing, Principal, Scope
 from dealscore_service.errors import PermissionDeniedError
 from dealscore_service.metrics import Metrics
 from dealscore_service.model_loader import ModelLoader
+from dealscore_service.query_rules import QueryProblem, query_problems
 from dealscore_service.settings import Settings
 from dealscore_service.store import ScoreStore
 
@@ -91,25 +91,6 @@ AdminKey = Annotated[Principal, Depends(require(Scope.admin))]
 AnyKey = Annotated[Principal, Depends(require(Scope.read, Scope.score))]
 
 
-def undecodable_names(query_string: bytes) -> list[str]:
-    """The names of the parameters whose name or value is not UTF-8 once percent-decoded (``?owner=%FF``).
-
-    Split as Starlette splits (``&``, then the first ``=``, ``+`` a space), which decodes with
-    ``errors="replace"``: ``%FF`` would reach the endpoint as ``"\ufffd"`` and, as an owner filter,
-    match no deal, so the client got an empty list where it had sent a mistake.
-    """
-    bad: list[str] = []
-    for part in query_string.split(b"&"):
-        name, _, value = part.partition(b"=")
-        raw_name, raw_value = (unquote_to_bytes(x.replace(b"+", b" ")) for x in (name, value))
-        try:
-            raw_name.decode("utf-8")
-            raw_value.decode("utf-8")
-        except UnicodeDecodeError:
-            bad.append(raw_name.decode("utf-8", errors="replace"))
-    return bad
-
-
 def declared_query(request: Request) -> frozenset[str] | None:
     """The query parameters the matched endpoint declares, read from the app's OpenAPI schema (what clients
     are told); None when the request matched no documented operation."""
@@ -133,20 +114,22 @@ async def well_formed_query(request: Request, _: Annotated[Principal, Depends(ge
     character that filters everything out; ``?declared_stage=negotiation`` (the filter is ``stage``) is refused,
     not ignored: the client would take the whole list for the filtered one.
     """
-    problems = [{"type": "query_not_utf8", "loc": ("query", name), "input": None,
-                 "msg": "is not UTF-8 text once percent-decoded",
-                 "ctx": {"fix": "encode the text as UTF-8, then percent-encode its bytes (é is %C3%A9, not %E9)"}}
-                for name in undecodable_names(request.scope.get("query_string", b""))]
-    repeated = sorted({k for k, _ in request.query_params.multi_items()
-                       if len(request.query_params.getlist(k)) > 1})
-    problems += [{"type": "repeated_parameter", "loc": ("query", k), "input": request.query_params.getlist(k),
-                  "msg": f"given {len(request.query_params.getlist(k))} times; send it once"} for k in repeated]
     known = declared_query(request)
-    if known is not None:
-        named = {str(p["loc"][1]) for p in problems}  # one problem per parameter
-        problems += [{"type": "unknown_parameter", "loc": ("query", k), "input": request.query_params.get(k),
-                      "msg": f"is not a parameter of this endpoint; it takes {', '.join(sorted(known)) or 'none'}",
-                      "ctx": {"fix": "check the parameter's name in the API reference (/docs)"}}
-                     for k in dict.fromkeys(request.query_params) if k not in known and k not in named]
+    problems = [_field_error(p, known or frozenset())
+                for p in query_problems(request.scope.get("query_string", b""), known)]
     if problems:
         raise RequestValidationError(problems)
+
+
+def _field_error(problem: QueryProblem, known: frozenset[str]) -> dict[str, Any]:
+    """A query problem as the field error FastAPI's own validation gives (``loc``, ``msg``, ``type``)."""
+    loc = ("query", problem.name)
+    if problem.kind == "not_utf8":
+        return {"type": "query_not_utf8", "loc": loc, "input": None, "msg": "is not UTF-8 text once percent-decoded",
+                "ctx": {"fix": "encode the text as UTF-8, then percent-encode its bytes (é is %C3%A9, not %E9)"}}
+    if problem.kind == "repeated":
+        return {"type": "repeated_parameter", "loc": loc, "input": list(problem.values),
+                "msg": f"given {len(problem.values)} times; send it once"}
+    return {"type": "unknown_parameter", "loc": loc, "input": problem.values[0],
+            "msg": f"is not a parameter of this endpoint; it takes {', '.join(sorted(known)) or 'none'}",
+            "ctx": {"fix": "check the parameter's name in the API reference (/docs)"}}

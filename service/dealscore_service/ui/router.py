@@ -24,7 +24,7 @@ from dealscore.errors import ModelNotReadyError, StoreUnavailableError
 from dealscore.forecast.engine import COMPANY
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore_service.auth import Principal, Scope
-from dealscore_service.deps import Services, services_of, undecodable_names
+from dealscore_service.deps import Services, services_of
 from dealscore_service.errors import AuthenticationError, InvalidQueryError
 from dealscore_service.forecasting import compute_forecast, forecast_currencies, groupings
 from dealscore_service.schemas import mixes_currencies
@@ -319,7 +319,7 @@ def at_risk_page(request: Request, user: User) -> Response:
     """
     services = services_of(request)
     taxonomy = _taxonomy(services)
-    query = ListQuery.from_params(request.query_params, taxonomy, _not_utf8(request))
+    query = ListQuery.from_params(request.scope.get("query_string", b""), taxonomy)
     context = {"user": user, "nav": "list", "stages": taxonomy.stages, "model": services.models.current}
     try:
         if query.problems:
@@ -362,11 +362,6 @@ def deal_page(request: Request, deal_id: str, user: User) -> Response:
     })
 
 
-def _not_utf8(request: Request) -> list[str]:
-    """The query parameters whose raw text is not UTF-8 (Starlette reads them with replacement characters)."""
-    return undecodable_names(request.scope.get("query_string", b""))
-
-
 def _forecast_refused(request: Request, user: PageUser, message: str, fix: str) -> Response:
     """The forecast page's 422: what cannot be forecast as asked, and what to ask instead."""
     return render(request, "error.html", {"user": user, "title": "Forecast not made", "status": 422,
@@ -378,8 +373,7 @@ def forecast_page(request: Request, user: User) -> Response:
     """Bookings per team (or owner) with a range, a fan chart per group and the deals behind the range."""
     services = services_of(request)
     allowed = groupings(user.principal)
-    url = url_problems(request.query_params, ("period", "by", "currency"), _not_utf8(request),
-                       what="The forecast")
+    url = url_problems(request.scope.get("query_string", b""), ("period", "by", "currency"), what="The forecast")
     period = request.query_params.get("period", "quarter")
     by = request.query_params.get("by", allowed[0])
     currency, currency_problem = read_currency((request.query_params.get("currency") or "").strip() or None)

@@ -8,9 +8,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-from starlette.datastructures import ImmutableMultiDict
+from starlette.datastructures import QueryParams
 
 from dealscore.taxonomy import StageTaxonomy
+from dealscore_service.query_rules import query_problems
 from dealscore_service.schemas import MAX_QUERY_TEXT, currency_code
 from dealscore_service.store import StoredScore
 
@@ -30,28 +31,26 @@ def _text(params: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def url_problems(params: Mapping[str, str], known: Sequence[str], not_utf8: Sequence[str] = (),
-                 what: str = "The page") -> list[tuple[str, str, str]]:
-    """What makes a page's URL unusable before its values are read, as (parameter, value as given, message): a
-    parameter given more than once, one the page does not take, one that is not UTF-8 text (``not_utf8``,
-    :func:`~dealscore_service.deps.undecodable_names`) or longer than :data:`MAX_QUERY_TEXT`. The API refuses the
-    same (``well_formed_query`` and its query limits); a page that read past them would show an answer other
-    than the one the URL asks for."""
+def url_problems(query_string: bytes, known: Sequence[str], what: str = "The page") -> list[tuple[str, str, str]]:
+    """What makes a page's URL unusable before its values are read, as (parameter, value as given, message): the
+    API's rule (:func:`~dealscore_service.query_rules.query_problems`: given more than once, not UTF-8 text, not
+    one the page takes) said in sentences, and a value longer than :data:`MAX_QUERY_TEXT` (the API's query
+    limit). A page that read past them would show an answer other than the one the URL asks for."""
     out: list[tuple[str, str, str]] = []
-    multi = params if isinstance(params, ImmutableMultiDict) else None
-    for name in dict.fromkeys(params):
-        value = str(params.get(name) or "")
-        values = [str(v) for v in multi.getlist(name)] if multi is not None else [value]
-        if len(values) > 1:
-            out.append((name, values[-1][:MAX_QUERY_TEXT], f"The parameter {name!r} is given {len(values)} times "
-                        f"({', '.join(map(repr, values[:3]))}{', …' if len(values) > 3 else ''}): give it once."))
-        elif name in not_utf8:
-            out.append((name, "", f"The parameter {name!r} is not UTF-8 text once percent-decoded: encode it as "
-                                  "UTF-8 (é is %C3%A9, not %E9)."))
-        elif name not in known:
-            out.append((name, value[:MAX_QUERY_TEXT],
-                        f"{what} has no parameter {name!r}: it takes {', '.join(known)}."))
-        elif len(value.strip()) > MAX_QUERY_TEXT:
+    for p in query_problems(query_string, known):
+        if p.kind == "not_utf8":
+            out.append((p.name, "", f"The parameter {p.name!r} is not UTF-8 text once percent-decoded: encode it as "
+                                    "UTF-8 (é is %C3%A9, not %E9)."))
+        elif p.kind == "repeated":
+            shown = ", ".join(map(repr, p.values[:3])) + (", …" if len(p.values) > 3 else "")
+            out.append((p.name, p.values[-1][:MAX_QUERY_TEXT],
+                        f"The parameter {p.name!r} is given {len(p.values)} times ({shown}): give it once."))
+        else:
+            out.append((p.name, p.values[0][:MAX_QUERY_TEXT],
+                        f"{what} has no parameter {p.name!r}: it takes {', '.join(known)}."))
+    refused = {name for name, _, _ in out}
+    for name, value in QueryParams(query_string).items():
+        if name not in refused and len(value.strip()) > MAX_QUERY_TEXT:
             out.append((name, value[:MAX_QUERY_TEXT], f"The {name} given is longer than {MAX_QUERY_TEXT} characters."))
     return out
 
@@ -98,12 +97,13 @@ class ListQuery:
     rejected: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def from_params(cls, params: Mapping[str, str], taxonomy: StageTaxonomy, not_utf8: Sequence[str] = ()
-                    ) -> ListQuery:
-        """``not_utf8``: the parameters whose raw text is not UTF-8 (refused, as the API refuses them)."""
+    def from_params(cls, params: bytes | Mapping[str, str], taxonomy: StageTaxonomy) -> ListQuery:
+        """``params``: the URL's raw query string (only it shows a value that is not UTF-8), or one value per
+        parameter (a link built in code)."""
+        raw = params if isinstance(params, bytes) else urlencode(dict(params)).encode()
         # (parameter, value as given, what is wrong); a parameter refused here is not read below
-        refused = url_problems(params, PARAMS, not_utf8, what="The list")
-        params = {k: v for k, v in params.items() if k not in {n for n, _, _ in refused}}
+        refused = url_problems(raw, PARAMS, what="The list")
+        params = {k: v for k, v in QueryParams(raw).items() if k not in {n for n, _, _ in refused}}
         stage = _text(params, "stage")
         if stage is not None:
             canonical = taxonomy.canonical_stage(stage)
