@@ -225,6 +225,18 @@ def test_unknown_deal_and_unknown_page(client: TestClient, seeded: ScoreStore) -
     assert client.get("/ui/static/ui.css").status_code == 200
 
 
+def test_a_deal_page_url_it_cannot_read_is_refused_not_half_read(client: TestClient, seeded: ScoreStore) -> None:
+    login(client, "manager")
+    for url, said in (("/ui/deals/D1?touchpoints=al", "touchpoints=&#39;al&#39; is not known"),
+                      ("/ui/deals/D1?touchpoint=all", "The deal page has no parameter &#39;touchpoint&#39;"),
+                      ("/ui/deals/D1?back=/ui&back=/ui/forecast", "is given 2 times"),
+                      ("/ui/deals/D1?touchpoints=%FF", "is not UTF-8 text")):
+        page = client.get(url)
+        assert page.status_code == 422 and said in page.text, url
+        assert "Open the deal from the list" in page.text
+    assert client.get("/ui/deals/D1?touchpoints=all&back=/ui").status_code == 200
+
+
 def test_html_in_data_is_escaped(client: TestClient, store: ScoreStore) -> None:
     evil = "<script>alert(1)</script>"
     save(store, result("X<1>", owner=evil, team="NA", account=evil))

@@ -340,7 +340,17 @@ def deal_page(request: Request, deal_id: str, user: User) -> Response:
     """One deal: score, stage, reasons, warnings, actions, history and timeline (``?touchpoints=all``: every one)."""
     services = services_of(request)
     taxonomy = _taxonomy(services)
-    all_touchpoints = request.query_params.get("touchpoints") == "all"
+    url = url_problems(request.scope.get("query_string", b""), ("touchpoints", "back"), what="The deal page")
+    shown = request.query_params.get("touchpoints")
+    if not url and shown not in (None, "all"):
+        url.append(("touchpoints", shown, f"touchpoints={shown!r} is not known: touchpoints=all shows every one."))
+    if url:
+        return render(request, "error.html", {
+            "user": user, "title": "Deal not shown", "status": 422,
+            "message": " ".join(m for _, _, m in url),
+            "fix": "Open the deal from the list of deals at risk, or drop the parameters named above.",
+        }, status_code=422)
+    all_touchpoints = shown == "all"
     try:
         view = (build_deal(services.store, user.principal, deal_id, taxonomy, all_touchpoints=all_touchpoints)
                 if len(deal_id) <= 200 else None)
