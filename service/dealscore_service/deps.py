@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from dealscore_service.auth import KeyRing, Principal, Scope
-from dealscore_service.errors import PermissionDeniedError
+from dealscore_service.errors import AuthenticationError, PermissionDeniedError
 from dealscore_service.metrics import Metrics
 from dealscore_service.model_loader import ModelLoader
 from dealscore_service.query_rules import QueryProblem, query_problems
@@ -63,7 +63,14 @@ async def get_principal(
     api_key: Annotated[str | None, Security(_api_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Principal:
-    """Authenticate the caller (401 without a known key); remember its name for the access log."""
+    """Authenticate the caller (401 without a known key); remember its name for the access log.
+
+    Two different keys in one request (``X-API-Key`` and a bearer token) are a 401, not one of them chosen:
+    a proxy adding its own key beside the client's would otherwise act under whichever header we read first.
+    """
+    if api_key and bearer and api_key.strip() != bearer.credentials.strip():
+        raise AuthenticationError("two different API keys: one in X-API-Key and one in Authorization",
+                                  fix="send one key, in X-API-Key or as Authorization: Bearer <key>, not both")
     raw = api_key or (bearer.credentials if bearer else None)
     principal = services.keys.authenticate(raw)
     request.state.key_name = principal.name

@@ -9,7 +9,7 @@ so a CRM integration parses one thing, whatever went wrong.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -156,6 +156,49 @@ _TIME_ERRORS = {"datetime_parsing": _ISO_TIME, "datetime_from_date_parsing": _IS
                 "date_from_datetime_inexact": _ISO_DAY, "date_type": _ISO_DAY}
 
 
+def _bound_fix(kind: str, ctx: Mapping[str, Any], given: Any) -> tuple[str | None, str] | None:
+    """What to send instead of a value outside a declared bound or type: (a clearer message, or ``None`` to keep
+    pydantic's, and the fix).
+
+    pydantic says "Value should have at most 200 items" of a string whose length is checked after a
+    before-validator (an id's trim), "less than or equal to 1e15" of NaN, and words a bound without saying
+    what to send; a batch-splitting fix under a long deal id, or no fix at all, told the integrator nothing.
+    """
+    text = isinstance(given, str)
+    if kind in ("string_too_long", "too_long") and (text or kind == "string_too_long"):
+        n = ctx.get("max_length")
+        return f"is longer than {n} characters", f"send at most {n} characters"
+    if kind in ("string_too_short", "too_short") and (text or kind == "string_too_short"):
+        n = ctx.get("min_length")
+        plural = "s" if n != 1 else ""
+        return (f"is shorter than {n} character{plural}",
+                f"send at least {n} character{plural}; leave an optional field out rather than send it empty")
+    if kind == "too_short":
+        n = ctx.get("min_length")
+        return None, f"send at least {n} item{'s' if n != 1 else ''}"
+    words = {"greater_than_equal": ("≥", "ge"), "greater_than": (">", "gt"), "less_than_equal": ("≤", "le"),
+             "less_than": ("<", "lt")}
+    if kind in words:
+        sign, key = words[kind]
+        limit = ctx.get(key)
+        nan = text and given.strip().lower().lstrip("+-") == "nan"
+        return ("is not a number" if nan else None), f"send a finite number {sign} {limit}"
+    if kind in ("literal_error", "enum"):
+        return None, f"send one of {ctx.get('expected')}, as written"
+    obj = ("send a JSON object ({...}) with the fields listed at /docs")
+    fixes = {
+        "model_attributes_type": obj, "dict_type": obj, "model_type": obj,
+        "list_type": "send a JSON array ([...])",
+        "string_type": "send a JSON string",
+        "float_type": "send a number, such as 12500 or 12500.5", "float_parsing": "send a number, such as 12500.5",
+        "int_type": "send a whole number, such as 120", "int_parsing": "send a whole number, such as 120",
+        "int_from_float": "send a whole number, such as 120",
+        "finite_number": "send a finite number (not NaN or Infinity)",
+        "bool_type": "send true or false", "bool_parsing": "send true or false",
+    }
+    return (None, fixes[kind]) if kind in fixes else None
+
+
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """422 with every offending field's path, what is wrong and how to fix it."""
     assert isinstance(exc, RequestValidationError)
@@ -172,6 +215,10 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
             item["path"] = "body"  # the number is a character position in the body, not a list index
         if kind in _FIXES:
             item["fix"] = _FIXES[kind]
+        bound = _bound_fix(kind, err.get("ctx") or {}, err.get("input"))
+        if bound is not None:
+            item["message"] = bound[0] or item["message"]
+            item["fix"] = bound[1]
         if kind == "string_pattern_mismatch":
             pattern = str((err.get("ctx") or {}).get("pattern", ""))
             item["fix"] = PATTERN_FIXES.get(pattern, f"send a value that matches {pattern}")
@@ -181,6 +228,11 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
             expected = _TIME_ERRORS[kind]
             item["message"] = f"{item['message']}: got {err.get('input')!r}, expected {expected}"
             item["fix"] = f"send {expected}; a date such as 12/03/2026 is ambiguous (day or month first)"
+            given = err.get("input")
+            if loc[:1] == ["query"] and isinstance(given, str) and " " in given.strip():
+                # "…T00:00:00+05:00" unencoded in a URL arrives as "…T00:00:00 05:00": a query's "+" is a space
+                item["fix"] = (f"percent-encode the offset's '+' as %2B (in a URL query a '+' is a space: "
+                               f"{given.strip().replace(' ', '%2B')}), or send the time in UTC with Z")
         fields.append(item)
     content_type = request.headers.get("content-type", "")
     if request.method in ("POST", "PUT", "PATCH") and "json" not in content_type.lower():

@@ -33,12 +33,13 @@ from typing import Any
 import pandas as pd
 
 from dealscore.errors import ModelNotReadyError
-from dealscore.forecast.creation import NO_GROUP
+from dealscore.forecast.creation import GROUP_COLUMNS, NO_GROUP
 from dealscore.forecast.engine import DEFAULT_SIMS, Forecast, forecast_pipeline, pipeline_from_columns
 from dealscore.times import naive_utc
 from dealscore_service.auth import Principal
 from dealscore_service.deps import Services
 from dealscore_service.errors import InvalidQueryError
+from dealscore_service.payload import CLOCK_SKEW
 from dealscore_service.schemas import (
     ForecastDriver,
     ForecastFanPoint,
@@ -96,9 +97,9 @@ def owner_scope(principal: Principal, trained: Mapping[str, str], visible: Seque
         rows, future = sorted(drawn | set(visible)), sorted(drawn)
         notes = [_moved_note(m)] if (m := [o for o in moved if o in drawn]) else []
         if away := sorted(set(visible) - drawn - {NO_GROUP}):
-            notes.append(f"{_owners(away)} now work in another team (per their latest open deals in the score "
-                         "store): their rows here count their open deals in this key's teams only, not their deals "
-                         "not created yet, which count in their team now")
+            notes.append(f"{_owners(away)} now {_verb(away, 'works', 'work')} in another team (per their latest "
+                         "open deals in the score store): their rows here count their open deals in this key's teams "
+                         "only, not their deals not created yet, which count in their team now")
     return rows, future, notes
 
 
@@ -107,10 +108,14 @@ def _owners(names: Sequence[str], shown: int = 10) -> str:
     return f"owner{'s' if len(names) > 1 else ''} {listed}"
 
 
+def _verb(names: Sequence[str], one: str, many: str) -> str:
+    return one if len(names) == 1 else many
+
+
 def _moved_note(owners: Sequence[str]) -> str:
-    return (f"{_owners(owners)} work in another team per the score store than in the history the pipeline-creation "
-            "model was trained on: their deals not created yet count in their team now, drawn at the rate and "
-            "from the wins learned before the move, until the model is retrained")
+    return (f"{_owners(owners)} {_verb(owners, 'works', 'work')} in another team per the score store than in the "
+            "history the pipeline-creation model was trained on: their deals not created yet count in their team "
+            "now, drawn at the rate and from the wins learned before the move, until the model is retrained")
 
 
 def compute_forecast(services: Services, principal: Principal, *, period: str = "quarter", by: str = "team",
@@ -123,6 +128,11 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
     future pipeline out (``new_expected`` 0) and says so.
     """
     allowed = groupings(principal)
+    if by not in GROUP_COLUMNS:  # the API's schema refuses it first; the page passes its URL's value on
+        message = f"by={by!r} is not a grouping: the forecast groups by {' or '.join(allowed)}"
+        fix = f"ask by={' or by='.join(allowed)}"
+        raise InvalidQueryError(message, fix=fix, fields=[{
+            "loc": ["query", "by"], "path": "query.by", "type": "unknown_grouping", "message": message, "fix": fix}])
     if by not in allowed:
         owners = sorted(principal.owners)
         message = (f"the API key {principal.name!r} is limited to owners {owners}: it forecasts by "
@@ -178,6 +188,8 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
         t = pd.Timestamp(pipe.scored_at.max())
     else:
         t = naive_utc(pd.Timestamp.now(tz="UTC"))
+    if as_of is not None:
+        _check_forecast_time(t, pd.Timestamp(pipe.scored_at.max()) if len(pipe) else None)
     calibration = getattr(current.bundle, "forecast_calibration", None)
     fc = forecast_pipeline(pipe, t, kind=period, by=by, creation=creation, n_sims=sims, seed=seed,
                            groups=groups, calibration=calibration, new_groups=new_groups, new_left_out=left_out)
@@ -190,6 +202,30 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
         while len(cache) > CACHE_SIZE:
             cache.popitem(last=False)
     return fc
+
+
+def _check_forecast_time(t: pd.Timestamp, newest: pd.Timestamp | None) -> None:
+    """A forecast time the stored scores can answer: not before the newest of them, not in the future.
+
+    The forecast draws every deal from its latest stored score. As of an earlier time it would count deals
+    created since and read scores that were not known then (a forecast of 2024 holding 2025's deals); as of a
+    later year every deal would be drawn as if its close outlook had not moved. A past forecast reads the
+    history as it stood then: ``dealscore forecast HISTORY --as-of TIME``.
+    """
+    now = naive_utc(pd.Timestamp.now(tz="UTC"))
+    problem = None
+    if newest is not None and t < newest:
+        problem = (f"{t:%Y-%m-%d %H:%M} is before the newest stored score it would draw from ({newest:%Y-%m-%d %H:%M}):"
+                   " the forecast reads each deal's latest score, which was not known then",
+                   "omit as_of (the newest score's time); for a past time, run `dealscore forecast HISTORY --as-of "
+                   "TIME` on the CRM export, which reads it as it stood then")
+    elif t > now + CLOCK_SKEW:
+        problem = (f"{t:%Y-%m-%d %H:%M} is in the future (the server's clock says {now:%Y-%m-%d %H:%M} UTC)",
+                   "omit as_of, or ask for a time up to now")
+    if problem is not None:
+        message, fix = problem
+        raise InvalidQueryError(f"as_of {message}", fix=fix, fields=[{
+            "loc": ["query", "as_of"], "path": "query.as_of", "type": "value_error", "message": message, "fix": fix}])
 
 
 def cache_key(model_version: str, fingerprint: tuple[int, ...], **request: Any) -> str:

@@ -17,6 +17,7 @@ requests already running keep the object they started with.
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -185,12 +186,18 @@ class ModelLoader:
             log.info("model_loaded", version=new.version, source=new.source, previous=previous, note=new.message)
             return previous, new
 
-    def info(self) -> ModelInfo:
-        """What ``/v1/model`` reports and the model page shows: the model in use, or why there is none."""
+    def info(self, reps: Collection[str] | None = None) -> ModelInfo:
+        """What ``/v1/model`` reports and the model page shows: the model in use, or why there is none.
+
+        ``reps``: the reps whose recording habits to include (``None``: all; see
+        :func:`dealscore_service.model_info.visible_reps`).
+        """
         m, name = self.current, self.settings.model_name
         if m is None:
             return ModelInfo(loaded=False, name=name, message=self.last_error or "loading")
-        habits = m.recording_habits or {}
+        habits = dict(m.recording_habits or {})
+        if reps is not None:
+            habits["reps"] = [r for r in habits.get("reps") or [] if r.get("rep_id") in reps]
         return ModelInfo(loaded=True, name=name, version=m.version, source=m.source, loaded_at=m.loaded_at,
                          training_window=m.training_window, metrics=m.metrics, message=m.message,
                          recording_habits=RecordingHabits(company=habits.get("company") or {},

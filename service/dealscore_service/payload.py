@@ -114,14 +114,23 @@ def _field_error(loc: Loc, message: str, fix: str | None = None) -> dict[str, An
     return out
 
 
-def _checks(deal: DealPayload, prefix: Loc, as_of: datetime) -> list[dict[str, Any]]:
-    """Nothing may be dated after ``as_of``; only open deals are scored; the account must be the deal's."""
+def _checks(deal: DealPayload, prefix: Loc, as_of: datetime, *, now: bool = False) -> list[dict[str, Any]]:
+    """Nothing may be dated after ``as_of``; only open deals are scored; the account must be the deal's.
+
+    ``now``: ``as_of`` was omitted (the deal is scored now), so a later time is in the future, and the fix is
+    about the time itself, not about ``as_of``.
+    """
     problems: list[dict[str, Any]] = []
-    later_fix = "send only facts known at as_of, or omit as_of to score the deal now"
+    if now:
+        later_fix = ("send the time the fact happened, not a planned one; check its time zone (a time without an "
+                     "offset is UTC)")
+    else:
+        later_fix = "send only facts known at as_of, or omit as_of to score the deal now"
+    known = "now" if now else "as_of"
 
     def after(loc: Loc, t: datetime | None) -> None:
         if t is not None and t > as_of:
-            problems.append(_field_error(loc, f"{t.isoformat()} is after as_of {as_of.isoformat()}", later_fix))
+            problems.append(_field_error(loc, f"{t.isoformat()} is after {known} {as_of.isoformat()}", later_fix))
 
     after([*prefix, "created_at"], deal.created_at)
     after([*prefix, "closed_at"], deal.closed_at)
@@ -333,11 +342,11 @@ def to_history(
         latest = max((_latest_fact(d) for d in deals), default=now)
         effective = max(now, latest) if latest <= now + CLOCK_SKEW else now
     frames = _Frames()
-    problems: list[dict[str, Any]] = _zone_mix(deals, batch, request_times)
+    problems: list[dict[str, Any]] = _zone_mix(deals, batch, request_times) + _future_as_of(as_of, now)
     notices: dict[str, list[str]] = {}
     for i, deal in enumerate(deals):
         prefix: Loc = ["body", "deals", i] if batch else ["body"]
-        problems.extend(_checks(deal, prefix, effective))
+        problems.extend(_checks(deal, prefix, effective, now=as_of is None))
         found, dropped = frames.add(deal, prefix, drop=out_of_life == "drop")
         problems.extend(found)
         if dropped:
@@ -353,6 +362,22 @@ def to_history(
         raise _invalid(problems)
     hashes = [payload_hash(d, as_of, now) for d in deals]
     return ConvertedDeals(history=clean, as_of=effective, hashes=hashes, notices=notices)
+
+
+def _future_as_of(as_of: datetime | None, now: datetime) -> list[dict[str, Any]]:
+    """An explicit ``as_of`` later than now (plus :data:`CLOCK_SKEW`) as a field error at ``as_of``.
+
+    Scored "as of" next year, a deal's score would be the newest of its history until then: every later
+    score would be a back-fill that cannot move it, and the forecast, which starts from the newest open
+    score, would start in that year. Nothing in a payload can be known at a time that has not come.
+    """
+    if as_of is None or as_of <= now + CLOCK_SKEW:
+        return []
+    minutes = int(CLOCK_SKEW.total_seconds() // 60)
+    return [_field_error(
+        ["body", "as_of"], f"{as_of.isoformat()} is in the future (the server's clock says {now.isoformat()} UTC; "
+                           f"up to {minutes} minutes ahead are allowed for clock skew)",
+        "omit as_of to score the deal now, or send the past time the payload describes")]
 
 
 def _latest_fact(deal: DealPayload) -> datetime:

@@ -126,7 +126,14 @@ def _addressable(value: str) -> str:
 
 #: a deal's id: an id that is also one segment of the deal's URLs
 DealId = Annotated[Ident, AfterValidator(_addressable)]
-Money = Annotated[float, Field(ge=rules.LOWEST_AMOUNT, le=rules.HIGHEST_AMOUNT)]
+def _not_bool(value: object) -> object:
+    """JSON ``true`` is not an amount or a count: pydantic's lax mode reads it as 1."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("float_type", "Input should be a number, not true or false")
+    return value
+
+
+Money = Annotated[float, BeforeValidator(_not_bool), Field(ge=rules.LOWEST_AMOUNT, le=rules.HIGHEST_AMOUNT)]
 OutOfLife = Literal["fail", "drop"]
 OUT_OF_LIFE_DOC = (
     "touchpoints and stage changes dated before the deal was created: 'fail' answers 422 naming each one; "
@@ -166,7 +173,7 @@ class AccountPayload(_Forgiving):
 
     account_id: Ident | None = Field(default=None, description="defaults to the deal's account_id; must match it")
     industry: Annotated[Text, Field(min_length=1)]
-    employees: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    employees: Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=10_000_000)] | None = None
     annual_revenue: Money | None = None
     region: Text | None = None
     created_at: Timestamp | None = None

@@ -121,6 +121,16 @@ def test_bearer_token_works_like_the_header(make_client: Callable[..., TestClien
     client = make_client()
     r = client.get("/v1/model", headers={"Authorization": f"Bearer {keys['manager']}"})
     assert r.status_code == 200
+    same = client.get("/v1/model", headers={"Authorization": f"Bearer {keys['manager']}", "X-API-Key": keys["manager"]})
+    assert same.status_code == 200
+
+
+def test_two_different_keys_in_one_request_are_refused(make_client: Callable[..., TestClient],
+                                                         keys: dict[str, str]) -> None:
+    """Both were accepted, X-API-Key winning silently: a caller could not tell whose rights it acted with."""
+    client = make_client()
+    r = client.get("/v1/model", headers={"Authorization": f"Bearer {keys['admin']}", "X-API-Key": keys["manager"]})
+    assert r.status_code == 401 and "two different API keys" in r.json()["error"]["message"]
 
 
 def test_team_limited_key_cannot_read_another_teams_deal(

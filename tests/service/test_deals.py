@@ -67,6 +67,15 @@ def test_at_risk_filters(ranked_client: TestClient, keys: dict[str, str]) -> Non
                                   headers=h).json()["items"]
     amounts = [i["amount"] for i in by_amount if i["amount"] is not None]
     assert amounts == sorted(amounts)
+    reversed_ranking = ranked_client.get("/v1/deals/at-risk", params={"order": "asc", "limit": 500},
+                                         headers=h).json()["items"]  # was the ranking itself, asc ignored
+    assert [i["deal_id"] for i in reversed_ranking] == [i["deal_id"] for i in everything][::-1]
+    for params, path in (({"stage": "closing"}, "query.stage"), ({"team": ""}, "query.team"),
+                         ({"owner": " "}, "query.owner")):
+        refused = ranked_client.get("/v1/deals/at-risk", params=params, headers=h)
+        assert refused.status_code == 422, params  # was 200 with an empty list; the page refused it
+        fields = refused.json()["error"]["fields"]
+        assert [f["path"] for f in fields] == [path] and fields[0]["fix"]
 
 
 def test_at_risk_with_no_scores_is_an_empty_page(make_client: Callable[..., TestClient], keys: dict[str, str]) -> None:

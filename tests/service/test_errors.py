@@ -132,3 +132,40 @@ def test_an_unexpected_bug_is_a_json_500_with_the_request_id(make_client: Callab
     assert r.json()["error"] == {"type": "InternalError", "message": "internal error; please report request id req-123",
                                  "request_id": "req-123"}
     assert r.headers["x-request-id"] == "req-123"
+
+
+_VALID = {"deal_id": "d", "account_id": "a", "owner_id": "r", "created_at": "2024-01-01", "account": {"industry": "x"}}
+
+
+@pytest.mark.parametrize(("change", "path", "fix_says"), [
+    ({"amount": -5}, "amount", "0"),
+    ({"amount": 1e300}, "amount", "≤ 1000000000000000"),
+    ({"deal_id": "x" * 201}, "deal_id", "200 characters"),
+    ({"deal_id": ""}, "deal_id", "character"),
+    ({"team": ""}, "team", "character"),
+    ({"deal_name": "x" * 301}, "deal_name", "300 characters"),
+    ({"out_of_life": "keep"}, "out_of_life", "'fail'"),
+    ({"outcome": "WON"}, "outcome", "'won'"),
+    ({"account": None}, "account", "object"),
+    ({"amount": True}, "amount", "number"),
+])
+def test_every_422_field_says_its_own_fix(make_client: Callable[..., TestClient], keys: dict[str, str],
+                                          change: dict, path: str, fix_says: str) -> None:
+    """Each field's fix names what to send; a fix about batches for a long deal id, or none, helped no one."""
+    r = make_client().post("/v1/score", json={**_VALID, **change}, headers={"X-API-Key": keys["crm"]})
+    assert r.status_code == 422, r.text
+    (field,) = [f for f in r.json()["error"]["fields"] if f["path"] == path]
+    assert "fix" in field and fix_says in field["fix"], field
+    assert "batch" not in field["fix"] or path == "deals"
+
+
+@pytest.mark.parametrize(("query", "path", "fix_says"), [
+    ("limit=0", "limit", "1"), ("limit=501", "limit", "500"), ("offset=-1", "offset", "0"),
+    ("sort=risk", "sort", "value_at_risk"), ("order=up", "order", "asc"), ("min_amount=nan", "min_amount", "finite"),
+])
+def test_every_query_422_says_its_own_fix(make_client: Callable[..., TestClient], keys: dict[str, str],
+                                          query: str, path: str, fix_says: str) -> None:
+    r = make_client().get(f"/v1/deals/at-risk?{query}", headers={"X-API-Key": keys["manager"]})
+    assert r.status_code == 422, r.text
+    (field,) = r.json()["error"]["fields"]
+    assert field["path"] == f"query.{path}" and fix_says in field.get("fix", ""), field

@@ -72,6 +72,26 @@ def test_bad_parameters_are_422_with_the_field(scoring_client: TestClient, keys:
     assert scoring_client.get("/v1/forecast").status_code == 401
 
 
+def test_a_forecast_time_the_stored_scores_cannot_answer_is_422_at_as_of(
+    scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str],
+) -> None:
+    """As of 2024 it counted deals created in 2025; as of 2031 it drew every deal as if nothing had moved."""
+    h = {"X-API-Key": keys["manager"]}
+    r = scoring_client.post("/v1/score/batch", json={"deals": trained_model.payloads(3), "as_of": trained_model.as_of},
+                            headers={"X-API-Key": keys["crm"]})
+    assert r.status_code == 200, r.text
+    newest = scoring_client.get("/v1/forecast", headers=h).json()["as_of"]
+    for when, said in (("2000-01-01T00:00:00Z", "before the newest stored score"),
+                       ("2199-01-01T00:00:00Z", "in the future")):
+        bad = scoring_client.get("/v1/forecast", params={"as_of": when}, headers=h)
+        assert bad.status_code == 422, bad.text
+        (field,) = bad.json()["error"]["fields"]
+        assert field["path"] == "query.as_of" and said in field["message"] and field["fix"]
+    assert scoring_client.get("/v1/forecast", params={"as_of": newest}, headers=h).status_code == 200
+    plus = scoring_client.get("/v1/forecast?as_of=2025-06-30T00:00:00+05:00", headers=h)  # "+" unencoded
+    assert plus.status_code == 422 and "%2B" in plus.json()["error"]["fields"][0]["fix"]
+
+
 def test_a_repeated_forecast_is_served_from_the_cache_until_a_score_changes(
     scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -324,7 +344,7 @@ def test_a_team_key_by_owner_gets_its_owners_as_the_store_places_them(
     assert again["as_of"] == east.json()["as_of"]  # the same request on the same deals of east
     mover = pd.DataFrame(again["rows"]).query("group == @moved")
     assert (mover["open_deals"] == len(east_ids) - 1).all() and (mover["new_expected"] == 0).all()
-    assert any(moved in note and "now work in another team" in note for note in again["notes"])
+    assert any(moved in note and "now works in another team" in note for note in again["notes"])
 
 
 def test_a_team_key_by_owner_does_not_get_the_future_pipeline_of_an_owner_who_left_its_team(
@@ -355,7 +375,7 @@ def test_a_team_key_by_owner_does_not_get_the_future_pipeline_of_an_owner_who_le
     assert set(fc.table["group"]) == {"company", *stayed, moved}
     mover = fc.table[fc.table["group"] == moved]
     assert (mover["open_deals"] == 1).all() and (mover["new_expected"] == 0).all()
-    assert any(moved in note and "now work in another team" in note for note in fc.notes)
+    assert any(moved in note and "now works in another team" in note for note in fc.notes)
     # the east key still has the mover's future pipeline (their team now), told they moved since training
     east = compute_forecast(services, Principal("east", frozenset({Scope.read}), teams=frozenset({"east"})),
                             by="owner", sims=300, seed=3)

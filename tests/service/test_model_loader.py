@@ -18,6 +18,8 @@ from fastapi.testclient import TestClient
 
 from dealscore.errors import ModelNotReadyError
 from dealscore.tracking import local_copy_dir
+from dealscore_service.auth import Principal, Scope
+from dealscore_service.model_info import model_info
 from dealscore_service.model_loader import ModelLoader
 from dealscore_service.settings import Settings
 from tests.registry_down import registry_down
@@ -67,6 +69,15 @@ def test_champion_from_registry_then_local_copy_when_it_is_down(
     habits = info["recording_habits"]  # learned with the real-stage labels, for coaching
     assert habits["reps"] and {"rep_id", "lag_days", "ahead_share", "skipped_share"} <= set(habits["reps"][0])
     assert "records stage changes" in habits["summary"][1] and habits["company"]["lag_days"] >= 0
+    # coaching data about people: a key sees the reps whose deals it may see, a CRM's scoring key none
+    rep = habits["reps"][0]["rep_id"]
+    services = up.app.state.services
+    own = model_info(services, Principal("rep", frozenset({Scope.read}), owners=frozenset({rep})))
+    assert [r.rep_id for r in own.recording_habits.reps] == [rep] and rep in own.recording_habits.summary[1]
+    crm = up.get("/v1/model", headers={"X-API-Key": keys["crm"]}).json()["recording_habits"]
+    assert crm["reps"] == [] and len(crm["summary"]) == 1 and crm["company"] == habits["company"]
+    team = up.get("/v1/model", headers={"X-API-Key": keys["east_manager"]}).json()["recording_habits"]
+    assert team["reps"] == []  # no deal of team east is stored, so none of its reps is known to be in it
     values = info["state_values"]  # what the next-best actions are priced with
     assert [r["stage"] for r in values["stages"]] == list(trained_model.bundle.taxonomy.names)
     # snapshots count for each episode by its probability: the totals are whole up to rounding per stage and chase

@@ -213,6 +213,16 @@ def test_without_as_of_deals_are_scored_now_allowing_small_clock_skew() -> None:
     assert paths(err.value) == ["activities[1].occurred_at"]
 
 
+def test_an_as_of_in_the_future_is_refused_at_as_of() -> None:
+    now = datetime(2024, 3, 1, 12, 0)
+    assert convert(deal(), as_of=datetime(2024, 3, 1, 12, 4), now=now).as_of == datetime(2024, 3, 1, 12, 4)
+    for batch in (False, True):
+        with pytest.raises(InvalidPayloadError) as err:
+            convert(deal(), as_of=datetime(2030, 1, 1), now=now, batch=batch)
+        assert paths(err.value) == ["as_of"]
+        assert "in the future" in err.value.fields[0]["message"] and "omit as_of" in err.value.fields[0]["fix"]
+
+
 def test_a_touchpoint_dated_after_as_of_is_refused_even_if_recorded_before() -> None:
     """The contract allows nothing dated after the data cut; a booked meeting is sent once it happened."""
     body = deal()

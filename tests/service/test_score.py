@@ -95,6 +95,15 @@ def test_resending_a_payload_replays_the_stored_score(
     changed = {**body, "amount": (body.get("amount") or 0) + 1000}
     scoring_client.post("/v1/score", json=changed, headers=h)
     assert scoring_client.app.state.services.store.count() == 2
+    # the first payload sent again after the change is the CRM changing the deal back: a new score, in force
+    back = scoring_client.post("/v1/score", json=body, headers=h)
+    assert back.status_code == 200 and "idempotent-replay" not in back.headers
+    assert scoring_client.app.state.services.store.count() == 3
+    latest = scoring_client.get(f"/v1/deals/{body['deal_id']}/scores", headers={"X-API-Key": keys["manager"]})
+    assert latest.json()["latest"]["amount"] == back.json()["amount"] == first.json()["amount"]
+    # and sent once more, it is a replay of that score
+    once_more = scoring_client.post("/v1/score", json=body, headers=h)
+    assert once_more.headers.get("idempotent-replay") == "true" and scoring_client.app.state.services.store.count() == 3
 
 
 def test_batch_scores_in_request_order_and_matches_single_scoring(

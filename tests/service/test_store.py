@@ -60,7 +60,7 @@ def with_timeline(r: ScoreResult, touchpoints: dict | None = TOUCHES, stage_chan
 
 
 def test_migrations_reach_head_and_are_idempotent(store: ScoreStore) -> None:
-    assert current_revision(store.engine) == head_revision() == "0008"
+    assert current_revision(store.engine) == head_revision() == "0009"
     store.migrate()  # a second start must not fail
     cols = {c["name"] for c in inspect(store.engine).get_columns("scores")}
     assert {"deal_id", "payload_hash", "model_version", "owner_id", "team", "amount", "declared_stage",
@@ -417,20 +417,46 @@ def test_lookup_is_find_and_previous_scores_in_one_go(store: ScoreStore, make_re
     save(store, make_result("d2", p_win=0.4, as_of="2024-05-01"))
     keys = [("d1", "h-d1-20240501"), ("d2", "other"), ("d3", "new")]
     when = datetime(2024, 5, 3)
-    stored, previous, states = store.lookup(keys, "dealscore/1", when)
+    stored, previous, states, to_store = store.lookup(keys, "dealscore/1", when)
     assert stored.keys() == store.find(keys, "dealscore/1").keys() == {("d1", "h-d1-20240501")}
     assert previous == store.previous_p_wins(["d2", "d3"], when) == {"d2": 0.4}
     assert states == store.deal_states(["d1", "d2", "d3"]) and sorted(states) == ["d1", "d2"]
     assert states["d1"].owner_id == "r1" and states["d1"].team == "east" and states["d1"].is_open
-    assert store.lookup([], "dealscore/1", when) == ({}, {}, {})
+    assert to_store == {("d2", "other"): "other", ("d3", "new"): "new"}  # keys not taken: the payloads' own
+    assert store.lookup([], "dealscore/1", when) == ({}, {}, {}, {})
     # one deal at a time (the single-score endpoint reads in one statement): the same answers
     for key in keys:
         one = store.lookup([key], "dealscore/1", when)
         assert one == ({k: v for k, v in stored.items() if k == key},
                        {d: p for d, p in previous.items() if d == key[0]},
-                       {d: st for d, st in states.items() if d == key[0]}), key
-    assert store.lookup([("d2", "other")], "dealscore/1", datetime(2024, 4, 1)) == ({}, {}, {"d2": states["d2"]})
+                       {d: st for d, st in states.items() if d == key[0]},
+                       {k: v for k, v in to_store.items() if k == key}), key
+    assert store.lookup([("d2", "other")], "dealscore/1", datetime(2024, 4, 1)) == (
+        {}, {}, {"d2": states["d2"]}, {("d2", "other"): "other"})
     assert store.lookup([("d1", "h-d1-20240501")], "dealscore/2", when)[:2] == ({}, {"d1": 0.7})  # another model
+
+
+@pytest.mark.parametrize("one_at_a_time", [True, False])
+def test_a_payload_sent_again_after_another_is_a_new_score_not_a_replay(
+        store: ScoreStore, make_result: MakeResult, one_at_a_time: bool) -> None:
+    """Amount 50,000, then 90,000, then 50,000 again: the third answered with the first score and stored nothing,
+    so the store kept 90,000 in force while the CRM held 50,000."""
+    when = datetime(2024, 5, 1)
+
+    def send(h: str, p_win: float) -> bool:
+        keys = [("d1", h)] if one_at_a_time else [("d1", h), ("other", "x")]
+        found = store.lookup(keys, "dealscore/1", when)
+        if ("d1", h) in found.replays:
+            return True
+        store.add([ScoreToSave(result=make_result("d1", p_win=p_win, as_of="2024-05-01"),
+                               payload_hash=found.keys[("d1", h)], content_hash=h, is_open=True)])
+        return False
+
+    assert [send("A", 0.5), send("B", 0.9), send("A", 0.5), send("A", 0.5), send("B", 0.9)] == [
+        False, False, False, True, False]
+    scores = store.deal_scores("d1")
+    assert [s.p_win for s in scores] == [0.5, 0.9, 0.5, 0.9] and store.latest_open_scores(DealFilter())[0].p_win == 0.9
+    assert len({s.payload_hash for s in scores}) == 4  # each under its own key: the unique key still holds
 
 
 def test_sqlite_store_runs_in_wal_mode_with_normal_sync(tmp_path) -> None:  # type: ignore[no-untyped-def]

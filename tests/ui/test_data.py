@@ -225,6 +225,14 @@ def test_the_owner_filter_offers_names(store: ScoreStore) -> None:
     assert page.unknown_filters == [("owner", "carla", [("o1", "Carla")])]
 
 
+def test_two_owners_with_one_name_are_told_apart_in_the_menu(store: ScoreStore) -> None:
+    """Two "Ana Silva" entries offered the manager a coin toss."""
+    save(store, _named("A1", None, None, "R0011", "Ana Silva"), _named("B2", None, None, "R0042", "Ana Silva"),
+         _named("C3", None, None, "R0050", "Bo"))
+    page = build_list(store, MANAGER, ListQuery(), TAX)
+    assert page.owners == [("R0011", "Ana Silva (R0011)"), ("R0042", "Ana Silva (R0042)"), ("R0050", "Bo")]
+
+
 def test_timeline_and_chart_tooltips_read_percent_as_the_header_does(store: ScoreStore) -> None:
     """One percent rule on the page: a win probability under 1% reads "<1%", never "0%"."""
     save(store, result("T2", p_win=0.20, as_of=T0), result("T2", p_win=0.004, as_of=T0 + timedelta(days=7)))

@@ -285,6 +285,9 @@ def test_a_closed_deal_keeps_its_page(client: TestClient, store: ScoreStore) -> 
     assert "Lost on 02 May 2025" in page
     assert "Value at risk" not in page  # its outcome is known: nothing is at risk any more
     assert '<dd data-testid="outcome">Lost on 02 May 2025: nothing left at risk</dd>' in page
+    # the last open score is history now: no action to take on a closed deal, the score named for what it is
+    assert "Call the champion" not in page and "None: the deal is closed (lost on 02 May 2025)" in page
+    assert "Win probability at its last open score" in page and "Warnings at its last open score" in page
     assert 'data-deal="C2"' not in client.get("/ui").text
 
 

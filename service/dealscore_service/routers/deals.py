@@ -14,13 +14,13 @@ deal, which then could not be closed and stayed on the at-risk list. The fixed l
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
 from dealscore.errors import NotFoundError
 from dealscore_service.deps import ReadKey, ScoreKey, ServicesDep, well_formed_query
-from dealscore_service.errors import InvalidPayloadError
+from dealscore_service.errors import InvalidPayloadError, InvalidQueryError
 from dealscore_service.jsonbody import StrictJSONRoute
 from dealscore_service.payload import close_time_problems, now_utc
 from dealscore_service.schemas import (
@@ -61,6 +61,11 @@ def _item(listed: ListedDeal, recent: list[float]) -> AtRiskItem:
 SortKey = Literal["value_at_risk", "p_win", "amount", "as_of", "deal_id"]
 
 
+def _field(name: str, message: str, fix: str) -> dict[str, Any]:
+    """A query parameter's field error, in the shape of the service's other 422s."""
+    return {"loc": ["query", name], "path": f"query.{name}", "type": "value_error", "message": message, "fix": fix}
+
+
 @router.get(
     "/at-risk", response_model=AtRiskResponse, summary="Open deals ranked by value at risk",
     responses=error_responses(401, 403, 422, 503),
@@ -71,7 +76,8 @@ def at_risk_deals(
     owner: Annotated[str | None, Query(max_length=MAX_QUERY_TEXT, description="only this owner's deals")] = None,
     team: Annotated[str | None, Query(max_length=MAX_QUERY_TEXT, description="only this team's deals")] = None,
     stage: Annotated[str | None, Query(max_length=100, description="only deals in this declared stage")] = None,
-    min_amount: Annotated[float | None, Query(ge=0, le=1e15, description="only deals worth at least this")] = None,
+    min_amount: Annotated[float | None, Query(ge=0, le=1e15, allow_inf_nan=False,
+                                              description="only deals worth at least this")] = None,
     currency: Annotated[str | None, Query(
         pattern=CURRENCY_PATTERN,
         description="only deals in this currency (ISO 4217 code, e.g. EUR): with deals in several currencies, "
@@ -79,7 +85,8 @@ def at_risk_deals(
     sort: Annotated[SortKey, Query(description="value_at_risk keeps the at-risk ranking; others re-sort it")] = (
         "value_at_risk"
     ),
-    order: Annotated[Literal["asc", "desc"], Query(description="for sorts other than the ranking")] = "desc",
+    order: Annotated[Literal["asc", "desc"], Query(description="desc: the ranking's top (or the largest) first; "
+                                                   "asc reverses it")] = "desc",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> AtRiskResponse:
@@ -99,15 +106,24 @@ def at_risk_deals(
     The ranking itself compares values at risk as numbers, so with mixed currencies
     ask for one currency at a time (``currency=EUR``) to rank like money.
     """
-    if stage is not None:
-        current = services.models.current
-        if current is not None:
-            stage = current.taxonomy.canonical_stage(stage) or stage
+    problems = [_field(name, "is empty", f"omit {name} to list every {name}'s deals")
+                for name, value in (("owner", owner), ("team", team), ("stage", stage))
+                if value is not None and not value.strip()]
+    current = services.models.current
+    if stage is not None and stage.strip() and current is not None:
+        canonical = current.taxonomy.canonical_stage(stage)
+        if canonical is None:  # listed as nothing, it would read as "no deal in that stage"
+            problems.append(_field("stage", f"{stage!r} is not a stage of the model's taxonomy",
+                                   f"use one of {', '.join(current.taxonomy.names)}"))
+        stage = canonical
+    if problems:
+        raise InvalidQueryError("; ".join(f"{p['path']} {p['message']}" for p in problems),
+                                fix=problems[0]["fix"], fields=problems)
     filters = DealFilter(owner=owner, team=team, declared_stage=stage, min_amount=min_amount,
                          currency=currency_code(currency) if currency else None)
     req = ListRequest(filters=filters,
                       sort="rank" if sort == "value_at_risk" else sort,
-                      order="desc" if sort == "value_at_risk" else order, limit=limit, offset=offset)
+                      order=order, limit=limit, offset=offset)
     page = services.store.list_page(req, principal)
     recent = services.store.recent_p_wins([i.result.deal_id for i in page.items])
     return AtRiskResponse(

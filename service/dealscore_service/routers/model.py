@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from dealscore_service import heap
 from dealscore_service.deps import AdminKey, AnyKey, ServicesDep
 from dealscore_service.jsonbody import StrictJSONRoute
+from dealscore_service.model_info import model_info
 from dealscore_service.schemas import ModelInfo, ReloadResponse, error_responses
 
 router = APIRouter(prefix="/v1/model", tags=["model"], route_class=StrictJSONRoute)
@@ -15,8 +16,9 @@ router = APIRouter(prefix="/v1/model", tags=["model"], route_class=StrictJSONRou
 
 @router.get("", response_model=ModelInfo, summary="The model in use", responses=error_responses(401, 403))
 def get_model(principal: AnyKey, services: ServicesDep) -> ModelInfo:
-    """Registry version, where it was loaded from, its training window and headline metrics."""
-    return services.models.info()
+    """Registry version, where it was loaded from, its training window and headline metrics; the recording habits
+    of the reps whose deals the key may see (:mod:`dealscore_service.model_info`)."""
+    return model_info(services, principal)
 
 
 @router.post(
@@ -28,4 +30,5 @@ async def reload_model(principal: AdminKey, services: ServicesDep) -> ReloadResp
     previous, new = await run_in_threadpool(services.models.reload)
     await run_in_threadpool(heap.after_model_load, services.settings.freeze_heap)
     services.metrics.set_model(new.version, new.source)
-    return ReloadResponse(previous_version=previous, changed=previous != new.version, model=services.models.info())
+    return ReloadResponse(previous_version=previous, changed=previous != new.version,
+                          model=model_info(services, principal))

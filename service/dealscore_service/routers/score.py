@@ -241,7 +241,7 @@ def score_deals(
                            out_of_life=out_of_life or services.settings.out_of_life, request_times=request_times)
     model = services.models.require()
     keys = [(d.deal_id, h) for d, h in zip(deals, converted.hashes, strict=True)]
-    stored, previous, states = services.store.lookup(keys, model.version, converted.as_of)
+    stored, previous, states, store_keys = services.store.lookup(keys, model.version, converted.as_of)
     _authorize(principal, deals, states, batch)  # before scoring; judged again in the write (its moves recorded)
     todo = [d.deal_id for d, k in zip(deals, keys, strict=True) if k not in stored]
     backfills = _backfills(states, todo, converted.as_of)
@@ -258,8 +258,9 @@ def score_deals(
         if d.deal_id in fresh:
             result = fresh[d.deal_id] = _owned(fresh[d.deal_id], d, then.get(d.deal_id))
             tl = timelines[d.deal_id]
-            to_save.append(ScoreToSave(result=result, payload_hash=h, is_open=True, touchpoints=tl.touchpoints,
-                                       stage_changes=tl.stage_changes, created_at=d.created_at))
+            to_save.append(ScoreToSave(result=result, payload_hash=store_keys[(d.deal_id, h)], content_hash=h,
+                                       is_open=True, touchpoints=tl.touchpoints, stage_changes=tl.stage_changes,
+                                       created_at=d.created_at))
     try:
         services.store.add(to_save, recheck=partial(_authorize_again, principal, deals, states, batch,
                                                     as_of=converted.as_of, backfills=backfills))

@@ -8,6 +8,7 @@ from dealscore_service.store.repository import (
     ListedDeal,
     ListPageData,
     ListRequest,
+    Lookup,
     Recheck,
     ScoreStore,
     ScoreToSave,
@@ -15,4 +16,4 @@ from dealscore_service.store.repository import (
 )
 
 __all__ = ["CurrencyTotals", "DealEvent", "DealFilter", "DealState", "ListPageData", "ListRequest", "ListedDeal",
-           "Recheck", "ScoreStore", "ScoreToSave", "StoredScore"]
+           "Lookup", "Recheck", "ScoreStore", "ScoreToSave", "StoredScore"]

@@ -63,7 +63,11 @@ class ScoreRecord(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
                                     autoincrement=True)
     deal_id: Mapped[str] = mapped_column(String(), nullable=False)
+    #: the key's hash: the payload's own (``content_hash``), or it and the score it followed (a payload sent again
+    #: after another one of the deal: ``dealscore_service.store.repository.returned_hash``)
     payload_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: the hash of the payload this score answered; ``NULL`` (rows written before 0009): ``payload_hash``
+    content_hash: Mapped[str | None] = mapped_column(String(64))
     model_version: Mapped[str] = mapped_column(String(), nullable=False)
     as_of: Mapped[datetime] = mapped_column(DateTime(), nullable=False)
     scored_at: Mapped[datetime] = mapped_column(DateTime(), nullable=False)

@@ -15,14 +15,16 @@ deal page's timeline needs them, and only the latest score's.
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import structlog
@@ -100,12 +102,28 @@ class ScoreToSave:
     """
 
     result: ScoreResult
+    #: the key it is stored under (:attr:`Lookup.keys`): the payload's hash, or :func:`returned_hash` of it
     payload_hash: str
     is_open: bool
     touchpoints: Columns | None = None
     stage_changes: Columns | None = None
     #: the payload's ``created_at`` (naive UTC), kept with the deal's row when this score is its latest
     created_at: datetime | None = None
+    #: the payload's own hash when ``payload_hash`` is not it (``None``: it is)
+    content_hash: str | None = None
+
+
+class Lookup(NamedTuple):
+    """What :meth:`ScoreStore.lookup` reads for a request, by (deal, payload hash)."""
+
+    #: the replays: the score each one gets back
+    replays: dict[tuple[str, str], StoredScore]
+    #: per deal to score, its score in force's win probability (the drop counts in its priority)
+    previous: dict[str, float]
+    #: every stored deal's state
+    states: dict[str, DealState]
+    #: per pair to score, the key to store its score under (the payload hash, or :func:`returned_hash`)
+    keys: dict[tuple[str, str], str]
 
 
 @dataclass(frozen=True)
@@ -493,27 +511,40 @@ class ScoreStore:
         with self._session("read") as s:
             return _find(s, keys, model_version)
 
-    def lookup(
-        self, keys: Sequence[tuple[str, str]], model_version: str, as_of: datetime,
-    ) -> tuple[dict[tuple[str, str], StoredScore], dict[str, float], dict[str, DealState]]:
-        """What scoring a request needs from the store, in one session: :meth:`find` of its (deal, payload
-        hash) pairs, :meth:`previous_p_wins` as of ``as_of`` of the deals among them not stored yet, and
-        the stored :class:`DealState` of every deal (who may score it: the tenant boundary).
+    def lookup(self, keys: Sequence[tuple[str, str]], model_version: str, as_of: datetime) -> Lookup:
+        """What scoring a request needs from the store, in one session (:class:`Lookup`): which (deal, payload
+        hash) pairs are replays, the previous win probability of the others, the key each of those is stored
+        under, and the stored :class:`DealState` of every deal (who may score it: the tenant boundary).
 
-        One session rather than three because on one deal the fixed cost of a session
+        A replay is a payload whose deal's score in force at ``as_of`` (its newest as of then, under
+        :data:`_NEWEST_FIRST`) answered that same payload under this model: the client sent it again and
+        gets that score back. A payload stored earlier but followed by another one (amount 50,000, then
+        90,000, then 50,000 again) is not: the deal came back, and answering with the first score would
+        leave the second in force while the CRM holds the first, so it is scored and stored again, under
+        :func:`returned_hash`.
+
+        One session rather than several because on one deal the fixed cost of a session
         (a pooled connection, its transaction) is most of the cost of these reads; and one
         statement for the single-score endpoint's one deal (:data:`_ONE_DEAL`), so that a
-        score makes one round trip to read, not three.
+        score makes one round trip to read, a second only for a replay.
         """
         if not keys:
-            return {}, {}, {}
+            return Lookup({}, {}, {}, {})
         with self._session("read") as s:
             if len(keys) == 1:
                 return _one_deal(s, keys[0], model_version, as_of)
-            states = _deal_states(s, list(dict.fromkeys(d for d, _ in keys)))
-            stored = _find(s, keys, model_version)
-            todo = list(dict.fromkeys(d for d, h in keys if (d, h) not in stored))
-            return stored, _previous_p_wins(s, todo, as_of) if todo else {}, states
+            deal_ids = list(dict.fromkeys(d for d, _ in keys))
+            states = _deal_states(s, deal_ids)
+            in_force = _in_force(s, deal_ids, as_of)
+            replays = {(d, h): in_force[d].id for d, h in keys
+                       if d in in_force and in_force[d].content == h and in_force[d].model_version == model_version}
+            stored = _by_id(s, replays)
+            todo = [k for k in dict.fromkeys(keys) if k not in stored]
+            taken = _find(s, todo, model_version) if todo else {}
+            previous = {d: in_force[d].p_win for d, _ in todo if d in in_force}
+            to_store = {(d, h): h if (d, h) not in taken else returned_hash(h, in_force[d].id if d in in_force else 0)
+                        for d, h in todo}
+            return Lookup(stored, previous, states, to_store)
 
     def deal_states(self, deal_ids: Sequence[str]) -> dict[str, DealState]:
         """The stored state of some deals (absent: never scored)."""
@@ -882,7 +913,8 @@ class ScoreStore:
     def filter_choices(self, principal: Principal | None = None) -> tuple[list[tuple[str, str]], list[str]]:
         """The owners, as (id, name), and the teams of the open deals the key may see (the page's filter menus).
 
-        An owner's name is the one on their deals' latest scores (the id when none carries one); owners are
+        An owner's name is the one on their deals' latest scores (the id when none carries one; the name and the
+        id when two owners share the name, so that the menu tells them apart); owners are
         in name order, as the menu shows them. Kept per key while ``deals`` is unchanged, as the list's totals are.
         """
         # "open" through an expression the rank indexes cannot answer, so that the database reads the owner
@@ -900,6 +932,8 @@ class ScoreStore:
                 teams = s.scalars(select(DealRecord.team).where(*where, DealRecord.team.is_not(None))
                                   .distinct().order_by(DealRecord.team)).all()
                 named = [(str(o), str(n) if n else str(o)) for o, n in owners]
+                shared = {n for n, k in Counter(n for _, n in named).items() if k > 1}
+                named = [(o, f"{n} ({o})" if n in shared and n != o else n) for o, n in named]
                 choices = (sorted(named, key=lambda o: (o[1].casefold(), o[0])), [str(t) for t in teams])
                 self._derived.put(revision, key, choices)
         return list(choices[0]), list(choices[1])
@@ -1005,35 +1039,87 @@ _LATEST_P_WIN = (
     .order_by(*_NEWEST_FIRST).limit(1)
 )
 
+#: A deal's score in force at a time: its newest as of then (:data:`_NEWEST_FIRST`), one seek on
+#: ix_scores_deal_latest.
+def _in_force_column(column: Any) -> Any:
+    return (select(column).where(ScoreRecord.deal_id == bindparam("deal_id"), ScoreRecord.as_of <= bindparam("as_of"))
+            .order_by(*_NEWEST_FIRST).limit(1).scalar_subquery())
+
+
+#: The hash of the payload a score answered (:attr:`ScoreRecord.content_hash`, ``NULL`` before migration 0009).
+_CONTENT = func.coalesce(ScoreRecord.content_hash, ScoreRecord.payload_hash)
+
 #: What scoring one deal reads, in one statement: the deal's stored state (owner, team, open or closed), the id
-#: of its score for this payload under this model (a replay), and its latest score as of the request
-#: (:data:`_LATEST_P_WIN`). Every stored score has its deal's row (written in the same transaction; migration
-#: 0004 filled it for older stores), so a deal without one has no score either.
+#: of a stored score under this payload's key (the key is then taken), and its score in force as of the request
+#: (id, payload it answered, model, win probability). Every stored score has its deal's row (written in the same
+#: transaction; migration 0004 filled it for older stores), so a deal without one has no score either.
 _STORED_ID = select(ScoreRecord.id).where(ScoreRecord.deal_id == bindparam("deal_id"),
                                           ScoreRecord.payload_hash == bindparam("hash"),
                                           ScoreRecord.model_version == bindparam("version"))
 _ONE_DEAL = select(
     *_DEAL_STATE_COLUMNS,
     _STORED_ID.scalar_subquery().label("stored_id"),
-    _LATEST_P_WIN.scalar_subquery().label("previous_p_win"),
+    _in_force_column(ScoreRecord.id).label("in_force_id"),
+    _in_force_column(_CONTENT).label("in_force_content"),
+    _in_force_column(ScoreRecord.model_version).label("in_force_version"),
+    _in_force_column(ScoreRecord.p_win).label("previous_p_win"),
 ).where(DealRecord.deal_id == bindparam("deal_id"))
 
 
-def _one_deal(s: Session, key: tuple[str, str], model_version: str, as_of: datetime
-              ) -> tuple[dict[tuple[str, str], StoredScore], dict[str, float], dict[str, DealState]]:
+def _one_deal(s: Session, key: tuple[str, str], model_version: str, as_of: datetime) -> Lookup:
     """:meth:`ScoreStore.lookup` of one (deal, payload hash): one round trip, a second only for a replay."""
     deal_id, payload_hash = key
     row = s.execute(_ONE_DEAL, {"deal_id": deal_id, "hash": payload_hash, "version": model_version,
                                 "as_of": naive_utc(as_of)}).one_or_none()
     if row is None:
-        return {}, {}, {}
+        return Lookup({}, {}, {}, {key: payload_hash})
     state = DealState.from_record(row)
-    if row.stored_id is not None:
-        record = s.get(ScoreRecord, row.stored_id)
+    if row.in_force_id is not None and (row.in_force_content, row.in_force_version) == (payload_hash, model_version):
+        record = s.get(ScoreRecord, row.in_force_id)
         if record is not None:
-            return {key: StoredScore.from_record(record)}, {}, {deal_id: state}
+            return Lookup({key: StoredScore.from_record(record)}, {}, {deal_id: state}, {})
     previous = {} if row.previous_p_win is None else {deal_id: float(row.previous_p_win)}
-    return {}, previous, {deal_id: state}
+    to_store = payload_hash if row.stored_id is None else returned_hash(payload_hash, row.in_force_id or 0)
+    return Lookup({}, previous, {deal_id: state}, {key: to_store})
+
+
+def returned_hash(content_hash: str, after_id: int) -> str:
+    """The key of a payload stored again after another score of its deal (``after_id``, the score it follows).
+
+    Unique per (payload, score followed): two workers racing to store the same return both compute it, and
+    the unique key keeps one row, as for any duplicate.
+    """
+    return hashlib.sha256(f"{content_hash}:after:{after_id}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _InForce:
+    id: int
+    p_win: float
+    content: str
+    model_version: str
+
+
+def _in_force(s: Session, deal_ids: Sequence[str], as_of: datetime) -> dict[str, _InForce]:
+    """Each deal's score in force at ``as_of`` (none: never scored by then)."""
+    out: dict[str, _InForce] = {}
+    for i in range(0, len(deal_ids), 500):
+        ranked = select(
+            ScoreRecord.deal_id, ScoreRecord.id, ScoreRecord.p_win, _CONTENT.label("content"),
+            ScoreRecord.model_version, _newest_first_within_deal(),
+        ).where(ScoreRecord.deal_id.in_(list(deal_ids[i:i + 500])), ScoreRecord.as_of <= naive_utc(as_of)).subquery()
+        for r in s.execute(select(ranked).where(ranked.c.rn == 1)):
+            out[r.deal_id] = _InForce(int(r.id), float(r.p_win), str(r.content), str(r.model_version))
+    return out
+
+
+def _by_id(s: Session, ids: Mapping[tuple[str, str], int]) -> dict[tuple[str, str], StoredScore]:
+    """Stored scores by id, under the keys given."""
+    if not ids:
+        return {}
+    rows = {r.id: StoredScore.from_record(r) for r in s.scalars(select(ScoreRecord).where(
+        ScoreRecord.id.in_(sorted(set(ids.values())))))}
+    return {k: rows[i] for k, i in ids.items() if i in rows}
 
 
 @functools.cache
@@ -1339,8 +1425,9 @@ def _level(row: Any, thresholds: list[tuple[float, str]]) -> str | None:
 def _row(item: ScoreToSave, scored_at: datetime) -> dict[str, Any]:
     r = item.result
     return {
-        "deal_id": r.deal_id, "payload_hash": item.payload_hash, "model_version": r.model_version,
-        "as_of": naive_utc(r.as_of), "scored_at": scored_at, "account_id": r.account_id, "owner_id": r.owner_id,
+        "deal_id": r.deal_id, "payload_hash": item.payload_hash, "content_hash": item.content_hash or item.payload_hash,
+        "model_version": r.model_version, "as_of": naive_utc(r.as_of), "scored_at": scored_at,
+        "account_id": r.account_id, "owner_id": r.owner_id,
         "team": r.team, "amount": r.amount, "declared_stage": r.declared_stage, "inferred_stage": r.inferred_stage,
         "stage_mismatch": r.stage_mismatch, "p_win": float(r.p_win), "grade": r.grade,
         "value_at_risk": r.value_at_risk, "is_open": item.is_open, "warnings": [w.code for w in r.warnings],
@@ -1348,4 +1435,4 @@ def _row(item: ScoreToSave, scored_at: datetime) -> dict[str, Any]:
     }
 
 
-__all__ = ["DealFilter", "ScoreStore", "ScoreToSave", "StoredScore"]
+__all__ = ["DealFilter", "Lookup", "ScoreStore", "ScoreToSave", "StoredScore", "returned_hash"]

@@ -9,7 +9,7 @@ page saying when to retry, and each says what to do next.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Annotated, Any
@@ -27,6 +27,7 @@ from dealscore_service.auth import Principal, Scope
 from dealscore_service.deps import Services, services_of
 from dealscore_service.errors import AuthenticationError, InvalidQueryError
 from dealscore_service.forecasting import compute_forecast, forecast_currencies, groupings
+from dealscore_service.model_info import model_info
 from dealscore_service.schemas import mixes_currencies
 from dealscore_service.ui import charts, icons
 from dealscore_service.ui.data import (
@@ -191,11 +192,12 @@ def back_label(back: str) -> str:
     return BACK_LABELS.get(urlsplit(back).path.rstrip("/"), "Deals at risk")
 
 
-def group_label(group: str, principal: Principal) -> str:
+def group_label(group: str, principal: Principal, names: Mapping[str, str] | None = None) -> str:
     """A forecast row's name. The total row of a limited key adds up only its teams' (owners') deals, so it is
-    not named the company's."""
+    not named the company's. ``names``: by owner, each owner's label in the list's owner menu
+    (:meth:`~dealscore_service.store.ScoreStore.filter_choices`), so both pages name a rep alike."""
     if group != COMPANY or not principal.limited:
-        return group
+        return (names or {}).get(group, group)
     return "your teams" if principal.teams else "your deals"
 
 
@@ -401,6 +403,7 @@ def forecast_page(request: Request, user: User) -> Response:
         found = forecast_currencies(services.store, user.principal)  # read once for the notice and the menu
         currencies = [] if currency else mixed_currencies(found)
         choices = currency_choices(found, currency)
+        names = dict(services.store.filter_choices(user.principal)[0]) if by == "owner" else {}  # as the list's
     except InvalidQueryError as exc:  # a grouping the key may not use: the API's own refusal and words
         return _forecast_refused(request, user, exc.message, exc.detail.get("fix") or fix)
     except StoreUnavailableError as exc:
@@ -412,12 +415,12 @@ def forecast_page(request: Request, user: User) -> Response:
         }, status_code=503)
     fans = []
     for group, sub in fc.fan.groupby("group", sort=False):
-        fans.append({"group": group_label(str(group), user.principal), "months": list(sub["month"]),
+        fans.append({"group": group_label(str(group), user.principal, names), "months": list(sub["month"]),
                      "bands": {q: list(sub[q]) for q in ("q10", "q25", "q50", "q75", "q90")}})
     return render(request, "forecast.html", {
         "user": user, "nav": "forecast", "fc": fc, "rows": fc.table.to_dict("records"), "fans": fans,
         "drivers": fc.drivers.to_dict("records"), "groupings": allowed,
-        "group_label": lambda group: group_label(str(group), user.principal),
+        "group_label": lambda group: group_label(str(group), user.principal, names),
         "mixed_currencies": currencies, "currencies": choices, "currency": currency,
     })
 
@@ -426,7 +429,10 @@ def forecast_page(request: Request, user: User) -> Response:
 def model_page(request: Request, user: User) -> Response:
     """The model in use, its training window, and its calibration and lift on held-out deals."""
     services = services_of(request)
-    info = services.models.info()
+    try:
+        info = model_info(services, user.principal)  # the reps' habits: only those whose deals the key may see
+    except StoreUnavailableError as exc:
+        return store_error(request, exc, user)
     evaluation, why = (None, None)
     loaded = services.models.current
     if loaded is not None:
