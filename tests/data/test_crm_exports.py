@@ -182,6 +182,22 @@ def test_hubspot_accounts_from_the_deals_file(tmp_path: Path) -> None:
     assert res.report.dropped["deals.csv: rows repeating a accounts.account_id (distinct: the first row is kept)"] == 1
 
 
+def test_a_hubspot_deal_of_several_companies_takes_the_first_not_a_made_up_account(tmp_path: Path) -> None:
+    """"502;501" was read as one account id no export holds, and an account with industry "unknown" was made."""
+    src = tmp_path / "hubspot"
+    src.mkdir()
+    for f in (FIXTURES / "hubspot").iterdir():
+        (src / f.name).write_bytes(f.read_bytes())
+    deals = (src / "deals.csv").read_text()
+    (src / "deals.csv").write_text(deals.replace(",Mid-Market,502,Globex,", ",Mid-Market,502;501,Globex,", 1))
+    res = import_csv(src, "hubspot")
+    d = res.history.deals.set_index("deal_id")
+    assert d.loc["9002", "account_id"] == "502" and "502;501" not in set(res.history.accounts["account_id"])
+    key = ("deals.account_id: cells of deals.csv (column Associated Company IDs) listing several values joined by "
+           "';', the first kept")
+    assert res.report.filled[key] == 1
+
+
 def test_every_shipped_mapping_resolves_by_name() -> None:
     for name in [*EXPORTS, "salesforce"]:
         assert load_mapping(name).sources["deals"], name

@@ -215,6 +215,16 @@ def test_zone_mixed_within_a_column_names_the_naive_rows() -> None:
     assert (e.value.table, e.value.column, e.value.ids) == ("activities", "occurred_at", ["X3"])
 
 
+def test_zone_mixed_within_a_column_names_the_odd_ones_out() -> None:
+    """One offset among values without one named every other row, never the one to fix."""
+    tables = frames()
+    tables["activities"]["occurred_at"] = ["2024-01-02T10:00:00", "2024-02-15T10:00:00+02:00",
+                                           "2024-02-03T08:00:00", "2024-02-20T09:00:00"]
+    with pytest.raises(DataValidationError, match=r"carry a time zone while 3 other\(s\) in the column have none") as e:
+        from_frames(tables)
+    assert e.value.ids == ["X2"]
+
+
 def test_zone_mixed_across_tables_is_refused() -> None:
     tables = frames()
     tables["activities"]["occurred_at"] = tables["activities"]["occurred_at"].map(lambda v: v[:10] + "T00:00:00Z")
@@ -389,3 +399,6 @@ def test_a_time_after_the_data_cut_is_refused_naming_the_cut() -> None:
         refuse_after_cut(h, pd.Timestamp("2024-06-02"), "score", fix="omit --as-of")
     assert info.value.fix == "omit --as-of" and "Fix: omit --as-of" in str(info.value)
     assert info.value.http_status == 422  # a request the history cannot answer, not a broken configuration
+    with pytest.raises(DataValidationError, match="as of 2024-06-01 00:00:01: the history's data cut is "
+                       "2024-06-01 00:00:00"):  # to the minute, the two times read alike
+        refuse_after_cut(h, pd.Timestamp("2024-06-01 00:00:01"), "score")

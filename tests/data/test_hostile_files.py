@@ -21,7 +21,7 @@ from dealscore.errors import DataValidationError
 from tests.cli.test_data_cli import edit, history_folder
 
 
-@pytest.mark.parametrize("amount", ["inf", "Infinity", "-inf", "1e309", "-1E400"])
+@pytest.mark.parametrize("amount", ["inf", "Infinity", "-inf", "1e309", "-1E400", "NaN", "nan"])
 def test_infinite_amounts_are_refused_like_nan(tmp_path: Path, amount: str) -> None:
     folder = history_folder(tmp_path / "h")
     edit(folder / "deals.csv", "D3,A1,o1,2024-02-01,,", f"D3,A1,o1,2024-02-01,{amount},")
@@ -57,6 +57,20 @@ def test_a_column_named_twice_is_refused_naming_the_file(tmp_path: Path) -> None
         load_history(folder)
     assert e.value.table == "deals" and e.value.column == "amount"
     assert str(folder / "deals.csv") in str(e.value) and "['amount'] more than once" in str(e.value)
+
+
+def test_rows_wider_than_their_header_are_refused_not_shifted(tmp_path: Path) -> None:
+    """A separator at the end of each data row: pandas took the ids for an index and shifted every column left,
+    and validate blamed annual_revenue for holding countries."""
+    folder = history_folder(tmp_path / "h")
+    before = load_history(folder).accounts
+    text = (folder / "accounts.csv").read_text().splitlines()
+    (folder / "accounts.csv").write_text("\n".join([text[0], *(line + "," for line in text[1:])]) + "\n")
+    pd.testing.assert_frame_equal(load_history(folder).accounts, before)  # an empty extra field: read in place
+    (folder / "accounts.csv").write_text("\n".join([text[0], *(line + ",x" for line in text[1:])]) + "\n")
+    with pytest.raises(DataValidationError, match=r"accounts.csv line 2 has \d+ fields where its header names") as e:
+        load_history(folder)
+    assert e.value.table == "accounts" and "line 2" in (e.value.fix or "")
 
 
 def test_an_importer_source_with_a_column_named_twice_is_refused(tmp_path: Path) -> None:

@@ -391,7 +391,12 @@ def test_missing_export_file_and_lookup_column(tmp_path: Path) -> None:
     src = copy_fixture(tmp_path)
     (src / "Event.csv").unlink()
     err = mapping_fails(sf_mapping(), DataValidationError, src)
-    assert "Event.csv" in str(err) and "does not exist" in str(err)
+    assert "lacks 1 file(s) the mapping names: Event.csv (table activities)" in str(err)
+    assert "remove tables.activities from" in str(err)  # a table the export does not have is left unmapped
+    for name in ("Account.csv", "Opportunity.csv"):  # every missing file in one run, not one per run
+        (src / name).unlink()
+    err = mapping_fails(sf_mapping(), DataValidationError, src)
+    assert "lacks 3 file(s)" in str(err) and "Account.csv (table accounts)" in str(err)
     m = sf_mapping()
     m["tables"]["deals"]["columns"]["team"]["lookup"]["column"] = "Dept"
     err = mapping_fails(m)
@@ -567,3 +572,67 @@ def test_date_read_differently_by_two_formats_is_refused(tmp_path: Path) -> None
     for needle in ("Opps.csv, column CreatedDate", "'10/02/2024'", "line(s) 4", "ambiguous", "Fix:"):
         assert needle in text, needle
     assert "'20/02/2024'" not in text and "'02/14/2024'" not in text  # one format reads those: not ambiguous
+
+
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "Europe/Berlin", "America/New_York", "UTC"])
+def test_a_date_column_keeps_its_calendar_day_in_any_time_zone(tmp_path: Path, zone: str) -> None:
+    """East of UTC, 18.03.2024 was localised as a midnight, turned into UTC and written as 17 March."""
+    src = tmp_path / "crm"
+    src.mkdir()
+    (src / "kunden.csv").write_text("nr;branche\nK1;Handel\n")
+    (src / "deals.csv").write_text("nr;kunde;verkaeufer;angelegt;erwartet\n"
+                                   "V1;K1;anna;02.01.2024 09:00;18.03.2024\n")
+    mapping = {
+        "date_formats": ["%d.%m.%Y %H:%M", "%d.%m.%Y"], "timezone": zone, "csv": {"delimiter": ";"},
+        "tables": {
+            "accounts": {"file": "kunden.csv", "columns": {"account_id": "nr", "industry": "branche"}},
+            "deals": {"file": "deals.csv", "columns": {
+                "deal_id": "nr", "account_id": "kunde", "owner_id": "verkaeufer", "created_at": "angelegt",
+                "expected_close_date": "erwartet"}},
+        },
+    }
+    d = import_csv(src, mapping, cut_at="2024-04-01").history.deals.set_index("deal_id")
+    assert pd.Timestamp(d.loc["V1", "expected_close_date"]).date() == pd.Timestamp("2024-03-18").date()
+    created = pd.Timestamp("2024-01-02T09:00:00").tz_localize(zone).tz_convert("UTC").tz_localize(None)
+    assert d.loc["V1", "created_at"] == created  # a timestamp is still an instant, placed in the zone
+
+
+def test_a_row_wider_than_its_header_is_refused_naming_its_line(tmp_path: Path) -> None:
+    """A trailing separator on each data row made pandas take the ids for an index and shift every column."""
+    src = tmp_path / "crm"
+    src.mkdir()
+    (src / "kunden.csv").write_text("nr;branche\nK1;Handel;\nK2;Bau;\n")  # an empty extra field: read in place
+    (src / "deals.csv").write_text("nr;kunde;verkaeufer;angelegt\nV1;K1;anna;02.01.2024 09:00\n")
+    mapping = {
+        "date_formats": ["%d.%m.%Y %H:%M"], "csv": {"delimiter": ";"},
+        "tables": {
+            "accounts": {"file": "kunden.csv", "columns": {"account_id": "nr", "industry": "branche"}},
+            "deals": {"file": "deals.csv", "columns": {
+                "deal_id": "nr", "account_id": "kunde", "owner_id": "verkaeufer", "created_at": "angelegt"}},
+        },
+    }
+    accounts = import_csv(src, mapping, cut_at="2024-04-01").history.accounts
+    assert accounts.set_index("account_id")["industry"].to_dict() == {"K1": "Handel", "K2": "Bau"}
+    (src / "kunden.csv").write_text("nr;branche\nK1;Handel;X\nK2;Bau;Y\n")  # was read shifted, ids as an index
+    with pytest.raises(DataValidationError, match=r"kunden.csv line 2 has 3 fields where its header names 2") as e:
+        import_csv(src, mapping, cut_at="2024-04-01")
+    assert "line 2" in (e.value.fix or "")
+
+
+def test_a_repeated_id_names_every_line_that_holds_it(tmp_path: Path) -> None:
+    """Only the first of the two lines was named: the one to delete was not."""
+    src = tmp_path / "crm"
+    src.mkdir()
+    (src / "kunden.csv").write_text("nr;branche\nK1;Handel\n")
+    (src / "deals.csv").write_text("nr;kunde;verkaeufer;angelegt\nV1;K1;anna;02.01.2024 09:00\n"
+                                   "V2;K1;anna;03.01.2024 09:00\nV1;K1;ben;04.01.2024 09:00\n")
+    mapping = {
+        "date_formats": ["%d.%m.%Y %H:%M"], "csv": {"delimiter": ";"},
+        "tables": {
+            "accounts": {"file": "kunden.csv", "columns": {"account_id": "nr", "industry": "branche"}},
+            "deals": {"file": "deals.csv", "columns": {
+                "deal_id": "nr", "account_id": "kunde", "owner_id": "verkaeufer", "created_at": "angelegt"}},
+        },
+    }
+    with pytest.raises(DataValidationError, match=r"repeat an id.*in the export: deals.csv lines 2, 4"):
+        import_csv(src, mapping, cut_at="2024-04-01")

@@ -12,7 +12,7 @@ from dealscore.data.simulate import SimConfig, SimulatedCRM, simulate
 from dealscore.data.simulate.config import STAGES
 from dealscore.data.simulate.figures import weekly_snapshots
 from dealscore.errors import ConfigError
-from dealscore.models.stage_labels import StageLabeler
+from dealscore.models.stage_labels import StageLabeler, describe_habits
 from dealscore.taxonomy import default_taxonomy
 from dealscore.training.stage_checks import label_free_checks
 
@@ -128,3 +128,13 @@ def test_habits_summary_and_parameters() -> None:
     assert lab.get_params() if hasattr(lab, "get_params") else lab.lag_shrinkage == 10.0
     with pytest.raises(ConfigError):
         StageLabeler(STAGES, lag_shrinkage=-1).fit(sim.history)
+
+
+def test_the_habit_sentences_skip_reps_with_nothing_compared() -> None:
+    """A history without evidence for a rep printed "records stage changes 0 days late (0 stage entries compared)"."""
+    summary = {"company": {"lag_days": 3.0, "ahead_share": 0.1},
+               "reps": [{"rep_id": "Anna", "lag_days": 0.0, "ahead_share": 0.0, "stage_entries": 0},
+                        {"rep_id": "Bo", "lag_days": 9.0, "ahead_share": 0.2, "stage_entries": 12}]}
+    lines = describe_habits(summary)
+    assert lines[0].startswith("The company records stage changes 3 days late")
+    assert [line.split()[0] for line in lines[1:]] == ["Bo"]

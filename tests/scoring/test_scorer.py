@@ -243,6 +243,10 @@ def test_scoring_in_the_past_sees_only_the_past(small_history: Any, scorer: Scor
     assert [r.deal_id for r in past] == [r.deal_id for r in truncated]
     # same facts known: the scores agree (the context is refitted on each history; it only uses deals closed before t)
     np.testing.assert_allclose([r.p_win for r in past], [r.p_win for r in truncated], atol=1e-9)
+    # the close date shown is the one in force then, not one typed in later (it was the deal's current column)
+    assert [r.expected_close_date for r in past] == [r.expected_close_date for r in truncated]
+    now = h.deals.set_index("deal_id")["expected_close_date"].dt.date
+    assert any(r.expected_close_date != now[r.deal_id] for r in past)
 
 
 def test_bad_requests_get_clear_errors(small_history: Any, scorer: Scorer) -> None:

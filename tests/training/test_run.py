@@ -131,6 +131,8 @@ def test_promote_forces_and_says_what_it_overrides(second):
     assert "v2 is now champion" in result.output and "overrides champion v1" in result.output
     assert "overriding the gate" in result.output
     assert tracking.get_champion_version() == "2" and tracking.get_alias_version("challenger") is None
+    again = runner.invoke(app, ["promote", f" 0{second.version}"])  # the same version, spelled loosely
+    assert again.exit_code == 0 and "v2 already is the champion; nothing changed" in again.output, again.output
     with pytest.raises(NotFoundError, match="no version 99"):
         tracking.promote("99")
     tracking.promote("1")

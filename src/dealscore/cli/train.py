@@ -206,6 +206,8 @@ def promote(
     """Force a registered version to champion, overriding the gate; says what it replaces."""
     from dealscore import tracking
 
+    if version.strip().isdigit():  # " 2" or "02" is version 2: compared as given, it was "not the champion"
+        version = str(int(version))
     info = tracking.version_info(version, name)
     previous = tracking.promote(version, name)
     if previous == str(version):

@@ -178,7 +178,8 @@ def _ids(cols: _Columns, table: str, mask: np.ndarray) -> list[str]:
 
 
 def _offenders(cols: _Columns, table: str, mask: np.ndarray) -> tuple[list[str], list[int]]:
-    """Up to five distinct ids of offending rows (row numbers where a table has no id), and their positions.
+    """Up to five distinct ids of offending rows (row numbers where a table has no id), and the positions of up
+    to five of their rows (an id named twice, as a repeated one is, has both its rows named).
 
     Row numbers count file lines (header = line 1) as long as the table was not
     re-sorted, which holds for every rule: the sort happens after all checks.
@@ -199,10 +200,11 @@ def _offenders(cols: _Columns, table: str, mask: np.ndarray) -> tuple[list[str],
             label = f"row {row + 2} (deal {deals[r]})"
         else:
             label = f"row {row + 2}"
-        if label not in out:
+        if label not in out and len(out) < 5:
             out.append(label)
+        if label in out and len(rows) < 5:  # every row of a named id: both lines of a repeated one
             rows.append(row)
-        if len(out) == 5:
+        if len(out) == 5 and len(rows) == 5:
             break
     return out, rows
 

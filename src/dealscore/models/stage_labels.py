@@ -382,7 +382,8 @@ def describe_habits(summary: Mapping[str, Any], top: int = 5) -> list[str]:
     if company:
         out.append(f"The company records stage changes {company.get('lag_days', 0):.0f} days late on average; "
                    f"{company.get('ahead_share', 0):.0%} of stages are typed in ahead of their evidence.")
-    for rep in list(summary.get("reps") or [])[:top]:
+    compared = [rep for rep in summary.get("reps") or [] if rep.get("stage_entries", 0) > 0]  # 0: nothing to say
+    for rep in compared[:top]:
         out.append(f"{rep['rep_id']} records stage changes {rep['lag_days']:.0f} days late on average; "
                    f"{rep['ahead_share']:.0%} of its stages are typed in ahead of their evidence "
                    f"({rep['stage_entries']} stage entries compared).")

@@ -49,7 +49,7 @@ from dealscore.scoring.result import NextAction, ScoreResult
 from dealscore.scoring.stage_values import StageValues
 from dealscore.scoring.track_record import WarningThresholds
 from dealscore.scoring.warnings import WarningRules, find_warnings
-from dealscore.times import naive_utc
+from dealscore.times import DAY_NS, naive_utc
 
 #: Feature columns compared before/after an action to word why it helps.
 CHANGE_FEATURES = (
@@ -424,7 +424,9 @@ class Scorer:
             inferred_probability=mm.inferred_probability, stage_proba=stage_proba,
             stage_names=list(self._taxonomy.names), verdict=mm.verdict, explanation=mm.explanation,
             typical=typical, value_at_risk=value_at_risk_array(amount, p, typical), warnings=warns,
-            model_version=self.version, labels=_deal_labels(own, deal_ids),
+            model_version=self.version,
+            labels=_deal_labels(own, deal_ids, _close_dates(as_of, cols.num("days_to_expected_close")),
+                                as_of >= np.datetime64(own.data_cut)),
             close_pmf=self._close_pmf(cols, as_of),
         )
         if contrib is not None:
@@ -616,16 +618,36 @@ def _any_value(values: np.ndarray) -> bool:
     return bool(pd.notna(values).any())
 
 
-def _deal_labels(history: DealHistory, deal_ids: np.ndarray) -> dict[str, np.ndarray] | None:
+def _close_dates(as_of: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Each snapshot's expected close date as the CRM showed it at its time (``datetime.date``; ``None``: none).
+
+    Back from the ``days_to_expected_close`` feature, which reads it point in time (the latest stage row
+    carrying one, the deal's own column only at the data cut: :func:`dealscore.features.stage.stage_features`),
+    rounded to the microsecond, so the float's last bits never move a midnight to the day before. The deal's
+    current column told ``score --as-of`` a close date typed in weeks later, beside a "close date passed"
+    warning about the one in force then.
+    """
+    out = np.full(len(days), None, dtype=object)
+    ok = ~np.isnan(days)
+    micros = np.round(days[ok] * (DAY_NS // 1000)).astype(np.int64)
+    close = as_of[ok].astype("datetime64[us]") + micros.astype("timedelta64[us]")
+    out[ok] = close.astype("datetime64[D]").astype(object)
+    return out
+
+
+def _deal_labels(history: DealHistory, deal_ids: np.ndarray, close: np.ndarray, at_cut: np.ndarray
+                 ) -> dict[str, np.ndarray] | None:
     """Names, currency and expected close date of each deal, for people; ``None`` when the history has none.
 
-    Read from the deal's current row (and its account's name): they identify a deal
-    to a manager and never reach a feature.
+    Names and currency are read from the deal's current row (and its account's name): they identify a deal
+    to a manager and never reach a feature. The expected close date changes as the deal moves: at the data
+    cut (``at_cut``) it is the deal's own column, what the CRM shows; before it, ``close``, the one in force
+    at the snapshot's time (:func:`_close_dates`).
     """
     deals, accounts = history.deals, history.accounts
     have = [c for c in LABEL_COLUMNS if c in deals.columns and c != "account_name"]
     has_account_name = "account_name" in accounts.columns and _any_value(_column(accounts, "account_name"))
-    if not has_account_name and not any(_any_value(_column(deals, c)) for c in have):
+    if not has_account_name and not any(_any_value(_column(deals, c)) for c in have) and not _any_value(close):
         return None
     idx = _deal_rows(deals, deal_ids)
     ok = idx >= 0
@@ -637,14 +659,18 @@ def _deal_labels(history: DealHistory, deal_ids: np.ndarray) -> dict[str, np.nda
                 names = dict(zip(_column(accounts, "account_id"), _column(accounts, "account_name"), strict=True))
                 account = _column(deals, "account_id")[idx[ok]]
                 vals[ok] = [names.get(a) for a in account]
-        elif col in have:
-            got = _column(deals, col)[idx[ok]]
-            if col == "expected_close_date":
+        elif col == "expected_close_date":
+            vals = close.copy()
+            if col in have:
+                got = _column(deals, col)[idx[ok]]
                 # whole days as datetime.date objects (NaT becomes None), one array cast for the batch
                 days = got if got.dtype.kind == "M" else pd.DatetimeIndex(got).to_numpy()
-                vals[ok] = days.astype("datetime64[D]").astype(object)
-            else:
-                vals[ok] = list(got)
+                current = np.full(len(deal_ids), None, dtype=object)
+                current[ok] = days.astype("datetime64[D]").astype(object)
+                use = at_cut & pd.notna(current)
+                vals[use] = current[use]
+        elif col in have:
+            vals[ok] = list(_column(deals, col)[idx[ok]])
         vals[pd.isna(vals)] = None  # a missing text (NaN) reads as no value
         out[col] = vals
     return out

@@ -89,7 +89,14 @@ def more_data_note(points: Sequence[Mapping[str, Any]]) -> str:
     a, b = points[-2], points[-1]
     d_auc, d_ll = b["roc_auc"] - a["roc_auc"], a["log_loss"] - b["log_loss"]
     span = f"from {a['train_deals']:,} to {b['train_deals']:,} training deals"
+    moves = f"ROC AUC {_moved(d_auc, 'rose', 'fell')} and log loss {_moved(-d_ll, 'rose', 'fell')}"
     if d_auc > AUC_GAIN or d_ll > LOG_LOSS_GAIN:
-        return (f"more history would likely improve the model: {span} ROC AUC rose by {d_auc:+.3f} and log loss "
-                f"fell by {d_ll:+.3f}; export a longer history if you have one")
-    return f"the model has about levelled off: {span} ROC AUC changed by {d_auc:+.3f} and log loss by {-d_ll:+.3f}"
+        return f"more history would likely improve the model: {span} {moves}; export a longer history if you have one"
+    return f"the model has about levelled off: {span} {moves}"
+
+
+def _moved(change: float, up: str, down: str) -> str:
+    """"rose by 0.012", "fell by 0.031" or "did not move": the verb carries the sign, the number never does."""
+    if round(change, 3) == 0:
+        return "did not move"
+    return f"{up if change > 0 else down} by {abs(change):.3f}"

@@ -178,11 +178,20 @@ def _number(t: _Typing, col: str) -> tuple[np.ndarray, bool]:
     num = pd.to_numeric(src, errors="coerce")
     bad = (src.notna() & num.isna()).to_numpy()
     if bad.any():
-        raise t.error(col, bad, "are not numbers", values=src.to_numpy(),
-                      fix="use plain numbers without currency symbols or thousands separators")
+        spelled_nan = src.astype("string").str.lower().str.lstrip("+-").eq("nan").fillna(False).to_numpy(dtype=bool)
+        if (bad & ~spelled_nan).any():
+            raise t.error(col, bad & ~spelled_nan, "are not numbers", values=src.to_numpy(),
+                          fix="use plain numbers without currency symbols or thousands separators")
+        raise t.error(col, bad, "are not finite numbers", values=src.to_numpy(), fix=_NOT_FINITE_FIX)
     values = num.astype("float64").to_numpy()
     _refuse_infinite(t, col, values, src.to_numpy())
     return values, False
+
+
+#: The fix for a cell that spells a number that is none (a text ``NaN`` in a CSV cell is refused under the same
+#: rule; in a typed column, Parquet's or a DataFrame's, NaN is how a missing value is held).
+_NOT_FINITE_FIX = ("use plain finite numbers (NaN, inf, Infinity or values beyond 1.8e308 are none), "
+                   "or leave the cell empty when the value is unknown")
 
 
 def _refuse_infinite(t: _Typing, col: str, values: np.ndarray, given: np.ndarray) -> None:
@@ -194,8 +203,7 @@ def _refuse_infinite(t: _Typing, col: str, values: np.ndarray, given: np.ndarray
     bad = rules.infinite(values)
     if bad.any():
         raise t.error(col, bad, "are not finite numbers", values=np.asarray(given, dtype=object),
-                      fix="use plain finite numbers (inf, Infinity or values beyond 1.8e308 are none), "
-                      "or leave the cell empty when the value is unknown")
+                      fix=_NOT_FINITE_FIX)
 
 
 def _parse_mixed_zones(t: _Typing, col: str, as_str: pd.Series, present: pd.Series) -> pd.Series:
@@ -205,13 +213,16 @@ def _parse_mixed_zones(t: _Typing, col: str, as_str: pd.Series, present: pd.Seri
     without any zone among values with one cannot be placed in time: refused by id.
     """
     zoned = rules.texts_have_zone(as_str)
-    naive = rules.zone_mix(zoned, present.to_numpy(dtype=bool))
+    have = present.to_numpy(dtype=bool)
+    naive = rules.zone_mix(zoned, have)
     if bool(naive.any()):
-        raise t.error(
-            col, naive, f"have no time zone while {int(zoned.sum())} other(s) in the column do",
-            values=as_str.to_numpy(),
-            fix="export every timestamp either with an explicit offset (e.g. +00:00) or all without one",
-        )
+        fix = "export every timestamp either with an explicit offset (e.g. +00:00) or all without one"
+        with_zone = np.asarray(zoned, dtype=bool) & have
+        if with_zone.sum() < naive.sum():  # the odd ones out are the ones to look at
+            raise t.error(col, with_zone, f"carry a time zone while {int(naive.sum())} other(s) in the column have "
+                          "none", values=as_str.to_numpy(), fix=fix)
+        raise t.error(col, naive, f"have no time zone while {int(with_zone.sum())} other(s) in the column do",
+                      values=as_str.to_numpy(), fix=fix)
     try:
         return pd.to_datetime(as_str, errors="coerce", format="ISO8601", utc=True)
     except (ValueError, TypeError, OverflowError) as exc:  # pragma: no cover - pandas edge cases

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -93,6 +94,42 @@ def refuse_duplicate_columns(names: Iterable[object], *, where: str, table: str)
         )
 
 
+def read_text_csv(path: Path, *, table: str, encoding: str = "utf-8-sig", delimiter: str = ",",
+                  **options: Any) -> pd.DataFrame:
+    """A CSV file's cells as text (only empty cells missing), refusing a row with more fields than the header.
+
+    Given rows one field wider than their header (a trailing separator on every data row), pandas takes
+    the first column for the index and shifts every other one left: ids became industries and countries
+    amounts, and the errors that followed blamed the wrong columns. Read with ``index_col=False`` it would
+    drop the extra fields instead, so the file's first such line is named and nothing is guessed.
+    pandas' own errors (an empty file, a later row wider than the first) are the caller's to word.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding,
+                            sep=delimiter, index_col=False, **options)
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        width = len(csv_header(path, encoding=encoding, delimiter=delimiter))
+        line, fields = _first_wide_row(path, encoding=encoding, delimiter=delimiter, width=width)
+        raise DataValidationError(
+            f"{path} line {line} has {fields} fields where its header names {width} columns, so "
+            "its values cannot be matched to the columns", table=table,
+            fix=f"remove the extra field(s) on line {line} (often a separator at the end of the line) or quote "
+                "the cell that holds the separator, and check the other lines the same way")
+    return frame
+
+
+def _first_wide_row(path: Path, *, encoding: str, delimiter: str, width: int) -> tuple[int, int]:
+    """The line (header = 1) and field count of the first record wider than ``width``."""
+    with path.open(encoding=encoding, newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        next(reader, None)
+        for row in reader:
+            if len(row) > width:
+                return reader.line_num, len(row)
+    return 0, width
+
+
 def csv_header(path: Path, *, encoding: str = "utf-8-sig", delimiter: str = ",") -> list[str]:
     """The header row of a CSV file as written (pandas renames repeated names before anyone sees them)."""
     try:
@@ -123,7 +160,7 @@ def _read_table(folder: Path, table: Table) -> pd.DataFrame | None:
     elif read == csv:
         refuse_duplicate_columns(csv_header(csv), where=str(csv), table=table.name)
         try:
-            frame = pd.read_csv(csv, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+            frame = read_text_csv(csv, table=table.name)
         except pd.errors.EmptyDataError as exc:
             raise DataValidationError(
                 f"table {table.name}: file {csv} is empty (not even a header row)",

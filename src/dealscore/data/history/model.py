@@ -145,8 +145,12 @@ def refuse_after_cut(history: KnowsDataCut, as_of: pd.Timestamp, doing: str, fix
     """
     cut = history.data_cut
     if pd.Timestamp(as_of) > cut:
+        t = pd.Timestamp(as_of)
+        # to the second when either has seconds: 00:00:01 against a cut at 00:00 read as two equal times
+        shown = "%Y-%m-%d %H:%M" if t.second == t.microsecond == cut.second == cut.microsecond == 0 else \
+            "%Y-%m-%d %H:%M:%S"
         raise DataValidationError(
-            f"cannot {doing} as of {pd.Timestamp(as_of):%Y-%m-%d %H:%M}: the history's data cut is "
-            f"{cut:%Y-%m-%d %H:%M}, and what closed or was created after it is not in the export",
+            f"cannot {doing} as of {t.strftime(shown)}: the history's data cut is "
+            f"{cut.strftime(shown)}, and what closed or was created after it is not in the export",
             fix=fix or f"{doing} as of the data cut or earlier (omit --as-of), or export the CRM again",
         )

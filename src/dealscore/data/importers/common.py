@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.data.history import DealHistory, from_frames
-from dealscore.data.history.load import csv_header, refuse_duplicate_columns
+from dealscore.data.history.load import csv_header, read_text_csv, refuse_duplicate_columns
 from dealscore.data.importers.mapping import QUOTING
 from dealscore.data.validate import LoadReport, validate_history
 from dealscore.errors import DataValidationError, DealscoreError
@@ -122,9 +122,7 @@ def read_source_csv(
     refuse_duplicate_columns(csv_header(path, encoding=encoding, delimiter=delimiter), where=str(path), table=label)
     unreadable = "save it as CSV with a header row (set csv.encoding / csv.delimiter in the mapping if they differ)"
     try:
-        frame = pd.read_csv(
-            path, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding, sep=delimiter, **QUOTING
-        )
+        frame = read_text_csv(path, table=label, encoding=encoding, delimiter=delimiter, **QUOTING)
     except pd.errors.EmptyDataError as exc:
         raise DataValidationError(
             f"{label}: file {path} is empty (not even a header row)", table=label,

@@ -219,7 +219,24 @@ def _raw_values(ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataF
         s = frame[cs.column]
         for fb in cs.fallback:
             s = s.where(s.notna(), frame[fb])
+    if cs.first_of is not None:
+        s = _first_listed(ctx, spec, cs, s)
     return s.astype(object).where(s.notna(), None)
+
+
+def _first_listed(ctx: _Context, spec: SourceSpec, cs: ColumnSpec, s: pd.Series) -> pd.Series:
+    """The first of the values a cell lists (``first_of``: their separator), the others counted in the report.
+
+    A HubSpot deal associated with two companies exports "502;501": read whole, it named an account no export
+    holds, and the import made one up with industry "unknown".
+    """
+    assert cs.first_of is not None
+    text = s.astype("string")
+    several = text.str.contains(cs.first_of, regex=False, na=False).astype(bool)
+    ctx.report.fill(f"{spec.table}.{cs.target}: cells of {spec.file} (column {cs.column}) listing several "
+                    f"values joined by {cs.first_of!r}, the first kept", int(several.sum()))
+    first = text.str.split(cs.first_of, n=1, regex=False).str[0].str.strip()
+    return first.mask(first == "")
 
 
 def _truthy(ctx: _Context, s: pd.Series) -> pd.Series:
@@ -274,9 +291,10 @@ def _parts_read_with(text: pd.Series, fmt: str) -> list[pd.Series]:
 
 
 def _read_with(
-    ctx: _Context, cs: ColumnSpec, text: pd.Series, fmt: str, where: str
+    ctx: _Context, cs: ColumnSpec, text: pd.Series, fmt: str, where: str, kind: str = "timestamp"
 ) -> pd.Series | None:
-    """``text`` read with one date format (NaT where it does not fit), naive UTC; ``None`` if unusable."""
+    """``text`` read with one date format (NaT where it does not fit), naive UTC (a ``date`` column: the calendar
+    day as written, :func:`_to_utc`); ``None`` if unusable."""
     try:
         parts = _parts_read_with(text, fmt)
     except ValueError as exc:
@@ -286,12 +304,13 @@ def _read_with(
             fix="use strftime codes such as '%m/%d/%Y %I:%M %p', or ISO8601"))
         return None
     if len(parts) == 1:
-        return _to_utc(parts[0], ctx)
-    return pd.concat([_to_utc(part, ctx) for part in parts]).reindex(text.index)
+        return _to_utc(parts[0], ctx, kind)
+    return pd.concat([_to_utc(part, ctx, kind) for part in parts]).reindex(text.index)
 
 
 def _parse_dates(
-    ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame, s: pd.Series, where: str
+    ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame, s: pd.Series, where: str,
+    kind: str = "timestamp",
 ) -> pd.Series:
     """Read dates with the column's (else the mapping's) formats; result naive UTC.
 
@@ -321,7 +340,7 @@ def _parse_dates(
     sub = text[present]
     readings: list[tuple[str, pd.Series]] = []
     for fmt in formats:
-        parsed = _read_with(ctx, cs, sub, fmt, where)
+        parsed = _read_with(ctx, cs, sub, fmt, where, kind)
         if parsed is not None:
             readings.append((fmt, parsed))
     label = f"{spec.file}, column {cs.column or cs.target} → {spec.table}.{cs.target}"
@@ -374,8 +393,17 @@ def _parse_dates(
     return out
 
 
-def _to_utc(parsed: pd.Series, ctx: _Context) -> pd.Series:
-    """Zone-aware → UTC; naive → localised in the mapping's time zone first. Always naive UTC ns."""
+def _to_utc(parsed: pd.Series, ctx: _Context, kind: str = "timestamp") -> pd.Series:
+    """Zone-aware → UTC; naive → localised in the mapping's time zone first. Always naive UTC ns.
+
+    A ``date`` column (an expected close date) holds a calendar day, not an instant: it keeps the day as
+    written, offset or not. Localised as a midnight in Tokyo or Berlin and turned into UTC, 18 March became
+    17 March once the contract's writer kept the date.
+    """
+    if kind == "date":
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+            parsed = parsed.dt.tz_localize(None)
+        return parsed.astype("datetime64[ns]")
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         return naive_utc(parsed).astype("datetime64[ns]")
     parsed = parsed.astype("datetime64[ns]")
@@ -487,7 +515,7 @@ def _column_values(
                         int(empty.sum()))
         s = s.where(~empty, str(cs.missing))
     if kind in ("timestamp", "date"):
-        return _parse_dates(ctx, spec, cs, frame, s, where)
+        return _parse_dates(ctx, spec, cs, frame, s, where, kind)
     if kind in ("int", "float"):
         return _numbers(ctx, s)
     return s
@@ -622,6 +650,29 @@ def _note_taken_from(deals: pd.DataFrame, last: pd.DataFrame, outcome: pd.Series
     deals[TAKEN] = notes
 
 
+def _refuse_missing_files(folder: Path, m: CsvMapping) -> None:
+    """Every export file the mapping's tables name, or one error listing all that are missing.
+
+    One at a time, an empty folder took three runs to learn it lacked three files. A table the export does
+    not have at all (no activities in it) is left out of the mapping, not given an empty file: the fix says so.
+    """
+    missing: dict[str, list[str]] = {}
+    for table, specs in m.sources.items():
+        for spec in specs:
+            if not (folder / spec.file).is_file():
+                missing.setdefault(spec.file, []).append(table)
+    if not missing:
+        return
+    listed = ", ".join(f"{f} (table {', '.join(t)})" for f, t in missing.items())
+    optional = sorted({t for tables in missing.values() for t in tables if t not in ("accounts", "deals")})
+    drop = (f"; if the export has no {' or '.join(optional)}, remove "
+            f"{' and '.join(f'tables.{t}' for t in optional)} from {m.path}") if optional else ""
+    raise DataValidationError(
+        f"the export folder {folder} lacks {len(missing)} file(s) the mapping names: {listed}",
+        table=next(iter(missing.values()))[0],
+        fix=f"pass the export folder that holds them{drop}")
+
+
 def import_csv(
     src: str | Path, mapping: str | Path | CsvMapping | Mapping[str, Any], *,
     cut_at: str | pd.Timestamp | None = None, taxonomy: StageTaxonomy | None = None,
@@ -646,6 +697,7 @@ def import_csv(
             fix="pass the folder that holds the files the mapping names: "
             + ", ".join(sorted({s.file for specs in m.sources.values() for s in specs})),
         )
+    _refuse_missing_files(folder, m)
     cut_raw = cut_at if cut_at is not None else m.cut_at
     cut = parse_cut_at(cut_raw)
     report = ImportReport(importer=f"csv ({m.name})", source=str(folder))

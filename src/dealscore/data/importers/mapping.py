@@ -36,7 +36,7 @@ MAPPING_KEYS = {"name", "description", "tables", "date_formats", "timezone", "cs
 SOURCE_KEYS = {"file", "columns", "where", "drop_unknown_deals", "create_missing", "close_from_stage_history",
                 "unpivot", "distinct"}
 COLUMN_KEYS = {"column", "fallback", "constant", "values", "other", "missing", "format", "only_if", "end_of_day",
-                "lookup", "prefixes"}
+                "lookup", "prefixes", "first_of"}
 LOOKUP_KEYS = {"file", "match", "column"}
 _UNPIVOT_KEYS = {"columns", "name", "value"}
 #: Names of the shipped mappings kept for mappings written before the Salesforce one was split in two.
@@ -105,6 +105,8 @@ class ColumnSpec:
     lookup: Lookup | None = None
     prefixes: dict[str, Any] | None = None
     alternatives: tuple[ColumnSpec, ...] = ()
+    #: a cell may list several values joined by this separator ("502;501"): the first is kept (and counted)
+    first_of: str | None = None
 
     @property
     def source_columns(self) -> list[str]:
@@ -319,6 +321,10 @@ class _MappingParser:
         if prefixes is not None and (not isinstance(prefixes, dict) or not prefixes):
             raise self.fail(f"{where}.prefixes", "expected a map of text prefix: contract value",
                             "write e.g. prefixes: {'← Email:': inbound, 'Email:': outbound}")
+        first_of = c.get("first_of")
+        if first_of is not None and (not isinstance(first_of, str) or not first_of):
+            raise self.fail(f"{where}.first_of", "expected the separator of a cell listing several values",
+                            "write e.g. first_of: ';'")
         fmt = c.get("format")
         lookup = None
         if "lookup" in c:
@@ -343,6 +349,7 @@ class _MappingParser:
             formats=None if fmt is None else tuple(str(f) for f in (fmt if isinstance(fmt, list) else [fmt])),
             only_if=None if c.get("only_if") is None else str(c["only_if"]),
             end_of_day=bool(c.get("end_of_day", False)),
+            first_of=first_of,
             lookup=lookup,
             # longest prefix first, so "Re: Email:" is tried before "Re:"
             prefixes=None if prefixes is None else dict(sorted(
