@@ -574,23 +574,29 @@ def test_date_read_differently_by_two_formats_is_refused(tmp_path: Path) -> None
     assert "'20/02/2024'" not in text and "'02/14/2024'" not in text  # one format reads those: not ambiguous
 
 
-@pytest.mark.parametrize("zone", ["Asia/Tokyo", "Europe/Berlin", "America/New_York", "UTC"])
-def test_a_date_column_keeps_its_calendar_day_in_any_time_zone(tmp_path: Path, zone: str) -> None:
-    """East of UTC, 18.03.2024 was localised as a midnight, turned into UTC and written as 17 March."""
+def _small_crm(tmp_path: Path, kunden: str, deals: str, **extra: Any) -> tuple[Path, dict[str, Any]]:
+    """A two-file export (semicolons, German headers) and its mapping; ``extra`` deal columns by target."""
     src = tmp_path / "crm"
-    src.mkdir()
-    (src / "kunden.csv").write_text("nr;branche\nK1;Handel\n")
-    (src / "deals.csv").write_text("nr;kunde;verkaeufer;angelegt;erwartet\n"
-                                   "V1;K1;anna;02.01.2024 09:00;18.03.2024\n")
-    mapping = {
-        "date_formats": ["%d.%m.%Y %H:%M", "%d.%m.%Y"], "timezone": zone, "csv": {"delimiter": ";"},
+    src.mkdir(exist_ok=True)
+    (src / "kunden.csv").write_text(kunden)
+    (src / "deals.csv").write_text(deals)
+    return src, {
+        "date_formats": ["%d.%m.%Y %H:%M", "%d.%m.%Y"], "csv": {"delimiter": ";"},
         "tables": {
             "accounts": {"file": "kunden.csv", "columns": {"account_id": "nr", "industry": "branche"}},
             "deals": {"file": "deals.csv", "columns": {
-                "deal_id": "nr", "account_id": "kunde", "owner_id": "verkaeufer", "created_at": "angelegt",
-                "expected_close_date": "erwartet"}},
+                "deal_id": "nr", "account_id": "kunde", "owner_id": "verkaeufer", "created_at": "angelegt", **extra}},
         },
     }
+
+
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "Europe/Berlin", "America/New_York", "UTC"])
+def test_a_date_column_keeps_its_calendar_day_in_any_time_zone(tmp_path: Path, zone: str) -> None:
+    """East of UTC, 18.03.2024 was localised as a midnight, turned into UTC and written as 17 March."""
+    src, mapping = _small_crm(tmp_path, "nr;branche\nK1;Handel\n",
+                              "nr;kunde;verkaeufer;angelegt;erwartet\nV1;K1;anna;02.01.2024 09:00;18.03.2024\n",
+                              expected_close_date="erwartet")
+    mapping["timezone"] = zone
     d = import_csv(src, mapping, cut_at="2024-04-01").history.deals.set_index("deal_id")
     assert pd.Timestamp(d.loc["V1", "expected_close_date"]).date() == pd.Timestamp("2024-03-18").date()
     created = pd.Timestamp("2024-01-02T09:00:00").tz_localize(zone).tz_convert("UTC").tz_localize(None)
@@ -599,21 +605,11 @@ def test_a_date_column_keeps_its_calendar_day_in_any_time_zone(tmp_path: Path, z
 
 def test_a_row_wider_than_its_header_is_refused_naming_its_line(tmp_path: Path) -> None:
     """A trailing separator on each data row made pandas take the ids for an index and shift every column."""
-    src = tmp_path / "crm"
-    src.mkdir()
-    (src / "kunden.csv").write_text("nr;branche\nK1;Handel;\nK2;Bau;\n")  # an empty extra field: read in place
-    (src / "deals.csv").write_text("nr;kunde;verkaeufer;angelegt\nV1;K1;anna;02.01.2024 09:00\n")
-    mapping = {
-        "date_formats": ["%d.%m.%Y %H:%M"], "csv": {"delimiter": ";"},
-        "tables": {
-            "accounts": {"file": "kunden.csv", "columns": {"account_id": "nr", "industry": "branche"}},
-            "deals": {"file": "deals.csv", "columns": {
-                "deal_id": "nr", "account_id": "kunde", "owner_id": "verkaeufer", "created_at": "angelegt"}},
-        },
-    }
+    deals = "nr;kunde;verkaeufer;angelegt\nV1;K1;anna;02.01.2024 09:00\n"
+    src, mapping = _small_crm(tmp_path, "nr;branche\nK1;Handel;\nK2;Bau;\n", deals)  # empty extra fields
     accounts = import_csv(src, mapping, cut_at="2024-04-01").history.accounts
     assert accounts.set_index("account_id")["industry"].to_dict() == {"K1": "Handel", "K2": "Bau"}
-    (src / "kunden.csv").write_text("nr;branche\nK1;Handel;X\nK2;Bau;Y\n")  # was read shifted, ids as an index
+    src, mapping = _small_crm(tmp_path, "nr;branche\nK1;Handel;X\nK2;Bau;Y\n", deals)  # was read shifted
     with pytest.raises(DataValidationError, match=r"kunden.csv line 2 has 3 fields where its header names 2") as e:
         import_csv(src, mapping, cut_at="2024-04-01")
     assert "line 2" in (e.value.fix or "")
@@ -621,18 +617,8 @@ def test_a_row_wider_than_its_header_is_refused_naming_its_line(tmp_path: Path) 
 
 def test_a_repeated_id_names_every_line_that_holds_it(tmp_path: Path) -> None:
     """Only the first of the two lines was named: the one to delete was not."""
-    src = tmp_path / "crm"
-    src.mkdir()
-    (src / "kunden.csv").write_text("nr;branche\nK1;Handel\n")
-    (src / "deals.csv").write_text("nr;kunde;verkaeufer;angelegt\nV1;K1;anna;02.01.2024 09:00\n"
-                                   "V2;K1;anna;03.01.2024 09:00\nV1;K1;ben;04.01.2024 09:00\n")
-    mapping = {
-        "date_formats": ["%d.%m.%Y %H:%M"], "csv": {"delimiter": ";"},
-        "tables": {
-            "accounts": {"file": "kunden.csv", "columns": {"account_id": "nr", "industry": "branche"}},
-            "deals": {"file": "deals.csv", "columns": {
-                "deal_id": "nr", "account_id": "kunde", "owner_id": "verkaeufer", "created_at": "angelegt"}},
-        },
-    }
+    src, mapping = _small_crm(tmp_path, "nr;branche\nK1;Handel\n",
+                              "nr;kunde;verkaeufer;angelegt\nV1;K1;anna;02.01.2024 09:00\n"
+                              "V2;K1;anna;03.01.2024 09:00\nV1;K1;ben;04.01.2024 09:00\n")
     with pytest.raises(DataValidationError, match=r"repeat an id.*in the export: deals.csv lines 2, 4"):
         import_csv(src, mapping, cut_at="2024-04-01")
