@@ -77,6 +77,22 @@ class DataValidationError(DealscoreError):
         super().__init__(text, table=table, column=column, ids=self.ids, fix=fix)
 
 
+def combined(problems: Sequence[DealscoreError], where: str) -> DealscoreError:
+    """One problem as it is, several as one error that lists them all (with the first one's fields).
+
+    A user fixing an export wants the whole list in one run, not one round trip per mistake. Problems that
+    are themselves lists (a table's columns) are flattened into the one list.
+    """
+    flat = [q for p in problems for q in (getattr(p, "problems", None) or [p])]
+    if len(flat) == 1:
+        return flat[0]
+    first = flat[0]
+    text = f"{len(flat)} problems in {where}:\n" + "\n".join(f"  - {p}" for p in flat)
+    return DataValidationError(text, table=getattr(first, "table", None), column=getattr(first, "column", None),
+                               ids=getattr(first, "ids", ()), rows=getattr(first, "rows", ()), fix=None,
+                               problems=flat)
+
+
 class InsufficientDataError(DealscoreError):
     """The history is too thin to learn from; the message says how much more is needed."""
 

@@ -31,6 +31,18 @@ def test_infinite_amounts_are_refused_like_nan(tmp_path: Path, amount: str) -> N
     assert "not finite" in str(e.value) and amount in str(e.value) and e.value.fix
 
 
+def test_every_value_that_cannot_be_typed_is_listed_in_one_run(tmp_path: Path) -> None:
+    """An infinite amount hid a bad date in the same table and a bad number in another until it was fixed."""
+    folder = history_folder(tmp_path / "h")
+    edit(folder / "deals.csv", "D3,A1,o1,2024-02-01,,", "D3,A1,o1,2024-02-01,inf,")
+    edit(folder / "deals.csv", "D2,A2,o2,2024-01-05,", "D2,A2,o2,yesterday,")
+    edit(folder / "activities.csv", "X3,D3,2024-02-03", "X3,D3,2024-02-31")
+    with pytest.raises(DataValidationError, match="3 problems in the deal history") as e:
+        load_history(folder)
+    assert [(p.table, p.column) for p in e.value.problems] == [  # type: ignore[attr-defined]
+        ("deals", "created_at"), ("deals", "amount"), ("activities", "occurred_at")]
+
+
 def test_infinite_numbers_in_typed_frames_are_refused(tmp_path: Path) -> None:
     """Parquet and DataFrames hold floats already: an infinity there is refused too."""
     folder = history_folder(tmp_path / "h")

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from dealscore.data import rules
 from dealscore.data.schema import Table
-from dealscore.errors import DataValidationError
+from dealscore.errors import DataValidationError, DealscoreError, combined
 from dealscore.times import naive_utc
 
 
@@ -349,23 +349,30 @@ def coerce_table(frame: pd.DataFrame, table: Table) -> tuple[pd.DataFrame, dict[
     texts = dict(zip(text, _texts([frame[name] for name in text], [caps[name] for name in text]), strict=True))
     unchanged = True
     given: list[str] = []  # numbers and times passed through: still the caller's memory
+    problems: list[DealscoreError] = []  # every column's, so that one run lists them all
     for col in table.columns:
         if col.name not in frame:
             unchanged = False
             continue
-        if col.kind == "str":
-            t.typed[col.name], same, sizes = texts[col.name]
-            if sizes is not None:
-                _refuse_bad_text(t, col.name, t.typed[col.name], sizes, col.max_chars)
-        elif col.kind in ("int", "float"):
-            t.typed[col.name], same = _number(t, col.name)
-        else:
-            t.typed[col.name], aware, same = _parse_times(t, col.name, col.kind)
-            if aware is not None and col.kind == "timestamp":
-                zones[col.name] = aware
+        try:
+            if col.kind == "str":
+                t.typed[col.name], same, sizes = texts[col.name]
+                if sizes is not None:
+                    _refuse_bad_text(t, col.name, t.typed[col.name], sizes, col.max_chars)
+            elif col.kind in ("int", "float"):
+                t.typed[col.name], same = _number(t, col.name)
+            else:
+                t.typed[col.name], aware, same = _parse_times(t, col.name, col.kind)
+                if aware is not None and col.kind == "timestamp":
+                    zones[col.name] = aware
+        except DataValidationError as exc:
+            problems.append(exc)
+            continue
         unchanged = unchanged and same
         if same and col.kind != "str":
             given.append(col.name)
+    if problems:
+        raise combined(problems, f"table {table.name}")
     if unchanged:
         # already typed (an API payload laid out by the service): the frame itself, re-indexed
         return frame.reset_index(drop=True), zones

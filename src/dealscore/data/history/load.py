@@ -21,7 +21,7 @@ from dealscore.data import rules
 from dealscore.data.history.columns import coerce_table
 from dealscore.data.history.model import DealHistory
 from dealscore.data.schema import TABLES, Table
-from dealscore.errors import DataValidationError
+from dealscore.errors import DataValidationError, DealscoreError, combined
 from dealscore.times import naive_utc
 
 META_FILE = "history.yaml"
@@ -214,18 +214,25 @@ def from_frames(
         )
     typed: dict[str, pd.DataFrame | None] = {}
     zones: dict[str, bool] = {}
+    problems: list[DealscoreError] = []  # every table's, so that one run lists them all
     for name, table in TABLES.items():
         frame = frames.get(name)
         if frame is None:
             if table.required:
-                raise DataValidationError(
+                problems.append(DataValidationError(
                     f"table {name} is missing", table=name,
                     fix=f"provide a {name} table with columns {table.required_columns}",
-                )
+                ))
             typed[name] = None
             continue
-        typed[name], z = coerce_table(frame, table)
+        try:
+            typed[name], z = coerce_table(frame, table)
+        except DataValidationError as exc:
+            problems.append(exc)
+            continue
         zones.update({f"{name}.{k}": v for k, v in z.items()})
+    if problems:
+        raise combined(problems, "the deal history")
     aware, naive = rules.zone_mix_columns(zones)
     if naive:
         raise DataValidationError(

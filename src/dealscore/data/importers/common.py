@@ -34,7 +34,7 @@ from dealscore.data.history import DealHistory, from_frames
 from dealscore.data.history.load import csv_header, read_text_csv, refuse_duplicate_columns
 from dealscore.data.importers.mapping import QUOTING
 from dealscore.data.validate import LoadReport, validate_history
-from dealscore.errors import DataValidationError, DealscoreError
+from dealscore.errors import DataValidationError, DealscoreError, combined
 from dealscore.taxonomy import StageTaxonomy
 
 #: Where a converted row came from, carried beside the contract columns until the tables are typed:
@@ -246,19 +246,6 @@ def _line_count(path: Path, encoding: str) -> int:
             count += lf + cr - crlf - split
             last = chunk[-1]
     return count + (last not in ("", "\n", "\r"))
-
-
-def combined(problems: Sequence[DealscoreError], where: str) -> DealscoreError:
-    """One problem as it is, several as one error that lists them all (with the first one's fields).
-
-    A user fixing an export wants the whole list in one run, not one round trip per mistake.
-    """
-    if len(problems) == 1:
-        return problems[0]
-    first = problems[0]
-    text = f"{len(problems)} problems in {where}:\n" + "\n".join(f"  - {p}" for p in problems)
-    return DataValidationError(text, table=getattr(first, "table", None), column=getattr(first, "column", None),
-                               ids=getattr(first, "ids", ()), rows=getattr(first, "rows", ()), problems=problems)
 
 
 def raise_problems(problems: list[DealscoreError], where: str) -> None:
