@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pandas as pd
 
-from dealscore.times import naive_utc
+from dealscore.times import naive_utc, shown_apart
 
 
 def test_an_offset_is_converted_to_utc_and_dropped() -> None:
@@ -30,3 +30,12 @@ def test_a_series_is_converted_as_a_whole() -> None:
     assert out.iloc[0] == pd.Timestamp("2023-12-31T23:00:00") and pd.isna(out.iloc[1])
     naive = pd.Series(pd.to_datetime(["2024-01-01"]))
     assert naive_utc(naive) is naive
+
+
+def test_two_times_are_shown_at_the_unit_where_they_differ() -> None:
+    """"as of 00:00 is after the cut at 00:00" read as a contradiction."""
+    t = pd.Timestamp("2024-06-01")
+    assert shown_apart(t + pd.Timedelta(days=1), t) == ("2024-06-02 00:00", "2024-06-01 00:00")
+    assert shown_apart(t + pd.Timedelta(seconds=1), t) == ("2024-06-01 00:00:01", "2024-06-01 00:00:00")
+    assert shown_apart(t + pd.Timedelta(microseconds=500), t)[0] == "2024-06-01 00:00:00.000500"
+    assert shown_apart(t, t) == ("2024-06-01 00:00", "2024-06-01 00:00")

@@ -9,6 +9,7 @@ so a CRM integration parses one thing, whatever went wrong.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -74,6 +75,11 @@ class InvalidQueryError(FieldsError):
     """A query parameter of a valid type that this request may not use; ``fields`` points at it (``query.by``)."""
 
     http_status = 422
+
+
+def query_field(name: str, message: str, fix: str, kind: str = "value_error") -> dict[str, Any]:
+    """A query parameter's field error, in the shape of every other 422's fields (``loc``, ``path``, ...)."""
+    return {"loc": ["query", name], "path": f"query.{name}", "type": kind, "message": message, "fix": fix}
 
 
 def field_path(loc: Sequence[str | int]) -> str:
@@ -156,6 +162,10 @@ _TIME_ERRORS = {"datetime_parsing": _ISO_TIME, "datetime_from_date_parsing": _IS
                 "date_from_datetime_inexact": _ISO_DAY, "date_type": _ISO_DAY}
 
 
+#: A time whose offset's "+" a URL query read as a space: "2025-06-30T00:00:00 05:00" (the time, the offset).
+_LOST_PLUS = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
+
+
 def _bound_fix(kind: str, ctx: Mapping[str, Any], given: Any) -> tuple[str | None, str] | None:
     """What to send instead of a value outside a declared bound or type: (a clearer message, or ``None`` to keep
     pydantic's, and the fix).
@@ -229,10 +239,11 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
             item["message"] = f"{item['message']}: got {err.get('input')!r}, expected {expected}"
             item["fix"] = f"send {expected}; a date such as 12/03/2026 is ambiguous (day or month first)"
             given = err.get("input")
-            if loc[:1] == ["query"] and isinstance(given, str) and " " in given.strip():
+            lost_plus = _LOST_PLUS.match(given.strip()) if loc[:1] == ["query"] and isinstance(given, str) else None
+            if lost_plus:
                 # "…T00:00:00+05:00" unencoded in a URL arrives as "…T00:00:00 05:00": a query's "+" is a space
                 item["fix"] = (f"percent-encode the offset's '+' as %2B (in a URL query a '+' is a space: "
-                               f"{given.strip().replace(' ', '%2B')}), or send the time in UTC with Z")
+                               f"{lost_plus[1]}%2B{lost_plus[2]}), or send the time in UTC with Z")
         fields.append(item)
     content_type = request.headers.get("content-type", "")
     if request.method in ("POST", "PUT", "PATCH") and "json" not in content_type.lower():

@@ -35,11 +35,11 @@ import pandas as pd
 from dealscore.errors import ModelNotReadyError
 from dealscore.forecast.creation import GROUP_COLUMNS, NO_GROUP
 from dealscore.forecast.engine import DEFAULT_SIMS, Forecast, forecast_pipeline, pipeline_from_columns
-from dealscore.times import naive_utc
+from dealscore.times import naive_utc, shown_apart
 from dealscore_service.auth import Principal
 from dealscore_service.deps import Services
-from dealscore_service.errors import InvalidQueryError
-from dealscore_service.payload import CLOCK_SKEW
+from dealscore_service.errors import InvalidQueryError, query_field
+from dealscore_service.payload import in_the_future, now_utc
 from dealscore_service.schemas import (
     ForecastDriver,
     ForecastFanPoint,
@@ -131,16 +131,13 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
     if by not in GROUP_COLUMNS:  # the API's schema refuses it first; the page passes its URL's value on
         message = f"by={by!r} is not a grouping: the forecast groups by {' or '.join(allowed)}"
         fix = f"ask by={' or by='.join(allowed)}"
-        raise InvalidQueryError(message, fix=fix, fields=[{
-            "loc": ["query", "by"], "path": "query.by", "type": "unknown_grouping", "message": message, "fix": fix}])
+        raise InvalidQueryError(message, fix=fix, fields=[query_field("by", message, fix, "unknown_grouping")])
     if by not in allowed:
         owners = sorted(principal.owners)
         message = (f"the API key {principal.name!r} is limited to owners {owners}: it forecasts by "
                    f"{' or '.join(allowed)}, not by {by} (a team's row would hold other owners' deals)")
         fix = f"ask by={allowed[0]} (its own deals, one row per owner); a key limited to teams may ask by=team"
-        raise InvalidQueryError(message, fix=fix, fields=[{
-            "loc": ["query", "by"], "path": "query.by", "type": "grouping_not_allowed", "message": message,
-            "fix": fix}])
+        raise InvalidQueryError(message, fix=fix, fields=[query_field("by", message, fix, "grouping_not_allowed")])
     current = services.models.current
     if current is None:
         raise ModelNotReadyError("no model is loaded yet; the forecast needs one",
@@ -212,20 +209,18 @@ def _check_forecast_time(t: pd.Timestamp, newest: pd.Timestamp | None) -> None:
     later year every deal would be drawn as if its close outlook had not moved. A past forecast reads the
     history as it stood then: ``dealscore forecast HISTORY --as-of TIME``.
     """
-    now = naive_utc(pd.Timestamp.now(tz="UTC"))
     problem = None
     if newest is not None and t < newest:
-        problem = (f"{t:%Y-%m-%d %H:%M} is before the newest stored score it would draw from ({newest:%Y-%m-%d %H:%M}):"
-                   " the forecast reads each deal's latest score, which was not known then",
+        shown, known = shown_apart(t, newest)
+        problem = (f"{shown} is before the newest stored score it would draw from ({known}): the forecast reads "
+                   "each deal's latest score, which was not known then",
                    "omit as_of (the newest score's time); for a past time, run `dealscore forecast HISTORY --as-of "
                    "TIME` on the CRM export, which reads it as it stood then")
-    elif t > now + CLOCK_SKEW:
-        problem = (f"{t:%Y-%m-%d %H:%M} is in the future (the server's clock says {now:%Y-%m-%d %H:%M} UTC)",
-                   "omit as_of, or ask for a time up to now")
+    elif (future := in_the_future(t.to_pydatetime(), now_utc())) is not None:
+        problem = (future, "omit as_of, or ask for a time up to now")
     if problem is not None:
         message, fix = problem
-        raise InvalidQueryError(f"as_of {message}", fix=fix, fields=[{
-            "loc": ["query", "as_of"], "path": "query.as_of", "type": "value_error", "message": message, "fix": fix}])
+        raise InvalidQueryError(f"as_of {message}", fix=fix, fields=[query_field("as_of", message, fix)])
 
 
 def cache_key(model_version: str, fingerprint: tuple[int, ...], **request: Any) -> str:

@@ -21,7 +21,7 @@ def visible_reps(services: Services, principal: Principal) -> frozenset[str] | N
     if not principal.limited:
         return None
     teams = services.store.owner_teams_now() if principal.teams else {}
-    known = services.models.current.recording_habits.get("reps", []) if services.models.current else []
+    known = (services.models.current.recording_habits.get("reps") or []) if services.models.current else []
     return frozenset(r["rep_id"] for r in known if principal.can_see(r["rep_id"], teams.get(r["rep_id"])))
 
 

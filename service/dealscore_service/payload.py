@@ -28,7 +28,7 @@ from dealscore.data.request import REQUEST_TABLES, history_from_columns
 from dealscore.data.schema import TABLES
 from dealscore.errors import DataValidationError
 from dealscore.taxonomy import StageTaxonomy
-from dealscore.times import naive_utc
+from dealscore.times import naive_utc, shown_apart
 from dealscore_service.errors import InvalidPayloadError, field_path
 from dealscore_service.schemas import DealPayload, SentTime, unknown_fields
 
@@ -55,6 +55,18 @@ def now_utc() -> datetime:
     return naive_utc(datetime.now(UTC))
 
 
+def in_the_future(t: datetime, now: datetime) -> str | None:
+    """Why ``t`` (naive UTC) cannot be a time something happened or was known: later than ``now`` plus
+    :data:`CLOCK_SKEW` (``None`` when it is not). One rule for a close time, a payload's ``as_of`` and a
+    forecast's, so that each allows the same skew and says so alike."""
+    if t <= now + CLOCK_SKEW:
+        return None
+    minutes = int(CLOCK_SKEW.total_seconds() // 60)
+    shown, clock = shown_apart(t, now)
+    return (f"{shown} is in the future (the server's clock says {clock} UTC; up to {minutes} minutes ahead are "
+            "allowed for clock skew)")
+
+
 def close_time_problems(closed_at: datetime, created_at: datetime | None, now: datetime) -> list[dict[str, Any]]:
     """What is wrong with an outcome's ``closed_at`` (naive UTC), as field errors at ``closed_at``.
 
@@ -70,11 +82,10 @@ def close_time_problems(closed_at: datetime, created_at: datetime | None, now: d
                  "of its latest score)",
             "send when the deal closed, at or after its created_at; if the stored created_at is wrong, score the "
             "deal with the right one first (POST /v1/score)")]
-    if closed_at > now + CLOCK_SKEW:
-        minutes = int(CLOCK_SKEW.total_seconds() // 60)
+    future = in_the_future(closed_at, now)
+    if future is not None:
         return [_field_error(
-            loc, f"{closed_at.isoformat()} is in the future (the server's clock says {now.isoformat()} UTC; up to "
-                 f"{minutes} minutes ahead are allowed for clock skew)",
+            loc, future,
             "send when the deal closed, not its expected close date; record the outcome once the deal has closed")]
     return []
 
@@ -371,13 +382,11 @@ def _future_as_of(as_of: datetime | None, now: datetime) -> list[dict[str, Any]]
     score would be a back-fill that cannot move it, and the forecast, which starts from the newest open
     score, would start in that year. Nothing in a payload can be known at a time that has not come.
     """
-    if as_of is None or as_of <= now + CLOCK_SKEW:
+    future = None if as_of is None else in_the_future(as_of, now)
+    if future is None:
         return []
-    minutes = int(CLOCK_SKEW.total_seconds() // 60)
-    return [_field_error(
-        ["body", "as_of"], f"{as_of.isoformat()} is in the future (the server's clock says {now.isoformat()} UTC; "
-                           f"up to {minutes} minutes ahead are allowed for clock skew)",
-        "omit as_of to score the deal now, or send the past time the payload describes")]
+    return [_field_error(["body", "as_of"], future,
+                         "omit as_of to score the deal now, or send the past time the payload describes")]
 
 
 def _latest_fact(deal: DealPayload) -> datetime:

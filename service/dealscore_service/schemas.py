@@ -126,14 +126,19 @@ def _addressable(value: str) -> str:
 
 #: a deal's id: an id that is also one segment of the deal's URLs
 DealId = Annotated[Ident, AfterValidator(_addressable)]
-def _not_bool(value: object) -> object:
-    """JSON ``true`` is not an amount or a count: pydantic's lax mode reads it as 1."""
-    if isinstance(value, bool):
-        raise PydanticCustomError("float_type", "Input should be a number, not true or false")
-    return value
+def _not_bool(kind: str) -> BeforeValidator:
+    """JSON ``true`` is not an amount or a count: pydantic's lax mode reads it as 1. ``kind``: the error type
+    of the field's own type (``float_type``, ``int_type``), so the fix says what to send instead."""
+
+    def check(value: object) -> object:
+        if isinstance(value, bool):
+            raise PydanticCustomError(kind, "Input should be a number, not true or false")
+        return value
+
+    return BeforeValidator(check)
 
 
-Money = Annotated[float, BeforeValidator(_not_bool), Field(ge=rules.LOWEST_AMOUNT, le=rules.HIGHEST_AMOUNT)]
+Money = Annotated[float, _not_bool("float_type"), Field(ge=rules.LOWEST_AMOUNT, le=rules.HIGHEST_AMOUNT)]
 OutOfLife = Literal["fail", "drop"]
 OUT_OF_LIFE_DOC = (
     "touchpoints and stage changes dated before the deal was created: 'fail' answers 422 naming each one; "
@@ -173,7 +178,7 @@ class AccountPayload(_Forgiving):
 
     account_id: Ident | None = Field(default=None, description="defaults to the deal's account_id; must match it")
     industry: Annotated[Text, Field(min_length=1)]
-    employees: Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=10_000_000)] | None = None
+    employees: Annotated[int, _not_bool("int_type"), Field(ge=0, le=10_000_000)] | None = None
     annual_revenue: Money | None = None
     region: Text | None = None
     created_at: Timestamp | None = None

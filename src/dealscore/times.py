@@ -41,3 +41,17 @@ def naive_utc(value: pd.Series | datetime) -> pd.Series | datetime:
 
 
 __all__ = ["DAY_NS", "naive_utc"]
+
+
+def shown_apart(a: datetime, b: datetime) -> tuple[str, str]:
+    """Two times as a message compares them: to the minute, or finer where that would show them equal.
+
+    "as of 00:00 is after the cut at 00:00" read as a contradiction when the two were a second (or a
+    microsecond) apart. One rule for every message that refuses a time against another.
+    """
+    ta, tb = pd.Timestamp(a), pd.Timestamp(b)
+    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f"):
+        sa, sb = ta.strftime(fmt), tb.strftime(fmt)
+        if sa != sb or ta == tb:
+            return sa, sb
+    return ta.isoformat(), tb.isoformat()  # apart by nanoseconds

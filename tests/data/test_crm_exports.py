@@ -189,13 +189,16 @@ def test_a_hubspot_deal_of_several_companies_takes_the_first_not_a_made_up_accou
     for f in (FIXTURES / "hubspot").iterdir():
         (src / f.name).write_bytes(f.read_bytes())
     deals = (src / "deals.csv").read_text()
-    (src / "deals.csv").write_text(deals.replace(",Mid-Market,502,Globex,", ",Mid-Market,502;501,Globex,", 1))
+    deals = deals.replace(",Mid-Market,502,Globex,", ",Mid-Market,502;501,Globex,", 1)
+    deals = deals.replace(",Enterprise East,501,Acme Corp,", ",Enterprise East,;501,Acme Corp,", 1)
+    (src / "deals.csv").write_text(deals)
     res = import_csv(src, "hubspot")
     d = res.history.deals.set_index("deal_id")
     assert d.loc["9002", "account_id"] == "502" and "502;501" not in set(res.history.accounts["account_id"])
+    assert d.loc["9001", "account_id"] == "501"  # the first value the cell lists, not its empty first part
     key = ("deals.account_id: cells of deals.csv (column Associated Company IDs) listing several values joined by "
            "';', the first kept")
-    assert res.report.filled[key] == 1
+    assert res.report.filled[key] == 2
 
 
 def test_every_shipped_mapping_resolves_by_name() -> None:

@@ -41,6 +41,13 @@ def test_every_value_that_cannot_be_typed_is_listed_in_one_run(tmp_path: Path) -
         load_history(folder)
     assert [(p.table, p.column) for p in e.value.problems] == [  # type: ignore[attr-defined]
         ("deals", "created_at"), ("deals", "amount"), ("activities", "occurred_at")]
+    folder = history_folder(tmp_path / "h2")  # two rules broken in one column: both said
+    edit(folder / "deals.csv", "D3,A1,o1,2024-02-01,,", "D3,A1,o1,2024-02-01,NaN,")
+    edit(folder / "deals.csv", "D2,A2,o2,2024-01-05,2000", "D2,A2,o2,2024-01-05,$2000")
+    with pytest.raises(DataValidationError, match="2 problems") as e:
+        load_history(folder)
+    said = [str(p) for p in e.value.problems]  # type: ignore[attr-defined]
+    assert "are not numbers such as '$2000'" in said[0] and "are not finite numbers such as 'NaN'" in said[1]
 
 
 def test_infinite_numbers_in_typed_frames_are_refused(tmp_path: Path) -> None:
@@ -83,6 +90,10 @@ def test_rows_wider_than_their_header_are_refused_not_shifted(tmp_path: Path) ->
     with pytest.raises(DataValidationError, match=r"accounts.csv line 2 has \d+ fields where its header names") as e:
         load_history(folder)
     assert e.value.table == "accounts" and "line 2" in (e.value.fix or "")
+    lines = [text[0], text[1] + ",", *(line + ",x" for line in text[2:])]  # the first holds no value beyond
+    (folder / "accounts.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataValidationError, match=r"accounts.csv line 3 has"):
+        load_history(folder)
 
 
 def test_an_importer_source_with_a_column_named_twice_is_refused(tmp_path: Path) -> None:

@@ -454,3 +454,16 @@ def test_reports_of_parts_merge_into_the_report_of_the_whole() -> None:
     assert [w.split(" (ids:")[0] for w in got.pop("warnings")] == [w.split(" (ids:")[0]
                                                                    for w in expected.pop("warnings")]
     assert got == expected
+
+
+def test_a_repeated_id_keeps_its_rows_beside_another_ids_many_repeats() -> None:
+    """Rows name where each offender is (the importer's lines, the API's JSON paths): each named id gets its
+    first row, then each its second, up to five; X1's six copies once took every slot from X3."""
+    tables = frames()
+    acts = tables["activities"]
+    tables["activities"] = pd.DataFrame([acts.iloc[i] for i in (0, 0, 0, 0, 0, 0, 1, 2, 1, 2)]).reset_index(drop=True)
+    tables["activities"]["activity_id"] = ["X1"] * 6 + ["X2", "X3", "X4", "X3"]
+    with pytest.raises(DataValidationError, match="repeat an id") as e:
+        validate_history(from_frames(tables))
+    problem = next(p for p in (e.value.problems or [e.value]) if p.column == "activity_id")
+    assert problem.ids == ["X1", "X3"] and problem.rows == [0, 1, 2, 7, 9]

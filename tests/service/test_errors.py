@@ -148,6 +148,7 @@ _VALID = {"deal_id": "d", "account_id": "a", "owner_id": "r", "created_at": "202
     ({"outcome": "WON"}, "outcome", "'won'"),
     ({"account": None}, "account", "object"),
     ({"amount": True}, "amount", "number"),
+    ({"account": {"industry": "x", "employees": True}}, "account.employees", "whole number"),
 ])
 def test_every_422_field_says_its_own_fix(make_client: Callable[..., TestClient], keys: dict[str, str],
                                           change: dict, path: str, fix_says: str) -> None:

@@ -89,7 +89,9 @@ def test_a_forecast_time_the_stored_scores_cannot_answer_is_422_at_as_of(
         assert field["path"] == "query.as_of" and said in field["message"] and field["fix"]
     assert scoring_client.get("/v1/forecast", params={"as_of": newest}, headers=h).status_code == 200
     plus = scoring_client.get("/v1/forecast?as_of=2025-06-30T00:00:00+05:00", headers=h)  # "+" unencoded
-    assert plus.status_code == 422 and "%2B" in plus.json()["error"]["fields"][0]["fix"]
+    assert plus.status_code == 422 and "2025-06-30T00:00:00%2B05:00" in plus.json()["error"]["fields"][0]["fix"]
+    words = scoring_client.get("/v1/forecast", params={"as_of": "5th of January"}, headers=h)
+    assert words.status_code == 422 and "%2B" not in words.json()["error"]["fields"][0]["fix"]  # no lost "+" here
 
 
 def test_a_repeated_forecast_is_served_from_the_cache_until_a_score_changes(

@@ -252,8 +252,10 @@ def test_sign_in_and_see_the_ranked_list(laptop: Page) -> None:
     assert laptop.rows().count() > 0
     cells = page.locator("table.deals tbody td[data-label='Value at risk']").all_inner_texts()
     var = [float(t.split()[0].replace(",", "")) for t in cells]
-    amounts = [float(t.replace(",", "")) for t in
-               page.locator("table.deals tbody td[data-label='Amount']").all_inner_texts()]
+    amount_cells = page.locator("table.deals tbody td[data-label='Amount']").all_inner_texts()
+    amounts = [float(t.split()[0].replace(",", "")) for t in amount_cells]  # the amount, then "closes <day>"
+    # the close date in force at the score, from the stage changes the payload sent (the deal sent none itself)
+    assert any("closes" in t for t in amount_cells)
     assert var[0] > 0 and all(v <= a for v, a in zip(var, amounts, strict=True))  # money, never above the amount
     # ordered by priority; "high" only for the top tenth of the list, so the first page is not all high
     levels = [t.split()[1].lower() for t in cells]  # the page shows levels in capitals

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi.testclient import TestClient
 
@@ -235,6 +236,8 @@ def test_a_deal_page_url_it_cannot_read_is_refused_not_half_read(client: TestCli
         assert page.status_code == 422 and said in page.text, url
         assert "Open the deal from the list" in page.text
     assert client.get("/ui/deals/D1?touchpoints=all&back=/ui").status_code == 200
+    long_list = "/ui?" + urlencode({"owner": "a" * 150, "team": "t" * 150, "stage": "proposal"})
+    assert client.get("/ui/deals/D1?" + urlencode({"back": long_list})).status_code == 200  # a list's own link
 
 
 def test_html_in_data_is_escaped(client: TestClient, store: ScoreStore) -> None:

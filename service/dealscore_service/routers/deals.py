@@ -14,13 +14,13 @@ deal, which then could not be closed and stayed on the at-risk list. The fixed l
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
 from dealscore.errors import NotFoundError
 from dealscore_service.deps import ReadKey, ScoreKey, ServicesDep, well_formed_query
-from dealscore_service.errors import InvalidPayloadError, InvalidQueryError
+from dealscore_service.errors import InvalidPayloadError, InvalidQueryError, query_field
 from dealscore_service.jsonbody import StrictJSONRoute
 from dealscore_service.payload import close_time_problems, now_utc
 from dealscore_service.schemas import (
@@ -60,10 +60,6 @@ def _item(listed: ListedDeal, recent: list[float]) -> AtRiskItem:
 
 SortKey = Literal["value_at_risk", "p_win", "amount", "as_of", "deal_id"]
 
-
-def _field(name: str, message: str, fix: str) -> dict[str, Any]:
-    """A query parameter's field error, in the shape of the service's other 422s."""
-    return {"loc": ["query", name], "path": f"query.{name}", "type": "value_error", "message": message, "fix": fix}
 
 
 @router.get(
@@ -106,14 +102,14 @@ def at_risk_deals(
     The ranking itself compares values at risk as numbers, so with mixed currencies
     ask for one currency at a time (``currency=EUR``) to rank like money.
     """
-    problems = [_field(name, "is empty", f"omit {name} to list every {name}'s deals")
+    problems = [query_field(name, "is empty", f"omit {name} to list every {name}'s deals")
                 for name, value in (("owner", owner), ("team", team), ("stage", stage))
                 if value is not None and not value.strip()]
     current = services.models.current
     if stage is not None and stage.strip() and current is not None:
         canonical = current.taxonomy.canonical_stage(stage)
         if canonical is None:  # listed as nothing, it would read as "no deal in that stage"
-            problems.append(_field("stage", f"{stage!r} is not a stage of the model's taxonomy",
+            problems.append(query_field("stage", f"{stage!r} is not a stage of the model's taxonomy",
                                    f"use one of {', '.join(current.taxonomy.names)}"))
         stage = canonical
     if problems:

@@ -285,8 +285,10 @@ async def score(body: ScoreRequest, principal: ScoreKey, services: ServicesDep) 
     """Score one deal (its account, stage history and touchpoints) and store the score.
 
     Re-sending the same payload (same content, same ``as_of`` or the same day
-    when ``as_of`` is omitted) under the same model returns the stored score with
-    the header ``Idempotent-Replay: true`` and adds no row.
+    when ``as_of`` is omitted) under the same model, while its score is still the
+    deal's score in force, returns that score with the header
+    ``Idempotent-Replay: true`` and adds no row. Sent again after another payload
+    of the deal, it is the deal changing back: scored and stored anew.
     """
     results, replayed, _version = await run_in_threadpool(
         score_deals, services, principal, [body], body.as_of, batch=False, out_of_life=body.out_of_life)

@@ -342,7 +342,9 @@ def deal_page(request: Request, deal_id: str, user: User) -> Response:
     """One deal: score, stage, reasons, warnings, actions, history and timeline (``?touchpoints=all``: every one)."""
     services = services_of(request)
     taxonomy = _taxonomy(services)
-    url = url_problems(request.scope.get("query_string", b""), ("touchpoints", "back"), what="The deal page")
+    # back: the list's own URL with its filters (safe_next keeps it on this site), longer than one filter
+    url = url_problems(request.scope.get("query_string", b""), ("touchpoints", "back"), what="The deal page",
+                       unbounded=("back",))
     shown = request.query_params.get("touchpoints")
     if not url and shown not in (None, "all"):
         url.append(("touchpoints", shown, f"touchpoints={shown!r} is not known: touchpoints=all shows every one."))

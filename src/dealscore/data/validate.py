@@ -189,8 +189,7 @@ def _offenders(cols: _Columns, table: str, mask: np.ndarray) -> tuple[list[str],
     id_col = TABLES[table].id_column
     ids = cols(table, id_col) if id_col and cols.has(table, id_col) else None
     deals = cols(table, "deal_id") if cols.has(table, "deal_id") else None
-    out: list[str] = []
-    rows: list[int] = []
+    found: dict[str, list[int]] = {}  # up to five ids, each with its rows (a repeated id has several)
     # a bounded head keeps this cheap even when a million rows share one bad id
     for r in np.flatnonzero(mask)[:500]:
         row = int(frame.index[r])
@@ -200,13 +199,13 @@ def _offenders(cols: _Columns, table: str, mask: np.ndarray) -> tuple[list[str],
             label = f"row {row + 2} (deal {deals[r]})"
         else:
             label = f"row {row + 2}"
-        if label not in out and len(out) < 5:
-            out.append(label)
-        if label in out and len(rows) < 5:  # every row of a named id: both lines of a repeated one
-            rows.append(row)
-        if len(out) == 5 and len(rows) == 5:
-            break
-    return out, rows
+        if label in found or len(found) < 5:
+            found.setdefault(label, []).append(row)
+    # five rows at most: each id's first, then each one's second (the other line of a repeated id), and so on,
+    # so that no id loses its rows to another's many repeats
+    by_rank = [row for rank in range(max(map(len, found.values()), default=0))
+               for rows in found.values() if rank < len(rows) for row in rows[rank:rank + 1]]
+    return list(found), sorted(by_rank[:5])
 
 
 def _not_empty(h: DealHistory, p: _Problems) -> None:

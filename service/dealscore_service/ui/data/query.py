@@ -31,11 +31,14 @@ def _text(params: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def url_problems(query_string: bytes, known: Sequence[str], what: str = "The page") -> list[tuple[str, str, str]]:
+def url_problems(query_string: bytes, known: Sequence[str], what: str = "The page",
+                 unbounded: Sequence[str] = ()) -> list[tuple[str, str, str]]:
     """What makes a page's URL unusable before its values are read, as (parameter, value as given, message): the
     API's rule (:func:`~dealscore_service.query_rules.query_problems`: given more than once, not UTF-8 text, not
     one the page takes) said in sentences, and a value longer than :data:`MAX_QUERY_TEXT` (the API's query
-    limit). A page that read past them would show an answer other than the one the URL asks for."""
+    limit) except in ``unbounded`` (a link the page built itself, such as the deal page's ``back``, which holds
+    a whole filtered list's URL). A page that read past them would show an answer other than the one the URL
+    asks for."""
     out: list[tuple[str, str, str]] = []
     for p in query_problems(query_string, known):
         if p.kind == "not_utf8":
@@ -50,7 +53,7 @@ def url_problems(query_string: bytes, known: Sequence[str], what: str = "The pag
                         f"{what} has no parameter {p.name!r}: it takes {', '.join(known)}."))
     refused = {name for name, _, _ in out}
     for name, value in QueryParams(query_string).items():
-        if name not in refused and len(value.strip()) > MAX_QUERY_TEXT:
+        if name not in refused and name not in unbounded and len(value.strip()) > MAX_QUERY_TEXT:
             out.append((name, value[:MAX_QUERY_TEXT], f"The {name} given is longer than {MAX_QUERY_TEXT} characters."))
     return out
 

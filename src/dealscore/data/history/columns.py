@@ -179,10 +179,14 @@ def _number(t: _Typing, col: str) -> tuple[np.ndarray, bool]:
     bad = (src.notna() & num.isna()).to_numpy()
     if bad.any():
         spelled_nan = src.astype("string").str.lower().str.lstrip("+-").eq("nan").fillna(False).to_numpy(dtype=bool)
+        found = []
         if (bad & ~spelled_nan).any():
-            raise t.error(col, bad & ~spelled_nan, "are not numbers", values=src.to_numpy(),
-                          fix="use plain numbers without currency symbols or thousands separators")
-        raise t.error(col, bad, "are not finite numbers", values=src.to_numpy(), fix=_NOT_FINITE_FIX)
+            found.append(t.error(col, bad & ~spelled_nan, "are not numbers", values=src.to_numpy(),
+                                 fix="use plain numbers without currency symbols or thousands separators"))
+        if (bad & spelled_nan).any():
+            found.append(t.error(col, bad & spelled_nan, "are not finite numbers", values=src.to_numpy(),
+                                 fix=_NOT_FINITE_FIX))
+        raise combined(found, f"table {t.table.name}")
     values = num.astype("float64").to_numpy()
     _refuse_infinite(t, col, values, src.to_numpy())
     return values, False

@@ -110,24 +110,29 @@ def read_text_csv(path: Path, *, table: str, encoding: str = "utf-8-sig", delimi
                             sep=delimiter, index_col=False, **options)
     if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
         width = len(csv_header(path, encoding=encoding, delimiter=delimiter))
-        line, fields = _first_wide_row(path, encoding=encoding, delimiter=delimiter, width=width)
+        found = _first_wide_row(path, encoding=encoding, delimiter=delimiter, width=width)
+        where, line = (f"line {found[0]} has {found[1]} fields", f"line {found[0]}") if found else \
+            ("some rows have more fields", "those lines")
         raise DataValidationError(
-            f"{path} line {line} has {fields} fields where its header names {width} columns, so "
-            "its values cannot be matched to the columns", table=table,
-            fix=f"remove the extra field(s) on line {line} (often a separator at the end of the line) or quote "
+            f"{path} {where} where its header names {width} columns, so its values cannot be matched to "
+            "the columns", table=table,
+            fix=f"remove the extra field(s) on {line} (often a separator at the end of the line) or quote "
                 "the cell that holds the separator, and check the other lines the same way")
     return frame
 
 
-def _first_wide_row(path: Path, *, encoding: str, delimiter: str, width: int) -> tuple[int, int]:
-    """The line (header = 1) and field count of the first record wider than ``width``."""
+def _first_wide_row(path: Path, *, encoding: str, delimiter: str, width: int) -> tuple[int, int] | None:
+    """The line a record starts on (header = 1) and its field count, of the first record holding a value beyond
+    ``width`` fields (an empty trailing field is read in place, as pandas reads it); ``None`` if none does."""
     with path.open(encoding=encoding, newline="") as fh:
         reader = csv.reader(fh, delimiter=delimiter)
         next(reader, None)
+        start = reader.line_num + 1
         for row in reader:
-            if len(row) > width:
-                return reader.line_num, len(row)
-    return 0, width
+            if any(cell.strip() for cell in row[width:]):
+                return start, len(row)
+            start = reader.line_num + 1
+    return None
 
 
 def csv_header(path: Path, *, encoding: str = "utf-8-sig", delimiter: str = ",") -> list[str]:

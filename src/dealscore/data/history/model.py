@@ -13,6 +13,7 @@ import pandas as pd
 
 from dealscore.data.schema import TABLES
 from dealscore.errors import DataValidationError
+from dealscore.times import shown_apart
 
 
 @dataclass(frozen=True)
@@ -145,12 +146,9 @@ def refuse_after_cut(history: KnowsDataCut, as_of: pd.Timestamp, doing: str, fix
     """
     cut = history.data_cut
     if pd.Timestamp(as_of) > cut:
-        t = pd.Timestamp(as_of)
-        # to the second when either has seconds: 00:00:01 against a cut at 00:00 read as two equal times
-        shown = "%Y-%m-%d %H:%M" if t.second == t.microsecond == cut.second == cut.microsecond == 0 else \
-            "%Y-%m-%d %H:%M:%S"
+        shown_t, shown_cut = shown_apart(pd.Timestamp(as_of), cut)
         raise DataValidationError(
-            f"cannot {doing} as of {t.strftime(shown)}: the history's data cut is "
-            f"{cut.strftime(shown)}, and what closed or was created after it is not in the export",
+            f"cannot {doing} as of {shown_t}: the history's data cut is "
+            f"{shown_cut}, and what closed or was created after it is not in the export",
             fix=fix or f"{doing} as of the data cut or earlier (omit --as-of), or export the CRM again",
         )

@@ -235,8 +235,9 @@ def _first_listed(ctx: _Context, spec: SourceSpec, cs: ColumnSpec, s: pd.Series)
     several = text.str.contains(cs.first_of, regex=False, na=False).astype(bool)
     ctx.report.fill(f"{spec.table}.{cs.target}: cells of {spec.file} (column {cs.column}) listing several "
                     f"values joined by {cs.first_of!r}, the first kept", int(several.sum()))
-    first = text.str.split(cs.first_of, n=1, regex=False).str[0].str.strip()
-    return first.mask(first == "")
+    parts = text.str.split(cs.first_of, regex=False)
+    first = parts.map(lambda ps: next((p.strip() for p in ps if p.strip()), None) if isinstance(ps, list) else None)
+    return first.astype(object)
 
 
 def _truthy(ctx: _Context, s: pd.Series) -> pd.Series:
@@ -664,9 +665,14 @@ def _refuse_missing_files(folder: Path, m: CsvMapping) -> None:
     if not missing:
         return
     listed = ", ".join(f"{f} (table {', '.join(t)})" for f, t in missing.items())
-    optional = sorted({t for tables in missing.values() for t in tables if t not in ("accounts", "deals")})
-    drop = (f"; if the export has no {' or '.join(optional)}, remove "
-            f"{' and '.join(f'tables.{t}' for t in optional)} from {m.path}") if optional else ""
+    leave_out = []
+    for table in sorted({t for tables in missing.values() for t in tables if t not in ("accounts", "deals")}):
+        files = [spec.file for spec in m.sources[table]]
+        gone = [f for f in files if f in missing]
+        # a table fed by several files keeps the others: only the missing file's entry goes
+        leave_out.append(f"tables.{table}" if len(gone) == len(files) else
+                         f"the entry of {', '.join(gone)} under tables.{table}")
+    drop = f"; if the export has none, remove {' and '.join(leave_out)} from {m.path}" if leave_out else ""
     raise DataValidationError(
         f"the export folder {folder} lacks {len(missing)} file(s) the mapping names: {listed}",
         table=next(iter(missing.values()))[0],
