@@ -150,13 +150,36 @@ DisplayName = Annotated[str, Field(min_length=1, max_length=MAX_DISPLAY_CHARS), 
 #: currency and the list's currency filter.
 CURRENCY_PATTERN = r"^[A-Za-z]{3}$"
 PATTERN_FIXES[CURRENCY_PATTERN] = "send a three-letter ISO 4217 currency code, such as EUR or usd"
-Currency = Annotated[str, Field(pattern=CURRENCY_PATTERN, description="ISO 4217 code, e.g. EUR"),
-                     AfterValidator(str.upper)]
 
 
 def currency_code(text: str) -> str | None:
-    """``text`` as the currency code it is (upper case), or ``None`` when it is not one (the pages' check)."""
-    return text.upper() if re.fullmatch(CURRENCY_PATTERN, text) else None
+    """``text`` as the currency code it is (upper case), or ``None`` when it is not a current ISO 4217 code
+    (:func:`dealscore.data.rules.is_currency`): the one check of the payload's currency, the API's currency
+    filters and the pages'."""
+    return text.upper() if re.fullmatch(CURRENCY_PATTERN, text) and rules.is_currency(text) else None
+
+
+CURRENCY_FIX = "send a current ISO 4217 currency code, such as EUR, USD or GBP (any case)"
+
+
+def _iso_currency(value: str | None) -> str | None:
+    """A currency that matches the pattern and is a real ISO 4217 code, upper case (``None`` passes: not given).
+
+    ``ZZZ`` or a typo such as ``EUE`` matched the three-letter pattern: as a filter it listed nothing, as a
+    payload's currency it made a total of its own."""
+    if value is None:
+        return None
+    code = currency_code(value)
+    if code is None:
+        raise PydanticCustomError("currency_unknown", "'{given}' is not an ISO 4217 currency code",
+                                  {"given": value, "fix": CURRENCY_FIX})
+    return code
+
+
+Currency = Annotated[str, Field(pattern=CURRENCY_PATTERN, description="ISO 4217 code, e.g. EUR"),
+                     AfterValidator(_iso_currency)]
+#: A query's currency filter: the same check; not given is no filter.
+CurrencyFilter = Annotated[str | None, AfterValidator(_iso_currency)]
 
 
 class _Strict(BaseModel):

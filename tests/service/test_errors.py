@@ -149,6 +149,7 @@ _VALID = {"deal_id": "d", "account_id": "a", "owner_id": "r", "created_at": "202
     ({"account": None}, "account", "object"),
     ({"amount": True}, "amount", "number"),
     ({"account": {"industry": "x", "employees": True}}, "account.employees", "whole number"),
+    ({"currency": "ZZZ"}, "currency", "ISO 4217"),  # three letters, but no currency: a total of its own
 ])
 def test_every_422_field_says_its_own_fix(make_client: Callable[..., TestClient], keys: dict[str, str],
                                           change: dict, path: str, fix_says: str) -> None:
@@ -163,6 +164,7 @@ def test_every_422_field_says_its_own_fix(make_client: Callable[..., TestClient]
 @pytest.mark.parametrize(("query", "path", "fix_says"), [
     ("limit=0", "limit", "1"), ("limit=501", "limit", "500"), ("offset=-1", "offset", "0"),
     ("sort=risk", "sort", "value_at_risk"), ("order=up", "order", "asc"), ("min_amount=nan", "min_amount", "finite"),
+    ("currency=EUE", "currency", "ISO 4217"),  # a typo listed nothing, as if no deal were in euros
 ])
 def test_every_query_422_says_its_own_fix(make_client: Callable[..., TestClient], keys: dict[str, str],
                                           query: str, path: str, fix_says: str) -> None:

@@ -110,7 +110,7 @@ def test_an_owner_matching_nothing_shows_in_the_form_as_asked(client: TestClient
     ("period=foo&period=month", "The parameter &#39;period&#39; is given 2 times"),
     ("period=month&by=owner&by=team", "The parameter &#39;by&#39; is given 2 times"),
     ("by=%FFteam", "The parameter &#39;by&#39; is not UTF-8 text"),
-    ("currency=euros", "Currency &#39;euros&#39; is not a three-letter ISO 4217 code"),
+    ("currency=euros", "Currency &#39;euros&#39; is not an ISO 4217 currency code"),
     ("by=region", "by=&#39;region&#39; is not a grouping: the forecast groups by team or owner"),
 ])
 def test_the_forecast_page_refuses_a_url_it_would_otherwise_read_past(client: TestClient, query: str,

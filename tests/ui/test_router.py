@@ -366,7 +366,7 @@ def test_totals_of_deals_in_several_currencies_are_given_per_currency(client: Te
     assert '<option value="EUR" selected>EUR</option>' in eur.text and 'href="?currency=EUR&amp;sort=' in eur.text
     assert "totalled apart" not in eur.text
     refused = client.get("/ui?currency=euros")
-    assert refused.status_code == 422 and "Currency &#39;euros&#39; is not a three-letter ISO 4217 code" in refused.text
+    assert refused.status_code == 422 and "Currency &#39;euros&#39; is not an ISO 4217 currency code" in refused.text
     assert '<option value="euros" selected>euros (cannot be used)</option>' in refused.text
 
 

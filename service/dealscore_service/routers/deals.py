@@ -28,6 +28,7 @@ from dealscore_service.schemas import (
     MAX_QUERY_TEXT,
     AtRiskItem,
     AtRiskResponse,
+    CurrencyFilter,
     CurrencyTotal,
     DealScoresResponse,
     OutcomeRequest,
@@ -74,7 +75,7 @@ def at_risk_deals(
     stage: Annotated[str | None, Query(max_length=100, description="only deals in this declared stage")] = None,
     min_amount: Annotated[float | None, Query(ge=0, le=1e15, allow_inf_nan=False,
                                               description="only deals worth at least this")] = None,
-    currency: Annotated[str | None, Query(
+    currency: Annotated[CurrencyFilter, Query(
         pattern=CURRENCY_PATTERN,
         description="only deals in this currency (ISO 4217 code, e.g. EUR): with deals in several currencies, "
         "the one way to a ranking and a min_amount that compare like money")] = None,

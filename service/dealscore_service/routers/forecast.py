@@ -17,6 +17,7 @@ from dealscore_service.forecasting import (
 from dealscore_service.jsonbody import StrictJSONRoute
 from dealscore_service.schemas import (
     CURRENCY_PATTERN,
+    CurrencyFilter,
     ForecastResponse,
     Timestamp,
     currency_code,
@@ -39,7 +40,7 @@ def get_forecast(
                                                           "score's)")] = None,
     sims: Annotated[int, Query(ge=100, le=20_000, description="Monte Carlo draws")] = DEFAULT_SIMS,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1, description="random seed: same seed, same numbers")] = 0,
-    currency: Annotated[str | None, Query(
+    currency: Annotated[CurrencyFilter, Query(
         pattern=CURRENCY_PATTERN,
         description="only the open deals in this currency (ISO 4217 code, e.g. EUR), so the figures add like "
         "money; deals not created yet have no currency, so the future pipeline is left out")] = None,

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pycountry
 
 #: Dates outside [EARLIEST, LATEST) are placeholders (9999-12-31, 0001-01-01) or typos, never CRM facts.
 EARLIEST = pd.Timestamp("1900-01-01")
@@ -129,6 +130,18 @@ def infinite(values: np.ndarray) -> np.ndarray:
 def too_long(lengths: np.ndarray | int, limit: int) -> np.ndarray:
     """Texts longer than ``limit`` characters (a whole document pasted into a cell, or a corrupt export)."""
     return np.asarray(lengths) > limit
+
+
+@functools.cache
+def _currencies() -> frozenset[str]:
+    """The current ISO 4217 codes (pycountry's copy of the standard; read once)."""
+    return frozenset(c.alpha_3 for c in pycountry.currencies)
+
+
+def is_currency(code: str) -> bool:
+    """Whether ``code`` (any case) is a current ISO 4217 currency code: ``EUR`` and ``usd`` are, ``ZZZ`` and a
+    typo such as ``EUE`` are not. A code that is none names no money the totals could be kept apart by."""
+    return code.upper() in _currencies()
 
 
 #: The character no text may hold: binary data, or a file saved in another encoding.

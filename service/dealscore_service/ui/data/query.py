@@ -64,7 +64,7 @@ def read_currency(raw: str | None) -> tuple[str | None, str | None]:
         return None, None
     code = currency_code(raw)
     if code is None:
-        return None, f"Currency {raw!r} is not a three-letter ISO 4217 code: pick e.g. EUR."
+        return None, f"Currency {raw!r} is not an ISO 4217 currency code: pick e.g. EUR."
     return code, None
 
 
