@@ -166,6 +166,23 @@ _TIME_ERRORS = {"datetime_parsing": _ISO_TIME, "datetime_from_date_parsing": _IS
 _LOST_PLUS = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
 
 
+#: pydantic's bound errors: the sign to show and the context key that holds the bound
+_BOUNDS = {"greater_than_equal": ("≥", "ge"), "greater_than": (">", "gt"), "less_than_equal": ("≤", "le"),
+           "less_than": ("<", "lt")}
+_OBJECT_FIX = "send a JSON object ({...}) with the fields listed at /docs"
+_WHOLE_FIX = "send a whole number, such as 120"
+#: pydantic's type errors: what to send instead
+_TYPE_FIXES = {
+    "model_attributes_type": _OBJECT_FIX, "dict_type": _OBJECT_FIX, "model_type": _OBJECT_FIX,
+    "list_type": "send a JSON array ([...])",
+    "string_type": "send a JSON string",
+    "float_type": "send a number, such as 12500 or 12500.5", "float_parsing": "send a number, such as 12500.5",
+    "int_type": _WHOLE_FIX, "int_parsing": _WHOLE_FIX, "int_from_float": _WHOLE_FIX,
+    "finite_number": "send a finite number (not NaN or Infinity)",
+    "bool_type": "send true or false", "bool_parsing": "send true or false",
+}
+
+
 def _bound_fix(kind: str, ctx: Mapping[str, Any], given: Any) -> tuple[str | None, str] | None:
     """What to send instead of a value outside a declared bound or type: (a clearer message, or ``None`` to keep
     pydantic's, and the fix).
@@ -186,27 +203,14 @@ def _bound_fix(kind: str, ctx: Mapping[str, Any], given: Any) -> tuple[str | Non
     if kind == "too_short":
         n = ctx.get("min_length")
         return None, f"send at least {n} item{'s' if n != 1 else ''}"
-    words = {"greater_than_equal": ("≥", "ge"), "greater_than": (">", "gt"), "less_than_equal": ("≤", "le"),
-             "less_than": ("<", "lt")}
-    if kind in words:
-        sign, key = words[kind]
+    if kind in _BOUNDS:
+        sign, key = _BOUNDS[kind]
         limit = ctx.get(key)
         nan = text and given.strip().lower().lstrip("+-") == "nan"
         return ("is not a number" if nan else None), f"send a finite number {sign} {limit}"
     if kind in ("literal_error", "enum"):
         return None, f"send one of {ctx.get('expected')}, as written"
-    obj = ("send a JSON object ({...}) with the fields listed at /docs")
-    fixes = {
-        "model_attributes_type": obj, "dict_type": obj, "model_type": obj,
-        "list_type": "send a JSON array ([...])",
-        "string_type": "send a JSON string",
-        "float_type": "send a number, such as 12500 or 12500.5", "float_parsing": "send a number, such as 12500.5",
-        "int_type": "send a whole number, such as 120", "int_parsing": "send a whole number, such as 120",
-        "int_from_float": "send a whole number, such as 120",
-        "finite_number": "send a finite number (not NaN or Infinity)",
-        "bool_type": "send true or false", "bool_parsing": "send true or false",
-    }
-    return (None, fixes[kind]) if kind in fixes else None
+    return (None, _TYPE_FIXES[kind]) if kind in _TYPE_FIXES else None
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -149,7 +149,8 @@ DisplayName = Annotated[str, Field(min_length=1, max_length=MAX_DISPLAY_CHARS), 
 #: An ISO 4217 code as the API and the page accept it (any case; kept upper case): one rule for the payload's
 #: currency and the list's currency filter.
 CURRENCY_PATTERN = r"^[A-Za-z]{3}$"
-PATTERN_FIXES[CURRENCY_PATTERN] = "send a three-letter ISO 4217 currency code, such as EUR or usd"
+CURRENCY_FIX = "send a current ISO 4217 currency code, such as EUR, USD or GBP (any case)"
+PATTERN_FIXES[CURRENCY_PATTERN] = CURRENCY_FIX
 
 
 def currency_code(text: str) -> str | None:
@@ -157,9 +158,6 @@ def currency_code(text: str) -> str | None:
     (:func:`dealscore.data.rules.is_currency`): the one check of the payload's currency, the API's currency
     filters and the pages'."""
     return text.upper() if re.fullmatch(CURRENCY_PATTERN, text) and rules.is_currency(text) else None
-
-
-CURRENCY_FIX = "send a current ISO 4217 currency code, such as EUR, USD or GBP (any case)"
 
 
 def _iso_currency(value: str | None) -> str | None:

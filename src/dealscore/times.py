@@ -40,9 +40,6 @@ def naive_utc(value: pd.Series | datetime) -> pd.Series | datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-__all__ = ["DAY_NS", "naive_utc"]
-
-
 def shown_apart(a: datetime, b: datetime) -> tuple[str, str]:
     """Two times as a message compares them: to the minute, or finer where that would show them equal.
 
@@ -55,3 +52,6 @@ def shown_apart(a: datetime, b: datetime) -> tuple[str, str]:
         if sa != sb or ta == tb:
             return sa, sb
     return ta.isoformat(), tb.isoformat()  # apart by nanoseconds
+
+
+__all__ = ["DAY_NS", "naive_utc", "shown_apart"]

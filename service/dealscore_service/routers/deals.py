@@ -35,7 +35,6 @@ from dealscore_service.schemas import (
     OutcomeResponse,
     ScorePoint,
     api_result,
-    currency_code,
     error_responses,
 )
 from dealscore_service.store import DealFilter, ListedDeal, ListRequest
@@ -60,7 +59,6 @@ def _item(listed: ListedDeal, recent: list[float]) -> AtRiskItem:
 
 
 SortKey = Literal["value_at_risk", "p_win", "amount", "as_of", "deal_id"]
-
 
 
 @router.get(
@@ -117,7 +115,7 @@ def at_risk_deals(
         raise InvalidQueryError("; ".join(f"{p['path']} {p['message']}" for p in problems),
                                 fix=problems[0]["fix"], fields=problems)
     filters = DealFilter(owner=owner, team=team, declared_stage=stage, min_amount=min_amount,
-                         currency=currency_code(currency) if currency else None)
+                         currency=currency)  # CurrencyFilter: the ISO code, upper case
     req = ListRequest(filters=filters,
                       sort="rank" if sort == "value_at_risk" else sort,
                       order=order, limit=limit, offset=offset)

@@ -20,7 +20,6 @@ from dealscore_service.schemas import (
     CurrencyFilter,
     ForecastResponse,
     Timestamp,
-    currency_code,
     error_responses,
 )
 
@@ -56,9 +55,8 @@ def get_forecast(
     forecasts one currency's open deals at a time.
     """
     by = by or groupings(principal)[0]
-    code = currency_code(currency) if currency else None  # the pattern held: the code, upper case
     fc = compute_forecast(services, principal, period=period, by=by, as_of=as_of, sims=sims, seed=seed,
-                          currency=code)
+                          currency=currency)  # CurrencyFilter: the ISO code, upper case
     current = services.models.current
     return forecast_response(fc, current.version if current is not None else "none",
-                             [code] if code else forecast_currencies(services.store, principal))
+                             [currency] if currency else forecast_currencies(services.store, principal))

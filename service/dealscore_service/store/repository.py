@@ -542,7 +542,7 @@ class ScoreStore:
             todo = [k for k in dict.fromkeys(keys) if k not in stored]
             taken = _find(s, todo, model_version) if todo else {}
             previous = {d: in_force[d].p_win for d, _ in todo if d in in_force}
-            to_store = {(d, h): h if (d, h) not in taken else returned_hash(h, in_force[d].id if d in in_force else 0)
+            to_store = {(d, h): _key_to_store(h, (d, h) in taken, in_force[d].id if d in in_force else None)
                         for d, h in todo}
             return Lookup(stored, previous, states, to_store)
 
@@ -1033,18 +1033,16 @@ _PAGE_ROWS = (
                             ScoreRecord.model_version == DealRecord.model_version))
     .where(DealRecord.deal_id.in_(bindparam("deal_ids", expanding=True)))
 )
-_LATEST_P_WIN = (
-    select(ScoreRecord.p_win)
-    .where(ScoreRecord.deal_id == bindparam("deal_id"), ScoreRecord.as_of <= bindparam("as_of"))
-    .order_by(*_NEWEST_FIRST).limit(1)
-)
 
-#: A deal's score in force at a time: its newest as of then (:data:`_NEWEST_FIRST`), one seek on
-#: ix_scores_deal_latest.
-def _in_force_column(column: Any) -> Any:
+
+def _in_force_query(column: Any) -> Any:
+    """``column`` of a deal's score in force at a time (binds ``deal_id``, ``as_of``): its newest as of then
+    (:data:`_NEWEST_FIRST`), one seek on ix_scores_deal_latest."""
     return (select(column).where(ScoreRecord.deal_id == bindparam("deal_id"), ScoreRecord.as_of <= bindparam("as_of"))
-            .order_by(*_NEWEST_FIRST).limit(1).scalar_subquery())
+            .order_by(*_NEWEST_FIRST).limit(1))
 
+
+_LATEST_P_WIN = _in_force_query(ScoreRecord.p_win)
 
 #: The hash of the payload a score answered (:attr:`ScoreRecord.content_hash`, ``NULL`` before migration 0009).
 _CONTENT = func.coalesce(ScoreRecord.content_hash, ScoreRecord.payload_hash)
@@ -1059,10 +1057,10 @@ _STORED_ID = select(ScoreRecord.id).where(ScoreRecord.deal_id == bindparam("deal
 _ONE_DEAL = select(
     *_DEAL_STATE_COLUMNS,
     _STORED_ID.scalar_subquery().label("stored_id"),
-    _in_force_column(ScoreRecord.id).label("in_force_id"),
-    _in_force_column(_CONTENT).label("in_force_content"),
-    _in_force_column(ScoreRecord.model_version).label("in_force_version"),
-    _in_force_column(ScoreRecord.p_win).label("previous_p_win"),
+    _in_force_query(ScoreRecord.id).scalar_subquery().label("in_force_id"),
+    _in_force_query(_CONTENT).scalar_subquery().label("in_force_content"),
+    _in_force_query(ScoreRecord.model_version).scalar_subquery().label("in_force_version"),
+    _LATEST_P_WIN.scalar_subquery().label("previous_p_win"),
 ).where(DealRecord.deal_id == bindparam("deal_id"))
 
 
@@ -1079,8 +1077,14 @@ def _one_deal(s: Session, key: tuple[str, str], model_version: str, as_of: datet
         if record is not None:
             return Lookup({key: StoredScore.from_record(record)}, {}, {deal_id: state}, {})
     previous = {} if row.previous_p_win is None else {deal_id: float(row.previous_p_win)}
-    to_store = payload_hash if row.stored_id is None else returned_hash(payload_hash, row.in_force_id or 0)
-    return Lookup({}, previous, {deal_id: state}, {key: to_store})
+    return Lookup({}, previous, {deal_id: state},
+                  {key: _key_to_store(payload_hash, row.stored_id is not None, row.in_force_id)})
+
+
+def _key_to_store(content_hash: str, taken: bool, in_force_id: int | None) -> str:
+    """The key a fresh score of a payload is stored under: its hash, or, when a score of the same payload is
+    stored already (``taken``: the deal came back to it), :func:`returned_hash` of it and the score in force."""
+    return returned_hash(content_hash, in_force_id or 0) if taken else content_hash
 
 
 def returned_hash(content_hash: str, after_id: int) -> str:
@@ -1150,12 +1154,7 @@ def _previous_p_wins(s: Session, deal_ids: Sequence[str], as_of: datetime) -> di
         # where ranking all of the deal's scores would sort them on every request
         p = s.scalar(_LATEST_P_WIN, {"deal_id": deal_ids[0], "as_of": naive_utc(as_of)})
         return {} if p is None else {deal_ids[0]: float(p)}
-    ranked = select(
-        ScoreRecord.deal_id, ScoreRecord.p_win,
-        _newest_first_within_deal(),
-    ).where(ScoreRecord.deal_id.in_(list(deal_ids)), ScoreRecord.as_of <= naive_utc(as_of)).subquery()
-    rows = s.execute(select(ranked.c.deal_id, ranked.c.p_win).where(ranked.c.rn == 1))
-    return {d: float(p) for d, p in rows}
+    return {d: f.p_win for d, f in _in_force(s, deal_ids, as_of).items()}
 
 
 _DEAL_ROW_COLUMNS = (

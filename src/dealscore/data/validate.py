@@ -14,6 +14,7 @@ import functools
 import weakref
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import Literal
 
@@ -203,8 +204,7 @@ def _offenders(cols: _Columns, table: str, mask: np.ndarray) -> tuple[list[str],
             found.setdefault(label, []).append(row)
     # five rows at most: each id's first, then each one's second (the other line of a repeated id), and so on,
     # so that no id loses its rows to another's many repeats
-    by_rank = [row for rank in range(max(map(len, found.values()), default=0))
-               for rows in found.values() if rank < len(rows) for row in rows[rank:rank + 1]]
+    by_rank = [row for tier in zip_longest(*found.values()) for row in tier if row is not None]
     return list(found), sorted(by_rank[:5])
 
 

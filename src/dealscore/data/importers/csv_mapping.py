@@ -292,7 +292,7 @@ def _parts_read_with(text: pd.Series, fmt: str) -> list[pd.Series]:
 
 
 def _read_with(
-    ctx: _Context, cs: ColumnSpec, text: pd.Series, fmt: str, where: str, kind: str = "timestamp"
+    ctx: _Context, cs: ColumnSpec, text: pd.Series, fmt: str, where: str, kind: str
 ) -> pd.Series | None:
     """``text`` read with one date format (NaT where it does not fit), naive UTC (a ``date`` column: the calendar
     day as written, :func:`_to_utc`); ``None`` if unusable."""
@@ -310,8 +310,7 @@ def _read_with(
 
 
 def _parse_dates(
-    ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame, s: pd.Series, where: str,
-    kind: str = "timestamp",
+    ctx: _Context, spec: SourceSpec, cs: ColumnSpec, frame: pd.DataFrame, s: pd.Series, where: str, kind: str,
 ) -> pd.Series:
     """Read dates with the column's (else the mapping's) formats; result naive UTC.
 
@@ -394,7 +393,7 @@ def _parse_dates(
     return out
 
 
-def _to_utc(parsed: pd.Series, ctx: _Context, kind: str = "timestamp") -> pd.Series:
+def _to_utc(parsed: pd.Series, ctx: _Context, kind: str) -> pd.Series:
     """Zone-aware → UTC; naive → localised in the mapping's time zone first. Always naive UTC ns.
 
     A ``date`` column (an expected close date) holds a calendar day, not an instant: it keeps the day as
