@@ -360,8 +360,9 @@ def to_history(
         problems.extend(_checks(deal, prefix, effective, now=as_of is None))
         found, dropped = frames.add(deal, prefix, drop=out_of_life == "drop")
         problems.extend(found)
-        if dropped:
-            notices[deal.deal_id] = dropped
+        noted = [*dropped, *_close_date_notice(deal)]
+        if noted:
+            notices[deal.deal_id] = noted
     try:
         # with problems already found, the contract's rules still run (without the as-of cut, which the
         # checks above named field by field), so one 422 lists every independent mistake
@@ -373,6 +374,18 @@ def to_history(
         raise _invalid(problems)
     hashes = [payload_hash(d, as_of, now) for d in deals]
     return ConvertedDeals(history=clean, as_of=effective, hashes=hashes, notices=notices)
+
+
+def _close_date_notice(deal: DealPayload) -> list[str]:
+    """A notice when the expected close day is before the day the deal was created
+    (:func:`dealscore.data.rules.close_date_before_created`): scored as sent, but said, since the deal then
+    reads as overdue from its first day; the CLI's load report warns of the same rows."""
+    day = deal.expected_close_date
+    if day is None or not rules.close_date_before_created(np.array([deal.created_at], dtype="datetime64[ns]"),
+                                                          np.array([day], dtype="datetime64[ns]"))[0]:
+        return []
+    return [f"expected_close_date {day.isoformat()} is before the day the deal was created "
+            f"({deal.created_at.date().isoformat()}); scored as sent, so the deal reads as overdue: check the date"]
 
 
 def _future_as_of(as_of: datetime | None, now: datetime) -> list[dict[str, Any]]:

@@ -77,6 +77,17 @@ def _unicode(value: str) -> str:
     return value
 
 
+def _readable(value: str) -> str:
+    """Refuse a name or id no one could read on a page (:func:`dealscore.data.rules.unreadable`)."""
+    problem = rules.unreadable(value)
+    if problem is not None:
+        raise PydanticCustomError(
+            "text_unreadable", "{problem}",
+            {"problem": problem, "fix": "send the name as people read it, without invisible or bidirectional "
+                                        "override characters (leave an optional field out if it has no value)"})
+    return value
+
+
 def _trimmed(value: object) -> object:
     return rules.trim(value) if isinstance(value, str) else value
 
@@ -98,8 +109,9 @@ Day = Annotated[date, AfterValidator(_sane_date)]
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_no_nul)]
 # an id is trimmed before its length is checked, as the loader trims it: the deal looked up for access is the one stored
 Ident = Annotated[str, BeforeValidator(_trimmed), Field(min_length=1, max_length=MAX_ID_CHARS),
-                  AfterValidator(_no_nul), AfterValidator(_unicode)]
-Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_no_nul)]
+                  AfterValidator(_no_nul), AfterValidator(_unicode), AfterValidator(_readable)]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_no_nul),
+                 AfterValidator(_readable)]
 
 #: ids no URL can carry as one path segment: RFC 3986 clients remove them as dot segments before sending,
 #: and WHATWG ones (browsers, Node's fetch) even their percent-encoded forms ``%2E`` and ``%2E%2E``
@@ -145,7 +157,8 @@ OUT_OF_LIFE_DOC = (
     "'drop' scores the deal without them and lists them in the result's notices. Default: the server's "
     "DEALSCORE_OUT_OF_LIFE setting ('fail')")
 #: A name shown to people (deal, account, owner, contact): display only, never a feature.
-DisplayName = Annotated[str, Field(min_length=1, max_length=MAX_DISPLAY_CHARS), AfterValidator(_no_nul)]
+DisplayName = Annotated[str, Field(min_length=1, max_length=MAX_DISPLAY_CHARS), AfterValidator(_no_nul),
+                        AfterValidator(_readable)]
 #: An ISO 4217 code as the API and the page accept it (any case; kept upper case): one rule for the payload's
 #: currency and the list's currency filter.
 CURRENCY_PATTERN = r"^[A-Za-z]{3}$"

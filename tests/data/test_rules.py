@@ -80,3 +80,24 @@ def test_events_on_the_edges_of_a_deals_life_are_inside_it() -> None:
     before, after = rules.outside_life(when, np.full(5, created), np.full(5, closed))
     assert before.tolist() == [True, False, False, False, False]
     assert after.tolist() == [False, False, False, True, False]
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("\u200b", "no visible character"), (" \u200b\u2060 ", "no visible character"), ("\u3164", "no visible character"),
+    ("\u2800\u2800", "no visible character"), ("Bob\u202etxt.exe", "U+202E"), ("\u202aA\u202c", "U+202A, U+202C"),
+])
+def test_a_name_no_one_can_read_is_unreadable(text: str, words: str) -> None:
+    problem = rules.unreadable(text)
+    assert problem is not None and words in problem
+
+
+@pytest.mark.parametrize("text", ["EMEA", "Zoë", "محمد\u200f", "\u2067שלום\u2069", "R0032", "東京 チーム", "-"])
+def test_names_people_write_are_readable(text: str) -> None:
+    """Right-to-left names keep their marks and isolates: only the deprecated overrides are refused."""
+    assert rules.unreadable(text) is None
+
+
+def test_a_close_day_before_the_created_day_is_marked_and_the_same_day_is_not() -> None:
+    created = np.array(["2024-03-03T17:00", "2024-03-03T17:00", "NaT", "2024-03-03"], dtype="datetime64[ns]")
+    expected = np.array(["2024-03-02", "2024-03-03", "2024-01-01", "NaT"], dtype="datetime64[ns]")
+    assert rules.close_date_before_created(created, expected).tolist() == [True, False, False, False]

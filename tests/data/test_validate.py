@@ -441,12 +441,15 @@ def test_reports_of_parts_merge_into_the_report_of_the_whole() -> None:
     early = acts.index[::40]  # a few touchpoints dated before their deal existed, in every part
     acts.loc[early, "occurred_at"] = created[early] - pd.Timedelta(days=3)
     acts.loc[early, "recorded_at"] = pd.NaT
-    h = h.replace(activities=acts)
+    deals = h.deals.copy()
+    deals.loc[deals.index[::50], "expected_close_date"] = deals["created_at"].dt.normalize() - pd.Timedelta(days=1)
+    h = h.replace(activities=acts, deals=deals)
     whole_clean, whole = validate_history(h)
     ids = h.deals["deal_id"].to_numpy()
     parts = [validate_history(h.for_deals(ids[i::3]).replace(cut_at=whole_clean.data_cut))[1] for i in range(3)]
     merged = LoadReport.merge(parts)
-    assert whole.dropped and len(parts[0].warnings) == 1
+    assert whole.dropped and len(parts[0].warnings) == 2
+    assert any(w.startswith("6 deal(s) with an expected_close_date before") for w in merged.warnings)
     expected = whole.to_dict()
     got = merged.to_dict()
     got["rows"]["accounts"] = expected["rows"]["accounts"]  # every part holds every account: counted by the caller
@@ -467,3 +470,15 @@ def test_a_repeated_id_keeps_its_rows_beside_another_ids_many_repeats() -> None:
         validate_history(from_frames(tables))
     problem = next(p for p in (e.value.problems or [e.value]) if p.column == "activity_id")
     assert problem.ids == ["X1", "X3"] and problem.rows == [0, 1, 2, 7, 9]
+
+
+def test_an_expected_close_before_the_deal_was_created_is_kept_with_a_warning() -> None:
+    """A close date from another deal (or a typo) makes the deal read as overdue from its first day: kept, as
+    the CRM holds it, and named; the same day is no warning."""
+    t = frames()
+    t["deals"]["expected_close_date"] = ["2023-12-31", "2024-01-05", None]
+    clean, report = validate_history(history(t, cut_at="2024-06-01"))
+    assert len(clean.deals) == 3
+    [warning] = [w for w in report.warnings if "expected_close_date" in w]
+    assert warning.startswith("1 deal(s) with an expected_close_date before the day they were created")
+    assert warning.endswith("(ids: D1)")

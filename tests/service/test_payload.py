@@ -230,3 +230,12 @@ def test_a_touchpoint_dated_after_as_of_is_refused_even_if_recorded_before() -> 
     with pytest.raises(InvalidPayloadError) as err:
         convert(body)
     assert paths(err.value) == ["activities[1].occurred_at"]
+
+
+def test_an_expected_close_before_the_deal_was_created_is_scored_with_a_notice() -> None:
+    """The CLI's load report warns of such a deal; the API scored it with no word, though it reads as overdue."""
+    converted = convert(deal(expected_close_date="2023-12-31"), deal(deal_id="d2", expected_close_date="2024-01-01",
+                                                                   activities=[]), batch=True)
+    [notice] = converted.notices["d1"]
+    assert notice.startswith("expected_close_date 2023-12-31 is before the day the deal was created (2024-01-01)")
+    assert "d2" not in converted.notices and len(converted.history.deals) == 2

@@ -197,3 +197,31 @@ def test_as_of_is_held_to_the_zone_rule_with_the_deals_times(
     # all with an offset (as_of too) is scored
     zoned["as_of"] = body["as_of"] + "+00:00"
     assert scoring_client.post("/v1/score", json=zoned, headers=h).status_code == 200
+
+
+def test_a_name_or_id_no_one_can_read_is_422_at_its_path(
+    scoring_client: TestClient, trained_model, keys: dict[str, str],
+) -> None:
+    """A team of one zero-width space was stored and showed as an empty choice in the pages' filters; a name
+    with a right-to-left override reordered the list row shown after it."""
+    cases = {("team",): "\u200b", ("owner_name",): "Ana\u202eSilva", ("deal_name",): "\u3164",
+             ("account", "account_name"): "\u2060", ("activities", 0, "contact_role"): "\u200c",
+             ("stage_history", 0, "stage"): "\ufeff"}
+    for loc, value in cases.items():
+        body = trained_model.payload()
+        *parent, last = loc
+        target = body
+        for part in parent:
+            target = target[part]
+        target[last] = value
+        r = _post(scoring_client, "/v1/score", json.dumps(body), keys["crm"])
+        assert r.status_code == 422, (loc, r.text)
+        fields = {f["path"]: f for f in r.json()["error"]["fields"]}
+        path = ".".join(str(p) for p in loc).replace(".0.", "[0].")
+        assert fields[path]["type"] == "text_unreadable", (loc, fields)
+        assert "visible" in fields[path]["message"] or "override" in fields[path]["message"]
+        assert "invisible or bidirectional" in fields[path]["fix"]
+    assert scoring_client.app.state.services.store.count() == 0
+    body = trained_model.payload()
+    body["owner_name"] = "محمد\u200f"
+    assert _post(scoring_client, "/v1/score", json.dumps(body), keys["crm"]).status_code == 200

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
@@ -153,6 +154,30 @@ def holds_nul(text: str) -> bool:
     return NUL in text
 
 
+#: Letters and symbols that draw nothing (Hangul fillers, the blank Braille pattern): a "name" made of them
+#: looks empty on every page and list, like one made of spaces or zero-width characters.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+#: The bidirectional embedding and override controls (LRE, RLE, PDF, LRO, RLO). Unicode deprecates them for
+#: the isolates; in a name they reorder whatever is shown after it ("Trojan Source" spoofing), so a list row
+#: could read as another deal's. The marks (LRM, RLM) and isolates that right-to-left names use stay allowed.
+_BIDI_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e")
+
+
+def unreadable(text: str) -> str | None:
+    """Why a name or id cannot be shown to people, or ``None`` when it can.
+
+    A team ``"\u200b"`` (a zero-width space) passed every other rule, then showed as an empty choice in the
+    pages' filters and an empty team in the forecast; the trim (:func:`trim`) removes only whitespace.
+    """
+    if all(unicodedata.category(c)[0] in "ZC" or c in _BLANK_LETTERS for c in text):
+        return "holds no visible character (only spaces, zero-width or other invisible characters)"
+    overrides = sorted({f"U+{ord(c):04X}" for c in text if c in _BIDI_OVERRIDES})
+    if overrides:
+        return (f"holds the bidirectional override character{'s' if len(overrides) > 1 else ''} "
+                f"{', '.join(overrides)}, which reorders the text shown after it")
+    return None
+
+
 def trim(text: str) -> str:
     """One id or text cell as every path compares it: without surrounding whitespace (Unicode's, e.g. a
     no-break space pasted from a spreadsheet), as the loader's ``.str.strip()`` of a column leaves it.
@@ -207,6 +232,14 @@ def closed_before_created(created_at: np.ndarray, closed_at: np.ndarray) -> np.n
     return closed_at < created_at  # NaT compares False
 
 
+def close_date_before_created(created_at: np.ndarray, expected_close: np.ndarray) -> np.ndarray:
+    """Deals whose expected close *day* is before the day they were created: a typo or a date from another
+    deal, kept (it is what the CRM holds) but worth a word, since every reading of it then says "overdue"."""
+    created = np.asarray(created_at, dtype="datetime64[ns]").astype("datetime64[D]")
+    expected = np.asarray(expected_close, dtype="datetime64[ns]").astype("datetime64[D]")
+    return expected < created  # NaT compares False
+
+
 def after_cut(values: np.ndarray, cut: np.datetime64) -> np.ndarray:
     """Times after the data cut (nothing in an export can be later than the export)."""
     return values > cut  # NaT compares False
@@ -254,6 +287,7 @@ __all__ = [
     "ONLY_OPEN",
     "ZONE_SUFFIX",
     "after_cut",
+    "close_date_before_created",
     "closed_before_created",
     "closed_by",
     "closed_without_outcome",
@@ -271,6 +305,7 @@ __all__ = [
     "texts_have_zone",
     "too_long",
     "unknown_key",
+    "unreadable",
     "zone_mix",
     "zone_mix_columns",
 ]

@@ -48,6 +48,8 @@ class LoadReport:
     activity_types_seen: dict[str, int] = field(default_factory=dict)
     # per ``dropped`` key: (table, why, first ids), what the drop warnings are written from
     drops: dict[str, tuple[str, str, list[str]]] = field(default_factory=dict, repr=False)
+    # rows kept but worth a word, per kind: (how many, what they hold, first ids); warnings are written from it
+    notes: dict[str, tuple[int, str, list[str]]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def merge(cls, parts: list[LoadReport], taxonomy: StageTaxonomy | None = None) -> LoadReport:
@@ -68,6 +70,9 @@ class LoadReport:
                 table, why, ids = part.drops[key]
                 seen = out.drops.get(key, (table, why, []))[2]
                 out.drops[key] = (table, why, list(dict.fromkeys([*seen, *ids]))[:5])
+            for key, (n, what, ids) in part.notes.items():
+                total, _, seen = out.notes.get(key, (0, what, []))
+                out.notes[key] = (total + n, what, list(dict.fromkeys([*seen, *ids]))[:5])
             out.open_deals += part.open_deals
             out.won_deals += part.won_deals
             out.lost_deals += part.lost_deals
@@ -585,6 +590,12 @@ def validate_history(
     report.stages_seen = {k: int(seen[k]) for k in sorted(seen, key=lambda s: order.get(s, 99))}
     types, counts = _counts(cols("activities", "type")[act_rows])
     report.activity_types_seen = {str(k): int(v) for k, v in zip(types, counts, strict=True)}
+    early = rules.close_date_before_created(created, cols("deals", "expected_close_date"))
+    if early.any():
+        report.notes["close_date_before_created"] = (
+            int(early.sum()), "deal(s) with an expected_close_date before the day they were created, kept: their "
+            "days to the expected close read as overdue (check the dates in the CRM)",
+            _ids(cols, "deals", early))
     _finish_warnings(report)
     return h, report
 
@@ -594,6 +605,8 @@ def _finish_warnings(report: LoadReport) -> None:
     for key, n in report.dropped.items():
         table, why, ids = report.drops[key]
         report.warnings.append(f"dropped {n} {table} row(s) {why} (ids: {', '.join(ids)})")
+    for n, what, ids in report.notes.values():
+        report.warnings.append(f"{n} {what} (ids: {', '.join(ids)})")
     if report.rows.get("activities", 0) == 0:
         report.warnings.append(
             "no activities: touchpoint features will be empty and stages cannot be inferred from evidence"
