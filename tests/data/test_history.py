@@ -402,3 +402,18 @@ def test_a_time_after_the_data_cut_is_refused_naming_the_cut() -> None:
     with pytest.raises(DataValidationError, match="as of 2024-06-01 00:00:01: the history's data cut is "
                        "2024-06-01 00:00:00"):  # to the minute, the two times read alike
         refuse_after_cut(h, pd.Timestamp("2024-06-01 00:00:01"), "score")
+
+
+def test_every_unreadable_file_is_named_in_one_run(tmp_path: Path) -> None:
+    """A missing deals.csv stopped the load before an unreadable activities.csv and a broken history.yaml
+    were looked at: a user fixing an export got one problem per attempt."""
+    folder = write_csvs(tmp_path, frames())
+    (folder / "deals.csv").unlink()
+    (folder / "activities.csv").write_bytes(b"\xa9\xff\xfe not text")
+    (folder / "history.yaml").write_text("cut_at: [\n", encoding="utf-8")
+    with pytest.raises(DataValidationError) as e:
+        load_history(folder)
+    problems = e.value.problems
+    assert [p.table for p in problems] == ["deals", "activities", "history.yaml"], str(e.value)
+    assert str(e.value).startswith("3 problems in the history folder")
+    assert "no file deals.csv" in str(e.value) and "not a readable CSV file" in str(e.value)

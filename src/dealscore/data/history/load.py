@@ -272,21 +272,39 @@ def load_history(folder: str | Path) -> DealHistory:
 
 
 def _load_folder(path: Path) -> DealHistory:
-    frames = {name: _read_table(path, table) for name, table in TABLES.items()}
-    meta: dict[str, Any] = {}
-    meta_path = path / META_FILE
-    if meta_path.is_file():
+    """Every file is read before any problem is raised: a folder with a missing deals.csv and an unreadable
+    activities.csv names both in one run, not one per attempt."""
+    frames: dict[str, pd.DataFrame | None] = {}
+    problems: list[DealscoreError] = []
+    for name, table in TABLES.items():
         try:
-            loaded = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise DataValidationError(
-                f"{meta_path} is not valid YAML: {exc}", table=META_FILE,
-                fix="fix the file (it holds e.g. 'cut_at: 2024-03-31T00:00:00') or delete it",
-            ) from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise DataValidationError(
-                f"{meta_path} must hold a mapping such as 'cut_at: 2024-03-31T00:00:00'", table=META_FILE,
-                fix="fix the file or delete it",
-            )
-        meta = loaded or {}
+            frames[name] = _read_table(path, table)
+        except DataValidationError as exc:
+            problems.append(exc)
+    try:
+        meta = _read_meta(path)
+    except DataValidationError as exc:
+        problems.append(exc)
+    if problems:
+        raise combined(problems, f"the history folder {path}")
     return from_frames(frames, cut_at=meta.get("cut_at"), meta=meta)
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """``history.yaml``'s mapping (the export time and notes), empty when the file is absent."""
+    meta_path = path / META_FILE
+    if not meta_path.is_file():
+        return {}
+    try:
+        loaded = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise DataValidationError(
+            f"{meta_path} is not valid YAML: {exc}", table=META_FILE,
+            fix="fix the file (it holds e.g. 'cut_at: 2024-03-31T00:00:00') or delete it",
+        ) from exc
+    if loaded is not None and not isinstance(loaded, dict):
+        raise DataValidationError(
+            f"{meta_path} must hold a mapping such as 'cut_at: 2024-03-31T00:00:00'", table=META_FILE,
+            fix="fix the file or delete it",
+        )
+    return loaded or {}
