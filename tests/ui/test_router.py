@@ -149,6 +149,24 @@ def test_deal_page(client: TestClient, seeded: ScoreStore) -> None:
     assert 'href="/ui?team=NA"' in html  # back to the filtered list
 
 
+def test_the_value_at_risk_of_a_deal_without_an_amount_is_unknown_not_none(
+    client: TestClient, store: ScoreStore,
+) -> None:
+    """A deal scored 10% in a stage that usually wins 45%, with no amount, read "none: at or above its stage's
+    usual win rate", the opposite of the truth; one with an amount of 0 read the same."""
+    save(store, result("NA-1", p_win=0.10, amount=None, typical=0.45),
+         result("Z-1", p_win=0.10, amount=0.0, typical=0.45), result("UP-1", p_win=0.60, amount=10.0, typical=0.45))
+    login(client, "manager")
+
+    def shown(deal_id: str) -> str:
+        html = client.get(f"/ui/deals/{deal_id}").text
+        return html.split('data-testid="value-at-risk">')[1].split("</dd>")[0]
+
+    assert shown("NA-1") == "unknown: the deal has no amount"
+    assert shown("Z-1") == "none: the deal’s amount is 0"
+    assert shown("UP-1") == "none: at or above its stage’s usual win rate"
+
+
 def timeline_items(html: str) -> list[str]:
     """The timeline's entries (their HTML), in page order."""
     section = html.split('data-testid="timeline"')[1].split("</ol>")[0]
