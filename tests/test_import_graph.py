@@ -30,7 +30,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"dealscore": ROOT / "src" / "dealscore", "dealscore_service": ROOT / "service" / "dealscore_service"}
-BASE = {"errors", "times", "paths", "taxonomy", "playbook", "_compat", "config"}
+BASE = {"errors", "times", "paths", "taxonomy", "playbook", "_compat", "config", "wording"}
 RANKS = {"data": 1, "features": 2, "models": 3, "tracking": 4, "scoring": 5, "training": 6, "scale": 7, "cli": 8,
          "__main__": 8}
 SERVICE_RANK = 9

@@ -31,8 +31,9 @@ from pydantic_core import PydanticCustomError
 from dealscore.data import rules
 from dealscore.data.rules import text_has_zone
 from dealscore.data.schema import MAX_DISPLAY_CHARS, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, Outcome
-from dealscore.scoring.result import DealWarning, NextAction, ScoreResult, percent_text
+from dealscore.scoring.result import DealWarning, NextAction, ScoreResult
 from dealscore.times import naive_utc
+from dealscore.wording import percent_text
 from dealscore_service.errors import PATTERN_FIXES, field_path
 from dealscore_service.limits import MAX_BATCH_DEALS, MAX_STAGE_CHANGES_PER_DEAL, MAX_TOUCHPOINTS_PER_DEAL
 

@@ -45,3 +45,14 @@ def test_many_deals_at_once_match_the_rule_deal_by_deal() -> None:
         assert one["this_quarter"] == f"{as_of[i].year}-Q{as_of[i].quarter}"
         assert one["text"].startswith(f"likely to close: {name} (")
         assert MONTHS[int(one["likely_months"][0][-2:]) - 1] == name.split("–")[0]
+
+
+def test_a_quarter_share_near_zero_reads_below_one_percent_not_zero() -> None:
+    """"likely to close: Aug–Sep (0% this quarter if won)" read as a certainty the data does not hold."""
+    k = len(BUCKET_EDGES) - 1
+    pmf = np.zeros(k)
+    pmf[-1] = 0.998
+    pmf[0] = 0.002  # a sliver of mass in the first days
+    one = describe_close(pmf, pd.Timestamp("2025-06-29"))
+    assert 0 < one["p_this_quarter_if_won"] < 0.005
+    assert one["text"].endswith("(<1% this quarter if won)"), one["text"]

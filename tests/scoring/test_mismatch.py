@@ -70,3 +70,12 @@ def test_a_batch_words_each_row_as_it_would_be_worded_alone(make_frame: Any, tax
         assert (batch.verdict[i], batch.explanation[i], batch.inferred_stage[i]) == (
             alone.verdict[0], alone.explanation[0], alone.inferred_stage[0])
         assert batch.inferred_probability[i] == alone.inferred_probability[0]
+
+
+def test_a_near_certain_stage_reads_above_99_not_100(make_frame: Any, stage_proba: Any, taxonomy: Any) -> None:
+    """"the evidence points to prospecting (100%)": a stage model is never certain, and the page's rule for
+    every other probability is ">99%"; one row alone and a batch word it alike."""
+    one = judge(Columns(make_frame({})), stage_proba(["discovery"], 0.997), taxonomy)
+    assert one.explanation[0] == "recorded as discovery, and the evidence agrees (discovery, >99%)"
+    many = judge(Columns(make_frame(*[{}] * 80)), stage_proba(["discovery"] * 80, 0.997), taxonomy)  # > SMALL_BLOCK
+    assert set(many.explanation) == {one.explanation[0]}

@@ -79,7 +79,7 @@ def test_grouping_and_wording(make_frame: Any) -> None:
     assert texts["decision_maker"].display.endswith("(+6 pts)")
     assert texts["stakeholders"].text == "Only one contact at the customer"
     assert texts["close_date"].text == "Expected close date passed 5 days ago, pushed twice"
-    assert texts["owner"].text == "Owner's win rate 31%"
+    assert texts["owner"].text == "Owner's estimated win rate 31%"  # shrunk: a raw ratio of 4 deals cannot be 27%
     # the industry reason (0.2 pts) is below the threshold and is carried in `other`
     assert "account" not in texts
     shown = sum(r.points for r in up + down)
@@ -127,3 +127,29 @@ def test_business_groups_word_the_deal(make_frame: Any) -> None:
     assert revenue.describe(Columns(frame), 0) == "The account's annual revenue: 2.2bn"
     # every spec feature belongs to exactly one group
     assert grouping.matrix.sum(axis=1).tolist() == [1.0] * len(spec.feature_names)
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ({"days_since_last_inbound": 26.0, "n_outbound_unanswered": 1.0},
+     "No reply from the customer in 26 days (1 outreach touch unanswered)"),
+    ({"days_since_last_inbound": 26.0, "n_outbound_unanswered": 0.0, "reply_rate": 1.4},
+     "No reply from the customer in 26 days, answering every outreach"),
+    ({"days_since_last_inbound": 26.0, "n_outbound_unanswered": 0.0, "reply_rate": 0.004},
+     "No reply from the customer in 26 days, answering <1% of outreach"),
+    ({"account_prior_deals": 4.0, "account_closed_deals": 4.0, "account_win_rate": 0.27},
+     "4 earlier deals with this account, 4 closed (estimated win rate 27%)"),
+])
+def test_counts_and_rates_read_as_people_say_them(make_frame: Any, values: dict[str, float], expected: str) -> None:
+    """"1 outreach touches", "answering 100% of outreach" (inbound touches outnumbering outbound) and "4 closed
+    (27% win rate)" (a shrunk rate that no 4 deals can have) read wrong on the deal page."""
+    from dealscore.features import FeatureSpec
+    from dealscore.scoring.scorer import _spec_info
+
+    spec = FeatureSpec.default()
+    frame = make_frame({})
+    for k, v in values.items():
+        frame[k] = v
+    grouping = ReasonGrouping.build(spec.feature_names, _spec_info(spec), activity_types=spec.activity_types,
+                                    stages=spec.stages)
+    key = "account_history" if "account_prior_deals" in values else "customer_response"
+    assert next(g for g in grouping.groups if g.key == key).describe(Columns(frame), 0) == expected

@@ -161,7 +161,10 @@ def test_the_episode_model_decides_the_episode_warnings(make_frame: Any, stage_s
     assert got[1]["stalled_in_stage"].severity == "medium" and got[2]["ghosting"].severity == "high"
     assert "(75% likely)" in got[1]["stalled_in_stage"].evidence
     assert "the customer last replied 40 days ago" in got[2]["ghosting"].evidence
-    assert got[2]["ghosting"].threshold.startswith("at least 70% likely")
+    assert got[2]["ghosting"].threshold.startswith("at least 70% likely ghosted (the customer stopped answering)")
+    assert got[2]["ghosting"].evidence.startswith(
+        "The deal's touch pattern looks ghosted (the customer stopped answering) (96% likely)")
+    assert "6 outbound touches since the last reply" in got[2]["ghosting"].evidence
     assert got[1]["stalled_in_stage"].precision is None  # no track record in these thresholds
     # with the record training counted on later deals, each warning says how often it was right
     record = WarningThresholds(episodes={"stalled_in_stage": LearnedThreshold(0.7, 0.78, 120, later=True)})

@@ -124,7 +124,7 @@ def test_the_model_row_is_emphasised_only_when_it_beats_the_best_baseline():
 
 
 def test_probabilities_never_read_0_or_100_percent():
-    from dealscore.scoring.result import percent_text
+    from dealscore.wording import percent_text
     from dealscore_service.ui.format import pct
 
     assert [pct(v) for v in (0.003, 0.009, 0.01, 0.37, 0.991, 0.999)] == ["<1%", "<1%", "1%", "37%", ">99%", ">99%"]

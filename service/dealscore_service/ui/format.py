@@ -11,7 +11,7 @@ from typing import Any
 
 from jinja2 import Environment
 
-from dealscore.scoring.result import percent_text
+from dealscore.wording import percent_text
 
 MISMATCH_LABELS = {
     "ahead_of_evidence": "CRM ahead of evidence",

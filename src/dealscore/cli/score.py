@@ -26,6 +26,7 @@ from dealscore.models.data_fit import data_mismatch
 from dealscore.scoring.at_risk import at_risk as rank_at_risk
 from dealscore.scoring.at_risk import kept_by_filter
 from dealscore.scoring.result import ScoreResult
+from dealscore.wording import percent_text
 
 ModelOpt = Annotated[
     Path | None,
@@ -239,10 +240,10 @@ def render_at_risk(results: list[ScoreResult], title: str = "Deals at risk") -> 
         stage = r.declared_stage or "-"
         if r.inferred_stage != r.declared_stage:
             stage += f" → {r.inferred_stage}"
-        typical = f" / {r.stage_typical_p_win:.0%}" if r.stage_typical_p_win is not None else ""
+        typical = f" / {percent_text(r.stage_typical_p_win)}" if r.stage_typical_p_win is not None else ""
         warn = f"{r.warnings[0].title}: {r.warnings[0].evidence}" if r.warnings else "-"
         t.add_row(str(i), deal_label(r), r.owner_name or r.owner_id or "-", stage,
-                  f"{r.p_win:.0%}{typical} ({r.grade})", amount_label(r.amount, r.currency),
+                  f"{percent_text(r.p_win)}{typical} ({r.grade})", amount_label(r.amount, r.currency),
                   "-" if r.expected_close_date is None else f"{r.expected_close_date:%Y-%m-%d}",
                   amount_label(r.value_at_risk or 0, r.currency),
                   r.risk_level or "-", warn,

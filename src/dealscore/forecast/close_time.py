@@ -27,6 +27,7 @@ from dealscore.errors import InsufficientDataError
 from dealscore.forecast.features import CLOSE_TIME_COLUMNS, close_time_matrix
 from dealscore.forecast.periods import Period, day_offsets, month_grid
 from dealscore.times import DAY_NS
+from dealscore.wording import percent_text
 
 #: Bucket edges in days after the snapshot; the last bucket ends the support (a won deal closing later counts there).
 BUCKET_EDGES: tuple[float, ...] = (0, 7, 14, 21, 28, 42, 56, 70, 91, 119, 154, 196, 273, 365, 548)
@@ -202,7 +203,7 @@ class CloseDescriptions:
             "likely": name,
             "this_quarter": f"{1970 + q_first // 12}-Q{(q_first % 12) // 3 + 1}",
             "p_this_quarter_if_won": round(min(1.0, max(0.0, q)), 4),
-            "text": f"likely to close: {name} ({q:.0%} this quarter if won)",
+            "text": f"likely to close: {name} ({percent_text(q)} this quarter if won)",
         }
 
 

@@ -30,7 +30,7 @@ from dealscore._compat import column_array
 from dealscore.data.history import DealHistory, known_time
 from dealscore.errors import NotFoundError
 from dealscore.playbook import normalise_action
-from dealscore.scoring.result import percent_text
+from dealscore.wording import percent_text
 
 #: Up to this many what-ifs, contacts are found with array masks rather than a join.
 SMALL_ITEMS = 64

@@ -138,7 +138,8 @@ def judge(
     declared = cols.text("declared_stage")
 
     def word(k: int, b: int, v: int, p: int, has: Callable[[Evidence], bool]) -> str:
-        inf, share, d = names[b], f"{p}%", names[k] if k >= 0 else None
+        # p is the rounded percentage: 100 stands for at least 99.5%, never a certainty (percent_text's rule)
+        inf, share, d = names[b], ">99%" if p >= 100 else f"{p}%", names[k] if k >= 0 else None
         if v == _UNKNOWN:
             return f"no declared stage to compare with; the evidence points to {inf} ({share})"
         if v == _AHEAD:

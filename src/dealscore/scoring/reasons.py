@@ -31,6 +31,7 @@ import numpy as np
 
 from dealscore.scoring.columns import Columns
 from dealscore.scoring.result import Reason
+from dealscore.wording import percent_text
 
 #: Reasons smaller than this (probability points) are not worth a rep's attention.
 MIN_REASON_POINTS = 0.5
@@ -101,13 +102,14 @@ def _customer_response(c: Columns, i: int) -> str:
     since = _get(c, "days_since_last_inbound", i)
     unanswered = _get(c, "n_outbound_unanswered", i)
     rate = _get(c, "reply_rate", i)
-    tail = f" ({_n(unanswered)} outreach touches unanswered)" if not _isnan(unanswered) and unanswered >= 1 else ""
+    touches = "touch" if not _isnan(unanswered) and _n(unanswered) == 1 else "touches"
+    tail = f" ({_n(unanswered)} outreach {touches} unanswered)" if not _isnan(unanswered) and unanswered >= 1 else ""
     if _isnan(since):
         return "The customer has not replied yet" + tail
     head = (f"No reply from the customer in {_days(since)}" if since >= 7 else
             "Customer replied today" if since < 1 else f"Customer replied {_days(since)} ago")
     if not tail and not _isnan(rate):
-        tail = f", answering {min(rate, 1.0):.0%} of outreach"
+        tail = ", answering every outreach" if rate >= 1 else f", answering {percent_text(rate)} of outreach"
     return head + tail
 
 
@@ -235,7 +237,8 @@ def _owner(c: Columns, i: int) -> str:
     if not _isnan(closed) and closed < 1:
         parts = ["Owner has no closed deals yet"]
     elif not _isnan(rate):
-        parts = [f"Owner's win rate {rate:.0%}" + (f" over {_n(closed)} closed deals" if not _isnan(closed) else "")]
+        over = f" over {_n(closed)} closed deals" if not _isnan(closed) else ""
+        parts = [f"Owner's estimated win rate {rate:.0%}{over}"]
     else:
         parts = [f"Owner has closed {_n(closed)} deals"] if not _isnan(closed) else []
     if not _isnan(open_):
@@ -249,7 +252,7 @@ def _account(c: Columns, i: int) -> str:
         return "First deal with this account"
     text = f"{_n(prior)} earlier deal{'s' if _n(prior) != 1 else ''} with this account"
     if not _isnan(closed) and closed >= 1:
-        text += f", {_n(closed)} closed" + (f" ({rate:.0%} win rate)" if not _isnan(rate) else "")
+        text += f", {_n(closed)} closed" + (f" (estimated win rate {rate:.0%})" if not _isnan(rate) else "")
     return text
 
 

@@ -11,26 +11,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, computed_field
 
+from dealscore.wording import percent_text
+
 Grade = Literal["A", "B", "C", "D"]
 
 
-def percent_text(p: float | None, digits: int = 0) -> str:
-    """A probability as people read it: ``37%``, and ``<1%`` / ``>99%`` rather than a false ``0%`` or ``100%``.
-
-    A win probability of 0.3 % is not zero, and "0%" tells a manager the deal is
-    already lost; calibrated probabilities are bounded away from 0 and 1 (see
-    :func:`dealscore.models.calibration.probability_bounds`) and rounding must not
-    undo that on the page or in the API. Exactly 0 or 1 (a share, not an
-    estimate) reads as itself.
-    """
-    if p is None or p != p:
-        return "—"
-    unit = 10.0 ** -digits  # the last digit shown, in percent
-    if 0 < 100 * p < unit:
-        return f"<{unit:g}%"
-    if 100 - unit < 100 * p < 100:
-        return f">{100 - unit:g}%"
-    return f"{100 * p:.{digits}f}%"
 Mismatch = Literal["ahead_of_evidence", "behind_evidence", "consistent", "unknown"]
 
 

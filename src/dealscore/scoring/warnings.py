@@ -31,6 +31,7 @@ from dealscore.scoring.norms import StageNorms
 from dealscore.scoring.result import DealWarning
 from dealscore.scoring.track_record import STALLED_MAX_UNANSWERED, WarningThresholds, warning_measures
 from dealscore.taxonomy import StageTaxonomy
+from dealscore.wording import percent_text
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 
@@ -108,6 +109,12 @@ def _pivots(taxonomy: StageTaxonomy) -> tuple[dict[str, int], int | None, int | 
 def _days(x: float) -> str:
     n = round(x)
     return "1 day" if n == 1 else f"{n} days"
+
+
+def _touches(x: float, kind: str = "") -> str:
+    """``1 outbound touch``, ``3 outbound touches``: a count of touchpoints in words."""
+    n = int(x)
+    return f"{n} {kind}touch{'' if n == 1 else 'es'}"
 
 
 def _times(n: int) -> str:
@@ -426,7 +433,7 @@ def _gone_quiet_and_ghosting(x: _Context, hits: WarningHits) -> None:
 EPISODE_WARNINGS = (
     ("stalled_in_stage", (_STALLED,), "stalled"),
     ("gone_quiet", (_STALLED, _QUIET), "stalled or gone quiet"),
-    ("ghosting", (_QUIET,), "with a customer who stopped answering"),
+    ("ghosting", (_QUIET,), "ghosted (the customer stopped answering)"),
 )
 
 
@@ -449,13 +456,13 @@ def _episodes(x: _Context, hits: WarningHits, episodes: np.ndarray) -> None:
     def pace(i: int) -> str:
         parts = []
         if not np.isnan(n_out[i]) and not np.isnan(n_in[i]):
-            parts.append(f"{int(n_out[i])} touches from the rep and {int(n_in[i])} from the customer in 30 days")
+            parts.append(f"{_touches(n_out[i])} from the rep and {int(n_in[i])} from the customer in 30 days")
         if not np.isnan(since_reply[i]):
             parts.append(f"the customer last replied {_days(since_reply[i])} ago")
         if not np.isnan(since_touch[i]):
             parts.append(f"the last touchpoint was {_days(since_touch[i])} ago")
         if unanswered[i] >= 1:
-            parts.append(f"{int(unanswered[i])} outbound touches since the last reply")
+            parts.append(f"{_touches(unanswered[i], 'outbound ')} since the last reply")
         if x.stage[i] is not None and not np.isnan(days_in_stage[i]):
             parts.append(f"{_days(days_in_stage[i])} in {x.stage[i]}")
         return "; ".join(parts)
@@ -469,7 +476,7 @@ def _episodes(x: _Context, hits: WarningHits, episodes: np.ndarray) -> None:
             record = f"; {t.record(_RECORD_WHAT[code])}" if t is not None else ""
             return DealWarning(
                 code=code, title=titles[code](i),
-                evidence=f"The deal's touch pattern looks {words} ({p[i]:.0%} likely): {pace(i)}",
+                evidence=f"The deal's touch pattern looks {words} ({percent_text(p[i])} likely): {pace(i)}",
                 threshold=(f"at least {r.episode_probability:.0%} likely {words}, by a model of this company's "
                            f"active, slow, stalled and quiet periods learned from its own deals' touchpoints"
                            f"{record}"),
