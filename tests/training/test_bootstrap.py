@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dealscore.training.bootstrap import DealDraws, _Scorer, compare_to_baselines, verdict
+from dealscore.training.bootstrap import DealDraws, _Scorer, basic_interval, compare_to_baselines, verdict
 from dealscore.training.metrics import binary_metrics
 
 
@@ -58,3 +58,25 @@ def test_every_replicate_equals_the_metrics_of_its_resampled_rows():
         direct = binary_metrics(y[rows], p[rows])
         for m in ("roc_auc", "log_loss", "brier"):
             assert abs(reps[m][b] - direct[m]) < 1e-9, m
+
+
+def test_the_interval_is_the_replicates_reflected_about_the_observed_difference():
+    reps = np.array([0.0, 0.01, 0.02, 0.03, 0.04, np.nan] * 50)
+    q_lo, q_hi = np.percentile(reps[np.isfinite(reps)], [2.5, 97.5])
+    assert basic_interval(0.05, reps) == (0.1 - q_hi, 0.1 - q_lo)
+    assert np.isnan(basic_interval(0.05, np.array([np.nan]))).all()
+
+
+def test_a_calibration_error_twice_the_baselines_is_not_called_tied():
+    """ECE's replicates do not centre on the observed difference: the model's ECE 0.075 against a calibrated
+    baseline's 0.037 had replicates with median +0.027 and a percentile interval from -0.001, called "tied"."""
+    rng = np.random.default_rng(4)
+    truth = rng.beta(2, 3, 500)
+    y = (rng.random(500) < truth).astype(float)
+    ids = np.array([f"D{i}" for i in range(500)])
+    out = compare_to_baselines(y, {"model": np.clip(truth + 0.045, 0.01, 0.99), "calibrated": truth}, ids,
+                               n_boot=400, seed=1)
+    ece = out["ece"]
+    assert ece["model"] > 1.8 * ece["baseline"]
+    lo, hi = ece["interval"]
+    assert ece["verdict"] == "worse" and 0 < lo < ece["difference"] < hi, ece

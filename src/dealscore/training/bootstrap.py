@@ -5,9 +5,22 @@ snapshots would pretend each is independent evidence and give intervals far too
 narrow. Each bootstrap replicate therefore draws *deals* with replacement
 (a deal drawn twice counts twice, with all its snapshots) and recomputes, on the
 same draw, each metric for the model and for the best baseline on that metric
-(best by its point value). The interval is the 2.5-97.5 % percentile of the
-difference; the verdict is *better* or *worse* when the interval excludes zero
-and *tied* otherwise.
+(best by its point value). The interval is the *basic* (pivotal) bootstrap
+interval of the difference d: [2d - q97.5, 2d - q2.5], the replicates' 2.5 and
+97.5 % percentiles reflected about the observed d; the verdict is *better* or
+*worse* when the interval excludes zero and *tied* otherwise.
+
+Why not the plain percentile interval [q2.5, q97.5]: it assumes the replicates
+centre on d, and a calibration error does not. ECE sums absolute gaps per bin, so
+resampling shifts it; on a laggy history the model's ECE was 0.055 against 0.026,
+the replicates' median difference +0.008 against the observed +0.029, and the
+percentile interval (-0.027 to +0.032) called that "tied". Measured on 200
+simulated pairs of equally calibrated scorers (500 deals each, 200 replicates),
+the share of false better/worse verdicts was, percentile / basic: ECE 0 % / 9 %,
+log loss 7 % / 5 %, AUC 3.5 % / 3.5 %; with one scorer 0.06 too high, the ECE
+difference was found 12 / 27 times in 60. The basic interval is nearer the
+nominal 5 % on every metric but ECE, where it errs twice as often as promised
+instead of never seeing a calibration gap.
 
 Replicates are weights on the fixed rows (how many times each deal was drawn):
 sums over rows become sums over deals, taken once per scorer, and the sort each
@@ -121,6 +134,16 @@ def verdict(lo: float, hi: float, higher_is_better: bool) -> str:
     return "tied"
 
 
+def basic_interval(observed: float, replicates: np.ndarray) -> tuple[float, float]:
+    """The basic bootstrap 95 % interval of a statistic observed as ``observed``: ``[2·observed - q97.5,
+    2·observed - q2.5]`` of its finite replicates (NaN, NaN without any)."""
+    finite = replicates[np.isfinite(replicates)]
+    if not len(finite) or not np.isfinite(observed):
+        return float("nan"), float("nan")
+    q_lo, q_hi = np.percentile(finite, [2.5, 97.5])
+    return float(2 * observed - q_hi), float(2 * observed - q_lo)
+
+
 def compare_to_baselines(y: np.ndarray, preds: Mapping[str, np.ndarray], deal_ids: np.ndarray, *,
                          model: str = "model", n_boot: int = 200, seed: int = 0) -> dict[str, Any]:
     """Per metric: the best baseline, the model's difference to it, its deal-level 95 % interval and a verdict."""
@@ -133,13 +156,14 @@ def compare_to_baselines(y: np.ndarray, preds: Mapping[str, np.ndarray], deal_id
     for m, higher in METRICS.items():
         best = max(baselines, key=lambda b: point[b][m] if higher else -point[b][m])
         diffs = reps[model][m] - reps[best][m]
-        diffs = diffs[np.isfinite(diffs)]
-        lo, hi = (np.percentile(diffs, [2.5, 97.5]) if len(diffs) else (np.nan, np.nan))
+        observed = point[model][m] - point[best][m]
+        lo, hi = basic_interval(observed, diffs)
         out[m] = {"best_baseline": best, "model": point[model][m], "baseline": point[best][m],
-                  "difference": point[model][m] - point[best][m], "interval": [float(lo), float(hi)],
+                  "difference": observed, "interval": [lo, hi],
                   "verdict": verdict(float(lo), float(hi), higher), "higher_is_better": higher}
     out["_about"] = {"resampled": "deals", "deals": int(pd.Series(np.asarray(deal_ids)).nunique()),
-                     "snapshots": len(y), "replicates": n_boot, "interval": "2.5-97.5 percentile of the difference"}
+                     "snapshots": len(y), "replicates": n_boot,
+                     "interval": "basic bootstrap: the difference's replicate 2.5-97.5 percentiles reflected about it"}
     return out
 
 
