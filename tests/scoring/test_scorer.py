@@ -121,19 +121,22 @@ def test_actions_are_valid_for_the_inferred_stage(explained: list[ScoreResult]) 
 
 
 def test_an_action_already_done_is_not_suggested(small_history: Any, explained: list[ScoreResult]) -> None:
-    """A proposal, demo, contract or decision-maker meeting already in the history is followed up, not repeated."""
+    """A proposal, demo, contract, decision-maker meeting or champion already in the history is followed up, not
+    repeated."""
     acts = small_history.activities
     once = {"send_proposal": acts["type"] == "proposal", "run_demo": acts["type"] == "demo",
             "send_contract": acts["type"] == "contract",
             "meet_decision_maker": acts["contact_role"] == "decision_maker",
-            "book_first_meeting": acts["type"] == "meeting"}
+            "book_first_meeting": acts["type"] == "meeting",
+            # "identify a champion" was offered on deals whose champion was already on the emails
+            "find_champion": acts["contact_role"] == "champion"}
     done = {code: set(acts.loc[mask, "deal_id"]) for code, mask in once.items()}
     follow_ups = 0
     for r in explained:
         for a in r.actions:
             assert r.deal_id not in done.get(a.code, set()), f"{a.code} suggested for {r.deal_id}, already done"
             follow_ups += a.code in ("follow_up_proposal", "follow_up_contract", "demo_follow_up",
-                                     "decision_maker_check_in", "follow_up_meeting")
+                                     "decision_maker_check_in", "follow_up_meeting", "champion_check_in")
     assert follow_ups > 0  # the done ones became follow-ups
 
 
