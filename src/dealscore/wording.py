@@ -7,7 +7,7 @@ reasons and warnings, the CLI and the pages all put probabilities into words, an
 
 from __future__ import annotations
 
-__all__ = ["percent_text"]
+__all__ = ["percent_text", "points_text"]
 
 
 def percent_text(p: float | None, digits: int = 0) -> str:
@@ -27,3 +27,17 @@ def percent_text(p: float | None, digits: int = 0) -> str:
     if 100 - unit < 100 * p < 100:
         return f">{100 - unit:g}%"
     return f"{100 * p:.{digits}f}%"
+
+
+def points_text(points: float | None) -> str:
+    """A change in probability points as a rep reads it: ``+6 pts``, ``−0.5 pts``, ``+1 pt``, ``0 pts``.
+
+    One rule for the reasons, the actions and the pages: the page once said "+1 pts" where the API said
+    "+1 pt", and a steady trend read "+0.0 pts".
+    """
+    if points is None or points != points:
+        return "—"
+    shown = f"{abs(points):.0f}" if abs(points) >= 0.95 else f"{abs(points):.1f}"
+    if shown == "0.0":
+        return "0 pts"
+    return f"{'+' if points >= 0 else '−'}{shown} {'pt' if shown == '1' else 'pts'}"

@@ -11,7 +11,7 @@ from typing import Any
 
 from jinja2 import Environment
 
-from dealscore.wording import percent_text
+from dealscore.wording import percent_text, points_text
 
 MISMATCH_LABELS = {
     "ahead_of_evidence": "CRM ahead of evidence",
@@ -49,11 +49,8 @@ def pct(value: float | None, digits: int = 0) -> str:
 
 
 def pts(value: float | None) -> str:
-    """Signed probability points: +6 pts, −2.5 pts."""
-    if value is None or value != value:
-        return "—"
-    shown = f"{abs(value):.0f}" if abs(value) >= 0.95 else f"{abs(value):.1f}"
-    return f"{'+' if value >= 0 else '−'}{shown} pts"
+    """Signed probability points: +6 pts, −0.5 pts, +1 pt (:func:`dealscore.wording.points_text`)."""
+    return points_text(value)
 
 
 def day(value: datetime | str | None) -> str:

@@ -30,7 +30,7 @@ from dealscore._compat import column_array
 from dealscore.data.history import DealHistory, known_time
 from dealscore.errors import NotFoundError
 from dealscore.playbook import normalise_action
-from dealscore.wording import percent_text
+from dealscore.wording import percent_text, points_text
 
 #: Up to this many what-ifs, contacts are found with array masks rather than a join.
 SMALL_ITEMS = 64
@@ -320,21 +320,16 @@ def odds_text(p: float) -> str:
     return f"about 1 in {max(2, round(1 / max(p, 0.01)))}"
 
 
-def _pts(x: float) -> str:
-    shown = f"{abs(x):.0f}" if abs(x) >= 0.95 else f"{abs(x):.1f}"
-    return f"{'+' if x >= 0 else '−'}{shown} {'pt' if shown == '1' else 'pts'}"
-
-
 def action_reason(expected: float, if_responds: float, if_unanswered: float, p_respond: float, response_text: str,
                   interval: tuple[float, float], deals: int, facts: Sequence[str], priced: str | None = None) -> str:
     """Both parts of the expected change in words, its interval, what it rests on and what it changes
     (``priced``: how the history prices the state move behind the change, :func:`state_text`)."""
     what = f"; it {', '.join(facts[:-1]) + ' and ' + facts[-1] if len(facts) > 1 else facts[0]}" if facts else ""
     what += f"; {priced}" if priced else ""
-    if_not = _pts(if_unanswered) if abs(if_unanswered) >= 0.05 else "no change"
-    return (f"If {response_text} ({odds_text(p_respond)} for deals like this): {_pts(if_responds)}; "
-            f"if not: {if_not}; expected {_pts(expected)} (80%: {_pts(interval[0])} to "
-            f"{_pts(interval[1])}), from {deals:,} similar past deal{'s' if deals != 1 else ''}{what}")
+    if_not = points_text(if_unanswered) if abs(if_unanswered) >= 0.05 else "no change"
+    return (f"If {response_text} ({odds_text(p_respond)} for deals like this): {points_text(if_responds)}; "
+            f"if not: {if_not}; expected {points_text(expected)} (80%: {points_text(interval[0])} to "
+            f"{points_text(interval[1])}), from {deals:,} similar past deal{'s' if deals != 1 else ''}{what}")
 
 
 def _typed(values: np.ndarray, dtype: Any, index: pd.Index | None = None) -> pd.Series | np.ndarray:

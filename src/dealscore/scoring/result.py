@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, computed_field
 
-from dealscore.wording import percent_text
+from dealscore.wording import percent_text, points_text
 
 Grade = Literal["A", "B", "C", "D"]
 
@@ -31,8 +31,7 @@ class Reason(BaseModel):
     @property
     def display(self) -> str:
         """The reason as a rep reads it: 'No reply from the customer in 21 days (−9 pts)'."""
-        shown = f"{abs(self.points):.0f}" if abs(self.points) >= 0.95 else f"{abs(self.points):.1f}"
-        return f"{self.text} ({'+' if self.points >= 0 else '−'}{shown} {'pt' if shown == '1' else 'pts'})"
+        return f"{self.text} ({points_text(self.points)})"
 
 
 class DealWarning(BaseModel):
