@@ -635,7 +635,7 @@ def test_team_limited_key_forecasts_only_its_team(browser: Any, live_service: Li
         tab.login("team-lead")
         tab.page.goto("/ui/forecast")
         groups = set(tab.page.locator("[data-testid=forecast-table] tbody th").all_inner_texts())
-        assert groups == {"your teams", live_service.team}  # its total is its teams', not the company's
+        assert groups == {"your team", live_service.team}  # its total is its teams', not the company's
         tab.shot("forecast-team-limited")
     finally:
         tab.close()

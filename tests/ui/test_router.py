@@ -356,7 +356,9 @@ def test_the_back_link_says_where_it_goes(client: TestClient, seeded: ScoreStore
 
 def test_a_limited_keys_forecast_total_is_not_called_the_company() -> None:
     assert group_label("company", Principal("all", frozenset({Scope.read}))) == "company"
-    assert group_label("company", Principal("emea", frozenset({Scope.read}), teams=frozenset({"EMEA"}))) == "your teams"
+    assert group_label("company", Principal("emea", frozenset({Scope.read}), teams=frozenset({"EMEA"}))) == "your team"
+    assert group_label("company", Principal("eu", frozenset({Scope.read}), teams=frozenset({"EMEA", "DACH"}))) == (
+        "your teams")
     assert group_label("company", Principal("ana", frozenset({Scope.read}), owners=frozenset({"ana"}))) == "your deals"
     assert group_label("EMEA", Principal("emea", frozenset({Scope.read}), teams=frozenset({"EMEA"}))) == "EMEA"
 

@@ -198,7 +198,9 @@ def group_label(group: str, principal: Principal, names: Mapping[str, str] | Non
     (:meth:`~dealscore_service.store.ScoreStore.filter_choices`), so both pages name a rep alike."""
     if group != COMPANY or not principal.limited:
         return (names or {}).get(group, group)
-    return "your teams" if principal.teams else "your deals"
+    if principal.teams:
+        return "your team" if len(principal.teams) == 1 else "your teams"
+    return "your deals"
 
 
 def mixed_currencies(found: Sequence[str | None]) -> list[str]:
