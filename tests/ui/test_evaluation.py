@@ -130,3 +130,15 @@ def test_probabilities_never_read_0_or_100_percent():
     assert [pct(v) for v in (0.003, 0.009, 0.01, 0.37, 0.991, 0.999)] == ["<1%", "<1%", "1%", "37%", ">99%", ">99%"]
     assert pct(0.0) == "0%" and pct(1.0) == "100%" and pct(None) == "—"  # exact shares read as themselves
     assert percent_text(0.0004, 1) == "<0.1%" and percent_text(0.5, 1) == "50.0%"
+
+
+def test_a_well_calibrated_model_with_one_large_gap_is_not_told_to_read_70_as_70() -> None:
+    """"read a score of 70% as about 70%. The largest gap is around 75%, where the model overstates (deals won
+    62%)" said two opposite things about the same scores."""
+    from dealscore_service.ui.evaluation import CalibrationBin, Evaluation
+
+    bins = [CalibrationBin(0.1 * k + 0.05, 0.1 * k + 0.05, 1_000) for k in range(10)]
+    bins[7] = CalibrationBin(0.75, 0.62, 200)
+    reading = Evaluation("dealscore/6", None, 9_200, 0.4, bins, {}).calibration_reading()
+    assert "70% as about 70%" not in reading and "most scores read as the probability they state" in reading
+    assert reading.endswith("The largest gap is around 75%, where the model overstates (deals won 62%).")
