@@ -112,7 +112,7 @@ class Settings(BaseSettings):
         default=30, ge=1,
         description="with several workers, the supervisor restarts a worker that does not answer its ping within "
         "this long (uvicorn's default, 5 s, restarted workers still loading their model on a busy machine)")
-    log_level: str = Field(default="INFO")
+    log_level: str = Field(default="INFO", description="the service's log level: DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(default=True, description="JSON log lines (set false for readable console logs)")
 
     @property
@@ -126,3 +126,17 @@ class Settings(BaseSettings):
     def resolved_model_cache_dir(self) -> Path:
         """Where the local copy of the champion bundle lives."""
         return self.model_cache_dir or self.data_dir / "model_cache"
+
+
+def settings_table() -> str:
+    """Every setting as a Markdown table row (variable, default, meaning): docs/service.md's "Settings" table is
+    this text, and a test compares the two, so a setting added here cannot go undocumented."""
+    rows = ["| variable | default | what it sets |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = ("unset" if default is None else str(default).lower() if isinstance(default, bool)
+                 else f"`{default}`")
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `DEALSCORE_{name.upper()}` | {shown} | {meaning} |")
+    return "\n".join(rows)
+

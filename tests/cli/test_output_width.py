@@ -29,8 +29,10 @@ def test_piped_output_is_wide_and_columns_still_decides() -> None:
     assert _widths(COLUMNS="123") == [123, 123]
 
 
-def test_where_to_look_lines_are_copyable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    out = Console(width=PIPE_WIDTH, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+@pytest.mark.parametrize("width", [PIPE_WIDTH, 80])
+def test_where_to_look_lines_are_copyable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, width: int) -> None:
+    """In an 80-column terminal the panel broke the curl line in two: it could not be pasted in one piece."""
+    out = Console(width=width, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
     monkeypatch.setattr(demo, "console", out)
     key = "ds_" + "k" * 40
     demo._print_where_to_look(tmp_path / "a-rather-long-work-directory-name" / "demo", "http://127.0.0.1:8765", key)

@@ -66,3 +66,15 @@ def test_notebooks_define_nothing_reusable():
         for cell in nb.cells:
             if cell.cell_type == "code":
                 assert "def " not in cell.source and "class " not in cell.source, path.name
+
+
+def test_opened_from_the_notebooks_folder_it_finds_the_demos_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Jupyter starts a kernel in the notebook's folder: the default .dealscore/history was then looked for in
+    notebooks/, and the README's "run make demo, then open them" failed on the first cell."""
+    write_simulation(simulate(300, seed=3), tmp_path / ".dealscore" / "history")
+    (tmp_path / "notebooks").mkdir()
+    for name in ("DEALSCORE_HISTORY", "DEALSCORE_DATA_DIR", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    text = _outputs(_run("01_explore_history.ipynb", tmp_path / "notebooks"))
+    assert "deals:" in text

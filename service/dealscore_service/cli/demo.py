@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
-from rich.panel import Panel
 from rich.progress import Progress
 from rich.rule import Rule
 
@@ -107,9 +105,12 @@ def _print_where_to_look(workdir: Path, base_url: str | None, api_key: str | Non
             f"Demo API key:   {api_key}",
             f"Try it:         curl -H 'X-API-Key: {api_key}' '{base_url}/v1/deals/at-risk?limit=5'",
         ]
-    # no side borders and no padding to the full width: every line can be copied as it is
-    console.print(Panel("\n".join(lines), title="Where to look", border_style="green", box=box.HORIZONTALS,
-                        expand=False))
+    # a rule above and below, no side borders, and lines the console never breaks (soft wrap: a narrow terminal
+    # folds them on screen, a copy gives the whole command); a panel broke the curl line at the terminal's width
+    console.rule("Where to look", style="green")
+    for line in lines:
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+    console.rule(style="green")
 
 
 def _stop_on_termination() -> Callable[[], None]:

@@ -13,7 +13,8 @@ from dealscore.data.validate import LoadReport, load_and_validate
 from dealscore.taxonomy import StageTaxonomy
 
 TaxonomyOpt = Annotated[
-    Path | None, typer.Option("--taxonomy", help="Stage taxonomy YAML (default: the shipped DESIGN §2 stages).")
+    Path | None,
+    typer.Option("--taxonomy", help="Stage taxonomy YAML (default: the six shipped stages)."),
 ]
 
 
