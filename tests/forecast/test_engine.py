@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +15,7 @@ from dealscore.forecast.calibration import OpenDealCalibration, fit_open_calibra
 from dealscore.forecast.close_time import pmf_bytes
 from dealscore.forecast.creation import PipelineCreationModel
 from dealscore.forecast.engine import (
+    OpenPipeline,
     forecast_history,
     forecast_notes,
     forecast_pipeline,
@@ -179,3 +182,105 @@ def test_an_owner_the_creation_model_does_not_know_has_open_deals_only_and_a_not
         assert new(fc, "NEW-REP") == 0
         (note,) = [n for n in fc.notes if "does not know" in n]
         assert "owner NEW-REP " in note and busy[0] not in note and "until the model is retrained" in note
+
+
+# ---------------------------------------------------------------------- a group's figures depend on its own deals only
+
+
+def _only(pipe: OpenPipeline, keep: np.ndarray) -> OpenPipeline:
+    return OpenPipeline(**{name: getattr(pipe, name)[keep] for name in PIPELINE_FIELDS})
+
+
+def _with(pipe: OpenPipeline, extra: OpenPipeline) -> OpenPipeline:
+    return OpenPipeline(**{name: np.concatenate([getattr(pipe, name), getattr(extra, name)])
+                           for name in PIPELINE_FIELDS})
+
+
+PIPELINE_FIELDS = ("deal_id", "team", "owner_id", "amount", "p_win", "pmf", "scored_at")
+#: Every figure of a row; compared exactly (a group's sums add the same numbers in the same order either way).
+FIGURES = ["group", "period", "booked", "open_deals", "open_expected", "new_expected", "expected", "p10", "p50", "p90"]
+
+
+@pytest.fixture(scope="module")
+def scored(trained: Trained) -> tuple[pd.Timestamp, OpenPipeline, OpenDealCalibration]:
+    """The open deals scored at a time, and a calibration whose shared and per-group factors both spread."""
+    t = pd.Timestamp("2025-05-12")
+    pipe = pipeline_from_results(Scorer(trained.bundle).score_many(trained.history, t))
+    calibration = OpenDealCalibration.neutral()
+    calibration.ratio_, calibration.ratio_sd_, calibration.spread_ = 0.9, 0.08, 0.15
+    return t, pipe, calibration
+
+
+def _rows(fc: Any, group: str) -> pd.DataFrame:
+    return fc.table.loc[fc.table["group"] == group, FIGURES].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("by", ["team", "owner"])
+def test_a_groups_figures_are_the_same_with_every_deal_or_only_its_own(
+        trained: Trained, scored: tuple[pd.Timestamp, OpenPipeline, OpenDealCalibration], by: str) -> None:
+    """A team-limited API key reads its team's deals only, the CLI every deal: with one stream over all the deals
+    drawn, the same team's range and "from open deals" differed between the two (69,145 vs 69,644 from open
+    deals, P50 125,951 vs 128,009 in the review). Each deal's own stream makes them the same to the last bit."""
+    t, pipe, calibration = scored
+    keys = pipe.keys(by)
+    kw: dict[str, Any] = {"by": by, "creation": trained.bundle.pipeline_creation[by], "calibration": calibration,
+                          "n_sims": 300, "seed": 4}
+    full = forecast_pipeline(pipe, t, **kw)
+    names, counts = np.unique(keys, return_counts=True)
+    chosen = [str(g) for g in names[np.argsort(-counts, kind="stable")][:3]]  # the busiest groups
+    assert len(chosen) == 3 and counts.max() > 5
+    for g in chosen:
+        whole = _rows(full, g)
+        assert (whole["p90"] > whole["p10"]).any() and (whole["open_expected"] > 0).any()
+        for fc in (forecast_pipeline(_only(pipe, keys == g), t, groups=[g], **kw),  # the key's deals only (the API)
+                   forecast_pipeline(pipe, t, groups=[g], **kw)):  # every deal, rows of the group only
+            pd.testing.assert_frame_equal(_rows(fc, g), whole, check_exact=True)
+            for p in fc.periods:
+                np.testing.assert_array_equal(fc.draws[f"{g}|{p.label}"], full.draws[f"{g}|{p.label}"])
+            # the company of that key is the group
+            pd.testing.assert_frame_equal(_rows(fc, "company").drop(columns="group"), whole.drop(columns="group"))
+
+
+def test_a_deal_added_or_closed_in_another_group_changes_nothing_elsewhere(
+        trained: Trained, scored: tuple[pd.Timestamp, OpenPipeline, OpenDealCalibration]) -> None:
+    """One deal added to the store moved other owners' figures, and one closed moved the company's median: the
+    draws were one stream over the deals in id order, so every deal after it drew other numbers."""
+    t, pipe, calibration = scored
+    kw: dict[str, Any] = {"creation": trained.bundle.pipeline_creation["team"], "calibration": calibration,
+                          "n_sims": 300, "seed": 4}
+    before = forecast_pipeline(pipe, t, **kw)
+    teams = pipe.keys("team")
+    names, counts = np.unique(teams, return_counts=True)
+    busy, other = (str(g) for g in names[np.argsort(-counts, kind="stable")][:2])
+    first = int(np.flatnonzero(teams == other)[0])
+    # a new deal of the other team whose id sorts before every other (so it would shift every deal's numbers), and
+    # one of the other team's deals closed
+    added = _only(pipe, np.array([first]))
+    added.deal_id = np.array(["0-NEW"], dtype=object)
+    added.amount = added.amount * 0 + 250_000.0
+    changed = [_with(pipe, added), _only(pipe, np.arange(len(pipe)) != first)]
+    for after in (forecast_pipeline(p, t, **kw) for p in changed):
+        for g in names:
+            if g != other:
+                pd.testing.assert_frame_equal(_rows(after, str(g)), _rows(before, str(g)), check_exact=True)
+        assert not _rows(after, other)["open_expected"].equals(_rows(before, other)["open_expected"])
+        assert not _rows(after, "company")["p50"].equals(_rows(before, "company")["p50"])
+    assert busy != other
+
+
+def test_a_forecast_is_reproducible_for_a_seed_whatever_the_order_of_its_deals(
+        trained: Trained, scored: tuple[pd.Timestamp, OpenPipeline, OpenDealCalibration]) -> None:
+    t, pipe, calibration = scored
+    kw: dict[str, Any] = {"creation": trained.bundle.pipeline_creation["team"], "calibration": calibration,
+                          "n_sims": 300}
+    one = forecast_pipeline(pipe, t, seed=7, **kw)
+    shuffled = _only(pipe, np.random.default_rng(0).permutation(len(pipe)))
+    for again in (forecast_pipeline(pipe, t, seed=7, **kw), forecast_pipeline(shuffled, t, seed=7, **kw)):
+        pd.testing.assert_frame_equal(again.table, one.table, check_exact=True)
+        pd.testing.assert_frame_equal(again.fan, one.fan, check_exact=True)
+        assert again.draws.keys() == one.draws.keys()
+        for k, v in one.draws.items():
+            np.testing.assert_array_equal(again.draws[k], v)
+    other = forecast_pipeline(pipe, t, seed=8, **kw)
+    assert not other.table["p50"].equals(one.table["p50"])
+

@@ -1,6 +1,9 @@
-"""The Monte Carlo: certain deals give their sum with no range; draws are deterministic and unbiased."""
+"""The Monte Carlo: certain deals give their sum with no range; each deal draws from its own stream, deterministic
+and unbiased."""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -8,7 +11,14 @@ import pytest
 
 from dealscore.forecast.close_time import BUCKET_EDGES, period_probabilities
 from dealscore.forecast.engine import OpenPipeline, forecast_pipeline
-from dealscore.forecast.montecarlo import crps_from_draws, draw_open_bookings, range_drivers, scaled_probabilities
+from dealscore.forecast.montecarlo import (
+    crps_from_draws,
+    deal_streams,
+    draw_open_bookings,
+    range_drivers,
+    scaled_probabilities,
+    uniform_bits,
+)
 
 K = len(BUCKET_EDGES) - 1
 
@@ -34,40 +44,101 @@ def test_a_pipeline_of_certain_deals_forecasts_their_sum_with_zero_width() -> No
     assert fc.row("b", "2025-Q4")["p90"] == 0.0  # won in July: nothing left for the next quarter
 
 
+def _deals(n: int, seed: int, months: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` deals with ids, amounts, p_win, per-month close probabilities (some mass after the grid) and groups."""
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"D{i}" for i in range(n)], dtype=object)
+    return (ids, rng.uniform(1, 100, n), rng.uniform(0, 1, n), rng.dirichlet(np.ones(months + 1), n)[:, :months],
+            rng.integers(0, 3, n))
+
+
 def test_draws_are_deterministic_given_the_seed_and_unbiased() -> None:
-    rng = np.random.default_rng(0)
-    n = 400
-    amount = rng.uniform(1, 100, n)
-    p = rng.uniform(0, 1, n)
-    month = rng.dirichlet(np.ones(4), n)[:, :3]
-    group = rng.integers(0, 3, n)
-    a = draw_open_bookings(amount, p, month, group, 3, 3000, np.random.default_rng(1))
-    b = draw_open_bookings(amount, p, month, group, 3, 3000, np.random.default_rng(1))
+    ids, amount, p, month, group = _deals(400, 0)
+    a = draw_open_bookings(amount, p, month, group, 3, 3000, deal_streams(ids, 1))
+    b = draw_open_bookings(amount, p, month, group, 3, 3000, deal_streams(ids, 1))
     np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, draw_open_bookings(amount, p, month, group, 3, 3000, deal_streams(ids, 2)))
     expected = np.array([[(amount * p * month[:, m])[group == g].sum() for m in range(3)] for g in range(3)])
     np.testing.assert_allclose(a.mean(axis=0), expected, rtol=0.03)
 
 
-def _former_draws(amount: np.ndarray, p_win: np.ndarray, month_prob: np.ndarray, group: np.ndarray,
-                  n_groups: int, n_sims: int, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
-    """draw_open_bookings as it was before it handled draws in cache-sized blocks: the figures must not move."""
+# SplitMix64's first outputs for seed 1234567 (Rosetta Code, "Pseudo-random numbers/Splitmix64", the values of
+# Vigna's splitmix64.c): the draws' numbers are their top 31 bits
+SPLITMIX64_1234567 = [6457827717110365317, 3203168211198807973, 9817491932198370423, 4593380528125082431,
+                      16408922859458223821]
+
+
+def _splitmix64(key: int, i: int) -> int:
+    """Output ``i`` (from 0) of SplitMix64 seeded with ``key``, in Python integers."""
+    mask = (1 << 64) - 1
+    z = (key + (i + 1) * 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def test_each_deals_numbers_are_its_own_splitmix64_stream_keyed_by_the_seed_and_its_id() -> None:
+    got = uniform_bits(np.array([1234567], dtype=np.uint64), np.arange(5))[:, 0]
+    assert got.tolist() == [v >> 33 for v in SPLITMIX64_1234567]
+    assert [_splitmix64(1234567, i) for i in range(5)] == SPLITMIX64_1234567
+    # the key: BLAKE2b of "seed/id", the same in every process (Python's hash() of a text is salted per process)
+    ids = ["D-1", "Acme/42", "7"]
+    keys = deal_streams(np.array(ids, dtype=object), 5)
+    want = [int.from_bytes(hashlib.blake2b(f"5/{d}".encode(), digest_size=8).digest(), "little") for d in ids]
+    assert keys.tolist() == want
+    # any draw of any stream, far into it too (the counter wraps modulo 2^64 as SplitMix64's state does)
+    draws = np.array([0, 1, 999, 2**40 + 3])
+    np.testing.assert_array_equal(uniform_bits(keys, draws),
+                                  [[_splitmix64(k, int(i)) >> 33 for k in want] for i in draws])
+
+
+def test_deals_draw_independently_of_each_other() -> None:
+    """Neighbouring ids give unrelated streams: the count of wins per draw has the binomial variance (deals drawn
+    from one shared number would give n times it) and each deal is won at its rate."""
+    n, sims = 400, 4000
+    ids = np.array([f"D{i}" for i in range(n)], dtype=object)
+    won = draw_open_bookings(np.ones(n), np.full(n, 0.5), np.ones((n, 1)), np.arange(n), n, sims, deal_streams(ids, 0))
+    per_draw = won.sum(axis=(1, 2))
+    assert per_draw.mean() == pytest.approx(n * 0.5, rel=0.01)
+    assert per_draw.var() == pytest.approx(n * 0.25, rel=0.1)
+    rates = won[:, :, 0].mean(axis=0)
+    assert np.abs(rates - 0.5).max() < 0.04  # 5 binomial sd at 4,000 draws: every deal's own stream is fair
+    corr = np.corrcoef(won[:, :, 0].T)[np.triu_indices(n, 1)]
+    assert np.abs(corr).max() < 0.09 and abs(corr.mean()) < 0.002
+
+
+def test_a_deals_draws_do_not_depend_on_the_other_deals_drawn_beside_it() -> None:
+    ids, amount, p, month, group = _deals(300, 4)
+    streams = deal_streams(ids, 9)
+    every = draw_open_bookings(amount, p, month, group, 3, 500, streams)
+    mine = group == 1
+    alone = draw_open_bookings(amount[mine], p[mine], month[mine], np.zeros(mine.sum(), dtype=int), 1, 500,
+                               streams[mine])
+    np.testing.assert_array_equal(every[:, 1], alone[:, 0])
+
+
+def _plain_draws(amount: np.ndarray, p_win: np.ndarray, month_prob: np.ndarray, group: np.ndarray,
+                 n_groups: int, n_sims: int, streams: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """The draws' rule written plainly, in chunks of another size than the blocks: draw ``i`` of a deal is won in
+    the first month whose cumulative probability passes number ``i`` of its stream."""
     n, m = month_prob.shape
     out = np.zeros((n_sims, n_groups, m))
     amount = np.nan_to_num(np.asarray(amount, dtype=float), nan=0.0)
     probs = scaled_probabilities(np.clip(p_win, 0.0, 1.0)[:, None] * np.clip(month_prob, 0.0, 1.0), scale)
-    by_month = np.cumsum(probs, axis=1).astype(np.float32).T.copy()
+    top = 2.0**31
+    edges = np.minimum(np.ceil(np.cumsum(probs, axis=1) * top), top).astype(np.int64)  # deals × months
     cell = np.asarray(group, dtype=np.int64) * m
     flat = out.reshape(-1)
-    chunk = max(1, 20_000_000 // (4 * n))
+    chunk = max(1, 2_000_000 // n)
     for s0 in range(0, n_sims, chunk):
         s1 = min(n_sims, s0 + chunk)
-        u = rng.random((s1 - s0, n), dtype=np.float32)
-        hits = np.flatnonzero(u < by_month[m - 1])
+        u = uniform_bits(streams, np.arange(s0, s1)).astype(np.int64)
+        hits = np.flatnonzero(u < edges[:, m - 1])
         sim, deal = np.divmod(hits, n)
         uh = u.reshape(-1)[hits]
         month = np.zeros(len(hits), dtype=np.int64)
         for j in range(m - 1):
-            month += uh >= by_month[j][deal]
+            month += uh >= edges[deal, j]
         flat += np.bincount((sim + s0) * (n_groups * m) + cell[deal] + month, weights=amount[deal],
                             minlength=flat.size)
     return out
@@ -75,18 +146,30 @@ def _former_draws(amount: np.ndarray, p_win: np.ndarray, month_prob: np.ndarray,
 
 @pytest.mark.parametrize(("n", "sims", "scale"), [(5000, 1000, 0.93), (3001, 77, 1.0), (1, 40, 1.2), (8000, 2600, 1.0),
                                                   (170_001, 5, 1.0)])
-def test_draws_in_blocks_equal_the_former_draws_to_the_last_bit(n: int, sims: int, scale: float) -> None:
-    """Same seed, same figures: drawing in blocks changes no sum (odd counts of numbers per block; 8,000 deals ×
-    2,600 draws took several chunks before; 170,001 deals take one draw per block)."""
+def test_draws_in_blocks_equal_the_rule_written_plainly_to_the_last_bit(n: int, sims: int, scale: float) -> None:
+    """Blocks change no sum (odd counts of numbers per block; 8,000 deals × 2,600 draws take several chunks of the
+    plain rule; 170,001 deals take one draw per block)."""
     rng = np.random.default_rng(n)
     amount = rng.lognormal(10, 1, n)
     amount[::7] = np.nan
     p = rng.uniform(0, 1, n)
+    p[::11] = 1.0  # thresholds at the top (2^31): sure deals whose months hold all their mass
     month = rng.dirichlet(np.ones(7), n)[:, :6] * 0.95
+    month[::11] = rng.dirichlet(np.ones(6), len(month[::11]))
     group = rng.integers(0, 13, n)
-    got = draw_open_bookings(amount, p, month, group, 13, sims, np.random.default_rng(5), scale=scale)
-    want = _former_draws(amount, p, month, group, 13, sims, np.random.default_rng(5), scale=scale)
+    streams = deal_streams(np.array([f"d{i}" for i in range(n)], dtype=object), 5)
+    got = draw_open_bookings(amount, p, month, group, 13, sims, streams, scale=scale)
+    want = _plain_draws(amount, p, month, group, 13, sims, streams, scale=scale)
     np.testing.assert_array_equal(got, want)
+
+
+def test_a_sure_deal_is_always_won_and_an_impossible_one_never() -> None:
+    ids = np.array(["sure", "never"], dtype=object)
+    month = np.array([[0.25, 0.75], [1.0, 0.0]])
+    got = draw_open_bookings(np.array([10.0, 20.0]), np.array([1.0, 0.0]), month, np.array([0, 1]), 2, 2000,
+                             deal_streams(ids, 0))
+    assert (got[:, 0].sum(axis=1) == 10.0).all() and (got[:, 1] == 0).all()
+    assert got[:, 0, 0].mean() == pytest.approx(2.5, rel=0.1)
 
 
 def test_a_large_uncertain_deal_widens_the_range_and_leads_the_drivers() -> None:

@@ -62,6 +62,30 @@ def test_team_limited_key_gets_only_its_teams(scoring_client: TestClient, traine
     assert r.json()["drivers"] == []
 
 
+def test_a_team_limited_key_gets_the_figures_of_its_team_in_the_unlimited_keys_forecast(
+        scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str]) -> None:
+    """The review's case: the same team, model, scores and seed gave an unlimited key 69,145 from open deals and
+    P50 125,951, a key limited to that team 69,644 and 128,009 (one random stream over whichever deals the key
+    reads). Now the limited key's rows are the unlimited key's rows of its team, to the last bit."""
+    from dealscore_service.auth import Principal, Scope
+    from dealscore_service.forecasting import compute_forecast, forecast_response
+
+    _score_all_open(scoring_client, trained_model, keys)
+    params = {"sims": 300, "seed": 6}
+    everyone = pd.DataFrame(scoring_client.get("/v1/forecast", params=params,
+                                               headers={"X-API-Key": keys["manager"]}).json()["rows"])
+    services = scoring_client.app.state.services  # type: ignore[attr-defined]
+    team = Principal("na_mm", frozenset({Scope.read}), teams=frozenset({NA_MM}))
+    mine = pd.DataFrame(forecast_response(compute_forecast(services, team, **params), "v").model_dump()["rows"])
+    assert set(mine["group"]) == {"company", NA_MM} and (mine["open_deals"] > 0).all()
+    columns = ["period", "open_deals", "booked", "open_expected", "new_expected", "expected", "p10", "p50", "p90"]
+    want = everyone.loc[everyone["group"] == NA_MM, columns].reset_index(drop=True)
+    assert (want["p90"] > want["p10"]).any()
+    for group in (NA_MM, "company"):  # the key's company row is its one team
+        got = mine.loc[mine["group"] == group, columns].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+
+
 def test_bad_parameters_are_422_with_the_field(scoring_client: TestClient, keys: dict[str, str]) -> None:
     r = scoring_client.get("/v1/forecast", params={"period": "week"}, headers={"X-API-Key": keys["manager"]})
     assert r.status_code == 422
@@ -330,11 +354,12 @@ def test_a_team_key_by_owner_gets_its_owners_as_the_store_places_them(
     mover = rows[rows["group"] == moved]
     assert (mover["open_deals"] == len(east_ids) - 1).all() and mover["new_expected"].sum() > 0
     assert any("N-NEW" in note and "does not know" in note for note in east.json()["notes"])
-    # the same deals and future pipeline as in the unlimited key's rows (open deals are drawn together, so their
-    # Monte Carlo figures depend on the other deals drawn beside them; each owner's future pipeline does not)
+    # the same figures as in the unlimited key's rows: each deal draws from its own stream, each owner's future
+    # pipeline from theirs, so the deals and owners drawn beside them change nothing
     everyone = pd.DataFrame(scoring_client.get("/v1/forecast", params=params,
                                                headers={"X-API-Key": keys["manager"]}).json()["rows"])
-    columns = ["group", "period", "open_deals", "new_expected"]
+    columns = ["group", "period", "open_deals", "booked", "open_expected", "new_expected", "expected", "p10", "p50",
+               "p90"]
     same = everyone[everyone["group"].isin([moved, "N-NEW"])][columns].sort_values(["group", "period"])
     mine = rows[rows["group"] != "company"][columns].sort_values(["group", "period"])
     pd.testing.assert_frame_equal(mine.reset_index(drop=True), same.reset_index(drop=True))

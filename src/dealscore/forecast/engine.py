@@ -25,7 +25,13 @@ from dealscore.errors import ConfigError, ModelNotReadyError
 from dealscore.forecast.calibration import OpenDealCalibration, fit_open_calibration
 from dealscore.forecast.close_time import BUCKET_EDGES, PMF_DTYPE, period_probabilities
 from dealscore.forecast.creation import GROUP_COLUMNS, NO_GROUP, PipelineCreationModel
-from dealscore.forecast.montecarlo import draw_open_bookings, quantiles, range_drivers, scaled_probabilities
+from dealscore.forecast.montecarlo import (
+    deal_streams,
+    draw_open_bookings,
+    quantiles,
+    range_drivers,
+    won_in_month,
+)
 from dealscore.forecast.periods import Period, check_kind, current_and_next, day_offsets, instant, month_grid
 from dealscore.scoring import Scorer
 from dealscore.scoring.result import ScoreResult
@@ -41,7 +47,12 @@ DEFAULT_SIMS = 1000
 
 @dataclass
 class OpenPipeline:
-    """What the forecast needs of each open deal, sorted by deal id (so draws do not depend on input order)."""
+    """What the forecast needs of each open deal, sorted by deal id.
+
+    Each deal draws from its own stream whatever the order; the sort makes every
+    sum add the same deals in the same order, so the figures agree to the last bit
+    however the deals came in.
+    """
 
     deal_id: np.ndarray
     team: np.ndarray
@@ -229,7 +240,11 @@ def forecast_pipeline(
     """Median and P10–P90 of bookings per group and period (current and next), by Monte Carlo over deals.
 
     Bookings = already won this period (``booked``) + open deals won in it + deals
-    created later and won in it (``creation``). Deterministic for a given ``seed``.
+    created later and won in it (``creation``). Deterministic for a given ``seed``:
+    each open deal draws from its own stream (the seed and its id), and the new
+    pipeline and calibration factors from each group's, so a group's figures are the
+    same whatever other groups' deals the pipeline holds (a team-limited key sees its
+    team's numbers of the full run; a deal added or closed elsewhere moves nothing here).
     ``calibration`` (:mod:`dealscore.forecast.calibration`) scales the open deals'
     probabilities by what such deals really booked in past windows and spreads each
     group's open bookings by the correlated risk those windows showed.
@@ -262,11 +277,12 @@ def forecast_pipeline(
     # offsets measured from each deal's scoring time, conditioned on its still being open now
     off = grid_off[None, :, :] + elapsed[:, None, None]
     month_prob = period_probabilities(pipe.pmf[keep], off, BUCKET_EDGES, elapsed=elapsed)
-    rng = np.random.default_rng(seed)
     amount, p_win = pipe.amount[keep], pipe.p_win[keep]
     ratio = float(calibration.ratio_) if calibration is not None else 1.0
-    open_draws = draw_open_bookings(amount, p_win, month_prob, gi, len(wanted), n_sims, rng, scale=ratio)
-    if calibration is not None:
+    # each deal draws from its own stream (seed and deal id): a group's draws depend on its own deals only
+    streams = deal_streams(pipe.deal_id[keep], seed)
+    open_draws = draw_open_bookings(amount, p_win, month_prob, gi, len(wanted), n_sims, streams, scale=ratio)
+    if calibration is not None:  # mean-1 factors per group and one shared by all, each group from its own stream
         open_draws *= calibration.factors(wanted, n_sims, seed)[:, :, None]
     new_draws = np.zeros_like(open_draws)
     if creation is not None:
@@ -312,7 +328,7 @@ def forecast_pipeline(
                 for li, label in enumerate(labels) for mi, m in enumerate(grid)]
     # deals that drive the current period's range
     cur = period_months[0]
-    p_cur = scaled_probabilities(np.clip(p_win, 0, 1)[:, None] * month_prob, ratio)[:, cur].sum(axis=1)
+    p_cur = won_in_month(p_win, month_prob, ratio)[:, cur].sum(axis=1)
     share = range_drivers(amount, p_cur)
     order = np.argsort(-share, kind="stable")[:top_drivers]
     drivers = pd.DataFrame({
