@@ -283,4 +283,23 @@ def test_a_forecast_is_reproducible_for_a_seed_whatever_the_order_of_its_deals(
             np.testing.assert_array_equal(again.draws[k], v)
     other = forecast_pipeline(pipe, t, seed=8, **kw)
     assert not other.table["p50"].equals(one.table["p50"])
+    # the expectations are exact: the same for every seed (the draws average to them)
+    pd.testing.assert_frame_equal(other.table[["open_expected", "new_expected", "expected"]],
+                                  one.table[["open_expected", "new_expected", "expected"]], check_exact=True)
 
+
+def test_not_yet_created_is_the_creation_models_exact_expectation(
+        trained: Trained, scored: tuple[pd.Timestamp, OpenPipeline, OpenDealCalibration]) -> None:
+    """Like "from open deals", the new pipeline's column is its expectation (what the draws average to)."""
+    from dealscore.forecast.periods import day_offsets
+
+    t, pipe, calibration = scored
+    creation = trained.bundle.pipeline_creation["team"]
+    fc = forecast_pipeline(pipe, t, creation=creation, calibration=calibration, n_sims=300, seed=4)
+    rows = fc.table[fc.table["group"] != "company"]
+    assert (rows["new_expected"] > 0).any()
+    for r in rows.to_dict("records"):
+        (period,) = [p for p in fc.periods if p.label == r["period"]]
+        want = creation.expected(r["group"], day_offsets(t, [period]))[0]
+        assert r["new_expected"] == pytest.approx(want, rel=1e-9, abs=1e-9)
+        assert r["expected"] == r["booked"] + r["open_expected"] + r["new_expected"]

@@ -15,6 +15,7 @@ from dealscore.forecast.montecarlo import (
     crps_from_draws,
     deal_streams,
     draw_open_bookings,
+    expected_open_bookings,
     range_drivers,
     scaled_probabilities,
     uniform_bits,
@@ -44,6 +45,21 @@ def test_a_pipeline_of_certain_deals_forecasts_their_sum_with_zero_width() -> No
     assert fc.row("b", "2025-Q4")["p90"] == 0.0  # won in July: nothing left for the next quarter
 
 
+def test_from_open_deals_is_the_exact_expectation_not_the_mean_of_the_draws() -> None:
+    """``open_expected`` is Σ p_win × amount × P(close in the period) (the schema's "expected bookings"), not the
+    draws' mean, which moves with the seed and the number of draws; ``expected`` adds booked and new pipeline."""
+    t = pd.Timestamp("2025-07-07")  # buckets 0-3 close in July: inside the quarter
+    pipe = _pipeline([100.0, 250.0, 40.0, 70.0], [0.3, 0.6, 0.9, 0.5], [0, 2, 3, 1], ["a", "a", "b", "b"], t)
+    fc = forecast_pipeline(pipe, t, n_sims=200, seed=3, booked={("a", "2025-Q3"): 15.0})
+    a, b = fc.row("a", "2025-Q3"), fc.row("b", "2025-Q3")
+    assert a["open_expected"] == pytest.approx(100 * 0.3 + 250 * 0.6, rel=1e-12)
+    assert b["open_expected"] == pytest.approx(40 * 0.9 + 70 * 0.5, rel=1e-12)
+    assert fc.row("company", "2025-Q3")["open_expected"] == pytest.approx(180 + 71, rel=1e-12)
+    assert a["expected"] == a["booked"] + a["open_expected"] + a["new_expected"] == pytest.approx(195.0, rel=1e-12)
+    drawn = fc.draws["a|2025-Q3"].mean() - 15.0
+    assert drawn != pytest.approx(180.0, rel=1e-6) and drawn == pytest.approx(180.0, rel=0.1)  # noise, not the rule
+
+
 def _deals(n: int, seed: int, months: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``n`` deals with ids, amounts, p_win, per-month close probabilities (some mass after the grid) and groups."""
     rng = np.random.default_rng(seed)
@@ -52,14 +68,16 @@ def _deals(n: int, seed: int, months: int = 3) -> tuple[np.ndarray, np.ndarray, 
             rng.integers(0, 3, n))
 
 
-def test_draws_are_deterministic_given_the_seed_and_unbiased() -> None:
+def test_draws_are_deterministic_given_the_seed_and_average_to_the_exact_expectation() -> None:
     ids, amount, p, month, group = _deals(400, 0)
     a = draw_open_bookings(amount, p, month, group, 3, 3000, deal_streams(ids, 1))
     b = draw_open_bookings(amount, p, month, group, 3, 3000, deal_streams(ids, 1))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, draw_open_bookings(amount, p, month, group, 3, 3000, deal_streams(ids, 2)))
-    expected = np.array([[(amount * p * month[:, m])[group == g].sum() for m in range(3)] for g in range(3)])
-    np.testing.assert_allclose(a.mean(axis=0), expected, rtol=0.03)
+    exact = expected_open_bookings(amount, p, month, group, 3)
+    plain = np.array([[(amount * p * month[:, m])[group == g].sum() for m in range(3)] for g in range(3)])
+    np.testing.assert_allclose(exact, plain, rtol=1e-12)
+    np.testing.assert_allclose(a.mean(axis=0), exact, rtol=0.03)
 
 
 # SplitMix64's first outputs for seed 1234567 (Rosetta Code, "Pseudo-random numbers/Splitmix64", the values of
@@ -115,6 +133,9 @@ def test_a_deals_draws_do_not_depend_on_the_other_deals_drawn_beside_it() -> Non
     alone = draw_open_bookings(amount[mine], p[mine], month[mine], np.zeros(mine.sum(), dtype=int), 1, 500,
                                streams[mine])
     np.testing.assert_array_equal(every[:, 1], alone[:, 0])
+    np.testing.assert_array_equal(expected_open_bookings(amount, p, month, group, 3)[1],
+                                  expected_open_bookings(amount[mine], p[mine], month[mine], np.zeros(mine.sum(),
+                                                                                                     dtype=int), 1)[0])
 
 
 def _plain_draws(amount: np.ndarray, p_win: np.ndarray, month_prob: np.ndarray, group: np.ndarray,

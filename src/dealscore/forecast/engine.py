@@ -28,6 +28,7 @@ from dealscore.forecast.creation import GROUP_COLUMNS, NO_GROUP, PipelineCreatio
 from dealscore.forecast.montecarlo import (
     deal_streams,
     draw_open_bookings,
+    expected_open_bookings,
     quantiles,
     range_drivers,
     won_in_month,
@@ -245,6 +246,8 @@ def forecast_pipeline(
     pipeline and calibration factors from each group's, so a group's figures are the
     same whatever other groups' deals the pipeline holds (a team-limited key sees its
     team's numbers of the full run; a deal added or closed elsewhere moves nothing here).
+    ``open_expected``, ``new_expected`` and ``expected`` are exact expectations (what
+    the draws average to, without their Monte Carlo noise); P10, P50 and P90 are the draws'.
     ``calibration`` (:mod:`dealscore.forecast.calibration`) scales the open deals'
     probabilities by what such deals really booked in past windows and spreads each
     group's open bookings by the correlated risk those windows showed.
@@ -284,12 +287,17 @@ def forecast_pipeline(
     open_draws = draw_open_bookings(amount, p_win, month_prob, gi, len(wanted), n_sims, streams, scale=ratio)
     if calibration is not None:  # mean-1 factors per group and one shared by all, each group from its own stream
         open_draws *= calibration.factors(wanted, n_sims, seed)[:, :, None]
+    # the expected columns are exact (what the draws average to, without their noise); the range is the draws'
+    open_mean = expected_open_bookings(amount, p_win, month_prob, gi, len(wanted), scale=ratio)
     new_draws = np.zeros_like(open_draws)
+    new_mean = np.zeros_like(open_mean)
     if creation is not None:
         chosen = None if new_groups is None else {str(n) for n in new_groups}
         drawn = [i for i, g in enumerate(wanted) if chosen is None or g in chosen]
         if drawn:  # each group draws from its own stream: leaving some out changes no other group's draws
             new_draws[:, drawn, :] = creation.simulate([wanted[i] for i in drawn], grid_off, n_sims, seed)
+            for i in drawn:
+                new_mean[i] = creation.expected(wanted[i], grid_off)
     booked = booked or {}
     period_months = [np.array([i for i, m in enumerate(grid) if p.start <= m.start < p.end]) for p in periods]
     labels = [COMPANY, *wanted]
@@ -300,12 +308,13 @@ def forecast_pipeline(
         sel = slice(None) if li == 0 else slice(li - 1, li)
         o = open_draws[:, sel, :].sum(axis=1)
         nw = new_draws[:, sel, :].sum(axis=1)
+        o_mean, nw_mean = open_mean[sel].sum(axis=0), new_mean[sel].sum(axis=0)
         for p, months in zip(periods, period_months, strict=True):
             b = (sum(v for (g, lab), v in booked.items() if lab == p.label and g in index) if li == 0
                  else booked.get((label, p.label), 0.0))
             o_p, nw_p = o[:, months].sum(axis=1), nw[:, months].sum(axis=1)
             totals.append(b + o_p + nw_p)
-            cells.append((li, label, p, b, float(o_p.mean()), float(nw_p.mean())))
+            cells.append((li, label, p, b, float(o_mean[months].sum()), float(nw_mean[months].sum())))
         # fan: cumulative bookings through the end of each grid month (booked so far in the first period included)
         b0 = (sum(v for (g, lab), v in booked.items() if lab == periods[0].label and g in index) if li == 0
               else booked.get((label, periods[0].label), 0.0))
@@ -318,7 +327,7 @@ def forecast_pipeline(
         rows.append({
             "group": label, "period": p.label, "start": p.start, "end": p.end, "booked": b,
             "open_expected": open_expected, "new_expected": new_expected,
-            "expected": float(total.mean()), "p10": float(q_table[0, ci]), "p50": float(q_table[1, ci]),
+            "expected": b + open_expected + new_expected, "p10": float(q_table[0, ci]), "p50": float(q_table[1, ci]),
             "p90": float(q_table[2, ci]), "open_deals": int((gi == li - 1).sum()) if li else len(gi),
         })
     levels = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)

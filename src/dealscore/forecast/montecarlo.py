@@ -86,11 +86,32 @@ def uniform_bits(streams: np.ndarray, draws: np.ndarray, out: np.ndarray | None 
 def won_in_month(p_win: np.ndarray, month_prob: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """P(won in month ``j``) per deal (deals × months): ``p_win × P(month | won)``, times the calibration's ``scale``.
 
-    The one rule the draws and the range drivers read, so the two always describe
-    the same deals.
+    The one rule the draws, the exact expectation and the range drivers read, so
+    the three always describe the same deals.
     """
     probs = np.clip(np.asarray(p_win, dtype=float), 0.0, 1.0)[:, None] * np.clip(month_prob, 0.0, 1.0)
     return scaled_probabilities(probs, scale)
+
+
+def expected_open_bookings(amount: np.ndarray, p_win: np.ndarray, month_prob: np.ndarray, group: np.ndarray,
+                           n_groups: int, scale: float = 1.0) -> np.ndarray:
+    """The exact expectation of :func:`draw_open_bookings` per group and month (groups × months).
+
+    ``Σ amount × P(won in month)`` over each group's deals: what the draws average
+    to, without their Monte Carlo noise (the calibration's factors have mean 1).
+    Each group's sum adds its own deals in their order, so it is the same number
+    to the last bit whatever other groups' deals are in the request.
+    """
+    n, m = np.shape(month_prob)
+    out = np.zeros((n_groups, m))
+    if n == 0 or m == 0:
+        return out
+    amount = np.nan_to_num(np.asarray(amount, dtype=float), nan=0.0)
+    probs = won_in_month(p_win, month_prob, scale)
+    g = np.asarray(group, dtype=np.int64)
+    for j in range(m):
+        out[:, j] = np.bincount(g, weights=amount * probs[:, j], minlength=n_groups)
+    return out
 
 
 def draw_open_bookings(amount: np.ndarray, p_win: np.ndarray, month_prob: np.ndarray, group: np.ndarray,
@@ -199,5 +220,5 @@ def crps_from_draws(draws: np.ndarray, actual: float) -> float:
     return float(term1 - 0.5 * term2)
 
 
-__all__ = ["crps_from_draws", "deal_streams", "draw_open_bookings", "quantiles",
+__all__ = ["crps_from_draws", "deal_streams", "draw_open_bookings", "expected_open_bookings", "quantiles",
            "range_drivers", "scaled_probabilities", "uniform_bits", "won_in_month"]
