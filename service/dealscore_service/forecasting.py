@@ -34,7 +34,8 @@ import pandas as pd
 
 from dealscore.errors import ModelNotReadyError
 from dealscore.forecast.creation import GROUP_COLUMNS, NO_GROUP
-from dealscore.forecast.engine import DEFAULT_SIMS, Forecast, forecast_pipeline, pipeline_from_columns
+from dealscore.forecast.engine import DEFAULT_SIMS, Forecast, booked_so_far, forecast_pipeline, pipeline_from_columns
+from dealscore.forecast.periods import PERIOD_KINDS, current_and_next
 from dealscore.times import naive_utc, shown_apart
 from dealscore_service.auth import Principal
 from dealscore_service.deps import Services
@@ -56,8 +57,8 @@ from dealscore_service.store.placements import owner_teams
 CACHE_SIZE = 32
 _caches: weakref.WeakKeyDictionary[ScoreStore, OrderedDict[str, Forecast]] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
-STORE_NOTE = ("bookings already won this period are not in the score store (it holds open deals' scores): "
-              "'booked' is 0 and the current period's figures count future bookings only")
+STORE_NOTE = ("'booked' counts the deals whose win was recorded through the service (POST /v1/deals/{id}/outcome) "
+              "with a close in the period so far; a deal won in the CRM without its outcome posted is not in it")
 
 
 def groupings(principal: Principal) -> tuple[str, ...]:
@@ -138,6 +139,10 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
                    f"{' or '.join(allowed)}, not by {by} (a team's row would hold other owners' deals)")
         fix = f"ask by={allowed[0]} (its own deals, one row per owner); a key limited to teams may ask by=team"
         raise InvalidQueryError(message, fix=fix, fields=[query_field("by", message, fix, "grouping_not_allowed")])
+    if period not in PERIOD_KINDS:  # the API's schema refuses it first; the page passes its URL's value on
+        message = f"period={period!r} is not a forecast period: ask {' or '.join(PERIOD_KINDS)}"
+        fix = f"ask period={' or period='.join(PERIOD_KINDS)}"
+        raise InvalidQueryError(message, fix=fix, fields=[query_field("period", message, fix, "unknown_period")])
     current = services.models.current
     if current is None:
         raise ModelNotReadyError("no model is loaded yet; the forecast needs one",
@@ -157,9 +162,22 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
     trained = trained_teams(creation)
     relevant = sorted((o, t) for o, t in placed.items()
                       if t in principal.teams or trained.get(o) in principal.teams)
+    # one forecast time for every key (the store's newest fact), so a team key and the company forecast the same
+    # moment; an explicit as_of may not be before it (the latest scores were not known then)
+    newest = services.store.newest_fact()
+    if as_of is not None:
+        t = naive_utc(pd.Timestamp(as_of))
+        _check_forecast_time(t, pd.Timestamp(newest) if newest is not None else None)
+    else:
+        t = pd.Timestamp(newest) if newest is not None else naive_utc(pd.Timestamp.now(tz="UTC"))
+    periods = current_and_next(t, period)
+    won = services.store.won_between(principal, periods[0].start.to_pydatetime(), t.to_pydatetime(),
+                                     currency=currency)
+    booked_rows = (won["deal_id"], [float(a or 0.0) for a in won["amount"]], [str(c) for c in won["closed_at"]],
+                   won["team"], won["owner_id"])
     key = cache_key(current.version, services.store.forecast_fingerprint(principal), period=period, by=by,
-                    as_of=as_of, sims=sims, seed=seed, scope=(sorted(principal.owners), sorted(principal.teams)),
-                    placed=relevant, currency=currency)
+                    as_of=t.isoformat(), sims=sims, seed=seed, placed=relevant, currency=currency, won=booked_rows,
+                    scope=(sorted(principal.owners), sorted(principal.teams)))
     with _cache_lock:
         cache = _caches.setdefault(services.store, OrderedDict())
         hit = cache.get(key)
@@ -176,19 +194,9 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
         teams_now = placed if everyone else owner_teams(pipe.owner_id, pipe.team, pipe.scored_at)
         groups, new_groups, scope_notes = owner_scope(principal, trained, sorted(set(pipe.keys("owner"))),
                                                       teams_now)
-    newest = services.store.newest_open_as_of(principal) if currency is not None and as_of is None else None
-    if as_of is not None:
-        t = naive_utc(pd.Timestamp(as_of))
-    elif newest is not None:  # one currency's deals: the time of the forecast of them all, so the periods agree
-        t = pd.Timestamp(newest)
-    elif len(pipe):
-        t = pd.Timestamp(pipe.scored_at.max())
-    else:
-        t = naive_utc(pd.Timestamp.now(tz="UTC"))
-    if as_of is not None:
-        _check_forecast_time(t, pd.Timestamp(pipe.scored_at.max()) if len(pipe) else None)
+    booked = booked_so_far(pd.DataFrame(won).astype({"closed_at": "datetime64[ns]", "amount": float}), t, periods, by)
     calibration = getattr(current.bundle, "forecast_calibration", None)
-    fc = forecast_pipeline(pipe, t, kind=period, by=by, creation=creation, n_sims=sims, seed=seed,
+    fc = forecast_pipeline(pipe, t, kind=period, by=by, creation=creation, booked=booked, n_sims=sims, seed=seed,
                            groups=groups, calibration=calibration, new_groups=new_groups, new_left_out=left_out)
     fc.notes.extend(scope_notes)
     fc.notes.append(STORE_NOTE)
@@ -212,9 +220,9 @@ def _check_forecast_time(t: pd.Timestamp, newest: pd.Timestamp | None) -> None:
     problem = None
     if newest is not None and t < newest:
         shown, known = shown_apart(t, newest)
-        problem = (f"{shown} is before the newest stored score it would draw from ({known}): the forecast reads "
-                   "each deal's latest score, which was not known then",
-                   "omit as_of (the newest score's time); for a past time, run `dealscore forecast HISTORY --as-of "
+        problem = (f"{shown} is before the newest fact the score store holds ({known}, a score or a close): the "
+                   "forecast reads each deal's latest score and outcome, which were not known then",
+                   "omit as_of (the store's newest time); for a past time, run `dealscore forecast HISTORY --as-of "
                    "TIME` on the CRM export, which reads it as it stood then")
     elif (future := in_the_future(t.to_pydatetime(), now_utc())) is not None:
         problem = (future, "omit as_of, or ask for a time up to now")
@@ -229,8 +237,9 @@ def cache_key(model_version: str, fingerprint: tuple[int, ...], **request: Any) 
     The forecast is deterministic given these (same seed, same draws), so a page
     reload or a second manager asking between two scoring runs is served from
     memory, and any new or closed score changes the fingerprint
-    (:meth:`ScoreStore.forecast_fingerprint`). The service's forecast time defaults
-    to the newest stored score's, which the fingerprint covers.
+    (:meth:`ScoreStore.forecast_fingerprint`). The request holds the resolved forecast
+    time (the store's newest fact by default) and the won deals it books, so a close
+    recorded, corrected or withdrawn changes the key too.
     """
     h = hashlib.blake2b(digest_size=20)
     h.update(repr((str(model_version), tuple(fingerprint), sorted(request.items()))).encode())

@@ -33,7 +33,7 @@ def test_api_forecast_equals_the_cli_forecast_from_the_same_history(
     body = r.json()
     api = pd.DataFrame(body["rows"])
     assert api.loc[api["group"] == "company", "open_deals"].iloc[0] == n
-    assert body["fan"] and body["drivers"] and any("score store" in note for note in body["notes"])
+    assert body["fan"] and body["drivers"] and any("recorded through the service" in note for note in body["notes"])
 
     folder = write_history(trained_model.history, tmp_path / "history")
     out = tmp_path / "cli.csv"
@@ -107,7 +107,7 @@ def test_a_forecast_time_the_stored_scores_cannot_answer_is_422_at_as_of(
                             headers={"X-API-Key": keys["crm"]})
     assert r.status_code == 200, r.text
     newest = scoring_client.get("/v1/forecast", headers=h).json()["as_of"]
-    for when, said in (("2000-01-01T00:00:00Z", "before the newest stored score"),
+    for when, said in (("2000-01-01T00:00:00Z", "before the newest fact the score store holds"),
                        ("2199-01-01T00:00:00Z", "in the future")):
         bad = scoring_client.get("/v1/forecast", params={"as_of": when}, headers=h)
         assert bad.status_code == 422, bad.text
@@ -370,7 +370,8 @@ def test_a_team_key_by_owner_gets_its_owners_as_the_store_places_them(
     west = {**trained_model.payload(), "deal_id": "WEST-1", "owner_id": moved, "team": "west", "as_of": later}
     assert scoring_client.post("/v1/score", json=west, headers={"X-API-Key": keys["crm"]}).status_code == 200
     again = scoring_client.get("/v1/forecast", params=params, headers={"X-API-Key": keys["east_manager"]}).json()
-    assert again["as_of"] == east.json()["as_of"]  # the same request on the same deals of east
+    # one forecast time for every key: the store's newest fact, the west deal's score, though east cannot see it
+    assert pd.Timestamp(again["as_of"]) == pd.Timestamp(later, tz="UTC") > pd.Timestamp(east.json()["as_of"])
     mover = pd.DataFrame(again["rows"]).query("group == @moved")
     assert (mover["open_deals"] == len(east_ids) - 1).all() and (mover["new_expected"] == 0).all()
     assert any(moved in note and "now works in another team" in note for note in again["notes"])
@@ -410,3 +411,49 @@ def test_a_team_key_by_owner_does_not_get_the_future_pipeline_of_an_owner_who_le
                             by="owner", sims=300, seed=3)
     assert east.table.loc[east.table["group"] == moved, "new_expected"].sum() > 0
     assert any(moved in note and "before the move" in note for note in east.notes)
+
+
+def test_a_deal_won_this_period_is_booked_not_dropped(
+    scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str],
+) -> None:
+    """Winning a deal lowered the current quarter's forecast: it left the open deals, and the store's forecast
+    booked nothing ("'booked' is 0"). Its amount is now booked in its period, for its team and the company."""
+    _score_all_open(scoring_client, trained_model, keys)
+    h = {"X-API-Key": keys["manager"]}
+    before = pd.DataFrame(scoring_client.get("/v1/forecast", params={"sims": 300}, headers=h).json()["rows"])
+    body = next(b for b in trained_model.payloads(len(trained_model.open_ids)) if b.get("amount"))
+    closed_at = pd.Timestamp(trained_model.as_of).isoformat()
+    r = scoring_client.post(f"/v1/deals/{body['deal_id']}/outcome", json={"outcome": "won", "closed_at": closed_at},
+                            headers={"X-API-Key": keys["crm"]})
+    assert r.status_code == 200, r.text
+    after = scoring_client.get("/v1/forecast", params={"sims": 300}, headers=h).json()
+    rows = pd.DataFrame(after["rows"])
+    current = rows["period"].min()
+    company = rows[(rows["group"] == "company") & (rows["period"] == current)].iloc[0]
+    was = before[(before["group"] == "company") & (before["period"] == current)].iloc[0]
+    assert company["booked"] == pytest.approx(body["amount"]) and was["booked"] == 0
+    assert company["open_deals"] == was["open_deals"] - 1
+    assert company["p10"] >= body["amount"]  # booked is certain: every draw holds it
+    team = rows[(rows["group"] == body["team"]) & (rows["period"] == current)].iloc[0]
+    assert team["booked"] == pytest.approx(body["amount"])
+    nxt = rows[(rows["group"] == "company") & (rows["period"] == rows["period"].max())].iloc[0]
+    assert nxt["booked"] == 0
+
+
+def test_every_key_forecasts_the_same_moment(
+    scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str],
+) -> None:
+    """Each key forecast as of its own newest score: a team key and the company key forecast different moments,
+    even different quarters, once another team's deal was scored later."""
+    from dealscore_service.auth import Principal, Scope
+    from dealscore_service.forecasting import compute_forecast
+
+    _score_all_open(scoring_client, trained_model, keys)
+    services = scoring_client.app.state.services  # type: ignore[attr-defined]
+    other = next(b for b in trained_model.payloads(len(trained_model.open_ids)) if b.get("team") != NA_MM)
+    later = (pd.Timestamp(trained_model.as_of) + pd.Timedelta(days=5)).isoformat()
+    r = scoring_client.post("/v1/score", json=other | {"as_of": later}, headers={"X-API-Key": keys["crm"]})
+    assert r.status_code == 200, r.text
+    team = Principal("na_mm", frozenset({Scope.read}), teams=frozenset({NA_MM}))
+    everyone = Principal("all", frozenset({Scope.read}))
+    assert compute_forecast(services, team, sims=100).as_of == compute_forecast(services, everyone, sims=100).as_of

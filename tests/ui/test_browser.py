@@ -622,6 +622,7 @@ def test_forecast_page_shows_a_fan_per_team_and_the_api_numbers(laptop: Page) ->
         cells = page.locator(f"tr[data-group='{row['group']}'][data-period='{row['period']}']")
         assert cells.locator("[data-testid=p50]").inner_text() == f"{row['p50']:,.0f}"
         assert cells.locator("[data-testid=p10]").inner_text() == f"{row['p10']:,.0f}"
+        assert cells.locator("[data-testid=booked]").inner_text() == f"{row['booked']:,.0f}"
     laptop.shot("forecast-laptop")
     page.locator("[data-testid=drivers] tbody th a").first.click()
     page.wait_for_url(re.compile(r"/ui/deals/"))

@@ -828,6 +828,40 @@ class ScoreStore:
             newest = s.execute(select(func.max(DealRecord.as_of)).where(*_matching(DealFilter(), principal))).scalar()
         return None if newest is None else naive_utc(newest)
 
+    def newest_fact(self) -> datetime | None:
+        """The newest time the store knows anything at, over every deal (naive UTC; ``None`` when empty): the
+        latest open score's as-of time or the latest close.
+
+        The forecast is made at this time by default for every key, so that a team-limited key and the company
+        forecast one moment (a key's own newest score would put two keys' forecasts at different times, even
+        in different quarters), and a deal won after the newest score counts as booked, not as gone.
+        """
+        with self._session("read") as s:
+            scored = s.execute(select(func.max(DealRecord.as_of)).where(DealRecord.is_open.is_(True))).scalar()
+            closed = s.execute(select(func.max(DealRecord.closed_at)).where(DealRecord.is_open.is_(False))).scalar()
+        found = [naive_utc(t) for t in (scored, closed) if t is not None]
+        return max(found) if found else None
+
+    def won_between(self, principal: Principal | None, since: datetime, until: datetime, *,
+                    currency: str | None = None) -> dict[str, list[Any]]:
+        """The deals the key sees that were won with a close time in ``[since, until]`` (in ``currency`` when
+        given): the forecast's bookings already made this period, as a deals table's columns (``deal_id``,
+        ``team``, ``owner_id``, ``amount``, ``closed_at``, ``outcome``)."""
+        where = [DealRecord.outcome == "won", DealRecord.closed_at >= since, DealRecord.closed_at <= until,
+                 *_visible(principal)]
+        if currency is not None:
+            where.append(DealRecord.currency == currency)
+        stmt = (select(DealRecord.deal_id, DealRecord.team, DealRecord.owner_id, DealRecord.amount,
+                       DealRecord.closed_at).where(*where).order_by(DealRecord.deal_id))
+        with self._session("read") as s:
+            rows = s.connection().execute(stmt).all()
+        names = ("deal_id", "team", "owner_id", "amount", "closed_at")
+        by_field = list(zip(*rows, strict=True)) or [()] * len(names)
+        columns: dict[str, list[Any]] = {n: list(v) for n, v in zip(names, by_field, strict=True)}
+        columns["closed_at"] = [naive_utc(t) for t in columns["closed_at"]]
+        columns["outcome"] = ["won"] * len(rows)
+        return columns
+
     def forecast_fingerprint(self, principal: Principal | None = None) -> tuple[int, int, int]:
         """Count, sum and maximum of the ids of the rows :meth:`forecast_inputs` would return (one aggregate query).
 

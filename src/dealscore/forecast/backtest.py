@@ -92,7 +92,7 @@ def run_backtest(history: DealHistory, bundle: Any, quarters: Sequence[Period], 
         creation = PipelineCreationModel(group=group, pool="team").fit(past, t)
         # learned from windows that ended by t, read from the history as known at t
         calibration = fit_open_calibration(past, scorer, t, cache=cache)
-        so_far = booked_so_far(past, t, [q], by)
+        so_far = booked_so_far(past.deals, t, [q], by)
         fc = forecast_pipeline(pipe, t, kind="quarter", by=by, creation=creation, booked=so_far, n_sims=n_sims,
                                seed=seed, calibration=calibration)
         raw = forecast_pipeline(pipe, t, kind="quarter", by=by, creation=creation, booked=so_far, n_sims=n_sims,

@@ -191,10 +191,14 @@ def pipeline_from_columns(columns: Mapping[str, Sequence[Any]]) -> OpenPipeline:
     )
 
 
-def booked_so_far(history: DealHistory, as_of: pd.Timestamp, periods: list[Period], by: str,
+def booked_so_far(deals: pd.DataFrame, as_of: pd.Timestamp, periods: list[Period], by: str,
                   ) -> dict[tuple[str, str], float]:
-    """Amounts already won in each period up to ``as_of``, per group (they are bookings, not forecasts)."""
-    d = history.deals
+    """Amounts already won in each period up to ``as_of``, per group (they are bookings, not forecasts).
+
+    ``deals``: a history's deals table, or the score store's won deals (the service's forecast): the same
+    columns (``closed_at``, ``outcome``, ``amount``, ``team``/``owner_id``), one rule for both.
+    """
+    d = deals
     if "closed_at" not in d or "outcome" not in d:
         return {}
     closed = pd.DatetimeIndex(d["closed_at"])
@@ -432,7 +436,7 @@ def forecast_history(
         calibration = stored if usable else fit_open_calibration(past, scorer, t)
     periods = current_and_next(t, kind)
     return forecast_pipeline(pipe, t, kind=kind, by=by, creation=creation,
-                             booked=booked_so_far(past, t, periods, by), n_sims=n_sims, seed=seed,
+                             booked=booked_so_far(past.deals, t, periods, by), n_sims=n_sims, seed=seed,
                              calibration=calibration)
 
 
