@@ -89,3 +89,15 @@ def test_the_direct_lightgbm_call_equals_booster_predict(boosters: dict[str, lgb
     slow = _compat.predict_matrix(booster, mat, **args)
     assert fast.shape == slow.shape == (rows * args["models"] * (5 if kind == _compat.CONTRIB else 1),)
     assert np.array_equal(fast, slow)
+
+
+def test_lightgbm_s_parameter_table_or_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table LightGBM's C API dumps: main names with their aliases; without the private handle, None (the
+    config then leaves names unchecked, see tests/models/test_lgb_params.py)."""
+    table = _compat.lightgbm_parameters()
+    assert table is not None
+    assert {"num_threads", "n_jobs"} <= table["num_threads"] and "reg_lambda" in table["lambda_l2"]
+    assert set(lgb.Booster(params={"verbose": -1}, train_set=lgb.Dataset(
+        np.arange(20.0).reshape(10, 2), label=np.arange(10) % 2)).params) <= set().union(*table.values())
+    monkeypatch.setattr(_compat, "USE_PARAMETER_TABLE", False)
+    assert _compat.lightgbm_parameters() is None

@@ -15,6 +15,7 @@ Each shortcut says what it saves and **Remove when** it is no longer needed.
 from __future__ import annotations
 
 import ctypes
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -193,6 +194,33 @@ def booster_predict(booster: Any, mat: np.ndarray, *, kind: int, iteration: int,
     return np.asarray(out, dtype=np.float64).ravel()
 
 
+#: ``LGBM_DumpParamAliases`` through ``lightgbm.basic._LIB``: every parameter name the installed LightGBM
+#: knows, with its aliases, so a training config can refuse a misspelt one (LightGBM itself only logs
+#: "Unknown parameter" and trains without it). The C function is part of LightGBM's public C API
+#: (``c_api.h``); only the Python package's handle to the loaded library is private. Public route: none
+#: (the Python package has no public list of its parameters), so without the shortcut callers get None and
+#: leave parameter names unchecked. Remove when: the Python package publishes its parameter table.
+USE_PARAMETER_TABLE = True
+
+
+def lightgbm_parameters() -> dict[str, frozenset[str]] | None:
+    """Each LightGBM parameter's main name → every name it answers to (itself and its aliases), or None
+    where the installed LightGBM cannot be asked (names then go unchecked)."""
+    if _LIB is None or _safe_call is None or not USE_PARAMETER_TABLE:
+        return None
+    size = 1 << 20
+    for _ in range(2):  # the second call with the length the first reported, if the buffer was short
+        out_len = ctypes.c_int64(0)
+        buffer = ctypes.create_string_buffer(size)
+        _safe_call(_LIB.LGBM_DumpParamAliases(ctypes.c_int64(size), ctypes.byref(out_len),
+                                              ctypes.c_char_p(ctypes.addressof(buffer))))
+        if out_len.value <= size:
+            break
+        size = int(out_len.value)
+    table = json.loads(buffer.value.decode("utf-8"))
+    return {str(name): frozenset([str(name), *map(str, aliases)]) for name, aliases in table.items()}
+
+
 __all__ = [
     "CONTRIB",
     "NORMAL",
@@ -202,6 +230,7 @@ __all__ = [
     "column_names",
     "frame_from_arrays",
     "frame_from_blocks",
+    "lightgbm_parameters",
     "naive_ns_columns",
     "predict_matrix",
     "public_frame",

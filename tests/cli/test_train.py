@@ -59,3 +59,17 @@ def test_max_deals_without_scheduler_is_refused(run: Run, tmp_path: Path, no_tra
     assert code == 2
     assert_clean_error(code, err, "--max-deals needs --scheduler")
     assert no_training == []
+
+
+def test_a_config_value_of_the_wrong_type_is_refused_before_training(
+    run: Run, tmp_path: Path, no_training: list[Any],
+) -> None:
+    """``num_boost_round: many`` used to be a TypeError traceback from inside LightGBM; a bad gate tolerance
+    one only after the whole run."""
+    config = tmp_path / "c.json"
+    config.write_text('{"win": {"num_boost_round": "many"}, "gate": {"log_loss_tolerance": "x"}}')
+    code, _out, err = run("train", str(tmp_path), "--config", str(config))
+    assert code == 2
+    assert_clean_error(code, err, f"2 problems in training config {config}", 'config.win.num_boost_round: got "many"',
+                       'config.gate.log_loss_tolerance: got "x"', "default.yaml")
+    assert no_training == []

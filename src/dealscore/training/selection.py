@@ -42,12 +42,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss
 
-from dealscore.errors import ConfigError
 from dealscore.models.calibration import Calibrator, select_calibrator
 from dealscore.models.inputs import check_binary, select_features
 from dealscore.models.linear import LinearLogit
 from dealscore.models.win import DEFAULT_WIN_PARAMS, WinModel
-from dealscore.training.config import DEFAULT_BLENDS, DEFAULT_SEARCH
+from dealscore.training.config import DEFAULT_BLENDS, DEFAULT_SEARCH, require
 
 #: Features whose effect on winning has one unambiguous direction (+1 helps, -1 hurts) in any sales
 #: process: a better track record of the owner or the account, an engaged decision maker or champion,
@@ -147,9 +146,8 @@ def deal_folds(deal_ids: np.ndarray, n_folds: int, first_origin: float) -> np.nd
 
     Rows must be ordered by their deal's creation time (as training orders snapshots).
     """
-    if n_folds < 2 or not 0.1 <= first_origin < 0.95:
-        raise ConfigError(f"win.cv_folds must be >= 2 and win.cv_first_origin in [0.1, 0.95); "
-                          f"got {n_folds} and {first_origin}")
+    require("win.cv_folds", n_folds)
+    require("win.cv_first_origin", first_origin)
     codes, uniques = pd.factorize(pd.Series(deal_ids), sort=False)
     rank = codes / max(len(uniques), 1)
     edges = first_origin + (1 - first_origin) * np.arange(n_folds + 1) / n_folds
@@ -180,6 +178,8 @@ def select_win_model(
     fold = deal_folds(np.asarray(deal_ids), n_folds, first_origin)
     Xs = select_features(X, names, who="model selection")
     search = dict(search if search is not None else DEFAULT_SEARCH)
+    require("win.search", search)  # an empty search has no booster to blend or compare
+    require("win.blends", list(blends))
     settings = {k: lgb_params(v, base_params or {}, names) for k, v in search.items()}
     folds_info: list[dict[str, Any]] = []
     curves: dict[str, list[np.ndarray]] = {k: [] for k in settings}

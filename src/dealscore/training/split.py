@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dealscore.errors import ConfigError
+from dealscore.training.config import require
 
 SLICES = ("train", "validation", "calibration", "test")
 EXCLUDED_RECENT = "excluded_recent"
@@ -102,12 +102,10 @@ def split_deals(
     exists for learning-curve experiments and leaves the other slices unchanged,
     so such a run is compared on the very same holdout.
     """
-    if len(fractions) != 4 or any(f <= 0 for f in fractions):
-        raise ConfigError(f"split fractions must be four positive numbers (train, validation, calibration, test); "
-                          f"got {list(fractions)}")
-    if not 0.5 <= horizon_quantile <= 1.0:
-        raise ConfigError(f"split.horizon_quantile must be between 0.5 and 1.0; got {horizon_quantile}")
-    fr = np.asarray(fractions, dtype=float) / float(np.sum(fractions))
+    require("split.fractions", list(fractions))
+    require("split.horizon_quantile", horizon_quantile)
+    require("split.max_train_deals", max_train_deals)
+    fr = np.asarray(fractions, dtype=float) / float(np.sum(fractions))  # exact shares (the sum may be off by 1e-3)
     cut = pd.Timestamp(cut_at)
     horizon = label_horizon_days(deals, horizon_quantile)
     cohort_end = cut - pd.Timedelta(days=horizon)

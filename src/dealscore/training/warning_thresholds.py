@@ -39,6 +39,7 @@ import pandas as pd
 from dealscore.scoring.columns import Columns
 from dealscore.scoring.track_record import LEARNED_CODES, warning_measures
 from dealscore.scoring.warnings import EPISODE_WARNINGS
+from dealscore.training.config import require
 
 #: Candidate thresholds per (warning, stage): quantiles of the measure on the eligible snapshots.
 N_CANDIDATES = 100
@@ -59,8 +60,7 @@ def learn_warning_thresholds(
     (the caller selects them); ``won`` is 1 for a deal later won, 0 for lost.
     ``held_out`` is a later slice in the same form, only counted, never chosen on.
     """
-    if not 0 < target_precision < 1:
-        raise ValueError(f"target_precision must be between 0 and 1, got {target_precision}")
+    require("warnings.target_precision", target_precision)
     lost = np.asarray(won, dtype=float) == 0
     deal_ids = np.asarray(deal_ids, dtype=object)
     stage = (features["declared_stage"].astype(object).to_numpy() if "declared_stage" in features.columns
