@@ -39,3 +39,18 @@ def test_a_champion_that_could_not_be_compared_is_replaced_only_when_it_cannot_b
                             "(check the champion, or promote the new version with `dealscore promote`)"]
     replaced = decide({"roc_auc": 0.5, "log_loss": 0.7}, None, CFG, "3", unusable=why, replaceable=True)
     assert replaced.promote and "replaces it" in replaced.reasons[0] and replaced.champion == {}
+
+
+def test_the_reasons_say_better_when_the_new_model_is_better_and_within_tolerance_only_when_worse():
+    """A clearly better challenger read "log loss 0.3859 vs champion 0.4001 (within tolerance)"."""
+    better = decide({"roc_auc": 0.8928, "log_loss": 0.3859}, {"roc_auc": 0.8836, "log_loss": 0.4001}, CFG, "3")
+    assert better.promote
+    assert better.reasons == ["log loss 0.3859 vs champion 0.4001 (better)",
+                              "ROC AUC 0.8928 vs champion 0.8836 (better)"]
+    worse = decide({"roc_auc": 0.798, "log_loss": 0.503}, {"roc_auc": 0.80, "log_loss": 0.50}, CFG, "3")
+    assert worse.promote
+    assert worse.reasons == ["log loss 0.5030 vs champion 0.5000 (within tolerance)",
+                             "ROC AUC 0.7980 vs champion 0.8000 (within tolerance)"]
+    same = decide({"roc_auc": 0.80001, "log_loss": 0.49999}, {"roc_auc": 0.80, "log_loss": 0.50}, CFG, "3")
+    assert same.reasons == ["log loss 0.5000 vs champion 0.5000 (the same)",
+                            "ROC AUC 0.8000 vs champion 0.8000 (the same)"]

@@ -5,7 +5,8 @@ Both models are scored on the *same* rows, the new run's most recent holdout
 version is promoted when there is no champion, or when its log loss is at most
 ``log_loss_tolerance`` above the champion's and its ROC AUC at most
 ``auc_tolerance`` below. Otherwise it becomes ``challenger`` and the reasons say
-by how much it lost.
+by how much it lost. A metric that passes reads ``better``, ``the same`` or
+``within tolerance`` (worse, but by no more than the tolerance).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def decide(
             reasons.append(f"log loss {ll_new:.4f} is worse than champion v{champion_version}'s {ll_old:.4f} "
                            f"by more than the tolerance {config.log_loss_tolerance}")
         else:
-            reasons.append(f"log loss {ll_new:.4f} vs champion {ll_old:.4f} (within tolerance)")
+            reasons.append(f"log loss {ll_new:.4f} vs champion {ll_old:.4f} ({_standing(ll_new, ll_old, False)})")
     auc_new, auc_old = new.get("roc_auc"), champion.get("roc_auc")
     if auc_new is not None and auc_old is not None:
         if auc_new < auc_old - config.auc_tolerance:
@@ -73,8 +74,21 @@ def decide(
             reasons.append(f"ROC AUC {auc_new:.4f} is below champion v{champion_version}'s {auc_old:.4f} "
                            f"by more than the tolerance {config.auc_tolerance}")
         else:
-            reasons.append(f"ROC AUC {auc_new:.4f} vs champion {auc_old:.4f} (within tolerance)")
+            reasons.append(f"ROC AUC {auc_new:.4f} vs champion {auc_old:.4f} ({_standing(auc_new, auc_old, True)})")
     if auc_new is None or auc_old is None or ll_new is None or ll_old is None:
         ok = False
         reasons.append("the holdout lacks a metric to compare on (one outcome class only?); keeping the champion")
     return GateDecision(ok, reasons, champion_version, new, champion)
+
+
+def _standing(new: float, old: float, higher_is_better: bool) -> str:
+    """How a metric the gate let pass compares: ``better``, ``the same`` or ``within tolerance`` (worse, by no more
+    than the tolerance).
+
+    Judged on the four decimals the reason shows, so the words never contradict the numbers beside them;
+    "within tolerance" for a clearly better model read as if it had barely passed.
+    """
+    gain = round(new, 4) - round(old, 4)
+    if round(gain, 4) == 0:
+        return "the same"
+    return "better" if (gain > 0) == higher_is_better else "within tolerance"
