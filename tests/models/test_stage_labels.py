@@ -136,5 +136,31 @@ def test_the_habit_sentences_skip_reps_with_nothing_compared() -> None:
                "reps": [{"rep_id": "Anna", "lag_days": 0.0, "ahead_share": 0.0, "stage_entries": 0},
                         {"rep_id": "Bo", "lag_days": 9.0, "ahead_share": 0.2, "stage_entries": 12}]}
     lines = describe_habits(summary)
-    assert lines[0].startswith("The company records stage changes 3 days late")
+    assert lines[0].startswith("The company typically records stage changes about 3 days late")
     assert [line.split()[0] for line in lines[1:]] == ["Bo"]
+
+
+def test_the_habit_sentences_say_typically_their_and_when_the_lag_leans_on_the_company_s() -> None:
+    """The lag is a median shrunk towards the company's, yet read "58 days late on average"; and "17% of its
+    stages" for a person."""
+    summary = {"company": {"lag_days": 10.0, "ahead_share": 0.25},
+               "reps": [{"rep_id": "R0011", "lag_days": 58.0, "ahead_share": 0.17, "stage_entries": 58,
+                         "lag_weight": 0.85},
+                        {"rep_id": "R0030", "lag_days": 14.0, "ahead_share": 0.2, "stage_entries": 4,
+                         "lag_weight": 0.286}]}
+    lines = describe_habits(summary)
+    assert lines[0] == ("The company typically records stage changes about 10 days late; 25% of stages are typed "
+                        "in ahead of their evidence.")
+    assert lines[1] == ("R0011 typically records stage changes about 58 days late; 17% of their stages are typed in "
+                        "ahead of their evidence (58 stage entries compared).")
+    assert lines[2] == ("R0030 typically records stage changes about 14 days late; 20% of their stages are typed in "
+                        "ahead of their evidence (4 stage entries compared; too few to stand alone, so the lag "
+                        "leans on the company's 10 days).")
+
+
+def test_each_rep_s_lag_weight_is_the_share_of_their_own_entries() -> None:
+    sim = _without_truth(simulate(600, seed=2))
+    habits = _fit(sim).habits_
+    assert habits["lag_weight"].between(0, 1).all()
+    few, many = habits.nsmallest(1, "stage_entries").iloc[0], habits.nlargest(1, "stage_entries").iloc[0]
+    assert few["lag_weight"] < many["lag_weight"]

@@ -363,7 +363,7 @@ def test_model_page_shows_the_plots_with_a_reading(laptop: Page) -> None:
     assert page.locator("table.metrics tbody tr").count() >= 4  # the model and three baselines
     habits = page.locator("[data-testid=recording-habits]")
     assert habits.is_visible() and habits.locator("tbody tr").count() >= 2
-    assert re.match(r"R\d+ records stage changes \d+ days late on average",
+    assert re.match(r"R\d+ typically records stage changes about \d+ days late",
                     page.locator("[data-testid=habits-reading]").inner_text())
     values = page.locator("[data-testid=state-values]")  # what a response is worth: the actions' price list
     assert values.is_visible() and values.locator("tbody tr").count() >= 4

@@ -278,6 +278,8 @@ class StageLabeler:
             "rep_id": [str(r) for r in self.rep_index_],
             "stage_entries": n_all.astype(int),
             "lag_days": lag.round(1),
+            # the rep's own entries' share of lag_days (the rest is the company's): what the sentences lean on
+            "lag_weight": (n_late / np.maximum(n_late + k, 1e-9)).round(3),
             "ahead_share": ahead_share.round(3),
             "skipped_share": skipped_share.to_numpy(dtype=float).round(3),
         }).sort_values(["lag_days", "rep_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
@@ -374,19 +376,23 @@ class StageLabeler:
 def describe_habits(summary: Mapping[str, Any], top: int = 5) -> list[str]:
     """Plain sentences a manager can coach with, largest lags first (for the report, API and page).
 
-    e.g. "R0032 records stage changes 12 days late on average; 8% of its stages are typed in ahead of
-    their evidence (34 stage entries)".
+    e.g. "R0032 typically records stage changes about 12 days late; 8% of their stages are typed in ahead
+    of their evidence (34 stage entries compared)". The lag is a median, not a mean ("typically"), and a
+    rep's figures are shrunk towards the company's: where the company's figure weighs more than the rep's
+    own entries (``lag_weight`` below one half) the sentence says it leans on the company's.
     """
     company = summary.get("company") or {}
     out = []
     if company:
-        out.append(f"The company records stage changes {company.get('lag_days', 0):.0f} days late on average; "
+        out.append(f"The company typically records stage changes about {company.get('lag_days', 0):.0f} days late; "
                    f"{company.get('ahead_share', 0):.0%} of stages are typed in ahead of their evidence.")
     compared = [rep for rep in summary.get("reps") or [] if rep.get("stage_entries", 0) > 0]  # 0: nothing to say
     for rep in compared[:top]:
-        out.append(f"{rep['rep_id']} records stage changes {rep['lag_days']:.0f} days late on average; "
-                   f"{rep['ahead_share']:.0%} of its stages are typed in ahead of their evidence "
-                   f"({rep['stage_entries']} stage entries compared).")
+        leans = (f"; too few to stand alone, so the lag leans on the company's {company.get('lag_days', 0):.0f} days"
+                 if company and rep.get("lag_weight", 1.0) < 0.5 else "")
+        out.append(f"{rep['rep_id']} typically records stage changes about {rep['lag_days']:.0f} days late; "
+                   f"{rep['ahead_share']:.0%} of their stages are typed in ahead of their evidence "
+                   f"({rep['stage_entries']} stage entries compared{leans}).")
     return out
 
 
