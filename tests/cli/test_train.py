@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
+import yaml
 
+from dealscore.data.history import write_history
 from dealscore.training import run as training_run
+from dealscore.training.split import RECENT_CLOSE_DAYS
 from tests.cli.conftest import Run, assert_clean_error
 
 
@@ -73,3 +78,22 @@ def test_a_config_value_of_the_wrong_type_is_refused_before_training(
     assert_clean_error(code, err, f"2 problems in training config {config}", 'config.win.num_boost_round: got "many"',
                        'config.gate.log_loss_tolerance: got "x"', "default.yaml")
     assert no_training == []
+
+
+def test_a_history_without_recent_closes_trains_with_a_warning_in_the_output_and_the_report(
+    run: Run, tmp_path: Path, small_sim: Any, fast_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No deal closed in the quarter before the cut: it used to train and promote without a word."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    history = small_sim.history
+    cut = pd.Timestamp(history.deals["closed_at"].max()) + pd.Timedelta(days=RECENT_CLOSE_DAYS + 30)
+    folder = write_history(history.replace(cut_at=cut), tmp_path / "history")
+    config = tmp_path / "fast.yaml"
+    config.write_text(yaml.safe_dump(fast_dict))
+    code, out, err = run("train", str(folder), "--config", str(config), "--report-json", str(tmp_path / "r.json"))
+    assert code == 0, err
+    said = f"warning: no deal closed in the {RECENT_CLOSE_DAYS} days before the data cut {cut:%Y-%m-%d}"
+    assert said in out
+    warnings = json.loads((tmp_path / "r.json").read_text())["data"]["warnings"]
+    assert len(warnings) == 1 and said.removeprefix("warning: ") in warnings[0]

@@ -84,6 +84,7 @@ def test_test_slice_is_later_and_disjoint(trained):
     assert pd.Timestamp(w["train_to"]) <= pd.Timestamp(w["test_from"])
     counts = trained.report["data"]["split"]["deals"]
     assert counts.get("excluded_recent", 0) > 0  # the open-deal bias guard is active
+    assert trained.report["data"]["warnings"] == []  # deals closed up to the cut
     assert all(trained.report["data"]["snapshots"][s] > 0 for s in SLICES)
 
 

@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 
 from dealscore.errors import ConfigError
-from dealscore.training.split import EXCLUDED_OPEN, EXCLUDED_RECENT, EXCLUDED_TRAIN_LIMIT, SLICES, split_deals
+from dealscore.training.split import (
+    EXCLUDED_OPEN,
+    EXCLUDED_RECENT,
+    EXCLUDED_TRAIN_LIMIT,
+    RECENT_CLOSE_DAYS,
+    SLICES,
+    recent_closes_warning,
+    split_deals,
+)
 
 
 def _deals(n: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, pd.Timestamp]:
@@ -78,3 +86,18 @@ def test_bad_fractions_are_config_errors():
         split_deals(deals, cut, fractions=[0.8, 0.2])
     with pytest.raises(ConfigError, match="horizon_quantile"):
         split_deals(deals, cut, horizon_quantile=0.2)
+
+
+def test_a_history_without_a_close_in_the_last_quarter_before_its_cut_is_warned_of():
+    """It trained and promoted silently, with a test slice of only the deals that closed fast."""
+    deals, cut = _deals()
+    assert recent_closes_warning(deals, cut) is None
+    last = deals["closed_at"].max()
+    late_cut = last + pd.Timedelta(days=RECENT_CLOSE_DAYS + 30)
+    note = recent_closes_warning(deals, late_cut)
+    assert note is not None
+    assert note.startswith(f"no deal closed in the {RECENT_CLOSE_DAYS} days before the data cut {late_cut:%Y-%m-%d}")
+    assert f"the last close was on {last:%Y-%m-%d}, {RECENT_CLOSE_DAYS + 30} days before it" in note
+    assert "set cut_at in history.yaml" in note
+    assert recent_closes_warning(deals, last + pd.Timedelta(days=RECENT_CLOSE_DAYS - 1)) is None
+    assert "no deal in the history has closed" in recent_closes_warning(deals.assign(closed_at=pd.NaT), cut)

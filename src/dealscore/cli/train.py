@@ -183,6 +183,8 @@ def train(
         f"data: {d['deals']:,} deals; slices (deals) {d['split']['deals']}; label horizon "
         f"{d['split']['horizon_days']:.0f} days; snapshots {d['snapshots']}"
     )
+    for warning in d.get("warnings", []):
+        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     name = cfg.model_name
     alias = summary.decision.alias
     colour = "green" if summary.decision.promote else "yellow"

@@ -46,7 +46,7 @@ from dealscore.training.learning_curve import learning_curve
 from dealscore.training.metrics import binary_metrics
 from dealscore.training.response_rates import learn_response_rates
 from dealscore.training.selection import Selection, fit_win_model
-from dealscore.training.split import SLICES, DealSplit, split_deals
+from dealscore.training.split import SLICES, DealSplit, recent_closes_warning, split_deals
 from dealscore.training.stage_checks import label_free_checks
 from dealscore.training.stage_stats import learn_stage_stats
 from dealscore.training.stage_values import learn_stage_values
@@ -684,6 +684,7 @@ def _data_section(
         "n_features": len(names),
         "features": names,
         "open_deal_bias": BIAS_NOTE,
+        "warnings": [w for w in (recent_closes_warning(deals, split.cut_at),) if w],
     }
 
 

@@ -29,6 +29,14 @@ import pandas as pd
 from dealscore.training.config import require
 
 SLICES = ("train", "validation", "calibration", "test")
+#: A history in which no deal closed in this many days before its data cut gets a warning in the training report
+#: and the CLI. A quarter: B2B teams close deals every quarter (quotas and forecasts are quarterly), so a quarter
+#: without one close more likely means the export lost its recent outcomes (filtered on close date, a sync that
+#: stopped) or its cut is later than when it was taken than a truly quiet quarter. Either way the split then
+#: labels the cohort's deals by closes that stop early: only the deals that closed fast carry an outcome and the
+#: test slice over-represents them. A warning, not a refusal: a small or seasonal team can have a quiet quarter,
+#: and training on what there is remains the best available model.
+RECENT_CLOSE_DAYS = 90
 EXCLUDED_RECENT = "excluded_recent"
 EXCLUDED_OPEN = "excluded_open"
 EXCLUDED_TRAIN_LIMIT = "excluded_train_limit"
@@ -84,6 +92,21 @@ def label_horizon_days(deals: pd.DataFrame, quantile: float) -> float:
         return 0.0
     cycle = (closed["closed_at"] - closed["created_at"]).dt.total_seconds() / 86400.0
     return float(np.quantile(cycle.to_numpy(), quantile))
+
+
+def recent_closes_warning(deals: pd.DataFrame, cut_at: pd.Timestamp) -> str | None:
+    """The warning when no deal closed in the :data:`RECENT_CLOSE_DAYS` days before the data cut (else None)."""
+    cut = pd.Timestamp(cut_at)
+    closed = pd.to_datetime(deals["closed_at"]).dropna()
+    last = closed[closed <= cut].max() if len(closed) else pd.NaT
+    if pd.notna(last) and last > cut - pd.Timedelta(days=RECENT_CLOSE_DAYS):
+        return None
+    when = (f"the last close was on {last:%Y-%m-%d}, {(cut - last).days} days before it" if pd.notna(last)
+            else "no deal in the history has closed")
+    return (f"no deal closed in the {RECENT_CLOSE_DAYS} days before the data cut {cut:%Y-%m-%d} ({when}): if the "
+            f"export lost its recent outcomes or its cut is later than when it was taken, only fast-closing deals "
+            f"carry an outcome and the test slice over-represents them. Check closed_at of the recent deals in the "
+            f"export, or set cut_at in history.yaml to when the export was taken")
 
 
 def split_deals(
