@@ -145,3 +145,39 @@ def test_no_open_deals_at_all_is_said_so(run: Run, bundle_dir: Path, history_dir
     assert code == 0, err
     assert "no open deals at 1990-01-01 00:00" in err
     assert out.startswith("rank,deal_id,")
+
+
+# --- score with nothing open --------------------------------------------------------------------------------
+
+def _first_created(history_dir: Path) -> pd.Timestamp:
+    return pd.to_datetime(pd.read_csv(history_dir / "deals.csv")["created_at"]).min()
+
+
+def test_score_before_the_history_starts_says_when_it_starts(
+    run: Run, tmp_path: Path, bundle_dir: Path, history_dir: Path,
+) -> None:
+    """``--as-of`` before the first deal printed "scored 0 open deals" and wrote an empty file, with no word why."""
+    target = tmp_path / "s.parquet"
+    code, out, err = run("score", str(history_dir), "--model", str(bundle_dir), "--out", str(target),
+                         "--as-of", "1990-01-01")
+    assert code == 0, err
+    assert "scored 0 open deals" in out and len(pd.read_parquet(target)) == 0
+    assert (f"note: no open deals at 1990-01-01 00:00: the history starts on {_first_created(history_dir):%Y-%m-%d}"
+            in err)
+
+
+def test_score_on_a_scheduler_says_the_same(
+    run: Run, tmp_path: Path, bundle_dir: Path, history_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cluster path prints the one-machine sentence, from its first pass's load report."""
+    from dealscore import scale
+    from dealscore.data.validate import LoadReport
+
+    starts = _first_created(history_dir)
+    monkeypatch.setattr(scale, "score_on_cluster", lambda *a, **k: {
+        "rows": 0, "partitions": 2, "report": LoadReport(first_event=starts), "cut_at": starts})
+    code, out, err = run("score", str(history_dir), "--model", str(bundle_dir), "--out", str(tmp_path / "s"),
+                         "--as-of", "1990-01-01", "--scheduler", "local:1")
+    assert code == 0, err
+    assert "scored 0 open deals of 2 partitions" in out
+    assert f"note: no open deals at 1990-01-01 00:00: the history starts on {starts:%Y-%m-%d}" in err

@@ -61,19 +61,35 @@ def load_bundle(model: Path | None) -> Any:
         ) from exc
 
 
-def _load(folder: str | Path, model: Path | None, as_of: str | None) -> tuple[Any, Any, pd.Timestamp | None]:
+def _load(folder: str | Path, model: Path | None, as_of: str | None
+          ) -> tuple[Any, Any, pd.Timestamp | None, pd.Timestamp | None]:
+    """The scorer, the validated history, ``--as-of`` as a time and when the history starts (its load report's
+    first event)."""
     from dealscore.data.validate import load_and_validate
     from dealscore.scoring import Scorer
 
     t = as_of_time(as_of)
     bundle = load_bundle(model)
-    history, _ = load_and_validate(str(folder), bundle.taxonomy)
+    history, report = load_and_validate(str(folder), bundle.taxonomy)
     if t is not None:
         refuse_after_cut(history, t, "score")  # its fix is the one `score --scheduler` gives too
     mismatch = data_mismatch(bundle.history_stats, history)
     if mismatch is not None:  # once per command, before any table: the scores below may not fit
         err_console.print(f"[bold yellow]warning:[/] {mismatch.message}", highlight=False, soft_wrap=True)
-    return Scorer(bundle), history, t
+    return Scorer(bundle), history, t, report.first_event
+
+
+def no_open_deals(as_of: pd.Timestamp | None, starts: pd.Timestamp | None) -> str:
+    """Why no deal was open to score: before the history starts, the time and the start date, else the time alone.
+
+    "scored 0 open deals" and an empty file said nothing of why; a time before the first deal
+    was created is the usual one. One sentence for ``score``, ``score --scheduler`` and ``at-risk``.
+    """
+    when = f"{as_of:%Y-%m-%d %H:%M}" if as_of is not None else "the data cut"
+    if as_of is not None and starts is not None and not pd.isna(starts) and as_of < starts:
+        return (f"no open deals at {when}: the history starts on {starts:%Y-%m-%d} (its first deal was created "
+                f"then); score as of a later time, or omit --as-of to score at the data cut")
+    return f"no open deals at {when}"
 
 
 @app.command()
@@ -99,12 +115,15 @@ def score(
 
         started = time.perf_counter()
         bundle = load_bundle(model)
-        done = score_on_cluster(scheduler, folder, out, bundle, as_of=as_of_time(as_of), explain=explain,
-                                every_days=backtest_every)
+        t = as_of_time(as_of)
+        done = score_on_cluster(scheduler, folder, out, bundle, as_of=t, explain=explain, every_days=backtest_every)
         took = time.perf_counter() - started
         console.print(f"scored [bold]{done['rows']:,}[/] {'snapshots' if backtest_every else 'open deals'} of "
                       f"{done['partitions']} partitions with model {bundle.version} on {scheduler} in {took:.1f}s "
                       f"→ {out}/<partition>.parquet")
+        if not done["rows"] and not backtest_every:
+            err_console.print(f"note: {no_open_deals(t, done['report'].first_event)}",
+                              highlight=False, soft_wrap=True)
         return
     if backtest_every is not None:
         raise DataValidationError("--backtest-every needs --scheduler",
@@ -116,7 +135,7 @@ def score(
         raise DataValidationError(f"--out {target}: unknown file type {suffix or '(none)'}",
                                   fix="name the output file *.parquet or *.csv")
     check_output_file(target, "--out")  # before scoring, which can take minutes
-    scorer, history, t = _load(folder, model, as_of)
+    scorer, history, t, starts = _load(folder, model, as_of)
     started = time.perf_counter()
     frame = scorer.score_frame(history, t, explain=explain, progress=True)
     took = time.perf_counter() - started
@@ -134,6 +153,8 @@ def score(
                   f"in {took:.2f}s ({rate:,.0f} deals/s) → {target}")
     if grades is not None:
         console.print("grades: " + ", ".join(f"{g} {n:,}" for g, n in grades.items()))
+    else:
+        err_console.print(f"note: {no_open_deals(t, starts)}", highlight=False, soft_wrap=True)
 
 
 def _previous_scores(path: Path | None) -> dict[str, float] | None:
@@ -293,7 +314,7 @@ def _refuse_unknown(history: Any, option: str, column: str, value: str | None) -
 
 
 def _why_empty(open_deals: list[ScoreResult], as_of: pd.Timestamp | None, owner: str | None,
-               team: str | None) -> str:
+               team: str | None, starts: pd.Timestamp | None = None) -> str:
     """Why the at-risk list is empty (``open_deals``: every open deal's quick score): no open deals, none of them
     matching, or none below its stage's rate.
 
@@ -301,7 +322,7 @@ def _why_empty(open_deals: list[ScoreResult], as_of: pd.Timestamp | None, owner:
     """
     when = f"{as_of:%Y-%m-%d %H:%M}" if as_of is not None else "the data cut"
     if not open_deals:
-        return f"no open deals at {when}: nothing to rank"
+        return no_open_deals(as_of, starts)
     who = " and ".join(w for w in (f"owner {owner!r}" if owner else "", f"team {team!r}" if team else "") if w)
     if who and not kept_by_filter(open_deals, owner, team):
         return f"no open deals match {who} at {when} ({len(open_deals):,} open deals in all)"
@@ -323,12 +344,12 @@ def at_risk_cmd(
 ) -> None:
     """List open deals by value at risk, each with its top warning, reason and next-best action."""
     earlier = _previous_scores(previous)  # a bad file is refused before the model and history load
-    scorer, history, t = _load(folder, model, as_of)
+    scorer, history, t, starts = _load(folder, model, as_of)
     _refuse_unknown(history, "--owner", "owner_id", owner)
     _refuse_unknown(history, "--team", "team", team)
     ranked, open_deals = _ranked(scorer, history, t, owner=owner, team=team, top=top, previous=earlier)
     if not ranked:
-        err_console.print(_why_empty(open_deals, t, owner, team), highlight=False, soft_wrap=True)
+        err_console.print(_why_empty(open_deals, t, owner, team, starts), highlight=False, soft_wrap=True)
     if fmt is OutputFormat.json:
         typer.echo(json_text([r.model_dump(mode="json") for r in ranked]))
     elif fmt is OutputFormat.csv:
