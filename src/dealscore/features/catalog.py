@@ -22,7 +22,7 @@ GROUPS = {
     "timing": "Age and close-date behaviour",
     "activity": "Touchpoint volume and recency",
     "engagement": "Two-way engagement: replies, contacts, decision makers",
-    "evidence": "Key touchpoints (DESIGN §2) that show where the deal really is",
+    "evidence": "Key touchpoints that show where the deal really is",
     "customer": "The account: profile and earlier deals",
     "deal": "The deal itself",
     "owner": "The owner's track record",
