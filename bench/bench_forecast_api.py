@@ -6,7 +6,8 @@ made unique) in a real score store. Then times the API's use case as the router
 runs it (:func:`compute_forecast` + the JSON response) at the API's default
 draws: the first request after a change (the forecast cache emptied, so the
 store is read and the Monte Carlo runs) and a repeat of the same request (a
-cache hit: one aggregate query). The first request is also split into its
+cache hit: the fingerprint, the forecast time and the wins it books, three indexed
+reads). The first request is also split into its
 steps (fingerprint, store read, pipeline frame, Monte Carlo, response), each
 timed alone, and beside the store read its peer: the same rows read the former
 way (each latest score's JSON joined, the bucket probabilities extracted by a

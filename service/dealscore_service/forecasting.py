@@ -78,7 +78,8 @@ def trained_teams(creation: Any) -> dict[str, str]:
 
 
 def owner_scope(principal: Principal, trained: Mapping[str, str], visible: Sequence[str],
-                teams_now: Mapping[str, str]) -> tuple[list[str] | None, list[str] | None, list[str]]:
+                teams_now: Mapping[str, str], booked: Sequence[str] = (),
+                ) -> tuple[list[str] | None, list[str] | None, list[str]]:
     """By owner: the rows a key gets, the owners whose deals not created yet it gets (None: all), and notes.
 
     ``visible`` are the owners (group names) of the open deals the key sees; ``teams_now`` each owner's team
@@ -87,6 +88,7 @@ def owner_scope(principal: Principal, trained: Mapping[str, str], visible: Seque
     exactly one team's key gets it: a team key gets it for its owners now, and a row for every owner of its
     deals (one who moved away: their open deals in its teams only). A key limited to owners gets its owners'.
     ``trained``: each owner's team in the history the creation model was fitted on (:func:`trained_teams`).
+    ``booked``: the owners of the wins the key's forecast books; each has a row for them.
     """
     moved = sorted(o for o, team in teams_now.items() if o in trained and trained[o] != team)
     if not principal.limited:
@@ -95,7 +97,7 @@ def owner_scope(principal: Principal, trained: Mapping[str, str], visible: Seque
     else:
         team_of = {**trained, **teams_now}
         drawn = set(principal.owners) | {o for o, team in team_of.items() if team in principal.teams}
-        rows, future = sorted(drawn | set(visible)), sorted(drawn)
+        rows, future = sorted(drawn | set(visible) | set(booked)), sorted(drawn)
         notes = [_moved_note(m)] if (m := [o for o in moved if o in drawn]) else []
         if away := sorted(set(visible) - drawn - {NO_GROUP}):
             notes.append(f"{_owners(away)} now {_verb(away, 'works', 'work')} in another team (per their latest "
@@ -171,8 +173,7 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
     else:
         t = pd.Timestamp(newest) if newest is not None else naive_utc(pd.Timestamp.now(tz="UTC"))
     periods = current_and_next(t, period)
-    won = services.store.won_between(principal, periods[0].start.to_pydatetime(), t.to_pydatetime(),
-                                     currency=currency)
+    won = booked_wins(services.store, principal, t, period, currency)
     booked_rows = (won["deal_id"], [float(a or 0.0) for a in won["amount"]], [str(c) for c in won["closed_at"]],
                    won["team"], won["owner_id"])
     key = cache_key(current.version, services.store.forecast_fingerprint(principal), period=period, by=by,
@@ -192,8 +193,10 @@ def compute_forecast(services: Services, principal: Principal, *, period: str = 
     if by == "owner":
         # a key limited to owners only sees every deal of its owners: its own rows tell their teams
         teams_now = placed if everyone else owner_teams(pipe.owner_id, pipe.team, pipe.scored_at)
+        # a rep whose only deal in the key's teams was just won has a row for that booking
+        winners = sorted({str(o) for o in won["owner_id"] if o is not None})
         groups, new_groups, scope_notes = owner_scope(principal, trained, sorted(set(pipe.keys("owner"))),
-                                                      teams_now)
+                                                      teams_now, booked=winners)
     booked = booked_so_far(pd.DataFrame(won).astype({"closed_at": "datetime64[ns]", "amount": float}), t, periods, by)
     calibration = getattr(current.bundle, "forecast_calibration", None)
     fc = forecast_pipeline(pipe, t, kind=period, by=by, creation=creation, booked=booked, n_sims=sims, seed=seed,
@@ -246,10 +249,20 @@ def cache_key(model_version: str, fingerprint: tuple[int, ...], **request: Any) 
     return h.hexdigest()
 
 
-def forecast_currencies(store: ScoreStore, principal: Principal) -> list[str | None]:
-    """The currencies of the open deals the forecast draws from (those the key sees), largest pipeline first:
-    the same deals as :meth:`ScoreStore.forecast_inputs` (:meth:`ScoreStore.open_currencies`)."""
-    return store.open_currencies(principal)
+def forecast_currencies(store: ScoreStore, principal: Principal, fc: Forecast) -> list[str | None]:
+    """The currencies of the deals in ``fc``'s figures (those the key sees): the open deals it draws from,
+    largest pipeline first (:meth:`ScoreStore.open_currencies`), then those of the wins it books
+    (:func:`booked_wins`), which a forecast of the open deals' currencies alone summed as if they were one."""
+    found = store.open_currencies(principal)
+    won = booked_wins(store, principal, fc.as_of, fc.kind)
+    return [*found, *dict.fromkeys(c for c in won["currency"] if c not in found)]
+
+
+def booked_wins(store: ScoreStore, principal: Principal, t: pd.Timestamp, period: str,
+                currency: str | None = None) -> dict[str, list[Any]]:
+    """The wins the key sees recorded with a close in the current period up to ``t``: what the forecast books."""
+    return store.won_between(principal, current_and_next(t, period)[0].start.to_pydatetime(), t.to_pydatetime(),
+                             currency=currency)
 
 
 def forecast_response(fc: Forecast, model_version: str, currencies: Sequence[str | None] = ()) -> ForecastResponse:

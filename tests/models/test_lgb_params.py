@@ -46,3 +46,12 @@ def test_without_lightgbm_s_parameter_table_names_go_unchecked(monkeypatch: pyte
         assert "dealscore sets seed itself" in _problems({"seed": 1})[0]
     finally:
         lgb_params._main_names.cache_clear()
+
+
+def test_a_mix_lightgbm_trains_with_is_taken_whole() -> None:
+    """GOSS with bagging turned off was refused ("Cannot use bagging in GOSS": the probe set bagging_freq from
+    the defaults beside it), and a categorical feature by name failed on the probe's nameless columns."""
+    assert _problems({"data_sample_strategy": "goss", "bagging_freq": 0, "bagging_fraction": 1.0}) == []
+    assert _problems({"categorical_feature": "name:industry"}) == []
+    together = _problems({"data_sample_strategy": "goss", "bagging_freq": 5, "bagging_fraction": 0.8})
+    assert len(together) == 1 and "Cannot use bagging in GOSS" in together[0]

@@ -457,3 +457,47 @@ def test_every_key_forecasts_the_same_moment(
     team = Principal("na_mm", frozenset({Scope.read}), teams=frozenset({NA_MM}))
     everyone = Principal("all", frozenset({Scope.read}))
     assert compute_forecast(services, team, sims=100).as_of == compute_forecast(services, everyone, sims=100).as_of
+
+
+def test_a_win_in_another_currency_is_named_among_the_forecasts_currencies(
+    scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str],
+) -> None:
+    """Booked wins in USD were added to EUR open deals while the answer said one currency, EUR."""
+    bodies = [b | {"currency": "EUR"} for b in trained_model.payloads(len(trained_model.open_ids))]
+    usd = next(b for b in bodies if b.get("amount"))
+    usd["currency"] = "USD"
+    r = scoring_client.post("/v1/score/batch", json={"deals": bodies, "as_of": trained_model.as_of},
+                            headers={"X-API-Key": keys["crm"]})
+    assert r.status_code == 200, r.text[:500]
+    h = {"X-API-Key": keys["manager"]}
+    assert scoring_client.get("/v1/forecast", headers=h).json()["currencies"] == ["EUR", "USD"]
+    r = scoring_client.post(f"/v1/deals/{usd['deal_id']}/outcome",
+                            json={"outcome": "won", "closed_at": pd.Timestamp(trained_model.as_of).isoformat()},
+                            headers={"X-API-Key": keys["crm"]})
+    assert r.status_code == 200, r.text
+    body = scoring_client.get("/v1/forecast", headers=h).json()
+    assert body["currencies"] == ["EUR", "USD"] and body["mixed_currencies"]
+    eur = scoring_client.get("/v1/forecast", params={"currency": "EUR"}, headers=h).json()
+    assert {row["booked"] for row in eur["rows"]} == {0.0}
+
+
+def test_a_team_key_by_owner_books_the_win_of_a_rep_with_no_open_deal(
+    scoring_client: TestClient, trained_model: TrainedModel, keys: dict[str, str],
+) -> None:
+    """A rep new since training, whose one deal in the team was won, had no row by owner: the win vanished."""
+    from dealscore_service.auth import Principal, Scope
+    from dealscore_service.forecasting import compute_forecast
+
+    _score_all_open(scoring_client, trained_model, keys)
+    new = trained_model.payload() | {"deal_id": "NEWREP-1", "owner_id": "NEWREP", "team": NA_MM}
+    scored = scoring_client.post("/v1/score", json=new, headers={"X-API-Key": keys["crm"]})
+    assert scored.status_code == 200 and scored.json()["amount"] > 0
+    r = scoring_client.post("/v1/deals/NEWREP-1/outcome", json={"outcome": "won", "closed_at": new["as_of"]},
+                            headers={"X-API-Key": keys["crm"]})
+    assert r.status_code == 200, r.text
+    services = scoring_client.app.state.services  # type: ignore[attr-defined]
+    team = Principal("na_mm", frozenset({Scope.read}), teams=frozenset({NA_MM}))
+    table = compute_forecast(services, team, by="owner", sims=100).table
+    first = table["period"].min()
+    rows = table[(table["group"] == "NEWREP") & (table["period"] == first)]
+    assert len(rows) == 1 and rows["booked"].iloc[0] == pytest.approx(scored.json()["amount"])

@@ -60,7 +60,7 @@ def with_timeline(r: ScoreResult, touchpoints: dict | None = TOUCHES, stage_chan
 
 
 def test_migrations_reach_head_and_are_idempotent(store: ScoreStore) -> None:
-    assert current_revision(store.engine) == head_revision() == "0009"
+    assert current_revision(store.engine) == head_revision() == "0010"
     store.migrate()  # a second start must not fail
     cols = {c["name"] for c in inspect(store.engine).get_columns("scores")}
     assert {"deal_id", "payload_hash", "model_version", "owner_id", "team", "amount", "declared_stage",
@@ -783,14 +783,30 @@ def test_deals_at_risk_per_currency_add_up_to_the_total(store: ScoreStore, make_
     assert [i.result.deal_id for i in ranked.items] == ["u-risk", "u-nego"]  # ranked within the currency
 
 
-def test_the_newest_open_as_of_is_over_every_open_deal_the_key_sees(store: ScoreStore,
-                                                                    make_result: MakeResult) -> None:
-    """A one-currency forecast is made at the time of the forecast of all the key's deals (its periods agree)."""
-    assert store.newest_open_as_of() is None
+def test_the_newest_fact_is_the_latest_open_score_or_close_over_every_deal(store: ScoreStore,
+                                                                           make_result: MakeResult) -> None:
+    """The forecast's time for every key: a close after the newest open score moves it (the win is booked)."""
+    assert store.newest_fact() is None
+    save(store, make_result("a", as_of="2024-05-01", team="east"), make_result("b", as_of="2024-06-01", team="west"),
+         make_result("c", as_of="2024-04-01", team="east"))
+    assert store.newest_fact() == datetime(2024, 6, 1)
+    store.record_outcome("c", "won", datetime(2024, 7, 2), key_name="test")
+    assert store.newest_fact() == datetime(2024, 7, 2)
+
+
+def test_won_between_reads_the_visible_wins_closed_in_the_window(store: ScoreStore, make_result: MakeResult) -> None:
     save(store, make_result("a", as_of="2024-05-01", team="east").model_copy(update={"currency": "EUR"}),
-         make_result("b", as_of="2024-06-01", team="west").model_copy(update={"currency": "USD"}),
-         make_result("c", as_of="2024-07-01", team="east"))
-    store.record_outcome("c", "won", datetime(2024, 7, 2), key_name="test")  # closed: not an open deal
-    assert store.newest_open_as_of() == datetime(2024, 6, 1)
+         make_result("b", as_of="2024-05-01", team="west").model_copy(update={"currency": "USD"}),
+         make_result("c", as_of="2024-05-01", team="east"), make_result("d", as_of="2024-05-01", team="east"))
+    for deal, outcome, when in (("a", "won", datetime(2024, 6, 2)), ("b", "won", datetime(2024, 6, 3)),
+                                ("c", "lost", datetime(2024, 6, 4)), ("d", "won", datetime(2024, 3, 30))):
+        store.record_outcome(deal, outcome, when, key_name="test")
+    window = (datetime(2024, 4, 1), datetime(2024, 6, 30))
+    won = store.won_between(None, *window)
+    assert won["deal_id"] == ["a", "b"] and won["outcome"] == ["won", "won"] and won["currency"] == ["EUR", "USD"]
+    assert won["closed_at"] == [datetime(2024, 6, 2), datetime(2024, 6, 3)]
     east = Principal("east", frozenset({Scope.read}), teams=frozenset({"east"}))
-    assert store.newest_open_as_of(east) == datetime(2024, 5, 1)
+    assert store.won_between(east, *window)["deal_id"] == ["a"]
+    assert store.won_between(None, *window, currency="USD")["deal_id"] == ["b"]
+    assert store.won_between(None, datetime(2024, 7, 1), datetime(2024, 9, 30)) == {
+        "deal_id": [], "team": [], "owner_id": [], "amount": [], "closed_at": [], "currency": [], "outcome": []}

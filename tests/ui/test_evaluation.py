@@ -142,3 +142,11 @@ def test_a_well_calibrated_model_with_one_large_gap_is_not_told_to_read_70_as_70
     reading = Evaluation("dealscore/6", None, 9_200, 0.4, bins, {}).calibration_reading()
     assert "70% as about 70%" not in reading and "most scores read as the probability they state" in reading
     assert reading.endswith("The largest gap is around 75%, where the model overstates (deals won 62%).")
+
+
+def test_a_small_bins_perfect_record_is_not_named_a_gap() -> None:
+    """Four wins of four at 88% (a 60% chance) were named: the error was read off the observed 100%, i.e. 0."""
+    from dealscore_service.ui.evaluation import CalibrationBin, Evaluation
+
+    bins = [CalibrationBin(0.1 * k + 0.05, 0.1 * k + 0.05, 1_000) for k in range(9)] + [CalibrationBin(0.88, 1.0, 4)]
+    assert "largest gap" not in Evaluation("dealscore/7", None, 9_004, 0.4, bins, {}).calibration_reading()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi.testclient import TestClient
@@ -155,7 +156,8 @@ def test_the_value_at_risk_of_a_deal_without_an_amount_is_unknown_not_none(
     """A deal scored 10% in a stage that usually wins 45%, with no amount, read "none: at or above its stage's
     usual win rate", the opposite of the truth; one with an amount of 0 read the same."""
     save(store, result("NA-1", p_win=0.10, amount=None, typical=0.45),
-         result("Z-1", p_win=0.10, amount=0.0, typical=0.45), result("UP-1", p_win=0.60, amount=10.0, typical=0.45))
+         result("Z-1", p_win=0.10, amount=0.0, typical=0.45), result("UP-1", p_win=0.60, amount=10.0, typical=0.45),
+         result("UP-2", p_win=0.60, amount=None, typical=0.45), result("NT-1", p_win=0.10, amount=5_000, typical=None))
     login(client, "manager")
 
     def shown(deal_id: str) -> str:
@@ -164,7 +166,8 @@ def test_the_value_at_risk_of_a_deal_without_an_amount_is_unknown_not_none(
 
     assert shown("NA-1") == "unknown: the deal has no amount"
     assert shown("Z-1") == "none: the deal’s amount is 0"
-    assert shown("UP-1") == "none: at or above its stage’s usual win rate"
+    assert shown("UP-1") == shown("UP-2") == "none: at or above its stage’s usual win rate"  # amount or not
+    assert shown("NT-1") == "none known: its stage’s usual win rate is unknown"
 
 
 def timeline_items(html: str) -> list[str]:
@@ -398,10 +401,19 @@ def test_one_currency_offers_no_currency_menu(client: TestClient, store: ScoreSt
 
 
 def test_the_forecast_says_when_its_amounts_mix_currencies(store: ScoreStore) -> None:
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    fc: Any = SimpleNamespace(as_of=pd.Timestamp(T0), kind="quarter")  # the forecast's time and period
     manager = Principal("manager", frozenset({Scope.read}))
     save(store, *(result(d).model_copy(update={"currency": "EUR"}) for d in ("EU1", "EU2")))
-    assert mixed_currencies(forecast_currencies(store, manager)) == []  # one currency: nothing to say
+    assert mixed_currencies(forecast_currencies(store, manager, fc)) == []  # one currency: nothing to say
     save(store, result("US1", team="EMEA").model_copy(update={"currency": "USD"}), result("NO1"))
-    assert mixed_currencies(forecast_currencies(store, manager)) == ["EUR", "USD", "no currency"]
+    assert mixed_currencies(forecast_currencies(store, manager, fc)) == ["EUR", "USD", "no currency"]
     emea = Principal("emea", frozenset({Scope.read}), teams=frozenset({"EMEA"}))
-    assert mixed_currencies(forecast_currencies(store, emea)) == []  # only the deals the key sees count
+    assert mixed_currencies(forecast_currencies(store, emea, fc)) == []  # only the deals the key sees count
+    # a win it books counts too: GBP closed this quarter, though no open deal is in GBP
+    save(store, result("GB1", team="EMEA").model_copy(update={"currency": "GBP"}))
+    store.record_outcome("GB1", "won", T0 - timedelta(days=1), key_name="test")
+    assert mixed_currencies(forecast_currencies(store, emea, fc)) == ["GBP", "USD"]

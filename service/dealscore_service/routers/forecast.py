@@ -59,4 +59,4 @@ def get_forecast(
                           currency=currency)  # CurrencyFilter: the ISO code, upper case
     current = services.models.current
     return forecast_response(fc, current.version if current is not None else "none",
-                             [currency] if currency else forecast_currencies(services.store, principal))
+                             [currency] if currency else forecast_currencies(services.store, principal, fc))

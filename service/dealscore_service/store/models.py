@@ -176,6 +176,10 @@ class DealRecord(Base):
         # the owner's name rides along for the page's owner filter, read from this index alone
         Index("ix_deals_owner_rank", "owner_id", "is_open", *_RANK_COLUMNS, "owner_name"),
         Index("ix_deals_stage_rank", "declared_stage", "is_open", *_RANK_COLUMNS),
+        # the forecast's time (the newest open score, the newest close) and its bookings (wins by close time)
+        Index("ix_deals_open_as_of", "is_open", "as_of"),
+        Index("ix_deals_open_closed_at", "is_open", "closed_at"),
+        Index("ix_deals_outcome_closed_at", "outcome", "closed_at"),
     )
 
 

@@ -821,13 +821,6 @@ class ScoreStore:
                     columns["pmf"][i] = from_json.get(columns["deal_id"][i])
         return columns
 
-    def newest_open_as_of(self, principal: Principal | None = None) -> datetime | None:
-        """The newest as-of time of the open deals the key sees (naive UTC; ``None`` when none): the time a
-        forecast of every one of them is made at by default, and so any part of them (one currency's deals)."""
-        with self._session("read") as s:
-            newest = s.execute(select(func.max(DealRecord.as_of)).where(*_matching(DealFilter(), principal))).scalar()
-        return None if newest is None else naive_utc(newest)
-
     def newest_fact(self) -> datetime | None:
         """The newest time the store knows anything at, over every deal (naive UTC; ``None`` when empty): the
         latest open score's as-of time or the latest close.
@@ -846,16 +839,16 @@ class ScoreStore:
                     currency: str | None = None) -> dict[str, list[Any]]:
         """The deals the key sees that were won with a close time in ``[since, until]`` (in ``currency`` when
         given): the forecast's bookings already made this period, as a deals table's columns (``deal_id``,
-        ``team``, ``owner_id``, ``amount``, ``closed_at``, ``outcome``)."""
+        ``team``, ``owner_id``, ``amount``, ``closed_at``, ``currency``, ``outcome``)."""
         where = [DealRecord.outcome == "won", DealRecord.closed_at >= since, DealRecord.closed_at <= until,
                  *_visible(principal)]
         if currency is not None:
             where.append(DealRecord.currency == currency)
         stmt = (select(DealRecord.deal_id, DealRecord.team, DealRecord.owner_id, DealRecord.amount,
-                       DealRecord.closed_at).where(*where).order_by(DealRecord.deal_id))
+                       DealRecord.closed_at, DealRecord.currency).where(*where).order_by(DealRecord.deal_id))
         with self._session("read") as s:
             rows = s.connection().execute(stmt).all()
-        names = ("deal_id", "team", "owner_id", "amount", "closed_at")
+        names = ("deal_id", "team", "owner_id", "amount", "closed_at", "currency")
         by_field = list(zip(*rows, strict=True)) or [()] * len(names)
         columns: dict[str, list[Any]] = {n: list(v) for n, v in zip(names, by_field, strict=True)}
         columns["closed_at"] = [naive_utc(t) for t in columns["closed_at"]]
@@ -868,7 +861,8 @@ class ScoreStore:
         Score rows never change once written and ids only grow, so any change to
         that set of rows (a deal rescored, closed, reassigned, a new deal) changes
         this triple: a forecast cache keyed by it never serves a stale answer, and
-        a hit costs one indexed aggregate instead of reading five thousand rows.
+        a hit costs this aggregate and the forecast time's and bookings' indexed reads (newest_fact, won_between)
+        instead of reading five thousand rows.
         """
         ids = ScoreRecord.id
         stmt = _latest_open(select(func.count(ids), func.coalesce(func.sum(ids), 0), func.coalesce(func.max(ids), 0)),

@@ -165,11 +165,12 @@ class Evaluation:
         worst = max(self.calibration, key=lambda b: abs(b.predicted - b.observed), default=None)
         head = f"On {self.n:,} held-out snapshots, predicted and observed win rates differ by {e:.1f} points on average"
         # a gap is named when it is twice the average and beyond chance: three binomial standard errors of the
-        # bin's win rate, since the largest of ten bins is read (Bonferroni's z for 10 at 5 % is 2.8), and snapshots
-        # of one deal share an outcome, so even this is lenient. A perfectly calibrated model's noisiest bin
-        # (2.3 errors) was named, and "read 70% as about 70%" then contradicted it.
+        # win rate the model predicts there (the observed one can be 0 or 1 in a small bin, whose error would be
+        # 0), since the largest of ten bins is read (Bonferroni's z for 10 at 5 % is 2.8), and snapshots of one
+        # deal share an outcome, so even this is lenient. A perfectly calibrated model's noisiest bin (2.3
+        # errors) was named, and "read 70% as about 70%" then contradicted it.
         gap = worst is not None and abs(worst.predicted - worst.observed) * 100 >= 2 * max(e, 1) and abs(
-            worst.predicted - worst.observed) > 3 * np.sqrt(worst.observed * (1 - worst.observed) / max(worst.n, 1))
+            worst.predicted - worst.observed) > 3 * np.sqrt(worst.predicted * (1 - worst.predicted) / max(worst.n, 1))
         if e <= 5:
             tail = ": most scores read as the probability they state." if gap else ": read a score of 70% as about 70%."
         elif e <= 10:

@@ -404,7 +404,7 @@ def forecast_page(request: Request, user: User) -> Response:
         return _forecast_refused(request, user, f"This forecast cannot be made as asked: {'; '.join(bad)}.", fix)
     try:
         fc = compute_forecast(services, user.principal, period=period, by=by, currency=currency)
-        found = forecast_currencies(services.store, user.principal)  # read once for the notice and the menu
+        found = forecast_currencies(services.store, user.principal, fc)  # read once for the notice and the menu
         currencies = [] if currency else mixed_currencies(found)
         choices = currency_choices(found, currency)
         names = dict(services.store.filter_choices(user.principal)[0]) if by == "owner" else {}  # as the list's

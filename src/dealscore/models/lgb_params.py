@@ -89,29 +89,39 @@ def parameter_problems(params: Mapping[str, Any], where: str, *, defaults: Mappi
             kind = type(defaults[main])
             problems.append(f"{where}.{key}: got {setting_text(value)}; accepts {kind_text(kind)} "
                             f"(the default is {setting_text(defaults[main])})")
-        elif not isinstance(value, list | tuple):  # per-feature lists need the real features: LightGBM checks those
-            to_probe[key] = value
-    for key, value in to_probe.items():
-        refusal = _lightgbm_refusal(key, value, defaults)
-        if refusal:
-            problems.append(f"{where}.{key}: got {setting_text(value)}; {refusal}")
+        elif not isinstance(value, list | tuple) and main not in NAMES_FEATURES:
+            to_probe[key] = value  # per-feature values need the real features: LightGBM checks those when it trains
+    if to_probe and _lightgbm_refusal(to_probe, defaults):
+        # the mapping as written is refused: name each parameter LightGBM refuses on its own, else the mix
+        alone = {key: _lightgbm_refusal({key: value}, defaults) for key, value in to_probe.items()}
+        named = [f"{where}.{key}: got {setting_text(to_probe[key])}; {why}" for key, why in alone.items() if why]
+        problems.extend(named or [f"{where}: LightGBM refuses these parameters together "
+                                  f"({', '.join(to_probe)}): {_lightgbm_refusal(to_probe, defaults)}"])
     return problems
 
+
+#: Parameters whose values name or index the training data's features or files (``categorical_feature:
+#: name:industry``): the tiny probe dataset has none of them, so LightGBM checks these when it trains.
+NAMES_FEATURES = frozenset({"categorical_feature", "ignore_column", "weight_column", "group_column", "label_column",
+                            "monotone_constraints", "interaction_constraints", "forcedsplits_filename",
+                            "forcedbins_filename", "feature_contri", "cegb_penalty_feature_lazy",
+                            "cegb_penalty_feature_coupled", "input_model", "output_model", "data", "valid"})
 
 _CHECK = re.compile(r"Check failed: \((\w+)\) (\S+) \(([^)]*)\)")
 _WHERE = re.compile(r"\s+at \S+, line \d+\s*\.?\s*$")
 
 
-def _lightgbm_refusal(name: str, value: Any, defaults: Mapping[str, Any]) -> str | None:
-    """What LightGBM says of one parameter's value on a tiny dataset (None: it takes it).
+def _lightgbm_refusal(given: Mapping[str, Any], defaults: Mapping[str, Any]) -> str | None:
+    """What LightGBM says of parameters on a tiny dataset (None: it takes them).
 
-    The value goes in beside the model's other defaults (less any of the same parameter), so a clash
-    with them shows too. LightGBM's log is silenced: the message returned is the one that matters.
+    They go in beside the model's defaults (less those they replace, by any alias), as training would
+    merge them, so a clash with a default shows, and a mix the user wrote on purpose (GOSS with bagging
+    turned off) is taken as a whole. LightGBM's log is silenced: the message returned is the one that matters.
     """
-    main = main_name(name)
-    params = {k: v for k, v in defaults.items() if main_name(k) != main}
+    replaced = {main_name(k) for k in given}
+    params = {k: v for k, v in defaults.items() if main_name(k) not in replaced}
     params.update({"verbose": -1, "num_threads": 1})
-    params[name] = value
+    params.update(given)
     X = np.random.default_rng(0).normal(size=(20, 2))
     y = np.arange(20) % 2
     try:

@@ -238,7 +238,7 @@ def _owner(c: Columns, i: int) -> str:
         parts = ["Owner has no closed deals yet"]
     elif not _isnan(rate):
         over = f" over {_n(closed)} closed deals" if not _isnan(closed) else ""
-        parts = [f"Owner's estimated win rate {rate:.0%}{over}"]
+        parts = [f"Owner's estimated win rate {percent_text(rate)}{over}"]
     else:
         parts = [f"Owner has closed {_n(closed)} deals"] if not _isnan(closed) else []
     if not _isnan(open_):
@@ -252,7 +252,7 @@ def _account(c: Columns, i: int) -> str:
         return "First deal with this account"
     text = f"{_n(prior)} earlier deal{'s' if _n(prior) != 1 else ''} with this account"
     if not _isnan(closed) and closed >= 1:
-        text += f", {_n(closed)} closed" + (f" (estimated win rate {rate:.0%})" if not _isnan(rate) else "")
+        text += f", {_n(closed)} closed" + (f" (estimated win rate {percent_text(rate)})" if not _isnan(rate) else "")
     return text
 
 
