@@ -21,4 +21,20 @@ def data_dir() -> Path:
     return Path(value) if value else DEFAULT_DATA_DIR
 
 
-__all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "data_dir"]
+def data_dir_found(start: Path | None = None) -> Path:
+    """The data folder as seen from ``start`` (default: the working directory), absolute: :func:`data_dir`, or
+    the same relative folder one level up when only that one exists.
+
+    A Jupyter kernel starts in the notebook's folder (``notebooks/``) while ``make demo`` writes ``.dealscore/``
+    at the project root: the notebooks looked for it in the wrong place and failed on their first cell.
+    """
+    here = Path.cwd() if start is None else start
+    folder = data_dir()
+    if folder.is_absolute():
+        return folder
+    if not (here / folder).exists() and (here.parent / folder).exists():
+        return (here.parent / folder).resolve()
+    return (here / folder).resolve()
+
+
+__all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "data_dir", "data_dir_found"]

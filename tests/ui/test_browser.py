@@ -628,6 +628,9 @@ def test_forecast_page_shows_a_fan_per_team_and_the_api_numbers(laptop: Page) ->
     page.wait_for_url(re.compile(r"/ui/deals/"))
     assert re.match(r"likely to close: \w{3}(–\w{3})? \((<1|>99|\d+)% this quarter if won\)",
                     page.locator("[data-testid=close-outlook]").inner_text())
+    # back to the forecast as it was asked (it dropped its period and grouping)
+    back = page.locator(".crumbs a")
+    assert back.inner_text() == "← Forecast" and "period=quarter" in (back.get_attribute("href") or "")
 
 
 def test_team_limited_key_forecasts_only_its_team(browser: Any, live_service: LiveService) -> None:

@@ -426,6 +426,8 @@ def forecast_page(request: Request, user: User) -> Response:
         "drivers": fc.drivers.to_dict("records"), "groupings": allowed,
         "group_label": lambda group: group_label(str(group), user.principal, names),
         "mixed_currencies": currencies, "currencies": choices, "currency": currency,
+        # a driver's deal page leads back to this forecast, not the default one
+        "forecast_query": urlencode({"period": period, "by": by, **({"currency": currency} if currency else {})}),
     })
 
 
