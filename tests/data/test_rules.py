@@ -85,6 +85,7 @@ def test_events_on_the_edges_of_a_deals_life_are_inside_it() -> None:
 @pytest.mark.parametrize(("text", "words"), [
     ("\u200b", "no visible character"), (" \u200b\u2060 ", "no visible character"), ("\u3164", "no visible character"),
     ("\u2800\u2800", "no visible character"), ("Bob\u202etxt.exe", "U+202E"), ("\u202aA\u202c", "U+202A, U+202C"),
+    ("   ", "no visible character"), ("\t\x01", "no visible character"),  # ASCII that the fast path leaves
 ])
 def test_a_name_no_one_can_read_is_unreadable(text: str, words: str) -> None:
     problem = rules.unreadable(text)

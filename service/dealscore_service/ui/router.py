@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 from dealscore import __version__
 from dealscore.errors import ModelNotReadyError, StoreUnavailableError
 from dealscore.forecast.engine import COMPANY
+from dealscore.forecast.periods import PERIOD_KINDS
 from dealscore.taxonomy import StageTaxonomy, default_taxonomy
 from dealscore_service.auth import Principal, Scope
 from dealscore_service.deps import Services, services_of
@@ -396,7 +397,7 @@ def forecast_page(request: Request, user: User) -> Response:
     fix = (f"Use period=month or period=quarter and by={' or by='.join(allowed)}, and a three-letter currency "
            "code if any, or open the forecast from the menu.")
     bad = [m.rstrip(".") for _, _, m in url]
-    if period not in ("month", "quarter"):
+    if period not in PERIOD_KINDS:
         bad.append(f"period {period!r} is not month or quarter")
     if currency_problem is not None:
         bad.append(currency_problem.rstrip("."))

@@ -79,13 +79,18 @@ def _load(folder: str | Path, model: Path | None, as_of: str | None
     return Scorer(bundle), history, t, report.first_event
 
 
+def _when(as_of: pd.Timestamp | None) -> str:
+    """The scoring time as the CLI's sentences name it."""
+    return f"{as_of:%Y-%m-%d %H:%M}" if as_of is not None else "the data cut"
+
+
 def no_open_deals(as_of: pd.Timestamp | None, starts: pd.Timestamp | None) -> str:
     """Why no deal was open to score: before the history starts, the time and the start date, else the time alone.
 
     "scored 0 open deals" and an empty file said nothing of why; a time before the first deal
     was created is the usual one. One sentence for ``score``, ``score --scheduler`` and ``at-risk``.
     """
-    when = f"{as_of:%Y-%m-%d %H:%M}" if as_of is not None else "the data cut"
+    when = _when(as_of)
     if as_of is not None and starts is not None and not pd.isna(starts) and as_of < starts:
         return (f"no open deals at {when}: the history starts on {starts:%Y-%m-%d} (its first deal was created "
                 f"then); score as of a later time, or omit --as-of to score at the data cut")
@@ -320,7 +325,7 @@ def _why_empty(open_deals: list[ScoreResult], as_of: pd.Timestamp | None, owner:
 
     Only the last one is good news; the others must not read like it.
     """
-    when = f"{as_of:%Y-%m-%d %H:%M}" if as_of is not None else "the data cut"
+    when = _when(as_of)
     if not open_deals:
         return no_open_deals(as_of, starts)
     who = " and ".join(w for w in (f"owner {owner!r}" if owner else "", f"team {team!r}" if team else "") if w)

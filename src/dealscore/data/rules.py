@@ -169,6 +169,8 @@ def unreadable(text: str) -> str | None:
     A team ``"\u200b"`` (a zero-width space) passed every other rule, then showed as an empty choice in the
     pages' filters and an empty team in the forecast; the trim (:func:`trim`) removes only whitespace.
     """
+    if text.isascii() and text.isprintable() and not text.isspace():
+        return None  # the common case, in C: printable ASCII with a non-space holds no override and shows
     if all(unicodedata.category(c)[0] in "ZC" or c in _BLANK_LETTERS for c in text):
         return "holds no visible character (only spaces, zero-width or other invisible characters)"
     overrides = sorted({f"U+{ord(c):04X}" for c in text if c in _BIDI_OVERRIDES})

@@ -42,7 +42,6 @@ DEFAULT_SEARCH: dict[str, dict[str, Any]] = {
 DEFAULT_BLENDS = (0.25, 0.5, 0.75)
 
 
-
 #: What a problem rule returns: one line per problem, each naming the setting path it is about.
 Rule = Callable[[Any, str], list[str]]
 
